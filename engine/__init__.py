@@ -1,0 +1,1 @@
+"""PEFT Workbench engine: everything that touches models, data and training. Never imports gradio."""

@@ -1,0 +1,225 @@
+"""RunConfig: the one typed schema of a run, from the web form to the engine and back to disk.
+
+Plain Python (pydantic, yaml): the web UI imports this module, so it must never import torch.
+Field names follow upstream: peft for method options, transformers where no contract key exists.
+"""
+
+from __future__ import annotations
+
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+MethodName = Literal["lora", "dora", "qlora", "prefix", "prompt", "ptuning", "ia3", "full", "freeze"]
+DataFormat = Literal["auto", "alpaca", "sharegpt", "openai", "prompt_completion", "text"]
+Overlength = Literal["truncate", "drop"]
+DType = Literal["auto", "float32", "bfloat16", "float16"]
+Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
+Optimizer = Literal["adamw_torch", "adamw_8bit", "paged_adamw_8bit", "sgd"]
+Packing = Literal["auto", "on", "off"]
+PromptInit = Literal["random", "text"]
+PtuningEncoder = Literal["MLP", "LSTM"]
+
+METHOD_NAMES: tuple[str, ...] = get_args(MethodName)
+LORA_FAMILY = ("lora", "dora", "qlora")
+PROMPT_LEARNING = ("prefix", "prompt", "ptuning")
+ADAPTER_METHODS = LORA_FAMILY + PROMPT_LEARNING + ("ia3",)
+MERGEABLE = LORA_FAMILY + ("ia3",)
+VERSIONED_PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "datasets")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Section):
+    name_or_path: str = Field(description="Hugging Face hub id or a local model folder.")
+    trust_remote_code: bool = Field(False, description="Run code shipped with the model. Only for models you trust.")
+    dtype: DType = Field("auto", description="Weights dtype: auto is bfloat16 on GPUs that support it, else float32.")
+    revision: str | None = Field(None, description="Hub branch, tag or commit.")
+
+
+class MethodConfig(_Section):
+    """Method name plus the options of every method, named as peft names them."""
+
+    name: MethodName = Field("lora", description="Fine-tuning method.")
+    # LoRA family
+    r: int = Field(8, ge=1, description="LoRA rank: size of the low-rank update.")
+    lora_alpha: float = Field(16, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
+    target_modules: str | list[str] = Field(
+        "all-linear", description="Layers to adapt: 'all-linear' or a list of module names such as q_proj."
+    )
+    use_rslora: bool = Field(False, description="Rank-stabilised LoRA: scale = alpha / sqrt(r).")
+    # quantization (qlora; 8-bit also allowed for lora/dora)
+    bits: Literal[4, 8] | None = Field(None, description="Load the base in 4 or 8 bits (qlora defaults to 4).")
+    bnb_4bit_quant_type: Literal["nf4", "fp4"] = Field("nf4", description="4-bit data type.")
+    bnb_4bit_use_double_quant: bool = Field(True, description="Quantize the quantization constants too.")
+    bnb_4bit_compute_dtype: DType = Field("auto", description="Dtype of the 4-bit matmuls: auto follows the model.")
+    # prompt learning
+    num_virtual_tokens: int = Field(20, ge=1, description="Number of trainable virtual tokens.")
+    prefix_projection: bool = Field(False, description="Prefix tuning: reparametrise the prefix through an MLP.")
+    encoder_hidden_size: int = Field(128, ge=1, description="Hidden size of the prefix/P-tuning encoder.")
+    prompt_tuning_init: PromptInit = Field("random", description="Prompt tuning: random or text initialisation.")
+    prompt_tuning_init_text: str | None = Field(None, description="Text whose tokens initialise the prompt.")
+    encoder_reparameterization_type: PtuningEncoder = Field("MLP", description="P-tuning prompt encoder.")
+    # freeze
+    freeze_trainable_layers: int = Field(2, ge=1, description="Freeze: train only the last N decoder layers.")
+
+    @property
+    def effective_bits(self) -> int | None:
+        """Quantization bits actually used: qlora means 4 unless told 8."""
+        if self.name == "qlora":
+            return self.bits or 4
+        return self.bits
+
+
+class DataConfig(_Section):
+    path: str = Field(description="Dataset file: .json, .jsonl, .csv, .parquet or .txt.")
+    format: DataFormat = Field("auto", description="Dataset format; auto detects it from the columns.")
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="Map standard column names to the file's, e.g. {prompt: question, response: answer}.",
+    )
+    val_size: float = Field(0.0, ge=0, lt=1, description="Fraction of rows held out for validation.")
+    overlength: Overlength = Field("truncate", description="Rows longer than cutoff_len: truncate or drop.")
+    max_samples: int | None = Field(None, ge=1, description="Use only the first N rows.")
+
+
+class TrainConfig(_Section):
+    epochs: float = Field(3.0, gt=0, description="Passes over the data (ignored when max_steps is set).")
+    max_steps: int | None = Field(None, ge=1, description="Total optimizer steps; overrides epochs.")
+    learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate.")
+    batch_size: int = Field(4, ge=1, description="Examples per device per step.")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Steps whose gradients add up per update.")
+    cutoff_len: int = Field(512, ge=8, description="Maximum tokens per example.")
+    lr_scheduler_type: Scheduler = Field("cosine", description="Learning-rate schedule.")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Fraction of steps spent warming up.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm (0 disables).")
+    optim: Optimizer = Field("adamw_torch", description="Optimizer; 8-bit and paged ones come from bitsandbytes.")
+    logging_steps: int = Field(1, ge=1, description="Write metrics every N steps.")
+    eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps (default: once per epoch).")
+    save_steps: int = Field(100, ge=1, description="Write a resumable checkpoint every N steps.")
+    save_total_limit: int = Field(2, ge=1, description="Keep only the newest N checkpoints.")
+    seed: int = Field(42, description="Random seed for data order and initialisation.")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
+    packing: Packing = Field("auto", description="Pack examples into padding-free rows (auto: where it applies).")
+    resume: bool = Field(False, description="Continue from the newest checkpoint in output_dir.")
+
+
+class RunConfig(_Section):
+    model: ModelConfig
+    method: MethodConfig = Field(default_factory=MethodConfig)
+    data: DataConfig
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    output_dir: str = Field(description="The run folder.")
+    versions: dict[str, str] = Field(default_factory=dict, description="Package versions (written by the engine).")
+
+    def problems(self) -> list[str]:
+        """Every semantic problem at once, each as one sentence that says what to change."""
+        issues: list[str] = []
+        m, t = self.method, self.train
+        if m.name in ("full", "freeze") and m.bits:
+            issues.append(f"method.bits cannot be used with method '{m.name}': quantized weights cannot be trained.")
+        if m.name in PROMPT_LEARNING and m.bits:
+            issues.append(f"method.bits is only supported for LoRA-family methods, not '{m.name}'.")
+        if m.name == "prompt" and m.prompt_tuning_init == "text" and not m.prompt_tuning_init_text:
+            issues.append("method.prompt_tuning_init_text must be set when method.prompt_tuning_init is 'text'.")
+        if isinstance(m.target_modules, list) and not m.target_modules:
+            issues.append("method.target_modules is empty: list module names or use 'all-linear'.")
+        if t.eval_steps and not self.data.val_size:
+            issues.append("train.eval_steps needs a validation set: set data.val_size above 0.")
+        if t.resume and not Path(self.output_dir).exists():
+            issues.append(f"train.resume is set but output_dir {self.output_dir} does not exist: nothing to resume.")
+        if not self.data.path:
+            issues.append("data.path is empty: name a dataset file.")
+        elif not Path(self.data.path).is_file():
+            issues.append(f"data.path {self.data.path} does not exist: check the path (relative to the config file).")
+        return issues
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+    def with_versions(self) -> RunConfig:
+        versions = {"python": platform.python_version()}
+        for package in VERSIONED_PACKAGES:
+            try:
+                versions[package] = metadata.version(package)
+            except metadata.PackageNotFoundError:
+                versions[package] = "not installed"
+        return self.model_copy(update={"versions": versions})
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; `issues` holds one sentence per problem."""
+
+    def __init__(self, issues: list[str], source: str = "config"):
+        self.issues = issues
+        super().__init__(f"{source}: " + " ".join(issues))
+
+
+def _sentence(error: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"Unknown key '{key}': remove it or check its spelling."
+    if kind == "missing":
+        return f"Missing key '{key}': it is required."
+    return f"'{key}' is {error.get('input')!r}: {error['msg'].lower()}."
+
+
+def parse_config(raw: dict[str, Any], base_dir: Path | None = None, source: str = "config") -> RunConfig:
+    """Build a RunConfig from a plain dict; relative data.path/output_dir resolve against base_dir.
+
+    Raises ConfigError listing every problem (unknown keys, bad types, semantic problems) at once.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(["the file must hold a YAML mapping with model, method, data, train, output_dir."], source)
+    try:
+        config = RunConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError([_sentence(e) for e in error.errors()], source) from None
+    if base_dir is not None:
+        config = resolve_paths(config, base_dir)
+    issues = config.problems()
+    if issues:
+        raise ConfigError(issues, source)
+    return config
+
+
+def resolve_paths(config: RunConfig, base_dir: Path) -> RunConfig:
+    data_path = Path(config.data.path).expanduser()
+    output_dir = Path(config.output_dir).expanduser()
+    data = config.data.model_copy(update={"path": str(data_path if data_path.is_absolute() else base_dir / data_path)})
+    out = str(output_dir if output_dir.is_absolute() else base_dir / output_dir)
+    return config.model_copy(update={"data": data, "output_dir": out})
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a YAML config file; relative paths are relative to the file's folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError([f"config file {path} does not exist."], str(path))
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError([f"the file is not valid YAML ({error.__class__.__name__})."], str(path)) from None
+    return parse_config(raw, base_dir=path.resolve().parent, source=str(path))
+
+
+def field_help(section: type[BaseModel], name: str) -> str:
+    """The one-line help text of a config field (shown next to its widget)."""
+    return section.model_fields[name].description or ""
+
+
+def choices(section: type[BaseModel], name: str) -> tuple[Any, ...]:
+    """The allowed values of a Literal field, so the UI lists exactly what validation accepts."""
+    values: list[Any] = []
+    for arg in get_args(section.model_fields[name].annotation):
+        values.extend(get_args(arg) or ([] if arg is type(None) else [arg]))
+    return tuple(values)

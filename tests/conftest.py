@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from tests.tiny import build_tiny_llama  # noqa: E402
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: trains for minutes; still runs in CI")
+    config.addinivalue_line("markers", "browser: drives headless Chromium")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random Llama with no chat template (the engine falls back to ChatML)."""
+    return build_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-llama")
