@@ -1,0 +1,41 @@
+"""`python -m engine COMMAND ...`: the engine's entry point, a dispatch table of sub-commands.
+
+Each command lives in its own module as `main(argv) -> exit code`; modules are imported only when
+their command runs, so `python -m engine inspect-data` never pays for what `train` needs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("engine.train", "fine-tune a model from a YAML config (or --resume RUN_DIR)"),
+    "chat": ("engine.chat", "chat with a base model and adapters (--worker: JSON lines on stdin/stdout)"),
+    "export": ("engine.export", "merge a run's adapter into its base and write a Hugging Face model"),
+    "inspect-data": ("engine.data", "detect a dataset's format and measure it; prints one JSON object"),
+    "plan": ("engine.methods", "count the trainable parameters a config would train; prints JSON"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: python -m engine COMMAND [ARGS]", "", "commands:"]
+    lines += [f"  {name:<13} {help_text}" for name, (_, help_text) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"error: unknown command '{command}'.\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[command][0])
+    return module.main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
