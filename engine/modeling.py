@@ -1,0 +1,120 @@
+"""Base model and tokenizer: a hub id or a local folder, in the right dtype, optionally 4/8-bit.
+
+dtype "auto" means bfloat16 on a GPU that supports it and float32 everywhere else: bf16 matmuls
+have no fast path on many CPUs (about 150x slower than fp32 on this project's machines) even where
+torch reports bf16 as supported. QLoRA's compute dtype follows the same rule.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, PreTrainedModel
+
+from engine.config import MethodConfig, ModelConfig
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class ModelError(RuntimeError):
+    """A model or tokenizer that cannot be loaded; the message is one sentence for the user."""
+
+
+def device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(requested: str = "auto") -> torch.dtype:
+    if requested != "auto":
+        return DTYPES[requested]
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def _common_kwargs(cfg: ModelConfig) -> dict[str, Any]:
+    return {"trust_remote_code": cfg.trust_remote_code, "revision": cfg.revision}
+
+
+def _explain_load_error(name: str, error: Exception) -> ModelError:
+    if Path(name).expanduser().is_absolute() or name.startswith((".", "~")) or Path(name).exists():
+        if not Path(name).expanduser().exists():
+            return ModelError(f"Model folder {name} does not exist: check model.name_or_path.")
+        return ModelError(
+            f"Model folder {name} is not a Hugging Face model (config.json, weights or tokenizer missing): {error}"
+        )
+    text = str(error).splitlines()[0] if str(error) else error.__class__.__name__
+    if "trust_remote_code" in str(error):
+        return ModelError(f"Model {name} ships its own code: set model.trust_remote_code to true if you trust it.")
+    return ModelError(
+        f"Model '{name}' could not be loaded: it is not a local folder, and the Hugging Face Hub does not have it "
+        f"or cannot be reached (check the id and your network, or download it first). Details: {text}"
+    )
+
+
+def load_tokenizer(cfg: ModelConfig):
+    """The model's tokenizer with a padding token (eos, else unk, where it has none)."""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(cfg.name_or_path, **_common_kwargs(cfg))
+    except (OSError, ValueError) as error:
+        raise _explain_load_error(cfg.name_or_path, error) from error
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    tokenizer.padding_side = "right"
+    return tokenizer
+
+
+def quantization_config(method: MethodConfig, compute_dtype: torch.dtype) -> BitsAndBytesConfig | None:
+    bits = method.effective_bits
+    if bits == 4:
+        if method.bnb_4bit_compute_dtype != "auto":
+            compute_dtype = DTYPES[method.bnb_4bit_compute_dtype]
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type=method.bnb_4bit_quant_type,
+            bnb_4bit_use_double_quant=method.bnb_4bit_use_double_quant,
+            bnb_4bit_compute_dtype=compute_dtype,
+        )
+    if bits == 8:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return None
+
+
+def load_model(cfg: ModelConfig, method: MethodConfig | None = None, *, bits: int | None = None) -> PreTrainedModel:
+    """Load the base causal LM; `method` (or explicit `bits`) decides quantization."""
+    dtype = pick_dtype(cfg.dtype)
+    quant_method = method if method is not None else MethodConfig(name="lora", bits=bits)
+    quant = quantization_config(quant_method, dtype)
+    kwargs: dict[str, Any] = {"dtype": dtype, **_common_kwargs(cfg)}
+    if quant is not None:
+        kwargs["quantization_config"] = quant
+        kwargs["device_map"] = {"": device()}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(cfg.name_or_path, **kwargs)
+    except (OSError, ValueError) as error:
+        raise _explain_load_error(cfg.name_or_path, error) from error
+    if quant is None:
+        model.to(device())
+    log.info("loaded %s (%s, %s%s)", cfg.name_or_path, model.__class__.__name__, dtype,
+             f", {quant_method.effective_bits}-bit" if quant else "")
+    return model
+
+
+def load_config(cfg: ModelConfig):
+    """The model's config.json only (no weights), for planning on the meta device."""
+    try:
+        return AutoConfig.from_pretrained(cfg.name_or_path, **_common_kwargs(cfg))
+    except (OSError, ValueError) as error:
+        raise _explain_load_error(cfg.name_or_path, error) from error
+
+
+def fit_embeddings(model: PreTrainedModel, tokenizer) -> None:
+    """Grow the embedding matrix when the tokenizer gained tokens (e.g. ChatML markers)."""
+    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(len(tokenizer))
+        log.info("resized embeddings to %d tokens for the added chat tokens", len(tokenizer))

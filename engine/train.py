@@ -1,0 +1,233 @@
+"""`python -m engine train CONFIG.yaml` (or `--resume RUN_DIR`): one fine-tuning run, headless.
+
+The run folder (config.output_dir) is the single source of truth: events.jsonl and status.json say
+where the run is, train.log has the full story, checkpoints/ make it resumable, and adapter/ (or
+model/ for full and freeze) plus metrics.json are what a finished run leaves. SIGTERM means "stop
+and save": training stops after the current step, a checkpoint and the weights are written, and the
+run ends in state `stopped`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import resource
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from engine import rundir
+from engine.config import PROMPT_LEARNING, ConfigError, RunConfig, load_config
+from engine.events import EventWriter
+
+log = logging.getLogger("engine")
+
+
+class Reporter:
+    """Writes the run's events, status.json and train.log together, and the progress lines on stdout."""
+
+    def __init__(self, run: rundir.RunDir):
+        self.run = run
+        run.path.mkdir(parents=True, exist_ok=True)
+        self.events = EventWriter(run.events)
+        handler = logging.FileHandler(run.train_log, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        root.setLevel(logging.INFO)
+        root.addHandler(handler)
+        self._handler = handler
+
+    def status(self, state: str, **fields: Any) -> None:
+        self.events.status(state, **fields)
+        rundir.write_json_atomic(self.run.status, {"state": state, "pid": os.getpid(), "t": time.time(), **fields})
+        log.info("state: %s%s", state, f" ({fields['error']})" if "error" in fields else "")
+
+    def info(self, message: str) -> None:
+        """A line for the user: the events stream, train.log and stdout."""
+        self.events.log(message)
+        log.info(message)
+        print(message, flush=True)
+
+    def close(self) -> None:
+        self.events.close()
+        logging.getLogger().removeHandler(self._handler)
+        self._handler.close()
+
+
+class StopRequest:
+    """Turns SIGTERM/SIGINT into a flag that the training callback checks after every step."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        signal.signal(signal.SIGTERM, self._set)
+        signal.signal(signal.SIGINT, self._set)
+
+    def _set(self, signum: int, frame: object) -> None:
+        self.requested = True
+
+
+def explain(error: BaseException) -> str:
+    """One readable sentence for the failed status; the traceback goes to train.log."""
+    from engine.data import DataError
+    from engine.modeling import ModelError
+
+    text = str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
+    if isinstance(error, (ConfigError, ModelError, DataError)):
+        return str(error)
+    name = error.__class__.__name__
+    if name == "OutOfMemoryError" or "out of memory" in text.lower():
+        return ("Out of GPU memory: lower train.batch_size or train.cutoff_len, turn on "
+                "train.gradient_checkpointing, or use qlora.")
+    if isinstance(error, MemoryError):
+        return "Out of memory (RAM): lower train.batch_size or train.cutoff_len, or use a smaller model."
+    if isinstance(error, ModuleNotFoundError):
+        return f"Missing package '{error.name}': run `pip install -r requirements.txt`."
+    return f"{name}: {text}"
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python launch.py train", description="Fine-tune a model from a config.")
+    parser.add_argument("config", nargs="?", help="run config YAML")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint")
+    args = parser.parse_args(argv)
+    if bool(args.config) == bool(args.resume):
+        parser.error("give either CONFIG.yaml or --resume RUN_DIR")
+    try:
+        if args.resume:
+            config = load_config(Path(args.resume) / rundir.CONFIG)
+            config.train.resume = True
+        else:
+            config = load_config(args.config)
+        check_output_dir(config)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return run_train(config)
+
+
+def check_output_dir(config: RunConfig) -> None:
+    run = rundir.RunDir(Path(config.output_dir))
+    if config.train.resume:
+        if run.last_checkpoint() is None:
+            raise ConfigError([f"{run.path} has no checkpoint to resume from (train.save_steps decides how often "
+                               "checkpoints are written)."])
+    elif run.events.exists():
+        raise ConfigError([f"output_dir {run.path} already holds a run: choose another output_dir, or resume it "
+                           "with --resume."])
+
+
+def run_train(config: RunConfig) -> int:
+    """Train, save and report; returns the process exit code (0 completed or stopped, 1 failed)."""
+    run = rundir.RunDir(Path(config.output_dir))
+    reporter = Reporter(run)
+    stop = StopRequest()
+    try:
+        state = _train(config.with_versions(), run, reporter, stop)
+    except BaseException as error:  # noqa: BLE001 - every failure must end in a failed status
+        log.error("training failed:\n%s", traceback.format_exc())
+        message = explain(error)
+        reporter.status("failed", error=message)
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+    finally:
+        reporter.close()
+    return 0 if state in ("completed", "stopped") else 1
+
+
+def _train(config: RunConfig, run: rundir.RunDir, reporter: Reporter, stop: StopRequest) -> str:
+    from engine import data
+    from engine.modeling import fit_embeddings, load_model, load_tokenizer
+
+    started = time.time()
+    run.config.write_text(config.to_yaml(), encoding="utf-8")
+    reporter.status("loading_data")
+    rows, data_format = data.load_rows(config.data)  # file errors surface before any model is touched
+    reporter.info(f"dataset {Path(config.data.path).name}: {len(rows)} rows, format {data_format}")
+    tokenizer = load_tokenizer(config.model)
+    if data.ensure_chat_template(tokenizer):
+        reporter.info("the tokenizer has no chat template: using ChatML (saved with the weights)")
+    train_rows, val_rows, stats = data.build_splits(config, tokenizer)
+    reporter.info(f"tokenized: {len(train_rows)} train / {len(val_rows)} validation rows, "
+                  f"{stats.truncated} truncated and {stats.dropped} dropped at cutoff_len {config.train.cutoff_len}")
+    if not train_rows:
+        raise data.DataError(f"{config.data.path}: no rows left to train on after cutoff_len "
+                             f"{config.train.cutoff_len}: raise train.cutoff_len or check the data.")
+
+    reporter.status("loading_model")
+    from engine.methods import apply_method, count_parameters
+
+    model = load_model(config.model, config.method)
+    fit_embeddings(model, tokenizer)
+    model = apply_method(model, config.method, tokenizer)
+    trainable, total = count_parameters(model)
+    percent = 100 * trainable / total
+    reporter.info(f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {percent:.4f}")
+
+    from engine.trainer import build_trainer
+
+    trainer, packing = build_trainer(config, run, model, tokenizer, train_rows, val_rows, reporter, stop)
+    reporter.info(f"batching: {'padding-free packing' if packing else 'padded batches'}")
+    reporter.status("training")
+    checkpoint = run.last_checkpoint() if config.train.resume else None
+    if checkpoint:
+        reporter.info(f"resuming from {checkpoint.name}")
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+
+    state = "stopped" if stop.requested else "completed"
+    reporter.status("saving")
+    weights_dir = save_weights(config, run, model, tokenizer)
+    eval_loss = trainer.evaluate()["eval_loss"] if val_rows and not stop.requested else None
+    metrics = final_metrics(config, trainer, result, started, weights_dir, trainable, total, eval_loss)
+    rundir.write_json_atomic(run.metrics, metrics)
+    reporter.info(f"saved {weights_dir.name}/ ({metrics['weights_size_mb']:.2f} MB); "
+                  f"train loss {metrics['train_loss']:.4f}, {metrics['tokens_per_s']:.0f} tokens/s")
+    reporter.status(state, step=trainer.state.global_step)
+    return state
+
+
+def save_weights(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: Any) -> Path:
+    """adapter/ for adapter methods, model/ for full and freeze; the tokenizer (chat template) beside them."""
+    from engine.config import ADAPTER_METHODS
+
+    target = run.adapter if config.method.name in ADAPTER_METHODS else run.model
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
+
+
+def peak_memory_mb() -> float:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def final_metrics(config: RunConfig, trainer: Any, result: Any, started: float, weights_dir: Path,
+                  trainable: int, total: int, eval_loss: float | None) -> dict[str, Any]:
+    size = sum(f.stat().st_size for f in weights_dir.rglob("*") if f.is_file() and "token" not in f.name)
+    train_losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    metrics: dict[str, Any] = {
+        "method": config.method.name,
+        "trainable_params": trainable,
+        "total_params": total,
+        "trainable_percent": 100 * trainable / total,
+        "steps": trainer.state.global_step,
+        "train_loss": result.training_loss,
+        "final_loss": train_losses[-1] if train_losses else None,
+        "tokens_per_s": trainer.tokens_per_s(),
+        "wall_s": time.time() - started,
+        "train_s": result.metrics.get("train_runtime"),
+        "peak_memory_mb": peak_memory_mb(),
+        "weights_size_mb": size / 2**20,
+        "packing": trainer.packing,
+    }
+    if eval_loss is not None:
+        metrics["eval_loss"] = eval_loss
+        metrics["eval_perplexity"] = math.exp(min(eval_loss, 50))
+    return metrics
