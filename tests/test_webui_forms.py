@@ -1,0 +1,92 @@
+"""The form <-> RunConfig mapping (webui.forms): one place, driven by the schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.config import METHOD_NAMES, ConfigError, MethodConfig, RunConfig, choices
+from webui import forms
+
+
+@pytest.fixture
+def data_file(tmp_path: Path) -> Path:
+    path = tmp_path / "data.jsonl"
+    path.write_text('{"instruction": "hi", "output": "hello"}\n', encoding="utf-8")
+    return path
+
+
+def make(values: dict, data_file: Path, method: str = "lora") -> RunConfig:
+    return forms.to_config({**forms.defaults(), **values}, model="tiny", data_path=str(data_file),
+                           method=method, output_dir=str(data_file.parent / "run"))
+
+
+def test_every_field_is_a_schema_field():
+    for field in forms.FIELDS:
+        if field.key != forms.STOP_BY:
+            assert field.name in field.section.model_fields, field.key
+            assert field.help, f"{field.key} has no help text"
+
+
+def test_every_method_has_an_options_row():
+    assert set(forms.METHOD_OPTIONS) == set(METHOD_NAMES)
+    assert set(forms.visible_fields("lora")) == {f.key for f in forms.METHOD_FIELDS}
+
+
+def test_widget_kinds_and_choices_come_from_the_schema():
+    assert forms.BY_KEY["train.lr_scheduler_type"].kind == "dropdown"
+    assert forms.BY_KEY["train.lr_scheduler_type"].choices == choices(type(RunConfig.model_fields["train"].default_factory()), "lr_scheduler_type")
+    assert forms.BY_KEY["method.r"].kind == "slider"
+    assert forms.BY_KEY["train.batch_size"].kind == "integer"
+    assert forms.BY_KEY["train.batch_size"].minimum == 1
+    assert forms.BY_KEY["train.learning_rate"].kind == "number"
+    assert forms.BY_KEY["method.use_rslora"].kind == "checkbox"
+    assert forms.BY_KEY["method.encoder_reparameterization_type"].choices == choices(MethodConfig, "encoder_reparameterization_type")
+
+
+def test_defaults_make_a_valid_lora_config(data_file):
+    config = make({}, data_file)
+    assert config.method.name == "lora"
+    assert config.train.max_steps is None
+    assert config.data.path == str(data_file)
+    assert config.method.target_modules == "all-linear"
+
+
+def test_numbers_are_typed_and_steps_mode(data_file):
+    config = make({forms.STOP_BY: "steps", "train.max_steps": 7.0, "method.r": 16.0, "train.batch_size": 2.0,
+                   "train.learning_rate": 1e-3, "method.target_modules": "q_proj, v_proj", "method.bits": 8},
+                  data_file)
+    assert config.train.max_steps == 7 and isinstance(config.train.max_steps, int)
+    assert config.method.r == 16 and isinstance(config.method.r, int)
+    assert config.train.batch_size == 2
+    assert config.train.learning_rate == pytest.approx(1e-3)
+    assert config.method.target_modules == ["q_proj", "v_proj"]
+    assert config.method.bits == 8
+
+
+def test_options_of_other_methods_keep_their_defaults(data_file):
+    config = make({"method.r": 64, "method.num_virtual_tokens": 5, "method.bits": 4}, data_file, method="prefix")
+    assert config.method.num_virtual_tokens == 5
+    assert config.method.r == MethodConfig().r
+    assert config.method.bits is None  # a hidden widget's value never reaches the config
+
+
+def test_round_trip_through_yaml(data_file):
+    config = make({forms.STOP_BY: "steps", "train.max_steps": 3, "method.r": 4, "method.bits": 4}, data_file,
+                  method="qlora")
+    values = forms.from_config(config)
+    assert values[forms.STOP_BY] == "steps" and values["method.bits"] == 4
+    again = forms.to_config(values, model=config.model.name_or_path, data_path=config.data.path,
+                            method=config.method.name, output_dir=config.output_dir)
+    assert again.to_yaml() == config.to_yaml()
+
+
+def test_issues_are_sentences(data_file):
+    with pytest.raises(ConfigError) as error:
+        make({"method.target_modules": " , "}, data_file, method="lora")
+    assert any("target_modules" in issue for issue in error.value.issues)
+    with pytest.raises(ConfigError) as error:
+        forms.to_config(forms.defaults(), model="m", data_path=str(data_file.parent / "missing.jsonl"),
+                        output_dir=str(data_file.parent / "run"))
+    assert "does not exist" in " ".join(error.value.issues)

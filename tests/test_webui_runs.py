@@ -1,0 +1,145 @@
+"""Run discovery, the one-run-at-a-time queue, stop/cancel, death detection and re-attachment
+(webui.runs), against a small fake engine that speaks the run-folder contract."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.config import parse_config
+from engine.events import read_events
+from webui.paths import PathError
+from webui.runs import RunError, RunManager, classify_death
+
+FAKE_ENGINE = r'''
+import os, signal, sys, time, yaml
+sys.path.insert(0, os.environ["WORKBENCH_ROOT"])
+from engine.events import EventWriter
+from engine.rundir import RunDir, write_json_atomic
+config = yaml.safe_load(open(sys.argv[2]))
+run = RunDir(config["output_dir"])
+mode = open(os.path.join(os.path.dirname(__file__), "mode")).read().strip()
+events = EventWriter(run.events)
+write_json_atomic(run.status, {"state": "training", "pid": os.getpid(), "error": None})
+events.status("training")
+stop = []
+signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+if mode == "die":
+    print("loading...", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+for step in range(1, 2000):
+    events.write("progress", step=step, total=2000, epoch=0.0, eta_s=1.0, elapsed_s=0.01 * step)
+    events.write("metrics", step=step, loss=2.0 / step, learning_rate=1e-4, grad_norm=1.0, tokens_per_s=10.0)
+    if stop or (mode == "finish" and step == 3):
+        break
+    time.sleep(0.02)
+state = "stopped" if stop else "completed"
+write_json_atomic(run.metrics, {"train_loss": 0.5, "wall_s": 1.0})
+write_json_atomic(run.status, {"state": state, "pid": os.getpid(), "error": None})
+events.status(state)
+'''
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch):
+    engine_dir = tmp_path / "fake"
+    engine_dir.mkdir()
+    (engine_dir / "fake_engine.py").write_text(FAKE_ENGINE)
+    monkeypatch.setenv("WORKBENCH_ROOT", str(Path(__file__).resolve().parents[1]))
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"instruction": "a", "output": "b"}\n')
+
+    def set_mode(mode: str) -> None:
+        (engine_dir / "mode").write_text(mode)
+
+    def argv(*args: str) -> list[str]:
+        return [sys.executable, str(engine_dir / "fake_engine.py"), *args]
+
+    def config():
+        return parse_config({"model": {"name_or_path": "tiny"}, "data": {"path": str(data)},
+                             "output_dir": str(tmp_path / "unused")})
+
+    set_mode("wait")
+    manager = RunManager(tmp_path / "ws" / "runs", engine=argv)
+    return manager, set_mode, config, argv
+
+
+def wait_for(predicate, timeout: float = 15.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def test_queue_stop_and_next_starts(fake):
+    manager, set_mode, config, _ = fake
+    first, queued = manager.submit(config(), name="first")
+    assert not queued
+    wait_for(lambda: manager.info("first").state == "training")
+    second, queued = manager.submit(config(), name="second")
+    assert queued and manager.info("second").state == "queued"
+    third, _ = manager.submit(config(), name="third")
+    manager.cancel("third")  # a queued run can be removed
+    assert not (manager.runs_dir / "third").exists()
+    assert manager.active() == "first" and manager.queued() == ["second"]
+
+    wait_for(lambda: manager.monitor("first").refresh().train_loss)
+    manager.stop("first")
+    wait_for(lambda: manager.info("first").state == "stopped")
+    set_mode("finish")
+    assert wait_for(lambda: manager.tick() == "second" or manager.active() == "second")
+    wait_for(lambda: manager.info("second").state == "completed")
+    snap = manager.monitor("second").refresh()
+    assert snap.finished and len(snap.train_loss) == 3
+    assert [i.name for i in manager.list()] == ["second", "first"]
+    assert manager.info("second").train_loss == 0.5
+
+
+def test_death_without_final_event_is_reported(fake):
+    manager, set_mode, config, _ = fake
+    set_mode("die")
+    name, _ = manager.submit(config(), name="doomed")
+    wait_for(lambda: not manager.alive(name))
+    manager.tick()
+    info = manager.info(name)
+    assert info.state == "failed" and "killed" in info.error.lower()
+    last = read_events(info.path / "events.jsonl")[-1]
+    assert last["state"] == "failed" and "loading..." in last["log_tail"]
+    assert manager.monitor(name).refresh().error == info.error
+
+
+def test_reattach_after_restart_and_cancel(fake):
+    manager, set_mode, config, argv = fake
+    name, _ = manager.submit(config(), name="long")
+    wait_for(lambda: manager.info(name).state == "training")
+    restarted = RunManager(manager.runs_dir, engine=argv)  # a new launch.py: no Popen handles
+    assert restarted.active() == name and restarted.alive(name)
+    wait_for(lambda: restarted.monitor(name).refresh().step >= 2)
+    second, queued = restarted.submit(config(), name="later")
+    assert queued  # the machine is still taken by the re-attached run
+    with pytest.raises(RunError):
+        restarted.delete(name)
+    restarted.cancel(name)
+    assert not (manager.runs_dir / name).exists()
+    manager._procs.pop(name).wait(timeout=10)
+    assert wait_for(lambda: restarted.tick() == "later" or restarted.active() == "later")
+    restarted.cancel("later")
+
+
+def test_names_cannot_leave_the_runs_folder(fake):
+    manager, *_ = fake
+    for bad in ("../x", "/etc", "a/b", "..", ""):
+        with pytest.raises((PathError, RunError)):
+            manager.run_dir(bad)
+
+
+def test_classify_death():
+    assert "out of gpu memory" in classify_death(1, "torch.OutOfMemoryError: CUDA out of memory").lower()
+    assert "sigkill" in classify_death(-9, "").lower()
+    assert "code 3" in classify_death(3, "")

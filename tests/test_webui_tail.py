@@ -1,0 +1,86 @@
+"""Following a run's events: only new bytes are read; a partial last line waits for its newline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from webui.monitor import RunMonitor
+
+
+def append(path: Path, text: str) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(text)
+
+
+def line(**event) -> str:
+    return json.dumps({"t": 1.0, **event}) + "\n"
+
+
+def test_reads_only_new_bytes_and_skips_partial_line(tmp_path: Path):
+    run = tmp_path / "run"
+    run.mkdir()
+    events = run / "events.jsonl"
+    monitor = RunMonitor(run)
+    assert monitor.refresh().version == 0  # no file yet
+
+    append(events, line(kind="status", state="training") + line(kind="progress", step=1, total=10, epoch=0.1,
+                                                                   eta_s=9, elapsed_s=1))
+    snap = monitor.refresh()
+    assert (snap.state, snap.step, snap.total) == ("training", 1, 10)
+    first_offset = monitor.offset
+    assert first_offset == events.stat().st_size
+
+    partial = line(kind="metrics", step=1, loss=2.5, learning_rate=1e-4, grad_norm=1.0, tokens_per_s=100.0)
+    append(events, partial[:20])  # the engine is mid-write
+    snap = monitor.refresh()
+    assert snap.train_loss == [] and monitor.offset == first_offset
+
+    append(events, partial[20:])
+    snap = monitor.refresh()
+    assert snap.train_loss == [(1, 2.5)] and snap.tokens_per_s == 100.0
+    assert monitor.offset == events.stat().st_size
+
+    append(events, line(kind="metrics", step=1, eval_loss=2.0) + line(kind="log", level="info", message="hello"))
+    append(events, line(kind="status", state="completed"))
+    snap = monitor.refresh()
+    assert snap.eval_loss == [(1, 2.0)] and snap.finished
+    assert any("hello" in entry for entry in snap.log)
+
+
+def test_cost_does_not_depend_on_log_length(tmp_path: Path, monkeypatch):
+    """A refresh after a long history reads exactly the appended bytes."""
+    run = tmp_path / "run"
+    run.mkdir()
+    events = run / "events.jsonl"
+    append(events, "".join(line(kind="log", level="info", message="x" * 100) for _ in range(5000)))
+    monitor = RunMonitor(run)
+    monitor.refresh()
+
+    reads: list[int] = []
+    real_open = open
+
+    class Spy:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            self.f.close()
+
+        def seek(self, n, *a):
+            return self.f.seek(n, *a)
+
+        def read(self, *a):
+            data = self.f.read(*a)
+            reads.append(len(data))
+            return data
+
+    new = line(kind="log", level="info", message="new")
+    append(events, new)
+    monkeypatch.setattr("builtins.open", lambda p, mode="r", *a, **k: Spy(real_open(p, mode, *a, **k)))
+    snap = monitor.refresh()
+    assert reads == [len(new.encode())]
+    assert snap.log[-1].endswith("new")

@@ -1,0 +1,34 @@
+"""Path safety: every path that comes from the page is resolved and must lie inside an allowed root."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class PathError(ValueError):
+    """A path from the page that points outside the workspace (or is not a plain name)."""
+
+
+def inside(path: str | Path, *roots: Path) -> Path:
+    """`path` resolved (symlinks followed); raises PathError unless it lies in one of `roots`."""
+    resolved = Path(path).expanduser().resolve()
+    for root in roots:
+        if resolved == root.resolve() or resolved.is_relative_to(root.resolve()):
+            return resolved
+    raise PathError(f"{path} is outside the workspace: only files under {roots[0]} can be used here.")
+
+
+def safe_name(name: str) -> str:
+    """A single folder or file name (no separators, no '..'); raises PathError otherwise."""
+    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+        raise PathError(f"{name!r} is not a valid name: use letters, digits, '.', '-' and '_' only.")
+    return name
+
+
+def slug(text: str, limit: int = 40) -> str:
+    """A file-name-safe version of free text (for run and upload names)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", text.strip()).strip("-._")
+    return (cleaned or "file")[:limit]

@@ -1,0 +1,299 @@
+"""Start, stop, cancel, list and re-attach training runs; one run trains at a time, the rest queue.
+
+The run folder is the single source of truth: a queued run is a folder whose status.json says
+"queued", a training run is found again after a restart from the pid in its status.json. In memory
+this module keeps only the Popen handles it created and one RunMonitor per run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import psutil
+import yaml
+
+from engine.config import RunConfig
+from engine.events import EventWriter
+from engine.rundir import FINAL_STATES, RunDir, write_json_atomic
+from webui.engine_cli import REPO_ROOT, engine_argv
+from webui.monitor import RunMonitor
+from webui.paths import PathError, inside, safe_name, slug
+
+log = logging.getLogger(__name__)
+
+QUEUED = "queued"
+STARTING = "starting"
+START_GRACE_S = 20.0  # a run with no pid yet counts as alive this long after its folder was written
+LOG_TAIL_LINES = 20
+
+
+class RunError(RuntimeError):
+    """A run action that cannot be done; the message is one sentence for the page."""
+
+
+@dataclass
+class RunInfo:
+    """One row of the Runs tab, read from the run folder."""
+
+    name: str
+    path: Path
+    state: str
+    method: str = ""
+    model: str = ""
+    dataset: str = ""
+    train_loss: float | None = None
+    eval_loss: float | None = None
+    wall_s: float | None = None
+    created: float = 0.0
+    error: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state not in FINAL_STATES and self.state != QUEUED
+
+
+def _engine_pid_alive(pid: int | None) -> bool:
+    """True if `pid` is a live `engine train` process (not a recycled pid of something else)."""
+    if not pid:
+        return False
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        cmdline = proc.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+    return "train" in cmdline and any("engine" in part for part in cmdline)
+
+
+def classify_death(returncode: int | None, log_tail: str) -> str:
+    """One sentence on why an engine process ended without a final status."""
+    text = log_tail.lower()
+    if "out of memory" in text or "outofmemoryerror" in text:
+        return "The engine ran out of GPU memory: lower batch_size or cutoff_len, or use qlora."
+    if returncode in (-signal.SIGKILL, 137) or text.rstrip().endswith("killed"):
+        return "The engine process was killed (SIGKILL), most likely by the out-of-memory killer."
+    if returncode is not None and returncode < 0:
+        return f"The engine process was ended by signal {signal.Signals(-returncode).name}."
+    if returncode is not None:
+        return f"The engine process exited with code {returncode} without a final status."
+    return "The engine process is gone without a final status (killed, or the machine restarted)."
+
+
+def tail_lines(path: Path, lines: int = LOG_TAIL_LINES, max_bytes: int = 16384) -> str:
+    """The last `lines` lines of a text file, reading at most `max_bytes` from its end."""
+    if not path.is_file():
+        return ""
+    with open(path, "rb") as f:
+        f.seek(max(0, f.seek(0, os.SEEK_END) - max_bytes))
+        data = f.read().decode("utf-8", errors="replace")
+    return "\n".join(data.splitlines()[-lines:])
+
+
+class RunManager:
+    """The runs of one workspace (`WORKSPACE/runs/<name>/`)."""
+
+    def __init__(self, runs_dir: Path, repo_root: Path = REPO_ROOT, engine: Callable[..., list[str]] = engine_argv):
+        self.runs_dir = Path(runs_dir).resolve()
+        self.engine = engine  # argv builder; tests pass a fake engine script
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        self.repo_root = repo_root
+        self._procs: dict[str, subprocess.Popen] = {}
+        self._monitors: dict[str, RunMonitor] = {}
+        self._lock = threading.RLock()
+        self._stop_scheduler = threading.Event()
+
+    # ---- lookup -------------------------------------------------------------------------
+    def run_dir(self, name: str) -> RunDir:
+        """The folder of run `name`; raises PathError for names that leave the runs folder."""
+        path = inside(self.runs_dir / safe_name(name), self.runs_dir)
+        if not path.is_dir():
+            raise RunError(f"There is no run named {name}.")
+        return RunDir(path)
+
+    def monitor(self, name: str) -> RunMonitor:
+        with self._lock:
+            if name not in self._monitors:
+                self._monitors[name] = RunMonitor(self.run_dir(name).path)
+            return self._monitors[name]
+
+    def info(self, name: str) -> RunInfo:
+        run = self.run_dir(name)
+        status = run.read_status()
+        info = RunInfo(name=name, path=run.path, state=status.get("state", STARTING), error=status.get("error"),
+                       created=run.path.stat().st_mtime if not run.config.exists() else run.config.stat().st_mtime)
+        if run.config.is_file():
+            raw = yaml.safe_load(run.config.read_text(encoding="utf-8")) or {}
+            info.method = raw.get("method", {}).get("name", "")
+            info.model = raw.get("model", {}).get("name_or_path", "")
+            info.dataset = Path(raw.get("data", {}).get("path", "")).name
+        metrics = run.read_metrics()
+        info.train_loss, info.eval_loss, info.wall_s = (
+            metrics.get("train_loss"), metrics.get("eval_loss"), metrics.get("wall_s"))
+        return info
+
+    def list(self) -> list[RunInfo]:
+        """Every run in the workspace, newest first (folders that are not runs are skipped)."""
+        names = [p.name for p in self.runs_dir.iterdir() if p.is_dir() and (p / "config.yaml").is_file()]
+        infos = [self.info(n) for n in names]
+        return sorted(infos, key=lambda i: (i.created, i.name), reverse=True)
+
+    def active(self) -> str | None:
+        """The run that holds the machine (training or starting), if any."""
+        for info in self.list():
+            if info.active and self.alive(info.name):
+                return info.name
+        return None
+
+    def queued(self) -> list[str]:
+        return [i.name for i in sorted(self.list(), key=lambda i: (i.created, i.name)) if i.state == QUEUED]
+
+    def alive(self, name: str) -> bool:
+        proc = self._procs.get(name)
+        if proc is not None:
+            return proc.poll() is None
+        run = self.run_dir(name)
+        status = run.read_status()
+        if status.get("pid"):
+            return _engine_pid_alive(status["pid"])
+        # Written by us just before Popen, before the engine wrote its own status (with its pid).
+        return time.time() - run.status.stat().st_mtime < START_GRACE_S if run.status.exists() else False
+
+    # ---- actions -------------------------------------------------------------------------
+    def submit(self, config: RunConfig, name: str | None = None) -> tuple[str, bool]:
+        """Write the run folder and start it, or queue it when another run trains. Returns (name, queued)."""
+        with self._lock:
+            name = safe_name(name or self.new_name(config))
+            run = RunDir(self.runs_dir / name)
+            if run.path.exists():
+                raise RunError(f"A run named {name} already exists: choose another name.")
+            run.path.mkdir(parents=True)
+            config = config.model_copy(update={"output_dir": str(run.path)})
+            run.config.write_text(config.to_yaml(), encoding="utf-8")
+            write_json_atomic(run.status, {"state": QUEUED, "pid": None, "error": None})
+            started = self.tick()
+            return name, started != name
+
+    def new_name(self, config: RunConfig) -> str:
+        model = slug(Path(config.model.name_or_path).name or "model", 24)
+        base = f"{time.strftime('%Y%m%d-%H%M%S')}-{model}-{config.method.name}"
+        name, n = base, 1
+        while (self.runs_dir / name).exists():
+            n += 1
+            name = f"{base}-{n}"
+        return name
+
+    def tick(self) -> str | None:
+        """Reap dead runs and start the oldest queued run when the machine is free; returns what it started."""
+        with self._lock:
+            for info in self.list():
+                if info.active and not self.alive(info.name):
+                    self._mark_dead(info.name)
+            if self.active() is not None:
+                return None
+            queue = self.queued()
+            if not queue:
+                return None
+            self._launch(queue[0])
+            return queue[0]
+
+    def _launch(self, name: str) -> None:
+        run = self.run_dir(name)
+        write_json_atomic(run.status, {"state": STARTING, "pid": None, "error": None})
+        with open(run.stdout_log, "ab") as out:
+            self._procs[name] = subprocess.Popen(
+                self.engine("train", str(run.config)), cwd=self.repo_root, stdout=out,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        log.info("started run %s (pid %s)", name, self._procs[name].pid)
+
+    def _mark_dead(self, name: str) -> None:
+        """The engine is gone without a final status: record why, in the run folder, for every visitor."""
+        run = self.run_dir(name)
+        proc = self._procs.pop(name, None)
+        returncode = proc.wait() if proc is not None else None
+        status = run.read_status()
+        if status.get("state") in FINAL_STATES:  # it finished between our two reads
+            return
+        tail = tail_lines(run.stdout_log)
+        reason = status.get("error") or classify_death(returncode, tail)
+        write_json_atomic(run.status, {**status, "state": "failed", "error": reason})
+        with EventWriter(run.events) as events:
+            events.status("failed", error=reason, died=True, log_tail=tail)
+        self.monitor(name).refresh()
+
+    def stop(self, name: str) -> None:
+        """Stop and save: SIGTERM, the engine saves the adapter so far and ends with state 'stopped'."""
+        self._signal(name, signal.SIGTERM)
+
+    def cancel(self, name: str) -> None:
+        """Discard a run: a queued one is removed, a training one is killed and its folder deleted."""
+        with self._lock:
+            info = self.info(name)
+            if info.active and self.alive(name):
+                self._signal(name, signal.SIGKILL, group=True)
+                proc = self._procs.pop(name, None)
+                if proc is not None:
+                    proc.wait(timeout=30)
+            self._remove(name)
+
+    def delete(self, name: str) -> None:
+        """Delete a finished (or queued) run's folder; a training run must be stopped first."""
+        with self._lock:
+            if self.info(name).active and self.alive(name):
+                raise RunError(f"Run {name} is still training: stop or cancel it first.")
+            self._remove(name)
+
+    def _remove(self, name: str) -> None:
+        path = self.run_dir(name).path
+        self._monitors.pop(name, None)
+        shutil.rmtree(path)
+
+    def _signal(self, name: str, sig: signal.Signals, group: bool = False) -> None:
+        proc = self._procs.get(name)
+        pid = proc.pid if proc is not None else self.run_dir(name).read_status().get("pid")
+        if not pid or not self.alive(name):
+            raise RunError(f"Run {name} is not training.")
+        try:
+            if group:
+                os.killpg(pid, sig)  # start_new_session: the engine leads its own group (dataloader workers too)
+            else:
+                os.kill(pid, sig)
+        except ProcessLookupError:
+            raise RunError(f"Run {name} has already ended.") from None
+
+    # ---- background scheduling -------------------------------------------------------------
+    def start_scheduler(self, interval_s: float = 1.0) -> threading.Thread:
+        """Run tick() every `interval_s` so a queued run starts even when no page is open."""
+
+        def loop() -> None:
+            while not self._stop_scheduler.wait(interval_s):
+                try:
+                    self.tick()
+                except (OSError, RunError, PathError, ValueError):
+                    # One unreadable run folder must not stop the queue; it is logged with its traceback.
+                    log.exception("run scheduler tick failed")
+
+        thread = threading.Thread(target=loop, name="run-scheduler", daemon=True)
+        thread.start()
+        return thread
+
+    def shutdown(self) -> None:
+        self._stop_scheduler.set()
+
+
+def read_config(run: RunDir) -> dict[str, Any]:
+    """A run's config.yaml as a plain dict ({} when missing)."""
+    if not run.config.is_file():
+        return {}
+    return yaml.safe_load(run.config.read_text(encoding="utf-8")) or {}
