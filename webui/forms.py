@@ -75,7 +75,10 @@ class FormField:
             return STOP_BY_CHOICES
         if self.key == "method.bits":
             return BITS_CHOICES
-        return choices(self.section, self.name)
+        annotation = self.section.model_fields[self.name].annotation
+        literal = typing.get_origin(annotation) is Literal or any(
+            typing.get_origin(a) is Literal for a in typing.get_args(annotation))
+        return choices(self.section, self.name) if literal else ()
 
     @property
     def minimum(self) -> float | None:

@@ -1,0 +1,90 @@
+"""The page builds, the web process never imports torch, both languages are complete, and paths from
+the page cannot leave the workspace."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from webui import datasets, forms
+from webui.context import AppContext
+from webui.paths import PathError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_web_process_imports_no_torch(tmp_path: Path):
+    code = (
+        "import sys; from webui.app import build_app; from webui.context import AppContext; "
+        f"build_app(AppContext.create({str(tmp_path)!r})); "
+        "heavy = [m for m in ('torch', 'transformers', 'peft', 'bitsandbytes', 'datasets') if m in sys.modules]; "
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_locales_are_complete():
+    en = json.loads((ROOT / "assets/locales/en.json").read_text(encoding="utf-8"))
+    zh = json.loads((ROOT / "assets/locales/zh.json").read_text(encoding="utf-8"))
+    used = set()
+    for path in (ROOT / "webui").rglob("*.py"):
+        used |= set(re.findall(r'\bt\(\s*"([a-z_.]+)"\)', path.read_text(encoding="utf-8")))
+    used |= {f"field.{f.key}" for f in forms.FIELDS} | {f"help.{f.key}" for f in forms.FIELDS}
+    used |= {"field.data.format", "help.data.format", "field.method.name", "help.method.name"}
+    from webui.i18n import translations
+
+    tables = translations()
+    for lang in ("en", "zh"):
+        missing = sorted(k for k in used if not tables[lang].get(k))
+        assert not missing, f"{lang} lacks {missing}"
+    assert set(k for k in en if not k.startswith("help.")) <= set(zh)
+    for key, text in tables["zh"].items():
+        if not key.startswith(("field.method.", "chat.top_", "field.train.packing")):
+            assert re.search(r"[\u4e00-\u9fff]", text) or key in ("field.method.lora_alpha", "field.method.lora_dropout"), key
+
+
+def test_paths_from_the_page_stay_inside(tmp_path: Path):
+    ctx = AppContext.create(tmp_path / "ws")
+    secret = tmp_path / "secret.jsonl"
+    secret.write_text("{}\n")
+    for bad in (str(secret), str(ctx.workspace / ".." / "secret.jsonl"), "/etc/passwd"):
+        with pytest.raises(PathError):
+            ctx.readable(bad)
+    link = ctx.uploads / "link.jsonl"
+    link.symlink_to(secret)
+    with pytest.raises(PathError):
+        ctx.readable(link)  # a symlink out of the workspace is followed, then refused
+    with pytest.raises(PathError):
+        ctx.local_model_dir(str(tmp_path))
+    assert ctx.local_model_dir("Qwen/Qwen2.5-0.5B") is None  # a hub id, not a path
+    with pytest.raises(PathError):
+        ctx.runs.run_dir("../../secret")
+    with pytest.raises(PathError):
+        ctx.writable(ctx.assets / "datasets")  # samples are read-only
+    assert ctx.readable(ctx.assets / "locales" / "en.json")
+
+
+def test_upload_is_copied_under_a_safe_name(tmp_path: Path):
+    source = tmp_path / "../evil name;rm -rf.jsonl"
+    source = tmp_path / "evil name;rm -rf.jsonl"
+    source.write_text('{"text": "x"}\n')
+    saved = datasets.save_upload(source, tmp_path / "uploads")
+    assert saved.parent == tmp_path / "uploads" and re.fullmatch(r"[A-Za-z0-9._-]+", saved.name)
+    assert datasets.save_upload(source, tmp_path / "uploads").name != saved.name
+    bad = tmp_path / "x.exe"
+    bad.write_text("")
+    with pytest.raises(PathError):
+        datasets.save_upload(bad, tmp_path / "uploads")
+
+
+def test_example_segments_and_histogram():
+    report = {"example": {"text": "user: hi\nassistant: hello", "spans": [[20, 25]]}}
+    assert datasets.example_segments(report) == [("user: hi\nassistant: ", None), ("hello", "trained")]
+    rows = datasets.length_histogram([5, 6, 7, 100], cutoff_len=50, bins=4)
+    assert sum(r["rows"] for r in rows) == 4 and rows[-1]["fits"] == "over cutoff"

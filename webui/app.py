@@ -1,0 +1,88 @@
+"""The page: build_app(ctx) assembles the tabs; main(argv) parses launch.py's options and serves it.
+
+Only main() calls .launch(). Nothing here imports torch: every heavy step is an engine process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import sys
+from pathlib import Path
+
+import gradio as gr
+
+from webui.context import AppContext
+from webui.i18n import i18n, t
+from webui.render import CSS
+from webui.tabs.chat import build_chat_tab
+from webui.tabs.export import build_export_tab
+from webui.tabs.runs import build_runs_tab
+from webui.tabs.train import build_train_tab
+
+log = logging.getLogger(__name__)
+
+
+def build_app(ctx: AppContext) -> gr.Blocks:
+    with gr.Blocks(title="PEFT Workbench") as app:
+        gr.Markdown(t("app.title"), elem_id="wb-title")
+        with gr.Tabs():
+            train = build_train_tab(ctx)
+            build_runs_tab(ctx, app)
+            build_chat_tab(ctx, app)
+            build_export_tab(ctx, app)
+        # After a reload (or a restart of launch.py) the page follows the run that is training now.
+        app.load(lambda: ctx.runs.active(), None, train.current)
+    return app
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python launch.py", description="PEFT Workbench web UI "
+                                     "(sub-commands train|chat|export|... run the engine headless).")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument("--auth", metavar="USER:PASS", help="require this login")
+    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    parser.add_argument("--workspace", default="workspace", help="folder for uploads, runs and exports")
+    return parser.parse_args(argv)
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    auth = None
+    if args.auth:
+        user, sep, password = args.auth.partition(":")
+        if not sep or not user or not password:
+            print("error: --auth must be USER:PASS.", file=sys.stderr)
+            return 2
+        auth = (user, password)
+    if (not is_loopback(args.host) or args.share) and auth is None:
+        print(f"warning: serving on {args.host}{' with --share' if args.share else ''} without --auth: anyone who "
+              "can reach this address can train, read your runs and download models.", file=sys.stderr)
+    ctx = AppContext.create(Path(args.workspace))
+    # Uploads land in the workspace too, so nothing the page touches lies outside it.
+    os.environ["GRADIO_TEMP_DIR"] = str(ctx.workspace / ".gradio")
+    app = build_app(ctx)
+    ctx.runs.tick()  # re-attach runs left by a previous launch and start a queued one if the machine is free
+    ctx.runs.start_scheduler()
+    try:
+        app.queue(default_concurrency_limit=8).launch(
+            server_name=args.host, server_port=args.port, share=args.share, auth=auth,
+            allowed_paths=[str(ctx.workspace)], i18n=i18n(), css=CSS, footer_links=["settings"], run_history=False,
+        )
+    finally:
+        ctx.runs.shutdown()
+        ctx.chat.stop()
+    return 0

@@ -1,0 +1,157 @@
+"""Client of the chat worker (`python -m engine chat --worker`): JSON lines on its stdin/stdout.
+
+One worker per web server, shared by every visitor; a reader thread routes each reply line to the
+request with the same id. Unloading (or stopping the worker) frees the model's memory; the model never
+lives in the web process.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import queue
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from webui.engine_cli import REPO_ROOT, engine_argv
+
+log = logging.getLogger(__name__)
+
+TERMINAL = {"loaded", "done", "unloaded", "status", "bye", "error"}
+READY_TIMEOUT_S = 120.0
+REPLY_TIMEOUT_S = 600.0
+
+
+class ChatError(RuntimeError):
+    """The worker refused a request or died; the message is one sentence for the page."""
+
+
+class ChatClient:
+    def __init__(self, log_path: Path, repo_root: Path = REPO_ROOT,
+                 argv: Callable[[], list[str]] = lambda: engine_argv("chat", "--worker")):
+        self.log_path = Path(log_path)
+        self.repo_root = repo_root
+        self.argv = argv
+        self._proc: subprocess.Popen | None = None
+        self._ids = itertools.count(1)
+        self._pending: dict[int, queue.Queue] = {}
+        self._ready = threading.Event()
+        self._lock = threading.RLock()
+        self._generate_lock = threading.Lock()  # the worker answers one generation at a time
+        self.loaded: dict[str, Any] | None = None
+        self.cpu_only = False
+
+    # ---- process --------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, cpu_only: bool = False) -> None:
+        with self._lock:
+            if self.running and cpu_only == self.cpu_only:
+                return
+            self.stop()
+            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            if cpu_only:
+                env["CUDA_VISIBLE_DEVICES"] = ""  # the worker then loads on the CPU
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.log_path, "ab") as err:
+                self._proc = subprocess.Popen(
+                    self.argv(), cwd=self.repo_root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                    text=True, encoding="utf-8", bufsize=1, start_new_session=True, env=env,
+                )
+            self.cpu_only = cpu_only
+            self._ready.clear()
+            threading.Thread(target=self._read, args=(self._proc,), name="chat-reader", daemon=True).start()
+            if not self._ready.wait(READY_TIMEOUT_S):
+                self.stop()
+                raise ChatError("The chat worker did not start: see chat_worker.log in the workspace.")
+
+    def _read(self, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            message = json.loads(line)
+            if message.get("event") == "ready":
+                self._ready.set()
+            target = self._pending.get(message.get("id"))
+            if target is not None:
+                target.put(message)
+        # EOF: the worker is gone; every waiting request gets an error instead of hanging.
+        code = proc.wait()
+        for target in list(self._pending.values()):
+            target.put({"event": "error", "message": f"The chat worker stopped (exit code {code})."})
+
+    def stop(self) -> None:
+        """Shut the worker down (asking first, killing if it does not answer)."""
+        with self._lock:
+            proc, self._proc, self.loaded = self._proc, None, None
+            if proc is None or proc.poll() is not None:
+                return
+            try:
+                proc.stdin.write(json.dumps({"id": 0, "op": "shutdown"}) + "\n")
+                proc.stdin.flush()
+                proc.wait(timeout=10)
+            except (BrokenPipeError, subprocess.TimeoutExpired):
+                proc.kill()
+                proc.wait()
+
+    # ---- requests -------------------------------------------------------------------------
+    def request(self, op: str, **fields: Any) -> Iterator[dict[str, Any]]:
+        """Send one request; yield its replies up to and including the terminal one."""
+        if not self.running:
+            self.start(self.cpu_only)
+        request_id = next(self._ids)
+        replies: queue.Queue = queue.Queue()
+        self._pending[request_id] = replies
+        try:
+            with self._lock:
+                self._proc.stdin.write(json.dumps({"id": request_id, "op": op, **fields}) + "\n")
+                self._proc.stdin.flush()
+            while True:
+                try:
+                    message = replies.get(timeout=REPLY_TIMEOUT_S)
+                except queue.Empty:
+                    raise ChatError(f"The chat worker did not answer '{op}' in {REPLY_TIMEOUT_S:.0f} s.") from None
+                if message.get("event") == "error":
+                    raise ChatError(message.get("message") or "The chat worker reported an error.")
+                yield message
+                if message.get("event") in TERMINAL:
+                    return
+        finally:
+            self._pending.pop(request_id, None)
+
+    def call(self, op: str, **fields: Any) -> dict[str, Any]:
+        """A request whose only interesting reply is the last one."""
+        *_, last = self.request(op, **fields)
+        return last
+
+    def load(self, model: str, adapters: dict[str, str], bits: int | None = None,
+             cpu_only: bool = False) -> dict[str, Any]:
+        self.start(cpu_only)
+        self.loaded = self.call("load", model=model, adapters=adapters, bits=bits)
+        return self.loaded
+
+    def unload(self) -> None:
+        if self.running:
+            self.call("unload")
+        self.loaded = None
+
+    def generate(self, messages: list[dict[str, str]], adapter: str | None, **sampling: Any) -> Iterator[str]:
+        """Yield the reply so far after every chunk; the last value is the full reply."""
+        if self.loaded is None:
+            raise ChatError("No model is loaded: load a run or an adapter first.")
+        with self._generate_lock:
+            text = ""
+            for message in self.request("generate", messages=messages, adapter=adapter, **sampling):
+                if message["event"] == "chunk":
+                    text += message.get("text", "")
+                    yield text
+                elif message["event"] == "done":
+                    yield message.get("text", text)

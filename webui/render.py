@@ -1,0 +1,108 @@
+"""Pure functions from run state to what widgets display (HTML, data frames, text). No gradio here."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import pandas as pd
+
+from webui.monitor import RunSnapshot
+from webui.runs import RunInfo
+
+LOSS_COLUMNS = ["step", "loss", "series"]
+STATE_COLORS = {"completed": "#16a34a", "stopped": "#ca8a04", "failed": "#dc2626", "queued": "#6b7280"}
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def progress_html(snap: RunSnapshot | None) -> str:
+    """A progress bar with step/total, elapsed, ETA and tokens/s, plus the state (and error, if any)."""
+    if snap is None:
+        return "<div class='wb-progress wb-idle'>No run yet.</div>"
+    percent = 100.0 * snap.step / snap.total if snap.total else (100.0 if snap.state == "completed" else 0.0)
+    color = STATE_COLORS.get(snap.state, "#2563eb")
+    speed = f"{snap.tokens_per_s:,.0f} tokens/s" if snap.tokens_per_s else "– tokens/s"
+    error = f"<div class='wb-error'>{html.escape(snap.error)}</div>" if snap.error else ""
+    return (
+        f"<div class='wb-progress' data-state='{html.escape(snap.state)}'>"
+        f"<div class='wb-progress-head'><b>{html.escape(snap.name)}</b> · <span class='wb-state'>"
+        f"{html.escape(snap.state)}</span></div>"
+        f"<div class='wb-bar'><div class='wb-fill' style='width:{percent:.1f}%;background:{color}'></div></div>"
+        f"<div class='wb-progress-text'>step <span class='wb-step'>{snap.step}</span> / {snap.total or '?'} · "
+        f"elapsed {duration(snap.elapsed_s)} · ETA {duration(snap.eta_s)} · {speed}</div>{error}</div>"
+    )
+
+
+def loss_frame(snaps: dict[str, RunSnapshot]) -> pd.DataFrame:
+    """Long-format losses for a LinePlot: one series per (run, train/eval)."""
+    rows: list[tuple[int, float, str]] = []
+    several = len(snaps) > 1
+    for name, snap in snaps.items():
+        prefix = f"{name} " if several else ""
+        rows += [(step, loss, f"{prefix}train") for step, loss in snap.train_loss]
+        rows += [(step, loss, f"{prefix}eval") for step, loss in snap.eval_loss]
+    return pd.DataFrame(rows, columns=LOSS_COLUMNS)
+
+
+def log_text(snap: RunSnapshot | None, stdout_tail: str = "") -> str:
+    if snap is None:
+        return ""
+    text = "\n".join(snap.log)
+    if stdout_tail and snap.state == "failed":
+        text += "\n--- last lines of the engine's output ---\n" + stdout_tail
+    return text
+
+
+RUN_HEADERS = ["run", "status", "method", "base model", "dataset", "train loss", "eval loss", "time"]
+
+
+def runs_rows(infos: list[RunInfo]) -> list[list[Any]]:
+    def num(value: float | None) -> str:
+        return f"{value:.4f}" if isinstance(value, (int, float)) else "–"
+
+    return [[i.name, i.state, i.method, i.model.rsplit("/", 1)[-1], i.dataset, num(i.train_loss),
+             num(i.eval_loss), duration(i.wall_s)] for i in infos]
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and key != "columns":
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def config_diff_html(configs: dict[str, dict[str, Any]]) -> str:
+    """Configs side by side, one row per key; rows whose values differ are highlighted."""
+    if not configs:
+        return ""
+    flats = {name: flatten({k: v for k, v in cfg.items() if k != "versions"}) for name, cfg in configs.items()}
+    keys = list(dict.fromkeys(k for flat in flats.values() for k in flat))
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in flats)
+    body = []
+    for key in keys:
+        values = [flat.get(key, "–") for flat in flats.values()]
+        differs = len({repr(v) for v in values}) > 1
+        cells = "".join(f"<td>{html.escape(str(v))}</td>" for v in values)
+        body.append(f"<tr class='{'wb-diff' if differs else ''}'><td><code>{html.escape(key)}</code></td>{cells}</tr>")
+    return f"<table class='wb-compare'><tr><th>key</th>{head}</tr>{''.join(body)}</table>"
+
+
+CSS = """
+.wb-progress { padding: 8px 0; }
+.wb-bar { height: 14px; border-radius: 7px; background: var(--neutral-200, #e5e7eb); overflow: hidden; margin: 6px 0; }
+.wb-fill { height: 100%; transition: width .4s; }
+.wb-error { color: #dc2626; font-weight: 600; margin-top: 6px; }
+.wb-compare { border-collapse: collapse; width: 100%; font-size: 13px; }
+.wb-compare td, .wb-compare th { border: 1px solid var(--neutral-300, #d1d5db); padding: 2px 6px; }
+.wb-compare tr.wb-diff td { background: #fef3c7; color: #111827; font-weight: 600; }
+"""

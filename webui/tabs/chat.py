@@ -1,0 +1,164 @@
+"""Chat tab: load a finished run (or an adapter folder) into the chat worker, stream replies, optionally
+side by side with the base model; unload frees the worker's memory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from engine.rundir import RunDir, read_json
+from webui.chat_client import ChatError
+from webui.context import AppContext
+from webui.i18n import t
+from webui.paths import PathError
+from webui.runs import read_config
+from webui.wiring import bind
+
+TUNED = "tuned"
+
+
+@dataclass
+class ChatTab:
+    run: gr.Dropdown
+    adapter_dir: gr.Textbox
+    load: gr.Button
+    unload: gr.Button
+    status: gr.Markdown
+    confirm_row: gr.Row
+    load_gpu: gr.Button
+    load_cpu: gr.Button
+    system: gr.Textbox
+    sampling: list[gr.components.Component]  # max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed
+    side_by_side: gr.Checkbox
+    tuned_chat: gr.Chatbot
+    base_chat: gr.Chatbot
+    message: gr.Textbox
+    send: gr.Button
+    clear: gr.Button
+
+
+def finished_runs(ctx: AppContext) -> list[str]:
+    return [i.name for i in ctx.runs.list() if i.state in ("completed", "stopped") and
+            RunDir(i.path).weights_dir() is not None]
+
+
+def resolve_source(ctx: AppContext, run: str | None, adapter_dir: str) -> tuple[str, dict[str, str]]:
+    """(base model, adapters) for the worker's load request."""
+    if (adapter_dir or "").strip():
+        folder = ctx.readable(adapter_dir.strip())
+        adapter_config = read_json(folder / "adapter_config.json") or read_json(folder / "adapter" /
+                                                                                  "adapter_config.json")
+        base = adapter_config.get("base_model_name_or_path") or read_config(RunDir(folder)).get("model", {}).get(
+            "name_or_path")
+        if not base:
+            raise PathError(f"{folder} holds no adapter_config.json: choose an adapter folder or a run folder.")
+        return base, {TUNED: str(folder)}
+    if not run:
+        raise PathError("Choose a finished run or an adapter folder first.")
+    run_dir = ctx.runs.run_dir(run)
+    weights = run_dir.weights_dir()
+    if weights is None:
+        raise PathError(f"Run {run} has no trained weights yet.")
+    if weights == run_dir.model:  # full / freeze: the run is a whole model
+        return str(weights), {}
+    return read_config(run_dir)["model"]["name_or_path"], {TUNED: str(run_dir.path)}
+
+
+def load(ctx: AppContext, run: str | None, adapter_dir: str, mode: str = "ask") -> tuple[str, Any]:
+    """mode: 'ask' (asks when training holds the GPU), 'gpu' (load anyway) or 'cpu'."""
+    if mode == "ask" and ctx.runs.active() and ctx.gpu_present():
+        return (f"Run {ctx.runs.active()} is training on the GPU. Loading a chat model there too may run out of "
+                "memory.", gr.update(visible=True))
+    try:
+        base, adapters = resolve_source(ctx, run, adapter_dir)
+        loaded = ctx.chat.load(base, adapters, cpu_only=(mode == "cpu"))
+    except (PathError, ChatError) as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    names = ", ".join(loaded.get("adapters") or []) or "none"
+    return (f"Loaded **{Path(str(loaded.get('model', base))).name}** on {loaded.get('device', '?')} · "
+            f"adapters: {names}", gr.update(visible=False))
+
+
+def unload(ctx: AppContext) -> str:
+    try:
+        ctx.chat.unload()
+    except ChatError as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    return "Unloaded: the worker's memory is free."
+
+
+def respond(ctx: AppContext, text: str, tuned: list, base: list, side_by_side: bool, system: str,
+            max_new_tokens: float, temperature: float, top_p: float, top_k: float, repetition_penalty: float,
+            seed: float) -> Iterator[tuple[Any, ...]]:
+    """Stream the fine-tuned reply, then (side by side) the base model's reply to the same history."""
+    if not (text or "").strip():
+        return
+    sampling = {"system": system or None, "max_new_tokens": int(max_new_tokens), "temperature": float(temperature),
+                "top_p": float(top_p), "top_k": int(top_k), "repetition_penalty": float(repetition_penalty),
+                "seed": int(seed)}
+    has_adapter = bool((ctx.chat.loaded or {}).get("adapters"))
+    tuned = tuned + [{"role": "user", "content": text}, {"role": "assistant", "content": ""}]
+    base = base + [{"role": "user", "content": text}, {"role": "assistant", "content": ""}] if side_by_side else base
+    columns = [(tuned, TUNED if has_adapter else None)] + ([(base, None)] if side_by_side else [])
+    try:
+        for history, adapter in columns:
+            prompt = [{"role": m["role"], "content": m["content"]} for m in history[:-1]]
+            for reply in ctx.chat.generate(prompt, adapter, **sampling):
+                history[-1] = {"role": "assistant", "content": reply}
+                yield "", tuned, base
+    except ChatError as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    yield "", tuned, base
+
+
+def build_sampling() -> list[gr.components.Component]:
+    with gr.Accordion(t("chat.sampling"), open=False), gr.Row():
+        return [
+            gr.Slider(1, 1024, value=128, step=1, label=t("chat.max_new_tokens")),
+            gr.Slider(0, 2, value=0.0, step=0.05, label=t("chat.temperature"), info=t("chat.temperature_help")),
+            gr.Slider(0.05, 1, value=1.0, step=0.05, label=t("chat.top_p")),
+            gr.Slider(0, 200, value=50, step=1, label=t("chat.top_k")),
+            gr.Slider(1, 2, value=1.0, step=0.05, label=t("chat.repetition_penalty")),
+            gr.Number(value=0, precision=0, label=t("chat.seed")),
+        ]
+
+
+def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
+    with gr.Tab(t("tab.chat"), id="chat"):
+        with gr.Row():
+            run = gr.Dropdown([], label=t("chat.run"), elem_id="wb-chat-run", scale=2)
+            adapter_dir = gr.Textbox(label=t("chat.adapter_dir"), placeholder=t("chat.adapter_dir_help"), scale=2)
+            load_btn = gr.Button(t("chat.load"), variant="primary", elem_id="wb-chat-load", scale=0)
+            unload_btn = gr.Button(t("chat.unload"), scale=0)
+        status = gr.Markdown(elem_id="wb-chat-status")
+        with gr.Row(visible=False) as confirm_row:
+            load_gpu = gr.Button(t("chat.load_gpu_anyway"), variant="stop")
+            load_cpu = gr.Button(t("chat.load_cpu"))
+        system = gr.Textbox(label=t("chat.system"), lines=1)
+        sampling = build_sampling()
+        side_by_side = gr.Checkbox(label=t("chat.side_by_side"), elem_id="wb-side-by-side")
+        with gr.Row():
+            tuned_chat = gr.Chatbot(label=t("chat.tuned"), elem_id="wb-chat-tuned", height=360)
+            base_chat = gr.Chatbot(label=t("chat.base"), visible=False, elem_id="wb-chat-base", height=360)
+        with gr.Row():
+            message = gr.Textbox(show_label=False, placeholder=t("chat.placeholder"), scale=4, elem_id="wb-chat-msg")
+            send = gr.Button(t("chat.send"), variant="primary", scale=0, elem_id="wb-chat-send")
+            clear = gr.Button(t("chat.clear"), scale=0)
+    tab = ChatTab(run, adapter_dir, load_btn, unload_btn, status, confirm_row, load_gpu, load_cpu, system, sampling,
+                  side_by_side, tuned_chat, base_chat, message, send, clear)
+    refresh = (lambda: gr.update(choices=finished_runs(ctx)), None, tab.run)
+    app.load(*refresh)
+    tab.run.focus(*refresh)
+    for button, mode in ((tab.load, "ask"), (tab.load_gpu, "gpu"), (tab.load_cpu, "cpu")):
+        button.click(bind(load, ctx), [tab.run, tab.adapter_dir, gr.State(mode)], [tab.status, tab.confirm_row])
+    tab.unload.click(bind(unload, ctx), None, tab.status)
+    tab.side_by_side.change(lambda on: gr.update(visible=on), tab.side_by_side, tab.base_chat)
+    inputs = [tab.message, tab.tuned_chat, tab.base_chat, tab.side_by_side, tab.system, *tab.sampling]
+    gr.on([tab.send.click, tab.message.submit], bind(respond, ctx), inputs,
+          [tab.message, tab.tuned_chat, tab.base_chat], concurrency_limit=1, concurrency_id="chat")
+    tab.clear.click(lambda: ([], []), None, [tab.tuned_chat, tab.base_chat])
+    return tab

@@ -1,0 +1,88 @@
+"""Export tab: run the verified export of a finished run in an engine process, then offer the merged
+model zip and the adapter zip (or, for methods that cannot merge, the reason and the adapter zip)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from webui.context import AppContext
+from webui.i18n import t
+from webui.paths import PathError
+from webui.runs import RunError
+from webui.tabs.chat import finished_runs
+from webui.wiring import bind
+
+DTYPES = ("float16", "bfloat16", "float32")
+POLL_S = 0.5
+
+
+@dataclass
+class ExportTab:
+    run: gr.Dropdown
+    dtype: gr.Radio
+    shard_gb: gr.Number
+    export: gr.Button
+    status: gr.Markdown
+    log: gr.Textbox
+    merged_zip: gr.DownloadButton
+    adapter_zip: gr.DownloadButton
+
+
+def export(ctx: AppContext, run: str | None, dtype: str, shard_gb: float) -> Iterator[tuple[Any, ...]]:
+    """Start (or follow) the export of `run` and stream its progress until the downloads are ready."""
+    hidden = gr.update(visible=False)
+    if not run:
+        raise gr.Error("Choose a finished run first.", print_exception=False)
+    try:
+        run_dir = ctx.runs.run_dir(run)
+        job = ctx.exports.start(run_dir.path, dtype, float(shard_gb or 2))
+    except (RunError, PathError) as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    spinner = "◐◓◑◒"
+    while not job.done:
+        elapsed = time.time() - job.started
+        yield (f"{spinner[int(elapsed / POLL_S) % 4]} Exporting {run} ({elapsed:.0f} s)…", "\n".join(job.lines[-40:]),
+               hidden, hidden)
+        time.sleep(POLL_S)
+    result = job.result
+    if job.failed:
+        yield f"<span class='wb-error'>Export failed: {result.get('error')}</span>", "\n".join(job.lines), hidden, hidden
+        return
+    merged, adapter = ctx.exports.download_paths(job)
+    if result.get("merged"):
+        status = f"Done: merged model written to `{result.get('out')}`."
+    else:
+        status = f"This run cannot be merged: {result.get('reason')} The adapter is available below."
+    yield (
+        status,
+        "\n".join(job.lines),
+        gr.update(value=str(merged), visible=True) if merged else hidden,
+        gr.update(value=str(adapter), visible=True) if adapter else hidden,
+    )
+
+
+def build_export_tab(ctx: AppContext, app: gr.Blocks) -> ExportTab:
+    with gr.Tab(t("tab.export"), id="export"):
+        with gr.Row():
+            run = gr.Dropdown([], label=t("export.run"), elem_id="wb-export-run", scale=2)
+            dtype = gr.Radio(list(DTYPES), value="float16", label=t("export.dtype"), info=t("export.dtype_help"))
+            shard_gb = gr.Number(value=2, minimum=0.1, step=0.5, label=t("export.shard"), info=t("export.shard_help"))
+        export_btn = gr.Button(t("export.start"), variant="primary", elem_id="wb-export-start")
+        status = gr.Markdown(elem_id="wb-export-status")
+        log = gr.Textbox(label=t("export.log"), lines=8, max_lines=8, autoscroll=True)
+        with gr.Row():
+            merged_zip = gr.DownloadButton(t("export.download_merged"), visible=False, elem_id="wb-dl-merged")
+            adapter_zip = gr.DownloadButton(t("export.download_adapter"), visible=False, elem_id="wb-dl-adapter")
+    tab = ExportTab(run, dtype, shard_gb, export_btn, status, log, merged_zip, adapter_zip)
+    refresh = (lambda: gr.update(choices=finished_runs(ctx)), None, tab.run)
+    app.load(*refresh)
+    tab.run.focus(*refresh)
+    tab.export.click(bind(export, ctx), [tab.run, tab.dtype, tab.shard_gb],
+                     [tab.status, tab.log, tab.merged_zip, tab.adapter_zip], concurrency_limit=2,
+                     concurrency_id="export")
+    return tab

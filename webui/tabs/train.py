@@ -1,0 +1,182 @@
+"""Train tab: base model, dataset, method, training settings, config preview, start/stop/cancel and
+the live view (progress, loss curve, log). Layout and wiring only; handlers live in train_handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import gradio as gr
+
+from engine.config import DataConfig, MethodConfig, choices
+from webui import forms
+from webui.context import AppContext
+from webui.datasets import dataset_choices
+from webui.i18n import t
+from webui.models import model_choices
+from webui.render import LOSS_COLUMNS, loss_frame, progress_html
+from webui.tabs import train_handlers as h
+from webui.widgets import field_widget
+from webui.wiring import bind
+
+
+@dataclass
+class TrainTab:
+    model: gr.Dropdown
+    model_info: gr.Markdown
+    upload: gr.File
+    dataset: gr.Dropdown
+    data_format: gr.Dropdown
+    data_summary: gr.HTML
+    preview: gr.Dataframe
+    example: gr.HighlightedText
+    histogram: gr.BarPlot
+    over_cutoff: gr.Markdown
+    method: gr.Dropdown
+    fields: dict[str, gr.components.Component]
+    trainable: gr.Markdown
+    yaml: gr.Code
+    command: gr.Textbox
+    config_name: gr.Textbox
+    save: gr.Button
+    saved: gr.Dropdown
+    load: gr.Button
+    run_name: gr.Textbox
+    start: gr.Button
+    stop: gr.Button
+    cancel: gr.Button
+    current: gr.State
+    seen: gr.State
+    progress: gr.HTML
+    loss: gr.LinePlot
+    log: gr.Textbox
+    timer: gr.Timer
+
+    def form_inputs(self) -> list[gr.components.Component]:
+        """The inputs every handler that reads the form takes, in h.Form.parse order."""
+        return [self.model, self.dataset, self.data_format, self.method, *self.fields.values()]
+
+
+def build_model_panel(ctx: AppContext) -> dict:
+    with gr.Row():
+        model_list = model_choices(ctx.workspace, ctx.assets)
+        model = gr.Dropdown(model_list, value=model_list[0] if model_list else None, allow_custom_value=True,
+                            label=t("train.model"), info=t("train.model_help"), elem_id="wb-model", scale=2)
+        model_info = gr.Markdown(elem_id="wb-model-info")
+    return {"model": model, "model_info": model_info}
+
+
+def build_data_panel(ctx: AppContext) -> dict:
+    with gr.Row():
+        upload = gr.File(label=t("train.upload"), file_types=[".json", ".jsonl", ".csv", ".parquet", ".txt"],
+                         elem_id="wb-upload", height=120)
+        with gr.Column():
+            dataset = gr.Dropdown(dataset_choices(ctx.uploads, ctx.assets), value=None, label=t("train.dataset"),
+                                  elem_id="wb-dataset")
+            data_format = gr.Dropdown(list(choices(DataConfig, "format")), value="auto", label=t("field.data.format"),
+                                      info=t("help.data.format"), elem_id="wb-format")
+    data_summary = gr.HTML(elem_id="wb-data-summary")
+    preview = gr.Dataframe(label=t("train.preview"), interactive=False, visible=False, wrap=True, max_height=220)
+    with gr.Row():
+        example = gr.HighlightedText(label=t("train.example"), color_map={"trained": "green"}, visible=False,
+                                     elem_id="wb-example", scale=3)
+        histogram = gr.BarPlot(x="tokens", y="rows", color="fits", label=t("train.lengths"), visible=False,
+                               sort=None, scale=2, x_title=t("train.tokens"), y_title=t("train.rows"))
+    over_cutoff = gr.Markdown(visible=False, elem_id="wb-over-cutoff")
+    return {"upload": upload, "dataset": dataset, "data_format": data_format, "data_summary": data_summary,
+            "preview": preview, "example": example, "histogram": histogram, "over_cutoff": over_cutoff}
+
+
+def build_method_panel() -> dict:
+    method = gr.Dropdown(list(choices(MethodConfig, "name")), value="lora", label=t("field.method.name"),
+                         info=t("help.method.name"), elem_id="wb-method")
+    shown = forms.visible_fields("lora")
+    fields = {}
+    with gr.Row(equal_height=False):
+        for field in forms.METHOD_FIELDS:
+            fields[field.key] = field_widget(field, visible=shown[field.key])
+    trainable = gr.Markdown(elem_id="wb-trainable")
+    return {"method": method, "fields": fields, "trainable": trainable}
+
+
+def build_training_panel() -> dict[str, gr.components.Component]:
+    fields = {}
+    with gr.Row(equal_height=False):
+        for field in forms.TRAIN_FIELDS:
+            fields[field.key] = field_widget(field)
+    with gr.Accordion(t("train.advanced"), open=False), gr.Row(equal_height=False):
+        for field in forms.ADVANCED_FIELDS:
+            fields[field.key] = field_widget(field)
+    return fields
+
+
+def build_config_panel(ctx: AppContext) -> dict:
+    with gr.Accordion(t("train.config"), open=False):
+        with gr.Row():
+            yaml_view = gr.Code(language="yaml", label=t("train.yaml"), lines=14, elem_id="wb-yaml", scale=3)
+            with gr.Column(scale=2):
+                command = gr.Textbox(label=t("train.command"), interactive=False, elem_id="wb-command")
+                config_name = gr.Textbox(label=t("train.config_name"), value="my-run")
+                save = gr.Button(t("train.save_config"))
+                saved = gr.Dropdown(h.config_choices(ctx), label=t("train.saved_configs"))
+                load = gr.Button(t("train.load_config"))
+    return {"yaml": yaml_view, "command": command, "config_name": config_name, "save": save, "saved": saved,
+            "load": load}
+
+
+def build_monitor_panel() -> dict:
+    with gr.Row():
+        run_name = gr.Textbox(label=t("train.run_name"), placeholder=t("train.run_name_help"), scale=2)
+        start = gr.Button(t("train.start"), variant="primary", elem_id="wb-start")
+        stop = gr.Button(t("train.stop"), elem_id="wb-stop")
+        cancel = gr.Button(t("train.cancel"), variant="stop", elem_id="wb-cancel")
+    progress = gr.HTML(progress_html(None), elem_id="wb-progress")
+    with gr.Row():
+        loss = gr.LinePlot(loss_frame({}), x="step", y="loss", color="series", label=t("train.loss"),
+                           elem_id="wb-loss", scale=3)
+        log = gr.Textbox(label=t("train.log"), lines=14, max_lines=14, autoscroll=True, elem_id="wb-log",
+                         scale=2)
+    return {"run_name": run_name, "start": start, "stop": stop, "cancel": cancel, "progress": progress,
+            "loss": loss, "log": log, "current": gr.State(None), "seen": gr.State(-1), "timer": gr.Timer(1.0)}
+
+
+def build_train_tab(ctx: AppContext) -> TrainTab:
+    with gr.Tab(t("tab.train"), id="train"):
+        gr.Markdown(t("train.intro"))
+        parts = build_model_panel(ctx)
+        with gr.Accordion(t("train.data"), open=True):
+            parts |= build_data_panel(ctx)
+        with gr.Accordion(t("train.method"), open=True):
+            parts |= build_method_panel()
+        with gr.Accordion(t("train.training"), open=True):
+            parts["fields"] |= build_training_panel()
+        parts |= build_config_panel(ctx)
+        parts |= build_monitor_panel()
+    tab = TrainTab(**parts)
+    wire_train_tab(ctx, tab)
+    return tab
+
+
+def wire_train_tab(ctx: AppContext, tab: TrainTab) -> None:
+    form = tab.form_inputs()
+    tab.model.change(bind(h.show_model, ctx), tab.model, tab.model_info)
+    tab.upload.upload(bind(h.upload_dataset, ctx), tab.upload, tab.dataset)
+    inspect_inputs = [tab.model, tab.dataset, tab.data_format, tab.fields["train.cutoff_len"],
+                      tab.fields["data.overlength"]]
+    gr.on([tab.dataset.change, tab.data_format.change, tab.fields["train.cutoff_len"].release,
+           tab.fields["data.overlength"].change], bind(h.inspect, ctx), inspect_inputs,
+          [tab.data_summary, tab.preview, tab.example, tab.histogram, tab.over_cutoff], trigger_mode="always_last")
+    tab.method.change(h.method_visibility, tab.method, [tab.fields[f.key] for f in forms.METHOD_FIELDS])
+    plan_triggers = [tab.model.change, tab.dataset.change, tab.method.change] + [
+        tab.fields[k].change for k in ("method.r", "method.target_modules", "method.num_virtual_tokens",
+                                       "method.freeze_trainable_layers")]
+    gr.on(plan_triggers, bind(h.count_trainable, ctx), form, tab.trainable, trigger_mode="always_last",
+          concurrency_limit=1, concurrency_id="plan")
+    gr.on([c.change for c in form] + [tab.config_name.change], bind(h.preview, ctx),
+          [tab.config_name, *form], [tab.yaml, tab.command], trigger_mode="always_last", show_progress="hidden")
+    tab.save.click(bind(h.save_config, ctx), [tab.config_name, *form], tab.saved)
+    tab.load.click(bind(h.load_saved_config, ctx), tab.saved, form)
+    tab.start.click(bind(h.start, ctx), [tab.run_name, *form], [tab.current, tab.run_name]).then(
+        lambda: -1, None, tab.seen)
+    tab.stop.click(bind(h.stop, ctx), tab.current, None)
+    tab.cancel.click(bind(h.cancel, ctx), tab.current, [tab.current, tab.progress, tab.loss, tab.log])
+    tab.timer.tick(bind(h.poll, ctx), [tab.current, tab.seen],
+                   [tab.current, tab.progress, tab.loss, tab.log, tab.seen], show_progress="hidden")

@@ -1,0 +1,225 @@
+"""Event handlers of the Train tab. Each takes plain values and returns plain values or gr.update()s;
+errors reach the page as gr.Warning/gr.Error carrying the engine's sentence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import yaml
+
+from engine.config import ConfigError, RunConfig, load_config
+from webui import forms
+from webui.context import AppContext
+from webui.datasets import example_segments, length_histogram, preview_rows, save_upload
+from webui.engine_cli import EngineError, inspect_data, plan
+from webui.i18n import message
+from webui.models import human_count, model_info, remember_model
+from webui.paths import PathError, safe_name
+from webui.render import log_text, loss_frame, progress_html
+from webui.runs import RunError, tail_lines
+
+NEW_RUN = "NEW_RUN"
+
+
+@dataclass
+class Form:
+    """The Train form's values, in the order of TrainTab.form_inputs()."""
+
+    model: str
+    dataset: str | None
+    data_format: str
+    method: str
+    values: dict[str, Any]
+
+    @classmethod
+    def parse(cls, args: tuple[Any, ...]) -> Form:
+        model, dataset, data_format, method, *rest = args
+        return cls(model or "", dataset, data_format or "auto", method or "lora", dict(zip(forms.FIELD_KEYS, rest)))
+
+    def config(self, ctx: AppContext, output_dir: Path) -> RunConfig:
+        data_path = str(ctx.readable(self.dataset)) if self.dataset else ""
+        return forms.to_config(self.values, model=self.model, data_path=data_path, data_format=self.data_format,
+                               method=self.method, output_dir=str(output_dir))
+
+
+def show_model(ctx: AppContext, name: str) -> str:
+    if not (name or "").strip():
+        return ""
+    try:
+        local = ctx.local_model_dir(name)
+    except PathError as error:
+        return f"<span class='wb-error'>{error}</span>"
+    return model_info(name.strip(), local).markdown()
+
+
+def upload_dataset(ctx: AppContext, temp_path: str | None) -> Any:
+    if not temp_path:
+        return gr.update()
+    try:
+        saved = save_upload(temp_path, ctx.uploads)
+    except PathError as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    from webui.datasets import dataset_choices
+
+    return gr.update(choices=dataset_choices(ctx.uploads, ctx.assets), value=str(saved))
+
+
+def inspect(ctx: AppContext, model: str, dataset: str | None, data_format: str, cutoff_len: float,
+            overlength: str, request: gr.Request | None = None) -> tuple[Any, ...]:
+    """Summary, preview table, rendered example, length histogram, over-cutoff line (or the one error)."""
+    hidden = (gr.update(visible=False),) * 4
+    if not dataset:
+        return ("",) + hidden
+    try:
+        path = ctx.readable(dataset)
+        local = ctx.local_model_dir(model) if model else None
+        tokenizer = str(local) if local else (model if model and model_info(model, None).architecture else None)
+        report = inspect_data(path, data_format=data_format, model=tokenizer, cutoff_len=int(cutoff_len or 0),
+                              overlength=overlength)
+    except (EngineError, PathError) as error:
+        return (f"<div class='wb-error' id='wb-data-error'>{error}</div>",) + hidden
+    headers, rows = preview_rows(report)
+    summary = message(request, "msg.data_summary", format=report.get("format"), rows=report.get("rows"))
+    lengths = report.get("lengths") or []
+    over = report.get("over_cutoff")
+    over_text = ""
+    if over is not None:
+        key = "msg.over_cutoff_drop" if report.get("overlength") == "drop" else "msg.over_cutoff_truncate"
+        over_text = message(request, key, n=over, cutoff=int(cutoff_len or 0))
+    import pandas as pd
+
+    histogram = pd.DataFrame(length_histogram(lengths, int(cutoff_len or 0)), columns=["tokens", "rows", "fits"])
+    return (
+        summary,
+        gr.update(value={"headers": headers, "data": rows}, visible=True),
+        gr.update(value=example_segments(report), visible=bool(report.get("example"))),
+        gr.update(value=histogram, visible=bool(lengths)),
+        gr.update(value=over_text, visible=bool(over_text)),
+    )
+
+
+def method_visibility(method: str) -> list[Any]:
+    shown = forms.visible_fields(method)
+    return [gr.update(visible=shown[f.key]) for f in forms.METHOD_FIELDS]
+
+
+def preview(ctx: AppContext, config_name: str, *args: Any) -> tuple[str, str]:
+    """The YAML the run will use and the CLI command that reproduces it (or the issues that block it)."""
+    form = Form.parse(args)
+    name = (config_name or "").strip() or "my-run"
+    try:
+        config = form.config(ctx, ctx.runs.runs_dir / NEW_RUN)
+    except (ConfigError, PathError) as error:
+        issues = getattr(error, "issues", [str(error)])
+        return "# " + "\n# ".join(issues), ""
+    return config.to_yaml(), forms.command_line(ctx.configs / f"{safe_name(name)}.yaml")
+
+
+def count_trainable(ctx: AppContext, *args: Any) -> str:
+    form = Form.parse(args)
+    if not form.model or not form.dataset:
+        return ""
+    try:
+        config = form.config(ctx, ctx.runs.runs_dir / NEW_RUN)
+    except (ConfigError, PathError):
+        return ""  # the config preview already lists what is missing
+    scratch = ctx.workspace / ".plan" / "config.yaml"
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    scratch.write_text(config.to_yaml(), encoding="utf-8")
+    try:
+        result = plan(scratch)
+    except EngineError as error:
+        return f"<span class='wb-error'>{error}</span>"
+    return (f"trainable: **{human_count(result['trainable_params'])}** of {human_count(result['total_params'])} "
+            f"(**{result['trainable_percent']:.3f}%**)")
+
+
+def save_config(ctx: AppContext, config_name: str, *args: Any) -> Any:
+    name = safe_name((config_name or "").strip() or "my-run")
+    form = Form.parse(args)
+    try:
+        config = form.config(ctx, ctx.runs.runs_dir / name)
+    except (ConfigError, PathError) as error:
+        raise gr.Error(" ".join(getattr(error, "issues", [str(error)])), print_exception=False) from None
+    path = ctx.configs / f"{name}.yaml"
+    path.write_text(config.to_yaml(), encoding="utf-8")
+    gr.Info(f"Saved {path}")
+    return gr.update(choices=config_choices(ctx), value=str(path))
+
+
+def config_choices(ctx: AppContext) -> list[tuple[str, str]]:
+    return [(p.name, str(p)) for p in sorted(ctx.configs.glob("*.yaml"))]
+
+
+def load_saved_config(ctx: AppContext, path: str | None) -> list[Any]:
+    """Fill the form from a saved YAML: model, dataset, format, method, then every field."""
+    if not path:
+        raise gr.Error("Choose a saved config first.", print_exception=False)
+    try:
+        config = load_config(ctx.writable(path))
+        data = ctx.readable(config.data.path)
+    except (ConfigError, PathError) as error:
+        raise gr.Error(" ".join(getattr(error, "issues", [str(error)])), print_exception=False) from None
+    from webui.datasets import dataset_choices
+
+    choices = dataset_choices(ctx.uploads, ctx.assets)
+    if str(data) not in [c[1] for c in choices]:
+        choices.append((data.name, str(data)))
+    values = forms.from_config(config)
+    return [config.model.name_or_path, gr.update(choices=choices, value=str(data)), config.data.format,
+            config.method.name] + [values[key] for key in forms.FIELD_KEYS]
+
+
+def start(ctx: AppContext, request: gr.Request, run_name: str, *args: Any) -> tuple[str, str]:
+    form = Form.parse(args)
+    try:
+        name = safe_name(run_name.strip()) if (run_name or "").strip() else None
+        config = form.config(ctx, ctx.runs.runs_dir / (name or NEW_RUN))
+        name, queued = ctx.runs.submit(config, name)
+    except (ConfigError, PathError, RunError) as error:
+        raise gr.Error(" ".join(getattr(error, "issues", [str(error)])), print_exception=False) from None
+    remember_model(ctx.workspace, form.model)
+    if queued:
+        gr.Info(message(request, "msg.queued", name=name, active=ctx.runs.active() or "?"))
+    return name, ""
+
+
+def stop(ctx: AppContext, name: str | None) -> None:
+    try:
+        ctx.runs.stop(name or "")
+    except (RunError, PathError) as error:
+        raise gr.Error(str(error), print_exception=False) from None
+
+
+def cancel(ctx: AppContext, name: str | None) -> tuple[None, str, Any, str]:
+    try:
+        ctx.runs.cancel(name or "")
+    except (RunError, PathError) as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    return None, progress_html(None), loss_frame({}), ""
+
+
+def poll(ctx: AppContext, name: str | None, seen: int) -> tuple[Any, ...]:
+    """Timer tick: new events of the followed run (or the run that trains now, after a reload)."""
+    if not name:
+        name = ctx.runs.active()
+        if not name:
+            return (gr.skip(),) * 5
+        seen = -1
+    try:
+        snap = ctx.runs.monitor(name).refresh()
+    except (RunError, PathError):  # deleted by another visitor
+        return None, progress_html(None), loss_frame({}), "", -1
+    if snap.version == seen:
+        return (gr.skip(),) * 5
+    tail = tail_lines(ctx.runs.run_dir(name).stdout_log) if snap.state == "failed" else ""
+    return name, progress_html(snap), loss_frame({name: snap}), log_text(snap, tail), snap.version
+
+
+def saved_yaml(ctx: AppContext, path: str | None) -> str:
+    if not path:
+        return ""
+    return yaml.safe_dump(yaml.safe_load(ctx.writable(path).read_text(encoding="utf-8")), sort_keys=False)

@@ -1,0 +1,32 @@
+"""Build the widget of a form field from its schema (kind, choices, bounds, help): numbers only ever
+come from gr.Number or gr.Slider."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from webui.forms import FormField
+from webui.i18n import t
+
+
+def field_widget(field: FormField, value: object | None = None, visible: bool = True) -> gr.components.Component:
+    value = field.default if value is None else value
+    common = {"label": t(f"field.{field.key}"), "info": t(f"help.{field.key}"), "visible": visible,
+              "elem_id": "f-" + field.key.replace(".", "-").replace("_", "-")}
+    kind = field.kind
+    if kind == "slider":
+        low, high, step = field.slider
+        return gr.Slider(low, high, value=value, step=step, **common)
+    if kind == "integer":
+        return gr.Number(value=value, precision=0, minimum=field.minimum, step=1, **common)
+    if kind == "number":
+        return gr.Number(value=value, minimum=field.minimum, **common)
+    if kind == "checkbox":
+        return gr.Checkbox(value=bool(value), **common)
+    if field.key == "method.bits":
+        return gr.Radio([("16-bit", 0), ("8-bit", 8), ("4-bit", 4)], value=value or 0, **common)
+    if kind == "radio":
+        return gr.Radio(list(field.choices), value=value, **common)
+    if kind == "dropdown":
+        return gr.Dropdown(list(field.choices), value=value, **common)
+    return gr.Textbox(value=", ".join(value) if isinstance(value, list) else (value or ""), **common)
