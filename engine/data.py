@@ -115,7 +115,9 @@ def read_records(path: Path) -> list[dict]:
     for number, record in enumerate(records, 1):
         if not isinstance(record, dict):
             kind = type(record).__name__
-            raise DataError(f"{path.name} row {number} is a {kind}, not an object: write each row as {{\"column\": value}}.")
+            raise DataError(
+                f"{path.name} row {number} is a {kind}, not an object: write each row as {{\"column\": value}}."
+            )
     return records
 
 
@@ -146,7 +148,9 @@ def _parse_json(text: str, name: str) -> list:
         value = value["data"]
     if not isinstance(value, list):
         kind = type(value).__name__
-        raise DataError(f"{name} holds a JSON {kind}, not a list of rows: put the rows in a list or under a 'data' key.")
+        raise DataError(
+            f"{name} holds a JSON {kind}, not a list of rows: put the rows in a list or under a 'data' key."
+        )
     return value
 
 
@@ -250,7 +254,9 @@ def detect_format(records: list[dict], path: Path) -> str:
         if kind is None:
             _check_fields(record, first, name, number)
         if kind != first:
-            raise DataError(f"{name} row {number} looks like {kind} while row 1 was {first}: use one format for all rows.")
+            raise DataError(
+                f"{name} row {number} looks like {kind} while row 1 was {first}: use one format for all rows."
+            )
     return first
 
 
@@ -547,7 +553,10 @@ def build_splits(cfg: RunConfig, tokenizer: Any) -> tuple[list[dict], list[dict]
 
 
 def inspect_dataset(data_cfg: DataConfig, tokenizer: Any = None, cutoff_len: int = 512) -> dict[str, Any]:
-    """What the web UI shows about a dataset: format, size, columns, a preview, and token lengths."""
+    """What the web UI shows about a dataset: format, size, columns, a preview, and token lengths.
+
+    With a tokenizer that has no chat template, ChatML is installed on it (ensure_chat_template).
+    """
     raw, rows, fmt = _load(data_cfg)
     columns: dict[str, None] = {}
     for record in raw:
@@ -610,8 +619,9 @@ def main(argv: list[str]) -> int:
     cfg = DataConfig(path=args.data, format=args.format, columns=columns, overlength=args.overlength)
     try:
         tokenizer = _load_tokenizer(args.model) if args.model else None
-    except OSError as error:
-        print(f"Cannot load the tokenizer of {args.model} ({error}): check --model.", file=sys.stderr)
+    except (OSError, ValueError) as error:
+        reason = type(error).__name__
+        print(f"Cannot load a tokenizer from {args.model} ({reason}): check --model.", file=sys.stderr)
         return 2
     try:
         report = inspect_dataset(cfg, tokenizer, args.cutoff_len)

@@ -31,28 +31,29 @@ from engine.data import (
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT_2 = "What is the capital\n\nof France?"
-EXPECTED = [
-    {"messages": [{"role": "user", "content": "Who are you?"}, {"role": "assistant", "content": "I am a helpful assistant."}]},
-    {"messages": [{"role": "user", "content": PROMPT_2}, {"role": "assistant", "content": "Paris."}]},
-]
+PAIRS = [("Who are you?", "I am a helpful assistant."), (PROMPT_2, "Paris.")]
+
+
+def chat(
+    user: str, reply: str, role: str = "role", content: str = "content", names: tuple[str, str] = ("user", "assistant")
+) -> list[dict[str, str]]:
+    """One user turn and one reply, with the role/content keys and role names of a given format."""
+    return [{role: names[0], content: user}, {role: names[1], content: reply}]
+
+
+EXPECTED = [{"messages": chat(user, reply)} for user, reply in PAIRS]
 SAME_CONTENT: dict[str, list[dict[str, Any]]] = {
     "alpaca": [
         {"instruction": "Who are you?", "input": "", "output": "I am a helpful assistant."},
         {"instruction": "What is the capital", "input": "of France?", "output": "Paris."},
     ],
     "sharegpt": [
-        {"conversations": [{"from": "human", "value": "Who are you?"}, {"from": "gpt", "value": "I am a helpful assistant."}]},
-        {"conversations": [{"from": "user", "value": PROMPT_2}, {"from": "assistant", "value": "Paris."}]},
+        {"conversations": chat(*PAIRS[0], "from", "value", ("human", "gpt"))},
+        {"conversations": chat(*PAIRS[1], "from", "value")},
     ],
-    "openai": [
-        {"messages": [{"role": "user", "content": "Who are you?"}, {"role": "assistant", "content": "I am a helpful assistant."}]},
-        {"messages": [{"role": "user", "content": PROMPT_2}, {"role": "assistant", "content": "Paris."}]},
-    ],
-    "prompt_completion": [
-        {"prompt": "Who are you?", "completion": "I am a helpful assistant."},
-        {"prompt": PROMPT_2, "completion": "Paris."},
-    ],
-}  # fmt: skip
+    "openai": [{"messages": chat(user, reply)} for user, reply in PAIRS],
+    "prompt_completion": [{"prompt": user, "completion": reply} for user, reply in PAIRS],
+}
 
 
 def write(path: Path, records: list[dict[str, Any]]) -> Path:
@@ -130,7 +131,7 @@ def test_alpaca_system_and_history(tmp_path: Path) -> None:
 
 
 def test_sharegpt_system_turn_and_messages_variant(tmp_path: Path) -> None:
-    turns = [{"from": "system", "value": "Be brief."}, {"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello!"}]
+    turns = [{"from": "system", "value": "Be brief."}, *chat("Hi", "Hello!", "from", "value", ("human", "gpt"))]
     rows, fmt = load_rows(DataConfig(path=str(write(tmp_path / "s.jsonl", [{"messages": turns}]))))
     assert fmt == "sharegpt"
     assert [m["role"] for m in rows[0]["messages"]] == ["system", "user", "assistant"]
@@ -199,7 +200,12 @@ def test_assistant_only_masking_token_by_token(tokenizer: Any) -> None:
     (row,), stats = tokenize_rows([{"messages": messages}], tokenizer, 512, "truncate")
     runs, rest = labelled_runs(row["input_ids"], row["labels"], tokenizer)
     assert runs == ["I am a helpful assistant.<|im_end|>"]
-    assert rest == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWho are you?<|im_end|>\n<|im_start|>assistant\n\n"
+    prompt = (
+        "<|im_start|>system\nBe brief.<|im_end|>\n"
+        "<|im_start|>user\nWho are you?<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+    assert rest == prompt + "\n"  # the prompt, and the newline after <|im_end|>
     assert stats.target_tokens == sum(label != IGNORE_INDEX for label in row["labels"])
     assert stats.lengths == [len(row["input_ids"])]
 
@@ -212,10 +218,11 @@ def test_multi_turn_trains_every_assistant_turn(tokenizer: Any) -> None:
         {"role": "assistant", "content": "I can write text."},
     ]
     text, spans = render_with_spans(messages, tokenizer)
-    assert [text[start:end] for start, end in spans] == ["I am a helpful assistant.<|im_end|>", "I can write text.<|im_end|>"]
+    replies = ["I am a helpful assistant.<|im_end|>", "I can write text.<|im_end|>"]
+    assert [text[start:end] for start, end in spans] == replies
     (row,), _ = tokenize_rows([{"messages": messages}], tokenizer, 512, "truncate")
     runs, rest = labelled_runs(row["input_ids"], row["labels"], tokenizer)
-    assert runs == ["I am a helpful assistant.<|im_end|>", "I can write text.<|im_end|>"]
+    assert runs == replies
     assert "Who are you?" in rest and "What can you do?" in rest
 
 
@@ -296,31 +303,38 @@ def _jsonl(*records: Any) -> str:
 
 
 GOOD = {"instruction": "Who are you?", "output": "I am a helpful assistant."}
+QA = {"question": "q", "answer": "a"}
+EMPTY_GPT = {"conversations": chat("Hi", "", "from", "value", ("human", "gpt"))}
+ROBOT = {"conversations": chat("Hi", "x", "from", "value", ("robot", "gpt"))}
+NULL_REPLY = {"messages": chat("Hi", None)}  # type: ignore[arg-type]
+NO_REPLY = {"messages": chat("Hi", "")[:1]}
+LATIN_1 = "prompt,completion\nCaf\xe9,ok\n".encode("latin-1")
+FORMAT_NAMES = ["alpaca", "sharegpt", "openai", "prompt_completion", "data.columns"]
 BAD_FILES: list[tuple[str, str | bytes, list[str]]] = [
-    ("empty.jsonl", "", ["empty.jsonl", "is empty"]),
-    ("blank.json", "  \n ", ["blank.json", "is empty"]),
-    ("no_rows.json", "[]", ["no_rows.json", "no rows"]),
-    ("bad.json", '[{"instruction": "a",', ["bad.json", "not valid JSON", "line 1"]),
-    ("lines.json", _jsonl(GOOD, GOOD), ["lines.json", "rename it to .jsonl"]),
-    ("obj.json", '{"rows": []}', ["obj.json", "JSON dict", "'data' key"]),
-    ("bad.jsonl", _jsonl(GOOD, GOOD) + "{oops}\n", ["bad.jsonl", "line 3", "not valid JSON"]),
-    ("list_row.jsonl", _jsonl(GOOD, [1, 2]), ["list_row.jsonl", "row 2", "not an object"]),
-    ("qa.jsonl", _jsonl({"question": "q", "answer": "a"}), ["qa.jsonl", "row 1", "question, answer", "alpaca", "sharegpt", "openai", "prompt_completion", "data.columns"]),
-    ("out.jsonl", _jsonl(GOOD, {"instruction": "Hi", "output": "  "}), ["out.jsonl", "row 2", "'output'", "is empty"]),
-    ("instr.jsonl", _jsonl({"instruction": "", "input": "", "output": "x"}), ["instr.jsonl", "row 1", "'instruction'", "is empty"]),
-    ("missing.jsonl", _jsonl(GOOD, {"instruction": "Hi"}), ["missing.jsonl", "row 2", "'output'", "alpaca"]),
-    ("mixed.jsonl", _jsonl(GOOD, GOOD, SAME_CONTENT["openai"][0]), ["mixed.jsonl", "row 3", "looks like openai", "row 1 was alpaca"]),
-    ("share.jsonl", _jsonl({"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": ""}]}), ["share.jsonl", "row 1", "'conversations[1].value'", "empty assistant turn"]),
-    ("role.jsonl", _jsonl({"conversations": [{"from": "robot", "value": "Hi"}, {"from": "gpt", "value": "x"}]}), ["role.jsonl", "row 1", "'conversations[0].from'", "robot"]),
-    ("oa.json", json.dumps([SAME_CONTENT["openai"][0], {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": None}]}]), ["oa.json", "row 2", "'messages[1].content'", "empty"]),
-    ("ends.jsonl", _jsonl({"messages": [{"role": "user", "content": "Hi"}]}), ["ends.jsonl", "row 1", "'messages'", "ends with a user turn"]),
-    ("pc.csv", "prompt,completion\nHi,Hello\nHow,Fine\nWhy,\n", ["pc.csv", "row 3", "'completion'", "is empty"]),
-    ("wide.csv", "prompt,completion\nHi,Hello,extra\n", ["wide.csv", "row 1", "more fields than the header"]),
-    ("header_only.csv", "prompt,completion\n", ["header_only.csv", "no rows"]),
-    ("latin.csv", "prompt,completion\nCaf\xe9,ok\n".encode("latin-1"), ["latin.csv", "not UTF-8", "line 2"]),
-    ("data.xlsx", "whatever", ["data.xlsx", "unsupported extension", ".xlsx"]),
-    ("broken.parquet", "not parquet at all", ["broken.parquet", "not a readable Parquet"]),
-]  # fmt: skip
+    ("empty.jsonl", "", ["is empty"]),
+    ("blank.json", "  \n ", ["is empty"]),
+    ("no_rows.json", "[]", ["no rows"]),
+    ("bad.json", '[{"instruction": "a",', ["not valid JSON", "line 1"]),
+    ("lines.json", _jsonl(GOOD, GOOD), ["rename it to .jsonl"]),
+    ("obj.json", '{"rows": []}', ["JSON dict", "'data' key"]),
+    ("bad.jsonl", _jsonl(GOOD, GOOD) + "{oops}\n", ["line 3", "not valid JSON"]),
+    ("list_row.jsonl", _jsonl(GOOD, [1, 2]), ["row 2", "not an object"]),
+    ("qa.jsonl", _jsonl(QA), ["row 1", "question, answer", *FORMAT_NAMES]),
+    ("out.jsonl", _jsonl(GOOD, {"instruction": "Hi", "output": "  "}), ["row 2", "'output'", "is empty"]),
+    ("instr.jsonl", _jsonl({"instruction": "", "input": "", "output": "x"}), ["row 1", "'instruction'", "is empty"]),
+    ("missing.jsonl", _jsonl(GOOD, {"instruction": "Hi"}), ["row 2", "'output'", "alpaca"]),
+    ("mixed.jsonl", _jsonl(GOOD, GOOD, SAME_CONTENT["openai"][0]), ["row 3", "looks like openai", "row 1 was alpaca"]),
+    ("share.jsonl", _jsonl(EMPTY_GPT), ["row 1", "'conversations[1].value'", "empty assistant turn"]),
+    ("role.jsonl", _jsonl(ROBOT), ["row 1", "'conversations[0].from'", "robot"]),
+    ("oa.json", json.dumps([SAME_CONTENT["openai"][0], NULL_REPLY]), ["row 2", "'messages[1].content'", "empty"]),
+    ("ends.jsonl", _jsonl(NO_REPLY), ["row 1", "'messages'", "ends with a user turn"]),
+    ("pc.csv", "prompt,completion\nHi,Hello\nHow,Fine\nWhy,\n", ["row 3", "'completion'", "is empty"]),
+    ("wide.csv", "prompt,completion\nHi,Hello,extra\n", ["row 1", "more fields than the header"]),
+    ("header_only.csv", "prompt,completion\n", ["no rows"]),
+    ("latin.csv", LATIN_1, ["not UTF-8", "line 2"]),
+    ("data.xlsx", "whatever", ["unsupported extension", ".xlsx"]),
+    ("broken.parquet", "not parquet at all", ["not a readable Parquet"]),
+]
 
 
 def assert_one_sentence(message: str) -> None:
@@ -338,7 +352,7 @@ def test_bad_file_gives_one_sentence(tmp_path: Path, name: str, content: str | b
     with pytest.raises(DataError) as caught:
         load_rows(DataConfig(path=str(path)))
     message = str(caught.value)
-    for part in expected:
+    for part in [name, *expected]:
         assert part in message, f"{part!r} not in {message!r}"
     assert_one_sentence(message)
 
@@ -370,7 +384,8 @@ def run_config(path: Path, tiny_model: Path, val_size: float, seed: int = 42) ->
 
 
 def test_val_split_is_seeded_and_sizes_add_up(tmp_path: Path, tiny_model: Path, tokenizer: Any) -> None:
-    path = write(tmp_path / "many.jsonl", [{"prompt": f"Question {i}?", "completion": f"Answer {i}."} for i in range(20)])
+    records = [{"prompt": f"Question {i}?", "completion": f"Answer {i}."} for i in range(20)]
+    path = write(tmp_path / "many.jsonl", records)
     train, val, stats = build_splits(run_config(path, tiny_model, 0.25, seed=1), tokenizer)
     assert (len(train), len(val), stats.rows_out) == (15, 5, 20)
     again, val_again, _ = build_splits(run_config(path, tiny_model, 0.25, seed=1), tokenizer)
