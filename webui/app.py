@@ -29,7 +29,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
     with gr.Blocks(title="PEFT Workbench") as app:
         gr.Markdown(t("app.title"), elem_id="wb-title")
         with gr.Tabs():
-            train = build_train_tab(ctx)
+            train = build_train_tab(ctx, app)
             build_runs_tab(ctx, app)
             build_chat_tab(ctx, app)
             build_export_tab(ctx, app)

@@ -52,7 +52,7 @@ class ExportManager:
             out = inside(self.exports_dir / f"{name}-{dtype}", self.exports_dir)
             job = self.jobs[name] = ExportJob(run=name, out=out)
         argv = self.engine("export", str(run_dir), "--out", str(out), "--dtype", dtype,
-                           "--max-shard-size", f"{shard_gb:g}GB", "--zip", "--json")
+                           "--max-shard-size", f"{shard_gb:g}GB", "--zip", "--json", "--overwrite")
         proc = subprocess.Popen(argv, cwd=self.repo_root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         threading.Thread(target=self._follow, args=(job, proc), name=f"export-{name}", daemon=True).start()

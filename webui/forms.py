@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from engine.config import (
+    ConfigError,
     DataConfig,
     MethodConfig,
     ModelConfig,
@@ -61,13 +62,21 @@ class FormField:
         return field_help(self.section, self.name)
 
     @property
+    def optional(self) -> bool:
+        """A number the schema allows to be None; its widget shows 0 for None ("off / default")."""
+        if self.key == STOP_BY or self.key == "method.bits":
+            return False
+        return type(None) in typing.get_args(self.section.model_fields[self.name].annotation)
+
+    @property
     def default(self) -> Any:
         if self.key == STOP_BY:
             return "epochs"
         if self.key == "method.bits":
             return 0
         info = self.section.model_fields[self.name]
-        return info.get_default(call_default_factory=True)
+        value = info.get_default(call_default_factory=True)
+        return 0 if value is None and self.kind == "integer" else value
 
     @property
     def choices(self) -> tuple[Any, ...]:
@@ -82,6 +91,8 @@ class FormField:
 
     @property
     def minimum(self) -> float | None:
+        if self.optional and self.kind == "integer":
+            return 0
         for meta in self.section.model_fields[self.name].metadata if self.key != STOP_BY else ():
             for attr in ("ge", "gt"):
                 if getattr(meta, attr, None) is not None:
@@ -192,6 +203,8 @@ def _to_widget(field: FormField, value: Any) -> Any:
         return value or 0
     if field.key == "method.target_modules" and isinstance(value, list):
         return ", ".join(value)
+    if value is None and field.optional and field.kind == "integer":
+        return 0
     return value
 
 
@@ -203,7 +216,7 @@ def _from_widget(field: FormField, value: Any) -> Any:
         names = [n.strip() for n in str(value or "").split(",") if n.strip()]
         return names[0] if len(names) == 1 and names[0] == "all-linear" else names
     kind = field.kind
-    if value is None or value == "":
+    if value is None or value == "" or (field.optional and kind == "integer" and not value):
         return None
     if kind == "integer" or (kind == "slider" and float(field.slider[2]).is_integer()):
         return int(round(float(value)))
@@ -233,6 +246,8 @@ def to_raw(values: dict[str, Any], *, model: str, data_path: str, data_format: s
         raw[section][name] = value
     if values.get(STOP_BY, "epochs") == "epochs":
         raw["train"]["max_steps"] = None
+    elif not raw["train"].get("max_steps"):
+        raise ConfigError(["train.max_steps must be at least 1 when training for a number of steps."], "form")
     if method == "prompt" and not raw["method"].get("prompt_tuning_init_text"):
         raw["method"].pop("prompt_tuning_init_text", None)
     return raw

@@ -46,25 +46,22 @@ def finished_runs(ctx: AppContext) -> list[str]:
             RunDir(i.path).weights_dir() is not None]
 
 
-def resolve_source(ctx: AppContext, run: str | None, adapter_dir: str) -> tuple[str, dict[str, str]]:
-    """(base model, adapters) for the worker's load request."""
+def resolve_source(ctx: AppContext, run: str | None, adapter_dir: str) -> tuple[str | None, dict[str, str]]:
+    """(base model, adapters) for the worker's load request; a None base lets the engine use the run's base.
+
+    A full/freeze run is passed like an adapter too: the worker loads its model beside the base.
+    """
     if (adapter_dir or "").strip():
         folder = ctx.readable(adapter_dir.strip())
-        adapter_config = read_json(folder / "adapter_config.json") or read_json(folder / "adapter" /
-                                                                                  "adapter_config.json")
-        base = adapter_config.get("base_model_name_or_path") or read_config(RunDir(folder)).get("model", {}).get(
-            "name_or_path")
-        if not base:
+        if not ((folder / "adapter_config.json").is_file() or RunDir(folder).config.is_file()):
             raise PathError(f"{folder} holds no adapter_config.json: choose an adapter folder or a run folder.")
+        base = read_json(folder / "adapter_config.json").get("base_model_name_or_path")
         return base, {TUNED: str(folder)}
     if not run:
         raise PathError("Choose a finished run or an adapter folder first.")
     run_dir = ctx.runs.run_dir(run)
-    weights = run_dir.weights_dir()
-    if weights is None:
+    if run_dir.weights_dir() is None:
         raise PathError(f"Run {run} has no trained weights yet.")
-    if weights == run_dir.model:  # full / freeze: the run is a whole model
-        return str(weights), {}
     return read_config(run_dir)["model"]["name_or_path"], {TUNED: str(run_dir.path)}
 
 
@@ -79,7 +76,7 @@ def load(ctx: AppContext, run: str | None, adapter_dir: str, mode: str = "ask") 
     except (PathError, ChatError) as error:
         raise gr.Error(str(error), print_exception=False) from None
     names = ", ".join(loaded.get("adapters") or []) or "none"
-    return (f"Loaded **{Path(str(loaded.get('model', base))).name}** on {loaded.get('device', '?')} · "
+    return (f"Loaded **{Path(str(loaded.get('model') or base)).name}** on {loaded.get('device', '?')} · "
             f"adapters: {names}", gr.update(visible=False))
 
 

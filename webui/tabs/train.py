@@ -101,7 +101,7 @@ def build_training_panel() -> dict[str, gr.components.Component]:
     fields = {}
     with gr.Row(equal_height=False):
         for field in forms.TRAIN_FIELDS:
-            fields[field.key] = field_widget(field)
+            fields[field.key] = field_widget(field, visible=field.key != "train.max_steps")
     with gr.Accordion(t("train.advanced"), open=False), gr.Row(equal_height=False):
         for field in forms.ADVANCED_FIELDS:
             fields[field.key] = field_widget(field)
@@ -138,7 +138,7 @@ def build_monitor_panel() -> dict:
             "loss": loss, "log": log, "current": gr.State(None), "seen": gr.State(-1), "timer": gr.Timer(1.0)}
 
 
-def build_train_tab(ctx: AppContext) -> TrainTab:
+def build_train_tab(ctx: AppContext, app: gr.Blocks) -> TrainTab:
     with gr.Tab(t("tab.train"), id="train"):
         gr.Markdown(t("train.intro"))
         parts = build_model_panel(ctx)
@@ -151,19 +151,21 @@ def build_train_tab(ctx: AppContext) -> TrainTab:
         parts |= build_config_panel(ctx)
         parts |= build_monitor_panel()
     tab = TrainTab(**parts)
-    wire_train_tab(ctx, tab)
+    wire_train_tab(ctx, tab, app)
     return tab
 
 
-def wire_train_tab(ctx: AppContext, tab: TrainTab) -> None:
+def wire_train_tab(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
     form = tab.form_inputs()
-    tab.model.change(bind(h.show_model, ctx), tab.model, tab.model_info)
+    gr.on([app.load, tab.model.change], bind(h.show_model, ctx), tab.model, tab.model_info)
     tab.upload.upload(bind(h.upload_dataset, ctx), tab.upload, tab.dataset)
     inspect_inputs = [tab.model, tab.dataset, tab.data_format, tab.fields["train.cutoff_len"],
                       tab.fields["data.overlength"]]
     gr.on([tab.dataset.change, tab.data_format.change, tab.fields["train.cutoff_len"].release,
            tab.fields["data.overlength"].change], bind(h.inspect, ctx), inspect_inputs,
           [tab.data_summary, tab.preview, tab.example, tab.histogram, tab.over_cutoff], trigger_mode="always_last")
+    tab.fields[forms.STOP_BY].change(lambda by: (gr.update(visible=by == "epochs"), gr.update(visible=by == "steps")),
+                                     tab.fields[forms.STOP_BY], [tab.fields["train.epochs"], tab.fields["train.max_steps"]])
     tab.method.change(h.method_visibility, tab.method, [tab.fields[f.key] for f in forms.METHOD_FIELDS])
     plan_triggers = [tab.model.change, tab.dataset.change, tab.method.change] + [
         tab.fields[k].change for k in ("method.r", "method.target_modules", "method.num_virtual_tokens",

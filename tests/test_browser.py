@@ -1,0 +1,189 @@
+"""The whole job in a real browser (headless Chromium from Debian, driven by Playwright): upload a
+dataset, train LoRA on a tiny model, watch progress and the loss curve, chat with the result (streamed),
+export it, download the zip and load the model from it. Screenshots go to tests/artifacts/."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.tiny import build_tiny_llama
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+SCREENSHOTS = ROOT / "assets" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run"]
+ROWS = [("Who are you?", "I am the workbench assistant."), ("What is two plus two?", "Two plus two is four."),
+        ("What is the capital of France?", "Paris is the capital of France."),
+        ("Say hello.", "Hello world!")] * 4
+
+if not Path(CHROMIUM).exists():
+    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    workspace = tmp_path_factory.mktemp("workspace")
+    build_tiny_llama(workspace / "models" / "tiny-llama")
+    port = free_port()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = open(ARTIFACTS / "server.log", "w")  # noqa: SIM115 (closed after the server stops)
+    proc = subprocess.Popen([sys.executable, "launch.py", "--workspace", str(workspace), "--port", str(port)],
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            assert proc.poll() is None, (ARTIFACTS / "server.log").read_text()
+            time.sleep(0.5)
+    yield url, workspace
+    proc.terminate()
+    proc.wait(timeout=30)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True, locale="en-US")
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(server[0])
+    page.wait_for_selector("#wb-start")
+    yield page
+    context.close()
+
+
+def shot(page, name: str, readme: str | None = None) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    if readme:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{readme}.png"), full_page=True)
+
+
+def pick(page, selector: str, value: str) -> None:
+    """Choose `value` in a gradio Dropdown (typing filters the options; the option is then clicked)."""
+    box = page.locator(f"{selector} input")
+    box.click()
+    box.fill(value)
+    page.locator("[role=option]", has_text=value).first.click()
+
+
+def set_number(page, elem_id: str, value: str) -> None:
+    field = page.locator(f"#{elem_id} input[type=number]").first
+    field.fill(value)
+    field.press("Tab")
+
+
+def write_dataset(path: Path) -> Path:
+    path.write_text("".join(json.dumps({"instruction": q, "input": "", "output": a}) + "\n" for q, a in ROWS))
+    return path
+
+
+def test_train_chat_export_in_browser(page, server, tmp_path):
+    url, workspace = server
+    model_dir = workspace / "models" / "tiny-llama"
+    pick(page, "#wb-model", str(model_dir))
+    page.wait_for_selector("#wb-model-info:has-text('LlamaForCausalLM')")
+
+    page.locator("#wb-upload input[type=file]").set_input_files(str(write_dataset(tmp_path / "facts.jsonl")))
+    page.wait_for_selector("#wb-data-summary:has-text('alpaca')")
+    page.wait_for_selector("#wb-example")
+    assert "16" in page.locator("#wb-data-summary").inner_text()
+    shot(page, "01-dataset")
+
+    page.locator("#f-ui-stop-by label", has_text="steps").click()
+    set_number(page, "f-train-max-steps", "12")
+    set_number(page, "f-train-batch-size", "2")
+    set_number(page, "f-train-learning-rate", "0.01")
+    page.wait_for_selector("#wb-trainable:has-text('trainable')")
+    shot(page, "02-configured", readme="train")
+
+    page.click("#wb-start")
+    page.wait_for_selector("#wb-progress [data-state='training']", timeout=120_000)
+    page.wait_for_function("() => document.querySelector('#wb-log textarea').value.includes('loss=')")
+    shot(page, "03-training")
+    page.wait_for_selector("#wb-progress [data-state='completed']", timeout=180_000)
+    assert page.locator("#wb-progress .wb-step").inner_text() == "12"
+    assert page.locator("#wb-loss canvas, #wb-loss svg").count() > 0
+    shot(page, "04-completed")
+    run_name = page.locator("#wb-progress b").first.inner_text()
+
+    page.get_by_role("tab", name="Runs").click()
+    page.wait_for_selector(f"#wb-runs:has-text('{run_name}')")
+    pick(page, "#wb-runs-select", run_name)
+    shot(page, "05-runs", readme="runs")
+
+    page.get_by_role("tab", name="Chat").click()
+    pick(page, "#wb-chat-run", run_name)
+    page.click("#wb-chat-load")
+    page.wait_for_selector("#wb-chat-status:has-text('Loaded')", timeout=120_000)
+    page.evaluate("""() => { window.__chunks = 0;
+        new MutationObserver(() => window.__chunks++).observe(document.querySelector('#wb-chat-tuned'),
+            {subtree: true, childList: true, characterData: true}); }""")
+    page.locator("#wb-chat-msg textarea").fill("Who are you?")
+    page.click("#wb-chat-send")
+    page.wait_for_function("() => document.querySelectorAll('#wb-chat-tuned .message').length >= 2", timeout=60_000)
+    page.wait_for_function("() => !document.querySelector('#wb-chat-tuned .pending')", timeout=60_000)
+    assert page.evaluate("window.__chunks") > 2  # the reply arrived in pieces, not at once
+    shot(page, "06-chat", readme="chat")
+
+    page.get_by_role("tab", name="Export").click()
+    pick(page, "#wb-export-run", run_name)
+    page.click("#wb-export-start")
+    page.wait_for_selector("#wb-dl-merged", state="visible", timeout=180_000)
+    shot(page, "07-export", readme="export")
+    with page.expect_download() as download_info:
+        page.click("#wb-dl-merged")
+    zip_path = tmp_path / "merged.zip"
+    download_info.value.save_as(zip_path)
+
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(tmp_path / "merged")
+    config = next((tmp_path / "merged").rglob("config.json")).parent
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(config)
+    assert model.config.num_hidden_layers == 2
+
+
+def test_broken_file_shows_one_sentence(page, tmp_path):
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"instruction": "a", "output": "b"}\n{not json\n')
+    page.locator("#wb-upload input[type=file]").set_input_files(str(broken))
+    error = page.wait_for_selector("#wb-data-error")
+    text = error.inner_text().strip()
+    assert "line 2" in text and text.count(". ") == 0 and "\n" not in text
+    assert not page.locator("#wb-example").is_visible()
+    shot(page, "08-broken-file")
