@@ -1,0 +1,295 @@
+"""The chat worker and ChatSession on a tiny real Llama with a LoRA adapter trained through the CLI.
+
+The tiny model is built with a wider weight init (0.1) than tests/tiny.py's default: with the usual
+0.02 the random lm_head caps the logits so low that no adapter can memorise a sentence in a few steps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from engine.chat import ChatError, ChatSession, Reply, check_params, end_of_turn_ids, parse_adapter_args, repl
+
+ROOT = Path(__file__).resolve().parents[1]
+MEMORY = [
+    {"instruction": "What is the secret word?", "output": "The secret word is pineapple."},
+    {"instruction": "Who are you?", "output": "I am Zork, the tiny assistant."},
+]
+GREEDY = {"max_new_tokens": 24, "temperature": 0.0}
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def build_base(path: Path, *, chatml_tokens: bool = True, hidden_size: int = 128, seed: int = 0) -> Path:
+    """A 2-layer random Llama that LoRA can make memorise; without chatml_tokens the tokenizer lacks
+    <|im_start|>/<|im_end|>, so training adds them and resizes the embeddings."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from tests.tiny import CORPUS, SPECIAL_TOKENS
+
+    special = SPECIAL_TOKENS if chatml_tokens else ["<unk>", "<s>", "</s>", "<pad>"]
+    core = Tokenizer(models.BPE(unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=special, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    core.train_from_iterator([CORPUS] * 20, trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                        additional_special_tokens=special[4:])
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512, initializer_range=0.1,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def start_training(base: Path, folder: Path, method: str, steps: int = 20, **options: object) -> subprocess.Popen:
+    """`launch.py train` on the memorisation rows, in the background; returns the process."""
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / "memory.json"
+    data.write_text(json.dumps(MEMORY), encoding="utf-8")
+    config = {
+        "model": {"name_or_path": str(base)},
+        "method": {"name": method, "r": 8, "lora_alpha": 16, "lora_dropout": 0.0, **options},
+        "data": {"path": str(data)},
+        "train": {"max_steps": steps, "learning_rate": 1e-2, "batch_size": 2, "save_steps": 1000,
+                  "lr_scheduler_type": "constant"},
+        "output_dir": str(folder / "run"),
+    }
+    (folder / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    return subprocess.Popen([sys.executable, "launch.py", "train", str(folder / "config.yaml")], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish_training(process: subprocess.Popen, folder: Path) -> Path:
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output[-2000:]
+    return folder / "run"
+
+
+def answer(session: ChatSession, question: str, adapter: str | None) -> str:
+    return "".join(session.generate([{"role": "user", "content": question}], adapter, **GREEDY))
+
+
+# ---------------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("chat")
+    base = build_base(root / "base")
+    return finish_training(start_training(base, root / "lora", "lora"), root / "lora")
+
+
+@pytest.fixture(scope="module")
+def session(lora_run: Path) -> ChatSession:
+    chat = ChatSession()
+    chat.load(None, {"ft": str(lora_run)})
+    return chat
+
+
+class WorkerProcess:
+    """`python -m engine chat --worker` with a reader thread, so a hung worker fails the test, not CI."""
+
+    def __init__(self) -> None:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+        self.process = subprocess.Popen([sys.executable, "-m", "engine", "chat", "--worker"], cwd=ROOT, env=env,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                        text=True, bufsize=1)
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def send(self, request: dict | str) -> None:
+        self.process.stdin.write((request if isinstance(request, str) else json.dumps(request)) + "\n")
+        self.process.stdin.flush()
+
+    def event(self, timeout: float = 60) -> dict:
+        line = self.lines.get(timeout=timeout)
+        assert line is not None, "the worker closed stdout"
+        return json.loads(line)  # every stdout line must be protocol JSON
+
+    def until_done(self, request_id: int) -> tuple[list[str], dict]:
+        chunks = []
+        while True:
+            event = self.event()
+            assert event["id"] == request_id
+            if event["event"] != "chunk":
+                return chunks, event
+            chunks.append(event["text"])
+
+
+# ---------------------------------------------------------------------------------------------- tests
+
+
+def test_worker_protocol(lora_run: Path) -> None:
+    """Start, reject requests before load, load base + adapter, stream, base greedy, errors, shutdown."""
+    worker = WorkerProcess()
+    try:
+        assert worker.event() == {"event": "ready"}
+        ask = {"op": "generate", "messages": [{"role": "user", "content": "What is the secret word?"}], **GREEDY}
+
+        worker.send({"id": 1, **ask, "adapter": None})
+        error = worker.event()
+        assert error["id"] == 1 and error["event"] == "error" and "load" in error["message"]
+
+        worker.send({"id": 2, "op": "load", "model": None, "adapters": {"ft": str(lora_run)}, "bits": None})
+        loaded = worker.event(timeout=120)
+        assert loaded["event"] == "loaded" and loaded["adapters"] == ["ft"] and loaded["device"] in ("cpu", "cuda")
+
+        worker.send({"id": 3, **ask, "adapter": "ft", "system": None, "top_p": 1.0, "top_k": 50,
+                     "repetition_penalty": 1.0, "seed": 0})
+        chunks, done = worker.until_done(3)
+        assert done["event"] == "done" and len(chunks) > 1, "the reply must arrive in several chunks"
+        assert done["text"] == "".join(chunks) == MEMORY[0]["output"]
+        assert done["new_tokens"] > 0 and done["tokens_per_s"] > 0
+
+        worker.send({"id": 4, **ask, "adapter": None})
+        _, base_done = worker.until_done(4)
+        assert base_done["event"] == "done"
+        assert base_done["text"] == base_greedy(lora_run, "What is the secret word?")
+        assert base_done["text"] != MEMORY[0]["output"]
+
+        bad = [
+            {"id": 5, **ask, "temperature": -1},
+            {"id": 6, **ask, "max_new_tokens": "many"},
+            {"id": 7, **ask, "adapter": "missing"},
+            {"id": 8, "op": "generate", "messages": [{"role": "assistant", "content": "hi"}]},
+            {"id": 9, "op": "teleport"},
+            {"id": 10, **ask, "top_p": 0},
+        ]
+        for request in bad:
+            worker.send(request)
+            event = worker.event()
+            assert (event["id"], event["event"]) == (request["id"], "error"), event
+            assert event["message"].endswith(".")
+        worker.send("{not json")
+        assert worker.event()["event"] == "error"
+
+        worker.send({"id": 11, "op": "status"})
+        assert worker.event() == {"id": 11, "event": "status", "loaded": True, "model": loaded["model"],
+                                  "adapters": ["ft"], "bits": None}
+        worker.send({"id": 12, "op": "unload"})
+        assert worker.event() == {"id": 12, "event": "unloaded"}
+        worker.send({"id": 13, "op": "shutdown"})
+        assert worker.event() == {"id": 13, "event": "bye"}
+        assert worker.process.wait(timeout=30) == 0
+    finally:
+        if worker.process.poll() is None:
+            worker.process.kill()
+
+
+def test_worker_exits_on_stdin_eof() -> None:
+    worker = WorkerProcess()
+    assert worker.event() == {"event": "ready"}
+    worker.process.stdin.close()
+    assert worker.process.wait(timeout=30) == 0
+
+
+def base_greedy(run: Path, question: str) -> str:
+    """The base model's greedy answer computed with transformers alone, as a reference for the worker."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from engine.chat import read_run_config
+
+    tokenizer = AutoTokenizer.from_pretrained(run / "adapter")
+    model = AutoModelForCausalLM.from_pretrained(read_run_config(run).model.name_or_path, dtype=torch.float32)
+    text = tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
+                                         add_generation_prompt=True)
+    ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+    out = model.generate(**ids, do_sample=False, max_new_tokens=GREEDY["max_new_tokens"],
+                         eos_token_id=end_of_turn_ids(tokenizer), pad_token_id=tokenizer.eos_token_id)
+    return tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+def test_memorised_answers_with_adapter_not_base(session: ChatSession) -> None:
+    for row in MEMORY:
+        assert answer(session, row["instruction"], "ft") == row["output"]
+        assert answer(session, row["instruction"], None) != row["output"]
+    # switching back and forth leaves no adapter state behind
+    assert answer(session, MEMORY[0]["instruction"], "ft") == MEMORY[0]["output"]
+
+
+def test_reply_stops_at_end_of_turn_and_counts_tokens(session: ChatSession) -> None:
+    reply = Reply()
+    text = "".join(session.generate([{"role": "user", "content": MEMORY[1]["instruction"]}], "ft", reply=reply,
+                                    max_new_tokens=200, temperature=0.0))
+    assert text == MEMORY[1]["output"] and "<|im_end|>" not in text
+    assert 0 < reply.new_tokens < 200, "generation must stop at <|im_end|>, not run to max_new_tokens"
+    assert session.tokenizer.convert_tokens_to_ids("<|im_end|>") in end_of_turn_ids(session.tokenizer)
+
+
+def test_sampling_is_seeded_and_system_prompt_accepted(session: ChatSession) -> None:
+    messages = [{"role": "user", "content": "Hello"}]
+    params = {"max_new_tokens": 8, "temperature": 1.5, "top_p": 0.95, "top_k": 0, "seed": 7}
+    first = "".join(session.generate(messages, None, "Be brief.", **params))
+    again = "".join(session.generate(messages, None, "Be brief.", **params))
+    assert first == again
+
+
+def test_multi_turn_conversation_is_rendered_with_the_run_template(session: ChatSession) -> None:
+    history = [{"role": "user", "content": MEMORY[1]["instruction"]}, {"role": "assistant", "content": "Hi."},
+               {"role": "user", "content": MEMORY[0]["instruction"]}]
+    ids = session.prompt_ids(history, "Be brief.", session.tokenizer)["input_ids"][0]
+    text = session.tokenizer.decode(ids)
+    assert text.startswith("<|im_start|>system\nBe brief.<|im_end|>")
+    assert "<|im_start|>assistant\nHi.<|im_end|>" in text and text.endswith("<|im_start|>assistant\n")
+    assert "".join(session.generate(history, "ft", **GREEDY))
+
+
+@pytest.mark.parametrize(("params", "word"), [
+    ({"temperature": -0.1}, "temperature"),
+    ({"max_new_tokens": 0}, "max_new_tokens"),
+    ({"top_k": 1.5}, "top_k"),
+    ({"seed": "x"}, "seed"),
+    ({"repetition_penalty": True}, "repetition_penalty"),
+    ({"beams": 4}, "beams"),
+])
+def test_bad_parameters_are_one_sentence(params: dict, word: str) -> None:
+    with pytest.raises(ChatError, match=word):
+        check_params(params)
+
+
+def test_repl_streams_and_toggles_base(session: ChatSession, capsys: pytest.CaptureFixture) -> None:
+    lines = iter([MEMORY[0]["instruction"], "/base", MEMORY[0]["instruction"], "/reset", "/quit"])
+    assert repl(session, None, GREEDY, lines) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == MEMORY[0]["output"] and out[1] != MEMORY[0]["output"]
+
+
+def test_adapter_arguments(lora_run: Path) -> None:
+    assert parse_adapter_args([str(lora_run)]) == {"run": str(lora_run)}
+    assert parse_adapter_args([str(lora_run / "adapter")]) == {"run": str(lora_run / "adapter")}
+    assert parse_adapter_args(["mine=/x/y"]) == {"mine": "/x/y"}
+
+
+def test_load_errors_are_chat_errors(tmp_path: Path) -> None:
+    chat = ChatSession()
+    with pytest.raises(ChatError, match="does not exist"):
+        chat.load(None, {"x": str(tmp_path / "nowhere")})
+    with pytest.raises(ChatError, match="neither"):
+        chat.load(None, {"x": str(tmp_path)})
+    assert not chat.loaded
