@@ -23,3 +23,11 @@ def pytest_configure(config: pytest.Config) -> None:
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer random Llama with no chat template (the engine falls back to ChatML)."""
     return build_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def memorise_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random Llama wide enough, and with weights large enough, for LoRA or a soft prompt to
+    memorise a few answers in a few dozen steps (the 64-wide default cannot produce confident logits)."""
+    return build_tiny_llama(tmp_path_factory.mktemp("models") / "memorise-llama", hidden_size=128,
+                            initializer_range=0.1)

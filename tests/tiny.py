@@ -46,6 +46,7 @@ def build_tiny_llama(
     heads: int = 4,
     chat_template: str | None = None,
     seed: int = 0,
+    initializer_range: float = 0.02,
 ) -> Path:
     """Save a random-weight Llama and its tokenizer to `path`; returns `path`."""
     import torch
@@ -65,6 +66,7 @@ def build_tiny_llama(
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=False,
+        initializer_range=initializer_range,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)

@@ -1,0 +1,55 @@
+"""Run the product's command line the way a user does, and write run configs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def engine_env() -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+
+
+def launch(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python launch.py ARGS...` from the repository root; output captured as text."""
+    return subprocess.run([sys.executable, "launch.py", *args], cwd=ROOT, env=engine_env(), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def popen_launch(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "launch.py", *args], cwd=ROOT, env=engine_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def write_config(path: Path, model: Path, data: Path, output_dir: Path, method: dict[str, Any] | None = None,
+                 train: dict[str, Any] | None = None, data_options: dict[str, Any] | None = None) -> Path:
+    config = {
+        "model": {"name_or_path": str(model)},
+        "method": {"name": "lora", **(method or {})},
+        "data": {"path": str(data), **(data_options or {})},
+        "train": {"max_steps": 2, "batch_size": 2, "learning_rate": 1e-3, "save_steps": 50, **(train or {})},
+        "output_dir": str(output_dir),
+    }
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+MEMORISE = [
+    {"instruction": "Who are you?", "output": "I am Tiny, a helpful assistant."},
+    {"instruction": "What is your name?", "output": "My name is Tiny."},
+    {"instruction": "What can you do?", "output": "I answer short questions."},
+    {"instruction": "What is the capital of France?", "output": "Paris is the capital of France."},
+]

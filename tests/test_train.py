@@ -1,0 +1,179 @@
+"""Headless training through `python launch.py train`, on a tiny real Llama built by the test."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.events import final_status, read_events
+from engine.rundir import RunDir
+from tests.cli import MEMORISE, launch, popen_launch, write_config, write_rows
+
+METHOD_OPTIONS = {
+    "lora": {},
+    "dora": {},
+    "qlora": {},
+    "prefix": {"num_virtual_tokens": 4},
+    "prompt": {"num_virtual_tokens": 4, "prompt_tuning_init": "text", "prompt_tuning_init_text": "Answer:"},
+    "ptuning": {"num_virtual_tokens": 4},
+    "ia3": {},
+    "full": {},
+    "freeze": {"freeze_trainable_layers": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def memorise_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_rows(tmp_path_factory.mktemp("data") / "memorise.json", MEMORISE)
+
+
+def load_trained(run: RunDir):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if run.adapter.is_dir():
+        config = json.loads((run.adapter / "adapter_config.json").read_text())
+        base = AutoModelForCausalLM.from_pretrained(config["base_model_name_or_path"])
+        return PeftModel.from_pretrained(base, run.adapter), AutoTokenizer.from_pretrained(run.adapter)
+    return AutoModelForCausalLM.from_pretrained(run.model), AutoTokenizer.from_pretrained(run.model)
+
+
+@pytest.mark.parametrize("method", list(METHOD_OPTIONS))
+def test_every_method_trains_loads_and_generates(method, tiny_model, memorise_data, tmp_path):
+    config = write_config(tmp_path / "run.yaml", tiny_model, memorise_data, tmp_path / "run",
+                          method={"name": method, **METHOD_OPTIONS[method]})
+    result = launch("train", str(config))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "step 2/2" in result.stdout  # one progress line per logging step
+
+    run = RunDir(tmp_path / "run")
+    assert final_status(read_events(run.events))["state"] == "completed"
+    metrics = run.read_metrics()
+    assert 0 < metrics["trainable_params"] <= metrics["total_params"]
+    if method in ("lora", "dora", "qlora", "prefix", "prompt", "ptuning", "ia3"):
+        assert {"adapter_config.json", "adapter_model.safetensors", "chat_template.jinja"} <= {
+            p.name for p in run.adapter.iterdir()}
+        assert metrics["trainable_percent"] < 50
+    else:
+        assert (run.model / "config.json").is_file()
+
+    model, tokenizer = load_trained(run)
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "Who are you?"}], add_generation_prompt=True,
+                                           return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        out = model.generate(**prompt, max_new_tokens=4, do_sample=False)
+    assert out.shape[1] == prompt["input_ids"].shape[1] + 4
+
+
+def losses(run: RunDir) -> list[float]:
+    return [e["loss"] for e in read_events(run.events) if e["kind"] == "metrics" and "loss" in e]
+
+
+@pytest.mark.parametrize("method, options, learning_rate", [
+    ("lora", {"r": 16, "lora_alpha": 32}, 1e-2),
+    ("qlora", {"r": 16, "lora_alpha": 32}, 1e-2),
+    ("prefix", {"num_virtual_tokens": 8}, 3e-2),
+])
+def test_loss_halves_on_a_memorisation_set(method, options, learning_rate, memorise_model, memorise_data,
+                                          tmp_path):
+    config = write_config(tmp_path / "run.yaml", memorise_model, memorise_data, tmp_path / "run",
+                          method={"name": method, "lora_dropout": 0.0, **options},
+                          train={"max_steps": 40, "batch_size": 4, "learning_rate": learning_rate,
+                                 "lr_scheduler_type": "constant"})
+    result = launch("train", str(config))
+    assert result.returncode == 0, result.stderr[-2000:]
+    curve = losses(RunDir(tmp_path / "run"))
+    assert len(curve) == 40
+    assert curve[-1] < curve[0] / 2, curve
+
+
+def test_sigterm_stops_and_saves_then_resume_continues(tiny_model, memorise_data, tmp_path):
+    run = RunDir(tmp_path / "run")
+    total = 60
+    config = write_config(tmp_path / "run.yaml", tiny_model, memorise_data, run.path,
+                          train={"max_steps": total, "batch_size": 1, "save_steps": 1000,
+                                 "lr_scheduler_type": "linear", "learning_rate": 1e-3})
+    process = popen_launch("train", str(config))
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(e["kind"] == "progress" and e["step"] >= 3
+                                              for e in read_events(run.events)):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr[-2000:]
+
+    events = read_events(run.events)
+    assert final_status(events)["state"] == "stopped"
+    stopped_at = final_status(events)["step"]
+    assert 3 <= stopped_at < total
+    assert run.last_checkpoint().name == f"checkpoint-{stopped_at}"
+    load_trained(run)  # the adapter so far is loadable
+
+    result = launch("train", "--resume", str(run.path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    resumed = read_events(run.events)[len(events):]
+    steps = [e["step"] for e in resumed if e["kind"] == "progress"]
+    assert steps[0] == stopped_at + 1 and steps[-1] == total
+    assert all(e["total"] == total for e in resumed if e["kind"] == "progress")
+    first_lr = next(e["learning_rate"] for e in resumed if e["kind"] == "metrics" and "loss" in e)
+    # linear decay with no warmup: the schedule carries on where it stopped, not from the start
+    assert first_lr == pytest.approx(1e-3 * (total - stopped_at) / total, rel=1e-3)
+    assert final_status(read_events(run.events))["state"] == "completed"
+
+
+def test_unknown_config_key_and_every_problem_are_reported_at_once(tiny_model, memorise_data, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        f"model: {{name_or_path: {tiny_model}}}\n"
+        f"method: {{name: loraa, rank: 8}}\n"
+        f"data: {{path: {memorise_data}}}\n"
+        "train: {learning_rate: -1}\n"
+        f"output_dir: {tmp_path / 'run'}\n"
+    )
+    result = launch("train", str(config))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1  # one line
+    for fragment in ("method.name", "Unknown key 'method.rank'", "train.learning_rate"):
+        assert fragment in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_model_that_does_not_exist_is_one_sentence(memorise_data, tmp_path):
+    config = write_config(tmp_path / "run.yaml", Path("no-such-org/no-such-model"), memorise_data, tmp_path / "run")
+    result = launch("train", str(config))
+    assert result.returncode == 1
+    assert "Model 'no-such-org/no-such-model' could not be loaded" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert final_status(read_events(RunDir(tmp_path / "run").events))["state"] == "failed"
+
+
+BAD_FILES = {
+    "empty.json": (b"", "empty"),
+    "broken.jsonl": (b'{"instruction": "a", "output": "b"}\n{"instruction": "c", \n', "line 2"),
+    "columns.json": (json.dumps([{"question": "a", "answer": "b"}]).encode(), "question"),
+    "empty_output.json": (json.dumps([{"instruction": "a", "output": "b"},
+                                      {"instruction": "c", "output": ""}]).encode(), "row 2"),
+    "mixed.jsonl": (b'{"instruction": "a", "output": "b"}\n{"messages": [{"role": "user", "content": "x"}]}\n',
+                    "row 2"),
+    "latin1.json": ('[{"instruction": "caf\u00e9", "output": "b"}]'.encode("latin-1"), "UTF-8"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_FILES))
+def test_a_bad_data_file_fails_with_one_sentence_and_no_complete_run(name, tiny_model, tmp_path):
+    content, fragment = BAD_FILES[name]
+    (tmp_path / name).write_bytes(content)
+    config = write_config(tmp_path / "run.yaml", tiny_model, tmp_path / name, tmp_path / "run")
+    result = launch("train", str(config))
+    assert result.returncode != 0
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and name in error_lines[0] and fragment in error_lines[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    run = RunDir(tmp_path / "run")
+    assert run.weights_dir() is None and not run.metrics.exists()
+    assert final_status(read_events(run.events))["state"] == "failed"
