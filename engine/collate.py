@@ -4,6 +4,10 @@ Two collators: `PaddingCollator` pads every row to the longest in the batch (rig
 labels -100 on padding); `PackingCollator` concatenates the batch into one padding-free row with
 position ids restarting per example, which transformers turns into attention that does not cross
 example boundaries for Llama-family models. The loss is over the same target tokens either way.
+
+A packed batch also carries `use_cache=False`: transformers looks for packed sequences only when no
+KV cache is passed, and models create one by default (config.use_cache) even in training, which
+would silently let packed examples attend to each other.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ class PaddingCollator:
 class PackingCollator:
     """One row of all examples back to back; position_ids restart at 0 for each example."""
 
-    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         input_ids: list[int] = []
         labels: list[int] = []
         position_ids: list[int] = []
@@ -54,4 +58,5 @@ class PackingCollator:
             "input_ids": torch.tensor([input_ids]),
             "labels": torch.tensor([labels]),
             "position_ids": torch.tensor([position_ids]),
+            "use_cache": False,
         }
