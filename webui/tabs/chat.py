@@ -3,6 +3,7 @@ side by side with the base model; unload frees the worker's memory."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,12 +114,13 @@ def respond(ctx: AppContext, text: str, tuned: list, base: list, side_by_side: b
 
 
 def build_sampling() -> list[gr.components.Component]:
-    with gr.Accordion(t("chat.sampling"), open=False), gr.Row():
+    with gr.Accordion(t("chat.sampling"), open=False, elem_id="wb-chat-sampling"), gr.Row():
         return [
-            gr.Slider(1, 1024, value=128, step=1, label=t("chat.max_new_tokens")),
-            gr.Slider(0, 2, value=0.0, step=0.05, label=t("chat.temperature"), info=t("chat.temperature_help")),
-            gr.Slider(0.05, 1, value=1.0, step=0.05, label=t("chat.top_p")),
-            gr.Slider(0, 200, value=50, step=1, label=t("chat.top_k")),
+            gr.Slider(1, 1024, value=128, step=1, label=t("chat.max_new_tokens"), elem_id="wb-chat-max-new-tokens"),
+            gr.Slider(0, 2, value=0.0, step=0.05, label=t("chat.temperature"), info=t("chat.temperature_help"),
+                      elem_id="wb-chat-temperature"),
+            gr.Slider(0.05, 1, value=1.0, step=0.05, label=t("chat.top_p"), elem_id="wb-chat-top-p"),
+            gr.Slider(0, 200, value=50, step=1, label=t("chat.top_k"), elem_id="wb-chat-top-k"),
             gr.Slider(1, 2, value=1.0, step=0.05, label=t("chat.repetition_penalty")),
             gr.Number(value=0, precision=0, label=t("chat.seed")),
         ]
@@ -151,7 +153,9 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
     app.load(*refresh)
     tab.run.focus(*refresh)
     for button, mode in ((tab.load, "ask"), (tab.load_gpu, "gpu"), (tab.load_cpu, "cpu")):
-        button.click(bind(load, ctx), [tab.run, tab.adapter_dir, gr.State(mode)], [tab.status, tab.confirm_row])
+        # No gr.State here: a component created outside the Tab would land in gr.Tabs as a phantom tab.
+        button.click(bind(functools.partial(load, mode=mode), ctx), [tab.run, tab.adapter_dir],
+                     [tab.status, tab.confirm_row])
     tab.unload.click(bind(unload, ctx), None, tab.status)
     tab.side_by_side.change(lambda on: gr.update(visible=on), tab.side_by_side, tab.base_chat)
     inputs = [tab.message, tab.tuned_chat, tab.base_chat, tab.side_by_side, tab.system, *tab.sampling]

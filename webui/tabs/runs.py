@@ -70,6 +70,14 @@ def act(ctx: AppContext, action: str, selected: list[str] | None) -> None:
             raise gr.Error(str(error), print_exception=False) from None
 
 
+def stop_selected(ctx: AppContext, selected: list[str] | None) -> None:
+    act(ctx, "stop", selected)
+
+
+def delete_selected(ctx: AppContext, selected: list[str] | None) -> None:
+    act(ctx, "delete", selected)
+
+
 def build_runs_tab(ctx: AppContext, app: gr.Blocks) -> RunsTab:
     with gr.Tab(t("tab.runs"), id="runs"):
         table = gr.Dataframe(headers=RUN_HEADERS, interactive=False, label=t("runs.table"), elem_id="wb-runs")
@@ -91,6 +99,6 @@ def build_runs_tab(ctx: AppContext, app: gr.Blocks) -> RunsTab:
     app.load(*listing)
     gr.on([tab.refresh.click, tab.timer.tick], *listing, show_progress="hidden")
     gr.on([tab.selected.change, tab.timer.tick], *view, show_progress="hidden", trigger_mode="always_last")
-    tab.stop.click(bind(act, ctx), [gr.State("stop"), tab.selected], None)
-    tab.delete.click(bind(act, ctx), [gr.State("delete"), tab.selected], None).then(*listing)
+    tab.stop.click(bind(stop_selected, ctx), [tab.selected], None)
+    tab.delete.click(bind(delete_selected, ctx), [tab.selected], None).then(*listing)
     return tab

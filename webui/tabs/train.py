@@ -79,7 +79,7 @@ def build_data_panel(ctx: AppContext) -> dict:
         example = gr.HighlightedText(label=t("train.example"), color_map={"trained": "green"}, visible=False,
                                      elem_id="wb-example", scale=3)
         histogram = gr.BarPlot(x="tokens", y="rows", color="fits", label=t("train.lengths"), visible=False,
-                               sort=None, scale=2, x_title=t("train.tokens"), y_title=t("train.rows"))
+                               sort=None, scale=2)
     over_cutoff = gr.Markdown(visible=False, elem_id="wb-over-cutoff")
     return {"upload": upload, "dataset": dataset, "data_format": data_format, "data_summary": data_summary,
             "preview": preview, "example": example, "histogram": histogram, "over_cutoff": over_cutoff}
