@@ -197,3 +197,16 @@ def test_broken_file_shows_one_sentence(page, tmp_path):
     assert "line 2" in text and text.count(". ") == 0 and "\n" not in text
     assert not page.locator("#wb-example").is_visible()
     shot(page, "08-broken-file")
+
+
+def test_chinese_interface(browser, server):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
+    page = context.new_page()
+    page.goto(server[0])
+    page.wait_for_selector("#wb-start")
+    for label in ("训练", "运行记录", "对话", "导出"):
+        assert page.get_by_role("tab", name=label).is_visible()
+    assert "开始训练" in page.locator("#wb-start").inner_text()
+    page.wait_for_timeout(1000)
+    shot(page, "09-chinese", readme="train-zh")
+    context.close()

@@ -88,3 +88,17 @@ def test_example_segments_and_histogram():
     assert datasets.example_segments(report) == [("user: hi\nassistant: ", None), ("hello", "trained")]
     rows = datasets.length_histogram([5, 6, 7, 100], cutoff_len=50, bins=4)
     assert sum(r["rows"] for r in rows) == 4 and rows[-1]["fits"] == "over cutoff"
+
+
+def test_launch_options_and_exposure_warning():
+    from webui.app import exposure_warning, parse_args
+
+    args = parse_args([])
+    assert (args.host, args.port, args.workspace, args.share, args.auth) == ("127.0.0.1", 7860, "workspace", False, None)
+    args = parse_args(["--host", "0.0.0.0", "--port", "9000", "--auth", "u:p", "--share", "--workspace", "/w"])
+    assert (args.host, args.port, args.auth, args.share, args.workspace) == ("0.0.0.0", 9000, "u:p", True, "/w")
+    assert exposure_warning("127.0.0.1", False, None) is None
+    assert exposure_warning("localhost", False, None) is None
+    assert "without --auth" in exposure_warning("0.0.0.0", False, None)
+    assert "without --auth" in exposure_warning("127.0.0.1", True, None)
+    assert exposure_warning("0.0.0.0", False, ("u", "p")) is None

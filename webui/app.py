@@ -58,6 +58,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def exposure_warning(host: str, share: bool, auth: tuple[str, str] | None) -> str | None:
+    """The warning printed when the page is reachable from other machines without a login."""
+    if auth is not None or (is_loopback(host) and not share):
+        return None
+    return (f"warning: serving on {host}{' with --share' if share else ''} without --auth: anyone who can reach "
+            "this address can train, read your runs and download models.")
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -68,9 +76,9 @@ def main(argv: list[str]) -> int:
             print("error: --auth must be USER:PASS.", file=sys.stderr)
             return 2
         auth = (user, password)
-    if (not is_loopback(args.host) or args.share) and auth is None:
-        print(f"warning: serving on {args.host}{' with --share' if args.share else ''} without --auth: anyone who "
-              "can reach this address can train, read your runs and download models.", file=sys.stderr)
+    warning = exposure_warning(args.host, args.share, auth)
+    if warning:
+        print(warning, file=sys.stderr)
     ctx = AppContext.create(Path(args.workspace))
     # Uploads land in the workspace too, so nothing the page touches lies outside it.
     os.environ["GRADIO_TEMP_DIR"] = str(ctx.workspace / ".gradio")

@@ -109,6 +109,7 @@ class RunManager:
         self.repo_root = repo_root
         self._procs: dict[str, subprocess.Popen] = {}
         self._monitors: dict[str, RunMonitor] = {}
+        self._infos: dict[str, tuple[tuple[int, ...], RunInfo]] = {}
         self._lock = threading.RLock()
         self._stop_scheduler = threading.Event()
 
@@ -128,6 +129,16 @@ class RunManager:
 
     def info(self, name: str) -> RunInfo:
         run = self.run_dir(name)
+        stamp = tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in (run.config, run.status, run.metrics))
+        cached = self._infos.get(name)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        info = self._read_info(run)
+        self._infos[name] = (stamp, info)
+        return info
+
+    def _read_info(self, run: RunDir) -> RunInfo:
+        name = run.name
         status = run.read_status()
         info = RunInfo(name=name, path=run.path, state=status.get("state", STARTING), error=status.get("error"),
                        created=run.path.stat().st_mtime if not run.config.exists() else run.config.stat().st_mtime)
@@ -147,15 +158,26 @@ class RunManager:
         infos = [self.info(n) for n in names]
         return sorted(infos, key=lambda i: (i.created, i.name), reverse=True)
 
+    def _states(self) -> dict[str, str]:
+        """name -> state of every run, from status.json alone (cheap: the scheduler calls this every second)."""
+        states = {}
+        for path in self.runs_dir.iterdir():
+            run = RunDir(path)
+            if path.is_dir() and run.config.is_file():
+                states[path.name] = run.read_status().get("state", STARTING)
+        return states
+
     def active(self) -> str | None:
         """The run that holds the machine (training or starting), if any."""
-        for info in self.list():
-            if info.active and self.alive(info.name):
-                return info.name
+        for name, state in self._states().items():
+            if state not in FINAL_STATES and state != QUEUED and self.alive(name):
+                return name
         return None
 
     def queued(self) -> list[str]:
-        return [i.name for i in sorted(self.list(), key=lambda i: (i.created, i.name)) if i.state == QUEUED]
+        """Queued runs, oldest first."""
+        names = [n for n, state in self._states().items() if state == QUEUED]
+        return sorted(names, key=lambda n: ((self.runs_dir / n / "config.yaml").stat().st_mtime, n))
 
     def alive(self, name: str) -> bool:
         proc = self._procs.get(name)
@@ -195,9 +217,9 @@ class RunManager:
     def tick(self) -> str | None:
         """Reap dead runs and start the oldest queued run when the machine is free; returns what it started."""
         with self._lock:
-            for info in self.list():
-                if info.active and not self.alive(info.name):
-                    self._mark_dead(info.name)
+            for name, state in self._states().items():
+                if state not in FINAL_STATES and state != QUEUED and not self.alive(name):
+                    self._mark_dead(name)
             if self.active() is not None:
                 return None
             queue = self.queued()
@@ -257,6 +279,7 @@ class RunManager:
     def _remove(self, name: str) -> None:
         path = self.run_dir(name).path
         self._monitors.pop(name, None)
+        self._infos.pop(name, None)
         shutil.rmtree(path)
 
     def _signal(self, name: str, sig: signal.Signals, group: bool = False) -> None:
