@@ -181,7 +181,7 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: Reporter, stop: Stop
     state = "stopped" if stop.requested else "completed"
     reporter.status("saving")
     weights_dir = save_weights(config, run, model, tokenizer)
-    eval_loss = trainer.evaluate()["eval_loss"] if val_rows and not stop.requested else None
+    eval_loss = final_eval_loss(trainer) if val_rows and not stop.requested else None
     metrics = final_metrics(config, trainer, result, started, weights_dir, trainable, total, eval_loss)
     rundir.write_json_atomic(run.metrics, metrics)
     reporter.info(f"saved {weights_dir.name}/ ({metrics['weights_size_mb']:.2f} MB); "
@@ -198,6 +198,14 @@ def save_weights(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: A
     model.save_pretrained(target)
     tokenizer.save_pretrained(target)
     return target
+
+
+def final_eval_loss(trainer: Any) -> float:
+    """The eval loss at the last step: the one already logged there, or a fresh evaluation."""
+    evals = [e for e in trainer.state.log_history if "eval_loss" in e]
+    if evals and evals[-1]["step"] == trainer.state.global_step:
+        return evals[-1]["eval_loss"]
+    return trainer.evaluate()["eval_loss"]
 
 
 def peak_memory_mb() -> float:

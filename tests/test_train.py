@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 import time
 from pathlib import Path
@@ -177,3 +178,16 @@ def test_a_bad_data_file_fails_with_one_sentence_and_no_complete_run(name, tiny_
     run = RunDir(tmp_path / "run")
     assert run.weights_dir() is None and not run.metrics.exists()
     assert final_status(read_events(run.events))["state"] == "failed"
+
+
+def test_a_validation_split_reports_eval_loss_and_perplexity(tiny_model, memorise_data, tmp_path):
+    config = write_config(tmp_path / "run.yaml", tiny_model, memorise_data, tmp_path / "run",
+                          data_options={"val_size": 0.25}, train={"max_steps": 2, "eval_steps": 1})
+    result = launch("train", str(config))
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = RunDir(tmp_path / "run")
+    evals = [e for e in read_events(run.events) if e["kind"] == "metrics" and "eval_loss" in e]
+    assert [e["step"] for e in evals] == [1, 2]
+    metrics = run.read_metrics()
+    assert metrics["eval_perplexity"] == pytest.approx(math.exp(metrics["eval_loss"]))
+    assert "3 train / 1 validation rows" in result.stdout
