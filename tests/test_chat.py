@@ -85,6 +85,27 @@ def finish_training(process: subprocess.Popen, folder: Path) -> Path:
     return folder / "run"
 
 
+RunSpec = tuple[str, str, dict]  # (base: "chatml" | "plain", method, method options)
+
+
+def trained_runs(tmp_path_factory: pytest.TempPathFactory, specs: dict[str, RunSpec]) -> dict[str, Path]:
+    """Train every missing run of `specs` at the same time; runs live in the session's temp folder, so a
+    run another test module already trained (same name) is reused instead of trained twice."""
+    root = tmp_path_factory.getbasetemp() / "trained-runs"
+    root.mkdir(exist_ok=True)
+    started = {}
+    for name, (base_kind, method, options) in specs.items():
+        if (root / name / "run" / "metrics.json").is_file():
+            continue
+        base = root / f"base-{base_kind}"
+        if not (base / "config.json").is_file():
+            build_base(base, chatml_tokens=base_kind == "chatml")
+        started[name] = start_training(base, root / name, method, **options)
+    for name, process in started.items():
+        finish_training(process, root / name)
+    return {name: root / name / "run" for name in specs}
+
+
 def answer(session: ChatSession, question: str, adapter: str | None) -> str:
     return "".join(session.generate([{"role": "user", "content": question}], adapter, **GREEDY))
 
@@ -94,9 +115,7 @@ def answer(session: ChatSession, question: str, adapter: str | None) -> str:
 
 @pytest.fixture(scope="module")
 def lora_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("chat")
-    base = build_base(root / "base")
-    return finish_training(start_training(base, root / "lora", "lora"), root / "lora")
+    return trained_runs(tmp_path_factory, {"lora": ("chatml", "lora", {})})["lora"]
 
 
 @pytest.fixture(scope="module")
