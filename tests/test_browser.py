@@ -128,7 +128,7 @@ def test_train_chat_export_in_browser(page, server, tmp_path):
     set_number(page, "f-train-batch-size", "2")
     set_number(page, "f-train-learning-rate", "0.01")
     page.wait_for_selector("#wb-trainable:has-text('trainable')")
-    shot(page, "02-configured", readme="train")
+    shot(page, "02-configured")
 
     page.click("#wb-start")
     page.wait_for_selector("#wb-progress [data-state='training']", timeout=120_000)
@@ -137,7 +137,7 @@ def test_train_chat_export_in_browser(page, server, tmp_path):
     page.wait_for_selector("#wb-progress [data-state='completed']", timeout=180_000)
     assert page.locator("#wb-progress .wb-step").inner_text() == "12"
     assert page.locator("#wb-loss canvas, #wb-loss svg").count() > 0
-    shot(page, "04-completed")
+    shot(page, "04-completed", readme="train")
     run_name = page.locator("#wb-progress b").first.inner_text()
 
     page.get_by_role("tab", name="Runs").click()
@@ -178,6 +178,11 @@ def test_train_chat_export_in_browser(page, server, tmp_path):
         page.click("#wb-dl-merged")
     zip_path = tmp_path / "merged.zip"
     download_info.value.save_as(zip_path)
+
+    # Nothing outside the workspace can be fetched through the page's file route.
+    for crafted in ("/etc/passwd", str(ROOT / "launch.py"), f"{workspace}/../secret"):
+        assert page.request.get(f"{url}/gradio_api/file={crafted}").status == 403
+    assert any((workspace / ".gradio").rglob("facts.jsonl"))  # gradio's upload copy stays in the workspace
 
     with zipfile.ZipFile(zip_path) as archive:
         archive.extractall(tmp_path / "merged")

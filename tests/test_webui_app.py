@@ -102,3 +102,21 @@ def test_launch_options_and_exposure_warning():
     assert "without --auth" in exposure_warning("0.0.0.0", False, None)
     assert "without --auth" in exposure_warning("127.0.0.1", True, None)
     assert exposure_warning("0.0.0.0", False, ("u", "p")) is None
+
+
+def test_crafted_paths_fail_in_handlers(tmp_path: Path):
+    from webui.exports import ExportJob
+    from webui.tabs import chat, train_handlers
+
+    ctx = AppContext.create(tmp_path / "ws")
+    summary, *hidden = train_handlers.inspect(ctx, "", "/etc/passwd", "auto", 512, "truncate")
+    assert "outside the workspace" in summary
+    with pytest.raises(PathError):
+        chat.resolve_source(ctx, None, "/etc")
+    with pytest.raises(PathError):
+        chat.resolve_source(ctx, "../../etc", "")
+    outside = tmp_path / "elsewhere.zip"
+    outside.write_bytes(b"PK")
+    job = ExportJob(run="r", out=ctx.workspace / "exports" / "r", result={"state": "completed", "zip": str(outside)})
+    with pytest.raises(PathError):
+        ctx.exports.download_paths(job)
