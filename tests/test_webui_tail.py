@@ -84,3 +84,10 @@ def test_cost_does_not_depend_on_log_length(tmp_path: Path, monkeypatch):
     snap = monitor.refresh()
     assert reads == [len(new.encode())]
     assert snap.log[-1].endswith("new")
+
+
+def test_queued_run_shows_its_status_before_any_event(tmp_path: Path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "status.json").write_text('{"state": "queued", "pid": null, "error": null}')
+    assert RunMonitor(run).refresh().state == "queued"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,17 +26,17 @@ class ModelInfo:
     chat_template: bool | None = None  # None: unknown (not available offline)
     local_dir: Path | None = None
 
-    def markdown(self) -> str:
+    def markdown(self, text: Callable[..., str] = lambda key, **v: key) -> str:
+        """The one-line summary; `text(key, **values)` supplies the words in the visitor's language."""
         if self.architecture is None:
-            return (f"**{self.name}**: not found locally; it will be downloaded from the Hugging Face hub "
-                    "when training starts.")
+            return text("msg.model_remote", name=self.name)
         if self.params is None:
-            params = "unknown"
+            params = "?"
         else:
             params = ("~" if self.params_estimated else "") + human_count(self.params)
-        template = "present" if self.chat_template else "none: the ChatML fallback is used"
-        return (f"**{self.architecture}** ({self.model_type}) · parameters: **{params}** · "
-                f"chat template: **{template}**")
+        template = text("msg.template_present" if self.chat_template else "msg.template_fallback")
+        return text("msg.model_info", architecture=self.architecture, model_type=self.model_type, params=params,
+                    template=template)
 
 
 def human_count(n: int) -> str:

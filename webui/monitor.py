@@ -75,6 +75,8 @@ class RunMonitor:
             if events:
                 self._snap.version += 1
                 self._snap.log = list(self._log)
+            elif self._snap.version == 0:  # nothing streamed yet: show what status.json says (e.g. queued)
+                self._snap.state = self.run.read_status().get("state", self._snap.state)
             return RunSnapshot(**{**self._snap.__dict__, "train_loss": list(self._snap.train_loss),
                                   "eval_loss": list(self._snap.eval_loss), "log": list(self._snap.log)})
 

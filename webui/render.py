@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -11,6 +12,12 @@ from webui.monitor import RunSnapshot
 from webui.runs import RunInfo
 
 LOSS_COLUMNS = ["step", "loss", "series"]
+
+
+def _english(key: str, **values: Any) -> str:
+    from webui.i18n import message
+
+    return message(None, key, **values)
 STATE_COLORS = {"completed": "#16a34a", "stopped": "#ca8a04", "failed": "#dc2626", "queued": "#6b7280"}
 
 
@@ -22,21 +29,27 @@ def duration(seconds: float | None) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-def progress_html(snap: RunSnapshot | None) -> str:
-    """A progress bar with step/total, elapsed, ETA and tokens/s, plus the state (and error, if any)."""
+def progress_html(snap: RunSnapshot | None, text: Callable[..., str] | None = None) -> str:
+    """A progress bar with step/total, elapsed, ETA and tokens/s, plus the state (and error, if any).
+
+    `text(key, **values)` gives the words in the visitor's language (webui.i18n.message).
+    """
+    text = text or _english
     if snap is None:
-        return "<div class='wb-progress wb-idle'>No run yet.</div>"
+        return f"<div class='wb-progress wb-idle'>{text('msg.no_run')}</div>"
     percent = 100.0 * snap.step / snap.total if snap.total else (100.0 if snap.state == "completed" else 0.0)
     color = STATE_COLORS.get(snap.state, "#2563eb")
-    speed = f"{snap.tokens_per_s:,.0f} tokens/s" if snap.tokens_per_s else "– tokens/s"
+    speed = f"{snap.tokens_per_s:,.0f}" if snap.tokens_per_s else "–"
     error = f"<div class='wb-error'>{html.escape(snap.error)}</div>" if snap.error else ""
     return (
         f"<div class='wb-progress' data-state='{html.escape(snap.state)}'>"
         f"<div class='wb-progress-head'><b>{html.escape(snap.name)}</b> · <span class='wb-state'>"
         f"{html.escape(snap.state)}</span></div>"
         f"<div class='wb-bar'><div class='wb-fill' style='width:{percent:.1f}%;background:{color}'></div></div>"
-        f"<div class='wb-progress-text'>step <span class='wb-step'>{snap.step}</span> / {snap.total or '?'} · "
-        f"elapsed {duration(snap.elapsed_s)} · ETA {duration(snap.eta_s)} · {speed}</div>{error}</div>"
+        f"<div class='wb-progress-text'>"
+        + text("msg.progress", step=f"<span class='wb-step'>{snap.step}</span>", total=snap.total or "?",
+               elapsed=duration(snap.elapsed_s), eta=duration(snap.eta_s), speed=speed)
+        + f"</div>{error}</div>"
     )
 
 

@@ -14,6 +14,7 @@ from webui.i18n import t
 from webui.paths import PathError
 from webui.render import RUN_HEADERS, config_diff_html, log_text, loss_frame, progress_html, runs_rows
 from webui.runs import RunError, read_config, tail_lines
+from webui.tabs.train_handlers import words
 from webui.wiring import bind
 
 
@@ -38,10 +39,10 @@ def list_runs(ctx: AppContext, selected: list[str] | None) -> tuple[Any, Any]:
     return gr.update(value={"headers": RUN_HEADERS, "data": runs_rows(infos)}), gr.update(choices=names, value=keep)
 
 
-def show_runs(ctx: AppContext, selected: list[str] | None) -> tuple[str, Any, str, str]:
+def show_runs(ctx: AppContext, selected: list[str] | None, request: gr.Request) -> tuple[str, Any, str, str]:
     """Progress and log of the first selected run; loss curves of all; configs side by side."""
     if not selected:
-        return progress_html(None), loss_frame({}), "", ""
+        return progress_html(None, words(request)), loss_frame({}), "", ""
     snaps, configs = {}, {}
     try:
         for name in selected:
@@ -52,7 +53,7 @@ def show_runs(ctx: AppContext, selected: list[str] | None) -> tuple[str, Any, st
     first = selected[0]
     tail = tail_lines(RunDir(ctx.runs.runs_dir / first).stdout_log) if snaps[first].state == "failed" else ""
     compare = config_diff_html(configs) if len(configs) > 1 else ""
-    return progress_html(snaps[first]), loss_frame(snaps), log_text(snaps[first], tail), compare
+    return progress_html(snaps[first], words(request)), loss_frame(snaps), log_text(snaps[first], tail), compare
 
 
 def act(ctx: AppContext, action: str, selected: list[str] | None) -> None:
@@ -87,7 +88,7 @@ def build_runs_tab(ctx: AppContext, app: gr.Blocks) -> RunsTab:
             refresh = gr.Button(t("runs.refresh"), scale=0)
             stop = gr.Button(t("runs.stop"), scale=0)
             delete = gr.Button(t("runs.delete"), variant="stop", scale=0)
-        progress = gr.HTML(progress_html(None))
+        progress = gr.HTML("")
         with gr.Row():
             loss = gr.LinePlot(loss_frame({}), x="step", y="loss", color="series", label=t("train.loss"), scale=3)
             log = gr.Textbox(label=t("train.log"), lines=14, max_lines=14, autoscroll=True, scale=2)

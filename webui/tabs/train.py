@@ -12,7 +12,7 @@ from webui.context import AppContext
 from webui.datasets import dataset_choices
 from webui.i18n import t
 from webui.models import model_choices
-from webui.render import LOSS_COLUMNS, loss_frame, progress_html
+from webui.render import loss_frame
 from webui.tabs import train_handlers as h
 from webui.widgets import field_widget
 from webui.wiring import bind
@@ -128,7 +128,7 @@ def build_monitor_panel() -> dict:
         start = gr.Button(t("train.start"), variant="primary", elem_id="wb-start")
         stop = gr.Button(t("train.stop"), elem_id="wb-stop")
         cancel = gr.Button(t("train.cancel"), variant="stop", elem_id="wb-cancel")
-    progress = gr.HTML(progress_html(None), elem_id="wb-progress")
+    progress = gr.HTML("", elem_id="wb-progress")
     with gr.Row():
         loss = gr.LinePlot(loss_frame({}), x="step", y="loss", color="series", label=t("train.loss"),
                            elem_id="wb-loss", scale=3)

@@ -45,14 +45,19 @@ class Form:
                                method=self.method, output_dir=str(output_dir))
 
 
-def show_model(ctx: AppContext, name: str) -> str:
+def words(request: gr.Request | None):
+    """message() bound to the visitor's language."""
+    return lambda key, **values: message(request, key, **values)
+
+
+def show_model(ctx: AppContext, name: str, request: gr.Request) -> str:
     if not (name or "").strip():
         return ""
     try:
         local = ctx.local_model_dir(name)
     except PathError as error:
         return f"<span class='wb-error'>{error}</span>"
-    return model_info(name.strip(), local).markdown()
+    return model_info(name.strip(), local).markdown(words(request))
 
 
 def upload_dataset(ctx: AppContext, temp_path: str | None) -> Any:
@@ -194,15 +199,15 @@ def stop(ctx: AppContext, name: str | None) -> None:
         raise gr.Error(str(error), print_exception=False) from None
 
 
-def cancel(ctx: AppContext, name: str | None) -> tuple[None, str, Any, str]:
+def cancel(ctx: AppContext, name: str | None, request: gr.Request) -> tuple[None, str, Any, str]:
     try:
         ctx.runs.cancel(name or "")
     except (RunError, PathError) as error:
         raise gr.Error(str(error), print_exception=False) from None
-    return None, progress_html(None), loss_frame({}), ""
+    return None, progress_html(None, words(request)), loss_frame({}), ""
 
 
-def poll(ctx: AppContext, name: str | None, seen: int) -> tuple[Any, ...]:
+def poll(ctx: AppContext, name: str | None, seen: int, request: gr.Request) -> tuple[Any, ...]:
     """Timer tick: new events of the followed run (or the run that trains now, after a reload)."""
     if not name:
         name = ctx.runs.active()
@@ -212,11 +217,11 @@ def poll(ctx: AppContext, name: str | None, seen: int) -> tuple[Any, ...]:
     try:
         snap = ctx.runs.monitor(name).refresh()
     except (RunError, PathError):  # deleted by another visitor
-        return None, progress_html(None), loss_frame({}), "", -1
+        return None, progress_html(None, words(request)), loss_frame({}), "", -1
     if snap.version == seen:
         return (gr.skip(),) * 5
     tail = tail_lines(ctx.runs.run_dir(name).stdout_log) if snap.state == "failed" else ""
-    return name, progress_html(snap), loss_frame({name: snap}), log_text(snap, tail), snap.version
+    return name, progress_html(snap, words(request)), loss_frame({name: snap}), log_text(snap, tail), snap.version
 
 
 def saved_yaml(ctx: AppContext, path: str | None) -> str:
