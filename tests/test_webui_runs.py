@@ -143,3 +143,31 @@ def test_classify_death():
     assert "out of gpu memory" in classify_death(1, "torch.OutOfMemoryError: CUDA out of memory").lower()
     assert "sigkill" in classify_death(-9, "").lower()
     assert "code 3" in classify_death(3, "")
+
+
+def test_runs_tab_overlays_and_compares(tmp_path: Path):
+    import json
+
+    from webui.context import AppContext
+    from webui.tabs import runs as runs_tab
+
+    ctx = AppContext.create(tmp_path / "ws")
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"instruction": "a", "output": "b"}\n')
+    for name, rank in (("a", 8), ("b", 16)):
+        config = parse_config({"model": {"name_or_path": "tiny"}, "method": {"r": rank}, "data": {"path": str(data)},
+                               "output_dir": str(ctx.runs.runs_dir / name)})
+        run = ctx.runs.runs_dir / name
+        run.mkdir(parents=True)
+        (run / "config.yaml").write_text(config.to_yaml())
+        (run / "status.json").write_text('{"state": "completed", "pid": null, "error": null}')
+        (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in (
+            {"kind": "metrics", "t": 1, "step": 1, "loss": 2.0}, {"kind": "metrics", "t": 1, "step": 2, "loss": 1.0},
+            {"kind": "metrics", "t": 1, "step": 2, "eval_loss": 1.5}, {"kind": "status", "t": 1, "state": "completed"})))
+    progress, frame, log, compare, seen = runs_tab.show_runs(ctx, ["a", "b"], "", None)
+    assert set(frame["series"]) == {"a train", "a eval", "b train", "b eval"}
+    assert "<tr class='wb-diff'><td><code>method.r</code></td><td>8</td><td>16</td>" in compare
+    assert "<tr class=''><td><code>train.learning_rate</code>" in compare
+    assert runs_tab.show_runs(ctx, ["a", "b"], seen, None) == (runs_tab.gr.skip(),) * 5  # nothing new: nothing sent
+    runs_tab.delete_selected(ctx, ["a"])
+    assert [i.name for i in ctx.runs.list()] == ["b"]

@@ -30,19 +30,25 @@ class RunsTab:
     log: gr.Textbox
     compare: gr.HTML
     timer: gr.Timer
+    seen: gr.State
 
 
 def list_runs(ctx: AppContext, selected: list[str] | None) -> tuple[Any, Any]:
     infos = ctx.runs.list()
     names = [i.name for i in infos]
     keep = [n for n in (selected or []) if n in names]
-    return gr.update(value={"headers": RUN_HEADERS, "data": runs_rows(infos)}), gr.update(choices=names, value=keep)
+    # Only touch the selection when a selected run disappeared, so a tick never undoes a click.
+    choice = gr.update(choices=names, value=keep) if keep != list(selected or []) else gr.update(choices=names)
+    return gr.update(value={"headers": RUN_HEADERS, "data": runs_rows(infos)}), choice
 
 
-def show_runs(ctx: AppContext, selected: list[str] | None, request: gr.Request) -> tuple[str, Any, str, str]:
-    """Progress and log of the first selected run; loss curves of all; configs side by side."""
+def show_runs(ctx: AppContext, selected: list[str] | None, seen: str, request: gr.Request) -> tuple[Any, ...]:
+    """Progress and log of the first selected run; loss curves of all; configs side by side.
+
+    `seen` is what this page last drew (selection + event versions); nothing is re-sent while it holds.
+    """
     if not selected:
-        return progress_html(None, words(request)), loss_frame({}), "", ""
+        return progress_html(None, words(request)), loss_frame({}), "", "", ""
     snaps, configs = {}, {}
     try:
         for name in selected:
@@ -50,10 +56,14 @@ def show_runs(ctx: AppContext, selected: list[str] | None, request: gr.Request) 
             configs[name] = read_config(ctx.runs.run_dir(name))
     except (RunError, PathError) as error:
         raise gr.Error(str(error), print_exception=False) from None
+    signature = repr([(name, snap.version, snap.state) for name, snap in snaps.items()])
+    if signature == seen:
+        return (gr.skip(),) * 5
     first = selected[0]
     tail = tail_lines(RunDir(ctx.runs.runs_dir / first).stdout_log) if snaps[first].state == "failed" else ""
     compare = config_diff_html(configs) if len(configs) > 1 else ""
-    return progress_html(snaps[first], words(request)), loss_frame(snaps), log_text(snaps[first], tail), compare
+    return (progress_html(snaps[first], words(request)), loss_frame(snaps), log_text(snaps[first], tail), compare,
+            signature)
 
 
 def act(ctx: AppContext, action: str, selected: list[str] | None) -> None:
@@ -94,9 +104,10 @@ def build_runs_tab(ctx: AppContext, app: gr.Blocks) -> RunsTab:
             log = gr.Textbox(label=t("train.log"), lines=14, max_lines=14, autoscroll=True, scale=2)
         compare = gr.HTML(elem_id="wb-compare")
         timer = gr.Timer(2.0)
-    tab = RunsTab(table, selected, refresh, stop, delete, progress, loss, log, compare, timer)
+        seen = gr.State("")
+    tab = RunsTab(table, selected, refresh, stop, delete, progress, loss, log, compare, timer, seen)
     listing = (bind(list_runs, ctx), [tab.selected], [tab.table, tab.selected])
-    view = (bind(show_runs, ctx), [tab.selected], [tab.progress, tab.loss, tab.log, tab.compare])
+    view = (bind(show_runs, ctx), [tab.selected, tab.seen], [tab.progress, tab.loss, tab.log, tab.compare, tab.seen])
     app.load(*listing)
     gr.on([tab.refresh.click, tab.timer.tick], *listing, show_progress="hidden")
     gr.on([tab.selected.change, tab.timer.tick], *view, show_progress="hidden", trigger_mode="always_last")
