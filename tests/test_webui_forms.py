@@ -90,3 +90,22 @@ def test_issues_are_sentences(data_file):
         forms.to_config(forms.defaults(), model="m", data_path=str(data_file.parent / "missing.jsonl"),
                         output_dir=str(data_file.parent / "run"))
     assert "does not exist" in " ".join(error.value.issues)
+
+
+def test_save_form_to_yaml_and_load_it_back(tmp_path: Path, data_file: Path):
+    from webui.context import AppContext
+    from webui.tabs import train_handlers as h
+
+    ctx = AppContext.create(tmp_path / "ws")
+    values = {**forms.defaults(), forms.STOP_BY: "steps", "train.max_steps": 5, "method.num_virtual_tokens": 7}
+    dataset = ctx.uploads / "d.jsonl"
+    dataset.write_text(data_file.read_text())
+    args = ["tiny", str(dataset), "alpaca", "prompt", *[values[k] for k in forms.FIELD_KEYS]]
+    yaml_text, command = h.preview(ctx, "exp1", *args)
+    assert "num_virtual_tokens: 7" in yaml_text and command.endswith("configs/exp1.yaml")
+    h.save_config(ctx, "exp1", *args)
+    loaded = h.load_saved_config(ctx, str(ctx.configs / "exp1.yaml"))
+    assert loaded[0] == "tiny" and loaded[1]["value"] == str(dataset) and loaded[2:4] == ["alpaca", "prompt"]
+    assert dict(zip(forms.FIELD_KEYS, loaded[4:])) == {**values, "train.epochs": loaded[4 + forms.FIELD_KEYS.index("train.epochs")]}
+    with pytest.raises(Exception, match="outside the workspace"):
+        h.load_saved_config(ctx, "/etc/passwd")

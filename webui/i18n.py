@@ -14,7 +14,9 @@ from typing import Any
 
 import gradio as gr
 
+from engine.config import DataConfig, MethodConfig, field_help
 from webui.engine_cli import REPO_ROOT
+from webui.forms import FIELDS
 
 LOCALES_DIR = REPO_ROOT / "assets" / "locales"
 LANGUAGES = ("en", "zh")
@@ -22,11 +24,7 @@ LANGUAGES = ("en", "zh")
 
 @lru_cache(maxsize=1)
 def translations() -> dict[str, dict[str, str]]:
-    from webui.forms import FIELDS  # late import: forms does not need the UI
-
     tables = {lang: json.loads((LOCALES_DIR / f"{lang}.json").read_text(encoding="utf-8")) for lang in LANGUAGES}
-    from engine.config import DataConfig, MethodConfig, field_help
-
     for field in FIELDS:
         tables["en"].setdefault(f"help.{field.key}", field.help)
     tables["en"].setdefault("help.data.format", field_help(DataConfig, "format"))

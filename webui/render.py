@@ -15,7 +15,7 @@ LOSS_COLUMNS = ["step", "loss", "series"]
 
 
 def _english(key: str, **values: Any) -> str:
-    from webui.i18n import message
+    from webui.i18n import message  # lazy: render itself stays free of gradio
 
     return message(None, key, **values)
 STATE_COLORS = {"completed": "#16a34a", "stopped": "#ca8a04", "failed": "#dc2626", "queued": "#6b7280"}

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import yaml
+import pandas as pd
 
 from engine.config import ConfigError, RunConfig, load_config
 from webui import forms
 from webui.context import AppContext
-from webui.datasets import example_segments, length_histogram, preview_rows, save_upload
+from webui.datasets import dataset_choices, example_segments, length_histogram, preview_rows, save_upload
 from webui.engine_cli import EngineError, inspect_data, plan
 from webui.i18n import message
 from webui.models import human_count, model_info, remember_model
@@ -67,8 +67,6 @@ def upload_dataset(ctx: AppContext, temp_path: str | None) -> Any:
         saved = save_upload(temp_path, ctx.uploads)
     except PathError as error:
         raise gr.Error(str(error), print_exception=False) from None
-    from webui.datasets import dataset_choices
-
     return gr.update(choices=dataset_choices(ctx.uploads, ctx.assets), value=str(saved))
 
 
@@ -94,8 +92,6 @@ def inspect(ctx: AppContext, model: str, dataset: str | None, data_format: str, 
     if over is not None:
         key = "msg.over_cutoff_drop" if report.get("overlength") == "drop" else "msg.over_cutoff_truncate"
         over_text = message(request, key, n=over, cutoff=int(cutoff_len or 0))
-    import pandas as pd
-
     histogram = pd.DataFrame(length_histogram(lengths, int(cutoff_len or 0)), columns=["tokens", "rows", "fits"])
     return (
         summary,
@@ -168,8 +164,6 @@ def load_saved_config(ctx: AppContext, path: str | None) -> list[Any]:
         data = ctx.readable(config.data.path)
     except (ConfigError, PathError) as error:
         raise gr.Error(" ".join(getattr(error, "issues", [str(error)])), print_exception=False) from None
-    from webui.datasets import dataset_choices
-
     choices = dataset_choices(ctx.uploads, ctx.assets)
     if str(data) not in [c[1] for c in choices]:
         choices.append((data.name, str(data)))
@@ -222,9 +216,3 @@ def poll(ctx: AppContext, name: str | None, seen: int, request: gr.Request) -> t
         return (gr.skip(),) * 5
     tail = tail_lines(ctx.runs.run_dir(name).stdout_log) if snap.state == "failed" else ""
     return name, progress_html(snap, words(request)), loss_frame({name: snap}), log_text(snap, tail), snap.version
-
-
-def saved_yaml(ctx: AppContext, path: str | None) -> str:
-    if not path:
-        return ""
-    return yaml.safe_dump(yaml.safe_load(ctx.writable(path).read_text(encoding="utf-8")), sort_keys=False)
