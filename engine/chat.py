@@ -163,6 +163,7 @@ class ChatSession:
     tokenizers: dict[str, Any] = field(default_factory=dict)  # per adapter / full model
     full_models: dict[str, Any] = field(default_factory=dict)  # full/freeze runs, by name
     adapters: list[str] = field(default_factory=list)  # every name a generate request may use
+    peft_names: dict[str, str] = field(default_factory=dict)  # user name -> name inside the PeftModel
     bits: int | None = None
 
     @property
@@ -171,12 +172,24 @@ class ChatSession:
 
     def load(self, model: str | None = None, adapters: dict[str, str] | None = None, bits: Any = None,
              dtype: str | None = None) -> None:
-        """Load the base (and its quantization) and every adapter; replaces whatever was loaded."""
+        """Load the base (and its quantization) and every adapter; replaces whatever was loaded.
+
+        model None takes the base from the runs' config.yaml; bits None is the run's own quantization.
+        """
+        from engine.modeling import ModelError
+
+        try:
+            self._load(model, adapters, bits, dtype)
+        except ModelError as error:
+            self.unload()
+            raise ChatError(str(error)) from error
+
+    def _load(self, model: str | None, adapters: dict[str, str] | None, bits: Any, dtype: str | None) -> None:
         import torch
         from peft import PeftConfig, PeftModel
 
         from engine.data import ensure_chat_template
-        from engine.modeling import ModelError, fit_embeddings, load_model, load_tokenizer
+        from engine.modeling import fit_embeddings, load_model, load_tokenizer
 
         adapters = dict(adapters or {})
         for name in adapters:
@@ -205,10 +218,7 @@ class ChatSession:
             raise ChatError(f"These adapters are of different kinds ({names}) and peft cannot stack them over "
                             "one base: load adapters of one kind at a time.")
         base_tokenizer = load_tokenizer(ModelConfig(name_or_path=model, trust_remote_code=trust))
-        try:
-            base = load_model(model_cfg, bits=bits_choice)
-        except ModelError as error:
-            raise ChatError(str(error)) from error
+        base = load_model(model_cfg, bits=bits_choice)
         primary = tokenizers[adapter_sources[0].name] if adapter_sources else None
         if primary is None:
             primary = tokenizers[sources[0].name] if sources else base_tokenizer
@@ -218,12 +228,15 @@ class ChatSession:
         widest = max([primary, *tokenizers.values()], key=len)
         fit_embeddings(base, widest)
         wrapped = base
+        # peft names must not be substrings of its weight prefixes ("lora_", "prefix_tuning_" ...): a user's
+        # name like "lora" or "prefix" could make it reinitialise the weights, so adapters get neutral names
+        peft_names = {source.name: f"adapter{index}" for index, source in enumerate(adapter_sources)}
         for index, source in enumerate(adapter_sources):
             try:
                 if index == 0:
-                    wrapped = PeftModel.from_pretrained(base, str(source.path), adapter_name=source.name)
+                    wrapped = PeftModel.from_pretrained(base, str(source.path), adapter_name=peft_names[source.name])
                 else:
-                    wrapped.load_adapter(str(source.path), adapter_name=source.name)
+                    wrapped.load_adapter(str(source.path), adapter_name=peft_names[source.name])
             except (OSError, ValueError, RuntimeError) as error:
                 raise ChatError(f"Adapter '{source.name}' from {source.path} does not fit {model}: "
                                 f"{str(error).splitlines()[0]}") from error
@@ -236,7 +249,7 @@ class ChatSession:
             full.eval()
         self.model, self.model_name, self.bits = wrapped, model, bits_choice
         self.tokenizer, self.tokenizers = primary, tokenizers
-        self.adapters = [s.name for s in sources]
+        self.adapters, self.peft_names = [s.name for s in sources], peft_names
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
@@ -256,7 +269,7 @@ class ChatSession:
 
         self.model = self.tokenizer = None
         self.model_name, self.bits = None, None
-        self.tokenizers, self.full_models, self.adapters = {}, {}, []
+        self.tokenizers, self.full_models, self.adapters, self.peft_names = {}, {}, [], {}
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -347,7 +360,7 @@ class ChatSession:
             return nullcontext()
         if adapter is None:
             return self.model.disable_adapter()
-        self.model.set_adapter(adapter)
+        self.model.set_adapter(self.peft_names[adapter])
         return nullcontext()
 
 

@@ -66,7 +66,7 @@ class ExportError(RuntimeError):
 @dataclass
 class ExportResult:
     state: str  # completed | failed
-    merged: bool = False
+    merged: bool = False  # DIR is a standalone transformers model (merged adapter, or a full/freeze run)
     out: str | None = None
     zip: str | None = None
     adapter_zip: str | None = None
@@ -75,6 +75,8 @@ class ExportResult:
     base_diff: float | None = None  # exported vs base model logits (must exceed the tolerance)
     tolerance: float | None = None
     dtype: str | None = None
+    verified_on: int = 0  # prompts compared
+    prompt_source: str = "the run's data"
     error: str | None = None
 
     def status_event(self) -> dict[str, Any]:
@@ -105,8 +107,8 @@ def default_dtype() -> str:
     return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
 
 
-def verification_texts(config: RunConfig, tokenizer: Any, log: Log) -> list[str]:
-    """A few whole conversations from the run's own data, rendered with its chat template."""
+def verification_prompts(config: RunConfig, tokenizer: Any, result: ExportResult, log: Log) -> list[Any]:
+    """Token ids of a few whole conversations from the run's own data, rendered with its chat template."""
     from engine.data import load_rows
 
     try:
@@ -114,13 +116,15 @@ def verification_texts(config: RunConfig, tokenizer: Any, log: Log) -> list[str]
     except Exception as error:  # noqa: BLE001 - the data may be gone; verification still runs
         log(f"the run's dataset cannot be read ({str(error).splitlines()[0]}): verifying on built-in prompts")
         rows = [{"messages": [{"role": "user", "content": text}]} for text in FALLBACK_PROMPTS]
+        result.prompt_source = "built-in prompts"
     texts = []
     for row in rows[:VERIFY_PROMPTS]:
         if "text" in row:
             texts.append(row["text"])
         else:
             texts.append(tokenizer.apply_chat_template(row["messages"], tokenize=False))
-    return texts
+    result.verified_on = len(texts)
+    return encode(tokenizer, texts)
 
 
 def encode(tokenizer: Any, texts: list[str]) -> list[Any]:
@@ -228,21 +232,22 @@ def model_card(config: RunConfig, metrics: dict[str, Any], result: ExportResult,
                  batch_size=t.batch_size, gradient_accumulation_steps=t.gradient_accumulation_steps,
                  cutoff_len=t.cutoff_len, lr_scheduler_type=t.lr_scheduler_type, seed=t.seed)
     losses = {k: metrics.get(k) for k in ("train_loss", "final_loss", "eval_loss") if metrics.get(k) is not None}
-    front = {"base_model": base, "library_name": "transformers" if result.merged or m.name in ("full", "freeze")
-             else "peft", "tags": ["peft-workbench", m.name]}
+    whole = m.name in ("full", "freeze")
+    front = {"base_model": base, "library_name": "transformers" if result.merged else "peft",
+             "tags": ["peft-workbench", m.name]}
     lines = ["---", yaml.safe_dump(front, sort_keys=False).strip(), "---", "",
              f"# {Path(result.out or 'model').name}", "",
              f"Fine-tuned from `{base}` with {title} in PEFT Workbench, on the dataset `{Path(config.data.path).name}`"
              f" ({metrics.get('steps', '?')} steps).", ""]
-    if result.merged:
+    if whole:
+        lines.append(f"The trained weights of the whole model ({result.dtype}).")
+    elif result.merged:
         lines.append(f"The {title} adapter is merged into the base weights ({result.dtype}): this folder is a "
                      "plain transformers model and needs no peft.")
         if m.effective_bits:
             lines.append(f"The run trained on a {m.effective_bits}-bit quantized base; the adapter was merged into "
                          f"the base reloaded in {result.dtype}, not into the quantized weights, so outputs can "
                          "differ slightly from the quantized model used in training.")
-    elif m.name in ("full", "freeze"):
-        lines.append(f"The trained weights of the whole model ({result.dtype}).")
     else:
         lines += [result.reason or "", "", "Load it with peft:", "", "```python",
                   "from peft import AutoPeftModelForCausalLM", "from transformers import AutoTokenizer", "",
@@ -256,15 +261,17 @@ def model_card(config: RunConfig, metrics: dict[str, Any], result: ExportResult,
         lines += [f"| {k} | {v:.4f} |" for k, v in losses.items()]
     lines += ["", "## Verification", ""]
     if result.max_abs_diff is not None:
-        lines.append(f"On {VERIFY_PROMPTS} prompts from the training data, this folder's logits differ from the "
-                     f"{'adapter' if result.merged else 'trained'} model's by at most {result.max_abs_diff:.3g} "
-                     f"(tolerance {result.tolerance:.3g}), and from the base model's by {result.base_diff:.3g}.")
+        against = f", and from the base model's by {result.base_diff:.3g}" if result.base_diff is not None else ""
+        lines.append(f"On {result.verified_on} prompts ({result.prompt_source}), this folder's logits differ from the "
+                     f"{'trained' if whole else 'adapter'} model's by at most {result.max_abs_diff:.3g} "
+                     f"(tolerance {result.tolerance:.3g}){against}.")
     elif result.base_diff is not None:
         lines.append(f"With this adapter the logits differ from the base model's by up to {result.base_diff:.3g} "
-                     f"on {VERIFY_PROMPTS} prompts from the training data.")
-    if m.name not in ("full", "freeze") and result.merged:
+                     f"on {result.verified_on} prompts ({result.prompt_source}).")
+    if result.merged:
         lines += ["", "## Use", "", "```python", "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
-                  "model = AutoModelForCausalLM.from_pretrained(PATH)", "tokenizer = AutoTokenizer.from_pretrained(PATH)",
+                  "model = AutoModelForCausalLM.from_pretrained(PATH)",
+                  "tokenizer = AutoTokenizer.from_pretrained(PATH)",
                   "ids = tokenizer.apply_chat_template([{\"role\": \"user\", \"content\": \"Hi\"}], "
                   "add_generation_prompt=True, return_tensors=\"pt\", return_dict=True)",
                   "print(tokenizer.decode(model.generate(**ids, max_new_tokens=64)[0]))", "```"]
@@ -305,7 +312,7 @@ def _export_merged(config: RunConfig, run: rundir.RunDir, tmp: Path, result: Exp
     fit_embeddings(base, tokenizer)
     model = PeftModel.from_pretrained(base, str(run.adapter))
     model.eval()
-    prompts = encode(tokenizer, verification_texts(config, tokenizer, log))
+    prompts = verification_prompts(config, tokenizer, result, log)
     with model.disable_adapter():
         base_logits = logits_of(model, prompts)
     adapter_logits = logits_of(model, prompts)
@@ -319,7 +326,7 @@ def _export_merged(config: RunConfig, run: rundir.RunDir, tmp: Path, result: Exp
     log("verifying: reloading the written folder without peft")
     exported = AutoModelForCausalLM.from_pretrained(tmp, dtype=DTYPES[result.dtype],
                                                     trust_remote_code=config.model.trust_remote_code)
-    exported.to(next(iter(adapter_logits)).device if False else _device()).eval()
+    exported.to(_device()).eval()
     _check(result, logits_of(exported, prompts), adapter_logits, base_logits)
     free(exported)
     result.merged = True
@@ -334,7 +341,7 @@ def _export_full(config: RunConfig, run: rundir.RunDir, tmp: Path, result: Expor
     tokenizer = load_tokenizer(ModelConfig(name_or_path=str(run.model)))
     trained = load_model(config.model.model_copy(update={"name_or_path": str(run.model), "dtype": result.dtype}))
     trained.eval()
-    prompts = encode(tokenizer, verification_texts(config, tokenizer, log))
+    prompts = verification_prompts(config, tokenizer, result, log)
     reference = logits_of(trained, prompts)
     set_generation_config(trained, tokenizer)
     log(f"writing the trained model in {result.dtype} (shards up to {shard})")
@@ -357,6 +364,7 @@ def _export_full(config: RunConfig, run: rundir.RunDir, tmp: Path, result: Expor
     exported.to(_device()).eval()
     _check(result, logits_of(exported, prompts), reference, base_logits)
     free(exported)
+    result.merged = True  # nothing to merge, and DIR is a standalone model all the same
 
 
 def _export_adapter_only(config: RunConfig, run: rundir.RunDir, tmp: Path, result: ExportResult, log: Log) -> None:
@@ -380,7 +388,7 @@ def _export_adapter_only(config: RunConfig, run: rundir.RunDir, tmp: Path, resul
     base = load_model(config.model.model_copy(update={"dtype": result.dtype}))
     fit_embeddings(base, tokenizer)
     model = PeftModel.from_pretrained(base, str(tmp)).eval()
-    prompts = encode(tokenizer, verification_texts(config, tokenizer, log))
+    prompts = verification_prompts(config, tokenizer, result, log)
     with model.disable_adapter():
         base_logits = logits_of(model, prompts)
     adapter_logits = logits_of(model, prompts)

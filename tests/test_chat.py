@@ -311,4 +311,6 @@ def test_load_errors_are_chat_errors(tmp_path: Path) -> None:
         chat.load(None, {"x": str(tmp_path / "nowhere")})
     with pytest.raises(ChatError, match="neither"):
         chat.load(None, {"x": str(tmp_path)})
+    with pytest.raises(ChatError, match="does not exist"):
+        chat.load(str(tmp_path / "no-model"))
     assert not chat.loaded
