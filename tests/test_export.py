@@ -65,7 +65,7 @@ def test_merged_export_loads_without_peft_and_matches_adapter(runs: dict[str, Pa
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     out = tmp_path / f"{name}-merged"
-    result = run_export(runs[name], out, make_zip=name == "lora", log=lambda message: None)
+    result = run_export(runs[name], out, log=lambda message: None)
     assert result.state == "completed", result.error
     assert result.merged and result.reason is None and result.dtype == "float32"
     assert result.max_abs_diff is not None and result.max_abs_diff <= result.tolerance
@@ -99,14 +99,6 @@ def test_merged_export_loads_without_peft_and_matches_adapter(runs: dict[str, Pa
     assert "base_model:" in card and "memory.json" in card and "train_loss" in card
     if name == "qlora":
         assert "4-bit" in card and "not into the quantized weights" in card
-    if name == "lora":
-        assert result.zip == str(out.with_name(out.name + ".zip"))
-        with zipfile.ZipFile(result.zip) as archive:
-            names = archive.namelist()
-            assert f"{out.name}/config.json" in names and f"{out.name}/README.md" in names
-            assert archive.testzip() is None
-        with zipfile.ZipFile(result.adapter_zip) as archive:
-            assert any(n.endswith("adapter_config.json") for n in archive.namelist())
 
 
 def test_prefix_export_explains_and_writes_the_adapter(runs: dict[str, Path], tmp_path: Path) -> None:
@@ -114,16 +106,11 @@ def test_prefix_export_explains_and_writes_the_adapter(runs: dict[str, Path], tm
     from transformers import AutoModelForCausalLM
 
     out = tmp_path / "prefix-export"
-    process = subprocess.run([sys.executable, "launch.py", "export", str(runs["prefix"]), "--out", str(out), "--json"],
-                             cwd=ROOT, capture_output=True, text=True, timeout=300,
-                             env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert process.returncode == 0, process.stderr[-2000:]
-    events = [json.loads(line) for line in process.stdout.splitlines()]
-    assert all(e["kind"] in ("log", "status") for e in events)
-    status = events[-1]
-    assert status["kind"] == "status" and status["state"] == "completed" and status["merged"] is False
-    assert "cannot be merged" in status["reason"] and status["reason"].count(". ") == 0
-    assert any(status["reason"] == e.get("message") for e in events[:-1])
+    logs: list[str] = []
+    result = run_export(runs["prefix"], out, make_zip=True, log=logs.append)
+    assert result.state == "completed" and result.merged is False, result.error
+    assert "cannot be merged" in result.reason and result.reason.count(". ") == 0 and result.reason in logs
+    assert result.base_diff > 0 and result.adapter_zip and Path(result.zip).is_file()
     assert (out / "adapter_config.json").is_file() and (out / "adapter_model.safetensors").is_file()
     assert "PeftModel.from_pretrained" in (out / "HOW_TO_LOAD.md").read_text(encoding="utf-8")
     assert "cannot be merged" in (out / "README.md").read_text(encoding="utf-8")
@@ -132,11 +119,12 @@ def test_prefix_export_explains_and_writes_the_adapter(runs: dict[str, Path], tm
     PeftModel.from_pretrained(base, out)  # the note's recipe works
 
 
-def test_killed_export_leaves_no_folder(runs: dict[str, Path], tmp_path: Path) -> None:
+def test_killed_export_leaves_no_folder_and_cli_recovers(runs: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "engine", "export", str(runs["lora"]), "--out", str(out),
-                                "--json"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    command = [sys.executable, "-m", "engine", "export", str(runs["lora"]), "--out", str(out), "--json"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                               env=env)
     try:
         for line in process.stdout:
             if json.loads(line).get("message", "").startswith("writing"):
@@ -149,9 +137,24 @@ def test_killed_export_leaves_no_folder(runs: dict[str, Path], tmp_path: Path) -
     assert process.returncode == -signal.SIGKILL
     assert not out.exists(), "a killed export must not leave a folder that looks complete"
     assert list(tmp_path.glob(".killed.partial-*")), "the half-written folder is hidden beside DIR"
-    result = run_export(runs["lora"], out, log=lambda message: None)  # the next export succeeds and tidies up
-    assert result.state == "completed" and out.is_dir()
-    assert not list(tmp_path.glob(".killed.partial-*"))
+
+    # the same export again, through the CLI with --zip: it succeeds and tidies up the leftover
+    done = subprocess.run([*command, "--zip", "--dtype", "float32"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    events = [json.loads(line) for line in done.stdout.splitlines()]  # stdout holds nothing but JSON lines
+    assert {e["kind"] for e in events[:-1]} == {"log"}
+    status = events[-1]
+    assert status["kind"] == "status" and status["state"] == "completed" and status["merged"] is True
+    assert status["out"] == str(out) and status["reason"] is None and status["max_abs_diff"] < status["tolerance"]
+    assert status["zip"] == str(tmp_path / "killed.zip")
+    assert status["adapter_zip"] == str(tmp_path / "killed-adapter.zip")
+    with zipfile.ZipFile(status["zip"]) as archive:
+        names = archive.namelist()
+        assert "killed/config.json" in names and "killed/README.md" in names and archive.testzip() is None
+    with zipfile.ZipFile(status["adapter_zip"]) as archive:
+        assert "killed-adapter/adapter_config.json" in archive.namelist()
+    assert out.is_dir() and not list(tmp_path.glob(".killed*partial*"))
 
 
 def test_a_merge_equal_to_the_base_is_a_failure(runs: dict[str, Path], tmp_path: Path) -> None:
