@@ -226,7 +226,15 @@ class ChatSession:
         # an adapter trained after the chat template added tokens needs the base grown to the same size;
         # peft saved the resized embedding rows with the adapter and loads them over the grown matrix
         widest = max([primary, *tokenizers.values()], key=len)
-        fit_embeddings(base, widest)
+        from engine.export import adapter_carries_embeddings
+
+        if len(widest) > base.get_input_embeddings().weight.shape[0]:
+            torch.manual_seed(0)  # rows no adapter carries are drawn at random: the same as export draws
+            fit_embeddings(base, widest)
+            for source in adapter_sources:
+                if not adapter_carries_embeddings(source.path):
+                    log.warning("adapter %s does not carry the embedding rows of the tokens its chat template "
+                                "added; they are re-initialised", source.name)
         wrapped = base
         # peft names must not be substrings of its weight prefixes ("lora_", "prefix_tuning_" ...): a user's
         # name like "lora" or "prefix" could make it reinitialise the weights, so adapters get neutral names

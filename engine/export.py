@@ -162,6 +162,36 @@ def free(*objects: Any) -> None:
         torch.cuda.empty_cache()
 
 
+def grow_embeddings(base: Any, tokenizer: Any, adapter_dir: Path, log: Log) -> None:
+    """Grow the base's vocabulary to the run's tokenizer, as training did; peft loads the trained rows over it.
+
+    Where the adapter does not carry them (peft skips them when it cannot tell the vocabulary grew, e.g. a hub
+    base saved offline), the new rows are drawn at random: seeded, so chat and export agree, and said aloud.
+    """
+    import torch
+
+    from engine.modeling import fit_embeddings
+
+    added = len(tokenizer) - base.get_input_embeddings().weight.shape[0]
+    if added <= 0:
+        return
+    torch.manual_seed(0)
+    fit_embeddings(base, tokenizer)
+    if not adapter_carries_embeddings(adapter_dir):
+        log(f"warning: the chat template added {added} tokens but the adapter does not carry their embedding rows; "
+            "they are re-initialised, so the model may not reproduce training exactly around those tokens")
+
+
+def adapter_carries_embeddings(adapter_dir: Path) -> bool:
+    from safetensors import safe_open
+
+    weights = adapter_dir / "adapter_model.safetensors"
+    if not weights.is_file():
+        return False
+    with safe_open(str(weights), "pt") as f:
+        return any(key.endswith(("embed_tokens.weight", "lm_head.weight")) for key in f.keys())  # noqa: SIM118
+
+
 def set_generation_config(model: Any, tokenizer: Any) -> None:
     """Stop at the template's end-of-turn token too, so plain `generate` ends a reply where chat does."""
     from engine.chat import end_of_turn_ids
@@ -300,7 +330,7 @@ def _export_merged(config: RunConfig, run: rundir.RunDir, tmp: Path, result: Exp
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from engine.modeling import DTYPES, fit_embeddings, load_model, load_tokenizer
+    from engine.modeling import DTYPES, load_model, load_tokenizer
 
     m = config.method
     tokenizer = load_tokenizer(ModelConfig(name_or_path=str(run.adapter)))
@@ -309,7 +339,7 @@ def _export_merged(config: RunConfig, run: rundir.RunDir, tmp: Path, result: Exp
         m.effective_bits else ""
     log(f"loading the base {config.model.name_or_path} in {result.dtype}{note}")
     base = load_model(base_cfg, bits=None)
-    fit_embeddings(base, tokenizer)
+    grow_embeddings(base, tokenizer, run.adapter, log)
     model = PeftModel.from_pretrained(base, str(run.adapter))
     model.eval()
     prompts = verification_prompts(config, tokenizer, result, log)
@@ -370,7 +400,7 @@ def _export_full(config: RunConfig, run: rundir.RunDir, tmp: Path, result: Expor
 def _export_adapter_only(config: RunConfig, run: rundir.RunDir, tmp: Path, result: ExportResult, log: Log) -> None:
     from peft import PeftModel
 
-    from engine.modeling import fit_embeddings, load_model, load_tokenizer
+    from engine.modeling import load_model, load_tokenizer
 
     title = METHOD_TITLES[config.method.name]
     result.reason = UNMERGEABLE_REASON.format(title=title[0].upper() + title[1:])
@@ -386,7 +416,7 @@ def _export_adapter_only(config: RunConfig, run: rundir.RunDir, tmp: Path, resul
     log("verifying: loading the written adapter with peft over the base")
     tokenizer = load_tokenizer(ModelConfig(name_or_path=str(tmp)))
     base = load_model(config.model.model_copy(update={"dtype": result.dtype}))
-    fit_embeddings(base, tokenizer)
+    grow_embeddings(base, tokenizer, tmp, log)
     model = PeftModel.from_pretrained(base, str(tmp)).eval()
     prompts = verification_prompts(config, tokenizer, result, log)
     with model.disable_adapter():
