@@ -158,7 +158,7 @@ def build_tokenizer(path: Path, vocab_size: int = 8192):
 
 def build_model(path: Path, size: Size, tokenizer_dir: Path) -> Path:
     """A random-weight LlamaForCausalLM of `size` with the benchmark tokenizer; cached at `path`."""
-    spec = {"hidden": size.hidden, "layers": size.layers, "heads": size.heads, "intermediate": size.intermediate}
+    spec = {"stored": "bfloat16" if size.name == "300m" else "float32", "hidden": size.hidden, "layers": size.layers, "heads": size.heads, "intermediate": size.intermediate}
     marker = path / "bench_spec.json"
     if marker.exists() and json.loads(marker.read_text()) == spec:
         return path
@@ -174,6 +174,8 @@ def build_model(path: Path, size: Size, tokenizer_dir: Path) -> Path:
     )
     torch.manual_seed(0)
     model = LlamaForCausalLM(config)
+    if size.name == "300m":
+        model = model.to(torch.bfloat16)  # stored in bf16 like hub checkpoints; the engine loads it in fp32 on CPU
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
@@ -384,7 +386,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="the default: 120 rows, engine vs plain on 30M, methods on 2M")
     mode.add_argument("--full", action="store_true", help="480 rows, engine vs plain and methods on 2M and 30M")
-    p.add_argument("--sizes", default=None, help="model sizes for engine vs plain (quick: 30m; full: 2m,30m)")
+    p.add_argument("--sizes", default=None, help="model sizes for engine vs plain (quick: 30m; full: 2m,30m; '' skips it)")
     p.add_argument("--method-sizes", default=None, help="model sizes for the methods table (default: 2m; full: 2m,30m)")
     p.add_argument("--repeats", type=int, default=None, help="A B pairs per size (quick 2, full 2)")
     p.add_argument("--rows", type=int, default=None, help="rows of benchmark data (quick 120, full 480)")
@@ -404,8 +406,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     full = args.full
-    sizes = (args.sizes or ("2m,30m" if full else "30m")).split(",")
-    method_sizes = (args.method_sizes or ("2m,30m" if full else "2m")).split(",")
+    sizes = [s for s in (args.sizes if args.sizes is not None else ("2m,30m" if full else "30m")).split(",") if s]
+    method_sizes = [s for s in (args.method_sizes or ("2m,30m" if full else "2m")).split(",") if s]
     repeats = args.repeats or 2
     rows = args.rows or (480 if full else 120)
     methods = [m for m in args.methods.split(",") if m]
@@ -432,7 +434,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     results: dict[str, Any] = {"machine": machine(), "command": command.strip(), "load_before": load_before,
                                "ab": {}, "methods": {}, "peaks": peaks, "rows": rows}
-    all_sizes = list(dict.fromkeys(sizes + (method_sizes if methods else [])))
+    all_sizes = list(dict.fromkeys(sizes + (method_sizes if methods else []) + (["30m"] if not sizes else [])))
     model_dirs = {s: build_model(out / "models" / s, SIZES[s], tok_dir) for s in all_sizes}
     n_params = {s: matmul_params(model_dirs[s]) for s in all_sizes}
     vocab = max(len(tokenizer), MODEL_VOCAB)
@@ -518,7 +520,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             results["qlora_memory"][method] = engine_run(cfg, run_out, label)
 
     if peaks == []:
-        peaks.append(matmul_peak(SIZES[sizes[0]], vocab, 512))
+        peaks.append(matmul_peak(SIZES[(sizes or method_sizes or ["30m"])[0]], vocab, 512))
     results["load_after"] = load_avg()
     results["elapsed_s"] = time.time() - started
     text = render(results, full)
