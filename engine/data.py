@@ -59,6 +59,16 @@ CHATML_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
+# For tokenizers without the ChatML tokens: the same layout with the markers as plain text and the
+# tokenizer's own eos ending each turn. Adding <|im_start|>/<|im_end|> as new tokens would leave their
+# embedding and output rows untrained (LoRA does not train them), so the model would not learn to stop,
+# and the adapter would need the grown embeddings saved beside it.
+CHATML_EOS_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + eos_token + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
 PREVIEW_ROWS = 5
 
 Messages = list[dict[str, str]]
@@ -413,14 +423,18 @@ def _load(cfg: DataConfig) -> tuple[list[dict], list[dict], str]:
 
 
 def ensure_chat_template(tokenizer: Any) -> bool:
-    """Install ChatML where the tokenizer has no chat template; True when it did (the vocab may have grown)."""
+    """Install a ChatML template where the tokenizer has none; True when it did. The vocabulary never grows:
+    where <|im_start|>/<|im_end|> are not tokens already, turns end with the tokenizer's eos instead."""
     if tokenizer.chat_template:
         return False
     vocab = tokenizer.get_vocab()
-    missing = [token for token in SPECIAL_CHATML if token not in vocab]
-    if missing:
-        tokenizer.add_tokens(missing, special_tokens=True)
-    tokenizer.chat_template = CHATML_TEMPLATE
+    if all(token in vocab for token in SPECIAL_CHATML):
+        tokenizer.chat_template = CHATML_TEMPLATE
+    elif tokenizer.eos_token is not None:
+        tokenizer.chat_template = CHATML_EOS_TEMPLATE
+    else:
+        raise DataError("The tokenizer has no chat template, no ChatML tokens and no eos token: "
+                        "pick a model with a chat template.")
     return True
 
 

@@ -113,8 +113,11 @@ def load_config(cfg: ModelConfig):
         raise _explain_load_error(cfg.name_or_path, error) from error
 
 
-def fit_embeddings(model: PreTrainedModel, tokenizer) -> None:
-    """Grow the embedding matrix when the tokenizer gained tokens (e.g. ChatML markers)."""
-    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
-        model.resize_token_embeddings(len(tokenizer))
-        log.info("resized embeddings to %d tokens for the added chat tokens", len(tokenizer))
+def fit_embeddings(model: PreTrainedModel, tokenizer) -> bool:
+    """Grow the embedding matrix where the tokenizer has more tokens than the model; True when it did
+    (the adapter must then carry the grown embeddings)."""
+    if len(tokenizer) <= model.get_input_embeddings().weight.shape[0]:
+        return False
+    model.resize_token_embeddings(len(tokenizer))
+    log.info("resized embeddings to %d tokens to fit the tokenizer", len(tokenizer))
+    return True

@@ -162,7 +162,7 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: Reporter, stop: Stop
     from engine.methods import apply_method, count_parameters
 
     model = load_model(config.model, config.method)
-    fit_embeddings(model, tokenizer)
+    grown = fit_embeddings(model, tokenizer)
     model = apply_method(model, config.method, tokenizer)
     trainable, total = count_parameters(model)
     percent = 100 * trainable / total
@@ -180,7 +180,7 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: Reporter, stop: Stop
 
     state = "stopped" if stop.requested else "completed"
     reporter.status("saving")
-    weights_dir = save_weights(config, run, model, tokenizer)
+    weights_dir = save_weights(config, run, model, tokenizer, grown)
     eval_loss = final_eval_loss(trainer) if val_rows and not stop.requested else None
     metrics = final_metrics(config, trainer, result, started, weights_dir, trainable, total, eval_loss)
     rundir.write_json_atomic(run.metrics, metrics)
@@ -190,12 +190,18 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: Reporter, stop: Stop
     return state
 
 
-def save_weights(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: Any) -> Path:
-    """adapter/ for adapter methods, model/ for full and freeze; the tokenizer (chat template) beside them."""
+def save_weights(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: Any, grown: bool) -> Path:
+    """adapter/ for adapter methods, model/ for full and freeze; the tokenizer (chat template) beside them.
+    Grown embeddings are saved with an adapter explicitly: peft's "auto" needs the base's config on disk
+    or the Hub to notice, and offline it may not find it."""
     from engine.config import ADAPTER_METHODS
 
-    target = run.adapter if config.method.name in ADAPTER_METHODS else run.model
-    model.save_pretrained(target)
+    if config.method.name in ADAPTER_METHODS:
+        target = run.adapter
+        model.save_pretrained(target, save_embedding_layers=True if grown else "auto")
+    else:
+        target = run.model
+        model.save_pretrained(target)
     tokenizer.save_pretrained(target)
     return target
 

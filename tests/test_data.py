@@ -15,6 +15,7 @@ import pytest
 
 from engine.config import DataConfig, RunConfig
 from engine.data import (
+    CHATML_EOS_TEMPLATE,
     CHATML_TEMPLATE,
     IGNORE_INDEX,
     DataError,
@@ -259,7 +260,7 @@ def test_plain_text_trains_on_every_token_and_ends_with_eos(tokenizer: Any) -> N
     assert stats.target_tokens == len(row["input_ids"])
 
 
-def test_fallbacks_add_missing_chatml_tokens_and_pad() -> None:
+def test_chatml_fallback_never_grows_the_vocabulary_and_pad_falls_back_to_eos() -> None:
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -267,8 +268,11 @@ def test_fallbacks_add_missing_chatml_tokens_and_pad() -> None:
     core.pre_tokenizer = pre_tokenizers.Whitespace()
     tok = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", eos_token="</s>")
     assert ensure_chat_template(tok) is True
-    assert len(tok) == 5 and tok.chat_template == CHATML_TEMPLATE
-    assert len(tok("<|im_start|>hi<|im_end|>", add_special_tokens=False)["input_ids"]) == 3
+    assert len(tok) == 3 and tok.chat_template == CHATML_EOS_TEMPLATE  # no untrainable new tokens
+    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hi"}]
+    assert tok.apply_chat_template(messages, tokenize=False) == "<|im_start|>user\nhi</s>\n<|im_start|>assistant\nhi</s>\n"
+    text, spans = render_with_spans(messages, tok)
+    assert [text[a:b] for a, b in spans] == ["hi</s>"]  # the model learns to stop at eos
     assert ensure_chat_template(tok) is False
     ensure_pad_token(tok)
     assert tok.pad_token == "</s>"
