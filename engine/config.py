@@ -193,11 +193,17 @@ def parse_config(raw: dict[str, Any], base_dir: Path | None = None, source: str 
 
 
 def resolve_paths(config: RunConfig, base_dir: Path) -> RunConfig:
+    """Relative data.path and output_dir are relative to base_dir (the config file's folder); so is a
+    relative model.name_or_path that names a folder there (otherwise it is a hub id, left as it is)."""
     data_path = Path(config.data.path).expanduser()
     output_dir = Path(config.output_dir).expanduser()
     data = config.data.model_copy(update={"path": str(data_path if data_path.is_absolute() else base_dir / data_path)})
     out = str(output_dir if output_dir.is_absolute() else base_dir / output_dir)
-    return config.model_copy(update={"data": data, "output_dir": out})
+    model = config.model
+    local_model = base_dir / config.model.name_or_path
+    if not Path(config.model.name_or_path).is_absolute() and (local_model / "config.json").is_file():
+        model = model.model_copy(update={"name_or_path": str(local_model.resolve())})
+    return config.model_copy(update={"data": data, "output_dir": out, "model": model})
 
 
 def load_config(path: str | Path) -> RunConfig:

@@ -105,3 +105,13 @@ def test_plan_counts_what_training_trains(tiny_model, tmp_path):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert plan["trainable_params"] == metrics["trainable_params"] > 0
     assert plan["total_params"] == metrics["total_params"]
+
+
+def test_a_relative_model_folder_next_to_the_config_resolves_and_a_hub_id_stays(tmp_path):
+    raw = contract_config(tmp_path)
+    (tmp_path / "models" / "mine").mkdir(parents=True)
+    (tmp_path / "models" / "mine" / "config.json").write_text("{}")
+    raw["model"]["name_or_path"] = "models/mine"
+    assert parse_config(raw, base_dir=tmp_path).model.name_or_path == str(tmp_path / "models" / "mine")
+    raw["model"]["name_or_path"] = "org/model"
+    assert parse_config(raw, base_dir=tmp_path).model.name_or_path == "org/model"
