@@ -24,6 +24,7 @@ from engine.config import (
     TrainConfig,
     choices,
     field_help,
+    load_config,
     parse_config,
 )
 
@@ -196,6 +197,18 @@ def visible_fields(method: str) -> dict[str, bool]:
 
 def defaults() -> dict[str, Any]:
     return {f.key: f.default for f in FIELDS}
+
+
+STARTER = "demo.yaml"  # in assets/: the page's starting form (demo model, identity set, a LoRA that fits a CPU)
+
+
+def starter_config(assets: Path) -> RunConfig | None:
+    """The bundled starting config, or None where it (or the demo model it names) is not there."""
+    path = assets / STARTER
+    if not path.is_file():
+        return None
+    config = load_config(path)
+    return config if Path(config.model.name_or_path).is_dir() else None
 
 
 def _to_widget(field: FormField, value: Any) -> Any:

@@ -4,9 +4,10 @@ the live view (progress, loss curve, log). Layout and wiring only; handlers live
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 import gradio as gr
 
-from engine.config import DataConfig, MethodConfig, choices
+from engine.config import DataConfig, MethodConfig, RunConfig, choices
 from webui import forms
 from webui.context import AppContext
 from webui.datasets import dataset_choices
@@ -55,21 +56,23 @@ class TrainTab:
         return [self.model, self.dataset, self.data_format, self.method, *self.fields.values()]
 
 
-def build_model_panel(ctx: AppContext) -> dict:
+def build_model_panel(ctx: AppContext, starter: RunConfig | None) -> dict:
     with gr.Row():
         model_list = model_choices(ctx.workspace, ctx.assets)
-        model = gr.Dropdown(model_list, value=model_list[0] if model_list else None, allow_custom_value=True,
+        first = starter.model.name_or_path if starter else (model_list[0] if model_list else None)
+        model = gr.Dropdown(model_list, value=first, allow_custom_value=True,
                             label=t("train.model"), info=t("train.model_help"), elem_id="wb-model", scale=2)
         model_info = gr.Markdown(elem_id="wb-model-info")
     return {"model": model, "model_info": model_info}
 
 
-def build_data_panel(ctx: AppContext) -> dict:
+def build_data_panel(ctx: AppContext, starter: RunConfig | None) -> dict:
     with gr.Row():
         upload = gr.File(label=t("train.upload"), file_types=[".json", ".jsonl", ".csv", ".parquet", ".txt"],
                          elem_id="wb-upload", height=120)
         with gr.Column():
-            dataset = gr.Dropdown(dataset_choices(ctx.uploads, ctx.assets), value=None, label=t("train.dataset"),
+            dataset = gr.Dropdown(dataset_choices(ctx.uploads, ctx.assets), value=starter.data.path if starter else None,
+                                  label=t("train.dataset"),
                                   elem_id="wb-dataset")
             data_format = gr.Dropdown(list(choices(DataConfig, "format")), value="auto", label=t("field.data.format"),
                                       info=t("help.data.format"), elem_id="wb-format")
@@ -85,26 +88,28 @@ def build_data_panel(ctx: AppContext) -> dict:
             "preview": preview, "example": example, "histogram": histogram, "over_cutoff": over_cutoff}
 
 
-def build_method_panel() -> dict:
-    method = gr.Dropdown(list(choices(MethodConfig, "name")), value="lora", label=t("field.method.name"),
+def build_method_panel(start: dict[str, Any], starter: RunConfig | None) -> dict:
+    name = starter.method.name if starter else "lora"
+    method = gr.Dropdown(list(choices(MethodConfig, "name")), value=name, label=t("field.method.name"),
                          info=t("help.method.name"), elem_id="wb-method")
-    shown = forms.visible_fields("lora")
+    shown = forms.visible_fields(name)
     fields = {}
     with gr.Row(equal_height=False):
         for field in forms.METHOD_FIELDS:
-            fields[field.key] = field_widget(field, visible=shown[field.key])
+            fields[field.key] = field_widget(field, start[field.key], visible=shown[field.key])
     trainable = gr.Markdown(elem_id="wb-trainable")
     return {"method": method, "fields": fields, "trainable": trainable}
 
 
-def build_training_panel() -> dict[str, gr.components.Component]:
+def build_training_panel(start: dict[str, Any]) -> dict[str, gr.components.Component]:
     fields = {}
+    hidden = "train.epochs" if start[forms.STOP_BY] == "steps" else "train.max_steps"
     with gr.Row(equal_height=False):
         for field in forms.TRAIN_FIELDS:
-            fields[field.key] = field_widget(field, visible=field.key != "train.max_steps")
+            fields[field.key] = field_widget(field, start[field.key], visible=field.key != hidden)
     with gr.Accordion(t("train.advanced"), open=False), gr.Row(equal_height=False):
         for field in forms.ADVANCED_FIELDS:
-            fields[field.key] = field_widget(field)
+            fields[field.key] = field_widget(field, start[field.key])
     return fields
 
 
@@ -141,13 +146,15 @@ def build_monitor_panel() -> dict:
 def build_train_tab(ctx: AppContext, app: gr.Blocks) -> TrainTab:
     with gr.Tab(t("tab.train"), id="train"):
         gr.Markdown(t("train.intro"))
-        parts = build_model_panel(ctx)
+        starter = forms.starter_config(ctx.assets)  # the demo model and identity set, where bundled
+        start = forms.from_config(starter) if starter else forms.defaults()
+        parts = build_model_panel(ctx, starter)
         with gr.Accordion(t("train.data"), open=True):
-            parts |= build_data_panel(ctx)
+            parts |= build_data_panel(ctx, starter)
         with gr.Accordion(t("train.method"), open=True):
-            parts |= build_method_panel()
+            parts |= build_method_panel(start, starter)
         with gr.Accordion(t("train.training"), open=True):
-            parts["fields"] |= build_training_panel()
+            parts["fields"] |= build_training_panel(start)
         parts |= build_config_panel(ctx)
         parts |= build_monitor_panel()
     tab = TrainTab(**parts)
