@@ -92,17 +92,27 @@ def load_model(cfg: ModelConfig, method: MethodConfig | None = None, *, bits: in
     quant = quantization_config(quant_method, dtype)
     kwargs: dict[str, Any] = {"dtype": dtype, **_common_kwargs(cfg)}
     if quant is not None:
-        kwargs["quantization_config"] = quant
-        kwargs["device_map"] = {"": device()}
+        # Quantize from the checkpoint's own dtype: upcasting a 16-bit checkpoint to fp32 before quantizing
+        # it would double the peak memory of loading, which is what QLoRA is chosen to save.
+        kwargs.update(dtype="auto", quantization_config=quant, device_map={"": device()})
     try:
         model = AutoModelForCausalLM.from_pretrained(cfg.name_or_path, **kwargs)
     except (OSError, ValueError) as error:
         raise _explain_load_error(cfg.name_or_path, error) from error
     if quant is None:
         model.to(device())
+    else:
+        cast_unquantized(model, dtype)
     log.info("loaded %s (%s, %s%s)", cfg.name_or_path, model.__class__.__name__, dtype,
              f", {quant_method.effective_bits}-bit" if quant else "")
     return model
+
+
+def cast_unquantized(model: PreTrainedModel, dtype: torch.dtype) -> None:
+    """Bring the layers that stay in floating point (embeddings, norms, head) to `dtype`, one at a time."""
+    for param in model.parameters():
+        if param.is_floating_point() and param.dtype != dtype:
+            param.data = param.data.to(dtype)
 
 
 def load_config(cfg: ModelConfig):
