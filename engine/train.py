@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import rundir
-from engine.config import PROMPT_LEARNING, ConfigError, RunConfig, load_config
+from engine.config import ConfigError, RunConfig, load_config
 from engine.events import EventWriter
 
 log = logging.getLogger("engine")
@@ -154,9 +154,6 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: Reporter, stop: Stop
     train_rows, val_rows, stats = data.build_splits(config, tokenizer)
     reporter.info(f"tokenized: {len(train_rows)} train / {len(val_rows)} validation rows, "
                   f"{stats.truncated} truncated and {stats.dropped} dropped at cutoff_len {config.train.cutoff_len}")
-    if not train_rows:
-        raise data.DataError(f"{config.data.path}: no rows left to train on after cutoff_len "
-                             f"{config.train.cutoff_len}: raise train.cutoff_len or check the data.")
 
     reporter.status("loading_model")
     from engine.methods import apply_method, count_parameters
