@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 MethodName = Literal["lora", "dora", "qlora", "prefix", "prompt", "ptuning", "ia3", "full", "freeze"]
 DataFormat = Literal["auto", "alpaca", "sharegpt", "openai", "prompt_completion", "text"]
@@ -110,6 +110,12 @@ class TrainConfig(_Section):
     gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
     packing: Packing = Field("auto", description="Pack examples into padding-free rows (auto: where it applies).")
     resume: bool = Field(False, description="Continue from the newest checkpoint in output_dir.")
+
+    @field_validator("packing", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, value: Any) -> Any:
+        """YAML 1.1 reads a bare `on`/`off` as true/false; take them as what the user wrote."""
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
 class RunConfig(_Section):

@@ -65,8 +65,7 @@ def training_arguments(config: RunConfig, run: rundir.RunDir, has_eval: bool, pa
         activation_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
         bf16=on_gpu and pick_dtype(config.model.dtype) == torch.bfloat16,
         use_cpu=not on_gpu,
-        train_sampling_strategy="random" if packing or config.method.name not in PROMPT_LEARNING
-        else "group_by_length",
+        train_sampling_strategy="random" if packing else "group_by_length",
         include_num_input_tokens_seen="all" if packing else "non_padding",
         remove_unused_columns=False,
         report_to="none",

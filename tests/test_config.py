@@ -115,3 +115,10 @@ def test_a_relative_model_folder_next_to_the_config_resolves_and_a_hub_id_stays(
     assert parse_config(raw, base_dir=tmp_path).model.name_or_path == str(tmp_path / "models" / "mine")
     raw["model"]["name_or_path"] = "org/model"
     assert parse_config(raw, base_dir=tmp_path).model.name_or_path == "org/model"
+
+
+def test_yaml_on_and_off_mean_what_they_say(tmp_path):
+    raw = contract_config(tmp_path)
+    for text, expected in (("on", "on"), ("off", "off"), ("auto", "auto")):
+        raw["train"]["packing"] = yaml.safe_load(f"v: {text}")["v"]
+        assert parse_config(raw, base_dir=tmp_path).train.packing == expected
