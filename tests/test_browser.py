@@ -1,5 +1,5 @@
 """The whole job in a real browser (headless Chromium from Debian, driven by Playwright): upload a
-dataset, train LoRA on a tiny model, watch progress and the loss curve, chat with the result (streamed),
+dataset, train LoRA on the bundled demo model, watch progress and the loss curve, chat with the result (streamed),
 export it, download the zip and load the model from it. Screenshots go to tests/artifacts/."""
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.tiny import build_tiny_llama
 
 pytestmark = pytest.mark.browser
 
@@ -46,7 +45,6 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     workspace = tmp_path_factory.mktemp("workspace")
-    build_tiny_llama(workspace / "models" / "tiny-llama")
     port = free_port()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = open(ARTIFACTS / "server.log", "w")  # noqa: SIM115 (closed after the server stops)
@@ -114,7 +112,7 @@ def write_dataset(path: Path) -> Path:
 
 def test_train_chat_export_in_browser(page, server, tmp_path):
     url, workspace = server
-    model_dir = workspace / "models" / "tiny-llama"
+    model_dir = ROOT / "assets" / "models" / "workbench-demo-5m"  # the bundled model the page starts with
     pick(page, "#wb-model", str(model_dir))
     page.wait_for_selector("#wb-model-info:has-text('LlamaForCausalLM')")
 
@@ -125,9 +123,7 @@ def test_train_chat_export_in_browser(page, server, tmp_path):
     shot(page, "01-dataset")
 
     page.locator("#f-ui-stop-by label", has_text="steps").click()
-    set_number(page, "f-train-max-steps", "12")
-    set_number(page, "f-train-batch-size", "2")
-    set_number(page, "f-train-learning-rate", "0.01")
+    set_number(page, "f-train-max-steps", "40")  # the starting form's learning rate and batch size
     page.wait_for_selector("#wb-trainable:has-text('trainable')")
     shot(page, "02-configured")
 
@@ -136,7 +132,7 @@ def test_train_chat_export_in_browser(page, server, tmp_path):
     page.wait_for_function("() => document.querySelector('#wb-log textarea').value.includes('loss=')")
     shot(page, "03-training")
     page.wait_for_selector("#wb-progress [data-state='completed']", timeout=180_000)
-    assert page.locator("#wb-progress .wb-step").inner_text() == "12"
+    assert page.locator("#wb-progress .wb-step").inner_text() == "40"
     assert page.locator("#wb-loss canvas, #wb-loss svg").count() > 0
     shot(page, "04-completed", readme="train")
     run_name = page.locator("#wb-progress b").first.inner_text()
@@ -152,8 +148,7 @@ def test_train_chat_export_in_browser(page, server, tmp_path):
     page.wait_for_selector("#wb-chat-status:has-text('Loaded')", timeout=120_000)
     page.locator("#wb-chat-sampling").get_by_text("Sampling").click()
     set_number(page, "wb-chat-max-new-tokens", "48")
-    set_number(page, "wb-chat-temperature", "1")  # a tiny random model: sampling makes words, hence chunks
-    set_number(page, "wb-chat-top-k", "0")
+    set_number(page, "wb-chat-temperature", "0")  # greedy
     page.locator("#wb-side-by-side input").check()
     page.wait_for_selector("#wb-chat-base", state="visible")
     page.evaluate("""() => { window.__lengths = [];
@@ -188,10 +183,10 @@ def test_train_chat_export_in_browser(page, server, tmp_path):
     with zipfile.ZipFile(zip_path) as archive:
         archive.extractall(tmp_path / "merged")
     config = next((tmp_path / "merged").rglob("config.json")).parent
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(config)
-    assert model.config.num_hidden_layers == 2
+    assert model.config.num_hidden_layers == AutoConfig.from_pretrained(model_dir).num_hidden_layers
 
 
 def test_broken_file_shows_one_sentence(page, tmp_path):
