@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import yaml
 
 from engine import rundir
@@ -115,7 +116,7 @@ def end_of_turn_ids(tokenizer: Any) -> list[int]:
         text = tokenizer.apply_chat_template(
             [{"role": "user", "content": "hi"}, {"role": "assistant", "content": marker}], tokenize=False
         )
-    except Exception:  # noqa: BLE001 - a template that cannot render two turns has no end-of-turn to find
+    except jinja2.TemplateError:  # a template that cannot render two turns has no end-of-turn to find
         return ids
     after = text.split(marker, 1)[-1].strip() if marker in text else ""
     if after:

@@ -109,11 +109,11 @@ def default_dtype() -> str:
 
 def verification_prompts(config: RunConfig, tokenizer: Any, result: ExportResult, log: Log) -> list[Any]:
     """Token ids of a few whole conversations from the run's own data, rendered with its chat template."""
-    from engine.data import load_rows
+    from engine.data import DataError, load_rows
 
     try:
         rows, _ = load_rows(config.data)
-    except Exception as error:  # noqa: BLE001 - the data may be gone; verification still runs
+    except (DataError, OSError) as error:  # the data may be gone or changed since; verification still runs
         log(f"the run's dataset cannot be read ({str(error).splitlines()[0]}): verifying on built-in prompts")
         rows = [{"messages": [{"role": "user", "content": text}]} for text in FALLBACK_PROMPTS]
         result.prompt_source = "built-in prompts"
