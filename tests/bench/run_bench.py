@@ -242,11 +242,11 @@ class Run:
 
 def write_config(path: Path, model_dir: Path, data_path: Path, out_dir: Path, method: str, *, epochs: float,
                  max_steps: int | None, batch_size: int, cutoff: int, val_size: float, lr: float | None = None,
-                 packing: str = "auto", max_samples: int | None = None) -> Path:
+                 packing: str = "auto", max_samples: int | None = None, lora_dropout: float = 0.05) -> Path:
     name, bits = method, None
     if method.startswith("qlora"):
         name, bits = "qlora", int(method[5:] or 4)
-    method_cfg: dict[str, Any] = {"name": name, "r": 8, "lora_alpha": 16, "lora_dropout": 0.05,
+    method_cfg: dict[str, Any] = {"name": name, "r": 8, "lora_alpha": 16, "lora_dropout": lora_dropout,
                                   "target_modules": "all-linear"}
     if bits:
         method_cfg["bits"] = bits
@@ -396,6 +396,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None,
                    help="torch/OpenMP threads for every process (default: torch's default, one per core); "
                         "on a machine other jobs keep busy, 1 thread avoids OpenMP barrier stalls")
+    p.add_argument("--lora-dropout", type=float, default=0.05,
+                   help="LoRA dropout on both sides (0.05 as the peft docs use; the engine's own default is 0)")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--cutoff", type=int, default=256)
     p.add_argument("--out", type=Path, default=BENCH / "out")
@@ -449,7 +451,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for s in sizes:
         cfg = write_config(runs_dir / f"ab-{s}.yaml", model_dirs[s], data_path, runs_dir / f"ab-{s}-cfg-unused",
                            "lora", epochs=1, max_steps=args.max_steps, batch_size=bs, cutoff=cutoff,
-                           val_size=val_size)
+                           val_size=val_size, lora_dropout=args.lora_dropout)
         train_rows, val_rows = split_rows(cfg)
         train_tokens = sum(len(r["input_ids"]) for r in train_rows)
         batch_tokens = max(64, int(train_tokens / len(train_rows) * bs))
@@ -461,7 +463,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 run_out = runs_dir / label
                 cfg_k = write_config(runs_dir / f"{label}.yaml", model_dirs[s], data_path, run_out, "lora",
                                      epochs=1, max_steps=args.max_steps, batch_size=bs, cutoff=cutoff,
-                                     val_size=val_size)
+                                     val_size=val_size, lora_dropout=args.lora_dropout)
                 print(f"[{time.time() - started:6.0f}s] {label} (load {load_avg()})", flush=True)
                 run = (engine_run if kind == "engine" else plain_run)(cfg_k, run_out, label)
                 adapter = run_out / "adapter"
@@ -478,6 +480,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             peak_now(s, batch_tokens)
         n, total = n_params[s]
         results["ab"][s] = {"runs": ab, "N": n, "total_params": total, "train_rows": len(train_rows),
+                            "lora_dropout": args.lora_dropout,
                             "val_rows": len(val_rows), "train_tokens": train_tokens,
                             "target_tokens": sum(sum(x != -100 for x in r["labels"]) for r in train_rows)}
 
@@ -493,7 +496,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             label = f"method-{s}-{method}"
             run_out = runs_dir / label
             cfg = write_config(runs_dir / f"{label}.yaml", model_dirs[s], data_path, run_out, method, epochs=1,
-                               max_steps=args.max_steps, batch_size=bs, cutoff=cutoff, val_size=val_size)
+                               max_steps=args.max_steps, batch_size=bs, cutoff=cutoff, val_size=val_size,
+                               lora_dropout=args.lora_dropout)
             print(f"[{time.time() - started:6.0f}s] {label} (load {load_avg()})", flush=True)
             try:
                 run = engine_run(cfg, run_out, label)
@@ -584,7 +588,8 @@ def render(results: dict[str, Any], full: bool) -> str:
             f"## Engine vs hand-written Trainer + peft script, {s} model "
             f"({ab['total_params'] / 1e6:.2f}M params, N = {ab['N'] / 1e6:.2f}M)",
             "",
-            f"LoRA r8 all-linear, batch size 4, cutoff 256, one epoch over {ab['train_rows']} rows "
+            f"LoRA r8 all-linear, dropout {ab['lora_dropout']}, batch size 4, cutoff 256, one epoch over "
+            f"{ab['train_rows']} rows "
             f"({ab['train_tokens']:,} tokens, {ab['target_tokens']:,} trained), held-out loss on "
             f"{ab['val_rows']} rows; runs alternate A B A B. Ratio = engine median / plain median "
             "(for times and memory: plain / engine, so > 1 means the engine is better).",
