@@ -325,12 +325,32 @@ def _check(result: ExportResult, exported: list[Any], reference: list[Any], base
                               f"{result.base_diff:.3g}), so the training left no trace in it: check the run.")
 
 
+def _save(model: Any, tokenizer: Any, folder: Path, shard: str) -> None:
+    model.save_pretrained(folder, max_shard_size=shard)
+    tokenizer.save_pretrained(folder)
+
+
+def _reload_and_check(config: RunConfig, folder: Path, prompts: list[Any], reference: list[Any],
+                      base_logits: list[Any] | None, result: ExportResult, log: Log) -> None:
+    """Load the written folder with transformers alone and compare its logits before calling it done."""
+    from transformers import AutoModelForCausalLM
+
+    from engine.modeling import DTYPES
+
+    log("verifying: reloading the written folder without peft")
+    exported = AutoModelForCausalLM.from_pretrained(folder, dtype=DTYPES[result.dtype],
+                                                    trust_remote_code=config.model.trust_remote_code)
+    exported.to(_device()).eval()
+    _check(result, logits_of(exported, prompts), reference, base_logits)
+    free(exported)
+    result.merged = True
+
+
 def _export_merged(config: RunConfig, run: rundir.RunDir, tmp: Path, result: ExportResult, shard: str,
                    log: Log) -> None:
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM
 
-    from engine.modeling import DTYPES, load_model, load_tokenizer
+    from engine.modeling import load_model, load_tokenizer
 
     m = config.method
     tokenizer = load_tokenizer(ModelConfig(name_or_path=str(run.adapter)))
@@ -350,23 +370,14 @@ def _export_merged(config: RunConfig, run: rundir.RunDir, tmp: Path, result: Exp
     merged = model.merge_and_unload(safe_merge=True)
     set_generation_config(merged, tokenizer)
     log(f"writing the merged model (shards up to {shard})")
-    merged.save_pretrained(tmp, max_shard_size=shard)
-    tokenizer.save_pretrained(tmp)
+    _save(merged, tokenizer, tmp, shard)
     free(merged, model, base)
-    log("verifying: reloading the written folder without peft")
-    exported = AutoModelForCausalLM.from_pretrained(tmp, dtype=DTYPES[result.dtype],
-                                                    trust_remote_code=config.model.trust_remote_code)
-    exported.to(_device()).eval()
-    _check(result, logits_of(exported, prompts), adapter_logits, base_logits)
-    free(exported)
-    result.merged = True
+    _reload_and_check(config, tmp, prompts, adapter_logits, base_logits, result, log)
 
 
 def _export_full(config: RunConfig, run: rundir.RunDir, tmp: Path, result: ExportResult, shard: str,
                  log: Log) -> None:
-    from transformers import AutoModelForCausalLM
-
-    from engine.modeling import DTYPES, ModelError, load_model, load_tokenizer
+    from engine.modeling import ModelError, load_model, load_tokenizer
 
     tokenizer = load_tokenizer(ModelConfig(name_or_path=str(run.model)))
     trained = load_model(config.model.model_copy(update={"name_or_path": str(run.model), "dtype": result.dtype}))
@@ -375,8 +386,7 @@ def _export_full(config: RunConfig, run: rundir.RunDir, tmp: Path, result: Expor
     reference = logits_of(trained, prompts)
     set_generation_config(trained, tokenizer)
     log(f"writing the trained model in {result.dtype} (shards up to {shard})")
-    trained.save_pretrained(tmp, max_shard_size=shard)
-    tokenizer.save_pretrained(tmp)
+    _save(trained, tokenizer, tmp, shard)
     free(trained)
     base_logits = None
     try:
@@ -388,13 +398,7 @@ def _export_full(config: RunConfig, run: rundir.RunDir, tmp: Path, result: Expor
         free(base)
     except ModelError as error:
         log(f"the base model cannot be loaded ({error}): skipping the differs-from-base check")
-    log("verifying: reloading the written folder")
-    exported = AutoModelForCausalLM.from_pretrained(tmp, dtype=DTYPES[result.dtype],
-                                                    trust_remote_code=config.model.trust_remote_code)
-    exported.to(_device()).eval()
-    _check(result, logits_of(exported, prompts), reference, base_logits)
-    free(exported)
-    result.merged = True  # nothing to merge, and DIR is a standalone model all the same
+    _reload_and_check(config, tmp, prompts, reference, base_logits, result, log)  # DIR is a standalone model
 
 
 def _export_adapter_only(config: RunConfig, run: rundir.RunDir, tmp: Path, result: ExportResult, log: Log) -> None:

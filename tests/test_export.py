@@ -25,6 +25,7 @@ RUNS = {  # name -> (base, method, options); "lora" is shared with test_chat.py
     "prefix": ("chatml", "prefix", {"num_virtual_tokens": 4, "steps": 5}),
     # a base without ChatML tokens: turns end with its eos, and the vocabulary stays as it was
     "dora-plain": ("plain", "dora", {}),
+    "freeze": ("chatml", "freeze", {"freeze_trainable_layers": 1, "steps": 5}),
 }
 
 
@@ -180,3 +181,17 @@ def test_refusals_are_one_sentence(runs: dict[str, Path], tmp_path: Path) -> Non
     bad: ExportResult = run_export(runs["lora"], tmp_path / "y", dtype="int3", log=lambda m: None)
     assert bad.state == "failed" and "dtype" in bad.error
     assert bad.status_event() == {"kind": "status", "state": "failed", "error": bad.error}
+
+
+def test_freeze_run_exports_the_trained_model_verified(runs: dict[str, Path], tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "freeze-export"
+    result = run_export(runs["freeze"], out, log=lambda message: None)
+    assert result.state == "completed", result.error
+    assert result.merged and result.max_abs_diff <= result.tolerance < result.base_diff
+    exported = AutoModelForCausalLM.from_pretrained(out)
+    trained = AutoModelForCausalLM.from_pretrained(runs["freeze"] / "model")
+    for (name, a), (_, b) in zip(exported.state_dict().items(), trained.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
