@@ -208,6 +208,22 @@ def test_chinese_interface(browser, server):
     for label in ("训练", "运行记录", "对话", "导出"):
         assert page.get_by_role("tab", name=label).is_visible()
     assert "开始训练" in page.locator("#wb-start").inner_text()
+    stop_by = page.locator("#f-ui-stop-by").inner_text()  # the values stay epochs/steps, the labels are Chinese
+    assert "轮数" in stop_by and "步数" in stop_by, stop_by
+    page.wait_for_selector("#wb-loss:has-text('损失')")  # the plot's axis titles too
     page.wait_for_timeout(1000)
     shot(page, "09-chinese", readme="train-zh")
+
+    page.get_by_role("tab", name="运行记录").click()
+    page.wait_for_selector("#wb-runs:has-text('状态')")  # column headers come in the visitor's language
+    assert "base model" not in page.locator("#wb-runs").inner_text()
+    shot(page, "10-chinese-runs")
+
+    page.get_by_role("tab", name="对话").click()
+    page.get_by_role("button", name="加载", exact=True).click()  # nothing chosen: the error is Chinese too
+    page.get_by_text("请先选择一个已完成的运行或一个适配器文件夹").first.wait_for()
+    page.get_by_role("button", name="卸载", exact=True).click()
+    page.wait_for_selector("#wb-chat-status:has-text('已卸载')")
+    assert "Unloaded" not in page.locator("#wb-chat-status").inner_text()
+    shot(page, "11-chinese-chat")
     context.close()

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from engine.events import STATES
 from webui import datasets, forms
 from webui.context import AppContext
 from webui.paths import PathError
+from webui.render import RUN_HEADERS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,8 +36,14 @@ def test_locales_are_complete():
     zh = json.loads((ROOT / "assets/locales/zh.json").read_text(encoding="utf-8"))
     used = set()
     for path in (ROOT / "webui").rglob("*.py"):
-        used |= set(re.findall(r'\bt\(\s*"([a-z_.]+)"\)', path.read_text(encoding="utf-8")))
+        source = path.read_text(encoding="utf-8")
+        used |= set(re.findall(r'\bt\(\s*"([a-z_.]+)"\)', source))
+        # run-time messages: message(request, "key"), say("key"), text("key"), words(request)("key")
+        used |= set(re.findall(r'\b(?:message\(\w+,|say\(|text\(|words\(\w+\)\()\s*"([a-z_.]+)"\s*[,)]', source))
     used |= {f"field.{f.key}" for f in forms.FIELDS} | {f"help.{f.key}" for f in forms.FIELDS}
+    used |= {f"choice.{c}" for c in forms.STOP_BY_CHOICES}
+    used |= {f"state.{s}" for s in STATES}
+    used |= {"runs.col." + h.replace(" ", "_") for h in RUN_HEADERS}
     used |= {"field.data.format", "help.data.format", "field.method.name", "help.method.name"}
     from webui.i18n import translations
 

@@ -54,5 +54,10 @@ def message(request: gr.Request | None, key: str, **values: Any) -> str:
     return text.format(**values)
 
 
+def failure(request: gr.Request | None, text: str) -> gr.Error:
+    """An error toast for the visitor: its title in their language, `text` as given (no traceback in the log)."""
+    return gr.Error(text, title=message(request, "msg.error_title"), print_exception=False)
+
+
 def locale_file(lang: str) -> Path:
     return LOCALES_DIR / f"{lang}.json"

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from engine.events import STATES
 from webui.monitor import RunSnapshot
 from webui.runs import RunInfo
 
@@ -29,6 +30,11 @@ def duration(seconds: float | None) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
+def state_label(state: str, text: Callable[..., str] = _english) -> str:
+    """A run state in the visitor's language (an unknown state is shown as it is)."""
+    return text(f"state.{state}") if state in STATES else state
+
+
 def progress_html(snap: RunSnapshot | None, text: Callable[..., str] | None = None) -> str:
     """A progress bar with step/total, elapsed, ETA and tokens/s, plus the state (and error, if any).
 
@@ -44,7 +50,7 @@ def progress_html(snap: RunSnapshot | None, text: Callable[..., str] | None = No
     return (
         f"<div class='wb-progress' data-state='{html.escape(snap.state)}'>"
         f"<div class='wb-progress-head'><b>{html.escape(snap.name)}</b> · <span class='wb-state'>"
-        f"{html.escape(snap.state)}</span></div>"
+        f"{html.escape(state_label(snap.state, text))}</span></div>"
         f"<div class='wb-bar'><div class='wb-fill' style='width:{percent:.1f}%;background:{color}'></div></div>"
         f"<div class='wb-progress-text'>"
         + text("msg.progress", step=f"<span class='wb-step'>{snap.step}</span>", total=snap.total or "?",
@@ -76,11 +82,11 @@ def log_text(snap: RunSnapshot | None, stdout_tail: str = "") -> str:
 RUN_HEADERS = ["run", "status", "method", "base model", "dataset", "train loss", "eval loss", "time"]
 
 
-def runs_rows(infos: list[RunInfo]) -> list[list[Any]]:
+def runs_rows(infos: list[RunInfo], text: Callable[..., str] = _english) -> list[list[Any]]:
     def num(value: float | None) -> str:
         return f"{value:.4f}" if isinstance(value, (int, float)) else "–"
 
-    return [[i.name, i.state, i.method, i.model.rsplit("/", 1)[-1], i.dataset, num(i.train_loss),
+    return [[i.name, state_label(i.state, text), i.method, i.model.rsplit("/", 1)[-1], i.dataset, num(i.train_loss),
              num(i.eval_loss), duration(i.wall_s)] for i in infos]
 
 
@@ -94,7 +100,7 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def config_diff_html(configs: dict[str, dict[str, Any]]) -> str:
+def config_diff_html(configs: dict[str, dict[str, Any]], text: Callable[..., str] = _english) -> str:
     """Configs side by side, one row per key; rows whose values differ are highlighted."""
     if not configs:
         return ""
@@ -107,7 +113,8 @@ def config_diff_html(configs: dict[str, dict[str, Any]]) -> str:
         differs = len({repr(v) for v in values}) > 1
         cells = "".join(f"<td>{html.escape(str(v))}</td>" for v in values)
         body.append(f"<tr class='{'wb-diff' if differs else ''}'><td><code>{html.escape(key)}</code></td>{cells}</tr>")
-    return f"<table class='wb-compare'><tr><th>key</th>{head}</tr>{''.join(body)}</table>"
+    corner = html.escape(text("runs.compare_key"))
+    return f"<table class='wb-compare'><tr><th>{corner}</th>{head}</tr>{''.join(body)}</table>"
 
 
 CSS = """

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from webui.forms import FormField
+from webui.forms import STOP_BY, STOP_BY_CHOICES, FormField
 from webui.i18n import t
 
 
@@ -25,6 +25,8 @@ def field_widget(field: FormField, value: object | None = None, visible: bool = 
         return gr.Checkbox(value=bool(value), **common)
     if field.key == "method.bits":
         return gr.Radio([("16-bit", 0), ("8-bit", 8), ("4-bit", 4)], value=value or 0, **common)
+    if field.key == STOP_BY:  # the value stays "epochs"/"steps"; only the shown label is translated
+        return gr.Radio([(t(f"choice.{c}"), c) for c in STOP_BY_CHOICES], value=value, **common)
     if kind == "radio":
         return gr.Radio(list(field.choices), value=value, **common)
     if kind == "dropdown":

@@ -3,8 +3,7 @@ side by side with the base model; unload frees the worker's memory."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,10 @@ import gradio as gr
 from engine.rundir import RunDir, read_json
 from webui.chat_client import ChatError
 from webui.context import AppContext
-from webui.i18n import t
+from webui.i18n import failure, t
 from webui.paths import PathError
 from webui.runs import read_config
+from webui.tabs.train_handlers import words
 from webui.wiring import bind
 
 TUNED = "tuned"
@@ -47,7 +47,8 @@ def finished_runs(ctx: AppContext) -> list[str]:
             RunDir(i.path).weights_dir() is not None]
 
 
-def resolve_source(ctx: AppContext, run: str | None, adapter_dir: str) -> tuple[str | None, dict[str, str]]:
+def resolve_source(ctx: AppContext, run: str | None, adapter_dir: str,
+                   say: Callable[..., str] = words(None)) -> tuple[str | None, dict[str, str]]:
     """(base model, adapters) for the worker's load request; a None base lets the engine use the run's base.
 
     A full/freeze run is passed like an adapter too: the worker loads its model beside the base.
@@ -55,43 +56,54 @@ def resolve_source(ctx: AppContext, run: str | None, adapter_dir: str) -> tuple[
     if (adapter_dir or "").strip():
         folder = ctx.readable(adapter_dir.strip())
         if not ((folder / "adapter_config.json").is_file() or RunDir(folder).config.is_file()):
-            raise PathError(f"{folder} holds no adapter_config.json: choose an adapter folder or a run folder.")
+            raise PathError(say("chat.msg.not_adapter", folder=folder))
         base = read_json(folder / "adapter_config.json").get("base_model_name_or_path")
         return base, {TUNED: str(folder)}
     if not run:
-        raise PathError("Choose a finished run or an adapter folder first.")
+        raise PathError(say("chat.msg.choose_source"))
     run_dir = ctx.runs.run_dir(run)
     if run_dir.weights_dir() is None:
-        raise PathError(f"Run {run} has no trained weights yet.")
+        raise PathError(say("chat.msg.no_weights", run=run))
     return read_config(run_dir)["model"]["name_or_path"], {TUNED: str(run_dir.path)}
 
 
-def load(ctx: AppContext, run: str | None, adapter_dir: str, mode: str = "ask") -> tuple[str, Any]:
+def load(ctx: AppContext, run: str | None, adapter_dir: str, mode: str = "ask",
+         request: gr.Request | None = None) -> tuple[str, Any]:
     """mode: 'ask' (asks when training holds the GPU), 'gpu' (load anyway) or 'cpu'."""
+    say = words(request)
     if mode == "ask" and ctx.runs.active() and ctx.gpu_present():
-        return (f"Run {ctx.runs.active()} is training on the GPU. Loading a chat model there too may run out of "
-                "memory.", gr.update(visible=True))
+        return say("chat.msg.gpu_busy", run=ctx.runs.active()), gr.update(visible=True)
     try:
-        base, adapters = resolve_source(ctx, run, adapter_dir)
+        base, adapters = resolve_source(ctx, run, adapter_dir, say)
         loaded = ctx.chat.load(base, adapters, cpu_only=(mode == "cpu"))
     except (PathError, ChatError) as error:
-        raise gr.Error(str(error), print_exception=False) from None
-    names = ", ".join(loaded.get("adapters") or []) or "none"
-    return (f"Loaded **{Path(str(loaded.get('model') or base)).name}** on {loaded.get('device', '?')} · "
-            f"adapters: {names}", gr.update(visible=False))
+        raise failure(request, str(error)) from None
+    names = ", ".join(loaded.get("adapters") or []) or say("chat.msg.no_adapters")
+    model = Path(str(loaded.get("model") or base)).name
+    status = say("chat.msg.loaded", model=model, device=loaded.get("device", "?"), adapters=names)
+    return status, gr.update(visible=False)
 
 
-def unload(ctx: AppContext) -> str:
+def loader(mode: str) -> Callable[..., tuple[str, Any]]:
+    """The click handler of one load button (a named parameter, not functools.partial: gradio must see `request`)."""
+
+    def handler(ctx: AppContext, run: str | None, adapter_dir: str, request: gr.Request) -> tuple[str, Any]:
+        return load(ctx, run, adapter_dir, mode, request)
+
+    return handler
+
+
+def unload(ctx: AppContext, request: gr.Request | None = None) -> str:
     try:
         ctx.chat.unload()
     except ChatError as error:
-        raise gr.Error(str(error), print_exception=False) from None
-    return "Unloaded: the worker's memory is free."
+        raise failure(request, str(error)) from None
+    return words(request)("chat.msg.unloaded")
 
 
 def respond(ctx: AppContext, text: str, tuned: list, base: list, side_by_side: bool, system: str,
             max_new_tokens: float, temperature: float, top_p: float, top_k: float, repetition_penalty: float,
-            seed: float) -> Iterator[tuple[Any, ...]]:
+            seed: float, request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
     """Stream the fine-tuned reply, then (side by side) the base model's reply to the same history."""
     if not (text or "").strip():
         return
@@ -109,7 +121,7 @@ def respond(ctx: AppContext, text: str, tuned: list, base: list, side_by_side: b
                 history[-1] = {"role": "assistant", "content": reply}
                 yield "", tuned, base
     except ChatError as error:
-        raise gr.Error(str(error), print_exception=False) from None
+        raise failure(request, str(error)) from None
     yield "", tuned, base
 
 
@@ -154,7 +166,7 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
     tab.run.focus(*refresh)
     for button, mode in ((tab.load, "ask"), (tab.load_gpu, "gpu"), (tab.load_cpu, "cpu")):
         # No gr.State here: a component created outside the Tab would land in gr.Tabs as a phantom tab.
-        button.click(bind(functools.partial(load, mode=mode), ctx), [tab.run, tab.adapter_dir],
+        button.click(bind(loader(mode), ctx), [tab.run, tab.adapter_dir],
                      [tab.status, tab.confirm_row])
     tab.unload.click(bind(unload, ctx), None, tab.status)
     tab.side_by_side.change(lambda on: gr.update(visible=on), tab.side_by_side, tab.base_chat)

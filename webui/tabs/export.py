@@ -11,10 +11,11 @@ from typing import Any
 import gradio as gr
 
 from webui.context import AppContext
-from webui.i18n import t
+from webui.i18n import failure, t
 from webui.paths import PathError
 from webui.runs import RunError
 from webui.tabs.chat import finished_runs
+from webui.tabs.train_handlers import words
 from webui.wiring import bind
 
 DTYPES = ("float16", "bfloat16", "float32")
@@ -33,31 +34,34 @@ class ExportTab:
     adapter_zip: gr.DownloadButton
 
 
-def export(ctx: AppContext, run: str | None, dtype: str, shard_gb: float) -> Iterator[tuple[Any, ...]]:
+def export(ctx: AppContext, run: str | None, dtype: str, shard_gb: float,
+           request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
     """Start (or follow) the export of `run` and stream its progress until the downloads are ready."""
     hidden = gr.update(visible=False)
+    say = words(request)
     if not run:
-        raise gr.Error("Choose a finished run first.", print_exception=False)
+        raise failure(request, say("export.msg.choose_run"))
     try:
         run_dir = ctx.runs.run_dir(run)
         job = ctx.exports.start(run_dir.path, dtype, float(shard_gb or 2))
     except (RunError, PathError) as error:
-        raise gr.Error(str(error), print_exception=False) from None
+        raise failure(request, str(error)) from None
     spinner = "◐◓◑◒"
     while not job.done:
         elapsed = time.time() - job.started
-        yield (f"{spinner[int(elapsed / POLL_S) % 4]} Exporting {run} ({elapsed:.0f} s)…", "\n".join(job.lines[-40:]),
-               hidden, hidden)
+        progress = say("export.msg.progress", run=run, seconds=f"{elapsed:.0f}")
+        yield f"{spinner[int(elapsed / POLL_S) % 4]} {progress}", "\n".join(job.lines[-40:]), hidden, hidden
         time.sleep(POLL_S)
     result = job.result
     if job.failed:
-        yield f"<span class='wb-error'>Export failed: {result.get('error')}</span>", "\n".join(job.lines), hidden, hidden
+        failed = say("export.msg.failed", error=result.get("error"))
+        yield f"<span class='wb-error'>{failed}</span>", "\n".join(job.lines), hidden, hidden
         return
     merged, adapter = ctx.exports.download_paths(job)
     if result.get("merged"):
-        status = f"Done: merged model written to `{result.get('out')}`."
+        status = say("export.msg.done", out=result.get("out"))
     else:
-        status = f"This run cannot be merged: {result.get('reason')} The adapter is available below."
+        status = say("export.msg.not_mergeable", reason=result.get("reason"))
     yield (
         status,
         "\n".join(job.lines),

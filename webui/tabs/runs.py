@@ -10,11 +10,11 @@ import gradio as gr
 
 from engine.rundir import RunDir
 from webui.context import AppContext
-from webui.i18n import t
+from webui.i18n import failure, t
 from webui.paths import PathError
 from webui.render import RUN_HEADERS, config_diff_html, log_text, loss_frame, progress_html, runs_rows
 from webui.runs import RunError, read_config, tail_lines
-from webui.tabs.train_handlers import words
+from webui.tabs.train_handlers import plot_titles, words
 from webui.wiring import bind
 
 
@@ -33,13 +33,18 @@ class RunsTab:
     seen: gr.State
 
 
-def list_runs(ctx: AppContext, selected: list[str] | None) -> tuple[Any, Any]:
+def run_headers(request: gr.Request | None) -> list[str]:
+    say = words(request)
+    return [say("runs.col." + header.replace(" ", "_")) for header in RUN_HEADERS]
+
+
+def list_runs(ctx: AppContext, selected: list[str] | None, request: gr.Request | None = None) -> tuple[Any, Any]:
     infos = ctx.runs.list()
     names = [i.name for i in infos]
     keep = [n for n in (selected or []) if n in names]
     # Only touch the selection when a selected run disappeared, so a tick never undoes a click.
     choice = gr.update(choices=names, value=keep) if keep != list(selected or []) else gr.update(choices=names)
-    return gr.update(value={"headers": RUN_HEADERS, "data": runs_rows(infos)}), choice
+    return gr.update(value={"headers": run_headers(request), "data": runs_rows(infos, words(request))}), choice
 
 
 def show_runs(ctx: AppContext, selected: list[str] | None, seen: str, request: gr.Request) -> tuple[Any, ...]:
@@ -55,20 +60,20 @@ def show_runs(ctx: AppContext, selected: list[str] | None, seen: str, request: g
             snaps[name] = ctx.runs.monitor(name).refresh()
             configs[name] = read_config(ctx.runs.run_dir(name))
     except (RunError, PathError) as error:
-        raise gr.Error(str(error), print_exception=False) from None
+        raise failure(request, str(error)) from None
     signature = repr([(name, snap.version, snap.state) for name, snap in snaps.items()])
     if signature == seen:
         return (gr.skip(),) * 5
     first = selected[0]
     tail = tail_lines(RunDir(ctx.runs.runs_dir / first).stdout_log) if snaps[first].state == "failed" else ""
-    compare = config_diff_html(configs) if len(configs) > 1 else ""
+    compare = config_diff_html(configs, words(request)) if len(configs) > 1 else ""
     return (progress_html(snaps[first], words(request)), loss_frame(snaps), log_text(snaps[first], tail), compare,
             signature)
 
 
-def act(ctx: AppContext, action: str, selected: list[str] | None) -> None:
+def act(ctx: AppContext, action: str, selected: list[str] | None, request: gr.Request | None = None) -> None:
     if not selected:
-        raise gr.Error("Select a run first.", print_exception=False)
+        raise failure(request, words(request)("runs.msg.select_run"))
     for name in selected:
         try:
             if action == "stop":
@@ -78,15 +83,15 @@ def act(ctx: AppContext, action: str, selected: list[str] | None) -> None:
             else:
                 ctx.runs.delete(name)
         except (RunError, PathError) as error:
-            raise gr.Error(str(error), print_exception=False) from None
+            raise failure(request, str(error)) from None
 
 
-def stop_selected(ctx: AppContext, selected: list[str] | None) -> None:
-    act(ctx, "stop", selected)
+def stop_selected(ctx: AppContext, selected: list[str] | None, request: gr.Request | None = None) -> None:
+    act(ctx, "stop", selected, request)
 
 
-def delete_selected(ctx: AppContext, selected: list[str] | None) -> None:
-    act(ctx, "delete", selected)
+def delete_selected(ctx: AppContext, selected: list[str] | None, request: gr.Request | None = None) -> None:
+    act(ctx, "delete", selected, request)
 
 
 def build_runs_tab(ctx: AppContext, app: gr.Blocks) -> RunsTab:
@@ -109,6 +114,7 @@ def build_runs_tab(ctx: AppContext, app: gr.Blocks) -> RunsTab:
     listing = (bind(list_runs, ctx), [tab.selected], [tab.table, tab.selected])
     view = (bind(show_runs, ctx), [tab.selected, tab.seen], [tab.progress, tab.loss, tab.log, tab.compare, tab.seen])
     app.load(*listing)
+    app.load(plot_titles, None, tab.loss)
     gr.on([tab.refresh.click, tab.timer.tick], *listing, show_progress="hidden")
     gr.on([tab.selected.change, tab.timer.tick], *view, show_progress="hidden", trigger_mode="always_last")
     tab.stop.click(bind(stop_selected, ctx), [tab.selected], None)

@@ -165,6 +165,7 @@ def build_train_tab(ctx: AppContext, app: gr.Blocks) -> TrainTab:
 def wire_train_tab(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
     form = tab.form_inputs()
     gr.on([app.load, tab.model.change], bind(h.show_model, ctx), tab.model, tab.model_info)
+    app.load(h.plot_titles, None, tab.loss)
     tab.upload.upload(bind(h.upload_dataset, ctx), tab.upload, tab.dataset)
     inspect_inputs = [tab.model, tab.dataset, tab.data_format, tab.fields["train.cutoff_len"],
                       tab.fields["data.overlength"]]
@@ -181,7 +182,7 @@ def wire_train_tab(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
           concurrency_limit=1, concurrency_id="plan")
     gr.on([c.change for c in form] + [tab.config_name.change], bind(h.preview, ctx),
           [tab.config_name, *form], [tab.yaml, tab.command], trigger_mode="always_last", show_progress="hidden")
-    tab.save.click(bind(h.save_config, ctx), [tab.config_name, *form], tab.saved)
+    tab.save.click(bind(h.save_config_clicked, ctx), [tab.config_name, *form], tab.saved)
     tab.load.click(bind(h.load_saved_config, ctx), tab.saved, form)
     tab.start.click(bind(h.start, ctx), [tab.run_name, *form], [tab.current, tab.run_name]).then(
         lambda: -1, None, tab.seen)

@@ -15,7 +15,7 @@ from webui import forms
 from webui.context import AppContext
 from webui.datasets import dataset_choices, example_segments, length_histogram, preview_rows, save_upload
 from webui.engine_cli import EngineError, inspect_data, plan
-from webui.i18n import message
+from webui.i18n import failure, message
 from webui.models import human_count, model_info, remember_model
 from webui.paths import PathError, safe_name
 from webui.render import log_text, loss_frame, progress_html
@@ -50,6 +50,12 @@ def words(request: gr.Request | None):
     return lambda key, **values: message(request, key, **values)
 
 
+def plot_titles(request: gr.Request) -> Any:
+    """Axis and legend titles of a loss plot in the visitor's language (the data columns stay step/loss/series)."""
+    say = words(request)
+    return gr.update(x_title=say("plot.step"), y_title=say("plot.loss"), color_title=say("plot.series"))
+
+
 def show_model(ctx: AppContext, name: str, request: gr.Request) -> str:
     if not (name or "").strip():
         return ""
@@ -60,13 +66,13 @@ def show_model(ctx: AppContext, name: str, request: gr.Request) -> str:
     return model_info(name.strip(), local).markdown(words(request))
 
 
-def upload_dataset(ctx: AppContext, temp_path: str | None) -> Any:
+def upload_dataset(ctx: AppContext, temp_path: str | None, request: gr.Request | None = None) -> Any:
     if not temp_path:
         return gr.update()
     try:
         saved = save_upload(temp_path, ctx.uploads)
     except PathError as error:
-        raise gr.Error(str(error), print_exception=False) from None
+        raise failure(request, str(error)) from None
     return gr.update(choices=dataset_choices(ctx.uploads, ctx.assets), value=str(saved))
 
 
@@ -119,7 +125,7 @@ def preview(ctx: AppContext, config_name: str, *args: Any) -> tuple[str, str]:
     return config.to_yaml(), forms.command_line(ctx.configs / f"{safe_name(name)}.yaml")
 
 
-def count_trainable(ctx: AppContext, *args: Any) -> str:
+def count_trainable(ctx: AppContext, request: gr.Request | None, *args: Any) -> str:
     form = Form.parse(args)
     if not form.model or not form.dataset:
         return ""
@@ -134,36 +140,41 @@ def count_trainable(ctx: AppContext, *args: Any) -> str:
         result = plan(scratch)
     except EngineError as error:
         return f"<span class='wb-error'>{error}</span>"
-    return (f"trainable: **{human_count(result['trainable_params'])}** of {human_count(result['total_params'])} "
-            f"(**{result['trainable_percent']:.3f}%**)")
+    return message(request, "msg.trainable", trainable=human_count(result["trainable_params"]),
+                   total=human_count(result["total_params"]), percent=f"{result['trainable_percent']:.3f}")
 
 
-def save_config(ctx: AppContext, config_name: str, *args: Any) -> Any:
+def save_config(ctx: AppContext, config_name: str, *args: Any, request: gr.Request | None = None) -> Any:
     name = safe_name((config_name or "").strip() or "my-run")
     form = Form.parse(args)
     try:
         config = form.config(ctx, ctx.runs.runs_dir / name)
     except (ConfigError, PathError) as error:
-        raise gr.Error(" ".join(getattr(error, "issues", [str(error)])), print_exception=False) from None
+        raise failure(request, " ".join(getattr(error, "issues", [str(error)]))) from None
     path = ctx.configs / f"{name}.yaml"
     path.write_text(config.to_yaml(), encoding="utf-8")
-    gr.Info(f"Saved {path}")
+    gr.Info(message(request, "msg.saved_config", path=path), title=message(request, "msg.info_title"))
     return gr.update(choices=config_choices(ctx), value=str(path))
+
+
+def save_config_clicked(ctx: AppContext, request: gr.Request, config_name: str, *args: Any) -> Any:
+    """save_config for the button: gradio passes `request` only to a parameter before *args."""
+    return save_config(ctx, config_name, *args, request=request)
 
 
 def config_choices(ctx: AppContext) -> list[tuple[str, str]]:
     return [(p.name, str(p)) for p in sorted(ctx.configs.glob("*.yaml"))]
 
 
-def load_saved_config(ctx: AppContext, path: str | None) -> list[Any]:
+def load_saved_config(ctx: AppContext, path: str | None, request: gr.Request | None = None) -> list[Any]:
     """Fill the form from a saved YAML: model, dataset, format, method, then every field."""
     if not path:
-        raise gr.Error("Choose a saved config first.", print_exception=False)
+        raise failure(request, message(request, "msg.choose_config"))
     try:
         config = load_config(ctx.writable(path))
         data = ctx.readable(config.data.path)
     except (ConfigError, PathError) as error:
-        raise gr.Error(" ".join(getattr(error, "issues", [str(error)])), print_exception=False) from None
+        raise failure(request, " ".join(getattr(error, "issues", [str(error)]))) from None
     choices = dataset_choices(ctx.uploads, ctx.assets)
     if str(data) not in [c[1] for c in choices]:
         choices.append((data.name, str(data)))
@@ -179,25 +190,26 @@ def start(ctx: AppContext, request: gr.Request, run_name: str, *args: Any) -> tu
         config = form.config(ctx, ctx.runs.runs_dir / (name or NEW_RUN))
         name, queued = ctx.runs.submit(config, name)
     except (ConfigError, PathError, RunError) as error:
-        raise gr.Error(" ".join(getattr(error, "issues", [str(error)])), print_exception=False) from None
+        raise failure(request, " ".join(getattr(error, "issues", [str(error)]))) from None
     remember_model(ctx.workspace, form.model)
     if queued:
-        gr.Info(message(request, "msg.queued", name=name, active=ctx.runs.active() or "?"))
+        gr.Info(message(request, "msg.queued", name=name, active=ctx.runs.active() or "?"),
+                title=message(request, "msg.info_title"))
     return name, ""
 
 
-def stop(ctx: AppContext, name: str | None) -> None:
+def stop(ctx: AppContext, name: str | None, request: gr.Request | None = None) -> None:
     try:
         ctx.runs.stop(name or "")
     except (RunError, PathError) as error:
-        raise gr.Error(str(error), print_exception=False) from None
+        raise failure(request, str(error)) from None
 
 
 def cancel(ctx: AppContext, name: str | None, request: gr.Request) -> tuple[None, str, Any, str]:
     try:
         ctx.runs.cancel(name or "")
     except (RunError, PathError) as error:
-        raise gr.Error(str(error), print_exception=False) from None
+        raise failure(request, str(error)) from None
     return None, progress_html(None, words(request)), loss_frame({}), ""
 
 
