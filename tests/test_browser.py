@@ -116,10 +116,13 @@ def test_train_chat_export_in_browser(page, server, tmp_path):
     pick(page, "#wb-model", str(model_dir))
     page.wait_for_selector("#wb-model-info:has-text('LlamaForCausalLM')")
 
+    page.wait_for_selector("#wb-data-summary:has-text('40')")  # the starter identity set, shown as the page opens
+    page.wait_for_selector("#wb-trainable:has-text('trainable')")
     page.locator("#wb-upload input[type=file]").set_input_files(str(write_dataset(tmp_path / "facts.jsonl")))
-    page.wait_for_selector("#wb-data-summary:has-text('alpaca')")
+    # the page opened with the starter set (40 rows); the upload replaces its summary
+    page.wait_for_function("() => /alpaca/.test(document.querySelector('#wb-data-summary').innerText)"
+                           " && /\\b16\\b/.test(document.querySelector('#wb-data-summary').innerText)")
     page.wait_for_selector("#wb-example")
-    assert "16" in page.locator("#wb-data-summary").inner_text()
     shot(page, "01-dataset")
 
     page.locator("#f-ui-stop-by label", has_text="steps").click()
@@ -211,6 +214,7 @@ def test_chinese_interface(browser, server):
     stop_by = page.locator("#f-ui-stop-by").inner_text()  # the values stay epochs/steps, the labels are Chinese
     assert "轮数" in stop_by and "步数" in stop_by, stop_by
     page.wait_for_selector("#wb-loss:has-text('损失')")  # the plot's axis titles too
+    page.wait_for_selector("#wb-example")  # the starter dataset is inspected as the page opens
     page.wait_for_timeout(1000)
     shot(page, "09-chinese", readme="train-zh")
 

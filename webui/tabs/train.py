@@ -169,18 +169,19 @@ def wire_train_tab(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
     tab.upload.upload(bind(h.upload_dataset, ctx), tab.upload, tab.dataset)
     inspect_inputs = [tab.model, tab.dataset, tab.data_format, tab.fields["train.cutoff_len"],
                       tab.fields["data.overlength"]]
-    gr.on([tab.dataset.change, tab.data_format.change, tab.fields["train.cutoff_len"].release,
+    # app.load too: the page opens with the starter dataset chosen, whose summary must show without a change
+    gr.on([app.load, tab.dataset.change, tab.data_format.change, tab.fields["train.cutoff_len"].release,
            tab.fields["data.overlength"].change], bind(h.inspect, ctx), inspect_inputs,
           [tab.data_summary, tab.preview, tab.example, tab.histogram, tab.over_cutoff], trigger_mode="always_last")
     tab.fields[forms.STOP_BY].change(lambda by: (gr.update(visible=by == "epochs"), gr.update(visible=by == "steps")),
                                      tab.fields[forms.STOP_BY], [tab.fields["train.epochs"], tab.fields["train.max_steps"]])
     tab.method.change(h.method_visibility, tab.method, [tab.fields[f.key] for f in forms.METHOD_FIELDS])
-    plan_triggers = [tab.model.change, tab.dataset.change, tab.method.change] + [
+    plan_triggers = [app.load, tab.model.change, tab.dataset.change, tab.method.change] + [
         tab.fields[k].change for k in ("method.r", "method.target_modules", "method.num_virtual_tokens",
                                        "method.freeze_trainable_layers")]
     gr.on(plan_triggers, bind(h.count_trainable, ctx), form, tab.trainable, trigger_mode="always_last",
           concurrency_limit=1, concurrency_id="plan")
-    gr.on([c.change for c in form] + [tab.config_name.change], bind(h.preview, ctx),
+    gr.on([app.load] + [c.change for c in form] + [tab.config_name.change], bind(h.preview, ctx),
           [tab.config_name, *form], [tab.yaml, tab.command], trigger_mode="always_last", show_progress="hidden")
     tab.save.click(bind(h.save_config_clicked, ctx), [tab.config_name, *form], tab.saved)
     tab.load.click(bind(h.load_saved_config, ctx), tab.saved, form)
