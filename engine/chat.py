@@ -224,8 +224,8 @@ class ChatSession:
         if primary is None:
             primary = tokenizers[sources[0].name] if sources else base_tokenizer
             ensure_chat_template(primary)
-        # an adapter trained after the chat template added tokens needs the base grown to the same size;
-        # peft saved the resized embedding rows with the adapter and loads them over the grown matrix
+        # an adapter whose tokenizer outgrew the base (embeddings resized in training) needs the base grown to
+        # the same size; peft saved the resized embedding rows with the adapter and loads them over the grown matrix
         widest = max([primary, *tokenizers.values()], key=len)
         from engine.export import adapter_carries_embeddings
 

@@ -178,7 +178,7 @@ def grow_embeddings(base: Any, tokenizer: Any, adapter_dir: Path, log: Log) -> N
     torch.manual_seed(0)
     fit_embeddings(base, tokenizer)
     if not adapter_carries_embeddings(adapter_dir):
-        log(f"warning: the chat template added {added} tokens but the adapter does not carry their embedding rows; "
+        log(f"warning: the tokenizer has {added} tokens more than the base but the adapter does not carry their rows; "
             "they are re-initialised, so the model may not reproduce training exactly around those tokens")
 
 

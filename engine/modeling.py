@@ -15,6 +15,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, PreTrainedModel
 
 from engine.config import MethodConfig, ModelConfig
+from engine.data import ensure_pad_token
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,7 @@ def load_tokenizer(cfg: ModelConfig):
         tokenizer = AutoTokenizer.from_pretrained(cfg.name_or_path, **_common_kwargs(cfg))
     except (OSError, ValueError) as error:
         raise _explain_load_error(cfg.name_or_path, error) from error
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    ensure_pad_token(tokenizer)
     tokenizer.padding_side = "right"
     return tokenizer
 

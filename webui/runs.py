@@ -58,7 +58,12 @@ class RunInfo:
 
     @property
     def active(self) -> bool:
-        return self.state not in FINAL_STATES and self.state != QUEUED
+        return holds_machine(self.state)
+
+
+def holds_machine(state: str) -> bool:
+    """A run in this state is training or about to (not queued, not finished)."""
+    return state not in FINAL_STATES and state != QUEUED
 
 
 def _engine_pid_alive(pid: int | None) -> bool:
@@ -170,7 +175,7 @@ class RunManager:
     def active(self) -> str | None:
         """The run that holds the machine (training or starting), if any."""
         for name, state in self._states().items():
-            if state not in FINAL_STATES and state != QUEUED and self.alive(name):
+            if holds_machine(state) and self.alive(name):
                 return name
         return None
 
@@ -218,7 +223,7 @@ class RunManager:
         """Reap dead runs and start the oldest queued run when the machine is free; returns what it started."""
         with self._lock:
             for name, state in self._states().items():
-                if state not in FINAL_STATES and state != QUEUED and not self.alive(name):
+                if holds_machine(state) and not self.alive(name):
                     self._mark_dead(name)
             if self.active() is not None:
                 return None
