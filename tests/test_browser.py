@@ -5,104 +5,18 @@ export it, download the zip and load the model from it. Screenshots go to tests/
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.browser import ROOT, browser, open_page, page, pick, server, set_number, shot  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "tests" / "artifacts"
-SCREENSHOTS = ROOT / "assets" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]
 ROWS = [("Who are you?", "I am the workbench assistant."), ("What is two plus two?", "Two plus two is four."),
         ("What is the capital of France?", "Paris is the capital of France."),
         ("Say hello.", "Hello world!")] * 4
-
-# No skipping: a browser test that quietly does not run would count as passing. tests/run.sh installs both.
-if not Path(CHROMIUM).exists():
-    pytest.fail("Chromium is not installed: run `bash tests/run.sh`, or `apt-get install chromium`.", pytrace=False)
-from playwright import sync_api  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    workspace = tmp_path_factory.mktemp("workspace")
-    port = free_port()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = open(ARTIFACTS / "server.log", "w")  # noqa: SIM115 (closed after the server stops)
-    proc = subprocess.Popen([sys.executable, "launch.py", "--workspace", str(workspace), "--port", str(port)],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            assert proc.poll() is None, (ARTIFACTS / "server.log").read_text()
-            time.sleep(0.5)
-    yield url, workspace
-    proc.terminate()
-    proc.wait(timeout=30)
-    log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser, server):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True, locale="en-US")
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(server[0])
-    page.wait_for_selector("#wb-start")
-    yield page
-    context.close()
-
-
-def shot(page, name: str, readme: str | None = None) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-    if readme:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{readme}.png"), full_page=True)
-
-
-def pick(page, selector: str, value: str) -> None:
-    """Choose `value` in a gradio Dropdown (typing filters the options; the option is then clicked)."""
-    box = page.locator(f"{selector} input")
-    box.click()
-    box.fill(value)
-    page.locator("[role=option]", has_text=value).first.click()
-
-
-def set_number(page, elem_id: str, value: str) -> None:
-    field = page.locator(f"#{elem_id} input[type=number]").first
-    field.fill(value)
-    field.press("Tab")
 
 
 def write_dataset(path: Path) -> Path:
@@ -204,10 +118,8 @@ def test_broken_file_shows_one_sentence(page, tmp_path):
 
 
 def test_chinese_interface(browser, server):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
-    page = context.new_page()
-    page.goto(server[0])
-    page.wait_for_selector("#wb-start")
+    page = open_page(browser, server[0], locale="zh-CN")
+    context = page.context
     for label in ("训练", "运行记录", "对话", "导出"):
         assert page.get_by_role("tab", name=label).is_visible()
     assert "开始训练" in page.locator("#wb-start").inner_text()
