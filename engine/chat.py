@@ -576,16 +576,23 @@ def main(argv: list[str]) -> int:
                         help="a run folder or PEFT adapter folder, optionally NAME=DIR; repeatable")
     parser.add_argument("--bits", default=None, help="4, 8 or 0 (full precision); default: what the run used")
     parser.add_argument("--system", help="system prompt")
-    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--max-new-tokens", type=int, default=256, help="longest reply in tokens (default 256)")
     parser.add_argument("--temperature", type=float, default=0.7, help="0 is greedy (default 0.7)")
-    parser.add_argument("--top-p", type=float, default=0.9)
-    parser.add_argument("--top-k", type=int, default=50)
-    parser.add_argument("--repetition-penalty", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--top-p", type=float, default=0.9,
+                        help="sample from the smallest set of tokens whose probabilities add up to this (default 0.9)")
+    parser.add_argument("--top-k", type=int, default=50, help="sample from the k likeliest tokens; 0 is off (default 50)")
+    parser.add_argument("--repetition-penalty", type=float, default=1.0,
+                        help="above 1 makes repeating earlier tokens less likely (default 1.0: off)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed for sampling (default: a new one each reply)")
     args = parser.parse_args(argv)
     if args.worker:
         return run_worker()
+    from engine.console import send_library_output_to_log
+
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    send_library_output_to_log()
+    for library in ("py.warnings", "transformers", "peft", "bitsandbytes"):  # the terminal shows the chat only
+        logging.getLogger(library).setLevel(logging.ERROR)
     if not args.model and not args.adapter:
         parser.error("give --model, or --adapter RUN whose config names the base model")
     session = ChatSession()

@@ -602,7 +602,10 @@ def inspect_dataset(data_cfg: DataConfig, tokenizer: Any = None, cutoff_len: int
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m engine inspect-data", description=inspect_dataset.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python launch.py inspect-data", description="Detect a dataset file's format and measure it (rows, "
+        "a preview, one rendered example with its trained spans, token lengths against --cutoff-len); prints one "
+        "JSON object, or one sentence on stderr for a bad file.")
     parser.add_argument("--data", required=True, help="dataset file (.json, .jsonl, .csv, .parquet, .txt)")
     parser.add_argument("--format", default="auto", choices=("auto", *FORMATS), help="default: detect")
     parser.add_argument("--columns", default="{}", help='JSON map of standard to file columns, e.g. {"prompt": "q"}')

@@ -536,6 +536,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (only after success)")
     parser.add_argument("--json", action="store_true", help="JSON lines on stdout: log events and a final status")
     args = parser.parse_args(argv)
+    from engine.console import send_library_output_to_log
+
+    send_library_output_to_log()
 
     def on_term(signum: int, frame: object) -> None:
         raise KeyboardInterrupt

@@ -158,7 +158,9 @@ def plan(config: RunConfig) -> dict[str, float]:
 
 def main(argv: list[str]) -> int:
     """`python -m engine plan CONFIG.yaml`: print the trainable-parameter count as JSON."""
-    parser = argparse.ArgumentParser(prog="python -m engine plan", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python launch.py plan", description="Count the parameters a config would train, without training or "
+        "loading weights; prints one JSON object (trainable_params, total_params, trainable_percent).")
     parser.add_argument("config", help="run config YAML")
     args = parser.parse_args(argv)
     try:

@@ -123,8 +123,11 @@ def check_output_dir(config: RunConfig) -> None:
 
 def run_train(config: RunConfig) -> int:
     """Train, save and report; returns the process exit code (0 completed or stopped, 1 failed)."""
+    from engine.console import send_library_output_to_log
+
     run = rundir.RunDir(Path(config.output_dir))
     reporter = Reporter(run)
+    send_library_output_to_log()  # after Reporter: its train.log handler receives them
     stop = StopRequest()
     try:
         state = _train(config.with_versions(), run, reporter, stop)

@@ -5,7 +5,6 @@ Only main() calls .launch(). Nothing here imports torch: every heavy step is an 
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import logging
 import os
@@ -16,6 +15,7 @@ import gradio as gr
 
 from webui.context import AppContext
 from webui.i18n import i18n, t
+from webui.options import parse_args, port_in_use
 from webui.render import CSS
 from webui.tabs.chat import build_chat_tab
 from webui.tabs.export import build_export_tab
@@ -36,17 +36,6 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         # After a reload (or a restart of launch.py) the page follows the run that is training now.
         app.load(lambda: ctx.runs.active(), None, train.current)
     return app
-
-
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python launch.py", description="PEFT Workbench web UI "
-                                     "(sub-commands train|chat|export|... run the engine headless).")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    parser.add_argument("--auth", metavar="USER:PASS", help="require this login")
-    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
-    parser.add_argument("--workspace", default="workspace", help="folder for uploads, runs and exports")
-    return parser.parse_args(argv)
 
 
 def is_loopback(host: str) -> bool:
@@ -76,6 +65,10 @@ def main(argv: list[str]) -> int:
             print("error: --auth must be USER:PASS.", file=sys.stderr)
             return 2
         auth = (user, password)
+    if port_in_use(args.host, args.port):
+        print(f"error: port {args.port} on {args.host} is already in use (is PEFT Workbench already running?): "
+              "stop that server or choose another port with --port.", file=sys.stderr)
+        return 2
     warning = exposure_warning(args.host, args.share, auth)
     if warning:
         print(warning, file=sys.stderr)

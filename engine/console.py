@@ -1,0 +1,34 @@
+"""Keep third-party chatter (warnings, progress bars, library log records) off the user's console.
+
+The engine's own lines are what a user reads on the terminal and in the page's log; a FutureWarning from
+transformers or a "Loading weights" bar is nothing a user can act on. `send_library_output_to_log()`
+routes them into the logging tree instead, where a run's train.log handler keeps them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+
+def send_library_output_to_log() -> None:
+    """Warnings and transformers/datasets/huggingface_hub records go to logging (train.log); no progress bars.
+
+    Call it before the heavy imports: huggingface_hub reads its progress-bar switch when it is imported.
+    """
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "warning")
+    logging.captureWarnings(True)  # warnings.warn(...) -> the "py.warnings" logger
+    warnings.simplefilter("default")  # once per location, as Python shows them, but into the log
+    import transformers.utils.logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.disable_default_handler()  # transformers' own stderr handler
+    hf_logging.enable_propagation()  # its records reach the root logger, so train.log
+    import datasets
+
+    datasets.disable_progress_bars()
+    root = logging.getLogger()
+    if not root.handlers:  # no log file (export, chat): drop the records rather than print them
+        root.addHandler(logging.NullHandler())
