@@ -4,12 +4,17 @@ train.log)."""
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import yaml
+
+from engine.config import parse_config
 from tests.cli import MEMORISE, launch, write_config, write_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,3 +88,14 @@ def test_training_console_has_no_library_chatter(tiny_model: Path, tmp_path: Pat
     assert "step 1/1" in result.stdout
     log = (tmp_path / "run" / "train.log").read_text(encoding="utf-8")
     assert "FutureWarning" in log  # kept where a developer can find it
+
+
+def test_readme_minimal_config_names_files_that_exist():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"A minimal config.*?```yaml\n(.*?)```", readme, re.S).group(1)
+    config = parse_config(yaml.safe_load(block), base_dir=ROOT, source="README.md")
+    assert Path(config.model.name_or_path).is_dir(), config.model.name_or_path
+    assert Path(config.data.path).is_file(), config.data.path
+    assert "**Start training**" in readme
+    assert json.loads((ROOT / "assets" / "locales" / "en.json").read_text(encoding="utf-8"))["train.start"] == \
+        "Start training"
