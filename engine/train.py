@@ -1,4 +1,4 @@
-"""`python -m engine train CONFIG.yaml` (or `--resume RUN_DIR`): one fine-tuning run, headless.
+"""`python -m engine train CONFIG.yaml` (or `--resume RUN_DIR`, or `--overwrite`): one fine-tuning run, headless.
 
 The run folder (config.output_dir) is the single source of truth: events.jsonl and status.json say
 where the run is, train.log has the full story, checkpoints/ make it resumable, and adapter/ (or
@@ -35,6 +35,7 @@ class Reporter:
         self.run = run
         run.path.mkdir(parents=True, exist_ok=True)
         self.events = EventWriter(run.events)
+        self.identity = rundir.process_identity()  # pid and start time: how the page knows this run is alive
         handler = logging.FileHandler(run.train_log, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root = logging.getLogger()
@@ -44,7 +45,7 @@ class Reporter:
 
     def status(self, state: str, **fields: Any) -> None:
         self.events.status(state, **fields)
-        rundir.write_json_atomic(self.run.status, {"state": state, "pid": os.getpid(), "t": time.time(), **fields})
+        rundir.write_json_atomic(self.run.status, {"state": state, **self.identity, "t": time.time(), **fields})
         log.info("state: %s%s", state, f" ({fields['error']})" if "error" in fields else "")
 
     def info(self, message: str) -> None:
@@ -94,39 +95,56 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python launch.py train", description="Fine-tune a model from a config.")
     parser.add_argument("config", nargs="?", help="run config YAML")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start afresh in an output_dir that holds a finished, failed or stopped run "
+                             "(deletes its outputs)")
     args = parser.parse_args(argv)
     if bool(args.config) == bool(args.resume):
         parser.error("give either CONFIG.yaml or --resume RUN_DIR")
+    if args.resume and args.overwrite:
+        parser.error("--overwrite starts afresh and --resume continues: give one of them")
     try:
         if args.resume:
             config = load_config(Path(args.resume) / rundir.CONFIG)
             config.train.resume = True
         else:
             config = load_config(args.config)
-        check_output_dir(config)
+            config.train.resume = config.train.resume and not args.overwrite
+        check_output_dir(config, overwrite=args.overwrite)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return run_train(config)
+    return run_train(config, overwrite=args.overwrite)
 
 
-def check_output_dir(config: RunConfig) -> None:
+def check_output_dir(config: RunConfig, overwrite: bool = False) -> None:
+    """Refuse to write into a run that trains, and to start over a finished one unless told to (--overwrite)."""
     run = rundir.RunDir(Path(config.output_dir))
+    status = run.read_status()
+    training = status.get("state") not in rundir.FINAL_STATES and status.get("pid") not in (None, os.getpid())
+    if training and rundir.process_alive(status):
+        raise ConfigError([f"output_dir {run.path} holds a run that is still training (pid {status['pid']}): "
+                           "stop it first (Stop on the page, or `kill -TERM` that pid) or choose another output_dir."])
     if config.train.resume:
         if run.last_checkpoint() is None:
             raise ConfigError([f"{run.path} has no checkpoint to resume from (train.save_steps decides how often "
-                               "checkpoints are written)."])
-    elif run.events.exists():
-        raise ConfigError([f"output_dir {run.path} already holds a run: choose another output_dir, or resume it "
-                           "with --resume."])
+                               "checkpoints are written): start it afresh with --overwrite."])
+    elif run.events.exists() and not overwrite:
+        resume = f", or continue it from its last checkpoint with --resume {run.path}" if run.last_checkpoint() else ""
+        state = status.get("state", "not started")
+        raise ConfigError([f"output_dir {run.path} already holds a run ({state}): choose another output_dir, "
+                           f"start it afresh with --overwrite (deletes its outputs){resume}."])
 
 
-def run_train(config: RunConfig) -> int:
+def run_train(config: RunConfig, overwrite: bool = False) -> int:
     """Train, save and report; returns the process exit code (0 completed or stopped, 1 failed)."""
     from engine.console import send_library_output_to_log
 
     run = rundir.RunDir(Path(config.output_dir))
+    if overwrite:
+        run.clear_outputs()
     reporter = Reporter(run)
+    reporter.status("starting")  # before anything else: from now on the page sees this process as the run
     send_library_output_to_log()  # after Reporter: its train.log handler receives them
     stop = StopRequest()
     try:
@@ -155,6 +173,8 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: Reporter, stop: Stop
     if data.ensure_chat_template(tokenizer):
         reporter.info("the tokenizer has no chat template: using ChatML (saved with the weights)")
     train_rows, val_rows, stats = data.build_splits(config, tokenizer)
+    for note in data.template_notes(rows, tokenizer):
+        reporter.info(note)
     reporter.info(f"tokenized: {len(train_rows)} train / {len(val_rows)} validation rows, "
                   f"{stats.truncated} truncated and {stats.dropped} dropped at cutoff_len {config.train.cutoff_len}")
 

@@ -191,3 +191,37 @@ def test_a_validation_split_reports_eval_loss_and_perplexity(tiny_model, memoris
     metrics = run.read_metrics()
     assert metrics["eval_perplexity"] == pytest.approx(math.exp(metrics["eval_loss"]))
     assert "3 train / 1 validation rows" in result.stdout
+
+
+def test_a_failed_run_is_started_afresh_with_overwrite(tiny_model, memorise_data, tmp_path):
+    import os
+
+    import psutil
+
+    from engine.rundir import write_json_atomic
+
+    run = RunDir(tmp_path / "run")
+    failing = write_config(tmp_path / "run.yaml", Path("no-such-org/no-such-model"), memorise_data, run.path)
+    assert launch("train", str(failing)).returncode == 1
+
+    config = write_config(tmp_path / "run.yaml", tiny_model, memorise_data, run.path)  # the user fixes the model
+    again = launch("train", str(config))
+    assert again.returncode == 2 and "--overwrite" in again.stderr and "--resume" not in again.stderr
+    resumed = launch("train", "--resume", str(run.path))
+    assert resumed.returncode == 2 and "no checkpoint" in resumed.stderr and "--overwrite" in resumed.stderr
+    (run.checkpoints / "checkpoint-1").mkdir(parents=True)
+    assert "--resume" in launch("train", str(config)).stderr  # named only where there is something to resume
+
+    failed_status = run.read_status()
+    write_json_atomic(run.status, {"state": "training", "pid": os.getpid(),
+                                   "pid_started": psutil.Process().create_time()})
+    busy = launch("train", str(config), "--overwrite")
+    assert busy.returncode == 2 and "still training" in busy.stderr and run.checkpoints.exists()
+    write_json_atomic(run.status, failed_status)
+
+    result = launch("train", str(config), "--overwrite")
+    assert result.returncode == 0, result.stderr[-2000:]
+    states = [e["state"] for e in read_events(run.events) if e["kind"] == "status"]
+    assert "failed" not in states and states[-1] == "completed"
+    assert not (run.checkpoints / "checkpoint-1").exists() and run.read_status()["state"] == "completed"
+    assert "could not be loaded" not in run.train_log.read_text()

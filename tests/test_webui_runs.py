@@ -164,10 +164,125 @@ def test_runs_tab_overlays_and_compares(tmp_path: Path):
         (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in (
             {"kind": "metrics", "t": 1, "step": 1, "loss": 2.0}, {"kind": "metrics", "t": 1, "step": 2, "loss": 1.0},
             {"kind": "metrics", "t": 1, "step": 2, "eval_loss": 1.5}, {"kind": "status", "t": 1, "state": "completed"})))
-    progress, frame, log, compare, seen = runs_tab.show_runs(ctx, ["a", "b"], "", None)
-    assert set(frame["series"]) == {"a train", "a eval", "b train", "b eval"}
+    progress, plot, log, compare, seen = runs_tab.show_runs(ctx, ["a", "b"], "", None)
+    assert set(plot["value"]["series"]) == {"a · train", "a · eval", "b · train", "b · eval"}
     assert "<tr class='wb-diff'><td><code>method.r</code></td><td>8</td><td>16</td>" in compare
     assert "<tr class=''><td><code>train.learning_rate</code>" in compare
     assert runs_tab.show_runs(ctx, ["a", "b"], seen, None) == (runs_tab.gr.skip(),) * 5  # nothing new: nothing sent
-    runs_tab.delete_selected(ctx, ["a"])
+    runs_tab.delete_confirmed(ctx, ["a"])
     assert [i.name for i in ctx.runs.list()] == ["b"]
+
+
+def start_outside(manager: RunManager, argv, config, name: str, tmp_path: Path):
+    """A run started from the command line into the workspace (not by this manager): `launch.py train CFG`."""
+    import shutil
+    import subprocess
+
+    script = tmp_path / "cli" / "launch.py"  # argv like the user's: no "engine" in it
+    script.parent.mkdir(exist_ok=True)
+    shutil.copy(argv()[1], script)
+    shutil.copy(Path(argv()[1]).parent / "mode", script.parent / "mode")
+    run = manager.runs_dir / name
+    run.mkdir(parents=True)
+    config_path = tmp_path / "cli" / f"{name}.yaml"
+    config_path.write_text(config().model_copy(update={"output_dir": str(run)}).to_yaml())
+    (run / "config.yaml").write_text(config_path.read_text())  # the engine copies it in before its first status
+    process = subprocess.Popen([sys.executable, str(script), "train", str(config_path)])
+    return process, run
+
+
+def test_command_line_run_is_alive_counts_and_is_never_failed(fake, tmp_path):
+    import json
+    import signal
+
+    manager, set_mode, config, argv = fake
+    process, run = start_outside(manager, argv, config, "cli", tmp_path)
+    try:
+        wait_for(lambda: (run / "status.json").is_file() and manager.info("cli").state == "training")
+        deadline = time.time() + 2.5
+        while time.time() < deadline:  # the scheduler ticks every second while the page is open
+            manager.tick()
+            assert json.loads((run / "status.json").read_text())["state"] == "training"
+            time.sleep(0.1)
+        assert manager.alive("cli") and manager.active() == "cli"
+        _, queued = manager.submit(config(), name="page")  # one run at a time counts command-line runs too
+        assert queued and manager.info("page").state == "queued"
+        manager.stop("cli")  # Stop on the page works for a run the page did not start
+        assert process.wait(timeout=15) == 0
+    finally:
+        process.kill()
+    assert manager.info("cli").state == "stopped"
+    assert wait_for(lambda: manager.tick() == "page" or manager.active() == "page")
+    manager.cancel("page")
+
+
+def test_a_recycled_pid_is_not_the_run(fake):
+    from engine.rundir import write_json_atomic
+
+    manager, _, config, _ = fake
+    name, _ = manager.submit(config(), name="live")
+    wait_for(lambda: manager.info(name).state == "training")
+    pid = manager.run_dir(name).read_status()["pid"]
+    run = manager.runs_dir / "ghost"
+    run.mkdir()
+    (run / "config.yaml").write_text(config().to_yaml())
+    # The pid is alive, a training process even, but it started long after the ghost's engine: not the ghost.
+    write_json_atomic(run / "status.json", {"state": "training", "pid": pid, "pid_started": 1.0})
+    assert not manager.alive("ghost")
+    manager.tick()
+    assert manager.info("ghost").state == "failed" and manager.info(name).state == "training"
+    manager.cancel(name)
+
+
+def test_finished_engine_processes_are_reaped(fake):
+    import psutil
+
+    manager, set_mode, config, _ = fake
+    set_mode("finish")
+    name, _ = manager.submit(config(), name="quick")
+    wait_for(lambda: manager.info(name).state == "completed")
+    pid = manager.run_dir(name).read_status()["pid"]
+    deadline = time.time() + 10
+    while time.time() < deadline and psutil.pid_exists(pid):
+        manager.tick()
+        time.sleep(0.1)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+
+
+def test_run_again_starts_a_failed_run_afresh(fake):
+    manager, set_mode, config, _ = fake
+    set_mode("die")
+    name, _ = manager.submit(config(), name="flaky")
+    wait_for(lambda: not manager.alive(name))
+    manager.tick()
+    assert manager.info(name).state == "failed"
+    (manager.runs_dir / name / "checkpoints" / "checkpoint-3").mkdir(parents=True)
+    old_monitor = manager.monitor(name).refresh()
+    assert old_monitor.state == "failed"
+
+    set_mode("finish")
+    queued = manager.rerun(name)
+    assert not queued
+    assert not (manager.runs_dir / name / "checkpoints").exists()
+    wait_for(lambda: manager.info(name).state == "completed")
+    snap = manager.monitor(name).refresh()  # the page follows the new events, not the failed run's
+    assert snap.state == "completed" and snap.error is None and len(snap.train_loss) == 3
+    assert snap.version > old_monitor.version
+    with pytest.raises(RunError, match="failed or stopped"):
+        manager.rerun(name)  # a completed run keeps its result
+
+
+def test_page_follows_a_run_overwritten_from_the_command_line(fake):
+    import json
+
+    manager, set_mode, config, _ = fake
+    set_mode("finish")
+    name, _ = manager.submit(config(), name="twice")
+    wait_for(lambda: manager.info(name).state == "completed")
+    first = manager.monitor(name).refresh()
+    assert len(first.train_loss) == 3
+    events = manager.runs_dir / name / "events.jsonl"
+    events.unlink()  # `launch.py train CFG --overwrite`: a new events.jsonl, shorter than the old one
+    events.write_text(json.dumps({"kind": "status", "t": time.time(), "state": "training"}) + "\n")
+    snap = manager.monitor(name).refresh()
+    assert snap.state == "training" and snap.train_loss == [] and snap.version > first.version

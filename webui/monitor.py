@@ -60,6 +60,7 @@ class RunMonitor:
         self._tail = EventTail(self.run.events)
         self._log: deque[str] = deque(maxlen=LOG_LINES)
         self._snap = RunSnapshot(name=self.run.name)
+        self._head: bytes | None = None  # the first line of the events file being followed
         self._lock = threading.Lock()
 
     @property
@@ -69,16 +70,34 @@ class RunMonitor:
     def refresh(self) -> RunSnapshot:
         """Read new events (only the new bytes) and return a copy of the folded state."""
         with self._lock:
+            if self._tail.offset and self._first_line() != self._head:
+                self._start_over()
             events = self._tail.read_new()
             for event in events:
                 self._apply(event)
             if events:
                 self._snap.version += 1
                 self._snap.log = list(self._log)
-            elif self._snap.version == 0:  # nothing streamed yet: show what status.json says (e.g. queued)
+                self._head = self._head or self._first_line()
+            elif self._tail.offset == 0:  # nothing streamed yet: show what status.json says (e.g. queued)
                 self._snap.state = self.run.read_status().get("state", self._snap.state)
             return RunSnapshot(**{**self._snap.__dict__, "train_loss": list(self._snap.train_loss),
                                   "eval_loss": list(self._snap.eval_loss), "log": list(self._snap.log)})
+
+    def _first_line(self) -> bytes | None:
+        try:
+            with open(self.run.events, "rb") as f:
+                return f.readline()
+        except FileNotFoundError:
+            return None
+
+    def _start_over(self) -> None:
+        """The run was started afresh (`--overwrite`, Run again): a new events file replaced the one followed.
+        Forget what was folded; the version keeps growing so that no page takes the new run for the old."""
+        self._tail = EventTail(self.run.events)
+        self._log.clear()
+        self._snap = RunSnapshot(name=self.run.name, version=self._snap.version + 1)
+        self._head = None
 
     def note(self, line: str, state: str | None = None, error: str | None = None) -> None:
         """Add a line the UI itself knows (e.g. the engine died) to the snapshot."""

@@ -1,8 +1,10 @@
 """Start, stop, cancel, list and re-attach training runs; one run trains at a time, the rest queue.
 
 The run folder is the single source of truth: a queued run is a folder whose status.json says
-"queued", a training run is found again after a restart from the pid in its status.json. In memory
-this module keeps only the Popen handles it created and one RunMonitor per run.
+"queued", a training run is found again after a restart from the pid (and that process's start time)
+in its status.json; a run started from the command line into the workspace is found the same way,
+and counts for the one-at-a-time rule. In memory this module keeps only the Popen handles it created
+(polled every tick, so no finished engine stays a zombie) and one RunMonitor per run.
 """
 
 from __future__ import annotations
@@ -18,12 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import psutil
 import yaml
 
-from engine.config import RunConfig
+from engine.config import ConfigError, RunConfig, load_config
 from engine.events import EventWriter
-from engine.rundir import FINAL_STATES, RunDir, write_json_atomic
+from engine.rundir import FINAL_STATES, RunDir, process_alive, write_json_atomic
 from webui.engine_cli import REPO_ROOT, engine_argv
 from webui.monitor import RunMonitor
 from webui.paths import PathError, inside, safe_name, slug
@@ -64,20 +65,6 @@ class RunInfo:
 def holds_machine(state: str) -> bool:
     """A run in this state is training or about to (not queued, not finished)."""
     return state not in FINAL_STATES and state != QUEUED
-
-
-def _engine_pid_alive(pid: int | None) -> bool:
-    """True if `pid` is a live `engine train` process (not a recycled pid of something else)."""
-    if not pid:
-        return False
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        cmdline = proc.cmdline()
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
-    return "train" in cmdline and any("engine" in part for part in cmdline)
 
 
 def classify_death(returncode: int | None, log_tail: str) -> str:
@@ -158,17 +145,21 @@ class RunManager:
         return info
 
     def list(self) -> list[RunInfo]:
-        """Every run in the workspace, newest first (folders that are not runs are skipped)."""
-        names = [p.name for p in self.runs_dir.iterdir() if p.is_dir() and (p / "config.yaml").is_file()]
+        """Every run in the workspace, newest first (folders that are not runs, or not started, are skipped)."""
+        names = [p.name for p in self.runs_dir.iterdir()
+                 if p.is_dir() and (p / "config.yaml").is_file() and (p / "status.json").is_file()]
         infos = [self.info(n) for n in names]
         return sorted(infos, key=lambda i: (i.created, i.name), reverse=True)
 
     def _states(self) -> dict[str, str]:
-        """name -> state of every run, from status.json alone (cheap: the scheduler calls this every second)."""
+        """name -> state of every run, from status.json alone (cheap: the scheduler calls this every second).
+
+        A folder without status.json was never started (a config saved there, or an engine a moment before
+        its first status): it is nobody's to judge yet."""
         states = {}
         for path in self.runs_dir.iterdir():
             run = RunDir(path)
-            if path.is_dir() and run.config.is_file():
+            if path.is_dir() and run.status.is_file():
                 states[path.name] = run.read_status().get("state", STARTING)
         return states
 
@@ -180,20 +171,29 @@ class RunManager:
         return None
 
     def queued(self) -> list[str]:
-        """Queued runs, oldest first."""
+        """Queued runs, first queued first (status.json was written when the run was queued)."""
         names = [n for n, state in self._states().items() if state == QUEUED]
-        return sorted(names, key=lambda n: ((self.runs_dir / n / "config.yaml").stat().st_mtime, n))
+        return sorted(names, key=lambda n: ((self.runs_dir / n / "status.json").stat().st_mtime, n))
 
     def alive(self, name: str) -> bool:
+        """Whether the process behind run `name` runs: ours by its handle, any other (a restart ago, or
+        `launch.py train` in a terminal) by the pid and start time in its status.json."""
         proc = self._procs.get(name)
-        if proc is not None:
-            return proc.poll() is None
+        if proc is not None and proc.poll() is None:
+            return True
         run = self.run_dir(name)
         status = run.read_status()
-        if status.get("pid"):
-            return _engine_pid_alive(status["pid"])
+        if status.get("pid") and (proc is None or status["pid"] != proc.pid):
+            return process_alive(status)
+        if proc is not None:  # our engine ended
+            return False
         # Written by us just before Popen, before the engine wrote its own status (with its pid).
         return time.time() - run.status.stat().st_mtime < START_GRACE_S if run.status.exists() else False
+
+    def _pid(self, name: str) -> int | None:
+        """The pid of the process that trains run `name`: the one its status.json names, else the one we started."""
+        proc = self._procs.get(name)
+        return self.run_dir(name).read_status().get("pid") or (proc.pid if proc is not None else None)
 
     # ---- actions -------------------------------------------------------------------------
     def submit(self, config: RunConfig, name: str | None = None) -> tuple[str, bool]:
@@ -225,6 +225,7 @@ class RunManager:
             for name, state in self._states().items():
                 if holds_machine(state) and not self.alive(name):
                     self._mark_dead(name)
+            self._reap()
             if self.active() is not None:
                 return None
             queue = self.queued()
@@ -244,13 +245,23 @@ class RunManager:
             )
         log.info("started run %s (pid %s)", name, self._procs[name].pid)
 
+    def _reap(self) -> None:
+        """Collect the exit of every engine process we started that ended (so none stays a zombie), and drop
+        the handles of runs that are over."""
+        for name, proc in list(self._procs.items()):
+            if proc.poll() is None:
+                continue
+            path = self.runs_dir / name
+            if not path.is_dir() or RunDir(path).read_status().get("state") in FINAL_STATES:
+                del self._procs[name]
+
     def _mark_dead(self, name: str) -> None:
         """The engine is gone without a final status: record why, in the run folder, for every visitor."""
         run = self.run_dir(name)
         proc = self._procs.pop(name, None)
         returncode = proc.wait() if proc is not None else None
         status = run.read_status()
-        if status.get("state") in FINAL_STATES:  # it finished between our two reads
+        if status.get("state") in FINAL_STATES or process_alive(status):  # it finished, or started again, meanwhile
             return
         tail = tail_lines(run.stdout_log)
         reason = status.get("error") or classify_death(returncode, tail)
@@ -274,6 +285,28 @@ class RunManager:
                     proc.wait(timeout=30)
             self._remove(name)
 
+    def rerun(self, name: str) -> bool:
+        """Start a failed or stopped run afresh from its config.yaml, through the queue: its outputs are
+        deleted first. Returns True when it waits in the queue behind another run."""
+        with self._lock:
+            state = self.info(name).state
+            if state not in ("failed", "stopped"):
+                raise RunError(f"Run {name} is {state}: only a failed or stopped run can be run again.")
+            if self.alive(name):
+                raise RunError(f"Run {name} is still saving: try again in a moment.")
+            run = self.run_dir(name)
+            try:
+                config = load_config(run.config)
+            except ConfigError as error:
+                raise RunError(f"Run {name} cannot run again: {' '.join(error.issues)}") from None
+            run.clear_outputs()
+            if config.train.resume:  # afresh, even if the last attempt resumed
+                run.config.write_text(config.model_copy(update={"train": config.train.model_copy(
+                    update={"resume": False})}).to_yaml(), encoding="utf-8")
+            write_json_atomic(run.status, {"state": QUEUED, "pid": None, "error": None})
+            self._infos.pop(name, None)
+            return self.tick() != name
+
     def delete(self, name: str) -> None:
         """Delete a finished (or queued) run's folder; a training run must be stopped first."""
         with self._lock:
@@ -288,13 +321,14 @@ class RunManager:
         shutil.rmtree(path)
 
     def _signal(self, name: str, sig: signal.Signals, group: bool = False) -> None:
-        proc = self._procs.get(name)
-        pid = proc.pid if proc is not None else self.run_dir(name).read_status().get("pid")
+        pid = self._pid(name)
         if not pid or not self.alive(name):
             raise RunError(f"Run {name} is not training.")
         try:
-            if group:
-                os.killpg(pid, sig)  # start_new_session: the engine leads its own group (dataloader workers too)
+            if group and os.getpgid(pid) == pid:
+                # start_new_session: an engine we started leads its own group (dataloader workers too); one
+                # started in a terminal may share the shell's group, and then only it is signalled.
+                os.killpg(pid, sig)
             else:
                 os.kill(pid, sig)
         except ProcessLookupError:
