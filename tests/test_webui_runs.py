@@ -193,7 +193,6 @@ def start_outside(manager: RunManager, argv, config, name: str, tmp_path: Path):
 
 def test_command_line_run_is_alive_counts_and_is_never_failed(fake, tmp_path):
     import json
-    import signal
 
     manager, set_mode, config, argv = fake
     process, run = start_outside(manager, argv, config, "cli", tmp_path)
@@ -286,3 +285,25 @@ def test_page_follows_a_run_overwritten_from_the_command_line(fake):
     events.write_text(json.dumps({"kind": "status", "t": time.time(), "state": "training"}) + "\n")
     snap = manager.monitor(name).refresh()
     assert snap.state == "training" and snap.train_loss == [] and snap.version > first.version
+
+
+def test_the_next_run_waits_until_the_finished_one_has_exited(fake):
+    import subprocess
+
+    from engine.rundir import process_identity, write_json_atomic
+
+    manager, set_mode, config, _ = fake
+    exiting = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # saved, still tearing down
+    try:
+        run = manager.runs_dir / "ending"
+        run.mkdir()
+        (run / "config.yaml").write_text(config().to_yaml())
+        write_json_atomic(run / "status.json", {"state": "completed", **process_identity(exiting.pid)})
+        assert manager.active() == "ending"
+        _, queued = manager.submit(config(), name="next")
+        assert queued
+    finally:
+        exiting.kill()
+        exiting.wait()
+    assert manager.tick() == "next"
+    manager.cancel("next")

@@ -67,6 +67,12 @@ def holds_machine(state: str) -> bool:
     return state not in FINAL_STATES and state != QUEUED
 
 
+def still_exiting(status: dict[str, Any]) -> bool:
+    """A finished run whose process has not exited yet (it may still hold GPU memory). Judged only where the
+    status records the process's start time: an older status's pid may belong to another process by now."""
+    return status.get("pid_started") is not None and process_alive(status)
+
+
 def classify_death(returncode: int | None, log_tail: str) -> str:
     """One sentence on why an engine process ended without a final status."""
     text = log_tail.lower()
@@ -151,22 +157,26 @@ class RunManager:
         infos = [self.info(n) for n in names]
         return sorted(infos, key=lambda i: (i.created, i.name), reverse=True)
 
-    def _states(self) -> dict[str, str]:
-        """name -> state of every run, from status.json alone (cheap: the scheduler calls this every second).
+    def _statuses(self) -> dict[str, dict[str, Any]]:
+        """name -> status.json of every run (cheap: the scheduler calls this every second).
 
         A folder without status.json was never started (a config saved there, or an engine a moment before
         its first status): it is nobody's to judge yet."""
-        states = {}
+        statuses = {}
         for path in self.runs_dir.iterdir():
             run = RunDir(path)
             if path.is_dir() and run.status.is_file():
-                states[path.name] = run.read_status().get("state", STARTING)
-        return states
+                statuses[path.name] = run.read_status()
+        return statuses
+
+    def _states(self) -> dict[str, str]:
+        return {name: status.get("state", STARTING) for name, status in self._statuses().items()}
 
     def active(self) -> str | None:
-        """The run that holds the machine (training or starting), if any."""
-        for name, state in self._states().items():
-            if holds_machine(state) and self.alive(name):
+        """The run that holds the machine (training or starting, or finished but its process still exiting)."""
+        for name, status in self._statuses().items():
+            state = status.get("state", STARTING)
+            if holds_machine(state) and self.alive(name) or state in FINAL_STATES and still_exiting(status):
                 return name
         return None
 
