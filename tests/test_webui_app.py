@@ -128,3 +128,17 @@ def test_crafted_paths_fail_in_handlers(tmp_path: Path):
     job = ExportJob(run="r", out=ctx.workspace / "exports" / "r", result={"state": "completed", "zip": str(outside)})
     with pytest.raises(PathError):
         ctx.exports.download_paths(job)
+
+
+def test_language_chosen_in_settings_beats_the_browsers():
+    import gradio as gr
+
+    from webui.i18n import LANGUAGE_COOKIE, language, message
+
+    english_browser = gr.Request(headers={"accept-language": "en-US,en;q=0.9"}, cookies={})
+    assert language(english_browser) == "en"
+    chose_chinese = gr.Request(headers={"accept-language": "en-US,en;q=0.9"}, cookies={LANGUAGE_COOKIE: "zh-CN"})
+    assert language(chose_chinese) == "zh" and message(chose_chinese, "tab.train") == "训练"
+    chose_english = gr.Request(headers={"accept-language": "zh-CN,zh;q=0.9"}, cookies={LANGUAGE_COOKIE: "en"})
+    assert language(chose_english) == "en"
+    assert language(gr.Request(headers={"accept-language": "zh-TW"}, cookies={})) == "zh"

@@ -14,7 +14,7 @@ from pathlib import Path
 import gradio as gr
 
 from webui.context import AppContext
-from webui.i18n import i18n, t
+from webui.i18n import i18n, language_head, t
 from webui.options import parse_args, port_in_use
 from webui.render import CSS
 from webui.tabs.chat import build_chat_tab
@@ -81,7 +81,8 @@ def main(argv: list[str]) -> int:
     try:
         app.queue(default_concurrency_limit=8).launch(
             server_name=args.host, server_port=args.port, share=args.share, auth=auth,
-            allowed_paths=[str(ctx.workspace)], i18n=i18n(), css=CSS, footer_links=["settings"], run_history=False,
+            allowed_paths=[str(ctx.workspace)], i18n=i18n(), head=language_head(), css=CSS, footer_links=["settings"],
+            run_history=False,
         )
     finally:
         ctx.runs.shutdown()

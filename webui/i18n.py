@@ -1,8 +1,10 @@
 """Interface language: gr.I18n built from assets/locales/{en,zh}.json.
 
-Static labels are translated in the browser (gr.I18n; switch in the footer's Settings panel or by the
-browser's language). English help texts of config fields come from engine.config (one source); the
-Chinese ones live in zh.json. Messages built at run time use `message()` with the request's language.
+Static labels are translated in the browser (gr.I18n). The language is the browser's, until the visitor picks
+one in the footer's Settings panel: language.js (in the page's head, see language_head) then keeps the choice
+in a cookie, reloads the page in it and applies it on every later visit. English help texts of config fields
+come from engine.config (one source); the Chinese ones live in zh.json. Messages built at run time use
+`message()` in the request's language: the cookie's, else the Accept-Language header's.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from webui.forms import FIELDS
 
 LOCALES_DIR = REPO_ROOT / "assets" / "locales"
 LANGUAGES = ("en", "zh")
+LANGUAGE_COOKIE = "wb_lang"  # the locale chosen in Settings (a Gradio locale code: en, zh-CN, ...), set by language.js
+LANGUAGE_SCRIPT = Path(__file__).with_name("language.js")
 
 
 @lru_cache(maxsize=1)
@@ -43,8 +47,16 @@ def t(key: str) -> Any:
 
 
 def language(request: gr.Request | None) -> str:
-    header = (request.headers.get("accept-language", "") if request is not None else "").lower()
-    return "zh" if header.startswith("zh") else "en"
+    """'zh' or 'en': the language chosen in the page's Settings, else the browser's first language."""
+    if request is None:
+        return "en"
+    chosen = request.cookies.get(LANGUAGE_COOKIE) or request.headers.get("accept-language", "")
+    return "zh" if chosen.lower().startswith("zh") else "en"
+
+
+def language_head() -> str:
+    """The <script> for the page's head that keeps the language chosen in Settings (webui/language.js)."""
+    return f"<script>({LANGUAGE_SCRIPT.read_text(encoding='utf-8')})({json.dumps(LANGUAGE_COOKIE)});</script>"
 
 
 def message(request: gr.Request | None, key: str, **values: Any) -> str:

@@ -102,10 +102,17 @@ def inspect(ctx: AppContext, model: str, dataset: str | None, data_format: str, 
     return (
         summary,
         gr.update(value={"headers": headers, "data": rows}, visible=True),
-        gr.update(value=example_segments(report), visible=bool(report.get("example"))),
+        example_view(report, request),
         gr.update(value=histogram, visible=bool(lengths)),
         gr.update(value=over_text, visible=bool(over_text)),
     )
+
+
+def example_view(report: dict[str, Any], request: gr.Request | None) -> Any:
+    """The rendered example, its trained spans labelled (and coloured) in the visitor's language."""
+    trained = message(request, "msg.trained")
+    segments = [(text, trained if label == "trained" else label) for text, label in example_segments(report)]
+    return gr.update(value=segments, color_map={trained: "green"}, visible=bool(report.get("example")))
 
 
 def method_visibility(method: str) -> list[Any]:
