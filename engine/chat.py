@@ -289,10 +289,14 @@ class ChatSession:
     # ------------------------------------------------------------------------------------------ generate
 
     def prompt_ids(self, messages: list[dict[str, str]], system: str | None, tokenizer: Any) -> Any:
+        from engine.masking import prepare, template_profile
+
         conversation = check_messages(messages)
         if system:
             conversation = [{"role": "system", "content": system}] + [m for m in conversation if m["role"] != "system"]
         try:
+            # the system prompt where the template places it (folded into the user turn for Gemma-2), as in training
+            conversation = prepare(conversation, template_profile(tokenizer), for_generation=True)
             text = tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
         except Exception as error:  # noqa: BLE001 - jinja raises its own types, all mean "cannot render"
             raise ChatError(f"The chat template cannot render this conversation: {error}") from error

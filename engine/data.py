@@ -7,8 +7,9 @@ Contract:
 - Every problem with the file is a `DataError` whose message is one sentence naming the file, the first
   bad row (1-based) and the field, and saying what to change.
 - `tokenize_rows` renders each conversation with the tokenizer's chat template, tokenizes it once, and
-  labels (trains on) only the tokens inside assistant turns, end-of-turn token included; labels are -100
-  elsewhere. Plain text trains on every token, with eos appended.
+  labels (trains on) only the tokens of the assistant replies as the template writes them, each with the
+  template's end-of-turn marker; labels are -100 elsewhere. engine/masking.py locates the replies, for
+  templates that are not prefix-stable too. Plain text trains on every token, with eos appended.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from engine.config import DataConfig, RunConfig
+from engine.masking import MaskingError, render_with_spans
+from engine.masking import template_notes as masking_notes
 
 IGNORE_INDEX = -100
 EXTENSIONS = (".json", ".jsonl", ".csv", ".parquet", ".txt")
@@ -52,6 +53,7 @@ ROLES = {
     "user": "user", "human": "user",
     "assistant": "assistant", "gpt": "assistant", "chatgpt": "assistant", "bard": "assistant", "model": "assistant",
 }  # fmt: skip
+REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")  # an assistant turn's reasoning, trained with it
 SPECIAL_CHATML = ("<|im_start|>", "<|im_end|>")
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -368,7 +370,11 @@ def _turn(turn: Any, where: str) -> dict[str, str]:
     content = _text(content, f"{where}.{content_key}")
     if role == "assistant" and not content.strip():
         raise _RowError(f"{where}.{content_key}", "is an empty assistant turn: write the reply, or remove the turn")
-    return {"role": role, "content": content}
+    reasoning_key = next((key for key in REASONING_KEYS if turn.get(key) not in (None, "")), None)
+    if role != "assistant" or reasoning_key is None:
+        return {"role": role, "content": content}
+    reasoning = _text(turn[reasoning_key], f"{where}.{reasoning_key}")
+    return {"role": role, "content": content, "reasoning_content": reasoning}
 
 
 def _check_turns(messages: Messages, key: str) -> dict:
@@ -448,37 +454,23 @@ def ensure_pad_token(tokenizer: Any) -> None:
     tokenizer.pad_token = fallback
 
 
-def _render(tokenizer: Any, messages: Messages, add_generation_prompt: bool = False) -> str:
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+def chat_spans(messages: Messages, tokenizer: Any, source: str, number: int) -> tuple[str, list[Span]]:
+    """render_with_spans (engine/masking.py), with a problem turned into a DataError naming the row and turn."""
+    try:
+        return render_with_spans(messages, tokenizer)
+    except MaskingError as error:
+        turn = f", turn {error.turn}" if error.turn is not None else ""
+        raise DataError(f"{source} row {number}{turn}: {error.problem}") from None
 
 
-def render_with_spans(messages: Messages, tokenizer: Any) -> tuple[str, list[Span]]:
-    """The conversation through the chat template, and the char spans of the assistant replies to train on.
-
-    A reply's span runs from the end of the prompt rendered with add_generation_prompt to the end of the
-    conversation rendered up to that reply, so it includes the end-of-turn token but not the whitespace after.
-    """
-    full = _render(tokenizer, messages)
-    spans: list[Span] = []
-    for index, message in enumerate(messages):
-        if message["role"] != "assistant":
-            continue
-        before = _render(tokenizer, messages[:index], add_generation_prompt=True)
-        through = _render(tokenizer, messages[: index + 1])
-        if not (full.startswith(before) and full.startswith(through) and len(before) < len(through)):
-            raise DataError(
-                f"the chat template does not render turn {index + 1} as a prefix of the whole conversation, "
-                "so the assistant reply cannot be located: use a template that renders turns in order."
-            )
-        start, end = len(before), len(through)
-        while end > start and full[end - 1].isspace():
-            end -= 1
-        spans.append((start, end))
-    return full, spans
+def template_notes(rows: list[dict], tokenizer: Any) -> list[str]:
+    """Sentences for the run log on how the rows were fitted to the chat template (a system prompt folded into
+    a user turn, reasoning written as <think>...</think>); empty when the template takes them as they are."""
+    return masking_notes([row["messages"] for row in rows if "messages" in row], tokenizer)
 
 
-def _label_chat(messages: Messages, tokenizer: Any) -> tuple[list[int], list[int]]:
-    text, spans = render_with_spans(messages, tokenizer)
+def _label_chat(messages: Messages, tokenizer: Any, source: str, number: int) -> tuple[list[int], list[int]]:
+    text, spans = chat_spans(messages, tokenizer, source, number)
     encoding = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
     ids = list(encoding["input_ids"])
     labels = []
@@ -528,10 +520,7 @@ def tokenize_rows(
 def _label_row(row: dict, tokenizer: Any, source: str, number: int) -> tuple[list[int], list[int]]:
     if "text" in row:
         return _label_text(row["text"], tokenizer)
-    try:
-        return _label_chat(row["messages"], tokenizer)
-    except (DataError, jinja2.TemplateError) as error:
-        raise DataError(f"{source} row {number} cannot be rendered with the chat template ({error})") from error
+    return _label_chat(row["messages"], tokenizer, source, number)
 
 
 def build_splits(cfg: RunConfig, tokenizer: Any) -> tuple[list[dict], list[dict], TokenStats]:
@@ -590,7 +579,7 @@ def inspect_dataset(data_cfg: DataConfig, tokenizer: Any = None, cutoff_len: int
     if "text" in first:
         report["example"] = {"text": first["text"], "spans": [[0, len(first["text"])]]}
     else:
-        text, spans = render_with_spans(first["messages"], tokenizer)
+        text, spans = chat_spans(first["messages"], tokenizer, Path(data_cfg.path).name, 1)
         report["example"] = {"text": text, "spans": [list(span) for span in spans]}
     name = Path(data_cfg.path).name
     _, stats = tokenize_rows(rows, tokenizer, cutoff_len, data_cfg.overlength, source=name)

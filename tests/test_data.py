@@ -242,14 +242,13 @@ def test_masking_with_a_model_template_that_ends_turns_with_eos(tiny_model: Path
     assert labelled_runs(row["input_ids"], row["labels"], tok)[0] == ["Goodbye.</s>"]
 
 
-def test_template_that_breaks_the_prefix_property_is_a_clear_error(tiny_model: Path) -> None:
+def test_template_that_is_not_prefix_stable_still_trains_exactly_the_reply(tiny_model: Path) -> None:
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(tiny_model)
+    tok = AutoTokenizer.from_pretrained(tiny_model)  # a generation prompt the full render never writes
     tok.chat_template = CHATML_TEMPLATE.replace("assistant\\n' }}{% endif %}", "assistant\\n<think>' }}{% endif %}")
-    rows = [{"messages": EXPECTED[0]["messages"]}]
-    with pytest.raises(DataError, match=r"train\.jsonl row 1 .*chat template.*turn 2"):
-        tokenize_rows(rows, tok, 512, "truncate", source="train.jsonl")
+    (row,), _ = tokenize_rows([{"messages": EXPECTED[0]["messages"]}], tok, 512, "truncate", source="train.jsonl")
+    assert labelled_runs(row["input_ids"], row["labels"], tok)[0] == ["I am a helpful assistant.<|im_end|>"]
 
 
 def test_plain_text_trains_on_every_token_and_ends_with_eos(tokenizer: Any) -> None:

@@ -14,27 +14,36 @@ CORPUS = (
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>", "<|im_start|>", "<|im_end|>"]
 
 
-def build_tokenizer(vocab_size: int = 400):
+def build_tokenizer(
+    vocab_size: int = 400,
+    *,
+    extra_special_tokens: tuple[str, ...] = (),
+    bos_token: str | None = "<s>",
+    eos_token: str = "</s>",
+):
+    """A byte-level BPE tokenizer trained on CORPUS; `extra_special_tokens` (a chat template's markers) are
+    single tokens, and `bos_token`/`eos_token` may name any of them (None: no bos, like Qwen)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     core = Tokenizer(models.BPE(unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
+    special = SPECIAL_TOKENS + [token for token in extra_special_tokens if token not in SPECIAL_TOKENS]
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
+        vocab_size=vocab_size + len(special) - len(SPECIAL_TOKENS),
+        special_tokens=special,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     core.train_from_iterator([CORPUS] * 20, trainer=trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=core,
-        bos_token="<s>",
-        eos_token="</s>",
+        bos_token=bos_token,
+        eos_token=eos_token,
         unk_token="<unk>",
         pad_token=None,  # like many base models: the engine must set one
-        additional_special_tokens=["<|im_start|>", "<|im_end|>"],
+        additional_special_tokens=special[4:],
     )
 
 
@@ -47,12 +56,14 @@ def build_tiny_llama(
     chat_template: str | None = None,
     seed: int = 0,
     initializer_range: float = 0.02,
+    tokenizer_options: dict | None = None,
 ) -> Path:
-    """Save a random-weight Llama and its tokenizer to `path`; returns `path`."""
+    """Save a random-weight Llama and its tokenizer to `path`; returns `path`. `tokenizer_options` go to
+    build_tokenizer (a real template's special tokens, bos and eos)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tokenizer = build_tokenizer()
+    tokenizer = build_tokenizer(**(tokenizer_options or {}))
     if chat_template:
         tokenizer.chat_template = chat_template
     config = LlamaConfig(
