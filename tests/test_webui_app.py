@@ -117,7 +117,7 @@ def test_crafted_paths_fail_in_handlers(tmp_path: Path):
     from webui.tabs import chat, train_handlers
 
     ctx = AppContext.create(tmp_path / "ws")
-    summary, *hidden = train_handlers.inspect(ctx, "", "/etc/passwd", "auto", 512, "truncate")
+    summary, *hidden = list(train_handlers.inspect(ctx, "", "/etc/passwd", "auto", 512, "truncate"))[-1]
     assert "outside the workspace" in summary
     with pytest.raises(PathError):
         chat.resolve_source(ctx, None, "/etc")

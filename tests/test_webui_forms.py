@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import METHOD_NAMES, ConfigError, MethodConfig, RunConfig, choices
+from engine.config import METHOD_NAMES, ConfigError, MethodConfig, RunConfig, choices, load_config
 from webui import forms
 
 
@@ -102,10 +102,74 @@ def test_save_form_to_yaml_and_load_it_back(tmp_path: Path, data_file: Path):
     dataset.write_text(data_file.read_text())
     args = ["tiny", str(dataset), "alpaca", "prompt", *[values[k] for k in forms.FIELD_KEYS]]
     yaml_text, command = h.preview(ctx, "exp1", *args)
-    assert "num_virtual_tokens: 7" in yaml_text and command.endswith("configs/exp1.yaml")
+    assert "num_virtual_tokens: 7" in yaml_text
     h.save_config(ctx, "exp1", *args)
     loaded = h.load_saved_config(ctx, str(ctx.configs / "exp1.yaml"))
     assert loaded[0] == "tiny" and loaded[1]["value"] == str(dataset) and loaded[2:4] == ["alpaca", "prompt"]
     assert dict(zip(forms.FIELD_KEYS, loaded[4:])) == {**values, "train.epochs": loaded[4 + forms.FIELD_KEYS.index("train.epochs")]}
     with pytest.raises(Exception, match="outside the workspace"):
         h.load_saved_config(ctx, "/etc/passwd")
+
+
+def test_preview_command_names_a_file_holding_the_preview(tmp_path: Path, data_file: Path):
+    """The command beside the config preview works when pasted: the file it names exists and holds exactly the
+    previewed YAML, whose output_dir is a real run folder named after the config (no NEW_RUN placeholder)."""
+    from webui.context import AppContext
+    from webui.tabs import train_handlers as h
+
+    ctx = AppContext.create(tmp_path / "ws")
+    dataset = ctx.uploads / "d.jsonl"
+    dataset.write_text(data_file.read_text())
+    values = {**forms.defaults(), forms.STOP_BY: "steps", "train.max_steps": 2}
+    args = ["tiny", str(dataset), "auto", "lora", *[values[k] for k in forms.FIELD_KEYS]]
+    yaml_text, command = h.preview(ctx, "exp-2", *args)
+    program, path = command.rsplit(" ", 1)
+    assert program == "python launch.py train"
+    assert Path(path).read_text(encoding="utf-8") == yaml_text
+    assert Path(path).parent == ctx.configs / forms.PREVIEW_DIR  # saved configs in configs/ are never overwritten
+    assert load_config(path).output_dir == str(ctx.runs.runs_dir / "exp-2")
+    assert "NEW_RUN" not in yaml_text
+    values["method.r"] = 4
+    other_yaml, other_command = h.preview(ctx, "exp-2", *["tiny", str(dataset), "auto", "lora",
+                                                          *[values[k] for k in forms.FIELD_KEYS]])
+    assert other_command != command and Path(path).read_text(encoding="utf-8") == yaml_text  # one file per config
+    assert h.config_choices(ctx) == []  # the preview files are not offered as saved configs
+
+
+@pytest.mark.parametrize("method, chosen, shown", [
+    ("qlora", 0, 4),  # qlora loads 4-bit: its radio never says 16-bit
+    ("qlora", 8, 8),
+    ("lora", 0, 0),
+    ("dora", 8, 8),
+    ("lora", 4, 4),
+])
+def test_bits_radio_shows_what_the_run_loads(data_file, method, chosen, shown):
+    from webui.tabs import train_handlers as h
+
+    assert forms.bits_for(method, chosen) == shown
+    assert shown in forms.bits_choices(method)
+    assert (0 in forms.bits_choices(method)) == (method != "qlora")
+    update = h.method_visibility(method, chosen)[forms.FIELD_KEYS.index("method.bits")]
+    assert update["value"] == shown and [value for _, value in update["choices"]] == list(forms.bits_choices(method))
+    config = make({"method.bits": chosen}, data_file, method=method)
+    assert (config.method.effective_bits or 0) == shown  # the YAML and the run agree with the radio
+    assert forms.from_config(config)["method.bits"] == shown
+
+
+def test_qlora_config_without_bits_loads_as_4_bit(data_file):
+    config = make({}, data_file, method="qlora").model_copy(
+        update={"method": MethodConfig(name="qlora", bits=None)})
+    assert forms.from_config(config)["method.bits"] == 4
+
+
+def test_method_rows_place_every_option_once_and_never_more_than_four():
+    placed = [key for row in forms.METHOD_ROWS for key in row]
+    assert sorted(placed) == sorted(f.key for f in forms.METHOD_FIELDS)
+    for method in METHOD_NAMES:
+        shown = forms.visible_fields(method)
+        for row in forms.METHOD_ROWS:
+            assert sum(shown[key] for key in row) <= 4, (method, row)
+
+
+def test_count_fields_are_method_options():
+    assert set(forms.COUNT_FIELDS) <= {f.key for f in forms.METHOD_FIELDS}

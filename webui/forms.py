@@ -8,12 +8,15 @@ functions that know both sides.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import threading
 import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from engine.config import (
     ConfigError,
@@ -39,6 +42,7 @@ Kind = Literal["number", "integer", "slider", "checkbox", "dropdown", "radio", "
 STOP_BY = "ui.stop_by"  # form-only: train for a number of epochs or of steps
 STOP_BY_CHOICES = ("epochs", "steps")
 BITS_CHOICES = (0, 4, 8)  # 0 = full precision; the schema says None
+BITS_LABELS = {0: "16-bit", 8: "8-bit", 4: "4-bit"}
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,35 @@ METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+# How the method options are laid out: rows that never show more than four options for any method, so no
+# label is squeezed at the page's width (tests/test_webui_forms.py checks every field has exactly one place).
+METHOD_ROWS: tuple[tuple[str, ...], ...] = (
+    ("method.r", "method.lora_alpha", "method.lora_dropout", "method.target_modules"),
+    ("method.use_rslora", "method.bits", "method.freeze_trainable_layers"),
+    ("method.bnb_4bit_quant_type", "method.bnb_4bit_use_double_quant", "method.bnb_4bit_compute_dtype"),
+    ("method.num_virtual_tokens", "method.prefix_projection", "method.prompt_tuning_init",
+     "method.prompt_tuning_init_text", "method.encoder_reparameterization_type", "method.encoder_hidden_size"),
+)
+
+
+# The method options that change the trainable count (the page recounts when one changes).
+COUNT_FIELDS = ("method.r", "method.target_modules", "method.num_virtual_tokens", "method.prefix_projection",
+                "method.encoder_hidden_size", "method.encoder_reparameterization_type",
+                "method.freeze_trainable_layers")
+
+
+def bits_choices(method: str) -> tuple[int, ...]:
+    """Quantization bits a method runs with: qlora always quantizes (4 or 8 bits); lora and dora may (0 = 16-bit)."""
+    return (4, 8) if method == "qlora" else (0, 8, 4)
+
+
+def bits_for(method: str, bits: Any) -> int:
+    """The bits radio's value for `method`: `bits` where the method allows it, else the method's default
+    (qlora's 4; 16-bit for the others)."""
+    value = int(bits or 0)
+    return value if value in bits_choices(method) else (MethodConfig(name=method).effective_bits or 0)
+
+
 def visible_fields(method: str) -> dict[str, bool]:
     """key -> visible, for every method option field, given the chosen method."""
     shown = set(METHOD_OPTIONS[method])
@@ -243,14 +276,13 @@ def to_raw(values: dict[str, Any], *, model: str, data_path: str, data_format: s
     """Widget values -> the plain dict that parse_config validates (only the chosen method's options)."""
     raw: dict[str, Any] = {
         "model": {"name_or_path": (model or "").strip()},
-        "method": {"name": method},
+        "method": method_raw(values, method),
         "data": {"path": data_path or "", "format": data_format or "auto"},
         "train": {},
         "output_dir": output_dir,
     }
-    shown = set(METHOD_OPTIONS.get(method, ()))
     for field in FIELDS:
-        if field.key == STOP_BY or (field.key.startswith("method.") and field.key not in shown):
+        if field.key == STOP_BY or field.key.startswith("method."):
             continue
         value = _from_widget(field, values.get(field.key, field.default))
         if value is None and field.key in ("train.epochs", "train.learning_rate"):
@@ -261,9 +293,29 @@ def to_raw(values: dict[str, Any], *, model: str, data_path: str, data_format: s
         raw["train"]["max_steps"] = None
     elif not raw["train"].get("max_steps"):
         raise ConfigError(["train.max_steps must be at least 1 when training for a number of steps."], "form")
-    if method == "prompt" and not raw["method"].get("prompt_tuning_init_text"):
-        raw["method"].pop("prompt_tuning_init_text", None)
     return raw
+
+
+def method_raw(values: dict[str, Any], method: str) -> dict[str, Any]:
+    """The `method` section from widget values: the name and the options the method shows (others keep their
+    defaults); qlora's bits are written out (4 or 8), so the YAML says what the run loads."""
+    raw: dict[str, Any] = {"name": method}
+    for key in METHOD_OPTIONS.get(method, ()):
+        field = BY_KEY[key]
+        raw[field.name] = _from_widget(field, values.get(key, field.default))
+    if method == "qlora":
+        raw["bits"] = bits_for(method, raw.get("bits"))
+    if method == "prompt" and not raw.get("prompt_tuning_init_text"):
+        raw.pop("prompt_tuning_init_text", None)
+    return raw
+
+
+def method_config(values: dict[str, Any], method: str) -> MethodConfig:
+    """The validated method section of the form alone (what the trainable count needs); ConfigError otherwise."""
+    try:
+        return MethodConfig.model_validate(method_raw(values, method))
+    except ValidationError as error:
+        raise ConfigError([str(e["msg"]) for e in error.errors()], "form") from None
 
 
 def to_config(values: dict[str, Any], *, model: str, data_path: str, data_format: str = "auto",
@@ -283,9 +335,30 @@ def from_config(config: RunConfig) -> dict[str, Any]:
             continue
         section, name = field.key.split(".", 1)
         values[field.key] = _to_widget(field, getattr(getattr(config, section), name))
+    values["method.bits"] = config.method.effective_bits or 0  # qlora's default 4 shows as 4-bit
     return values
+
+
+PREVIEW_DIR = "preview"  # under WORKSPACE/configs: the files the config preview's command names
+PREVIEW_LIMIT = 200
 
 
 def command_line(config_path: Path | str) -> str:
     """The CLI that reproduces a run from its YAML."""
     return f"python launch.py train {config_path}"
+
+
+def preview_file(configs: Path, name: str, yaml_text: str) -> Path:
+    """The file holding exactly the previewed YAML, so the command shown beside it works when pasted:
+    configs/preview/NAME-HASH.yaml, one per distinct config (visitors never overwrite each other's; saved
+    configs in configs/ are never touched). The oldest beyond PREVIEW_LIMIT are removed."""
+    folder = configs / PREVIEW_DIR
+    path = folder / f"{name}-{hashlib.sha256(yaml_text.encode()).hexdigest()[:10]}.yaml"
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        temp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        temp.write_text(yaml_text, encoding="utf-8")
+        os.replace(temp, path)
+        for old in sorted(folder.glob("*.yaml"), key=lambda p: p.stat().st_mtime)[:-PREVIEW_LIMIT]:
+            old.unlink(missing_ok=True)
+    return path

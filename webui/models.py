@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import struct
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from engine.rundir import read_json, write_json_atomic
 
 RECENT_FILE = "recent_models.json"
 RECENT_LIMIT = 10
+HUB_CHECK_SECONDS = 3.0  # how long the quick network check waits for the hub's host
+HUB_CHECK_TTL = 60.0  # how long its answer is trusted
 
 
 @dataclass
@@ -25,11 +31,12 @@ class ModelInfo:
     params_estimated: bool = False
     chat_template: bool | None = None  # None: unknown (not available offline)
     local_dir: Path | None = None
+    offline: bool = False  # not local, not in the hub cache, and the hub cannot be reached
 
     def markdown(self, text: Callable[..., str] = lambda key, **v: key) -> str:
         """The one-line summary; `text(key, **values)` supplies the words in the visitor's language."""
         if self.architecture is None:
-            return text("msg.model_remote", name=self.name)
+            return text("msg.model_offline" if self.offline else "msg.model_remote", name=self.name)
         if self.params is None:
             params = "?"
         else:
@@ -76,6 +83,60 @@ def _hub_cache_dir(name: str) -> Path | None:
     return found[-1].parent if found else None
 
 
+def model_folder(name: str, local_dir: Path | None) -> Path | None:
+    """Where the model's config.json lies without any download: the local folder, or the hub cache's snapshot."""
+    folder = local_dir if local_dir is not None else _hub_cache_dir(name)
+    return folder if folder is not None and (folder / "config.json").is_file() else None
+
+
+def model_config_json(name: str, local_dir: Path | None) -> dict | None:
+    """The model's config.json (local folder or hub cache), or None where it would have to be downloaded."""
+    folder = model_folder(name, local_dir)
+    return read_json(folder / "config.json") if folder is not None else None
+
+
+_hub_answer: tuple[float, bool] | None = None
+_hub_lock = threading.Lock()
+
+
+def hub_offline() -> bool:
+    """True when the Hugging Face hub cannot be asked: HF_HUB_OFFLINE is set, or its host (or the https proxy)
+    does not answer within HUB_CHECK_SECONDS. The network answer is kept for HUB_CHECK_TTL seconds."""
+    global _hub_answer
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    with _hub_lock:
+        if _hub_answer is not None and time.monotonic() - _hub_answer[0] < HUB_CHECK_TTL:
+            return _hub_answer[1]
+    offline = not _reachable(*_hub_address(), timeout=HUB_CHECK_SECONDS)
+    with _hub_lock:
+        _hub_answer = (time.monotonic(), offline)
+    return offline
+
+
+def _hub_address() -> tuple[str, int]:
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    url = urlsplit(proxy or os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    return url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+
+
+def _reachable(host: str, port: int, timeout: float) -> bool:
+    """Whether a TCP connection opens within `timeout` seconds (name lookup included: it runs in a thread)."""
+    result: list[bool] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    worker = threading.Thread(target=connect, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return bool(result and result[0])
+
+
 def safetensors_params(folder: Path) -> int | None:
     """Exact parameter count from the safetensors headers (8-byte length + JSON; no weights read)."""
     files = sorted(folder.glob("*.safetensors"))
@@ -118,9 +179,9 @@ def has_chat_template(folder: Path) -> bool:
 
 def model_info(name: str, local_dir: Path | None) -> ModelInfo:
     """What the page shows once a model is chosen; `local_dir` is a checked local folder or None (hub id)."""
-    folder = local_dir if local_dir is not None else _hub_cache_dir(name)
+    folder = model_folder(name, local_dir)
     info = ModelInfo(name=name, local_dir=local_dir)
-    if folder is None or not (folder / "config.json").is_file():
+    if folder is None:
         return info
     config = read_json(folder / "config.json")
     info.architecture = (config.get("architectures") or ["unknown"])[0]

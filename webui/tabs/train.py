@@ -94,9 +94,12 @@ def build_method_panel(start: dict[str, Any], starter: RunConfig | None) -> dict
                          info=t("help.method.name"), elem_id="wb-method")
     shown = forms.visible_fields(name)
     fields = {}
-    with gr.Row(equal_height=False):
-        for field in forms.METHOD_FIELDS:
-            fields[field.key] = field_widget(field, start[field.key], visible=shown[field.key])
+    for row in forms.METHOD_ROWS:
+        with gr.Row(equal_height=False):
+            for key in row:
+                fields[key] = field_widget(forms.BY_KEY[key], start[key], visible=shown[key], method=name,
+                                           min_width=220)
+    fields = {field.key: fields[field.key] for field in forms.METHOD_FIELDS}  # the order handlers expect
     trainable = gr.Markdown(elem_id="wb-trainable")
     return {"method": method, "fields": fields, "trainable": trainable}
 
@@ -118,8 +121,9 @@ def build_config_panel(ctx: AppContext) -> dict:
         with gr.Row():
             yaml_view = gr.Code(language="yaml", label=t("train.yaml"), lines=14, elem_id="wb-yaml", scale=3)
             with gr.Column(scale=2):
-                command = gr.Textbox(label=t("train.command"), interactive=False, elem_id="wb-command")
-                config_name = gr.Textbox(label=t("train.config_name"), value="my-run")
+                command = gr.Textbox(label=t("train.command"), info=t("train.command_help"), interactive=False,
+                                     elem_id="wb-command")
+                config_name = gr.Textbox(label=t("train.config_name"), value="my-run", elem_id="wb-config-name")
                 save = gr.Button(t("train.save_config"))
                 saved = gr.Dropdown(h.config_choices(ctx), label=t("train.saved_configs"))
                 load = gr.Button(t("train.load_config"))
@@ -164,6 +168,9 @@ def build_train_tab(ctx: AppContext, app: gr.Blocks) -> TrainTab:
 
 def wire_train_tab(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
     form = tab.form_inputs()
+    # A new model clears the previous one's info and count in the browser at once (no round trip), before the
+    # server's answers for the new model arrive.
+    tab.model.change(None, None, [tab.model_info, tab.trainable], js="() => ['', '']")
     gr.on([app.load, tab.model.change], bind(h.show_model, ctx), tab.model, tab.model_info)
     app.load(h.plot_titles, None, tab.loss)
     tab.upload.upload(bind(h.upload_dataset, ctx), tab.upload, tab.dataset)
@@ -175,12 +182,14 @@ def wire_train_tab(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
           [tab.data_summary, tab.preview, tab.example, tab.histogram, tab.over_cutoff], trigger_mode="always_last")
     tab.fields[forms.STOP_BY].change(lambda by: (gr.update(visible=by == "epochs"), gr.update(visible=by == "steps")),
                                      tab.fields[forms.STOP_BY], [tab.fields["train.epochs"], tab.fields["train.max_steps"]])
-    tab.method.change(h.method_visibility, tab.method, [tab.fields[f.key] for f in forms.METHOD_FIELDS])
+    tab.method.change(h.method_visibility, [tab.method, tab.fields["method.bits"]],
+                      [tab.fields[f.key] for f in forms.METHOD_FIELDS])
     plan_triggers = [app.load, tab.model.change, tab.dataset.change, tab.method.change] + [
-        tab.fields[k].change for k in ("method.r", "method.target_modules", "method.num_virtual_tokens",
-                                       "method.freeze_trainable_layers")]
-    gr.on(plan_triggers, bind(h.count_trainable, ctx), form, tab.trainable, trigger_mode="always_last",
-          concurrency_limit=1, concurrency_id="plan")
+        tab.fields[k].change for k in forms.COUNT_FIELDS]
+    # Every change starts its own count at once (most are counted from config.json in microseconds); an answer
+    # that comes back after a newer request of the same visitor is dropped (h.count_trainable).
+    gr.on(plan_triggers, bind(h.count_trainable, ctx), form, tab.trainable, trigger_mode="multiple",
+          concurrency_limit=None, show_progress="hidden")
     gr.on([app.load] + [c.change for c in form] + [tab.config_name.change], bind(h.preview, ctx),
           [tab.config_name, *form], [tab.yaml, tab.command], trigger_mode="always_last", show_progress="hidden")
     tab.save.click(bind(h.save_config_clicked, ctx), [tab.config_name, *form], tab.saved)

@@ -3,6 +3,10 @@ errors reach the page as gr.Warning/gr.Error carrying the engine's sentence."""
 
 from __future__ import annotations
 
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,15 +15,16 @@ import gradio as gr
 import pandas as pd
 
 from engine.config import ConfigError, RunConfig, load_config
-from webui import forms
+from webui import forms, param_count
 from webui.context import AppContext
 from webui.datasets import dataset_choices, example_segments, length_histogram, preview_rows, save_upload
-from webui.engine_cli import EngineError, inspect_data, plan
+from webui.engine_cli import EngineError, engine_cache, inspect_job, plan_job
 from webui.i18n import failure, message
-from webui.models import human_count, model_info, remember_model
+from webui.models import hub_offline, human_count, model_config_json, model_folder, model_info, remember_model
 from webui.paths import PathError, safe_name
 from webui.render import log_text, loss_frame, progress_html
 from webui.runs import RunError, tail_lines
+from webui.widgets import bits_radio_choices
 
 NEW_RUN = "NEW_RUN"
 
@@ -63,7 +68,9 @@ def show_model(ctx: AppContext, name: str, request: gr.Request) -> str:
         local = ctx.local_model_dir(name)
     except PathError as error:
         return f"<span class='wb-error'>{error}</span>"
-    return model_info(name.strip(), local).markdown(words(request))
+    info = model_info(name.strip(), local)
+    info.offline = info.architecture is None and hub_offline()
+    return info.markdown(words(request))
 
 
 def upload_dataset(ctx: AppContext, temp_path: str | None, request: gr.Request | None = None) -> Any:
@@ -77,19 +84,34 @@ def upload_dataset(ctx: AppContext, temp_path: str | None, request: gr.Request |
 
 
 def inspect(ctx: AppContext, model: str, dataset: str | None, data_format: str, cutoff_len: float,
-            overlength: str, request: gr.Request | None = None) -> tuple[Any, ...]:
-    """Summary, preview table, rendered example, length histogram, over-cutoff line (or the one error)."""
+            overlength: str, request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
+    """Summary, preview table, rendered example, length histogram, over-cutoff line (or the one error).
+
+    An answer already measured (by any visitor, before any restart) shows at once; otherwise the page says
+    "inspecting" while the `inspect-data` engine process runs."""
     hidden = (gr.update(visible=False),) * 4
     if not dataset:
-        return ("",) + hidden
+        yield ("",) + hidden
+        return
     try:
         path = ctx.readable(dataset)
         local = ctx.local_model_dir(model) if model else None
-        tokenizer = str(local) if local else (model if model and model_info(model, None).architecture else None)
-        report = inspect_data(path, data_format=data_format, model=tokenizer, cutoff_len=int(cutoff_len or 0),
-                              overlength=overlength)
-    except (EngineError, PathError) as error:
-        return (f"<div class='wb-error' id='wb-data-error'>{error}</div>",) + hidden
+        tokenizer = model_folder(model, local) if model else None  # local, or the hub cache's copy: no download
+        job = inspect_job(path, data_format=data_format, model=str(tokenizer) if tokenizer else None,
+                          cutoff_len=int(cutoff_len or 0), overlength=overlength)
+        cache = engine_cache(ctx.workspace)
+        report = cache.cached(job)
+        if report is None:
+            yield (f"<span id='wb-data-busy'>{message(request, 'msg.inspecting')}</span>",) + hidden
+            report = cache.answer(job)
+    except (EngineError, PathError, OSError) as error:
+        yield (f"<div class='wb-error' id='wb-data-error'>{error}</div>",) + hidden
+        return
+    yield inspection_view(report, cutoff_len, request)
+
+
+def inspection_view(report: dict[str, Any], cutoff_len: float, request: gr.Request | None) -> tuple[Any, ...]:
+    """The outputs of `inspect` for one inspect-data report."""
     headers, rows = preview_rows(report)
     summary = message(request, "msg.data_summary", format=report.get("format"), rows=report.get("rows"))
     lengths = report.get("lengths") or []
@@ -115,40 +137,110 @@ def example_view(report: dict[str, Any], request: gr.Request | None) -> Any:
     return gr.update(value=segments, color_map={trained: "green"}, visible=bool(report.get("example")))
 
 
-def method_visibility(method: str) -> list[Any]:
+def method_visibility(method: str, bits: Any) -> list[Any]:
+    """Show the chosen method's options; the bits radio offers what the method can run with and shows what it
+    will load (qlora: 4-bit unless 8; lora and dora keep their choice, 16-bit by default)."""
     shown = forms.visible_fields(method)
-    return [gr.update(visible=shown[f.key]) for f in forms.METHOD_FIELDS]
+    updates = {key: gr.update(visible=visible) for key, visible in shown.items()}
+    updates["method.bits"] = gr.update(visible=shown["method.bits"], choices=bits_radio_choices(method),
+                                       value=forms.bits_for(method, bits))
+    return [updates[f.key] for f in forms.METHOD_FIELDS]
 
 
 def preview(ctx: AppContext, config_name: str, *args: Any) -> tuple[str, str]:
-    """The YAML the run will use and the CLI command that reproduces it (or the issues that block it)."""
+    """The YAML the run will use and a command that runs exactly it when pasted: the YAML is written to the file
+    the command names, and output_dir is WORKSPACE/runs/CONFIG_NAME (as "Save form to YAML" writes it)."""
     form = Form.parse(args)
-    name = (config_name or "").strip() or "my-run"
     try:
-        config = form.config(ctx, ctx.runs.runs_dir / NEW_RUN)
+        name = safe_name((config_name or "").strip() or "my-run")
+        config = form.config(ctx, ctx.runs.runs_dir / name)
     except (ConfigError, PathError) as error:
         issues = getattr(error, "issues", [str(error)])
         return "# " + "\n# ".join(issues), ""
-    return config.to_yaml(), forms.command_line(ctx.configs / f"{safe_name(name)}.yaml")
+    text = config.to_yaml()
+    return text, forms.command_line(forms.preview_file(ctx.configs, name, text))
 
 
-def count_trainable(ctx: AppContext, request: gr.Request | None, *args: Any) -> str:
+class LatestRequests:
+    """The newest request of each visitor (gradio session) for one kind of answer, so that an answer coming
+    back after the visitor asked for something newer is dropped instead of shown over the newer one."""
+
+    def __init__(self, limit: int = 1000):
+        self._latest: OrderedDict[str, str] = OrderedDict()
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def claim(self, session: str | None, key: str) -> Callable[[], bool]:
+        """Mark `key` as the session's newest request; returns "is it still the newest?"."""
+        session = session or ""
+        with self._lock:
+            self._latest[session] = key
+            self._latest.move_to_end(session)
+            while len(self._latest) > self._limit:
+                self._latest.popitem(last=False)
+        return lambda: self._latest.get(session) == key
+
+
+TRAINABLE_REQUESTS = LatestRequests()
+
+
+def trainable_text(request: gr.Request | None, result: dict[str, Any]) -> str:
+    return message(request, "msg.trainable", trainable=human_count(result["trainable_params"]),
+                   total=human_count(result["total_params"]), percent=f"{result['trainable_percent']:.3f}")
+
+
+def count_trainable(ctx: AppContext, request: gr.Request | None, *args: Any) -> Iterator[Any]:
+    """The trainable-parameter line of the form's model and method. Counted from config.json where the shapes
+    are known (webui.param_count: no process, no torch); else "counting" at once and the cached `plan` engine
+    process. A hub id that is neither cached nor reachable fails at once. Only the newest request of the
+    visitor is shown: a slow answer for an older model or option never overwrites a newer one."""
     form = Form.parse(args)
-    if not form.model or not form.dataset:
-        return ""
+    name = form.model.strip()
+    key = json.dumps([name, form.method, [form.values.get(k) for k in forms.METHOD_OPTIONS.get(form.method, ())]],
+                     default=str)
+    newest = TRAINABLE_REQUESTS.claim(getattr(request, "session_hash", None), key)
+    if not name:
+        yield ""
+        return
+    try:
+        local = ctx.local_model_dir(name)
+        method = forms.method_config(form.values, form.method)
+    except PathError as error:
+        yield f"<span class='wb-error'>{error}</span>"
+        return
+    except ConfigError:
+        yield ""  # the config preview lists what is wrong
+        return
+    config_json = model_config_json(name, local)
+    if config_json is not None:
+        counted = param_count.count(config_json, method)
+        if counted is not None:
+            yield trainable_text(request, counted)
+            return
+    elif local is None and hub_offline():
+        yield f"<span class='wb-error'>{message(request, 'msg.model_offline', name=name)}</span>"
+        return
+    yield from planned_count(ctx, request, form, newest)
+
+
+def planned_count(ctx: AppContext, request: gr.Request | None, form: Form, newest: Callable[[], bool]) -> Iterator[Any]:
+    """The count from the `plan` engine process (cached): for models whose shapes param_count does not know."""
     try:
         config = form.config(ctx, ctx.runs.runs_dir / NEW_RUN)
     except (ConfigError, PathError):
-        return ""  # the config preview already lists what is missing
-    scratch = ctx.workspace / ".plan" / "config.yaml"
-    scratch.parent.mkdir(parents=True, exist_ok=True)
-    scratch.write_text(config.to_yaml(), encoding="utf-8")
-    try:
-        result = plan(scratch)
-    except EngineError as error:
-        return f"<span class='wb-error'>{error}</span>"
-    return message(request, "msg.trainable", trainable=human_count(result["trainable_params"]),
-                   total=human_count(result["total_params"]), percent=f"{result['trainable_percent']:.3f}")
+        yield ""  # the config preview already lists what is missing
+        return
+    job = plan_job(config)
+    cache = engine_cache(ctx.workspace)
+    result = cache.cached(job)
+    if result is None:
+        yield message(request, "msg.counting")
+        try:
+            result = cache.answer(job, wanted=newest)
+        except EngineError as error:
+            yield f"<span class='wb-error'>{error}</span>" if newest() else gr.skip()
+            return
+    yield trainable_text(request, result) if result is not None and newest() else gr.skip()
 
 
 def save_config(ctx: AppContext, config_name: str, *args: Any, request: gr.Request | None = None) -> Any:

@@ -1,0 +1,66 @@
+"""How long a visitor waits after opening the page: seconds from navigation to the Train tab's dataset
+summary and to its trainable-parameter count, for a first visitor and a second one.
+
+    .venv/bin/python tests/bench/page_open.py                 # a fresh workspace, then a second visitor
+    .venv/bin/python tests/bench/page_open.py --workspace DIR # an existing workspace (its cache too)
+
+Starts `launch.py` (HF_HUB_OFFLINE=1) on a free port and drives headless Chromium (/usr/bin/chromium).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server  # noqa: E402
+
+SUMMARY = "() => /\\d+ rows/.test(document.querySelector('#wb-data-summary')?.innerText || '')"
+COUNT = "() => /trainable.*\\d%/.test(document.querySelector('#wb-trainable')?.innerText || '')"
+
+
+def visit(browser, url: str) -> dict[str, float]:
+    """Seconds from page.goto to the start button, the dataset summary and the trainable count."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(180_000)
+    began = time.perf_counter()
+    page.goto(url)
+    page.wait_for_selector("#wb-start")
+    times = {"page": time.perf_counter() - began}
+    for name, check in (("summary", SUMMARY), ("trainable", COUNT)):
+        page.wait_for_function(check, polling=100)
+        times[name] = time.perf_counter() - began
+    context.close()
+    return times
+
+
+def main() -> int:
+    from playwright import sync_api
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workspace", type=Path, help="workspace to serve (default: a fresh temporary one)")
+    parser.add_argument("--visitors", type=int, default=2, help="visitors one after the other (default 2)")
+    args = parser.parse_args()
+    workspace = args.workspace or Path(tempfile.mkdtemp(prefix="page-open-"))
+    proc, url = start_server(workspace, "server-page-open.log")
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            for n in range(1, args.visitors + 1):
+                times = visit(browser, url)
+                print(f"visitor {n}: page {times['page']:.1f} s, dataset summary {times['summary']:.1f} s, "
+                      f"trainable count {times['trainable']:.1f} s", flush=True)
+            browser.close()
+    finally:
+        stop_server(proc)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
