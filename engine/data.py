@@ -28,6 +28,7 @@ from typing import Any
 from engine.config import DataConfig, RunConfig
 from engine.masking import MaskingError, render_with_spans
 from engine.masking import template_notes as masking_notes
+from engine.toolcalls import ToolDataError, calls_from_openai, calls_from_sharegpt, link_tool_results, parse_tools
 
 IGNORE_INDEX = -100
 EXTENSIONS = (".json", ".jsonl", ".csv", ".parquet", ".txt")
@@ -42,7 +43,7 @@ REQUIRED: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 STANDARD_COLUMNS = (
     "instruction", "input", "output", "system", "history", "conversations", "messages",
-    "prompt", "completion", "response", "text",
+    "prompt", "completion", "response", "text", "tools",
 )  # fmt: skip
 EXPECTED = (
     "alpaca (instruction, output), sharegpt (conversations), openai (messages), "
@@ -52,6 +53,8 @@ ROLES = {
     "system": "system",
     "user": "user", "human": "user",
     "assistant": "assistant", "gpt": "assistant", "chatgpt": "assistant", "bard": "assistant", "model": "assistant",
+    "function_call": "assistant",  # LLaMA-Factory sharegpt: the value is the call
+    "observation": "tool", "tool": "tool", "function": "tool", "ipython": "tool",
 }  # fmt: skip
 REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")  # an assistant turn's reasoning, trained with it
 SPECIAL_CHATML = ("<|im_start|>", "<|im_end|>")
@@ -73,7 +76,7 @@ CHATML_EOS_TEMPLATE = (
 )
 PREVIEW_ROWS = 5
 
-Messages = list[dict[str, str]]
+Messages = list[dict[str, Any]]
 Span = tuple[int, int]
 
 
@@ -352,22 +355,39 @@ def _conversation(record: dict) -> dict:
     turns = record[key]
     if not isinstance(turns, list) or not turns:
         raise _RowError(key, "must be a non-empty list of turns")
-    messages = [_turn(turn, f"{key}[{index}]") for index, turn in enumerate(turns)]
-    return _check_turns(_with_system(record, messages)["messages"], key)
+    try:
+        messages = [_turn(turn, f"{key}[{index}]") for index, turn in enumerate(turns)]
+        tools = parse_tools(record["tools"]) if "tools" in record else None
+    except ToolDataError as error:
+        raise _RowError(error.field_name, error.problem) from None
+    row = _check_turns(link_tool_results(_with_system(record, messages)["messages"]), key)
+    return row if tools is None else {**row, "tools": tools}
 
 
-def _turn(turn: Any, where: str) -> dict[str, str]:
+def _turn(turn: Any, where: str) -> dict[str, Any]:
     if not isinstance(turn, dict):
         raise _RowError(where, 'must be an object like {"role": "user", "content": "..."}')
     role_key = "from" if "from" in turn else "role"
     content_key = "value" if "value" in turn else "content"
-    role = ROLES.get(str(turn.get(role_key, "")).lower())
+    written = str(turn.get(role_key, "")).lower()
+    role = ROLES.get(written)
     if role is None:
-        raise _RowError(f"{where}.{role_key}", f"is {turn.get(role_key)!r}: use user/human, assistant/gpt or system")
+        raise _RowError(f"{where}.{role_key}", f"is {turn.get(role_key)!r}: use user/human, assistant/gpt, system, "
+                                               "function_call, observation or tool")
+    if written == "function_call":
+        return {"role": "assistant", "content": "", "tool_calls": calls_from_sharegpt(turn.get(content_key),
+                                                                                       f"{where}.{content_key}")}
     content = turn.get(content_key)
     if isinstance(content, list):  # OpenAI content parts: keep the text ones
         content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
     content = _text(content, f"{where}.{content_key}")
+    calls_key = next((key for key in ("tool_calls", "function_call") if turn.get(key)), None)
+    if role == "assistant" and calls_key:
+        calls = calls_from_openai(turn[calls_key], f"{where}.{calls_key}")
+        return {"role": role, "content": content, "tool_calls": calls}
+    if role == "tool":
+        link = {key: str(turn[key]) for key in ("tool_call_id", "name") if turn.get(key)}
+        return {"role": role, "content": content, **link}
     if role == "assistant" and not content.strip():
         raise _RowError(f"{where}.{content_key}", "is an empty assistant turn: write the reply, or remove the turn")
     reasoning_key = next((key for key in REASONING_KEYS if turn.get(key) not in (None, "")), None)
@@ -381,10 +401,15 @@ def _check_turns(messages: Messages, key: str) -> dict:
     roles = [message["role"] for message in messages]
     if "system" in roles[1:]:
         raise _RowError(key, "has a system turn after the first turn: move it to the start")
-    dialogue = roles[1:] if roles[0] == "system" else roles
-    if not dialogue or dialogue[0] != "user":
+    dialogue = messages[1:] if roles[0] == "system" else messages
+    if not dialogue or dialogue[0]["role"] != "user":
         raise _RowError(key, "must start with a user turn (after an optional system turn)")
-    if dialogue[-1] != "assistant":
+    for index, message in enumerate(dialogue[1:], 1):
+        before = dialogue[index - 1]
+        if message["role"] == "tool" and not (before.get("tool_calls") or before["role"] == "tool"):
+            raise _RowError(key, f"has a tool result (turn {index + 1 + len(messages) - len(dialogue)}) that follows "
+                                 "no tool call: put each observation/tool turn right after its function_call")
+    if dialogue[-1]["role"] != "assistant":
         raise _RowError(key, "ends with a user turn: end each conversation with the assistant's reply")
     return {"messages": messages}
 
@@ -454,10 +479,12 @@ def ensure_pad_token(tokenizer: Any) -> None:
     tokenizer.pad_token = fallback
 
 
-def chat_spans(messages: Messages, tokenizer: Any, source: str, number: int) -> tuple[str, list[Span]]:
+def chat_spans(
+    messages: Messages, tokenizer: Any, source: str, number: int, tools: list[dict] | None = None
+) -> tuple[str, list[Span]]:
     """render_with_spans (engine/masking.py), with a problem turned into a DataError naming the row and turn."""
     try:
-        return render_with_spans(messages, tokenizer)
+        return render_with_spans(messages, tokenizer, tools)
     except MaskingError as error:
         turn = f", turn {error.turn}" if error.turn is not None else ""
         raise DataError(f"{source} row {number}{turn}: {error.problem}") from None
@@ -466,11 +493,12 @@ def chat_spans(messages: Messages, tokenizer: Any, source: str, number: int) -> 
 def template_notes(rows: list[dict], tokenizer: Any) -> list[str]:
     """Sentences for the run log on how the rows were fitted to the chat template (a system prompt folded into
     a user turn, reasoning written as <think>...</think>); empty when the template takes them as they are."""
-    return masking_notes([row["messages"] for row in rows if "messages" in row], tokenizer)
+    conversations = [row["messages"] for row in rows if "messages" in row]
+    return masking_notes(conversations, tokenizer, with_tools=any(row.get("tools") for row in rows))
 
 
-def _label_chat(messages: Messages, tokenizer: Any, source: str, number: int) -> tuple[list[int], list[int]]:
-    text, spans = chat_spans(messages, tokenizer, source, number)
+def _label_chat(row: dict, tokenizer: Any, source: str, number: int) -> tuple[list[int], list[int]]:
+    text, spans = chat_spans(row["messages"], tokenizer, source, number, row.get("tools"))
     encoding = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
     ids = list(encoding["input_ids"])
     labels = []
@@ -520,7 +548,7 @@ def tokenize_rows(
 def _label_row(row: dict, tokenizer: Any, source: str, number: int) -> tuple[list[int], list[int]]:
     if "text" in row:
         return _label_text(row["text"], tokenizer)
-    return _label_chat(row["messages"], tokenizer, source, number)
+    return _label_chat(row, tokenizer, source, number)
 
 
 def build_splits(cfg: RunConfig, tokenizer: Any) -> tuple[list[dict], list[dict], TokenStats]:
@@ -579,7 +607,7 @@ def inspect_dataset(data_cfg: DataConfig, tokenizer: Any = None, cutoff_len: int
     if "text" in first:
         report["example"] = {"text": first["text"], "spans": [[0, len(first["text"])]]}
     else:
-        text, spans = chat_spans(first["messages"], tokenizer, Path(data_cfg.path).name, 1)
+        text, spans = chat_spans(first["messages"], tokenizer, Path(data_cfg.path).name, 1, first.get("tools"))
         report["example"] = {"text": text, "spans": [list(span) for span in spans]}
     name = Path(data_cfg.path).name
     _, stats = tokenize_rows(rows, tokenizer, cutoff_len, data_cfg.overlength, source=name)

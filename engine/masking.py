@@ -34,6 +34,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from engine.toolcalls import has_tool_turns, plain_tool_messages
+
 Messages = list[dict[str, Any]]
 Span = tuple[int, int]
 
@@ -69,15 +71,19 @@ class TemplateProfile:
     markers: tuple[str, ...]  # added tokens that open or close turns: never part of a reply's opening
     openers: tuple[str, ...]  # added tokens that open turns: never taken for a reply's end-of-turn marker
     enders: re.Pattern | None  # whitespace then an added token that is not an opener: a turn's other endings
+    user_header: str  # what the template writes between a reply's end-of-turn marker and the next user's text
+    needs_tools: str  # the template's error without a tools list (Hermes-3's tool_use template); "" if none
+    renders_tools: bool  # the template renders tool calls itself (it reads tool_calls); else the fallback
 
 
 # ---------------------------------------------------------------------------------------------- rendering
 
 
-def render(tokenizer: Any, messages: Messages, add_generation_prompt: bool = False) -> str:
+def render(tokenizer: Any, messages: Messages, add_generation_prompt: bool = False, tools: list | None = None) -> str:
     """The template's text for `messages`; any exception the template raises becomes a RenderError."""
     try:
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+        return tokenizer.apply_chat_template(messages, tools=tools, tokenize=False,
+                                             add_generation_prompt=add_generation_prompt)
     except Exception as error:  # noqa: BLE001 - TemplateError, TypeError, KeyError ...: all mean "cannot render"
         raise RenderError(_describe(error)) from error
 
@@ -115,34 +121,44 @@ def _added_tokens(tokenizer: Any) -> list[str]:
 def _probe(tokenizer: Any) -> TemplateProfile:
     first, second = {"role": "user", "content": PROBE_USER_1}, {"role": "user", "content": PROBE_USER_2}
     reply_1, reply_2 = ({"role": "assistant", "content": sentinel} for sentinel in SENTINELS)
+    source = _template_source(tokenizer)
+    needs_tools = _tools_error(tokenizer, [first, reply_1])
+    tools = [] if needs_tools else None
     try:
-        one_turn = render(tokenizer, [first, reply_1])
-        prompt = render(tokenizer, [first], add_generation_prompt=True)
-        prompt_plain = render(tokenizer, [first])
+        one_turn = render(tokenizer, [first, reply_1], tools=tools)
+        prompt = render(tokenizer, [first], add_generation_prompt=True, tools=tools)
+        prompt_plain = render(tokenizer, [first], tools=tools)
     except RenderError as error:
-        hint = (" It reads a tools list, so it looks like a tool-use template: give the rows a 'tools' column, or "
-                "use the model's plain chat template." if "tools" in _template_source(tokenizer) else
-                " Fix the template or pick a model whose template renders user/assistant turns.")
-        raise MaskingError(f"the chat template cannot render a plain user/assistant conversation ({error}).{hint}")
+        raise MaskingError(f"the chat template cannot render a plain user/assistant conversation ({error}): fix "
+                           "the template or pick a model whose template renders user/assistant turns.") from None
     shared = os.path.commonprefix([prompt, prompt_plain])
     if shared != prompt_plain:  # the plain render ends differently (Phi's eos): never cut inside a marker
         shared = shared[: _last_boundary(shared, _added_tokens(tokenizer))]
     generation_prompt = prompt[len(shared):]
     try:
-        two_turns = render(tokenizer, [first, reply_1, second, reply_2])
+        two_turns = render(tokenizer, [first, reply_1, second, reply_2], tools=tools)
     except RenderError:  # a template for single exchanges: the one-turn probe is all there is to learn from
         two_turns = None
     closing, between = _closing(one_turn, two_turns, tokenizer)
     dialogue = [first, reply_1, second, reply_2] if two_turns is not None else [first, reply_1]
-    system, system_note = _system_placement(tokenizer, dialogue)
-    source = _template_source(tokenizer)
+    system, system_note = _system_placement(tokenizer, dialogue, tools)
     reads_reasoning = bool(re.search(r"(\.|\[['\"])(" + "|".join(REASONING_FIELDS) + r")\b", source))
     tokens = _added_tokens(tokenizer)
     openers = tuple(token for token in tokens if token in generation_prompt or token in between)
     markers = tuple(token for token in tokens if token in openers or token in (closing or ""))
     others = [re.escape(token) for token in tokens if token not in openers]
     enders = re.compile(r"\s*(?:" + "|".join(others) + ")") if others else None
-    return TemplateProfile(generation_prompt, closing, system, system_note, reads_reasoning, markers, openers, enders)
+    return TemplateProfile(generation_prompt, closing, system, system_note, reads_reasoning, markers, openers, enders,
+                           between.strip(), needs_tools, "tool_calls" in source)
+
+
+def _tools_error(tokenizer: Any, messages: Messages) -> str:
+    """The template's error for `messages` without tools, where it renders them with an empty tools list."""
+    try:
+        render(tokenizer, messages)
+    except RenderError as error:
+        return "" if _fails(tokenizer, messages, tools=[]) else str(error)
+    return ""
 
 
 def _closing(one_turn: str, two_turns: str | None, tokenizer: Any) -> tuple[str | None, str]:
@@ -180,18 +196,18 @@ def _last_boundary(text: str, tokens: list[str]) -> int:
     return boundary
 
 
-def _system_placement(tokenizer: Any, dialogue: Messages) -> tuple[str, str]:
+def _system_placement(tokenizer: Any, dialogue: Messages, tools: list | None) -> tuple[str, str]:
     """Where the template writes a system prompt: its own way, or where the system text must be folded."""
     system = {"role": "system", "content": PROBE_SYSTEM}
     try:
-        text = render(tokenizer, [system, *dialogue])
+        text = render(tokenizer, [system, *dialogue], tools=tools)
     except RenderError as error:
         return "first_user", (f"the chat template rejects the system role ({error}): the system prompt is folded "
                               "into the first user turn")
     if PROBE_SYSTEM in text:
         return "native", ""
     try:
-        prompt = render(tokenizer, [system, *dialogue[:-1]], add_generation_prompt=True)
+        prompt = render(tokenizer, [system, *dialogue[:-1]], add_generation_prompt=True, tools=tools)
     except RenderError:
         prompt = ""
     if len(dialogue) > 2 and PROBE_SYSTEM in prompt and prompt.index(PROBE_SYSTEM) > prompt.find(PROBE_USER_1) >= 0:
@@ -200,10 +216,13 @@ def _system_placement(tokenizer: Any, dialogue: Messages) -> tuple[str, str]:
     return "first_user", "the chat template drops the system role: the system prompt is folded into the first user turn"
 
 
-def template_notes(conversations: list[Messages], tokenizer: Any) -> list[str]:
+def template_notes(conversations: list[Messages], tokenizer: Any, with_tools: bool = False) -> list[str]:
     """One sentence per way these conversations are adapted to the template, for the run log."""
     profile = template_profile(tokenizer)
     notes = []
+    if not profile.renders_tools and (with_tools or any(map(has_tool_turns, conversations))):
+        notes.append("the chat template cannot render tool calls: tools, calls and results are written as text "
+                     "(<tools>, <tool_call>, <tool_response>; see the README)")
     if profile.system != "native" and any(messages and messages[0]["role"] == "system" for messages in conversations):
         notes.append(profile.system_note)
     if not profile.reads_reasoning and any(
@@ -247,57 +266,77 @@ def _with_reasoning(message: dict[str, Any], profile: TemplateProfile) -> dict[s
 # ---------------------------------------------------------------------------------------------- spans
 
 
-def render_with_spans(messages: Messages, tokenizer: Any) -> tuple[str, list[Span]]:
-    """The conversation through the chat template, and the character spans of the assistant replies to train
-    on, each with its end-of-turn marker. MaskingError (naming the turn) where a reply cannot be located."""
+def render_with_spans(messages: Messages, tokenizer: Any, tools: list[dict] | None = None) -> tuple[str, list[Span]]:
+    """The conversation (and its tools, None where the row has no tools column) through the chat template, and
+    the character spans of the assistant replies to train on, each with its end-of-turn marker. MaskingError
+    (naming the turn) where a reply cannot be located."""
     profile = template_profile(tokenizer)
-    prepared = prepare(messages, profile)
-    shift = len(messages) - len(prepared)  # a system turn folded into a user turn: numbers stay the row's own
-    full = _render_or_explain(tokenizer, prepared, shift)
+    prepared, fitted = _fit(messages, tools, profile)
+    if profile.needs_tools and fitted is None:
+        raise MaskingError(f"the chat template fails without a tools list ({profile.needs_tools}), so it is a tool-use "
+                           "template: give the rows a 'tools' column (an empty list will do), or use the model's "
+                           "plain chat template.")
+    first_user = next((number for number, message in enumerate(messages, 1) if message["role"] == "user"), 1)
+    full = _render_or_explain(tokenizer, prepared, fitted, lambda k: _fit(messages[:k], tools, profile),
+                              range(first_user, len(messages) + 1))
+    replies = iter([number for number, message in enumerate(messages, 1) if message["role"] == "assistant"])
     spans: list[Span] = []
     floor = 0
     for index, message in enumerate(prepared):
         if message["role"] != "assistant":
             continue
-        turn = index + 1 + shift
-        start, end = _reply_region(tokenizer, prepared, index, full, turn)
+        turn = next(replies)  # folding and the tool fallback merge other turns, never replies
+        start, end = _reply_region(tokenizer, prepared, index, full, turn, fitted)
         if start < floor:
             raise MaskingError(
                 "the chat template writes this reply before the end of the previous reply, so it cannot be located "
                 "for masking: use a template that renders the turns in order.", turn)
-        start = _with_opening(full, floor, start, profile)
+        start = _with_opening(full, floor, start, profile,
+                              lambda: render(tokenizer, prepared[:index], add_generation_prompt=True, tools=fitted))
         end = _with_closing(full, end, profile, turn)
         spans.append((start, end))
         floor = end
     return full, spans
 
 
-def _render_or_explain(tokenizer: Any, messages: Messages, shift: int) -> str:
-    """The render; where the template raises, a MaskingError naming the first turn it cannot render."""
+def _fit(messages: Messages, tools: list[dict] | None, profile: TemplateProfile) -> tuple[Messages, list | None]:
+    """The messages and tools argument for this template: tool turns as text where it cannot render them, an
+    empty tools list only where the template needs one, then reasoning and the system prompt (prepare)."""
+    if not profile.renders_tools and (tools or has_tool_turns(messages)):
+        messages, tools = plain_tool_messages(messages, tools), None
+    elif not tools and not profile.needs_tools:
+        tools = None  # an empty list is no tools (Mistral would write an empty, unclosed tool list)
+    return prepare(messages, profile), tools
+
+
+def _render_or_explain(tokenizer: Any, prepared: Messages, tools: list | None, fit_first: Any, turns: range) -> str:
+    """The render; where the template raises, a MaskingError naming the first turn k (of `turns`: from the first
+    user turn on, since shorter starts need not render) such that the row's first k turns, fitted by
+    `fit_first(k)`, cannot be rendered."""
     try:
-        return render(tokenizer, messages)
+        return render(tokenizer, prepared, tools=tools)
     except RenderError as error:
-        failing = next((k for k in range(1, len(messages) + 1) if _fails(tokenizer, messages[:k])), None)
-        turn = failing + shift if failing is not None else None
+        failing = next((k for k in turns if _fails(tokenizer, *fit_first(k))), None)
         raise MaskingError(f"the chat template fails on this conversation ({error}): change the row or the "
-                           "template.", turn) from None
+                           "template.", failing) from None
 
 
-def _fails(tokenizer: Any, messages: Messages) -> bool:
+def _fails(tokenizer: Any, messages: Messages, tools: list | None = None) -> bool:
     try:
-        render(tokenizer, messages)
+        render(tokenizer, messages, tools=tools)
     except RenderError:
         return True
     return False
 
 
-def _reply_region(tokenizer: Any, messages: Messages, index: int, full: str, turn: int) -> Span:
-    """Where the template wrote messages[index]'s content in `full`: the characters that change with it."""
+def _reply_region(tokenizer: Any, messages: Messages, index: int, full: str, turn: int, tools: list | None) -> Span:
+    """Where the template wrote messages[index] (its text, its tool calls) in `full`: the characters that change
+    with it."""
     starts, ends = [], []
     for sentinel in SENTINELS:
-        variant = [*messages[:index], {**messages[index], "content": sentinel}, *messages[index + 1:]]
+        variant = [*messages[:index], _replaced(messages[index], sentinel), *messages[index + 1:]]
         try:
-            other = render(tokenizer, variant)
+            other = render(tokenizer, variant, tools=tools)
         except RenderError as error:
             raise MaskingError(
                 f"the chat template renders this conversation but fails when the reply's text changes ({error}), so "
@@ -314,25 +353,43 @@ def _reply_region(tokenizer: Any, messages: Messages, index: int, full: str, tur
     return min(starts), max(ends)
 
 
-def _with_opening(full: str, floor: int, start: int, profile: TemplateProfile) -> int:
-    """Move the start back to the end of the generation prompt when the template writes part of the reply
-    itself before the content (Qwen3's `<think>` block), as long as no turn boundary lies between."""
+def _replaced(message: dict[str, Any], sentinel: str) -> dict[str, Any]:
+    """The message with its text, and the name and arguments of each tool call, swapped for the sentinel."""
+    replaced = {**message, "content": sentinel}
+    if message.get("tool_calls"):
+        replaced["tool_calls"] = [{**call, "function": {"name": sentinel, "arguments": {}}}
+                                  for call in message["tool_calls"]]
+    return replaced
+
+
+def _with_opening(full: str, floor: int, start: int, profile: TemplateProfile, prompt: Any) -> int:
+    """Move the start back to where the reply begins when the template writes part of it before the varying text
+    (Qwen3's `<think>` block, Mistral's `[TOOL_CALLS][{"name": "`): to the end of the generation prompt, else
+    to the end of `prompt()` (the conversation before the reply, rendered with the generation prompt) where the
+    full render begins with it; never back over another turn."""
     header = profile.generation_prompt
-    if not header:
+    if header and full.endswith(header, floor, start):
         return start
-    found = full.rfind(header, floor, start)
-    if found < 0:
+    found = full.rfind(header, floor, start) if header else -1
+    if found >= 0 and not _crosses_turn(full[found + len(header): start], profile, header):
+        return found + len(header)
+    try:
+        before = prompt()
+    except RenderError:
         return start
-    gap = full[found + len(header): start]
-    if any(marker in gap for marker in profile.markers) or (profile.closing and profile.closing in gap):
-        return start
-    return found + len(header)
+    if floor <= len(before) <= start and full.startswith(before):
+        return start if _crosses_turn(full[len(before):start], profile) else len(before)
+    return start
 
 
 def _with_closing(full: str, end: int, profile: TemplateProfile, turn: int) -> int:
     """Move the end past the end-of-turn marker that follows the reply."""
     if profile.closing and full.startswith(profile.closing, end):
         return end + len(profile.closing)
+    if profile.closing:  # the template's own text after the reply (a tool call's `"}}\n</tool_call>`), then the marker
+        found_at = full.find(profile.closing, end)
+        if found_at >= 0 and not _crosses_turn(full[end:found_at], profile):
+            return found_at + len(profile.closing)
     found = profile.enders.match(full, end) if profile.enders else None
     if found:  # a template that ends this turn differently (Llama's <|eom_id|>): the added token right after
         return found.end()
@@ -342,3 +399,10 @@ def _with_closing(full: str, end: int, profile: TemplateProfile, turn: int) -> i
         f"the chat template does not end this reply with its end-of-turn marker {profile.closing!r} (it writes "
         f"{full[end:end + 24]!r}), so the model could not learn where the reply ends: fix the template.", turn)
 
+
+def _crosses_turn(gap: str, profile: TemplateProfile, header: str | None = None) -> bool:
+    """Whether `gap` holds the start or end of another turn: a turn-opening token, the user header, the end-of-turn
+    marker, the generation prompt."""
+    header = (profile.generation_prompt if header is None else header).strip()
+    texts = [text for text in (profile.closing, profile.user_header, header) if text]
+    return any(marker in gap for marker in (*profile.markers, *texts))

@@ -289,7 +289,8 @@ def test_template_error_names_the_row_and_turn() -> None:
 
 
 def test_lora_trains_and_chats_under_a_template_that_is_not_prefix_stable(tmp_path: Path) -> None:
-    """QwQ: reasoning cut from earlier replies, a generation prompt that opens <think>; a system prompt too."""
+    """QwQ: reasoning cut from earlier replies, a generation prompt that opens <think>; a system prompt, and
+    glaive-style tool calls, too."""
     from engine.chat import ChatSession, end_of_turn_ids
     from engine.rundir import RunDir
     from tests.cli import launch, write_config
@@ -304,7 +305,7 @@ def test_lora_trains_and_chats_under_a_template_that_is_not_prefix_stable(tmp_pa
                 turn["reasoning_content"] = message["reasoning_content"]
         return {"conversations": turns}
 
-    rows = [sharegpt(CONVERSATIONS["reasoning"]), sharegpt(CONVERSATIONS["reasoning_content"])] * 2
+    rows = [sharegpt(CONVERSATIONS["reasoning"]), sharegpt(CONVERSATIONS["reasoning_content"]), GLAIVE] * 2
     data = tmp_path / "thinking.json"
     data.write_text(json.dumps(rows), encoding="utf-8")
     config = write_config(tmp_path / "run.yaml", base, data, tmp_path / "run")
@@ -351,3 +352,130 @@ def test_chat_folds_the_system_prompt_for_a_template_that_rejects_it() -> None:
         "<bos><start_of_turn>user\nBe brief.\n\nWho are you?<end_of_turn>\n<start_of_turn>model\n"
     )
 
+
+
+# ---------------------------------------------------------------------------------------------- tool calls
+
+WEATHER = {"name": "get_weather", "description": "The weather in a city",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": "The city"}},
+                          "required": ["city"]}}
+GLAIVE = {  # LLaMA-Factory's glaive_toolcall shape: function_call / observation turns, tools as a JSON string
+    "conversations": [
+        {"from": "human", "value": "Weather in Paris?"},
+        {"from": "function_call", "value": json.dumps({"name": "get_weather", "arguments": {"city": "Paris"}})},
+        {"from": "observation", "value": json.dumps({"celsius": 21})},
+        {"from": "gpt", "value": "It is 21 degrees in Paris."},
+    ],
+    "tools": json.dumps([WEATHER]),
+}
+OPENAI = {  # OpenAI messages: assistant tool_calls with arguments as a JSON string, a tool turn, a tools list
+    "messages": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": "Let me check.", "tool_calls": [
+            {"id": "abcdef123", "type": "function",
+             "function": {"name": "get_weather", "arguments": json.dumps({"city": "Paris"})}}]},
+        {"role": "tool", "tool_call_id": "abcdef123", "content": "21"},
+        {"role": "assistant", "content": "It is 21 degrees in Paris."},
+    ],
+    "tools": [{"type": "function", "function": WEATHER}],
+}
+CALL = '{"name": "get_weather", "arguments": {"city": "Paris"}}'
+TOOL_BLOCK = f"<tool_call>\n{CALL}\n</tool_call>"  # Qwen2.5's and Hermes' syntax, and the fallback's
+ANSWER = "It is 21 degrees in Paris."
+EXPECTED_TOOL_REPLIES = {
+    "llama-3.1": {  # its own syntax ("parameters"); it writes no text beside a call
+        "glaive": ['{"name": "get_weather", "parameters": {"city": "Paris"}}<|eot_id|>', ANSWER + "<|eot_id|>"],
+        "openai": ['{"name": "get_weather", "parameters": {"city": "Paris"}}<|eot_id|>', ANSWER + "<|eot_id|>"]},
+    "qwen2.5": {"glaive": [TOOL_BLOCK + "<|im_end|>", ANSWER + "<|im_end|>"],
+                "openai": [f"Let me check.\n{TOOL_BLOCK}<|im_end|>", ANSWER + "<|im_end|>"]},
+    "qwq": {"glaive": [TOOL_BLOCK + "<|im_end|>", ANSWER + "<|im_end|>"],
+            "openai": [f"Let me check.\n{TOOL_BLOCK}<|im_end|>", ANSWER + "<|im_end|>"]},
+    "hermes-3-tool-use": {"glaive": [TOOL_BLOCK + "<|im_end|>", ANSWER + "<|im_end|>"],
+                          "openai": [TOOL_BLOCK + "<|im_end|>", ANSWER + "<|im_end|>"]},  # no text beside calls
+    "mistral-nemo": {  # ids of nine letters and digits: made up where the data has none
+        "glaive": ['[TOOL_CALLS][{"name": "get_weather", "arguments": {"city": "Paris"}, "id": "call00001"}]</s>',
+                   ANSWER + "</s>"],
+        "openai": ['[TOOL_CALLS][{"name": "get_weather", "arguments": {"city": "Paris"}, "id": "abcdef123"}]</s>',
+                   ANSWER + "</s>"]},
+    # no tool support in the template: the documented fallback
+    "gemma-2": {"glaive": [TOOL_BLOCK + "<end_of_turn>", ANSWER + "<end_of_turn>"],
+                "openai": [f"Let me check.\n{TOOL_BLOCK}<end_of_turn>", ANSWER + "<end_of_turn>"]},
+    "phi-3.5": {"glaive": [TOOL_BLOCK + "<|end|>", ANSWER + "<|end|>"],
+                "openai": [f"Let me check.\n{TOOL_BLOCK}<|end|>", ANSWER + "<|end|>"]},
+    "smollm2": {"glaive": [TOOL_BLOCK + "<|im_end|>", ANSWER + "<|im_end|>"],
+                "openai": [f"Let me check.\n{TOOL_BLOCK}<|im_end|>", ANSWER + "<|im_end|>"]},
+}
+TOOL_CASES = [(family, shape) for family in EXPECTED_TOOL_REPLIES for shape in ("glaive", "openai")]
+
+
+def load_tool_rows(tmp_path: Path, shape: str) -> list[dict]:
+    from engine.config import DataConfig
+    from engine.data import load_rows
+
+    path = tmp_path / f"{shape}.json"
+    path.write_text(json.dumps([GLAIVE if shape == "glaive" else OPENAI]), encoding="utf-8")
+    rows, fmt = load_rows(DataConfig(path=str(path)))
+    assert fmt == ("sharegpt" if shape == "glaive" else "openai")
+    return rows
+
+
+@pytest.mark.parametrize(("family", "shape"), TOOL_CASES, ids=[f"{f}-{s}" for f, s in TOOL_CASES])
+def test_tool_calls_are_trained_and_results_and_tool_lists_are_not(
+    family: str, shape: str, tokenizers: dict, tmp_path: Path
+) -> None:
+    tokenizer = tokenizers[family]
+    (row,), _ = tokenize_rows(load_tool_rows(tmp_path, shape), tokenizer, 4096, "truncate")
+    expected = EXPECTED_TOOL_REPLIES[family][shape]
+    runs = labelled_runs(row["input_ids"], row["labels"])
+    assert [tokenizer.decode(run) for run in runs] == expected
+    assert runs == [tokenizer(text, add_special_tokens=False)["input_ids"] for text in expected]
+    text = tokenizer.decode(row["input_ids"])
+    assert "The weather in a city" in text  # the tool list is rendered, and masked
+    assert "21" in text.split(expected[0])[1]  # so is the tool's result
+
+
+def test_fallback_writes_the_tools_into_the_system_prompt(tmp_path: Path, tokenizers: dict) -> None:
+    tokenizer = tokenizers["smollm2"]
+    rows = load_tool_rows(tmp_path, "openai")
+    text, _ = render_with_spans(rows[0]["messages"], tokenizer, rows[0]["tools"])
+    schema = json.dumps(WEATHER)
+    assert text.startswith(
+        "<|im_start|>system\nBe brief.\n\nYou can call these tools (one JSON schema a line):\n"
+        f"<tools>\n{schema}\n</tools>\n"
+        'To call a tool, answer with <tool_call>\n{"name": TOOL, "arguments": {...}}\n</tool_call>; '
+        "its result comes back as <tool_response>\nRESULT\n</tool_response>.<|im_end|>\n"
+        "<|im_start|>user\nWeather in Paris?<|im_end|>\n"
+    )
+    assert "<|im_start|>user\n<tool_response>\n21\n</tool_response><|im_end|>\n" in text
+    assert template_notes(rows, tokenizer) == [
+        "the chat template cannot render tool calls: tools, calls and results are written as text (<tools>, "
+        "<tool_call>, <tool_response>; see the README)"]
+    assert template_notes(rows, tokenizers["qwen2.5"]) == []
+
+
+@pytest.mark.parametrize(("turns", "words"), [
+    ([{"from": "human", "value": "Hi"}, {"from": "observation", "value": "21"}, {"from": "gpt", "value": "Ok"}],
+     r"row 1: field 'conversations' has a tool result \(turn 2\) that follows no tool call"),
+    ([{"from": "human", "value": "Hi"}, {"from": "function_call", "value": "{name: 1}"}, {"from": "gpt", "value": "x"}],
+     r"row 1: field 'conversations\[1\]\.value' is not valid JSON"),
+    ([{"from": "human", "value": "Hi"}, {"from": "function_call", "value": '{"arguments": {}}'}],
+     r"row 1: field 'conversations\[1\]\.value' has no function name"),
+])
+def test_bad_tool_turns_are_one_sentence(turns: list, words: str, tmp_path: Path) -> None:
+    from engine.config import DataConfig
+    from engine.data import load_rows
+
+    path = tmp_path / "tools.json"
+    path.write_text(json.dumps([{"conversations": turns, "tools": "[]"}]), encoding="utf-8")
+    with pytest.raises(DataError, match=r"^tools\.json " + words):
+        load_rows(DataConfig(path=str(path)))
+
+
+def test_template_limit_on_tool_calls_names_the_turn(tmp_path: Path, tokenizers: dict) -> None:
+    rows = load_tool_rows(tmp_path, "openai")
+    calls = rows[0]["messages"][2]["tool_calls"]
+    rows[0]["messages"][2]["tool_calls"] = [calls[0], {**calls[0], "id": "abcdef124"}]  # two calls at once
+    with pytest.raises(DataError, match=r"^tools\.json row 1, turn 3: the chat template fails on this conversation "
+                                        r"\(This model only supports single tool-calls at once!\)"):
+        tokenize_rows(rows, tokenizers["llama-3.1"], 4096, "truncate", source="tools.json")

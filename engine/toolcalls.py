@@ -1,0 +1,159 @@
+"""Tool-calling conversations: read from the two shapes datasets have, and written for templates without tools.
+
+Read (`calls_from_sharegpt`, `calls_from_openai`, `parse_tools`, `link_tool_results`) into the messages
+transformers passes to chat templates:
+- LLaMA-Factory sharegpt: a `function_call` turn whose value is JSON `{"name": ..., "arguments": {...}}` (or a
+  list of them), an `observation` turn holding the tool's result, and a `tools` column holding a JSON string or
+  a list of function schemas;
+- OpenAI messages: an assistant turn with `tool_calls` (`[{"id", "type": "function", "function": {"name",
+  "arguments"}}]`, arguments a JSON string or an object), `tool` turns with `tool_call_id`, a `tools` list.
+An assistant tool call becomes `{"role": "assistant", "content": TEXT, "tool_calls": [{"id", "type": "function",
+"function": {"name", "arguments": {...}}}]}`, a result `{"role": "tool", "content": TEXT, "tool_call_id", "name"}`,
+and each tool `{"type": "function", "function": SCHEMA}`. Calls without an id get `call00001`-style ids (nine
+letters and digits, which Mistral's template demands) and each result the id of the call it answers, in order.
+
+Written (`plain_tool_messages`) for a template that cannot render tool calls (no `tool_calls` in it), the one
+fallback: the tool list is added to the system prompt between `<tools></tools>`, one JSON schema a line; each
+call is the assistant's text followed by `<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>` (one
+block per call, on its own line); the results of one step are a user turn, each as
+`<tool_response>\\nRESULT\\n</tool_response>`. The same conventions as Qwen2.5's and Hermes' own templates.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+Messages = list[dict[str, Any]]
+CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
+RESPONSE_OPEN, RESPONSE_CLOSE = "<tool_response>", "</tool_response>"
+TOOLS_INTRO = "You can call these tools (one JSON schema a line):"
+TOOLS_HOW = (f'To call a tool, answer with {CALL_OPEN}\n{{"name": TOOL, "arguments": {{...}}}}\n{CALL_CLOSE}; '
+             f"its result comes back as {RESPONSE_OPEN}\nRESULT\n{RESPONSE_CLOSE}.")
+
+
+class ToolDataError(ValueError):
+    """A tool field that cannot be read; the caller adds the file name and row number."""
+
+    def __init__(self, field_name: str, problem: str):
+        self.field_name, self.problem = field_name, problem
+        super().__init__(f"field '{field_name}' {problem}")
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def parse_tools(value: Any, where: str = "tools") -> list[dict]:
+    """A tools column (a JSON string or a list, of bare function schemas or {"type": "function", ...})."""
+    value = _json(value, where) if isinstance(value, str) else value
+    if value is None or value == "":
+        return []
+    if not isinstance(value, list) or not all(isinstance(tool, dict) for tool in value):
+        raise ToolDataError(where, 'must be a list of function schemas like [{"name": ..., "parameters": {...}}]')
+    tools = []
+    for index, tool in enumerate(value):
+        schema = tool.get("function", tool) if tool.get("type", "function") == "function" else tool
+        if not isinstance(schema, dict) or not isinstance(schema.get("name"), str) or not schema["name"]:
+            raise ToolDataError(f"{where}[{index}]", "has no 'name': give every tool a name")
+        tools.append({"type": "function", "function": schema})
+    return tools
+
+
+def calls_from_sharegpt(value: Any, where: str) -> list[dict]:
+    """The calls of a `function_call` turn: JSON {"name", "arguments"}, or a list of them."""
+    value = _json(value, where) if isinstance(value, str) else value
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise ToolDataError(where, 'is an empty list: write the call as {"name": ..., "arguments": {...}}')
+    return [_call(item, f"{where}[{index}]" if isinstance(value, list) else where) for index, item in enumerate(items)]
+
+
+def calls_from_openai(value: Any, where: str) -> list[dict]:
+    """An assistant turn's `tool_calls` (or legacy `function_call` object)."""
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise ToolDataError(where, "is an empty list: remove it or write the calls")
+    return [_call(item, f"{where}[{index}]") for index, item in enumerate(items)]
+
+
+def _call(item: Any, where: str) -> dict:
+    if not isinstance(item, dict):
+        raise ToolDataError(where, 'must be an object like {"name": ..., "arguments": {...}}')
+    function = item.get("function", item)
+    name = function.get("name") if isinstance(function, dict) else None
+    if not isinstance(name, str) or not name.strip():
+        raise ToolDataError(where, "has no function name: write the name of the tool called")
+    arguments = function.get("arguments", function.get("parameters", {}))
+    if isinstance(arguments, str):
+        arguments = _json(arguments, f"{where}.arguments") if arguments.strip() else {}
+    if not isinstance(arguments, dict):
+        raise ToolDataError(f"{where}.arguments", "must be a JSON object of argument names and values")
+    call: dict[str, Any] = {"type": "function", "function": {"name": name, "arguments": arguments}}
+    if item.get("id"):
+        call["id"] = str(item["id"])
+    return call
+
+
+def _json(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ToolDataError(where, f"is not valid JSON ({error.msg} at column {error.colno}): fix the JSON") from None
+
+
+def link_tool_results(messages: Messages) -> Messages:
+    """Every call with an id, every result with the id (and name) of the call it answers, in order."""
+    out, pending, counter = [], [], 0
+    for message in messages:
+        if message.get("tool_calls"):
+            calls = []
+            for call in message["tool_calls"]:
+                counter += 1
+                calls.append({"id": call.get("id") or f"call{counter:05d}", **call})
+            message = {**message, "tool_calls": calls}
+            pending = list(calls)
+        elif message["role"] == "tool":
+            answered = pending.pop(0) if pending else None
+            if answered is not None:
+                message = {"tool_call_id": answered["id"], "name": answered["function"]["name"], **message}
+        out.append(message)
+    return out
+
+
+def has_tool_turns(messages: Messages) -> bool:
+    return any(message.get("tool_calls") or message["role"] == "tool" for message in messages)
+
+
+# ---------------------------------------------------------------------------------------------- fallback
+
+
+def plain_tool_messages(messages: Messages, tools: list[dict] | None) -> Messages:
+    """The conversation with tools, calls and results written as text, for a template without tool support."""
+    out: Messages = []
+    if tools:
+        listing = "\n".join(json.dumps(tool["function"], ensure_ascii=False) for tool in tools)
+        text = f"{TOOLS_INTRO}\n<tools>\n{listing}\n</tools>\n{TOOLS_HOW}"
+        if messages and messages[0]["role"] == "system":
+            text = messages[0]["content"] + "\n\n" + text
+            messages = messages[1:]
+        out.append({"role": "system", "content": text})
+    for message in messages:
+        if message["role"] == "tool":
+            result = f"{RESPONSE_OPEN}\n{message['content']}\n{RESPONSE_CLOSE}"
+            if out and out[-1].get("tool_result"):
+                out[-1] = {**out[-1], "content": out[-1]["content"] + "\n" + result}
+            else:
+                out.append({"role": "user", "content": result, "tool_result": True})
+        elif message.get("tool_calls"):
+            blocks = [call_text(call) for call in message["tool_calls"]]
+            text = "\n".join(([message["content"]] if message.get("content") else []) + blocks)
+            out.append({key: value for key, value in message.items() if key != "tool_calls"} | {"content": text})
+        else:
+            out.append(message)
+    return [{key: value for key, value in message.items() if key != "tool_result"} for message in out]
+
+
+def call_text(call: dict) -> str:
+    function = call["function"]
+    body = json.dumps({"name": function["name"], "arguments": function["arguments"]}, ensure_ascii=False)
+    return f"{CALL_OPEN}\n{body}\n{CALL_CLOSE}"
