@@ -109,7 +109,7 @@ def default_dtype() -> str:
 
 def verification_prompts(config: RunConfig, tokenizer: Any, result: ExportResult, log: Log) -> list[Any]:
     """Token ids of a few whole conversations from the run's own data, rendered with its chat template."""
-    from engine.data import DataError, load_rows
+    from engine.data import DataError, chat_spans, load_rows
 
     try:
         rows, _ = load_rows(config.data)
@@ -118,11 +118,12 @@ def verification_prompts(config: RunConfig, tokenizer: Any, result: ExportResult
         rows = [{"messages": [{"role": "user", "content": text}]} for text in FALLBACK_PROMPTS]
         result.prompt_source = "built-in prompts"
     texts = []
-    for row in rows[:VERIFY_PROMPTS]:
+    for number, row in enumerate(rows[:VERIFY_PROMPTS], 1):
         if "text" in row:
             texts.append(row["text"])
-        else:
-            texts.append(tokenizer.apply_chat_template(row["messages"], tokenize=False))
+        else:  # rendered as training rendered it (a system prompt folded where the template rejects one, tools)
+            name = Path(config.data.path).name
+            texts.append(chat_spans(row["messages"], tokenizer, name, number, row.get("tools"))[0])
     result.verified_on = len(texts)
     return encode(tokenizer, texts)
 

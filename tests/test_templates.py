@@ -479,3 +479,15 @@ def test_template_limit_on_tool_calls_names_the_turn(tmp_path: Path, tokenizers:
     with pytest.raises(DataError, match=r"^tools\.json row 1, turn 3: the chat template fails on this conversation "
                                         r"\(This model only supports single tool-calls at once!\)"):
         tokenize_rows(rows, tokenizers["llama-3.1"], 4096, "truncate", source="tools.json")
+
+
+def test_export_verifies_on_rows_rendered_as_training_rendered_them(tmp_path: Path) -> None:
+    from engine.config import DataConfig, ModelConfig, RunConfig
+    from engine.export import ExportResult, verification_prompts
+
+    path = tmp_path / "system.json"
+    path.write_text(json.dumps([{"messages": CONVERSATIONS["multi+system"]}]), encoding="utf-8")
+    config = RunConfig(model=ModelConfig(name_or_path="unused"), data=DataConfig(path=str(path)), output_dir="unused")
+    tokenizer = family_tokenizer("gemma-2")  # rejects the system role: training folds it, so must verification
+    (ids,) = verification_prompts(config, tokenizer, ExportResult(state="running"), print)
+    assert tokenizer.decode(ids[0]).startswith("<bos><start_of_turn>user\nBe brief.\n\nWho are you?<end_of_turn>")
