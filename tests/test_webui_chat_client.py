@@ -1,17 +1,19 @@
 """The chat worker client (webui.chat_client) against a fake worker that speaks the JSON-lines protocol,
-and the Chat tab's 'ask before loading onto a busy GPU' rule."""
+the Chat tab's history as the worker receives it, and the Chat tab's 'ask before loading onto a busy GPU' rule."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import pytest
 
-from webui.chat_client import ChatClient, ChatError
+from webui.chat_client import ChatClient, ChatError, worker_messages
 
 FAKE_WORKER = r'''
 import json, sys
+received = open(sys.argv[1], "a")  # every generate request's messages, one JSON list a line
 print(json.dumps({"event": "ready"}), flush=True)
 loaded = False
 for line in sys.stdin:
@@ -20,11 +22,23 @@ for line in sys.stdin:
     def send(**m):
         print(json.dumps({"id": rid, **m}), flush=True)
     if op == "load":
-        loaded = True
-        send(event="loaded", model=req["model"], adapters=list(req["adapters"]), device="cpu")
+        loaded = req["model"] != "broken"  # a load that fails half way has unloaded the model before
+        if loaded:
+            send(event="loaded", model=req["model"], adapters=list(req["adapters"]), device="cpu")
+        else:
+            send(event="error", message="The worker cannot load broken.")
+    elif op == "status":
+        send(event="status", loaded=loaded)
     elif op == "generate":
         if not loaded:
             send(event="error", message="No model is loaded: send a load request first.")
+            continue
+        received.write(json.dumps(req["messages"]) + "\n"); received.flush()
+        if not all(isinstance(m.get("content"), str) for m in req["messages"]):  # as the engine's check_messages
+            send(event="error", message="Message 1 must be an object with role and content (a string).")
+            continue
+        if req["messages"][-1]["content"] == "fail":
+            send(event="error", message="Generation failed: boom.")
             continue
         words = ["Hello ", "from ", str(req["adapter"]), "."]
         for w in words:
@@ -45,7 +59,7 @@ for line in sys.stdin:
 def client(tmp_path: Path):
     script = tmp_path / "fake_worker.py"
     script.write_text(FAKE_WORKER)
-    chat = ChatClient(tmp_path / "worker.log", argv=lambda: [sys.executable, str(script)])
+    chat = ChatClient(tmp_path / "worker.log", argv=lambda: [sys.executable, str(script), str(tmp_path / "received")])
     yield chat
     chat.stop()
 
@@ -65,7 +79,7 @@ def test_worker_death_is_an_error_not_a_hang(client):
     client.load("base", {})
     with pytest.raises(ChatError, match="stopped"):
         client.call("crash")
-    assert not client.running
+    assert not client.running and client.loaded is None  # the model went with the worker
     client.load("base", {})  # a new worker starts on the next request
     assert client.running
 
@@ -80,3 +94,94 @@ def test_loading_asks_first_while_training_holds_the_gpu(tmp_path: Path, monkeyp
     status, confirm = chat.load(ctx, "run-1", "", mode="ask")
     assert "run-1 is training on the GPU" in status and confirm["visible"] is True
     assert not ctx.chat.running  # nothing was loaded
+
+
+def received(tmp_path: Path) -> list[list[dict]]:
+    """The messages of every generate request the fake worker got."""
+    return [json.loads(line) for line in (tmp_path / "received").read_text().splitlines()]
+
+
+def chatbot_round_trip(history: list[dict]) -> list[dict]:
+    """What a Chat tab handler gets back from gr.Chatbot for a history it sent to the page (gradio's own code)."""
+    import gradio as gr
+
+    chatbot = gr.Chatbot()
+    return chatbot.preprocess(chatbot.postprocess(history))
+
+
+def test_chatbot_history_becomes_plain_messages():
+    from webui.tabs.chat import text_message
+
+    history = chatbot_round_trip([text_message("user", "Who are you?"), text_message("assistant", "  I am Zork.\n"),
+                                  {"role": "user", "content": "plain"},
+                                  {"role": "assistant", "content": "thinking", "metadata": {"title": "Tool"}}])
+    assert not isinstance(history[0]["content"], str)  # gradio 6 hands back a list of parts
+    assert worker_messages(history) == [
+        {"role": "user", "content": "Who are you?"},
+        {"role": "assistant", "content": "  I am Zork.\n"},  # kept exactly as the model wrote it
+        {"role": "user", "content": "plain"},
+        {"role": "assistant", "content": "thinking"},
+    ]
+    parts = [{"type": "text", "text": "Look at"}, {"type": "file", "file": {"path": "/x.png"}}, {"type": "text",
+                                                                                                 "text": "this."}]
+    assert worker_messages([{"role": "user", "content": parts}]) == [{"role": "user", "content": "Look at\nthis."}]
+
+
+@pytest.fixture
+def chat_ctx(tmp_path: Path, client):
+    from webui.context import AppContext
+
+    ctx = AppContext.create(tmp_path / "ws")
+    ctx.chat = client
+    return ctx
+
+
+def ask(ctx, text: str, tuned: list, base: list, side_by_side: bool = False) -> tuple:
+    """The Chat tab's send handler, run to its last update: (message box, tuned pane, base pane)."""
+    from webui.tabs import chat
+
+    *_, last = chat.respond(ctx, text, tuned, base, side_by_side, "", 32, 0.0, 1.0, 50, 1.0, 0)
+    return last
+
+
+def test_second_message_sends_the_history_as_strings(chat_ctx, tmp_path: Path):
+    chat_ctx.chat.load("base", {"tuned": "/runs/x"})
+    box, tuned, base = ask(chat_ctx, "Who are you?", [], [], side_by_side=True)
+    assert box == "" and len(tuned) == len(base) == 2
+    box, tuned, base = ask(chat_ctx, "What is your name?", chatbot_round_trip(tuned), chatbot_round_trip(base), True)
+    assert box == "" and [m["role"] for m in tuned] == ["user", "assistant"] * 2 and len(base) == 4
+    tuned_request, base_request = received(tmp_path)[-2:]  # each pane sends its own history
+    for request, adapter in ((tuned_request, "tuned"), (base_request, None)):
+        assert request == [{"role": "user", "content": "Who are you?"},
+                           {"role": "assistant", "content": f"Hello from {adapter}."},
+                           {"role": "user", "content": "What is your name?"}]
+
+
+def test_worker_error_keeps_the_conversation(chat_ctx):
+    chat_ctx.chat.load("base", {"tuned": "/runs/x"})
+    _, tuned, base = ask(chat_ctx, "Who are you?", [], [], side_by_side=True)
+    tuned, base = chatbot_round_trip(tuned), chatbot_round_trip(base)
+    with pytest.warns(UserWarning, match="Generation failed: boom."):
+        box, tuned_after, base_after = ask(chat_ctx, "fail", tuned, base, side_by_side=True)
+    assert box == "fail" and tuned_after == tuned and base_after == base  # the message stays in the box to resend
+    with pytest.raises(ChatError, match="stopped"):
+        chat_ctx.chat.call("crash")  # the worker dies, and its model with it
+    with pytest.warns(UserWarning, match="No model is loaded: choose a finished run and press Load."):
+        ask(chat_ctx, "What is your name?", tuned, [])
+
+
+def test_no_model_loaded_says_so_and_keeps_the_conversation(chat_ctx):
+    from webui.tabs import chat
+
+    history = chatbot_round_trip([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])
+    with pytest.warns(UserWarning, match="No model is loaded: choose a finished run and press Load."):
+        updates = list(chat.respond(chat_ctx, "again", history, [], False, "", 32, 0.0, 1.0, 50, 1.0, 0))
+    assert all(u["__type__"] == "update" and len(u) == 1 for u in updates[-1])  # gr.skip(): nothing changes
+    assert not chat_ctx.chat.running  # no worker was started for it
+
+
+def test_failed_load_forgets_a_model_the_worker_no_longer_holds(client):
+    client.load("base", {"tuned": "/runs/x"})
+    with pytest.raises(ChatError, match="cannot load"):
+        client.load("broken", {})
+    assert client.loaded is None

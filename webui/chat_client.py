@@ -31,6 +31,28 @@ class ChatError(RuntimeError):
     """The worker refused a request or died; the message is one sentence for the page."""
 
 
+def content_text(content: Any) -> str:
+    """The text of one message's content as a chat UI holds it: a string, one part, or a list of parts.
+
+    Gradio's Chatbot sends its history back with content as a list of parts ({"type": "text", "text": ...},
+    {"type": "file", ...}, {"type": "component", ...}); the models here read text only, so text parts are joined
+    and other parts dropped. Anything else is returned unchanged for the worker to refuse in one sentence.
+    """
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return content.get("text", "") if content.get("type", "text") == "text" else ""
+    if isinstance(content, list):
+        return "\n".join(part for part in map(content_text, content) if part)
+    return content
+
+
+def worker_messages(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A chat UI's history -> the worker's messages: {role, content as a string}; metadata and options dropped."""
+    return [{"role": message.get("role"), "content": content_text(message.get("content"))}
+            if isinstance(message, dict) else message for message in history]
+
+
 class ChatClient:
     def __init__(self, log_path: Path, repo_root: Path = REPO_ROOT,
                  argv: Callable[[], list[str]] = lambda: engine_argv("chat", "--worker")):
@@ -83,8 +105,10 @@ class ChatClient:
             target = self._pending.get(message.get("id"))
             if target is not None:
                 target.put(message)
-        # EOF: the worker is gone; every waiting request gets an error instead of hanging.
+        # EOF: the worker is gone, and its model with it; every waiting request gets an error instead of hanging.
         code = proc.wait()
+        if self._proc is proc:
+            self.loaded = None
         for target in list(self._pending.values()):
             target.put({"event": "error", "message": f"The chat worker stopped (exit code {code})."})
 
@@ -135,7 +159,13 @@ class ChatClient:
     def load(self, model: str, adapters: dict[str, str], bits: int | None = None,
              cpu_only: bool = False) -> dict[str, Any]:
         self.start(cpu_only)
-        self.loaded = self.call("load", model=model, adapters=adapters, bits=bits)
+        try:
+            self.loaded = self.call("load", model=model, adapters=adapters, bits=bits)
+        except ChatError:
+            # a load that failed half way has unloaded the model before; one refused at once kept it
+            if not self.running or not self.call("status").get("loaded"):
+                self.loaded = None
+            raise
         return self.loaded
 
     def unload(self) -> None:
@@ -143,10 +173,14 @@ class ChatClient:
             self.call("unload")
         self.loaded = None
 
-    def generate(self, messages: list[dict[str, str]], adapter: str | None, **sampling: Any) -> Iterator[str]:
-        """Yield the reply so far after every chunk; the last value is the full reply."""
+    def generate(self, messages: list[dict[str, Any]], adapter: str | None, **sampling: Any) -> Iterator[str]:
+        """Yield the reply so far after every chunk; the last value is the full reply.
+
+        `messages` may be a chat UI's history (content as a list of parts): see worker_messages.
+        """
         if self.loaded is None:
             raise ChatError("No model is loaded: load a run or an adapter first.")
+        messages = worker_messages(messages)
         with self._generate_lock:
             text = ""
             for message in self.request("generate", messages=messages, adapter=adapter, **sampling):

@@ -13,7 +13,7 @@ import gradio as gr
 from engine.rundir import RunDir, read_json
 from webui.chat_client import ChatError
 from webui.context import AppContext
-from webui.i18n import failure, t
+from webui.i18n import failure, message, t
 from webui.paths import PathError
 from webui.runs import read_config
 from webui.tabs.train_handlers import words
@@ -67,28 +67,48 @@ def resolve_source(ctx: AppContext, run: str | None, adapter_dir: str,
     return read_config(run_dir)["model"]["name_or_path"], {TUNED: str(run_dir.path)}
 
 
+def loaded_status(ctx: AppContext, say: Callable[..., str]) -> str:
+    """The status line for what the worker holds now."""
+    loaded = ctx.chat.loaded
+    if loaded is None:
+        return say("chat.msg.no_model")
+    names = ", ".join(loaded.get("adapters") or []) or say("chat.msg.no_adapters")
+    model = Path(str(loaded.get("model") or "?")).name
+    return say("chat.msg.loaded", model=model, device=loaded.get("device", "?"), adapters=names)
+
+
 def load(ctx: AppContext, run: str | None, adapter_dir: str, mode: str = "ask",
          request: gr.Request | None = None) -> tuple[str, Any]:
-    """mode: 'ask' (asks when training holds the GPU), 'gpu' (load anyway) or 'cpu'."""
+    """mode: 'ask' (asks when training holds the GPU), 'gpu' (load anyway) or 'cpu'.
+
+    Raises PathError or ChatError, one sentence each, when the source or the load fails."""
     say = words(request)
     if mode == "ask" and ctx.runs.active() and ctx.gpu_present():
         return say("chat.msg.gpu_busy", run=ctx.runs.active()), gr.update(visible=True)
-    try:
-        base, adapters = resolve_source(ctx, run, adapter_dir, say)
-        loaded = ctx.chat.load(base, adapters, cpu_only=(mode == "cpu"))
-    except (PathError, ChatError) as error:
-        raise failure(request, str(error)) from None
-    names = ", ".join(loaded.get("adapters") or []) or say("chat.msg.no_adapters")
-    model = Path(str(loaded.get("model") or base)).name
-    status = say("chat.msg.loaded", model=model, device=loaded.get("device", "?"), adapters=names)
-    return status, gr.update(visible=False)
+    base, adapters = resolve_source(ctx, run, adapter_dir, say)
+    ctx.chat.load(base, adapters, cpu_only=(mode == "cpu"))
+    return loaded_status(ctx, say), gr.update(visible=False)
 
 
-def loader(mode: str) -> Callable[..., tuple[str, Any]]:
-    """The click handler of one load button (a named parameter, not functools.partial: gradio must see `request`)."""
+def loader(mode: str) -> Callable[..., Iterator[tuple[str, Any]]]:
+    """The click handler of one load button (a named parameter, not functools.partial: gradio must see `request`).
 
-    def handler(ctx: AppContext, run: str | None, adapter_dir: str, request: gr.Request) -> tuple[str, Any]:
-        return load(ctx, run, adapter_dir, mode, request)
+    It says "Loading" at once, and it runs in the chat's concurrency group: a message sent meanwhile waits in
+    the queue behind the load and is answered by the model being loaded. A failure leaves the status line saying
+    what is loaded now (a failed load may have replaced the model before) and the reason in a toast.
+    """
+
+    def handler(ctx: AppContext, run: str | None, adapter_dir: str,
+                request: gr.Request) -> Iterator[tuple[str, Any]]:
+        say = words(request)
+        source = (adapter_dir or "").strip() or run
+        if source:
+            yield say("chat.msg.loading", source=Path(source).name), gr.update(visible=False)
+        try:
+            yield load(ctx, run, adapter_dir, mode, request)
+        except (PathError, ChatError) as error:
+            warn(request, str(error))
+            yield loaded_status(ctx, say), gr.update(visible=False)
 
     return handler
 
@@ -101,28 +121,50 @@ def unload(ctx: AppContext, request: gr.Request | None = None) -> str:
     return words(request)("chat.msg.unloaded")
 
 
+def warn(request: gr.Request | None, text: str) -> None:
+    """A toast that leaves every component as it is (gr.Error would put the outputs in an error state)."""
+    gr.Warning(text, title=message(request, "msg.error_title"))
+
+
+def text_message(role: str, text: str) -> dict[str, Any]:
+    """A Chatbot message holding `text` exactly: as a text part, not a plain string, which the Chatbot would pass
+    through inspect.cleandoc (stripping the reply's edges and indentation), so the next turn would show the model
+    a history it did not write."""
+    return {"role": role, "content": [{"type": "text", "text": text}]}
+
+
 def respond(ctx: AppContext, text: str, tuned: list, base: list, side_by_side: bool, system: str,
             max_new_tokens: float, temperature: float, top_p: float, top_k: float, repetition_penalty: float,
             seed: float, request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
-    """Stream the fine-tuned reply, then (side by side) the base model's reply to the same history."""
+    """Stream the fine-tuned reply, then (side by side) the base model's reply to the same history.
+
+    When the reply cannot be made (no model loaded, the worker refuses or stops), a toast says why, and the
+    panes go back to the conversation before this message, which stays in the box to send again.
+    """
     if not (text or "").strip():
+        return
+    if ctx.chat.loaded is None:
+        warn(request, message(request, "chat.msg.no_model"))
+        yield gr.skip(), gr.skip(), gr.skip()
         return
     sampling = {"system": system or None, "max_new_tokens": int(max_new_tokens), "temperature": float(temperature),
                 "top_p": float(top_p), "top_k": int(top_k), "repetition_penalty": float(repetition_penalty),
                 "seed": int(seed)}
     has_adapter = bool((ctx.chat.loaded or {}).get("adapters"))
-    tuned = tuned + [{"role": "user", "content": text}, {"role": "assistant", "content": ""}]
-    base = base + [{"role": "user", "content": text}, {"role": "assistant", "content": ""}] if side_by_side else base
-    columns = [(tuned, TUNED if has_adapter else None)] + ([(base, None)] if side_by_side else [])
+    turn = [text_message("user", text), text_message("assistant", "")]
+    new_tuned = tuned + turn
+    new_base = base + turn if side_by_side else base
+    columns = [(new_tuned, TUNED if has_adapter else None)] + ([(new_base, None)] if side_by_side else [])
     try:
         for history, adapter in columns:
-            prompt = [{"role": m["role"], "content": m["content"]} for m in history[:-1]]
-            for reply in ctx.chat.generate(prompt, adapter, **sampling):
-                history[-1] = {"role": "assistant", "content": reply}
-                yield "", tuned, base
+            for reply in ctx.chat.generate(history[:-1], adapter, **sampling):
+                history[-1] = text_message("assistant", reply)
+                yield "", new_tuned, new_base
     except ChatError as error:
-        raise failure(request, str(error)) from None
-    yield "", tuned, base
+        warn(request, str(error))
+        yield text, tuned, base
+        return
+    yield "", new_tuned, new_base
 
 
 def build_sampling() -> list[gr.components.Component]:
@@ -167,8 +209,8 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
     for button, mode in ((tab.load, "ask"), (tab.load_gpu, "gpu"), (tab.load_cpu, "cpu")):
         # No gr.State here: a component created outside the Tab would land in gr.Tabs as a phantom tab.
         button.click(bind(loader(mode), ctx), [tab.run, tab.adapter_dir],
-                     [tab.status, tab.confirm_row])
-    tab.unload.click(bind(unload, ctx), None, tab.status)
+                     [tab.status, tab.confirm_row], concurrency_limit=1, concurrency_id="chat")
+    tab.unload.click(bind(unload, ctx), None, tab.status, concurrency_limit=1, concurrency_id="chat")
     tab.side_by_side.change(lambda on: gr.update(visible=on), tab.side_by_side, tab.base_chat)
     inputs = [tab.message, tab.tuned_chat, tab.base_chat, tab.side_by_side, tab.system, *tab.sampling]
     gr.on([tab.send.click, tab.message.submit], bind(respond, ctx), inputs,
