@@ -87,16 +87,21 @@ def test_method_options_show_what_the_run_does(page):
     assert bits_shown(page)[1] == "16-bit"  # lora, as the page opens
     for method in ("qlora", "dora", "prefix", "lora"):
         pick(page, "#wb-method", method)
-        bits = previewed_config(page, method)["method"]["bits"]
-        if method == "prefix":
-            assert not page.locator("#f-method-bits").is_visible() and bits is None
-        else:
-            labels, checked = bits_shown(page)
-            assert checked == f"{bits or 16}-bit", (method, checked, bits)  # the radio says what the run loads
+        page.wait_for_function("([id, shown]) => (document.getElementById(id)?.offsetParent != null) === shown",
+                               arg=["f-method-bits", method != "prefix"])
         if method == "qlora":
-            assert "16-bit" not in labels and checked == "4-bit"
+            page.wait_for_selector("#f-method-bits label:has(input:checked):has-text('4-bit')", timeout=20_000)
+            labels, checked = bits_shown(page)
+            assert "16-bit" not in labels and checked == "4-bit", (labels, checked)  # qlora loads 4-bit
             shot(page, "form-qlora")
         assert squeezed_options(page) == [], method
+        bits = previewed_config(page, method)["method"]["bits"]
+        if method != "prefix":
+            assert bits_shown(page)[1] == f"{bits or 16}-bit", (method, bits)  # the radio says what the run loads
+        else:
+            assert bits is None
+    # switching methods never sent a bits value the radio no longer offers ("... not in the list of choices")
+    assert page.locator("[data-testid=toast-body]").all_inner_texts() == []
 
 
 def test_offline_hub_id_fails_at_once_without_another_models_figures(page):

@@ -105,6 +105,9 @@ def test_save_form_to_yaml_and_load_it_back(tmp_path: Path, data_file: Path):
     assert "num_virtual_tokens: 7" in yaml_text
     h.save_config(ctx, "exp1", *args)
     loaded = h.load_saved_config(ctx, str(ctx.configs / "exp1.yaml"))
+    bits = loaded[4 + forms.FIELD_KEYS.index("method.bits")]
+    assert [value for _, value in bits["choices"]] == list(forms.bits_choices("prompt"))  # with the method's choices
+    loaded[4 + forms.FIELD_KEYS.index("method.bits")] = bits["value"]
     assert loaded[0] == "tiny" and loaded[1]["value"] == str(dataset) and loaded[2:4] == ["alpaca", "prompt"]
     assert dict(zip(forms.FIELD_KEYS, loaded[4:])) == {**values, "train.epochs": loaded[4 + forms.FIELD_KEYS.index("train.epochs")]}
     with pytest.raises(Exception, match="outside the workspace"):

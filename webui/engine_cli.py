@@ -63,6 +63,8 @@ def run_json(args: list[str], timeout: float = 180.0, env: dict[str, str] | None
 
 def inspect_args(path: Path, *, data_format: str = "auto", model: str | None = None, cutoff_len: int | None = None,
                  overlength: str | None = None) -> list[str]:
+    """`inspect-data` of a dataset: format, rows, preview, one rendered example with its trained spans, token
+    lengths (with `model`'s tokenizer, where given)."""
     args = ["inspect-data", "--data", str(path)]
     if data_format and data_format != "auto":
         args += ["--format", data_format]
@@ -73,13 +75,6 @@ def inspect_args(path: Path, *, data_format: str = "auto", model: str | None = N
     if overlength:
         args += ["--overlength", overlength]
     return args
-
-
-def inspect_data(path: Path, *, data_format: str = "auto", model: str | None = None,
-                 cutoff_len: int | None = None, overlength: str | None = None) -> dict[str, Any]:
-    """Format, rows, preview, one rendered example with its trained spans, token lengths."""
-    return run_json(inspect_args(path, data_format=data_format, model=model, cutoff_len=cutoff_len,
-                                 overlength=overlength))
 
 
 def plan(config_path: Path, env: dict[str, str] | None = None) -> dict[str, Any]:

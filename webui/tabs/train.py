@@ -182,16 +182,23 @@ def wire_train_tab(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
           [tab.data_summary, tab.preview, tab.example, tab.histogram, tab.over_cutoff], trigger_mode="always_last")
     tab.fields[forms.STOP_BY].change(lambda by: (gr.update(visible=by == "epochs"), gr.update(visible=by == "steps")),
                                      tab.fields[forms.STOP_BY], [tab.fields["train.epochs"], tab.fields["train.max_steps"]])
-    tab.method.change(h.method_visibility, [tab.method, tab.fields["method.bits"]],
-                      [tab.fields[f.key] for f in forms.METHOD_FIELDS])
-    plan_triggers = [app.load, tab.model.change, tab.dataset.change, tab.method.change] + [
+    # A new method's count and preview run after its options are shown: the bits radio's choices change with the
+    # method, and gradio refuses a value that is not among them.
+    method_shown = tab.method.change(h.method_visibility, [tab.method, tab.fields["method.bits"]],
+                                     [tab.fields[f.key] for f in forms.METHOD_FIELDS])
+    plan_triggers = [app.load, tab.model.change, tab.dataset.change] + [
         tab.fields[k].change for k in forms.COUNT_FIELDS]
     # Every change starts its own count at once (most are counted from config.json in microseconds); an answer
     # that comes back after a newer request of the same visitor is dropped (h.count_trainable).
-    gr.on(plan_triggers, bind(h.count_trainable, ctx), form, tab.trainable, trigger_mode="multiple",
-          concurrency_limit=None, show_progress="hidden")
-    gr.on([app.load] + [c.change for c in form] + [tab.config_name.change], bind(h.preview, ctx),
-          [tab.config_name, *form], [tab.yaml, tab.command], trigger_mode="always_last", show_progress="hidden")
+    count = {"fn": bind(h.count_trainable, ctx), "inputs": form, "outputs": tab.trainable,
+             "concurrency_limit": None, "show_progress": "hidden"}
+    gr.on(plan_triggers, trigger_mode="multiple", **count)
+    method_shown.then(**count)
+    preview = {"fn": bind(h.preview, ctx), "inputs": [tab.config_name, *form], "outputs": [tab.yaml, tab.command],
+               "show_progress": "hidden"}
+    gr.on([app.load] + [c.change for c in form if c is not tab.method] + [tab.config_name.change],
+          trigger_mode="always_last", **preview)
+    method_shown.then(**preview)
     tab.save.click(bind(h.save_config_clicked, ctx), [tab.config_name, *form], tab.saved)
     tab.load.click(bind(h.load_saved_config, ctx), tab.saved, form)
     tab.start.click(bind(h.start, ctx), [tab.run_name, *form], [tab.current, tab.run_name]).then(

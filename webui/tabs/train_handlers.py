@@ -278,6 +278,8 @@ def load_saved_config(ctx: AppContext, path: str | None, request: gr.Request | N
     if str(data) not in [c[1] for c in choices]:
         choices.append((data.name, str(data)))
     values = forms.from_config(config)
+    # the bits radio gets the loaded method's choices with its value, so the two never disagree
+    values["method.bits"] = gr.update(value=values["method.bits"], choices=bits_radio_choices(config.method.name))
     return [config.model.name_or_path, gr.update(choices=choices, value=str(data)), config.data.format,
             config.method.name] + [values[key] for key in forms.FIELD_KEYS]
 
