@@ -84,7 +84,7 @@ def test_upload_is_copied_under_a_safe_name(tmp_path: Path):
     source.write_text('{"text": "x"}\n')
     saved = datasets.save_upload(source, tmp_path / "uploads")
     assert saved.parent == tmp_path / "uploads" and re.fullmatch(r"[A-Za-z0-9._-]+", saved.name)
-    assert datasets.save_upload(source, tmp_path / "uploads").name != saved.name
+    assert datasets.save_upload(source, tmp_path / "uploads") == saved  # the same bytes again: no second copy
     bad = tmp_path / "x.exe"
     bad.write_text("")
     with pytest.raises(PathError):
@@ -94,8 +94,8 @@ def test_upload_is_copied_under_a_safe_name(tmp_path: Path):
 def test_example_segments_and_histogram():
     report = {"example": {"text": "user: hi\nassistant: hello", "spans": [[20, 25]]}}
     assert datasets.example_segments(report) == [("user: hi\nassistant: ", None), ("hello", "trained")]
-    rows = datasets.length_histogram([5, 6, 7, 100], cutoff_len=50, bins=4)
-    assert sum(r["rows"] for r in rows) == 4 and rows[-1]["fits"] == "over cutoff"
+    rows = datasets.length_histogram([5, 6, 7, 100], cutoff_len=50)
+    assert sum(r["rows"] for r in rows) == 4 and rows[-1] == {"tokens": "91–100", "rows": 1, "fits": "over cutoff"}
 
 
 def test_launch_options_and_exposure_warning():

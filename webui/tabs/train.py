@@ -81,8 +81,9 @@ def build_data_panel(ctx: AppContext, starter: RunConfig | None) -> dict:
     with gr.Row():
         example = gr.HighlightedText(label=t("train.example"), color_map={"trained": "green"}, visible=False,
                                      elem_id="wb-example", scale=3)
+        # bin labels turned so that a dozen ranges like "1025–1152" stay readable side by side; bars start at 0
         histogram = gr.BarPlot(x="tokens", y="rows", color="fits", label=t("train.lengths"), visible=False,
-                               sort=None, scale=2)
+                               sort=None, x_label_angle=-45, y_lim=[0, None], elem_id="wb-lengths", scale=2)
     over_cutoff = gr.Markdown(visible=False, elem_id="wb-over-cutoff")
     return {"upload": upload, "dataset": dataset, "data_format": data_format, "data_summary": data_summary,
             "preview": preview, "example": example, "histogram": histogram, "over_cutoff": over_cutoff}
@@ -174,6 +175,7 @@ def wire_train_tab(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
     gr.on([app.load, tab.model.change], bind(h.show_model, ctx), tab.model, tab.model_info)
     app.load(h.plot_titles, None, tab.loss)
     tab.upload.upload(bind(h.upload_dataset, ctx), tab.upload, tab.dataset)
+    app.load(bind(h.list_datasets, ctx), None, tab.dataset)  # uploads of earlier visits and other visitors
     inspect_inputs = [tab.model, tab.dataset, tab.data_format, tab.fields["train.cutoff_len"],
                       tab.fields["data.overlength"]]
     # app.load too: the page opens with the starter dataset chosen, whose summary must show without a change

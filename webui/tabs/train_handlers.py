@@ -27,6 +27,7 @@ from webui.runs import RunError, tail_lines
 from webui.widgets import bits_radio_choices
 
 NEW_RUN = "NEW_RUN"
+FITS_COLOUR, OVER_COLOUR = "#4c78a8", "#e45756"  # the token-length histogram's two bar colours
 
 
 @dataclass
@@ -83,6 +84,11 @@ def upload_dataset(ctx: AppContext, temp_path: str | None, request: gr.Request |
     return gr.update(choices=dataset_choices(ctx.uploads, ctx.assets), value=str(saved))
 
 
+def list_datasets(ctx: AppContext) -> Any:
+    """The dataset dropdown's choices as the workspace holds them now (the chosen file stays chosen)."""
+    return gr.update(choices=dataset_choices(ctx.uploads, ctx.assets))
+
+
 def inspect(ctx: AppContext, model: str, dataset: str | None, data_format: str, cutoff_len: float,
             overlength: str, request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
     """Summary, preview table, rendered example, length histogram, over-cutoff line (or the one error).
@@ -120,12 +126,11 @@ def inspection_view(report: dict[str, Any], cutoff_len: float, request: gr.Reque
     if over is not None:
         key = "msg.over_cutoff_drop" if report.get("overlength") == "drop" else "msg.over_cutoff_truncate"
         over_text = message(request, key, n=over, cutoff=int(cutoff_len or 0))
-    histogram = pd.DataFrame(length_histogram(lengths, int(cutoff_len or 0)), columns=["tokens", "rows", "fits"])
     return (
         summary,
         gr.update(value={"headers": headers, "data": rows}, visible=True),
         example_view(report, request),
-        gr.update(value=histogram, visible=bool(lengths)),
+        length_chart(lengths, int(cutoff_len or 0), request),
         gr.update(value=over_text, visible=bool(over_text)),
     )
 
@@ -135,6 +140,19 @@ def example_view(report: dict[str, Any], request: gr.Request | None) -> Any:
     trained = message(request, "msg.trained")
     segments = [(text, trained if label == "trained" else label) for text, label in example_segments(report)]
     return gr.update(value=segments, color_map={trained: "green"}, visible=bool(report.get("example")))
+
+
+def length_chart(lengths: list[int], cutoff_len: int, request: gr.Request | None) -> Any:
+    """The token-length histogram: every row in a bin, bins in numeric order, coloured by fits/over cutoff.
+
+    Sort, colours and titles go with every update: gradio redraws the chart's axes and colour scale only
+    when one of its options changes, and a new cutoff changes the legend title."""
+    say = words(request)
+    fits, over = say("plot.fits"), say("plot.over_cutoff")
+    table = pd.DataFrame(length_histogram(lengths, cutoff_len, fits=fits, over=over), columns=["tokens", "rows", "fits"])
+    return gr.update(value=table, visible=bool(lengths), sort=list(dict.fromkeys(table["tokens"])),
+                     color_map={fits: FITS_COLOUR, over: OVER_COLOUR}, x_title=say("plot.tokens"),
+                     y_title=say("plot.rows"), color_title=say("plot.cutoff", cutoff=cutoff_len))
 
 
 def method_visibility(method: str, bits: Any) -> list[Any]:
