@@ -50,7 +50,8 @@ def test_cutoff_is_a_bin_edge_so_colours_are_exact(lengths: list[int], cutoff: i
 
 def test_edges_are_round_when_the_cutoff_is():
     bins = length_bins(STARTER_LENGTHS, 64)
-    assert [b.label for b in bins] == ["41–48", "49–56", "57–64", "65–72", "73–80", "81–88", "89–96", "97–104"]
+    assert [b.label for b in bins] == ["41–48", "49–56", "57–64", "65–72", "73–80", "81–88", "89–96",
+                                       "97–104"]
     assert [b.rows for b in bins] == [9, 14, 2, 0, 3, 5, 5, 2]  # empty bins stay, so the axis is to scale
     for lengths, cutoff in [(long_tailed(1000, 0), 256), (long_tailed(1000, 1), 512), (STARTER_LENGTHS, 1024)]:
         width = bins_width(length_bins(lengths, cutoff))
