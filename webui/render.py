@@ -13,6 +13,11 @@ from webui.monitor import RunSnapshot
 from webui.runs import RunInfo
 
 LOSS_COLUMNS = ["step", "loss", "series"]
+LOSS_TYPES = {"step": "int64", "loss": "float64", "series": "string"}
+# (train, eval) colours of each overlaid run, in selection order: a dark and a light shade of one hue.
+RUN_COLORS = [("#1d4ed8", "#60a5fa"), ("#c2410c", "#fb923c"), ("#15803d", "#4ade80"), ("#7e22ce", "#c084fc"),
+              ("#b91c1c", "#f87171"), ("#0f766e", "#2dd4bf"), ("#be185d", "#f472b6"), ("#b45309", "#fbbf24"),
+              ("#374151", "#9ca3af")]
 
 
 def _english(key: str, **values: Any) -> str:
@@ -59,15 +64,40 @@ def progress_html(snap: RunSnapshot | None, text: Callable[..., str] | None = No
     )
 
 
+def series_name(run: str, kind: str, several: bool) -> str:
+    """The legend entry of one curve: "train"/"eval" for a lone run, "RUN · train" when runs are overlaid."""
+    return f"{run} · {kind}" if several else kind
+
+
 def loss_frame(snaps: dict[str, RunSnapshot]) -> pd.DataFrame:
-    """Long-format losses for a LinePlot: one series per (run, train/eval)."""
+    """Long-format losses for a LinePlot: one series per (run, train/eval).
+
+    The columns are typed even when empty: the plot takes its axis types from the first frame it draws,
+    and an empty object column reads as categorical (steps and losses on a point scale).
+    """
     rows: list[tuple[int, float, str]] = []
     several = len(snaps) > 1
     for name, snap in snaps.items():
-        prefix = f"{name} " if several else ""
-        rows += [(step, loss, f"{prefix}train") for step, loss in snap.train_loss]
-        rows += [(step, loss, f"{prefix}eval") for step, loss in snap.eval_loss]
-    return pd.DataFrame(rows, columns=LOSS_COLUMNS)
+        rows += [(step, loss, series_name(name, "train", several)) for step, loss in snap.train_loss]
+        rows += [(step, loss, series_name(name, "eval", several)) for step, loss in snap.eval_loss]
+    return pd.DataFrame(rows, columns=LOSS_COLUMNS).astype(LOSS_TYPES)
+
+
+def loss_colors(snaps: dict[str, RunSnapshot]) -> dict[str, str]:
+    """Series -> colour for the series loss_frame(snaps) holds: one hue per run, eval a lighter shade of it.
+
+    Every series drawn must be named here: gradio's plot fixes its colour domain when it builds the chart,
+    and rebuilds the chart only when this map changes; a series missing from the domain is drawn invisible.
+    """
+    colors: dict[str, str] = {}
+    several = len(snaps) > 1
+    for index, (name, snap) in enumerate(snaps.items()):
+        train, evaluation = RUN_COLORS[index % len(RUN_COLORS)]
+        if snap.train_loss:
+            colors[series_name(name, "train", several)] = train
+        if snap.eval_loss:
+            colors[series_name(name, "eval", several)] = evaluation
+    return colors
 
 
 def log_text(snap: RunSnapshot | None, stdout_tail: str = "") -> str:

@@ -4,13 +4,15 @@ model zip and the adapter zip (or, for methods that cannot merge, the reason and
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from webui.context import AppContext
+from webui.exports import ExportJob
 from webui.i18n import failure, t
 from webui.paths import PathError
 from webui.runs import RunError
@@ -57,17 +59,27 @@ def export(ctx: AppContext, run: str | None, dtype: str, shard_gb: float,
         failed = say("export.msg.failed", error=result.get("error"))
         yield f"<span class='wb-error'>{failed}</span>", "\n".join(job.lines), hidden, hidden
         return
-    merged, adapter = ctx.exports.download_paths(job)
-    if result.get("merged"):
-        status = say("export.msg.done", out=result.get("out"))
-    else:
-        status = say("export.msg.not_mergeable", reason=result.get("reason"))
-    yield (
-        status,
-        "\n".join(job.lines),
-        gr.update(value=str(merged), visible=True) if merged else hidden,
-        gr.update(value=str(adapter), visible=True) if adapter else hidden,
-    )
+    status, merged_zip, adapter_zip = downloads(ctx, job, say)
+    yield status, "\n".join(job.lines), merged_zip, adapter_zip
+
+
+def downloads(ctx: AppContext, job: ExportJob, say: Callable[..., str]) -> tuple[str, Any, Any]:
+    """The status line and the two download buttons of a completed export.
+
+    A merged export offers the merged model and the adapter. A method that cannot merge (prefix, prompt,
+    P-tuning) exported the adapter itself (with HOW_TO_LOAD.md): it is offered once, as the adapter, beside
+    the reason, and the merged-model button stays hidden.
+    """
+    export_zip, adapter_zip = ctx.exports.download_paths(job)
+    if not job.result.get("merged"):
+        status = say("export.msg.not_mergeable", reason=job.result.get("reason"))
+        return status, gr.update(visible=False), download(export_zip or adapter_zip)
+    return say("export.msg.done", out=job.result.get("out")), download(export_zip), download(adapter_zip)
+
+
+def download(path: Path | None) -> Any:
+    """A download button offering `path`, hidden when there is none."""
+    return gr.update(value=str(path), visible=True) if path else gr.update(visible=False)
 
 
 def build_export_tab(ctx: AppContext, app: gr.Blocks) -> ExportTab:

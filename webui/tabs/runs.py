@@ -9,10 +9,12 @@ from typing import Any
 import gradio as gr
 
 from engine.rundir import RunDir
+from webui.confirm import Confirm, ask, build_confirm, closed
 from webui.context import AppContext
-from webui.i18n import failure, t
+from webui.i18n import failure, message, t
 from webui.paths import PathError
-from webui.render import RUN_HEADERS, config_diff_html, log_text, loss_frame, progress_html, runs_rows
+from webui.plots import colour_state
+from webui.render import RUN_HEADERS, config_diff_html, log_text, loss_colors, loss_frame, progress_html, runs_rows
 from webui.runs import RunError, read_config, tail_lines
 from webui.tabs.train_handlers import plot_titles, words
 from webui.wiring import bind
@@ -25,12 +27,14 @@ class RunsTab:
     refresh: gr.Button
     stop: gr.Button
     delete: gr.Button
+    confirm_delete: Confirm
     progress: gr.HTML
     loss: gr.LinePlot
     log: gr.Textbox
     compare: gr.HTML
     timer: gr.Timer
     seen: gr.State
+    loss_colors: gr.State  # the loss plot's colour map, sent after its data (webui.plots)
 
 
 def run_headers(request: gr.Request | None) -> list[str]:
@@ -47,51 +51,76 @@ def list_runs(ctx: AppContext, selected: list[str] | None, request: gr.Request |
     return gr.update(value={"headers": run_headers(request), "data": runs_rows(infos, words(request))}), choice
 
 
+def snapshots(ctx: AppContext, selected: list[str] | None, request: gr.Request | None) -> tuple[dict, dict]:
+    """Snapshot and config of each selected run that exists: one deleted since the page listed it (here or by
+    another visitor) is left out, as the next listing takes it off the selection."""
+    snaps, configs = {}, {}
+    for name in selected or []:
+        try:
+            snaps[name] = ctx.runs.monitor(name).refresh()
+            configs[name] = read_config(ctx.runs.run_dir(name))
+        except RunError:
+            snaps.pop(name, None)
+        except PathError as error:
+            raise failure(request, str(error)) from None
+    return snaps, configs
+
+
 def show_runs(ctx: AppContext, selected: list[str] | None, seen: str, request: gr.Request) -> tuple[Any, ...]:
-    """Progress and log of the first selected run; loss curves of all; configs side by side.
+    """Progress and log of the first selected run; loss curves of all (data, and the colour of each series);
+    configs side by side.
 
     `seen` is what this page last drew (selection + event versions); nothing is re-sent while it holds.
     """
-    if not selected:
-        return progress_html(None, words(request)), loss_frame({}), "", "", ""
-    snaps, configs = {}, {}
-    try:
-        for name in selected:
-            snaps[name] = ctx.runs.monitor(name).refresh()
-            configs[name] = read_config(ctx.runs.run_dir(name))
-    except (RunError, PathError) as error:
-        raise failure(request, str(error)) from None
+    snaps, configs = snapshots(ctx, selected, request)
+    if not snaps:
+        return progress_html(None, words(request)), loss_frame({}), "", "", "", {}
     signature = repr([(name, snap.version, snap.state) for name, snap in snaps.items()])
     if signature == seen:
-        return (gr.skip(),) * 5
-    first = selected[0]
+        return (gr.skip(),) * 6
+    first = next(iter(snaps))
     tail = tail_lines(RunDir(ctx.runs.runs_dir / first).stdout_log) if snaps[first].state == "failed" else ""
     compare = config_diff_html(configs, words(request)) if len(configs) > 1 else ""
     return (progress_html(snaps[first], words(request)), loss_frame(snaps), log_text(snaps[first], tail), compare,
-            signature)
+            signature, loss_colors(snaps))
 
 
-def act(ctx: AppContext, action: str, selected: list[str] | None, request: gr.Request | None = None) -> None:
+def stop_selected(ctx: AppContext, selected: list[str] | None, request: gr.Request | None = None) -> None:
     if not selected:
         raise failure(request, words(request)("runs.msg.select_run"))
     for name in selected:
         try:
-            if action == "stop":
-                ctx.runs.stop(name)
-            elif ctx.runs.info(name).state == "queued":
-                ctx.runs.cancel(name)
-            else:
-                ctx.runs.delete(name)
+            ctx.runs.stop(name)
         except (RunError, PathError) as error:
             raise failure(request, str(error)) from None
 
 
-def stop_selected(ctx: AppContext, selected: list[str] | None, request: gr.Request | None = None) -> None:
-    act(ctx, "stop", selected, request)
+def ask_delete(ctx: AppContext, selected: list[str] | None, request: gr.Request | None = None) -> tuple[Any, ...]:
+    """Delete pressed: name the runs that would go and ask; a run that is training is refused here, before asking."""
+    say = words(request)
+    if not selected:
+        raise failure(request, say("runs.msg.select_run"))
+    for name in selected:
+        try:
+            training = ctx.runs.info(name).active and ctx.runs.alive(name)
+        except (RunError, PathError) as error:
+            raise failure(request, str(error)) from None
+        if training:
+            raise failure(request, say("runs.msg.still_training", name=name))
+    return ask(say("runs.confirm_delete", names=", ".join(f"`{name}`" for name in selected)), list(selected))
 
 
-def delete_selected(ctx: AppContext, selected: list[str] | None, request: gr.Request | None = None) -> None:
-    act(ctx, "delete", selected, request)
+def delete_confirmed(ctx: AppContext, names: list[str] | None, request: gr.Request | None = None) -> tuple[Any, ...]:
+    """Yes pressed: delete (or take off the queue) exactly the runs the question named, each with its own toast.
+
+    The listing that follows takes them off the selection."""
+    for name in names or []:
+        try:
+            ctx.runs.delete(name)
+        except (RunError, PathError) as error:
+            raise failure(request, str(error)) from None
+        gr.Info(message(request, "runs.msg.deleted", name=name), title=message(request, "msg.info_title"))
+    return closed()
 
 
 def build_runs_tab(ctx: AppContext, app: gr.Blocks) -> RunsTab:
@@ -102,21 +131,28 @@ def build_runs_tab(ctx: AppContext, app: gr.Blocks) -> RunsTab:
                                    elem_id="wb-runs-select", scale=3)
             refresh = gr.Button(t("runs.refresh"), scale=0)
             stop = gr.Button(t("runs.stop"), scale=0)
-            delete = gr.Button(t("runs.delete"), variant="stop", scale=0)
+            delete = gr.Button(t("runs.delete"), variant="stop", scale=0, elem_id="wb-runs-delete")
+        confirm_delete = build_confirm("wb-runs-confirm", "runs.confirm_yes", "runs.confirm_no")
         progress = gr.HTML("")
         with gr.Row():
-            loss = gr.LinePlot(loss_frame({}), x="step", y="loss", color="series", label=t("train.loss"), scale=3)
+            loss = gr.LinePlot(loss_frame({}), x="step", y="loss", color="series", label=t("train.loss"), scale=3,
+                               elem_id="wb-runs-loss")
             log = gr.Textbox(label=t("train.log"), lines=14, max_lines=14, autoscroll=True, scale=2)
+        loss_colors = colour_state(loss)
         compare = gr.HTML(elem_id="wb-compare")
         timer = gr.Timer(2.0)
         seen = gr.State("")
-    tab = RunsTab(table, selected, refresh, stop, delete, progress, loss, log, compare, timer, seen)
+    tab = RunsTab(table, selected, refresh, stop, delete, confirm_delete, progress, loss, log, compare, timer, seen,
+                  loss_colors)
     listing = (bind(list_runs, ctx), [tab.selected], [tab.table, tab.selected])
-    view = (bind(show_runs, ctx), [tab.selected, tab.seen], [tab.progress, tab.loss, tab.log, tab.compare, tab.seen])
+    view = (bind(show_runs, ctx), [tab.selected, tab.seen],
+            [tab.progress, tab.loss, tab.log, tab.compare, tab.seen, tab.loss_colors])
     app.load(*listing)
     app.load(plot_titles, None, tab.loss)
     gr.on([tab.refresh.click, tab.timer.tick], *listing, show_progress="hidden")
     gr.on([tab.selected.change, tab.timer.tick], *view, show_progress="hidden", trigger_mode="always_last")
     tab.stop.click(bind(stop_selected, ctx), [tab.selected], None)
-    tab.delete.click(bind(delete_selected, ctx), [tab.selected], None).then(*listing)
+    tab.delete.click(bind(ask_delete, ctx), [tab.selected], tab.confirm_delete.outputs)
+    tab.confirm_delete.yes.click(bind(delete_confirmed, ctx), tab.confirm_delete.pending,
+                                 tab.confirm_delete.outputs).then(*listing)
     return tab

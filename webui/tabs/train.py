@@ -9,10 +9,12 @@ import gradio as gr
 
 from engine.config import DataConfig, MethodConfig, RunConfig, choices
 from webui import forms
+from webui.confirm import Confirm, build_confirm
 from webui.context import AppContext
 from webui.datasets import dataset_choices
 from webui.i18n import t
 from webui.models import model_choices
+from webui.plots import colour_state
 from webui.render import loss_frame
 from webui.tabs import train_handlers as h
 from webui.widgets import field_widget
@@ -44,10 +46,12 @@ class TrainTab:
     start: gr.Button
     stop: gr.Button
     cancel: gr.Button
+    confirm_cancel: Confirm
     current: gr.State
     seen: gr.State
     progress: gr.HTML
     loss: gr.LinePlot
+    loss_colors: gr.State  # the loss plot's colour map, sent after its data (webui.plots)
     log: gr.Textbox
     timer: gr.Timer
 
@@ -138,14 +142,17 @@ def build_monitor_panel() -> dict:
         start = gr.Button(t("train.start"), variant="primary", elem_id="wb-start")
         stop = gr.Button(t("train.stop"), elem_id="wb-stop")
         cancel = gr.Button(t("train.cancel"), variant="stop", elem_id="wb-cancel")
+    confirm_cancel = build_confirm("wb-cancel-confirm", "train.cancel_yes", "train.cancel_no")
     progress = gr.HTML("", elem_id="wb-progress")
     with gr.Row():
         loss = gr.LinePlot(loss_frame({}), x="step", y="loss", color="series", label=t("train.loss"),
                            elem_id="wb-loss", scale=3)
         log = gr.Textbox(label=t("train.log"), lines=14, max_lines=14, autoscroll=True, elem_id="wb-log",
                          scale=2)
-    return {"run_name": run_name, "start": start, "stop": stop, "cancel": cancel, "progress": progress,
-            "loss": loss, "log": log, "current": gr.State(None), "seen": gr.State(-1), "timer": gr.Timer(1.0)}
+    loss_colors = colour_state(loss)
+    return {"run_name": run_name, "start": start, "stop": stop, "cancel": cancel, "confirm_cancel": confirm_cancel,
+            "progress": progress, "loss": loss, "loss_colors": loss_colors, "log": log, "current": gr.State(None),
+            "seen": gr.State(-1), "timer": gr.Timer(1.0)}
 
 
 def build_train_tab(ctx: AppContext, app: gr.Blocks) -> TrainTab:
@@ -206,6 +213,9 @@ def wire_train_tab(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
     tab.start.click(bind(h.start, ctx), [tab.run_name, *form], [tab.current, tab.run_name]).then(
         lambda: -1, None, tab.seen)
     tab.stop.click(bind(h.stop, ctx), tab.current, None)
-    tab.cancel.click(bind(h.cancel, ctx), tab.current, [tab.current, tab.progress, tab.loss, tab.log])
+    tab.cancel.click(bind(h.ask_cancel, ctx), tab.current, tab.confirm_cancel.outputs)
+    tab.confirm_cancel.yes.click(bind(h.cancel, ctx), tab.confirm_cancel.pending,
+                                 [*tab.confirm_cancel.outputs, tab.current, tab.progress, tab.loss, tab.log,
+                                  tab.loss_colors])
     tab.timer.tick(bind(h.poll, ctx), [tab.current, tab.seen],
-                   [tab.current, tab.progress, tab.loss, tab.log, tab.seen], show_progress="hidden")
+                   [tab.current, tab.progress, tab.loss, tab.log, tab.seen, tab.loss_colors], show_progress="hidden")

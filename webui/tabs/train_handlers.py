@@ -15,14 +15,16 @@ import gradio as gr
 import pandas as pd
 
 from engine.config import ConfigError, RunConfig, load_config
+from engine.rundir import FINAL_STATES
 from webui import forms, param_count
+from webui.confirm import ask, closed
 from webui.context import AppContext
 from webui.datasets import dataset_choices, example_segments, length_histogram, preview_rows, save_upload
 from webui.engine_cli import EngineError, engine_cache, inspect_job, plan_job
 from webui.i18n import failure, message
 from webui.models import hub_offline, human_count, model_config_json, model_folder, model_info, remember_model
 from webui.paths import PathError, safe_name
-from webui.render import log_text, loss_frame, progress_html
+from webui.render import log_text, loss_colors, loss_frame, progress_html, state_label
 from webui.runs import RunError, tail_lines
 from webui.widgets import bits_radio_choices
 
@@ -324,26 +326,46 @@ def stop(ctx: AppContext, name: str | None, request: gr.Request | None = None) -
         raise failure(request, str(error)) from None
 
 
-def cancel(ctx: AppContext, name: str | None, request: gr.Request) -> tuple[None, str, Any, str]:
+def ask_cancel(ctx: AppContext, name: str | None, request: gr.Request) -> tuple[Any, ...]:
+    """Cancel pressed: name the run that would be killed and deleted, and ask (a finished run is not cancelled)."""
+    say = words(request)
+    if not name:
+        raise failure(request, say("train.msg.nothing_to_cancel"))
+    try:
+        state = ctx.runs.info(name).state
+    except (RunError, PathError) as error:
+        raise failure(request, str(error)) from None
+    if state in FINAL_STATES:
+        raise failure(request, say("train.msg.cancel_finished", name=name, state=state_label(state, say)))
+    return ask(say("train.confirm_cancel", name=f"`{name}`"), name)
+
+
+def cancel(ctx: AppContext, name: str | None, request: gr.Request) -> tuple[Any, ...]:
+    """Yes pressed: kill the run the question named and delete its folder; the live view goes blank."""
     try:
         ctx.runs.cancel(name or "")
     except (RunError, PathError) as error:
         raise failure(request, str(error)) from None
-    return None, progress_html(None, words(request)), loss_frame({}), ""
+    gr.Info(message(request, "train.msg.cancelled", name=name), title=message(request, "msg.info_title"))
+    return *closed(), None, progress_html(None, words(request)), loss_frame({}), "", {}
 
 
 def poll(ctx: AppContext, name: str | None, seen: int, request: gr.Request) -> tuple[Any, ...]:
-    """Timer tick: new events of the followed run (or the run that trains now, after a reload)."""
+    """Timer tick: new events of the followed run (or the run that trains now, after a reload).
+
+    Returns the run, progress, loss data, log, the events seen and the loss plot's colours (webui.plots)."""
     if not name:
         name = ctx.runs.active()
         if not name:
-            return (gr.skip(),) * 5
+            return (gr.skip(),) * 6
         seen = -1
     try:
         snap = ctx.runs.monitor(name).refresh()
     except (RunError, PathError):  # deleted by another visitor
-        return None, progress_html(None, words(request)), loss_frame({}), "", -1
+        return None, progress_html(None, words(request)), loss_frame({}), "", -1, {}
     if snap.version == seen:
-        return (gr.skip(),) * 5
+        return (gr.skip(),) * 6
     tail = tail_lines(ctx.runs.run_dir(name).stdout_log) if snap.state == "failed" else ""
-    return name, progress_html(snap, words(request)), loss_frame({name: snap}), log_text(snap, tail), snap.version
+    snaps = {name: snap}
+    return (name, progress_html(snap, words(request)), loss_frame(snaps), log_text(snap, tail), snap.version,
+            loss_colors(snaps))
