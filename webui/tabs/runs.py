@@ -1,5 +1,5 @@
 """Runs tab: every run of the workspace; reopen one (curves, log), overlay several, compare configs,
-stop, remove a queued run, delete a finished one."""
+stop, remove a queued run, delete a finished one, run a failed or stopped one again."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from webui.paths import PathError
 from webui.plots import colour_state
 from webui.render import RUN_HEADERS, config_diff_html, log_text, loss_colors, loss_frame, progress_html, runs_rows
 from webui.runs import RunError, read_config, tail_lines
+from webui.tabs.run_again import wire_run_again
 from webui.tabs.train_handlers import plot_titles, words
 from webui.wiring import bind
 
@@ -34,6 +35,8 @@ class RunsTab:
     compare: gr.HTML
     timer: gr.Timer
     seen: gr.State
+    rerun: gr.Button
+    confirm_rerun: Confirm
     loss_colors: gr.State  # the loss plot's colour map, sent after its data (webui.plots)
 
 
@@ -130,9 +133,11 @@ def build_runs_tab(ctx: AppContext, app: gr.Blocks) -> RunsTab:
             selected = gr.Dropdown([], multiselect=True, label=t("runs.select"), info=t("runs.select_help"),
                                    elem_id="wb-runs-select", scale=3)
             refresh = gr.Button(t("runs.refresh"), scale=0)
-            stop = gr.Button(t("runs.stop"), scale=0)
+            stop = gr.Button(t("runs.stop"), scale=0, elem_id="wb-runs-stop")
+            rerun = gr.Button(t("runs.rerun"), scale=0, elem_id="wb-runs-rerun")
             delete = gr.Button(t("runs.delete"), variant="stop", scale=0, elem_id="wb-runs-delete")
         confirm_delete = build_confirm("wb-runs-confirm", "runs.confirm_yes", "runs.confirm_no")
+        confirm_rerun = build_confirm("wb-runs-rerun-confirm", "runs.rerun_yes", "runs.rerun_no")
         progress = gr.HTML("")
         with gr.Row():
             loss = gr.LinePlot(loss_frame({}), x="step", y="loss", color="series", label=t("train.loss"), scale=3,
@@ -143,7 +148,7 @@ def build_runs_tab(ctx: AppContext, app: gr.Blocks) -> RunsTab:
         timer = gr.Timer(2.0)
         seen = gr.State("")
     tab = RunsTab(table, selected, refresh, stop, delete, confirm_delete, progress, loss, log, compare, timer, seen,
-                  loss_colors)
+                  rerun, confirm_rerun, loss_colors)
     listing = (bind(list_runs, ctx), [tab.selected], [tab.table, tab.selected])
     view = (bind(show_runs, ctx), [tab.selected, tab.seen],
             [tab.progress, tab.loss, tab.log, tab.compare, tab.seen, tab.loss_colors])
@@ -155,4 +160,5 @@ def build_runs_tab(ctx: AppContext, app: gr.Blocks) -> RunsTab:
     tab.delete.click(bind(ask_delete, ctx), [tab.selected], tab.confirm_delete.outputs)
     tab.confirm_delete.yes.click(bind(delete_confirmed, ctx), tab.confirm_delete.pending,
                                  tab.confirm_delete.outputs).then(*listing)
+    wire_run_again(ctx, tab.rerun, tab.confirm_rerun, tab.selected, listing)
     return tab

@@ -1,0 +1,55 @@
+"""Run again, on the Runs tab: start a failed or stopped run afresh from its config, through the queue.
+
+It deletes what the run wrote (weights, checkpoints, curves, logs), so the page asks first, naming the runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from webui.confirm import Confirm, ask, closed
+from webui.context import AppContext
+from webui.i18n import failure, message
+from webui.paths import PathError
+from webui.render import state_label
+from webui.runs import RunError
+from webui.tabs.train_handlers import words
+from webui.wiring import bind
+
+RERUNNABLE = ("failed", "stopped")
+
+
+def ask_rerun(ctx: AppContext, selected: list[str] | None, request: gr.Request | None = None) -> tuple[Any, ...]:
+    """Run again pressed: refuse a run that is not failed or stopped, else name the runs and ask."""
+    say = words(request)
+    if not selected:
+        raise failure(request, say("runs.msg.select_run"))
+    for name in selected:
+        try:
+            state = ctx.runs.info(name).state
+        except (RunError, PathError) as error:
+            raise failure(request, str(error)) from None
+        if state not in RERUNNABLE:
+            raise failure(request, say("runs.msg.rerun_not_finished", name=name, state=state_label(state, say)))
+    return ask(say("runs.confirm_rerun", names=", ".join(f"`{name}`" for name in selected)), list(selected))
+
+
+def rerun_confirmed(ctx: AppContext, names: list[str] | None, request: gr.Request | None = None) -> tuple[Any, ...]:
+    """Yes pressed: start (or queue) exactly the runs the question named, each with its own toast."""
+    for name in names or []:
+        try:
+            queued = ctx.runs.rerun(name)
+        except (RunError, PathError) as error:
+            raise failure(request, str(error)) from None
+        text = (message(request, "runs.msg.rerun_queued", name=name, active=ctx.runs.active() or "?") if queued
+                else message(request, "runs.msg.rerun_started", name=name))
+        gr.Info(text, title=message(request, "msg.info_title"))
+    return closed()
+
+
+def wire_run_again(ctx: AppContext, button: gr.Button, confirm: Confirm, selected: gr.Dropdown,
+                   listing: tuple[Any, ...]) -> None:
+    button.click(bind(ask_rerun, ctx), [selected], confirm.outputs)
+    confirm.yes.click(bind(rerun_confirmed, ctx), confirm.pending, confirm.outputs).then(*listing)
