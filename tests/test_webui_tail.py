@@ -58,6 +58,7 @@ def test_cost_does_not_depend_on_log_length(tmp_path: Path, monkeypatch):
     monitor.refresh()
 
     reads: list[int] = []
+    first_lines: list[int] = []
     real_open = open
 
     class Spy:
@@ -78,11 +79,17 @@ def test_cost_does_not_depend_on_log_length(tmp_path: Path, monkeypatch):
             reads.append(len(data))
             return data
 
+        def readline(self, *a):  # the monitor compares the first line to notice a run started afresh
+            data = self.f.readline(*a)
+            first_lines.append(len(data))
+            return data
+
     new = line(kind="log", level="info", message="new")
     append(events, new)
     monkeypatch.setattr("builtins.open", lambda p, mode="r", *a, **k: Spy(real_open(p, mode, *a, **k)))
     snap = monitor.refresh()
     assert reads == [len(new.encode())]
+    assert first_lines and all(n <= 200 for n in first_lines)  # one short line, whatever the history
     assert snap.log[-1].endswith("new")
 
 

@@ -130,8 +130,10 @@ def build_runs_tab(ctx: AppContext, app: gr.Blocks) -> RunsTab:
     with gr.Tab(t("tab.runs"), id="runs"):
         table = gr.Dataframe(headers=RUN_HEADERS, interactive=False, label=t("runs.table"), elem_id="wb-runs")
         with gr.Row():
-            selected = gr.Dropdown([], multiselect=True, label=t("runs.select"), info=t("runs.select_help"),
-                                   elem_id="wb-runs-select", scale=3)
+            # allow_custom_value: a run deleted (here or by another visitor) while a tick carries the old selection
+            # must reach the handlers, which leave missing runs out, instead of failing gradio's choices check.
+            selected = gr.Dropdown([], multiselect=True, allow_custom_value=True, label=t("runs.select"),
+                                   info=t("runs.select_help"), elem_id="wb-runs-select", scale=3)
             refresh = gr.Button(t("runs.refresh"), scale=0)
             stop = gr.Button(t("runs.stop"), scale=0, elem_id="wb-runs-stop")
             rerun = gr.Button(t("runs.rerun"), scale=0, elem_id="wb-runs-rerun")
