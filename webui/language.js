@@ -21,20 +21,43 @@
   // The workbench's languages: Chinese for any zh-* locale, English for every other one (as the server decides).
   const family = (code) => ((code || "").toLowerCase().startsWith("zh") ? "zh" : "en");
 
-  // Gradio's core module is already loaded; importing its URL again gives the same instance and its changeLocale.
-  function gradioCore() {
-    const url = performance.getEntriesByType("resource").map((entry) => entry.name)
-      .find((name) => /\/assets\/core-[\w-]+\.js$/.test(name));
-    return url ? import(url) : Promise.reject(new Error("Gradio's core module was not found among the page's scripts"));
+  // Importing Gradio's core module by its URL gives the instance the page uses, and its changeLocale. This script
+  // runs in the head, possibly before the browser has even requested that module (a slow or busy machine): look
+  // for it among the page's resources until it appears.
+  function gradioCore(waitMs = 30000) {
+    const deadline = Date.now() + waitMs;
+    return new Promise((resolve, reject) => {
+      const look = () => {
+        const url = performance.getEntriesByType("resource").map((entry) => entry.name)
+          .find((name) => /\/assets\/core-[\w-]+\.js$/.test(name));
+        if (url) resolve(import(url));
+        else if (Date.now() > deadline) reject(new Error("Gradio's core module was not found among the page's scripts"));
+        else setTimeout(look, 50);
+      };
+      look();
+    });
   }
 
   const saved = savedLocale();
   const served = family(saved || navigator.language); // the language the server writes this page in
   let applied = !saved; // until the saved locale is in place, locale changes are ours, not the visitor's
 
+  // Gradio's tab buttons drawn before the saved locale was applied can keep their first label (a race seen on busy
+  // machines): give every tab whose text is an English label the saved language's text for the same key.
+  function relabelTabs() {
+    const tables = window.gradio_config?.i18n_translations || {};
+    const english = tables.en || {};
+    const chosen = tables[family(saved)] || {};
+    for (const button of document.querySelectorAll(".tab-wrapper button")) {
+      const key = Object.keys(english).find((k) => k.startsWith("tab.") && english[k] === button.textContent.trim());
+      if (key && chosen[key] && chosen[key] !== button.textContent.trim()) button.textContent = chosen[key];
+    }
+  }
+
   function applySaved() {
     gradioCore().then((core) => {
       core.changeLocale(saved);
+      for (const delay of [0, 300, 1000, 3000]) setTimeout(relabelTabs, delay);
       applied = applied || document.documentElement.lang === saved; // already in place: no change will be seen
     }).catch((error) => {
       applied = true;

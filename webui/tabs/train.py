@@ -112,12 +112,12 @@ def build_method_panel(start: dict[str, Any], starter: RunConfig | None) -> dict
 def build_training_panel(start: dict[str, Any]) -> dict[str, gr.components.Component]:
     fields = {}
     hidden = "train.epochs" if start[forms.STOP_BY] == "steps" else "train.max_steps"
-    with gr.Row(equal_height=False):
+    with gr.Row(equal_height=False):  # min_width: a row wraps rather than squeeze a slider and its label
         for field in forms.TRAIN_FIELDS:
-            fields[field.key] = field_widget(field, start[field.key], visible=field.key != hidden)
+            fields[field.key] = field_widget(field, start[field.key], visible=field.key != hidden, min_width=240)
     with gr.Accordion(t("train.advanced"), open=False), gr.Row(equal_height=False):
         for field in forms.ADVANCED_FIELDS:
-            fields[field.key] = field_widget(field, start[field.key])
+            fields[field.key] = field_widget(field, start[field.key], min_width=240)
     return fields
 
 
