@@ -73,6 +73,10 @@ def open_chat(page, run: str) -> None:
     page.locator("#wb-chat-sampling").get_by_text("Sampling").click()
     set_number(page, "wb-chat-max-new-tokens", str(MAX_NEW_TOKENS))
     set_number(page, "wb-chat-temperature", "0")  # greedy, as the expected replies
+    # the slider takes the typed number on blur; on a busy machine that can lag behind the next click
+    for elem_id, value in (("wb-chat-max-new-tokens", MAX_NEW_TOKENS), ("wb-chat-temperature", 0)):
+        page.wait_for_function("([id, value]) => Number(document.querySelector(`#${id} input[type=range]`).value)"
+                               " === value", arg=[elem_id, value], timeout=30_000)
 
 
 def conversation(page, pane: str) -> list[tuple[str, str]]:
