@@ -2,7 +2,8 @@
 the engine's own chat code gives for the same history, a message sent while the model loads, and a message
 sent with no model loaded.
 
-One server and one short run (trained through the CLI) serve the module. The expected replies are computed in
+One server and one short run (trained through the CLI) serve the module. The loading test comes first, while
+the chat worker has not started yet, so that loading takes seconds and the message really arrives during it. The expected replies are computed in
 the test process with engine.chat.ChatSession on the same run, greedy, turn by turn on each pane's own history.
 """
 
@@ -26,7 +27,7 @@ QUESTIONS = ["Who are you?", "What is your name?", "What can you do?", "Who made
 
 @pytest.fixture(scope="module")
 def run(server) -> str:
-    make_run(server[1], RUN, steps=60)
+    make_run(server[1], RUN, steps=40)
     return RUN
 
 
@@ -55,11 +56,6 @@ def engine_replies(server, run) -> Iterator[Callable[[str | None, list[str]], li
 
 
 # ---------------------------------------------------------------------------------------------- page helpers
-
-
-def visible_text(text: str) -> str:
-    """A reply as the page shows it: markdown rendered, whitespace collapsed."""
-    return " ".join(text.split())
 
 
 def comparable(text: str) -> str:
@@ -129,29 +125,6 @@ def error_badges(page) -> int:
 # ---------------------------------------------------------------------------------------------- tests
 
 
-def test_five_turns_side_by_side(browser, server, run, engine_replies):
-    """Each of five turns is answered in both panes with the engine's reply to that pane's history, and
-    both panes keep every earlier turn (the second message used to fail and wipe the first exchange)."""
-    tuned_replies = engine_replies(TUNED, QUESTIONS)
-    base_replies = engine_replies(None, QUESTIONS)
-    assert "PEFT Workbench" in tuned_replies[0], tuned_replies  # the run learnt its identity: a meaningful check
-    page = open_page(browser, server[0])
-    open_chat(page, run)
-    page.click("#wb-chat-load")
-    page.wait_for_selector("#wb-chat-status:has-text('Loaded')", timeout=120_000)
-    page.locator("#wb-side-by-side input").check()
-    page.wait_for_selector("#wb-chat-base", state="visible")
-    for turn, question in enumerate(QUESTIONS, 1):
-        send(page, question, enter=turn % 2 == 0)  # Send and Enter both
-        wait_for_reply(page, "#wb-chat-tuned", turn, tuned_replies[turn - 1])
-        wait_for_reply(page, "#wb-chat-base", turn, base_replies[turn - 1])
-        assert_history(page, "#wb-chat-tuned", QUESTIONS[:turn], tuned_replies[:turn])
-        assert_history(page, "#wb-chat-base", QUESTIONS[:turn], base_replies[:turn])
-        assert error_badges(page) == 0 and not toasts(page), toasts(page)
-    shot(page, "chat-five-turns")
-    page.context.close()
-
-
 def test_send_while_loading_then_without_model(browser, server, run, engine_replies):
     """Alone (no side by side): a message sent right after pressing Load is answered once the model is loaded,
     the status line says loading, then loaded; the second turn sees the first; after Unload a message gets one
@@ -186,4 +159,27 @@ def test_send_while_loading_then_without_model(browser, server, run, engine_repl
     assert page.locator("#wb-chat-msg textarea").input_value() == "Who made you?"  # the message is not lost
     assert error_badges(page) == 0
     shot(page, "chat-no-model")
+    page.context.close()
+
+
+def test_five_turns_side_by_side(browser, server, run, engine_replies):
+    """Each of five turns is answered in both panes with the engine's reply to that pane's history, and
+    both panes keep every earlier turn (the second message used to fail and wipe the first exchange)."""
+    tuned_replies = engine_replies(TUNED, QUESTIONS)
+    base_replies = engine_replies(None, QUESTIONS)
+    assert tuned_replies != base_replies  # the adapter changes the answers: each pane is checked against its own
+    page = open_page(browser, server[0])
+    open_chat(page, run)
+    page.click("#wb-chat-load")
+    page.wait_for_selector("#wb-chat-status:has-text('Loaded')", timeout=120_000)
+    page.locator("#wb-side-by-side input").check()
+    page.wait_for_selector("#wb-chat-base", state="visible")
+    for turn, question in enumerate(QUESTIONS, 1):
+        send(page, question, enter=turn % 2 == 0)  # Send and Enter both
+        wait_for_reply(page, "#wb-chat-tuned", turn, tuned_replies[turn - 1])
+        wait_for_reply(page, "#wb-chat-base", turn, base_replies[turn - 1])
+        assert_history(page, "#wb-chat-tuned", QUESTIONS[:turn], tuned_replies[:turn])
+        assert_history(page, "#wb-chat-base", QUESTIONS[:turn], base_replies[:turn])
+        assert error_badges(page) == 0 and not toasts(page), toasts(page)
+    shot(page, "chat-five-turns")
     page.context.close()

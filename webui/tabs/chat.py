@@ -107,7 +107,7 @@ def loader(mode: str) -> Callable[..., Iterator[tuple[str, Any]]]:
         try:
             yield load(ctx, run, adapter_dir, mode, request)
         except (PathError, ChatError) as error:
-            warn(request, str(error))
+            warn(str(error))
             yield loaded_status(ctx, say), gr.update(visible=False)
 
     return handler
@@ -121,9 +121,9 @@ def unload(ctx: AppContext, request: gr.Request | None = None) -> str:
     return words(request)("chat.msg.unloaded")
 
 
-def warn(request: gr.Request | None, text: str) -> None:
+def warn(text: str) -> None:
     """A toast that leaves every component as it is (gr.Error would put the outputs in an error state)."""
-    gr.Warning(text, title=message(request, "msg.error_title"))
+    gr.Warning(text)
 
 
 def text_message(role: str, text: str) -> dict[str, Any]:
@@ -144,7 +144,7 @@ def respond(ctx: AppContext, text: str, tuned: list, base: list, side_by_side: b
     if not (text or "").strip():
         return
     if ctx.chat.loaded is None:
-        warn(request, message(request, "chat.msg.no_model"))
+        warn(message(request, "chat.msg.no_model"))
         yield gr.skip(), gr.skip(), gr.skip()
         return
     sampling = {"system": system or None, "max_new_tokens": int(max_new_tokens), "temperature": float(temperature),
@@ -161,7 +161,7 @@ def respond(ctx: AppContext, text: str, tuned: list, base: list, side_by_side: b
                 history[-1] = text_message("assistant", reply)
                 yield "", new_tuned, new_base
     except ChatError as error:
-        warn(request, str(error))
+        warn(str(error))
         yield text, tuned, base
         return
     yield "", new_tuned, new_base
