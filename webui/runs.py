@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 QUEUED = "queued"
 STARTING = "starting"
+RERUNNABLE = ("failed", "stopped")  # the states from which a run can be started afresh
 START_GRACE_S = 20.0  # a run with no pid yet counts as alive this long after its folder was written
 LOG_TAIL_LINES = 20
 
@@ -176,7 +177,7 @@ class RunManager:
         """The run that holds the machine (training or starting, or finished but its process still exiting)."""
         for name, status in self._statuses().items():
             state = status.get("state", STARTING)
-            if holds_machine(state) and self.alive(name) or state in FINAL_STATES and still_exiting(status):
+            if (holds_machine(state) and self.alive(name)) or (state in FINAL_STATES and still_exiting(status)):
                 return name
         return None
 
@@ -300,7 +301,7 @@ class RunManager:
         deleted first. Returns True when it waits in the queue behind another run."""
         with self._lock:
             state = self.info(name).state
-            if state not in ("failed", "stopped"):
+            if state not in RERUNNABLE:
                 raise RunError(f"Run {name} is {state}: only a failed or stopped run can be run again.")
             if self.alive(name):
                 raise RunError(f"Run {name} is still saving: try again in a moment.")

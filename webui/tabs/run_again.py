@@ -14,11 +14,9 @@ from webui.context import AppContext
 from webui.i18n import failure, message
 from webui.paths import PathError
 from webui.render import state_label
-from webui.runs import RunError
+from webui.runs import RERUNNABLE, RunError
 from webui.tabs.train_handlers import words
 from webui.wiring import bind
-
-RERUNNABLE = ("failed", "stopped")
 
 
 def ask_rerun(ctx: AppContext, selected: list[str] | None, request: gr.Request | None = None) -> tuple[Any, ...]:
