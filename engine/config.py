@@ -25,10 +25,30 @@ PromptInit = Literal["random", "text"]
 PtuningEncoder = Literal["MLP", "LSTM"]
 
 METHOD_NAMES: tuple[str, ...] = get_args(MethodName)
+# Method facts, read by the engine, the form, export's model card and the page: one place each.
 LORA_FAMILY = ("lora", "dora", "qlora")
-PROMPT_LEARNING = ("prefix", "prompt", "ptuning")
-ADAPTER_METHODS = LORA_FAMILY + PROMPT_LEARNING + ("ia3",)
+PROMPT_LEARNING = ("prefix", "prompt", "ptuning")  # virtual tokens: cannot be merged into the weights
+ADAPTER_METHODS = LORA_FAMILY + PROMPT_LEARNING + ("ia3",)  # write RUN/adapter/; the others write RUN/model/
 MERGEABLE = LORA_FAMILY + ("ia3",)
+METHOD_TITLES = {
+    "lora": "LoRA", "dora": "DoRA", "qlora": "QLoRA", "ia3": "IA3", "prefix": "prefix tuning",
+    "prompt": "prompt tuning", "ptuning": "P-tuning", "full": "full fine-tuning", "freeze": "freeze-tuning",
+}  # fmt: skip
+_LORA_OPTIONS = ("r", "lora_alpha", "lora_dropout", "target_modules", "use_rslora", "bits")
+# The MethodConfig fields each method reads (the form shows exactly these; the others keep their defaults).
+METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
+    "lora": _LORA_OPTIONS,
+    "dora": _LORA_OPTIONS,
+    "qlora": _LORA_OPTIONS + ("bnb_4bit_quant_type", "bnb_4bit_use_double_quant", "bnb_4bit_compute_dtype"),
+    "prefix": ("num_virtual_tokens", "prefix_projection", "encoder_hidden_size"),
+    "prompt": ("num_virtual_tokens", "prompt_tuning_init", "prompt_tuning_init_text"),
+    "ptuning": ("num_virtual_tokens", "encoder_reparameterization_type", "encoder_hidden_size"),
+    "ia3": ("target_modules",),
+    "full": (),
+    "freeze": ("freeze_trainable_layers",),
+}
+DATA_EXTENSIONS = (".json", ".jsonl", ".csv", ".parquet", ".txt")  # dataset files the engine reads
+EXPORT_DTYPES = ("float16", "bfloat16", "float32")
 VERSIONED_PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "datasets")
 
 
@@ -161,6 +181,19 @@ class RunConfig(_Section):
             except metadata.PackageNotFoundError:
                 versions[package] = "not installed"
         return self.model_copy(update={"versions": versions})
+
+
+class ExportConfig(_Section):
+    """One export job (`EXPORTS/NAME/config.yaml`): which run, in which dtype, in shards of which size."""
+
+    run_dir: str = Field(description="The finished run folder to export.")
+    dtype: Literal["float16", "bfloat16", "float32"] | None = Field(
+        None, description="Weights dtype of the export (default: float32 on the CPU, the GPU's 16-bit type there).")
+    max_shard_size: str = Field("2GB", description="Largest safetensors shard, e.g. 2GB or 500MB.")
+    zip: bool = Field(True, description="Also write the export and the adapter as zip files for download.")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
 
 
 class ConfigError(ValueError):

@@ -1,44 +1,172 @@
-"""The event stream of a run: schema, an append-and-flush writer, an incremental reader.
+"""The one event schema of every engine process: training and export jobs, and the chat worker.
 
-Plain Python: the web UI imports this module. Every line of RUN/events.jsonl is one JSON object with
-`kind` in KINDS and `t` (unix time). The last `status` event of a finished run has `state` in
-rundir.FINAL_STATES and, when failed, `error`.
+Plain Python: the web UI imports this module. An event is one JSON object on one line, with `kind`
+naming its type and `t` its unix time:
+
+    status    a job's (or the worker's) state: `state` in STATES; `error` when failed; `result` holds
+              what a finished job produced (an export's folders and its verification figures)
+    progress  optimizer step, total steps, epoch, elapsed and estimated remaining seconds
+    metrics   the figures of a logging step: loss, learning rate, grad norm, tokens/s, or eval_loss
+    log       one line for the user
+    chunk     (chat worker) a piece of a streamed reply
+    reply     (chat worker) the answer to one request: the request's `op` and its `data`
+
+Jobs write status/progress/metrics/log to `JOB/events.jsonl` through EventWriter (append and flush);
+the chat worker writes the same objects, with the request's `id`, to its stdout. `to_line` and `parse`
+are the only code that turns events into text and back: a line that is not a valid event raises
+EventError, never passes as a dict.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, ClassVar, TextIO, Union
 
-KINDS = ("status", "progress", "metrics", "log")
-STATES = ("queued", "starting", "loading_data", "loading_model", "training", "saving", "completed", "stopped", "failed")
+STATES = (
+    "queued", "starting", "loading_data", "loading_model", "training", "exporting", "verifying", "saving",
+    "completed", "stopped", "failed",
+    "ready",  # the chat worker waits for requests
+)  # fmt: skip
+FINAL_STATES = ("completed", "stopped", "failed")
+LEVELS = ("info", "warning", "error")
+
+
+class EventError(ValueError):
+    """A line that is not an event of this schema."""
+
+
+def _now() -> float:
+    return round(time.time(), 3)
+
+
+@dataclass(frozen=True)
+class Status:
+    kind: ClassVar[str] = "status"
+    state: str
+    error: str | None = None  # one sentence, when failed
+    step: int | None = None  # training: the optimizer step the run ended at
+    result: dict[str, Any] | None = None  # what a finished job produced
+    died: bool | None = None  # written by the web process: the engine ended without a final status
+    log_tail: str | None = None  # with died: the last lines the process printed
+    id: int | None = None  # chat worker: the request this answers
+    t: float = field(default_factory=_now)
+
+    def __post_init__(self) -> None:
+        if self.state not in STATES:
+            raise EventError(f"unknown state {self.state!r}; expected one of {STATES}")
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
+
+
+@dataclass(frozen=True)
+class Progress:
+    kind: ClassVar[str] = "progress"
+    step: int
+    total: int
+    epoch: float = 0.0
+    elapsed_s: float = 0.0
+    eta_s: float | None = None
+    t: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    kind: ClassVar[str] = "metrics"
+    step: int
+    loss: float | None = None
+    eval_loss: float | None = None
+    learning_rate: float | None = None
+    grad_norm: float | None = None
+    tokens_per_s: float | None = None
+    epoch: float | None = None
+    t: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class Log:
+    kind: ClassVar[str] = "log"
+    message: str
+    level: str = "info"
+    t: float = field(default_factory=_now)
+
+    def __post_init__(self) -> None:
+        if self.level not in LEVELS:
+            raise EventError(f"unknown log level {self.level!r}; expected one of {LEVELS}")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    kind: ClassVar[str] = "chunk"
+    text: str
+    id: int | None = None
+    t: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class Reply:
+    kind: ClassVar[str] = "reply"
+    op: str
+    data: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
+    t: float = field(default_factory=_now)
+
+
+Event = Union[Status, Progress, Metrics, Log, Chunk, Reply]
+EVENT_TYPES: dict[str, type] = {cls.kind: cls for cls in (Status, Progress, Metrics, Log, Chunk, Reply)}
+JOB_KINDS = ("status", "progress", "metrics", "log")  # what a job's events.jsonl holds
+
+
+def to_line(event: Event) -> str:
+    """The event as one JSON line (no newline); fields that are None are left out."""
+    fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+    body = {"kind": event.kind, **{k: v for k, v in fields.items() if v is not None}}
+    return json.dumps(body, ensure_ascii=False)
+
+
+def parse(line: str | bytes) -> Event:
+    """One JSON line -> its typed event; EventError for anything else (not JSON, unknown kind or field)."""
+    try:
+        body = json.loads(line)
+    except ValueError as error:
+        raise EventError(f"not a JSON line: {str(line)[:80]!r}") from error
+    if not isinstance(body, dict):
+        raise EventError(f"an event is a JSON object, got {type(body).__name__}")
+    cls = EVENT_TYPES.get(body.pop("kind", None))
+    if cls is None:
+        raise EventError(f"unknown event kind in {str(line)[:80]!r}; expected one of {tuple(EVENT_TYPES)}")
+    try:
+        return cls(**body)
+    except TypeError as error:
+        raise EventError(f"bad {cls.kind} event {str(line)[:80]!r}: {error}") from None
 
 
 class EventWriter:
-    """Appends one JSON line per event and flushes it at once, so a reader sees it immediately."""
+    """Appends one line per event to a job's events.jsonl and flushes it at once, so a reader sees it
+    immediately."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: TextIO = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
 
-    def write(self, kind: str, **fields: Any) -> dict[str, Any]:
-        if kind not in KINDS:
-            raise ValueError(f"unknown event kind {kind!r}; expected one of {KINDS}")
-        event = {"kind": kind, "t": round(time.time(), 3), **fields}
-        self._file.write(json.dumps(event, ensure_ascii=False) + "\n")
+    def write(self, event: Event) -> Event:
+        if event.kind not in JOB_KINDS:
+            raise EventError(f"a job writes {JOB_KINDS} events, not {event.kind!r}")
+        self._file.write(to_line(event) + "\n")
         self._file.flush()
         return event
 
-    def status(self, state: str, **fields: Any) -> dict[str, Any]:
-        if state not in STATES:
-            raise ValueError(f"unknown state {state!r}; expected one of {STATES}")
-        return self.write("status", state=state, **fields)
+    def status(self, state: str, **fields: Any) -> Status:
+        return self.write(Status(state=state, **fields))
 
-    def log(self, message: str, level: str = "info") -> dict[str, Any]:
-        return self.write("log", level=level, message=message)
+    def log(self, message: str, level: str = "info") -> Log:
+        return self.write(Log(message=message, level=level))
 
     def close(self) -> None:
         self._file.close()
@@ -57,7 +185,7 @@ class EventTail:
         self.path = Path(path)
         self.offset = offset
 
-    def read_new(self) -> list[dict[str, Any]]:
+    def read_new(self) -> list[Event]:
         if not self.path.is_file():
             return []
         with open(self.path, "rb") as f:
@@ -67,21 +195,17 @@ class EventTail:
         if end < 0:
             return []
         self.offset += end + 1
-        events = []
-        for line in chunk[: end + 1].splitlines():
-            if line.strip():
-                events.append(json.loads(line))
-        return events
+        return [parse(line) for line in chunk[: end + 1].splitlines() if line.strip()]
 
 
-def read_events(path: Path) -> list[dict[str, Any]]:
-    """All complete events of a file (for tests and for reopening a finished run)."""
+def read_events(path: Path) -> list[Event]:
+    """All complete events of a file (for tests and the command line)."""
     return EventTail(path).read_new()
 
 
-def final_status(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+def final_status(events: list[Event]) -> Status | None:
     """The last status event, or None."""
     for event in reversed(events):
-        if event["kind"] == "status":
+        if isinstance(event, Status):
             return event
     return None

@@ -1,6 +1,16 @@
-"""The names of every file in a run folder, and the small helpers that read them.
+"""Job folders: the names of every file in one, and the small helpers that read them.
 
-Plain Python: the web UI imports this module. The run folder is the single source of truth.
+Plain Python: the web UI imports this module. Every piece of engine work the page starts is a job with
+the same shape (a folder is its single source of truth):
+
+    JOB/config.yaml    its typed config (RunConfig for training, ExportConfig for an export)
+    JOB/events.jsonl   append-only events (engine.events)
+    JOB/status.json    atomic rewrite: state, pid and pid_started (the engine process), error
+    JOB/<kind>.log     human-readable log with full tracebacks (train.log, export.log)
+    JOB/stdout.log     the engine process's stdout/stderr when the page started it
+    ...                its outputs
+
+Training runs live in WORKSPACE/runs/NAME/ (RunDir), exports in WORKSPACE/exports/NAME/ (ExportDir).
 """
 
 from __future__ import annotations
@@ -11,29 +21,36 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import psutil
+import yaml
 
-CONFIG = "config.yaml"  # the resolved RunConfig, versions included
+from engine.config import ExportConfig, RunConfig
+from engine.events import FINAL_STATES  # noqa: F401 - re-exported: the states a finished job ends in
+
+CONFIG = "config.yaml"  # the job's typed config (a run's: the resolved RunConfig, versions included)
 EVENTS = "events.jsonl"  # append-only event stream (engine.events)
 STATUS = "status.json"  # atomic rewrite: state, pid and pid_started (the engine process), error
-TRAIN_LOG = "train.log"  # human-readable log with full tracebacks
+TRAIN_LOG = "train.log"  # a run's human-readable log with full tracebacks
+EXPORT_LOG = "export.log"  # an export's
 STDOUT_LOG = "stdout.log"  # the engine process's stdout/stderr when started by the UI
 METRICS = "metrics.json"  # final figures of the run
 CHECKPOINTS = "checkpoints"  # resumable Trainer checkpoints
 ADAPTER = "adapter"  # PEFT adapter + tokenizer (adapter methods)
-MODEL = "model"  # full model + tokenizer (full, freeze)
+MODEL = "model"  # full model + tokenizer (full, freeze); an export's written model (or adapter)
 
-FINAL_STATES = ("completed", "stopped", "failed")
-# What a run writes; starting a run afresh (--overwrite, "Run again") deletes these and keeps config.yaml.
-OUTPUTS = (EVENTS, TRAIN_LOG, STDOUT_LOG, METRICS, CHECKPOINTS, ADAPTER, MODEL)
 START_TIME_TOLERANCE_S = 0.5
 
 
 @dataclass(frozen=True)
-class RunDir:
+class JobDir:
+    """The folder of one job; subclasses name the kind, its log file, its config type and its outputs."""
+
     path: Path
+    kind: ClassVar[str] = ""
+    LOG: ClassVar[str] = ""
+    OUTPUTS: ClassVar[tuple[str, ...]] = ()  # what an attempt writes; starting afresh deletes these
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
@@ -45,16 +62,65 @@ class RunDir:
     config = property(lambda self: self.path / CONFIG)
     events = property(lambda self: self.path / EVENTS)
     status = property(lambda self: self.path / STATUS)
-    train_log = property(lambda self: self.path / TRAIN_LOG)
     stdout_log = property(lambda self: self.path / STDOUT_LOG)
+    log = property(lambda self: self.path / self.LOG)
+
+    def read_status(self) -> dict[str, Any]:
+        """The last status written, or {} when there is none yet."""
+        return read_json(self.status)
+
+    def write_status(self, state: str, **fields: Any) -> None:
+        write_json_atomic(self.status, {"state": state, **fields})
+
+    def read_raw_config(self) -> dict[str, Any]:
+        """config.yaml as a plain mapping ({} when missing); ValueError when it is not a YAML mapping."""
+        if not self.config.is_file():
+            return {}
+        try:
+            raw = yaml.safe_load(self.config.read_text(encoding="utf-8"))
+        except yaml.YAMLError as error:
+            raise ValueError(f"{self.config} is not valid YAML ({error.__class__.__name__}).") from None
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"{self.config} does not hold a YAML mapping.")
+        return raw
+
+    def process_alive(self) -> bool:
+        """True while the engine process named in status.json runs (see `process_alive`)."""
+        return process_alive(self.read_status())
+
+    def clear_outputs(self) -> None:
+        """Delete what an earlier attempt wrote (status.json is rewritten by the caller, config.yaml kept)."""
+        for name in (EVENTS, STDOUT_LOG, self.LOG, *self.OUTPUTS):
+            path = self.path / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+
+
+@dataclass(frozen=True)
+class RunDir(JobDir):
+    """A training run: WORKSPACE/runs/NAME/ (or any output_dir)."""
+
+    kind: ClassVar[str] = "train"
+    LOG: ClassVar[str] = TRAIN_LOG
+    OUTPUTS: ClassVar[tuple[str, ...]] = (METRICS, CHECKPOINTS, ADAPTER, MODEL)
+
+    train_log = property(lambda self: self.path / TRAIN_LOG)
     metrics = property(lambda self: self.path / METRICS)
     checkpoints = property(lambda self: self.path / CHECKPOINTS)
     adapter = property(lambda self: self.path / ADAPTER)
     model = property(lambda self: self.path / MODEL)
 
-    def read_status(self) -> dict[str, Any]:
-        """The last status written, or {} when there is none yet."""
-        return read_json(self.status)
+    def read_config(self) -> RunConfig:
+        """The run's config as it trained, without re-checking its paths (its dataset may have moved since).
+
+        Raises FileNotFoundError without config.yaml, ValueError (pydantic's, or ours) when it is damaged."""
+        if not self.config.is_file():
+            raise FileNotFoundError(f"{self.path} is not a run folder: it has no {CONFIG}.")
+        return RunConfig.model_validate(self.read_raw_config())
 
     def read_metrics(self) -> dict[str, Any]:
         return read_json(self.metrics)
@@ -66,25 +132,33 @@ class RunDir:
         steps = [(int(p.name.split("-")[-1]), p) for p in self.checkpoints.glob("checkpoint-*") if p.name[11:].isdigit()]
         return max(steps)[1] if steps else None
 
-    def process_alive(self) -> bool:
-        """True while the engine process named in status.json runs (see `process_alive`)."""
-        return process_alive(self.read_status())
-
-    def clear_outputs(self) -> None:
-        """Delete what an earlier attempt wrote (status.json is rewritten by the caller, config.yaml kept)."""
-        for name in OUTPUTS:
-            path = self.path / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-
     def weights_dir(self) -> Path | None:
         """Where the trained result lives: adapter/ or model/, whichever a finished run wrote."""
         for folder in (self.adapter, self.model):
             if folder.is_dir() and any(folder.iterdir()):
                 return folder
         return None
+
+
+@dataclass(frozen=True)
+class ExportDir(JobDir):
+    """An export job: WORKSPACE/exports/NAME/ holds the exported folder (model/) and its download zips."""
+
+    kind: ClassVar[str] = "export"
+    LOG: ClassVar[str] = EXPORT_LOG
+
+    out = property(lambda self: self.path / MODEL)  # the merged model (or the adapter where it cannot merge)
+    zip = property(lambda self: self.path / f"{self.name}.zip")
+    adapter_zip = property(lambda self: self.path / f"{self.name}-adapter.zip")
+
+    @property
+    def OUTPUTS(self) -> tuple[str, ...]:  # noqa: N802 - the same name as the other kinds' class attribute
+        return (MODEL, self.zip.name, self.adapter_zip.name)
+
+    def read_config(self) -> ExportConfig:
+        if not self.config.is_file():
+            raise FileNotFoundError(f"{self.path} is not an export folder: it has no {CONFIG}.")
+        return ExportConfig.model_validate(self.read_raw_config())
 
 
 def process_identity(pid: int | None = None) -> dict[str, Any]:

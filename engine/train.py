@@ -23,41 +23,9 @@ from typing import Any
 
 from engine import rundir
 from engine.config import ConfigError, RunConfig, load_config
-from engine.events import EventWriter
+from engine.reporter import JobReporter
 
 log = logging.getLogger("engine")
-
-
-class Reporter:
-    """Writes the run's events, status.json and train.log together, and the progress lines on stdout."""
-
-    def __init__(self, run: rundir.RunDir):
-        self.run = run
-        run.path.mkdir(parents=True, exist_ok=True)
-        self.events = EventWriter(run.events)
-        self.identity = rundir.process_identity()  # pid and start time: how the page knows this run is alive
-        handler = logging.FileHandler(run.train_log, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root = logging.getLogger()
-        root.setLevel(logging.INFO)
-        root.addHandler(handler)
-        self._handler = handler
-
-    def status(self, state: str, **fields: Any) -> None:
-        self.events.status(state, **fields)
-        rundir.write_json_atomic(self.run.status, {"state": state, **self.identity, "t": time.time(), **fields})
-        log.info("state: %s%s", state, f" ({fields['error']})" if "error" in fields else "")
-
-    def info(self, message: str) -> None:
-        """A line for the user: the events stream, train.log and stdout."""
-        self.events.log(message)
-        log.info(message)
-        print(message, flush=True)
-
-    def close(self) -> None:
-        self.events.close()
-        logging.getLogger().removeHandler(self._handler)
-        self._handler.close()
 
 
 class StopRequest:
@@ -143,7 +111,7 @@ def run_train(config: RunConfig, overwrite: bool = False) -> int:
     run = rundir.RunDir(Path(config.output_dir))
     if overwrite:
         run.clear_outputs()
-    reporter = Reporter(run)
+    reporter = JobReporter(run)
     reporter.status("starting")  # before anything else: from now on the page sees this process as the run
     send_library_output_to_log()  # after Reporter: its train.log handler receives them
     stop = StopRequest()
@@ -160,7 +128,7 @@ def run_train(config: RunConfig, overwrite: bool = False) -> int:
     return 0 if state in ("completed", "stopped") else 1
 
 
-def _train(config: RunConfig, run: rundir.RunDir, reporter: Reporter, stop: StopRequest) -> str:
+def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: StopRequest) -> str:
     from engine import data
     from engine.modeling import fit_embeddings, load_model, load_tokenizer
 

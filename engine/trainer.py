@@ -13,6 +13,7 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArgu
 from engine import rundir
 from engine.collate import PackingCollator, PaddingCollator
 from engine.config import PROMPT_LEARNING, RunConfig
+from engine.events import Metrics, Progress
 from engine.modeling import pick_dtype
 
 
@@ -98,9 +99,9 @@ class EventCallback(TrainerCallback):
         if self.trainer is not None:
             self.trainer._train_seconds = elapsed
         eta = self._eta(state, elapsed)
-        self.reporter.events.write("progress", step=state.global_step, total=state.max_steps,
-                                   epoch=round(state.epoch or 0.0, 4), elapsed_s=round(elapsed, 2),
-                                   eta_s=round(eta, 1) if eta is not None else None)
+        self.reporter.events.write(Progress(step=state.global_step, total=state.max_steps,
+                                            epoch=round(state.epoch or 0.0, 4), elapsed_s=round(elapsed, 2),
+                                            eta_s=round(eta, 1) if eta is not None else None))
         if self.stop.requested:
             control.should_training_stop = True
             control.should_save = True
@@ -119,10 +120,10 @@ class EventCallback(TrainerCallback):
             event = {"step": state.global_step, "loss": logs["loss"], "learning_rate": logs.get("learning_rate"),
                      "grad_norm": _number(logs.get("grad_norm")), "tokens_per_s": round(rate, 1),
                      "epoch": round(state.epoch or 0.0, 4)}
-            self.reporter.events.write("metrics", **event)
+            self.reporter.events.write(Metrics(**event))
             print(self._line(state, event), flush=True)
         if "eval_loss" in logs:
-            self.reporter.events.write("metrics", step=state.global_step, eval_loss=logs["eval_loss"])
+            self.reporter.events.write(Metrics(step=state.global_step, eval_loss=logs["eval_loss"]))
             print(f"step {state.global_step}/{state.max_steps}  eval_loss {logs['eval_loss']:.4f}", flush=True)
 
     def _line(self, state, event: dict[str, Any]) -> str:
