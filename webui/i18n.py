@@ -10,6 +10,7 @@ come from engine.config (one source); the Chinese ones live in zh.json. Messages
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,11 @@ def message(request: gr.Request | None, key: str, **values: Any) -> str:
     tables = translations()
     text = tables[language(request)].get(key) or tables["en"][key]
     return text.format(**values)
+
+
+def words(request: gr.Request | None) -> Callable[..., str]:
+    """message() bound to the visitor's language: `say = words(request)`, then `say("key", **values)`."""
+    return lambda key, **values: message(request, key, **values)
 
 
 def failure(request: gr.Request | None, text: str) -> gr.Error:

@@ -13,10 +13,9 @@ import gradio as gr
 from engine.rundir import RunDir, read_json
 from webui.chat_client import ChatError
 from webui.context import AppContext
-from webui.i18n import failure, message, t
+from webui.i18n import failure, message, t, words
 from webui.paths import PathError
 from webui.runs import read_config
-from webui.tabs.train_handlers import words
 from webui.wiring import bind
 
 TUNED = "tuned"

@@ -13,11 +13,10 @@ import gradio as gr
 
 from webui.context import AppContext
 from webui.exports import ExportJob
-from webui.i18n import failure, t
+from webui.i18n import failure, t, words
 from webui.paths import PathError
 from webui.runs import RunError
 from webui.tabs.chat import finished_runs
-from webui.tabs.train_handlers import words
 from webui.wiring import bind
 
 DTYPES = ("float16", "bfloat16", "float32")

@@ -11,11 +11,10 @@ import gradio as gr
 
 from webui.confirm import Confirm, ask, closed
 from webui.context import AppContext
-from webui.i18n import failure, message
+from webui.i18n import failure, message, words
 from webui.paths import PathError
 from webui.render import state_label
 from webui.runs import RERUNNABLE, RunError
-from webui.tabs.train_handlers import words
 from webui.wiring import bind
 
 

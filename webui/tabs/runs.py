@@ -11,13 +11,13 @@ import gradio as gr
 from engine.rundir import RunDir
 from webui.confirm import Confirm, ask, build_confirm, closed
 from webui.context import AppContext
-from webui.i18n import failure, message, t
+from webui.i18n import failure, message, t, words
 from webui.paths import PathError
 from webui.plots import colour_state
 from webui.render import RUN_HEADERS, config_diff_html, log_text, loss_colors, loss_frame, progress_html, runs_rows
 from webui.runs import RunError, read_config, tail_lines
 from webui.tabs.run_again import wire_run_again
-from webui.tabs.train_handlers import plot_titles, words
+from webui.tabs.train_handlers import plot_titles
 from webui.wiring import bind
 
 

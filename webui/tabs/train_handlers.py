@@ -21,7 +21,7 @@ from webui.confirm import ask, closed
 from webui.context import AppContext
 from webui.datasets import dataset_choices, example_segments, length_histogram, preview_rows, save_upload
 from webui.engine_cli import EngineError, engine_cache, inspect_job, plan_job
-from webui.i18n import failure, message
+from webui.i18n import failure, message, words
 from webui.models import hub_offline, human_count, model_config_json, model_folder, model_info, remember_model
 from webui.paths import PathError, safe_name
 from webui.render import log_text, loss_colors, loss_frame, progress_html, state_label
@@ -51,11 +51,6 @@ class Form:
         data_path = str(ctx.readable(self.dataset)) if self.dataset else ""
         return forms.to_config(self.values, model=self.model, data_path=data_path, data_format=self.data_format,
                                method=self.method, output_dir=str(output_dir))
-
-
-def words(request: gr.Request | None):
-    """message() bound to the visitor's language."""
-    return lambda key, **values: message(request, key, **values)
 
 
 def plot_titles(request: gr.Request) -> Any:
