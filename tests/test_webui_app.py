@@ -113,7 +113,7 @@ def test_launch_options_and_exposure_warning():
 
 
 def test_crafted_paths_fail_in_handlers(tmp_path: Path):
-    from webui.exports import ExportJob
+    from webui.monitor import JobSnapshot
     from webui.tabs import chat, train_handlers
 
     ctx = AppContext.create(tmp_path / "ws")
@@ -125,9 +125,11 @@ def test_crafted_paths_fail_in_handlers(tmp_path: Path):
         chat.resolve_source(ctx, "../../etc", "")
     outside = tmp_path / "elsewhere.zip"
     outside.write_bytes(b"PK")
-    job = ExportJob(run="r", out=ctx.workspace / "exports" / "r", result={"state": "completed", "zip": str(outside)})
+    job = ctx.exports.job("r-float16")  # a result naming a file elsewhere offers nothing: downloads are the job's own
+    snap = JobSnapshot(name=job.name, state="completed", result={"zip": str(outside), "adapter_zip": str(outside)})
+    assert ctx.exports.downloads(job, snap) == (None, None)
     with pytest.raises(PathError):
-        ctx.exports.download_paths(job)
+        ctx.exports.job("../../elsewhere")
 
 
 def test_language_chosen_in_settings_beats_the_browsers():

@@ -12,8 +12,9 @@ import pytest
 from engine.config import parse_config
 from webui.context import AppContext
 from webui import plots
-from webui.exports import ExportJob
-from webui.monitor import RunSnapshot
+from engine.events import EventWriter
+from engine.rundir import ExportDir
+from webui.monitor import JobSnapshot
 from webui.render import RUN_COLORS, loss_colors, loss_frame
 from webui.tabs import export as export_tab
 from webui.tabs import runs as runs_tab
@@ -44,11 +45,11 @@ def write_run(ctx: AppContext, name: str, state: str = "completed", method: str 
 def test_loss_series_are_named_by_run_and_each_has_a_colour():
     empty = loss_frame({})
     assert (str(empty["step"].dtype), str(empty["loss"].dtype)) == ("int64", "float64")  # numeric axes from the start
-    one = {"a": RunSnapshot("a", train_loss=[(1, 2.0), (2, 1.0)])}
+    one = {"a": JobSnapshot("a", train_loss=[(1, 2.0), (2, 1.0)])}
     assert list(loss_frame(one)["series"]) == ["train", "train"]
     assert loss_colors(one) == {"train": RUN_COLORS[0][0]}  # no eval point yet: no eval series to colour
-    two = {"a": RunSnapshot("a", train_loss=[(1, 2.0)], eval_loss=[(1, 2.5)]),
-           "b": RunSnapshot("b", train_loss=[(1, 3.0)], eval_loss=[(1, 3.5)])}
+    two = {"a": JobSnapshot("a", train_loss=[(1, 2.0)], eval_loss=[(1, 2.5)]),
+           "b": JobSnapshot("b", train_loss=[(1, 3.0)], eval_loss=[(1, 3.5)])}
     assert list(loss_frame(two)["series"]) == ["a · train", "a · eval", "b · train", "b · eval"]
     assert loss_colors(two) == {"a · train": RUN_COLORS[0][0], "a · eval": RUN_COLORS[0][1],
                                 "b · train": RUN_COLORS[1][0], "b · eval": RUN_COLORS[1][1]}
@@ -111,30 +112,33 @@ def test_cancel_refuses_a_finished_run_and_no_run(ctx):
     assert (ctx.runs.runs_dir / "done").is_dir()
 
 
-def finished_export(ctx: AppContext, name: str, merged: bool, monkeypatch) -> list[tuple]:
-    """The export handler's yields for a job that has completed (no engine process is started)."""
+def finished_export(ctx: AppContext, name: str, merged: bool) -> tuple:
+    """What the Export tab shows for a run whose export job has completed, as the engine leaves its folder."""
     write_run(ctx, name, method="lora" if merged else "prefix")
-    out = ctx.workspace / "exports" / f"{name}-float16"
-    zips = {"zip": out.with_name(f"{out.name}.zip"), "adapter_zip": out.with_name(f"{out.name}-adapter.zip")}
-    for path in zips.values():
+    job = ExportDir(ctx.exports.exports_dir / f"{name}-float16")
+    job.path.mkdir(parents=True)
+    job.config.write_text(f"run_dir: {ctx.runs.runs_dir / name}\ndtype: float16\n")
+    for path in (job.zip, job.adapter_zip):
         path.write_bytes(b"PK")
-    result = {"state": "completed", "merged": merged, "out": str(out), **{k: str(v) for k, v in zips.items()}}
+    result = {"merged": merged, "out": str(job.out), "zip": str(job.zip), "adapter_zip": str(job.adapter_zip)}
     if not merged:
         result["reason"] = "Prefix tuning learns virtual tokens, so it cannot be merged."
-    job = ExportJob(run=name, out=out, result=result)
-    monkeypatch.setattr(ctx.exports, "start", lambda *args: job)
-    return list(export_tab.export(ctx, name, "float16", 2))
+    with EventWriter(job.events) as events:
+        events.status("completed", result=result)
+    job.write_status("completed", pid=None)
+    return export_tab.show_latest(ctx, name)
 
 
-def test_export_that_cannot_merge_offers_only_the_adapter(ctx, monkeypatch):
-    (status, log, merged, adapter), = finished_export(ctx, "pfx", merged=False, monkeypatch=monkeypatch)
+def test_export_that_cannot_merge_offers_only_the_adapter(ctx):
+    status, log, merged, adapter, job, timer = finished_export(ctx, "pfx", merged=False)
     assert "cannot be merged" in status and "Adapter only" in status
     assert merged["visible"] is False  # no "Download merged model" holding an adapter
     assert adapter["visible"] is True and adapter["value"].endswith("pfx-float16.zip")  # the export: adapter + how-to
 
 
-def test_merged_export_offers_both(ctx, monkeypatch):
-    (status, log, merged, adapter), = finished_export(ctx, "lr", merged=True, monkeypatch=monkeypatch)
+def test_merged_export_offers_both(ctx):
+    status, log, merged, adapter, job, timer = finished_export(ctx, "lr", merged=True)
+    assert job == "lr-float16" and timer.active is False  # a finished export is not polled
     assert status.startswith("Done")
     assert merged["visible"] is True and merged["value"].endswith("lr-float16.zip")
     assert adapter["visible"] is True and adapter["value"].endswith("lr-float16-adapter.zip")

@@ -11,13 +11,15 @@ import pytest
 
 from engine.config import parse_config
 from engine.events import read_events
+from engine.rundir import RunDir
 from webui.paths import PathError
-from webui.runs import RunError, RunManager, classify_death
+from webui.jobs import Scheduler
+from webui.runs import RunError, RunManager
 
 FAKE_ENGINE = r'''
 import os, signal, sys, time, yaml
 sys.path.insert(0, os.environ["WORKBENCH_ROOT"])
-from engine.events import EventWriter
+from engine.events import EventWriter, Metrics, Progress
 from engine.rundir import RunDir, write_json_atomic
 config = yaml.safe_load(open(sys.argv[2]))
 run = RunDir(config["output_dir"])
@@ -31,8 +33,8 @@ if mode == "die":
     print("loading...", flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 for step in range(1, 2000):
-    events.write("progress", step=step, total=2000, epoch=0.0, eta_s=1.0, elapsed_s=0.01 * step)
-    events.write("metrics", step=step, loss=2.0 / step, learning_rate=1e-4, grad_norm=1.0, tokens_per_s=10.0)
+    events.write(Progress(step=step, total=2000, epoch=0.0, eta_s=1.0, elapsed_s=0.01 * step))
+    events.write(Metrics(step=step, loss=2.0 / step, learning_rate=1e-4, grad_norm=1.0, tokens_per_s=10.0))
     if stop or (mode == "finish" and step == 3):
         break
     time.sleep(0.02)
@@ -63,7 +65,7 @@ def fake(tmp_path: Path, monkeypatch):
                              "output_dir": str(tmp_path / "unused")})
 
     set_mode("wait")
-    manager = RunManager(tmp_path / "ws" / "runs", engine=argv)
+    manager = RunManager(Scheduler(tmp_path / "ws", engine=argv))
     return manager, set_mode, config, argv
 
 
@@ -110,7 +112,7 @@ def test_death_without_final_event_is_reported(fake):
     info = manager.info(name)
     assert info.state == "failed" and "killed" in info.error.lower()
     last = read_events(info.path / "events.jsonl")[-1]
-    assert last["state"] == "failed" and "loading..." in last["log_tail"]
+    assert last.state == "failed" and last.died and "loading..." in last.log_tail
     assert manager.monitor(name).refresh().error == info.error
 
 
@@ -118,7 +120,7 @@ def test_reattach_after_restart_and_cancel(fake):
     manager, set_mode, config, argv = fake
     name, _ = manager.submit(config(), name="long")
     wait_for(lambda: manager.info(name).state == "training")
-    restarted = RunManager(manager.runs_dir, engine=argv)  # a new launch.py: no Popen handles
+    restarted = RunManager(Scheduler(manager.scheduler.workspace, engine=argv))  # a new launch.py: no Popen handles
     assert restarted.active() == name and restarted.alive(name)
     wait_for(lambda: restarted.monitor(name).refresh().step >= 2)
     second, queued = restarted.submit(config(), name="later")
@@ -127,7 +129,7 @@ def test_reattach_after_restart_and_cancel(fake):
         restarted.delete(name)
     restarted.cancel(name)
     assert not (manager.runs_dir / name).exists()
-    manager._procs.pop(name).wait(timeout=10)
+    manager.scheduler.wait(RunDir(manager.runs_dir / name), timeout=10)  # the first launch.py reaps its engine
     assert wait_for(lambda: restarted.tick() == "later" or restarted.active() == "later")
     restarted.cancel("later")
 
@@ -137,12 +139,6 @@ def test_names_cannot_leave_the_runs_folder(fake):
     for bad in ("../x", "/etc", "a/b", "..", ""):
         with pytest.raises((PathError, RunError)):
             manager.run_dir(bad)
-
-
-def test_classify_death():
-    assert "out of gpu memory" in classify_death(1, "torch.OutOfMemoryError: CUDA out of memory").lower()
-    assert "sigkill" in classify_death(-9, "").lower()
-    assert "code 3" in classify_death(3, "")
 
 
 def test_runs_tab_overlays_and_compares(tmp_path: Path):

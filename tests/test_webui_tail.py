@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from webui.monitor import RunMonitor
+from engine.rundir import RunDir
+from webui.monitor import JobMonitor
 
 
 def append(path: Path, text: str) -> None:
@@ -21,7 +22,7 @@ def test_reads_only_new_bytes_and_skips_partial_line(tmp_path: Path):
     run = tmp_path / "run"
     run.mkdir()
     events = run / "events.jsonl"
-    monitor = RunMonitor(run)
+    monitor = JobMonitor(RunDir(run))
     assert monitor.refresh().version == 0  # no file yet
 
     append(events, line(kind="status", state="training") + line(kind="progress", step=1, total=10, epoch=0.1,
@@ -54,7 +55,7 @@ def test_cost_does_not_depend_on_log_length(tmp_path: Path, monkeypatch):
     run.mkdir()
     events = run / "events.jsonl"
     append(events, "".join(line(kind="log", level="info", message="x" * 100) for _ in range(5000)))
-    monitor = RunMonitor(run)
+    monitor = JobMonitor(RunDir(run))
     monitor.refresh()
 
     reads: list[int] = []
@@ -97,4 +98,4 @@ def test_queued_run_shows_its_status_before_any_event(tmp_path: Path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "status.json").write_text('{"state": "queued", "pid": null, "error": null}')
-    assert RunMonitor(run).refresh().state == "queued"
+    assert JobMonitor(RunDir(run)).refresh().state == "queued"

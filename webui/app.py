@@ -19,8 +19,9 @@ from webui.options import parse_args, port_in_use
 from webui.render import CSS
 from webui.tabs.chat import build_chat_tab
 from webui.tabs.export import build_export_tab
-from webui.tabs.runs import build_runs_tab
+from webui.tabs.runs import build_runs_tab, redraw_runs
 from webui.tabs.train import build_train_tab
+from webui.wiring import bind
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +29,25 @@ log = logging.getLogger(__name__)
 def build_app(ctx: AppContext) -> gr.Blocks:
     with gr.Blocks(title="PEFT Workbench") as app:
         gr.Markdown(t("app.title"), elem_id="wb-title")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:  # in this order: RUNS_TAB is the Runs tab's position
             train = build_train_tab(ctx, app)
-            build_runs_tab(ctx, app)
+            runs = build_runs_tab(ctx, app)
             build_chat_tab(ctx, app)
             build_export_tab(ctx, app)
+        # The Runs tab's timer ticks only while the tab is shown; it is redrawn at once when shown.
+        shown = tabs.select(runs_tab_shown, None, runs.timer)
+        shown.then(bind(redraw_runs, ctx), runs.selected, [runs.table, runs.selected, runs.listed],
+                   show_progress="hidden")
         # After a reload (or a restart of launch.py) the page follows the run that is training now.
         app.load(lambda: ctx.runs.active(), None, train.current)
     return app
+
+
+RUNS_TAB = 1
+
+
+def runs_tab_shown(event: gr.SelectData) -> gr.Timer:
+    return gr.Timer(active=event.index == RUNS_TAB)
 
 
 def is_loopback(host: str) -> bool:
@@ -76,8 +88,8 @@ def main(argv: list[str]) -> int:
     # Uploads land in the workspace too, so nothing the page touches lies outside it.
     os.environ["GRADIO_TEMP_DIR"] = str(ctx.workspace / ".gradio")
     app = build_app(ctx)
-    ctx.runs.tick()  # re-attach runs left by a previous launch and start a queued one if the machine is free
-    ctx.runs.start_scheduler()
+    ctx.jobs.tick()  # re-attach jobs left by a previous launch and start queued ones where a lane is free
+    ctx.jobs.start()
     try:
         app.queue(default_concurrency_limit=8).launch(
             server_name=args.host, server_port=args.port, share=args.share, auth=auth,
@@ -85,6 +97,6 @@ def main(argv: list[str]) -> int:
             run_history=False,
         )
     finally:
-        ctx.runs.shutdown()
+        ctx.jobs.shutdown()
         ctx.chat.stop()
     return 0

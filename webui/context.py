@@ -9,6 +9,7 @@ from pathlib import Path
 from webui.chat_client import ChatClient
 from webui.engine_cli import REPO_ROOT
 from webui.exports import ExportManager
+from webui.jobs import Scheduler
 from webui.paths import inside
 from webui.runs import RunManager
 
@@ -19,21 +20,25 @@ ASSETS = REPO_ROOT / "assets"
 class AppContext:
     workspace: Path
     assets: Path
+    jobs: Scheduler
     runs: RunManager
     chat: ChatClient
     exports: ExportManager
 
     @classmethod
-    def create(cls, workspace: Path, assets: Path = ASSETS) -> AppContext:
+    def create(cls, workspace: Path, assets: Path = ASSETS, scheduler: Scheduler | None = None) -> AppContext:
+        """`scheduler`: tests pass one whose engine is a fake script."""
         workspace = Path(workspace).expanduser().resolve()
         for sub in ("uploads", "runs", "exports", "configs", "models"):
             (workspace / sub).mkdir(parents=True, exist_ok=True)
+        jobs = scheduler or Scheduler(workspace)
         return cls(
             workspace=workspace,
             assets=assets.resolve(),
-            runs=RunManager(workspace / "runs"),
+            jobs=jobs,
+            runs=RunManager(jobs),
             chat=ChatClient(workspace / "chat_worker.log"),
-            exports=ExportManager(workspace / "exports"),
+            exports=ExportManager(jobs),
         )
 
     @property

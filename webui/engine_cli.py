@@ -55,10 +55,14 @@ def run_json(args: list[str], timeout: float = 180.0, env: dict[str, str] | None
         raise EngineError(f"`engine {args[0]}` took longer than {timeout:.0f} s and was stopped.") from None
     if done.returncode != 0:
         raise EngineError(last_sentence(done.stderr))
-    lines = [line for line in done.stdout.splitlines() if line.strip().startswith("{")]
-    if not lines:
+    lines = done.stdout.strip().splitlines()  # the answer is the last line (a JSON object); nothing else parses it
+    try:
+        answer = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
         raise EngineError(f"`engine {args[0]}` printed no result.")
-    return json.loads(lines[-1])
+    return answer
 
 
 def inspect_args(path: Path, *, data_format: str = "auto", model: str | None = None, cutoff_len: int | None = None,

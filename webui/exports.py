@@ -1,90 +1,60 @@
-"""Export jobs: `python -m engine export RUN --out DIR --zip --json` in its own process; its JSON lines
-are collected by a thread so any page (or a reload) can follow the job."""
+"""Export jobs (WORKSPACE/exports/RUN-DTYPE/): the verified export of a finished run, as a job the scheduler
+starts (`python -m engine export --job FOLDER`). Like a training run, an export is found again from its
+folder after a reload or a restart of launch.py: its state, log and downloads are all on disk."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from webui.engine_cli import REPO_ROOT, engine_argv
+from engine.config import ExportConfig
+from engine.events import FINAL_STATES
+from engine.rundir import ExportDir, RunDir
+from webui.jobs import EXPORT, QUEUED, Scheduler
+from webui.monitor import JobSnapshot
 from webui.paths import inside, safe_name
 
 
-@dataclass
-class ExportJob:
-    run: str
-    out: Path
-    started: float = field(default_factory=time.time)
-    lines: list[str] = field(default_factory=list)
-    result: dict[str, Any] | None = None  # the final status line
-
-    @property
-    def done(self) -> bool:
-        return self.result is not None
-
-    @property
-    def failed(self) -> bool:
-        return self.done and self.result.get("state") != "completed"
-
-
 class ExportManager:
-    def __init__(self, exports_dir: Path, repo_root: Path = REPO_ROOT,
-                 engine: Callable[..., list[str]] = engine_argv):
-        self.exports_dir = Path(exports_dir).resolve()
-        self.repo_root = repo_root
-        self.engine = engine
-        self.jobs: dict[str, ExportJob] = {}
-        self._lock = threading.Lock()
+    def __init__(self, scheduler: Scheduler):
+        self.scheduler = scheduler
+        self.exports_dir = scheduler.folder(EXPORT)
 
-    def start(self, run_dir: Path, dtype: str, shard_gb: float) -> ExportJob:
-        """Start exporting a run (one export per run at a time)."""
-        name = safe_name(run_dir.name)
-        with self._lock:
-            job = self.jobs.get(name)
-            if job is not None and not job.done:
+    def job(self, name: str) -> ExportDir:
+        return ExportDir(inside(self.exports_dir / safe_name(name), self.exports_dir))
+
+    def start(self, run: RunDir, dtype: str, shard_gb: float) -> ExportDir:
+        """Queue the export of a run in `dtype` (it starts at once unless two exports run); an export of the same
+        run and dtype that is under way is returned as it is, a finished one is replaced."""
+        job = self.job(f"{safe_name(run.name)}-{dtype}")
+        with self.scheduler.lock:
+            state = self.scheduler.statuses(EXPORT).get(job.name, {}).get("state")
+            if state is not None and state not in FINAL_STATES and (state == QUEUED or self.scheduler.alive(job)):
                 return job
-            out = inside(self.exports_dir / f"{name}-{dtype}", self.exports_dir)
-            job = self.jobs[name] = ExportJob(run=name, out=out)
-        argv = self.engine("export", str(run_dir), "--out", str(out), "--dtype", dtype,
-                           "--max-shard-size", f"{shard_gb:g}GB", "--zip", "--json", "--overwrite")
-        proc = subprocess.Popen(argv, cwd=self.repo_root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-        threading.Thread(target=self._follow, args=(job, proc), name=f"export-{name}", daemon=True).start()
+            job.path.mkdir(parents=True, exist_ok=True)
+            job.clear_outputs()
+            config = ExportConfig(run_dir=str(run.path), dtype=dtype, max_shard_size=f"{shard_gb:g}GB", zip=True)
+            job.config.write_text(config.to_yaml(), encoding="utf-8")
+            job.write_status(QUEUED, pid=None, error=None)
+            self.scheduler.tick()
         return job
 
-    def _follow(self, job: ExportJob, proc: subprocess.Popen) -> None:
-        result = None
-        for line in proc.stdout:
-            if not line.strip().startswith("{"):
-                job.lines.append(line.rstrip())
+    def latest(self, run: str) -> ExportDir | None:
+        """The newest export job of a run (any dtype), or None."""
+        jobs = []
+        for name in self.scheduler.statuses(EXPORT):
+            job = self.job(name)
+            try:
+                if Path(job.read_config().run_dir).name == run:
+                    jobs.append((job.status.stat().st_mtime, job))
+            except (OSError, ValueError):  # being replaced, or damaged: not this run's export to show
                 continue
-            message = json.loads(line)
-            if message.get("kind") == "status":
-                result = message
-            else:
-                job.lines.append(str(message.get("message", message)))
-        stderr = proc.stderr.read()
-        code = proc.wait()
-        if result is None:
-            tail = [line for line in stderr.splitlines() if line.strip()]
-            reason = tail[-1] if tail else f"the export process exited with code {code}."
-            result = {"state": "failed", "error": reason}
-        job.result = result
+        return max(jobs, key=lambda pair: pair[0])[1] if jobs else None
 
-    def job(self, run: str) -> ExportJob | None:
-        return self.jobs.get(run)
+    def follow(self, job: ExportDir) -> JobSnapshot:
+        return self.scheduler.monitor(job).refresh()
 
-    def download_paths(self, job: ExportJob) -> tuple[Path | None, Path | None]:
-        """The merged-model zip and adapter zip of a finished job, each checked to lie in the exports folder."""
-        result = job.result or {}
-        paths = []
-        for key in ("zip", "adapter_zip"):
-            value = result.get(key)
-            paths.append(inside(value, self.exports_dir) if value and Path(value).is_file() else None)
-        return paths[0], paths[1]
+    def downloads(self, job: ExportDir, snap: JobSnapshot) -> tuple[Path | None, Path | None]:
+        """The merged-model zip and the adapter zip of a completed export, where they exist in its folder."""
+        if snap.state != "completed":
+            return None, None
+        return tuple(path if path.is_file() else None for path in (job.zip, job.adapter_zip))

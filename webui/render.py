@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from engine.events import STATES
-from webui.monitor import RunSnapshot
+from webui.monitor import JobSnapshot
 from webui.runs import RunInfo
 
 LOSS_COLUMNS = ["step", "loss", "series"]
@@ -40,7 +40,7 @@ def state_label(state: str, text: Callable[..., str] = _english) -> str:
     return text(f"state.{state}") if state in STATES else state
 
 
-def progress_html(snap: RunSnapshot | None, text: Callable[..., str] | None = None) -> str:
+def progress_html(snap: JobSnapshot | None, text: Callable[..., str] | None = None) -> str:
     """A progress bar with step/total, elapsed, ETA and tokens/s, plus the state (and error, if any).
 
     `text(key, **values)` gives the words in the visitor's language (webui.i18n.message).
@@ -69,7 +69,7 @@ def series_name(run: str, kind: str, several: bool) -> str:
     return f"{run} · {kind}" if several else kind
 
 
-def loss_frame(snaps: dict[str, RunSnapshot]) -> pd.DataFrame:
+def loss_frame(snaps: dict[str, JobSnapshot]) -> pd.DataFrame:
     """Long-format losses for a LinePlot: one series per (run, train/eval).
 
     The columns are typed even when empty: the plot takes its axis types from the first frame it draws,
@@ -83,7 +83,7 @@ def loss_frame(snaps: dict[str, RunSnapshot]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=LOSS_COLUMNS).astype(LOSS_TYPES)
 
 
-def loss_colors(snaps: dict[str, RunSnapshot]) -> dict[str, str]:
+def loss_colors(snaps: dict[str, JobSnapshot]) -> dict[str, str]:
     """Series -> colour for the series loss_frame(snaps) holds: one hue per run, eval a lighter shade of it.
 
     Every series drawn must be named here: gradio's plot fixes its colour domain when it builds the chart,
@@ -100,7 +100,7 @@ def loss_colors(snaps: dict[str, RunSnapshot]) -> dict[str, str]:
     return colors
 
 
-def log_text(snap: RunSnapshot | None, stdout_tail: str = "") -> str:
+def log_text(snap: JobSnapshot | None, stdout_tail: str = "") -> str:
     if snap is None:
         return ""
     text = "\n".join(snap.log)

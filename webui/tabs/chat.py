@@ -15,7 +15,6 @@ from webui.chat_client import ChatError
 from webui.context import AppContext
 from webui.i18n import failure, message, t, words
 from webui.paths import PathError
-from webui.runs import read_config
 from webui.wiring import bind
 
 TUNED = "tuned"
@@ -63,7 +62,11 @@ def resolve_source(ctx: AppContext, run: str | None, adapter_dir: str,
     run_dir = ctx.runs.run_dir(run)
     if run_dir.weights_dir() is None:
         raise PathError(say("chat.msg.no_weights", run=run))
-    return read_config(run_dir)["model"]["name_or_path"], {TUNED: str(run_dir.path)}
+    try:
+        base = run_dir.read_config().model.name_or_path
+    except ValueError as error:
+        raise PathError(f"Run {run} has a damaged config.yaml: {str(error).splitlines()[0]}") from None
+    return base, {TUNED: str(run_dir.path)}
 
 
 def loaded_status(ctx: AppContext, say: Callable[..., str]) -> str:

@@ -1,26 +1,32 @@
-"""Export tab: run the verified export of a finished run in an engine process, then offer the merged
-model zip and the adapter zip (or, for methods that cannot merge, the reason and the adapter zip)."""
+"""Export tab: the verified export of a finished run, as an engine job (webui.exports), then the merged model
+zip and the adapter zip (or, for methods that cannot merge, the reason and the adapter zip).
+
+The tab follows one export job at a time: its timer ticks only while that job is under way. Choosing a run
+shows its newest export, so a reload or a restart of launch.py finds an export's result (or failure) again.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from engine.config import EXPORT_DTYPES
+from engine.rundir import ExportDir
 from webui.context import AppContext
-from webui.exports import ExportJob
 from webui.i18n import failure, t, words
+from webui.monitor import JobSnapshot
 from webui.paths import PathError
 from webui.runs import RunError
 from webui.tabs.chat import finished_runs
 from webui.wiring import bind
 
-DTYPES = ("float16", "bfloat16", "float32")
 POLL_S = 0.5
+SPINNER = "◐◓◑◒"
 
 
 @dataclass
@@ -33,47 +39,54 @@ class ExportTab:
     log: gr.Textbox
     merged_zip: gr.DownloadButton
     adapter_zip: gr.DownloadButton
+    job: gr.State  # the name of the export job this page follows
+    timer: gr.Timer
+
+    def view_outputs(self) -> list[Any]:
+        """The outputs of every handler below, in the order `job_view` returns them."""
+        return [self.status, self.log, self.merged_zip, self.adapter_zip, self.job, self.timer]
 
 
-def export(ctx: AppContext, run: str | None, dtype: str, shard_gb: float,
-           request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
-    """Start (or follow) the export of `run` and stream its progress until the downloads are ready."""
+def job_view(ctx: AppContext, job: ExportDir | None, say: Callable[..., str]) -> tuple[Any, ...]:
+    """What the tab shows for one export job: status line, log, the two download buttons, the job followed,
+    and the timer (ticking while the job is under way)."""
     hidden = gr.update(visible=False)
-    say = words(request)
-    if not run:
-        raise failure(request, say("export.msg.choose_run"))
+    if job is None:
+        return "", "", hidden, hidden, None, gr.Timer(active=False)
+    snap = ctx.exports.follow(job)
+    log = "\n".join(snap.log[-200:])
+    if not snap.finished:
+        elapsed = time.time() - (snap.started or job.status.stat().st_mtime)
+        status = f"{SPINNER[int(elapsed / POLL_S) % 4]} " + say("export.msg.progress", run=run_of(job),
+                                                                   seconds=f"{elapsed:.0f}")
+        return status, log, hidden, hidden, job.name, gr.Timer(active=True)
+    if snap.state != "completed":
+        status = f"<span class='wb-error'>{say('export.msg.failed', error=snap.error)}</span>"
+        return status, log, hidden, hidden, job.name, gr.Timer(active=False)
+    status, merged_zip, adapter_zip = downloads(ctx, job, snap, say)
+    return status, log, merged_zip, adapter_zip, job.name, gr.Timer(active=False)
+
+
+def run_of(job: ExportDir) -> str:
     try:
-        run_dir = ctx.runs.run_dir(run)
-        job = ctx.exports.start(run_dir.path, dtype, float(shard_gb or 2))
-    except (RunError, PathError) as error:
-        raise failure(request, str(error)) from None
-    spinner = "◐◓◑◒"
-    while not job.done:
-        elapsed = time.time() - job.started
-        progress = say("export.msg.progress", run=run, seconds=f"{elapsed:.0f}")
-        yield f"{spinner[int(elapsed / POLL_S) % 4]} {progress}", "\n".join(job.lines[-40:]), hidden, hidden
-        time.sleep(POLL_S)
-    result = job.result
-    if job.failed:
-        failed = say("export.msg.failed", error=result.get("error"))
-        yield f"<span class='wb-error'>{failed}</span>", "\n".join(job.lines), hidden, hidden
-        return
-    status, merged_zip, adapter_zip = downloads(ctx, job, say)
-    yield status, "\n".join(job.lines), merged_zip, adapter_zip
+        return Path(job.read_config().run_dir).name
+    except (OSError, ValueError):
+        return job.name
 
 
-def downloads(ctx: AppContext, job: ExportJob, say: Callable[..., str]) -> tuple[str, Any, Any]:
+def downloads(ctx: AppContext, job: ExportDir, snap: JobSnapshot, say: Callable[..., str]) -> tuple[str, Any, Any]:
     """The status line and the two download buttons of a completed export.
 
     A merged export offers the merged model and the adapter. A method that cannot merge (prefix, prompt,
     P-tuning) exported the adapter itself (with HOW_TO_LOAD.md): it is offered once, as the adapter, beside
-    the reason, and the merged-model button stays hidden.
+    the reason, and the merged-model button stays hidden. The files offered are the job folder's own.
     """
-    export_zip, adapter_zip = ctx.exports.download_paths(job)
-    if not job.result.get("merged"):
-        status = say("export.msg.not_mergeable", reason=job.result.get("reason"))
+    export_zip, adapter_zip = ctx.exports.downloads(job, snap)
+    result = snap.result or {}
+    if not result.get("merged"):
+        status = say("export.msg.not_mergeable", reason=result.get("reason"))
         return status, gr.update(visible=False), download(export_zip or adapter_zip)
-    return say("export.msg.done", out=job.result.get("out")), download(export_zip), download(adapter_zip)
+    return say("export.msg.done", out=job.out), download(export_zip), download(adapter_zip)
 
 
 def download(path: Path | None) -> Any:
@@ -81,11 +94,39 @@ def download(path: Path | None) -> Any:
     return gr.update(value=str(path), visible=True) if path else gr.update(visible=False)
 
 
+def export(ctx: AppContext, run: str | None, dtype: str, shard_gb: float,
+           request: gr.Request | None = None) -> tuple[Any, ...]:
+    """Export pressed: queue the export of `run` (or follow the one under way) and start following it."""
+    say = words(request)
+    if not run:
+        raise failure(request, say("export.msg.choose_run"))
+    try:
+        job = ctx.exports.start(ctx.runs.run_dir(run), dtype, float(shard_gb or 2))
+    except (RunError, PathError) as error:
+        raise failure(request, str(error)) from None
+    return job_view(ctx, job, say)
+
+
+def show_latest(ctx: AppContext, run: str | None, request: gr.Request | None = None) -> tuple[Any, ...]:
+    """A run chosen (or the page opened): its newest export, finished or under way, or nothing."""
+    return job_view(ctx, ctx.exports.latest(run) if run else None, words(request))
+
+
+def follow(ctx: AppContext, name: str | None, request: gr.Request | None = None) -> tuple[Any, ...]:
+    """Timer tick: the followed export's progress, then its result (and the timer stops)."""
+    try:
+        job = ctx.exports.job(name) if name else None
+    except PathError:
+        job = None
+    return job_view(ctx, job if job is not None and job.path.is_dir() else None, words(request))
+
+
 def build_export_tab(ctx: AppContext, app: gr.Blocks) -> ExportTab:
     with gr.Tab(t("tab.export"), id="export"):
         with gr.Row():
             run = gr.Dropdown([], label=t("export.run"), elem_id="wb-export-run", scale=2)
-            dtype = gr.Radio(list(DTYPES), value="float16", label=t("export.dtype"), info=t("export.dtype_help"))
+            dtype = gr.Radio(list(EXPORT_DTYPES), value="float16", label=t("export.dtype"),
+                             info=t("export.dtype_help"))
             shard_gb = gr.Number(value=2, minimum=0.1, step=0.5, label=t("export.shard"), info=t("export.shard_help"))
         export_btn = gr.Button(t("export.start"), variant="primary", elem_id="wb-export-start")
         status = gr.Markdown(elem_id="wb-export-status")
@@ -93,11 +134,13 @@ def build_export_tab(ctx: AppContext, app: gr.Blocks) -> ExportTab:
         with gr.Row():
             merged_zip = gr.DownloadButton(t("export.download_merged"), visible=False, elem_id="wb-dl-merged")
             adapter_zip = gr.DownloadButton(t("export.download_adapter"), visible=False, elem_id="wb-dl-adapter")
-    tab = ExportTab(run, dtype, shard_gb, export_btn, status, log, merged_zip, adapter_zip)
+    tab = ExportTab(run=run, dtype=dtype, shard_gb=shard_gb, export=export_btn, status=status, log=log,
+                    merged_zip=merged_zip, adapter_zip=adapter_zip, job=gr.State(None),
+                    timer=gr.Timer(POLL_S, active=False))
     refresh = (lambda: gr.update(choices=finished_runs(ctx)), None, tab.run)
     app.load(*refresh)
     tab.run.focus(*refresh)
-    tab.export.click(bind(export, ctx), [tab.run, tab.dtype, tab.shard_gb],
-                     [tab.status, tab.log, tab.merged_zip, tab.adapter_zip], concurrency_limit=2,
-                     concurrency_id="export")
+    tab.run.change(bind(show_latest, ctx), tab.run, tab.view_outputs(), show_progress="hidden")
+    tab.export.click(bind(export, ctx), [tab.run, tab.dtype, tab.shard_gb], tab.view_outputs())
+    tab.timer.tick(bind(follow, ctx), tab.job, tab.view_outputs(), show_progress="hidden")
     return tab

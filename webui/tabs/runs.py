@@ -15,7 +15,8 @@ from webui.i18n import failure, message, t, words
 from webui.paths import PathError
 from webui.plots import colour_state
 from webui.render import RUN_HEADERS, config_diff_html, log_text, loss_colors, loss_frame, progress_html, runs_rows
-from webui.runs import RunError, read_config, tail_lines
+from webui.jobs import tail_lines
+from webui.runs import RunError
 from webui.tabs.run_again import wire_run_again
 from webui.tabs.train_handlers import plot_titles
 from webui.wiring import bind
@@ -33,8 +34,9 @@ class RunsTab:
     loss: gr.LinePlot
     log: gr.Textbox
     compare: gr.HTML
-    timer: gr.Timer
+    timer: gr.Timer  # ticks only while the Runs tab is shown (webui.app switches it)
     seen: gr.State
+    listed: gr.State  # the scheduler's version the table was drawn from
     rerun: gr.Button
     confirm_rerun: Confirm
     loss_colors: gr.State  # the loss plot's colour map, sent after its data (webui.plots)
@@ -45,13 +47,25 @@ def run_headers(request: gr.Request | None) -> list[str]:
     return [say("runs.col." + header.replace(" ", "_")) for header in RUN_HEADERS]
 
 
-def list_runs(ctx: AppContext, selected: list[str] | None, request: gr.Request | None = None) -> tuple[Any, Any]:
+def list_runs(ctx: AppContext, selected: list[str] | None, listed: int = -1,
+              request: gr.Request | None = None) -> tuple[Any, Any, int]:
+    """The runs table and the selection's choices; nothing is sent while no job's status changed since the
+    table was drawn (`listed`: the scheduler's version then) and the selection holds only runs that exist."""
     infos = ctx.runs.list()
     names = [i.name for i in infos]
     keep = [n for n in (selected or []) if n in names]
+    version = ctx.jobs.version
+    if version == listed and keep == list(selected or []):
+        return gr.skip(), gr.skip(), listed
     # Only touch the selection when a selected run disappeared, so a tick never undoes a click.
     choice = gr.update(choices=names, value=keep) if keep != list(selected or []) else gr.update(choices=names)
-    return gr.update(value={"headers": run_headers(request), "data": runs_rows(infos, words(request))}), choice
+    table = gr.update(value={"headers": run_headers(request), "data": runs_rows(infos, words(request))})
+    return table, choice, version
+
+
+def redraw_runs(ctx: AppContext, selected: list[str] | None, request: gr.Request | None = None) -> tuple[Any, ...]:
+    """The table drawn whatever the version (the page opened, Refresh, a delete, the tab shown)."""
+    return list_runs(ctx, selected, -1, request)
 
 
 def snapshots(ctx: AppContext, selected: list[str] | None, request: gr.Request | None) -> tuple[dict, dict]:
@@ -61,9 +75,11 @@ def snapshots(ctx: AppContext, selected: list[str] | None, request: gr.Request |
     for name in selected or []:
         try:
             snaps[name] = ctx.runs.monitor(name).refresh()
-            configs[name] = read_config(ctx.runs.run_dir(name))
+            configs[name] = ctx.runs.run_dir(name).read_raw_config()
         except RunError:
             snaps.pop(name, None)
+        except ValueError as error:  # a damaged config.yaml: the run is still shown, without its config
+            configs[name] = {"error": str(error)}
         except PathError as error:
             raise failure(request, str(error)) from None
     return snaps, configs
@@ -147,16 +163,20 @@ def build_runs_tab(ctx: AppContext, app: gr.Blocks) -> RunsTab:
             log = gr.Textbox(label=t("train.log"), lines=14, max_lines=14, autoscroll=True, scale=2)
         loss_colors = colour_state(loss)
         compare = gr.HTML(elem_id="wb-compare")
-        timer = gr.Timer(2.0)
+        timer = gr.Timer(2.0, active=False)
         seen = gr.State("")
-    tab = RunsTab(table, selected, refresh, stop, delete, confirm_delete, progress, loss, log, compare, timer, seen,
-                  rerun, confirm_rerun, loss_colors)
-    listing = (bind(list_runs, ctx), [tab.selected], [tab.table, tab.selected])
+        listed = gr.State(-1)
+    tab = RunsTab(table=table, selected=selected, refresh=refresh, stop=stop, delete=delete,
+                  confirm_delete=confirm_delete, progress=progress, loss=loss, log=log, compare=compare, timer=timer,
+                  seen=seen, listed=listed, rerun=rerun, confirm_rerun=confirm_rerun, loss_colors=loss_colors)
+    listing = (bind(redraw_runs, ctx), [tab.selected], [tab.table, tab.selected, tab.listed])
     view = (bind(show_runs, ctx), [tab.selected, tab.seen],
             [tab.progress, tab.loss, tab.log, tab.compare, tab.seen, tab.loss_colors])
     app.load(*listing)
     app.load(plot_titles, None, tab.loss)
-    gr.on([tab.refresh.click, tab.timer.tick], *listing, show_progress="hidden")
+    tab.refresh.click(*listing, show_progress="hidden")
+    tab.timer.tick(bind(list_runs, ctx), [tab.selected, tab.listed], [tab.table, tab.selected, tab.listed],
+                   show_progress="hidden")
     gr.on([tab.selected.change, tab.timer.tick], *view, show_progress="hidden", trigger_mode="always_last")
     tab.stop.click(bind(stop_selected, ctx), [tab.selected], None)
     tab.delete.click(bind(ask_delete, ctx), [tab.selected], tab.confirm_delete.outputs)
