@@ -66,8 +66,13 @@ class JobDir:
     log = property(lambda self: self.path / self.LOG)
 
     def read_status(self) -> dict[str, Any]:
-        """The last status written, or {} when there is none yet."""
-        return read_json(self.status)
+        """The last status written, or {} when there is none yet; a status.json that cannot be read (a process
+        killed while writing its first one) reads as failed, saying so, and `damaged`."""
+        try:
+            return read_json(self.status)
+        except (OSError, ValueError) as error:
+            return {"state": "failed", "error": f"{STATUS} cannot be read ({error.__class__.__name__}).",
+                    "damaged": True}
 
     def write_status(self, state: str, **fields: Any) -> None:
         write_json_atomic(self.status, {"state": state, **fields})

@@ -180,3 +180,20 @@ def test_the_web_process_has_one_reader_of_events():
     assert using == ["webui/monitor.py"]
     for path in (ROOT / "webui").rglob("*.py"):  # nobody parses engine output by looking for "{"
         assert 'startswith("{")' not in path.read_text(encoding="utf-8"), path
+
+
+def test_a_damaged_job_folder_breaks_neither_the_scheduler_nor_the_list(fake, tmp_path):
+    argv, config, _ = fake
+    ctx = AppContext.create(tmp_path / "ws", scheduler=Scheduler(tmp_path / "ws", engine=argv))
+    name, _ = ctx.runs.submit(config(), name="good")
+    wait_for(lambda: ctx.runs.info(name).state == "completed")
+    broken = ctx.runs.runs_dir / "broken"
+    broken.mkdir()
+    (broken / "config.yaml").write_text("model: [unclosed\n")
+    (broken / "status.json").write_text("")  # killed while the first status was written
+    ctx.jobs.tick()
+    rows = {info.name: info for info in ctx.runs.list()}
+    assert rows["good"].state == "completed"
+    assert rows["broken"].state == "failed" and "cannot be read" in rows["broken"].error
+    ctx.runs.delete("broken")
+    assert not broken.exists()

@@ -73,15 +73,6 @@ def tail_lines(path: Path, lines: int = LOG_TAIL_LINES, max_bytes: int = 16384) 
     return "\n".join(data.splitlines()[-lines:])
 
 
-def read_status(job: JobDir) -> dict[str, Any]:
-    """status.json, or a failed status naming the damage: one damaged folder never stops the scheduler."""
-    try:
-        return job.read_status()
-    except (OSError, ValueError) as error:
-        return {"state": "failed", "error": f"{job.status.name} cannot be read ({error.__class__.__name__}).",
-                "damaged": True}
-
-
 class Scheduler:
     def __init__(self, workspace: Path, repo_root: Path = REPO_ROOT, engine: Callable[..., list[str]] = engine_argv,
                  kinds: tuple[JobKind, ...] = KINDS):
@@ -120,7 +111,7 @@ class Scheduler:
                 for path in sorted(self.folder(kind).iterdir()):
                     job = kind.job_dir(path)
                     if path.is_dir() and not path.is_symlink() and job.status.is_file():
-                        statuses[path.name] = read_status(job)
+                        statuses[path.name] = job.read_status()
             if snapshot != self._snapshot:
                 self.version += 1
             self._snapshot, self._scanned_at = snapshot, time.monotonic()
@@ -140,7 +131,7 @@ class Scheduler:
         if proc is not None and proc.poll() is None:
             return True
         self._reap()
-        status = read_status(job)
+        status = job.read_status()
         ours = proc.pid if proc is not None else None
         if status.get("pid") and status["pid"] != ours:
             return process_alive(status)
@@ -228,7 +219,7 @@ class Scheduler:
 
     def _mark_dead(self, job: JobDir) -> None:
         """The engine is gone without a final status: record why, in the job folder, for every visitor."""
-        status = read_status(job)
+        status = job.read_status()
         if status.get("state") in FINAL_STATES or status.get("damaged") or process_alive(status):
             return  # it finished, or started again, meanwhile
         returncode = self._exit_codes.get(job.path)
@@ -243,7 +234,7 @@ class Scheduler:
     def send_signal(self, job: JobDir, sig: signal.Signals, group: bool = False) -> bool:
         """Send `sig` to a job's engine process; False when it has none running."""
         proc = self._procs.get(job.path)
-        pid = read_status(job).get("pid") or (proc.pid if proc is not None else None)
+        pid = job.read_status().get("pid") or (proc.pid if proc is not None else None)
         if not pid or not self.alive(job):
             return False
         try:

@@ -182,10 +182,11 @@ def read_info(run: RunDir) -> RunInfo:
     status = run.read_status()
     info = RunInfo(name=run.name, path=run.path, state=status.get("state", STARTING), error=status.get("error"),
                    created=run.config.stat().st_mtime if run.config.exists() else run.path.stat().st_mtime)
-    raw = run.read_raw_config()
-    info.method = (raw.get("method") or {}).get("name", "")
-    info.model = (raw.get("model") or {}).get("name_or_path", "")
-    info.dataset = Path((raw.get("data") or {}).get("path", "")).name
+    try:
+        config = run.read_config()
+        info.method, info.model, info.dataset = config.method.name, config.model.name_or_path, Path(config.data.path).name
+    except (OSError, ValueError) as error:  # listed, with the reason, and it can still be deleted
+        info.error = info.error or f"{run.config.name} cannot be read: {str(error).splitlines()[0]}"
     metrics = run.read_metrics()
     info.train_loss, info.eval_loss, info.wall_s = metrics.get("train_loss"), metrics.get("eval_loss"), metrics.get("wall_s")
     return info

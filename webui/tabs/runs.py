@@ -75,7 +75,7 @@ def snapshots(ctx: AppContext, selected: list[str] | None, request: gr.Request |
     for name in selected or []:
         try:
             snaps[name] = ctx.runs.monitor(name).refresh()
-            configs[name] = ctx.runs.run_dir(name).read_raw_config()
+            configs[name] = ctx.runs.run_dir(name).read_config().model_dump(mode="json")
         except RunError:
             snaps.pop(name, None)
         except ValueError as error:  # a damaged config.yaml: the run is still shown, without its config
