@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.browser import browser, page, server, set_number, shot  # noqa: F401
-from webui.tabs.train_handlers import FITS_COLOUR, OVER_COLOUR
+from webui.tabs.train_data import FITS_COLOUR, OVER_COLOUR
 
 pytestmark = pytest.mark.browser
 

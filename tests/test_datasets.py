@@ -77,7 +77,7 @@ def test_chart_rows_name_both_colours_in_every_chart():
 
 
 def test_length_chart_update_orders_and_colours_the_bins():
-    from webui.tabs.train_handlers import FITS_COLOUR, OVER_COLOUR, length_chart
+    from webui.tabs.train_data import FITS_COLOUR, OVER_COLOUR, length_chart
 
     update = length_chart(STARTER_LENGTHS, 64, None)
     frame = update["value"]

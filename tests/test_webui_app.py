@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.events import STATES
-from webui import datasets, forms
+from webui import datasets, form_fields
 from webui.context import AppContext
 from webui.paths import PathError
 from webui.render import RUN_HEADERS
@@ -40,8 +40,8 @@ def test_locales_are_complete():
         used |= set(re.findall(r'\bt\(\s*"([a-z_.]+)"\)', source))
         # run-time messages: message(request, "key"), say("key"), text("key"), words(request)("key")
         used |= set(re.findall(r'\b(?:message\(\w+,|say\(|text\(|words\(\w+\)\()\s*"([a-z_.]+)"\s*[,)]', source))
-    used |= {f"field.{f.key}" for f in forms.FIELDS} | {f"help.{f.key}" for f in forms.FIELDS}
-    used |= {f"choice.{c}" for c in forms.STOP_BY_CHOICES}
+    used |= {f"field.{o.key}" for o in form_fields.OPTIONS} | {f"help.{o.key}" for o in form_fields.OPTIONS}
+    used |= {f"choice.{c}" for c in form_fields.STOP_BY.choices}
     used |= {f"state.{s}" for s in STATES}
     used |= {"runs.col." + h.replace(" ", "_") for h in RUN_HEADERS}
     used |= {"field.data.format", "help.data.format", "field.method.name", "help.method.name"}
@@ -114,10 +114,12 @@ def test_launch_options_and_exposure_warning():
 
 def test_crafted_paths_fail_in_handlers(tmp_path: Path):
     from webui.monitor import JobSnapshot
-    from webui.tabs import chat, train_handlers
+    from tests.train_tab import train_tab
+    from webui.tabs import chat, train_data
 
     ctx = AppContext.create(tmp_path / "ws")
-    summary, *hidden = list(train_handlers.inspect(ctx, "", "/etc/passwd", "auto", 512, "truncate"))[-1]
+    panel = train_tab(ctx).data
+    summary = list(train_data.inspect(ctx, panel, "", "/etc/passwd", "auto", 512, "truncate"))[-1][panel.summary]
     assert "outside the workspace" in summary
     with pytest.raises(PathError):
         chat.resolve_source(ctx, None, "/etc")

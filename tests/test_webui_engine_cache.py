@@ -13,8 +13,12 @@ import gradio as gr
 import pytest
 
 from webui import engine_cli, forms, models
+from webui.form_fields import R
 from webui.context import AppContext
+from webui.tabs import train_count, train_data
 from webui.tabs import train_handlers as h
+
+from tests.train_tab import train_tab
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_MODEL = ROOT / "assets" / "models" / "workbench-demo-5m"
@@ -27,8 +31,8 @@ def visitor(session: str) -> SimpleNamespace:
 
 
 def form_args(model: str, dataset: str, method: str = "lora", r: int = 8) -> list:
-    filled = {**forms.defaults(), "method.r": r}
-    return [model, dataset, "auto", method, *[filled[k] for k in forms.FIELD_KEYS]]
+    filled = {**forms.defaults(), R: r}
+    return [model, dataset, "auto", method, *forms.widget_values(filled)]
 
 
 @pytest.fixture
@@ -52,7 +56,11 @@ def no_engine(monkeypatch: pytest.MonkeyPatch) -> list:
 
 
 def inspected(ctx: AppContext, dataset: Path, request=None) -> list[tuple]:
-    return list(h.inspect(ctx, "", str(dataset), "auto", 256, "truncate", request))
+    """The inspection's yields, each as (summary, preview, example, histogram, over-cutoff line)."""
+    panel = train_tab(ctx).data
+    outputs = (panel.summary, panel.preview, panel.example, panel.histogram, panel.over_cutoff)
+    return [tuple(shown[c] for c in outputs) for shown in
+            train_data.inspect(ctx, panel, "", str(dataset), "auto", 256, "truncate", request)]
 
 
 def test_inspection_is_shared_by_visitors_and_restarts(ctx, monkeypatch):
@@ -78,20 +86,20 @@ def test_inspection_is_shared_by_visitors_and_restarts(ctx, monkeypatch):
 
 
 def test_count_of_a_known_model_starts_no_engine_process(ctx, no_engine):
-    shown = list(h.count_trainable(ctx, visitor("a"), *form_args(str(DEMO_MODEL), str(IDENTITY), r=16)))
+    shown = list(train_count.count_trainable(ctx, visitor("a"), *form_args(str(DEMO_MODEL), str(IDENTITY), r=16)))
     assert len(shown) == 1 and "trainable" in shown[0] and "%" in shown[0]
     assert no_engine == []
 
 
 def test_count_without_a_dataset(ctx, no_engine):
-    shown = list(h.count_trainable(ctx, visitor("a"), *form_args(str(DEMO_MODEL), "", method="prompt")))
+    shown = list(train_count.count_trainable(ctx, visitor("a"), *form_args(str(DEMO_MODEL), "", method="prompt")))
     assert "%" in shown[-1]  # the trainable count needs the model and the method only
 
 
 def test_offline_hub_id_fails_at_once(ctx, no_engine, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     began = time.monotonic()
-    shown = list(h.count_trainable(ctx, visitor("a"), *form_args("someone/model-not-in-the-cache", str(IDENTITY))))
+    shown = list(train_count.count_trainable(ctx, visitor("a"), *form_args("someone/model-not-in-the-cache", str(IDENTITY))))
     info = h.show_model(ctx, "someone/model-not-in-the-cache", visitor("a"))
     assert time.monotonic() - began < 2
     assert len(shown) == 1 and "cannot be reached" in shown[0] and "someone/model-not-in-the-cache" in shown[0]
@@ -128,30 +136,30 @@ def test_late_answer_for_an_older_model_is_dropped(ctx, monkeypatch, unknown_mod
     newer: list = []
 
     def slow_plan(config_path, env=None):
-        newer.extend(h.count_trainable(ctx, visitor("v"), *form_args(str(DEMO_MODEL), str(IDENTITY))))
+        newer.extend(train_count.count_trainable(ctx, visitor("v"), *form_args(str(DEMO_MODEL), str(IDENTITY))))
         return PLANNED
 
     monkeypatch.setattr(engine_cli, "plan", slow_plan)
-    older = h.count_trainable(ctx, visitor("v"), *form_args(str(unknown_model), str(IDENTITY)))
+    older = train_count.count_trainable(ctx, visitor("v"), *form_args(str(unknown_model), str(IDENTITY)))
     assert "counting" in next(older)
     assert list(older) == [gr.skip()]  # the older model's answer came back after the newer request
     assert "%" in newer[-1] and "1.23K" not in newer[-1]
     # The answer is cached all the same; another visitor asking for that model gets it at once.
-    assert "1.23K" in list(h.count_trainable(ctx, visitor("w"), *form_args(str(unknown_model), str(IDENTITY))))[0]
+    assert "1.23K" in list(train_count.count_trainable(ctx, visitor("w"), *form_args(str(unknown_model), str(IDENTITY))))[0]
 
 
 def test_superseded_request_starts_no_process(ctx, monkeypatch, unknown_model):
     planned: list = []
     monkeypatch.setattr(engine_cli, "plan", lambda path, env=None: planned.append(path) or PLANNED)
-    older = h.count_trainable(ctx, visitor("v"), *form_args(str(unknown_model), str(IDENTITY), r=4))
+    older = train_count.count_trainable(ctx, visitor("v"), *form_args(str(unknown_model), str(IDENTITY), r=4))
     assert "counting" in next(older)
-    list(h.count_trainable(ctx, visitor("v"), *form_args(str(unknown_model), str(IDENTITY), r=8)))
+    list(train_count.count_trainable(ctx, visitor("v"), *form_args(str(unknown_model), str(IDENTITY), r=8)))
     assert list(older) == [gr.skip()] and len(planned) == 1  # only r=8 was planned
 
 
 def test_other_visitors_requests_do_not_supersede(ctx, monkeypatch, unknown_model):
     monkeypatch.setattr(engine_cli, "plan", lambda path, env=None: PLANNED)
-    mine = h.count_trainable(ctx, visitor("v"), *form_args(str(unknown_model), str(IDENTITY)))
+    mine = train_count.count_trainable(ctx, visitor("v"), *form_args(str(unknown_model), str(IDENTITY)))
     next(mine)
-    list(h.count_trainable(ctx, visitor("someone else"), *form_args(str(DEMO_MODEL), str(IDENTITY))))
+    list(train_count.count_trainable(ctx, visitor("someone else"), *form_args(str(DEMO_MODEL), str(IDENTITY))))
     assert "1.23K" in list(mine)[-1]

@@ -18,7 +18,8 @@ from webui.monitor import JobSnapshot
 from webui.render import RUN_COLORS, loss_colors, loss_frame
 from webui.tabs import export as export_tab
 from webui.tabs import runs as runs_tab
-from webui.tabs import train_handlers
+from webui.tabs import train_follow
+from tests.train_tab import train_tab
 
 
 @pytest.fixture
@@ -94,21 +95,24 @@ def test_delete_refuses_a_training_run_before_asking(ctx, monkeypatch):
 
 def test_cancel_asks_naming_the_run_then_deletes_it_with_an_info(ctx, capsys):
     write_run(ctx, "waiting", state="queued")
-    pending, box, question = train_handlers.ask_cancel(ctx, "waiting", None)
+    pending, box, question = train_follow.ask_cancel(ctx, "waiting", None)
     assert pending == "waiting" and box["visible"] is True and "`waiting`" in question
     assert (ctx.runs.runs_dir / "waiting").is_dir()  # asking cancels nothing
-    pending, box, question, current, progress, frame, log, colors = train_handlers.cancel(ctx, "waiting", None)
-    assert (pending, box["visible"], current, log) == (None, False, None, "")
+    panel = train_tab(ctx).monitor
+    shown = train_follow.cancel(ctx, panel, "waiting", None)
+    pending, box, question = (shown[c] for c in panel.confirm_cancel.outputs)
+    assert (pending, box["visible"], shown[panel.current], shown[panel.log]) == (None, False, None, "")
+    assert shown[panel.timer].active is False and shown[panel.watch].active is True  # nothing followed now
     assert not (ctx.runs.runs_dir / "waiting").exists()
     assert "Cancelled waiting" in capsys.readouterr().out
 
 
 def test_cancel_refuses_a_finished_run_and_no_run(ctx):
     write_run(ctx, "done")
-    with pytest.raises(train_handlers.gr.Error, match="already finished"):
-        train_handlers.ask_cancel(ctx, "done", None)
-    with pytest.raises(train_handlers.gr.Error, match="no run to cancel"):
-        train_handlers.ask_cancel(ctx, None, None)
+    with pytest.raises(train_follow.gr.Error, match="already finished"):
+        train_follow.ask_cancel(ctx, "done", None)
+    with pytest.raises(train_follow.gr.Error, match="no run to cancel"):
+        train_follow.ask_cancel(ctx, None, None)
     assert (ctx.runs.runs_dir / "done").is_dir()
 
 

@@ -19,7 +19,7 @@ import gradio as gr
 
 from engine.config import DataConfig, MethodConfig, field_help
 from webui.engine_cli import REPO_ROOT
-from webui.forms import FIELDS
+from webui.form_fields import OPTIONS
 
 LOCALES_DIR = REPO_ROOT / "assets" / "locales"
 LANGUAGES = ("en", "zh")
@@ -30,8 +30,8 @@ LANGUAGE_SCRIPT = Path(__file__).with_name("language.js")
 @lru_cache(maxsize=1)
 def translations() -> dict[str, dict[str, str]]:
     tables = {lang: json.loads((LOCALES_DIR / f"{lang}.json").read_text(encoding="utf-8")) for lang in LANGUAGES}
-    for field in FIELDS:
-        tables["en"].setdefault(f"help.{field.key}", field.help)
+    for option in OPTIONS:
+        tables["en"].setdefault(f"help.{option.key}", option.help)
     tables["en"].setdefault("help.data.format", field_help(DataConfig, "format"))
     tables["en"].setdefault("help.method.name", field_help(MethodConfig, "name"))
     return tables
@@ -68,7 +68,7 @@ def message(request: gr.Request | None, key: str, **values: Any) -> str:
 
 
 def words(request: gr.Request | None) -> Callable[..., str]:
-    """message() bound to the visitor's language: `say = words(request)`, then `say("key", **values)`."""
+    """message() bound to the visitor's language: `say = words(request)`, then `say(KEY, **values)`."""
     return lambda key, **values: message(request, key, **values)
 
 

@@ -1,51 +1,47 @@
-"""Event handlers of the Train tab. Each takes plain values and returns plain values or gr.update()s;
-errors reach the page as gr.Warning/gr.Error carrying the engine's sentence."""
+"""Event handlers of the Train tab's form: model, dataset list, method options, config preview, save and load.
+Each takes plain values (and the panel whose components it updates) and returns plain values or, for several
+outputs, a `{component: value}` dict; errors reach the page as gr.Warning/gr.Error carrying the engine's sentence.
+
+The dataset inspection is in train_data, the trainable count in train_count, the run and its live view in
+train_follow."""
 
 from __future__ import annotations
 
-import json
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import pandas as pd
 
 from engine.config import ConfigError, RunConfig, load_config
-from engine.rundir import FINAL_STATES
-from webui import forms, param_count
-from webui.confirm import ask, closed
+from webui import forms
 from webui.context import AppContext
-from webui.datasets import dataset_choices, example_segments, length_histogram, preview_rows, save_upload
-from webui.engine_cli import EngineError, engine_cache, inspect_job, plan_job
+from webui.datasets import dataset_choices, save_upload
+from webui.form_fields import BITS, EPOCHS, MAX_STEPS, OPTIONS
 from webui.i18n import failure, message, words
-from webui.models import hub_offline, human_count, model_config_json, model_folder, model_info, remember_model
+from webui.models import hub_offline, model_info
 from webui.paths import PathError, safe_name
-from webui.render import log_text, loss_colors, loss_frame, progress_html, state_label
-from webui.runs import RunError, tail_lines
+from webui.tabs.train_panels import ConfigPanel, MethodPanel, TrainingPanel, TrainTab
 from webui.widgets import bits_radio_choices
 
 NEW_RUN = "NEW_RUN"
-FITS_COLOUR, OVER_COLOUR = "#4c78a8", "#e45756"  # the token-length histogram's two bar colours
 
 
 @dataclass
 class Form:
-    """The Train form's values, in the order of TrainTab.form_inputs()."""
+    """The Train form's values, as TrainTab.form_inputs() sends them."""
 
     model: str
     dataset: str | None
     data_format: str
     method: str
-    values: dict[str, Any]
+    values: forms.Values
 
     @classmethod
-    def parse(cls, args: tuple[Any, ...]) -> Form:
-        model, dataset, data_format, method, *rest = args
-        return cls(model or "", dataset, data_format or "auto", method or "lora", dict(zip(forms.FIELD_KEYS, rest)))
+    def parse(cls, args: tuple[Any, ...] | list[Any]) -> Form:
+        """ValueError unless `args` holds model, dataset, format, method and exactly one value per option."""
+        model, dataset, data_format, method, *options = args
+        return cls(model or "", dataset, data_format or "auto", method or "lora", forms.from_widgets(options))
 
     def config(self, ctx: AppContext, output_dir: Path) -> RunConfig:
         data_path = str(ctx.readable(self.dataset)) if self.dataset else ""
@@ -86,83 +82,23 @@ def list_datasets(ctx: AppContext) -> Any:
     return gr.update(choices=dataset_choices(ctx.uploads, ctx.assets))
 
 
-def inspect(ctx: AppContext, model: str, dataset: str | None, data_format: str, cutoff_len: float,
-            overlength: str, request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
-    """Summary, preview table, rendered example, length histogram, over-cutoff line (or the one error).
-
-    An answer already measured (by any visitor, before any restart) shows at once; otherwise the page says
-    "inspecting" while the `inspect-data` engine process runs."""
-    hidden = (gr.update(visible=False),) * 4
-    if not dataset:
-        yield ("",) + hidden
-        return
-    try:
-        path = ctx.readable(dataset)
-        local = ctx.local_model_dir(model) if model else None
-        tokenizer = model_folder(model, local) if model else None  # local, or the hub cache's copy: no download
-        job = inspect_job(path, data_format=data_format, model=str(tokenizer) if tokenizer else None,
-                          cutoff_len=int(cutoff_len or 0), overlength=overlength)
-        cache = engine_cache(ctx.workspace)
-        report = cache.cached(job)
-        if report is None:
-            yield (f"<span id='wb-data-busy'>{message(request, 'msg.inspecting')}</span>",) + hidden
-            report = cache.answer(job)
-    except (EngineError, PathError, OSError) as error:
-        yield (f"<div class='wb-error' id='wb-data-error'>{error}</div>",) + hidden
-        return
-    yield inspection_view(report, cutoff_len, request)
-
-
-def inspection_view(report: dict[str, Any], cutoff_len: float, request: gr.Request | None) -> tuple[Any, ...]:
-    """The outputs of `inspect` for one inspect-data report."""
-    headers, rows = preview_rows(report)
-    summary = message(request, "msg.data_summary", format=report.get("format"), rows=report.get("rows"))
-    lengths = report.get("lengths") or []
-    over = report.get("over_cutoff")
-    over_text = ""
-    if over is not None:
-        key = "msg.over_cutoff_drop" if report.get("overlength") == "drop" else "msg.over_cutoff_truncate"
-        over_text = message(request, key, n=over, cutoff=int(cutoff_len or 0))
-    return (
-        summary,
-        gr.update(value={"headers": headers, "data": rows}, visible=True),
-        example_view(report, request),
-        length_chart(lengths, int(cutoff_len or 0), request),
-        gr.update(value=over_text, visible=bool(over_text)),
-    )
-
-
-def example_view(report: dict[str, Any], request: gr.Request | None) -> Any:
-    """The rendered example, its trained spans labelled (and coloured) in the visitor's language."""
-    trained = message(request, "msg.trained")
-    segments = [(text, trained if label == "trained" else label) for text, label in example_segments(report)]
-    return gr.update(value=segments, color_map={trained: "green"}, visible=bool(report.get("example")))
-
-
-def length_chart(lengths: list[int], cutoff_len: int, request: gr.Request | None) -> Any:
-    """The token-length histogram: every row in a bin, bins in numeric order, coloured by fits/over cutoff.
-
-    Sort, colours and titles go with every update: gradio redraws the chart's axes and colour scale only
-    when one of its options changes, and a new cutoff changes the legend title."""
-    say = words(request)
-    fits, over = say("plot.fits"), say("plot.over_cutoff")
-    table = pd.DataFrame(length_histogram(lengths, cutoff_len, fits=fits, over=over), columns=["tokens", "rows", "fits"])
-    return gr.update(value=table, visible=bool(lengths), sort=list(dict.fromkeys(table["tokens"])),
-                     color_map={fits: FITS_COLOUR, over: OVER_COLOUR}, x_title=say("plot.tokens"),
-                     y_title=say("plot.rows"), color_title=say("plot.cutoff", cutoff=cutoff_len))
-
-
-def method_visibility(method: str, bits: Any) -> list[Any]:
+def method_visibility(panel: MethodPanel, method: str, bits: Any) -> dict[Any, Any]:
     """Show the chosen method's options; the bits radio offers what the method can run with and shows what it
     will load (qlora: 4-bit unless 8; lora and dora keep their choice, 16-bit by default)."""
     shown = forms.visible_fields(method)
-    updates = {key: gr.update(visible=visible) for key, visible in shown.items()}
-    updates["method.bits"] = gr.update(visible=shown["method.bits"], choices=bits_radio_choices(method),
-                                       value=forms.bits_for(method, bits))
-    return [updates[f.key] for f in forms.METHOD_FIELDS]
+    updates: dict[Any, Any] = {widget: gr.update(visible=shown[field]) for field, widget in panel.options.items()}
+    updates[panel.bits] = gr.update(visible=shown[BITS], choices=bits_radio_choices(method),
+                                    value=forms.bits_for(method, bits))
+    return updates
 
 
-def preview(ctx: AppContext, config_name: str, *args: Any) -> tuple[str, str]:
+def stop_by_shown(panel: TrainingPanel, stop_by: str) -> dict[Any, Any]:
+    """Training for epochs shows the epochs field; for steps, the max-steps field."""
+    return {panel.options[EPOCHS]: gr.update(visible=stop_by == "epochs"),
+            panel.options[MAX_STEPS]: gr.update(visible=stop_by == "steps")}
+
+
+def preview(ctx: AppContext, panel: ConfigPanel, config_name: str, *args: Any) -> dict[Any, str]:
     """The YAML the run will use and a command that runs exactly it when pasted: the YAML is written to the file
     the command names, and output_dir is WORKSPACE/runs/CONFIG_NAME (as "Save form to YAML" writes it)."""
     form = Form.parse(args)
@@ -171,91 +107,9 @@ def preview(ctx: AppContext, config_name: str, *args: Any) -> tuple[str, str]:
         config = form.config(ctx, ctx.runs.runs_dir / name)
     except (ConfigError, PathError) as error:
         issues = getattr(error, "issues", [str(error)])
-        return "# " + "\n# ".join(issues), ""
+        return {panel.yaml: "# " + "\n# ".join(issues), panel.command: ""}
     text = config.to_yaml()
-    return text, forms.command_line(forms.preview_file(ctx.configs, name, text))
-
-
-class LatestRequests:
-    """The newest request of each visitor (gradio session) for one kind of answer, so that an answer coming
-    back after the visitor asked for something newer is dropped instead of shown over the newer one."""
-
-    def __init__(self, limit: int = 1000):
-        self._latest: OrderedDict[str, str] = OrderedDict()
-        self._limit = limit
-        self._lock = threading.Lock()
-
-    def claim(self, session: str | None, key: str) -> Callable[[], bool]:
-        """Mark `key` as the session's newest request; returns "is it still the newest?"."""
-        session = session or ""
-        with self._lock:
-            self._latest[session] = key
-            self._latest.move_to_end(session)
-            while len(self._latest) > self._limit:
-                self._latest.popitem(last=False)
-        return lambda: self._latest.get(session) == key
-
-
-TRAINABLE_REQUESTS = LatestRequests()
-
-
-def trainable_text(request: gr.Request | None, result: dict[str, Any]) -> str:
-    return message(request, "msg.trainable", trainable=human_count(result["trainable_params"]),
-                   total=human_count(result["total_params"]), percent=f"{result['trainable_percent']:.3f}")
-
-
-def count_trainable(ctx: AppContext, request: gr.Request | None, *args: Any) -> Iterator[Any]:
-    """The trainable-parameter line of the form's model and method. Counted from config.json where the shapes
-    are known (webui.param_count: no process, no torch); else "counting" at once and the cached `plan` engine
-    process. A hub id that is neither cached nor reachable fails at once. Only the newest request of the
-    visitor is shown: a slow answer for an older model or option never overwrites a newer one."""
-    form = Form.parse(args)
-    name = form.model.strip()
-    key = json.dumps([name, form.method, [form.values.get(k) for k in forms.METHOD_OPTIONS.get(form.method, ())]],
-                     default=str)
-    newest = TRAINABLE_REQUESTS.claim(getattr(request, "session_hash", None), key)
-    if not name:
-        yield ""
-        return
-    try:
-        local = ctx.local_model_dir(name)
-        method = forms.method_config(form.values, form.method)
-    except PathError as error:
-        yield f"<span class='wb-error'>{error}</span>"
-        return
-    except ConfigError:
-        yield ""  # the config preview lists what is wrong
-        return
-    config_json = model_config_json(name, local)
-    if config_json is not None:
-        counted = param_count.count(config_json, method)
-        if counted is not None:
-            yield trainable_text(request, counted)
-            return
-    elif local is None and hub_offline():
-        yield f"<span class='wb-error'>{message(request, 'msg.model_offline', name=name)}</span>"
-        return
-    yield from planned_count(ctx, request, form, newest)
-
-
-def planned_count(ctx: AppContext, request: gr.Request | None, form: Form, newest: Callable[[], bool]) -> Iterator[Any]:
-    """The count from the `plan` engine process (cached): for models whose shapes param_count does not know."""
-    try:
-        config = form.config(ctx, ctx.runs.runs_dir / NEW_RUN)
-    except (ConfigError, PathError):
-        yield ""  # the config preview already lists what is missing
-        return
-    job = plan_job(config)
-    cache = engine_cache(ctx.workspace)
-    result = cache.cached(job)
-    if result is None:
-        yield message(request, "msg.counting")
-        try:
-            result = cache.answer(job, wanted=newest)
-        except EngineError as error:
-            yield f"<span class='wb-error'>{error}</span>" if newest() else gr.skip()
-            return
-    yield trainable_text(request, result) if result is not None and newest() else gr.skip()
+    return {panel.yaml: text, panel.command: forms.command_line(forms.preview_file(ctx.configs, name, text))}
 
 
 def save_config(ctx: AppContext, config_name: str, *args: Any, request: gr.Request | None = None) -> Any:
@@ -280,8 +134,9 @@ def config_choices(ctx: AppContext) -> list[tuple[str, str]]:
     return [(p.name, str(p)) for p in sorted(ctx.configs.glob("*.yaml"))]
 
 
-def load_saved_config(ctx: AppContext, path: str | None, request: gr.Request | None = None) -> list[Any]:
-    """Fill the form from a saved YAML: model, dataset, format, method, then every field."""
+def load_saved_config(ctx: AppContext, tab: TrainTab, path: str | None,
+                      request: gr.Request | None = None) -> dict[Any, Any]:
+    """Fill the form from a saved YAML: model, dataset, format, method, then every option."""
     if not path:
         raise failure(request, message(request, "msg.choose_config"))
     try:
@@ -294,73 +149,8 @@ def load_saved_config(ctx: AppContext, path: str | None, request: gr.Request | N
         choices.append((data.name, str(data)))
     values = forms.from_config(config)
     # the bits radio gets the loaded method's choices with its value, so the two never disagree
-    values["method.bits"] = gr.update(value=values["method.bits"], choices=bits_radio_choices(config.method.name))
-    return [config.model.name_or_path, gr.update(choices=choices, value=str(data)), config.data.format,
-            config.method.name] + [values[key] for key in forms.FIELD_KEYS]
-
-
-def start(ctx: AppContext, request: gr.Request, run_name: str, *args: Any) -> tuple[str, str]:
-    form = Form.parse(args)
-    try:
-        name = safe_name(run_name.strip()) if (run_name or "").strip() else None
-        config = form.config(ctx, ctx.runs.runs_dir / (name or NEW_RUN))
-        name, queued = ctx.runs.submit(config, name)
-    except (ConfigError, PathError, RunError) as error:
-        raise failure(request, " ".join(getattr(error, "issues", [str(error)]))) from None
-    remember_model(ctx.workspace, form.model)
-    if queued:
-        gr.Info(message(request, "msg.queued", name=name, active=ctx.runs.active() or "?"),
-                title=message(request, "msg.info_title"))
-    return name, ""
-
-
-def stop(ctx: AppContext, name: str | None, request: gr.Request | None = None) -> None:
-    try:
-        ctx.runs.stop(name or "")
-    except (RunError, PathError) as error:
-        raise failure(request, str(error)) from None
-
-
-def ask_cancel(ctx: AppContext, name: str | None, request: gr.Request) -> tuple[Any, ...]:
-    """Cancel pressed: name the run that would be killed and deleted, and ask (a finished run is not cancelled)."""
-    say = words(request)
-    if not name:
-        raise failure(request, say("train.msg.nothing_to_cancel"))
-    try:
-        state = ctx.runs.info(name).state
-    except (RunError, PathError) as error:
-        raise failure(request, str(error)) from None
-    if state in FINAL_STATES:
-        raise failure(request, say("train.msg.cancel_finished", name=name, state=state_label(state, say)))
-    return ask(say("train.confirm_cancel", name=f"`{name}`"), name)
-
-
-def cancel(ctx: AppContext, name: str | None, request: gr.Request) -> tuple[Any, ...]:
-    """Yes pressed: kill the run the question named and delete its folder; the live view goes blank."""
-    try:
-        ctx.runs.cancel(name or "")
-    except (RunError, PathError) as error:
-        raise failure(request, str(error)) from None
-    gr.Info(message(request, "train.msg.cancelled", name=name), title=message(request, "msg.info_title"))
-    return *closed(), None, progress_html(None, words(request)), loss_frame({}), "", {}
-
-
-def poll(ctx: AppContext, name: str | None, seen: int, request: gr.Request) -> tuple[Any, ...]:
-    """Timer tick: new events of the followed run (or the run that trains now, after a reload).
-
-    Returns the run, progress, loss data, log, the events seen and the loss plot's colours (webui.plots)."""
-    if not name:
-        name = ctx.runs.active()
-        if not name:
-            return (gr.skip(),) * 6
-        seen = -1
-    try:
-        snap = ctx.runs.monitor(name).refresh()
-    except (RunError, PathError):  # deleted by another visitor
-        return None, progress_html(None, words(request)), loss_frame({}), "", -1, {}
-    if snap.version == seen:
-        return (gr.skip(),) * 6
-    tail = tail_lines(ctx.runs.run_dir(name).stdout_log) if snap.state == "failed" else ""
-    snaps = {name: snap}
-    return (name, progress_html(snap, words(request)), loss_frame(snaps), log_text(snap, tail), snap.version,
-            loss_colors(snaps))
+    values[BITS] = gr.update(value=values[BITS], choices=bits_radio_choices(config.method.name))
+    widgets = tab.widgets
+    return {tab.model.name: config.model.name_or_path, tab.data.dataset: gr.update(choices=choices, value=str(data)),
+            tab.data.data_format: config.data.format, tab.method.name: config.method.name,
+            **{widgets[option]: values[option] for option in OPTIONS}}

@@ -1,0 +1,93 @@
+"""The Train tab's dataset inspection: summary, preview table, rendered example, token-length histogram and
+the over-cutoff line, from the `inspect-data` engine process's report (cached on disk for every visitor)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from webui.context import AppContext
+from webui.datasets import example_segments, length_histogram, preview_rows
+from webui.engine_cli import EngineError, engine_cache, inspect_job
+from webui.i18n import message, words
+from webui.models import model_folder
+from webui.paths import PathError
+from webui.tabs.train_panels import DataPanel
+
+FITS_COLOUR, OVER_COLOUR = "#4c78a8", "#e45756"  # the token-length histogram's two bar colours
+
+
+def summary_only(panel: DataPanel, summary: str) -> dict[Any, Any]:
+    """The summary line (or an error, or "inspecting") with the rest of the inspection hidden."""
+    hidden = gr.update(visible=False)
+    return {panel.summary: summary, panel.preview: hidden, panel.example: hidden, panel.histogram: hidden,
+            panel.over_cutoff: hidden}
+
+
+def inspect(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, data_format: str, cutoff_len: float,
+            overlength: str, request: gr.Request | None = None) -> Iterator[dict[Any, Any]]:
+    """Summary, preview table, rendered example, length histogram, over-cutoff line (or the one error).
+
+    An answer already measured (by any visitor, before any restart) shows at once; otherwise the page says
+    "inspecting" while the `inspect-data` engine process runs."""
+    if not dataset:
+        yield summary_only(panel, "")
+        return
+    try:
+        path = ctx.readable(dataset)
+        local = ctx.local_model_dir(model) if model else None
+        tokenizer = model_folder(model, local) if model else None  # local, or the hub cache's copy: no download
+        job = inspect_job(path, data_format=data_format, model=str(tokenizer) if tokenizer else None,
+                          cutoff_len=int(cutoff_len or 0), overlength=overlength)
+        cache = engine_cache(ctx.workspace)
+        report = cache.cached(job)
+        if report is None:
+            yield summary_only(panel, f"<span id='wb-data-busy'>{message(request, 'msg.inspecting')}</span>")
+            report = cache.answer(job)
+    except (EngineError, PathError, OSError) as error:
+        yield summary_only(panel, f"<div class='wb-error' id='wb-data-error'>{error}</div>")
+        return
+    yield inspection_view(panel, report, cutoff_len, request)
+
+
+def inspection_view(panel: DataPanel, report: dict[Any, Any], cutoff_len: float,
+                    request: gr.Request | None) -> dict[Any, Any]:
+    """The outputs of `inspect` for one inspect-data report."""
+    headers, rows = preview_rows(report)
+    summary = message(request, "msg.data_summary", format=report.get("format"), rows=report.get("rows"))
+    lengths = report.get("lengths") or []
+    over = report.get("over_cutoff")
+    over_text = ""
+    if over is not None:
+        key = "msg.over_cutoff_drop" if report.get("overlength") == "drop" else "msg.over_cutoff_truncate"
+        over_text = message(request, key, n=over, cutoff=int(cutoff_len or 0))
+    return {
+        panel.summary: summary,
+        panel.preview: gr.update(value={"headers": headers, "data": rows}, visible=True),
+        panel.example: example_view(report, request),
+        panel.histogram: length_chart(lengths, int(cutoff_len or 0), request),
+        panel.over_cutoff: gr.update(value=over_text, visible=bool(over_text)),
+    }
+
+
+def example_view(report: dict[str, Any], request: gr.Request | None) -> Any:
+    """The rendered example, its trained spans labelled (and coloured) in the visitor's language."""
+    trained = message(request, "msg.trained")
+    segments = [(text, trained if label == "trained" else label) for text, label in example_segments(report)]
+    return gr.update(value=segments, color_map={trained: "green"}, visible=bool(report.get("example")))
+
+
+def length_chart(lengths: list[int], cutoff_len: int, request: gr.Request | None) -> Any:
+    """The token-length histogram: every row in a bin, bins in numeric order, coloured by fits/over cutoff.
+
+    Sort, colours and titles go with every update: gradio redraws the chart's axes and colour scale only
+    when one of its options changes, and a new cutoff changes the legend title."""
+    say = words(request)
+    fits, over = say("plot.fits"), say("plot.over_cutoff")
+    table = pd.DataFrame(length_histogram(lengths, cutoff_len, fits=fits, over=over), columns=["tokens", "rows", "fits"])
+    return gr.update(value=table, visible=bool(lengths), sort=list(dict.fromkeys(table["tokens"])),
+                     color_map={fits: FITS_COLOUR, over: OVER_COLOUR}, x_title=say("plot.tokens"),
+                     y_title=say("plot.rows"), color_title=say("plot.cutoff", cutoff=cutoff_len))
