@@ -197,3 +197,33 @@ def test_a_damaged_job_folder_breaks_neither_the_scheduler_nor_the_list(fake, tm
     assert rows["broken"].state == "failed" and "cannot be read" in rows["broken"].error
     ctx.runs.delete("broken")
     assert not broken.exists()
+
+
+def test_stop_on_a_queued_run_takes_it_off_the_queue(fake, tmp_path):
+    argv, config, set_mode = fake
+    ctx = AppContext.create(tmp_path / "ws", scheduler=Scheduler(tmp_path / "ws", engine=argv))
+    set_mode("wait")
+    first, _ = ctx.runs.submit(config(), name="first")
+    second, queued = ctx.runs.submit(config(), name="second")
+    assert queued
+    ctx.runs.stop(second)
+    assert ctx.runs.info(second).state == "stopped" and ctx.runs.queued() == []
+    ctx.runs.cancel(first)
+    assert ctx.runs.tick() is None and ctx.runs.info(second).state == "stopped"  # it never trains
+    set_mode("finish")
+    assert ctx.runs.rerun(second) is False  # Run again starts it
+    wait_for(lambda: ctx.runs.info(second).state == "completed")
+
+
+def test_stop_before_the_engine_handles_it_ends_stopped_not_failed(fake, tmp_path):
+    """Stop in the first second: the engine, still importing, has no SIGTERM handler yet and dies of it."""
+    argv, config, set_mode = fake
+    ctx = AppContext.create(tmp_path / "ws", scheduler=Scheduler(tmp_path / "ws", engine=argv))
+    set_mode("wait")  # the fake engine never installs a handler
+    name, _ = ctx.runs.submit(config(), name="early")
+    ctx.runs.stop(name)
+    wait_for(lambda: not ctx.runs.alive(name))
+    ctx.runs.tick()
+    info = ctx.runs.info(name)
+    assert info.state == "stopped" and info.error is None
+    assert ctx.runs.monitor(name).refresh().state == "stopped"

@@ -99,3 +99,16 @@ def test_queued_run_shows_its_status_before_any_event(tmp_path: Path):
     run.mkdir()
     (run / "status.json").write_text('{"state": "queued", "pid": null, "error": null}')
     assert JobMonitor(RunDir(run)).refresh().state == "queued"
+
+
+def test_steps_trained_again_after_a_resume_supersede_the_old_ones(tmp_path: Path):
+    """Resumed from checkpoint-3 after step 5: steps 4 and 5 come again, and the curve holds each step once."""
+    run = tmp_path / "run"
+    run.mkdir()
+    events = run / "events.jsonl"
+    append(events, "".join(line(kind="metrics", step=s, loss=10.0 - s) for s in range(1, 6)))
+    append(events, "".join(line(kind="metrics", step=s, loss=20.0 - s) for s in range(4, 8)))
+    append(events, line(kind="metrics", step=7, eval_loss=3.0) + line(kind="metrics", step=7, eval_loss=2.5))
+    snap = JobMonitor(RunDir(run)).refresh()
+    assert snap.train_loss == [(1, 9.0), (2, 8.0), (3, 7.0), (4, 16.0), (5, 15.0), (6, 14.0), (7, 13.0)]
+    assert snap.eval_loss == [(7, 2.5)]

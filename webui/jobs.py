@@ -85,6 +85,7 @@ class Scheduler:
         self._procs: dict[Path, subprocess.Popen] = {}
         self._exit_codes: dict[Path, int] = {}  # our processes that ended (reaped), by job folder
         self._monitors: dict[Path, JobMonitor] = {}
+        self._stop_requested: set[Path] = set()  # jobs stopped from the page, until their process ends
         self._snapshot: dict[str, dict[str, dict[str, Any]]] = {}
         self._scanned_at = 0.0
         self.version = 0  # grows whenever a job's status changes (the page re-renders lists only then)
@@ -206,6 +207,7 @@ class Scheduler:
                 stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         self._exit_codes.pop(job.path, None)
+        self._stop_requested.discard(job.path)
         log.info("started %s job %s (pid %s)", kind.name, job.name, self._procs[job.path].pid)
 
     def _reap(self) -> None:
@@ -224,6 +226,11 @@ class Scheduler:
             return  # it finished, or started again, meanwhile
         returncode = self._exit_codes.get(job.path)
         tail = tail_lines(job.stdout_log)
+        if job.path in self._stop_requested and returncode == -signal.SIGTERM:  # stopped before it could save
+            write_json_atomic(job.status, {**status, "state": "stopped", "error": None})
+            with EventWriter(job.events) as events:
+                events.status("stopped", died=True, log_tail=tail)
+            return
         reason = status.get("error") or explain_exit(returncode, tail, job=job.kind)
         write_json_atomic(job.status, {**status, "state": "failed", "error": reason})
         with EventWriter(job.events) as events:
@@ -248,6 +255,14 @@ class Scheduler:
             return False
         return True
 
+    def stop(self, job: JobDir) -> bool:
+        """SIGTERM a job's engine (it stops and saves); False when it has no process running. A process that a
+        stop ends before it could handle the signal (still importing) is recorded as stopped, not failed."""
+        sent = self.send_signal(job, signal.SIGTERM)
+        if sent:
+            self._stop_requested.add(job.path)
+        return sent
+
     def wait(self, job: JobDir, timeout: float) -> None:
         """Wait for our process of a job to exit (and reap it); nothing to wait for when it is not ours."""
         proc = self._procs.get(job.path)
@@ -260,6 +275,7 @@ class Scheduler:
         with self.lock:
             self._monitors.pop(job.path, None)
             self._exit_codes.pop(job.path, None)
+            self._stop_requested.discard(job.path)
 
     def children(self) -> list[subprocess.Popen]:
         """The engine processes this scheduler started that have not been reaped yet."""

@@ -61,6 +61,14 @@ def format_event(event: Event) -> str:
     return f"{stamp} {event.kind}"
 
 
+def add_point(curve: list[tuple[int, float]], step: int, value: float) -> None:
+    """Append a point; a step at or before the last one (a run resumed from an earlier checkpoint trains those
+    steps again) supersedes the points from that step on, so the curve never runs back."""
+    while curve and curve[-1][0] >= step:
+        curve.pop()
+    curve.append((step, float(value)))
+
+
 class JobMonitor:
     """Incremental reader of one job; thread-safe, shared by every browser session."""
 
@@ -120,9 +128,9 @@ class JobMonitor:
             snap.elapsed_s, snap.eta_s = event.elapsed_s or 0.0, event.eta_s
         elif isinstance(event, Metrics):
             if event.loss is not None:
-                snap.train_loss.append((event.step, float(event.loss)))
+                add_point(snap.train_loss, event.step, event.loss)
             if event.eval_loss is not None:
-                snap.eval_loss.append((event.step, float(event.eval_loss)))
+                add_point(snap.eval_loss, event.step, event.eval_loss)
             if event.tokens_per_s is not None:
                 snap.tokens_per_s = float(event.tokens_per_s)
         if not isinstance(event, Progress):

@@ -128,9 +128,16 @@ class RunManager:
         return name
 
     def stop(self, name: str) -> None:
-        """Stop and save: SIGTERM, the engine saves the adapter so far and ends with state 'stopped'."""
-        if not self.scheduler.send_signal(self.run_dir(name), signal.SIGTERM):
-            raise RunError(f"Run {name} is not training.")
+        """Stop and save: SIGTERM, the engine saves the adapter so far and ends with state 'stopped'. A queued run
+        leaves the queue (stopped before it started; Run again starts it)."""
+        with self.scheduler.lock:
+            run = self.run_dir(name)
+            if run.read_status().get("state") == QUEUED:
+                run.write_status("stopped", pid=None, error=None, note="stopped before it started")
+                self.scheduler.scan()
+                return
+            if not self.scheduler.stop(run):
+                raise RunError(f"Run {name} is not training.")
 
     def cancel(self, name: str) -> None:
         """Discard a run: a queued one is removed, a training one is killed and its folder deleted."""
