@@ -93,7 +93,7 @@ class MonitorPanel:
     log: gr.Textbox
     current: gr.State  # the followed run's name
     seen: gr.State  # the version of its snapshot the page shows
-    timer: gr.Timer  # FOLLOW_S ticks, active only while `current` trains (webui.tabs.train_follow)
+    timer: gr.Timer  # FOLLOW_S ticks, active only until the followed run has finished (webui.tabs.train_follow)
     watch: gr.Timer  # WATCH_S ticks, active only while nothing is followed
 
 
@@ -108,6 +108,7 @@ class TrainTab:
 
     @property
     def current(self) -> gr.State:
+        """The followed run's name (MonitorPanel.current)."""
         return self.monitor.current
 
     @property
