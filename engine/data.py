@@ -1,9 +1,10 @@
 """Dataset file -> chat messages -> token ids with everything but the assistant's words masked.
 
 Contract:
-- `load_rows(cfg)` reads .json/.jsonl/.csv/.parquet/.txt, applies `cfg.columns`, detects (or takes
-  `cfg.format`) one of alpaca, sharegpt, openai, prompt_completion, text, and returns rows shaped
-  `{"messages": [{"role", "content"}, ...]}` or `{"text": str}`. It needs no model or tokenizer.
+- `load_rows(cfg)` reads .json/.jsonl/.csv/.parquet/.txt (engine/readers.py), applies `cfg.columns`, detects
+  (or takes `cfg.format`) one of alpaca, sharegpt, openai, prompt_completion, text, and returns rows shaped
+  `{"messages": [{"role", "content"}, ...]}` or `{"text": str}` (engine/formats.py). It needs no model or
+  tokenizer.
 - Every problem with the file is a `DataError` whose message is one sentence naming the file, the first
   bad row (1-based) and the field, and saying what to change.
 - `tokenize_rows` renders each conversation with the tokenizer's chat template, tokenizes it once, and
@@ -15,82 +16,23 @@ Contract:
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import random
-import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine import formats
 from engine.config import DataConfig, RunConfig
-from engine.masking import MaskingError, render_with_spans
+from engine.failures import DataError
 from engine.masking import template_notes as masking_notes
-from engine.toolcalls import ToolDataError, calls_from_openai, calls_from_sharegpt, link_tool_results, parse_tools
+from engine.readers import read_records
+from engine.tokens import CHATML_TEMPLATE  # noqa: F401 - tests/bench/run_bench.py reads it here
+from engine.tokens import chat_spans, ensure_chat_template
 
 IGNORE_INDEX = -100
-EXTENSIONS = (".json", ".jsonl", ".csv", ".parquet", ".txt")
-FORMATS = ("alpaca", "sharegpt", "openai", "prompt_completion", "text")
-# Fields a row needs, per format: each group lists alternatives, one of which must be present.
-REQUIRED: dict[str, tuple[tuple[str, ...], ...]] = {
-    "alpaca": (("instruction",), ("output",)),
-    "sharegpt": (("conversations", "messages"),),
-    "openai": (("messages",),),
-    "prompt_completion": (("prompt",), ("completion", "response")),
-    "text": (("text",),),
-}
-STANDARD_COLUMNS = (
-    "instruction", "input", "output", "system", "history", "conversations", "messages",
-    "prompt", "completion", "response", "text", "tools",
-)  # fmt: skip
-EXPECTED = (
-    "alpaca (instruction, output), sharegpt (conversations), openai (messages), "
-    "prompt_completion (prompt, completion) or text (text)"
-)
-ROLES = {
-    "system": "system",
-    "user": "user", "human": "user",
-    "assistant": "assistant", "gpt": "assistant", "chatgpt": "assistant", "bard": "assistant", "model": "assistant",
-    "function_call": "assistant",  # LLaMA-Factory sharegpt: the value is the call
-    "observation": "tool", "tool": "tool", "function": "tool", "ipython": "tool",
-}  # fmt: skip
-REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")  # an assistant turn's reasoning, trained with it
-SPECIAL_CHATML = ("<|im_start|>", "<|im_end|>")
-CHATML_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
-# For tokenizers without the ChatML tokens: the same layout with the markers as plain text and the
-# tokenizer's own eos ending each turn. Adding <|im_start|>/<|im_end|> as new tokens would leave their
-# embedding and output rows untrained (LoRA does not train them), so the model would not learn to stop,
-# and the adapter would need the grown embeddings saved beside it.
-CHATML_EOS_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + eos_token + '\\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
 PREVIEW_ROWS = 5
-
-Messages = list[dict[str, Any]]
-Span = tuple[int, int]
-
-
-class DataError(ValueError):
-    """A dataset that cannot be used; the message is one sentence that says what to change."""
-
-
-class _RowError(ValueError):
-    """A problem inside one row; the caller adds the file name and row number."""
-
-    def __init__(self, field_name: str, problem: str):
-        self.field_name = field_name
-        self.problem = problem
-        super().__init__(f"field '{field_name}' {problem}")
 
 
 @dataclass
@@ -106,323 +48,6 @@ class TokenStats:
         return asdict(self)
 
 
-# ---------------------------------------------------------------------------------------------- reading
-
-
-def read_records(path: Path) -> list[dict]:
-    """Every row of a dataset file as a dict; .txt gives one {"text": paragraph} per blank-line block."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in EXTENSIONS:
-        raise DataError(f"{path.name} has the unsupported extension '{suffix}': save it as {', '.join(EXTENSIONS)}.")
-    if not path.is_file():
-        raise DataError(f"{path} does not exist: check data.path.")
-    if suffix == ".parquet":
-        records = _read_parquet(path)
-    else:
-        text = _decode(path)
-        if not text.strip():
-            raise DataError(f"{path.name} is empty: add at least one row.")
-        readers = {".json": _parse_json, ".jsonl": _parse_jsonl, ".csv": _parse_csv, ".txt": _parse_txt}
-        records = readers[suffix](text, path.name)
-    if not records:
-        raise DataError(f"{path.name} has no rows: add at least one row.")
-    for number, record in enumerate(records, 1):
-        if not isinstance(record, dict):
-            kind = type(record).__name__
-            raise DataError(
-                f"{path.name} row {number} is a {kind}, not an object: write each row as {{\"column\": value}}."
-            )
-    return records
-
-
-def _decode(path: Path) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        byte = data[error.start]
-        raise DataError(
-            f"{path.name} is not UTF-8 text (byte 0x{byte:02x} on line {line}): re-save the file with UTF-8 encoding."
-        ) from None
-
-
-def _parse_json(text: str, name: str) -> list:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        if error.msg == "Extra data":
-            hint = "it looks like JSON Lines, so rename it to .jsonl"
-        else:
-            hint = "fix the syntax, or save one object per line as .jsonl"
-        raise DataError(
-            f"{name} is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}): {hint}."
-        ) from None
-    if isinstance(value, dict) and isinstance(value.get("data"), list):
-        value = value["data"]
-    if not isinstance(value, list):
-        kind = type(value).__name__
-        raise DataError(
-            f"{name} holds a JSON {kind}, not a list of rows: put the rows in a list or under a 'data' key."
-        )
-    return value
-
-
-def _parse_jsonl(text: str, name: str) -> list:
-    records = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as error:
-            raise DataError(
-                f"{name} line {number} is not valid JSON ({error.msg} at column {error.colno}): "
-                "write exactly one JSON object per line."
-            ) from None
-    return records
-
-
-def _parse_csv(text: str, name: str) -> list:
-    try:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        records = list(reader)
-    except csv.Error as error:
-        raise DataError(f"{name} is not valid CSV ({error}): check its quoting.") from None
-    for number, record in enumerate(records, 1):
-        if None in record:
-            raise DataError(
-                f"{name} row {number} has more fields than the header: quote fields that contain commas."
-            )
-    return records
-
-
-def _parse_txt(text: str, name: str) -> list:  # noqa: ARG001 (same signature as the other readers)
-    return [{"text": block.strip()} for block in re.split(r"\n\s*\n", text) if block.strip()]
-
-
-def _read_parquet(path: Path) -> list:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        return pq.read_table(path).to_pylist()
-    except (pa.ArrowException, OSError) as error:
-        reason = type(error).__name__
-        raise DataError(f"{path.name} is not a readable Parquet file ({reason}): re-export it as Parquet.") from None
-
-
-# ---------------------------------------------------------------------------------------------- formats
-
-
-def apply_columns(records: list[dict], columns: dict[str, str], name: str) -> list[dict]:
-    """Rename the file's columns to standard names: {"prompt": "question"} uses "question" as "prompt"."""
-    if not columns:
-        return records
-    for standard, source in columns.items():
-        if standard not in STANDARD_COLUMNS:
-            raise DataError(
-                f"{name}: data.columns names '{standard}', which is not a standard column: "
-                f"use one of {', '.join(STANDARD_COLUMNS)}."
-            )
-        if source not in records[0]:
-            raise DataError(
-                f"{name} has no column '{source}' to use as '{standard}' (found: {', '.join(records[0])}): "
-                "fix data.columns."
-            )
-    renamed = []
-    for record in records:
-        out = {key: value for key, value in record.items() if key not in columns.values()}
-        out.update({standard: record[source] for standard, source in columns.items() if source in record})
-        renamed.append(out)
-    return renamed
-
-
-def _row_format(record: dict) -> str | None:
-    if "conversations" in record:
-        return "sharegpt"
-    if "messages" in record:
-        turns = record["messages"]
-        first = turns[0] if isinstance(turns, list) and turns else None
-        return "sharegpt" if isinstance(first, dict) and "from" in first else "openai"
-    if "instruction" in record and "output" in record:
-        return "alpaca"
-    if "prompt" in record and ("completion" in record or "response" in record):
-        return "prompt_completion"
-    if "text" in record:
-        return "text"
-    return None
-
-
-def detect_format(records: list[dict], path: Path) -> str:
-    """The one format every row follows; DataError names the first row that does not fit."""
-    name = Path(path).name
-    first = _row_format(records[0])
-    if first is None:
-        raise DataError(
-            f"{name} row 1 has the columns {', '.join(map(str, records[0])) or '(none)'}, which match no format "
-            f"(expected {EXPECTED}): rename the columns or map them with data.columns."
-        )
-    for number, record in enumerate(records[1:], 2):
-        kind = _row_format(record)
-        if kind is None:
-            _check_fields(record, first, name, number)
-        if kind != first:
-            raise DataError(
-                f"{name} row {number} looks like {kind} while row 1 was {first}: use one format for all rows."
-            )
-    return first
-
-
-def _check_fields(record: dict, fmt: str, name: str, number: int) -> None:
-    for group in REQUIRED[fmt]:
-        if not any(key in record for key in group):
-            raise DataError(
-                f"{name} row {number} has no '{group[0]}' field, which the {fmt} format needs "
-                f"(found: {', '.join(map(str, record)) or 'none'}): add it or map a column to it with data.columns."
-            )
-
-
-def _text(value: Any, field_name: str) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    raise _RowError(field_name, f"is a {type(value).__name__}: write it as text")
-
-
-def _required(record: dict, key: str, what: str) -> str:
-    value = _text(record.get(key), key)
-    if not value.strip():
-        raise _RowError(key, f"is empty: write {what}, or remove the row")
-    return value
-
-
-def _with_system(record: dict, turns: Messages) -> dict:
-    system = _text(record.get("system"), "system")
-    return {"messages": ([{"role": "system", "content": system}] if system.strip() else []) + turns}
-
-
-def _alpaca(record: dict) -> dict:
-    instruction = _text(record.get("instruction"), "instruction")
-    extra = _text(record.get("input"), "input")
-    prompt = "\n\n".join(part for part in (instruction, extra) if part.strip())
-    if not prompt:
-        raise _RowError("instruction", "is empty: write the instruction the model should follow, or remove the row")
-    turns = _history(record.get("history"))
-    turns += [
-        {"role": "user", "content": prompt},
-        {"role": "assistant", "content": _required(record, "output", "the answer the model should learn")},
-    ]
-    return _with_system(record, turns)
-
-
-def _history(value: Any) -> Messages:
-    if value is None or value == "" or (isinstance(value, list) and not value):
-        return []
-    if not isinstance(value, list):
-        raise _RowError("history", "must be a list of [user, assistant] pairs")
-    turns: Messages = []
-    for index, pair in enumerate(value):
-        where = f"history[{index}]"
-        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-            raise _RowError(where, "must be a [user, assistant] pair")
-        user, reply = _text(pair[0], where), _text(pair[1], where)
-        if not user.strip() or not reply.strip():
-            raise _RowError(where, "has an empty turn: write both the user message and the reply")
-        turns += [{"role": "user", "content": user}, {"role": "assistant", "content": reply}]
-    return turns
-
-
-def _prompt_completion(record: dict) -> dict:
-    target = "completion" if "completion" in record else "response"
-    turns = [
-        {"role": "user", "content": _required(record, "prompt", "the prompt")},
-        {"role": "assistant", "content": _required(record, target, "the answer the model should learn")},
-    ]
-    return _with_system(record, turns)
-
-
-def _plain_text(record: dict) -> dict:
-    return {"text": _required(record, "text", "the text to train on")}
-
-
-def _conversation(record: dict) -> dict:
-    key = "conversations" if "conversations" in record else "messages"
-    turns = record[key]
-    if not isinstance(turns, list) or not turns:
-        raise _RowError(key, "must be a non-empty list of turns")
-    try:
-        messages = [_turn(turn, f"{key}[{index}]") for index, turn in enumerate(turns)]
-        tools = parse_tools(record["tools"]) if "tools" in record else None
-    except ToolDataError as error:
-        raise _RowError(error.field_name, error.problem) from None
-    row = _check_turns(link_tool_results(_with_system(record, messages)["messages"]), key)
-    return row if tools is None else {**row, "tools": tools}
-
-
-def _turn(turn: Any, where: str) -> dict[str, Any]:
-    if not isinstance(turn, dict):
-        raise _RowError(where, 'must be an object like {"role": "user", "content": "..."}')
-    role_key = "from" if "from" in turn else "role"
-    content_key = "value" if "value" in turn else "content"
-    written = str(turn.get(role_key, "")).lower()
-    role = ROLES.get(written)
-    if role is None:
-        raise _RowError(f"{where}.{role_key}", f"is {turn.get(role_key)!r}: use user/human, assistant/gpt, system, "
-                                               "function_call, observation or tool")
-    if written == "function_call":
-        return {"role": "assistant", "content": "", "tool_calls": calls_from_sharegpt(turn.get(content_key),
-                                                                                       f"{where}.{content_key}")}
-    content = turn.get(content_key)
-    if isinstance(content, list):  # OpenAI content parts: keep the text ones
-        content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    content = _text(content, f"{where}.{content_key}")
-    calls_key = next((key for key in ("tool_calls", "function_call") if turn.get(key)), None)
-    if role == "assistant" and calls_key:
-        calls = calls_from_openai(turn[calls_key], f"{where}.{calls_key}")
-        return {"role": role, "content": content, "tool_calls": calls}
-    if role == "tool":
-        link = {key: str(turn[key]) for key in ("tool_call_id", "name") if turn.get(key)}
-        return {"role": role, "content": content, **link}
-    if role == "assistant" and not content.strip():
-        raise _RowError(f"{where}.{content_key}", "is an empty assistant turn: write the reply, or remove the turn")
-    reasoning_key = next((key for key in REASONING_KEYS if turn.get(key) not in (None, "")), None)
-    if role != "assistant" or reasoning_key is None:
-        return {"role": role, "content": content}
-    reasoning = _text(turn[reasoning_key], f"{where}.{reasoning_key}")
-    return {"role": role, "content": content, "reasoning_content": reasoning}
-
-
-def _check_turns(messages: Messages, key: str) -> dict:
-    roles = [message["role"] for message in messages]
-    if "system" in roles[1:]:
-        raise _RowError(key, "has a system turn after the first turn: move it to the start")
-    dialogue = messages[1:] if roles[0] == "system" else messages
-    if not dialogue or dialogue[0]["role"] != "user":
-        raise _RowError(key, "must start with a user turn (after an optional system turn)")
-    for index, message in enumerate(dialogue[1:], 1):
-        before = dialogue[index - 1]
-        if message["role"] == "tool" and not (before.get("tool_calls") or before["role"] == "tool"):
-            raise _RowError(key, f"has a tool result (turn {index + 1 + len(messages) - len(dialogue)}) that follows "
-                                 "no tool call: put each observation/tool turn right after its function_call")
-    if dialogue[-1]["role"] != "assistant":
-        raise _RowError(key, "ends with a user turn: end each conversation with the assistant's reply")
-    return {"messages": messages}
-
-
-NORMALISERS = {
-    "alpaca": _alpaca,
-    "sharegpt": _conversation,
-    "openai": _conversation,
-    "prompt_completion": _prompt_completion,
-    "text": _plain_text,
-}
-
-
 def load_rows(cfg: DataConfig) -> tuple[list[dict], str]:
     """Read, map columns, detect the format and normalise; returns (rows, format)."""
     _, rows, fmt = _load(cfg)
@@ -434,60 +59,16 @@ def _load(cfg: DataConfig) -> tuple[list[dict], list[dict], str]:
     raw = read_records(path)
     if cfg.max_samples:
         raw = raw[: cfg.max_samples]
-    records = apply_columns(raw, cfg.columns, path.name)
+    records = formats.apply_columns(raw, cfg.columns, path.name)
     if cfg.format == "auto":
-        fmt = detect_format(records, path)
+        fmt = formats.detect_format(records, path)
     else:
         fmt = cfg.format
-        for number, record in enumerate(records, 1):
-            _check_fields(record, fmt, path.name, number)
-    rows = []
-    for number, record in enumerate(records, 1):
-        try:
-            rows.append(NORMALISERS[fmt](record))
-        except _RowError as error:
-            raise DataError(f"{path.name} row {number}: {error}.") from None
-    return raw, rows, fmt
+        formats.check_fields(records, fmt, path.name)
+    return raw, formats.normalise(records, fmt, path.name), fmt
 
 
 # ---------------------------------------------------------------------------------------------- tokens
-
-
-def ensure_chat_template(tokenizer: Any) -> bool:
-    """Install a ChatML template where the tokenizer has none; True when it did. The vocabulary never grows:
-    where <|im_start|>/<|im_end|> are not tokens already, turns end with the tokenizer's eos instead."""
-    if tokenizer.chat_template:
-        return False
-    vocab = tokenizer.get_vocab()
-    if all(token in vocab for token in SPECIAL_CHATML):
-        tokenizer.chat_template = CHATML_TEMPLATE
-    elif tokenizer.eos_token is not None:
-        tokenizer.chat_template = CHATML_EOS_TEMPLATE
-    else:
-        raise DataError("The tokenizer has no chat template, no ChatML tokens and no eos token: "
-                        "pick a model with a chat template.")
-    return True
-
-
-def ensure_pad_token(tokenizer: Any) -> None:
-    """Pad with eos (else unk) where the tokenizer has no pad token; labels of padding are masked anyway."""
-    if tokenizer.pad_token is not None:
-        return
-    fallback = tokenizer.eos_token or tokenizer.unk_token
-    if fallback is None:
-        raise ValueError("The tokenizer has no pad, eos or unk token: set tokenizer.pad_token before training.")
-    tokenizer.pad_token = fallback
-
-
-def chat_spans(
-    messages: Messages, tokenizer: Any, source: str, number: int, tools: list[dict] | None = None
-) -> tuple[str, list[Span]]:
-    """render_with_spans (engine/masking.py), with a problem turned into a DataError naming the row and turn."""
-    try:
-        return render_with_spans(messages, tokenizer, tools)
-    except MaskingError as error:
-        turn = f", turn {error.turn}" if error.turn is not None else ""
-        raise DataError(f"{source} row {number}{turn}: {error.problem}") from None
 
 
 def template_notes(rows: list[dict], tokenizer: Any) -> list[str]:
@@ -624,7 +205,7 @@ def _parser() -> argparse.ArgumentParser:
         "a preview, one rendered example with its trained spans, token lengths against --cutoff-len); prints one "
         "JSON object, or one sentence on stderr for a bad file.")
     parser.add_argument("--data", required=True, help="dataset file (.json, .jsonl, .csv, .parquet, .txt)")
-    parser.add_argument("--format", default="auto", choices=("auto", *FORMATS), help="default: detect")
+    parser.add_argument("--format", default="auto", choices=("auto", *formats.FORMATS), help="default: detect")
     parser.add_argument("--columns", default="{}", help='JSON map of standard to file columns, e.g. {"prompt": "q"}')
     parser.add_argument("--model", help="hub id or local folder whose tokenizer measures token lengths")
     parser.add_argument("--cutoff-len", type=int, default=512, help="token limit per row (default 512)")

@@ -1,4 +1,5 @@
-"""Base model and tokenizer: a hub id or a local folder, in the right dtype, optionally 4/8-bit.
+"""Base model and tokenizer: a hub id or a local folder, in the right dtype, optionally 4/8-bit; and the
+embedding matrix grown to a tokenizer that outgrew it (training, chat and export share one way).
 
 dtype "auto" means bfloat16 on a GPU that supports it and float32 everywhere else: bf16 matmuls
 have no fast path on many CPUs (about 150x slower than fp32 on this project's machines) even where
@@ -8,6 +9,7 @@ torch reports bf16 as supported. QLoRA's compute dtype follows the same rule.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +17,15 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, PreTrainedModel
 
 from engine.config import MethodConfig, ModelConfig
-from engine.data import ensure_pad_token
+from engine.failures import EngineError
+from engine.tokens import ensure_pad_token
 
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-class ModelError(RuntimeError):
+class ModelError(EngineError, RuntimeError):
     """A model or tokenizer that cannot be loaded; the message is one sentence for the user."""
 
 
@@ -131,3 +134,33 @@ def fit_embeddings(model: PreTrainedModel, tokenizer) -> bool:
     model.resize_token_embeddings(len(tokenizer))
     log.info("resized embeddings to %d tokens to fit the tokenizer", len(tokenizer))
     return True
+
+
+def grow_embeddings(model: PreTrainedModel, tokenizer, adapters: dict[str, Path], warn: Callable[[str], None]) -> None:
+    """Grow a base's vocabulary to an adapter's tokenizer, as training grew it; peft then loads the trained rows
+    (saved with the adapter) over the grown matrix. `adapters`: name -> folder of the adapters to load over it.
+
+    Where an adapter does not carry them (peft skips them when it cannot tell the vocabulary grew, e.g. a hub
+    base saved offline), the new rows are drawn at random: seeded, so chat and export agree, and said aloud.
+    """
+    added = len(tokenizer) - model.get_input_embeddings().weight.shape[0]
+    if added <= 0:
+        return
+    torch.manual_seed(0)
+    fit_embeddings(model, tokenizer)
+    for name, folder in adapters.items():
+        if not adapter_carries_embeddings(folder):
+            warn(f"warning: the tokenizer has {added} tokens more than the base but the adapter '{name}' "
+                 "does not carry their rows; they are re-initialised, so the model may not reproduce training "
+                 "exactly around those tokens")
+
+
+def adapter_carries_embeddings(adapter_dir: Path) -> bool:
+    """Whether a saved adapter holds embedding (or output) rows, as peft writes them for a grown vocabulary."""
+    from safetensors import safe_open
+
+    weights = Path(adapter_dir) / "adapter_model.safetensors"
+    if not weights.is_file():
+        return False
+    with safe_open(str(weights), "pt") as f:
+        return any(key.endswith(("embed_tokens.weight", "lm_head.weight")) for key in f.keys())  # noqa: SIM118

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from engine import rundir
-from engine.config import ConfigError, RunConfig, load_config
+from engine.config import ADAPTER_METHODS, ConfigError, RunConfig, load_config
+from engine.failures import explain
 from engine.reporter import JobReporter
 
 log = logging.getLogger("engine")
@@ -38,25 +39,6 @@ class StopRequest:
 
     def _set(self, signum: int, frame: object) -> None:
         self.requested = True
-
-
-def explain(error: BaseException) -> str:
-    """One readable sentence for the failed status; the traceback goes to train.log."""
-    from engine.data import DataError
-    from engine.modeling import ModelError
-
-    text = str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
-    if isinstance(error, (ConfigError, ModelError, DataError)):
-        return str(error)
-    name = error.__class__.__name__
-    if name == "OutOfMemoryError" or "out of memory" in text.lower():
-        return ("Out of GPU memory: lower train.batch_size or train.cutoff_len, turn on "
-                "train.gradient_checkpointing, or use qlora.")
-    if isinstance(error, MemoryError):
-        return "Out of memory (RAM): lower train.batch_size or train.cutoff_len, or use a smaller model."
-    if isinstance(error, ModuleNotFoundError):
-        return f"Missing package '{error.name}': run `pip install -r requirements.txt`."
-    return f"{name}: {text}"
 
 
 def main(argv: list[str]) -> int:
@@ -119,7 +101,7 @@ def run_train(config: RunConfig, overwrite: bool = False) -> int:
         state = _train(config.with_versions(), run, reporter, stop)
     except BaseException as error:  # noqa: BLE001 - every failure must end in a failed status
         log.error("training failed:\n%s", traceback.format_exc())
-        message = explain(error)
+        message = explain(error, "train")
         reporter.status("failed", error=message)
         print(f"error: {message}", file=sys.stderr)
         return 1
@@ -131,6 +113,7 @@ def run_train(config: RunConfig, overwrite: bool = False) -> int:
 def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: StopRequest) -> str:
     from engine import data
     from engine.modeling import fit_embeddings, load_model, load_tokenizer
+    from engine.tokens import ensure_chat_template
 
     started = time.time()
     run.config.write_text(config.to_yaml(), encoding="utf-8")
@@ -138,7 +121,7 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     rows, data_format = data.load_rows(config.data)  # file errors surface before any model is touched
     reporter.info(f"dataset {Path(config.data.path).name}: {len(rows)} rows, format {data_format}")
     tokenizer = load_tokenizer(config.model)
-    if data.ensure_chat_template(tokenizer):
+    if ensure_chat_template(tokenizer):
         reporter.info("the tokenizer has no chat template: using ChatML (saved with the weights)")
     train_rows, val_rows, stats = data.build_splits(config, tokenizer)
     for note in data.template_notes(rows, tokenizer):
@@ -182,8 +165,6 @@ def save_weights(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: A
     """adapter/ for adapter methods, model/ for full and freeze; the tokenizer (chat template) beside them.
     Grown embeddings are saved with an adapter explicitly: peft's "auto" needs the base's config on disk
     or the Hub to notice, and offline it may not find it."""
-    from engine.config import ADAPTER_METHODS
-
     if config.method.name in ADAPTER_METHODS:
         target = run.adapter
         model.save_pretrained(target, save_embedding_layers=True if grown else "auto")

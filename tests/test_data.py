@@ -14,21 +14,12 @@ from typing import Any
 import pytest
 
 from engine.config import DataConfig, RunConfig
-from engine.data import (
-    CHATML_EOS_TEMPLATE,
-    CHATML_TEMPLATE,
-    IGNORE_INDEX,
-    DataError,
-    build_splits,
-    detect_format,
-    ensure_chat_template,
-    ensure_pad_token,
-    inspect_dataset,
-    load_rows,
-    read_records,
-    render_with_spans,
-    tokenize_rows,
-)
+from engine.data import IGNORE_INDEX, build_splits, inspect_dataset, load_rows, tokenize_rows
+from engine.failures import DataError
+from engine.formats import detect_format
+from engine.masking import render_with_spans
+from engine.readers import read_records
+from engine.tokens import CHATML_EOS_TEMPLATE, CHATML_TEMPLATE, ensure_chat_template, ensure_pad_token
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT_2 = "What is the capital\n\nof France?"

@@ -41,7 +41,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunDir, float]:
 @pytest.mark.slow
 def test_demo_defaults_train_within_budget(demo_run):
     run, seconds = demo_run
-    assert final_status(read_events(run.events))["state"] == "completed"
+    assert final_status(read_events(run.events)).state == "completed"
     print(f"demo run: {seconds:.0f} s end to end, {run.read_metrics()['train_s']:.0f} s training")
     assert seconds < TRAIN_BUDGET_S
 

@@ -12,15 +12,10 @@ from typing import Any
 
 import pytest
 
-from engine.data import (
-    CHATML_EOS_TEMPLATE,
-    CHATML_TEMPLATE,
-    IGNORE_INDEX,
-    DataError,
-    render_with_spans,
-    template_notes,
-    tokenize_rows,
-)
+from engine.data import IGNORE_INDEX, template_notes, tokenize_rows
+from engine.failures import DataError
+from engine.masking import render_with_spans
+from engine.tokens import CHATML_EOS_TEMPLATE, CHATML_TEMPLATE
 from tests.tiny import build_tiny_llama, build_tokenizer
 
 TEMPLATES = Path(__file__).resolve().parent / "chat_templates"
@@ -291,8 +286,9 @@ def test_template_error_names_the_row_and_turn() -> None:
 def test_lora_trains_and_chats_under_a_template_that_is_not_prefix_stable(tmp_path: Path) -> None:
     """QwQ: reasoning cut from earlier replies, a generation prompt that opens <think>; a system prompt, and
     glaive-style tool calls, too."""
-    from engine.chat import ChatSession, end_of_turn_ids
+    from engine.chat import ChatSession
     from engine.rundir import RunDir
+    from engine.tokens import end_of_turn_ids
     from tests.cli import launch, write_config
 
     base = build_tiny_llama(tmp_path / "qwq-tiny", tokenizer_options=FAMILIES["qwq"].tokens,

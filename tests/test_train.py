@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.events import final_status, read_events
+from engine.events import Metrics, Progress, Status, final_status, read_events
 from engine.rundir import RunDir
 from tests.cli import MEMORISE, launch, popen_launch, write_config, write_rows
 
@@ -53,7 +53,7 @@ def test_every_method_trains_loads_and_generates(method, tiny_model, memorise_da
     assert "step 2/2" in result.stdout  # one progress line per logging step
 
     run = RunDir(tmp_path / "run")
-    assert final_status(read_events(run.events))["state"] == "completed"
+    assert final_status(read_events(run.events)).state == "completed"
     metrics = run.read_metrics()
     assert 0 < metrics["trainable_params"] <= metrics["total_params"]
     if method in ("lora", "dora", "qlora", "prefix", "prompt", "ptuning", "ia3"):
@@ -72,7 +72,7 @@ def test_every_method_trains_loads_and_generates(method, tiny_model, memorise_da
 
 
 def losses(run: RunDir) -> list[float]:
-    return [e["loss"] for e in read_events(run.events) if e["kind"] == "metrics" and "loss" in e]
+    return [e.loss for e in read_events(run.events) if isinstance(e, Metrics) and e.loss is not None]
 
 
 @pytest.mark.parametrize("method, options, learning_rate", [
@@ -101,7 +101,7 @@ def test_sigterm_stops_and_saves_then_resume_continues(tiny_model, memorise_data
                                  "lr_scheduler_type": "linear", "learning_rate": 1e-3})
     process = popen_launch("train", str(config))
     deadline = time.time() + 120
-    while time.time() < deadline and not any(e["kind"] == "progress" and e["step"] >= 3
+    while time.time() < deadline and not any(isinstance(e, Progress) and e.step >= 3
                                               for e in read_events(run.events)):
         time.sleep(0.2)
     process.send_signal(signal.SIGTERM)
@@ -109,8 +109,8 @@ def test_sigterm_stops_and_saves_then_resume_continues(tiny_model, memorise_data
     assert process.returncode == 0, stderr[-2000:]
 
     events = read_events(run.events)
-    assert final_status(events)["state"] == "stopped"
-    stopped_at = final_status(events)["step"]
+    assert final_status(events).state == "stopped"
+    stopped_at = final_status(events).step
     assert 3 <= stopped_at < total
     assert run.last_checkpoint().name == f"checkpoint-{stopped_at}"
     load_trained(run)  # the adapter so far is loadable
@@ -118,13 +118,13 @@ def test_sigterm_stops_and_saves_then_resume_continues(tiny_model, memorise_data
     result = launch("train", "--resume", str(run.path))
     assert result.returncode == 0, result.stderr[-2000:]
     resumed = read_events(run.events)[len(events):]
-    steps = [e["step"] for e in resumed if e["kind"] == "progress"]
+    steps = [e.step for e in resumed if isinstance(e, Progress)]
     assert steps[0] == stopped_at + 1 and steps[-1] == total
-    assert all(e["total"] == total for e in resumed if e["kind"] == "progress")
-    first_lr = next(e["learning_rate"] for e in resumed if e["kind"] == "metrics" and "loss" in e)
+    assert all(e.total == total for e in resumed if isinstance(e, Progress))
+    first_lr = next(e.learning_rate for e in resumed if isinstance(e, Metrics) and e.loss is not None)
     # linear decay with no warmup: the schedule carries on where it stopped, not from the start
     assert first_lr == pytest.approx(1e-3 * (total - stopped_at) / total, rel=1e-3)
-    assert final_status(read_events(run.events))["state"] == "completed"
+    assert final_status(read_events(run.events)).state == "completed"
 
 
 def test_unknown_config_key_and_every_problem_are_reported_at_once(tiny_model, memorise_data, tmp_path):
@@ -150,7 +150,7 @@ def test_a_model_that_does_not_exist_is_one_sentence(memorise_data, tmp_path):
     assert result.returncode == 1
     assert "Model 'no-such-org/no-such-model' could not be loaded" in result.stderr
     assert "Traceback" not in result.stderr
-    assert final_status(read_events(RunDir(tmp_path / "run").events))["state"] == "failed"
+    assert final_status(read_events(RunDir(tmp_path / "run").events)).state == "failed"
 
 
 BAD_FILES = {
@@ -177,7 +177,7 @@ def test_a_bad_data_file_fails_with_one_sentence_and_no_complete_run(name, tiny_
     assert "Traceback" not in result.stderr
     run = RunDir(tmp_path / "run")
     assert run.weights_dir() is None and not run.metrics.exists()
-    assert final_status(read_events(run.events))["state"] == "failed"
+    assert final_status(read_events(run.events)).state == "failed"
 
 
 def test_a_validation_split_reports_eval_loss_and_perplexity(tiny_model, memorise_data, tmp_path):
@@ -186,8 +186,8 @@ def test_a_validation_split_reports_eval_loss_and_perplexity(tiny_model, memoris
     result = launch("train", str(config))
     assert result.returncode == 0, result.stderr[-2000:]
     run = RunDir(tmp_path / "run")
-    evals = [e for e in read_events(run.events) if e["kind"] == "metrics" and "eval_loss" in e]
-    assert [e["step"] for e in evals] == [1, 2]
+    evals = [e for e in read_events(run.events) if isinstance(e, Metrics) and e.eval_loss is not None]
+    assert [e.step for e in evals] == [1, 2]
     metrics = run.read_metrics()
     assert metrics["eval_perplexity"] == pytest.approx(math.exp(metrics["eval_loss"]))
     assert "3 train / 1 validation rows" in result.stdout
@@ -221,7 +221,53 @@ def test_a_failed_run_is_started_afresh_with_overwrite(tiny_model, memorise_data
 
     result = launch("train", str(config), "--overwrite")
     assert result.returncode == 0, result.stderr[-2000:]
-    states = [e["state"] for e in read_events(run.events) if e["kind"] == "status"]
+    states = [e.state for e in read_events(run.events) if isinstance(e, Status)]
     assert "failed" not in states and states[-1] == "completed"
     assert not (run.checkpoints / "checkpoint-1").exists() and run.read_status()["state"] == "completed"
     assert "could not be loaded" not in run.train_log.read_text()
+
+
+def test_one_explain_for_every_job_kind():
+    from engine.config import ConfigError
+    from engine.failures import DataError, explain
+
+    class OutOfMemoryError(RuntimeError):  # torch.OutOfMemoryError's name, without torch
+        pass
+
+    assert explain(DataError("rows.json row 2: field 'output' is empty.")) == "rows.json row 2: field 'output' is empty."
+    assert explain(ConfigError(["train.batch_size must be at least 1."])) == str(ConfigError(
+        ["train.batch_size must be at least 1."]))
+    gpu = explain(OutOfMemoryError("CUDA error"))
+    assert gpu.startswith("Out of GPU memory") and "train.batch_size" in gpu
+    assert explain(RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")) == gpu
+    assert explain(MemoryError()).startswith("Out of memory (RAM)")
+    merging = "Out of memory while merging: export on a machine with more memory, or with --dtype bfloat16."
+    assert explain(MemoryError(), "export") == explain(RuntimeError("CUDA out of memory"), "export") == merging
+    missing = ModuleNotFoundError("No module named 'bitsandbytes'", name="bitsandbytes")
+    assert explain(missing) == "Missing package 'bitsandbytes': run `pip install -r requirements.txt`."
+    assert explain(KeyError("step")) == "KeyError: 'step'" and explain(ValueError()) == "ValueError"
+    assert explain(ValueError("first line\nsecond line")) == "ValueError: first line"
+
+
+def test_explain_exit_says_why_a_process_ended_without_a_final_status():
+    from engine.failures import explain_exit
+
+    assert "out of gpu memory" in explain_exit(1, "torch.OutOfMemoryError: CUDA out of memory").lower()
+    assert "out of gpu memory" in explain_exit(None, "RuntimeError: CUDA out of memory. Tried to allocate").lower()
+    assert "sigkill" in explain_exit(-9, "").lower() and "sigkill" in explain_exit(137, "").lower()
+    assert "sigkill" in explain_exit(None, "step 3/60\nKilled").lower()
+    assert explain_exit(-15, "") == "The engine process was ended by signal SIGTERM."
+    assert "code 3" in explain_exit(3, "")
+    assert explain_exit(None, "") == "The engine process is gone without a final status (killed, or the machine restarted)."
+
+
+def test_failures_is_plain_python():
+    """The web process imports engine.failures: it must not pull in a model library."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, engine.failures\n"
+             "print(sorted(m for m in ('torch', 'transformers', 'peft', 'bitsandbytes') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                          text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -1,0 +1,90 @@
+"""One sentence for the user on why engine work failed: the one place that explains errors.
+
+Plain Python (no torch, transformers or peft): the web process imports it to explain an engine process
+that ended without a final status (`explain_exit`); engine jobs use `explain` for their failed status.
+
+- `EngineError` is the base of every error whose message already is that sentence (a bad dataset, a model
+  that does not load, an export that cannot be done, a refused chat request); `DataError` lives here since
+  readers, formats and tokenizing all raise it.
+- Running out of memory is recognised in one place (`out_of_memory`), and advised per kind of job.
+"""
+
+from __future__ import annotations
+
+import signal
+
+from engine.config import ConfigError
+
+# What a job can do where memory ran out: job -> (out of GPU memory, out of RAM), one sentence each.
+_MERGE = "Out of memory while merging: export on a machine with more memory, or with --dtype bfloat16."
+_CHAT = "Out of memory while chatting: unload other models, load on the CPU, or load the run in 4-bit."
+OUT_OF_MEMORY = {
+    "train": ("Out of GPU memory: lower train.batch_size or train.cutoff_len, turn on train.gradient_checkpointing, "
+              "or use qlora.",
+              "Out of memory (RAM): lower train.batch_size or train.cutoff_len, or use a smaller model."),
+    "export": (_MERGE, _MERGE),
+    "chat": (_CHAT, _CHAT),
+}
+OOM_MARKERS = ("out of memory", "outofmemoryerror")  # CUDA's message, torch's exception name
+
+
+class EngineError(Exception):
+    """An error whose message is the one sentence for the user: `explain` passes it on as it is."""
+
+
+class DataError(EngineError, ValueError):
+    """A dataset that cannot be used; the message is one sentence that says what to change."""
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def out_of_memory(error: BaseException | None = None, text: str = "") -> bool:
+    """Whether an exception (torch's OutOfMemoryError, or one whose message says so) or a log says memory ran out."""
+    if error is not None:
+        if error.__class__.__name__ == "OutOfMemoryError":
+            return True
+        text = first_line(error)
+    return any(marker in text.lower() for marker in OOM_MARKERS)
+
+
+def explain(error: BaseException, job: str = "train") -> str:
+    """One readable sentence for a failed status (the traceback goes to the job's log).
+
+    `job` (train, export, chat) picks the advice where memory ran out."""
+    if isinstance(error, (EngineError, ConfigError)):
+        return str(error)
+    gpu, ram = OUT_OF_MEMORY.get(job, OUT_OF_MEMORY["train"])
+    if out_of_memory(error):
+        return gpu
+    if isinstance(error, MemoryError):
+        return ram
+    if isinstance(error, ModuleNotFoundError):
+        return f"Missing package '{error.name}': run `pip install -r requirements.txt`."
+    return f"{error.__class__.__name__}: {first_line(error)}".rstrip(": ")
+
+
+def explain_exit(returncode: int | None, log_tail: str, job: str = "train") -> str:
+    """One sentence on why an engine process ended without a final status.
+
+    returncode: its exit status as Popen reports it (negative: the signal that ended it), None when unknown
+    (the process was not started by this web process); log_tail: the last lines it printed; job: its kind."""
+    text = log_tail.lower()
+    if out_of_memory(text=text):
+        return OUT_OF_MEMORY.get(job, OUT_OF_MEMORY["train"])[0]
+    if returncode in (-signal.SIGKILL, 128 + signal.SIGKILL) or text.rstrip().endswith("killed"):
+        return "The engine process was killed (SIGKILL), most likely by the out-of-memory killer."
+    if returncode is not None and returncode < 0:
+        return f"The engine process was ended by signal {_signal_name(-returncode)}."
+    if returncode is not None:
+        return f"The engine process exited with code {returncode} without a final status."
+    return "The engine process is gone without a final status (killed, or the machine restarted)."
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
