@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import threading
@@ -16,7 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.chat import ChatError, ChatSession, Reply, check_params, end_of_turn_ids, parse_adapter_args, repl
+from engine.chat import ChatError, ChatSession, Generation, check_params
+from engine.chat_cli import parse_adapter_args, repl
+from engine.events import Chunk, Event, Reply, Status, parse
+from engine.rundir import RunDir
+from engine.tokens import end_of_turn_ids
 
 ROOT = Path(__file__).resolve().parents[1]
 MEMORY = [
@@ -145,19 +150,32 @@ class WorkerProcess:
         self.process.stdin.write((request if isinstance(request, str) else json.dumps(request)) + "\n")
         self.process.stdin.flush()
 
-    def event(self, timeout: float = 60) -> dict:
+    def event(self, timeout: float = 60) -> Event:
         line = self.lines.get(timeout=timeout)
         assert line is not None, "the worker closed stdout"
-        return json.loads(line)  # every stdout line must be protocol JSON
+        return parse(line)  # every stdout line must be an event of the one schema
 
-    def until_done(self, request_id: int) -> tuple[list[str], dict]:
+    def until_done(self, request_id: int) -> tuple[list[str], Event]:
+        """The chunks of a request, and the event that ended it (its Reply, or a failed Status)."""
         chunks = []
         while True:
             event = self.event()
-            assert event["id"] == request_id
-            if event["event"] != "chunk":
+            assert event.id == request_id
+            if not isinstance(event, Chunk):
                 return chunks, event
-            chunks.append(event["text"])
+            chunks.append(event.text)
+
+
+def failed(event: Event, request_id: int | None) -> bool:
+    """Whether `event` refuses request `request_id` in one sentence."""
+    return (isinstance(event, Status) and event.state == "failed" and event.id == request_id
+            and event.error.endswith("."))
+
+
+def reply(event: Event, op: str, request_id: int) -> dict:
+    """The data of `event`, checked to be the Reply to request `request_id` (an `op` request)."""
+    assert isinstance(event, Reply) and (event.op, event.id) == (op, request_id), event
+    return event.data
 
 
 # ---------------------------------------------------------------------------------------------- tests
@@ -167,27 +185,29 @@ def test_worker_protocol(lora_run: Path) -> None:
     """Start, reject requests before load, load base + adapter, stream, base greedy, errors, shutdown."""
     worker = WorkerProcess()
     try:
-        assert worker.event() == {"event": "ready"}
+        ready = worker.event()
+        assert isinstance(ready, Status) and ready.state == "ready" and ready.id is None
         ask = {"op": "generate", "messages": [{"role": "user", "content": "What is the secret word?"}], **GREEDY}
 
         worker.send({"id": 1, **ask, "adapter": None})
         error = worker.event()
-        assert error["id"] == 1 and error["event"] == "error" and "load" in error["message"]
+        assert failed(error, 1) and "load" in error.error
 
         worker.send({"id": 2, "op": "load", "model": None, "adapters": {"ft": str(lora_run)}, "bits": None})
-        loaded = worker.event(timeout=120)
-        assert loaded["event"] == "loaded" and loaded["adapters"] == ["ft"] and loaded["device"] in ("cpu", "cuda")
+        loaded = reply(worker.event(timeout=120), "load", 2)
+        assert loaded["adapters"] == ["ft"] and loaded["device"] in ("cpu", "cuda")
 
         worker.send({"id": 3, **ask, "adapter": "ft", "system": None, "top_p": 1.0, "top_k": 50,
                      "repetition_penalty": 1.0, "seed": 0})
         chunks, done = worker.until_done(3)
-        assert done["event"] == "done" and len(chunks) > 1, "the reply must arrive in several chunks"
+        done = reply(done, "generate", 3)
+        assert len(chunks) > 1, "the reply must arrive in several chunks"
         assert done["text"] == "".join(chunks) == MEMORY[0]["output"]
         assert done["new_tokens"] > 0 and done["tokens_per_s"] > 0
 
         worker.send({"id": 4, **ask, "adapter": None})
         _, base_done = worker.until_done(4)
-        assert base_done["event"] == "done"
+        base_done = reply(base_done, "generate", 4)
         assert base_done["text"] == base_greedy(lora_run, "What is the secret word?")
         assert base_done["text"] != MEMORY[0]["output"]
 
@@ -202,18 +222,17 @@ def test_worker_protocol(lora_run: Path) -> None:
         for request in bad:
             worker.send(request)
             event = worker.event()
-            assert (event["id"], event["event"]) == (request["id"], "error"), event
-            assert event["message"].endswith(".")
+            assert failed(event, request["id"]), event
         worker.send("{not json")
-        assert worker.event()["event"] == "error"
+        assert failed(worker.event(), None)
 
         worker.send({"id": 11, "op": "status"})
-        assert worker.event() == {"id": 11, "event": "status", "loaded": True, "model": loaded["model"],
-                                  "adapters": ["ft"], "bits": None}
+        assert reply(worker.event(), "status", 11) == {"loaded": True, "model": loaded["model"], "adapters": ["ft"],
+                                                       "bits": None}
         worker.send({"id": 12, "op": "unload"})
-        assert worker.event() == {"id": 12, "event": "unloaded"}
+        assert reply(worker.event(), "unload", 12) == {}
         worker.send({"id": 13, "op": "shutdown"})
-        assert worker.event() == {"id": 13, "event": "bye"}
+        assert reply(worker.event(), "shutdown", 13) == {}
         assert worker.process.wait(timeout=30) == 0
     finally:
         if worker.process.poll() is None:
@@ -222,7 +241,8 @@ def test_worker_protocol(lora_run: Path) -> None:
 
 def test_worker_exits_on_stdin_eof() -> None:
     worker = WorkerProcess()
-    assert worker.event() == {"event": "ready"}
+    ready = worker.event()
+    assert isinstance(ready, Status) and ready.state == "ready"
     worker.process.stdin.close()
     assert worker.process.wait(timeout=30) == 0
 
@@ -232,10 +252,8 @@ def base_greedy(run: Path, question: str) -> str:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from engine.chat import read_run_config
-
     tokenizer = AutoTokenizer.from_pretrained(run / "adapter")
-    model = AutoModelForCausalLM.from_pretrained(read_run_config(run).model.name_or_path, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(RunDir(run).read_config().model.name_or_path, dtype=torch.float32)
     text = tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
                                          add_generation_prompt=True)
     ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
@@ -253,11 +271,11 @@ def test_memorised_answers_with_adapter_not_base(session: ChatSession) -> None:
 
 
 def test_reply_stops_at_end_of_turn_and_counts_tokens(session: ChatSession) -> None:
-    reply = Reply()
-    text = "".join(session.generate([{"role": "user", "content": MEMORY[1]["instruction"]}], "ft", reply=reply,
-                                    max_new_tokens=200, temperature=0.0))
+    generation = Generation()
+    text = "".join(session.generate([{"role": "user", "content": MEMORY[1]["instruction"]}], "ft",
+                                    reply=generation, max_new_tokens=200, temperature=0.0))
     assert text == MEMORY[1]["output"] and "<|im_end|>" not in text
-    assert 0 < reply.new_tokens < 200, "generation must stop at <|im_end|>, not run to max_new_tokens"
+    assert 0 < generation.new_tokens < 200, "generation must stop at <|im_end|>, not run to max_new_tokens"
     assert session.tokenizer.convert_tokens_to_ids("<|im_end|>") in end_of_turn_ids(session.tokenizer)
 
 
@@ -314,3 +332,40 @@ def test_load_errors_are_chat_errors(tmp_path: Path) -> None:
     with pytest.raises(ChatError, match="does not exist"):
         chat.load(str(tmp_path / "no-model"))
     assert not chat.loaded
+
+
+def test_load_plan_is_decided_without_torch(lora_run: Path, tmp_path: Path) -> None:
+    """The plan step reads the run's config and adapter files only: no model library is imported."""
+    probe = (
+        "import json, sys\n"
+        "from engine.chat_plan import plan_load\n"
+        f"plan = plan_load(None, {{'ft': {str(lora_run)!r}}})\n"
+        "print(json.dumps({'model': plan.model, 'bits': plan.bits, 'dtype': plan.dtype,\n"
+        "                  'sources': [[s.name, str(s.path), s.kind] for s in plan.sources],\n"
+        "                  'heavy': sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules)}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    plan = json.loads(done.stdout)
+    assert plan == {"model": RunDir(lora_run).read_config().model.name_or_path, "bits": None, "dtype": "auto",
+                    "sources": [["ft", str(lora_run / "adapter"), "adapter"]], "heavy": []}
+
+
+def test_load_plan_takes_bits_dtype_and_refuses_mixed_bases(lora_run: Path, tmp_path: Path) -> None:
+    from engine.chat_plan import plan_load
+
+    plan = plan_load("other-base", {"ft": str(lora_run / "adapter")}, bits=4, dtype="float32")
+    assert (plan.model, plan.bits, plan.dtype) == ("other-base", 4, "float32")
+    assert [s.name for s in plan.adapters] == ["ft"] and plan.full_models == ()
+    assert plan.base_config.name_or_path == "other-base" and plan.base_config.dtype == "float32"
+    assert plan_load("base").sources == () and plan_load("base", bits=0).bits is None
+    with pytest.raises(ChatError, match="bits is 3"):
+        plan_load("base", bits=3)
+    other = tmp_path / "other-adapter"
+    shutil.copytree(lora_run / "adapter", other)
+    config = json.loads((other / "adapter_config.json").read_text(encoding="utf-8"))
+    (other / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": "elsewhere"}))
+    with pytest.raises(ChatError, match="different base models"):
+        plan_load(None, {"ft": str(lora_run), "other": str(other)})
+    with pytest.raises(ChatError, match="no adapter names its base"):
+        plan_load(None, {})

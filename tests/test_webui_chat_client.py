@@ -1,5 +1,6 @@
-"""The chat worker client (webui.chat_client) against a fake worker that speaks the JSON-lines protocol,
-the Chat tab's history as the worker receives it, and the Chat tab's 'ask before loading onto a busy GPU' rule."""
+"""The chat worker client (webui.chat_client) against a fake worker that speaks the worker's protocol (JSON
+requests in, engine.events events out), the Chat tab's history as the worker receives it, and the Chat tab's
+'ask before loading onto a busy GPU' rule."""
 
 from __future__ import annotations
 
@@ -11,46 +12,54 @@ import pytest
 
 from webui.chat_client import ChatClient, ChatError, worker_messages
 
+ROOT = Path(__file__).resolve().parents[1]
+
 FAKE_WORKER = r'''
 import json, sys
+sys.path.insert(0, sys.argv[2])  # the repository: the fake speaks through the engine's own event schema
+from engine.events import Chunk, Reply, Status, to_line
+
 received = open(sys.argv[1], "a")  # every generate request's messages, one JSON list a line
-print(json.dumps({"event": "ready"}), flush=True)
+def emit(event):
+    print(to_line(event), flush=True)
+emit(Status(state="ready"))
 loaded = False
 for line in sys.stdin:
     req = json.loads(line)
     rid, op = req.get("id"), req.get("op")
-    def send(**m):
-        print(json.dumps({"id": rid, **m}), flush=True)
+    def fail(error):
+        emit(Status(state="failed", error=error, id=rid))
     if op == "load":
         loaded = req["model"] != "broken"  # a load that fails half way has unloaded the model before
         if loaded:
-            send(event="loaded", model=req["model"], adapters=list(req["adapters"]), device="cpu")
+            emit(Reply(op="load", data={"model": req["model"], "adapters": list(req["adapters"]), "device": "cpu"},
+                       id=rid))
         else:
-            send(event="error", message="The worker cannot load broken.")
+            fail("The worker cannot load broken.")
     elif op == "status":
-        send(event="status", loaded=loaded)
+        emit(Reply(op="status", data={"loaded": loaded}, id=rid))
     elif op == "generate":
         if not loaded:
-            send(event="error", message="No model is loaded: send a load request first.")
+            fail("No model is loaded: send a load request first.")
             continue
         received.write(json.dumps(req["messages"]) + "\n"); received.flush()
         if not all(isinstance(m.get("content"), str) for m in req["messages"]):  # as the engine's check_messages
-            send(event="error", message="Message 1 must be an object with role and content (a string).")
+            fail("Message 1 must be an object with role and content (a string).")
             continue
         if req["messages"][-1]["content"] == "fail":
-            send(event="error", message="Generation failed: boom.")
+            fail("Generation failed: boom.")
             continue
         words = ["Hello ", "from ", str(req["adapter"]), "."]
         for w in words:
-            send(event="chunk", text=w)
-        send(event="done", text="".join(words), new_tokens=4, tokens_per_s=1.0)
+            emit(Chunk(text=w, id=rid))
+        emit(Reply(op="generate", data={"text": "".join(words), "new_tokens": 4, "tokens_per_s": 1.0}, id=rid))
     elif op == "unload":
         loaded = False
-        send(event="unloaded")
+        emit(Reply(op="unload", id=rid))
     elif op == "crash":
         sys.exit(3)
     elif op == "shutdown":
-        send(event="bye")
+        emit(Reply(op="shutdown", id=rid))
         break
 '''
 
@@ -59,7 +68,8 @@ for line in sys.stdin:
 def client(tmp_path: Path):
     script = tmp_path / "fake_worker.py"
     script.write_text(FAKE_WORKER)
-    chat = ChatClient(tmp_path / "worker.log", argv=lambda: [sys.executable, str(script), str(tmp_path / "received")])
+    chat = ChatClient(tmp_path / "worker.log",
+                      argv=lambda: [sys.executable, str(script), str(tmp_path / "received"), str(ROOT)])
     yield chat
     chat.stop()
 

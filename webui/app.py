@@ -30,7 +30,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
     with gr.Blocks(title="PEFT Workbench") as app:
         gr.Markdown(t("app.title"), elem_id="wb-title")
         with gr.Tabs() as tabs:  # in this order: RUNS_TAB is the Runs tab's position
-            train = build_train_tab(ctx, app)
+            build_train_tab(ctx, app)
             runs = build_runs_tab(ctx, app)
             build_chat_tab(ctx, app)
             build_export_tab(ctx, app)
@@ -38,8 +38,6 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         shown = tabs.select(runs_tab_shown, None, runs.timer)
         shown.then(bind(redraw_runs, ctx), runs.selected, [runs.table, runs.selected, runs.listed],
                    show_progress="hidden")
-        # After a reload (or a restart of launch.py) the page follows the run that is training now.
-        app.load(lambda: ctx.runs.active(), None, train.current)
     return app
 
 

@@ -1,8 +1,10 @@
-"""Client of the chat worker (`python -m engine chat --worker`): JSON lines on its stdin/stdout.
+"""Client of the chat worker (`python -m engine chat --worker`): JSON requests on its stdin, engine.events
+events on its stdout (engine/chat_worker.py describes the protocol).
 
-One worker per web server, shared by every visitor; a reader thread routes each reply line to the
-request with the same id. Unloading (or stopping the worker) frees the model's memory; the model never
-lives in the web process.
+One worker per web server, shared by every visitor; a reader thread parses each line with
+`engine.events.parse` and routes the event to the request with the same id. A request ends at its Reply, or
+at a failed Status (the worker refused it, failed it, or stopped). Unloading (or stopping the worker) frees
+the model's memory; the model never lives in the web process.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from engine.events import Chunk, Event, EventError, Reply, Status, parse
 from webui.engine_cli import REPO_ROOT, engine_argv
 
 log = logging.getLogger(__name__)
 
-TERMINAL = {"loaded", "done", "unloaded", "status", "bye", "error"}
 READY_TIMEOUT_S = 120.0
 REPLY_TIMEOUT_S = 600.0
 
@@ -96,21 +98,24 @@ class ChatClient:
 
     def _read(self, proc: subprocess.Popen) -> None:
         for line in proc.stdout:
-            line = line.strip()
-            if not line.startswith("{"):
+            if not line.strip():
                 continue
-            message = json.loads(line)
-            if message.get("event") == "ready":
+            try:
+                event = parse(line)
+            except EventError as error:  # the worker writes only events; anything else is logged, not routed
+                log.warning("chat worker: %s", error)
+                continue
+            if isinstance(event, Status) and event.state == "ready" and event.id is None:
                 self._ready.set()
-            target = self._pending.get(message.get("id"))
+            target = self._pending.get(event.id)
             if target is not None:
-                target.put(message)
+                target.put(event)
         # EOF: the worker is gone, and its model with it; every waiting request gets an error instead of hanging.
         code = proc.wait()
         if self._proc is proc:
             self.loaded = None
         for target in list(self._pending.values()):
-            target.put({"event": "error", "message": f"The chat worker stopped (exit code {code})."})
+            target.put(Status(state="failed", error=f"The chat worker stopped (exit code {code})."))
 
     def stop(self) -> None:
         """Shut the worker down (asking first, killing if it does not answer)."""
@@ -127,8 +132,8 @@ class ChatClient:
                 proc.wait()
 
     # ---- requests -------------------------------------------------------------------------
-    def request(self, op: str, **fields: Any) -> Iterator[dict[str, Any]]:
-        """Send one request; yield its replies up to and including the terminal one."""
+    def request(self, op: str, **fields: Any) -> Iterator[Event]:
+        """Send one request; yield its events up to and including its Reply. A failed Status raises ChatError."""
         if not self.running:
             self.start(self.cpu_only)
         request_id = next(self._ids)
@@ -140,21 +145,21 @@ class ChatClient:
                 self._proc.stdin.flush()
             while True:
                 try:
-                    message = replies.get(timeout=REPLY_TIMEOUT_S)
+                    event = replies.get(timeout=REPLY_TIMEOUT_S)
                 except queue.Empty:
                     raise ChatError(f"The chat worker did not answer '{op}' in {REPLY_TIMEOUT_S:.0f} s.") from None
-                if message.get("event") == "error":
-                    raise ChatError(message.get("message") or "The chat worker reported an error.")
-                yield message
-                if message.get("event") in TERMINAL:
+                if isinstance(event, Status) and event.state == "failed":
+                    raise ChatError(event.error or "The chat worker reported an error.")
+                yield event
+                if isinstance(event, Reply):
                     return
         finally:
             self._pending.pop(request_id, None)
 
     def call(self, op: str, **fields: Any) -> dict[str, Any]:
-        """A request whose only interesting reply is the last one."""
-        *_, last = self.request(op, **fields)
-        return last
+        """A request whose only interesting event is its Reply: the reply's data."""
+        *_, reply = self.request(op, **fields)
+        return reply.data
 
     def load(self, model: str, adapters: dict[str, str], bits: int | None = None,
              cpu_only: bool = False) -> dict[str, Any]:
@@ -183,9 +188,9 @@ class ChatClient:
         messages = worker_messages(messages)
         with self._generate_lock:
             text = ""
-            for message in self.request("generate", messages=messages, adapter=adapter, **sampling):
-                if message["event"] == "chunk":
-                    text += message.get("text", "")
+            for event in self.request("generate", messages=messages, adapter=adapter, **sampling):
+                if isinstance(event, Chunk):
+                    text += event.text
                     yield text
-                elif message["event"] == "done":
-                    yield message.get("text", text)
+                elif isinstance(event, Reply):
+                    yield event.data.get("text", text)

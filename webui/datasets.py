@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.config import DATA_EXTENSIONS as SUFFIXES
 from webui.paths import PathError, slug
-
-SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".txt")
 MAX_BINS = 12
 # bin widths a reader takes in at a glance: 1-2-5 steps, quarters, and powers of two (cutoffs are often 2^n)
 NICE_WIDTHS = sorted({m * 10**k for m in (1, 2, 5) for k in range(10)} | {25 * 10**k for k in range(9)}

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from engine.config import METHOD_OPTIONS as ENGINE_METHOD_OPTIONS
 from engine.config import DataConfig, MethodConfig, ModelConfig, RunConfig, TrainConfig, choices, field_help
 
 SECTIONS: dict[type[BaseModel], str] = {ModelConfig: "model", MethodConfig: "method", DataConfig: "data",
@@ -173,20 +174,12 @@ METHOD_WIDGETS: tuple[Option, ...] = (*METHOD_FIELDS, BITS)  # everything the me
 # and method): the one ordered tuple that forms.from_widgets zips with, strictly.
 OPTIONS: tuple[Option, ...] = (STOP_BY, BITS, *FIELDS)
 
-_LORA = (R, LORA_ALPHA, LORA_DROPOUT, TARGET_MODULES, USE_RSLORA)
 _BNB = (BNB_4BIT_QUANT_TYPE, BNB_4BIT_USE_DOUBLE_QUANT, BNB_4BIT_COMPUTE_DTYPE)
-# Which options each method shows (a table, not an if-chain); every other method option keeps its default.
+_BY_NAME: dict[str, Option] = {**{f.name: f for f in METHOD_FIELDS}, "bits": BITS}
+# Which options each method shows: engine.config.METHOD_OPTIONS (the fields each method reads), as widgets;
+# every other method option keeps its default.
 METHOD_OPTIONS: dict[str, tuple[Option, ...]] = {
-    "lora": _LORA + (BITS,),
-    "dora": _LORA + (BITS,),
-    "qlora": _LORA + (BITS,) + _BNB,
-    "prefix": (NUM_VIRTUAL_TOKENS, PREFIX_PROJECTION, ENCODER_HIDDEN_SIZE),
-    "prompt": (NUM_VIRTUAL_TOKENS, PROMPT_TUNING_INIT, PROMPT_TUNING_INIT_TEXT),
-    "ptuning": (NUM_VIRTUAL_TOKENS, ENCODER_REPARAMETERIZATION_TYPE, ENCODER_HIDDEN_SIZE),
-    "ia3": (TARGET_MODULES,),
-    "full": (),
-    "freeze": (FREEZE_TRAINABLE_LAYERS,),
-}
+    method: tuple(_BY_NAME[name] for name in names) for method, names in ENGINE_METHOD_OPTIONS.items()}
 
 # How the method options are laid out: rows that never show more than four options for any method, so no
 # label is squeezed at the page's width (tests/test_webui_forms.py checks every option has exactly one place).

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from engine.config import ConfigError, RunConfig, load_config
 from engine.rundir import RunDir
-from webui.jobs import QUEUED, STARTING, TRAIN, Scheduler, holds_slot, tail_lines  # noqa: F401 - tail_lines for tabs
+from webui.jobs import QUEUED, STARTING, TRAIN, Scheduler, holds_slot
 from webui.monitor import JobMonitor
 from webui.paths import inside, safe_name, slug
 

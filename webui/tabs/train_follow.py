@@ -23,7 +23,8 @@ from webui.i18n import failure, message, words
 from webui.models import remember_model
 from webui.paths import PathError, safe_name
 from webui.render import log_text, loss_colors, loss_frame, progress_html, state_label
-from webui.runs import RunError, tail_lines
+from webui.jobs import tail_lines
+from webui.runs import RunError
 from webui.tabs.train_handlers import NEW_RUN, Form
 from webui.tabs.train_panels import MonitorPanel
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from engine.config import DataConfig, MethodConfig, RunConfig, choices
+from engine.config import DATA_EXTENSIONS, DataConfig, MethodConfig, RunConfig, choices
 from webui import forms
 from webui.confirm import Confirm, build_confirm
 from webui.context import AppContext
@@ -107,11 +107,6 @@ class TrainTab:
     monitor: MonitorPanel
 
     @property
-    def current(self) -> gr.State:
-        """The followed run's name (MonitorPanel.current)."""
-        return self.monitor.current
-
-    @property
     def widgets(self) -> dict[Option, Component]:
         """Every option's widget, keyed by the option (webui.form_fields)."""
         return {STOP_BY: self.training.stop_by, BITS: self.method.bits, **self.method.options,
@@ -137,7 +132,7 @@ def build_model_panel(ctx: AppContext, starter: RunConfig | None) -> ModelPanel:
 
 def build_data_panel(ctx: AppContext, starter: RunConfig | None) -> DataPanel:
     with gr.Row():
-        upload = gr.File(label=t("train.upload"), file_types=[".json", ".jsonl", ".csv", ".parquet", ".txt"],
+        upload = gr.File(label=t("train.upload"), file_types=list(DATA_EXTENSIONS),
                          elem_id="wb-upload", height=120)
         with gr.Column():
             dataset = gr.Dropdown(dataset_choices(ctx.uploads, ctx.assets), value=starter.data.path if starter else None,
