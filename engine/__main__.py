@@ -12,7 +12,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("engine.train", "fine-tune a model from a YAML config (or --resume RUN_DIR)"),
     "chat": ("engine.chat_cli", "chat with a base model and adapters (--worker: JSON lines on stdin/stdout)"),
-    "export": ("engine.export", "merge a run's adapter into its base and write a Hugging Face model"),
+    "export": ("engine.export", "merge a run's adapter into its base and write a Hugging Face model (or --job DIR)"),
     "inspect-data": ("engine.data", "detect a dataset's format and measure it; prints one JSON object"),
     "plan": ("engine.methods", "count the trainable parameters a config would train; prints JSON"),
 }

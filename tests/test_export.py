@@ -1,5 +1,6 @@
 """Export of real runs trained through the CLI on a tiny Llama: merged folders load without peft and
-answer like the adapter model; prompt-learning runs export their adapter; a killed export leaves nothing."""
+answer like the adapter model; prompt-learning runs export their adapter; a killed export leaves nothing;
+an export job reports through its folder (events, status.json, export.log) like every engine job."""
 
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.export import TOLERANCE, ExportResult, run_export
+from engine.config import ExportConfig
+from engine.events import Log, Status, final_status, read_events
+from engine.export import INTERRUPTED, ExportResult, run_export
+from engine.rundir import ExportDir, RunDir
+from engine.verify import TOLERANCE
 from tests.test_chat import MEMORY, trained_runs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,9 +56,7 @@ def adapter_model(run: Path, tokenizer):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from engine.chat import read_run_config
-
-    base = AutoModelForCausalLM.from_pretrained(read_run_config(run).model.name_or_path, dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(RunDir(run).read_config().model.name_or_path, dtype=torch.float32)
     if len(tokenizer) > base.get_input_embeddings().weight.shape[0]:
         base.resize_token_embeddings(len(tokenizer))
     return PeftModel.from_pretrained(base, run / "adapter").eval()
@@ -122,13 +125,13 @@ def test_prefix_export_explains_and_writes_the_adapter(runs: dict[str, Path], tm
 
 def test_killed_export_leaves_no_folder_and_cli_recovers(runs: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "engine", "export", str(runs["lora"]), "--out", str(out), "--json"]
+    command = [sys.executable, "-m", "engine", "export", str(runs["lora"]), "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                env=env)
     try:
-        for line in process.stdout:
-            if json.loads(line).get("message", "").startswith("writing"):
+        for line in process.stderr:  # the command line's progress lines
+            if line.startswith("writing"):
                 process.send_signal(signal.SIGKILL)  # no cleanup handler runs
                 break
         process.wait(timeout=60)
@@ -143,17 +146,14 @@ def test_killed_export_leaves_no_folder_and_cli_recovers(runs: dict[str, Path], 
     done = subprocess.run([*command, "--zip", "--dtype", "float32"], cwd=ROOT, capture_output=True, text=True,
                           timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
-    events = [json.loads(line) for line in done.stdout.splitlines()]  # stdout holds nothing but JSON lines
-    assert {e["kind"] for e in events[:-1]} == {"log"}
-    status = events[-1]
-    assert status["kind"] == "status" and status["state"] == "completed" and status["merged"] is True
-    assert status["out"] == str(out) and status["reason"] is None and status["max_abs_diff"] < status["tolerance"]
-    assert status["zip"] == str(tmp_path / "killed.zip")
-    assert status["adapter_zip"] == str(tmp_path / "killed-adapter.zip")
-    with zipfile.ZipFile(status["zip"]) as archive:
+    assert done.stdout == "" and done.stderr.splitlines()[-1] == f"done: {out}"
+    written = json.loads((out / "export.json").read_text(encoding="utf-8"))
+    assert written["merged"] is True and written["reason"] is None and written["dtype"] == "float32"
+    assert written["max_abs_diff"] <= written["tolerance"] < written["base_diff"]
+    with zipfile.ZipFile(tmp_path / "killed.zip") as archive:
         names = archive.namelist()
         assert "killed/config.json" in names and "killed/README.md" in names and archive.testzip() is None
-    with zipfile.ZipFile(status["adapter_zip"]) as archive:
+    with zipfile.ZipFile(tmp_path / "killed-adapter.zip") as archive:
         assert "killed-adapter/adapter_config.json" in archive.namelist()
     assert out.is_dir() and not list(tmp_path.glob(".killed*partial*"))
 
@@ -179,8 +179,7 @@ def test_refusals_are_one_sentence(runs: dict[str, Path], tmp_path: Path) -> Non
     assert "already exists" in run_export(runs["lora"], existing, log=lambda m: None).error
     assert "not a run folder" in run_export(tmp_path, tmp_path / "x", log=lambda m: None).error
     bad: ExportResult = run_export(runs["lora"], tmp_path / "y", dtype="int3", log=lambda m: None)
-    assert bad.state == "failed" and "dtype" in bad.error
-    assert bad.status_event() == {"kind": "status", "state": "failed", "error": bad.error}
+    assert bad.state == "failed" and "dtype" in bad.error and bad.error.count(". ") == 0
 
 
 def test_freeze_run_exports_the_trained_model_verified(runs: dict[str, Path], tmp_path: Path) -> None:
@@ -195,3 +194,89 @@ def test_freeze_run_exports_the_trained_model_verified(runs: dict[str, Path], tm
     trained = AutoModelForCausalLM.from_pretrained(runs["freeze"] / "model")
     for (name, a), (_, b) in zip(exported.state_dict().items(), trained.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
+
+
+def export_job(root: Path, name: str, run: Path, **options: object) -> ExportDir:
+    """An export job folder as the page writes it: WORKSPACE/exports/NAME/config.yaml."""
+    job = ExportDir(root / "exports" / name)
+    job.path.mkdir(parents=True)
+    job.config.write_text(ExportConfig(run_dir=str(run), **options).to_yaml(), encoding="utf-8")
+    return job
+
+
+def engine_export_job(job: ExportDir) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "engine", "export", "--job", str(job.path)], cwd=ROOT,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_export_job_reports_through_its_folder(runs: dict[str, Path], tmp_path: Path) -> None:
+    job = export_job(tmp_path, "lora-float32", runs["lora"], dtype="float32", zip=True)
+    process = engine_export_job(job)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output[-2000:]
+
+    events = read_events(job.events)  # every line parses with the one schema, or this raises
+    assert len(events) == len(job.events.read_text(encoding="utf-8").splitlines())
+    states = [e.state for e in events if isinstance(e, Status)]
+    assert states == ["starting", "loading_model", "exporting", "verifying", "saving", "completed"]
+    assert any(isinstance(e, Log) and e.message.startswith("writing the merged model") for e in events)
+    final = final_status(events)
+    result = final.result
+    assert final.error is None and set(result) == {"merged", "out", "zip", "adapter_zip", "reason", "max_abs_diff",
+                                                   "base_diff", "tolerance", "dtype", "verified_on", "prompt_source"}
+    assert result["merged"] is True and result["reason"] is None and result["dtype"] == "float32"
+    assert result["max_abs_diff"] <= result["tolerance"] < result["base_diff"] and result["verified_on"] > 0
+    assert result["out"] == str(job.out) and result["zip"] == str(job.zip)
+    assert result["adapter_zip"] == str(job.adapter_zip)
+    assert job.read_status()["state"] == "completed" and job.read_status()["result"] == result
+    assert job.read_status()["pid"] == process.pid
+    assert (job.out / "config.json").is_file() and (job.out / "README.md").is_file()
+    with zipfile.ZipFile(job.zip) as archive:
+        assert "lora-float32/config.json" in archive.namelist() and archive.testzip() is None
+    with zipfile.ZipFile(job.adapter_zip) as archive:
+        assert "lora-float32-adapter/adapter_config.json" in archive.namelist()
+    assert "# lora-float32" in (job.out / "README.md").read_text(encoding="utf-8")
+    assert "state: completed" in job.log.read_text(encoding="utf-8")
+
+
+def test_failing_export_job_ends_failed_with_one_sentence(runs: dict[str, Path], tmp_path: Path) -> None:
+    unfinished = tmp_path / "unfinished"  # a run folder with its config but no adapter/
+    unfinished.mkdir()
+    shutil.copy(RunDir(runs["lora"]).config, unfinished / "config.yaml")
+    job = export_job(tmp_path, "unfinished-float32", unfinished, dtype="float32")
+    process = engine_export_job(job)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 1, output[-2000:]
+
+    final = final_status(read_events(job.events))
+    sentence = f"{unfinished} has no adapter/ folder: the run has not finished, so there is nothing to export."
+    assert (final.state, final.error, final.result) == ("failed", sentence, None)
+    assert job.read_status()["state"] == "failed" and job.read_status()["error"] == sentence
+    assert "Traceback" in job.log.read_text(encoding="utf-8")  # the full story is in export.log
+    assert not job.out.exists() and not list(job.path.glob(".model.partial-*"))
+
+    missing = ExportDir(tmp_path / "exports" / "no-config")
+    missing.path.mkdir()
+    assert engine_export_job(missing).wait(timeout=120) == 1
+    final = final_status(read_events(missing.events))
+    assert final.state == "failed" and final.error == f"{missing.path} is not an export folder: it has no config.yaml."
+
+
+def test_sigterm_ends_an_export_job_failed_and_writes_nothing(runs: dict[str, Path], tmp_path: Path) -> None:
+    job = export_job(tmp_path, "stopped", runs["lora"], dtype="float32", zip=True)
+    process = engine_export_job(job)
+    try:
+        for line in process.stdout:  # the job's user lines are echoed on stdout
+            if line.startswith("writing"):
+                process.send_signal(signal.SIGTERM)
+                break
+        process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1
+    final = final_status(read_events(job.events))
+    assert (final.state, final.error) == ("failed", INTERRUPTED)
+    assert job.read_status()["error"] == INTERRUPTED
+    assert not job.out.exists() and not job.zip.exists() and not list(job.path.glob(".*partial*"))

@@ -479,11 +479,11 @@ def test_template_limit_on_tool_calls_names_the_turn(tmp_path: Path, tokenizers:
 
 def test_export_verifies_on_rows_rendered_as_training_rendered_them(tmp_path: Path) -> None:
     from engine.config import DataConfig, ModelConfig, RunConfig
-    from engine.export import ExportResult, verification_prompts
+    from engine.verify import Verification, verification_prompts
 
     path = tmp_path / "system.json"
     path.write_text(json.dumps([{"messages": CONVERSATIONS["multi+system"]}]), encoding="utf-8")
     config = RunConfig(model=ModelConfig(name_or_path="unused"), data=DataConfig(path=str(path)), output_dir="unused")
     tokenizer = family_tokenizer("gemma-2")  # rejects the system role: training folds it, so must verification
-    (ids,) = verification_prompts(config, tokenizer, ExportResult(state="running"), print)
+    (ids,) = verification_prompts(config, tokenizer, Verification(), print)
     assert tokenizer.decode(ids[0]).startswith("<bos><start_of_turn>user\nBe brief.\n\nWho are you?<end_of_turn>")
