@@ -234,9 +234,10 @@ def test_one_explain_for_every_job_kind():
     class OutOfMemoryError(RuntimeError):  # torch.OutOfMemoryError's name, without torch
         pass
 
-    assert explain(DataError("rows.json row 2: field 'output' is empty.")) == "rows.json row 2: field 'output' is empty."
-    assert explain(ConfigError(["train.batch_size must be at least 1."])) == str(ConfigError(
-        ["train.batch_size must be at least 1."]))
+    sentence = "rows.json row 2: field 'output' is empty."
+    assert explain(DataError(sentence)) == sentence
+    config_error = ConfigError(["train.batch_size must be at least 1."])
+    assert explain(config_error) == str(config_error)
     gpu = explain(OutOfMemoryError("CUDA error"))
     assert gpu.startswith("Out of GPU memory") and "train.batch_size" in gpu
     assert explain(RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")) == gpu
@@ -258,7 +259,8 @@ def test_explain_exit_says_why_a_process_ended_without_a_final_status():
     assert "sigkill" in explain_exit(None, "step 3/60\nKilled").lower()
     assert explain_exit(-15, "") == "The engine process was ended by signal SIGTERM."
     assert "code 3" in explain_exit(3, "")
-    assert explain_exit(None, "") == "The engine process is gone without a final status (killed, or the machine restarted)."
+    assert explain_exit(None, "") == ("The engine process is gone without a final status (killed, or the machine "
+                                      "restarted).")
 
 
 def test_failures_is_plain_python():
