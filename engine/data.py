@@ -28,7 +28,6 @@ from engine.config import DataConfig, RunConfig
 from engine.failures import DataError
 from engine.masking import template_notes as masking_notes
 from engine.readers import read_records
-from engine.tokens import CHATML_TEMPLATE  # noqa: F401 - tests/bench/run_bench.py reads it here
 from engine.tokens import chat_spans, ensure_chat_template
 
 IGNORE_INDEX = -100

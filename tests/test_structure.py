@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("engine", "webui")
 MAX_FILE_LINES = 400
 MAX_FUNCTION_LINES = 100
-WEBUI_MAY_IMPORT = {"engine.config", "engine.rundir", "engine.events", "engine.failures"}
+# Plain Python: schemas, folder names, events, error sentences, and the command table (launch.py --help lists it).
+WEBUI_MAY_IMPORT = {"engine.config", "engine.rundir", "engine.events", "engine.failures", "engine.__main__"}
 HEAVY = {"torch", "transformers", "peft", "bitsandbytes"}
 
 

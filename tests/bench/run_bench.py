@@ -137,7 +137,7 @@ def build_tokenizer(path: Path, vocab_size: int = 8192):
         return AutoTokenizer.from_pretrained(path)
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    from engine.data import CHATML_TEMPLATE
+    from engine.tokens import CHATML_TEMPLATE
 
     files = [p for p in sorted(DATASETS.iterdir()) if p.suffix in (".json", ".jsonl", ".csv", ".txt")]
     files += sorted((ROOT / "assets" / "models" / "corpus").glob("*.txt"))
