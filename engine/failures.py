@@ -66,16 +66,36 @@ def explain(error: BaseException, job: str = "train") -> str:
     return f"{error.__class__.__name__}: {first_line(error)}".rstrip(": ")
 
 
-def explain_exit(returncode: int | None, log_tail: str, job: str = "train") -> str:
+def oom_kill_count(vmstat: str = "/proc/vmstat") -> int | None:
+    """How many processes the kernel's out-of-memory killer has killed since boot (cgroup limits included), or
+    None where the kernel does not say. The scheduler reads it when a job starts and when it died of SIGKILL."""
+    try:
+        with open(vmstat, encoding="ascii") as f:
+            for line in f:
+                name, _, value = line.partition(" ")
+                if name == "oom_kill":
+                    return int(value)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def explain_exit(returncode: int | None, log_tail: str, job: str = "train", oom_killed: bool | None = None) -> str:
     """One sentence on why an engine process ended without a final status.
 
     returncode: its exit status as Popen reports it (negative: the signal that ended it), None when unknown
-    (the process was not started by this web process); log_tail: the last lines it printed; job: its kind."""
+    (the process was not started by this web process); log_tail: the last lines it printed; job: its kind;
+    oom_killed: whether the kernel's out-of-memory kill count grew while it ran (None: not known)."""
     text = log_tail.lower()
     if out_of_memory(text=text):
         return OUT_OF_MEMORY.get(job, OUT_OF_MEMORY["train"])[0]
     if returncode in (-signal.SIGKILL, 128 + signal.SIGKILL) or text.rstrip().endswith("killed"):
-        return "The engine process was killed (SIGKILL), most likely by the out-of-memory killer."
+        if oom_killed:
+            ram = OUT_OF_MEMORY.get(job, OUT_OF_MEMORY["train"])[1]
+            return f"The kernel's out-of-memory killer ended the engine process (SIGKILL); {ram[0].lower()}{ram[1:]}"
+        if oom_killed is False:
+            return "The engine process was killed (SIGKILL) by hand or by another program, not by the out-of-memory killer."
+        return "The engine process was killed (SIGKILL)."
     if returncode is not None and returncode < 0:
         return f"The engine process was ended by signal {_signal_name(-returncode)}."
     if returncode is not None:

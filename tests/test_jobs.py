@@ -16,7 +16,8 @@ import pytest
 
 from engine.config import parse_config
 from engine.events import EventTail, Status, read_events
-from engine.rundir import ExportDir, RunDir
+from engine.failures import oom_kill_count
+from engine.rundir import ExportDir
 from webui.context import AppContext
 from webui.jobs import Scheduler
 from webui.tabs import export as export_tab
@@ -105,6 +106,8 @@ def test_every_engine_process_is_reaped(fake, tmp_path):
         ctx.jobs.shutdown()
     killed = ctx.runs.info("killed")
     assert killed.state == "failed" and "SIGKILL" in killed.error
+    if oom_kill_count() is not None:  # the kernel counts its OOM kills (/proc/vmstat): a kill by hand is not one
+        assert "not by the out-of-memory killer" in killed.error
     assert zombies() == []
 
 
@@ -227,3 +230,10 @@ def test_stop_before_the_engine_handles_it_ends_stopped_not_failed(fake, tmp_pat
     info = ctx.runs.info(name)
     assert info.state == "stopped" and info.error is None
     assert ctx.runs.monitor(name).refresh().state == "stopped"
+
+
+def test_the_kernels_oom_kill_count_is_read(tmp_path):
+    vmstat = tmp_path / "vmstat"
+    vmstat.write_text("nr_free_pages 12\noom_kill 3\npgfault 9\n")
+    assert oom_kill_count(str(vmstat)) == 3
+    assert oom_kill_count(str(tmp_path / "missing")) is None

@@ -257,6 +257,10 @@ def test_explain_exit_says_why_a_process_ended_without_a_final_status():
     assert "out of gpu memory" in explain_exit(None, "RuntimeError: CUDA out of memory. Tried to allocate").lower()
     assert "sigkill" in explain_exit(-9, "").lower() and "sigkill" in explain_exit(137, "").lower()
     assert "sigkill" in explain_exit(None, "step 3/60\nKilled").lower()
+    assert explain_exit(-9, "") == "The engine process was killed (SIGKILL)."  # nothing known: no guess
+    assert "out-of-memory killer" in explain_exit(-9, "", oom_killed=True)
+    assert "batch_size" in explain_exit(-9, "", oom_killed=True)
+    assert "not by the out-of-memory killer" in explain_exit(-9, "", oom_killed=False)
     assert explain_exit(-15, "") == "The engine process was ended by signal SIGTERM."
     assert "code 3" in explain_exit(3, "")
     assert explain_exit(None, "") == ("The engine process is gone without a final status (killed, or the machine "

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.events import FINAL_STATES, EventWriter
-from engine.failures import explain_exit
+from engine.failures import explain_exit, oom_kill_count
 from engine.rundir import ExportDir, JobDir, RunDir, process_alive, write_json_atomic
 from webui.engine_cli import REPO_ROOT, engine_argv
 from webui.monitor import JobMonitor
@@ -86,6 +86,7 @@ class Scheduler:
         self._exit_codes: dict[Path, int] = {}  # our processes that ended (reaped), by job folder
         self._monitors: dict[Path, JobMonitor] = {}
         self._stop_requested: set[Path] = set()  # jobs stopped from the page, until their process ends
+        self._oom_kills_at_launch: dict[Path, int | None] = {}  # the kernel's OOM kill count when each started
         self._snapshot: dict[str, dict[str, dict[str, Any]]] = {}
         self._scanned_at = 0.0
         self.version = 0  # grows whenever a job's status changes (the page re-renders lists only then)
@@ -208,6 +209,7 @@ class Scheduler:
             )
         self._exit_codes.pop(job.path, None)
         self._stop_requested.discard(job.path)
+        self._oom_kills_at_launch[job.path] = oom_kill_count()
         log.info("started %s job %s (pid %s)", kind.name, job.name, self._procs[job.path].pid)
 
     def _reap(self) -> None:
@@ -231,7 +233,9 @@ class Scheduler:
             with EventWriter(job.events) as events:
                 events.status("stopped", died=True, log_tail=tail)
             return
-        reason = status.get("error") or explain_exit(returncode, tail, job=job.kind)
+        before, now = self._oom_kills_at_launch.pop(job.path, None), oom_kill_count()
+        oom_killed = None if before is None or now is None else now > before  # unknown for jobs we did not start
+        reason = status.get("error") or explain_exit(returncode, tail, job=job.kind, oom_killed=oom_killed)
         write_json_atomic(job.status, {**status, "state": "failed", "error": reason})
         with EventWriter(job.events) as events:
             events.status("failed", error=reason, died=True, log_tail=tail)
