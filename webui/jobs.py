@@ -9,7 +9,7 @@ status that the page reads (visitors never scan the workspace themselves).
 
 A job folder is the single source of truth: a job started by an earlier launch.py, or from the command
 line into the workspace, is found again from the pid and start time in its status.json. In memory this
-module keeps only the Popen handles it created, their exit codes, and one JobMonitor per job.
+module keeps only the processes it started (until their job is over) and one JobMonitor per job.
 """
 
 from __future__ import annotations
@@ -58,6 +58,19 @@ EXPORT = JobKind("export", "exports", ExportDir, lane="export", slots=2,
 KINDS = (TRAIN, EXPORT)
 
 
+@dataclass
+class Launch:
+    """An engine process this scheduler started, kept until its job is over and the process reaped."""
+
+    proc: subprocess.Popen
+    oom_kills: int | None  # the kernel's OOM kill count when it started (None: not known)
+    stop_requested: bool = False  # Stop was pressed: a SIGTERM death is a stop, not a failure
+
+    @property
+    def running(self) -> bool:
+        return self.proc.poll() is None  # poll() also reaps it once it has exited
+
+
 def holds_slot(state: str) -> bool:
     """A job in this state runs or is about to (not queued, not finished)."""
     return state not in FINAL_STATES and state != QUEUED
@@ -82,11 +95,8 @@ class Scheduler:
         self.kinds = {kind.name: kind for kind in kinds}
         for kind in kinds:
             self.folder(kind).mkdir(parents=True, exist_ok=True)
-        self._procs: dict[Path, subprocess.Popen] = {}
-        self._exit_codes: dict[Path, int] = {}  # our processes that ended (reaped), by job folder
+        self._launches: dict[Path, Launch] = {}  # by job folder
         self._monitors: dict[Path, JobMonitor] = {}
-        self._stop_requested: set[Path] = set()  # jobs stopped from the page, until their process ends
-        self._oom_kills_at_launch: dict[Path, int | None] = {}  # the kernel's OOM kill count when each started
         self._snapshot: dict[str, dict[str, dict[str, Any]]] = {}
         self._scanned_at = 0.0
         self.version = 0  # grows whenever a job's status changes (the page re-renders lists only then)
@@ -129,15 +139,13 @@ class Scheduler:
     def alive(self, job: JobDir) -> bool:
         """Whether the process behind a job runs: ours by its handle (its exit is its death), any other (a
         restart ago, or `launch.py train` in a terminal) by the pid and start time in its status.json."""
-        proc = self._procs.get(job.path)
-        if proc is not None and proc.poll() is None:
+        launch = self._launches.get(job.path)
+        if launch is not None and launch.running:
             return True
-        self._reap()
         status = job.read_status()
-        ours = proc.pid if proc is not None else None
-        if status.get("pid") and status["pid"] != ours:
+        if status.get("pid") and (launch is None or status["pid"] != launch.proc.pid):
             return process_alive(status)
-        if job.path in self._exit_codes or proc is not None:  # our engine ended
+        if launch is not None:  # our engine ended
             return False
         # Queued -> starting was written just before Popen (by us, or by another launch.py on this workspace).
         return status.get("state") == STARTING and time.time() - job.status.stat().st_mtime < START_GRACE_S
@@ -174,12 +182,13 @@ class Scheduler:
         """Reap ended processes, record jobs whose process died, start queued jobs where their lane has a
         free slot; returns the jobs it started."""
         with self.lock:
-            self._reap()
+            snapshot = self.scan()
             for kind in self.kinds.values():
-                for name, status in self.scan()[kind.name].items():
+                for name, status in snapshot[kind.name].items():
                     job = kind.job_dir(self.folder(kind) / name)
                     if holds_slot(status.get("state", STARTING)) and not self.alive(job):
                         self._mark_dead(job)
+            self._drop_finished()
             started = []
             for lane in {kind.lane for kind in self.kinds.values()}:
                 started += self._fill(lane)
@@ -203,49 +212,51 @@ class Scheduler:
     def _launch(self, kind: JobKind, job: JobDir) -> None:
         job.write_status(STARTING, pid=None, error=None)
         with open(job.stdout_log, "ab") as out:
-            self._procs[job.path] = subprocess.Popen(
+            proc = subprocess.Popen(
                 self.engine(*kind.command(job)), cwd=self.repo_root, stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
-        self._exit_codes.pop(job.path, None)
-        self._stop_requested.discard(job.path)
-        self._oom_kills_at_launch[job.path] = oom_kill_count()
-        log.info("started %s job %s (pid %s)", kind.name, job.name, self._procs[job.path].pid)
+        self._launches[job.path] = Launch(proc, oom_kill_count())
+        log.info("started %s job %s (pid %s)", kind.name, job.name, proc.pid)
 
-    def _reap(self) -> None:
-        """Collect the exit of every engine process we started that ended, so that none stays a zombie."""
-        with self.lock:
-            for path, proc in list(self._procs.items()):
-                code = proc.poll()
-                if code is not None:
-                    self._exit_codes[path] = code
-                    del self._procs[path]
+    def _drop_finished(self) -> None:
+        """Reap every engine process we started that ended (so none stays a zombie) and forget those whose job
+        is over: a final status, or a folder that is gone."""
+        for path, launch in list(self._launches.items()):
+            if not launch.running and self._snapshot_state(path) in (*FINAL_STATES, None):
+                del self._launches[path]
+
+    def _snapshot_state(self, path: Path) -> str | None:
+        for kind in self.kinds.values():
+            if path.parent == self.folder(kind):
+                return self._snapshot.get(kind.name, {}).get(path.name, {}).get("state")
+        return None
 
     def _mark_dead(self, job: JobDir) -> None:
         """The engine is gone without a final status: record why, in the job folder, for every visitor."""
         status = job.read_status()
         if status.get("state") in FINAL_STATES or status.get("damaged") or process_alive(status):
             return  # it finished, or started again, meanwhile
-        returncode = self._exit_codes.get(job.path)
+        launch = self._launches.get(job.path)  # None for a job we did not start: exit code and OOM count unknown
+        returncode = launch.proc.returncode if launch is not None else None
         tail = tail_lines(job.stdout_log)
-        if job.path in self._stop_requested and returncode == -signal.SIGTERM:  # stopped before it could save
-            write_json_atomic(job.status, {**status, "state": "stopped", "error": None})
-            with EventWriter(job.events) as events:
-                events.status("stopped", died=True, log_tail=tail)
-            return
-        before, now = self._oom_kills_at_launch.pop(job.path, None), oom_kill_count()
-        oom_killed = None if before is None or now is None else now > before  # unknown for jobs we did not start
-        reason = status.get("error") or explain_exit(returncode, tail, job=job.kind, oom_killed=oom_killed)
-        write_json_atomic(job.status, {**status, "state": "failed", "error": reason})
+        if launch is not None and launch.stop_requested and returncode == -signal.SIGTERM:
+            state, reason = "stopped", None  # Stop ended it before it could handle the signal (still importing)
+        else:
+            now = oom_kill_count()
+            oom_killed = None if launch is None or None in (launch.oom_kills, now) else now > launch.oom_kills
+            state = "failed"
+            reason = status.get("error") or explain_exit(returncode, tail, job=job.kind, oom_killed=oom_killed)
+        write_json_atomic(job.status, {**status, "state": state, "error": reason})
         with EventWriter(job.events) as events:
-            events.status("failed", error=reason, died=True, log_tail=tail)
-        log.info("%s died: %s", job.name, reason)
+            events.status(state, error=reason, died=True, log_tail=tail)
+        log.info("%s ended without a final status: %s (%s)", job.name, state, reason)
 
     # ---- actions --------------------------------------------------------------------------------------
     def send_signal(self, job: JobDir, sig: signal.Signals, group: bool = False) -> bool:
         """Send `sig` to a job's engine process; False when it has none running."""
-        proc = self._procs.get(job.path)
-        pid = job.read_status().get("pid") or (proc.pid if proc is not None else None)
+        launch = self._launches.get(job.path)
+        pid = job.read_status().get("pid") or (launch.proc.pid if launch is not None else None)
         if not pid or not self.alive(job):
             return False
         try:
@@ -263,28 +274,25 @@ class Scheduler:
         """SIGTERM a job's engine (it stops and saves); False when it has no process running. A process that a
         stop ends before it could handle the signal (still importing) is recorded as stopped, not failed."""
         sent = self.send_signal(job, signal.SIGTERM)
-        if sent:
-            self._stop_requested.add(job.path)
+        if sent and job.path in self._launches:
+            self._launches[job.path].stop_requested = True
         return sent
 
     def wait(self, job: JobDir, timeout: float) -> None:
         """Wait for our process of a job to exit (and reap it); nothing to wait for when it is not ours."""
-        proc = self._procs.get(job.path)
-        if proc is not None:
-            proc.wait(timeout=timeout)
-            self._reap()
+        launch = self._launches.get(job.path)
+        if launch is not None:
+            launch.proc.wait(timeout=timeout)
 
     def forget(self, job: JobDir) -> None:
         """Drop what is kept in memory about a job whose folder is being deleted."""
         with self.lock:
             self._monitors.pop(job.path, None)
-            self._exit_codes.pop(job.path, None)
-            self._stop_requested.discard(job.path)
 
     def children(self) -> list[subprocess.Popen]:
         """The engine processes this scheduler started that have not been reaped yet."""
         with self.lock:
-            return list(self._procs.values())
+            return [launch.proc for launch in self._launches.values() if launch.running]
 
     # ---- background -----------------------------------------------------------------------------------
     def start(self, interval_s: float = 1.0) -> threading.Thread:
