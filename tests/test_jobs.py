@@ -18,6 +18,7 @@ from engine.config import parse_config
 from engine.events import EventTail, Status, read_events
 from engine.failures import oom_kill_count
 from engine.rundir import ExportDir
+from tests.polling import wait_for
 from webui.context import AppContext
 from webui.jobs import Scheduler
 from webui.tabs import export as export_tab
@@ -71,16 +72,6 @@ def fake(tmp_path: Path, monkeypatch):
                              "output_dir": str(tmp_path / "unused")})
 
     return argv, config, (lambda mode: (folder / "mode").write_text(mode))
-
-
-def wait_for(predicate, timeout: float = 30.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def zombies() -> list[psutil.Process]:

@@ -13,6 +13,7 @@ from engine.config import parse_config
 from engine.events import read_events
 from engine.rundir import RunDir
 from webui.paths import PathError
+from tests.polling import wait_for
 from webui.jobs import Scheduler
 from webui.runs import RunError, RunManager
 
@@ -67,16 +68,6 @@ def fake(tmp_path: Path, monkeypatch):
     set_mode("wait")
     manager = RunManager(Scheduler(tmp_path / "ws", engine=argv))
     return manager, set_mode, config, argv
-
-
-def wait_for(predicate, timeout: float = 15.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def test_queue_stop_and_next_starts(fake):
