@@ -50,7 +50,6 @@ class JobDir:
     path: Path
     kind: ClassVar[str] = ""
     LOG: ClassVar[str] = ""
-    OUTPUTS: ClassVar[tuple[str, ...]] = ()  # what an attempt writes; starting afresh deletes these
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
@@ -91,13 +90,17 @@ class JobDir:
             raise ValueError(f"{self.config} does not hold a YAML mapping.")
         return raw
 
+    def outputs(self) -> tuple[str, ...]:
+        """The names of what an attempt writes besides events and logs; starting afresh deletes them."""
+        return ()
+
     def process_alive(self) -> bool:
         """True while the engine process named in status.json runs (see `process_alive`)."""
         return process_alive(self.read_status())
 
     def clear_outputs(self) -> None:
         """Delete what an earlier attempt wrote (status.json is rewritten by the caller, config.yaml kept)."""
-        for name in (EVENTS, STDOUT_LOG, self.LOG, *self.OUTPUTS):
+        for name in (EVENTS, STDOUT_LOG, self.LOG, *self.outputs()):
             path = self.path / name
             if path.is_dir():
                 shutil.rmtree(path)
@@ -111,7 +114,6 @@ class RunDir(JobDir):
 
     kind: ClassVar[str] = "train"
     LOG: ClassVar[str] = TRAIN_LOG
-    OUTPUTS: ClassVar[tuple[str, ...]] = (METRICS, CHECKPOINTS, ADAPTER, MODEL)
 
     train_log = property(lambda self: self.path / TRAIN_LOG)
     metrics = property(lambda self: self.path / METRICS)
@@ -126,6 +128,9 @@ class RunDir(JobDir):
         if not self.config.is_file():
             raise FileNotFoundError(f"{self.path} is not a run folder: it has no {CONFIG}.")
         return RunConfig.model_validate(self.read_raw_config())
+
+    def outputs(self) -> tuple[str, ...]:
+        return (METRICS, CHECKPOINTS, ADAPTER, MODEL)
 
     def read_metrics(self) -> dict[str, Any]:
         return read_json(self.metrics)
@@ -156,8 +161,7 @@ class ExportDir(JobDir):
     zip = property(lambda self: self.path / f"{self.name}.zip")
     adapter_zip = property(lambda self: self.path / f"{self.name}-adapter.zip")
 
-    @property
-    def OUTPUTS(self) -> tuple[str, ...]:  # noqa: N802 - the same name as the other kinds' class attribute
+    def outputs(self) -> tuple[str, ...]:
         return (MODEL, self.zip.name, self.adapter_zip.name)
 
     def read_config(self) -> ExportConfig:
