@@ -120,10 +120,22 @@ def pick(page, selector: str, value: str) -> None:
     page.locator("[role=option]", has_text=value).first.click()
 
 
-def set_number(page, elem_id: str, value: str) -> None:
+def set_number(page, elem_id: str, value: str, attempts: int = 3) -> None:
+    """Type a number into a gradio Number or Slider box. A slider takes the typed number on blur, and a page
+    still hydrating can drop it: the number is typed again until the slider holds it."""
     field = page.locator(f"#{elem_id} input[type=number]").first
-    field.fill(value)
-    field.press("Tab")
+    slider = page.locator(f"#{elem_id} input[type=range]")
+    for _ in range(attempts):
+        field.fill(value)
+        field.press("Tab")
+        if not slider.count():
+            return
+        try:
+            page.wait_for_function("([id, value]) => Number(document.querySelector(`#${id} input[type=range]`).value)"
+                                   " === value", arg=[elem_id, float(value)], timeout=10_000)
+            return
+        except sync_api.TimeoutError:
+            continue
 
 
 def make_run(workspace: Path, name: str, *, steps: int = 40, method: dict | None = None,
