@@ -230,7 +230,7 @@ def run_export(run_dir: str | os.PathLike, out: str | os.PathLike, dtype: str | 
     try:
         config = checked_run(run, out, result, dtype, overwrite)
         out.parent.mkdir(parents=True, exist_ok=True)
-        clean_stale_partials(out)
+        clean_stale_partials(out, f"{name}.zip", f"{name}-adapter.zip")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         log(f"exporting {run.name} ({title_of(config.method.name)}) to {out}")

@@ -2,12 +2,13 @@
 
 The folder is written as a hidden `.NAME.partial-PID` beside its target and renamed into place at the end
 (`publish`); zips are written aside and renamed too. Partial folders of killed writers are removed by the
-next writer (`clean_stale_partials`).
+next writer (`clean_stale_partials`), and by the web server when it starts (`clean_leftovers`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -35,12 +36,28 @@ def zip_folder(folder: Path, target: Path) -> Path:
     return target
 
 
-def clean_stale_partials(out: Path) -> None:
-    """Remove hidden partial folders that earlier, killed exports to `out` left behind."""
-    for path in out.parent.glob(f".{out.name}.partial-*"):
-        pid = path.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+LEFTOVER = re.compile(r"^\.(?P<target>.+)\.(?:partial|old)-(?P<pid>\d+)$")  # .NAME.partial-PID, .NAME.old-PID
+
+
+def clean_stale_partials(out: Path, *siblings: str) -> list[Path]:
+    """Remove what killed writers of `out` (and of the `siblings` beside it, such as its zips) left behind."""
+    return clean_leftovers(out.parent, {out.name, *siblings})
+
+
+def clean_leftovers(folder: Path, targets: set[str] | None = None) -> list[Path]:
+    """Remove the partial and swapped-out entries (`.NAME.partial-PID`, `.NAME.old-PID`) in `folder` whose
+    writer is gone, for every NAME or only those in `targets`; returns what was removed."""
+    removed = []
+    for path in folder.glob(".*") if folder.is_dir() else ():
+        match = LEFTOVER.match(path.name)
+        if not match or (targets is not None and match["target"] not in targets) or _alive(int(match["pid"])):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
 
 
 def _alive(pid: int) -> bool:

@@ -91,6 +91,8 @@ def test_train_chat_export_in_browser(page, server, tmp_path):
         page.click("#wb-dl-merged")
     zip_path = tmp_path / "merged.zip"
     download_info.value.save_as(zip_path)
+    assert "/exports/" in download_info.value.url  # served from the export's own folder...
+    assert not any((workspace / ".gradio").rglob("*.zip"))  # ...with no copy in Gradio's cache
 
     # Nothing outside the workspace can be fetched through the page's file route.
     for crafted in ("/etc/passwd", str(ROOT / "launch.py"), f"{workspace}/../secret"):

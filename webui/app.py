@@ -27,7 +27,10 @@ log = logging.getLogger(__name__)
 
 
 def build_app(ctx: AppContext) -> gr.Blocks:
-    with gr.Blocks(title="PEFT Workbench") as app:
+    # Export zips are offered from their job folders as they are: Gradio copies any other file it sends into its
+    # cache (WORKSPACE/.gradio), which it empties of day-old files every hour.
+    gr.set_static_paths([ctx.workspace / "exports"])
+    with gr.Blocks(title="PEFT Workbench", delete_cache=(3600, 86400)) as app:
         gr.Markdown(t("app.title"), elem_id="wb-title")
         with gr.Tabs() as tabs:  # in this order: RUNS_TAB is the Runs tab's position
             build_train_tab(ctx, app)
@@ -85,6 +88,7 @@ def main(argv: list[str]) -> int:
     ctx = AppContext.create(Path(args.workspace))
     # Uploads land in the workspace too, so nothing the page touches lies outside it.
     os.environ["GRADIO_TEMP_DIR"] = str(ctx.workspace / ".gradio")
+    ctx.jobs.clean_leftovers()
     app = build_app(ctx)
     ctx.jobs.tick()  # re-attach jobs left by a previous launch and start queued ones where a lane is free
     ctx.jobs.start()

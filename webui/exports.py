@@ -8,10 +8,11 @@ from pathlib import Path
 
 from engine.config import ExportConfig
 from engine.events import FINAL_STATES
+from engine.outputs import clean_leftovers
 from engine.rundir import ExportDir, RunDir
 from webui.jobs import EXPORT, QUEUED, Scheduler
 from webui.monitor import JobSnapshot
-from webui.paths import inside, safe_name
+from webui.paths import PathError, safe_name
 
 
 class ExportManager:
@@ -20,7 +21,12 @@ class ExportManager:
         self.exports_dir = scheduler.folder(EXPORT)
 
     def job(self, name: str) -> ExportDir:
-        return ExportDir(inside(self.exports_dir / safe_name(name), self.exports_dir))
+        """The folder of export `name`; PathError for a name that is not one plain name, or a symlink (never
+        followed)."""
+        path = self.exports_dir / safe_name(name)
+        if path.is_symlink():
+            raise PathError(f"exports/{name} is a symbolic link, not an export folder: it is not followed.")
+        return ExportDir(path)
 
     def start(self, run: RunDir, dtype: str, shard_gb: float) -> ExportDir:
         """Queue the export of a run in `dtype` (it starts at once unless two exports run); an export of the same
@@ -32,6 +38,7 @@ class ExportManager:
                 return job
             job.path.mkdir(parents=True, exist_ok=True)
             job.clear_outputs()
+            clean_leftovers(job.path)  # what an earlier, killed export of it left (its process is gone)
             config = ExportConfig(run_dir=str(run.path), dtype=dtype, max_shard_size=f"{shard_gb:g}GB", zip=True)
             job.config.write_text(config.to_yaml(), encoding="utf-8")
             job.write_status(QUEUED, pid=None, error=None)
@@ -41,7 +48,9 @@ class ExportManager:
     def latest(self, run: str) -> ExportDir | None:
         """The newest export job of a run (any dtype), or None."""
         jobs = []
-        for name in self.scheduler.statuses(EXPORT):
+        for name, status in self.scheduler.statuses(EXPORT).items():
+            if status.get("damaged"):  # a symlink, or a folder the engine did not write: not an export to show
+                continue
             job = self.job(name)
             try:
                 if Path(job.read_config().run_dir).name == run:

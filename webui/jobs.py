@@ -27,9 +27,12 @@ from typing import Any
 
 from engine.events import FINAL_STATES, EventWriter
 from engine.failures import explain_exit, oom_kill_count
+from engine.outputs import clean_leftovers
 from engine.rundir import ExportDir, JobDir, RunDir, process_alive, write_json_atomic
+from webui.boundary import Boundary
 from webui.engine_cli import REPO_ROOT, engine_argv
 from webui.monitor import JobMonitor
+from webui.paths import PathError
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +89,41 @@ def tail_lines(path: Path, lines: int = LOG_TAIL_LINES, max_bytes: int = 16384) 
     return "\n".join(data.splitlines()[-lines:])
 
 
+def damaged(reason: str) -> dict[str, Any]:
+    """The status of a job folder that cannot be a job: listed with its reason, never started, deletable."""
+    return {"state": "failed", "error": reason, "damaged": True}
+
+
+def read_job_status(kind: JobKind, path: Path) -> dict[str, Any] | None:
+    """The status of one entry of a kind's folder, None for what is not a job. A symlink is never followed
+    (nothing in one job's entry may reach another's folder, or outside the workspace). A folder without
+    status.json is nobody's to judge while it is young (a run being queued, an engine a moment before its
+    first status); older than START_GRACE_S it never started, and is listed as damaged."""
+    if path.name.startswith("."):
+        return None
+    if path.is_symlink():
+        return damaged(f"{path.name} is a symbolic link, not a {kind.name} folder: it is not followed.")
+    if not path.is_dir():
+        return None
+    job = kind.job_dir(path)
+    if job.status.is_file():
+        return job.read_status()
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return None  # deleted while scanned
+    if age < START_GRACE_S:
+        return None
+    return damaged(f"{path.name} has no status.json: it was not written by the engine, or never started.")
+
+
 class Scheduler:
     def __init__(self, workspace: Path, repo_root: Path = REPO_ROOT, engine: Callable[..., list[str]] = engine_argv,
                  kinds: tuple[JobKind, ...] = KINDS):
         self.workspace = Path(workspace).resolve()
         self.repo_root = repo_root
         self.engine = engine  # argv builder; tests pass a fake engine script
+        self.boundary = Boundary(self.workspace)  # AppContext sets the server's (with its --allow-path folders)
         self.kinds = {kind.name: kind for kind in kinds}
         for kind in kinds:
             self.folder(kind).mkdir(parents=True, exist_ok=True)
@@ -114,16 +146,15 @@ class Scheduler:
             return self._monitors[job.path]
 
     def scan(self) -> dict[str, dict[str, dict[str, Any]]]:
-        """Read every job's status.json (kind -> name -> status). A folder without one was never started (a
-        config saved there, or an engine a moment before its first status): it is nobody's to judge yet."""
+        """Read every job's status.json (kind -> name -> status); see `read_job_status`."""
         with self.lock:
             snapshot: dict[str, dict[str, dict[str, Any]]] = {}
             for kind in self.kinds.values():
                 statuses = snapshot[kind.name] = {}
                 for path in sorted(self.folder(kind).iterdir()):
-                    job = kind.job_dir(path)
-                    if path.is_dir() and not path.is_symlink() and job.status.is_file():
-                        statuses[path.name] = job.read_status()
+                    status = read_job_status(kind, path)
+                    if status is not None:
+                        statuses[path.name] = status
             if snapshot != self._snapshot:
                 self.version += 1
             self._snapshot, self._scanned_at = snapshot, time.monotonic()
@@ -202,12 +233,32 @@ class Scheduler:
         waiting = sorted((self._mtime(self.folder(kind) / name / "status.json"), kind.name, name)
                          for kind in kinds for name in self.queued(kind))
         started = []
-        for _, kind_name, name in waiting[:max(free, 0)]:
+        for _, kind_name, name in waiting:
+            if len(started) >= free:
+                break
             kind = self.kinds[kind_name]
             job = kind.job_dir(self.folder(kind) / name)
-            self._launch(kind, job)
-            started.append(job)
+            if self._admitted(job):
+                self._launch(kind, job)
+                started.append(job)
         return started
+
+    def _admitted(self, job: JobDir) -> bool:
+        """Whether the job's config keeps its engine inside the boundary (webui.boundary); a job that does not
+        is failed with the reason, and no process is started for it. A config that cannot be read at all is
+        left to the engine, which reads no path from it and says in its own words what is wrong."""
+        try:
+            self.boundary.admit(job)
+        except PathError as error:
+            job.write_status("failed", pid=None, error=str(error))
+            with EventWriter(job.events) as events:
+                events.status("failed", error=str(error))
+            log.warning("%s not started: %s", job.name, error)
+            return False
+        except (OSError, ValueError) as error:
+            log.info("%s: its config cannot be read here (%s); the engine will say why", job.name,
+                     str(error).splitlines()[0] if str(error) else error.__class__.__name__)
+        return True
 
     def _launch(self, kind: JobKind, job: JobDir) -> None:
         job.write_status(STARTING, pid=None, error=None)
@@ -308,6 +359,18 @@ class Scheduler:
         thread = threading.Thread(target=loop, name="job-scheduler", daemon=True)
         thread.start()
         return thread
+
+    def clean_leftovers(self) -> list[Path]:
+        """Remove the partial folders and zips that killed engine processes left in job folders (their writers
+        are gone; a live writer's are kept). The server does this when it starts."""
+        removed = []
+        for kind in self.kinds.values():
+            for path in self.folder(kind).iterdir():
+                if path.is_dir() and not path.is_symlink():
+                    removed += clean_leftovers(path)
+        for path in removed:
+            log.info("removed %s, left by a killed engine process", path)
+        return removed
 
     def shutdown(self) -> None:
         self._stop.set()

@@ -116,7 +116,12 @@ def runs_rows(infos: list[RunInfo], text: Callable[..., str] = _english) -> list
     def num(value: float | None) -> str:
         return f"{value:.4f}" if isinstance(value, (int, float)) else "–"
 
-    return [[i.name, state_label(i.state, text), i.method, i.model.rsplit("/", 1)[-1], i.dataset, num(i.train_loss),
+    def status(info: RunInfo) -> str:
+        if info.damaged:
+            return text("runs.damaged", reason=info.error or "")
+        return state_label(info.state, text)
+
+    return [[i.name, status(i), i.method, i.model.rsplit("/", 1)[-1], i.dataset, num(i.train_loss),
              num(i.eval_loss), duration(i.wall_s)] for i in infos]
 
 

@@ -17,7 +17,7 @@ from engine.config import ConfigError, RunConfig, load_config
 from engine.rundir import RunDir
 from webui.jobs import QUEUED, STARTING, TRAIN, Scheduler, holds_slot
 from webui.monitor import JobMonitor
-from webui.paths import inside, safe_name, slug
+from webui.paths import safe_name, slug
 
 RERUNNABLE = ("failed", "stopped")  # the states from which a run can be started afresh
 
@@ -41,6 +41,7 @@ class RunInfo:
     wall_s: float | None = None
     created: float = 0.0
     error: str | None = None
+    damaged: bool = False  # not a run the engine can read (listed with `error` as the reason; it can be deleted)
 
     @property
     def active(self) -> bool:
@@ -56,9 +57,17 @@ class RunManager:
         self._infos: dict[str, tuple[tuple[int, ...], RunInfo]] = {}
 
     # ---- lookup -------------------------------------------------------------------------
+    def entry(self, name: str) -> Path:
+        """runs/NAME itself, never resolved (it may be a symlink); raises PathError for names that are not one
+        plain name."""
+        return self.runs_dir / safe_name(name)
+
     def run_dir(self, name: str) -> RunDir:
-        """The folder of run `name`; raises PathError for names that leave the runs folder."""
-        path = inside(self.runs_dir / safe_name(name), self.runs_dir)
+        """The folder of run `name`; raises PathError for names that leave the runs folder, RunError for a symlink
+        (it is not followed: it can only be deleted)."""
+        path = self.entry(name)
+        if path.is_symlink():
+            raise RunError(f"{name} is a symbolic link, not a run folder: it can only be deleted.")
         if not path.is_dir():
             raise RunError(f"There is no run named {name}.")
         return RunDir(path)
@@ -67,6 +76,9 @@ class RunManager:
         return self.scheduler.monitor(self.run_dir(name))
 
     def info(self, name: str) -> RunInfo:
+        if self.entry(name).is_symlink():
+            return RunInfo(name=name, path=self.entry(name), state="failed", damaged=True,
+                           error=f"{name} is a symbolic link, not a run folder: it is not followed.")
         run = self.run_dir(name)
         stamp = tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in (run.config, run.status, run.metrics))
         cached = self._infos.get(name)
@@ -105,7 +117,8 @@ class RunManager:
     # ---- actions -------------------------------------------------------------------------
     def submit(self, config: RunConfig, name: str | None = None) -> tuple[str, bool]:
         """Write the run folder and queue it; the scheduler starts it at once when the device is free.
-        Returns (name, queued)."""
+        Returns (name, queued); PathError (nothing written) when the config names a path outside the boundary."""
+        config = self.scheduler.boundary.config(config)  # PathError for a model, dataset or folder outside
         with self.scheduler.lock:
             name = safe_name(name or self.new_name(config))
             run = RunDir(self.runs_dir / name)
@@ -161,6 +174,7 @@ class RunManager:
                 config = load_config(run.config)
             except ConfigError as error:
                 raise RunError(f"Run {name} cannot run again: {' '.join(error.issues)}") from None
+            self.scheduler.boundary.config(config, run.path)  # before anything of the run is deleted
             run.clear_outputs()
             if config.train.resume:  # afresh, even if the last attempt resumed
                 run.config.write_text(config.model_copy(update={"train": config.train.model_copy(
@@ -177,23 +191,38 @@ class RunManager:
             self._remove(name)
 
     def _remove(self, name: str) -> None:
-        run = self.run_dir(name)
-        self.scheduler.forget(run)
+        entry = self.entry(name)
         self._infos.pop(name, None)
-        shutil.rmtree(run.path)
+        if entry.is_symlink():
+            entry.unlink()  # the link only: what it points to is not the workspace's
+        else:
+            run = self.run_dir(name)
+            self.scheduler.forget(run)
+            shutil.rmtree(run.path)
         self.scheduler.scan()
 
 
 def read_info(run: RunDir) -> RunInfo:
-    """A run's row: its status, the config's method, model and dataset, and the final figures."""
+    """A run's row: its status, the config's method, model and dataset, and the final figures. A run whose
+    status.json or config.yaml cannot be read is damaged: listed with the reason, and it can still be deleted."""
     status = run.read_status()
     info = RunInfo(name=run.name, path=run.path, state=status.get("state", STARTING), error=status.get("error"),
-                   created=run.config.stat().st_mtime if run.config.exists() else run.path.stat().st_mtime)
+                   created=run.config.stat().st_mtime if run.config.exists() else run.path.stat().st_mtime,
+                   damaged=bool(status.get("damaged")))
+    if not status and not run.status.exists():
+        info.state, info.damaged = "failed", True
+        info.error = f"{run.name} has no status.json: it was not written by the engine, or never started."
     try:
         config = run.read_config()
         info.method, info.model, info.dataset = config.method.name, config.model.name_or_path, Path(config.data.path).name
-    except (OSError, ValueError) as error:  # listed, with the reason, and it can still be deleted
-        info.error = info.error or f"{run.config.name} cannot be read: {str(error).splitlines()[0]}"
+    except FileNotFoundError:  # an engine started from a terminal writes its status before its config
+        if not holds_slot(info.state):
+            info.damaged = True
+            info.error = info.error or f"{run.name} has no {run.config.name}: it is not a run the engine wrote."
+    except (OSError, ValueError) as error:
+        info.damaged = True
+        reason = str(error).splitlines()[0].replace(f"{run.config} ", "it ")  # the row names the run already
+        info.error = info.error or f"{run.config.name} cannot be read: {reason}"
     metrics = run.read_metrics()
     info.train_loss, info.eval_loss, info.wall_s = metrics.get("train_loss"), metrics.get("eval_loss"), metrics.get("wall_s")
     return info
