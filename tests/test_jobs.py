@@ -61,7 +61,8 @@ def fake(tmp_path: Path, monkeypatch):
     (folder / "engine.py").write_text(FAKE_ENGINE)
     (folder / "mode").write_text("finish")
     monkeypatch.setenv("WORKBENCH_ROOT", str(ROOT))
-    data = tmp_path / "d.jsonl"
+    data = tmp_path / "ws" / "uploads" / "d.jsonl"  # inside the workspace: the boundary refuses files elsewhere
+    data.parent.mkdir(parents=True)
     data.write_text('{"instruction": "a", "output": "b"}\n')
 
     def argv(*args: str) -> list[str]:

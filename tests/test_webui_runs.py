@@ -52,7 +52,8 @@ def fake(tmp_path: Path, monkeypatch):
     engine_dir.mkdir()
     (engine_dir / "fake_engine.py").write_text(FAKE_ENGINE)
     monkeypatch.setenv("WORKBENCH_ROOT", str(Path(__file__).resolve().parents[1]))
-    data = tmp_path / "d.jsonl"
+    data = tmp_path / "ws" / "uploads" / "d.jsonl"  # inside the workspace: the boundary refuses files elsewhere
+    data.parent.mkdir(parents=True)
     data.write_text('{"instruction": "a", "output": "b"}\n')
 
     def set_mode(mode: str) -> None:

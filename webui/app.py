@@ -85,7 +85,11 @@ def main(argv: list[str]) -> int:
     warning = exposure_warning(args.host, args.share, auth)
     if warning:
         print(warning, file=sys.stderr)
-    ctx = AppContext.create(Path(args.workspace))
+    missing = [folder for folder in args.allow_path if not Path(folder).expanduser().is_dir()]
+    if missing:
+        print(f"error: --allow-path {missing[0]} is not a folder: name an existing folder.", file=sys.stderr)
+        return 2
+    ctx = AppContext.create(Path(args.workspace), allowed=[Path(folder) for folder in args.allow_path])
     # Uploads land in the workspace too, so nothing the page touches lies outside it.
     os.environ["GRADIO_TEMP_DIR"] = str(ctx.workspace / ".gradio")
     ctx.jobs.clean_leftovers()

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from webui.boundary import ASSETS, Boundary
 from webui.chat_client import ChatClient
-from webui.engine_cli import REPO_ROOT
 from webui.exports import ExportManager
 from webui.jobs import Scheduler
-from webui.paths import inside
 from webui.runs import RunManager
-
-ASSETS = REPO_ROOT / "assets"
 
 
 @dataclass
@@ -26,12 +24,14 @@ class AppContext:
     exports: ExportManager
 
     @classmethod
-    def create(cls, workspace: Path, assets: Path = ASSETS, scheduler: Scheduler | None = None) -> AppContext:
-        """`scheduler`: tests pass one whose engine is a fake script."""
+    def create(cls, workspace: Path, assets: Path = ASSETS, scheduler: Scheduler | None = None,
+               allowed: Iterable[Path] = ()) -> AppContext:
+        """`scheduler`: tests pass one whose engine is a fake script. `allowed`: the --allow-path folders."""
         workspace = Path(workspace).expanduser().resolve()
         for sub in ("uploads", "runs", "exports", "configs", "models"):
             (workspace / sub).mkdir(parents=True, exist_ok=True)
         jobs = scheduler or Scheduler(workspace)
+        jobs.boundary = Boundary(workspace, assets, tuple(allowed))  # the scheduler admits jobs by the same rule
         return cls(
             workspace=workspace,
             assets=assets.resolve(),
@@ -49,28 +49,22 @@ class AppContext:
     def configs(self) -> Path:
         return self.workspace / "configs"
 
+    @property
+    def boundary(self) -> Boundary:
+        """What a request may read and write (webui.boundary): every path from the page is checked by it."""
+        return self.jobs.boundary
+
     def readable(self, path: str | Path) -> Path:
-        """A path from the page that may be read: inside the workspace or the bundled assets."""
-        return inside(path, self.workspace, self.assets)
+        """A path from the page that may be read: inside the workspace, the assets or an --allow-path folder."""
+        return self.boundary.readable(path)
 
     def writable(self, path: str | Path) -> Path:
         """A path from the page that may be written or deleted: inside the workspace only."""
-        return inside(path, self.workspace)
+        return self.boundary.writable(path)
 
     def local_model_dir(self, name: str) -> Path | None:
-        """A model given as a folder (absolute, or relative to the workspace) that exists; None for hub ids.
-
-        Raises PathError for folders outside the workspace and assets.
-        """
-        text = (name or "").strip()
-        if not text:
-            return None
-        candidate = Path(text).expanduser()
-        if not candidate.is_absolute():
-            candidate = self.workspace / candidate
-        if candidate.is_dir() or text.startswith(("/", ".", "~")):
-            return self.readable(candidate)
-        return None
+        """The checked folder of a model name, None for a hub id; PathError for a folder outside."""
+        return self.boundary.local_model_dir(name)
 
     def gpu_present(self) -> bool:
         """Whether training could be using a GPU on this machine (nvidia-smi is on PATH)."""

@@ -30,6 +30,9 @@ def parser() -> argparse.ArgumentParser:
     result.add_argument("--auth", metavar="USER:PASS", help="require this login")
     result.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     result.add_argument("--workspace", default="workspace", help="folder for uploads, runs and exports")
+    result.add_argument("--allow-path", metavar="DIR", action="append", default=[], dest="allow_path",
+                        help="also let the page read models and datasets under DIR (repeatable); everything else it "
+                             "reads stays inside --workspace and assets/")
     return result
 
 

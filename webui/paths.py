@@ -12,13 +12,16 @@ class PathError(ValueError):
     """A path from the page that points outside the workspace (or is not a plain name)."""
 
 
-def inside(path: str | Path, *roots: Path) -> Path:
-    """`path` resolved (symlinks followed); raises PathError unless it lies in one of `roots`."""
-    resolved = Path(path).expanduser().resolve()
+def inside(path: str | Path, *roots: Path, fix: str | None = None) -> Path:
+    """`path` resolved (symlinks followed); raises PathError unless it lies in one of `roots`. The error names
+    the path (and where it leads, when that differs) and `fix`, what the user can change."""
+    given = Path(path).expanduser()
+    resolved = given.resolve()
     for root in roots:
         if resolved == root.resolve() or resolved.is_relative_to(root.resolve()):
             return resolved
-    raise PathError(f"{path} is outside the workspace: only files under {roots[0]} can be used here.")
+    where = f"{path}" if resolved == given else f"{path} (which leads to {resolved})"
+    raise PathError(f"{where} is outside the workspace: {fix or f'only files under {roots[0]} can be used here'}.")
 
 
 def safe_name(name: str) -> str:

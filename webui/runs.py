@@ -118,14 +118,14 @@ class RunManager:
     def submit(self, config: RunConfig, name: str | None = None) -> tuple[str, bool]:
         """Write the run folder and queue it; the scheduler starts it at once when the device is free.
         Returns (name, queued); PathError (nothing written) when the config names a path outside the boundary."""
-        config = self.scheduler.boundary.config(config)  # PathError for a model, dataset or folder outside
         with self.scheduler.lock:
             name = safe_name(name or self.new_name(config))
             run = RunDir(self.runs_dir / name)
             if run.path.exists():
                 raise RunError(f"A run named {name} already exists: choose another name.")
+            # PathError for a model or dataset outside, before anything is written
+            config = self.scheduler.boundary.config(config.model_copy(update={"output_dir": str(run.path)}))
             run.path.mkdir(parents=True)
-            config = config.model_copy(update={"output_dir": str(run.path)})
             run.config.write_text(config.to_yaml(), encoding="utf-8")
             run.write_status(QUEUED, pid=None, error=None)
             started = self.tick()

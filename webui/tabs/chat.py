@@ -10,7 +10,7 @@ from typing import Any
 
 import gradio as gr
 
-from engine.rundir import RunDir, read_json
+from engine.rundir import RunDir
 from webui.chat_client import ChatError
 from webui.context import AppContext
 from webui.i18n import failure, message, t, words
@@ -46,8 +46,10 @@ def finished_runs(ctx: AppContext) -> list[str]:
 
 
 def resolve_source(ctx: AppContext, run: str | None, adapter_dir: str,
-                   say: Callable[..., str] = words(None)) -> tuple[str | None, dict[str, str]]:
-    """(base model, adapters) for the worker's load request; a None base lets the engine use the run's base.
+                   say: Callable[..., str] = words(None)) -> tuple[str, dict[str, str]]:
+    """(base model, adapters) for the worker's load request. The base is decided and checked here
+    (ctx.boundary.chat_base: the run's config.yaml, or the adapter's adapter_config.json) and given to the worker,
+    so it never takes a base from a file on its own. PathError, one sentence, for anything outside.
 
     A full/freeze run is passed like an adapter too: the worker loads its model beside the base.
     """
@@ -55,18 +57,23 @@ def resolve_source(ctx: AppContext, run: str | None, adapter_dir: str,
         folder = ctx.readable(adapter_dir.strip())
         if not ((folder / "adapter_config.json").is_file() or RunDir(folder).config.is_file()):
             raise PathError(say("chat.msg.not_adapter", folder=folder))
-        base = read_json(folder / "adapter_config.json").get("base_model_name_or_path")
-        return base, {TUNED: str(folder)}
+        return chat_base(ctx, folder), {TUNED: str(folder)}
     if not run:
         raise PathError(say("chat.msg.choose_source"))
     run_dir = ctx.runs.run_dir(run)
     if run_dir.weights_dir() is None:
         raise PathError(say("chat.msg.no_weights", run=run))
+    return chat_base(ctx, run_dir.path), {TUNED: str(run_dir.path)}
+
+
+def chat_base(ctx: AppContext, folder: Path) -> str:
+    """The checked base model of a chat source; a damaged config.yaml is a PathError too (one sentence)."""
     try:
-        base = run_dir.read_config().model.name_or_path
-    except ValueError as error:
-        raise PathError(f"Run {run} has a damaged config.yaml: {str(error).splitlines()[0]}") from None
-    return base, {TUNED: str(run_dir.path)}
+        return ctx.boundary.chat_base(folder)
+    except PathError:
+        raise
+    except ValueError as error:  # a damaged config.yaml
+        raise PathError(f"{folder} has a damaged config.yaml: {str(error).splitlines()[0]}") from None
 
 
 def loaded_status(ctx: AppContext, say: Callable[..., str]) -> str:

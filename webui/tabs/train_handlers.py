@@ -44,9 +44,13 @@ class Form:
         return cls(model or "", dataset, data_format or "auto", method or "lora", forms.from_widgets(options))
 
     def config(self, ctx: AppContext, output_dir: Path) -> RunConfig:
+        """The form's RunConfig; PathError (before anything outside is looked at) for a model or dataset outside
+        the boundary, ConfigError for the rest."""
         data_path = str(ctx.readable(self.dataset)) if self.dataset else ""
-        return forms.to_config(self.values, model=self.model, data_path=data_path, data_format=self.data_format,
-                               method=self.method, output_dir=str(output_dir))
+        model = ctx.boundary.model(self.model)
+        config = forms.to_config(self.values, model=model, data_path=data_path, data_format=self.data_format,
+                                 method=self.method, output_dir=str(output_dir))
+        return ctx.boundary.config(config)
 
 
 def plot_titles(request: gr.Request) -> Any:

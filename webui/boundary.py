@@ -1,0 +1,167 @@
+"""The one boundary of what the server reads and writes on a request's behalf.
+
+Every path a request can name (a model folder, a dataset, a chat adapter folder) and every path inside a file
+that a request supplies or points at (an adapter_config.json's base model; a run's config.yaml: model, dataset,
+output folder) passes a Boundary before anything reads it or any engine process is started. Reads stay inside
+the workspace, the bundled assets and the folders given with `--allow-path`; writes inside the workspace.
+Symbolic links are followed first, so a link out of the workspace leads outside. A hub id (`name` or
+`org/name` that is not an existing local path) is not a path: it passes, and the engine downloads it.
+
+The Train and Chat tabs check requests here; the scheduler checks every job's config here again before it
+starts the engine process (webui.jobs), so a run started again or exported is held to the same rule.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.config import RunConfig
+from engine.rundir import ADAPTER, ExportDir, JobDir, RunDir
+from webui.engine_cli import REPO_ROOT
+from webui.paths import PathError, inside
+
+ASSETS = REPO_ROOT / "assets"
+ADAPTER_CONFIG = "adapter_config.json"
+# huggingface_hub's repo ids: `name` or `org/name`, word characters, '.', '-', at most 96 characters
+HUB_ID = re.compile(r"\w[\w.-]*(/\w[\w.-]*)?")
+HUB_ID_MAX = 96
+
+
+def is_hub_id(text: str) -> bool:
+    """Whether `text` has the shape of a hub id (it may still name a local folder: see Boundary.model)."""
+    return len(text) <= HUB_ID_MAX and HUB_ID.fullmatch(text) is not None and ".." not in text and "--" not in text
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """The folders a request may read (workspace, assets, `allowed`) and write (workspace)."""
+
+    workspace: Path
+    assets: Path = ASSETS
+    allowed: tuple[Path, ...] = ()  # --allow-path folders
+    engine_cwd: Path = REPO_ROOT  # engine processes run here: a relative name that exists here is a path to them
+    roots: tuple[Path, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        resolved = {name: Path(getattr(self, name)).expanduser().resolve() for name in ("workspace", "assets")}
+        for name, path in resolved.items():
+            object.__setattr__(self, name, path)
+        object.__setattr__(self, "allowed", tuple(Path(p).expanduser().resolve() for p in self.allowed))
+        object.__setattr__(self, "roots", (self.workspace, self.assets, *self.allowed))
+
+    # ---- the advice each refusal carries ----------------------------------------------------------------
+    @property
+    def model_fix(self) -> str:
+        return f"put the model under {self.workspace / 'models'}, or start the server with --allow-path DIR"
+
+    @property
+    def file_fix(self) -> str:
+        return f"use a file under {self.workspace} (upload it), or start the server with --allow-path DIR"
+
+    @property
+    def write_fix(self) -> str:
+        return f"only files under {self.workspace} can be written or deleted here"
+
+    # ---- paths ------------------------------------------------------------------------------------------
+    def readings(self, path: str | Path, bases: tuple[Path, ...]) -> list[Path]:
+        """Every path `path` may mean: itself when absolute (or ~), else relative to each of `bases`."""
+        given = Path(path).expanduser()
+        return [given] if given.is_absolute() else [base / given for base in bases]
+
+    def within(self, path: str | Path, bases: tuple[Path, ...], roots: tuple[Path, ...], fix: str) -> Path:
+        """`path` resolved, once every reading of it that exists (the first reading, when none does) lies in
+        `roots`: an engine process may take a relative path against any of `bases`. PathError otherwise."""
+        readings = self.readings(path, bases)
+        existing = [p for p in readings if p.exists()]
+        return [inside(p, *roots, fix=fix) for p in existing or readings[:1]][0]
+
+    def readable(self, path: str | Path, bases: tuple[Path, ...] | None = None) -> Path:
+        """A path that may be read (relative: against `bases`, the workspace by default), resolved."""
+        return self.within(path, bases or (self.workspace,), self.roots, self.file_fix)
+
+    def writable(self, path: str | Path, bases: tuple[Path, ...] | None = None) -> Path:
+        """A path that may be written or deleted (inside the workspace only), resolved."""
+        return self.within(path, bases or (self.workspace,), (self.workspace,), self.write_fix)
+
+    # ---- models -----------------------------------------------------------------------------------------
+    def local_model_dir(self, name: str, bases: tuple[Path, ...] | None = None) -> Path | None:
+        """The folder a model name means, checked; None for a hub id. Relative names are taken against `bases`
+        (default: the workspace, then the engine's folder); a name that starts with /, . or ~, that exists there,
+        or that is not shaped like a hub id, is a path. PathError when it leads outside."""
+        text = (name or "").strip()
+        if not text:
+            return None
+        bases = bases or (self.workspace, self.engine_cwd)
+        if is_hub_id(text) and not any(p.exists() for p in self.readings(text, bases)):
+            return None
+        return self.within(text, bases, self.roots, self.model_fix)
+
+    def model(self, name: str, bases: tuple[Path, ...] | None = None) -> str:
+        """A model name as an engine process should get it: a hub id as it is, a local folder as its resolved
+        absolute path (so every process reads the folder that was checked). PathError for a folder outside, or
+        for a name that is neither an existing folder nor a hub id."""
+        text = (name or "").strip()
+        folder = self.local_model_dir(text, bases)
+        if folder is None:
+            return text
+        if not folder.is_dir():
+            raise PathError(f"{text} is neither a model folder nor a hub id: choose a folder under "
+                            f"{self.workspace / 'models'}, or a hub id such as org/name.")
+        return str(folder)
+
+    # ---- paths inside files -----------------------------------------------------------------------------
+    def config(self, config: RunConfig, folder: Path | None = None) -> RunConfig:
+        """A run's config once its model, dataset and output folder are inside, with the model named as
+        `model` names it. Relative paths are checked in every way an engine may read them: against the
+        config's own `folder` (where given), the workspace and the engine's folder."""
+        bases = tuple(base for base in (folder, self.workspace, self.engine_cwd) if base is not None)
+        model = self.model(config.model.name_or_path, bases)
+        if config.data.path:
+            self.readable(config.data.path, bases)
+        self.writable(config.output_dir, bases)
+        return config.model_copy(update={"model": config.model.model_copy(update={"name_or_path": model})})
+
+    def run(self, run: RunDir) -> RunConfig:
+        """The config of a run folder (inside the workspace), checked (ValueError when it is damaged)."""
+        run = RunDir(self.writable(run.path))
+        return self.config(run.read_config(), run.path)
+
+    def chat_base(self, folder: str | Path) -> str:
+        """The base model the chat worker loads under `folder` (a run folder, its adapter/, or a PEFT adapter
+        folder), checked: the run's config.yaml model where there is a run, else the base_model_name_or_path of
+        adapter_config.json (read as JSON here, before any process sees it). The worker is given this name."""
+        folder = self.readable(folder)
+        adapter = folder if (folder / ADAPTER_CONFIG).is_file() else folder / ADAPTER
+        run = folder.parent if adapter == folder and folder.name == ADAPTER else folder
+        if RunDir(run).config.is_file():
+            return self.run(RunDir(run)).model.name_or_path
+        base = adapter_config(adapter).get("base_model_name_or_path")
+        if not isinstance(base, str) or not base.strip():
+            raise PathError(f"{adapter / ADAPTER_CONFIG} names no base model (base_model_name_or_path): "
+                            "load the run folder the adapter was trained in.")
+        return self.model(base)
+
+    def admit(self, job: JobDir) -> None:
+        """Raise PathError (ValueError for a damaged config) unless every path the job's engine process would
+        read lies inside: a run's model, dataset and output folder; an export's run folder and that run's."""
+        if isinstance(job, ExportDir):
+            job = RunDir(self.writable(job.read_config().run_dir))
+        if isinstance(job, RunDir):
+            self.run(job)
+
+
+def adapter_config(folder: Path) -> dict:
+    """adapter_config.json of an adapter folder as a mapping ({} when there is none)."""
+    path = folder / ADAPTER_CONFIG
+    if not path.is_file():
+        return {}
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise PathError(f"{path} is not valid JSON ({error.__class__.__name__}): replace it.") from None
+    if not isinstance(config, dict):
+        raise PathError(f"{path} does not hold a JSON object: replace it.")
+    return config
