@@ -11,6 +11,7 @@ that ended without a final status (`explain_exit`); engine jobs use `explain` fo
 
 from __future__ import annotations
 
+import re
 import signal
 
 from engine.config import ConfigError
@@ -26,6 +27,9 @@ OUT_OF_MEMORY = {
     "chat": (_CHAT, _CHAT),
 }
 OOM_MARKERS = ("out of memory", "outofmemoryerror")  # CUDA's message, torch's exception name
+# torch's CPU allocator: "DefaultCPUAllocator: can't allocate memory: you tried to allocate 523973299600 bytes."
+RAM_MARKERS = ("can't allocate memory", "cannot allocate memory")
+TRIED_TO_ALLOCATE = re.compile(r"tried to allocate (\d+) bytes")
 
 
 class EngineError(Exception):
@@ -57,13 +61,22 @@ def explain(error: BaseException, job: str = "train") -> str:
     if isinstance(error, (EngineError, ConfigError)):
         return str(error)
     gpu, ram = OUT_OF_MEMORY.get(job, OUT_OF_MEMORY["train"])
+    if isinstance(error, MemoryError) or any(marker in first_line(error).lower() for marker in RAM_MARKERS):
+        return with_request_size(ram, first_line(error))
     if out_of_memory(error):
         return gpu
-    if isinstance(error, MemoryError):
-        return ram
     if isinstance(error, ModuleNotFoundError):
         return f"Missing package '{error.name}': run `pip install -r requirements.txt`."
     return f"{error.__class__.__name__}: {first_line(error)}".rstrip(": ")
+
+
+def with_request_size(advice: str, text: str) -> str:
+    """`advice`, naming the size of the allocation that failed where the message gives it."""
+    found = TRIED_TO_ALLOCATE.search(text)
+    if not found:
+        return advice
+    head, _, rest = advice.partition(": ")
+    return f"{head}: one allocation asked for {int(found[1]) / 2**30:,.1f} GiB; {rest}"
 
 
 def oom_kill_count(vmstat: str = "/proc/vmstat") -> int | None:
@@ -87,6 +100,8 @@ def explain_exit(returncode: int | None, log_tail: str, job: str = "train", oom_
     (the process was not started by this web process); log_tail: the last lines it printed; job: its kind;
     oom_killed: whether the kernel's out-of-memory kill count grew while it ran (None: not known)."""
     text = log_tail.lower()
+    if any(marker in text for marker in RAM_MARKERS):
+        return with_request_size(OUT_OF_MEMORY.get(job, OUT_OF_MEMORY["train"])[1], text)
     if out_of_memory(text=text):
         return OUT_OF_MEMORY.get(job, OUT_OF_MEMORY["train"])[0]
     if returncode in (-signal.SIGKILL, 128 + signal.SIGKILL) or text.rstrip().endswith("killed"):

@@ -8,6 +8,7 @@ torch reports bf16 as supported. QLoRA's compute dtype follows the same rule.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -45,20 +46,50 @@ def _common_kwargs(cfg: ModelConfig) -> dict[str, Any]:
     return {"trust_remote_code": cfg.trust_remote_code, "revision": cfg.revision}
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
+
+
 def _explain_load_error(name: str, error: Exception) -> ModelError:
-    if Path(name).expanduser().is_absolute() or name.startswith((".", "~")) or Path(name).exists():
-        if not Path(name).expanduser().exists():
-            return ModelError(f"Model folder {name} does not exist: check model.name_or_path.")
-        return ModelError(
-            f"Model folder {name} is not a Hugging Face model (config.json, weights or tokenizer missing): {error}"
-        )
     text = str(error).splitlines()[0] if str(error) else error.__class__.__name__
-    if "trust_remote_code" in str(error):
-        return ModelError(f"Model {name} ships its own code: set model.trust_remote_code to true if you trust it.")
+    folder = Path(name).expanduser()
+    local = folder.is_absolute() or name.startswith((".", "~")) or folder.exists()
+    if "trust_remote_code" in str(error) or (local and _has_custom_code(folder)):
+        return ModelError(f"Model {name} ships its own code (auto_map in its config.json): set "
+                          "model.trust_remote_code to true (Trust remote code on the Train tab) if you trust its "
+                          "author, or choose a model that transformers supports.")
+    if local and not folder.exists():
+        return ModelError(f"Model folder {name} does not exist: check model.name_or_path.")
+    if local and _pickle_only(folder):
+        return ModelError(
+            f"Model folder {name} has only pickle weights ({_pickle_only(folder)}): PEFT Workbench loads only "
+            "safetensors, since loading a pickle can run code. Convert it on a machine where you trust it with "
+            f"`python -c \"from transformers import AutoModelForCausalLM as M; M.from_pretrained('{name}')"
+            f".save_pretrained('{name}-safetensors')\"` (copy its tokenizer files too) and use that folder.")
+    if local:
+        return ModelError(
+            f"Model folder {name} is not a Hugging Face model (config.json, weights or tokenizer missing): {text}")
+    if "safetensors" in str(error).lower():
+        return ModelError(f"Model '{name}' has no safetensors weights: PEFT Workbench loads only safetensors, since "
+                          "loading a pickle can run code. Choose a revision or copy of it that ships .safetensors.")
     return ModelError(
         f"Model '{name}' could not be loaded: it is not a local folder, and the Hugging Face Hub does not have it "
         f"or cannot be reached (check the id and your network, or download it first). Details: {text}"
     )
+
+
+def _has_custom_code(folder: Path) -> bool:
+    try:
+        return "auto_map" in json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+
+
+def _pickle_only(folder: Path) -> str | None:
+    """The name of a pickle weights file in a folder that has no safetensors, else None."""
+    if not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return None
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    return pickles[0] if pickles else None
 
 
 def load_tokenizer(cfg: ModelConfig):
@@ -93,7 +124,7 @@ def load_model(cfg: ModelConfig, method: MethodConfig | None = None, *, bits: in
     dtype = pick_dtype(cfg.dtype)
     quant_method = method if method is not None else MethodConfig(name="lora", bits=bits)
     quant = quantization_config(quant_method, dtype)
-    kwargs: dict[str, Any] = {"dtype": dtype, **_common_kwargs(cfg)}
+    kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True, **_common_kwargs(cfg)}  # never a pickle
     if quant is not None:
         # Quantize from the checkpoint's own dtype: upcasting a 16-bit checkpoint to fp32 before quantizing
         # it would double the peak memory of loading, which is what QLoRA is chosen to save.
