@@ -78,6 +78,10 @@ def main(argv: list[str]) -> int:
             print("error: --auth must be USER:PASS.", file=sys.stderr)
             return 2
         auth = (user, password)
+    missing = [folder for folder in args.allow_path if not Path(folder).expanduser().is_dir()]
+    if missing:
+        print(f"error: --allow-path {missing[0]} is not a folder: name an existing folder.", file=sys.stderr)
+        return 2
     if port_in_use(args.host, args.port):
         print(f"error: port {args.port} on {args.host} is already in use (is PEFT Workbench already running?): "
               "stop that server or choose another port with --port.", file=sys.stderr)
@@ -85,10 +89,6 @@ def main(argv: list[str]) -> int:
     warning = exposure_warning(args.host, args.share, auth)
     if warning:
         print(warning, file=sys.stderr)
-    missing = [folder for folder in args.allow_path if not Path(folder).expanduser().is_dir()]
-    if missing:
-        print(f"error: --allow-path {missing[0]} is not a folder: name an existing folder.", file=sys.stderr)
-        return 2
     ctx = AppContext.create(Path(args.workspace), allowed=[Path(folder) for folder in args.allow_path])
     # Uploads land in the workspace too, so nothing the page touches lies outside it.
     os.environ["GRADIO_TEMP_DIR"] = str(ctx.workspace / ".gradio")

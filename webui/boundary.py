@@ -59,70 +59,65 @@ class Boundary:
 
     @property
     def file_fix(self) -> str:
-        return f"use a file under {self.workspace} (upload it), or start the server with --allow-path DIR"
+        return f"put it under {self.workspace} (uploads land there), or start the server with --allow-path DIR"
 
     @property
     def write_fix(self) -> str:
         return f"only files under {self.workspace} can be written or deleted here"
 
     # ---- paths ------------------------------------------------------------------------------------------
-    def readings(self, path: str | Path, bases: tuple[Path, ...]) -> list[Path]:
-        """Every path `path` may mean: itself when absolute (or ~), else relative to each of `bases`."""
-        given = Path(path).expanduser()
-        return [given] if given.is_absolute() else [base / given for base in bases]
+    def readable(self, path: str | Path) -> Path:
+        """A path that may be read (a relative one is relative to the workspace), resolved."""
+        return inside(self.workspace / Path(path).expanduser(), *self.roots, fix=self.file_fix)
 
-    def within(self, path: str | Path, bases: tuple[Path, ...], roots: tuple[Path, ...], fix: str) -> Path:
-        """`path` resolved, once every reading of it that exists (the first reading, when none does) lies in
-        `roots`: an engine process may take a relative path against any of `bases`. PathError otherwise."""
-        readings = self.readings(path, bases)
-        existing = [p for p in readings if p.exists()]
-        return [inside(p, *roots, fix=fix) for p in existing or readings[:1]][0]
-
-    def readable(self, path: str | Path, bases: tuple[Path, ...] | None = None) -> Path:
-        """A path that may be read (relative: against `bases`, the workspace by default), resolved."""
-        return self.within(path, bases or (self.workspace,), self.roots, self.file_fix)
-
-    def writable(self, path: str | Path, bases: tuple[Path, ...] | None = None) -> Path:
+    def writable(self, path: str | Path) -> Path:
         """A path that may be written or deleted (inside the workspace only), resolved."""
-        return self.within(path, bases or (self.workspace,), (self.workspace,), self.write_fix)
+        return inside(self.workspace / Path(path).expanduser(), self.workspace, fix=self.write_fix)
 
     # ---- models -----------------------------------------------------------------------------------------
     def local_model_dir(self, name: str, bases: tuple[Path, ...] | None = None) -> Path | None:
-        """The folder a model name means, checked; None for a hub id. Relative names are taken against `bases`
-        (default: the workspace, then the engine's folder); a name that starts with /, . or ~, that exists there,
-        or that is not shaped like a hub id, is a path. PathError when it leads outside."""
+        """The folder a model name means, checked and resolved; None for a hub id. A relative name may be taken
+        against any of `bases` (default: the workspace, then the engine's folder, where engine processes run);
+        it is a hub id only when shaped like one and no such path exists there. Every existing reading of a
+        path must lie inside. PathError for one outside, and for a name that is neither a path that exists nor
+        a hub id."""
         text = (name or "").strip()
         if not text:
             return None
-        bases = bases or (self.workspace, self.engine_cwd)
-        if is_hub_id(text) and not any(p.exists() for p in self.readings(text, bases)):
+        given = Path(text).expanduser()
+        readings = [given] if given.is_absolute() else [base / given for base in bases or (self.workspace,
+                                                                                            self.engine_cwd)]
+        existing = [path for path in readings if path.exists() or path.is_symlink()]
+        if not existing and is_hub_id(text):
             return None
-        return self.within(text, bases, self.roots, self.model_fix)
+        found = [inside(path, *self.roots, fix=self.model_fix) for path in existing or readings[:1]]
+        if not found[0].is_dir():
+            raise PathError(f"{text} is neither a model folder nor a hub id: choose a folder under "
+                            f"{self.workspace / 'models'}, or a hub id such as org/name.")
+        return found[0]
 
     def model(self, name: str, bases: tuple[Path, ...] | None = None) -> str:
         """A model name as an engine process should get it: a hub id as it is, a local folder as its resolved
-        absolute path (so every process reads the folder that was checked). PathError for a folder outside, or
-        for a name that is neither an existing folder nor a hub id."""
-        text = (name or "").strip()
-        folder = self.local_model_dir(text, bases)
-        if folder is None:
-            return text
-        if not folder.is_dir():
-            raise PathError(f"{text} is neither a model folder nor a hub id: choose a folder under "
-                            f"{self.workspace / 'models'}, or a hub id such as org/name.")
-        return str(folder)
+        absolute path, so every process reads the folder that was checked (PathError as local_model_dir)."""
+        folder = self.local_model_dir(name, bases)
+        return (name or "").strip() if folder is None else str(folder)
 
     # ---- paths inside files -----------------------------------------------------------------------------
     def config(self, config: RunConfig, folder: Path | None = None) -> RunConfig:
         """A run's config once its model, dataset and output folder are inside, with the model named as
-        `model` names it. Relative paths are checked in every way an engine may read them: against the
-        config's own `folder` (where given), the workspace and the engine's folder."""
-        bases = tuple(base for base in (folder, self.workspace, self.engine_cwd) if base is not None)
-        model = self.model(config.model.name_or_path, bases)
+        `model` names it. A relative model name is checked against the config's own `folder` (where given)
+        too, as the engine reads it; the dataset and output folder must be absolute paths (the page and the
+        engine write them so), since engine processes would take a relative one against different folders."""
+        model = self.run_model(config, folder)
         if config.data.path:
-            self.readable(config.data.path, bases)
-        self.writable(config.output_dir, bases)
+            self.readable(absolute(config.data.path, "data.path"))
+        self.writable(absolute(config.output_dir, "output_dir"))
         return config.model_copy(update={"model": config.model.model_copy(update={"name_or_path": model})})
+
+    def run_model(self, config: RunConfig, folder: Path | None = None) -> str:
+        """The checked model of a run's config (`folder`: the config's own folder)."""
+        bases = tuple(base for base in (folder, self.workspace, self.engine_cwd) if base is not None)
+        return self.model(config.model.name_or_path, bases)
 
     def run(self, run: RunDir) -> RunConfig:
         """The config of a run folder (inside the workspace), checked (ValueError when it is damaged)."""
@@ -135,9 +130,10 @@ class Boundary:
         adapter_config.json (read as JSON here, before any process sees it). The worker is given this name."""
         folder = self.readable(folder)
         adapter = folder if (folder / ADAPTER_CONFIG).is_file() else folder / ADAPTER
-        run = folder.parent if adapter == folder and folder.name == ADAPTER else folder
-        if RunDir(run).config.is_file():
-            return self.run(RunDir(run)).model.name_or_path
+        run = RunDir(folder.parent if adapter == folder and folder.name == ADAPTER else folder)
+        if run.config.is_file():
+            run = RunDir(self.readable(run.path))
+            return self.run_model(run.read_config(), run.path)
         base = adapter_config(adapter).get("base_model_name_or_path")
         if not isinstance(base, str) or not base.strip():
             raise PathError(f"{adapter / ADAPTER_CONFIG} names no base model (base_model_name_or_path): "
@@ -148,9 +144,18 @@ class Boundary:
         """Raise PathError (ValueError for a damaged config) unless every path the job's engine process would
         read lies inside: a run's model, dataset and output folder; an export's run folder and that run's."""
         if isinstance(job, ExportDir):
-            job = RunDir(self.writable(job.read_config().run_dir))
+            job = RunDir(self.writable(absolute(job.read_config().run_dir, "run_dir")))
         if isinstance(job, RunDir):
             self.run(job)
+
+
+def absolute(path: str, key: str) -> Path:
+    """A path a config file names, which must be absolute (or start with ~); PathError otherwise."""
+    given = Path(path).expanduser()
+    if not given.is_absolute():
+        raise PathError(f"{key} {path} is a relative path: write it as an absolute path, since engine processes "
+                        "would take it against different folders.")
+    return given
 
 
 def adapter_config(folder: Path) -> dict:
