@@ -39,6 +39,7 @@ METRICS = "metrics.json"  # final figures of the run
 CHECKPOINTS = "checkpoints"  # resumable Trainer checkpoints
 ADAPTER = "adapter"  # PEFT adapter + tokenizer (adapter methods)
 MODEL = "model"  # full model + tokenizer (full, freeze); an export's written model (or adapter)
+TRAINER_STATE = "trainer_state.json"  # the Trainer writes it last into a checkpoint
 
 START_TIME_TOLERANCE_S = 0.5
 
@@ -135,12 +136,21 @@ class RunDir(JobDir):
     def read_metrics(self) -> dict[str, Any]:
         return read_json(self.metrics)
 
-    def last_checkpoint(self) -> Path | None:
-        """The newest `checkpoint-STEP` folder, or None."""
+    def all_checkpoints(self) -> list[Path]:
+        """Every `checkpoint-STEP` folder, oldest step first, complete or not."""
         if not self.checkpoints.is_dir():
-            return None
-        steps = [(int(p.name.split("-")[-1]), p) for p in self.checkpoints.glob("checkpoint-*") if p.name[11:].isdigit()]
-        return max(steps)[1] if steps else None
+            return []
+        found = [p for p in self.checkpoints.glob("checkpoint-*") if p.is_dir() and p.name[11:].isdigit()]
+        return sorted(found, key=checkpoint_step)
+
+    def last_checkpoint(self) -> Path | None:
+        """The newest complete checkpoint (see `checkpoint_complete`), or None."""
+        complete = [p for p in self.all_checkpoints() if checkpoint_complete(p)]
+        return complete[-1] if complete else None
+
+    def incomplete_checkpoints(self) -> list[Path]:
+        """Checkpoint folders a killed process left half-written (or half-deleted), oldest step first."""
+        return [p for p in self.all_checkpoints() if not checkpoint_complete(p)]
 
     def weights_dir(self) -> Path | None:
         """Where the trained result lives: adapter/ or model/, whichever a finished run wrote."""
@@ -192,6 +202,20 @@ def process_alive(status: dict[str, Any]) -> bool:
         return started is None or abs(process.create_time() - started) < START_TIME_TOLERANCE_S
     except psutil.NoSuchProcess:
         return False
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    return int(checkpoint.name.rpartition("-")[2])
+
+
+def checkpoint_complete(checkpoint: Path) -> bool:
+    """True when the Trainer finished writing this checkpoint: trainer_state.json, the file it writes last
+    (after the weights, optimizer, scheduler and RNG states), is whole JSON naming the folder's step."""
+    try:
+        state = json.loads((checkpoint / TRAINER_STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # missing, or cut short by a kill: the checkpoint is incomplete
+        return False
+    return isinstance(state, dict) and state.get("global_step") == checkpoint_step(checkpoint)
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import resource
+import shutil
 import signal
 import sys
 import time
@@ -77,13 +78,43 @@ def check_output_dir(config: RunConfig, overwrite: bool = False) -> None:
                            "stop it first (Stop on the page, or `kill -TERM` that pid) or choose another output_dir."])
     if config.train.resume:
         if run.last_checkpoint() is None:
-            raise ConfigError([f"{run.path} has no checkpoint to resume from (train.save_steps decides how often "
-                               "checkpoints are written): start it afresh with --overwrite."])
+            raise ConfigError([no_checkpoint_sentence(run)])
     elif run.events.exists() and not overwrite:
         resume = f", or continue it from its last checkpoint with --resume {run.path}" if run.last_checkpoint() else ""
         state = status.get("state", "not started")
         raise ConfigError([f"output_dir {run.path} already holds a run ({state}): choose another output_dir, "
                            f"start it afresh with --overwrite (deletes its outputs){resume}."])
+
+
+def no_checkpoint_sentence(run: rundir.RunDir) -> str:
+    """Why a run cannot be resumed, in one sentence that says what to do."""
+    broken = run.incomplete_checkpoints()
+    if broken:
+        return (f"{run.path} has no complete checkpoint to resume from: {incomplete(broken)}; start it afresh "
+                "with --overwrite.")
+    return (f"{run.path} has no checkpoint to resume from (train.save_steps decides how often checkpoints are "
+            "written): start it afresh with --overwrite.")
+
+
+def incomplete(checkpoints: list[Path]) -> str:
+    """'checkpoint-20 is incomplete (...)', naming every checkpoint given."""
+    names = ", ".join(p.name for p in checkpoints)
+    one = len(checkpoints) == 1
+    return f"{names} {'is' if one else 'are'} incomplete (killed while {'it was' if one else 'they were'} written)"
+
+
+def resume_point(run: rundir.RunDir, reporter: JobReporter) -> Path:
+    """The newest complete checkpoint. Incomplete ones (a process killed while writing or rotating them) are
+    removed first, so that the Trainer neither loads one nor counts one when it rotates checkpoints."""
+    checkpoint = run.last_checkpoint()
+    if checkpoint is None:  # check_output_dir said so before anything was loaded; the folder changed since
+        raise ConfigError([no_checkpoint_sentence(run)])
+    broken = run.incomplete_checkpoints()
+    for folder in broken:
+        shutil.rmtree(folder)
+    removed = f"{incomplete(broken)}: removed; " if broken else ""
+    reporter.info(f"{removed}resuming from {checkpoint.name}")
+    return checkpoint
 
 
 def run_train(config: RunConfig, overwrite: bool = False) -> int:
@@ -144,9 +175,7 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     trainer, packing = build_trainer(config, run, model, tokenizer, train_rows, val_rows, reporter, stop)
     reporter.info(f"batching: {'padding-free packing' if packing else 'padded batches'}")
     reporter.status("training")
-    checkpoint = run.last_checkpoint() if config.train.resume else None
-    if checkpoint:
-        reporter.info(f"resuming from {checkpoint.name}")
+    checkpoint = resume_point(run, reporter) if config.train.resume else None
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
     state = "stopped" if stop.requested else "completed"

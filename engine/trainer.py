@@ -14,6 +14,7 @@ from engine import rundir
 from engine.collate import PackingCollator, PaddingCollator
 from engine.config import PROMPT_LEARNING, RunConfig
 from engine.events import Metrics, Progress
+from engine.faults import fault_point
 from engine.modeling import pick_dtype
 
 
@@ -27,6 +28,11 @@ class WorkbenchTrainer(Trainer):
     def tokens_per_s(self) -> float:
         tokens = self.state.num_input_tokens_seen - self._tokens_at_start
         return tokens / self._train_seconds if self._train_seconds else 0.0
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        super().save_model(output_dir, _internal_call)
+        if _internal_call:  # a checkpoint's weights: its optimizer state and trainer_state.json come next
+            fault_point("checkpoint", self.state.global_step)
 
 
 def use_packing(config: RunConfig, model: Any) -> bool:

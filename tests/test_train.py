@@ -210,6 +210,7 @@ def test_a_failed_run_is_started_afresh_with_overwrite(tiny_model, memorise_data
     resumed = launch("train", "--resume", str(run.path))
     assert resumed.returncode == 2 and "no checkpoint" in resumed.stderr and "--overwrite" in resumed.stderr
     (run.checkpoints / "checkpoint-1").mkdir(parents=True)
+    (run.checkpoints / "checkpoint-1" / "trainer_state.json").write_text('{"global_step": 1}')  # complete
     assert "--resume" in launch("train", str(config)).stderr  # named only where there is something to resume
 
     failed_status = run.read_status()
