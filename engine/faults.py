@@ -6,6 +6,8 @@ Unset (as it always is outside those tests), `fault_point` does nothing. The poi
 
     checkpoint:STEP   the Trainer's checkpoint of step STEP, after its weights are written and before its
                       optimizer state and trainer_state.json
+    final-save        the final save, after the weights are written into the partial folder and before the
+                      tokenizer and the rename into place (adapter/ or model/)
 """
 
 from __future__ import annotations

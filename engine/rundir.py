@@ -28,6 +28,7 @@ import yaml
 
 from engine.config import ExportConfig, RunConfig
 from engine.events import FINAL_STATES  # noqa: F401 - re-exported: the states a finished job ends in
+from engine.outputs import clean_leftovers
 
 CONFIG = "config.yaml"  # the job's typed config (a run's: the resolved RunConfig, versions included)
 EVENTS = "events.jsonl"  # append-only event stream (engine.events)
@@ -40,6 +41,7 @@ CHECKPOINTS = "checkpoints"  # resumable Trainer checkpoints
 ADAPTER = "adapter"  # PEFT adapter + tokenizer (adapter methods)
 MODEL = "model"  # full model + tokenizer (full, freeze); an export's written model (or adapter)
 TRAINER_STATE = "trainer_state.json"  # the Trainer writes it last into a checkpoint
+WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json", ".bin", ".bin.index.json")
 
 START_TIME_TOLERANCE_S = 0.5
 
@@ -100,13 +102,16 @@ class JobDir:
         return process_alive(self.read_status())
 
     def clear_outputs(self) -> None:
-        """Delete what an earlier attempt wrote (status.json is rewritten by the caller, config.yaml kept)."""
-        for name in (EVENTS, STDOUT_LOG, self.LOG, *self.outputs()):
+        """Delete what an earlier attempt wrote, and the partial folders of one killed while saving (status.json
+        is rewritten by the caller, config.yaml kept)."""
+        names = (EVENTS, STDOUT_LOG, self.LOG, *self.outputs())
+        for name in names:
             path = self.path / name
             if path.is_dir():
                 shutil.rmtree(path)
             elif path.exists():
                 path.unlink()
+        clean_leftovers(self.path, set(names))
 
 
 @dataclass(frozen=True)
@@ -153,9 +158,12 @@ class RunDir(JobDir):
         return [p for p in self.all_checkpoints() if not checkpoint_complete(p)]
 
     def weights_dir(self) -> Path | None:
-        """Where the trained result lives: adapter/ or model/, whichever a finished run wrote."""
-        for folder in (self.adapter, self.model):
-            if folder.is_dir() and any(folder.iterdir()):
+        """Where the trained result lives: adapter/ or model/, whichever a finished run wrote. The engine writes
+        them aside and renames them into place; a folder without its config and weights files (left by an
+        engine from before saves were atomic) is no result."""
+        for folder, config in ((self.adapter, "adapter_config.json"), (self.model, "config.json")):
+            names = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+            if config in names and any(name.endswith(WEIGHT_SUFFIXES) for name in names):
                 return folder
         return None
 

@@ -25,6 +25,8 @@ from typing import Any
 from engine import rundir
 from engine.config import ADAPTER_METHODS, ConfigError, RunConfig, load_config
 from engine.failures import explain
+from engine.faults import fault_point
+from engine.outputs import clean_stale_partials, partial_path, publish
 from engine.reporter import JobReporter
 
 log = logging.getLogger("engine")
@@ -184,23 +186,33 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     eval_loss = final_eval_loss(trainer) if val_rows and not stop.requested else None
     metrics = final_metrics(config, trainer, result, started, weights_dir, trainable, total, eval_loss)
     rundir.write_json_atomic(run.metrics, metrics)
+    loss = f"train loss {metrics['train_loss']:.4f}" if metrics["train_loss"] is not None else "no train loss logged"
     reporter.info(f"saved {weights_dir.name}/ ({metrics['weights_size_mb']:.2f} MB); "
-                  f"train loss {metrics['train_loss']:.4f}, {metrics['tokens_per_s']:.0f} tokens/s")
+                  f"{loss}, {metrics['tokens_per_s']:.0f} tokens/s")
     reporter.status(state, step=trainer.state.global_step)
     return state
 
 
 def save_weights(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: Any, grown: bool) -> Path:
     """adapter/ for adapter methods, model/ for full and freeze; the tokenizer (chat template) beside them.
+    Written into a partial folder aside and renamed into place, so that a process killed while saving leaves
+    no folder that looks like a result (the next save removes its partial folder).
     Grown embeddings are saved with an adapter explicitly: peft's "auto" needs the base's config on disk
     or the Hub to notice, and offline it may not find it."""
-    if config.method.name in ADAPTER_METHODS:
-        target = run.adapter
-        model.save_pretrained(target, save_embedding_layers=True if grown else "auto")
-    else:
-        target = run.model
-        model.save_pretrained(target)
-    tokenizer.save_pretrained(target)
+    target = run.adapter if config.method.name in ADAPTER_METHODS else run.model
+    clean_stale_partials(target)
+    partial = partial_path(target)
+    try:
+        if config.method.name in ADAPTER_METHODS:
+            model.save_pretrained(partial, save_embedding_layers=True if grown else "auto")
+        else:
+            model.save_pretrained(partial)
+        fault_point("final-save")
+        tokenizer.save_pretrained(partial)
+        publish(partial, target)
+    except BaseException:  # a failed save (disk full...) leaves nothing half-written; the error goes on
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     return target
 
 
@@ -230,7 +242,7 @@ def final_metrics(config: RunConfig, trainer: Any, result: Any, started: float, 
         "total_params": total,
         "trainable_percent": 100 * trainable / total,
         "steps": trainer.state.global_step,
-        "train_loss": result.training_loss,
+        "train_loss": trainer.mean_loss(result),
         "final_loss": train_losses[-1] if train_losses else None,
         "tokens_per_s": trainer.tokens_per_s(),
         "wall_s": time.time() - started,

@@ -24,10 +24,19 @@ class WorkbenchTrainer(Trainer):
     packing: bool = False
     _train_seconds: float = 0.0
     _tokens_at_start: int = 0
+    _step_at_start: int = 0
 
     def tokens_per_s(self) -> float:
         tokens = self.state.num_input_tokens_seen - self._tokens_at_start
         return tokens / self._train_seconds if self._train_seconds else 0.0
+
+    def mean_loss(self, result: Any) -> float | None:
+        """This attempt's mean training loss (train()'s result); where a resumed attempt had no step left to
+        train (killed while saving the weights), the mean of the losses logged before it, not the Trainer's 0."""
+        if self.state.global_step > self._step_at_start:
+            return result.training_loss
+        losses = [entry["loss"] for entry in self.state.log_history if "loss" in entry]
+        return sum(losses) / len(losses) if losses else None
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         super().save_model(output_dir, _internal_call)
@@ -99,6 +108,7 @@ class EventCallback(TrainerCallback):
         self._last_tokens = state.num_input_tokens_seen
         if self.trainer is not None:
             self.trainer._tokens_at_start = state.num_input_tokens_seen
+            self.trainer._step_at_start = state.global_step
 
     def on_step_end(self, args, state, control, **kwargs):
         elapsed = time.time() - self._began

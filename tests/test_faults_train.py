@@ -1,10 +1,11 @@
 """Faults tried and survived: a training process killed (SIGKILL, as `kill -9` or the out-of-memory killer would)
-while it writes a checkpoint, then `--resume` without any hand edit.
+while it writes a checkpoint or its final weights, then `--resume` without any hand edit.
 
 The kills land at exact points through WORKBENCH_FAULT (engine/faults.py): the engine kills itself there."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.events import Log, Progress, final_status, read_events
+from engine.events import Log, Metrics, Progress, final_status, read_events
 from engine.faults import FAULT_ENV
 from engine.rundir import RunDir, checkpoint_complete
 from tests.cli import MEMORISE, ROOT, engine_env, launch, write_config, write_rows
@@ -86,6 +87,26 @@ def test_killed_before_any_checkpoint_was_complete_says_to_start_afresh(tiny_mod
     assert final_status(read_events(run.events)).state == "completed" and run.last_checkpoint().name == "checkpoint-4"
 
 
+@pytest.mark.parametrize("method, weights", [("lora", "adapter"), ("full", "model")])
+def test_killed_during_the_final_save_leaves_no_result_and_resumes(method, weights, tiny_model, rows, tmp_path):
+    run = killed_run(tmp_path, tiny_model, rows, "final-save", method=method, max_steps=2, save_steps=50)
+    assert final_status(read_events(run.events)).state == "saving"
+    partial = [p.name for p in run.path.glob(f".{weights}.partial-*")]
+    assert len(partial) == 1 and not (run.path / weights).exists() and not run.metrics.exists()
+    assert run.weights_dir() is None
+    assert run.last_checkpoint().name == "checkpoint-2"  # the Trainer checkpoints the last step
+
+    stdout, events = resume(run)
+    assert "resuming from checkpoint-2" in logged(events) and "resuming from checkpoint-2" in stdout
+    assert not [e for e in events if isinstance(e, Progress)]  # nothing left to train: only the save again
+    assert run.weights_dir() == run.path / weights
+    assert not list(run.path.glob(f".{weights}.partial-*"))  # the killed save's folder is gone
+    assert (run.weights_dir() / "chat_template.jinja").is_file() and run.read_metrics()["steps"] == 2
+    logged_losses = [e.loss for e in read_events(run.events) if isinstance(e, Metrics) and e.loss is not None]
+    assert len(logged_losses) == 2  # both steps' losses, from the killed attempt: the mean, not 0
+    assert run.read_metrics()["train_loss"] == pytest.approx(sum(logged_losses) / 2)
+
+
 def test_a_checkpoint_is_complete_only_with_a_whole_trainer_state(tmp_path):
     run = RunDir(tmp_path)
     for step, state in ((1, '{"global_step": 1}'), (2, '{"global_step": 2}'), (3, '{"global_st'), (4, None),
@@ -97,3 +118,25 @@ def test_a_checkpoint_is_complete_only_with_a_whole_trainer_state(tmp_path):
     (run.checkpoints / "checkpoint-x").mkdir()  # not a checkpoint at all
     assert run.last_checkpoint().name == "checkpoint-2"
     assert [p.name for p in run.incomplete_checkpoints()] == ["checkpoint-3", "checkpoint-4", "checkpoint-5"]
+
+
+def test_a_half_written_weights_folder_is_no_result(tmp_path):
+    """What an engine from before atomic saves left when killed while saving: never listed as a result."""
+    run = RunDir(tmp_path)
+    run.adapter.mkdir()
+    (run.adapter / ".tmpk2j4x9").write_bytes(b"\0" * 64)
+    (run.adapter / "README.md").write_text("# card")
+    run.model.mkdir()
+    (run.model / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    assert run.weights_dir() is None
+    (run.adapter / "adapter_config.json").write_text("{}")
+    (run.adapter / "adapter_model.safetensors").write_bytes(b"\0")
+    assert run.weights_dir() == run.adapter
+
+
+def test_run_again_removes_the_partial_folder_of_a_killed_save(tmp_path):
+    run = RunDir(tmp_path)
+    partial = tmp_path / ".adapter.partial-999999999"  # a pid no process has
+    partial.mkdir()
+    run.clear_outputs()
+    assert not partial.exists()
