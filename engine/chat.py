@@ -67,15 +67,16 @@ class ChatSession:
         return self.model is not None
 
     def load(self, model: str | None = None, adapters: dict[str, str] | None = None, bits: Any = None,
-             dtype: str | None = None) -> None:
+             dtype: str | None = None, roots: list[str] | None = None) -> None:
         """Load the base (and its quantization) and every adapter; replaces whatever was loaded.
 
-        model None takes the base from the runs' config.yaml; bits None is the run's own quantization.
-        A request refused by the plan keeps what was loaded; one that fails while loading has unloaded it.
+        model None takes the base from the runs' config.yaml; bits None is the run's own quantization; roots:
+        the folders the request may read from (plan_load). A request refused by the plan keeps what was
+        loaded; one that fails while loading has unloaded it.
         """
         from engine.modeling import ModelError
 
-        plan = plan_load(model, adapters, bits, dtype)
+        plan = plan_load(model, adapters, bits, dtype, roots)
         try:
             self.execute(plan)
         except ModelError as error:

@@ -60,16 +60,22 @@ class LoadPlan:
 
 
 def plan_load(model: str | None = None, adapters: dict[str, str] | None = None, bits: Any = None,
-              dtype: str | None = None) -> LoadPlan:
+              dtype: str | None = None, roots: list[str] | None = None) -> LoadPlan:
     """The plan of a load request; ChatError (one sentence) for a request that cannot be served.
 
-    model None takes the base from the runs' config.yaml; bits None is the run's own quantization."""
+    model None takes the base from the runs' config.yaml; bits None is the run's own quantization. `roots`
+    (the web page sends the folders its server may read): every adapter folder, and a base model that is a
+    local folder, must lie inside one of them, or the request is refused before anything in them is read."""
     adapters = dict(adapters or {})
     for name in adapters:
         if not isinstance(name, str) or not name:
             raise ChatError("Adapter names must be non-empty strings.")
+    for location in adapters.values():
+        check_inside(location, roots)
     sources = tuple(resolve_source(name, location) for name, location in adapters.items())
     model = model or base_from(sources)
+    if Path(model).expanduser().exists():  # a local folder to transformers; anything else is a hub id
+        check_inside(model, roots)
     runs = [s.run for s in sources if s.run is not None and s.kind == "adapter"]
     bits_choice = parse_bits(bits)
     if bits_choice == "run":
@@ -81,6 +87,18 @@ def plan_load(model: str | None = None, adapters: dict[str, str] | None = None, 
         dtype=dtype or (runs[0].model.dtype if runs else "auto"),
         trust_remote_code=any(s.run.model.trust_remote_code for s in sources if s.run is not None),
     )
+
+
+def check_inside(path: str | os.PathLike, roots: list[str] | None) -> None:
+    """ChatError unless `path` (symbolic links followed) lies in one of `roots`; None: no limit (the terminal)."""
+    if roots is None:
+        return
+    if not isinstance(roots, list) or not all(isinstance(root, str) for root in roots):
+        raise ChatError("roots must be a list of folders.")
+    resolved = Path(path).expanduser().resolve()
+    if not any(resolved.is_relative_to(Path(root).expanduser().resolve()) for root in roots):
+        raise ChatError(f"{path} is outside the folders this server may read: put it under the workspace, or "
+                        "start the server with --allow-path DIR.")
 
 
 def resolve_source(name: str, location: str | os.PathLike) -> Source:

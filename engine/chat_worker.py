@@ -5,7 +5,7 @@ events (one `to_line` a line, `kind` naming each), carrying the request's id; lo
 server never imports torch, and ending the worker frees the memory.
 
     started                      -> status {"state": "ready"}
-    {"id":1,"op":"load","model":null,"adapters":{"ft":"RUN_DIR"},"bits":null}
+    {"id":1,"op":"load","model":null,"adapters":{"ft":"RUN_DIR"},"bits":null,"roots":["WORKSPACE"]}
                                  -> reply {"op": "load", "data": {"model", "adapters", "device"}}
     {"id":2,"op":"generate","messages":[{"role":"user","content":"Hi"}],"adapter":"ft","system":null,
      "max_new_tokens":128,"temperature":0.0,"top_p":1.0,"top_k":50,"repetition_penalty":1.0,"seed":0}
@@ -82,7 +82,7 @@ class Worker:
             raise ChatError("Nothing to load: give a model, or adapters whose runs name their base.")
         from engine.modeling import device
 
-        self.session.load(model, adapters, request.get("bits"))
+        self.session.load(model, adapters, request.get("bits"), roots=request.get("roots"))
         self.reply(request_id, "load", model=self.session.model_name, adapters=self.session.adapters, device=device())
 
     def op_generate(self, request_id: Any, request: dict) -> None:

@@ -23,6 +23,8 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
+from engine.chat_plan import ChatError as EngineChatError
+from engine.chat_plan import plan_load
 from engine.config import RunConfig
 from engine.rundir import RunDir
 from webui import forms
@@ -417,3 +419,29 @@ def test_allow_path_option(tmp_path: Path, capsys):
     assert parse_args(["--allow-path", "/a", "--allow-path", "/b"]).allow_path == ["/a", "/b"]
     assert main(["--allow-path", str(tmp_path / "missing"), "--workspace", str(tmp_path)]) == 2
     assert f"--allow-path {tmp_path / 'missing'} is not a folder" in capsys.readouterr().err
+
+
+def test_the_chat_worker_refuses_folders_outside_the_roots_itself(tmp_path: Path, tab: TrainTab, monkeypatch):
+    """Defense in depth: the page sends its boundary's folders with every load, and the worker's plan step
+    (engine.chat_plan) refuses an adapter or a local base outside them before reading anything there."""
+    world = make_world(tmp_path, tab)
+    roots = [str(root) for root in world.ctx.boundary.roots]
+    placed = world.ctx.workspace / "models" / "placed"
+    placed.mkdir()
+    (placed / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "tiny"}))
+    refused = [(None, {"t": str(world.adapter)}), (None, {"t": str(world.ctx.uploads / "adapter-link")}),
+               (str(world.model), {"t": str(placed)}), (str(world.ctx.workspace / "models" / "link"), {})]
+    with watching(world.outside) as seen:
+        for model, adapters in refused:
+            with pytest.raises(EngineChatError, match="outside the folders this server may read"):
+                plan_load(model, adapters, roots=roots)
+    assert seen == []
+    assert plan_load(None, {"t": str(placed)}, roots=roots).model == "tiny"
+    assert plan_load(str(world.model), {"t": str(placed)}, roots=[*roots, str(world.outside)]).model == str(world.model)
+    assert plan_load(str(world.model), {}).model == str(world.model)  # the terminal's chat (no roots) is not limited
+    sent: dict = {}
+    client = AppContext.create(tmp_path / "ws").chat
+    monkeypatch.setattr(client, "start", lambda cpu_only=False: None)
+    monkeypatch.setattr(client, "call", lambda op, **fields: sent.update(fields) or {"model": fields["model"]})
+    client.load("tiny", {})
+    assert sent["roots"] == roots

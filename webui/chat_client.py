@@ -57,8 +57,10 @@ def worker_messages(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 class ChatClient:
     def __init__(self, log_path: Path, repo_root: Path = REPO_ROOT,
-                 argv: Callable[[], list[str]] = lambda: engine_argv("chat", "--worker")):
+                 argv: Callable[[], list[str]] = lambda: engine_argv("chat", "--worker"),
+                 roots: tuple[Path, ...] | None = None):
         self.log_path = Path(log_path)
+        self.roots = roots  # the folders the server may read (webui.boundary): the worker refuses the rest too
         self.repo_root = repo_root
         self.argv = argv
         self._proc: subprocess.Popen | None = None
@@ -165,7 +167,8 @@ class ChatClient:
              cpu_only: bool = False) -> dict[str, Any]:
         self.start(cpu_only)
         try:
-            self.loaded = self.call("load", model=model, adapters=adapters, bits=bits)
+            roots = None if self.roots is None else [str(root) for root in self.roots]
+            self.loaded = self.call("load", model=model, adapters=adapters, bits=bits, roots=roots)
         except ChatError:
             # a load that failed half way has unloaded the model before; one refused at once kept it
             if not self.running or not self.call("status").get("loaded"):

@@ -31,13 +31,13 @@ class AppContext:
         for sub in ("uploads", "runs", "exports", "configs", "models"):
             (workspace / sub).mkdir(parents=True, exist_ok=True)
         jobs = scheduler or Scheduler(workspace)
-        jobs.boundary = Boundary(workspace, assets, tuple(allowed))  # the scheduler admits jobs by the same rule
+        jobs.boundary = boundary = Boundary(workspace, assets, tuple(allowed))  # the scheduler admits jobs by it
         return cls(
             workspace=workspace,
             assets=assets.resolve(),
             jobs=jobs,
             runs=RunManager(jobs),
-            chat=ChatClient(workspace / "chat_worker.log"),
+            chat=ChatClient(workspace / "chat_worker.log", roots=boundary.roots),
             exports=ExportManager(jobs),
         )
 
