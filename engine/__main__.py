@@ -2,12 +2,21 @@
 
 Each command lives in its own module as `main(argv) -> exit code`; modules are imported only when
 their command runs, so `python -m engine inspect-data` never pays for what `train` needs.
+
+A process that starts a command may ask, through the environment, for limits set before the command's
+module is imported (engine/lifetime.py): PARENT_ENV, its own pid, to have the command killed when it ends;
+MEMORY_ENV, a number of MB, to cap the command's memory. Both are removed from the environment the command
+sees, so that its own children do not inherit them.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+
+PARENT_ENV = "WORKBENCH_DIE_WITH_PARENT"
+MEMORY_ENV = "WORKBENCH_MEMORY_CAP_MB"
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("engine.train", "fine-tune a model from a YAML config (or --resume RUN_DIR)"),
@@ -33,8 +42,31 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"error: unknown command '{command}'.\n{usage()}", file=sys.stderr)
         return 2
+    problem = apply_limits()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     module = importlib.import_module(COMMANDS[command][0])
     return module.main(rest)
+
+
+def apply_limits() -> str | None:
+    """Set the limits the environment asks for; a sentence saying why one could not be set, else None."""
+    from engine import lifetime
+
+    parent, cap = os.environ.pop(PARENT_ENV, ""), os.environ.pop(MEMORY_ENV, "")
+    if not all(value.isdigit() for value in (parent, cap) if value):
+        return f"{PARENT_ENV} and {MEMORY_ENV} must be whole numbers, not {parent!r} and {cap!r}."
+    try:
+        if parent:
+            lifetime.die_with_parent(int(parent))
+        if cap:
+            lifetime.cap_memory(int(cap))
+    except lifetime.LifetimeError as error:
+        return str(error)
+    except (OSError, ValueError) as error:  # setrlimit refused the cap
+        return f"The engine could not cap its memory ({error}): start it without {MEMORY_ENV}."
+    return None
 
 
 if __name__ == "__main__":

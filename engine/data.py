@@ -26,12 +26,16 @@ from typing import Any
 from engine import formats
 from engine.config import DataConfig, RunConfig
 from engine.failures import DataError
+from engine.lifetime import memory_cap_mb
 from engine.masking import template_notes as masking_notes
 from engine.readers import read_records
+from engine.sample import SAMPLE_ROWS, read_sample
 from engine.tokens import chat_spans, ensure_chat_template
 
 IGNORE_INDEX = -100
 PREVIEW_ROWS = 5
+PREVIEW_CHARS = 1000  # a preview value is cut here (the page shows 160 characters of it)
+EXAMPLE_CHARS = 20_000  # the rendered example is cut here: a page need not carry a row of megabytes
 
 
 @dataclass
@@ -54,17 +58,23 @@ def load_rows(cfg: DataConfig) -> tuple[list[dict], str]:
 
 
 def _load(cfg: DataConfig) -> tuple[list[dict], list[dict], str]:
-    path = Path(cfg.path)
-    raw = read_records(path)
+    raw = read_records(Path(cfg.path))
     if cfg.max_samples:
         raw = raw[: cfg.max_samples]
+    rows, fmt = _normalise(raw, cfg)
+    return raw, rows, fmt
+
+
+def _normalise(raw: list[dict], cfg: DataConfig) -> tuple[list[dict], str]:
+    """Map columns, detect (or check) the format, and normalise: (rows, format)."""
+    path = Path(cfg.path)
     records = formats.apply_columns(raw, cfg.columns, path.name)
     if cfg.format == "auto":
         fmt = formats.detect_format(records, path)
     else:
         fmt = cfg.format
         formats.check_fields(records, fmt, path.name)
-    return raw, formats.normalise(records, fmt, path.name), fmt
+    return formats.normalise(records, fmt, path.name), fmt
 
 
 # ---------------------------------------------------------------------------------------------- tokens
@@ -163,32 +173,42 @@ def build_splits(cfg: RunConfig, tokenizer: Any) -> tuple[list[dict], list[dict]
 # ---------------------------------------------------------------------------------------------- inspect
 
 
-def inspect_dataset(data_cfg: DataConfig, tokenizer: Any = None, cutoff_len: int = 512) -> dict[str, Any]:
+def inspect_dataset(data_cfg: DataConfig, tokenizer: Any = None, cutoff_len: int = 512,
+                    sample_rows: int = SAMPLE_ROWS) -> dict[str, Any]:
     """What the web UI shows about a dataset: format, size, columns, a preview, and token lengths.
 
-    With a tokenizer that has no chat template, ChatML is installed on it (ensure_chat_template).
+    Memory stays bounded whatever the file's size: `rows` counts every row, while the format, columns,
+    preview, example and token lengths come from the first `sample_rows` rows (engine/sample.py); where
+    those are not all the rows, `sample_rows` in the report says how many they are and `note` says so in a
+    sentence. With a tokenizer that has no chat template, ChatML is installed on it (ensure_chat_template).
     """
-    raw, rows, fmt = _load(data_cfg)
+    sample = read_sample(Path(data_cfg.path), sample_rows)
+    raw = sample.records
+    rows, fmt = _normalise(raw, data_cfg)
     columns: dict[str, None] = {}
     for record in raw:
         columns.update(dict.fromkeys(map(str, record)))
     report: dict[str, Any] = {
         "format": fmt,
-        "rows": len(rows),
+        "rows": sample.rows,
+        "sample_rows": len(raw),
         "columns": list(columns),
-        "preview": raw[:PREVIEW_ROWS],
+        "preview": [clip(record, PREVIEW_CHARS) for record in raw[:PREVIEW_ROWS]],
         "overlength": data_cfg.overlength,
     }
+    if not sample.complete:
+        report["note"] = (f"The format, columns, example and token lengths come from the first {len(raw):,} of "
+                          f"{sample.rows:,} rows.")
     if tokenizer is None:
         return report
     if fmt != "text":
         ensure_chat_template(tokenizer)
     first = rows[0]
     if "text" in first:
-        report["example"] = {"text": first["text"], "spans": [[0, len(first["text"])]]}
+        text, spans = first["text"], [(0, len(first["text"]))]
     else:
         text, spans = chat_spans(first["messages"], tokenizer, Path(data_cfg.path).name, 1, first.get("tools"))
-        report["example"] = {"text": text, "spans": [list(span) for span in spans]}
+    report["example"] = clipped_example(text, spans, EXAMPLE_CHARS)
     name = Path(data_cfg.path).name
     _, stats = tokenize_rows(rows, tokenizer, cutoff_len, data_cfg.overlength, source=name)
     report["lengths"] = stats.lengths
@@ -196,6 +216,25 @@ def inspect_dataset(data_cfg: DataConfig, tokenizer: Any = None, cutoff_len: int
     report["kept"] = stats.rows_out
     report["target_tokens"] = stats.target_tokens
     return report
+
+
+def clip(value: Any, limit: int) -> Any:
+    """`value` with every string longer than `limit` cut to it (ending in "…"), lists and objects included."""
+    if isinstance(value, str):
+        return value if len(value) <= limit else value[: limit - 1] + "…"
+    if isinstance(value, list):
+        return [clip(item, limit) for item in value]
+    if isinstance(value, dict):
+        return {key: clip(item, limit) for key, item in value.items()}
+    return value
+
+
+def clipped_example(text: str, spans: list[tuple[int, int]], limit: int) -> dict[str, Any]:
+    """The rendered example and its trained spans, cut after `limit` characters (then ending in "…")."""
+    if len(text) <= limit:
+        return {"text": text, "spans": [[start, end] for start, end in spans]}
+    kept = [[start, min(end, limit)] for start, end in spans if start < limit]
+    return {"text": text[:limit] + "…", "spans": kept}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -209,7 +248,35 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="hub id or local folder whose tokenizer measures token lengths")
     parser.add_argument("--cutoff-len", type=int, default=512, help="token limit per row (default 512)")
     parser.add_argument("--overlength", default="truncate", choices=("truncate", "drop"), help="default: truncate")
+    parser.add_argument("--sample-rows", type=_positive, default=SAMPLE_ROWS,
+                        help=f"rows read for the preview, example and token lengths; the rest are only counted "
+                        f"(default {SAMPLE_ROWS})")
     return parser
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of rows, 1 or more")
+    return int(text)
+
+
+def out_of_memory(name: str, sample_rows: int) -> str:
+    cap = memory_cap_mb()
+    limit = f"the {cap:,} MB this inspection may use" if cap else "the memory this machine has"
+    return (f"Measuring the first {sample_rows:,} rows of {name} needed more than {limit}: split its very long "
+            "rows, or measure fewer with --sample-rows on the command line.")
+
+
+def _inspect(cfg: DataConfig, args: argparse.Namespace) -> dict[str, Any] | str:
+    """The report, or the one sentence that says why there is none."""
+    try:
+        tokenizer = _load_tokenizer(args.model) if args.model else None
+    except (OSError, ValueError) as error:
+        return f"Cannot load a tokenizer from {args.model} ({type(error).__name__}): check --model."
+    try:
+        return inspect_dataset(cfg, tokenizer, args.cutoff_len, args.sample_rows)
+    except DataError as error:
+        return str(error)
 
 
 def _load_tokenizer(name: str) -> Any:
@@ -232,15 +299,12 @@ def main(argv: list[str]) -> int:
         return 2
     cfg = DataConfig(path=args.data, format=args.format, columns=columns, overlength=args.overlength)
     try:
-        tokenizer = _load_tokenizer(args.model) if args.model else None
-    except (OSError, ValueError) as error:
-        reason = type(error).__name__
-        print(f"Cannot load a tokenizer from {args.model} ({reason}): check --model.", file=sys.stderr)
+        report = _inspect(cfg, args)
+        answer = report if isinstance(report, str) else json.dumps(report, ensure_ascii=False, default=str)
+    except MemoryError:
+        report = answer = out_of_memory(Path(args.data).name, args.sample_rows)
+    if isinstance(report, str):
+        print(answer, file=sys.stderr)
         return 2
-    try:
-        report = inspect_dataset(cfg, tokenizer, args.cutoff_len)
-    except DataError as error:
-        print(str(error), file=sys.stderr)
-        return 2
-    print(json.dumps(report, ensure_ascii=False, default=str))
+    print(answer)
     return 0

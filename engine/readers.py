@@ -36,11 +36,55 @@ def read_records(path: Path) -> list[dict]:
         raise DataError(f"{path.name} has no rows: add at least one row.")
     for number, record in enumerate(records, 1):
         if not isinstance(record, dict):
-            kind = type(record).__name__
-            raise DataError(
-                f"{path.name} row {number} is a {kind}, not an object: write each row as {{\"column\": value}}."
-            )
+            raise not_an_object(path.name, number, record)
     return records
+
+
+# One sentence per problem, shared with the bounded reading of engine/sample.py.
+
+
+def not_utf8(name: str, byte: int, line: int) -> DataError:
+    return DataError(
+        f"{name} is not UTF-8 text (byte 0x{byte:02x} on line {line}): re-save the file with UTF-8 encoding."
+    )
+
+
+def not_json(name: str, msg: str, line: int, column: int) -> DataError:
+    """The whole file (a .json) does not parse."""
+    if msg == "Extra data":
+        hint = "it looks like JSON Lines, so rename it to .jsonl"
+    else:
+        hint = "fix the syntax, or save one object per line as .jsonl"
+    return DataError(f"{name} is not valid JSON ({msg} at line {line}, column {column}): {hint}.")
+
+
+def not_a_list(name: str, value: object) -> DataError:
+    kind = type(value).__name__
+    return DataError(f"{name} holds a JSON {kind}, not a list of rows: put the rows in a list or under a 'data' key.")
+
+
+def bad_jsonl_line(name: str, number: int, error: json.JSONDecodeError) -> DataError:
+    return DataError(
+        f"{name} line {number} is not valid JSON ({error.msg} at column {error.colno}): "
+        "write exactly one JSON object per line."
+    )
+
+
+def bad_csv(name: str, error: csv.Error) -> DataError:
+    return DataError(f"{name} is not valid CSV ({error}): check its quoting.")
+
+
+def extra_csv_fields(name: str, number: int) -> DataError:
+    return DataError(f"{name} row {number} has more fields than the header: quote fields that contain commas.")
+
+
+def not_an_object(name: str, number: int, record: object) -> DataError:
+    kind = type(record).__name__
+    return DataError(f"{name} row {number} is a {kind}, not an object: write each row as {{\"column\": value}}.")
+
+
+def bad_parquet(name: str, error: Exception) -> DataError:
+    return DataError(f"{name} is not a readable Parquet file ({type(error).__name__}): re-export it as Parquet.")
 
 
 def _decode(path: Path) -> str:
@@ -48,31 +92,18 @@ def _decode(path: Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        byte = data[error.start]
-        raise DataError(
-            f"{path.name} is not UTF-8 text (byte 0x{byte:02x} on line {line}): re-save the file with UTF-8 encoding."
-        ) from None
+        raise not_utf8(path.name, data[error.start], data[: error.start].count(b"\n") + 1) from None
 
 
 def _parse_json(text: str, name: str) -> list:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
-        if error.msg == "Extra data":
-            hint = "it looks like JSON Lines, so rename it to .jsonl"
-        else:
-            hint = "fix the syntax, or save one object per line as .jsonl"
-        raise DataError(
-            f"{name} is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}): {hint}."
-        ) from None
+        raise not_json(name, error.msg, error.lineno, error.colno) from None
     if isinstance(value, dict) and isinstance(value.get("data"), list):
         value = value["data"]
     if not isinstance(value, list):
-        kind = type(value).__name__
-        raise DataError(
-            f"{name} holds a JSON {kind}, not a list of rows: put the rows in a list or under a 'data' key."
-        )
+        raise not_a_list(name, value)
     return value
 
 
@@ -84,10 +115,7 @@ def _parse_jsonl(text: str, name: str) -> list:
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError as error:
-            raise DataError(
-                f"{name} line {number} is not valid JSON ({error.msg} at column {error.colno}): "
-                "write exactly one JSON object per line."
-            ) from None
+            raise bad_jsonl_line(name, number, error) from None
     return records
 
 
@@ -96,12 +124,10 @@ def _parse_csv(text: str, name: str) -> list:
         reader = csv.DictReader(io.StringIO(text, newline=""))
         records = list(reader)
     except csv.Error as error:
-        raise DataError(f"{name} is not valid CSV ({error}): check its quoting.") from None
+        raise bad_csv(name, error) from None
     for number, record in enumerate(records, 1):
         if None in record:
-            raise DataError(
-                f"{name} row {number} has more fields than the header: quote fields that contain commas."
-            )
+            raise extra_csv_fields(name, number)
     return records
 
 
@@ -116,5 +142,4 @@ def _read_parquet(path: Path) -> list:
     try:
         return pq.read_table(path).to_pylist()
     except (pa.ArrowException, OSError) as error:
-        reason = type(error).__name__
-        raise DataError(f"{path.name} is not a readable Parquet file ({reason}): re-export it as Parquet.") from None
+        raise bad_parquet(path.name, error) from None

@@ -4,17 +4,25 @@ or the engine's one-sentence error. Each runs in its own process so the web serv
 Their answers are cached on disk (EngineCache, under WORKSPACE/.cache/engine/), keyed by everything an
 answer depends on: the dataset file's content, the model folder's files, the options, and the engine's
 own code and library versions. Every visitor and every later start of the server shares them, and at
-most one process per command runs at a time.
+most one process per command runs at a time: visitors asking for the same answer wait for that one process.
+
+The processes never outlive the server: each is killed by the kernel when the server ends, however it ends
+(Linux; engine/lifetime.py), and the server kills those still running when it exits normally (elsewhere
+too). An inspect-data process reads a bounded sample of the file (engine/sample.py) and is capped at
+MEMORY_CAPS_MB of writable memory.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -22,11 +30,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from engine.__main__ import MEMORY_ENV, PARENT_ENV
 from engine.config import RunConfig
 from engine.rundir import write_json_atomic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CACHE_LIMIT = 500  # answers kept on disk; the oldest go first
+# Writable memory (RLIMIT_DATA) an inspection may use: it measures at most 2,000 rows (16 MB of text) of any
+# file, 352 MB at its peak with the demo model's tokenizer (tests/bench/inspect_big.py); a bigger tokenizer
+# and long rows need more, a runaway process is stopped here.
+MEMORY_CAPS_MB = {"inspect-data": 2048}
 
 
 class EngineError(RuntimeError):
@@ -43,19 +56,53 @@ def last_sentence(stderr: str) -> str:
     return lines[-1] if lines else "the engine exited without saying why."
 
 
+def engine_env(command: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of an engine command the page waits for: this process's, plus `extra`, plus the limits
+    the engine sets itself at start: killed when this process ends, and the command's memory cap, if any."""
+    env = {**os.environ, **(extra or {}), PARENT_ENV: str(os.getpid())}
+    if command in MEMORY_CAPS_MB:
+        env[MEMORY_ENV] = str(MEMORY_CAPS_MB[command])
+    return env
+
+
+_running: set[subprocess.Popen] = set()
+_running_lock = threading.Lock()
+
+
+@atexit.register
+def end_running() -> None:
+    """Kill the engine commands still running (at the server's exit; on Linux the kernel does it anyway)."""
+    with _running_lock:
+        for process in _running:
+            process.kill()
+
+
 def run_json(args: list[str], timeout: float = 180.0, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run `python -m engine ARGS` and return the JSON object it prints; raise EngineError otherwise.
-    `env` adds to (or overrides) this process's environment."""
+    `env` adds to (or overrides) this process's environment.
+
+    The calling thread waits for the process: the kernel's parent-death signal follows the thread that
+    started a process, so the process must not be started by a thread that ends before it."""
+    process = subprocess.Popen(
+        engine_argv(*args), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.DEVNULL, env=engine_env(args[0], env), start_new_session=True,
+    )
+    with _running_lock:
+        _running.add(process)
     try:
-        done = subprocess.run(
-            engine_argv(*args), cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
-            stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
-        )
+        stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
         raise EngineError(f"`engine {args[0]}` took longer than {timeout:.0f} s and was stopped.") from None
-    if done.returncode != 0:
-        raise EngineError(last_sentence(done.stderr))
-    lines = done.stdout.strip().splitlines()  # the answer is the last line (a JSON object); nothing else parses it
+    finally:
+        with _running_lock:
+            _running.discard(process)
+    if process.returncode < 0:
+        raise EngineError(ended_by_signal(args[0], -process.returncode))
+    if process.returncode != 0:
+        raise EngineError(last_sentence(stderr))
+    lines = stdout.strip().splitlines()  # the answer is the last line (a JSON object); nothing else parses it
     try:
         answer = json.loads(lines[-1]) if lines else None
     except ValueError:
@@ -63,6 +110,18 @@ def run_json(args: list[str], timeout: float = 180.0, env: dict[str, str] | None
     if not isinstance(answer, dict):
         raise EngineError(f"`engine {args[0]}` printed no result.")
     return answer
+
+
+def ended_by_signal(command: str, number: int) -> str:
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"signal {number}"
+    cap = MEMORY_CAPS_MB.get(command)
+    if cap and number in (signal.SIGABRT, signal.SIGSEGV, signal.SIGKILL):
+        return (f"`engine {command}` was ended by {name}, most likely at its memory cap of {cap:,} MB: "
+                "split the dataset's very long rows.")
+    return f"`engine {command}` was ended by {name}: try again, and see the server's log if it happens again."
 
 
 def inspect_args(path: Path, *, data_format: str = "auto", model: str | None = None, cutoff_len: int | None = None,
@@ -175,14 +234,16 @@ def plan_job(config: RunConfig, env: dict[str, str] | None = None) -> EngineJob:
 
 
 class EngineCache:
-    """Answers of engine jobs on disk, one JSON file per job digest. Failures are not kept (a model may be
-    downloaded, a file fixed); at most one process per command runs at a time, so visitors asking for the
-    same answer wait for one process and then read its file."""
+    """Answers of engine jobs on disk, one JSON file per job digest. At most one process per command runs at
+    a time, so visitors asking for the same answer wait for one process and then read its file, or get its
+    error: a failure is shared with those who were waiting for it, not kept for later requests (a model may
+    be downloaded, a file fixed)."""
 
     def __init__(self, root: Path):
         self.root = root
         self._slots: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
+        self._failures: dict[str, tuple[float, EngineError]] = {}  # digest -> (when it failed, the error)
 
     def path(self, job: EngineJob) -> Path:
         return self.root / f"{job.command}-{job.digest}.json"
@@ -200,14 +261,29 @@ class EngineCache:
         found = self.cached(job)
         if found is not None:
             return found
+        asked = time.monotonic()
         with self._slot(job.command):
             found = self.cached(job)  # another visitor's process may have answered meanwhile
             if found is not None or not wanted():
                 return found
-            self.root.mkdir(parents=True, exist_ok=True)
-            result = job.run(self.root)
-            write_json_atomic(self.path(job), result)
+            failed_at, error = self._failures.get(job.digest, (0.0, None))
+            if error is not None and failed_at >= asked:  # it failed while this request waited for it
+                raise error
+            result = self._run(job)
         self._prune()
+        return result
+
+    def _run(self, job: EngineJob) -> dict[str, Any]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            result = job.run(self.root)
+        except EngineError as error:
+            self._failures[job.digest] = (time.monotonic(), error)
+            for old in list(self._failures)[:-CACHE_LIMIT]:
+                del self._failures[old]
+            raise
+        self._failures.pop(job.digest, None)
+        write_json_atomic(self.path(job), result)
         return result
 
     def _slot(self, command: str) -> threading.Lock:

@@ -57,7 +57,6 @@ def inspection_view(panel: DataPanel, report: dict[Any, Any], cutoff_len: float,
                     request: gr.Request | None) -> dict[Any, Any]:
     """The outputs of `inspect` for one inspect-data report."""
     headers, rows = preview_rows(report)
-    summary = message(request, "msg.data_summary", format=report.get("format"), rows=report.get("rows"))
     lengths = report.get("lengths") or []
     over = report.get("over_cutoff")
     over_text = ""
@@ -65,12 +64,22 @@ def inspection_view(panel: DataPanel, report: dict[Any, Any], cutoff_len: float,
         key = "msg.over_cutoff_drop" if report.get("overlength") == "drop" else "msg.over_cutoff_truncate"
         over_text = message(request, key, n=over, cutoff=int(cutoff_len or 0))
     return {
-        panel.summary: summary,
+        panel.summary: summary_line(report, request),
         panel.preview: gr.update(value={"headers": headers, "data": rows}, visible=True),
         panel.example: example_view(report, request),
         panel.histogram: length_chart(lengths, int(cutoff_len or 0), request),
         panel.over_cutoff: gr.update(value=over_text, visible=bool(over_text)),
     }
+
+
+def summary_line(report: dict[str, Any], request: gr.Request | None) -> str:
+    """Format and row count; for a file bigger than the inspection's sample, how many rows were measured."""
+    rows = int(report.get("rows") or 0)
+    measured = int(report.get("sample_rows") or rows)
+    summary = message(request, "msg.data_summary", format=report.get("format"), rows=f"{rows:,}")
+    if measured < rows:
+        summary += " · " + message(request, "msg.data_sample", sample=f"{measured:,}")
+    return summary
 
 
 def example_view(report: dict[str, Any], request: gr.Request | None) -> Any:
