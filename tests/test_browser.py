@@ -97,7 +97,8 @@ def test_train_chat_export_in_browser(page, server, tmp_path):
     # Nothing outside the workspace can be fetched through the page's file route.
     for crafted in ("/etc/passwd", str(ROOT / "launch.py"), f"{workspace}/../secret"):
         assert page.request.get(f"{url}/gradio_api/file={crafted}").status == 403
-    assert any((workspace / ".gradio").rglob("facts.jsonl"))  # gradio's upload copy stays in the workspace
+    assert (workspace / "uploads" / "facts.jsonl").is_file()  # the upload is stored once, in the workspace:
+    assert not any((workspace / ".gradio").rglob("facts.jsonl"))  # moved out of Gradio's upload cache
 
     with zipfile.ZipFile(zip_path) as archive:
         archive.extractall(tmp_path / "merged")

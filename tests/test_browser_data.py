@@ -104,6 +104,7 @@ def test_upload_stays_listed_after_reload_and_is_stored_once(page, server, tmp_p
     data.write_text(json.dumps([{"instruction": "Say hi.", "input": "", "output": "Hi!"}] * 3), encoding="utf-8")
     page.locator("#wb-upload input[type=file]").set_input_files(str(data))
     page.wait_for_function("() => document.querySelector('#wb-dataset input').value === 'uploads/alpaca_en_demo.json'")
+    assert not any((workspace / ".gradio").rglob("alpaca_en_demo.json"))  # moved out of Gradio's cache: one copy
 
     page.reload()
     page.wait_for_selector("#wb-start")
@@ -115,5 +116,19 @@ def test_upload_stays_listed_after_reload_and_is_stored_once(page, server, tmp_p
     page.locator("#wb-upload input[type=file]").set_input_files(str(data))  # the same file again
     page.wait_for_function("() => document.querySelector('#wb-dataset input').value === 'uploads/alpaca_en_demo.json'")
     assert sorted(p.name for p in (workspace / "uploads").iterdir()) == ["alpaca_en_demo.json"]
+    assert not any((workspace / ".gradio").rglob("alpaca_en_demo.json"))  # the second copy Gradio got is gone too
     options = dropdown_options(page, "#wb-dataset")
     assert options.count("uploads/alpaca_en_demo.json") == 1, options
+
+
+def test_a_file_bigger_than_the_sample_says_which_rows_were_measured(page, tmp_path):
+    """Every row is counted; the summary by the histogram says the lengths come from the first 2,000."""
+    data = tmp_path / "many.jsonl"
+    data.write_text("".join(json.dumps({"instruction": f"Question {i}?", "output": f"Answer {i}."}) + "\n"
+                            for i in range(2500)), encoding="utf-8")
+    page.locator("#wb-upload input[type=file]").set_input_files(str(data))
+    summary = page.wait_for_selector("#wb-data-summary:has-text('2,500')", timeout=120_000)
+    text = summary.inner_text()
+    assert "2,500 rows" in text and "first 2,000 rows" in text, text
+    page.wait_for_selector("#wb-lengths [aria-roledescription=bar]", timeout=120_000)
+    shot(page, "data-sampled")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 import random
 from pathlib import Path
@@ -109,6 +111,45 @@ def test_the_same_file_uploaded_again_is_the_stored_copy(tmp_path: Path):
     assert datasets.save_upload(other, uploads) == renamed  # found under its new name too
     assert datasets.save_upload(first, uploads) == saved
     assert len(list(uploads.iterdir())) == 2
+
+
+def received(gradio: Path, name: str, content: str) -> Path:
+    """A file as Gradio's upload route leaves it: GRADIO_TEMP_DIR/<sha256 of the bytes>/NAME."""
+    path = gradio / hashlib.sha256(content.encode()).hexdigest() / name
+    path.parent.mkdir(parents=True)
+    path.write_text(content, encoding="utf-8")
+    return path
+
+
+def test_an_upload_is_stored_once(tmp_path: Path):
+    """Moved out of Gradio's upload cache into uploads/, its folder there removed; the same bytes again are
+    the stored copy, and Gradio's copy goes too."""
+    gradio, uploads = tmp_path / ".gradio", tmp_path / "uploads"
+    content = '{"instruction": "Hi", "output": "Hello"}\n'
+    first = received(gradio, "facts.jsonl", content)
+    saved = datasets.store_upload(first, uploads, received_in=gradio)
+    assert saved == uploads / "facts.jsonl" and saved.read_text(encoding="utf-8") == content
+    assert not gradio.exists() or not any(gradio.iterdir())  # nothing left in Gradio's cache
+
+    again = received(gradio, "facts.jsonl", content)
+    assert datasets.store_upload(again, uploads, received_in=gradio) == saved
+    assert not again.exists() and sorted(p.name for p in uploads.iterdir()) == ["facts.jsonl"]
+
+    elsewhere = tmp_path / "mine" / "notes.jsonl"  # not Gradio's: copied, left where it is
+    elsewhere.parent.mkdir()
+    elsewhere.write_text(content, encoding="utf-8")
+    assert datasets.store_upload(elsewhere, uploads, received_in=gradio) == uploads / "notes.jsonl"
+    assert elsewhere.read_text(encoding="utf-8") == content
+
+
+def test_an_upload_on_another_filesystem_is_copied_then_deleted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    def cross_device(source, target):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(datasets.os, "replace", cross_device)
+    source = received(tmp_path / ".gradio", "facts.jsonl", '{"text": "x"}\n')
+    saved = datasets.store_upload(source, tmp_path / "uploads", received_in=tmp_path / ".gradio")
+    assert saved.read_text(encoding="utf-8") == '{"text": "x"}\n' and not source.exists()
 
 
 def test_dataset_choices_read_the_folder_each_time(tmp_path: Path):

@@ -1,9 +1,12 @@
 """Dataset files the page can use: bundled samples (assets/datasets, read-only) and uploads, which are
-copied into WORKSPACE/uploads. Also the pure helpers that turn an inspect-data report into widgets."""
+moved into WORKSPACE/uploads out of Gradio's upload cache (one copy on disk). Also the pure helpers that turn
+an inspect-data report into widgets."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -12,6 +15,8 @@ from typing import Any
 
 from engine.config import DATA_EXTENSIONS as SUFFIXES
 from webui.paths import PathError, slug
+
+UPLOAD_FOLDER = re.compile(r"[0-9a-f]{32,128}")  # Gradio keeps each upload in a folder named by its hash
 MAX_BINS = 12
 # bin widths a reader takes in at a glance: 1-2-5 steps, quarters, and powers of two (cutoffs are often 2^n)
 NICE_WIDTHS = sorted({m * 10**k for m in (1, 2, 5) for k in range(10)} | {25 * 10**k for k in range(9)}
@@ -33,9 +38,26 @@ def dataset_choices(uploads: Path, assets: Path) -> list[tuple[str, str]]:
     return found
 
 
-def save_upload(temp_path: str | Path, uploads: Path) -> Path:
-    """Copy a file gradio received into WORKSPACE/uploads under a safe name; the same file uploaded again
-    (same name, same bytes) is the stored copy, a different file of that name gets a new name."""
+def store_upload(temp_path: str | Path, uploads: Path, received_in: Path) -> Path:
+    """Store a file Gradio received (save_upload) so that it is stored once: moved out of Gradio's upload
+    folder `received_in`, and the folder Gradio made for it there removed once empty. A file from anywhere
+    else is copied, never moved."""
+    source = Path(temp_path)
+    received = source.resolve().is_relative_to(received_in.resolve())
+    saved = save_upload(source, uploads, move=received)
+    if received and UPLOAD_FOLDER.fullmatch(source.parent.name):
+        try:
+            source.parent.rmdir()
+        except OSError as error:
+            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
+                raise  # ENOTEMPTY/EEXIST: a file of another upload with the same bytes landed there meanwhile
+    return saved
+
+
+def save_upload(temp_path: str | Path, uploads: Path, *, move: bool = False) -> Path:
+    """Store a file Gradio received in WORKSPACE/uploads under a safe name; the same file uploaded again
+    (same name, same bytes) is the stored copy, a different file of that name gets a new name. With `move`,
+    the received file is moved there (or deleted, where its bytes are stored already); else it is copied."""
     source = Path(temp_path)
     suffix = source.suffix.lower()
     if suffix not in SUFFIXES:
@@ -44,13 +66,29 @@ def save_upload(temp_path: str | Path, uploads: Path) -> Path:
     stem = slug(source.stem, 60)
     stored = stored_copy(source, uploads, stem, suffix)
     if stored is not None:
+        if move:
+            source.unlink()
         return stored
     target, n = uploads / f"{stem}{suffix}", 1
     while target.exists():
         n += 1
         target = uploads / f"{stem}-{n}{suffix}"
-    shutil.copyfile(source, target)
+    if move:
+        move_file(source, target)
+    else:
+        shutil.copyfile(source, target)
     return target
+
+
+def move_file(source: Path, target: Path) -> None:
+    """Rename where both are on one filesystem (instant, whatever the size); else copy, then delete."""
+    try:
+        os.replace(source, target)
+    except OSError as error:
+        if error.errno != errno.EXDEV:
+            raise
+        shutil.copyfile(source, target)
+        source.unlink()
 
 
 def stored_copy(source: Path, uploads: Path, stem: str, suffix: str) -> Path | None:

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from engine.config import ConfigError, RunConfig, load_config
 from webui import forms
 from webui.context import AppContext
-from webui.datasets import dataset_choices, save_upload
+from webui.datasets import dataset_choices, store_upload
 from webui.form_fields import BITS, EPOCHS, MAX_STEPS, OPTIONS
 from webui.i18n import failure, message, words
 from webui.models import hub_offline, model_info
@@ -71,14 +72,18 @@ def show_model(ctx: AppContext, name: str, request: gr.Request) -> str:
     return info.markdown(words(request))
 
 
-def upload_dataset(ctx: AppContext, temp_path: str | None, request: gr.Request | None = None) -> Any:
+def upload_dataset(ctx: AppContext, temp_path: str | None, request: gr.Request | None = None) -> tuple[Any, Any]:
+    """Move the upload into WORKSPACE/uploads and choose it; the upload box is emptied, since the file it
+    showed is no longer in Gradio's cache (the dataset list shows it now)."""
     if not temp_path:
-        return gr.update()
+        return gr.update(), gr.update()
     try:
-        saved = save_upload(temp_path, ctx.uploads)
+        saved = store_upload(temp_path, ctx.uploads, received_in=Path(get_upload_folder()))
     except PathError as error:
         raise failure(request, str(error)) from None
-    return gr.update(choices=dataset_choices(ctx.uploads, ctx.assets), value=str(saved))
+    except FileNotFoundError:
+        raise failure(request, message(request, "msg.upload_gone")) from None
+    return None, gr.update(choices=dataset_choices(ctx.uploads, ctx.assets), value=str(saved))
 
 
 def list_datasets(ctx: AppContext) -> Any:
