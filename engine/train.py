@@ -172,8 +172,9 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     percent = 100 * trainable / total
     reporter.info(f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {percent:.4f}")
 
-    from engine.trainer import build_trainer
+    from engine.trainer import build_trainer, use_packing
 
+    reporter.info(check_memory(config, model, trainable, train_rows, use_packing(config, model)))
     trainer, packing = build_trainer(config, run, model, tokenizer, train_rows, val_rows, reporter, stop)
     reporter.info(f"batching: {'padding-free packing' if packing else 'padded batches'}")
     reporter.status("training")
@@ -191,6 +192,16 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
                   f"{loss}, {metrics['tokens_per_s']:.0f} tokens/s")
     reporter.status(state, step=trainer.state.global_step)
     return state
+
+
+def check_memory(config: RunConfig, model: Any, trainable: int, rows: list[dict], packing: bool) -> str:
+    """The pre-flight memory check's log line; MemoryCheckError when one step cannot fit (engine.preflight)."""
+    from engine import preflight
+
+    lengths = [len(row["input_ids"]) for row in rows]
+    step = preflight.estimate(model, trainable, lengths, config.train.batch_size, packing)
+    available, where = preflight.available_memory()
+    return preflight.check_fits(step, available, where, config.train.batch_size, config.train.cutoff_len, packing)
 
 
 def save_weights(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: Any, grown: bool) -> Path:
