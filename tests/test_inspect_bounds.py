@@ -20,6 +20,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,11 +40,15 @@ BOUND_WITH_DEMO_TOKENIZER_MB = 512
 
 
 @pytest.fixture(scope="module")
-def big(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, int]]:
-    """About 60 MB of .jsonl, .json (one top-level list) and .parquet (one row group): (path, rows written)."""
+def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[Path, int]]]:
+    """About 60 MB of .jsonl, .json (one top-level list) and .parquet (one row group): (path, rows written);
+    removed after this module's tests (pytest keeps the temporary folders of the last runs)."""
     folder = tmp_path_factory.mktemp("big")
-    return {suffix: (path, write_dataset(path, 60)) for suffix in ("jsonl", "json", "parquet")
-            for path in [folder / f"big.{suffix}"]}
+    files = {suffix: (path, write_dataset(path, 60)) for suffix in ("jsonl", "json", "parquet")
+             for path in [folder / f"big.{suffix}"]}
+    yield files
+    for path, _ in files.values():
+        path.unlink()
 
 
 @pytest.mark.parametrize("suffix", ["jsonl", "json", "parquet"])
