@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from engine.streams import CHUNK_BYTES, MAX_ROW_BYTES, json_items, lines, too_lo
 SAMPLE_ROWS = 2000
 SAMPLE_BYTES = 16 << 20
 
+LONE_CR = re.compile(r"(?<=\r)(?!\n)")
 Rows = Iterator[tuple[Any, int]]  # (row, its size in characters of the file's text)
 
 
@@ -68,7 +70,7 @@ def _take(rows: Rows, name: str, max_rows: int, max_bytes: int) -> Sample:
 
 def _jsonl_rows(path: Path) -> Rows:
     blank = True
-    for number, line in enumerate(lines(path), 1):
+    for number, line in enumerate(_lines(path), 1):
         if not line.strip():
             continue
         blank = False
@@ -102,7 +104,7 @@ def _txt_rows(path: Path) -> Rows:
 
 
 def _csv_rows(path: Path) -> Rows:
-    seen = _Seen(lines(path))
+    seen = _Seen(_lines(path))
     reader = csv.DictReader(seen)
     try:
         for number, record in enumerate(reader, 1):
@@ -113,6 +115,15 @@ def _csv_rows(path: Path) -> Rows:
         raise bad_csv(path.name, error) from None
     if not seen.text:
         raise DataError(f"{path.name} is empty: add at least one row.")
+
+
+def _lines(path: Path) -> Iterator[str]:
+    """The file's lines, also where they end in a lone \r (as str.splitlines and csv's newline="" do)."""
+    for line in lines(path):
+        if "\r" in line:
+            yield from (part for part in LONE_CR.split(line) if part)
+        else:
+            yield line
 
 
 class _Seen:

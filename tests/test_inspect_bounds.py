@@ -135,10 +135,13 @@ BROKEN = {
     "data-key.json": ' {"meta": {"x": [1, 2]}, "data": [{"a": 1}, {"a": 22}], "z": null} ',
     "bad-line.jsonl": '{"a": 1}\n\n{"a": \n',
     "blank.jsonl": "\n  \n",
+    "cr-only.jsonl": '{"a": 1}\r{"a": 2}\r\r{"a": 3}\r',
     "paragraphs.txt": "first\r\n  \r\nsecond line\nstill second\n\n\n  third  ",
     "extra-field.csv": "a,b\n1,2\n3,4,5\n",
     "header-only.csv": "a,b\n",
     "quoted-newline.csv": 'a,b\n"1\n2",3\n',
+    "cr-only.csv": 'a,b\r1,"x\ry"\r3,4\r',
+    "crlf.csv": 'a,b\r\n1,"x\r\ny"\r\n3,4\r\n',
 }
 
 
