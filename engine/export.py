@@ -264,7 +264,7 @@ def checked_run(run: rundir.RunDir, out: Path, result: ExportResult, dtype: str 
     if result.dtype not in TOLERANCE:
         raise ExportError(f"dtype {result.dtype!r} is not one of {', '.join(TOLERANCE)}.")
     weights = run.adapter if config.method.name in ADAPTER_METHODS else run.model
-    if not weights.is_dir() or not any(weights.iterdir()):
+    if run.weights_dir() != weights:  # missing, or a folder a killed save left without its config or weights
         raise ExportError(f"{run.path} has no {weights.name}/ folder: the run has not finished, so there is "
                           "nothing to export.")
     if out.exists() and not overwrite:

@@ -163,22 +163,36 @@ class RunManager:
     def rerun(self, name: str) -> bool:
         """Start a failed or stopped run afresh from its config.yaml, through the queue: its outputs are
         deleted first. Returns True when it waits in the queue behind another run."""
+        return self._requeue(name, resume=False)
+
+    def resume(self, name: str) -> bool:
+        """Continue a failed or stopped run from its newest complete checkpoint, through the queue (a crash costs
+        only the steps since that checkpoint; a stopped run trains on to its end). Nothing is deleted: the curve
+        goes on from the checkpoint's step. Returns True when it waits in the queue behind another run."""
+        return self._requeue(name, resume=True)
+
+    def _requeue(self, name: str, resume: bool) -> bool:
+        action = "resumed" if resume else "run again"
         with self.scheduler.lock:
             state = self.info(name).state
             if state not in RERUNNABLE:
-                raise RunError(f"Run {name} is {state}: only a failed or stopped run can be run again.")
+                raise RunError(f"Run {name} is {state}: only a failed or stopped run can be {action}.")
             if self.alive(name):
                 raise RunError(f"Run {name} is still saving: try again in a moment.")
             run = self.run_dir(name)
+            if resume and run.last_checkpoint() is None:
+                raise RunError(f"Run {name} has no complete checkpoint to resume from (train.save_steps decides how "
+                               "often they are written): use Run again to start it afresh.")
             try:
                 config = load_config(run.config)
             except ConfigError as error:
-                raise RunError(f"Run {name} cannot run again: {' '.join(error.issues)}") from None
+                raise RunError(f"Run {name} cannot be {action}: {' '.join(error.issues)}") from None
             self.scheduler.boundary.config(config, run.path)  # before anything of the run is deleted
-            run.clear_outputs()
-            if config.train.resume:  # afresh, even if the last attempt resumed
+            if not resume:
+                run.clear_outputs()
+            if config.train.resume != resume:  # afresh, even if the last attempt resumed; or from its checkpoint
                 run.config.write_text(config.model_copy(update={"train": config.train.model_copy(
-                    update={"resume": False})}).to_yaml(), encoding="utf-8")
+                    update={"resume": resume})}).to_yaml(), encoding="utf-8")
             run.write_status(QUEUED, pid=None, error=None)
             self._infos.pop(name, None)
             return self.tick() != name

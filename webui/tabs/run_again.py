@@ -1,6 +1,8 @@
-"""Run again, on the Runs tab: start a failed or stopped run afresh from its config, through the queue.
+"""Run again and Resume, on the Runs tab: start a failed or stopped run afresh from its config, or continue it
+from its newest complete checkpoint, through the queue.
 
-It deletes what the run wrote (weights, checkpoints, curves, logs), so the page asks first, naming the runs.
+Run again deletes what the run wrote (weights, checkpoints, curves, logs), so the page asks first, naming the
+runs; Resume deletes nothing and goes at once.
 """
 
 from __future__ import annotations
@@ -46,7 +48,23 @@ def rerun_confirmed(ctx: AppContext, names: list[str] | None, request: gr.Reques
     return closed()
 
 
-def wire_run_again(ctx: AppContext, button: gr.Button, confirm: Confirm, selected: gr.Dropdown,
+def resume_selected(ctx: AppContext, selected: list[str] | None, request: gr.Request | None = None) -> None:
+    """Resume pressed: each selected run continues from its newest complete checkpoint (or waits in the queue)."""
+    say = words(request)
+    if not selected:
+        raise failure(request, say("runs.msg.select_run"))
+    for name in selected:
+        try:
+            queued = ctx.runs.resume(name)
+        except (RunError, PathError) as error:
+            raise failure(request, str(error)) from None
+        text = (message(request, "runs.msg.resume_queued", name=name, active=ctx.runs.active() or "?") if queued
+                else message(request, "runs.msg.resume_started", name=name))
+        gr.Info(text, title=message(request, "msg.info_title"))
+
+
+def wire_run_again(ctx: AppContext, button: gr.Button, confirm: Confirm, resume: gr.Button, selected: gr.Dropdown,
                    listing: tuple[Any, ...]) -> None:
     button.click(bind(ask_rerun, ctx), [selected], confirm.outputs)
     confirm.yes.click(bind(rerun_confirmed, ctx), confirm.pending, confirm.outputs).then(*listing)
+    resume.click(bind(resume_selected, ctx), [selected], None).then(*listing)

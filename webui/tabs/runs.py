@@ -38,6 +38,7 @@ class RunsTab:
     seen: gr.State
     listed: gr.State  # the scheduler's version the table was drawn from
     rerun: gr.Button
+    resume: gr.Button
     confirm_rerun: Confirm
     loss_colors: gr.State  # the loss plot's colour map, sent after its data (webui.plots)
 
@@ -152,6 +153,7 @@ def build_runs_tab(ctx: AppContext, app: gr.Blocks) -> RunsTab:
                                    info=t("runs.select_help"), elem_id="wb-runs-select", scale=3)
             refresh = gr.Button(t("runs.refresh"), scale=0)
             stop = gr.Button(t("runs.stop"), scale=0, elem_id="wb-runs-stop")
+            resume = gr.Button(t("runs.resume"), scale=0, elem_id="wb-runs-resume")
             rerun = gr.Button(t("runs.rerun"), scale=0, elem_id="wb-runs-rerun")
             delete = gr.Button(t("runs.delete"), variant="stop", scale=0, elem_id="wb-runs-delete")
         confirm_delete = build_confirm("wb-runs-confirm", "runs.confirm_yes", "runs.confirm_no")
@@ -168,7 +170,7 @@ def build_runs_tab(ctx: AppContext, app: gr.Blocks) -> RunsTab:
         listed = gr.State(-1)
     tab = RunsTab(table=table, selected=selected, refresh=refresh, stop=stop, delete=delete,
                   confirm_delete=confirm_delete, progress=progress, loss=loss, log=log, compare=compare, timer=timer,
-                  seen=seen, listed=listed, rerun=rerun, confirm_rerun=confirm_rerun, loss_colors=loss_colors)
+                  seen=seen, listed=listed, rerun=rerun, resume=resume, confirm_rerun=confirm_rerun, loss_colors=loss_colors)
     listing = (bind(redraw_runs, ctx), [tab.selected], [tab.table, tab.selected, tab.listed])
     view = (bind(show_runs, ctx), [tab.selected, tab.seen],
             [tab.progress, tab.loss, tab.log, tab.compare, tab.seen, tab.loss_colors])
@@ -182,5 +184,5 @@ def build_runs_tab(ctx: AppContext, app: gr.Blocks) -> RunsTab:
     tab.delete.click(bind(ask_delete, ctx), [tab.selected], tab.confirm_delete.outputs)
     tab.confirm_delete.yes.click(bind(delete_confirmed, ctx), tab.confirm_delete.pending,
                                  tab.confirm_delete.outputs).then(*listing)
-    wire_run_again(ctx, tab.rerun, tab.confirm_rerun, tab.selected, listing)
+    wire_run_again(ctx, tab.rerun, tab.confirm_rerun, tab.resume, tab.selected, listing)
     return tab
