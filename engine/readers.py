@@ -107,9 +107,14 @@ def _parse_json(text: str, name: str) -> list:
     return value
 
 
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
 def _parse_jsonl(text: str, name: str) -> list:
     records = []
-    for number, line in enumerate(text.splitlines(), 1):
+    # Only \n and \r end a line: a JSON string cannot hold them raw, but it may hold U+2028, U+0085 and the other
+    # characters str.splitlines() also breaks on (json.dumps(..., ensure_ascii=False) writes them as they are).
+    for number, line in enumerate(LINE_BREAK.split(text), 1):
         if not line.strip():
             continue
         try:

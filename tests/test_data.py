@@ -442,3 +442,13 @@ def test_cli_bad_file_exits_2_with_the_sentence(tmp_path: Path) -> None:
     message = done.stderr.strip()
     assert "broken.jsonl row 2" in message and "'output'" in message
     assert_one_sentence(message)
+
+
+def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path):
+    """json.dumps(ensure_ascii=False) writes U+2028, U+0085 and U+000C as they are; only \\n and \\r end a line."""
+    from engine.readers import read_records
+
+    rows = [{"instruction": "a\u2028b", "output": "c\u0085d"}, {"instruction": "e\x0cf", "output": "g"}]
+    path = tmp_path / "separators.jsonl"
+    path.write_text("\r\n".join(json.dumps(row, ensure_ascii=False) for row in rows) + "\n", encoding="utf-8")
+    assert read_records(path) == rows
