@@ -3,7 +3,9 @@ the over-cutoff line, from the `inspect-data` engine process's report (cached on
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -38,6 +40,10 @@ def inspect(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, 
         return
     try:
         path = ctx.readable(dataset)
+        if not path.is_file():
+            yield summary_only(panel, f"<div class='wb-error' id='wb-data-error'>"
+                                      f"{html.escape(message(request, 'msg.data_missing', name=dataset))}</div>")
+            return
         local = ctx.local_model_dir(model) if model else None
         tokenizer = model_folder(model, local) if model else None  # local, or the hub cache's copy: no download
         job = inspect_job(path, data_format=data_format, model=str(tokenizer) if tokenizer else None,
@@ -47,8 +53,12 @@ def inspect(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, 
         if report is None:
             yield summary_only(panel, f"<span id='wb-data-busy'>{message(request, 'msg.inspecting')}</span>")
             report = cache.answer(job)
-    except (EngineError, PathError, OSError) as error:
-        yield summary_only(panel, f"<div class='wb-error' id='wb-data-error'>{error}</div>")
+    except OSError as error:  # the file went, or cannot be read, while it was being looked at
+        reason = f"{Path(dataset).name} cannot be read: {error.strerror or error.__class__.__name__}."
+        yield summary_only(panel, f"<div class='wb-error' id='wb-data-error'>{html.escape(reason)}</div>")
+        return
+    except (EngineError, PathError) as error:
+        yield summary_only(panel, f"<div class='wb-error' id='wb-data-error'>{html.escape(str(error))}</div>")
         return
     yield inspection_view(panel, report, cutoff_len, request)
 
