@@ -7,6 +7,7 @@ Field names follow upstream: peft for method options, transformers where no cont
 from __future__ import annotations
 
 import platform
+import re
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 MethodName = Literal["lora", "dora", "qlora", "prefix", "prompt", "ptuning", "ia3", "full", "freeze"]
 DataFormat = Literal["auto", "alpaca", "sharegpt", "openai", "prompt_completion", "text"]
 Overlength = Literal["truncate", "drop"]
+Reasoning = Literal["keep", "drop"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
 Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
 Optimizer = Literal["adamw_torch", "adamw_8bit", "paged_adamw_8bit", "sgd"]
@@ -47,6 +49,7 @@ METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "full": (),
     "freeze": ("freeze_trainable_layers",),
 }
+PLACEHOLDER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # a {{name}} of data.replace (engine/placeholders.py)
 DATA_EXTENSIONS = (".json", ".jsonl", ".csv", ".parquet", ".txt")  # dataset files the engine reads
 EXPORT_DTYPES = ("float16", "bfloat16", "float32")
 VERSIONED_PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "datasets")
@@ -110,6 +113,23 @@ class DataConfig(_Section):
     val_size: float = Field(0.0, ge=0, lt=1, description="Fraction of rows held out for validation.")
     overlength: Overlength = Field("truncate", description="Rows longer than cutoff_len: truncate or drop.")
     max_samples: int | None = Field(None, ge=1, description="Use only the first N rows.")
+    replace: dict[str, str] = Field(
+        default_factory=dict,
+        description="Text for each {{name}} placeholder in the data, e.g. {name: Aria, author: Ada}: training fills "
+        "them in every row and refuses a row that holds one left unfilled.",
+    )
+    reasoning: Reasoning = Field(
+        "keep", description="Reasoning in assistant replies (<think> blocks, reasoning_content): keep trains it where "
+        "the chat template renders it; drop removes it before templating.")
+
+    @field_validator("replace", mode="before")
+    @classmethod
+    def _numbers_as_text(cls, value: Any) -> Any:
+        """YAML reads `year: 2025` as a number; a placeholder's value is the text the user wrote."""
+        if not isinstance(value, dict):
+            return value
+        return {key: str(item) if isinstance(item, (int, float)) and not isinstance(item, bool) else item
+                for key, item in value.items()}
 
 
 class TrainConfig(_Section):
@@ -164,6 +184,10 @@ class RunConfig(_Section):
             issues.append("train.eval_steps needs a validation set: set data.val_size above 0.")
         if t.resume and not Path(self.output_dir).exists():
             issues.append(f"train.resume is set but output_dir {self.output_dir} does not exist: nothing to resume.")
+        for name in self.data.replace:
+            if not PLACEHOLDER_NAME.fullmatch(name):
+                issues.append(f"data.replace names {name!r}, which is no placeholder name: use letters, digits and _ "
+                              "as the data writes them between double braces, like {{name}}.")
         if not self.data.path:
             issues.append("data.path is empty: name a dataset file.")
         elif not Path(self.data.path).is_file():

@@ -3,8 +3,9 @@
 Contract:
 - `load_rows(cfg)` reads .json/.jsonl/.csv/.parquet/.txt (engine/readers.py), applies `cfg.columns`, detects
   (or takes `cfg.format`) one of alpaca, sharegpt, openai, prompt_completion, text, and returns rows shaped
-  `{"messages": [{"role", "content"}, ...]}` or `{"text": str}` (engine/formats.py). It needs no model or
-  tokenizer.
+  `{"messages": [{"role", "content"}, ...]}` or `{"text": str}` (engine/formats.py), with reasoning dropped
+  where `cfg.reasoning` is drop (engine/reasoning.py) and `{{name}}` placeholders filled from `cfg.replace`
+  (engine/placeholders.py). It needs no model or tokenizer.
 - Every problem with the file is a `DataError` whose message is one sentence naming the file, the first
   bad row (1-based) and the field, and saying what to change.
 - `tokenize_rows` renders each conversation with the tokenizer's chat template, tokenizes it once, and
@@ -28,7 +29,9 @@ from engine.config import DataConfig, RunConfig
 from engine.failures import DataError
 from engine.lifetime import memory_cap_mb
 from engine.masking import template_notes as masking_notes
+from engine.placeholders import fill_placeholders, find_placeholders
 from engine.readers import read_records
+from engine.reasoning import drop_reasoning
 from engine.sample import SAMPLE_ROWS, read_sample
 from engine.tokens import chat_spans, ensure_chat_template
 
@@ -62,7 +65,15 @@ def _load(cfg: DataConfig) -> tuple[list[dict], list[dict], str]:
     if cfg.max_samples:
         raw = raw[: cfg.max_samples]
     rows, fmt = _normalise(raw, cfg)
-    return raw, rows, fmt
+    return raw, _as_trained(rows, cfg), fmt
+
+
+def _as_trained(rows: list[dict], cfg: DataConfig) -> list[dict]:
+    """Reasoning dropped (data.reasoning: drop), then placeholders filled (data.replace; DataError if one is not)."""
+    name = Path(cfg.path).name
+    if cfg.reasoning == "drop":
+        rows = drop_reasoning(rows, name)
+    return fill_placeholders(rows, cfg.replace, name)
 
 
 def _normalise(raw: list[dict], cfg: DataConfig) -> tuple[list[dict], str]:
@@ -195,10 +206,11 @@ def inspect_dataset(data_cfg: DataConfig, tokenizer: Any = None, cutoff_len: int
         "columns": list(columns),
         "preview": [clip(record, PREVIEW_CHARS) for record in raw[:PREVIEW_ROWS]],
         "overlength": data_cfg.overlength,
+        "placeholders": find_placeholders(rows),  # {{name}} to fill (data.replace), as found in the sample
     }
     if not sample.complete:
-        report["note"] = (f"The format, columns, example and token lengths come from the first {len(raw):,} of "
-                          f"{sample.rows:,} rows.")
+        report["note"] = (f"The format, columns, placeholders, example and token lengths come from the first "
+                          f"{len(raw):,} of {sample.rows:,} rows.")
     if tokenizer is None:
         return report
     if fmt != "text":
