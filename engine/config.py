@@ -10,14 +10,18 @@ import platform
 import re
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_serializer,
+                      field_validator)
+
+from engine import datapaths
 
 MethodName = Literal["lora", "dora", "qlora", "prefix", "prompt", "ptuning", "ia3", "full", "freeze"]
 DataFormat = Literal["auto", "alpaca", "sharegpt", "openai", "prompt_completion", "text"]
 Overlength = Literal["truncate", "drop"]
+Mix = Literal["concat", "interleave"]
 Reasoning = Literal["keep", "drop"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
 Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
@@ -50,7 +54,7 @@ METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "freeze": ("freeze_trainable_layers",),
 }
 PLACEHOLDER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # a {{name}} of data.replace (engine/placeholders.py)
-DATA_EXTENSIONS = (".json", ".jsonl", ".csv", ".parquet", ".txt")  # dataset files the engine reads
+DATA_EXTENSIONS = datapaths.DATA_EXTENSIONS  # dataset files the engine reads
 EXPORT_DTYPES = ("float16", "bfloat16", "float32")
 VERSIONED_PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "datasets")
 
@@ -103,8 +107,40 @@ class MethodConfig(_Section):
         return self.bits
 
 
+MAX_FRACTION = 10
+
+
+class DataSource(_Section):
+    """One dataset of a list data.path with settings of its own; a setting left out is data's."""
+
+    path: str = Field(description="Dataset file, dataset folder or hub dataset id.")
+    format: DataFormat | None = Field(None, description="This dataset's format (default: data.format).")
+    columns: dict[str, str] | None = Field(None, description="This dataset's column map (default: data.columns).")
+    split: str | None = Field(None, description="This dataset's split (default: data.split).")
+    fraction: float = Field(1.0, gt=0, le=MAX_FRACTION, description=(
+        "Share of this dataset's rows to use, drawn with train.seed: 0.5 takes half of them, 2 every row twice, "
+        "1.5 every row once and a drawn half once more."))
+
+
+def _kind(value: Any) -> str:
+    """The union member a data.path value (or list item) is, so that a mistake is reported against that one."""
+    if isinstance(value, (list, tuple)):
+        return "a-list"
+    return "a-mapping" if isinstance(value, (dict, DataSource)) else "a-string"
+
+
+DataItem = Annotated[Annotated[str, Tag("a-string")] | Annotated[DataSource, Tag("a-mapping")], Discriminator(
+    _kind, custom_error_type="data_item", custom_error_message="write each item as a path or as a mapping "
+    "{path, format, columns, split, fraction}")]
+DataPath = Annotated[Annotated[str, Tag("a-string")] | Annotated[list[DataItem], Tag("a-list")], Discriminator(
+    _kind, custom_error_type="data_path", custom_error_message="write one dataset as a path, or several as a list")]
+UNION_TAGS = ("a-string", "a-mapping", "a-list")  # the union members' tags, left out of the key an error names
+
+
 class DataConfig(_Section):
-    path: str = Field(description="Dataset file: .json, .jsonl, .csv, .parquet or .txt.")
+    path: DataPath = Field(description=(
+        "Dataset file (.json, .jsonl, .csv, .parquet, .txt), dataset folder (save_to_disk, or data files) or hub "
+        "dataset id; or a list of them, where an item may be {path, format, columns, split, fraction}."))
     format: DataFormat = Field("auto", description="Dataset format; auto detects it from the columns.")
     columns: dict[str, str] = Field(
         default_factory=dict,
@@ -112,7 +148,11 @@ class DataConfig(_Section):
     )
     val_size: float = Field(0.0, ge=0, lt=1, description="Fraction of rows held out for validation.")
     overlength: Overlength = Field("truncate", description="Rows longer than cutoff_len: truncate or drop.")
-    max_samples: int | None = Field(None, ge=1, description="Use only the first N rows.")
+    max_samples: int | None = Field(None, ge=1, description="Use only the first N rows (of each dataset).")
+    mix: Mix = Field("concat", description=(
+        "Several datasets: concat puts one after another; interleave spreads each over the whole in proportion "
+        "to its size (drawn with train.seed)."))
+    split: str = Field("train", description="The split read from a dataset folder or a hub dataset.")
     replace: dict[str, str] = Field(
         default_factory=dict,
         description="Text for each {{name}} placeholder in the data, e.g. {name: Aria, author: Ada}: training fills "
@@ -130,6 +170,44 @@ class DataConfig(_Section):
             return value
         return {key: str(item) if isinstance(item, (int, float)) and not isinstance(item, bool) else item
                 for key, item in value.items()}
+
+
+    @field_serializer("path")
+    def _compact_path(self, path: Any) -> Any:
+        """A list item with settings of its own is written with only those settings."""
+        if isinstance(path, str):
+            return path
+        return [item if isinstance(item, str) else {"path": item.path, **item.model_dump(
+            mode="json", exclude_defaults=True, exclude={"path"})} for item in path]
+
+    def sources(self) -> list[DataSource]:
+        """Every dataset of data.path, its format, columns and split filled in from data's where it has none."""
+        items = [self.path] if isinstance(self.path, str) else self.path
+        sources = []
+        for item in items:
+            own = DataSource(path=item) if isinstance(item, str) else item
+            sources.append(own.model_copy(update={
+                "format": own.format or self.format, "split": own.split or self.split,
+                "columns": self.columns if own.columns is None else own.columns}))
+        return sources
+
+    def for_source(self, source: DataSource) -> DataConfig:
+        """This config narrowed to one dataset (what reading, normalising and inspecting one dataset take)."""
+        return self.model_copy(update={"path": source.path, "format": source.format, "columns": source.columns,
+                                       "split": source.split})
+
+    def with_paths(self, change: Any) -> DataConfig:
+        """A copy with every dataset path passed through `change` (str -> str), the list's shape kept."""
+        if isinstance(self.path, str):
+            return self.model_copy(update={"path": change(self.path)})
+        items = [change(item) if isinstance(item, str) else item.model_copy(update={"path": change(item.path)})
+                 for item in self.path]
+        return self.model_copy(update={"path": items})
+
+    @property
+    def name(self) -> str:
+        """How logs and the page name the data: `a.json`, or `a.json + b.jsonl` for several."""
+        return " + ".join(datapaths.display_name(source.path) for source in self.sources())
 
 
 class TrainConfig(_Section):
@@ -188,10 +266,8 @@ class RunConfig(_Section):
             if not PLACEHOLDER_NAME.fullmatch(name):
                 issues.append(f"data.replace names {name!r}, which is no placeholder name: use letters, digits and _ "
                               "as the data writes them between double braces, like {{name}}.")
-        if not self.data.path:
-            issues.append("data.path is empty: name a dataset file.")
-        elif not Path(self.data.path).is_file():
-            issues.append(f"data.path {self.data.path} does not exist: check the path (relative to the config file).")
+        issues += datapaths.problems([source.path for source in self.data.sources()],
+                                     listed=not isinstance(self.data.path, str))
         return issues
 
     def to_yaml(self) -> str:
@@ -229,13 +305,19 @@ class ConfigError(ValueError):
 
 
 def _sentence(error: dict[str, Any]) -> str:
-    key = ".".join(str(part) for part in error["loc"])
+    parts = [part for part in error["loc"] if part not in UNION_TAGS]
+    item = next((i for i, part in enumerate(parts) if isinstance(part, int)), None)
+    if item is None:
+        key, where = ".".join(map(str, parts)), ""
+    else:  # a list item: "'fraction' in data.path item 2", counting from 1 as a reader of the YAML does
+        key, where = ".".join(map(str, parts[item + 1:])), f"{'.'.join(map(str, parts[:item]))} item {parts[item] + 1}"
     kind = error["type"]
     if kind == "extra_forbidden":
-        return f"Unknown key '{key}': remove it or check its spelling."
+        return f"Unknown key '{key}'{' in ' + where if where else ''}: remove it or check its spelling."
     if kind == "missing":
-        return f"Missing key '{key}': it is required."
-    return f"'{key}' is {error.get('input')!r}: {error['msg'].lower()}."
+        return f"Missing key '{key}'{' in ' + where if where else ''}: it is required."
+    subject = (f"'{key}' in {where}" if key else where) if where else f"'{key}'"
+    return f"{subject} is {error.get('input')!r}: {error['msg'].lower()}."
 
 
 def parse_config(raw: dict[str, Any], base_dir: Path | None = None, source: str = "config") -> RunConfig:
@@ -258,11 +340,11 @@ def parse_config(raw: dict[str, Any], base_dir: Path | None = None, source: str 
 
 
 def resolve_paths(config: RunConfig, base_dir: Path) -> RunConfig:
-    """Relative data.path and output_dir are relative to base_dir (the config file's folder); so is a
+    """Relative data.path entries and output_dir are relative to base_dir (the config file's folder), except a
+    data.path entry that names nothing there and has the shape of a hub dataset id; so is a
     relative model.name_or_path that names a folder there (otherwise it is a hub id, left as it is)."""
-    data_path = Path(config.data.path).expanduser()
     output_dir = Path(config.output_dir).expanduser()
-    data = config.data.model_copy(update={"path": str(data_path if data_path.is_absolute() else base_dir / data_path)})
+    data = config.data.with_paths(lambda path: datapaths.resolve(path, base_dir))
     out = str(output_dir if output_dir.is_absolute() else base_dir / output_dir)
     model = config.model
     local_model = base_dir / config.model.name_or_path

@@ -24,21 +24,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine import formats
-from engine.config import DataConfig, RunConfig
+from engine import formats, sources
+from engine.config import DataConfig, RunConfig, TrainConfig
 from engine.failures import DataError
 from engine.lifetime import memory_cap_mb
 from engine.masking import template_notes as masking_notes
 from engine.placeholders import fill_placeholders, find_placeholders
-from engine.readers import read_records
 from engine.reasoning import drop_reasoning
-from engine.sample import SAMPLE_ROWS, read_sample
+from engine.sample import SAMPLE_ROWS
 from engine.tokens import chat_spans, ensure_chat_template
 
 IGNORE_INDEX = -100
 PREVIEW_ROWS = 5
 PREVIEW_CHARS = 1000  # a preview value is cut here (the page shows 160 characters of it)
 EXAMPLE_CHARS = 20_000  # the rendered example is cut here: a page need not carry a row of megabytes
+DEFAULT_SEED = TrainConfig().seed  # fractions and interleaving are drawn with train.seed
 
 
 @dataclass
@@ -54,14 +54,20 @@ class TokenStats:
         return asdict(self)
 
 
-def load_rows(cfg: DataConfig) -> tuple[list[dict], str]:
-    """Read, map columns, detect the format and normalise; returns (rows, format)."""
-    _, rows, fmt = _load(cfg)
-    return rows, fmt
+def load_rows(cfg: DataConfig, seed: int = DEFAULT_SEED) -> tuple[list[dict], str]:
+    """Read, map columns, detect the format and normalise every dataset, then mix them; returns (rows, format),
+    the format being each dataset's joined with '+' where they differ (load_datasets has them per dataset)."""
+    mixed = load_datasets(cfg, seed)
+    return mixed.rows, mixed.format
+
+
+def load_datasets(cfg: DataConfig, seed: int = DEFAULT_SEED) -> sources.Mixed:
+    """Every dataset of data.path loaded (_load), given its share of rows and mixed with `seed` (engine/sources.py)."""
+    return sources.load(cfg, seed, lambda one: _load(one)[1:])
 
 
 def _load(cfg: DataConfig) -> tuple[list[dict], list[dict], str]:
-    raw = read_records(Path(cfg.path))
+    raw = sources.read_source(cfg.path, cfg.split)
     if cfg.max_samples:
         raw = raw[: cfg.max_samples]
     rows, fmt = _normalise(raw, cfg)
@@ -157,9 +163,8 @@ def build_splits(cfg: RunConfig, tokenizer: Any) -> tuple[list[dict], list[dict]
 
     The caller installs the chat template first (ensure_chat_template), since it may have to resize embeddings.
     """
-    rows, _ = load_rows(cfg.data)
-    name = Path(cfg.data.path).name
-    tokenized, stats = tokenize_rows(rows, tokenizer, cfg.train.cutoff_len, cfg.data.overlength, source=name)
+    name = cfg.data.name
+    tokenized, stats = _tokenize_datasets(load_datasets(cfg.data, cfg.train.seed), tokenizer, cfg)
     if not tokenized:
         raise DataError(
             f"{name} has no row left with a token to train on after cutoff_len={cfg.train.cutoff_len}: "
@@ -181,6 +186,18 @@ def build_splits(cfg: RunConfig, tokenizer: Any) -> tuple[list[dict], list[dict]
     return train, val, stats
 
 
+def _tokenize_datasets(mixed: sources.Mixed, tokenizer: Any, cfg: RunConfig) -> tuple[list[dict], TokenStats]:
+    """Each dataset tokenized under its own name (a bad row is named in its file), then mixed as its rows were."""
+    parts, stats = [], TokenStats()
+    for part in mixed.parts:
+        tokenized, own = tokenize_rows(part.rows, tokenizer, cfg.train.cutoff_len, cfg.data.overlength,
+                                       source=part.name)
+        parts.append(tokenized)
+        for key, value in asdict(own).items():
+            setattr(stats, key, getattr(stats, key) + value)
+    return sources.mix(parts, mixed.mix, mixed.seed), stats
+
+
 # ---------------------------------------------------------------------------------------------- inspect
 
 
@@ -193,7 +210,7 @@ def inspect_dataset(data_cfg: DataConfig, tokenizer: Any = None, cutoff_len: int
     those are not all the rows, `sample_rows` in the report says how many they are and `note` says so in a
     sentence. With a tokenizer that has no chat template, ChatML is installed on it (ensure_chat_template).
     """
-    sample = read_sample(Path(data_cfg.path), sample_rows)
+    sample = sources.sample_source(data_cfg.path, data_cfg.split, sample_rows)
     raw = sample.records
     rows, fmt = _normalise(raw, data_cfg)
     columns: dict[str, None] = {}
@@ -254,12 +271,14 @@ def _parser() -> argparse.ArgumentParser:
         prog="python launch.py inspect-data", description="Detect a dataset file's format and measure it (rows, "
         "a preview, one rendered example with its trained spans, token lengths against --cutoff-len); prints one "
         "JSON object, or one sentence on stderr for a bad file.")
-    parser.add_argument("--data", required=True, help="dataset file (.json, .jsonl, .csv, .parquet, .txt)")
+    parser.add_argument("--data", required=True, help="dataset file (.json, .jsonl, .csv, .parquet, .txt), dataset "
+                        "folder or hub dataset id")
     parser.add_argument("--format", default="auto", choices=("auto", *formats.FORMATS), help="default: detect")
     parser.add_argument("--columns", default="{}", help='JSON map of standard to file columns, e.g. {"prompt": "q"}')
     parser.add_argument("--model", help="hub id or local folder whose tokenizer measures token lengths")
     parser.add_argument("--cutoff-len", type=int, default=512, help="token limit per row (default 512)")
     parser.add_argument("--overlength", default="truncate", choices=("truncate", "drop"), help="default: truncate")
+    parser.add_argument("--split", default="train", help="split of a dataset folder or hub dataset (default train)")
     parser.add_argument("--sample-rows", type=_positive, default=SAMPLE_ROWS,
                         help=f"rows read for the preview, example and token lengths; the rest are only counted "
                         f"(default {SAMPLE_ROWS})")
@@ -309,7 +328,8 @@ def main(argv: list[str]) -> int:
     if not isinstance(columns, dict) or not all(isinstance(v, str) for v in columns.values()):
         print("--columns must be a JSON object of column names, like '{\"prompt\": \"question\"}'.", file=sys.stderr)
         return 2
-    cfg = DataConfig(path=args.data, format=args.format, columns=columns, overlength=args.overlength)
+    cfg = DataConfig(path=args.data, format=args.format, columns=columns, overlength=args.overlength,
+                     split=args.split)
     try:
         report = _inspect(cfg, args)
         answer = report if isinstance(report, str) else json.dumps(report, ensure_ascii=False, default=str)

@@ -8,7 +8,6 @@ how the export was verified.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -53,7 +52,7 @@ def model_card(config: RunConfig, metrics: dict[str, Any], check: Verification, 
              "tags": ["peft-workbench", m.name]}
     lines = ["---", yaml.safe_dump(front, sort_keys=False).strip(), "---", "", f"# {name}", "",
              f"Fine-tuned from `{config.model.name_or_path}` with {title_of(m.name)} in PEFT Workbench, on the "
-             f"dataset `{Path(config.data.path).name}` ({metrics.get('steps', '?')} steps).", ""]
+             f"dataset `{config.data.name}` ({metrics.get('steps', '?')} steps).", ""]
     lines += _what_it_holds(config, check, merged, reason)
     lines += ["", "## Hyperparameters", "", "| name | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in hyperparameters(config).items() if v is not None]

@@ -151,8 +151,9 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     started = time.time()
     run.config.write_text(config.to_yaml(), encoding="utf-8")
     reporter.status("loading_data")
-    rows, data_format = data.load_rows(config.data)  # file errors surface before any model is touched
-    reporter.info(f"dataset {Path(config.data.path).name}: {len(rows)} rows, format {data_format}")
+    datasets = data.load_datasets(config.data, config.train.seed)  # file errors surface before any model is touched
+    reporter.info(datasets.summary())
+    rows = datasets.rows
     tokenizer = load_tokenizer(config.model)
     if ensure_chat_template(tokenizer):
         reporter.info("the tokenizer has no chat template: using ChatML (saved with the weights)")

@@ -46,7 +46,7 @@ def verification_prompts(config: RunConfig, tokenizer: Any, check: Verification,
     from engine.tokens import chat_spans
 
     try:
-        rows, _ = load_rows(config.data)
+        rows, _ = load_rows(config.data, config.train.seed)
     except (DataError, OSError) as error:  # the data may be gone or changed since; verification still runs
         log(f"the run's dataset cannot be read ({str(error).splitlines()[0]}): verifying on built-in prompts")
         rows = [{"messages": [{"role": "user", "content": text}]} for text in FALLBACK_PROMPTS]
@@ -56,7 +56,7 @@ def verification_prompts(config: RunConfig, tokenizer: Any, check: Verification,
         if "text" in row:
             texts.append(row["text"])
         else:  # rendered as training rendered it (a system prompt folded where the template rejects one, tools)
-            name = Path(config.data.path).name
+            name = config.data.name
             texts.append(chat_spans(row["messages"], tokenizer, name, number, row.get("tools"))[0])
     check.verified_on = len(texts)
     return encode(tokenizer, texts)
