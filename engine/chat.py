@@ -21,10 +21,11 @@ from typing import Any
 from engine.chat_plan import ChatError, LoadPlan, plan_load
 from engine.config import ModelConfig
 from engine.tokens import end_of_turn_ids, ensure_chat_template
+from engine.toolcalls import ToolDataError, calls_from_openai, calls_in_reply, link_tool_results, parse_tools
 
 log = logging.getLogger("engine.chat")
 
-ROLES = ("system", "user", "assistant")
+ROLES = ("system", "user", "assistant", "tool")
 MAX_NEW_TOKENS = 8192
 # Generation parameters: name -> (type, default, check, what a valid value is).
 PARAMS: dict[str, tuple[type | tuple[type, ...], Any, Any, str]] = {
@@ -43,6 +44,8 @@ class Generation:
     text: str = ""
     new_tokens: int = 0
     seconds: float = 0.0
+    content: str = ""  # the text beside the tool calls (all of `text` when the reply makes none)
+    tool_calls: list[dict] = field(default_factory=list)  # read from the reply where tools were offered
 
     @property
     def tokens_per_s(self) -> float:
@@ -126,26 +129,31 @@ class ChatSession:
 
     # ------------------------------------------------------------------------------------------ generate
 
-    def prompt_ids(self, messages: list[dict[str, str]], system: str | None, tokenizer: Any) -> Any:
-        from engine.templates import prepare, template_profile
+    def prompt_ids(self, messages: list[dict[str, Any]], system: str | None, tokenizer: Any,
+                   tools: list[dict] | None = None) -> Any:
+        """The prompt's token ids, rendered as training renders a row (engine.masking.prompt_text): the system
+        prompt where the template places it, the tools, calls and results as the template or the fallback
+        writes them."""
+        from engine.masking import prompt_text
+        from engine.templates import RenderError
 
         conversation = check_messages(messages)
         if system:
             conversation = [{"role": "system", "content": system}] + [m for m in conversation if m["role"] != "system"]
         try:
-            # the system prompt where the template places it (folded into the user turn for Gemma-2), as in training
-            conversation = prepare(conversation, template_profile(tokenizer), for_generation=True)
-            text = tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
-        except Exception as error:  # noqa: BLE001 - jinja raises its own types, all mean "cannot render"
+            text = prompt_text(conversation, tokenizer, tools)
+        except RenderError as error:
             raise ChatError(f"The chat template cannot render this conversation: {error}") from error
         return tokenizer(text, return_tensors="pt", add_special_tokens=False)
 
-    def generate(self, messages: list[dict[str, str]], adapter: str | None = None, system: str | None = None,
-                 reply: Generation | None = None, **params: Any) -> Iterator[str]:
+    def generate(self, messages: list[dict[str, Any]], adapter: str | None = None, system: str | None = None,
+                 reply: Generation | None = None, tools: Any = None, **params: Any) -> Iterator[str]:
         """Stream the assistant's reply to `messages` as text chunks; `reply` gets the totals at the end.
 
-        adapter None answers with the base model (adapters off), a name with that adapter. Parameters
-        are checked before anything runs, so a bad request raises ChatError and generates nothing.
+        adapter None answers with the base model (adapters off), a name with that adapter. `tools`: function
+        schemas offered to the model (a list or its JSON text, as a dataset's tools column); the reply is then
+        read for tool calls (reply.tool_calls). Parameters are checked before anything runs, so a bad request
+        raises ChatError and generates nothing.
         """
         import torch
         from transformers import TextIteratorStreamer
@@ -155,11 +163,11 @@ class ChatSession:
         if adapter is not None and adapter not in self.adapters:
             known = ", ".join(self.adapters) or "none"
             raise ChatError(f"Adapter '{adapter}' is not loaded (loaded: {known}); use null for the base model.")
-        options = check_params(params)
+        options, offered = check_params(params), check_tools(tools)
         reply = reply if reply is not None else Generation()
         tokenizer = self.tokenizers.get(adapter, self.tokenizer) if adapter else self.tokenizer
         model = self.full_models.get(adapter, self.model)
-        inputs = self.prompt_ids(messages, system, tokenizer)
+        inputs = self.prompt_ids(messages, system, tokenizer, offered)
         device = next(model.parameters()).device
         inputs = {k: v.to(device) for k, v in inputs.items()}
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
@@ -189,6 +197,10 @@ class ChatSession:
             error = outcome["error"]
             raise ChatError(f"Generation failed: {error.__class__.__name__}: {str(error).splitlines()[0]}") from error
         reply.new_tokens = int(outcome["ids"].shape[-1] - inputs["input_ids"].shape[-1])
+        reply.content = reply.text
+        if offered:
+            new_ids = outcome["ids"][0, inputs["input_ids"].shape[-1]:].tolist()
+            read_calls(tokenizer, new_ids, kwargs["eos_token_id"], reply)
 
     def _adapter_scope(self, adapter: str | None, model: Any) -> Any:
         from contextlib import nullcontext
@@ -267,18 +279,50 @@ def generation_kwargs(tokenizer: Any, options: dict[str, Any]) -> dict[str, Any]
     return kwargs
 
 
-def check_messages(messages: Any) -> list[dict[str, str]]:
+def read_calls(tokenizer: Any, new_ids: list[int], stop_ids: list[int], reply: Generation) -> None:
+    """reply.content and reply.tool_calls from the generated ids, decoded with the special tokens a call syntax
+    may be written in ([TOOL_CALLS], <tool_call> where it is one token) and without the end-of-turn marker."""
+    while new_ids and new_ids[-1] in stop_ids:
+        new_ids = new_ids[:-1]
+    content, calls = calls_in_reply(tokenizer.decode(new_ids, skip_special_tokens=False))
+    if calls:
+        reply.content, reply.tool_calls = content, calls
+
+
+def check_tools(tools: Any) -> list[dict] | None:
+    """The tools a request offers, as templates read them; None (or an empty list): none."""
+    if tools is None:
+        return None
+    try:
+        return parse_tools(tools) or None
+    except ToolDataError as error:
+        raise ChatError(f"The tools offered cannot be used: {error.field_name} {error.problem}.") from None
+
+
+def check_messages(messages: Any) -> list[dict[str, Any]]:
+    """The conversation as templates read it: {role, content} turns, an assistant's tool_calls, and tool results
+    linked to the calls they answer, in order (engine/toolcalls.py)."""
     if not isinstance(messages, list) or not messages:
         raise ChatError("messages must be a non-empty list of {role, content} objects.")
-    out = []
-    for number, message in enumerate(messages, 1):
-        if not isinstance(message, dict) or message.get("role") not in ROLES or not isinstance(
-                message.get("content"), str):
-            raise ChatError(f"Message {number} must be an object with role (system, user or assistant) and "
-                            "content (a string).")
-        out.append({"role": message["role"], "content": message["content"]})
-    if out[-1]["role"] != "user":
-        raise ChatError("The last message must be the user's: it is what the model answers.")
+    out = [check_message(message, number) for number, message in enumerate(messages, 1)]
+    if out[-1]["role"] not in ("user", "tool"):
+        raise ChatError("The last message must be the user's or a tool result: it is what the model answers.")
+    return link_tool_results(out)
+
+
+def check_message(message: Any, number: int) -> dict[str, Any]:
+    if not isinstance(message, dict) or message.get("role") not in ROLES or not isinstance(
+            message.get("content"), str):
+        raise ChatError(f"Message {number} must be an object with role (system, user, assistant or tool) and "
+                        "content (a string).")
+    out: dict[str, Any] = {"role": message["role"], "content": message["content"]}
+    if message["role"] == "assistant" and message.get("tool_calls"):
+        try:
+            out["tool_calls"] = calls_from_openai(message["tool_calls"], "tool_calls")
+        except ToolDataError as error:
+            raise ChatError(f"Message {number}'s {error.field_name} {error.problem}.") from None
+    if message["role"] == "tool":
+        out.update({key: str(message[key]) for key in ("tool_call_id", "name") if message.get(key)})
     return out
 
 

@@ -2,7 +2,9 @@
 
 `--worker` starts the web page's chat worker instead (engine/chat_worker.py): the same session code behind
 JSON lines. Type a message to see the streamed reply; /base toggles the adapter, /adapter NAME switches
-between loaded ones, /reset clears the conversation, /quit ends.
+between loaded ones, /reset clears the conversation, /quit ends. `--tools FILE.json` offers tools (a JSON list
+of function schemas, as a dataset's tools column): a reply that calls one is shown as `tool call: NAME({...})`,
+and `/tool RESULT` answers it with the tool's result.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from engine import rundir
 from engine.chat import ChatError, ChatSession, Generation, check_params
+from engine.toolcalls import ToolDataError, call_signature, parse_tools
 
 
 def parse_adapter_args(values: list[str]) -> dict[str, str]:
@@ -30,11 +33,25 @@ def parse_adapter_args(values: list[str]) -> dict[str, str]:
     return adapters
 
 
-def repl(session: ChatSession, system: str | None, params: dict[str, Any], lines: Any = None) -> int:
-    """Terminal chat: type a message, see the streamed reply; /base, /adapter NAME, /reset, /quit."""
+def read_tools_file(path: str) -> list[dict]:
+    """--tools FILE.json: the tools offered in every reply; ChatError, one sentence, for a file that cannot be."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ChatError(f"--tools {path} cannot be read ({error.__class__.__name__}): give a JSON file.") from None
+    try:
+        return parse_tools(text)
+    except ToolDataError as error:
+        raise ChatError(f"--tools {path}: {error.field_name} {error.problem}.") from None
+
+
+def repl(session: ChatSession, system: str | None, params: dict[str, Any], lines: Any = None,
+         tools: list[dict] | None = None) -> int:
+    """Terminal chat: type a message, see the streamed reply; /base, /adapter NAME, /tool RESULT, /reset, /quit."""
     adapter = session.adapters[0] if session.adapters else None
-    history: list[dict[str, str]] = []
-    print(f"chatting with {session.model_name}" + (f" + {adapter}" if adapter else "") +
+    history: list[dict[str, Any]] = []
+    offered = f" and {len(tools)} tool(s); /tool RESULT answers a tool call" if tools else ""
+    print(f"chatting with {session.model_name}" + (f" + {adapter}" if adapter else "") + offered +
           ". Commands: /base (toggle the adapter), /adapter NAME, /reset, /quit", file=sys.stderr)
     while True:
         try:
@@ -63,18 +80,29 @@ def repl(session: ChatSession, system: str | None, params: dict[str, Any], lines
             else:
                 adapter = name
             continue
-        history.append({"role": "user", "content": text})
+        result = text.startswith("/tool ") or text == "/tool"
+        history.append({"role": "tool", "content": text[6:].strip()} if result else {"role": "user", "content": text})
         reply = Generation()
         try:
-            for chunk in session.generate(history, adapter, system, reply, **params):
+            for chunk in session.generate(history, adapter, system, reply, tools, **params):
                 print(chunk, end="", flush=True)
         except ChatError as error:
             history.pop()
             print(f"\nerror: {error}", file=sys.stderr)
             continue
         print(flush=True)
-        print(f"({reply.new_tokens} tokens, {reply.tokens_per_s:.1f} tokens/s)", file=sys.stderr)
-        history.append({"role": "assistant", "content": reply.text})
+        for call in reply.tool_calls:
+            print(f"tool call: {call_signature(call)}", file=sys.stderr)
+        hint = "; answer with /tool RESULT" if reply.tool_calls else ""
+        print(f"({reply.new_tokens} tokens, {reply.tokens_per_s:.1f} tokens/s{hint})", file=sys.stderr)
+        history.append(assistant_turn(reply))
+
+
+def assistant_turn(reply: Generation) -> dict[str, Any]:
+    """The reply as the history keeps it: its text, or the text beside its tool calls and the calls."""
+    if not reply.tool_calls:
+        return {"role": "assistant", "content": reply.text}
+    return {"role": "assistant", "content": reply.content, "tool_calls": reply.tool_calls}
 
 
 def main(argv: list[str]) -> int:
@@ -85,6 +113,8 @@ def main(argv: list[str]) -> int:
                         help="a run folder or PEFT adapter folder, optionally NAME=DIR; repeatable")
     parser.add_argument("--bits", default=None, help="4, 8 or 0 (full precision); default: what the run used")
     parser.add_argument("--system", help="system prompt")
+    parser.add_argument("--tools", metavar="FILE.json",
+                        help="offer these tools: a JSON list of function schemas (as a dataset's tools column)")
     parser.add_argument("--max-new-tokens", type=int, default=256, help="longest reply in tokens (default 256)")
     parser.add_argument("--temperature", type=float, default=0.7, help="0 is greedy (default 0.7)")
     parser.add_argument("--top-p", type=float, default=0.9,
@@ -111,10 +141,11 @@ def main(argv: list[str]) -> int:
               "top_k": args.top_k, "repetition_penalty": args.repetition_penalty, "seed": args.seed}
     try:
         check_params(params)
+        tools = read_tools_file(args.tools) if args.tools else None
         print("loading ...", file=sys.stderr)
         session.load(args.model, parse_adapter_args(args.adapter), args.bits)
     except ChatError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return repl(session, args.system, params)
+    return repl(session, args.system, params, tools=tools)
 

@@ -10,10 +10,17 @@ server never imports torch, and ending the worker frees the memory.
     {"id":2,"op":"generate","messages":[{"role":"user","content":"Hi"}],"adapter":"ft","system":null,
      "max_new_tokens":128,"temperature":0.0,"top_p":1.0,"top_k":50,"repetition_penalty":1.0,"seed":0}
                                  -> chunk {"text": "..."} ..., then
-                                    reply {"op": "generate", "data": {"text", "new_tokens", "tokens_per_s"}}
+                                    reply {"op": "generate", "data": {"text", "content", "tool_calls",
+                                                                      "new_tokens", "tokens_per_s"}}
     {"id":3,"op":"unload"}       -> reply {"op": "unload", "data": {}}
     {"id":4,"op":"status"}       -> reply {"op": "status", "data": {"loaded", "model", "adapters", "bits"}}
     {"id":5,"op":"shutdown"}     -> reply {"op": "shutdown", "data": {}}, and the worker exits
+
+A generate request may offer tools ("tools": a list of OpenAI function schemas, as a dataset's tools column)
+and carry tool turns: an assistant message with "tool_calls" ([{"name", "arguments"}] or OpenAI's shape) and
+{"role": "tool", "content": RESULT} messages, each answering the next call, in order. Where tools are offered,
+the reply is read for calls in the template's syntax: "tool_calls" (each {"type": "function", "function":
+{"name", "arguments"}}) and "content", the text beside them; else "tool_calls" is empty and "content" the text.
 
 A request ends at its reply, or at a status {"state": "failed", "error": "one sentence"} when it is refused
 or fails; the worker keeps running either way.
@@ -87,17 +94,18 @@ class Worker:
 
     def op_generate(self, request_id: Any, request: dict) -> None:
         params = {k: request[k] for k in PARAMS if k in request}
-        unknown = set(request) - set(PARAMS) - {"id", "op", "messages", "adapter", "system"}
+        unknown = set(request) - set(PARAMS) - {"id", "op", "messages", "adapter", "system", "tools"}
         if unknown:
             raise ChatError(f"Unknown field(s) in generate: {', '.join(sorted(unknown))}.")
         system = request.get("system")
         if system is not None and not isinstance(system, str):
             raise ChatError("system must be a string or null.")
         reply = Generation()
-        for chunk in self.session.generate(request.get("messages"), request.get("adapter"), system, reply, **params):
+        for chunk in self.session.generate(request.get("messages"), request.get("adapter"), system, reply,
+                                           request.get("tools"), **params):
             self.send(Chunk(text=chunk, id=request_id))
-        self.reply(request_id, "generate", text=reply.text, new_tokens=reply.new_tokens,
-                   tokens_per_s=round(reply.tokens_per_s, 2))
+        self.reply(request_id, "generate", text=reply.text, content=reply.content, tool_calls=reply.tool_calls,
+                   new_tokens=reply.new_tokens, tokens_per_s=round(reply.tokens_per_s, 2))
 
     def op_unload(self, request_id: Any, request: dict) -> None:
         self.session.unload()

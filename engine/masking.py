@@ -82,14 +82,27 @@ def render_with_spans(messages: Messages, tokenizer: Any, tools: list[dict] | No
     return full, spans
 
 
-def _fit(messages: Messages, tools: list[dict] | None, profile: TemplateProfile) -> tuple[Messages, list | None]:
+def prompt_text(messages: Messages, tokenizer: Any, tools: list[dict] | None = None) -> str:
+    """What chat generates the next reply from: the conversation (ending with a user turn or a tool result) fitted
+    to the template as training fits it (tools, calls and results where the template renders them, else the
+    fallback's text; the system prompt where the template places it), then the generation prompt. A tool-use
+    template gets an empty tools list when none is offered. RenderError where the template raises."""
+    profile = template_profile(tokenizer)
+    prepared, fitted = _fit(messages, tools, profile, for_generation=True)
+    if profile.needs_tools and fitted is None:
+        fitted = []
+    return render(tokenizer, prepared, add_generation_prompt=True, tools=fitted)
+
+
+def _fit(messages: Messages, tools: list[dict] | None, profile: TemplateProfile,
+         for_generation: bool = False) -> tuple[Messages, list | None]:
     """The messages and tools argument for this template: tool turns as text where it cannot render them, an
     empty tools list only where the template needs one, then reasoning and the system prompt (prepare)."""
     if not profile.renders_tools and (tools or has_tool_turns(messages)):
         messages, tools = plain_tool_messages(messages, tools), None
     elif not tools and not profile.needs_tools:
         tools = None  # an empty list is no tools (Mistral would write an empty, unclosed tool list)
-    return prepare(messages, profile), tools
+    return prepare(messages, profile, for_generation=for_generation), tools
 
 
 def _render_or_explain(tokenizer: Any, prepared: Messages, tools: list | None, fit_first: Any, turns: range) -> str:

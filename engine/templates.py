@@ -221,11 +221,12 @@ def template_notes(conversations: list[Messages], tokenizer: Any, with_tools: bo
 
 def prepare(messages: Messages, profile: TemplateProfile, *, for_generation: bool = False) -> Messages:
     """The messages as this template should see them: reasoning where it reads it, the system prompt where it
-    places it. `for_generation` (a prompt ending with a user turn) leaves a last-user-turn system to the template."""
+    places it. `for_generation` (a prompt ending with a user turn) leaves a last-user-turn system to the template;
+    a prompt ending with a tool result gets it folded, as training does (the template would drop it)."""
     out = [_with_reasoning(message, profile) for message in messages]
     if not out or out[0]["role"] != "system" or profile.system == "native":
         return out
-    if profile.system == "last_user" and for_generation:
+    if profile.system == "last_user" and for_generation and out[-1]["role"] == "user":
         return out
     system, rest = out[0]["content"], out[1:]
     users = [index for index, message in enumerate(rest) if message["role"] == "user"]

@@ -69,11 +69,8 @@ def end_of_turn_ids(tokenizer: Any) -> list[int]:
     reply (<|im_end|> for ChatML, <|eot_id|> for Llama 3, <end_of_turn> for Gemma ...)."""
     ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     marker = "\u2603MARKER\u2603"
-    try:
-        text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": "hi"}, {"role": "assistant", "content": marker}], tokenize=False
-        )
-    except jinja2.TemplateError:  # a template that cannot render two turns has no end-of-turn to find
+    text = _one_exchange(tokenizer, marker)
+    if text is None:  # a template that cannot render two turns has no end-of-turn to find
         return ids
     after = text.split(marker, 1)[-1].strip() if marker in text else ""
     if after:
@@ -82,6 +79,18 @@ def end_of_turn_ids(tokenizer: Any) -> list[int]:
         if first and first[0] in special and first[0] not in ids:
             ids.append(first[0])
     return ids
+
+
+def _one_exchange(tokenizer: Any, reply: str) -> str | None:
+    """A user turn and `reply` through the chat template; a tool-use template (Hermes-3's) that fails without a
+    tools list gets an empty one. None where the template cannot render them."""
+    conversation = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": reply}]
+    for tools in (None, []):
+        try:
+            return tokenizer.apply_chat_template(conversation, tools=tools, tokenize=False)
+        except (jinja2.TemplateError, TypeError):  # TypeError: a template iterating over tools=None
+            continue
+    return None
 
 
 def chat_spans(

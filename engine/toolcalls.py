@@ -12,6 +12,8 @@ An assistant tool call becomes `{"role": "assistant", "content": TEXT, "tool_cal
 and each tool `{"type": "function", "function": SCHEMA}`. Calls without an id get `call00001`-style ids (nine
 letters and digits, which Mistral's template demands) and each result the id of the call it answers, in order.
 
+Read back from a generated reply (`calls_in_reply`), in the syntax the template or the fallback writes calls in.
+
 Written (`plain_tool_messages`) for a template that cannot render tool calls (no `tool_calls` in it), the one
 fallback: the tool list is added to the system prompt between `<tools></tools>`, one JSON schema a line; each
 call is the assistant's text followed by `<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>` (one
@@ -22,6 +24,7 @@ block per call, on its own line); the results of one step are a user turn, each 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 Messages = list[dict[str, Any]]
@@ -157,3 +160,57 @@ def call_text(call: dict) -> str:
     function = call["function"]
     body = json.dumps({"name": function["name"], "arguments": function["arguments"]}, ensure_ascii=False)
     return f"{CALL_OPEN}\n{body}\n{CALL_CLOSE}"
+
+
+# ---------------------------------------------------------------------------------------------- replies
+
+CALL_BLOCK = re.compile(re.escape(CALL_OPEN) + r"\s*(.*?)\s*(?:" + re.escape(CALL_CLOSE) + r"|\Z)", re.DOTALL)
+MISTRAL_CALLS, PYTHON_TAG = "[TOOL_CALLS]", "<|python_tag|>"
+
+
+def calls_in_reply(text: str) -> tuple[str, list[dict]]:
+    """A generated reply read for tool calls: (the text beside the calls, the calls as chat messages hold them).
+
+    The syntaxes the templates here write calls in are read: `<tool_call>` blocks (Qwen2.5, QwQ, Hermes-3 and the
+    fallback; a last block the reply ends inside counts too), `[TOOL_CALLS][...]` (Mistral-Nemo), and a reply that
+    is one JSON object with a name and parameters or arguments (Llama-3.1, after an optional <|python_tag|>). A
+    reply with no call, or whose call is not readable JSON, is all text: it is shown as the model wrote it.
+    """
+    if CALL_OPEN in text:
+        calls = _readable_calls(CALL_BLOCK.findall(text))
+        return (text, []) if calls is None else (CALL_BLOCK.sub("", text).strip(), calls)
+    before, marker, after = text.partition(MISTRAL_CALLS)
+    if marker:
+        calls = _readable_calls([after])
+        return (text, []) if calls is None else (before.strip(), calls)
+    calls = _whole_reply_call(text.strip().removeprefix(PYTHON_TAG).strip())
+    return ("", calls) if calls else (text, [])
+
+
+def _whole_reply_call(body: str) -> list[dict] | None:
+    """Llama-3.1's syntax: the reply is one JSON object with a name and its parameters (or arguments)."""
+    if not body.startswith("{"):
+        return None
+    try:
+        value = json.loads(body)
+    except json.JSONDecodeError:  # text that opens with a brace
+        return None
+    if not isinstance(value, dict) or "name" not in value or not {"parameters", "arguments"} & value.keys():
+        return None
+    return _readable_calls([body])
+
+
+def _readable_calls(bodies: list[str]) -> list[dict] | None:
+    """The calls written in `bodies` (JSON: one call or a list of them); None where one is not readable, since a
+    reply that merely looks like a call is text."""
+    try:
+        return [call for body in bodies for call in calls_from_sharegpt(body, "reply")]
+    except ToolDataError:
+        return None
+
+
+def call_signature(call: dict) -> str:
+    """A call as people read it: `name({"argument": value})`."""
+    function = call["function"]
+    return f"{function['name']}({json.dumps(function['arguments'], ensure_ascii=False)})"
+

@@ -20,8 +20,9 @@ def build_tokenizer(
     extra_special_tokens: tuple[str, ...] = (),
     bos_token: str | None = "<s>",
     eos_token: str = "</s>",
+    corpus: str = CORPUS,
 ):
-    """A byte-level BPE tokenizer trained on CORPUS; `extra_special_tokens` (a chat template's markers) are
+    """A byte-level BPE tokenizer trained on `corpus`; `extra_special_tokens` (a chat template's markers) are
     single tokens, and `bos_token`/`eos_token` may name any of them (None: no bos, like Qwen)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -36,7 +37,7 @@ def build_tokenizer(
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    core.train_from_iterator([CORPUS] * 20, trainer=trainer)
+    core.train_from_iterator([corpus] * 20, trainer=trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=core,
         bos_token=bos_token,
