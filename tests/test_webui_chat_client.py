@@ -49,6 +49,12 @@ for line in sys.stdin:
         if req["messages"][-1]["content"] == "fail":
             fail("Generation failed: boom.")
             continue
+        if req.get("tools") and req["messages"][-1]["content"] == "Weather in Paris?":  # answers with a tool call
+            call = {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+            emit(Chunk(text="get_weather", id=rid))
+            emit(Reply(op="generate", data={"text": "get_weather", "content": "Let me look.", "tool_calls": [call],
+                                            "new_tokens": 9, "tokens_per_s": 1.0}, id=rid))
+            continue
         words = ["Hello ", "from ", str(req["adapter"]), "."]
         for w in words:
             emit(Chunk(text=w, id=rid))
@@ -146,12 +152,14 @@ def chat_ctx(tmp_path: Path, client):
     return ctx
 
 
-def ask(ctx, text: str, tuned: list, base: list, side_by_side: bool = False) -> tuple:
-    """The Chat tab's send handler, run to its last update: (message box, tuned pane, base pane)."""
+def ask(ctx, text: str, tuned: list, base: list, side_by_side: bool = False, tools: str = "",
+        as_result: bool = False, with_tick: bool = False) -> tuple:
+    """The Chat tab's send handler, run to its last update: (message box, tuned pane, base pane), and the 'send as
+    tool result' tick with_tick."""
     from webui.tabs import chat
 
-    *_, last = chat.respond(ctx, text, tuned, base, side_by_side, "", 32, 0.0, 1.0, 50, 1.0, 0)
-    return last
+    *_, last = chat.respond(ctx, text, tuned, base, side_by_side, "", 32, 0.0, 1.0, 50, 1.0, 0, tools, as_result)
+    return last if with_tick else last[:3]
 
 
 def test_second_message_sends_the_history_as_strings(chat_ctx, tmp_path: Path):
@@ -195,3 +203,60 @@ def test_failed_load_forgets_a_model_the_worker_no_longer_holds(client):
     with pytest.raises(ChatError, match="cannot load"):
         client.load("broken", {})
     assert client.loaded is None
+
+
+WEATHER_TOOLS = json.dumps([{"name": "get_weather", "parameters": {"type": "object"}}])
+
+
+def test_a_tool_call_is_shown_as_a_call_and_answered_with_a_result(chat_ctx, tmp_path: Path):
+    chat_ctx.chat.load("base", {"tuned": "/runs/x"})
+    box, tuned, _, tick = ask(chat_ctx, "Weather in Paris?", [], [], tools=WEATHER_TOOLS, with_tick=True)
+    assert box == "" and tick is True  # the answer to a call is a tool result: ticked for the visitor
+    assert [(m["role"], m["content"][0]["text"], m.get("metadata")) for m in tuned[1:]] == [
+        ("assistant", "Let me look.", None),
+        ("assistant", 'get_weather({"city": "Paris"})', {"title": "Tool call", "id": "tool_call"})]
+
+    box, tuned, _, tick = ask(chat_ctx, '{"celsius": 21}', chatbot_round_trip(tuned), [], tools=WEATHER_TOOLS,
+                              as_result=True, with_tick=True)
+    assert box == "" and tick is False
+    assert tuned[3]["metadata"] == {"title": "Tool result", "id": "tool_result"}
+    assert received(tmp_path)[-1] == [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": "Let me look.",
+         "tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]},
+        {"role": "tool", "content": '{"celsius": 21}'},
+    ]
+
+
+@pytest.mark.parametrize(("tools", "words"), [
+    ("[{", r"^Tools \(JSON\) is not valid JSON \(Expecting property name enclosed in double quotes at line 1, "
+           r"column 3\): fix it or empty the box\.$"),
+    ('{"name": "get_weather"}', r"^Tools \(JSON\) must be a list of function schemas, like \[\{\"name\""),
+])
+def test_a_tool_list_that_is_not_a_json_list_is_one_sentence(chat_ctx, tmp_path: Path, tools: str, words: str):
+    from webui.tabs import chat
+
+    chat_ctx.chat.load("base", {"tuned": "/runs/x"})
+    with pytest.warns(UserWarning, match=words):
+        updates = list(chat.respond(chat_ctx, "hi", [], [], False, "", 32, 0.0, 1.0, 50, 1.0, 0, tools, False))
+    assert all(u["__type__"] == "update" and len(u) == 1 for u in updates[-1])  # nothing changes, nothing sent
+    assert (tmp_path / "received").read_text() == ""
+    with pytest.warns(UserWarning, match=words):
+        chat.check_tools_box(tools)  # said when the box is left, too
+
+
+def test_tool_calls_and_results_in_the_history_become_worker_turns():
+    from webui.chat_tools import result_message, text_message
+
+    say = {"chat.tool_call": "Tool call", "chat.tool_result": "Tool result"}.get
+    call = text_message("assistant", 'lookup({"q": "x"})', title="Tool call", id="tool_call")
+    history = chatbot_round_trip([text_message("user", "Find x and y."), call,
+                                  text_message("assistant", 'lookup({"q": "y"})', title="Tool call", id="tool_call"),
+                                  result_message("1", say), result_message("2", say)])
+    assert worker_messages(history) == [
+        {"role": "user", "content": "Find x and y."},
+        {"role": "assistant", "content": "", "tool_calls": [{"name": "lookup", "arguments": {"q": "x"}},
+                                                            {"name": "lookup", "arguments": {"q": "y"}}]},
+        {"role": "tool", "content": "1"}, {"role": "tool", "content": "2"},
+    ]
+

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.events import Chunk, Event, EventError, Reply, Status, parse
+from webui.chat_tools import worker_turns
 from webui.engine_cli import REPO_ROOT, engine_argv
 
 log = logging.getLogger(__name__)
@@ -50,9 +51,10 @@ def content_text(content: Any) -> str:
 
 
 def worker_messages(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A chat UI's history -> the worker's messages: {role, content as a string}; metadata and options dropped."""
-    return [{"role": message.get("role"), "content": content_text(message.get("content"))}
-            if isinstance(message, dict) else message for message in history]
+    """A chat UI's history -> the worker's messages: {role, content as a string}, tool calls and results as the
+    worker's turns (webui.chat_tools.worker_turns); other metadata and options dropped."""
+    return worker_turns([{**message, "content": content_text(message.get("content"))}
+                         if isinstance(message, dict) else message for message in history])
 
 
 class ChatClient:
@@ -181,19 +183,24 @@ class ChatClient:
             self.call("unload")
         self.loaded = None
 
-    def generate(self, messages: list[dict[str, Any]], adapter: str | None, **sampling: Any) -> Iterator[str]:
-        """Yield the reply so far after every chunk; the last value is the full reply.
+    def generate(self, messages: list[dict[str, Any]], adapter: str | None, tools: list[dict] | None = None,
+                 reply: dict[str, Any] | None = None, **sampling: Any) -> Iterator[str]:
+        """Yield the reply so far after every chunk; the last value is the full reply, and `reply` (when given)
+        gets the worker's reply data: its tool_calls and content where tools were offered.
 
         `messages` may be a chat UI's history (content as a list of parts): see worker_messages.
         """
         if self.loaded is None:
             raise ChatError("No model is loaded: load a run or an adapter first.")
         messages = worker_messages(messages)
+        offered = {"tools": tools} if tools else {}
         with self._generate_lock:
             text = ""
-            for event in self.request("generate", messages=messages, adapter=adapter, **sampling):
+            for event in self.request("generate", messages=messages, adapter=adapter, **offered, **sampling):
                 if isinstance(event, Chunk):
                     text += event.text
                     yield text
                 elif isinstance(event, Reply):
+                    if reply is not None:
+                        reply.update(event.data)
                     yield event.data.get("text", text)

@@ -1,5 +1,6 @@
 """Chat tab: load a finished run (or an adapter folder) into the chat worker, stream replies, optionally
-side by side with the base model; unload frees the worker's memory."""
+side by side with the base model; unload frees the worker's memory. Tools (JSON) offers tools to the model: a
+reply that calls one is shown as the call, and the visitor answers with its result (webui/chat_tools.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import gradio as gr
 
 from engine.rundir import RunDir
 from webui.chat_client import ChatError
+from webui.chat_tools import ToolsError, is_tool_call, offered_tools, reply_messages, result_message, text_message
 from webui.context import AppContext
-from webui.i18n import failure, message, t, words
+from webui.i18n import failure, t, words
 from webui.paths import PathError
 from webui.wiring import bind
 
@@ -32,10 +34,12 @@ class ChatTab:
     load_cpu: gr.Button
     system: gr.Textbox
     sampling: list[gr.components.Component]  # max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed
+    tools: gr.Textbox  # a JSON list of function schemas offered to the model
     side_by_side: gr.Checkbox
     tuned_chat: gr.Chatbot
     base_chat: gr.Chatbot
     message: gr.Textbox
+    tool_result: gr.Checkbox  # send the message as a tool's result
     send: gr.Button
     clear: gr.Button
 
@@ -135,45 +139,57 @@ def warn(text: str) -> None:
     gr.Warning(text)
 
 
-def text_message(role: str, text: str) -> dict[str, Any]:
-    """A Chatbot message holding `text` exactly: as a text part, not a plain string, which the Chatbot would pass
-    through inspect.cleandoc (stripping the reply's edges and indentation), so the next turn would show the model
-    a history it did not write."""
-    return {"role": role, "content": [{"type": "text", "text": text}]}
+def check_tools_box(text: str, request: gr.Request | None = None) -> None:
+    """When the Tools (JSON) box is left: a toast, one sentence, where it is not a JSON list."""
+    try:
+        offered_tools(text, words(request))
+    except ToolsError as error:
+        warn(str(error))
 
 
 def respond(ctx: AppContext, text: str, tuned: list, base: list, side_by_side: bool, system: str,
             max_new_tokens: float, temperature: float, top_p: float, top_k: float, repetition_penalty: float,
-            seed: float, request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
+            seed: float, tools_text: str = "", as_tool_result: bool = False,
+            request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
     """Stream the fine-tuned reply, then (side by side) the base model's reply to the same history.
 
-    When the reply cannot be made (no model loaded, the worker refuses or stops), a toast says why, and the
-    panes go back to the conversation before this message, which stays in the box to send again.
+    With tools offered, a reply that calls tools is shown as its calls, and 'send as a tool result' is ticked for
+    the answer (as_tool_result: the message is the tool's result). When the reply cannot be made (no model
+    loaded, a tool list that is not JSON, the worker refuses or stops), a toast says why, and the panes go back
+    to the conversation before this message, which stays in the box to send again.
     """
     if not (text or "").strip():
         return
-    if ctx.chat.loaded is None:
-        warn(message(request, "chat.msg.no_model"))
-        yield gr.skip(), gr.skip(), gr.skip()
+    say = words(request)
+    try:
+        if ctx.chat.loaded is None:
+            raise ChatError(say("chat.msg.no_model"))
+        tools = offered_tools(tools_text, say)
+    except (ChatError, ToolsError) as error:
+        warn(str(error))
+        yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
         return
     sampling = {"system": system or None, "max_new_tokens": int(max_new_tokens), "temperature": float(temperature),
                 "top_p": float(top_p), "top_k": int(top_k), "repetition_penalty": float(repetition_penalty),
                 "seed": int(seed)}
     has_adapter = bool((ctx.chat.loaded or {}).get("adapters"))
-    turn = [text_message("user", text), text_message("assistant", "")]
+    turn = [result_message(text, say) if as_tool_result else text_message("user", text),
+            text_message("assistant", "")]
     new_tuned = tuned + turn
     new_base = base + turn if side_by_side else base
     columns = [(new_tuned, TUNED if has_adapter else None)] + ([(new_base, None)] if side_by_side else [])
     try:
         for history, adapter in columns:
-            for reply in ctx.chat.generate(history[:-1], adapter, **sampling):
+            data: dict[str, Any] = {}
+            for reply in ctx.chat.generate(history[:-1], adapter, tools, data, **sampling):
                 history[-1] = text_message("assistant", reply)
-                yield "", new_tuned, new_base
-    except ChatError as error:
+                yield "", new_tuned, new_base, gr.skip()
+            history[-1:] = reply_messages(reply, data, say)
+    except (ChatError, ToolsError) as error:
         warn(str(error))
-        yield text, tuned, base
+        yield text, tuned, base, gr.skip()
         return
-    yield "", new_tuned, new_base
+    yield "", new_tuned, new_base, is_tool_call(new_tuned[-1])
 
 
 def build_sampling() -> list[gr.components.Component]:
@@ -202,16 +218,21 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
             load_cpu = gr.Button(t("chat.load_cpu"))
         system = gr.Textbox(label=t("chat.system"), lines=1)
         sampling = build_sampling()
+        with gr.Accordion(t("chat.tools"), open=False, elem_id="wb-chat-tools-box"):
+            tools = gr.Textbox(show_label=False, lines=4, max_lines=20, placeholder=t("chat.tools_help"),
+                               elem_id="wb-chat-tools")
         side_by_side = gr.Checkbox(label=t("chat.side_by_side"), elem_id="wb-side-by-side")
         with gr.Row():
             tuned_chat = gr.Chatbot(label=t("chat.tuned"), elem_id="wb-chat-tuned", height=360)
             base_chat = gr.Chatbot(label=t("chat.base"), visible=False, elem_id="wb-chat-base", height=360)
         with gr.Row():
             message = gr.Textbox(show_label=False, placeholder=t("chat.placeholder"), scale=4, elem_id="wb-chat-msg")
+            tool_result = gr.Checkbox(label=t("chat.as_tool_result"), scale=0, min_width=160,
+                                      elem_id="wb-chat-tool-result")
             send = gr.Button(t("chat.send"), variant="primary", scale=0, elem_id="wb-chat-send")
             clear = gr.Button(t("chat.clear"), scale=0)
     tab = ChatTab(run, adapter_dir, load_btn, unload_btn, status, confirm_row, load_gpu, load_cpu, system, sampling,
-                  side_by_side, tuned_chat, base_chat, message, send, clear)
+                  tools, side_by_side, tuned_chat, base_chat, message, tool_result, send, clear)
     refresh = (lambda: gr.update(choices=finished_runs(ctx)), None, tab.run)
     app.load(*refresh)
     tab.run.focus(*refresh)
@@ -221,8 +242,10 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
                      [tab.status, tab.confirm_row], concurrency_limit=1, concurrency_id="chat")
     tab.unload.click(bind(unload, ctx), None, tab.status, concurrency_limit=1, concurrency_id="chat")
     tab.side_by_side.change(lambda on: gr.update(visible=on), tab.side_by_side, tab.base_chat)
-    inputs = [tab.message, tab.tuned_chat, tab.base_chat, tab.side_by_side, tab.system, *tab.sampling]
+    inputs = [tab.message, tab.tuned_chat, tab.base_chat, tab.side_by_side, tab.system, *tab.sampling, tab.tools,
+              tab.tool_result]
     gr.on([tab.send.click, tab.message.submit], bind(respond, ctx), inputs,
-          [tab.message, tab.tuned_chat, tab.base_chat], concurrency_limit=1, concurrency_id="chat")
-    tab.clear.click(lambda: ([], []), None, [tab.tuned_chat, tab.base_chat])
+          [tab.message, tab.tuned_chat, tab.base_chat, tab.tool_result], concurrency_limit=1, concurrency_id="chat")
+    tab.tools.blur(check_tools_box, tab.tools, None)
+    tab.clear.click(lambda: ([], [], False), None, [tab.tuned_chat, tab.base_chat, tab.tool_result])
     return tab
