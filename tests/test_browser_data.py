@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import re
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.browser import browser, page, server, set_number, shot  # noqa: F401
+from tests.browser import browser, page, pick, server, set_number, shot  # noqa: F401
 from webui.tabs.train_data import FITS_COLOUR, OVER_COLOUR
 
 pytestmark = pytest.mark.browser
@@ -132,3 +134,22 @@ def test_a_file_bigger_than_the_sample_says_which_rows_were_measured(page, tmp_p
     assert "2,500 rows" in text and "first 2,000 rows" in text, text
     page.wait_for_selector("#wb-lengths [aria-roledescription=bar]", timeout=120_000)
     shot(page, "data-sampled")
+
+
+def test_two_datasets_are_listed_per_file_and_both_go_into_the_yaml(page):
+    """The starter set stays the dataset; a sample picked under "More datasets" adds a per-file line of rows and
+    formats under the inspection, and the config preview's data.path lists both, the dataset first."""
+    page.wait_for_selector("#wb-data-summary:has-text('40')", timeout=120_000)
+    pick(page, "#wb-more-datasets", "samples/instructions_openai.jsonl")
+    summary = page.wait_for_selector("#wb-data-summary:has-text('rows in all')", timeout=120_000).inner_text()
+    assert "identity_alpaca.json: 40 rows (alpaca)" in summary, summary
+    assert "instructions_openai.jsonl: 150 rows (openai)" in summary and "190 rows in all" in summary, summary
+    page.wait_for_selector("#wb-lengths [aria-roledescription=bar]", timeout=120_000)  # the first one's histogram
+    page.get_by_text("Config preview, save and load").click()
+    yaml_box = page.locator("#wb-yaml .cm-content")
+    page.wait_for_function("() => document.querySelector('#wb-yaml .cm-content')?.innerText.includes("
+                           "'instructions_openai.jsonl')", timeout=60_000)
+    data = yaml.safe_load(yaml_box.inner_text())["data"]
+    assert [Path(path).name for path in data["path"]] == ["identity_alpaca.json", "instructions_openai.jsonl"], data
+    shot(page, "data-two-datasets")
+

@@ -35,7 +35,7 @@ from webui.form_fields import MAX_STEPS, STOP_BY
 from webui.jobs import Scheduler
 from webui.paths import PathError
 from webui.runs import RunError
-from webui.tabs import chat, run_again, train_count, train_data, train_follow
+from webui.tabs import chat, run_again, train_count, train_data, train_follow, train_sources
 from webui.tabs import export as export_tab
 from webui.tabs import runs as runs_tab
 from webui.tabs import train_handlers as handlers
@@ -145,7 +145,7 @@ def fake_worker(tmp_path: Path) -> Path:
     return script
 
 
-def write_run(folder: Path, model: str, data: str, state: str = "completed") -> Path:
+def write_run(folder: Path, model: str, data: str | list[str], state: str = "completed") -> Path:
     """A finished LoRA run as the engine leaves it (config.yaml written as given, without resolving it)."""
     (folder / "adapter").mkdir(parents=True)
     config = RunConfig.model_validate({"model": {"name_or_path": model}, "data": {"path": data},
@@ -231,22 +231,23 @@ def shown_error(html: str) -> str:
     return html
 
 
-def form(model: str, dataset: str) -> list:
-    """The Train form's inputs (model, dataset, format, method, every option) for a one-step LoRA."""
-    return [model, dataset, "auto", "lora", *forms.widget_values({**forms.defaults(), STOP_BY: "steps", MAX_STEPS: 1})]
+def form(model: str, dataset: str, more: tuple[str, ...] = ()) -> list:
+    """The Train form's inputs (model, dataset, more datasets, format, method, every option) for a one-step LoRA."""
+    options = forms.widget_values({**forms.defaults(), STOP_BY: "steps", MAX_STEPS: 1})
+    return [model, dataset, list(more), "auto", "lora", *options]
 
 
-def start(world: World, model: str, dataset: str) -> str:
+def start(world: World, model: str, dataset: str, more: tuple[str, ...] = ()) -> str:
     before = sorted(os.listdir(world.ctx.runs.runs_dir))
-    sentence = refusal(lambda: train_follow.start(world.ctx, world.tab.monitor, None, "", *form(model, dataset)))
+    sentence = refusal(lambda: train_follow.start(world.ctx, world.tab.monitor, None, "", *form(model, dataset, more)))
     assert sorted(os.listdir(world.ctx.runs.runs_dir)) == before  # no run folder was written
     return sentence
 
 
-def preview(world: World, model: str, dataset: str) -> str:
-    shown = handlers.preview(world.ctx, world.tab.config, "x", *form(model, dataset))[world.tab.config.yaml]
+def preview(world: World, model: str, dataset: str, more: tuple[str, ...] = ()) -> str:
+    shown = handlers.preview(world.ctx, world.tab.config, "x", *form(model, dataset, more))[world.tab.config.yaml]
     assert shown.startswith("# "), f"not refused: {shown!r}"
-    return shown + refusal(lambda: handlers.save_config(world.ctx, "x", *form(model, dataset)))
+    return shown + refusal(lambda: handlers.save_config(world.ctx, "x", *form(model, dataset, more)))
 
 
 def count(world: World, model: str) -> str:
@@ -255,7 +256,7 @@ def count(world: World, model: str) -> str:
 
 def inspect(world: World, model: str, dataset: str) -> str:
     panel = world.tab.data
-    return shown_error(list(train_data.inspect(world.ctx, panel, model, dataset, "auto", 512, "truncate"))[-1][
+    return shown_error(list(train_data.inspect(world.ctx, panel, model, dataset, [], "auto", 512, "truncate"))[-1][
         panel.summary])
 
 
@@ -299,6 +300,11 @@ REQUESTS: dict[str, tuple[str, Callable[[World, str], str]]] = {
     "trainable-count": ("model", count),
     "inspect-dataset": ("data", lambda w, v: inspect(w, "", v)),
     "inspect-tokenizer": ("model", lambda w, v: inspect(w, v, str(w.good_data))),
+    # a dataset among the more datasets, after one inside
+    "start-more-datasets": ("data", lambda w, v: start(w, "tiny", str(w.good_data), (v,))),
+    "preview-and-save-more-datasets": ("data", lambda w, v: preview(w, "tiny", str(w.good_data), (v,))),
+    "inspect-more-datasets": ("data", lambda w, v: shown_error(train_sources.datasets_line(
+        w.ctx, [str(w.good_data), v], {"rows": 1, "format": "alpaca"}, "auto", None))),
     "load-saved-config": ("config", lambda w, v: refusal(lambda: handlers.load_saved_config(w.ctx, w.tab, v))),
     "chat-adapter-folder": ("adapter", lambda w, v: refusal(lambda: chat.load(w.ctx, None, v, mode="cpu"))),
     "chat-run": ("run", lambda w, v: refusal(lambda: chat.load(w.ctx, v, "", mode="cpu"))),
@@ -371,6 +377,8 @@ FILE_PATHS: dict[str, tuple[str, Callable[[World, str], str]]] = {
     "run-config-data-rerun": ("data-in-run", lambda w, v: rerun_run(w, data=v)),
     "run-config-data-export": ("data-in-run", lambda w, v: export_run(w, data=v)),
     "run-config-data-queued": ("data-in-run", lambda w, v: queued_run(w, data=v)),
+    "run-config-data-list-rerun": ("data-in-run", lambda w, v: rerun_run(w, data=[str(w.good_data), v])),
+    "run-config-data-list-queued": ("data-in-run", lambda w, v: queued_run(w, data=[str(w.good_data), v])),
 }
 CASES = [(entry, variant) for table in (REQUESTS, FILE_PATHS) for entry, (kind, _) in table.items()
          for variant in KINDS[kind][1]]
@@ -409,6 +417,26 @@ def test_allow_path_lets_a_folder_outside_in(tmp_path: Path, tab: TrainTab):
         ctx.jobs.wait(run, timeout=30)
     with pytest.raises(PathError, match="outside the workspace"):  # beside the allowed folder: still outside
         ctx.boundary.readable(tmp_path / "browser")
+
+
+def test_a_hub_dataset_id_passes_like_a_hub_model_id(tmp_path: Path, tab: TrainTab):
+    """A dataset shaped like a hub id that is no path in the workspace is left to the engine (which downloads it,
+    or says in one sentence that it cannot); a name with a dataset file's extension never is one."""
+    world = make_world(tmp_path, tab)
+    ctx, good = world.ctx, str(world.good_data)
+    boundary = ctx.boundary
+    assert boundary.dataset("org/some-dataset") == "org/some-dataset"
+    assert boundary.dataset("uploads/good.jsonl") == str(world.good_data.resolve())  # a path in the workspace
+    assert boundary.dataset("uploads") == str(ctx.uploads.resolve())  # hub-shaped, but a folder there
+    shown = handlers.preview(ctx, tab.config, "x", *form("tiny", good, ("org/some-dataset",)))[tab.config.yaml]
+    assert f"- {good}\n  - org/some-dataset\n" in shown, shown
+    config = RunConfig.model_validate({"model": {"name_or_path": "tiny"}, "output_dir": str(ctx.runs.runs_dir / "a"),
+                                       "data": {"path": [good, {"path": "org/some-dataset", "fraction": 0.5}]}})
+    assert boundary.config(config).data == config.data
+    for relative in ("uploads/good.jsonl", "missing.jsonl"):  # a run config's local paths must be absolute
+        data = config.data.model_copy(update={"path": [good, relative]})
+        with pytest.raises(PathError, match="relative path"):
+            boundary.config(config.model_copy(update={"data": data}))
 
 
 def test_allow_path_option(tmp_path: Path, capsys):

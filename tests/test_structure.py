@@ -15,7 +15,7 @@ MAX_FILE_LINES = 400
 MAX_FUNCTION_LINES = 100
 # Plain Python: schemas, folder names, events, error sentences, and the command table (launch.py --help lists it).
 WEBUI_MAY_IMPORT = {"engine.config", "engine.rundir", "engine.events", "engine.failures", "engine.outputs",
-                    "engine.__main__"}
+                    "engine.__main__", "engine.datapaths"}
 HEAVY = {"torch", "transformers", "peft", "bitsandbytes"}
 
 

@@ -119,10 +119,10 @@ def test_crafted_paths_fail_in_handlers(tmp_path: Path):
 
     ctx = AppContext.create(tmp_path / "ws")
     panel = train_tab(ctx).data
-    summary = list(train_data.inspect(ctx, panel, "", "/etc/passwd", "auto", 512, "truncate"))[-1][panel.summary]
+    summary = list(train_data.inspect(ctx, panel, "", "/etc/passwd", [], "auto", 512, "truncate"))[-1][panel.summary]
     assert "outside the workspace" in summary
     for missing in ("uploads/gone.jsonl", "uploads%2Fgone.jsonl", str(ctx.uploads / "gone.jsonl")):
-        summary = list(train_data.inspect(ctx, panel, "", missing, "auto", 512, "truncate"))[-1][panel.summary]
+        summary = list(train_data.inspect(ctx, panel, "", missing, [], "auto", 512, "truncate"))[-1][panel.summary]
         assert "does not exist (any more): upload it again" in summary and "Errno" not in summary, summary
     with pytest.raises(PathError):
         chat.resolve_source(ctx, None, "/etc")

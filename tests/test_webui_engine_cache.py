@@ -32,7 +32,7 @@ def visitor(session: str) -> SimpleNamespace:
 
 def form_args(model: str, dataset: str, method: str = "lora", r: int = 8) -> list:
     filled = {**forms.defaults(), R: r}
-    return [model, dataset, "auto", method, *forms.widget_values(filled)]
+    return [model, dataset, [], "auto", method, *forms.widget_values(filled)]
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def inspected(ctx: AppContext, dataset: Path, request=None) -> list[tuple]:
     panel = train_tab(ctx).data
     outputs = (panel.summary, panel.preview, panel.example, panel.histogram, panel.over_cutoff)
     return [tuple(shown[c] for c in outputs) for shown in
-            train_data.inspect(ctx, panel, "", str(dataset), "auto", 256, "truncate", request)]
+            train_data.inspect(ctx, panel, "", str(dataset), [], "auto", 256, "truncate", request)]
 
 
 def test_inspection_is_shared_by_visitors_and_restarts(ctx, monkeypatch):

@@ -111,7 +111,7 @@ def test_save_form_to_yaml_and_load_it_back(tmp_path: Path, data_file: Path):
     values = {**forms.defaults(), ff.STOP_BY: "steps", ff.MAX_STEPS: 5, ff.NUM_VIRTUAL_TOKENS: 7}
     dataset = ctx.uploads / "d.jsonl"
     dataset.write_text(data_file.read_text())
-    args = ["tiny", str(dataset), "alpaca", "prompt", *forms.widget_values(values)]
+    args = ["tiny", str(dataset), [], "alpaca", "prompt", *forms.widget_values(values)]
     shown = h.preview(ctx, tab.config, "exp1", *args)
     assert "num_virtual_tokens: 7" in shown[tab.config.yaml]
     h.save_config(ctx, "exp1", *args)
@@ -128,6 +128,44 @@ def test_save_form_to_yaml_and_load_it_back(tmp_path: Path, data_file: Path):
         h.load_saved_config(ctx, tab, "/etc/passwd")
 
 
+def unwrapped(value):
+    """A handler's output as the widget then holds it (gr.update(value=...) -> its value)."""
+    return value["value"] if isinstance(value, dict) and value.get("__type__") == "update" else value
+
+
+def test_two_datasets_round_trip_through_the_form_and_a_saved_yaml(tmp_path: Path, data_file: Path):
+    """The dataset and the more datasets become one data.path list (the dataset first, each once); a saved YAML
+    loads back into the same two widgets, and one dataset alone is still written as a string."""
+    import yaml
+
+    from webui.context import AppContext
+    from webui.tabs import train_handlers as h
+
+    ctx = AppContext.create(tmp_path / "ws")
+    tab = train_tab(ctx)
+    first, second = ctx.uploads / "first.jsonl", ctx.uploads / "second.jsonl"
+    for path in (first, second):
+        path.write_text(data_file.read_text())
+    values = forms.widget_values(forms.defaults())
+    args = ["tiny", str(first), [str(second), str(first)], "auto", "lora", *values]
+    shown = h.preview(ctx, tab.config, "two", *args)[tab.config.yaml]
+    assert yaml.safe_load(shown)["data"]["path"] == [str(first), str(second)], shown
+    h.save_config(ctx, "two", *args)
+    loaded = h.load_saved_config(ctx, tab, str(ctx.configs / "two.yaml"))
+    assert unwrapped(loaded[tab.data.dataset]) == str(first) and unwrapped(loaded[tab.data.more]) == [str(second)]
+    assert str(second) in [value for _, value in loaded[tab.data.more]["choices"]]
+    again = [unwrapped(loaded[widget]) for widget in tab.form_inputs()]
+    assert h.preview(ctx, tab.config, "two", *again)[tab.config.yaml] == shown  # the same config, both datasets
+
+    single = h.preview(ctx, tab.config, "one", "tiny", str(first), [], "auto", "lora", *values)[tab.config.yaml]
+    assert yaml.safe_load(single)["data"]["path"] == str(first)
+    only_more = h.preview(ctx, tab.config, "one", "tiny", None, [str(second)], "auto", "lora", *values)
+    assert yaml.safe_load(only_more[tab.config.yaml])["data"]["path"] == str(second)
+    config = forms.to_config(forms.defaults(), model="tiny", data_path=[str(first), str(second)],
+                             output_dir=str(tmp_path / "run"))
+    assert [source.path for source in config.data.sources()] == [str(first), str(second)]
+
+
 def test_preview_command_names_a_file_holding_the_preview(tmp_path: Path, data_file: Path):
     """The command beside the config preview works when pasted: the file it names exists and holds exactly the
     previewed YAML, whose output_dir is a real run folder named after the config (no NEW_RUN placeholder)."""
@@ -139,7 +177,7 @@ def test_preview_command_names_a_file_holding_the_preview(tmp_path: Path, data_f
     dataset = ctx.uploads / "d.jsonl"
     dataset.write_text(data_file.read_text())
     values = {**forms.defaults(), ff.STOP_BY: "steps", ff.MAX_STEPS: 2}
-    args = ["tiny", str(dataset), "auto", "lora", *forms.widget_values(values)]
+    args = ["tiny", str(dataset), [], "auto", "lora", *forms.widget_values(values)]
     shown = h.preview(ctx, panel, "exp-2", *args)
     yaml_text, command = shown[panel.yaml], shown[panel.command]
     program, path = command.rsplit(" ", 1)
@@ -149,7 +187,7 @@ def test_preview_command_names_a_file_holding_the_preview(tmp_path: Path, data_f
     assert load_config(path).output_dir == str(ctx.runs.runs_dir / "exp-2")
     assert "NEW_RUN" not in yaml_text
     values[ff.R] = 4
-    other = h.preview(ctx, panel, "exp-2", *["tiny", str(dataset), "auto", "lora", *forms.widget_values(values)])
+    other = h.preview(ctx, panel, "exp-2", *["tiny", str(dataset), [], "auto", "lora", *forms.widget_values(values)])
     assert other[panel.command] != command and Path(path).read_text(encoding="utf-8") == yaml_text  # one file per config
     assert h.config_choices(ctx) == []  # the preview files are not offered as saved configs
 
@@ -232,11 +270,11 @@ def test_widget_values_are_zipped_strictly_in_one_order(tab):
     with pytest.raises(ValueError):
         forms.from_widgets([*ordered, 1])
     with pytest.raises(ValueError):
-        Form.parse(["tiny", "d.jsonl", "auto", "lora", *ordered[1:]])
-    assert Form.parse(["tiny", "d.jsonl", "auto", "lora", *ordered]).values == values
+        Form.parse(["tiny", "d.jsonl", [], "auto", "lora", *ordered[1:]])
+    assert Form.parse(["tiny", "d.jsonl", [], "auto", "lora", *ordered]).values == values
     inputs = tab.form_inputs()
-    assert len(inputs) == 4 + len(ff.OPTIONS) and len(set(map(id, inputs))) == len(inputs)
-    assert [tab.widgets[option] for option in ff.OPTIONS] == inputs[4:]
+    assert len(inputs) == 5 + len(ff.OPTIONS) and len(set(map(id, inputs))) == len(inputs)
+    assert [tab.widgets[option] for option in ff.OPTIONS] == inputs[5:]
 
 
 def test_widgets_keep_their_translation_keys_and_element_ids(tab):

@@ -65,7 +65,7 @@ def test_start_follows_the_new_run(ctx, monkeypatch):
     monkeypatch.setattr(ctx.runs, "submit", lambda config, name: submitted.append(name) or ("r1", False))
     dataset = ctx.uploads / "d.jsonl"
     dataset.write_text('{"instruction": "a", "output": "b"}\n')
-    args = ["tiny", str(dataset), "auto", "lora", *forms.widget_values(forms.defaults())]
+    args = ["tiny", str(dataset), [], "auto", "lora", *forms.widget_values(forms.defaults())]
     shown = train_follow.start(ctx, panel, None, "r1", *args)
     assert submitted == ["r1"]
     assert (shown[panel.current], shown[panel.seen], shown[panel.run_name]) == ("r1", -1, "")

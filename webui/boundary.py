@@ -5,7 +5,8 @@ that a request supplies or points at (an adapter_config.json's base model; a run
 output folder) passes a Boundary before anything reads it or any engine process is started. Reads stay inside
 the workspace, the bundled assets and the folders given with `--allow-path`; writes inside the workspace.
 Symbolic links are followed first, so a link out of the workspace leads outside. A hub id (`name` or
-`org/name` that is not an existing local path) is not a path: it passes, and the engine downloads it.
+`org/name` that is not an existing local path) is not a path: it passes, and the engine downloads it; so does
+a hub dataset id in data.path (the same shape, but never a name with a dataset file's extension).
 
 The Train and Chat tabs check requests here; the scheduler checks every job's config here again before it
 starts the engine process (webui.jobs), so a run started again or exported is held to the same rule.
@@ -14,25 +15,17 @@ starts the engine process (webui.jobs), so a run started again or exported is he
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.config import RunConfig
+from engine.datapaths import is_hub_dataset, is_hub_id
 from engine.rundir import ADAPTER, ExportDir, JobDir, RunDir
 from webui.engine_cli import REPO_ROOT
 from webui.paths import PathError, inside
 
 ASSETS = REPO_ROOT / "assets"
 ADAPTER_CONFIG = "adapter_config.json"
-# huggingface_hub's repo ids: `name` or `org/name`, word characters, '.', '-', at most 96 characters
-HUB_ID = re.compile(r"\w[\w.-]*(/\w[\w.-]*)?")
-HUB_ID_MAX = 96
-
-
-def is_hub_id(text: str) -> bool:
-    """Whether `text` has the shape of a hub id (it may still name a local folder: see Boundary.model)."""
-    return len(text) <= HUB_ID_MAX and HUB_ID.fullmatch(text) is not None and ".." not in text and "--" not in text
 
 
 @dataclass(frozen=True)
@@ -102,15 +95,36 @@ class Boundary:
         folder = self.local_model_dir(name, bases)
         return (name or "").strip() if folder is None else str(folder)
 
+    # ---- datasets ---------------------------------------------------------------------------------------
+    def dataset(self, name: str) -> str:
+        """A dataset the page names as an engine process should get it: a hub dataset id as it is, a file or
+        folder (a relative one is relative to the workspace) as its checked, resolved absolute path; PathError
+        for one outside. A name is a hub id only when shaped like one and no such path exists in the workspace."""
+        text = (name or "").strip()
+        given = self.workspace / Path(text).expanduser()
+        if not Path(text).expanduser().is_absolute() and not given.exists() and is_hub_dataset(text):
+            return text
+        return str(self.readable(given))
+
+    def run_dataset(self, path: str, folder: Path | None = None) -> None:
+        """PathError unless a data.path entry of a run config is a hub dataset id, or an absolute path inside
+        (`folder`: the config's own folder, where a relative entry would be read)."""
+        given = Path(path).expanduser()
+        if not given.is_absolute() and is_hub_dataset(path) and not (folder and (folder / given).exists()):
+            return
+        self.readable(absolute(path, "data.path"))
+
     # ---- paths inside files -----------------------------------------------------------------------------
     def config(self, config: RunConfig, folder: Path | None = None) -> RunConfig:
         """A run's config once its model, dataset and output folder are inside, with the model named as
         `model` names it. A relative model name is checked against the config's own `folder` (where given)
         too, as the engine reads it; the dataset and output folder must be absolute paths (the page and the
-        engine write them so), since engine processes would take a relative one against different folders."""
+        engine write them so), since engine processes would take a relative one against different folders. Every
+        dataset of a list data.path is checked; a hub dataset id passes, as a hub model id does."""
         model = self.run_model(config, folder)
-        if config.data.path:
-            self.readable(absolute(config.data.path, "data.path"))
+        for source in config.data.sources():
+            if source.path:
+                self.run_dataset(source.path, folder)
         self.writable(absolute(config.output_dir, "output_dir"))
         return config.model_copy(update={"model": config.model.model_copy(update={"name_or_path": model})})
 

@@ -95,7 +95,13 @@ def _from_widget(field: FormField, value: Any) -> Any:
     return value
 
 
-def to_raw(values: Values, *, model: str, data_path: str, data_format: str, method: str,
+def data_path_for(paths: list[str]) -> str | list[str]:
+    """data.path for the chosen datasets: one as a string (as a config with one dataset has always said it), several
+    as a list, none as ""."""
+    return paths[0] if len(paths) == 1 else (paths or "")
+
+
+def to_raw(values: Values, *, model: str, data_path: str | list[str], data_format: str, method: str,
            output_dir: str) -> dict[str, Any]:
     """Widget values -> the plain dict that parse_config validates (only the chosen method's options)."""
     raw: dict[str, Any] = {
@@ -141,8 +147,8 @@ def method_config(values: Values, method: str) -> MethodConfig:
         raise ConfigError([str(e["msg"]) for e in error.errors()], "form") from None
 
 
-def to_config(values: Values, *, model: str, data_path: str, data_format: str = "auto", method: str = "lora",
-              output_dir: str) -> RunConfig:
+def to_config(values: Values, *, model: str, data_path: str | list[str], data_format: str = "auto",
+              method: str = "lora", output_dir: str) -> RunConfig:
     """Widget values -> a validated RunConfig; raises engine.config.ConfigError with every issue."""
     raw = to_raw(values, model=model, data_path=data_path, data_format=data_format, method=method,
                  output_dir=output_dir)

@@ -228,7 +228,7 @@ def read_info(run: RunDir) -> RunInfo:
         info.error = f"{run.name} has no status.json: it was not written by the engine, or never started."
     try:
         config = run.read_config()
-        info.method, info.model, info.dataset = config.method.name, config.model.name_or_path, Path(config.data.path).name
+        info.method, info.model, info.dataset = config.method.name, config.model.name_or_path, config.data.name
     except FileNotFoundError:  # an engine started from a terminal writes its status before its config
         if not holds_slot(info.state):
             info.damaged = True

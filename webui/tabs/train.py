@@ -53,12 +53,14 @@ def wire_model_and_data(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
     # server's answers for the new model arrive.
     model.name.change(None, None, [model.info, tab.method.trainable], js="() => ['', '']")
     gr.on([app.load, model.name.change], bind(h.show_model, ctx), model.name, model.info)
-    data.upload.upload(bind(h.upload_dataset, ctx), data.upload, [data.upload, data.dataset])
-    app.load(bind(h.list_datasets, ctx), None, data.dataset)  # uploads of earlier visits and other visitors
+    data.upload.upload(bind(h.upload_dataset, ctx), data.upload, [data.upload, data.dataset, data.more])
+    # uploads of earlier visits and other visitors
+    app.load(bind(h.list_datasets, ctx), None, [data.dataset, data.more])
     # app.load too: the page opens with the starter dataset chosen, whose summary must show without a change
-    gr.on([app.load, data.dataset.change, data.data_format.change, cutoff_len.release, overlength.change],
+    gr.on([app.load, data.dataset.change, data.more.change, data.data_format.change, cutoff_len.release,
+           overlength.change],
           bind(bind(train_data.inspect, ctx), data),
-          [model.name, data.dataset, data.data_format, cutoff_len, overlength],
+          [model.name, data.dataset, data.more, data.data_format, cutoff_len, overlength],
           [data.summary, data.preview, data.example, data.histogram, data.over_cutoff], trigger_mode="always_last")
 
 

@@ -18,6 +18,7 @@ from webui.i18n import message, words
 from webui.models import model_folder
 from webui.paths import PathError
 from webui.tabs.train_panels import DataPanel
+from webui.tabs.train_sources import chosen, datasets_line, measured_here
 
 FITS_COLOUR, OVER_COLOUR = "#4c78a8", "#e45756"  # the token-length histogram's two bar colours
 
@@ -29,17 +30,24 @@ def summary_only(panel: DataPanel, summary: str) -> dict[Any, Any]:
             panel.over_cutoff: hidden}
 
 
-def inspect(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, data_format: str, cutoff_len: float,
-            overlength: str, request: gr.Request | None = None) -> Iterator[dict[Any, Any]]:
-    """Summary, preview table, rendered example, length histogram, over-cutoff line (or the one error).
+def inspect(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, more: list[str] | None,
+            data_format: str, cutoff_len: float, overlength: str,
+            request: gr.Request | None = None) -> Iterator[dict[Any, Any]]:
+    """Summary, preview table, rendered example, length histogram, over-cutoff line (or the one error) of the
+    dataset, and with more datasets a line of every one's rows (train_sources).
 
     An answer already measured (by any visitor, before any restart) shows at once; otherwise the page says
     "inspecting" while the `inspect-data` engine process runs."""
-    if not dataset:
+    names = chosen(dataset, more)
+    if not names:
         yield summary_only(panel, "")
         return
+    dataset = names[0]
     try:
-        path = ctx.readable(dataset)
+        path = measured_here(ctx, dataset)
+        if path is None:  # a hub dataset or a dataset folder: read when the run starts
+            yield summary_only(panel, datasets_line(ctx, names, None, data_format, request))
+            return
         if not path.is_file():
             yield summary_only(panel, f"<div class='wb-error' id='wb-data-error'>"
                                       f"{html.escape(message(request, 'msg.data_missing', name=dataset))}</div>")
@@ -60,7 +68,10 @@ def inspect(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, 
     except (EngineError, PathError) as error:
         yield summary_only(panel, f"<div class='wb-error' id='wb-data-error'>{html.escape(str(error))}</div>")
         return
-    yield inspection_view(panel, report, cutoff_len, request)
+    view = inspection_view(panel, report, cutoff_len, request)
+    if len(names) > 1:
+        view[panel.summary] += "<br>" + datasets_line(ctx, names, report, data_format, request)
+    yield view
 
 
 def inspection_view(panel: DataPanel, report: dict[Any, Any], cutoff_len: float,

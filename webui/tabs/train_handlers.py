@@ -15,6 +15,7 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from engine.config import ConfigError, RunConfig, load_config
+from engine.datapaths import display_name
 from webui import forms
 from webui.context import AppContext
 from webui.datasets import dataset_choices, store_upload
@@ -34,20 +35,28 @@ class Form:
 
     model: str
     dataset: str | None
+    more: list[str]  # the other datasets trained on with it
     data_format: str
     method: str
     values: forms.Values
 
     @classmethod
     def parse(cls, args: tuple[Any, ...] | list[Any]) -> Form:
-        """ValueError unless `args` holds model, dataset, format, method and exactly one value per option."""
-        model, dataset, data_format, method, *options = args
-        return cls(model or "", dataset, data_format or "auto", method or "lora", forms.from_widgets(options))
+        """ValueError unless `args` holds model, dataset, more datasets, format, method and exactly one value per
+        option."""
+        model, dataset, more, data_format, method, *options = args
+        return cls(model or "", dataset, list(more or []), data_format or "auto", method or "lora",
+                   forms.from_widgets(options))
+
+    @property
+    def datasets(self) -> list[str]:
+        """The dataset, then the more datasets, each once."""
+        return list(dict.fromkeys(name for name in [self.dataset, *self.more] if name))
 
     def config(self, ctx: AppContext, output_dir: Path) -> RunConfig:
         """The form's RunConfig; PathError (before anything outside is looked at) for a model or dataset outside
         the boundary, ConfigError for the rest."""
-        data_path = str(ctx.readable(self.dataset)) if self.dataset else ""
+        data_path = forms.data_path_for([ctx.boundary.dataset(name) for name in self.datasets])
         model = ctx.boundary.model(self.model)
         config = forms.to_config(self.values, model=model, data_path=data_path, data_format=self.data_format,
                                  method=self.method, output_dir=str(output_dir))
@@ -72,23 +81,26 @@ def show_model(ctx: AppContext, name: str, request: gr.Request) -> str:
     return info.markdown(words(request))
 
 
-def upload_dataset(ctx: AppContext, temp_path: str | None, request: gr.Request | None = None) -> tuple[Any, Any]:
-    """Move the upload into WORKSPACE/uploads and choose it; the upload box is emptied, since the file it
-    showed is no longer in Gradio's cache (the dataset list shows it now)."""
+def upload_dataset(ctx: AppContext, temp_path: str | None,
+                   request: gr.Request | None = None) -> tuple[Any, Any, Any]:
+    """Move the upload into WORKSPACE/uploads and choose it as the dataset (the more datasets list it too); the
+    upload box is emptied, since the file it showed is no longer in Gradio's cache (the dataset list shows it now)."""
     if not temp_path:
-        return gr.update(), gr.update()
+        return gr.update(), gr.update(), gr.update()
     try:
         saved = store_upload(temp_path, ctx.uploads, received_in=Path(get_upload_folder()))
     except PathError as error:
         raise failure(request, str(error)) from None
     except FileNotFoundError:
         raise failure(request, message(request, "msg.upload_gone")) from None
-    return None, gr.update(choices=dataset_choices(ctx.uploads, ctx.assets), value=str(saved))
+    choices = dataset_choices(ctx.uploads, ctx.assets)
+    return None, gr.update(choices=choices, value=str(saved)), gr.update(choices=choices)
 
 
-def list_datasets(ctx: AppContext) -> Any:
-    """The dataset dropdown's choices as the workspace holds them now (the chosen file stays chosen)."""
-    return gr.update(choices=dataset_choices(ctx.uploads, ctx.assets))
+def list_datasets(ctx: AppContext) -> tuple[Any, Any]:
+    """The dataset dropdowns' choices as the workspace holds them now (the chosen files stay chosen)."""
+    choices = dataset_choices(ctx.uploads, ctx.assets)
+    return gr.update(choices=choices), gr.update(choices=choices)
 
 
 def method_visibility(panel: MethodPanel, method: str, bits: Any) -> dict[Any, Any]:
@@ -145,21 +157,21 @@ def config_choices(ctx: AppContext) -> list[tuple[str, str]]:
 
 def load_saved_config(ctx: AppContext, tab: TrainTab, path: str | None,
                       request: gr.Request | None = None) -> dict[Any, Any]:
-    """Fill the form from a saved YAML: model, dataset, format, method, then every option."""
+    """Fill the form from a saved YAML: model, datasets, format, method, then every option."""
     if not path:
         raise failure(request, message(request, "msg.choose_config"))
     try:
         config = load_config(ctx.writable(path))
-        data = ctx.readable(config.data.path)
+        data = [ctx.boundary.dataset(source.path) for source in config.data.sources()]
     except (ConfigError, PathError) as error:
         raise failure(request, " ".join(getattr(error, "issues", [str(error)]))) from None
     choices = dataset_choices(ctx.uploads, ctx.assets)
-    if str(data) not in [c[1] for c in choices]:
-        choices.append((data.name, str(data)))
+    listed = {value for _, value in choices}
+    choices += [(display_name(name), name) for name in data if name not in listed]
     values = forms.from_config(config)
     # the bits radio gets the loaded method's choices with its value, so the two never disagree
     values[BITS] = gr.update(value=values[BITS], choices=bits_radio_choices(config.method.name))
     widgets = tab.widgets
-    return {tab.model.name: config.model.name_or_path, tab.data.dataset: gr.update(choices=choices, value=str(data)),
-            tab.data.data_format: config.data.format, tab.method.name: config.method.name,
-            **{widgets[option]: values[option] for option in OPTIONS}}
+    return {tab.model.name: config.model.name_or_path, tab.data.dataset: gr.update(choices=choices, value=data[0]),
+            tab.data.more: gr.update(choices=choices, value=data[1:]), tab.data.data_format: config.data.format,
+            tab.method.name: config.method.name, **{widgets[option]: values[option] for option in OPTIONS}}

@@ -48,6 +48,7 @@ class ModelPanel:
 class DataPanel:
     upload: gr.File
     dataset: gr.Dropdown
+    more: gr.Dropdown  # more datasets trained on with it (multiselect; usually none)
     data_format: gr.Dropdown
     summary: gr.HTML
     preview: gr.Dataframe
@@ -113,10 +114,10 @@ class TrainTab:
                 **self.training.options}
 
     def form_inputs(self) -> list[Component]:
-        """The inputs every handler that reads the form takes: model, dataset, format, method, then the option
-        widgets in OPTIONS order (train_handlers.Form.parse)."""
+        """The inputs every handler that reads the form takes: model, dataset, more datasets, format, method, then
+        the option widgets in OPTIONS order (train_handlers.Form.parse)."""
         widgets = self.widgets
-        return [self.model.name, self.data.dataset, self.data.data_format, self.method.name,
+        return [self.model.name, self.data.dataset, self.data.more, self.data.data_format, self.method.name,
                 *(widgets[option] for option in OPTIONS)]
 
 
@@ -135,8 +136,11 @@ def build_data_panel(ctx: AppContext, starter: RunConfig | None) -> DataPanel:
         upload = gr.File(label=t("train.upload"), file_types=list(DATA_EXTENSIONS),
                          elem_id="wb-upload", height=120)
         with gr.Column():
-            dataset = gr.Dropdown(dataset_choices(ctx.uploads, ctx.assets), value=starter.data.path if starter else None,
-                                  label=t("train.dataset"), elem_id="wb-dataset")
+            listed = dataset_choices(ctx.uploads, ctx.assets)
+            paths = [source.path for source in starter.data.sources()] if starter else [None]
+            dataset = gr.Dropdown(listed, value=paths[0], label=t("train.dataset"), elem_id="wb-dataset")
+            more = gr.Dropdown(listed, value=paths[1:], multiselect=True, label=t("train.more_datasets"),
+                               info=t("train.more_datasets_help"), elem_id="wb-more-datasets")
             data_format = gr.Dropdown(list(choices(DataConfig, "format")), value="auto", label=t("field.data.format"),
                                       info=t("help.data.format"), elem_id="wb-format")
     summary = gr.HTML(elem_id="wb-data-summary")
@@ -148,8 +152,8 @@ def build_data_panel(ctx: AppContext, starter: RunConfig | None) -> DataPanel:
         histogram = gr.BarPlot(x="tokens", y="rows", color="fits", label=t("train.lengths"), visible=False,
                                sort=None, x_label_angle=-45, y_lim=[0, None], elem_id="wb-lengths", scale=2)
     over_cutoff = gr.Markdown(visible=False, elem_id="wb-over-cutoff")
-    return DataPanel(upload=upload, dataset=dataset, data_format=data_format, summary=summary, preview=preview,
-                     example=example, histogram=histogram, over_cutoff=over_cutoff)
+    return DataPanel(upload=upload, dataset=dataset, more=more, data_format=data_format, summary=summary,
+                     preview=preview, example=example, histogram=histogram, over_cutoff=over_cutoff)
 
 
 def build_method_panel(start: forms.Values, starter: RunConfig | None) -> MethodPanel:
