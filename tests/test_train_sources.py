@@ -46,3 +46,15 @@ def test_a_saved_dataset_folder_trains_beside_a_file_interleaved_with_a_fraction
                           data_options={"path": ["a.json", {"path": "saved", "fraction": 0.5}], "mix": "interleave"})
     log = trained(launch("train", str(config)), RunDir(tmp_path / "run"))
     assert "dataset a.json: 4 rows (alpaca), saved: 4 of 8 rows (sharegpt) — 8 rows, interleaved" in log
+
+
+def test_a_hub_dataset_id_offline_is_one_sentence_before_any_model_is_loaded(tiny_model: Path, tmp_path: Path):
+    alpaca(tmp_path / "a.json", 2)
+    config = write_config(tmp_path / "run.yaml", tiny_model, tmp_path / "a.json", tmp_path / "run",
+                          data_options={"path": ["a.json", "someone/dataset-not-in-any-cache"]})
+    result = launch("train", str(config))
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "someone/dataset-not-in-any-cache is neither a file or folder here" in errors[0]
+    assert "HF_HUB_OFFLINE is set" in errors[0] and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "loading_model" not in RunDir(tmp_path / "run").events.read_text()  # failed while loading the data
