@@ -1,8 +1,10 @@
 """Dataset file -> chat messages -> token ids with everything but the assistant's words masked.
 
 Contract:
-- `load_rows(cfg)` reads .json/.jsonl/.csv/.parquet/.txt (engine/readers.py), applies `cfg.columns`, detects
-  (or takes `cfg.format`) one of alpaca, sharegpt, openai, prompt_completion, text, and returns rows shaped
+- `load_rows(cfg, seed)` reads every dataset of `cfg.path`: a .json/.jsonl/.csv/.parquet/.txt file
+  (engine/readers.py), a dataset folder or a hub dataset id (engine/sources.py, which also takes each one's
+  fraction and mixes them with `seed`). For each it applies its columns, detects (or takes) its format, one of
+  alpaca, sharegpt, openai, prompt_completion, text, and it returns rows shaped
   `{"messages": [{"role", "content"}, ...]}` or `{"text": str}` (engine/formats.py), with reasoning dropped
   where `cfg.reasoning` is drop (engine/reasoning.py) and `{{name}}` placeholders filled from `cfg.replace`
   (engine/placeholders.py). It needs no model or tokenizer.

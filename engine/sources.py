@@ -76,6 +76,7 @@ class Mixed:
 
 
 def load(cfg: DataConfig, seed: int, load_one: LoadOne) -> Mixed:
+    """Every dataset of `cfg.path` loaded by `load_one` and given its fraction of rows (the module's contract)."""
     parts = []
     for source in cfg.sources():
         name = display_name(source.path)
