@@ -173,14 +173,16 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     percent = 100 * trainable / total
     reporter.info(f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {percent:.4f}")
 
-    from engine.trainer import build_trainer, use_packing
+    from engine.trainer import build_trainer, finished, use_packing
 
     reporter.info(check_memory(config, model, trainable, train_rows, use_packing(config, model)))
     trainer, packing = build_trainer(config, run, model, tokenizer, train_rows, val_rows, reporter, stop)
     reporter.info(f"batching: {'padding-free packing' if packing else 'padded batches'}")
     reporter.status("training")
     checkpoint = resume_point(run, reporter) if config.train.resume else None
-    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    if checkpoint is not None and finished(checkpoint):
+        reporter.info(f"{checkpoint.name} is the last step: nothing is left to train, its weights are saved again")
+    result = trainer.train_from(checkpoint)
 
     state = "stopped" if stop.requested else "completed"
     reporter.status("saving")

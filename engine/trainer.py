@@ -3,12 +3,15 @@ that turns training into events (progress, metrics, stop on signal)."""
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
 from datasets import Dataset
-from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainerState, TrainingArguments
+from transformers.trainer_utils import TrainOutput
 
 from engine import rundir
 from engine.collate import PackingCollator, PaddingCollator
@@ -38,10 +41,26 @@ class WorkbenchTrainer(Trainer):
         losses = [entry["loss"] for entry in self.state.log_history if "loss" in entry]
         return sum(losses) / len(losses) if losses else None
 
+    def train_from(self, checkpoint: Path | None) -> TrainOutput:
+        """train(), resuming from `checkpoint` where given. A checkpoint of the last step (a run killed while it
+        saved its weights) is restored without training: the Trainer would train one step past max_steps."""
+        if checkpoint is None or not finished(checkpoint):
+            return self.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        self._load_from_checkpoint(str(checkpoint))
+        self.state = TrainerState.load_from_json(str(checkpoint / rundir.TRAINER_STATE))
+        self._step_at_start, self._tokens_at_start = self.state.global_step, self.state.num_input_tokens_seen
+        return TrainOutput(self.state.global_step, 0.0, {"train_runtime": 0.0})
+
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         super().save_model(output_dir, _internal_call)
         if _internal_call:  # a checkpoint's weights: its optimizer state and trainer_state.json come next
             fault_point("checkpoint", self.state.global_step)
+
+
+def finished(checkpoint: Path) -> bool:
+    """Whether a (complete) checkpoint is of the run's last step."""
+    state = json.loads((checkpoint / rundir.TRAINER_STATE).read_text(encoding="utf-8"))
+    return state.get("max_steps", 0) > 0 and state.get("global_step", 0) >= state["max_steps"]
 
 
 def use_packing(config: RunConfig, model: Any) -> bool:

@@ -112,3 +112,16 @@ def test_steps_trained_again_after_a_resume_supersede_the_old_ones(tmp_path: Pat
     snap = JobMonitor(RunDir(run)).refresh()
     assert snap.train_loss == [(1, 9.0), (2, 8.0), (3, 7.0), (4, 16.0), (5, 15.0), (6, 14.0), (7, 13.0)]
     assert snap.eval_loss == [(7, 2.5)]
+
+
+def test_a_resumed_attempt_forgets_the_last_attempts_error(tmp_path: Path):
+    run = tmp_path / "run"
+    run.mkdir()
+    events = run / "events.jsonl"
+    append(events, line(kind="status", state="starting") + line(kind="status", state="failed", error="killed"))
+    monitor = JobMonitor(RunDir(run))
+    assert monitor.refresh().error == "killed"
+    append(events, line(kind="status", state="starting") + line(kind="status", state="completed"))
+    snap = monitor.refresh()
+    assert snap.state == "completed" and snap.error is None
+    assert JobMonitor(RunDir(run)).refresh().error is None  # read from the start, after a restart of the page

@@ -120,6 +120,8 @@ class JobMonitor:
         snap = self._snap
         snap.started = snap.started or event.t
         if isinstance(event, Status):
+            if event.state == "starting":  # a new attempt (a resume appends to the same events file)
+                snap.error, snap.result = None, None
             snap.state = event.state
             snap.error = event.error or snap.error
             snap.result = event.result if event.result is not None else snap.result
