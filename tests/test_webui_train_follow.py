@@ -55,8 +55,25 @@ def test_load_and_watch_follow_a_run_that_trains(ctx, monkeypatch):
     shown = train_follow.watch(ctx, panel)  # the page load (no input), or a tick of the watch
     assert (shown[panel.current], shown[panel.seen]) == ("elsewhere", -1)
     assert active(shown[panel.timer]) and not active(shown[panel.watch])
-    following = train_follow.watch(ctx, panel, "mine")  # a page that follows a run needs no watch
-    assert set(following) == {panel.watch} and not active(following[panel.watch])
+    write_run(ctx, "elsewhere", "training")
+    again = train_follow.watch(ctx, panel, "elsewhere")  # the run shown was resumed or run again: followed anew
+    assert (again[panel.current], again[panel.seen]) == ("elsewhere", -1)
+    assert active(again[panel.timer]) and not active(again[panel.watch])
+
+
+def test_a_finished_run_shown_gives_way_to_the_next_run_that_trains(ctx, monkeypatch):
+    """Run again or Resume on the Runs tab, or a run from the command line, after the Train tab's run ended."""
+    panel = train_tab(ctx).monitor
+    write_run(ctx, "done", "completed")
+    drawn = train_follow.poll(ctx, panel, "done", -1, None)
+    finished = train_follow.poll(ctx, panel, "done", drawn[panel.seen], None)
+    assert not active(finished[panel.timer]) and active(finished[panel.watch])  # keeps showing it, and watches
+    assert train_follow.watch(ctx, panel, "done") == gr.skip()  # nothing else trains
+    monkeypatch.setattr(ctx.runs, "active", lambda: "done")  # its process still exiting: not followed again
+    assert train_follow.watch(ctx, panel, "done") == gr.skip()
+    monkeypatch.setattr(ctx.runs, "active", lambda: "next")
+    shown = train_follow.watch(ctx, panel, "done")
+    assert shown[panel.current] == "next" and active(shown[panel.timer]) and not active(shown[panel.watch])
 
 
 def test_start_follows_the_new_run(ctx, monkeypatch):
@@ -79,7 +96,7 @@ def test_poll_draws_then_stops_once_the_run_finished(ctx):
     assert panel.timer not in drawn  # the last events are drawn first
     assert list(drawn[panel.loss]["loss"]) == [2.0, 1.0] and "completed" in drawn[panel.log]
     stopped = train_follow.poll(ctx, panel, "done", drawn[panel.seen], None)
-    assert set(stopped) == {panel.timer} and not active(stopped[panel.timer])  # the page keeps showing the run
+    assert set(stopped) == {panel.timer, panel.watch} and not active(stopped[panel.timer])  # the page keeps showing it
 
 
 def test_poll_keeps_ticking_while_the_run_trains(ctx):

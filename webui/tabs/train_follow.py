@@ -3,8 +3,8 @@
 Polling: the live view's timer (MonitorPanel.timer, FOLLOW_S) is off while nothing is followed. Start turns it on
 for the run it started, and so does the page load when a run is training (a reload, or a restart of launch.py,
 reattaches); `poll` turns it off once the followed run has finished and its last events are drawn (the page
-keeps showing that run). While no run is followed (a fresh page, or after Cancel), a slow timer
-(MonitorPanel.watch, WATCH_S) asks the scheduler's snapshot `ctx.runs.active()` (a cheap read) whether a run
+keeps showing that run, and the watch comes back on). While no run is followed or the one shown has finished (a
+fresh page, after Cancel, after a run ended), a slow timer (MonitorPanel.watch, WATCH_S) asks the scheduler's snapshot `ctx.runs.active()` (a cheap read) whether a run
 started elsewhere (another tab or visitor, the queue, the command line) trains now, and follows it: the page
 picks up such a run as it always did, without a 1 s tick for every visitor while nothing trains.
 """
@@ -101,8 +101,8 @@ def poll(ctx: AppContext, panel: MonitorPanel, name: str | None, seen: int, requ
         snap = ctx.runs.monitor(name).refresh()
     except (RunError, PathError):  # deleted by another visitor
         return unfollowed(panel, request)
-    if snap.version == seen:
-        return {panel.timer: gr.Timer(active=False)} if snap.finished else gr.skip()
+    if snap.version == seen:  # finished and drawn: the page keeps showing it and watches for the next run
+        return {panel.timer: gr.Timer(active=False), panel.watch: gr.Timer(active=True)} if snap.finished else gr.skip()
     tail = tail_lines(ctx.runs.run_dir(name).stdout_log) if snap.state == "failed" else ""
     snaps = {name: snap}
     return {panel.progress: progress_html(snap, words(request)), panel.loss: loss_frame(snaps),
@@ -110,8 +110,9 @@ def poll(ctx: AppContext, panel: MonitorPanel, name: str | None, seen: int, requ
 
 
 def watch(ctx: AppContext, panel: MonitorPanel, name: str | None = None) -> Any:
-    """The page load and the watch's tick: follow the run that trains now, when the page follows none."""
-    if name:
-        return {panel.watch: gr.Timer(active=False)}
+    """The page load and the watch's tick: follow the run that trains now, when the page follows none or shows
+    one that has finished (the next run started elsewhere, or the same run resumed or run again)."""
     active = ctx.runs.active()
-    return following(panel, active) if active else gr.skip()
+    if not active or (active == name and ctx.runs.info(name).state in FINAL_STATES):
+        return gr.skip()  # nothing trains (or the shown run's process is still exiting)
+    return following(panel, active)
