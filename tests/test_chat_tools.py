@@ -123,24 +123,29 @@ def test_tool_turns_in_a_request_are_checked_and_linked() -> None:
 # ---------------------------------------------------------------------------------------------- train and chat
 
 
-@pytest.fixture(scope="module")
-def tool_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """LoRA trained through `launch.py train` on the glaive-style rows, over a tiny Llama with Hermes-3's tool-use
-    template (its tokenizer learned from the template's text and the rows, so a row fits the model's positions)."""
-    folder = tmp_path_factory.mktemp("tool-run")
+def train_tool_run(folder: Path, run: Path) -> Path:
+    """LoRA trained through `launch.py train` on the glaive-style rows into `run`, over a tiny Llama with Hermes-3's
+    tool-use template (its tokenizer learned from the template's text and the rows, so a row fits the model's
+    positions); the model, the data file and the config go into `folder`."""
     template = (TEMPLATES / FAMILIES["hermes-3-tool-use"].template).read_text(encoding="utf-8")
     corpus = CORPUS + template + json.dumps(ROWS)
     base = build_tiny_llama(folder / "hermes-tiny", hidden_size=128, initializer_range=0.1, chat_template=template,
                             tokenizer_options={**FAMILIES["hermes-3-tool-use"].tokens, "corpus": corpus,
                                                "vocab_size": 1200})
     data = write_rows(folder / "glaive_toolcall_demo.json", ROWS * 4)
-    config = write_config(folder / "run.yaml", base, data, folder / "run",
+    config = write_config(folder / "tool-run.yaml", base, data, run,
                           method={"r": 8, "lora_alpha": 16, "lora_dropout": 0.0},
                           train={"max_steps": 24, "learning_rate": 1e-2, "batch_size": 4, "cutoff_len": 1024,
                                  "lr_scheduler_type": "constant"})
     result = launch("train", str(config))
     assert result.returncode == 0, result.stderr[-2000:]
-    return folder / "run"
+    return run
+
+
+@pytest.fixture(scope="module")
+def tool_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("tool-run")
+    return train_tool_run(folder, folder / "run")
 
 
 @pytest.fixture(scope="module")
