@@ -148,6 +148,7 @@ SAVE_STEPS = FormField(TrainConfig, "save_steps")
 SEED = FormField(TrainConfig, "seed")
 
 OVERLENGTH = FormField(DataConfig, "overlength")
+REASONING = FormField(DataConfig, "reasoning")
 MAX_SAMPLES = FormField(DataConfig, "max_samples")
 OPTIM = FormField(TrainConfig, "optim")
 WEIGHT_DECAY = FormField(TrainConfig, "weight_decay")
@@ -159,6 +160,8 @@ GRADIENT_CHECKPOINTING = FormField(TrainConfig, "gradient_checkpointing")
 PACKING = FormField(TrainConfig, "packing")
 DTYPE = FormField(ModelConfig, "dtype")
 TRUST_REMOTE_CODE = FormField(ModelConfig, "trust_remote_code")
+# data.replace, {placeholder: text}: a hidden widget the placeholder fields edit (webui/tabs/train_placeholders.py)
+REPLACE = FormField(DataConfig, "replace")
 
 METHOD_FIELDS = (R, LORA_ALPHA, LORA_DROPOUT, TARGET_MODULES, USE_RSLORA, BNB_4BIT_QUANT_TYPE,
                  BNB_4BIT_USE_DOUBLE_QUANT, BNB_4BIT_COMPUTE_DTYPE, NUM_VIRTUAL_TOKENS, PREFIX_PROJECTION,
@@ -166,13 +169,13 @@ METHOD_FIELDS = (R, LORA_ALPHA, LORA_DROPOUT, TARGET_MODULES, USE_RSLORA, BNB_4B
                  FREEZE_TRAINABLE_LAYERS)
 TRAIN_FIELDS = (EPOCHS, MAX_STEPS, LEARNING_RATE, BATCH_SIZE, GRADIENT_ACCUMULATION_STEPS, CUTOFF_LEN, WARMUP_RATIO,
                 LR_SCHEDULER_TYPE, VAL_SIZE, SAVE_STEPS, SEED)
-ADVANCED_FIELDS = (OVERLENGTH, MAX_SAMPLES, OPTIM, WEIGHT_DECAY, MAX_GRAD_NORM, LOGGING_STEPS, EVAL_STEPS,
+ADVANCED_FIELDS = (OVERLENGTH, REASONING, MAX_SAMPLES, OPTIM, WEIGHT_DECAY, MAX_GRAD_NORM, LOGGING_STEPS, EVAL_STEPS,
                    SAVE_TOTAL_LIMIT, GRADIENT_CHECKPOINTING, PACKING, DTYPE, TRUST_REMOTE_CODE)
 FIELDS: tuple[FormField, ...] = METHOD_FIELDS + TRAIN_FIELDS + ADVANCED_FIELDS
 METHOD_WIDGETS: tuple[Option, ...] = (*METHOD_FIELDS, BITS)  # everything the method panel holds
 # Every option widget, in the order the Train tab passes their values to handlers (after model, dataset, format
 # and method): the one ordered tuple that forms.from_widgets zips with, strictly.
-OPTIONS: tuple[Option, ...] = (STOP_BY, BITS, *FIELDS)
+OPTIONS: tuple[Option, ...] = (STOP_BY, BITS, *FIELDS, REPLACE)
 
 _BNB = (BNB_4BIT_QUANT_TYPE, BNB_4BIT_USE_DOUBLE_QUANT, BNB_4BIT_COMPUTE_DTYPE)
 _BY_NAME: dict[str, Option] = {**{f.name: f for f in METHOD_FIELDS}, "bits": BITS}

@@ -29,6 +29,7 @@ from webui.form_fields import (
     METHOD_WIDGETS,
     OPTIONS,
     PROMPT_TUNING_INIT_TEXT,
+    REPLACE,
     SECTIONS,
     STOP_BY,
     TARGET_MODULES,
@@ -116,6 +117,7 @@ def to_raw(values: Values, *, model: str, data_path: str | list[str], data_forma
         if value is None and field in (EPOCHS, LEARNING_RATE):
             continue  # left blank: the schema's default applies
         raw[SECTIONS[field.section]][field.name] = value
+    raw["data"][REPLACE.name] = dict(values[REPLACE] or {})  # the placeholder fields' texts, as the page keeps them
     if values[STOP_BY] == "epochs":
         raw["train"][MAX_STEPS.name] = None
     elif not raw["train"].get(MAX_STEPS.name):
@@ -160,6 +162,7 @@ def from_config(config: RunConfig) -> Values:
     values: Values = {field: _to_widget(field, field.read(config)) for field in FIELDS}
     values[STOP_BY] = "steps" if config.train.max_steps else "epochs"
     values[BITS] = config.method.effective_bits or 0  # qlora's default 4 shows as 4-bit
+    values[REPLACE] = dict(config.data.replace)
     return values
 
 

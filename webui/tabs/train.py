@@ -4,6 +4,8 @@ its events to the handlers (train_handlers, train_data, train_count, train_follo
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
 
 from webui import forms
@@ -12,6 +14,7 @@ from webui.form_fields import COUNT_FIELDS, CUTOFF_LEN, EPOCHS, MAX_STEPS, OVERL
 from webui.i18n import t
 from webui.tabs import train_count, train_data, train_follow
 from webui.tabs import train_handlers as h
+from webui.tabs.train_placeholders import wire_placeholder_fields
 from webui.tabs.train_panels import (
     TrainTab,
     build_config_panel,
@@ -58,10 +61,19 @@ def wire_model_and_data(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
     app.load(bind(h.list_datasets, ctx), None, [data.dataset, data.more])
     # app.load too: the page opens with the starter dataset chosen, whose summary must show without a change
     gr.on([app.load, data.dataset.change, data.more.change, data.data_format.change, cutoff_len.release,
-           overlength.change],
-          bind(bind(train_data.inspect, ctx), data),
-          [model.name, data.dataset, data.more, data.data_format, cutoff_len, overlength],
-          [data.summary, data.preview, data.example, data.histogram, data.over_cutoff], trigger_mode="always_last")
+           overlength.change], trigger_mode="always_last", **inspection(ctx, tab))
+    wire_placeholder_fields(data.placeholders)
+
+
+def inspection(ctx: AppContext, tab: TrainTab) -> dict[str, Any]:
+    """The dataset inspection's handler, inputs and outputs: it runs when the dataset or how it is measured
+    changes, and after a config is loaded (whose data.replace fills the placeholder fields it shows)."""
+    data, options = tab.data, tab.training.options
+    return {"fn": bind(bind(train_data.inspect, ctx), data),
+            "inputs": [tab.model.name, data.dataset, data.more, data.data_format, options[CUTOFF_LEN],
+                       options[OVERLENGTH], data.placeholders.mapping],
+            "outputs": [data.summary, data.preview, data.example, data.histogram, data.over_cutoff,
+                        *data.placeholders.outputs]}
 
 
 def wire_form(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
@@ -87,7 +99,7 @@ def wire_form(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
           trigger_mode="always_last", **preview)
     method_shown.then(**preview)
     config.save.click(bind(h.save_config_clicked, ctx), [config.config_name, *form], config.saved)
-    config.load.click(bind(bind(h.load_saved_config, ctx), tab), config.saved, form)
+    config.load.click(bind(bind(h.load_saved_config, ctx), tab), config.saved, form).then(**inspection(ctx, tab))
 
 
 def wire_monitor(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:

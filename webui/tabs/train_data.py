@@ -18,6 +18,7 @@ from webui.i18n import message, words
 from webui.models import model_folder
 from webui.paths import PathError
 from webui.tabs.train_panels import DataPanel
+from webui.tabs.train_placeholders import placeholder_view
 from webui.tabs.train_sources import chosen, datasets_line, measured_here
 
 FITS_COLOUR, OVER_COLOUR = "#4c78a8", "#e45756"  # the token-length histogram's two bar colours
@@ -32,12 +33,13 @@ def summary_only(panel: DataPanel, summary: str) -> dict[Any, Any]:
 
 def inspect(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, more: list[str] | None,
             data_format: str, cutoff_len: float, overlength: str,
-            request: gr.Request | None = None) -> Iterator[dict[Any, Any]]:
+            request: gr.Request | None = None, replace: dict[str, str] | None = None) -> Iterator[dict[Any, Any]]:
     """Summary, preview table, rendered example, length histogram, over-cutoff line (or the one error) of the
     dataset, and with more datasets a line of every one's rows (train_sources).
 
     An answer already measured (by any visitor, before any restart) shows at once; otherwise the page says
-    "inspecting" while the `inspect-data` engine process runs."""
+    "inspecting" while the `inspect-data` engine process runs. `replace` (data.replace) fills the placeholder
+    fields of the placeholders the inspection finds."""
     names = chosen(dataset, more)
     if not names:
         yield summary_only(panel, "")
@@ -68,7 +70,8 @@ def inspect(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, 
     except (EngineError, PathError) as error:
         yield summary_only(panel, f"<div class='wb-error' id='wb-data-error'>{html.escape(str(error))}</div>")
         return
-    view = inspection_view(panel, report, cutoff_len, request)
+    view = inspection_view(panel, report, cutoff_len, request) | placeholder_view(panel.placeholders, report,
+                                                                                   replace, request)
     if len(names) > 1:
         view[panel.summary] += "<br>" + datasets_line(ctx, names, report, data_format, request)
     yield view

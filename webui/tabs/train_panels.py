@@ -22,6 +22,7 @@ from webui.form_fields import (
     MAX_STEPS,
     METHOD_ROWS,
     OPTIONS,
+    REPLACE,
     STOP_BY,
     TRAIN_FIELDS,
     FormField,
@@ -31,6 +32,7 @@ from webui.i18n import t
 from webui.models import model_choices
 from webui.plots import colour_state
 from webui.render import loss_frame
+from webui.tabs.train_placeholders import PlaceholderPanel, build_placeholder_panel
 from webui.widgets import bits_radio, field_widget, stop_by_radio
 
 Component = gr.components.Component
@@ -55,6 +57,7 @@ class DataPanel:
     example: gr.HighlightedText
     histogram: gr.BarPlot
     over_cutoff: gr.Markdown
+    placeholders: PlaceholderPanel  # a text field for each {{name}} in the data: data.replace
 
 
 @dataclass
@@ -111,7 +114,7 @@ class TrainTab:
     def widgets(self) -> dict[Option, Component]:
         """Every option's widget, keyed by the option (webui.form_fields)."""
         return {STOP_BY: self.training.stop_by, BITS: self.method.bits, **self.method.options,
-                **self.training.options}
+                **self.training.options, REPLACE: self.data.placeholders.mapping}
 
     def form_inputs(self) -> list[Component]:
         """The inputs every handler that reads the form takes: model, dataset, more datasets, format, method, then
@@ -144,6 +147,7 @@ def build_data_panel(ctx: AppContext, starter: RunConfig | None) -> DataPanel:
             data_format = gr.Dropdown(list(choices(DataConfig, "format")), value="auto", label=t("field.data.format"),
                                       info=t("help.data.format"), elem_id="wb-format")
     summary = gr.HTML(elem_id="wb-data-summary")
+    placeholders = build_placeholder_panel()
     preview = gr.Dataframe(label=t("train.preview"), interactive=False, visible=False, wrap=True, max_height=220)
     with gr.Row():
         example = gr.HighlightedText(label=t("train.example"), color_map={"trained": "green"}, visible=False,
@@ -153,7 +157,8 @@ def build_data_panel(ctx: AppContext, starter: RunConfig | None) -> DataPanel:
                                sort=None, x_label_angle=-45, y_lim=[0, None], elem_id="wb-lengths", scale=2)
     over_cutoff = gr.Markdown(visible=False, elem_id="wb-over-cutoff")
     return DataPanel(upload=upload, dataset=dataset, more=more, data_format=data_format, summary=summary,
-                     preview=preview, example=example, histogram=histogram, over_cutoff=over_cutoff)
+                     preview=preview, example=example, histogram=histogram, over_cutoff=over_cutoff,
+                     placeholders=placeholders)
 
 
 def build_method_panel(start: forms.Values, starter: RunConfig | None) -> MethodPanel:
