@@ -155,6 +155,11 @@ def config_choices(ctx: AppContext) -> list[tuple[str, str]]:
     return [(p.name, str(p)) for p in sorted(ctx.configs.glob("*.yaml"))]
 
 
+def list_configs(ctx: AppContext) -> Any:
+    """The saved configs as WORKSPACE/configs holds them now: those saved since the server started too."""
+    return gr.update(choices=config_choices(ctx))
+
+
 def load_saved_config(ctx: AppContext, tab: TrainTab, path: str | None,
                       request: gr.Request | None = None) -> dict[Any, Any]:
     """Fill the form from a saved YAML: model, datasets, format, method, then every option."""
