@@ -74,11 +74,16 @@ def test_an_inspection_shows_a_field_for_each_placeholder(ctx, tab, identity):
                                                                                 "rows: 2 · times: 2")
     assert (second["label"], second["value"], second["info"]) == ("{{author}}", "Ada Labs", "rows: 1 · times: 1")
     assert all(field["visible"] is False for field in rest)
+    other = identity.with_name("other.json")
+    other.write_text(json.dumps([{"instruction": "Where?", "output": "In {{city}}."}]), encoding="utf-8")
+    two = list(train_data.inspect(ctx, tab.data, "", str(identity), [str(other)], "auto", 512, "truncate", None,
+                                  {"city": "Paris"}))[-1]  # the page inspects the first dataset only
+    assert two[panel.names] == ["name", "author", "city"] and two[panel.mapping] == {"city": "Paris"}
 
 
 def test_a_sampled_inspection_keeps_the_texts_it_may_have_missed(tab):
-    """Where the inspection read part of the file, a data.replace text for a placeholder it did not see stays:
-    the rest of the file may hold it. Past MAX_FIELDS, the note says where the others are filled."""
+    """Where the inspection read part of the file (or the first of several datasets), a data.replace text for a
+    placeholder it did not see stays: the rest may hold it. Past MAX_FIELDS, the note says where the others are filled."""
     panel = tab.data.placeholders
     found = [{"name": f"p{index}", "count": 1, "rows": 1} for index in range(MAX_FIELDS)]
     report = {"placeholders": found, "rows": 5000, "sample_rows": 2000}
@@ -88,5 +93,7 @@ def test_a_sampled_inspection_keeps_the_texts_it_may_have_missed(tab):
     assert "first 2,000 rows" in view[panel.note] and "1 more have no field here" in view[panel.note]
     complete = placeholder_view(panel, {**report, "rows": 2000}, {"later": "kept"}, None)
     assert complete[panel.mapping] == {} and "more" not in complete[panel.note]
+    first_of_two = placeholder_view(panel, {**report, "rows": 2000}, {"later": "kept"}, None, every_dataset=False)
+    assert first_of_two[panel.mapping] == {"later": "kept"}  # another dataset of the run may hold it
     none = placeholder_view(panel, {"placeholders": [], "rows": 3, "sample_rows": 3}, {}, None)
     assert none[panel.box]["visible"] is False and none[panel.names] == []

@@ -70,8 +70,8 @@ def inspect(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, 
     except (EngineError, PathError) as error:
         yield summary_only(panel, f"<div class='wb-error' id='wb-data-error'>{html.escape(str(error))}</div>")
         return
-    view = inspection_view(panel, report, cutoff_len, request) | placeholder_view(panel.placeholders, report,
-                                                                                   replace, request)
+    view = inspection_view(panel, report, cutoff_len, request) | placeholder_view(
+        panel.placeholders, report, replace, request, every_dataset=len(names) == 1)
     if len(names) > 1:
         view[panel.summary] += "<br>" + datasets_line(ctx, names, report, data_format, request)
     yield view

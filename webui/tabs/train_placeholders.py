@@ -66,7 +66,8 @@ def wire_placeholder_fields(panel: PlaceholderPanel) -> None:
 
 def field_names(found: list[str], mapping: dict[str, str], complete: bool) -> list[str]:
     """The placeholders to show fields for: those found, in order; and, where the inspection saw only part of the
-    file, those data.replace fills, since the rest of the file may hold them."""
+    data (part of the file, or the first of several datasets), those data.replace fills, since the rest may hold
+    them."""
     names = list(dict.fromkeys(found))
     if not complete:
         names += [name for name in mapping if name not in names]
@@ -74,13 +75,14 @@ def field_names(found: list[str], mapping: dict[str, str], complete: bool) -> li
 
 
 def placeholder_view(panel: PlaceholderPanel, report: dict[str, Any], mapping: dict[str, str] | None,
-                     request: gr.Request | None) -> dict[Any, Any]:
+                     request: gr.Request | None, *, every_dataset: bool = True) -> dict[Any, Any]:
     """The fields for an inspect-data report: one per placeholder found, holding its data.replace text; the mapping
-    keeps only the placeholders shown."""
+    keeps only the placeholders shown. `every_dataset`: the report covers every dataset of the run (the page
+    inspects the first of several only)."""
     mapping = dict(mapping or {})
     found = {item["name"]: item for item in report.get("placeholders") or []}
     rows, measured = int(report.get("rows") or 0), int(report.get("sample_rows") or 0)
-    names = field_names(list(found), mapping, complete=measured >= rows)
+    names = field_names(list(found), mapping, complete=every_dataset and measured >= rows)
     shown = names[:MAX_FIELDS]
     updates: dict[Any, Any] = {panel.names: shown, panel.mapping: {n: v for n, v in mapping.items() if n in names},
                                panel.box: gr.update(visible=bool(names)),
