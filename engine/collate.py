@@ -1,9 +1,9 @@
 """Batching of tokenized rows ({"input_ids", "labels"}) for the Trainer.
 
 Two collators: `PaddingCollator` pads every row to the longest in the batch (right padding,
-labels -100 on padding); `PackingCollator` concatenates the batch into one padding-free row with
-position ids restarting per example, which transformers turns into attention that does not cross
-example boundaries for Llama-family models. The loss is over the same target tokens either way.
+labels -100 on padding); `PackingCollator` packs the batch's examples into rows of at most `pack_len`
+tokens with position ids restarting per example, which transformers turns into attention that does not
+cross example boundaries for Llama-family models. The loss is over the same target tokens either way.
 
 A packed batch also carries `use_cache=False`: transformers looks for packed sequences only when no
 KV cache is passed, and models create one by default (config.use_cache) even in training, which
@@ -40,11 +40,60 @@ class PaddingCollator:
         return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
 
 
+REAL_TOKENS = "real_tokens"  # a packed batch's count of tokens that are not padding (WorkbenchTrainer reads it)
+
+
+def first_fit(lengths: list[int], capacity: int | None) -> list[list[int]]:
+    """Indices of rows packed into bins of at most `capacity` tokens, longest row first, each into the first bin
+    it fits (a row longer than `capacity` gets a bin of its own); None: every row in one bin."""
+    if capacity is None:
+        return [list(range(len(lengths)))] if lengths else []
+    bins: list[list[int]] = []
+    room: list[int] = []
+    for index in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        fit = next((b for b, free in enumerate(room) if lengths[index] <= free), None)
+        if fit is None:
+            bins.append([index])
+            room.append(capacity - lengths[index])
+        else:
+            bins[fit].append(index)
+            room[fit] -= lengths[index]
+    return bins
+
+
 @dataclass
 class PackingCollator:
-    """One row of all examples back to back; position_ids restart at 0 for each example."""
+    """The batch's examples back to back in sequences of at most `pack_len` tokens (first-fit, longest first), one
+    sequence per batch row; position_ids restart at 0 for each example, so attention stays inside it. Rows shorter
+    than the longest are padded at the end with a sequence of their own (positions from 0, labels ignored).
+
+    Bounding the sequence bounds the attention work: the masked square of a packed row grows with its length
+    squared, so a whole batch in one row costs up to batch_size times the attention of padded rows. `pack_len`
+    None packs the whole batch into one row."""
+
+    pad_token_id: int = 0
+    pack_len: int | None = None
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        bins = first_fit([len(row["input_ids"]) for row in rows], self.pack_len)
+        sequences = [self._sequence([rows[i] for i in indices]) for indices in bins]
+        longest = max(len(ids) for ids, _, _ in sequences)
+        input_ids, labels, positions = [], [], []
+        for ids, target, position in sequences:
+            pad = longest - len(ids)
+            input_ids.append(ids + [self.pad_token_id] * pad)
+            labels.append(target + [IGNORE] * pad)
+            positions.append(position + list(range(pad)))
+        return {
+            "input_ids": torch.tensor(input_ids),
+            "labels": torch.tensor(labels),
+            "position_ids": torch.tensor(positions),
+            "use_cache": False,
+            REAL_TOKENS: sum(len(ids) for ids, _, _ in sequences),
+        }
+
+    @staticmethod
+    def _sequence(rows: list[dict[str, Any]]) -> tuple[list[int], list[int], list[int]]:
         input_ids: list[int] = []
         labels: list[int] = []
         position_ids: list[int] = []
@@ -54,9 +103,4 @@ class PackingCollator:
             # The first token of each example has no prediction target from the previous example.
             labels += [IGNORE] + list(row["labels"][1:])
             position_ids += list(range(n))
-        return {
-            "input_ids": torch.tensor([input_ids]),
-            "labels": torch.tensor([labels]),
-            "position_ids": torch.tensor([position_ids]),
-            "use_cache": False,
-        }
+        return input_ids, labels, position_ids

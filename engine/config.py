@@ -228,7 +228,8 @@ class TrainConfig(_Section):
     save_total_limit: int = Field(2, ge=1, description="Keep only the newest N checkpoints.")
     seed: int = Field(42, description="Random seed for data order and initialisation.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
-    packing: Packing = Field("auto", description="Pack examples into padding-free rows (auto: where it applies).")
+    packing: Packing = Field("auto", description="Pack examples into padding-free rows (auto: where it costs less).")
+    pack_len: int | None = Field(None, ge=8, description="Tokens per packed row (default: cutoff_len).")
     resume: bool = Field(False, description="Continue from the newest checkpoint in output_dir.")
 
     @field_validator("packing", mode="before")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.collate import first_fit
 from engine.failures import EngineError
 
 GIB = 2**30
@@ -48,19 +49,21 @@ class StepMemory:
         return max(parts.items(), key=lambda item: item[1])
 
 
-def largest_batch(lengths: list[int], batch_size: int, packing: bool) -> tuple[int, int]:
-    """(rows, tokens per row) of the largest batch: packed, one row of the longest rows back to back; padded,
-    `batch_size` rows of the longest length."""
+def largest_batch(lengths: list[int], batch_size: int, packing: bool, pack_len: int | None = None) -> tuple[int, int]:
+    """(rows, tokens per row) of the largest batch: packed, the longest rows first-fit into rows of at most
+    `pack_len` tokens (None: one row); padded, `batch_size` rows of the longest length."""
     longest = sorted(lengths, reverse=True)[:batch_size]
     if packing:
-        return 1, sum(longest)
+        bins = [sum(longest[i] for i in indices) for indices in first_fit(longest, pack_len)]
+        return len(bins), max(bins, default=0)
     return len(longest), max(longest, default=0)
 
 
-def estimate(model: Any, trainable: int, lengths: list[int], batch_size: int, packing: bool) -> StepMemory:
+def estimate(model: Any, trainable: int, lengths: list[int], batch_size: int, packing: bool,
+             pack_len: int | None = None) -> StepMemory:
     """The lower bound for `model` (a loaded model, adapters applied) on rows of `lengths` tokens."""
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    rows, length = largest_batch(lengths, batch_size, packing)
+    rows, length = largest_batch(lengths, batch_size, packing, pack_len)
     tokens = rows * length
     element = next(model.parameters()).element_size()
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -115,7 +118,7 @@ def check_fits(step: StepMemory, available: int, where: str, batch_size: int, cu
     if still_needed <= available:
         return line
     part, size = step.largest()
-    packed = f" packed into one {step.tokens:,}-token row" if packing else ""
+    packed = f" packed into rows of {step.tokens:,} tokens in all" if packing else ""
     levers = [f"lower train.batch_size (now {batch_size})"]
     if step.longest >= cutoff_len:  # rows are cut there: a lower cutoff shortens them
         levers.append(f"lower train.cutoff_len (now {cutoff_len})")

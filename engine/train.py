@@ -173,11 +173,13 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     percent = 100 * trainable / total
     reporter.info(f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {percent:.4f}")
 
-    from engine.trainer import build_trainer, finished, use_packing
+    from engine.trainer import build_trainer, finished, plan_batching
 
-    reporter.info(check_memory(config, model, trainable, train_rows, use_packing(config, model)))
-    trainer, packing = build_trainer(config, run, model, tokenizer, train_rows, val_rows, reporter, stop)
-    reporter.info(f"batching: {'padding-free packing' if packing else 'padded batches'}")
+    lengths = [len(row["input_ids"]) for row in train_rows]
+    batching = plan_batching(config, model, trainable, lengths)
+    reporter.info(batching.reason)
+    reporter.info(check_memory(config, model, trainable, lengths, batching.packing))
+    trainer = build_trainer(config, run, model, tokenizer, train_rows, val_rows, reporter, stop, batching.packing)
     reporter.status("training")
     checkpoint = resume_point(run, reporter) if config.train.resume else None
     if checkpoint is not None and finished(checkpoint):
@@ -197,12 +199,13 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     return state
 
 
-def check_memory(config: RunConfig, model: Any, trainable: int, rows: list[dict], packing: bool) -> str:
+def check_memory(config: RunConfig, model: Any, trainable: int, lengths: list[int], packing: bool) -> str:
     """The pre-flight memory check's log line; MemoryCheckError when one step cannot fit (engine.preflight)."""
     from engine import preflight
+    from engine.trainer import pack_len
 
-    lengths = [len(row["input_ids"]) for row in rows]
-    step = preflight.estimate(model, trainable, lengths, config.train.batch_size, packing)
+    bound = pack_len(config, model) if packing else None
+    step = preflight.estimate(model, trainable, lengths, config.train.batch_size, packing, bound)
     available, where = preflight.available_memory()
     return preflight.check_fits(step, available, where, config.train.batch_size, config.train.cutoff_len, packing)
 

@@ -14,7 +14,8 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainerState
 from transformers.trainer_utils import TrainOutput
 
 from engine import rundir
-from engine.collate import PackingCollator, PaddingCollator
+from engine.batching import Choice, Shape, choose
+from engine.collate import REAL_TOKENS, PackingCollator, PaddingCollator
 from engine.config import PROMPT_LEARNING, RunConfig
 from engine.events import Metrics, Progress
 from engine.faults import fault_point
@@ -51,6 +52,15 @@ class WorkbenchTrainer(Trainer):
         self._step_at_start, self._tokens_at_start = self.state.global_step, self.state.num_input_tokens_seen
         return TrainOutput(self.state.global_step, 0.0, {"train_runtime": 0.0})
 
+    def _track_num_input_tokens(self, inputs: dict[str, Any]) -> None:
+        """A packed batch says how many of its tokens are not padding; a padded one is counted by the Trainer."""
+        if REAL_TOKENS not in inputs:
+            return super()._track_num_input_tokens(inputs)
+        self.state.num_input_tokens_seen += int(inputs[REAL_TOKENS])
+
+    def compute_loss(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        return super().compute_loss(model, {k: v for k, v in inputs.items() if k != REAL_TOKENS}, *args, **kwargs)
+
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         super().save_model(output_dir, _internal_call)
         if _internal_call:  # a checkpoint's weights: its optimizer state and trainer_state.json come next
@@ -63,12 +73,35 @@ def finished(checkpoint: Path) -> bool:
     return state.get("max_steps", 0) > 0 and state.get("global_step", 0) >= state["max_steps"]
 
 
-def use_packing(config: RunConfig, model: Any) -> bool:
-    """Padding-free packing needs position ids that restart per example, which prompt-learning
-    methods (virtual tokens before every row) cannot have."""
-    if config.train.packing == "off" or config.method.name in PROMPT_LEARNING:
-        return False
-    return config.train.packing == "on" or config.train.batch_size > 1
+def plan_batching(config: RunConfig, model: Any, trainable: int, lengths: list[int]) -> Choice:
+    """Packed or padded batches, with the run log's line saying which and why. Padding-free packing needs position
+    ids that restart per example, which prompt-learning methods (virtual tokens before every row) cannot have;
+    `auto` packs where it is estimated to cost less (engine.batching)."""
+    t = config.train
+    if t.packing == "off" or config.method.name in PROMPT_LEARNING:
+        why = "off" if t.packing == "off" else f"{config.method.name} puts virtual tokens before every row"
+        return Choice(False, f"batching: length-grouped padding ({why})")
+    if t.packing == "on":
+        return Choice(True, f"batching: packed rows of at most {pack_len(config, model)} tokens (train.packing: on)")
+    if t.batch_size == 1:
+        return Choice(False, "batching: one row per batch (batch_size 1: nothing to pack)")
+    text = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    shape = Shape(params=sum(p.numel() for p in model.parameters()), trainable=trainable, hidden=text.hidden_size,
+                  layers=text.num_hidden_layers)
+    return choose(lengths, t.batch_size, pack_len(config, model), shape, varlen=varlen_attention(model))
+
+
+def varlen_attention(model: Any) -> bool:
+    """Whether attention runs per example inside a packed row (flash-attention's variable-length kernels)."""
+    return str(getattr(model.config, "_attn_implementation", "") or "").startswith("flash_attention")
+
+
+def pack_len(config: RunConfig, model: Any = None) -> int | None:
+    """Tokens per packed row: train.pack_len, else none with a variable-length kernel (each example attends only
+    over itself), else cutoff_len (a masked row's attention grows with its length squared)."""
+    if config.train.pack_len:
+        return config.train.pack_len
+    return None if model is not None and varlen_attention(model) else config.train.cutoff_len
 
 
 def training_arguments(config: RunConfig, run: rundir.RunDir, has_eval: bool, packing: bool) -> TrainingArguments:
@@ -177,9 +210,11 @@ def _clock(seconds: float) -> str:
 
 
 def build_trainer(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: Any, train_rows: list[dict],
-                  val_rows: list[dict], reporter: Any, stop: Any) -> tuple[WorkbenchTrainer, bool]:
-    packing = use_packing(config, model)
-    collator = PackingCollator() if packing else PaddingCollator(tokenizer.pad_token_id)
+                  val_rows: list[dict], reporter: Any, stop: Any, packing: bool) -> WorkbenchTrainer:
+    if packing:
+        collator = PackingCollator(tokenizer.pad_token_id, pack_len(config, model))
+    else:
+        collator = PaddingCollator(tokenizer.pad_token_id)
     callback = EventCallback(reporter, stop)
     trainer = WorkbenchTrainer(
         model=model,
@@ -193,4 +228,4 @@ def build_trainer(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: 
     trainer.remove_callback(PrinterCallback)  # EventCallback prints the progress lines
     trainer.packing = packing
     callback.trainer = trainer
-    return trainer, packing
+    return trainer

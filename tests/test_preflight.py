@@ -21,6 +21,7 @@ def test_largest_batch_padded_and_packed():
     assert largest_batch(lengths, 2, packing=False) == (2, 50)
     assert largest_batch(lengths, 2, packing=True) == (1, 90)
     assert largest_batch(lengths, 99, packing=True) == (1, 150)
+    assert largest_batch(lengths, 99, packing=True, pack_len=60) == (3, 60)  # [50, 10] [40, 20] [30]
 
 
 def test_the_audits_batch_is_refused_and_an_ordinary_one_passes(tiny_model: Path):
@@ -42,7 +43,8 @@ def test_the_audits_batch_is_refused_and_an_ordinary_one_passes(tiny_model: Path
     assert line.startswith("memory check: one step needs at least") and ordinary.total < GIB
 
 
-def test_a_run_that_cannot_fit_fails_before_its_first_step(tiny_model: Path, tmp_path: Path):
+def test_a_run_that_cannot_fit_fails_before_its_first_step(tiny_model: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr("engine.preflight.available_memory", lambda: (256 * 2**20, "RAM"))  # a small machine
     data = tmp_path / "short.jsonl"
     answer = "The quick brown fox jumps over the lazy dog. " * 12  # about 150 tokens a row
     data.write_text("".join(json.dumps({"instruction": f"q{i}", "output": answer}) + "\n" for i in range(2048)))
