@@ -191,6 +191,7 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     weights_dir = save_weights(config, run, model, tokenizer, grown)
     eval_loss = final_eval_loss(trainer) if val_rows and not stop.requested else None
     metrics = final_metrics(config, trainer, result, started, weights_dir, trainable, total, eval_loss)
+    metrics["batching"] = batching.reason
     rundir.write_json_atomic(run.metrics, metrics)
     loss = f"train loss {metrics['train_loss']:.4f}" if metrics["train_loss"] is not None else "no train loss logged"
     reporter.info(f"saved {weights_dir.name}/ ({metrics['weights_size_mb']:.2f} MB); "
