@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import resource
+import signal
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,12 @@ def test_a_run_that_cannot_fit_fails_before_its_first_step(tiny_model: Path, tmp
         "data": {"path": str(data)}, "train": {"max_steps": 1, "batch_size": 2048, "cutoff_len": 8192, "packing": "on"},
         "output_dir": str(tmp_path / "run")})
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    assert run_train(config) == 1
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        assert run_train(config) == 1
+    finally:  # run_train turns SIGTERM/SIGINT into its stop flag: give pytest its own back
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
     status = RunDir(tmp_path / "run").read_status()
     assert status["state"] == "failed" and status["error"].startswith("This configuration cannot fit")
     assert status.get("step") in (None, 0)
