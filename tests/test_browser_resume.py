@@ -58,6 +58,7 @@ def test_resume_continues_a_killed_run_and_refuses_one_without_a_checkpoint(page
     messages = [e.get("message", "") for e in events]
     assert "resuming from checkpoint-4" in messages and any("is the last step" in m for m in messages), messages
     assert max(e["step"] for e in events if e["kind"] == "progress") == 4  # no step past max_steps
+    page.wait_for_selector(".wb-progress[data-state='completed'] >> visible=true")  # the view's next tick
     progress = page.locator(".wb-progress >> visible=true").first.inner_text()
     assert "completed" in progress and "gone without a final status" not in progress, progress
     shot(page, "runs-resumed")
