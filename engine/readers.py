@@ -16,14 +16,20 @@ from engine.config import DATA_EXTENSIONS as EXTENSIONS
 from engine.failures import DataError
 
 
-def read_records(path: Path) -> list[dict]:
-    """Every row of a dataset file as a dict; .txt gives one {"text": paragraph} per blank-line block."""
+def dataset_file(path: Path) -> tuple[Path, str]:
+    """(path, lower-case suffix) of a dataset file that exists and has a supported extension; DataError otherwise."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in EXTENSIONS:
         raise DataError(f"{path.name} has the unsupported extension '{suffix}': save it as {', '.join(EXTENSIONS)}.")
     if not path.is_file():
         raise DataError(f"{path} does not exist: check data.path.")
+    return path, suffix
+
+
+def read_records(path: Path) -> list[dict]:
+    """Every row of a dataset file as a dict; .txt gives one {"text": paragraph} per blank-line block."""
+    path, suffix = dataset_file(path)
     if suffix == ".parquet":
         records = _read_parquet(path)
     else:

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.config import DATA_EXTENSIONS as EXTENSIONS
 from engine.failures import DataError
-from engine.readers import bad_csv, bad_jsonl_line, bad_parquet, extra_csv_fields, not_an_object
+from engine.readers import bad_csv, dataset_file, bad_jsonl_line, bad_parquet, extra_csv_fields, not_an_object
 from engine.streams import CHUNK_BYTES, MAX_ROW_BYTES, json_items, lines, too_long
 
 SAMPLE_ROWS = 2000
@@ -40,12 +39,7 @@ class Sample:
 
 def read_sample(path: Path, max_rows: int = SAMPLE_ROWS, max_bytes: int = SAMPLE_BYTES) -> Sample:
     """The first `max_rows` rows (stopping after the row that passes `max_bytes` of text) and the row count."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in EXTENSIONS:
-        raise DataError(f"{path.name} has the unsupported extension '{suffix}': save it as {', '.join(EXTENSIONS)}.")
-    if not path.is_file():
-        raise DataError(f"{path} does not exist: check data.path.")
+    path, suffix = dataset_file(path)
     if suffix == ".parquet":
         sample = _parquet_sample(path, max_rows)
     else:
