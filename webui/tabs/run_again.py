@@ -35,32 +35,30 @@ def ask_rerun(ctx: AppContext, selected: list[str] | None, request: gr.Request |
     return ask(say("runs.confirm_rerun", names=", ".join(f"`{name}`" for name in selected)), list(selected))
 
 
-def rerun_confirmed(ctx: AppContext, names: list[str] | None, request: gr.Request | None = None) -> tuple[Any, ...]:
-    """Yes pressed: start (or queue) exactly the runs the question named, each with its own toast."""
-    for name in names or []:
+def requeue_each(ctx: AppContext, names: list[str], action: str, request: gr.Request | None) -> None:
+    """Run again (`action` "rerun") or Resume ("resume") each named run, each with its own toast; the first that
+    cannot be requeued is the error."""
+    for name in names:
         try:
-            queued = ctx.runs.rerun(name)
+            queued = getattr(ctx.runs, action)(name)
         except (RunError, PathError) as error:
             raise failure(request, str(error)) from None
-        text = (message(request, "runs.msg.rerun_queued", name=name, active=ctx.runs.active() or "?") if queued
-                else message(request, "runs.msg.rerun_started", name=name))
+        text = (message(request, f"runs.msg.{action}_queued", name=name, active=ctx.runs.active() or "?") if queued
+                else message(request, f"runs.msg.{action}_started", name=name))
         gr.Info(text, title=message(request, "msg.info_title"))
+
+
+def rerun_confirmed(ctx: AppContext, names: list[str] | None, request: gr.Request | None = None) -> tuple[Any, ...]:
+    """Yes pressed: start (or queue) exactly the runs the question named."""
+    requeue_each(ctx, names or [], "rerun", request)
     return closed()
 
 
 def resume_selected(ctx: AppContext, selected: list[str] | None, request: gr.Request | None = None) -> None:
     """Resume pressed: each selected run continues from its newest complete checkpoint (or waits in the queue)."""
-    say = words(request)
     if not selected:
-        raise failure(request, say("runs.msg.select_run"))
-    for name in selected:
-        try:
-            queued = ctx.runs.resume(name)
-        except (RunError, PathError) as error:
-            raise failure(request, str(error)) from None
-        text = (message(request, "runs.msg.resume_queued", name=name, active=ctx.runs.active() or "?") if queued
-                else message(request, "runs.msg.resume_started", name=name))
-        gr.Info(text, title=message(request, "msg.info_title"))
+        raise failure(request, words(request)("runs.msg.select_run"))
+    requeue_each(ctx, selected, "resume", request)
 
 
 def wire_run_again(ctx: AppContext, button: gr.Button, confirm: Confirm, resume: gr.Button, selected: gr.Dropdown,
