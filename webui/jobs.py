@@ -102,7 +102,7 @@ def read_job_status(kind: JobKind, path: Path) -> dict[str, Any] | None:
     if path.name.startswith("."):
         return None
     if path.is_symlink():
-        return damaged(f"{path.name} is a symbolic link, not a {kind.name} folder: it is not followed.")
+        return damaged(f"{path.name} is a symbolic link, not a job folder: it is not followed.")
     if not path.is_dir():
         return None
     job = kind.job_dir(path)

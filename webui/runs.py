@@ -15,7 +15,7 @@ from pathlib import Path
 
 from engine.config import ConfigError, RunConfig, load_config
 from engine.rundir import RunDir
-from webui.jobs import QUEUED, STARTING, TRAIN, Scheduler, holds_slot
+from webui.jobs import QUEUED, STARTING, TRAIN, Scheduler, holds_slot, read_job_status
 from webui.monitor import JobMonitor
 from webui.paths import safe_name, slug
 
@@ -76,9 +76,10 @@ class RunManager:
         return self.scheduler.monitor(self.run_dir(name))
 
     def info(self, name: str) -> RunInfo:
-        if self.entry(name).is_symlink():
-            return RunInfo(name=name, path=self.entry(name), state="failed", damaged=True,
-                           error=f"{name} is a symbolic link, not a run folder: it is not followed.")
+        entry = self.entry(name)
+        if entry.is_symlink():  # listed as the scan judged it, never followed
+            status = read_job_status(TRAIN, entry) or {}
+            return RunInfo(name=name, path=entry, state=status["state"], damaged=True, error=status["error"])
         run = self.run_dir(name)
         stamp = tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in (run.config, run.status, run.metrics))
         cached = self._infos.get(name)
@@ -219,13 +220,10 @@ class RunManager:
 def read_info(run: RunDir) -> RunInfo:
     """A run's row: its status, the config's method, model and dataset, and the final figures. A run whose
     status.json or config.yaml cannot be read is damaged: listed with the reason, and it can still be deleted."""
-    status = run.read_status()
+    status = read_job_status(TRAIN, run.path) or {}  # the scan's own judgement (webui.jobs)
     info = RunInfo(name=run.name, path=run.path, state=status.get("state", STARTING), error=status.get("error"),
                    created=run.config.stat().st_mtime if run.config.exists() else run.path.stat().st_mtime,
                    damaged=bool(status.get("damaged")))
-    if not status and not run.status.exists():
-        info.state, info.damaged = "failed", True
-        info.error = f"{run.name} has no status.json: it was not written by the engine, or never started."
     try:
         config = run.read_config()
         info.method, info.model, info.dataset = config.method.name, config.model.name_or_path, config.data.name
