@@ -1,9 +1,11 @@
-"""PEFT Workbench benchmark: the engine against a hand-written Trainer + peft script, every method,
-model FLOPs utilisation, and QLoRA's memory. One command, one table, written to tests/bench/RESULTS.md.
+"""PEFT Workbench benchmark: the engine against a hand-written Trainer + peft script, `train.packing` auto
+against on and off, every method, model FLOPs utilisation, and QLoRA's memory. One command, one report,
+written to tests/bench/RESULTS.md.
 
-    .venv/bin/python tests/bench/run_bench.py             # --quick (default): a few minutes on 2 cores
+    .venv/bin/python tests/bench/run_bench.py             # --quick (default): several minutes on 2 cores
     .venv/bin/python tests/bench/run_bench.py --full      # every row, 2 repeats, methods on 30M too
     .venv/bin/python tests/bench/run_bench.py --sizes 2m --repeats 1 --rows 24 --methods lora,prompt
+    .venv/bin/python tests/bench/run_bench.py --profiles conversations --methods ''   # the earlier data
     .venv/bin/python tests/bench/run_bench.py --qlora-memory   # adds LoRA vs QLoRA on a ~300M model
 
 What it does, all in one invocation on one machine:
@@ -11,21 +13,33 @@ What it does, all in one invocation on one machine:
 1. Builds (and caches under tests/bench/out/, which git ignores) a byte-level BPE tokenizer of about
    8k entries trained on the project's sample datasets, with a ChatML chat template, and random-weight
    Llama models of about 2M and 30M parameters with that tokenizer (a ~300M one for --qlora-memory).
-2. Builds the benchmark dataset from the sample datasets (assets/datasets): their single-turn
-   instruction pairs grouped into conversations whose number of turns is log-normally spread, so token
-   lengths follow the long-tailed spread of real instruction data (median about 100 tokens, a tail
-   past cutoff_len) rather than the samples' uniform 20-40 tokens. A fixed held-out split (data.val_size,
-   seed) is shared by every run.
-3. Engine vs plain script (LoRA r8 all-linear, bs 4, cutoff 256, one epoch, same config file): runs
-   `python launch.py train CONFIG` (A) and `python tests/bench/plain_trainer.py CONFIG` (B) as
-   subprocesses alternating A B A B, and reports per run and as a ratio: non-padding tokens per second
+2. Builds one dataset per length profile (--profiles, default realistic,short), seeded and cached under
+   OUT/data/, and measures each row's token length as the engine tokenizes it (bench tokenizer, ChatML):
+   - realistic: alpaca rows (instruction, input mostly empty, output) whose total token length is
+     log-normal (median 180, sigma 0.9, capped at 4x cutoff_len), so about a third of the rows are cut at
+     cutoff_len as in public instruction sets (alpaca, dolly, oasst); the prompt is 10-60 tokens (a
+     sample dataset's instruction, continued with corpus words), the output the rest, words taken from
+     assets/models/corpus/web-heldout.txt at a random offset (wrapping) until the row reaches its target.
+   - short: the same kind of rows with log-normal total lengths of median 40, sigma 0.5, within 12-128.
+   - conversations (the earlier data): the sample datasets' instruction pairs grouped into sharegpt
+     conversations of log-normally many turns.
+   Per profile it prints and reports rows, median/p90/max token length and the share over cutoff_len.
+   A fixed held-out split (data.val_size, seed) is shared by every run of a profile.
+3. Per profile and model size (LoRA r8 all-linear, bs 4, cutoff 256, one epoch, same config file), each
+   repeat runs in rotation: the engine with train.packing auto (A), the plain script (B), the engine with
+   packing on, the engine with packing off; so A B A B holds for engine vs plain. The engine is
+   `python launch.py train CONFIG`, the plain script `python tests/bench/plain_trainer.py CONFIG`, both
+   subprocesses. Reported per run and as a ratio (engine auto vs plain): non-padding tokens per second
    of the training loop, the process wall time for one epoch over the same rows (start of the process
    to exit: imports, loading, tokenizing, training, evaluation, saving), the training loop alone
    (Trainer's train_runtime), peak memory (ru_maxrss of the child from wait4 on CPU, max allocated
    on GPU, as each process reports it), and the loss on the held-out rows, computed by this script
-   for both from the saved adapters (token-weighted mean cross-entropy over the assistant tokens).
-4. Every method through the engine on the same rows for one epoch (so the same number of tokens):
-   trainable params and %, adapter size on disk, tokens/s, peak memory, eval loss.
+   for auto and plain from the saved adapters (token-weighted mean cross-entropy over the assistant
+   tokens; skipped for packing on and off). A second table sets auto against on and off: training loop
+   and whole process per run, tokens/s, the batching each run used (metrics.json "batching"), and
+   whether auto's median training loop is within the runs' spread of the better of on and off.
+4. Every method through the engine on the first profile's rows for one epoch (so the same number of
+   tokens): trainable params and %, adapter size on disk, tokens/s, peak memory, eval loss.
 5. MFU: achieved training FLOP/s over the matmul peak measured in the same invocation.
    FLOPs per non-padding token = 6N for full fine-tuning (forward 2N, backward 4N), 4N for methods
    whose base is frozen (forward 2N, backward 2N for the activation gradients only), where N is the
@@ -130,6 +144,145 @@ def build_dataset(path: Path, rows: int, seed: int = 0) -> Path:
     return path
 
 
+# ---------------------------------------------------------------------------------------------- profiles
+
+CORPUS = ROOT / "assets" / "models" / "corpus" / "web-heldout.txt"
+PROFILE_VERSION = 1  # in the cached files' names: bump it when a generator changes
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    format: str  # data.format in the run config
+    about: str  # for the report
+
+
+PROFILES = {
+    "realistic": Profile("realistic", "alpaca",
+                         "alpaca rows (instruction, input mostly empty, output) of log-normal total token length "
+                         "(median 180, sigma 0.9, capped at 4x cutoff), the prompt 10-60 tokens, words from "
+                         "assets/models/corpus/web-heldout.txt; shaped like public instruction sets (alpaca, dolly, "
+                         "oasst): many short rows, about a third cut at the cutoff"),
+    "short": Profile("short", "alpaca",
+                     "alpaca rows of log-normal total token length (median 40, sigma 0.5, within 12-128), words "
+                     "from assets/models/corpus/web-heldout.txt"),
+    "conversations": Profile("conversations", "sharegpt",
+                             "sharegpt conversations of log-normally many turns (median 4) built from the "
+                             "instruction pairs of assets/datasets"),
+}
+# Total token length per row (bench tokenizer, ChatML): log-normal median and sigma, lower and upper bound
+# (None: 4x cutoff).
+TARGETS: dict[str, tuple[float, float, int, int | None]] = {
+    "realistic": (180.0, 0.9, 24, None),
+    "short": (40.0, 0.5, 12, 128),
+}
+INPUT_SHARE = {"realistic": 0.2, "short": 0.1}  # rows whose alpaca `input` is not empty
+
+
+def token_lengths(records: list[dict], fmt: str, tokenizer: Any) -> list[int]:
+    """Each row's token count as the engine tokenizes it (format normalised, chat template, no cutoff)."""
+    from engine import data, formats
+
+    _, stats = data.tokenize_rows(formats.normalise(records, fmt, "bench"), tokenizer, 10**9, "truncate")
+    return stats.lengths
+
+
+class _Words:
+    """The corpus as words, read from any offset (wrapping around), with each word's token count after a space."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.words = CORPUS.read_text(encoding="utf-8").split()
+        self.tokenizer = tokenizer
+        self.costs: dict[str, int] = {}
+
+    def cost(self, word: str) -> int:
+        if word not in self.costs:
+            self.costs[word] = len(self.tokenizer(" " + word, add_special_tokens=False)["input_ids"])
+        return self.costs[word]
+
+    def run(self, start: int, count: int) -> list[str]:
+        return [self.words[(start + i) % len(self.words)] for i in range(count)]
+
+    def take(self, words: list[str], budget: int) -> list[str]:
+        """The shortest prefix of `words` (at least one word) of about `budget` tokens or more."""
+        total, out = 0, []
+        for word in words:
+            if out and total >= budget:
+                break
+            out.append(word)
+            total += self.cost(word)
+        return out
+
+
+def profile_row(name: str, rng: random.Random, words: _Words, prompts: list[str], tokenizer: Any,
+                cutoff: int, overhead: int) -> dict[str, str]:
+    """One alpaca row of the profile: a target total length drawn, the prompt a part of it, and as many of the
+    output's words as keep the row, tokenized as the engine does, within the target (it ends a word short of it
+    at most)."""
+    median, sigma, low, high = TARGETS[name]
+    total = min(high or 4 * cutoff, max(low, round(rng.lognormvariate(math.log(median), sigma))))
+    room = max(2, total - overhead)
+    if name == "realistic":
+        prompt_tokens = max(1, min(rng.randint(10, 60), room // 2))
+    else:
+        prompt_tokens = max(1, round(room * rng.uniform(0.25, 0.5)))
+    corpus_at = rng.randrange(len(words.words))
+    instruction_words = rng.choice(prompts).split() + words.run(corpus_at, prompt_tokens)
+    with_input = prompt_tokens >= 6 and rng.random() < INPUT_SHARE[name]
+    instruction = words.take(instruction_words, prompt_tokens // 3 if with_input else prompt_tokens)
+    left = prompt_tokens - sum(words.cost(w) for w in instruction)
+    extra = words.take(words.run(rng.randrange(len(words.words)), max(left, 1) + 4), left) if with_input else []
+    row = {"instruction": " ".join(instruction), "input": " ".join(extra), "output": ""}
+    # the output: a run of corpus words long enough for any target (every word is at least one token)
+    output = words.run(rng.randrange(len(words.words)), total + 8)
+    budget = total - token_lengths([{**row, "output": output[0]}], "alpaca", tokenizer)[0] + words.cost(output[0])
+    count = len(words.take(output, budget))
+
+    def length(n: int) -> int:
+        return token_lengths([{**row, "output": " ".join(output[:n])}], "alpaca", tokenizer)[0]
+
+    # the most words that keep the row within its target (one word at least)
+    while count < len(output) and length(count + 1) <= total:
+        count += 1
+    while count > 1 and length(count) > total:
+        count -= 1
+    row["output"] = " ".join(output[:count])
+    return row
+
+
+def build_profile(name: str, folder: Path, rows: int, tokenizer: Any, cutoff: int = 256, seed: int = 0) -> Path:
+    """The profile's dataset (PROFILES), deterministic for (rows, cutoff, seed); cached in `folder`."""
+    if name == "conversations":
+        return build_dataset(folder / f"bench_sharegpt_{rows}.json", rows, seed)
+    path = folder / f"bench_{name}_{rows}_cutoff{cutoff}_seed{seed}_v{PROFILE_VERSION}.json"
+    if path.exists():
+        return path
+    rng = random.Random(f"{name}-{seed}")
+    words = _Words(tokenizer)
+    prompts = [user for user, _ in sample_pairs() if user.strip()]
+    overhead = token_lengths([{"instruction": "a", "input": "", "output": "a"}], "alpaca", tokenizer)[0] - 2
+    out = [profile_row(name, rng, words, prompts, tokenizer, cutoff, overhead) for _ in range(rows)]
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out, ensure_ascii=False, indent=0), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def length_summary(path: Path, fmt: str, tokenizer: Any, cutoff: int) -> dict[str, Any]:
+    """Rows, median / p90 / max token length (nearest rank) and the share of rows over `cutoff`."""
+    lengths = sorted(token_lengths(json.loads(path.read_text(encoding="utf-8")), fmt, tokenizer))
+    n = len(lengths)
+    return {"rows": n, "median": statistics.median(lengths), "p90": lengths[max(0, math.ceil(0.9 * n) - 1)],
+            "max": lengths[-1], "over_cutoff": sum(x > cutoff for x in lengths) / n, "cutoff": cutoff,
+            "tokens": sum(lengths)}
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    return (f"{summary['rows']} rows, token length median {summary['median']:g}, p90 {summary['p90']}, "
+            f"max {summary['max']}; {summary['over_cutoff']:.0%} of rows over the cutoff {summary['cutoff']}")
+
+
 def build_tokenizer(path: Path, vocab_size: int = 8192):
     """Byte-level BPE trained on the sample datasets, ChatML specials and template; cached at `path`."""
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
@@ -232,7 +385,7 @@ def matmul_peak(size: Size, vocab: int, tokens: int, seconds: float = 0.4) -> fl
 
 @dataclass
 class Run:
-    kind: str  # engine | plain
+    kind: str  # engine | plain (which packing an engine run had: its label, and metrics "packing"/"batching")
     label: str
     metrics: dict[str, Any]
     wall_s: float
@@ -241,9 +394,17 @@ class Run:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# One repeat of a profile and size, in order: the engine with train.packing auto (A), the plain script (B), the
+# engine with packing on, then off; so engine auto vs plain alternates A B A B.
+ROTATION = ("auto", "plain", "on", "off")
+# Where each kind's runs are kept in an A/B entry's "runs" (engine auto under "engine", as before packing on/off)
+RUN_KEYS = {"auto": "engine", "plain": "plain", "on": "on", "off": "off"}
+
+
 def write_config(path: Path, model_dir: Path, data_path: Path, out_dir: Path, method: str, *, epochs: float,
                  max_steps: int | None, batch_size: int, cutoff: int, val_size: float, lr: float | None = None,
-                 packing: str = "auto", max_samples: int | None = None, lora_dropout: float = 0.05) -> Path:
+                 packing: str = "auto", max_samples: int | None = None, lora_dropout: float = 0.05,
+                 data_format: str = "sharegpt") -> Path:
     name, bits = method, None
     if method.startswith("qlora"):
         name, bits = "qlora", int(method[5:] or 4)
@@ -255,7 +416,7 @@ def write_config(path: Path, model_dir: Path, data_path: Path, out_dir: Path, me
                              "learning_rate": lr or LR.get(method, 2e-4), "seed": 42, "packing": packing}
     if max_steps:
         train["max_steps"] = max_steps
-    data: dict[str, Any] = {"path": str(Path(data_path).resolve()), "format": "sharegpt", "val_size": val_size}
+    data: dict[str, Any] = {"path": str(Path(data_path).resolve()), "format": data_format, "val_size": val_size}
     if max_samples:
         data["max_samples"] = max_samples
     config = {"model": {"name_or_path": str(Path(model_dir).resolve())}, "method": method_cfg, "data": data,
@@ -281,6 +442,8 @@ def run_child(argv: list[str], log: Path) -> tuple[float, float, int]:
 def engine_batching(metrics: dict) -> str:
     """The engine's batching and its estimated padding share, from the run's own log line (metrics.json)."""
     line = metrics.get("batching", "")
+    if "train.packing: on" in line:
+        return "packed (train.packing: on)"
     if metrics.get("packing"):
         found = re.search(r"packed rows (\d+)%", line)
         return f"{found[1] if found else '?'}% (packed, estimated)" if "per-example" not in line else "0% (packed)"
@@ -399,10 +562,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode.add_argument("--full", action="store_true", help="480 rows, engine vs plain and methods on 2M and 30M")
     p.add_argument("--sizes", default=None, help="model sizes for engine vs plain (quick: 30m; full: 2m,30m; '' skips it)")
     p.add_argument("--method-sizes", default=None, help="model sizes for the methods table (default: 2m; full: 2m,30m)")
-    p.add_argument("--repeats", type=int, default=None, help="A B pairs per size (quick 2, full 2)")
+    p.add_argument("--repeats", type=int, default=None, help="rotations (engine auto, plain, engine packing on, engine packing off) per profile and size "
+                        "(quick 2, full 2)")
     p.add_argument("--rows", type=int, default=None, help="rows of benchmark data (quick 120, full 480)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after N steps instead of one epoch")
     p.add_argument("--methods", default=",".join(METHODS), help="methods for the methods table ('' skips it)")
+    p.add_argument("--profiles", default="realistic,short",
+                   help=f"length profiles of the data, comma-separated, from {', '.join(PROFILES)} "
+                        "(each runs engine auto, plain, engine packing on, engine packing off per repeat; "
+                        "the methods table uses the first)")
     p.add_argument("--qlora-memory", action="store_true", help="LoRA vs QLoRA 4-bit peak memory on a ~300M model")
     p.add_argument("--threads", type=int, default=None,
                    help="torch/OpenMP threads for every process (default: torch's default, one per core); "
@@ -424,6 +592,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     repeats = args.repeats or 2
     rows = args.rows or (480 if full else 120)
     methods = [m for m in args.methods.split(",") if m]
+    profiles = [x for x in args.profiles.split(",") if x]
+    unknown = [x for x in profiles if x not in PROFILES]
+    if unknown:
+        raise SystemExit(f"unknown profile {', '.join(unknown)}: choose from {', '.join(PROFILES)}")
     out = args.out
     started = time.time()
     load_before = load_avg()
@@ -438,15 +610,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"machine: {machine()}  load {load_before}", flush=True)
     tok_dir = out / "tokenizer"
     tokenizer = build_tokenizer(tok_dir)
-    data_path = build_dataset(out / "data" / f"bench_sharegpt_{rows}.json", rows)
     val_size = 0.1
     stamp = time.strftime("%Y%m%d-%H%M%S")
     runs_dir = out / "runs" / stamp
     peaks: list[float] = []
     bs, cutoff = args.batch_size, args.cutoff
 
+    # the methods table and QLoRA's memory use the first profile's rows
+    first = profiles[0] if profiles else "realistic"
+    data: dict[str, dict[str, Any]] = {}
+    for name in dict.fromkeys(profiles + ([first] if methods or args.qlora_memory else [])):
+        path = build_profile(name, out / "data", rows, tokenizer, cutoff)
+        summary = length_summary(path, PROFILES[name].format, tokenizer, cutoff)
+        print(f"profile {name}: {summary_text(summary)} ({path})", flush=True)
+        data[name] = {"about": PROFILES[name].about, "format": PROFILES[name].format, "path": str(path),
+                      "summary": summary, "ab": {}}
     results: dict[str, Any] = {"machine": machine(), "command": command.strip(), "load_before": load_before,
-                               "ab": {}, "methods": {}, "peaks": peaks, "rows": rows}
+                               "profiles": {name: data[name] for name in profiles}, "methods": {},
+                               "methods_profile": first, "peaks": peaks, "rows": rows, "cutoff": cutoff}
+    # the first profile's engine-vs-plain results under "ab", keyed by size, as before there were profiles
+    results["ab"] = data[profiles[0]]["ab"] if profiles else {}
     all_sizes = list(dict.fromkeys(sizes + (method_sizes if methods else []) + (["30m"] if not sizes else [])))
     model_dirs = {s: build_model(out / "models" / s, SIZES[s], tok_dir) for s in all_sizes}
     n_params = {s: matmul_params(model_dirs[s]) for s in all_sizes}
@@ -458,47 +641,53 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         peaks.append(value)
         return value
 
-    # ---- engine vs plain script, A B A B
-    for s in sizes:
-        cfg = write_config(runs_dir / f"ab-{s}.yaml", model_dirs[s], data_path, runs_dir / f"ab-{s}-cfg-unused",
-                           "lora", epochs=1, max_steps=args.max_steps, batch_size=bs, cutoff=cutoff,
-                           val_size=val_size, lora_dropout=args.lora_dropout)
-        train_rows, val_rows = split_rows(cfg)
-        train_tokens = sum(len(r["input_ids"]) for r in train_rows)
-        batch_tokens = max(64, int(train_tokens / len(train_rows) * bs))
-        peak_now(s, batch_tokens)
-        ab: dict[str, list[Run]] = {"engine": [], "plain": []}
-        for rep in range(repeats):
-            for kind in ("engine", "plain"):
-                label = f"{kind}-{s}-{rep + 1}"
-                run_out = runs_dir / label
-                cfg_k = write_config(runs_dir / f"{label}.yaml", model_dirs[s], data_path, run_out, "lora",
-                                     epochs=1, max_steps=args.max_steps, batch_size=bs, cutoff=cutoff,
-                                     val_size=val_size, lora_dropout=args.lora_dropout)
-                print(f"[{time.time() - started:6.0f}s] {label} (load {load_avg()})", flush=True)
-                run = (engine_run if kind == "engine" else plain_run)(cfg_k, run_out, label)
-                adapter = run_out / "adapter"
-                run.heldout_loss = heldout_loss(model_dirs[s], adapter, val_rows)
-                steps = run.metrics["steps"]
-                tokens = train_tokens if not args.max_steps else None
-                run.extra["tokens"] = tokens
-                run.extra["tokens_per_s"] = (tokens / run.metrics["train_s"]) if tokens else run.metrics["tokens_per_s"]
-                run.extra["steps"] = steps
-                ab[kind].append(run)
-                print(f"    wall {run.wall_s:.1f}s train {run.metrics['train_s']:.1f}s "
-                      f"{run.extra['tokens_per_s']:.0f} tok/s rss {run.maxrss_mb:.0f} MB "
-                      f"held-out loss {run.heldout_loss:.4f}", flush=True)
+    # ---- per profile and size: engine auto (A), plain script (B), engine packing on, engine packing off
+    for name in profiles:
+        data_path, fmt = Path(data[name]["path"]), PROFILES[name].format
+        for s in sizes:
+            same = {"epochs": 1, "max_steps": args.max_steps, "batch_size": bs, "cutoff": cutoff,
+                    "val_size": val_size, "lora_dropout": args.lora_dropout, "data_format": fmt}
+            cfg = write_config(runs_dir / f"ab-{name}-{s}.yaml", model_dirs[s], data_path, runs_dir / "unused",
+                               "lora", **same)
+            train_rows, val_rows = split_rows(cfg)
+            train_tokens = sum(len(r["input_ids"]) for r in train_rows)
+            batch_tokens = max(64, int(train_tokens / len(train_rows) * bs))
             peak_now(s, batch_tokens)
-        n, total = n_params[s]
-        results["ab"][s] = {"runs": ab, "N": n, "total_params": total, "train_rows": len(train_rows),
-                            "lora_dropout": args.lora_dropout,
-                            "val_rows": len(val_rows), "train_tokens": train_tokens,
-                            "target_tokens": sum(sum(x != -100 for x in r["labels"]) for r in train_rows)}
+            ab: dict[str, list[Run]] = {kind: [] for kind in RUN_KEYS.values()}
+            for rep in range(repeats):
+                for kind in ROTATION:
+                    label = f"{kind}-{name}-{s}-{rep + 1}"
+                    run_out = runs_dir / label
+                    # the plain script reads the very config the engine's auto run reads
+                    cfg_k = write_config(runs_dir / f"{label}.yaml", model_dirs[s], data_path, run_out, "lora",
+                                         packing="auto" if kind == "plain" else kind, **same)
+                    print(f"[{time.time() - started:6.0f}s] {label} (load {load_avg()})", flush=True)
+                    run = (plain_run if kind == "plain" else engine_run)(cfg_k, run_out, label)
+                    if kind in ("auto", "plain"):  # packing on/off: no held-out loss, to save time
+                        run.heldout_loss = heldout_loss(model_dirs[s], run_out / "adapter", val_rows)
+                    tokens = train_tokens if not args.max_steps else None
+                    run.extra.update(
+                        packing=kind, tokens=tokens, steps=run.metrics["steps"], train_s=run.metrics["train_s"],
+                        tokens_per_s=(tokens / run.metrics["train_s"]) if tokens else run.metrics["tokens_per_s"],
+                        batching=run.metrics.get("batching"), packed=bool(run.metrics.get("packing")))
+                    ab[RUN_KEYS[kind]].append(run)
+                    loss = f" held-out loss {run.heldout_loss:.4f}" if run.heldout_loss is not None else ""
+                    chose = f"; {run.extra['batching']}" if run.extra["batching"] else ""
+                    print(f"    wall {run.wall_s:.1f}s train {run.metrics['train_s']:.1f}s "
+                          f"{run.extra['tokens_per_s']:.0f} tok/s rss {run.maxrss_mb:.0f} MB{loss}{chose}", flush=True)
+                peak_now(s, batch_tokens)
+            n, total = n_params[s]
+            data[name]["ab"][s] = {"runs": ab, "N": n, "total_params": total, "train_rows": len(train_rows),
+                                   "lora_dropout": args.lora_dropout,
+                                   "val_rows": len(val_rows), "train_tokens": train_tokens,
+                                   "target_tokens": sum(sum(x != -100 for x in r["labels"]) for r in train_rows)}
 
     # ---- every method through the engine
+    data_path, fmt = (Path(data[first]["path"]), PROFILES[first].format) if first in data else (None, None)
     for s in method_sizes if methods else []:
         cfg0 = write_config(runs_dir / f"m-{s}.yaml", model_dirs[s], data_path, runs_dir / "unused", "lora",
-                            epochs=1, max_steps=args.max_steps, batch_size=bs, cutoff=cutoff, val_size=val_size)
+                            epochs=1, max_steps=args.max_steps, batch_size=bs, cutoff=cutoff, val_size=val_size,
+                            data_format=fmt)
         train_rows, _ = split_rows(cfg0)
         train_tokens = sum(len(r["input_ids"]) for r in train_rows)
         peak_now(s, max(64, int(train_tokens / len(train_rows) * bs)))
@@ -508,7 +697,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             run_out = runs_dir / label
             cfg = write_config(runs_dir / f"{label}.yaml", model_dirs[s], data_path, run_out, method, epochs=1,
                                max_steps=args.max_steps, batch_size=bs, cutoff=cutoff, val_size=val_size,
-                               lora_dropout=args.lora_dropout)
+                               lora_dropout=args.lora_dropout, data_format=fmt)
             print(f"[{time.time() - started:6.0f}s] {label} (load {load_avg()})", flush=True)
             try:
                 run = engine_run(cfg, run_out, label)
@@ -530,7 +719,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             label = f"mem-300m-{method}"
             run_out = runs_dir / label
             cfg = write_config(runs_dir / f"{label}.yaml", big, data_path, run_out, method, epochs=1, max_steps=3,
-                               batch_size=1, cutoff=cutoff, val_size=0.0, max_samples=8)
+                               batch_size=1, cutoff=cutoff, val_size=0.0, max_samples=8, data_format=fmt)
             print(f"[{time.time() - started:6.0f}s] {label} (load {load_avg()})", flush=True)
             results["qlora_memory"][method] = engine_run(cfg, run_out, label)
 
@@ -543,7 +732,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.results.write_text(text, encoding="utf-8")
     print(text, flush=True)
     (runs_dir / "results.json").parent.mkdir(parents=True, exist_ok=True)
-    (runs_dir / "results.json").write_text(json.dumps(to_json(results), indent=1), encoding="utf-8")
+    as_json = to_json({k: v for k, v in results.items() if k != "ab"})  # "ab" repeats the first profile's
+    (runs_dir / "results.json").write_text(json.dumps(as_json, indent=1), encoding="utf-8")
     return results
 
 
@@ -564,6 +754,90 @@ def to_json(results: dict[str, Any]) -> Any:
 
 def mfu(tokens_per_s: float, method: str, n: int, peak: float) -> float:
     return tokens_per_s * flops_per_token(method, n) / peak
+
+
+def ab_table(s: str, ab: dict[str, Any], peak: float, gpu: bool, mem: str) -> list[str]:
+    """Engine (train.packing auto) vs the plain script, one size of one profile."""
+    e, p = ab["runs"]["engine"], ab["runs"]["plain"]
+    lines = [
+        f"### Engine vs hand-written Trainer + peft script, {s} model "
+        f"({ab['total_params'] / 1e6:.2f}M params, N = {ab['N'] / 1e6:.2f}M)",
+        "",
+        f"LoRA r8 all-linear, dropout {ab['lora_dropout']}, batch size 4, cutoff 256, one epoch over "
+        f"{ab['train_rows']} rows "
+        f"({ab['train_tokens']:,} tokens, {ab['target_tokens']:,} trained), held-out loss on "
+        f"{ab['val_rows']} rows; the engine with train.packing auto (A) and the plain script (B) alternate "
+        "A B A B (the packing on and off runs come after each B). Ratio = engine median / plain median "
+        "(for times and memory: plain / engine, so > 1 means the engine is better).",
+        "",
+        "| figure | engine (A) runs | plain script (B) runs | ratio |",
+        "|---|---|---|---|",
+    ]
+    tps_e = [r.extra["tokens_per_s"] for r in e]
+    tps_p = [r.extra["tokens_per_s"] for r in p]
+    lines.append(f"| non-padding tokens/s (training loop) | {runs_text(tps_e, 0)} | {runs_text(tps_p, 0)} | "
+                 f"{ratio(tps_e, tps_p):.2f}x |")
+    wall_e, wall_p = [r.wall_s for r in e], [r.wall_s for r in p]
+    lines.append(f"| wall time, one epoch, whole process (s) | {runs_text(wall_e)} | {runs_text(wall_p)} | "
+                 f"{ratio(wall_p, wall_e):.2f}x faster |")
+    tr_e, tr_p = [r.metrics["train_s"] for r in e], [r.metrics["train_s"] for r in p]
+    lines.append(f"| training loop, one epoch (s) | {runs_text(tr_e)} | {runs_text(tr_p)} | "
+                 f"{ratio(tr_p, tr_e):.2f}x faster |")
+    if gpu:
+        mem_e, mem_p = [r.metrics["peak_memory_mb"] for r in e], [r.metrics["peak_memory_mb"] for r in p]
+    else:
+        mem_e, mem_p = [r.maxrss_mb for r in e], [r.maxrss_mb for r in p]
+    lines.append(f"| {mem} (MB) | {runs_text(mem_e, 0)} | {runs_text(mem_p, 0)} | "
+                 f"{ratio(mem_p, mem_e):.2f}x lower |")
+    lo_e, lo_p = [r.heldout_loss for r in e], [r.heldout_loss for r in p]
+    lines.append(f"| held-out loss after one epoch | {runs_text(lo_e, 4)} | {runs_text(lo_p, 4)} | "
+                 f"{statistics.median(lo_e) - statistics.median(lo_p):+.4f} (engine - plain) |")
+    mf_e = [mfu(t, "lora", ab["N"], peak) for t in tps_e]
+    mf_p = [mfu(t, "lora", ab["N"], peak) for t in tps_p]
+    lines.append(f"| MFU (4N) | {runs_text([100 * x for x in mf_e])}% | {runs_text([100 * x for x in mf_p])}% | "
+                 f"{ratio(mf_e, mf_p):.2f}x |")
+    pad = [r.metrics.get("padding_fraction") for r in p]
+    lines.append(f"| padding share of positions | {engine_batching(e[0].metrics)} | "
+                 f"{runs_text([100 * x for x in pad])}% (unsorted) | |")
+    lines.append("")
+    return lines
+
+
+def packing_verdict(runs: dict[str, list[Run]]) -> dict[str, Any]:
+    """Auto against the better of packing on and off, by median training loop (Trainer's train_runtime).
+
+    spread: for each of auto, on and off, (max - min) / median of its training-loop runs; the largest of the three.
+    within: auto's median is at most `spread` above the better one's (faster than it counts as within)."""
+    times = {kind: [r.metrics["train_s"] for r in runs[kind]] for kind in ("auto", "on", "off")}
+    median = {kind: statistics.median(values) for kind, values in times.items()}
+    better = min(("on", "off"), key=lambda kind: median[kind])
+    spreads = {kind: (max(values) - min(values)) / median[kind] for kind, values in times.items()}
+    widest = max(spreads, key=lambda kind: spreads[kind])
+    diff = median["auto"] / median[better] - 1
+    return {"better": better, "better_s": median[better], "auto_s": median["auto"], "diff": diff,
+            "spread": spreads[widest], "spread_kind": widest, "within": diff <= spreads[widest]}
+
+
+def packing_table(s: str, runs: dict[str, list[Run]]) -> list[str]:
+    """train.packing auto vs on vs off (engine runs of one size of one profile), and the verdict line."""
+    lines = [f"### Packing auto vs on vs off, {s} model", "",
+             "The engine on the same config but train.packing; tokens/s are non-padding tokens over the training "
+             "loop; batching is the engine's own line (metrics.json).", "",
+             "| packing | training loop (s), each run | whole process (s), each run | non-padding tokens/s, median "
+             "| batching the engine used |", "|---|---|---|---|---|"]
+    for kind in ("auto", "on", "off"):
+        group = runs[kind]
+        used = "; ".join(dict.fromkeys((r.metrics.get("batching") or "?").removeprefix("batching: ") for r in group))
+        tps = statistics.median([r.extra["tokens_per_s"] for r in group])
+        lines.append(f"| {kind} | {runs_text([r.metrics['train_s'] for r in group])} | "
+                     f"{runs_text([r.wall_s for r in group])} | {tps:,.0f} | "
+                     f"{'auto chose: ' if kind == 'auto' else ''}{used} |")
+    v = packing_verdict(runs)
+    lines += ["", f"Better of on/off by median training loop: {v['better']} ({v['better_s']:.2f} s); auto "
+              f"{v['auto_s']:.2f} s, {v['diff']:+.1%} against {v['better']}. Spread (per kind, (max - min) / median "
+              f"of its training-loop runs; the largest among auto/on/off): {v['spread']:.1%} ({v['spread_kind']}). "
+              f"Auto is within the spread of the better of on/off: **{'yes' if v['within'] else 'no'}**.", ""]
+    return lines
 
 
 def render(results: dict[str, Any], full: bool) -> str:
@@ -589,55 +863,22 @@ def render(results: dict[str, Any], full: bool) -> str:
         "token / peak, FLOPs per token = 4N for frozen-base methods and 6N for full fine-tuning, N = weights "
         "of every nn.Linear (decoder blocks + lm_head).",
         "",
-        f"Data: {results['rows']} conversations built from assets/datasets (log-normal number of turns), "
-        "10% held out (the same rows for every run).",
+        f"Data: {results['rows']} rows per length profile (token lengths as the engine tokenizes them with the "
+        "bench tokenizer and ChatML, before the cutoff), 10% held out (the same rows for every run of a profile). "
+        "Per profile and size each repeat runs the engine with train.packing auto (A), the plain script (B), the "
+        "engine with packing on, the engine with packing off, in that order.",
         "",
     ]
-    for s, ab in results["ab"].items():
-        e, p = ab["runs"]["engine"], ab["runs"]["plain"]
-        lines += [
-            f"## Engine vs hand-written Trainer + peft script, {s} model "
-            f"({ab['total_params'] / 1e6:.2f}M params, N = {ab['N'] / 1e6:.2f}M)",
-            "",
-            f"LoRA r8 all-linear, dropout {ab['lora_dropout']}, batch size 4, cutoff 256, one epoch over "
-            f"{ab['train_rows']} rows "
-            f"({ab['train_tokens']:,} tokens, {ab['target_tokens']:,} trained), held-out loss on "
-            f"{ab['val_rows']} rows; runs alternate A B A B. Ratio = engine median / plain median "
-            "(for times and memory: plain / engine, so > 1 means the engine is better).",
-            "",
-            "| figure | engine (A) runs | plain script (B) runs | ratio |",
-            "|---|---|---|---|",
-        ]
-        tps_e = [r.extra["tokens_per_s"] for r in e]
-        tps_p = [r.extra["tokens_per_s"] for r in p]
-        lines.append(f"| non-padding tokens/s (training loop) | {runs_text(tps_e, 0)} | {runs_text(tps_p, 0)} | "
-                     f"{ratio(tps_e, tps_p):.2f}x |")
-        wall_e, wall_p = [r.wall_s for r in e], [r.wall_s for r in p]
-        lines.append(f"| wall time, one epoch, whole process (s) | {runs_text(wall_e)} | {runs_text(wall_p)} | "
-                     f"{ratio(wall_p, wall_e):.2f}x faster |")
-        tr_e, tr_p = [r.metrics["train_s"] for r in e], [r.metrics["train_s"] for r in p]
-        lines.append(f"| training loop, one epoch (s) | {runs_text(tr_e)} | {runs_text(tr_p)} | "
-                     f"{ratio(tr_p, tr_e):.2f}x faster |")
-        if gpu:
-            mem_e, mem_p = [r.metrics["peak_memory_mb"] for r in e], [r.metrics["peak_memory_mb"] for r in p]
-        else:
-            mem_e, mem_p = [r.maxrss_mb for r in e], [r.maxrss_mb for r in p]
-        lines.append(f"| {mem} (MB) | {runs_text(mem_e, 0)} | {runs_text(mem_p, 0)} | "
-                     f"{ratio(mem_p, mem_e):.2f}x lower |")
-        lo_e, lo_p = [r.heldout_loss for r in e], [r.heldout_loss for r in p]
-        lines.append(f"| held-out loss after one epoch | {runs_text(lo_e, 4)} | {runs_text(lo_p, 4)} | "
-                     f"{statistics.median(lo_e) - statistics.median(lo_p):+.4f} (engine - plain) |")
-        mf_e = [mfu(t, "lora", ab["N"], peak) for t in tps_e]
-        mf_p = [mfu(t, "lora", ab["N"], peak) for t in tps_p]
-        lines.append(f"| MFU (4N) | {runs_text([100 * x for x in mf_e])}% | {runs_text([100 * x for x in mf_p])}% | "
-                     f"{ratio(mf_e, mf_p):.2f}x |")
-        pad = [r.metrics.get("padding_fraction") for r in p]
-        lines.append(f"| padding share of positions | {engine_batching(e[0].metrics)} | "
-                     f"{runs_text([100 * x for x in pad])}% (unsorted) | |")
-        lines.append("")
+    for name, prof in results.get("profiles", {}).items():
+        lines += [f"## Profile `{name}`", "", f"{prof['about'][0].upper()}{prof['about'][1:]} "
+                  f"(data.format {prof['format']}).", "", f"Lengths: {summary_text(prof['summary'])}.", ""]
+        for s, ab in prof["ab"].items():
+            lines += ab_table(s, ab, peak, gpu, mem)
+            lines += packing_table(s, {kind: ab["runs"][key] for kind, key in RUN_KEYS.items() if kind != "plain"})
     for s, table in results["methods"].items():
         n = results["N"][s]
         lines += [f"## Every method through the engine, {s} model", "",
+                  f"Data: the `{results.get('methods_profile', 'realistic')}` profile's rows. "
                   "One epoch over the same rows (the same tokens) for each; batch size 4, cutoff 256; learning rate "
                   "2e-4 for the LoRA family, 1e-4 for full, 1e-2 for prefix/prompt/P-tuning/IA3. Eval loss is the "
                   "engine's own (metrics.json) on the held-out rows. Random-weight base: losses compare methods, "
