@@ -26,6 +26,7 @@ from engine import rundir
 from engine.config import ADAPTER_METHODS, ConfigError, RunConfig, load_config
 from engine.failures import explain
 from engine.faults import fault_point
+from engine.imports import skip_bitsandbytes_unless_used
 from engine.outputs import clean_stale_partials, partial_path, publish
 from engine.reporter import JobReporter
 
@@ -67,6 +68,7 @@ def main(argv: list[str]) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    skip_bitsandbytes_unless_used(config)  # this process trains one config: see engine.imports
     return run_train(config, overwrite=args.overwrite)
 
 
@@ -145,7 +147,7 @@ def run_train(config: RunConfig, overwrite: bool = False) -> int:
 
 def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: StopRequest) -> str:
     from engine import data
-    from engine.modeling import fit_embeddings, load_model, load_tokenizer
+    from engine.modeling import device, fit_embeddings, load_model, load_tokenizer
     from engine.tokens import ensure_chat_template
 
     started = time.time()
@@ -164,11 +166,14 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
                   f"{stats.truncated} truncated and {stats.dropped} dropped at cutoff_len {config.train.cutoff_len}")
 
     reporter.status("loading_model")
+    from engine.dropout import use_bulk_dropout
     from engine.methods import apply_method, count_parameters
 
     model = load_model(config.model, config.method)
     grown = fit_embeddings(model, tokenizer)
     model = apply_method(model, config.method, tokenizer)
+    if device() == "cpu" and (bulk := use_bulk_dropout(model)):
+        reporter.info(f"lora_dropout: {bulk} layers draw their masks in bulk on the CPU (engine.dropout)")
     trainable, total = count_parameters(model)
     percent = 100 * trainable / total
     reporter.info(f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {percent:.4f}")

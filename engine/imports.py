@@ -1,0 +1,61 @@
+"""bitsandbytes is imported only by runs that use it.
+
+peft imports bitsandbytes whenever it is installed, and bitsandbytes imports torch's compiler stack (torch._dynamo,
+torch._inductor) on import: about a second of every training process's start on this project's 2-core machines,
+for runs that never quantize (`python -X importtime launch.py train CONFIG`). A training process whose run needs
+no bitsandbytes marks it absent before transformers and peft are imported (`sys.modules[name] = None`, Python's own
+way to make an import fail); they then treat it as not installed.
+
+Only for a whole process that trains one config (`launch.py train`): a process that trains several configs, as the
+test suite does, must not mark it, or a later QLoRA run in it could not import it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from engine.config import RunConfig
+
+BITSANDBYTES = "bitsandbytes"
+PLAIN_OPTIMIZERS = ("adamw_torch", "sgd")
+
+
+def uses_bitsandbytes(config: RunConfig) -> bool:
+    """QLoRA, an 8-bit or paged optimizer, or a base model saved quantized by bitsandbytes (or one whose
+    config.json cannot be read here: a hub id not in the local cache)."""
+    if config.method.name == "qlora" or config.train.optim not in PLAIN_OPTIMIZERS:
+        return True
+    model_config = _config_json(config.model.name_or_path, config.model.revision)
+    if model_config is None:
+        return True
+    quantization = model_config.get("quantization_config") or {}
+    return quantization.get("quant_method") == BITSANDBYTES or "load_in_4bit" in quantization
+
+
+def _config_json(name: str, revision: str | None) -> dict | None:
+    folder = Path(name).expanduser()
+    path: str | Path | None = folder / "config.json"
+    if not folder.is_dir():
+        from huggingface_hub import try_to_load_from_cache
+
+        try:
+            path = try_to_load_from_cache(name, "config.json", revision=revision)
+        except ValueError:  # not a hub id either (a missing folder): loading will say so
+            return None
+        if not isinstance(path, str):  # None (not cached) or a marker that the file does not exist
+            return None
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def skip_bitsandbytes_unless_used(config: RunConfig) -> bool:
+    """Mark bitsandbytes absent in this process where `config` does not use it and nothing imported it yet;
+    returns whether it was marked."""
+    if BITSANDBYTES in sys.modules or uses_bitsandbytes(config):
+        return False
+    sys.modules[BITSANDBYTES] = None  # type: ignore[assignment]
+    return True
