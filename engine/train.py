@@ -148,6 +148,7 @@ def run_train(config: RunConfig, overwrite: bool = False) -> int:
 def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: StopRequest) -> str:
     from engine import data
     from engine.modeling import device, fit_embeddings, load_model, load_tokenizer
+    from engine.tokcache import tokenized_splits
     from engine.tokens import ensure_chat_template
 
     started = time.time()
@@ -159,11 +160,12 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     tokenizer = load_tokenizer(config.model)
     if ensure_chat_template(tokenizer):
         reporter.info("the tokenizer has no chat template: using ChatML (saved with the weights)")
-    train_rows, val_rows, stats = data.build_splits(config, tokenizer)
+    train_rows, val_rows, stats, cached = tokenized_splits(config, tokenizer)
     for note in data.template_notes(rows, tokenizer):
         reporter.info(note)
     reporter.info(f"tokenized: {len(train_rows)} train / {len(val_rows)} validation rows, "
-                  f"{stats.truncated} truncated and {stats.dropped} dropped at cutoff_len {config.train.cutoff_len}")
+                  f"{stats.truncated} truncated and {stats.dropped} dropped at cutoff_len {config.train.cutoff_len}"
+                  + (" (read from the tokenized-rows cache, engine.tokcache)" if cached else ""))
 
     reporter.status("loading_model")
     from engine.dropout import use_bulk_dropout

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from engine.tokcache import CACHE_ENV
 from webui.context import AppContext
 from webui.i18n import i18n, language_head, t
 from webui.options import parse_args, port_in_use
@@ -92,6 +93,8 @@ def main(argv: list[str]) -> int:
     ctx = AppContext.create(Path(args.workspace), allowed=[Path(folder) for folder in args.allow_path])
     # Uploads land in the workspace too, so nothing the page touches lies outside it.
     os.environ["GRADIO_TEMP_DIR"] = str(ctx.workspace / ".gradio")
+    # Tokenized rows that later runs on the same data reuse (engine.tokcache), inherited by every engine process.
+    os.environ.setdefault(CACHE_ENV, str(ctx.workspace / "cache"))
     ctx.jobs.clean_leftovers()
     app = build_app(ctx)
     ctx.jobs.tick()  # re-attach jobs left by a previous launch and start queued ones where a lane is free

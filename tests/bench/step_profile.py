@@ -49,30 +49,41 @@ def category(name: str, under_optimizer: bool) -> str:
 
 def profile(config_path: Path, skip: int, steps: int) -> dict:
     import torch
-    from torch.profiler import ProfilerActivity, schedule
+    from torch.profiler import ProfilerActivity
     from transformers import TrainerCallback
 
     from engine import trainer as engine_trainer
     from engine.config import load_config
     from engine.train import run_train
 
-    prof = torch.profiler.profile(activities=[ProfilerActivity.CPU], with_flops=True,
-                                  schedule=schedule(wait=skip, warmup=0, active=steps, repeat=1))
+    # Two windows of `steps` steps: the first for the shares (the profiler's own cost per operator is small), the
+    # second with FLOP counting for the matmuls' rate (it records shapes, which slows the small operators).
+    shares = torch.profiler.profile(activities=[ProfilerActivity.CPU])
+    rates = torch.profiler.profile(activities=[ProfilerActivity.CPU], with_flops=True)
+    seconds: dict[str, float] = {}
 
-    class Step(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kwargs):
-            prof.start()
+    class Window(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step == skip:
+                seconds["shares"] = time.perf_counter()
+                shares.start()
+            elif state.global_step == skip + steps:
+                shares.stop()
+                seconds["shares"] = time.perf_counter() - seconds["shares"]
+                seconds["rates"] = time.perf_counter()
+                rates.start()
 
         def on_step_end(self, args, state, control, **kwargs):
-            prof.step()
-            if state.global_step >= skip + steps:
+            if state.global_step == skip + 2 * steps:
+                rates.stop()
+                seconds["rates"] = time.perf_counter() - seconds["rates"]
                 control.should_training_stop = True
 
     build = engine_trainer.build_trainer
 
     def build_profiled(*args, **kwargs):
         trainer = build(*args, **kwargs)
-        trainer.add_callback(Step())
+        trainer.add_callback(Window())
         return trainer
 
     config = load_config(config_path)
@@ -80,43 +91,36 @@ def profile(config_path: Path, skip: int, steps: int) -> dict:
         config = config.model_copy(update={"output_dir": out})
         engine_trainer.build_trainer = build_profiled  # engine.train imports it from engine.trainer when it runs
 
-        started = time.perf_counter()
         code = run_train(config)
-        wall = time.perf_counter() - started
-        prof.stop()
-        if code != 0:
-            raise SystemExit(f"the run failed; see {out}/train.log")
-    return summarise(prof, wall)
+        if code != 0 or "rates" not in seconds:
+            raise SystemExit(f"the run failed or had fewer than {skip + 2 * steps} steps; see its train.log")
+    return summarise(shares, rates, seconds["shares"], steps)
 
 
-def summarise(prof, wall: float) -> dict:
-    events = prof.events()
-    step_ranges = [e for e in events if e.name.startswith("ProfilerStep")]
-    step_us = sum(e.cpu_time_total for e in step_ranges)
+def summarise(shares, rates, window_s: float, steps: int) -> dict:
+    """Shares of the first window's wall time by category; the matmuls' FLOP/s from the second window."""
+    events = shares.events()
     optimizer_ranges = [(e.time_range.start, e.time_range.end) for e in events
                         if e.name.startswith("Optimizer.step#")]
     by_category: dict[str, float] = defaultdict(float)
-    flops = matmul_us = 0.0
+    other: dict[str, float] = defaultdict(float)
     for e in events:
         if not e.name.startswith("aten::"):
             continue
-        start = e.time_range.start
-        inside = any(a <= start <= b for a, b in optimizer_ranges)
+        inside = any(a <= e.time_range.start <= b for a, b in optimizer_ranges)
         kind = category(e.name, inside)
         by_category[kind] += e.self_cpu_time_total
-        if kind == "matmul":
-            flops += e.flops or 0
-            matmul_us += e.self_cpu_time_total
-    other: dict[str, float] = defaultdict(float)
-    for e in events:
-        if e.name.startswith("aten::") and category(e.name, False) == "other ops":
+        if kind == "other ops":
             other[e.name] += e.self_cpu_time_total
-    ops_us = sum(by_category.values())
-    by_category["Python and framework"] = max(0.0, step_us - ops_us)
-    return {"steps": len(step_ranges), "step_ms": step_us / 1e3 / max(len(step_ranges), 1),
-            "shares": {k: v / step_us for k, v in by_category.items()},
-            "matmul_gflops": flops / (matmul_us * 1e3) if matmul_us else 0.0, "wall_s": wall,
-            "largest_other": {k: v / step_us for k, v in sorted(other.items(), key=lambda kv: -kv[1])[:6]}}
+    window_us = window_s * 1e6
+    by_category["Python and framework"] = max(0.0, window_us - sum(by_category.values()))
+    matmuls = [e for e in rates.events() if e.name in MATMUL]
+    matmul_us = sum(e.self_cpu_time_total for e in matmuls)
+    flops = sum(e.flops or 0 for e in matmuls)
+    return {"steps": steps, "step_ms": window_s * 1e3 / steps,
+            "shares": {k: v / window_us for k, v in by_category.items()},
+            "matmul_gflops": flops / (matmul_us * 1e3) if matmul_us else 0.0,
+            "largest_other": {k: v / window_us for k, v in sorted(other.items(), key=lambda kv: -kv[1])[:6]}}
 
 
 def render(result: dict, label: str) -> str:
