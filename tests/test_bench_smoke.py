@@ -1,6 +1,7 @@
 """The benchmark's smallest configuration, so that tests/bench/run_bench.py cannot rot: 2M model, two
-steps, one A/B pair (engine via launch.py, the plain Trainer script), no methods table; checks that the
-table is written with sane numbers. CPU only, one thread, well under a minute on an idle machine."""
+steps, the short-row profile, one round of its rotation (engine packing auto, the plain Trainer script, engine
+packing on, engine packing off), no methods table; checks that the tables are written with sane numbers. CPU only,
+one thread, under a minute on an idle machine."""
 
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ import run_bench  # noqa: E402
 
 def test_bench_smallest_configuration(tmp_path: Path) -> None:
     results_md = tmp_path / "RESULTS.md"
-    results = run_bench.main(["--sizes", "2m", "--methods", "", "--repeats", "1",
+    results = run_bench.main(["--sizes", "2m", "--methods", "", "--repeats", "1", "--profiles", "short",
                               "--rows", "16", "--max-steps", "2", "--threads", "1",
                               "--out", str(tmp_path / "out"), "--results", str(results_md)])
     text = results_md.read_text(encoding="utf-8")
     assert "Engine vs hand-written" in text and "non-padding tokens/s" in text and "MFU" in text
+    assert "auto vs on vs off" in text.lower() and "within the spread" in text.lower()
 
     ab = results["ab"]["2m"]
     engine, plain = ab["runs"]["engine"][0], ab["runs"]["plain"][0]
