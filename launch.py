@@ -28,4 +28,9 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    from engine.__main__ import COMMANDS, exit_without_teardown
+
+    if sys.argv[1:2] and sys.argv[1] in COMMANDS:
+        exit_without_teardown(code)  # an engine command's process: nothing is left to do or to write
+    sys.exit(code)

@@ -11,9 +11,11 @@ sees, so that its own children do not inherit them.
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
 import sys
+from typing import NoReturn
 
 PARENT_ENV = "WORKBENCH_DIE_WITH_PARENT"
 MEMORY_ENV = "WORKBENCH_MEMORY_CAP_MB"
@@ -69,5 +71,17 @@ def apply_limits() -> str | None:
     return None
 
 
+def exit_without_teardown(code: int) -> NoReturn:
+    """End an engine command's process once the command has returned: the exit handlers run (logging's flush among
+    them) and the standard streams are flushed, as at any exit, but the interpreter's teardown of every imported
+    module is skipped. It writes nothing and takes about 0.8 s once torch, transformers and peft are imported
+    (this project's 2-core machines), which a user and the page's queue would otherwise wait for after the run
+    has ended. Only for a process that the command owns: never call it from a process that goes on."""
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_without_teardown(main())

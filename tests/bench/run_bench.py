@@ -452,11 +452,47 @@ def engine_batching(metrics: dict) -> str:
 
 
 def engine_run(config: Path, out_dir: Path, label: str) -> Run:
+    started = time.time()
     wall, rss, code = run_child([sys.executable, "launch.py", "train", str(config)], out_dir.with_suffix(".log"))
     if code != 0:
         raise RuntimeError(f"engine run {label} failed ({code}); see {out_dir.with_suffix('.log')}")
     metrics = json.loads((out_dir / "metrics.json").read_text())
-    return Run("engine", label, metrics, wall, rss)
+    run = Run("engine", label, metrics, wall, rss)
+    run.extra["phases"] = engine_phases(out_dir / "events.jsonl", started, wall)
+    return run
+
+
+PHASES = {  # the engine's status that ends each phase of its process (events.jsonl), in order
+    "python, config": "starting",
+    "imports": "loading_data",
+    "data (read, tokenize)": "loading_model",
+    "model (load, adapter)": "training",
+    "training loop, eval": "saving",
+}
+
+
+def engine_phases(events: Path, started: float, wall: float) -> dict[str, float]:
+    """Seconds of the engine process per phase, from its status events' times; the last phase (saving the
+    weights, final metrics, exit) ends at the process's exit."""
+    times = {}
+    for line in events.read_text(encoding="utf-8").splitlines():
+        event = json.loads(line)
+        if event.get("kind") == "status":
+            times.setdefault(event["state"], event["t"])
+    phases, last = {}, started
+    for phase, state in PHASES.items():
+        phases[phase] = times[state] - last
+        last = times[state]
+    phases["save, exit"] = started + wall - last
+    return phases
+
+
+def phases_line(runs: list[Run]) -> str:
+    """Where the engine's whole-process time went, median over its runs."""
+    names = list(runs[0].extra["phases"])
+    parts = [f"{name} {statistics.median(r.extra['phases'][name] for r in runs):.1f} s" for name in names]
+    return "Where the engine's whole process went (median of its runs, from its status events): " + \
+        ", ".join(parts) + "."
 
 
 def plain_run(config: Path, out_dir: Path, label: str) -> Run:
@@ -799,7 +835,7 @@ def ab_table(s: str, ab: dict[str, Any], peak: float, gpu: bool, mem: str) -> li
     pad = [r.metrics.get("padding_fraction") for r in p]
     lines.append(f"| padding share of positions | {engine_batching(e[0].metrics)} | "
                  f"{runs_text([100 * x for x in pad])}% (unsorted) | |")
-    lines.append("")
+    lines += ["", phases_line(e), ""]
     return lines
 
 
