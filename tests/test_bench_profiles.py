@@ -86,3 +86,19 @@ def test_packing_verdict_yes_when_auto_is_within_the_spread() -> None:
     # faster than the better one counts as within
     fabricated["auto"] = runs("auto", [8.0, 8.0])
     assert run_bench.packing_verdict(fabricated)["within"] is True
+
+
+def test_the_plain_scripts_runs_count_in_the_ab_spread_and_same_batching_is_named() -> None:
+    # auto 2.5% slower than off; auto/on/off spreads 2%; the plain script's runs 18.0 / 18.9 spread 4.9%
+    fabricated = {"auto": runs("auto", [10.15, 10.35]), "on": runs("on", [12.0, 12.24]),
+                  "off": runs("off", [9.9, 10.1]), "plain": runs("plain", [18.0, 18.9])}
+    assert run_bench.packing_verdict({k: v for k, v in fabricated.items() if k != "plain"})["within"] is False
+    verdict = run_bench.packing_verdict(fabricated)
+    assert verdict["spread_kind"] == "plain" and verdict["within"] is True
+    assert verdict["same"] is True  # auto's runs did not pack, and off is the better
+    text = "\n".join(run_bench.packing_table("30m", fabricated))
+    assert "the same batching as off: the difference is run-to-run noise" in text
+    assert "| plain |" not in text  # a row per packing setting only
+    for run in fabricated["auto"]:
+        run.metrics["packing"] = True
+    assert run_bench.packing_verdict(fabricated)["same"] is False

@@ -6,15 +6,17 @@ Runs `engine.train.run_train` on CONFIG in this process (its output_dir is repla
 profiler callback added to the engine's Trainer; steps `--skip` are left out (warm-up), the next `--steps` are
 profiled. Each operator's own time (self CPU time, children excluded) goes to one category:
 
-    matmul      aten::mm / addmm / bmm (the model's and LoRA's matmuls; the FLOPs the profiler counts for them
-                give their achieved GFLOP/s)
+    matmul      aten::mm / addmm / bmm (the model's and LoRA's matmuls)
     attention   scaled_dot_product_attention's kernels, forward and backward
     loss        log_softmax / nll_loss and their backward
     optimizer   every operator under the optimizer's step (AdamW's foreach kernels, grad clipping is separate)
     other ops   every other aten operator (norms, SiLU, rotary, dropout, copies, additions)
 
 and what is left of the steps' wall time is Python and framework work between operators (the Trainer's loop,
-autograd's bookkeeping, peft's layers, the collator). Prints one table, markdown, for RESULTS.md.
+autograd's bookkeeping, peft's layers, the collator). The rates count 4N FLOPs per non-padding token (N: the base
+model's nn.Linear weights), over the steps' wall time (the numerator of the benchmark's MFU) and over the matmuls'
+own time. The profiler is started without shapes or FLOP counting, which would slow the small operators. Prints
+markdown for RESULTS.md.
 """
 
 from __future__ import annotations
@@ -56,27 +58,22 @@ def profile(config_path: Path, skip: int, steps: int) -> dict:
     from engine.config import load_config
     from engine.train import run_train
 
-    # Two windows of `steps` steps: the first for the shares (the profiler's own cost per operator is small), the
-    # second with FLOP counting for the matmuls' rate (it records shapes, which slows the small operators).
-    shares = torch.profiler.profile(activities=[ProfilerActivity.CPU])
-    rates = torch.profiler.profile(activities=[ProfilerActivity.CPU], with_flops=True)
-    seconds: dict[str, float] = {}
+    profiler = torch.profiler.profile(activities=[ProfilerActivity.CPU])
+    window: dict[str, float] = {}
+    model: dict[str, object] = {}
 
     class Window(TrainerCallback):
         def on_step_begin(self, args, state, control, **kwargs):
             if state.global_step == skip:
-                seconds["shares"] = time.perf_counter()
-                shares.start()
-            elif state.global_step == skip + steps:
-                shares.stop()
-                seconds["shares"] = time.perf_counter() - seconds["shares"]
-                seconds["rates"] = time.perf_counter()
-                rates.start()
+                window["tokens"] = -state.num_input_tokens_seen
+                window["seconds"] = -time.perf_counter()
+                profiler.start()
 
         def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == skip + 2 * steps:
-                rates.stop()
-                seconds["rates"] = time.perf_counter() - seconds["rates"]
+            if state.global_step == skip + steps:
+                profiler.stop()
+                window["seconds"] += time.perf_counter()
+                window["tokens"] += state.num_input_tokens_seen
                 control.should_training_stop = True
 
     build = engine_trainer.build_trainer
@@ -84,22 +81,30 @@ def profile(config_path: Path, skip: int, steps: int) -> dict:
     def build_profiled(*args, **kwargs):
         trainer = build(*args, **kwargs)
         trainer.add_callback(Window())
+        model["model"] = trainer.model
         return trainer
 
     config = load_config(config_path)
     with tempfile.TemporaryDirectory() as out:
         config = config.model_copy(update={"output_dir": out})
         engine_trainer.build_trainer = build_profiled  # engine.train imports it from engine.trainer when it runs
-
         code = run_train(config)
-        if code != 0 or "rates" not in seconds:
-            raise SystemExit(f"the run failed or had fewer than {skip + 2 * steps} steps; see its train.log")
-    return summarise(shares, rates, seconds["shares"], steps)
+        if code != 0 or "tokens" not in window or window["seconds"] <= 0:
+            raise SystemExit(f"the run failed or had fewer than {skip + steps} steps")
+    return summarise(profiler, window, steps, base_matmul_weights(model["model"]))
 
 
-def summarise(shares, rates, window_s: float, steps: int) -> dict:
-    """Shares of the first window's wall time by category; the matmuls' FLOP/s from the second window."""
-    events = shares.events()
+def base_matmul_weights(model) -> int:
+    """N: the weights of the base model's nn.Linear layers (LoRA's own A and B left out), lm_head included."""
+    import torch
+
+    return sum(m.weight.numel() for name, m in model.named_modules()
+               if isinstance(m, torch.nn.Linear) and "lora_" not in name)
+
+
+def summarise(profiler, window: dict[str, float], steps: int, n: int) -> dict:
+    """Shares of the window's wall time by category, and the rates of 4N FLOPs per non-padding token."""
+    events = profiler.events()
     optimizer_ranges = [(e.time_range.start, e.time_range.end) for e in events
                         if e.name.startswith("Optimizer.step#")]
     by_category: dict[str, float] = defaultdict(float)
@@ -112,22 +117,23 @@ def summarise(shares, rates, window_s: float, steps: int) -> dict:
         by_category[kind] += e.self_cpu_time_total
         if kind == "other ops":
             other[e.name] += e.self_cpu_time_total
-    window_us = window_s * 1e6
+    window_us = window["seconds"] * 1e6
     by_category["Python and framework"] = max(0.0, window_us - sum(by_category.values()))
-    matmuls = [e for e in rates.events() if e.name in MATMUL]
-    matmul_us = sum(e.self_cpu_time_total for e in matmuls)
-    flops = sum(e.flops or 0 for e in matmuls)
-    return {"steps": steps, "step_ms": window_s * 1e3 / steps,
+    flops = 4 * n * window["tokens"]
+    return {"steps": steps, "step_ms": window["seconds"] * 1e3 / steps, "tokens": window["tokens"],
             "shares": {k: v / window_us for k, v in by_category.items()},
-            "matmul_gflops": flops / (matmul_us * 1e3) if matmul_us else 0.0,
+            "achieved_gflops": flops / window["seconds"] / 1e9,
+            "matmul_gflops": flops / (by_category["matmul"] / 1e6) / 1e9 if by_category["matmul"] else 0.0,
             "largest_other": {k: v / window_us for k, v in sorted(other.items(), key=lambda kv: -kv[1])[:6]}}
 
 
 def render(result: dict, label: str) -> str:
     order = ["matmul", "attention", "loss", "other ops", "optimizer", "Python and framework"]
-    lines = [f"Step profile, {label}: {result['steps']} steps, {result['step_ms']:.0f} ms per step; matmuls ran at "
-             f"{result['matmul_gflops']:.1f} GFLOP/s (the profiler's FLOP count over their own time).", "",
-             "| where | share of step time |", "|---|---|"]
+    lines = [f"Step profile, {label}: {result['steps']} steps, {result['step_ms']:.0f} ms per step, "
+             f"{result['tokens'] / result['steps']:.0f} non-padding tokens per step. 4N FLOPs per non-padding token: "
+             f"{result['achieved_gflops']:.0f} GFLOP/s over the steps' wall time, {result['matmul_gflops']:.0f} "
+             "GFLOP/s over the matmuls' own time (a lower bound of their rate: LoRA's matmuls and padding are not "
+             "counted).", "", "| where | share of step time |", "|---|---|"]
     lines += [f"| {k} | {100 * result['shares'].get(k, 0.0):.1f}% |" for k in order]
     lines += ["", "Largest of the other ops: " + ", ".join(f"{name} {100 * share:.1f}%"
                                                      for name, share in result["largest_other"].items())]
