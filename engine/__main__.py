@@ -19,6 +19,7 @@ from typing import NoReturn
 
 PARENT_ENV = "WORKBENCH_DIE_WITH_PARENT"
 MEMORY_ENV = "WORKBENCH_MEMORY_CAP_MB"
+CACHE_ENV = "WORKBENCH_CACHE_DIR"  # where training keeps tokenized rows for later runs (engine/tokcache.py)
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("engine.train", "fine-tune a model from a YAML config (or --resume RUN_DIR)"),

@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from engine.__main__ import CACHE_ENV
 from engine.config import RunConfig
 
 log = logging.getLogger(__name__)
 
-CACHE_ENV = "WORKBENCH_CACHE_DIR"
 KEEP = 32
 ENGINE = Path(__file__).resolve().parent
 

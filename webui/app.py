@@ -13,7 +13,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from engine.tokcache import CACHE_ENV
+from engine.__main__ import CACHE_ENV
 from webui.context import AppContext
 from webui.i18n import i18n, language_head, t
 from webui.options import parse_args, port_in_use
