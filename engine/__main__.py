@@ -15,6 +15,7 @@ import atexit
 import importlib
 import os
 import sys
+import threading
 from typing import NoReturn
 
 PARENT_ENV = "WORKBENCH_DIE_WITH_PARENT"
@@ -73,11 +74,14 @@ def apply_limits() -> str | None:
 
 
 def exit_without_teardown(code: int) -> NoReturn:
-    """End an engine command's process once the command has returned: the exit handlers run (logging's flush among
-    them) and the standard streams are flushed, as at any exit, but the interpreter's teardown of every imported
-    module is skipped. It writes nothing and takes about 0.8 s once torch, transformers and peft are imported
-    (this project's 2-core machines), which a user and the page's queue would otherwise wait for after the run
-    has ended. Only for a process that the command owns: never call it from a process that goes on."""
+    """End an engine command's process once the command has returned: threads that are not daemons are joined, the
+    exit handlers run (logging's flush among them) and the standard streams are flushed, as at any exit, but the
+    interpreter's teardown of every imported module is skipped. That teardown writes nothing and takes about 0.8 s
+    once torch, transformers and peft are imported (this project's 2-core machines), which a user and the page's
+    queue would otherwise wait for after the run has ended. Only for a process that the command owns: never call it from a process that goes on."""
+    for thread in threading.enumerate():  # as at any exit, threads that are not daemons finish first
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
