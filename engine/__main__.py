@@ -78,7 +78,8 @@ def exit_without_teardown(code: int) -> NoReturn:
     exit handlers run (logging's flush among them) and the standard streams are flushed, as at any exit, but the
     interpreter's teardown of every imported module is skipped. That teardown writes nothing and takes about 0.8 s
     once torch, transformers and peft are imported (this project's 2-core machines), which a user and the page's
-    queue would otherwise wait for after the run has ended. Only for a process that the command owns: never call it from a process that goes on."""
+    queue would otherwise wait for after the run has ended. Only for a process that the command owns: never call it
+    from a process that goes on."""
     for thread in threading.enumerate():  # as at any exit, threads that are not daemons finish first
         if thread is not threading.current_thread() and not thread.daemon:
             thread.join()
