@@ -12,7 +12,8 @@ The key is a hash of everything the rows depend on:
 
 An entry is one .npz file (token ids as int32 arrays, no pickled objects) written aside and renamed into place,
 under WORKBENCH_CACHE_DIR/tokenized (default ~/.cache/peft-workbench; the page points it into its workspace).
-The newest KEEP entries are kept. An unreadable entry is tokenized again and rewritten.
+The newest entries are kept, at most KEEP of them and MAX_BYTES together. An unreadable entry is tokenized again
+and rewritten.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from engine.config import RunConfig
 log = logging.getLogger(__name__)
 
 KEEP = 32
+MAX_BYTES = 4 * 2**30  # 8 bytes a token: 4 GiB holds about 500M tokens
 ENGINE = Path(__file__).resolve().parent
 
 
@@ -149,6 +151,10 @@ def _rows(saved: Any, split: str) -> list[dict]:
 
 
 def _prune(folder: Path) -> None:
+    """Keep the newest entries (by last use), at most KEEP of them and MAX_BYTES together; the newest always."""
     entries = sorted(folder.glob("*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in entries[KEEP:]:
-        old.unlink(missing_ok=True)
+    total = 0
+    for rank, entry in enumerate(entries):
+        total += entry.stat().st_size
+        if rank > 0 and (rank >= KEEP or total > MAX_BYTES):
+            entry.unlink(missing_ok=True)

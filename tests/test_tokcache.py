@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
 import pytest
 
@@ -101,3 +102,19 @@ def test_the_command_line_says_when_rows_come_from_the_cache(tiny_model, tmp_pat
                           if "tokenized:" in line))
     assert "tokenized-rows cache" not in lines[0]
     assert "(read from the tokenized-rows cache, engine.tokcache)" in lines[1]
+
+
+def test_the_cache_keeps_the_newest_entries_within_its_size(tiny_model, tmp_path, cache, monkeypatch):
+    tokenizer = tokenizer_of(tiny_model)
+    for cutoff in (40, 48, 56):
+        tokcache.tokenized_splits(run_config(tiny_model, DATA, tmp_path, cutoff_len=cutoff), tokenizer)
+        time.sleep(0.01)  # distinct modification times: the newest last
+    entries = sorted(cache.glob("*.npz"), key=lambda p: p.stat().st_mtime)
+    assert len(entries) == 3
+    monkeypatch.setattr(tokcache, "MAX_BYTES", sum(e.stat().st_size for e in entries[1:]))
+    tokcache.tokenized_splits(run_config(tiny_model, DATA, tmp_path, cutoff_len=48), tokenizer)  # read: now newest
+    tokcache._prune(cache)
+    assert not entries[0].exists() and entries[1].exists() and entries[2].exists()
+    monkeypatch.setattr(tokcache, "MAX_BYTES", 1)  # smaller than any entry: the newest is still kept
+    tokcache._prune(cache)
+    assert [e.exists() for e in entries] == [False, True, False]
