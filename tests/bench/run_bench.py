@@ -37,7 +37,10 @@ What it does, all in one invocation on one machine:
    for auto and plain from the saved adapters (token-weighted mean cross-entropy over the assistant
    tokens; skipped for packing on and off). A second table sets auto against on and off: training loop
    and whole process per run, tokens/s, the batching each run used (metrics.json "batching"), and
-   whether auto's median training loop is within the runs' spread of the better of on and off.
+   whether auto's median training loop is within the runs' spread of the better of on and off. A line
+   says where the engine's whole process went, phase by phase, from its status events (events.jsonl).
+   Engine runs after the first on the same rows read them from the tokenized-rows cache
+   (engine/tokcache.py, WORKBENCH_CACHE_DIR), as a user's later runs do; the plain script tokenizes each time.
 4. Every method through the engine on the first profile's rows for one epoch (so the same number of
    tokens): trainable params and %, adapter size on disk, tokens/s, peak memory, eval loss.
 5. MFU: achieved training FLOP/s over the matmul peak measured in the same invocation.
