@@ -15,9 +15,9 @@ import pytest
 
 from engine.outputs import clean_leftovers, clean_stale_partials
 from tests.polling import wait_for
-from tests.test_jobs import fake  # noqa: F401 (fixture)
+from tests.test_jobs import completed_run, fake, fake_workspace  # noqa: F401 (fake: a fixture)
 from webui.context import AppContext
-from webui.jobs import START_GRACE_S, Scheduler
+from webui.jobs import START_GRACE_S
 from webui.render import runs_rows
 from webui.runs import RunError
 from webui.tabs.chat import finished_runs
@@ -55,10 +55,9 @@ def damaged_workspace(ctx: AppContext, outside: Path) -> dict[str, Path]:
 
 
 def test_damaged_runs_are_listed_with_the_reason_and_deleted(fake, tmp_path):  # noqa: F811
-    argv, config, _ = fake
-    ctx = AppContext.create(tmp_path / "ws", scheduler=Scheduler(tmp_path / "ws", engine=argv))
-    name, _ = ctx.runs.submit(config(), name="good")
-    wait_for(lambda: ctx.runs.info(name).state == "completed")
+    _, config, _ = fake
+    ctx = fake_workspace(fake, tmp_path)
+    name = completed_run(ctx, config, "good")
     entries = damaged_workspace(ctx, tmp_path / "outside")
     ctx.jobs.tick()
 
@@ -93,8 +92,7 @@ def test_damaged_runs_are_listed_with_the_reason_and_deleted(fake, tmp_path):  #
 
 
 def test_a_symlinked_run_is_never_followed_by_actions(fake, tmp_path):  # noqa: F811
-    argv, _, _ = fake
-    ctx = AppContext.create(tmp_path / "ws", scheduler=Scheduler(tmp_path / "ws", engine=argv))
+    ctx = fake_workspace(fake, tmp_path)
     damaged_workspace(ctx, tmp_path / "outside")
     for action in (ctx.runs.rerun, ctx.runs.stop, ctx.runs.monitor, ctx.runs.run_dir):
         with pytest.raises(RunError, match="symbolic link"):
@@ -125,10 +123,9 @@ def test_leftovers_of_killed_writers_are_removed_and_a_live_writers_kept(tmp_pat
 
 
 def test_the_server_start_and_a_new_export_clean_what_a_killed_export_left(fake, tmp_path):  # noqa: F811
-    argv, config, _ = fake
-    ctx = AppContext.create(tmp_path / "ws", scheduler=Scheduler(tmp_path / "ws", engine=argv))
-    name, _ = ctx.runs.submit(config(), name="good")
-    wait_for(lambda: ctx.runs.info(name).state == "completed")
+    _, config, _ = fake
+    ctx = fake_workspace(fake, tmp_path)
+    completed_run(ctx, config, "good")
     job = ctx.exports.exports_dir / "good-float32"
     job.mkdir()
     dead = 2**22 + 12345  # above the default pid_max: no process has it

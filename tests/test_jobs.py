@@ -75,6 +75,19 @@ def fake(tmp_path: Path, monkeypatch):
     return argv, config, (lambda mode: (folder / "mode").write_text(mode))
 
 
+def fake_workspace(fake, tmp_path: Path) -> AppContext:
+    """A workspace whose scheduler starts the fake engine."""
+    argv = fake[0]
+    return AppContext.create(tmp_path / "ws", scheduler=Scheduler(tmp_path / "ws", engine=argv))
+
+
+def completed_run(ctx: AppContext, config, name: str) -> str:
+    """Submit a run to the fake engine and wait until it has completed; its name."""
+    name, _ = ctx.runs.submit(config(), name=name)
+    wait_for(lambda: ctx.runs.info(name).state == "completed")
+    return name
+
+
 def zombies() -> list[psutil.Process]:
     return [child for child in psutil.Process().children() if child.status() == psutil.STATUS_ZOMBIE]
 
@@ -82,8 +95,8 @@ def zombies() -> list[psutil.Process]:
 def test_every_engine_process_is_reaped(fake, tmp_path):
     """Five runs started and finished through the queue and one killed with kill -9: within a few seconds of
     their exit no child of the web process is left defunct, and the killed one is failed with its reason."""
-    argv, config, set_mode = fake
-    ctx = AppContext.create(tmp_path / "ws", scheduler=Scheduler(tmp_path / "ws", engine=argv))
+    _, config, set_mode = fake
+    ctx = fake_workspace(fake, tmp_path)
     ctx.jobs.start(interval_s=0.2)
     try:
         set_mode("wait")
@@ -107,8 +120,7 @@ def test_an_export_is_a_job_found_again_after_a_restart(fake, tmp_path):
     argv, config, _ = fake
     workspace = tmp_path / "ws"
     ctx = AppContext.create(workspace, scheduler=Scheduler(workspace, engine=argv))
-    name, _ = ctx.runs.submit(config(), name="trained")
-    wait_for(lambda: ctx.runs.info(name).state == "completed")
+    name = completed_run(ctx, config, "trained")
 
     status, log, merged, adapter, job, timer = export_tab.export(ctx, name, "float16", 2)
     assert job == "trained-float16" and timer.active  # the tab follows the job while it runs
@@ -129,8 +141,7 @@ def test_a_failed_export_shows_its_reason_after_a_restart(fake, tmp_path):
     argv, config, set_mode = fake
     workspace = tmp_path / "ws"
     ctx = AppContext.create(workspace, scheduler=Scheduler(workspace, engine=argv))
-    name, _ = ctx.runs.submit(config(), name="trained")
-    wait_for(lambda: ctx.runs.info(name).state == "completed")
+    name = completed_run(ctx, config, "trained")
     set_mode("wait")
     *_, job, _ = export_tab.export(ctx, name, "float32", 2)
     export = ExportDir(workspace / "exports" / job)
@@ -144,10 +155,9 @@ def test_a_failed_export_shows_its_reason_after_a_restart(fake, tmp_path):
 
 
 def test_the_runs_table_is_sent_only_when_a_status_changed(fake, tmp_path):
-    argv, config, _ = fake
-    ctx = AppContext.create(tmp_path / "ws", scheduler=Scheduler(tmp_path / "ws", engine=argv))
-    name, _ = ctx.runs.submit(config(), name="one")
-    wait_for(lambda: ctx.runs.info(name).state == "completed")
+    _, config, _ = fake
+    ctx = fake_workspace(fake, tmp_path)
+    name = completed_run(ctx, config, "one")
     time.sleep(1.1)  # the snapshot is rescanned once it is a second old
     table, choices, listed = runs_tab.list_runs(ctx, [], -1)
     assert [row[0] for row in table["value"]["data"]] == ["one"]
@@ -178,10 +188,9 @@ def test_the_web_process_has_one_reader_of_events():
 
 
 def test_a_damaged_job_folder_breaks_neither_the_scheduler_nor_the_list(fake, tmp_path):
-    argv, config, _ = fake
-    ctx = AppContext.create(tmp_path / "ws", scheduler=Scheduler(tmp_path / "ws", engine=argv))
-    name, _ = ctx.runs.submit(config(), name="good")
-    wait_for(lambda: ctx.runs.info(name).state == "completed")
+    _, config, _ = fake
+    ctx = fake_workspace(fake, tmp_path)
+    completed_run(ctx, config, "good")
     broken = ctx.runs.runs_dir / "broken"
     broken.mkdir()
     (broken / "config.yaml").write_text("model: [unclosed\n")
@@ -195,8 +204,8 @@ def test_a_damaged_job_folder_breaks_neither_the_scheduler_nor_the_list(fake, tm
 
 
 def test_stop_on_a_queued_run_takes_it_off_the_queue(fake, tmp_path):
-    argv, config, set_mode = fake
-    ctx = AppContext.create(tmp_path / "ws", scheduler=Scheduler(tmp_path / "ws", engine=argv))
+    _, config, set_mode = fake
+    ctx = fake_workspace(fake, tmp_path)
     set_mode("wait")
     first, _ = ctx.runs.submit(config(), name="first")
     second, queued = ctx.runs.submit(config(), name="second")
@@ -212,8 +221,8 @@ def test_stop_on_a_queued_run_takes_it_off_the_queue(fake, tmp_path):
 
 def test_stop_before_the_engine_handles_it_ends_stopped_not_failed(fake, tmp_path):
     """Stop in the first second: the engine, still importing, has no SIGTERM handler yet and dies of it."""
-    argv, config, set_mode = fake
-    ctx = AppContext.create(tmp_path / "ws", scheduler=Scheduler(tmp_path / "ws", engine=argv))
+    _, config, set_mode = fake
+    ctx = fake_workspace(fake, tmp_path)
     set_mode("wait")  # the fake engine never installs a handler
     name, _ = ctx.runs.submit(config(), name="early")
     ctx.runs.stop(name)
