@@ -12,10 +12,14 @@ and prints the best of 20 repeats of each, in ms.
 from __future__ import annotations
 
 import argparse
-import time
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run_bench  # noqa: E402
 
 ROWS = {  # packed rows of 256 tokens as the benchmark's profiles make them (first-fit of a batch of 4 or more)
     "short profile: 6 rows of ~43": [43, 40, 45, 38, 47, 43],
@@ -33,16 +37,6 @@ def block_causal_mask(lengths: list[int]) -> torch.Tensor:
         mask[start:start + n, start:start + n] = torch.ones(n, n, dtype=torch.bool).tril()
         start += n
     return mask
-
-
-def best(repeats: int, step) -> float:
-    step()
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - began)
-    return min(times) * 1e3
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -72,7 +66,9 @@ def main(argv: list[str] | None = None) -> None:
                 start += n
             torch.cat(outs, dim=2).sum().backward()
 
-        a, b = best(args.repeats, masked), best(args.repeats, per_example)
+        masked(), per_example()  # warm-up
+        a = 1e3 * run_bench.best_time(args.repeats, masked)
+        b = 1e3 * run_bench.best_time(args.repeats, per_example)
         print(f"| {name} | {a:.2f} | {b:.2f} | {b / a:.2f} |")
 
 

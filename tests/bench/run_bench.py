@@ -591,6 +591,16 @@ def ratio(a: list[float], b: list[float]) -> float:
     return statistics.median(a) / statistics.median(b) if b and statistics.median(b) else float("nan")
 
 
+def best_time(repeats: int, step) -> float:
+    """The shortest of `repeats` timings of `step()`, in seconds (the bench's small scripts use it)."""
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - began)
+    return min(times)
+
+
 # ---------------------------------------------------------------------------------------------- main
 
 

@@ -13,7 +13,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -21,15 +20,6 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parents[1]))
 
 import run_bench  # noqa: E402
-
-
-def best(repeats: int, step) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -51,11 +41,11 @@ def main(argv: list[str] | None = None) -> None:
         "data": {"path": str(data_path), "format": "alpaca", "val_size": 0.1},
         "train": {"cutoff_len": args.cutoff}, "output_dir": str(Path(tempfile.mkdtemp()) / "run")})
     data.ensure_chat_template(tokenizer)
-    fresh = best(args.repeats, lambda: data.build_splits(cfg, tokenizer))
-    first = best(1, lambda: tokcache.tokenized_splits(cfg, tokenizer))
+    fresh = run_bench.best_time(args.repeats, lambda: data.build_splits(cfg, tokenizer))
+    first = run_bench.best_time(1, lambda: tokcache.tokenized_splits(cfg, tokenizer))
     train, val, stats, cached = tokcache.tokenized_splits(cfg, tokenizer)
     assert cached, "the second call did not read the cache"
-    read = best(args.repeats, lambda: tokcache.tokenized_splits(cfg, tokenizer))
+    read = run_bench.best_time(args.repeats, lambda: tokcache.tokenized_splits(cfg, tokenizer))
     tokens = sum(len(r["input_ids"]) for r in train + val)
     print(f"{args.rows} realistic rows ({tokens:,} tokens after cutoff {args.cutoff}), data.format alpaca:")
     print(f"  tokenized afresh (engine.data.build_splits):      {fresh:.2f} s")
