@@ -10,10 +10,10 @@ The key is a hash of everything the rows depend on:
     - the engine's own code (every engine/*.py), so a change in how rows are rendered or masked is never served
       from an older cache.
 
-An entry is one .npz file (token ids as int32 arrays, no pickled objects) written aside and renamed into place,
-under WORKBENCH_CACHE_DIR/tokenized (default ~/.cache/peft-workbench; the page points it into its workspace).
-The newest entries are kept, at most KEEP of them and MAX_BYTES together. An unreadable entry is tokenized again
-and rewritten.
+An entry is one .npz file (token ids as int32 arrays, no pickled objects), written aside and renamed into place
+(engine.outputs), under WORKBENCH_CACHE_DIR/tokenized (default ~/.cache/peft-workbench; the page points it into
+its workspace). The newest entries are kept, at most KEEP of them and MAX_BYTES together. An unreadable entry is
+tokenized again and rewritten.
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ from typing import Any
 
 import numpy as np
 
+from engine import data
 from engine.__main__ import CACHE_ENV
 from engine.config import RunConfig
+from engine.outputs import clean_stale_partials, partial_path
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,6 @@ ENGINE = Path(__file__).resolve().parent
 def tokenized_splits(cfg: RunConfig, tokenizer: Any) -> tuple[list[dict], list[dict], Any, bool]:
     """engine.data.build_splits's (train, val, stats), from the cache where an entry matches; the last item says
     whether it did. `tokenizer` must already have the chat template the run uses (ensure_chat_template)."""
-    from engine import data
-
     name = key(cfg, tokenizer)
     entry = load(name) if name else None
     if entry is not None:
@@ -132,9 +132,11 @@ def _write(name: str, train: list[dict], val: list[dict], stats: Any) -> Path:
         arrays[f"{split}_ids"] = np.array([t for r in rows for t in r["input_ids"]], dtype=np.int32)
         arrays[f"{split}_labels"] = np.array([t for r in rows for t in r["labels"]], dtype=np.int32)
     target = folder / f"{name}.npz"
-    partial = folder / f".{name}.{os.getpid()}.npz"
+    clean_stale_partials(target)
+    partial = partial_path(target)  # not *.npz: never an entry, nor pruned while it is written
     try:
-        np.savez(partial, **arrays)
+        with partial.open("wb") as out:
+            np.savez(out, **arrays)
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
