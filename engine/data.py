@@ -160,13 +160,16 @@ def _label_row(row: dict, tokenizer: Any, source: str, number: int) -> tuple[lis
     return _label_chat(row, tokenizer, source, number)
 
 
-def build_splits(cfg: RunConfig, tokenizer: Any) -> tuple[list[dict], list[dict], TokenStats]:
+def build_splits(cfg: RunConfig, tokenizer: Any, mixed: sources.Mixed | None = None
+                 ) -> tuple[list[dict], list[dict], TokenStats]:
     """Tokenized train and validation rows, split by data.val_size with train.seed; val is empty at 0.
+    `mixed`: the datasets as load_datasets already read them for this config (read here otherwise).
 
     The caller installs the chat template first (ensure_chat_template), since it may have to resize embeddings.
     """
     name = cfg.data.name
-    tokenized, stats = _tokenize_datasets(load_datasets(cfg.data, cfg.train.seed), tokenizer, cfg)
+    mixed = mixed or load_datasets(cfg.data, cfg.train.seed)
+    tokenized, stats = _tokenize_datasets(mixed, tokenizer, cfg)
     if not tokenized:
         raise DataError(
             f"{name} has no row left with a token to train on after cutoff_len={cfg.train.cutoff_len}: "

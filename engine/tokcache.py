@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from engine import data
+from engine import data, sources
 from engine.__main__ import CACHE_ENV
 from engine.config import RunConfig
 from engine.outputs import clean_stale_partials, partial_path
@@ -41,15 +41,17 @@ MAX_BYTES = 4 * 2**30  # 8 bytes a token: 4 GiB holds about 500M tokens
 ENGINE = Path(__file__).resolve().parent
 
 
-def tokenized_splits(cfg: RunConfig, tokenizer: Any) -> tuple[list[dict], list[dict], Any, bool]:
+def tokenized_splits(cfg: RunConfig, tokenizer: Any, mixed: sources.Mixed | None = None
+                     ) -> tuple[list[dict], list[dict], data.TokenStats, bool]:
     """engine.data.build_splits's (train, val, stats), from the cache where an entry matches; the last item says
-    whether it did. `tokenizer` must already have the chat template the run uses (ensure_chat_template)."""
+    whether it did. `tokenizer` must already have the chat template the run uses (ensure_chat_template); `mixed`:
+    the datasets already read for this config, if any (build_splits)."""
     name = key(cfg, tokenizer)
     entry = load(name) if name else None
     if entry is not None:
         train, val, stats = entry
         return train, val, data.TokenStats(**stats), True
-    train, val, stats = data.build_splits(cfg, tokenizer)
+    train, val, stats = data.build_splits(cfg, tokenizer, mixed)
     if name:
         save(name, train, val, stats)
     return train, val, stats, False

@@ -160,7 +160,7 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     tokenizer = load_tokenizer(config.model)
     if ensure_chat_template(tokenizer):
         reporter.info("the tokenizer has no chat template: using ChatML (saved with the weights)")
-    train_rows, val_rows, stats, cached = tokenized_splits(config, tokenizer)
+    train_rows, val_rows, stats, cached = tokenized_splits(config, tokenizer, datasets)
     for note in data.template_notes(rows, tokenizer):
         reporter.info(note)
     reporter.info(f"tokenized: {len(train_rows)} train / {len(val_rows)} validation rows, "
