@@ -27,14 +27,16 @@ def uses_bitsandbytes(config: RunConfig) -> bool:
     config.json cannot be read here: a hub id not in the local cache)."""
     if config.method.name == "qlora" or config.train.optim not in PLAIN_OPTIMIZERS:
         return True
-    model_config = _config_json(config.model.name_or_path, config.model.revision)
+    model_config = model_config_json(config.model.name_or_path, config.model.revision)
     if model_config is None:
         return True
     quantization = model_config.get("quantization_config") or {}
     return quantization.get("quant_method") == BITSANDBYTES or "load_in_4bit" in quantization
 
 
-def _config_json(name: str, revision: str | None) -> dict | None:
+def model_config_json(name: str, revision: str | None = None) -> dict | None:
+    """A model's config.json, read without transformers: from its folder, or from the hub cache for a hub id;
+    None where it is not there or not JSON."""
     folder = Path(name).expanduser()
     path: str | Path | None = folder / "config.json"
     if not folder.is_dir():

@@ -8,7 +8,6 @@ torch reports bf16 as supported. QLoRA's compute dtype follows the same rule.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAn
 
 from engine.config import MethodConfig, ModelConfig
 from engine.failures import EngineError
+from engine.imports import model_config_json
 from engine.tokens import ensure_pad_token
 
 log = logging.getLogger(__name__)
@@ -78,10 +78,7 @@ def _explain_load_error(name: str, error: Exception) -> ModelError:
 
 
 def _has_custom_code(folder: Path) -> bool:
-    try:
-        return "auto_map" in json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
+    return "auto_map" in (model_config_json(str(folder)) or {})
 
 
 def _pickle_only(folder: Path) -> str | None:
