@@ -1,6 +1,8 @@
 """LoRA dropout that draws its masks in bulk: on the CPU torch's nn.Dropout draws one random number per element
-(bernoulli_), which costs more than the LoRA layer's own matmul (measured: 3.5 ms to drop out a 1024x512 fp32
-tensor, 1.6 ms to multiply it by a 512x512 matrix, 2 threads). peft gives every LoRA layer its own nn.Dropout on
+(bernoulli_), which costs more than the layer's own matmul: on this project's 2-core machine, dropping out a
+1024x512 fp32 tensor takes 2.4 ms against 1.45 ms to multiply it by a 512x512 matrix, and 0.87 ms with BulkDropout
+(`python -m timeit -s 'import torch; x = torch.randn(1024, 512)' 'torch.nn.functional.dropout(x, 0.05, True)'`,
+and the same for `x @ w` and `BulkDropout(0.05)(x)`). peft gives every LoRA layer its own nn.Dropout on
 its input, so with lora_dropout 0.05 a 30M model's LoRA step took 487 ms on the CPU against 354 ms without
 dropout; with BulkDropout it takes 410 ms (tests/bench/step_profile.py, tests/bench/RESULTS.md).
 
