@@ -78,7 +78,8 @@ class MethodConfig(_Section):
     r: int = Field(8, ge=1, description="LoRA rank: size of the low-rank update.")
     lora_alpha: float = Field(16, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
     lora_dropout: float = Field(
-        0.0, ge=0, lt=1, description="Dropout on the LoRA input (0 is fastest: on CPUs each mask costs a matmul)."
+        0.0, ge=0, lt=1,
+        description="Dropout on the LoRA input (0 is fastest: on the CPU a mask costs about half the layer's matmul).",
     )
     target_modules: str | list[str] = Field(
         "all-linear", description="Layers to adapt: 'all-linear' or a list of module names such as q_proj."
