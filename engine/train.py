@@ -173,6 +173,10 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
 
     model = load_model(config.model, config.method)
     grown = fit_embeddings(model, tokenizer)
+    # The adapter's initial weights (LoRA's A, prompt embeddings...) are drawn here, before the Trainer seeds
+    # anything: seeded, so that the same config trains the same run.
+    from transformers import set_seed
+    set_seed(config.train.seed)
     model = apply_method(model, config.method, tokenizer)
     if device() == "cpu" and (bulk := use_bulk_dropout(model)):
         reporter.info(f"lora_dropout: {bulk} layers draw their masks in bulk on the CPU (engine.dropout)")

@@ -126,7 +126,9 @@ def test_tool_turns_in_a_request_are_checked_and_linked() -> None:
 def train_tool_run(folder: Path, run: Path) -> Path:
     """LoRA trained through `launch.py train` on the glaive-style rows into `run`, over a tiny Llama with Hermes-3's
     tool-use template (its tokenizer learned from the template's text and the rows, so a row fits the model's
-    positions); the model, the data file and the config go into `folder`."""
+    positions); the model, the data file and the config go into `folder`. Rank 16 and 48 cosine steps: over
+    seeds 0-19 every run memorised all three rows, its first answer token ahead by at least 2.3 nats; rank 8 and 24
+    constant steps failed 3 seeds in 8 (a stop's CI failed on one, before runs were seeded)."""
     template = (TEMPLATES / FAMILIES["hermes-3-tool-use"].template).read_text(encoding="utf-8")
     corpus = CORPUS + template + json.dumps(ROWS)
     base = build_tiny_llama(folder / "hermes-tiny", hidden_size=128, initializer_range=0.1, chat_template=template,
@@ -134,9 +136,9 @@ def train_tool_run(folder: Path, run: Path) -> Path:
                                                "vocab_size": 1200})
     data = write_rows(folder / "glaive_toolcall_demo.json", ROWS * 4)
     config = write_config(folder / "tool-run.yaml", base, data, run,
-                          method={"r": 8, "lora_alpha": 16, "lora_dropout": 0.0},
-                          train={"max_steps": 24, "learning_rate": 1e-2, "batch_size": 4, "cutoff_len": 1024,
-                                 "lr_scheduler_type": "constant"})
+                          method={"r": 16, "lora_alpha": 32, "lora_dropout": 0.0},
+                          train={"max_steps": 48, "learning_rate": 1e-2, "batch_size": 4, "cutoff_len": 1024,
+                                 "lr_scheduler_type": "cosine", "warmup_ratio": 0.1})
     result = launch("train", str(config))
     assert result.returncode == 0, result.stderr[-2000:]
     return run

@@ -71,6 +71,26 @@ def test_every_method_trains_loads_and_generates(method, tiny_model, memorise_da
     assert out.shape[1] == prompt["input_ids"].shape[1] + 4
 
 
+@pytest.mark.parametrize("method", ["lora", "ptuning"])
+def test_the_same_config_trains_the_same_weights_and_another_seed_does_not(method, tiny_model, memorise_data,
+                                                                           tmp_path):
+    """The adapter's initial weights (LoRA's A, P-tuning's prompt encoder) are drawn from train.seed: a config
+    trained twice gives identical weights, and another seed different ones."""
+    from safetensors.torch import load_file
+
+    def trained(name: str, seed: int) -> dict[str, torch.Tensor]:
+        config = write_config(tmp_path / f"{name}.yaml", tiny_model, memorise_data, tmp_path / name,
+                              method={"name": method, **METHOD_OPTIONS[method]}, train={"seed": seed})
+        result = launch("train", str(config))
+        assert result.returncode == 0, result.stderr[-2000:]
+        return load_file(RunDir(tmp_path / name).adapter / "adapter_model.safetensors")
+
+    first, again, other = trained("first", 42), trained("again", 42), trained("other", 7)
+    assert first.keys() == again.keys() == other.keys() and first
+    assert all(torch.equal(first[name], again[name]) for name in first)
+    assert not all(torch.equal(first[name], other[name]) for name in first)
+
+
 def losses(run: RunDir) -> list[float]:
     return [e.loss for e in read_events(run.events) if isinstance(e, Metrics) and e.loss is not None]
 
