@@ -1,6 +1,6 @@
 """The Train tab's placeholder fields in a real browser (issue 13, item 3): an identity-style upload shows a field
 for each `{{name}}`, what is typed there is the YAML preview's data.replace, and a saved config brings it back
-after a reload."""
+after a reload. A completed run's own config is offered beside the saved ones, so its settings train again."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.browser import browser, page, server, shot  # noqa: F401
+from tests.browser import browser, make_run, page, pick, server, shot  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -25,7 +25,7 @@ def field(page, index: int):
 
 
 def open_config_panel(page) -> None:
-    page.get_by_text("Config preview, save and load").click()
+    page.get_by_role("button", name="Config preview, save and load").click()
     page.wait_for_selector("#wb-command", state="visible")
 
 
@@ -67,3 +67,22 @@ def test_placeholder_fields_fill_data_replace_and_come_back_with_a_saved_config(
                            timeout=120_000)
     assert field(page, 0).input_value() == "Aria"
     page.wait_for_function(YAML_HAS, arg=[["identity.json", "replace:\n    name: Aria\n    author: Ada Labs\n"]])
+
+
+def test_run_again_on_a_completed_run_points_to_its_config_which_fills_the_form(page, server):
+    """Run again refuses a completed run (it would delete its results) and names runs/NAME/config.yaml; the Train
+    tab's saved configs list it when opened (the run finished after the page loaded), and it fills the form."""
+    run = make_run(server[1], "done-once", steps=2, method={"r": 4, "lora_alpha": 8})
+    page.get_by_role("tab", name="Runs").click()
+    pick(page, "#wb-runs-select", "done-once")
+    page.click("#wb-runs-rerun")
+    page.wait_for_selector("[data-testid=toast-body]:has-text('runs/done-once/config.yaml under Saved configs')")
+    assert (run / "adapter" / "adapter_model.safetensors").is_file()  # refused: nothing deleted
+    shot(page, "run-again-completed")
+
+    page.get_by_role("tab", name="Train").click()
+    open_config_panel(page)
+    page.get_by_role("combobox", name="Saved configs").click()
+    page.locator("[role=option]", has_text="runs/done-once/config.yaml").first.click()
+    page.get_by_role("button", name="Load into the form").click()
+    page.wait_for_function(YAML_HAS, arg=[["\n  r: 4\n", "max_steps: 2\n", "lora_alpha: 8"]], timeout=60_000)

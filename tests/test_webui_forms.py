@@ -128,6 +128,45 @@ def test_save_form_to_yaml_and_load_it_back(tmp_path: Path, data_file: Path):
         h.load_saved_config(ctx, tab, "/etc/passwd")
 
 
+def test_each_runs_config_is_offered_newest_first_and_fills_the_form(tmp_path: Path, data_file: Path):
+    """A run's own config.yaml (the engine writes it as the run starts) is offered after the saved configs, newest
+    run first, damaged runs left out, and fills the form as a saved config does: a completed run trains again, or
+    changed, from its settings."""
+    import json
+    import os
+
+    from webui.context import AppContext
+    from webui.tabs import train_handlers as h
+
+    ctx = AppContext.create(tmp_path / "ws")
+    tab = train_tab(ctx)
+    dataset = ctx.uploads / "d.jsonl"
+    dataset.write_text(data_file.read_text())
+    values = {**forms.defaults(), ff.STOP_BY: "steps", ff.MAX_STEPS: 5, ff.R: 4}
+    h.save_config(ctx, "saved", "tiny", str(dataset), [], "alpaca", "dora", *forms.widget_values(values))
+    for age, name in enumerate(["newer", "older"]):
+        run = ctx.runs.runs_dir / name
+        run.mkdir(parents=True)
+        config = forms.to_config({**values, ff.R: 8 * (age + 1)}, model="tiny", data_path=str(dataset),
+                                 method="lora", output_dir=str(run))
+        (run / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+        (run / "status.json").write_text(json.dumps({"state": "completed", "pid": None, "error": None}))
+        os.utime(run / "config.yaml", (1e9 - age, 1e9 - age))
+    damaged = ctx.runs.runs_dir / "damaged"
+    damaged.mkdir()
+    (damaged / "config.yaml").write_text("model: [", encoding="utf-8")
+    (damaged / "status.json").write_text(json.dumps({"state": "completed", "pid": None, "error": None}))
+
+    ctx.runs.scheduler.scan()  # the snapshot is a second old at most; the test does not wait for it
+    choices = h.config_choices(ctx)
+    assert [label for label, _ in choices] == ["saved.yaml", "runs/newer/config.yaml", "runs/older/config.yaml"]
+    loaded = h.load_saved_config(ctx, tab, choices[2][1])
+    widgets = tab.widgets
+    assert [loaded[tab.model.name], unwrapped(loaded[tab.data.dataset]), loaded[tab.method.name]] == [
+        "tiny", str(dataset), "lora"]
+    assert (loaded[widgets[ff.R]], loaded[widgets[ff.MAX_STEPS]]) == (16, 5)
+
+
 def unwrapped(value):
     """A handler's output as the widget then holds it (gr.update(value=...) -> its value)."""
     return value["value"] if isinstance(value, dict) and value.get("__type__") == "update" else value

@@ -146,3 +146,21 @@ def test_merged_export_offers_both(ctx):
     assert status.startswith("Done")
     assert merged["visible"] is True and merged["value"].endswith("lr-float16.zip")
     assert adapter["visible"] is True and adapter["value"].endswith("lr-float16-adapter.zip")
+
+
+def test_run_again_refuses_a_completed_run_and_says_how_to_train_its_settings_again(ctx):
+    """Run again deletes what a run wrote, so a completed run is refused; the sentence names its config.yaml,
+    which the Train tab's saved configs offer (train_handlers.config_choices)."""
+    import gradio as gr
+
+    from webui.tabs import run_again
+    from webui.tabs import train_handlers
+
+    write_run(ctx, "done")
+    write_run(ctx, "broken", state="failed")
+    with pytest.raises(gr.Error, match="runs/done/config.yaml under Saved configs") as refused:
+        run_again.ask_rerun(ctx, ["broken", "done"])
+    assert "would delete its results" in refused.value.message
+    ctx.runs.scheduler.scan()
+    assert "runs/done/config.yaml" in [label for label, _ in train_handlers.config_choices(ctx)]
+    assert run_again.ask_rerun(ctx, ["broken"])[0] == ["broken"]  # a failed run is still asked about

@@ -30,6 +30,8 @@ def ask_rerun(ctx: AppContext, selected: list[str] | None, request: gr.Request |
             state = ctx.runs.info(name).state
         except (RunError, PathError) as error:
             raise failure(request, str(error)) from None
+        if state == "completed":  # its results would be deleted: its settings come back through its config
+            raise failure(request, say("runs.msg.rerun_completed", name=name))
         if state not in RERUNNABLE:
             raise failure(request, say("runs.msg.rerun_not_finished", name=name, state=state_label(state, say)))
     return ask(say("runs.confirm_rerun", names=", ".join(f"`{name}`" for name in selected)), list(selected))

@@ -99,7 +99,9 @@ def wire_form(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
           trigger_mode="always_last", **preview)
     method_shown.then(**preview)
     config.save.click(bind(h.save_config_clicked, ctx), [config.config_name, *form], config.saved)
-    app.load(bind(h.list_configs, ctx), None, config.saved)  # the page was built when the server started
+    # the page was built when the server started; runs started since then have their configs too
+    app.load(bind(h.list_configs, ctx), None, config.saved)
+    config.saved.focus(bind(h.list_configs, ctx), None, config.saved, show_progress="hidden")
     config.load.click(bind(bind(h.load_saved_config, ctx), tab), config.saved, form).then(**inspection(ctx, tab))
 
 

@@ -152,7 +152,11 @@ def save_config_clicked(ctx: AppContext, request: gr.Request, config_name: str, 
 
 
 def config_choices(ctx: AppContext) -> list[tuple[str, str]]:
-    return [(p.name, str(p)) for p in sorted(ctx.configs.glob("*.yaml"))]
+    """The saved configs (WORKSPACE/configs), then each run's own config.yaml, newest run first: a finished run's
+    settings come back into the form to train again or to change (as LLaMA-Factory loads an output folder's)."""
+    saved = [(p.name, str(p)) for p in sorted(ctx.configs.glob("*.yaml"))]
+    runs = [ctx.runs.run_dir(info.name).config for info in ctx.runs.list() if not info.damaged]
+    return saved + [(f"runs/{path.parent.name}/{path.name}", str(path)) for path in runs if path.is_file()]
 
 
 def list_configs(ctx: AppContext) -> Any:
