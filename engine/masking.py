@@ -16,6 +16,8 @@ one sentinel is still bounded exactly). The span then grows over
 - the end-of-turn marker: what the template writes after every reply (`<|im_end|>`, `<|eot_id|>`,
   `<end_of_turn>`, `</s>`, `<|end|>`), learned once per template from two probe conversations.
 Nothing else is trained, so a template's extra text after the last message (Phi's eos) stays masked.
+A template that cuts the reasoning out of every reply, the last one too (DeepSeek-R1's), gets the last reply's
+reasoning written back before its text, where the model writes it after the generation prompt's `<think>`.
 
 What each template does (generation prompt, end-of-turn marker, system prompt placement, reasoning) is
 probed once per template by engine/templates.py.
@@ -31,6 +33,7 @@ from typing import Any
 
 from engine.templates import (  # noqa: F401 - MaskingError, template_notes: what callers of masking use
     SENTINELS,
+    THINK_CLOSE,
     MaskingError,
     RenderError,
     TemplateProfile,
@@ -79,7 +82,27 @@ def render_with_spans(messages: Messages, tokenizer: Any, tools: list[dict] | No
         end = _with_closing(full, end, profile, turn)
         spans.append((start, end))
         floor = end
+    last = max((index for index, message in enumerate(prepared) if message["role"] == "assistant"), default=None)
+    if profile.cuts_last_reasoning and last is not None:
+        full, spans = _with_last_reasoning(full, spans, prepared[last])
     return full, spans
+
+
+def _with_last_reasoning(full: str, spans: list[Span], reply: dict[str, Any]) -> tuple[str, list[Span]]:
+    """For a template that cuts the reasoning out of every reply, the last one too (DeepSeek-R1's writes only the
+    text after `</think>`): the last reply's reasoning written back where the template's text of it begins, as the
+    model writes it after the generation prompt, and trained with it. Earlier replies stay as the template writes
+    them: the history the model is shown."""
+    content = reply.get("content") or ""
+    if THINK_CLOSE not in content:
+        return full, spans
+    start, end = spans[-1]
+    after = content.split(THINK_CLOSE)[-1]
+    written = next((tail for tail in (after, after.lstrip()) if tail and full.startswith(tail, start)), None)
+    if written is None:  # the template changed the text after the reasoning too: leave the reply as it writes it
+        return full, spans
+    cut = content[: len(content) - len(written)]
+    return full[:start] + cut + full[start:], [*spans[:-1], (start, end + len(cut))]
 
 
 def prompt_text(messages: Messages, tokenizer: Any, tools: list[dict] | None = None) -> str:

@@ -26,6 +26,7 @@ Messages = list[dict[str, Any]]
 # characters differ from each other's, so at least one of the two differs from any real reply at each end.
 SENTINELS = ("\u27e6reply\u27e7", "\u27eaanswer\u27eb")
 PROBE_SYSTEM, PROBE_USER_1, PROBE_USER_2 = "\u27e6system\u27e7", "\u27e6first\u27e7", "\u27e6second\u27e7"
+PROBE_THOUGHT = "\u27e6thought\u27e7"
 REASONING_FIELDS = ("reasoning_content", "reasoning", "thinking")  # the names transformers passes to templates
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 SYSTEM_JOINER = "\n\n"  # between a folded system prompt and the user text (Gemma-3's and Mistral's own choice)
@@ -57,6 +58,7 @@ class TemplateProfile:
     user_header: str  # what the template writes between a reply's end-of-turn marker and the next user's text
     needs_tools: str  # the template's error without a tools list (Hermes-3's tool_use template); "" if none
     renders_tools: bool  # the template renders tool calls itself (it reads tool_calls); else the fallback
+    cuts_last_reasoning: bool  # the template cuts reasoning out of every reply, the last too (DeepSeek-R1's)
 
 
 # ---------------------------------------------------------------------------------------------- rendering
@@ -131,8 +133,13 @@ def _probe(tokenizer: Any) -> TemplateProfile:
     markers = tuple(token for token in tokens if token in openers or token in (closing or ""))
     others = [re.escape(token) for token in tokens if token not in openers]
     enders = re.compile(r"\s*(?:" + "|".join(others) + ")") if others else None
+    thinking = _with_reasoning({**reply_1, "reasoning_content": PROBE_THOUGHT}, reads_reasoning)
+    try:
+        cuts_last_reasoning = PROBE_THOUGHT not in render(tokenizer, [first, thinking], tools=tools)
+    except RenderError:
+        cuts_last_reasoning = False
     return TemplateProfile(generation_prompt, closing, system, system_note, reads_reasoning, markers, openers, enders,
-                           between.strip(), needs_tools, "tool_calls" in source)
+                           between.strip(), needs_tools, "tool_calls" in source, cuts_last_reasoning)
 
 
 def _tools_error(tokenizer: Any, messages: Messages) -> str:
@@ -213,7 +220,17 @@ def template_notes(conversations: list[Messages], tokenizer: Any, with_tools: bo
     ):
         notes.append(f"the chat template reads no reasoning field: reasoning is written into the reply as "
                      f"{THINK_OPEN}...{THINK_CLOSE} before its text")
+    if profile.cuts_last_reasoning and any(_has_reasoning(message) for messages in conversations for message in messages):
+        notes.append("the chat template cuts the reasoning out of every reply, the last one too (as DeepSeek-R1's "
+                     "does): each row's last reply gets its reasoning written back before its text, as the model "
+                     "writes it after the generation prompt, and trained; earlier replies are trained as the "
+                     "template writes them, without it")
     return notes
+
+
+def _has_reasoning(message: dict[str, Any]) -> bool:
+    return message.get("role") == "assistant" and (
+        any(message.get(key) for key in REASONING_FIELDS) or THINK_CLOSE in (message.get("content") or ""))
 
 
 # ---------------------------------------------------------------------------------------------- messages
@@ -223,7 +240,7 @@ def prepare(messages: Messages, profile: TemplateProfile, *, for_generation: boo
     """The messages as this template should see them: reasoning where it reads it, the system prompt where it
     places it. `for_generation` (a prompt ending with a user turn) leaves a last-user-turn system to the template;
     a prompt ending with a tool result gets it folded, as training does (the template would drop it)."""
-    out = [_with_reasoning(message, profile) for message in messages]
+    out = [_with_reasoning(message, profile.reads_reasoning) for message in messages]
     if not out or out[0]["role"] != "system" or profile.system == "native":
         return out
     if profile.system == "last_user" and for_generation and out[-1]["role"] == "user":
@@ -238,9 +255,9 @@ def prepare(messages: Messages, profile: TemplateProfile, *, for_generation: boo
     return rest
 
 
-def _with_reasoning(message: dict[str, Any], profile: TemplateProfile) -> dict[str, Any]:
+def _with_reasoning(message: dict[str, Any], reads_reasoning: bool) -> dict[str, Any]:
     reasoning = next((message[key] for key in REASONING_FIELDS if message.get(key)), None)
-    if reasoning is None or profile.reads_reasoning:
+    if reasoning is None or reads_reasoning:
         return dict(message)
     plain = {key: value for key, value in message.items() if key not in REASONING_FIELDS}
     plain["content"] = f"{THINK_OPEN}\n{reasoning.strip()}\n{THINK_CLOSE}\n\n{message.get('content') or ''}"

@@ -259,6 +259,42 @@ def test_reasoning_the_template_writes_itself_is_trained(case: str) -> None:
     assert [tokenizer.decode(run) for run in labelled_runs(row["input_ids"], row["labels"])] == expected
 
 
+R1_STYLE = (  # written for this test: DeepSeek-R1's behaviour (every reply cut to the text after </think>, the
+    # last one too; the generation prompt opens <think>), in a few lines
+    "{{ bos_token }}{%- for m in messages %}"
+    "{%- if m.role == 'user' %}{{ '<｜User｜>' + m.content }}"
+    "{%- elif m.role == 'assistant' %}{{ '<｜Assistant｜>' + m.content.split('</think>')[-1] + eos_token }}"
+    "{%- endif %}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{ '<｜Assistant｜><think>\\n' }}{%- endif %}"
+)
+
+
+@pytest.mark.parametrize("case", ["reasoning", "reasoning_content", "multi"])
+def test_reasoning_a_template_cuts_from_every_reply_is_written_back_into_the_last(case: str) -> None:
+    """DeepSeek-R1's template writes only the text after </think>, the last reply too, so its reasoning would be
+    trained nowhere: the last reply gets it back before its text, where the chat prompt's <think> opens it, and the
+    run log says so; earlier replies stay cut (the history the model is shown). No reasoning: nothing changes."""
+    from engine.masking import prompt_text
+
+    bos, eos = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"
+    tokenizer = build_tokenizer(extra_special_tokens=(bos, eos, "<｜User｜>", "<｜Assistant｜>"), bos_token=bos,
+                                eos_token=eos)
+    tokenizer.chat_template = R1_STYLE
+    messages = [message for message in CONVERSATIONS[case] if message["role"] != "system"]
+    (row,), _ = tokenize_rows([{"messages": messages}], tokenizer, 4096, "truncate")
+    trained = [tokenizer.decode(run) for run in labelled_runs(row["input_ids"], row["labels"])]
+    if case == "multi":
+        assert trained == [A1 + eos, A2 + eos]
+        assert template_notes([{"messages": messages}], tokenizer) == []
+        return
+    assert trained == ["\n\n" + A1 + eos, f"<think>\n{THOUGHT_2}\n</think>\n\n{A2}{eos}"]
+    full, _ = render_with_spans(messages, tokenizer)
+    assert full.startswith(prompt_text(messages[:-1], tokenizer))  # chat prompts with what training saw
+    assert THOUGHT_1 not in full
+    assert any("cuts the reasoning out of every reply, the last one too" in note
+               for note in template_notes([{"messages": messages}], tokenizer))
+
+
 def test_reply_the_template_never_writes_is_a_clear_error() -> None:
     tokenizer = build_tokenizer()
     tokenizer.chat_template = (  # drops every assistant reply but the last
