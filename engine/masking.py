@@ -34,6 +34,7 @@ from typing import Any
 from engine.templates import (  # noqa: F401 - MaskingError, template_notes: what callers of masking use
     SENTINELS,
     THINK_CLOSE,
+    added_tokens,
     MaskingError,
     RenderError,
     TemplateProfile,
@@ -43,7 +44,7 @@ from engine.templates import (  # noqa: F401 - MaskingError, template_notes: wha
     template_notes,
     template_profile,
 )
-from engine.toolcalls import has_tool_turns, plain_tool_messages
+from engine.toolcalls import fit_tool_calls, has_tool_turns, plain_tool_messages
 
 Messages = list[dict[str, Any]]
 Span = tuple[int, int]
@@ -77,6 +78,8 @@ def render_with_spans(messages: Messages, tokenizer: Any, tools: list[dict] | No
             raise MaskingError(
                 "the chat template writes this reply before the end of the previous reply, so it cannot be located "
                 "for masking: use a template that renders the turns in order.", turn)
+        if message.get("tool_calls"):
+            start = _call_opening(tokenizer, prepared, index, full, floor, start, profile, fitted)
         start = _with_opening(full, floor, start, profile,
                               lambda: render(tokenizer, prepared[:index], add_generation_prompt=True, tools=fitted))
         end = _with_closing(full, end, profile, turn)
@@ -123,8 +126,11 @@ def _fit(messages: Messages, tools: list[dict] | None, profile: TemplateProfile,
     empty tools list only where the template needs one, then reasoning and the system prompt (prepare)."""
     if not profile.renders_tools and (tools or has_tool_turns(messages)):
         messages, tools = plain_tool_messages(messages, tools), None
-    elif not tools and not profile.needs_tools:
-        tools = None  # an empty list is no tools (Mistral would write an empty, unclosed tool list)
+    else:
+        messages = fit_tool_calls(messages, string_arguments=profile.string_arguments,
+                                  nine_character_ids=profile.nine_character_ids)
+        if not tools and not profile.needs_tools:
+            tools = None  # an empty list is no tools (Mistral would write an empty, unclosed tool list)
     return prepare(messages, profile, for_generation=for_generation), tools
 
 
@@ -168,8 +174,9 @@ def _replaced(message: dict[str, Any], sentinel: str) -> dict[str, Any]:
     """The message with its text, and the name and arguments of each tool call, swapped for the sentinel."""
     replaced = {**message, "content": sentinel}
     if message.get("tool_calls"):
-        replaced["tool_calls"] = [{**call, "function": {"name": sentinel, "arguments": {}}}
-                                  for call in message["tool_calls"]]
+        replaced["tool_calls"] = [
+            {**call, "function": {"name": sentinel, "arguments": "{}" if isinstance(
+                call["function"].get("arguments"), str) else {}}} for call in message["tool_calls"]]
     return replaced
 
 
@@ -190,6 +197,34 @@ def _with_opening(full: str, floor: int, start: int, profile: TemplateProfile, p
         return start
     if floor <= len(before) <= start and full.startswith(before):
         return start if _crosses_turn(full[len(before):start], profile) else len(before)
+    return start
+
+
+def _call_opening(tokenizer: Any, messages: Messages, index: int, full: str, floor: int, start: int,
+                  profile: TemplateProfile, tools: list | None) -> int:
+    """Where a reply with tool calls begins: the template writes their opening (Mistral's `[TOOL_CALLS] [{"name":
+    "`, DeepSeek's `<｜tool▁calls▁begin｜>`) before the first text that varies with a call. A plain reply in its
+    place, ending the conversation, shows what the template writes right before a reply (from its last added
+    token: Mistral's `[/INST]`, DeepSeek's `<｜Assistant｜>`); the reply begins after the last such text before
+    it, never back over another turn. (The prompt before the reply need not be a prefix of the render: Mistral
+    writes the tool list before the last user turn.)"""
+    plain = [*messages[:index], {"role": "assistant", "content": SENTINELS[0]}]
+    try:
+        other = render(tokenizer, plain, tools=tools)
+    except RenderError:
+        return start
+    before = other[: max(other.find(SENTINELS[0]), 0)]
+    header_at = max((before.rfind(token) for token in added_tokens(tokenizer)), default=-1)
+    if header_at < 0:
+        return start
+    for header in dict.fromkeys([before[header_at:], before[header_at:].rstrip()]):  # Mistral v0.3: "[/INST] " before
+        found = full.rfind(header, floor, start)                                    # text, "[/INST]" before a call
+        if found < 0:
+            continue
+        begins = found + len(header)
+        begins += len(full[begins:start]) - len(full[begins:start].lstrip())
+        if not _crosses_turn(full[begins:start], profile):
+            return begins
     return start
 
 

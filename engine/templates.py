@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from engine.toolcalls import has_tool_turns
+from engine.toolcalls import fit_tool_calls, has_tool_turns
 
 Messages = list[dict[str, Any]]
 
@@ -59,6 +59,8 @@ class TemplateProfile:
     needs_tools: str  # the template's error without a tools list (Hermes-3's tool_use template); "" if none
     renders_tools: bool  # the template renders tool calls itself (it reads tool_calls); else the fallback
     cuts_last_reasoning: bool  # the template cuts reasoning out of every reply, the last too (DeepSeek-R1's)
+    string_arguments: bool = False  # tool calls' arguments must be a JSON string (DeepSeek's template adds them)
+    nine_character_ids: bool = False  # tool call ids must be nine letters and digits (Mistral's templates)
 
 
 # ---------------------------------------------------------------------------------------------- rendering
@@ -98,7 +100,7 @@ def template_profile(tokenizer: Any) -> TemplateProfile:
     return _PROFILES[key]
 
 
-def _added_tokens(tokenizer: Any) -> list[str]:
+def added_tokens(tokenizer: Any) -> list[str]:
     tokens = set(getattr(tokenizer, "added_tokens_encoder", {}) or {}) | set(tokenizer.all_special_tokens)
     return sorted((token for token in tokens if token), key=len, reverse=True)
 
@@ -118,7 +120,7 @@ def _probe(tokenizer: Any) -> TemplateProfile:
                            "the template or pick a model whose template renders user/assistant turns.") from None
     shared = os.path.commonprefix([prompt, prompt_plain])
     if shared != prompt_plain:  # the plain render ends differently (Phi's eos): never cut inside a marker
-        shared = shared[: _last_boundary(shared, _added_tokens(tokenizer))]
+        shared = shared[: _last_boundary(shared, added_tokens(tokenizer))]
     generation_prompt = prompt[len(shared):]
     try:
         two_turns = render(tokenizer, [first, reply_1, second, reply_2], tools=tools)
@@ -128,7 +130,7 @@ def _probe(tokenizer: Any) -> TemplateProfile:
     dialogue = [first, reply_1, second, reply_2] if two_turns is not None else [first, reply_1]
     system, system_note = _system_placement(tokenizer, dialogue, tools)
     reads_reasoning = bool(re.search(r"(\.|\[['\"])(" + "|".join(REASONING_FIELDS) + r")\b", source))
-    tokens = _added_tokens(tokenizer)
+    tokens = added_tokens(tokenizer)
     openers = tuple(token for token in tokens if token in generation_prompt or token in between)
     markers = tuple(token for token in tokens if token in openers or token in (closing or ""))
     others = [re.escape(token) for token in tokens if token not in openers]
@@ -138,8 +140,32 @@ def _probe(tokenizer: Any) -> TemplateProfile:
         cuts_last_reasoning = PROBE_THOUGHT not in render(tokenizer, [first, thinking], tools=tools)
     except RenderError:
         cuts_last_reasoning = False
+    renders_tools = "tool_calls" in source
+    string_arguments, nine_character_ids = _tool_call_needs(tokenizer) if renders_tools else (False, False)
     return TemplateProfile(generation_prompt, closing, system, system_note, reads_reasoning, markers, openers, enders,
-                           between.strip(), needs_tools, "tool_calls" in source, cuts_last_reasoning)
+                           between.strip(), needs_tools, renders_tools, cuts_last_reasoning, string_arguments,
+                           nine_character_ids)
+
+
+PROBE_TOOLS = [{"type": "function", "function": {"name": "probe", "description": "A probe.", "parameters": {
+    "type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}}}]
+PROBE_CALL = [
+    {"role": "user", "content": PROBE_USER_1},
+    {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "call_probe_0001", "type": "function", "function": {"name": "probe", "arguments": {"x": 1}}}]},
+    {"role": "tool", "content": "1", "tool_call_id": "call_probe_0001", "name": "probe"},
+    {"role": "assistant", "content": SENTINELS[0]},
+]
+
+
+def _tool_call_needs(tokenizer: Any) -> tuple[bool, bool]:
+    """(arguments as a JSON string, ids of nine letters and digits): the first way of writing a tool call, as
+    datasets give it first, that this template renders; (False, False) where it renders it as given, or none."""
+    for needs in ((False, False), (True, False), (False, True), (True, True)):
+        messages = fit_tool_calls(PROBE_CALL, string_arguments=needs[0], nine_character_ids=needs[1])
+        if not fails(tokenizer, messages, tools=PROBE_TOOLS):
+            return needs
+    return False, False
 
 
 def _tools_error(tokenizer: Any, messages: Messages) -> str:
@@ -164,7 +190,7 @@ def _closing(one_turn: str, two_turns: str | None, tokenizer: Any) -> tuple[str 
     before_next = two_turns.split(sentinel, 1)[1].split(PROBE_USER_2, 1)[0]
     common = os.path.commonprefix([after_last, before_next])
     if common not in (after_last, before_next):
-        common = common[: _last_boundary(common, _added_tokens(tokenizer))]
+        common = common[: _last_boundary(common, added_tokens(tokenizer))]
     closing = common.rstrip()
     return closing, before_next[len(closing):]
 

@@ -12,6 +12,9 @@ An assistant tool call becomes `{"role": "assistant", "content": TEXT, "tool_cal
 and each tool `{"type": "function", "function": SCHEMA}`. Calls without an id get `call00001`-style ids (nine
 letters and digits, which Mistral's template demands) and each result the id of the call it answers, in order.
 
+Fitted (`fit_tool_calls`) to a template that renders calls but demands its own shape of them: arguments as a JSON
+string (DeepSeek's templates add them to text), ids of nine letters and digits (Mistral's).
+
 Read back from a generated reply (`calls_in_reply`), in the syntax the template or the fallback writes calls in.
 
 Written (`plain_tool_messages`) for a template that cannot render tool calls (no `tool_calls` in it), the one
@@ -121,6 +124,36 @@ def link_tool_results(messages: Messages) -> Messages:
                 message = {"tool_call_id": answered["id"], "name": answered["function"]["name"], **message}
         out.append(message)
     return out
+
+
+def fit_tool_calls(messages: Messages, *, string_arguments: bool, nine_character_ids: bool) -> Messages:
+    """Tool calls as a template that renders them needs them: arguments as a JSON string where it concatenates
+    them (DeepSeek's), ids of nine letters and digits where it demands them (Mistral's), each result given the
+    new id of the call it answers. Other templates get the messages as they are."""
+    if not (string_arguments or nine_character_ids):
+        return messages
+    ids: dict[str, str] = {}
+    out = []
+    for message in messages:
+        if message.get("tool_calls"):
+            calls = []
+            for call in message["tool_calls"]:
+                function = dict(call["function"])
+                if string_arguments and not isinstance(function.get("arguments"), str):
+                    function["arguments"] = json.dumps(function.get("arguments", {}), ensure_ascii=False)
+                call = {**call, "function": function}
+                if nine_character_ids and "id" in call:
+                    call["id"] = ids.setdefault(call["id"], _nine_characters(call["id"], len(ids) + 1))
+                calls.append(call)
+            message = {**message, "tool_calls": calls}
+        elif nine_character_ids and message.get("tool_call_id") in ids:
+            message = {**message, "tool_call_id": ids[message["tool_call_id"]]}
+        out.append(message)
+    return out
+
+
+def _nine_characters(call_id: str, number: int) -> str:
+    return call_id if re.fullmatch(r"[A-Za-z0-9]{9}", call_id) else f"call{number:05d}"
 
 
 def has_tool_turns(messages: Messages) -> bool:

@@ -467,6 +467,47 @@ def test_tool_calls_are_trained_and_results_and_tool_lists_are_not(
     assert "21" in text.split(expected[0])[1]  # so is the tool's result
 
 
+@pytest.mark.parametrize("family", list(EXPECTED_TOOL_REPLIES))
+def test_a_call_followed_by_more_turns_is_trained_whole(family: str, tokenizers: dict, tmp_path: Path) -> None:
+    """One more exchange after the tool call's answer trains the call as the row alone does: its opening too,
+    though Mistral's template then writes the tool list (and the system prompt) before the new last user turn, so
+    the render before the call is no prefix of the whole."""
+    tokenizer = tokenizers[family]
+    (row,) = load_tool_rows(tmp_path, "openai")
+    row["messages"] += [{"role": "user", "content": "And in Rome?"}, {"role": "assistant", "content": "Ask later."}]
+    (tokenized,), _ = tokenize_rows([row], tokenizer, 4096, "truncate")
+    trained = [tokenizer.decode(run) for run in labelled_runs(tokenized["input_ids"], tokenized["labels"])]
+    assert trained[:2] == EXPECTED_TOOL_REPLIES[family]["openai"]
+    assert len(trained) == 3 and "Ask later." in trained[2] and "Rome" not in trained[2]
+
+
+def test_tool_calls_are_written_as_the_template_demands_them(tmp_path: Path, tokenizers: dict) -> None:
+    """Call ids that are not nine letters and digits get such ids where the template demands them (Mistral's,
+    each result the id of its call); arguments become a JSON string where the template adds them to text
+    (DeepSeek's); other templates get them as they are."""
+    (row,) = load_tool_rows(tmp_path, "openai")
+    row["messages"][2]["tool_calls"][0]["id"] = row["messages"][3]["tool_call_id"] = "call_Xk2p9QzR7fLm"
+    tokenizer = tokenizers["mistral-nemo"]
+    (tokenized,), _ = tokenize_rows([row], tokenizer, 4096, "truncate")
+    runs = labelled_runs(tokenized["input_ids"], tokenized["labels"])
+    assert tokenizer.decode(runs[0]) == EXPECTED_TOOL_REPLIES["mistral-nemo"]["openai"][0].replace(
+        "abcdef123", "call00001")
+    assert '"call_id": "call00001"' in tokenizer.decode(tokenized["input_ids"])  # the result names its call
+
+    tokenizer = build_tokenizer(extra_special_tokens=("<|User|>", "<|Assistant|>", "<|calls|>", "<|end|>"),
+                                eos_token="<|end|>")
+    tokenizer.chat_template = (  # written for this test: DeepSeek's way of writing a call, in a few lines
+        "{%- for m in messages %}{%- if m.role == 'user' %}{{ '<|User|>' + m.content }}"
+        "{%- elif m.role == 'assistant' and m.tool_calls %}{{ '<|Assistant|><|calls|>' }}"
+        "{%- for t in m.tool_calls %}{{ t.function.name + '\\n' + t.function.arguments }}{%- endfor %}{{ '<|end|>' }}"
+        "{%- elif m.role == 'assistant' %}{{ '<|Assistant|>' + m.content + '<|end|>' }}"
+        "{%- elif m.role == 'tool' %}{{ '<|User|>' + m.content }}{%- endif %}{%- endfor %}"
+        "{%- if add_generation_prompt %}{{ '<|Assistant|>' }}{%- endif %}")
+    (tokenized,), _ = tokenize_rows([row], tokenizer, 4096, "truncate")
+    assert [tokenizer.decode(run) for run in labelled_runs(tokenized["input_ids"], tokenized["labels"])] == [
+        '<|calls|>get_weather\n{"city": "Paris"}<|end|>', ANSWER + "<|end|>"]
+
+
 def test_fallback_writes_the_tools_into_the_system_prompt(tmp_path: Path, tokenizers: dict) -> None:
     tokenizer = tokenizers["smollm2"]
     rows = load_tool_rows(tmp_path, "openai")
