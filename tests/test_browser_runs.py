@@ -1,6 +1,6 @@
 """The Runs tab and the Train tab's Cancel in a real browser: overlaid runs each draw their curve in their
 own colour with their name in the legend; Delete and Cancel ask first, naming what goes, and say so
-when it is gone (an info, never an error)."""
+when it is gone (an info, never an error), and the Chat and Export tabs no longer offer a deleted run."""
 
 from __future__ import annotations
 
@@ -94,6 +94,8 @@ def test_cancel_asks_first_and_reports_success(page, server, runs):
 
 def test_delete_asks_first_and_reports_success(page, server, runs):
     _, workspace = server
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
     open_runs_tab(page, runs)
     pick(page, "#wb-runs-select", "beta")
     page.click("#wb-runs-delete")
@@ -112,3 +114,15 @@ def test_delete_asks_first_and_reports_success(page, server, runs):
     page.wait_for_timeout(4000)  # two ticks of the Runs tab's timer, which still had beta selected
     assert not error_toasts(page), error_toasts(page)  # was: "There is no run named beta."
     shot(page, "runs-deleted")
+
+    # The Chat and Export tabs list the runs as they are now, each once (their lists were refreshed while open:
+    # the deleted run was still offered, another doubled, and the page threw).
+    for tab, dropdown in (("Chat", "#wb-chat-run"), ("Export", "#wb-export-run")):
+        page.get_by_role("tab", name=tab).click()
+        page.locator(f"{dropdown} input").click()
+        page.wait_for_selector("[role=option]:has-text('alpha')")
+        page.wait_for_timeout(1500)  # any late refresh of the open list
+        options = page.locator("[role=option]").all_inner_texts()
+        assert "beta" not in options and len(options) == len(set(options)), (tab, options)
+        page.keyboard.press("Escape")
+    assert not page_errors, page_errors

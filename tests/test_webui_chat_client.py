@@ -154,11 +154,15 @@ def chat_ctx(tmp_path: Path, client):
 
 def ask(ctx, text: str, tuned: list, base: list, side_by_side: bool = False, tools: str = "",
         as_result: bool = False, with_tick: bool = False) -> tuple:
-    """The Chat tab's send handler, run to its last update: (message box, tuned pane, base pane), and the 'send as
-    tool result' tick with_tick."""
+    """The Chat tab's send handler, run to its end: what (message box, tuned pane, base pane) then hold, and the
+    'send as tool result' tick with_tick. The box is emptied by the first update and left alone by the others,
+    so that what is typed while a reply streams stays."""
     from webui.tabs import chat
 
-    *_, last = chat.respond(ctx, text, tuned, base, side_by_side, "", 32, 0.0, 1.0, 50, 1.0, 0, tools, as_result)
+    updates = list(chat.respond(ctx, text, tuned, base, side_by_side, "", 32, 0.0, 1.0, 50, 1.0, 0, tools, as_result))
+    assert all(update[0] == chat.gr.skip() for update in updates[1:-1])  # the stream leaves the box alone
+    boxes = [update[0] for update in updates if update[0] != chat.gr.skip()]
+    last = (boxes[-1] if boxes else None, *updates[-1][1:])
     return last if with_tick else last[:3]
 
 

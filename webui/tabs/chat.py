@@ -178,18 +178,19 @@ def respond(ctx: AppContext, text: str, tuned: list, base: list, side_by_side: b
     new_tuned = tuned + turn
     new_base = base + turn if side_by_side else base
     columns = [(new_tuned, TUNED if has_adapter else None)] + ([(new_base, None)] if side_by_side else [])
+    yield "", new_tuned, new_base, gr.skip()  # the box empties once: what is typed while the reply streams stays
     try:
         for history, adapter in columns:
             data: dict[str, Any] = {}
             for reply in ctx.chat.generate(history[:-1], adapter, tools, data, **sampling):
                 history[-1] = text_message("assistant", reply)
-                yield "", new_tuned, new_base, gr.skip()
+                yield gr.skip(), new_tuned, new_base, gr.skip()
             history[-1:] = reply_messages(reply, data, say)
     except (ChatError, ToolsError) as error:
         warn(str(error))
         yield text, tuned, base, gr.skip()
         return
-    yield "", new_tuned, new_base, is_tool_call(new_tuned[-1])
+    yield gr.skip(), new_tuned, new_base, is_tool_call(new_tuned[-1])
 
 
 def build_sampling() -> list[gr.components.Component]:
@@ -206,7 +207,7 @@ def build_sampling() -> list[gr.components.Component]:
 
 
 def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
-    with gr.Tab(t("tab.chat"), id="chat"):
+    with gr.Tab(t("tab.chat"), id="chat") as shown:
         with gr.Row():
             run = gr.Dropdown([], label=t("chat.run"), elem_id="wb-chat-run", scale=2)
             adapter_dir = gr.Textbox(label=t("chat.adapter_dir"), placeholder=t("chat.adapter_dir_help"), scale=2)
@@ -233,9 +234,11 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
             clear = gr.Button(t("chat.clear"), scale=0)
     tab = ChatTab(run, adapter_dir, load_btn, unload_btn, status, confirm_row, load_gpu, load_cpu, system, sampling,
                   tools, side_by_side, tuned_chat, base_chat, message, tool_result, send, clear)
+    # Listed as the page loads and whenever the tab is shown, before the list is opened: choices replaced while
+    # the list is open show stale and doubled entries (Gradio 6).
     refresh = (lambda: gr.update(choices=finished_runs(ctx)), None, tab.run)
     app.load(*refresh)
-    tab.run.focus(*refresh)
+    shown.select(*refresh)
     for button, mode in ((tab.load, "ask"), (tab.load_gpu, "gpu"), (tab.load_cpu, "cpu")):
         # No gr.State here: a component created outside the Tab would land in gr.Tabs as a phantom tab.
         button.click(bind(loader(mode), ctx), [tab.run, tab.adapter_dir],

@@ -122,7 +122,7 @@ def follow(ctx: AppContext, name: str | None, request: gr.Request | None = None)
 
 
 def build_export_tab(ctx: AppContext, app: gr.Blocks) -> ExportTab:
-    with gr.Tab(t("tab.export"), id="export"):
+    with gr.Tab(t("tab.export"), id="export") as shown:
         with gr.Row():
             run = gr.Dropdown([], label=t("export.run"), elem_id="wb-export-run", scale=2)
             dtype = gr.Radio(list(EXPORT_DTYPES), value="float16", label=t("export.dtype"),
@@ -137,9 +137,9 @@ def build_export_tab(ctx: AppContext, app: gr.Blocks) -> ExportTab:
     tab = ExportTab(run=run, dtype=dtype, shard_gb=shard_gb, export=export_btn, status=status, log=log,
                     merged_zip=merged_zip, adapter_zip=adapter_zip, job=gr.State(None),
                     timer=gr.Timer(POLL_S, active=False))
-    refresh = (lambda: gr.update(choices=finished_runs(ctx)), None, tab.run)
+    refresh = (lambda: gr.update(choices=finished_runs(ctx)), None, tab.run)  # as the Chat tab's (webui.tabs.chat)
     app.load(*refresh)
-    tab.run.focus(*refresh)
+    shown.select(*refresh)
     tab.run.change(bind(show_latest, ctx), tab.run, tab.view_outputs(), show_progress="hidden")
     tab.export.click(bind(export, ctx), [tab.run, tab.dtype, tab.shard_gb], tab.view_outputs())
     tab.timer.tick(bind(follow, ctx), tab.job, tab.view_outputs(), show_progress="hidden")

@@ -29,7 +29,7 @@ from webui.wiring import bind
 
 
 def build_train_tab(ctx: AppContext, app: gr.Blocks) -> TrainTab:
-    with gr.Tab(t("tab.train"), id="train"):
+    with gr.Tab(t("tab.train"), id="train") as shown:
         gr.Markdown(t("train.intro"))
         starter = forms.starter_config(ctx.assets)  # the demo model and identity set, where bundled
         start = start_values(starter)
@@ -45,6 +45,10 @@ def build_train_tab(ctx: AppContext, app: gr.Blocks) -> TrainTab:
     tab = TrainTab(model=model, data=data, method=method, training=training, config=config, monitor=monitor)
     wire_model_and_data(ctx, tab, app)
     wire_form(ctx, tab, app)
+    # runs started since the page loaded have their configs too: listed when the tab is shown and the panel opened
+    # (not when the list is opened: see webui.tabs.chat)
+    for shown_event in (shown.select, config.panel.expand):
+        shown_event(bind(h.list_configs, ctx), None, config.saved, show_progress="hidden")
     wire_monitor(ctx, tab, app)
     return tab
 
@@ -99,9 +103,7 @@ def wire_form(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
           trigger_mode="always_last", **preview)
     method_shown.then(**preview)
     config.save.click(bind(h.save_config_clicked, ctx), [config.config_name, *form], config.saved)
-    # the page was built when the server started; runs started since then have their configs too
-    app.load(bind(h.list_configs, ctx), None, config.saved)
-    config.saved.focus(bind(h.list_configs, ctx), None, config.saved, show_progress="hidden")
+    app.load(bind(h.list_configs, ctx), None, config.saved)  # the page was built when the server started
     config.load.click(bind(bind(h.load_saved_config, ctx), tab), config.saved, form).then(**inspection(ctx, tab))
 
 

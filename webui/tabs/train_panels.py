@@ -82,6 +82,7 @@ class ConfigPanel:
     save: gr.Button
     saved: gr.Dropdown
     load: gr.Button
+    panel: gr.Accordion
 
 
 @dataclass
@@ -193,7 +194,7 @@ def build_training_panel(start: forms.Values) -> TrainingPanel:
 
 
 def build_config_panel(saved_configs: list[tuple[str, str]]) -> ConfigPanel:
-    with gr.Accordion(t("train.config"), open=False):
+    with gr.Accordion(t("train.config"), open=False) as panel:
         with gr.Row():
             yaml_view = gr.Code(language="yaml", label=t("train.yaml"), lines=14, elem_id="wb-yaml", scale=3)
             with gr.Column(scale=2):
@@ -203,7 +204,8 @@ def build_config_panel(saved_configs: list[tuple[str, str]]) -> ConfigPanel:
                 save = gr.Button(t("train.save_config"))
                 saved = gr.Dropdown(saved_configs, label=t("train.saved_configs"))
                 load = gr.Button(t("train.load_config"))
-    return ConfigPanel(yaml=yaml_view, command=command, config_name=config_name, save=save, saved=saved, load=load)
+    return ConfigPanel(yaml=yaml_view, command=command, config_name=config_name, save=save, saved=saved, load=load,
+                       panel=panel)
 
 
 def build_monitor_panel() -> MonitorPanel:
