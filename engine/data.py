@@ -171,9 +171,11 @@ def build_splits(cfg: RunConfig, tokenizer: Any, mixed: sources.Mixed | None = N
     mixed = mixed or load_datasets(cfg.data, cfg.train.seed)
     tokenized, stats = _tokenize_datasets(mixed, tokenizer, cfg)
     if not tokenized:
+        cutoff = cfg.train.cutoff_len
         raise DataError(
-            f"{name} has no row left with a token to train on after cutoff_len={cfg.train.cutoff_len}: "
-            "raise train.cutoff_len or set data.overlength to truncate."
+            f"{name} has no row left with a token to train on after cutoff_len={cutoff}: "
+            + ("raise train.cutoff_len or set data.overlength to truncate." if cfg.data.overlength == "drop" else
+               f"cut at {cutoff} tokens, every row ends before its reply begins: raise train.cutoff_len.")
         )
     if cfg.data.val_size == 0:
         return tokenized, [], stats

@@ -396,6 +396,22 @@ def test_val_split_is_seeded_and_sizes_add_up(tmp_path: Path, tiny_model: Path, 
         build_splits(run_config(one, tiny_model, 0.5), tokenizer)
 
 
+@pytest.mark.parametrize(("overlength", "advice"), [
+    ("truncate", r"cut at 8 tokens, every row ends before its reply begins: raise train\.cutoff_len\.$"),
+    ("drop", r"raise train\.cutoff_len or set data\.overlength to truncate\.$"),
+])
+def test_no_row_left_at_the_cutoff_says_what_to_change(overlength: str, advice: str, tmp_path: Path,
+                                                       tiny_model: Path, tokenizer: Any) -> None:
+    """A cutoff below every prompt leaves nothing to train on; the advice fits the overlength setting (it was told
+    to set truncate when it was set already)."""
+    path = write(tmp_path / "long.jsonl", [{"prompt": "A long question " * 6 + "?", "completion": "Yes."}] * 3)
+    config = run_config(path, tiny_model, 0.0).model_copy(deep=True)
+    config.train.cutoff_len, config.data.overlength = 8, overlength
+    with pytest.raises(DataError, match=r"^long\.jsonl has no row left with a token to train on after "
+                                        r"cutoff_len=8: " + advice):
+        build_splits(config, tokenizer)
+
+
 # ---------------------------------------------------------------------------------------------- inspect
 
 
