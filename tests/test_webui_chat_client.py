@@ -264,3 +264,15 @@ def test_tool_calls_and_results_in_the_history_become_worker_turns():
         {"role": "tool", "content": "1"}, {"role": "tool", "content": "2"},
     ]
 
+
+
+def test_status_names_the_loaded_run_not_the_adapter_slot(chat_ctx):
+    """After loading one run then another, the status line names the run now loaded (the worker calls every
+    adapter 'tuned')."""
+    from webui.i18n import words
+    from webui.tabs import chat
+
+    for run in ("first-run", "second-run"):
+        chat_ctx.chat.load("base", {"tuned": f"/ws/runs/{run}"})
+        status = chat.loaded_status(chat_ctx, words(None))
+        assert f"adapters: {run}" in status and "tuned" not in status, status

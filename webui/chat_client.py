@@ -170,7 +170,8 @@ class ChatClient:
         self.start(cpu_only)
         try:
             roots = None if self.roots is None else [str(root) for root in self.roots]
-            self.loaded = self.call("load", model=model, adapters=adapters, bits=bits, roots=roots)
+            loaded = self.call("load", model=model, adapters=adapters, bits=bits, roots=roots)
+            self.loaded = {**loaded, "sources": dict(adapters)}  # name -> the run or adapter folder it came from
         except ChatError:
             # a load that failed half way has unloaded the model before; one refused at once kept it
             if not self.running or not self.call("status").get("loaded"):

@@ -85,7 +85,9 @@ def loaded_status(ctx: AppContext, say: Callable[..., str]) -> str:
     loaded = ctx.chat.loaded
     if loaded is None:
         return say("chat.msg.no_model")
-    names = ", ".join(loaded.get("adapters") or []) or say("chat.msg.no_adapters")
+    sources = loaded.get("sources") or {}  # the run's (or adapter folder's) name, not the worker's "tuned"
+    names = ", ".join(Path(sources.get(name, name)).name for name in loaded.get("adapters") or []) or say(
+        "chat.msg.no_adapters")
     model = Path(str(loaded.get("model") or "?")).name
     return say("chat.msg.loaded", model=model, device=loaded.get("device", "?"), adapters=names)
 
