@@ -131,6 +131,9 @@ class RunDir(JobDir):
         """The run's config as it trained, without re-checking its paths (its dataset may have moved since).
 
         Raises FileNotFoundError without config.yaml, ValueError (pydantic's, or ours) when it is damaged."""
+        if not self.path.exists():
+            raise FileNotFoundError(f"{self.path} does not exist: give the run's folder (the page's runs are "
+                                    "WORKSPACE/runs/NAME, workspace/runs/NAME by default).")
         if not self.config.is_file():
             raise FileNotFoundError(f"{self.path} is not a run folder: it has no {CONFIG}.")
         return RunConfig.model_validate(self.read_raw_config())

@@ -20,6 +20,7 @@ from engine.events import Log, Status, final_status, read_events
 from engine.export import INTERRUPTED, ExportResult, run_export
 from engine.rundir import ExportDir, RunDir
 from engine.verify import TOLERANCE
+from tests.cli import launch
 from tests.test_chat import MEMORY, trained_runs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -280,3 +281,11 @@ def test_sigterm_ends_an_export_job_failed_and_writes_nothing(runs: dict[str, Pa
     assert (final.state, final.error) == ("failed", INTERRUPTED)
     assert job.read_status()["error"] == INTERRUPTED
     assert not job.out.exists() and not job.zip.exists() and not list(job.path.glob(".*partial*"))
+
+
+def test_export_of_a_folder_that_does_not_exist_says_what_to_give(tmp_path):
+    """`launch.py export NAME` with a run's name rather than its folder: one sentence saying where runs are."""
+    result = launch("export", str(tmp_path / "my-run"), "--out", str(tmp_path / "out"))
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert f"{tmp_path / 'my-run'} does not exist: give the run's folder (the page's runs are WORKSPACE/runs/NAME" \
+        in result.stderr, result.stderr
