@@ -164,3 +164,13 @@ def test_run_again_refuses_a_completed_run_and_says_how_to_train_its_settings_ag
     ctx.runs.scheduler.scan()
     assert "runs/done/config.yaml" in [label for label, _ in train_handlers.config_choices(ctx)]
     assert run_again.ask_rerun(ctx, ["broken"])[0] == ["broken"]  # a failed run is still asked about
+
+
+@pytest.mark.parametrize(("state", "eta"), [("training", "0:44"), ("stopped", "–"), ("completed", "–")])
+def test_progress_shows_a_time_left_only_while_the_run_trains(state: str, eta: str):
+    """The last ETA a run logged is no time left once it has stopped (or ended)."""
+    from webui.render import progress_html
+
+    snap = JobSnapshot("r", state=state, step=123, total=300, elapsed_s=30.0, eta_s=44.0)
+    shown = progress_html(snap)
+    assert f"ETA {eta} ·" in shown and ("0:44" in shown) == (state == "training"), shown

@@ -59,7 +59,7 @@ def progress_html(snap: JobSnapshot | None, text: Callable[..., str] | None = No
         f"<div class='wb-bar'><div class='wb-fill' style='width:{percent:.1f}%;background:{color}'></div></div>"
         f"<div class='wb-progress-text'>"
         + text("msg.progress", step=f"<span class='wb-step'>{snap.step}</span>", total=snap.total or "?",
-               elapsed=duration(snap.elapsed_s), eta=duration(snap.eta_s), speed=speed)
+               elapsed=duration(snap.elapsed_s), eta=duration(None if snap.finished else snap.eta_s), speed=speed)
         + f"</div>{error}</div>"
     )
 
