@@ -62,7 +62,8 @@ def test_train_chat_export_in_browser(page, server, tmp_path):
     page.get_by_role("tab", name="Chat").click()
     pick(page, "#wb-chat-run", run_name)
     page.click("#wb-chat-load")
-    page.wait_for_selector("#wb-chat-status:has-text('Loaded')", timeout=120_000)
+    # loaded, naming the run (not the worker's slot "tuned"); "Loaded" alone also matches "Loading … once it is loaded"
+    page.wait_for_selector(f"#wb-chat-status:has-text('adapters: {run_name}')", timeout=120_000)
     page.locator("#wb-chat-sampling").get_by_text("Sampling").click()
     set_number(page, "wb-chat-max-new-tokens", "48")
     set_number(page, "wb-chat-temperature", "0")  # greedy
