@@ -51,6 +51,10 @@ def test_train_chat_export_in_browser(page, server, tmp_path):
     page.wait_for_selector("#wb-progress [data-state='completed']", timeout=180_000)
     assert page.locator("#wb-progress .wb-step").inner_text() == "40"
     assert page.locator("#wb-loss canvas, #wb-loss svg").count() > 0
+    # the log, longer than its box, shows its newest lines (Gradio's autoscroll left it at the top)
+    page.wait_for_function("""() => { const box = document.querySelector('#wb-log textarea');
+        return box.value.includes('completed') && box.scrollHeight > box.clientHeight + 100
+            && box.scrollTop + box.clientHeight >= box.scrollHeight - 8; }""", timeout=10_000)
     shot(page, "04-completed", readme="train")
     run_name = page.locator("#wb-progress b").first.inner_text()
 

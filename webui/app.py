@@ -48,6 +48,11 @@ def build_app(ctx: AppContext) -> gr.Blocks:
 RUNS_TAB = 1
 
 
+def log_scroll_head() -> str:
+    """The <script> for the page's head that keeps every log box at its newest line (webui/log_scroll.js)."""
+    return f"<script>({Path(__file__).with_name('log_scroll.js').read_text(encoding='utf-8')})();</script>"
+
+
 def runs_tab_shown(event: gr.SelectData) -> gr.Timer:
     return gr.Timer(active=event.index == RUNS_TAB)
 
@@ -102,7 +107,8 @@ def main(argv: list[str]) -> int:
     try:
         app.queue(default_concurrency_limit=8).launch(
             server_name=args.host, server_port=args.port, share=args.share, auth=auth,
-            allowed_paths=[str(ctx.workspace)], i18n=i18n(), head=language_head(), css=CSS, footer_links=["settings"],
+            allowed_paths=[str(ctx.workspace)], i18n=i18n(), head=language_head() + log_scroll_head(), css=CSS,
+            footer_links=["settings"],
             run_history=False,
         )
     finally:

@@ -130,7 +130,7 @@ def build_export_tab(ctx: AppContext, app: gr.Blocks) -> ExportTab:
             shard_gb = gr.Number(value=2, minimum=0.1, step=0.5, label=t("export.shard"), info=t("export.shard_help"))
         export_btn = gr.Button(t("export.start"), variant="primary", elem_id="wb-export-start")
         status = gr.Markdown(elem_id="wb-export-status")
-        log = gr.Textbox(label=t("export.log"), lines=8, max_lines=8, autoscroll=True)
+        log = gr.Textbox(label=t("export.log"), lines=8, max_lines=8, elem_classes=["wb-log"])
         with gr.Row():
             merged_zip = gr.DownloadButton(t("export.download_merged"), visible=False, elem_id="wb-dl-merged")
             adapter_zip = gr.DownloadButton(t("export.download_adapter"), visible=False, elem_id="wb-dl-adapter")

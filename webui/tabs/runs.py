@@ -162,7 +162,7 @@ def build_runs_tab(ctx: AppContext, app: gr.Blocks) -> RunsTab:
         with gr.Row():
             loss = gr.LinePlot(loss_frame({}), x="step", y="loss", color="series", label=t("train.loss"), scale=3,
                                elem_id="wb-runs-loss")
-            log = gr.Textbox(label=t("train.log"), lines=14, max_lines=14, autoscroll=True, scale=2)
+            log = gr.Textbox(label=t("train.log"), lines=14, max_lines=14, elem_classes=["wb-log"], scale=2)
         loss_colors = colour_state(loss)
         compare = gr.HTML(elem_id="wb-compare")
         timer = gr.Timer(2.0, active=False)

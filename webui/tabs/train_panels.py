@@ -219,7 +219,7 @@ def build_monitor_panel() -> MonitorPanel:
     with gr.Row():
         loss = gr.LinePlot(loss_frame({}), x="step", y="loss", color="series", label=t("train.loss"),
                            elem_id="wb-loss", scale=3)
-        log = gr.Textbox(label=t("train.log"), lines=14, max_lines=14, autoscroll=True, elem_id="wb-log",
+        log = gr.Textbox(label=t("train.log"), lines=14, max_lines=14, elem_classes=["wb-log"], elem_id="wb-log",
                          scale=2)
     return MonitorPanel(run_name=run_name, start=start, stop=stop, cancel=cancel, confirm_cancel=confirm_cancel,
                         progress=progress, loss=loss, loss_colors=colour_state(loss), log=log, current=gr.State(None),
