@@ -34,7 +34,6 @@ from typing import Any
 from engine.templates import (  # noqa: F401 - MaskingError, template_notes: what callers of masking use
     SENTINELS,
     THINK_CLOSE,
-    added_tokens,
     MaskingError,
     RenderError,
     TemplateProfile,
@@ -79,7 +78,7 @@ def render_with_spans(messages: Messages, tokenizer: Any, tools: list[dict] | No
                 "the chat template writes this reply before the end of the previous reply, so it cannot be located "
                 "for masking: use a template that renders the turns in order.", turn)
         if message.get("tool_calls"):
-            start = _call_opening(tokenizer, prepared, index, full, floor, start, profile, fitted)
+            start = _call_opening(full, floor, start, profile)
         start = _with_opening(full, floor, start, profile,
                               lambda: render(tokenizer, prepared[:index], add_generation_prompt=True, tools=fitted))
         end = _with_closing(full, end, profile, turn)
@@ -200,28 +199,18 @@ def _with_opening(full: str, floor: int, start: int, profile: TemplateProfile, p
     return start
 
 
-def _call_opening(tokenizer: Any, messages: Messages, index: int, full: str, floor: int, start: int,
-                  profile: TemplateProfile, tools: list | None) -> int:
+def _call_opening(full: str, floor: int, start: int, profile: TemplateProfile) -> int:
     """Where a reply with tool calls begins: the template writes their opening (Mistral's `[TOOL_CALLS] [{"name":
-    "`, DeepSeek's `<｜tool▁calls▁begin｜>`) before the first text that varies with a call. A plain reply in its
-    place, ending the conversation, shows what the template writes right before a reply (from its last added
-    token: Mistral's `[/INST]`, DeepSeek's `<｜Assistant｜>`); the reply begins after the last such text before
-    it, never back over another turn. (The prompt before the reply need not be a prefix of the render: Mistral
-    writes the tool list before the last user turn.)"""
-    plain = [*messages[:index], {"role": "assistant", "content": SENTINELS[0]}]
-    try:
-        other = render(tokenizer, plain, tools=tools)
-    except RenderError:
-        return start
-    before = other[: max(other.find(SENTINELS[0]), 0)]
-    header_at = max((before.rfind(token) for token in added_tokens(tokenizer)), default=-1)
-    if header_at < 0:
-        return start
-    for header in dict.fromkeys([before[header_at:], before[header_at:].rstrip()]):  # Mistral v0.3: "[/INST] " before
-        found = full.rfind(header, floor, start)                                    # text, "[/INST]" before a call
+    "`, DeepSeek's `<｜tool▁calls▁begin｜>`) before the first text that varies with a call. It begins after the last
+    text the template writes right before a reply (its probed `reply_header`: Mistral's `[/INST]`, DeepSeek's
+    `<｜Assistant｜>`), never back over another turn. (The prompt before the reply need not be a prefix of the
+    render: Mistral writes the tool list before the last user turn.)"""
+    header = profile.reply_header
+    for text in dict.fromkeys([header, header.rstrip()] if header else []):  # Mistral v0.3: "[/INST] " before
+        found = full.rfind(text, floor, start)                                # text, "[/INST]" before a call
         if found < 0:
             continue
-        begins = found + len(header)
+        begins = found + len(text)
         begins += len(full[begins:start]) - len(full[begins:start].lstrip())
         if not _crosses_turn(full[begins:start], profile):
             return begins

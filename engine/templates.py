@@ -58,6 +58,7 @@ class TemplateProfile:
     user_header: str  # what the template writes between a reply's end-of-turn marker and the next user's text
     needs_tools: str  # the template's error without a tools list (Hermes-3's tool_use template); "" if none
     renders_tools: bool  # the template renders tool calls itself (it reads tool_calls); else the fallback
+    reply_header: str  # what it writes right before a reply, from its last added token (`[/INST]`, `<|im_start|>..`)
     cuts_last_reasoning: bool  # the template cuts reasoning out of every reply, the last too (DeepSeek-R1's)
     string_arguments: bool = False  # tool calls' arguments must be a JSON string (DeepSeek's template adds them)
     nine_character_ids: bool = False  # tool call ids must be nine letters and digits (Mistral's templates)
@@ -142,9 +143,12 @@ def _probe(tokenizer: Any) -> TemplateProfile:
         cuts_last_reasoning = False
     renders_tools = "tool_calls" in source
     string_arguments, nine_character_ids = _tool_call_needs(tokenizer) if renders_tools else (False, False)
+    before_reply = one_turn.split(SENTINELS[0], 1)[0] if SENTINELS[0] in one_turn else ""
+    header_at = max((before_reply.rfind(token) for token in tokens), default=-1)
+    reply_header = before_reply[header_at:] if header_at >= 0 else ""
     return TemplateProfile(generation_prompt, closing, system, system_note, reads_reasoning, markers, openers, enders,
-                           between.strip(), needs_tools, renders_tools, cuts_last_reasoning, string_arguments,
-                           nine_character_ids)
+                           between.strip(), needs_tools, renders_tools, reply_header, cuts_last_reasoning,
+                           string_arguments, nine_character_ids)
 
 
 PROBE_TOOLS = [{"type": "function", "function": {"name": "probe", "description": "A probe.", "parameters": {
