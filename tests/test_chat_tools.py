@@ -126,9 +126,10 @@ def test_tool_turns_in_a_request_are_checked_and_linked() -> None:
 def train_tool_run(folder: Path, run: Path) -> Path:
     """LoRA trained through `launch.py train` on the glaive-style rows into `run`, over a tiny Llama with Hermes-3's
     tool-use template (its tokenizer learned from the template's text and the rows, so a row fits the model's
-    positions); the model, the data file and the config go into `folder`. Rank 16 and 48 cosine steps: over
-    seeds 0-19 every run memorised all three rows, its first answer token ahead by at least 2.3 nats; rank 8 and 24
-    constant steps failed 3 seeds in 8 (a stop's CI failed on one, before runs were seeded)."""
+    positions); the model, the data file and the config go into `folder`. Rank 16 and 48 cosine steps: in 20 runs
+    (seeds 0-19, measured before runs were seeded, so each also drew its own adapter initialisation) every run
+    memorised all three rows, its first answer token ahead by at least 2.2 nats; rank 8 and 24 constant steps
+    failed 3 runs in 8 (a stop's CI failed on such a draw)."""
     template = (TEMPLATES / FAMILIES["hermes-3-tool-use"].template).read_text(encoding="utf-8")
     corpus = CORPUS + template + json.dumps(ROWS)
     base = build_tiny_llama(folder / "hermes-tiny", hidden_size=128, initializer_range=0.1, chat_template=template,
