@@ -4,7 +4,7 @@ Each command lives in its own module as `main(argv) -> exit code`; modules are i
 their command runs, so `python -m engine inspect-data` never pays for what `train` needs.
 
 A process that starts a command may ask, through the environment, for limits set before the command's
-module is imported (engine/lifetime.py): PARENT_ENV, its own pid, to have the command killed when it ends;
+module is imported (engine/jobs/lifetime.py): PARENT_ENV, its own pid, to have the command killed when it ends;
 MEMORY_ENV, a number of MB, to cap the command's memory. Both are removed from the environment the command
 sees, so that its own children do not inherit them.
 """
@@ -20,14 +20,14 @@ from typing import NoReturn
 
 PARENT_ENV = "WORKBENCH_DIE_WITH_PARENT"
 MEMORY_ENV = "WORKBENCH_MEMORY_CAP_MB"
-CACHE_ENV = "WORKBENCH_CACHE_DIR"  # where training keeps tokenized rows for later runs (engine/tokcache.py)
+CACHE_ENV = "WORKBENCH_CACHE_DIR"  # where training keeps tokenized rows for later runs (engine/data/tokcache.py)
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("engine.train", "fine-tune a model from a YAML config (or --resume RUN_DIR)"),
-    "chat": ("engine.chat_cli", "chat with a base model and adapters (--worker: JSON lines on stdin/stdout)"),
-    "export": ("engine.export", "merge a run's adapter into its base and write a Hugging Face model (or --job DIR)"),
-    "inspect-data": ("engine.data", "detect a dataset's format and measure it; prints one JSON object"),
-    "plan": ("engine.methods", "count the trainable parameters a config would train; prints JSON"),
+    "train": ("engine.train.recipe", "fine-tune a model from a YAML config (or --resume RUN_DIR)"),
+    "chat": ("engine.chat.cli", "chat with a base model and adapters (--worker: JSON lines on stdin/stdout)"),
+    "export": ("engine.export.merge", "merge a run's adapter into its base and write a Hugging Face model (or --job DIR)"),
+    "inspect-data": ("engine.data.pipeline", "detect a dataset's format and measure it; prints one JSON object"),
+    "plan": ("engine.model.methods", "count the trainable parameters a config would train; prints JSON"),
 }
 
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def apply_limits() -> str | None:
     """Set the limits the environment asks for; a sentence saying why one could not be set, else None."""
-    from engine import lifetime
+    from engine.jobs import lifetime
 
     parent, cap = os.environ.pop(PARENT_ENV, ""), os.environ.pop(MEMORY_ENV, "")
     if not all(value.isdigit() for value in (parent, cap) if value):

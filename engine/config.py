@@ -16,7 +16,7 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_serializer,
                       field_validator)
 
-from engine import datapaths
+from engine.data import paths as datapaths
 
 MethodName = Literal["lora", "dora", "qlora", "prefix", "prompt", "ptuning", "ia3", "full", "freeze"]
 DataFormat = Literal["auto", "alpaca", "sharegpt", "openai", "prompt_completion", "text"]
@@ -53,7 +53,7 @@ METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "full": (),
     "freeze": ("freeze_trainable_layers",),
 }
-PLACEHOLDER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # a {{name}} of data.replace (engine/placeholders.py)
+PLACEHOLDER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # a {{name}} of data.replace (engine/data/placeholders.py)
 DATA_EXTENSIONS = datapaths.DATA_EXTENSIONS  # dataset files the engine reads
 EXPORT_DTYPES = ("float16", "bfloat16", "float32")
 VERSIONED_PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "datasets")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 
-from engine.batching import Shape, choose, packed_cost, padded_cost
+from engine.train.batching import Shape, choose, packed_cost, padded_cost
 
 CUTOFF = 1024
 LLAMA_1B = Shape(params=1_100_000_000, trainable=12_000_000, hidden=2048, layers=22)  # LoRA on a 1B Llama

@@ -4,7 +4,7 @@ sent with no model loaded.
 
 One server and one short run (trained through the CLI) serve the module. The loading test comes first, while
 the chat worker has not started yet, so that loading takes seconds and the message really arrives during it. The expected replies are computed in
-the test process with engine.chat.ChatSession on the same run, greedy, turn by turn on each pane's own history.
+the test process with engine.chat.session.ChatSession on the same run, greedy, turn by turn on each pane's own history.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def run(server) -> str:
 def engine_replies(server, run) -> Iterator[Callable[[str | None, list[str]], list[str]]]:
     """replies(adapter, questions): the engine's greedy reply to each question, each asked after the ones before
     it and the engine's own earlier replies (adapter None = the base model)."""
-    from engine.chat import ChatSession
+    from engine.chat.session import ChatSession
 
     session = ChatSession()
     session.load(None, {TUNED: str(server[1] / "runs" / run)})

@@ -11,7 +11,7 @@ import pytest
 
 from tests.browser import browser, open_page, pick, shot, start_server, stop_server  # noqa: F401 (fixture)
 from tests.test_browser_runs import error_toasts
-from webui.jobs import START_GRACE_S
+from webui.jobs.scheduler import START_GRACE_S
 
 pytestmark = pytest.mark.browser
 

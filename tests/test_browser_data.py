@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.browser import browser, page, pick, server, set_number, shot  # noqa: F401
-from webui.tabs.train_data import FITS_COLOUR, OVER_COLOUR
+from webui.tabs.train.data import FITS_COLOUR, OVER_COLOUR
 
 pytestmark = pytest.mark.browser
 

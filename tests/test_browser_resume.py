@@ -13,7 +13,7 @@ import sys
 import pytest
 import yaml
 
-from engine.faults import FAULT_ENV
+from engine.jobs.faults import FAULT_ENV
 from tests.browser import DEMO_MODEL, IDENTITY, ROOT, browser, page, pick, server, shot  # noqa: F401 (fixtures)
 from tests.test_browser_cli_runs import runs_row, toast
 

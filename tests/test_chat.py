@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.chat import ChatError, ChatSession, Generation, check_params
-from engine.chat_cli import parse_adapter_args, repl
-from engine.events import Chunk, Event, Reply, Status, parse
-from engine.rundir import RunDir
-from engine.tokens import end_of_turn_ids
+from engine.chat.session import ChatError, ChatSession, Generation, check_params
+from engine.chat.cli import parse_adapter_args, repl
+from engine.jobs.events import Chunk, Event, Reply, Status, parse
+from engine.jobs.rundir import RunDir
+from engine.data.tokens import end_of_turn_ids
 
 ROOT = Path(__file__).resolve().parents[1]
 MEMORY = [
@@ -338,7 +338,7 @@ def test_load_plan_is_decided_without_torch(lora_run: Path, tmp_path: Path) -> N
     """The plan step reads the run's config and adapter files only: no model library is imported."""
     probe = (
         "import json, sys\n"
-        "from engine.chat_plan import plan_load\n"
+        "from engine.chat.plan import plan_load\n"
         f"plan = plan_load(None, {{'ft': {str(lora_run)!r}}})\n"
         "print(json.dumps({'model': plan.model, 'bits': plan.bits, 'dtype': plan.dtype,\n"
         "                  'sources': [[s.name, str(s.path), s.kind] for s in plan.sources],\n"
@@ -352,7 +352,7 @@ def test_load_plan_is_decided_without_torch(lora_run: Path, tmp_path: Path) -> N
 
 
 def test_load_plan_takes_bits_dtype_and_refuses_mixed_bases(lora_run: Path, tmp_path: Path) -> None:
-    from engine.chat_plan import plan_load
+    from engine.chat.plan import plan_load
 
     plan = plan_load("other-base", {"ft": str(lora_run / "adapter")}, bits=4, dtype="float32")
     assert (plan.model, plan.bits, plan.dtype) == ("other-base", 4, "float32")

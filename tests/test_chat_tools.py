@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.chat import ChatError, ChatSession, Generation, check_messages
+from engine.chat.session import ChatError, ChatSession, Generation, check_messages
 from tests.cli import launch, write_config, write_rows
 from tests.test_templates import EXPECTED_TOOL_REPLIES, FAMILIES, TEMPLATES, family_tokenizer, load_tool_rows
 from tests.tiny import CORPUS, build_tiny_llama
@@ -68,7 +68,7 @@ def test_chat_prompt_is_the_training_render(family: str, shape: str, tmp_path: P
     """Before each reply of a tool-call row (the call, then the answer to its result), the chat prompt is the text
     training rendered before that reply: the tools, the call and the result as the template (or the fallback)
     writes them; the system prompt where it places it."""
-    from engine.masking import render_with_spans
+    from engine.data.masking import render_with_spans
 
     tokenizer = family_tokenizer(family)
     (row,) = load_tool_rows(tmp_path, shape)
@@ -85,7 +85,7 @@ def test_chat_prompt_is_the_training_render(family: str, shape: str, tmp_path: P
 def test_a_reply_is_read_for_calls_in_the_templates_own_syntax(family: str, shape: str) -> None:
     """What training taught each template to write for the call (its trained span, end-of-turn marker dropped)
     reads back as that call, with the text beside it."""
-    from engine.toolcalls import calls_in_reply
+    from engine.data.toolcalls import calls_in_reply
 
     reply = EXPECTED_TOOL_REPLIES[family][shape][0].removesuffix(FAMILIES[family].eot)
     content, calls = calls_in_reply(reply)
@@ -97,7 +97,7 @@ def test_a_reply_is_read_for_calls_in_the_templates_own_syntax(family: str, shap
 
 
 def test_a_reply_that_only_looks_like_a_call_is_text() -> None:
-    from engine.toolcalls import calls_in_reply
+    from engine.data.toolcalls import calls_in_reply
 
     for text in ('<tool_call>\n{"name": "get_weather", "arguments": {"city": \n</tool_call>',
                  '{"name": "Paris", "population": 2}', "[TOOL_CALLS] none", "Plain text."):
@@ -208,7 +208,7 @@ def test_worker_offers_tools_and_answers_with_the_call(tool_run: Path) -> None:
 
 def test_terminal_chat_shows_the_call_and_sends_the_result(tool_session: ChatSession,
                                                            capsys: pytest.CaptureFixture) -> None:
-    from engine.chat_cli import repl
+    from engine.chat.cli import repl
 
     lines = iter(["What is the weather in Paris?", '/tool {"celsius": 21}', "/quit"])
     assert repl(tool_session, None, GREEDY, lines, tools=TOOLS) == 0

@@ -1,4 +1,4 @@
-"""engine.data: every file format reads to the same messages, prompts are masked token by token, cutoff
+"""engine.data.pipeline: every file format reads to the same messages, prompts are masked token by token, cutoff
 counts add up, every bad file gets its one sentence, splits are seeded, and the inspect-data CLI works."""
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 from engine.config import DataConfig, RunConfig
-from engine.data import IGNORE_INDEX, build_splits, inspect_dataset, load_rows, tokenize_rows
-from engine.failures import DataError
-from engine.formats import detect_format
-from engine.masking import render_with_spans
-from engine.readers import read_records
-from engine.tokens import CHATML_EOS_TEMPLATE, CHATML_TEMPLATE, ensure_chat_template, ensure_pad_token
+from engine.data.pipeline import IGNORE_INDEX, build_splits, inspect_dataset, load_rows, tokenize_rows
+from engine.jobs.failures import DataError
+from engine.data.formats import detect_format
+from engine.data.masking import render_with_spans
+from engine.data.readers import read_records
+from engine.data.tokens import CHATML_EOS_TEMPLATE, CHATML_TEMPLATE, ensure_chat_template, ensure_pad_token
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT_2 = "What is the capital\n\nof France?"
@@ -462,7 +462,7 @@ def test_cli_bad_file_exits_2_with_the_sentence(tmp_path: Path) -> None:
 
 def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path):
     """json.dumps(ensure_ascii=False) writes U+2028, U+0085 and U+000C as they are; only \\n and \\r end a line."""
-    from engine.readers import read_records
+    from engine.data.readers import read_records
 
     rows = [{"instruction": "a\u2028b", "output": "c\u0085d"}, {"instruction": "e\x0cf", "output": "g"}]
     path = tmp_path / "separators.jsonl"

@@ -1,4 +1,4 @@
-"""webui.datasets: the token-length histogram's bins and the uploads folder (pure functions, no page)."""
+"""webui.forms.datasets: the token-length histogram's bins and the uploads folder (pure functions, no page)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from webui import datasets
-from webui.datasets import NICE_WIDTHS, length_bins, length_histogram
+from webui.forms import datasets
+from webui.forms.datasets import NICE_WIDTHS, length_bins, length_histogram
 
 # inspect-data's lengths of the starter set (assets/datasets/identity_alpaca.json) on the bundled demo model
 STARTER_LENGTHS = [41, 41, 42, 42, 43, 47, 47, 47, 48, 49, 51, 52, 52, 53, 53, 54, 54, 54, 54, 55, 55, 55, 55, 57,
@@ -79,7 +79,7 @@ def test_chart_rows_name_both_colours_in_every_chart():
 
 
 def test_length_chart_update_orders_and_colours_the_bins():
-    from webui.tabs.train_data import FITS_COLOUR, OVER_COLOUR, length_chart
+    from webui.tabs.train.data import FITS_COLOUR, OVER_COLOUR, length_chart
 
     update = length_chart(STARTER_LENGTHS, 64, None)
     frame = update["value"]

@@ -1,7 +1,7 @@
 """First run offline: the page's starting form (bundled demo model, identity set, LoRA) trains within
 3 minutes on the CPU, and then greedy chat with the adapter gives the trained answer to at least 80% of
 the identity questions while the base model gives it to none. Same code path as the page: the form's
-values -> webui.forms.to_config -> `launch.py train` -> engine.chat.ChatSession (the chat worker's code)."""
+values -> webui.forms.mapping.to_config -> `launch.py train` -> engine.chat.session.ChatSession (the chat worker's code)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.chat import ChatSession
-from engine.events import final_status, read_events
-from engine.rundir import RunDir
+from engine.chat.session import ChatSession
+from engine.jobs.events import final_status, read_events
+from engine.jobs.rundir import RunDir
 from tests.cli import launch
-from webui import forms
+from webui.forms import mapping as forms
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 TRAIN_BUDGET_S = 180  # the issue's promise for 2 CPU cores

@@ -1,4 +1,4 @@
-"""LoRA dropout with masks drawn in bulk (engine.dropout): the same distribution and expectation as nn.Dropout,
+"""LoRA dropout with masks drawn in bulk (engine.model.dropout): the same distribution and expectation as nn.Dropout,
 gradients through the kept elements only, repeatable under a seed, swapped into every LoRA layer. (Its speed is
 measured by tests/bench/step_profile.py and the benchmark, not asserted here: timings on a shared machine are noise.)"""
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from engine.dropout import BulkDropout, use_bulk_dropout
+from engine.model.dropout import BulkDropout, use_bulk_dropout
 
 
 def test_drops_p_of_the_elements_and_keeps_the_expectation():

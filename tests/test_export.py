@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from engine.config import ExportConfig
-from engine.events import Log, Status, final_status, read_events
-from engine.export import INTERRUPTED, ExportResult, run_export
-from engine.rundir import ExportDir, RunDir
-from engine.verify import TOLERANCE
+from engine.jobs.events import Log, Status, final_status, read_events
+from engine.export.merge import INTERRUPTED, ExportResult, run_export
+from engine.jobs.rundir import ExportDir, RunDir
+from engine.export.verify import TOLERANCE
 from tests.cli import launch
 from tests.test_chat import MEMORY, trained_runs
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from engine.config import ModelConfig
-from engine.failures import explain, explain_exit
-from engine.modeling import ModelError, load_model
+from engine.jobs.failures import explain, explain_exit
+from engine.model.loading import ModelError, load_model
 
 CPU_ALLOCATOR = ("[enforce fail at alloc_cpu.cpp:121] data. DefaultCPUAllocator: can't allocate memory: you tried to "
                  "allocate 523973299600 bytes. Error code 12 (Cannot allocate memory)")

@@ -10,13 +10,13 @@ import shutil
 import pytest
 
 from engine.config import parse_config
-from engine.events import Log, Progress, read_events
-from engine.faults import FAULT_ENV
+from engine.jobs.events import Log, Progress, read_events
+from engine.jobs.faults import FAULT_ENV
 from tests.cli import MEMORISE, write_rows
 from tests.polling import wait_for
 from webui.context import AppContext
-from webui.runs import RunError
-from webui.tabs.run_again import resume_selected
+from webui.jobs.runs import RunError
+from webui.tabs.runs.run_again import resume_selected
 
 
 @pytest.fixture

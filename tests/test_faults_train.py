@@ -1,7 +1,7 @@
 """Faults tried and survived: a training process killed (SIGKILL, as `kill -9` or the out-of-memory killer would)
 while it writes a checkpoint or its final weights, then `--resume` without any hand edit.
 
-The kills land at exact points through WORKBENCH_FAULT (engine/faults.py): the engine kills itself there."""
+The kills land at exact points through WORKBENCH_FAULT (engine/jobs/faults.py): the engine kills itself there."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.events import Log, Metrics, Progress, final_status, read_events
-from engine.faults import FAULT_ENV
-from engine.rundir import RunDir, checkpoint_complete
+from engine.jobs.events import Log, Metrics, Progress, final_status, read_events
+from engine.jobs.faults import FAULT_ENV
+from engine.jobs.rundir import RunDir, checkpoint_complete
 from tests.cli import MEMORISE, ROOT, engine_env, launch, write_config, write_rows
 
 

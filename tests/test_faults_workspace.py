@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from engine.outputs import clean_leftovers, clean_stale_partials
+from engine.jobs.outputs import clean_leftovers, clean_stale_partials
 from tests.polling import wait_for
 from tests.test_jobs import completed_run, fake, fake_workspace  # noqa: F401 (fake: a fixture)
 from webui.context import AppContext
-from webui.jobs import START_GRACE_S
-from webui.render import runs_rows
-from webui.runs import RunError
+from webui.jobs.scheduler import START_GRACE_S
+from webui.components.render import runs_rows
+from webui.jobs.runs import RunError
 from webui.tabs.chat import finished_runs
 from webui.tabs import export as export_tab
-from webui.tabs import runs as runs_tab
+from webui.tabs.runs import tab as runs_tab
 
 
 def aged(path: Path) -> Path:

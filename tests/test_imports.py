@@ -1,4 +1,4 @@
-"""A training process imports bitsandbytes only where its run uses it (engine.imports): LoRA runs start about a
+"""A training process imports bitsandbytes only where its run uses it (engine.model.imports): LoRA runs start about a
 second sooner, QLoRA and 8-bit optimizers still get it."""
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from engine.config import RunConfig
-from engine.imports import uses_bitsandbytes
+from engine.model.imports import uses_bitsandbytes
 from tests.cli import ROOT, engine_env, write_config
 
 DATA = ROOT / "assets" / "datasets" / "identity_alpaca.json"
 PROBE = """
 import sys
-from engine.train import main
+from engine.train.recipe import main
 code = main(sys.argv[1:])
 module = sys.modules.get("bitsandbytes")
 print("BITSANDBYTES", code, "absent" if module is None else "imported")

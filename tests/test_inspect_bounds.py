@@ -3,7 +3,7 @@
 - A big file (about 60 MB here; tests/bench/inspect_big.py does 300 MB) is inspected the way the page does
   it, and the inspecting process's own peak memory (wait4's ru_maxrss) stays under the bound the README
   states, while the row count is exact and the answer says how many rows were measured.
-- The bounded reading (engine/sample.py, engine/streams.py) gives the same rows and the same error sentences
+- The bounded reading (engine/data/sample.py, engine/data/streams.py) gives the same rows and the same error sentences
   as reading the whole file, also when the file is read in pieces of a few bytes.
 - Visitors asking for the same inspection at once share one process (and its failure).
 - An inspection started the way the server starts it dies when the server is killed with SIGKILL; the memory
@@ -25,12 +25,12 @@ from pathlib import Path
 
 import pytest
 
-from engine import sample, streams
+from engine.data import sample, streams
 from engine.__main__ import MEMORY_ENV, PARENT_ENV
-from engine.failures import DataError
-from engine.readers import read_records
+from engine.jobs.failures import DataError
+from engine.data.readers import read_records
 from tests.bench.inspect_big import DEMO_MODEL, measure, row_pool, write_dataset
-from webui import engine_cli
+from webui.jobs import commands as engine_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
@@ -71,7 +71,7 @@ def test_a_big_file_with_the_demo_tokenizer_stays_under_the_bound(big):
 
 
 def test_a_row_of_megabytes_reaches_the_page_cut():
-    from engine.data import EXAMPLE_CHARS, PREVIEW_CHARS, clip, clipped_example
+    from engine.data.pipeline import EXAMPLE_CHARS, PREVIEW_CHARS, clip, clipped_example
 
     cell = clip({"text": "x" * 10**6, "turns": [{"content": "y" * 10**6}], "n": 3}, PREVIEW_CHARS)
     assert len(cell["text"]) == len(cell["turns"][0]["content"]) == PREVIEW_CHARS and cell["n"] == 3
@@ -240,7 +240,7 @@ def failure_of(ask) -> str:
 SERVER = textwrap.dedent("""
     import sys, threading
     sys.path.insert(0, sys.argv[1])
-    from webui import engine_cli
+    from webui.jobs import commands as engine_cli
     args = ["inspect-data", "--data", sys.argv[2], "--model", sys.argv[3], "--sample-rows", "1000000"]
     worker = threading.Thread(target=engine_cli.run_json, args=(args,))  # as gradio runs a handler
     worker.start()
@@ -340,7 +340,7 @@ def test_the_memory_cap_is_set_and_hitting_it_is_one_sentence(tmp_path):
 def test_the_dataset_view_says_how_many_rows_were_measured():
     from types import SimpleNamespace
 
-    from webui.tabs.train_data import summary_line
+    from webui.tabs.train.data import summary_line
 
     def visitor(language: str) -> SimpleNamespace:
         return SimpleNamespace(session_hash="a", headers={"accept-language": language}, cookies={})

@@ -1,4 +1,4 @@
-"""The job model of the web process (webui.jobs): every engine process the scheduler starts is reaped, an
+"""The job model of the web process (webui.jobs.scheduler): every engine process the scheduler starts is reaped, an
 export is a job found again after a restart, the page has one reader of events files, and lists are
 re-sent only when a job's status changed."""
 
@@ -15,14 +15,14 @@ import psutil
 import pytest
 
 from engine.config import parse_config
-from engine.events import EventTail, Status, read_events
-from engine.failures import oom_kill_count
-from engine.rundir import ExportDir
+from engine.jobs.events import EventTail, Status, read_events
+from engine.jobs.failures import oom_kill_count
+from engine.jobs.rundir import ExportDir
 from tests.polling import wait_for
 from webui.context import AppContext
-from webui.jobs import Scheduler
+from webui.jobs.scheduler import Scheduler
 from webui.tabs import export as export_tab
-from webui.tabs import runs as runs_tab
+from webui.tabs.runs import tab as runs_tab
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FAKE_ENGINE = r'''
 import os, sys, time, yaml
 sys.path.insert(0, os.environ["WORKBENCH_ROOT"])
-from engine.events import EventWriter, Metrics
-from engine.rundir import ExportDir, RunDir, process_identity, write_json_atomic
+from engine.jobs.events import EventWriter, Metrics
+from engine.jobs.rundir import ExportDir, RunDir, process_identity, write_json_atomic
 mode = open(os.path.join(os.path.dirname(__file__), "mode")).read().strip()
 if sys.argv[1] == "train":
     job = RunDir(yaml.safe_load(open(sys.argv[2]))["output_dir"])
@@ -182,7 +182,7 @@ def test_the_web_process_has_one_reader_of_events():
     readers = {EventTail.__name__, "read_events"}
     using = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "webui").rglob("*.py")
                    if any(name.rsplit(".", 1)[-1] in readers for name in imported_names(path)))
-    assert using == ["webui/monitor.py"]
+    assert using == ["webui/jobs/monitor.py"]
     for path in (ROOT / "webui").rglob("*.py"):  # nobody parses engine output by looking for "{"
         assert 'startswith("{")' not in path.read_text(encoding="utf-8"), path
 

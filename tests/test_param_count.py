@@ -1,4 +1,4 @@
-"""The page's torch-free parameter count (webui.param_count) equals what `python -m engine plan` reports,
+"""The page's torch-free parameter count (engine.model.shapes) equals what `python -m engine plan` reports,
 method by method, on the tiny test model, the bundled demo model and config.json files of the other
 architectures it claims to know; where it cannot know, it says so (None) rather than guess."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import DataConfig, MethodConfig, ModelConfig, RunConfig
-from webui import param_count
+from engine.model import shapes as param_count
 
 DEMO_MODEL = Path(__file__).resolve().parents[1] / "assets" / "models" / "workbench-demo-5m"
 
@@ -62,7 +62,7 @@ def models(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
 
 
 def engine_plan(model: Path, method: MethodConfig) -> dict:
-    from engine.methods import plan
+    from engine.model.methods import plan
 
     config = RunConfig(model=ModelConfig(name_or_path=str(model)), method=method, data=DataConfig(path="unused"),
                        output_dir="unused")
@@ -87,7 +87,7 @@ def test_shape_count_equals_engine_plan(models, model_name):
 
 def test_equals_the_plan_command(models, tmp_path, capsys):
     """`python -m engine plan CONFIG.yaml` on the demo model (its main(), in this process) prints the same."""
-    from engine.methods import main
+    from engine.model.methods import main
 
     data = tmp_path / "d.jsonl"
     data.write_text('{"instruction": "a", "output": "b"}\n')

@@ -1,4 +1,4 @@
-"""The path boundary (webui.boundary) tried through the page's own entry points.
+"""The path boundary (webui.jobs.boundary) tried through the page's own entry points.
 
 Every request parameter that names a path (the Train form's model and dataset on Start, preview and save, the
 model line, the trainable count, the dataset inspection, the Chat tab's run and adapter folder, the run names
@@ -23,23 +23,25 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from engine.chat_plan import ChatError as EngineChatError
-from engine.chat_plan import plan_load
+from engine.chat.plan import ChatError as EngineChatError
+from engine.chat.plan import plan_load
 from engine.config import RunConfig
-from engine.rundir import RunDir
-from webui import forms
-from webui.chat_client import ChatClient
+from engine.jobs.rundir import RunDir
+from webui.forms import mapping as forms
+from webui.jobs.chat_client import ChatClient
 from webui.context import AppContext
-from webui.engine_cli import REPO_ROOT
-from webui.form_fields import MAX_STEPS, STOP_BY
-from webui.jobs import Scheduler
-from webui.paths import PathError
-from webui.runs import RunError
-from webui.tabs import chat, run_again, train_count, train_data, train_follow, train_sources
+from webui.jobs.commands import REPO_ROOT
+from webui.forms.fields import MAX_STEPS, STOP_BY
+from webui.jobs.scheduler import Scheduler
+from webui.jobs.paths import PathError
+from webui.jobs.runs import RunError
+from webui.tabs import chat
+from webui.tabs.runs import run_again
+from webui.tabs.train import count as train_count, data as train_data, follow as train_follow, sources as train_sources
 from webui.tabs import export as export_tab
-from webui.tabs import runs as runs_tab
-from webui.tabs import train_handlers as handlers
-from webui.tabs.train_panels import TrainTab
+from webui.tabs.runs import tab as runs_tab
+from webui.tabs.train import handlers
+from webui.tabs.train.panels import TrainTab
 from tests.test_webui_chat_client import FAKE_WORKER
 from tests.train_tab import train_tab
 
@@ -451,7 +453,7 @@ def test_allow_path_option(tmp_path: Path, capsys):
 
 def test_the_chat_worker_refuses_folders_outside_the_roots_itself(tmp_path: Path, tab: TrainTab, monkeypatch):
     """Defense in depth: the page sends its boundary's folders with every load, and the worker's plan step
-    (engine.chat_plan) refuses an adapter or a local base outside them before reading anything there."""
+    (engine.chat.plan) refuses an adapter or a local base outside them before reading anything there."""
     world = make_world(tmp_path, tab)
     roots = [str(root) for root in world.ctx.boundary.roots]
     placed = world.ctx.workspace / "models" / "placed"

@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from engine.config import ConfigError, DataConfig, RunConfig, load_config, parse_config
-from engine.data import IGNORE_INDEX, build_splits, load_rows
-from engine.failures import DataError
-from engine.placeholders import fill_placeholders, find_placeholders
+from engine.data.pipeline import IGNORE_INDEX, build_splits, load_rows
+from engine.jobs.failures import DataError
+from engine.data.placeholders import fill_placeholders, find_placeholders
 from tests.cli import launch, write_config, write_rows
 
 IDENTITY = [  # as LLaMA-Factory's data/identity.json writes it
@@ -111,7 +111,7 @@ def labelled_text(row: dict[str, list[int]], tokenizer: Any) -> str:
 def test_a_filled_run_trains_the_filled_text(tmp_path: Path, tiny_model: Path) -> None:
     from transformers import AutoTokenizer
 
-    from engine.tokens import ensure_chat_template
+    from engine.data.tokens import ensure_chat_template
 
     config_path = write_config(tmp_path / "run.yaml", tiny_model, identity_file(tmp_path), tmp_path / "run",
                                data_options={"replace": FILLED}, train={"max_steps": 1})

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from engine.config import ModelConfig, parse_config
-from engine.modeling import load_model
-from engine.preflight import GIB, MemoryCheckError, check_fits, estimate, largest_batch
-from engine.rundir import RunDir
-from engine.train import run_train
+from engine.model.loading import load_model
+from engine.train.preflight import GIB, MemoryCheckError, check_fits, estimate, largest_batch
+from engine.jobs.rundir import RunDir
+from engine.train.recipe import run_train
 
 
 def test_largest_batch_padded_and_packed():
@@ -45,7 +45,7 @@ def test_the_audits_batch_is_refused_and_an_ordinary_one_passes(tiny_model: Path
 
 
 def test_a_run_that_cannot_fit_fails_before_its_first_step(tiny_model: Path, tmp_path: Path, monkeypatch):
-    monkeypatch.setattr("engine.preflight.available_memory", lambda: (256 * 2**20, "RAM"))  # a small machine
+    monkeypatch.setattr("engine.train.preflight.available_memory", lambda: (256 * 2**20, "RAM"))  # a small machine
     data = tmp_path / "short.jsonl"
     answer = "The quick brown fox jumps over the lazy dog. " * 12  # about 150 tokens a row
     data.write_text("".join(json.dumps({"instruction": f"q{i}", "output": answer}) + "\n" for i in range(2048)))

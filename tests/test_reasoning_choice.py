@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from engine.config import DataConfig
-from engine.data import load_rows, tokenize_rows
-from engine.failures import DataError
-from engine.tokens import ensure_chat_template
+from engine.data.pipeline import load_rows, tokenize_rows
+from engine.jobs.failures import DataError
+from engine.data.tokens import ensure_chat_template
 from tests.cli import write_rows
 from tests.test_templates import QWEN3_STYLE, family_tokenizer, labelled_runs
 from tests.tiny import build_tokenizer

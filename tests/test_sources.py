@@ -1,4 +1,4 @@
-"""Several datasets in one run (engine/sources.py): each read in its own format, its fraction of rows drawn with
+"""Several datasets in one run (engine/data/sources.py): each read in its own format, its fraction of rows drawn with
 the seed, concatenated or interleaved; dataset folders (save_to_disk, data files) and hub ids as paths."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from engine.config import DataConfig, DataSource
-from engine.data import inspect_dataset, load_datasets, load_rows
-from engine.failures import DataError
-from engine.sources import drawn, mix, mix_order
+from engine.data.pipeline import inspect_dataset, load_datasets, load_rows
+from engine.jobs.failures import DataError
+from engine.data.sources import drawn, mix, mix_order
 
 
 def alpaca(path: Path, n: int, tag: str = "a") -> Path:

@@ -6,7 +6,7 @@ a tiny Llama carrying that template memorises a few short rows with a system pro
 - and stops at the template's end-of-turn token: the last generated token is that marker, well before
   max_new_tokens, and the marker is not in the text.
 
-Every run trains in-process through engine.train.run_train (what `launch.py train` runs after reading its
+Every run trains in-process through engine.train.recipe.run_train (what `launch.py train` runs after reading its
 arguments) except Gemma-2's, which trains through `launch.py train` itself and is then asked through the chat worker
 process as well (the page's path). About 30 s for all eight on two cores."""
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from engine.chat import ChatSession, Generation
+from engine.chat.session import ChatSession, Generation
 from tests.cli import launch, write_config, write_rows
 from tests.test_templates import FAMILIES, TEMPLATES
 from tests.tiny import CORPUS, build_tiny_llama
@@ -92,7 +92,7 @@ def train(family: str, folder: Path) -> tuple[Path, str]:
     so a row is short, wide and large enough weights to memorise), write the rows and a LoRA config, train; returns
     the run folder and what the run printed."""
     from engine.config import load_config
-    from engine.train import run_train
+    from engine.train.recipe import run_train
 
     template = (TEMPLATES / FAMILIES[family].template).read_text(encoding="utf-8")
     data_rows = rows(family)
@@ -131,7 +131,7 @@ def test_lora_memorises_and_chat_answers_in_the_template_and_stops_at_its_end_of
 ) -> None:
     from transformers import AutoTokenizer
 
-    from engine.tokens import end_of_turn_ids
+    from engine.data.tokens import end_of_turn_ids
 
     run, printed = train(family, tmp_path)
     if family == LAUNCHED:

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from engine.data import IGNORE_INDEX, template_notes, tokenize_rows
-from engine.failures import DataError
-from engine.masking import render_with_spans
-from engine.tokens import CHATML_EOS_TEMPLATE, CHATML_TEMPLATE
+from engine.data.pipeline import IGNORE_INDEX, template_notes, tokenize_rows
+from engine.jobs.failures import DataError
+from engine.data.masking import render_with_spans
+from engine.data.tokens import CHATML_EOS_TEMPLATE, CHATML_TEMPLATE
 from tests.tiny import build_tiny_llama, build_tokenizer
 
 TEMPLATES = Path(__file__).resolve().parent / "chat_templates"
@@ -274,7 +274,7 @@ def test_reasoning_a_template_cuts_from_every_reply_is_written_back_into_the_las
     """DeepSeek-R1's template writes only the text after </think>, the last reply too, so its reasoning would be
     trained nowhere: the last reply gets it back before its text, where the chat prompt's <think> opens it, and the
     run log says so; earlier replies stay cut (the history the model is shown). No reasoning: nothing changes."""
-    from engine.masking import prompt_text
+    from engine.data.masking import prompt_text
 
     bos, eos = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"
     tokenizer = build_tokenizer(extra_special_tokens=(bos, eos, "<｜User｜>", "<｜Assistant｜>"), bos_token=bos,
@@ -322,9 +322,9 @@ def test_template_error_names_the_row_and_turn() -> None:
 def test_lora_trains_and_chats_under_a_template_that_is_not_prefix_stable(tmp_path: Path) -> None:
     """QwQ: reasoning cut from earlier replies, a generation prompt that opens <think>; a system prompt, and
     glaive-style tool calls, too."""
-    from engine.chat import ChatSession
-    from engine.rundir import RunDir
-    from engine.tokens import end_of_turn_ids
+    from engine.chat.session import ChatSession
+    from engine.jobs.rundir import RunDir
+    from engine.data.tokens import end_of_turn_ids
     from tests.cli import launch, write_config
 
     base = build_tiny_llama(tmp_path / "qwq-tiny", tokenizer_options=FAMILIES["qwq"].tokens,
@@ -376,7 +376,7 @@ def test_run_log_says_where_the_system_prompt_and_reasoning_went() -> None:
 
 
 def test_chat_folds_the_system_prompt_for_a_template_that_rejects_it() -> None:
-    from engine.chat import ChatSession
+    from engine.chat.session import ChatSession
 
     tokenizer = family_tokenizer("gemma-2")
     ids = ChatSession().prompt_ids([USER_1], "Be brief.", tokenizer)["input_ids"][0].tolist()
@@ -443,7 +443,7 @@ TOOL_CASES = [(family, shape) for family in EXPECTED_TOOL_REPLIES for shape in (
 
 def load_tool_rows(tmp_path: Path, shape: str) -> list[dict]:
     from engine.config import DataConfig
-    from engine.data import load_rows
+    from engine.data.pipeline import load_rows
 
     path = tmp_path / f"{shape}.json"
     path.write_text(json.dumps([GLAIVE if shape == "glaive" else OPENAI]), encoding="utf-8")
@@ -537,7 +537,7 @@ def test_fallback_writes_the_tools_into_the_system_prompt(tmp_path: Path, tokeni
 ])
 def test_bad_tool_turns_are_one_sentence(turns: list, words: str, tmp_path: Path) -> None:
     from engine.config import DataConfig
-    from engine.data import load_rows
+    from engine.data.pipeline import load_rows
 
     path = tmp_path / "tools.json"
     path.write_text(json.dumps([{"conversations": turns, "tools": "[]"}]), encoding="utf-8")
@@ -556,7 +556,7 @@ def test_template_limit_on_tool_calls_names_the_turn(tmp_path: Path, tokenizers:
 
 def test_export_verifies_on_rows_rendered_as_training_rendered_them(tmp_path: Path) -> None:
     from engine.config import DataConfig, ModelConfig, RunConfig
-    from engine.verify import Verification, verification_prompts
+    from engine.export.verify import Verification, verification_prompts
 
     path = tmp_path / "system.json"
     path.write_text(json.dumps([{"messages": CONVERSATIONS["multi+system"]}]), encoding="utf-8")

@@ -1,4 +1,4 @@
-"""Tokenized rows cached between runs (engine.tokcache): a second run on the same data, tokenizer and cutoff reads
+"""Tokenized rows cached between runs (engine.data.tokcache): a second run on the same data, tokenizer and cutoff reads
 them; any change to what the rows depend on tokenizes again; a damaged or unwritable cache never fails a run."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from engine import data, tokcache
+from engine.data import pipeline as data, tokcache
 from engine.config import RunConfig
-from engine.modeling import load_tokenizer
-from engine.tokens import ensure_chat_template
+from engine.model.loading import load_tokenizer
+from engine.data.tokens import ensure_chat_template
 from tests.cli import ROOT, launch, write_config
 
 DATA = ROOT / "assets" / "datasets" / "identity_alpaca.json"
@@ -101,7 +101,7 @@ def test_the_command_line_says_when_rows_come_from_the_cache(tiny_model, tmp_pat
         lines.append(next(line for line in (tmp_path / name / "train.log").read_text().splitlines()
                           if "tokenized:" in line))
     assert "tokenized-rows cache" not in lines[0]
-    assert "(read from the tokenized-rows cache, engine.tokcache)" in lines[1]
+    assert "(read from the tokenized-rows cache, engine.data.tokcache)" in lines[1]
 
 
 def test_the_cache_keeps_the_newest_entries_within_its_size(tiny_model, tmp_path, cache, monkeypatch):

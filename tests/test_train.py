@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.events import Metrics, Progress, Status, final_status, read_events
-from engine.rundir import RunDir
+from engine.jobs.events import Metrics, Progress, Status, final_status, read_events
+from engine.jobs.rundir import RunDir
 from tests.cli import MEMORISE, launch, popen_launch, write_config, write_rows
 
 METHOD_OPTIONS = {
@@ -218,7 +218,7 @@ def test_a_failed_run_is_started_afresh_with_overwrite(tiny_model, memorise_data
 
     import psutil
 
-    from engine.rundir import write_json_atomic
+    from engine.jobs.rundir import write_json_atomic
 
     run = RunDir(tmp_path / "run")
     failing = write_config(tmp_path / "run.yaml", Path("no-such-org/no-such-model"), memorise_data, run.path)
@@ -250,7 +250,7 @@ def test_a_failed_run_is_started_afresh_with_overwrite(tiny_model, memorise_data
 
 def test_one_explain_for_every_job_kind():
     from engine.config import ConfigError
-    from engine.failures import DataError, explain
+    from engine.jobs.failures import DataError, explain
 
     class OutOfMemoryError(RuntimeError):  # torch.OutOfMemoryError's name, without torch
         pass
@@ -272,7 +272,7 @@ def test_one_explain_for_every_job_kind():
 
 
 def test_explain_exit_says_why_a_process_ended_without_a_final_status():
-    from engine.failures import explain_exit
+    from engine.jobs.failures import explain_exit
 
     assert "out of gpu memory" in explain_exit(1, "torch.OutOfMemoryError: CUDA out of memory").lower()
     assert "out of gpu memory" in explain_exit(None, "RuntimeError: CUDA out of memory. Tried to allocate").lower()
@@ -289,11 +289,11 @@ def test_explain_exit_says_why_a_process_ended_without_a_final_status():
 
 
 def test_failures_is_plain_python():
-    """The web process imports engine.failures: it must not pull in a model library."""
+    """The web process imports engine.jobs.failures: it must not pull in a model library."""
     import subprocess
     import sys
 
-    probe = ("import sys, engine.failures\n"
+    probe = ("import sys, engine.jobs.failures\n"
              "print(sorted(m for m in ('torch', 'transformers', 'peft', 'bitsandbytes') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).resolve().parents[1], capture_output=True,
                           text=True, timeout=60)

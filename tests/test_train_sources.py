@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.events import final_status, read_events
-from engine.rundir import RunDir
+from engine.jobs.events import final_status, read_events
+from engine.jobs.rundir import RunDir
 from tests.cli import launch, write_config
 from tests.test_sources import alpaca, openai
 

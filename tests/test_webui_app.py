@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.events import STATES
-from webui import datasets, form_fields
+from engine.jobs.events import STATES
+from webui.forms import datasets, fields as form_fields
 from webui.context import AppContext
-from webui.paths import PathError
-from webui.render import RUN_HEADERS
+from webui.jobs.paths import PathError
+from webui.components.render import RUN_HEADERS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,10 +113,11 @@ def test_launch_options_and_exposure_warning():
 
 
 def test_crafted_paths_fail_in_handlers(tmp_path: Path):
-    from webui.monitor import JobSnapshot
+    from webui.jobs.monitor import JobSnapshot
     from tests.train_tab import train_tab
-    from webui.tabs import chat, train_data
+    from webui.tabs import chat
 
+    from webui.tabs.train import data as train_data
     ctx = AppContext.create(tmp_path / "ws")
     panel = train_tab(ctx).data
     summary = list(train_data.inspect(ctx, panel, "", "/etc/passwd", [], "auto", 512, "truncate"))[-1][panel.summary]

@@ -1,5 +1,5 @@
-"""The chat worker client (webui.chat_client) against a fake worker that speaks the worker's protocol (JSON
-requests in, engine.events events out), the Chat tab's history as the worker receives it, and the Chat tab's
+"""The chat worker client (webui.jobs.chat_client) against a fake worker that speaks the worker's protocol (JSON
+requests in, engine.jobs.events events out), the Chat tab's history as the worker receives it, and the Chat tab's
 'ask before loading onto a busy GPU' rule."""
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from webui.chat_client import ChatClient, ChatError, worker_messages
+from webui.jobs.chat_client import ChatClient, ChatError, worker_messages
 
 ROOT = Path(__file__).resolve().parents[1]
 
 FAKE_WORKER = r'''
 import json, sys
 sys.path.insert(0, sys.argv[2])  # the repository: the fake speaks through the engine's own event schema
-from engine.events import Chunk, Reply, Status, to_line
+from engine.jobs.events import Chunk, Reply, Status, to_line
 
 received = open(sys.argv[1], "a")  # every generate request's messages, one JSON list a line
 def emit(event):
@@ -250,7 +250,7 @@ def test_a_tool_list_that_is_not_a_json_list_is_one_sentence(chat_ctx, tmp_path:
 
 
 def test_tool_calls_and_results_in_the_history_become_worker_turns():
-    from webui.chat_tools import result_message, text_message
+    from webui.components.chat_tools import result_message, text_message
 
     say = {"chat.tool_call": "Tool call", "chat.tool_result": "Tool result"}.get
     call = text_message("assistant", 'lookup({"q": "x"})', title="Tool call", id="tool_call")

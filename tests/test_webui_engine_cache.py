@@ -1,5 +1,5 @@
 """The Train tab's dataset inspection and trainable count as a visitor gets them: cached on disk and shared by
-visitors and server restarts (webui.engine_cli.EngineCache), counted without an engine process where the model's
+visitors and server restarts (webui.jobs.commands.EngineCache), counted without an engine process where the model's
 shapes are known, failing at once for an unreachable hub id, and never showing an older request's answer."""
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from types import SimpleNamespace
 import gradio as gr
 import pytest
 
-from webui import engine_cli, forms, models
-from webui.form_fields import R
+from webui.jobs import commands as engine_cli
+from webui.forms import mapping as forms, models
+from webui.forms.fields import R
 from webui.context import AppContext
-from webui.tabs import train_count, train_data
-from webui.tabs import train_handlers as h
+from webui.tabs.train import count as train_count, data as train_data
+from webui.tabs.train import handlers as h
 
 from tests.train_tab import train_tab
 
@@ -120,7 +121,7 @@ def test_no_network_is_noticed_quickly(monkeypatch):
 
 @pytest.fixture
 def unknown_model(ctx: AppContext) -> Path:
-    """A model whose shapes webui.param_count does not know (GPT-2): its count needs the `plan` process."""
+    """A model whose shapes engine.model.shapes does not know (GPT-2): its count needs the `plan` process."""
     folder = ctx.workspace / "models" / "gpt2-like"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"],

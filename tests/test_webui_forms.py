@@ -1,4 +1,4 @@
-"""The form <-> RunConfig mapping (webui.forms): one place, driven by the schema."""
+"""The form <-> RunConfig mapping (webui.forms.mapping): one place, driven by the schema."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from engine.config import METHOD_NAMES, ConfigError, MethodConfig, RunConfig, choices, load_config
-from webui import form_fields as ff
-from webui import forms
+from webui.forms import fields as ff
+from webui.forms import mapping as forms
 
 from tests.train_tab import train_tab
 
@@ -104,7 +104,7 @@ def tab(tmp_path_factory: pytest.TempPathFactory):
 
 def test_save_form_to_yaml_and_load_it_back(tmp_path: Path, data_file: Path):
     from webui.context import AppContext
-    from webui.tabs import train_handlers as h
+    from webui.tabs.train import handlers as h
 
     ctx = AppContext.create(tmp_path / "ws")
     tab = train_tab(ctx)
@@ -136,7 +136,7 @@ def test_each_runs_config_is_offered_newest_first_and_fills_the_form(tmp_path: P
     import os
 
     from webui.context import AppContext
-    from webui.tabs import train_handlers as h
+    from webui.tabs.train import handlers as h
 
     ctx = AppContext.create(tmp_path / "ws")
     tab = train_tab(ctx)
@@ -178,7 +178,7 @@ def test_two_datasets_round_trip_through_the_form_and_a_saved_yaml(tmp_path: Pat
     import yaml
 
     from webui.context import AppContext
-    from webui.tabs import train_handlers as h
+    from webui.tabs.train import handlers as h
 
     ctx = AppContext.create(tmp_path / "ws")
     tab = train_tab(ctx)
@@ -209,7 +209,7 @@ def test_preview_command_names_a_file_holding_the_preview(tmp_path: Path, data_f
     """The command beside the config preview works when pasted: the file it names exists and holds exactly the
     previewed YAML, whose output_dir is a real run folder named after the config (no NEW_RUN placeholder)."""
     from webui.context import AppContext
-    from webui.tabs import train_handlers as h
+    from webui.tabs.train import handlers as h
 
     ctx = AppContext.create(tmp_path / "ws")
     panel = train_tab(ctx).config
@@ -239,7 +239,7 @@ def test_preview_command_names_a_file_holding_the_preview(tmp_path: Path, data_f
     ("lora", 4, 4),
 ])
 def test_bits_radio_shows_what_the_run_loads(data_file, tab, method, chosen, shown):
-    from webui.tabs import train_handlers as h
+    from webui.tabs.train import handlers as h
 
     assert forms.bits_for(method, chosen) == shown
     assert shown in forms.bits_choices(method)
@@ -299,7 +299,7 @@ def test_every_option_round_trips_keyed_by_its_object(data_file, method):
 
 
 def test_widget_values_are_zipped_strictly_in_one_order(tab):
-    from webui.tabs.train_handlers import Form
+    from webui.tabs.train.handlers import Form
 
     values = forms.defaults()
     ordered = forms.widget_values(values)
@@ -327,7 +327,7 @@ def test_widgets_keep_their_translation_keys_and_element_ids(tab):
 
 
 def test_method_change_updates_every_option_of_the_method_panel(tab):
-    from webui.tabs import train_handlers as h
+    from webui.tabs.train import handlers as h
 
     for method in METHOD_NAMES:
         updates = h.method_visibility(tab.method, method, 0)

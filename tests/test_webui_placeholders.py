@@ -1,4 +1,4 @@
-"""The Train tab's placeholder fields (webui/tabs/train_placeholders.py): data.replace goes form -> YAML -> form
+"""The Train tab's placeholder fields (webui/tabs/train/placeholders.py): data.replace goes form -> YAML -> form
 unchanged, and the fields follow what the inspection found."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from webui import form_fields as ff
-from webui import forms
+from webui.forms import fields as ff
+from webui.forms import mapping as forms
 from webui.context import AppContext
-from webui.tabs import train_data
-from webui.tabs import train_handlers as h
-from webui.tabs.train_placeholders import MAX_FIELDS, placeholder_view
+from webui.tabs.train import data as train_data
+from webui.tabs.train import handlers as h
+from webui.tabs.train.placeholders import MAX_FIELDS, placeholder_view
 from tests.train_tab import train_tab
 
 IDENTITY = [{"instruction": "Who are you?", "output": "I am {{name}}, an AI assistant developed by {{author}}."},

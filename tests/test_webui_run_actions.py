@@ -11,14 +11,14 @@ import pytest
 
 from engine.config import parse_config
 from webui.context import AppContext
-from webui import plots
-from engine.events import EventWriter
-from engine.rundir import ExportDir
-from webui.monitor import JobSnapshot
-from webui.render import RUN_COLORS, loss_colors, loss_frame
+from webui.components import plots
+from engine.jobs.events import EventWriter
+from engine.jobs.rundir import ExportDir
+from webui.jobs.monitor import JobSnapshot
+from webui.components.render import RUN_COLORS, loss_colors, loss_frame
 from webui.tabs import export as export_tab
-from webui.tabs import runs as runs_tab
-from webui.tabs import train_follow
+from webui.tabs.runs import tab as runs_tab
+from webui.tabs.train import follow as train_follow
 from tests.train_tab import train_tab
 
 
@@ -153,8 +153,8 @@ def test_run_again_refuses_a_completed_run_and_says_how_to_train_its_settings_ag
     which the Train tab's saved configs offer (train_handlers.config_choices)."""
     import gradio as gr
 
-    from webui.tabs import run_again
-    from webui.tabs import train_handlers
+    from webui.tabs.runs import run_again
+    from webui.tabs.train import handlers as train_handlers
 
     write_run(ctx, "done")
     write_run(ctx, "broken", state="failed")
@@ -169,7 +169,7 @@ def test_run_again_refuses_a_completed_run_and_says_how_to_train_its_settings_ag
 @pytest.mark.parametrize(("state", "eta"), [("training", "0:44"), ("stopped", "–"), ("completed", "–")])
 def test_progress_shows_a_time_left_only_while_the_run_trains(state: str, eta: str):
     """The last ETA a run logged is no time left once it has stopped (or ended)."""
-    from webui.render import progress_html
+    from webui.components.render import progress_html
 
     snap = JobSnapshot("r", state=state, step=123, total=300, elapsed_s=30.0, eta_s=44.0)
     shown = progress_html(snap)

@@ -1,5 +1,5 @@
 """Run discovery, the one-run-at-a-time queue, stop/cancel, death detection and re-attachment
-(webui.runs), against a small fake engine that speaks the run-folder contract."""
+(webui.jobs.runs), against a small fake engine that speaks the run-folder contract."""
 
 from __future__ import annotations
 
@@ -10,18 +10,18 @@ from pathlib import Path
 import pytest
 
 from engine.config import parse_config
-from engine.events import read_events
-from engine.rundir import RunDir
-from webui.paths import PathError
+from engine.jobs.events import read_events
+from engine.jobs.rundir import RunDir
+from webui.jobs.paths import PathError
 from tests.polling import wait_for
-from webui.jobs import Scheduler
-from webui.runs import RunError, RunManager
+from webui.jobs.scheduler import Scheduler
+from webui.jobs.runs import RunError, RunManager
 
 FAKE_ENGINE = r'''
 import os, signal, sys, time, yaml
 sys.path.insert(0, os.environ["WORKBENCH_ROOT"])
-from engine.events import EventWriter, Metrics, Progress
-from engine.rundir import RunDir, write_json_atomic
+from engine.jobs.events import EventWriter, Metrics, Progress
+from engine.jobs.rundir import RunDir, write_json_atomic
 config = yaml.safe_load(open(sys.argv[2]))
 run = RunDir(config["output_dir"])
 mode = open(os.path.join(os.path.dirname(__file__), "mode")).read().strip()
@@ -137,7 +137,7 @@ def test_runs_tab_overlays_and_compares(tmp_path: Path):
     import json
 
     from webui.context import AppContext
-    from webui.tabs import runs as runs_tab
+    from webui.tabs.runs import tab as runs_tab
 
     ctx = AppContext.create(tmp_path / "ws")
     data = tmp_path / "d.jsonl"
@@ -204,7 +204,7 @@ def test_command_line_run_is_alive_counts_and_is_never_failed(fake, tmp_path):
 
 
 def test_a_recycled_pid_is_not_the_run(fake):
-    from engine.rundir import write_json_atomic
+    from engine.jobs.rundir import write_json_atomic
 
     manager, _, config, _ = fake
     name, _ = manager.submit(config(), name="live")
@@ -278,7 +278,7 @@ def test_page_follows_a_run_overwritten_from_the_command_line(fake):
 def test_the_next_run_waits_until_the_finished_one_has_exited(fake):
     import subprocess
 
-    from engine.rundir import process_identity, write_json_atomic
+    from engine.jobs.rundir import process_identity, write_json_atomic
 
     manager, set_mode, config, _ = fake
     exiting = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # saved, still tearing down

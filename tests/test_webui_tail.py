@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.rundir import RunDir
-from webui.monitor import JobMonitor
+from engine.jobs.rundir import RunDir
+from webui.jobs.monitor import JobMonitor
 
 
 def append(path: Path, text: str) -> None:

@@ -11,10 +11,10 @@ import gradio as gr
 import pytest
 
 from engine.config import parse_config
-from webui import forms
+from webui.forms import mapping as forms
 from webui.context import AppContext
-from webui.tabs import train_follow
-from webui.tabs.train_panels import FOLLOW_S, WATCH_S
+from webui.tabs.train import follow as train_follow
+from webui.tabs.train.panels import FOLLOW_S, WATCH_S
 
 from tests.train_tab import train_tab
 

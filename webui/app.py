@@ -17,12 +17,12 @@ from engine.__main__ import CACHE_ENV
 from webui.context import AppContext
 from webui.i18n import i18n, language_head, t
 from webui.options import parse_args, port_in_use
-from webui.render import CSS
+from webui.components.render import CSS
 from webui.tabs.chat import build_chat_tab
 from webui.tabs.export import build_export_tab
-from webui.tabs.runs import build_runs_tab, redraw_runs
-from webui.tabs.train import build_train_tab
-from webui.wiring import bind
+from webui.tabs.runs.tab import build_runs_tab, redraw_runs
+from webui.tabs.train.tab import build_train_tab
+from webui.components.wiring import bind
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def main(argv: list[str]) -> int:
     ctx = AppContext.create(Path(args.workspace), allowed=[Path(folder) for folder in args.allow_path])
     # Uploads land in the workspace too, so nothing the page touches lies outside it.
     os.environ["GRADIO_TEMP_DIR"] = str(ctx.workspace / ".gradio")
-    # Tokenized rows that later runs on the same data reuse (engine.tokcache), inherited by every engine process.
+    # Tokenized rows that later runs on the same data reuse (engine.data.tokcache), inherited by every engine process.
     os.environ.setdefault(CACHE_ENV, str(ctx.workspace / "cache"))
     ctx.jobs.clean_leftovers()
     app = build_app(ctx)

@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from webui.boundary import ASSETS, Boundary
-from webui.chat_client import ChatClient
-from webui.exports import ExportManager
-from webui.jobs import Scheduler
-from webui.runs import RunManager
+from webui.jobs.boundary import ASSETS, Boundary
+from webui.jobs.chat_client import ChatClient
+from webui.jobs.exports import ExportManager
+from webui.jobs.scheduler import Scheduler
+from webui.jobs.runs import RunManager
 
 
 @dataclass
@@ -51,7 +51,7 @@ class AppContext:
 
     @property
     def boundary(self) -> Boundary:
-        """What a request may read and write (webui.boundary): every path from the page is checked by it."""
+        """What a request may read and write (webui.jobs.boundary): every path from the page is checked by it."""
         return self.jobs.boundary
 
     def readable(self, path: str | Path) -> Path:

@@ -18,8 +18,8 @@ from typing import Any
 import gradio as gr
 
 from engine.config import DataConfig, MethodConfig, field_help
-from webui.engine_cli import REPO_ROOT
-from webui.form_fields import OPTIONS
+from webui.jobs.commands import REPO_ROOT
+from webui.forms.fields import OPTIONS
 
 LOCALES_DIR = REPO_ROOT / "assets" / "locales"
 LANGUAGES = ("en", "zh")

@@ -32,7 +32,7 @@ def encode(tok, q, a):
     p_ids = tok(prompt, add_special_tokens=False).input_ids
     f_ids = tok(full, add_special_tokens=False).input_ids
     labels = [-100] * len(p_ids) + f_ids[len(p_ids):]
-    # like engine/data.py: the reply's loss covers <|im_end|> but not the newline after it
+    # like engine/data/pipeline.py: the reply's loss covers <|im_end|> but not the newline after it
     k = len(labels) - 1
     while k >= len(p_ids) and not tok.decode([f_ids[k]], skip_special_tokens=False).strip():
         labels[k] = -100

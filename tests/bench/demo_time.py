@@ -32,7 +32,7 @@ def metrics(run: Path) -> dict:
 
 
 def time_cli(workspace: Path) -> dict:
-    from webui import forms
+    from webui.forms import mapping as forms
 
     starter = forms.starter_config(ROOT / "assets")
     run = workspace / "runs" / "demo-cli"

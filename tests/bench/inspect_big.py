@@ -1,5 +1,5 @@
 """Dataset inspection of big files, the way the page runs it: one `python -m engine inspect-data` process with
-the environment the web server gives it (webui/engine_cli.py: killed with the server, memory capped). Writes
+the environment the web server gives it (webui/jobs/commands.py: killed with the server, memory capped). Writes
 a file of each format of about --megabytes (alpaca rows of varied length), inspects it with and without the
 demo model's tokenizer, and prints the process's peak memory (its ru_maxrss, from wait4 in a small launcher)
 and wall time.
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from engine.__main__ import PARENT_ENV  # noqa: E402
-from webui import engine_cli  # noqa: E402
+from webui.jobs import commands as engine_cli  # noqa: E402
 
 DEMO_MODEL = ROOT / "assets" / "models" / "workbench-demo-5m"
 WORDS = ("the a model data train token cutoff length answer question why how what learn adapter rank "

@@ -5,7 +5,7 @@ a padding data collator, trainer.train(), model.save_pretrained()).
     python tests/bench/plain_trainer.py ENGINE_CONFIG.yaml OUT_DIR
 
 It reads the *same* run config the engine reads, so model, data, method and hyperparameters are
-identical. To be fair on data, it reuses `engine.data` to load, chat-template, tokenize and mask
+identical. To be fair on data, it reuses `engine.data.pipeline` to load, chat-template, tokenize and mask
 exactly the same rows and the same held-out split (`build_splits`) as the engine: the only
 differences are the ones a user's script would have, namely padded batches
 (`DataCollatorForSeq2Seq`, pad to the longest row in the batch, labels -100 on padding) instead of
@@ -40,7 +40,7 @@ from transformers import (  # noqa: E402
     TrainingArguments,
 )
 
-from engine import data  # noqa: E402  (identical rows and masking; see the docstring)
+from engine.data import pipeline as data  # noqa: E402  (identical rows and masking; see the docstring)
 from engine.config import load_config  # noqa: E402
 
 

@@ -40,7 +40,7 @@ What it does, all in one invocation on one machine:
    whether auto's median training loop is within the runs' spread of the better of on and off. A line
    says where the engine's whole process went, phase by phase, from its status events (events.jsonl).
    Engine runs after the first on the same rows read them from the tokenized-rows cache
-   (engine/tokcache.py, WORKBENCH_CACHE_DIR), as a user's later runs do; the plain script tokenizes each time.
+   (engine/data/tokcache.py, WORKBENCH_CACHE_DIR), as a user's later runs do; the plain script tokenizes each time.
 4. Every method through the engine on the first profile's rows for one epoch (so the same number of
    tokens): trainable params and %, adapter size on disk, tokens/s, peak memory, eval loss.
 5. MFU: achieved training FLOP/s over the matmul peak measured in the same invocation.
@@ -184,7 +184,7 @@ INPUT_SHARE = {"realistic": 0.2, "short": 0.1}  # rows whose alpaca `input` is n
 
 def token_lengths(records: list[dict], fmt: str, tokenizer: Any) -> list[int]:
     """Each row's token count as the engine tokenizes it (format normalised, chat template, no cutoff)."""
-    from engine import data, formats
+    from engine.data import pipeline as data, formats
 
     _, stats = data.tokenize_rows(formats.normalise(records, fmt, "bench"), tokenizer, 10**9, "truncate")
     return stats.lengths
@@ -294,7 +294,7 @@ def build_tokenizer(path: Path, vocab_size: int = 8192):
         return AutoTokenizer.from_pretrained(path)
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    from engine.tokens import CHATML_TEMPLATE
+    from engine.data.tokens import CHATML_TEMPLATE
 
     files = [p for p in sorted(DATASETS.iterdir()) if p.suffix in (".json", ".jsonl", ".csv", ".txt")]
     files += sorted((ROOT / "assets" / "models" / "corpus").glob("*.txt"))
@@ -508,10 +508,10 @@ def plain_run(config: Path, out_dir: Path, label: str) -> Run:
 
 
 def split_rows(config: Path) -> tuple[list[dict], list[dict]]:
-    """The train and held-out rows exactly as both runs tokenize them (engine.data.build_splits)."""
-    from engine import data
+    """The train and held-out rows exactly as both runs tokenize them (engine.data.pipeline.build_splits)."""
+    from engine.data import pipeline as data
     from engine.config import load_config
-    from engine.modeling import load_tokenizer
+    from engine.model.loading import load_tokenizer
 
     cfg = load_config(config)
     tokenizer = load_tokenizer(cfg.model)

@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/bench/step_profile.py CONFIG.yaml [--skip 3] [--steps 10]
 
-Runs `engine.train.run_train` on CONFIG in this process (its output_dir is replaced by a temporary folder) with a
+Runs `engine.train.recipe.run_train` on CONFIG in this process (its output_dir is replaced by a temporary folder) with a
 profiler callback added to the engine's Trainer; steps `--skip` are left out (warm-up), the next `--steps` are
 profiled. Each operator's own time (self CPU time, children excluded) goes to one category:
 
@@ -54,9 +54,9 @@ def profile(config_path: Path, skip: int, steps: int) -> dict:
     from torch.profiler import ProfilerActivity
     from transformers import TrainerCallback
 
-    from engine import trainer as engine_trainer
+    from engine.train import trainer as engine_trainer
     from engine.config import load_config
-    from engine.train import run_train
+    from engine.train.recipe import run_train
 
     profiler = torch.profiler.profile(activities=[ProfilerActivity.CPU])
     window: dict[str, float] = {}
@@ -87,7 +87,7 @@ def profile(config_path: Path, skip: int, steps: int) -> dict:
     config = load_config(config_path)
     with tempfile.TemporaryDirectory() as out:
         config = config.model_copy(update={"output_dir": out})
-        engine_trainer.build_trainer = build_profiled  # engine.train imports it from engine.trainer when it runs
+        engine_trainer.build_trainer = build_profiled  # engine.train.recipe imports it from engine.train.trainer when it runs
         code = run_train(config)
         if code != 0 or "tokens" not in window or window["seconds"] <= 0:
             raise SystemExit(f"the run failed or had fewer than {skip + steps} steps")

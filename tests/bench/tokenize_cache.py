@@ -1,4 +1,4 @@
-"""What the tokenized-rows cache (engine.tokcache) saves a later run on the same data: the time to tokenize the
+"""What the tokenized-rows cache (engine.data.tokcache) saves a later run on the same data: the time to tokenize the
 benchmark's realistic profile afresh against reading it back, with the benchmark's tokenizer (ChatML).
 
     .venv/bin/python tests/bench/tokenize_cache.py [--rows 5000] [--cutoff 256]
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     data_path = run_bench.build_profile("realistic", out / "data", args.rows, tokenizer, cutoff=args.cutoff)
     os.environ["WORKBENCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="tokcache-bench-")
 
-    from engine import data, tokcache
+    from engine.data import pipeline as data, tokcache
     from engine.config import RunConfig
 
     cfg = RunConfig.model_validate({
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     read = run_bench.best_time(args.repeats, lambda: tokcache.tokenized_splits(cfg, tokenizer))
     tokens = sum(len(r["input_ids"]) for r in train + val)
     print(f"{args.rows} realistic rows ({tokens:,} tokens after cutoff {args.cutoff}), data.format alpaca:")
-    print(f"  tokenized afresh (engine.data.build_splits):      {fresh:.2f} s")
+    print(f"  tokenized afresh (engine.data.pipeline.build_splits):      {fresh:.2f} s")
     print(f"  first run with the cache (tokenize + write):       {first:.2f} s")
     print(f"  a later run (key + read the cached rows):          {read:.2f} s")
 

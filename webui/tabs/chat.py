@@ -1,6 +1,6 @@
 """Chat tab: load a finished run (or an adapter folder) into the chat worker, stream replies, optionally
 side by side with the base model; unload frees the worker's memory. Tools (JSON) offers tools to the model: a
-reply that calls one is shown as the call, and the visitor answers with its result (webui/chat_tools.py)."""
+reply that calls one is shown as the call, and the visitor answers with its result (webui/components/chat_tools.py)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from typing import Any
 
 import gradio as gr
 
-from engine.rundir import RunDir
-from webui.chat_client import ChatError
-from webui.chat_tools import ToolsError, is_tool_call, offered_tools, reply_messages, result_message, text_message
+from engine.jobs.rundir import RunDir
+from webui.jobs.chat_client import ChatError
+from webui.components.chat_tools import ToolsError, is_tool_call, offered_tools, reply_messages, result_message, text_message
 from webui.context import AppContext
 from webui.i18n import failure, t, words
-from webui.paths import PathError
-from webui.wiring import bind
+from webui.jobs.paths import PathError
+from webui.components.wiring import bind
 
 TUNED = "tuned"
 

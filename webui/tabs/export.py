@@ -1,4 +1,4 @@
-"""Export tab: the verified export of a finished run, as an engine job (webui.exports), then the merged model
+"""Export tab: the verified export of a finished run, as an engine job (webui.jobs.exports), then the merged model
 zip and the adapter zip (or, for methods that cannot merge, the reason and the adapter zip).
 
 The tab follows one export job at a time: its timer ticks only while that job is under way. Choosing a run
@@ -16,14 +16,14 @@ from typing import Any
 import gradio as gr
 
 from engine.config import EXPORT_DTYPES
-from engine.rundir import ExportDir
+from engine.jobs.rundir import ExportDir
 from webui.context import AppContext
 from webui.i18n import failure, t, words
-from webui.monitor import JobSnapshot
-from webui.paths import PathError
-from webui.runs import RunError
+from webui.jobs.monitor import JobSnapshot
+from webui.jobs.paths import PathError
+from webui.jobs.runs import RunError
 from webui.tabs.chat import finished_runs
-from webui.wiring import bind
+from webui.components.wiring import bind
 
 POLL_S = 0.5
 SPINNER = "◐◓◑◒"

@@ -1,0 +1,1 @@
+"""Chat: what to load (plan), the session, the worker the page talks to, and the terminal chat."""

@@ -1,0 +1,1 @@
+"""Dataset files -> records -> chat messages -> tokens with exact masks, under any chat template."""

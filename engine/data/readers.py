@@ -1,0 +1,156 @@
+"""Dataset files -> records: every row of a .json, .jsonl, .csv, .parquet or .txt file as a dict.
+
+Every problem with a file is a DataError whose message is one sentence naming the file (and the line or row
+where there is one) and saying what to change. engine/data/formats.py turns the records into chat messages.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+from engine.config import DATA_EXTENSIONS as EXTENSIONS
+from engine.jobs.failures import DataError
+
+
+def dataset_file(path: Path) -> tuple[Path, str]:
+    """(path, lower-case suffix) of a dataset file that exists and has a supported extension; DataError otherwise."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in EXTENSIONS:
+        raise DataError(f"{path.name} has the unsupported extension '{suffix}': save it as {', '.join(EXTENSIONS)}.")
+    if not path.is_file():
+        raise DataError(f"{path} does not exist: check data.path.")
+    return path, suffix
+
+
+def read_records(path: Path) -> list[dict]:
+    """Every row of a dataset file as a dict; .txt gives one {"text": paragraph} per blank-line block."""
+    path, suffix = dataset_file(path)
+    if suffix == ".parquet":
+        records = _read_parquet(path)
+    else:
+        text = _decode(path)
+        if not text.strip():
+            raise DataError(f"{path.name} is empty: add at least one row.")
+        readers = {".json": _parse_json, ".jsonl": _parse_jsonl, ".csv": _parse_csv, ".txt": _parse_txt}
+        records = readers[suffix](text, path.name)
+    if not records:
+        raise DataError(f"{path.name} has no rows: add at least one row.")
+    for number, record in enumerate(records, 1):
+        if not isinstance(record, dict):
+            raise not_an_object(path.name, number, record)
+    return records
+
+
+# One sentence per problem, shared with the bounded reading of engine/data/sample.py.
+
+
+def not_utf8(name: str, byte: int, line: int) -> DataError:
+    return DataError(
+        f"{name} is not UTF-8 text (byte 0x{byte:02x} on line {line}): re-save the file with UTF-8 encoding."
+    )
+
+
+def not_json(name: str, msg: str, line: int, column: int) -> DataError:
+    """The whole file (a .json) does not parse."""
+    if msg == "Extra data":
+        hint = "it looks like JSON Lines, so rename it to .jsonl"
+    else:
+        hint = "fix the syntax, or save one object per line as .jsonl"
+    return DataError(f"{name} is not valid JSON ({msg} at line {line}, column {column}): {hint}.")
+
+
+def not_a_list(name: str, value: object) -> DataError:
+    kind = type(value).__name__
+    return DataError(f"{name} holds a JSON {kind}, not a list of rows: put the rows in a list or under a 'data' key.")
+
+
+def bad_jsonl_line(name: str, number: int, error: json.JSONDecodeError) -> DataError:
+    return DataError(
+        f"{name} line {number} is not valid JSON ({error.msg} at column {error.colno}): "
+        "write exactly one JSON object per line."
+    )
+
+
+def bad_csv(name: str, error: csv.Error) -> DataError:
+    return DataError(f"{name} is not valid CSV ({error}): check its quoting.")
+
+
+def extra_csv_fields(name: str, number: int) -> DataError:
+    return DataError(f"{name} row {number} has more fields than the header: quote fields that contain commas.")
+
+
+def not_an_object(name: str, number: int, record: object) -> DataError:
+    kind = type(record).__name__
+    return DataError(f"{name} row {number} is a {kind}, not an object: write each row as {{\"column\": value}}.")
+
+
+def bad_parquet(name: str, error: Exception) -> DataError:
+    return DataError(f"{name} is not a readable Parquet file ({type(error).__name__}): re-export it as Parquet.")
+
+
+def _decode(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise not_utf8(path.name, data[error.start], data[: error.start].count(b"\n") + 1) from None
+
+
+def _parse_json(text: str, name: str) -> list:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise not_json(name, error.msg, error.lineno, error.colno) from None
+    if isinstance(value, dict) and isinstance(value.get("data"), list):
+        value = value["data"]
+    if not isinstance(value, list):
+        raise not_a_list(name, value)
+    return value
+
+
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _parse_jsonl(text: str, name: str) -> list:
+    records = []
+    # Only \n and \r end a line: a JSON string cannot hold them raw, but it may hold U+2028, U+0085 and the other
+    # characters str.splitlines() also breaks on (json.dumps(..., ensure_ascii=False) writes them as they are).
+    for number, line in enumerate(LINE_BREAK.split(text), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            raise bad_jsonl_line(name, number, error) from None
+    return records
+
+
+def _parse_csv(text: str, name: str) -> list:
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        records = list(reader)
+    except csv.Error as error:
+        raise bad_csv(name, error) from None
+    for number, record in enumerate(records, 1):
+        if None in record:
+            raise extra_csv_fields(name, number)
+    return records
+
+
+def _parse_txt(text: str, name: str) -> list:  # noqa: ARG001 (same signature as the other readers)
+    return [{"text": block.strip()} for block in re.split(r"\n\s*\n", text) if block.strip()]
+
+
+def _read_parquet(path: Path) -> list:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).to_pylist()
+    except (pa.ArrowException, OSError) as error:
+        raise bad_parquet(path.name, error) from None

@@ -1,0 +1,246 @@
+"""Job folders: the names of every file in one, and the small helpers that read them.
+
+Plain Python: the web UI imports this module. Every piece of engine work the page starts is a job with
+the same shape (a folder is its single source of truth):
+
+    JOB/config.yaml    its typed config (RunConfig for training, ExportConfig for an export)
+    JOB/events.jsonl   append-only events (engine.jobs.events)
+    JOB/status.json    atomic rewrite: state, pid and pid_started (the engine process), error
+    JOB/<kind>.log     human-readable log with full tracebacks (train.log, export.log)
+    JOB/stdout.log     the engine process's stdout/stderr when the page started it
+    ...                its outputs
+
+Training runs live in WORKSPACE/runs/NAME/ (RunDir), exports in WORKSPACE/exports/NAME/ (ExportDir).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import psutil
+import yaml
+
+from engine.config import ExportConfig, RunConfig
+from engine.jobs.events import FINAL_STATES  # noqa: F401 - re-exported: the states a finished job ends in
+from engine.jobs.outputs import clean_leftovers
+
+CONFIG = "config.yaml"  # the job's typed config (a run's: the resolved RunConfig, versions included)
+EVENTS = "events.jsonl"  # append-only event stream (engine.jobs.events)
+STATUS = "status.json"  # atomic rewrite: state, pid and pid_started (the engine process), error
+TRAIN_LOG = "train.log"  # a run's human-readable log with full tracebacks
+EXPORT_LOG = "export.log"  # an export's
+STDOUT_LOG = "stdout.log"  # the engine process's stdout/stderr when started by the UI
+METRICS = "metrics.json"  # final figures of the run
+CHECKPOINTS = "checkpoints"  # resumable Trainer checkpoints
+ADAPTER = "adapter"  # PEFT adapter + tokenizer (adapter methods)
+MODEL = "model"  # full model + tokenizer (full, freeze); an export's written model (or adapter)
+TRAINER_STATE = "trainer_state.json"  # the Trainer writes it last into a checkpoint
+WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json", ".bin", ".bin.index.json")
+
+START_TIME_TOLERANCE_S = 0.5
+
+
+@dataclass(frozen=True)
+class JobDir:
+    """The folder of one job; subclasses name the kind, its log file, its config type and its outputs."""
+
+    path: Path
+    kind: ClassVar[str] = ""
+    LOG: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    config = property(lambda self: self.path / CONFIG)
+    events = property(lambda self: self.path / EVENTS)
+    status = property(lambda self: self.path / STATUS)
+    stdout_log = property(lambda self: self.path / STDOUT_LOG)
+    log = property(lambda self: self.path / self.LOG)
+
+    def read_status(self) -> dict[str, Any]:
+        """The last status written, or {} when there is none yet; a status.json that cannot be read (a process
+        killed while writing its first one) reads as failed, saying so, and `damaged`."""
+        try:
+            return read_json(self.status)
+        except (OSError, ValueError) as error:
+            return {"state": "failed", "error": f"{STATUS} cannot be read ({error.__class__.__name__}).",
+                    "damaged": True}
+
+    def write_status(self, state: str, **fields: Any) -> None:
+        write_json_atomic(self.status, {"state": state, **fields})
+
+    def read_raw_config(self) -> dict[str, Any]:
+        """config.yaml as a plain mapping ({} when missing); ValueError when it is not a YAML mapping."""
+        if not self.config.is_file():
+            return {}
+        try:
+            raw = yaml.safe_load(self.config.read_text(encoding="utf-8"))
+        except yaml.YAMLError as error:
+            raise ValueError(f"{self.config} is not valid YAML ({error.__class__.__name__}).") from None
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"{self.config} does not hold a YAML mapping.")
+        return raw
+
+    def outputs(self) -> tuple[str, ...]:
+        """The names of what an attempt writes besides events and logs; starting afresh deletes them."""
+        return ()
+
+    def process_alive(self) -> bool:
+        """True while the engine process named in status.json runs (see `process_alive`)."""
+        return process_alive(self.read_status())
+
+    def clear_outputs(self) -> None:
+        """Delete what an earlier attempt wrote, and the partial folders of one killed while saving (status.json
+        is rewritten by the caller, config.yaml kept)."""
+        names = (EVENTS, STDOUT_LOG, self.LOG, *self.outputs())
+        for name in names:
+            path = self.path / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+        clean_leftovers(self.path, set(names))
+
+
+@dataclass(frozen=True)
+class RunDir(JobDir):
+    """A training run: WORKSPACE/runs/NAME/ (or any output_dir)."""
+
+    kind: ClassVar[str] = "train"
+    LOG: ClassVar[str] = TRAIN_LOG
+
+    train_log = property(lambda self: self.path / TRAIN_LOG)
+    metrics = property(lambda self: self.path / METRICS)
+    checkpoints = property(lambda self: self.path / CHECKPOINTS)
+    adapter = property(lambda self: self.path / ADAPTER)
+    model = property(lambda self: self.path / MODEL)
+
+    def read_config(self) -> RunConfig:
+        """The run's config as it trained, without re-checking its paths (its dataset may have moved since).
+
+        Raises FileNotFoundError without config.yaml, ValueError (pydantic's, or ours) when it is damaged."""
+        if not self.path.exists():
+            raise FileNotFoundError(f"{self.path} does not exist: give the run's folder (the page's runs are "
+                                    "WORKSPACE/runs/NAME, workspace/runs/NAME by default).")
+        if not self.config.is_file():
+            raise FileNotFoundError(f"{self.path} is not a run folder: it has no {CONFIG}.")
+        return RunConfig.model_validate(self.read_raw_config())
+
+    def outputs(self) -> tuple[str, ...]:
+        return (METRICS, CHECKPOINTS, ADAPTER, MODEL)
+
+    def read_metrics(self) -> dict[str, Any]:
+        return read_json(self.metrics)
+
+    def all_checkpoints(self) -> list[Path]:
+        """Every `checkpoint-STEP` folder, oldest step first, complete or not."""
+        if not self.checkpoints.is_dir():
+            return []
+        found = [p for p in self.checkpoints.glob("checkpoint-*") if p.is_dir() and p.name[11:].isdigit()]
+        return sorted(found, key=checkpoint_step)
+
+    def last_checkpoint(self) -> Path | None:
+        """The newest complete checkpoint (see `checkpoint_complete`), or None."""
+        complete = [p for p in self.all_checkpoints() if checkpoint_complete(p)]
+        return complete[-1] if complete else None
+
+    def incomplete_checkpoints(self) -> list[Path]:
+        """Checkpoint folders a killed process left half-written (or half-deleted), oldest step first."""
+        return [p for p in self.all_checkpoints() if not checkpoint_complete(p)]
+
+    def weights_dir(self) -> Path | None:
+        """Where the trained result lives: adapter/ or model/, whichever a finished run wrote. The engine writes
+        them aside and renames them into place; a folder without its config and weights files (left by an
+        engine from before saves were atomic) is no result."""
+        for folder, config in ((self.adapter, "adapter_config.json"), (self.model, "config.json")):
+            names = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+            if config in names and any(name.endswith(WEIGHT_SUFFIXES) for name in names):
+                return folder
+        return None
+
+
+@dataclass(frozen=True)
+class ExportDir(JobDir):
+    """An export job: WORKSPACE/exports/NAME/ holds the exported folder (model/) and its download zips."""
+
+    kind: ClassVar[str] = "export"
+    LOG: ClassVar[str] = EXPORT_LOG
+
+    out = property(lambda self: self.path / MODEL)  # the merged model (or the adapter where it cannot merge)
+    zip = property(lambda self: self.path / f"{self.name}.zip")
+    adapter_zip = property(lambda self: self.path / f"{self.name}-adapter.zip")
+
+    def outputs(self) -> tuple[str, ...]:
+        return (MODEL, self.zip.name, self.adapter_zip.name)
+
+    def read_config(self) -> ExportConfig:
+        if not self.config.is_file():
+            raise FileNotFoundError(f"{self.path} is not an export folder: it has no {CONFIG}.")
+        return ExportConfig.model_validate(self.read_raw_config())
+
+
+def process_identity(pid: int | None = None) -> dict[str, Any]:
+    """`pid` and `pid_started` (its start time) of a process, this one by default: what status.json records so
+    that a reader can tell the run's process from an unrelated one that later got the same pid."""
+    process = psutil.Process(pid)
+    return {"pid": process.pid, "pid_started": process.create_time()}
+
+
+def process_alive(status: dict[str, Any]) -> bool:
+    """True if the process a status names exists, is not a zombie, and (where recorded) started when it did.
+
+    Judged from the pid and its start time alone, never from a command line: a run started by
+    `launch.py train` in a terminal is as alive as one the page started."""
+    pid, started = status.get("pid"), status.get("pid_started")
+    if not pid:
+        return False
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started is None or abs(process.create_time() - started) < START_TIME_TOLERANCE_S
+    except psutil.NoSuchProcess:
+        return False
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    return int(checkpoint.name.rpartition("-")[2])
+
+
+def checkpoint_complete(checkpoint: Path) -> bool:
+    """True when the Trainer finished writing this checkpoint: trainer_state.json, the file it writes last
+    (after the weights, optimizer, scheduler and RNG states), is whole JSON naming the folder's step."""
+    try:
+        state = json.loads((checkpoint / TRAINER_STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # missing, or cut short by a kill: the checkpoint is incomplete
+        return False
+    return isinstance(state, dict) and state.get("global_step") == checkpoint_step(checkpoint)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON so that a reader sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

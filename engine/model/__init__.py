@@ -1,0 +1,1 @@
+"""Base model and tokenizer, quantization, the methods table, and a model's shapes."""

@@ -1,0 +1,1 @@
+"""The training recipe: Trainer, batching, collation and the pre-flight memory check."""

@@ -1,0 +1,286 @@
+"""`python -m engine train CONFIG.yaml` (or `--resume RUN_DIR`, or `--overwrite`): one fine-tuning run, headless.
+
+The run folder (config.output_dir) is the single source of truth: events.jsonl and status.json say
+where the run is, train.log has the full story, checkpoints/ make it resumable, and adapter/ (or
+model/ for full and freeze) plus metrics.json are what a finished run leaves. SIGTERM means "stop
+and save": training stops after the current step, a checkpoint and the weights are written, and the
+run ends in state `stopped`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import resource
+import shutil
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from engine.jobs import rundir
+from engine.config import ADAPTER_METHODS, ConfigError, RunConfig, load_config
+from engine.jobs.failures import explain
+from engine.jobs.faults import fault_point
+from engine.model.imports import skip_bitsandbytes_unless_used
+from engine.jobs.outputs import clean_stale_partials, partial_path, publish
+from engine.jobs.reporter import JobReporter
+
+log = logging.getLogger("engine")
+
+
+class StopRequest:
+    """Turns SIGTERM/SIGINT into a flag that the training callback checks after every step."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        signal.signal(signal.SIGTERM, self._set)
+        signal.signal(signal.SIGINT, self._set)
+
+    def _set(self, signum: int, frame: object) -> None:
+        self.requested = True
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python launch.py train", description="Fine-tune a model from a config.")
+    parser.add_argument("config", nargs="?", help="run config YAML")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start afresh in an output_dir that holds a finished, failed or stopped run "
+                             "(deletes its outputs)")
+    args = parser.parse_args(argv)
+    if bool(args.config) == bool(args.resume):
+        parser.error("give either CONFIG.yaml or --resume RUN_DIR")
+    if args.resume and args.overwrite:
+        parser.error("--overwrite starts afresh and --resume continues: give one of them")
+    try:
+        if args.resume:
+            config = load_config(Path(args.resume) / rundir.CONFIG)
+            config.train.resume = True
+        else:
+            config = load_config(args.config)
+            config.train.resume = config.train.resume and not args.overwrite
+        check_output_dir(config, overwrite=args.overwrite)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    skip_bitsandbytes_unless_used(config)  # this process trains one config: see engine.model.imports
+    return run_train(config, overwrite=args.overwrite)
+
+
+def check_output_dir(config: RunConfig, overwrite: bool = False) -> None:
+    """Refuse to write into a run that trains, and to start over a finished one unless told to (--overwrite)."""
+    run = rundir.RunDir(Path(config.output_dir))
+    status = run.read_status()
+    training = status.get("state") not in rundir.FINAL_STATES and status.get("pid") not in (None, os.getpid())
+    if training and rundir.process_alive(status):
+        raise ConfigError([f"output_dir {run.path} holds a run that is still training (pid {status['pid']}): "
+                           "stop it first (Stop on the page, or `kill -TERM` that pid) or choose another output_dir."])
+    if config.train.resume:
+        if run.last_checkpoint() is None:
+            raise ConfigError([no_checkpoint_sentence(run)])
+    elif run.events.exists() and not overwrite:
+        resume = f", or continue it from its last checkpoint with --resume {run.path}" if run.last_checkpoint() else ""
+        state = status.get("state", "not started")
+        raise ConfigError([f"output_dir {run.path} already holds a run ({state}): choose another output_dir, "
+                           f"start it afresh with --overwrite (deletes its outputs){resume}."])
+
+
+def no_checkpoint_sentence(run: rundir.RunDir) -> str:
+    """Why a run cannot be resumed, in one sentence that says what to do."""
+    broken = run.incomplete_checkpoints()
+    if broken:
+        return (f"{run.path} has no complete checkpoint to resume from: {incomplete(broken)}; start it afresh "
+                "with --overwrite.")
+    return (f"{run.path} has no checkpoint to resume from (train.save_steps decides how often checkpoints are "
+            "written): start it afresh with --overwrite.")
+
+
+def incomplete(checkpoints: list[Path]) -> str:
+    """'checkpoint-20 is incomplete (...)', naming every checkpoint given."""
+    names = ", ".join(p.name for p in checkpoints)
+    one = len(checkpoints) == 1
+    return f"{names} {'is' if one else 'are'} incomplete (killed while {'it was' if one else 'they were'} written)"
+
+
+def resume_point(run: rundir.RunDir, reporter: JobReporter) -> Path:
+    """The newest complete checkpoint. Incomplete ones (a process killed while writing or rotating them) are
+    removed first, so that the Trainer neither loads one nor counts one when it rotates checkpoints."""
+    checkpoint = run.last_checkpoint()
+    if checkpoint is None:  # check_output_dir said so before anything was loaded; the folder changed since
+        raise ConfigError([no_checkpoint_sentence(run)])
+    broken = run.incomplete_checkpoints()
+    for folder in broken:
+        shutil.rmtree(folder)
+    removed = f"{incomplete(broken)}: removed; " if broken else ""
+    reporter.info(f"{removed}resuming from {checkpoint.name}")
+    return checkpoint
+
+
+def run_train(config: RunConfig, overwrite: bool = False) -> int:
+    """Train, save and report; returns the process exit code (0 completed or stopped, 1 failed)."""
+    from engine.jobs.console import send_library_output_to_log
+
+    run = rundir.RunDir(Path(config.output_dir))
+    if overwrite:
+        run.clear_outputs()
+    reporter = JobReporter(run)
+    reporter.status("starting")  # before anything else: from now on the page sees this process as the run
+    send_library_output_to_log()  # after Reporter: its train.log handler receives them
+    stop = StopRequest()
+    try:
+        state = _train(config.with_versions(), run, reporter, stop)
+    except BaseException as error:  # noqa: BLE001 - every failure must end in a failed status
+        log.error("training failed:\n%s", traceback.format_exc())
+        message = explain(error, "train")
+        reporter.status("failed", error=message)
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+    finally:
+        reporter.close()
+    return 0 if state in ("completed", "stopped") else 1
+
+
+def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: StopRequest) -> str:
+    from engine.data import pipeline as data
+    from engine.model.loading import device, fit_embeddings, load_model, load_tokenizer
+    from engine.data.tokcache import tokenized_splits
+    from engine.data.tokens import ensure_chat_template
+
+    started = time.time()
+    run.config.write_text(config.to_yaml(), encoding="utf-8")
+    reporter.status("loading_data")
+    datasets = data.load_datasets(config.data, config.train.seed)  # file errors surface before any model is touched
+    reporter.info(datasets.summary())
+    rows = datasets.rows
+    tokenizer = load_tokenizer(config.model)
+    if ensure_chat_template(tokenizer):
+        reporter.info("the tokenizer has no chat template: using ChatML (saved with the weights)")
+    train_rows, val_rows, stats, cached = tokenized_splits(config, tokenizer, datasets)
+    for note in data.template_notes(rows, tokenizer):
+        reporter.info(note)
+    reporter.info(f"tokenized: {len(train_rows)} train / {len(val_rows)} validation rows, "
+                  f"{stats.truncated} truncated and {stats.dropped} dropped at cutoff_len {config.train.cutoff_len}"
+                  + (" (read from the tokenized-rows cache, engine.data.tokcache)" if cached else ""))
+
+    reporter.status("loading_model")
+    from engine.model.dropout import use_bulk_dropout
+    from engine.model.methods import apply_method, count_parameters
+
+    model = load_model(config.model, config.method)
+    grown = fit_embeddings(model, tokenizer)
+    # The adapter's initial weights (LoRA's A, prompt embeddings...) are drawn here, before the Trainer seeds
+    # anything: seeded, so that the same config trains the same run.
+    from transformers import set_seed
+    set_seed(config.train.seed)
+    model = apply_method(model, config.method, tokenizer)
+    if device() == "cpu" and (bulk := use_bulk_dropout(model)):
+        reporter.info(f"lora_dropout: {bulk} layers draw their masks in bulk on the CPU (engine.model.dropout)")
+    trainable, total = count_parameters(model)
+    percent = 100 * trainable / total
+    reporter.info(f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {percent:.4f}")
+
+    from engine.train.trainer import build_trainer, finished, plan_batching
+
+    lengths = [len(row["input_ids"]) for row in train_rows]
+    batching = plan_batching(config, model, trainable, lengths)
+    reporter.info(batching.reason)
+    reporter.info(check_memory(config, model, trainable, lengths, batching.packing))
+    trainer = build_trainer(config, run, model, tokenizer, train_rows, val_rows, reporter, stop, batching.packing)
+    reporter.status("training")
+    checkpoint = resume_point(run, reporter) if config.train.resume else None
+    if checkpoint is not None and finished(checkpoint):
+        reporter.info(f"{checkpoint.name} is the last step: nothing is left to train, its weights are saved again")
+    result = trainer.train_from(checkpoint)
+
+    state = "stopped" if stop.requested else "completed"
+    reporter.status("saving")
+    weights_dir = save_weights(config, run, model, tokenizer, grown)
+    eval_loss = final_eval_loss(trainer) if val_rows and not stop.requested else None
+    metrics = final_metrics(config, trainer, result, started, weights_dir, trainable, total, eval_loss)
+    metrics["batching"] = batching.reason
+    rundir.write_json_atomic(run.metrics, metrics)
+    loss = f"train loss {metrics['train_loss']:.4f}" if metrics["train_loss"] is not None else "no train loss logged"
+    reporter.info(f"saved {weights_dir.name}/ ({metrics['weights_size_mb']:.2f} MB); "
+                  f"{loss}, {metrics['tokens_per_s']:.0f} tokens/s")
+    reporter.status(state, step=trainer.state.global_step)
+    return state
+
+
+def check_memory(config: RunConfig, model: Any, trainable: int, lengths: list[int], packing: bool) -> str:
+    """The pre-flight memory check's log line; MemoryCheckError when one step cannot fit (engine.train.preflight)."""
+    from engine.train import preflight
+    from engine.train.trainer import pack_len
+
+    bound = pack_len(config, model) if packing else None
+    step = preflight.estimate(model, trainable, lengths, config.train.batch_size, packing, bound)
+    available, where = preflight.available_memory()
+    return preflight.check_fits(step, available, where, config.train.batch_size, config.train.cutoff_len, packing)
+
+
+def save_weights(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: Any, grown: bool) -> Path:
+    """adapter/ for adapter methods, model/ for full and freeze; the tokenizer (chat template) beside them.
+    Written into a partial folder aside and renamed into place, so that a process killed while saving leaves
+    no folder that looks like a result (the next save removes its partial folder).
+    Grown embeddings are saved with an adapter explicitly: peft's "auto" needs the base's config on disk
+    or the Hub to notice, and offline it may not find it."""
+    target = run.adapter if config.method.name in ADAPTER_METHODS else run.model
+    clean_stale_partials(target)
+    partial = partial_path(target)
+    try:
+        if config.method.name in ADAPTER_METHODS:
+            model.save_pretrained(partial, save_embedding_layers=True if grown else "auto")
+        else:
+            model.save_pretrained(partial)
+        fault_point("final-save")
+        tokenizer.save_pretrained(partial)
+        publish(partial, target)
+    except BaseException:  # a failed save (disk full...) leaves nothing half-written; the error goes on
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return target
+
+
+def final_eval_loss(trainer: Any) -> float:
+    """The eval loss at the last step: the one already logged there, or a fresh evaluation."""
+    evals = [e for e in trainer.state.log_history if "eval_loss" in e]
+    if evals and evals[-1]["step"] == trainer.state.global_step:
+        return evals[-1]["eval_loss"]
+    return trainer.evaluate()["eval_loss"]
+
+
+def peak_memory_mb() -> float:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def final_metrics(config: RunConfig, trainer: Any, result: Any, started: float, weights_dir: Path,
+                  trainable: int, total: int, eval_loss: float | None) -> dict[str, Any]:
+    size = sum(f.stat().st_size for f in weights_dir.rglob("*") if f.is_file() and "token" not in f.name)
+    train_losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    metrics: dict[str, Any] = {
+        "method": config.method.name,
+        "trainable_params": trainable,
+        "total_params": total,
+        "trainable_percent": 100 * trainable / total,
+        "steps": trainer.state.global_step,
+        "train_loss": trainer.mean_loss(result),
+        "final_loss": train_losses[-1] if train_losses else None,
+        "tokens_per_s": trainer.tokens_per_s(),
+        "wall_s": time.time() - started,
+        "train_s": result.metrics.get("train_runtime"),
+        "peak_memory_mb": peak_memory_mb(),
+        "weights_size_mb": size / 2**20,
+        "packing": trainer.packing,
+    }
+    if eval_loss is not None:
+        metrics["eval_loss"] = eval_loss
+        metrics["eval_perplexity"] = math.exp(min(eval_loss, 50))
+    return metrics

@@ -1,0 +1,231 @@
+"""The transformers Trainer as the engine uses it: arguments from RunConfig, batching, and the callback
+that turns training into events (progress, metrics, stop on signal)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import Dataset
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainerState, TrainingArguments
+from transformers.trainer_utils import TrainOutput
+
+from engine.jobs import rundir
+from engine.train.batching import Choice, Shape, choose
+from engine.train.collate import REAL_TOKENS, PackingCollator, PaddingCollator
+from engine.config import PROMPT_LEARNING, RunConfig
+from engine.jobs.events import Metrics, Progress
+from engine.jobs.faults import fault_point
+from engine.model.loading import pick_dtype
+
+
+class WorkbenchTrainer(Trainer):
+    """Trainer that measures throughput in non-padding tokens per second of training."""
+
+    packing: bool = False
+    _train_seconds: float = 0.0
+    _tokens_at_start: int = 0
+    _step_at_start: int = 0
+
+    def tokens_per_s(self) -> float:
+        tokens = self.state.num_input_tokens_seen - self._tokens_at_start
+        return tokens / self._train_seconds if self._train_seconds else 0.0
+
+    def mean_loss(self, result: Any) -> float | None:
+        """This attempt's mean training loss (train()'s result); where a resumed attempt had no step left to
+        train (killed while saving the weights), the mean of the losses logged before it, not the Trainer's 0."""
+        if self.state.global_step > self._step_at_start:
+            return result.training_loss
+        losses = [entry["loss"] for entry in self.state.log_history if "loss" in entry]
+        return sum(losses) / len(losses) if losses else None
+
+    def train_from(self, checkpoint: Path | None) -> TrainOutput:
+        """train(), resuming from `checkpoint` where given. A checkpoint of the last step (a run killed while it
+        saved its weights) is restored without training: the Trainer would train one step past max_steps."""
+        if checkpoint is None or not finished(checkpoint):
+            return self.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        self._load_from_checkpoint(str(checkpoint))
+        self.state = TrainerState.load_from_json(str(checkpoint / rundir.TRAINER_STATE))
+        self._step_at_start, self._tokens_at_start = self.state.global_step, self.state.num_input_tokens_seen
+        return TrainOutput(self.state.global_step, 0.0, {"train_runtime": 0.0})
+
+    def _track_num_input_tokens(self, inputs: dict[str, Any]) -> None:
+        """A packed batch says how many of its tokens are not padding; a padded one is counted by the Trainer."""
+        if REAL_TOKENS not in inputs:
+            return super()._track_num_input_tokens(inputs)
+        self.state.num_input_tokens_seen += int(inputs[REAL_TOKENS])
+
+    def compute_loss(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        return super().compute_loss(model, {k: v for k, v in inputs.items() if k != REAL_TOKENS}, *args, **kwargs)
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        super().save_model(output_dir, _internal_call)
+        if _internal_call:  # a checkpoint's weights: its optimizer state and trainer_state.json come next
+            fault_point("checkpoint", self.state.global_step)
+
+
+def finished(checkpoint: Path) -> bool:
+    """Whether a (complete) checkpoint is of the run's last step."""
+    state = json.loads((checkpoint / rundir.TRAINER_STATE).read_text(encoding="utf-8"))
+    return state.get("max_steps", 0) > 0 and state.get("global_step", 0) >= state["max_steps"]
+
+
+def plan_batching(config: RunConfig, model: Any, trainable: int, lengths: list[int]) -> Choice:
+    """Packed or padded batches, with the run log's line saying which and why. Padding-free packing needs position
+    ids that restart per example, which prompt-learning methods (virtual tokens before every row) cannot have;
+    `auto` packs where it is estimated to cost less (engine.train.batching)."""
+    t = config.train
+    if t.packing == "off" or config.method.name in PROMPT_LEARNING:
+        why = "off" if t.packing == "off" else f"{config.method.name} puts virtual tokens before every row"
+        return Choice(False, f"batching: length-grouped padding ({why})")
+    if t.packing == "on":
+        return Choice(True, f"batching: packed rows of at most {pack_len(config, model)} tokens (train.packing: on)")
+    if t.batch_size == 1:
+        return Choice(False, "batching: one row per batch (batch_size 1: nothing to pack)")
+    text = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    shape = Shape(params=sum(p.numel() for p in model.parameters()), trainable=trainable, hidden=text.hidden_size,
+                  layers=text.num_hidden_layers)
+    return choose(lengths, t.batch_size, pack_len(config, model), shape, varlen=varlen_attention(model))
+
+
+def varlen_attention(model: Any) -> bool:
+    """Whether attention runs per example inside a packed row (flash-attention's variable-length kernels)."""
+    return str(getattr(model.config, "_attn_implementation", "") or "").startswith("flash_attention")
+
+
+def pack_len(config: RunConfig, model: Any = None) -> int | None:
+    """Tokens per packed row: train.pack_len, else none with a variable-length kernel (each example attends only
+    over itself), else cutoff_len (a masked row's attention grows with its length squared)."""
+    if config.train.pack_len:
+        return config.train.pack_len
+    return None if model is not None and varlen_attention(model) else config.train.cutoff_len
+
+
+def training_arguments(config: RunConfig, run: rundir.RunDir, has_eval: bool, packing: bool) -> TrainingArguments:
+    t = config.train
+    on_gpu = torch.cuda.is_available()
+    eval_strategy = "no" if not has_eval else ("steps" if t.eval_steps else "epoch")
+    return TrainingArguments(
+        output_dir=str(run.checkpoints),
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps or -1,
+        learning_rate=t.learning_rate,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        lr_scheduler_type=t.lr_scheduler_type,
+        warmup_steps=t.warmup_ratio,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        optim=t.optim,
+        logging_steps=t.logging_steps,
+        eval_strategy=eval_strategy,
+        eval_steps=t.eval_steps,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit,
+        seed=t.seed,
+        data_seed=t.seed,
+        activation_checkpointing=t.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
+        bf16=on_gpu and pick_dtype(config.model.dtype) == torch.bfloat16,
+        use_cpu=not on_gpu,
+        train_sampling_strategy="random" if packing else "group_by_length",
+        include_num_input_tokens_seen="all" if packing else "non_padding",
+        remove_unused_columns=False,
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+
+
+class EventCallback(TrainerCallback):
+    """Writes progress and metrics events, prints one line per logging step, stops on request."""
+
+    def __init__(self, reporter: Any, stop: Any):
+        self.reporter = reporter
+        self.stop = stop
+        self.trainer: WorkbenchTrainer | None = None
+        self._began = 0.0
+        self._start_step = 0
+        self._last_tokens = 0
+        self._last_time = 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._began = self._last_time = time.time()
+        self._start_step = state.global_step
+        self._last_tokens = state.num_input_tokens_seen
+        if self.trainer is not None:
+            self.trainer._tokens_at_start = state.num_input_tokens_seen
+            self.trainer._step_at_start = state.global_step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        elapsed = time.time() - self._began
+        if self.trainer is not None:
+            self.trainer._train_seconds = elapsed
+        eta = self._eta(state, elapsed)
+        self.reporter.events.write(Progress(step=state.global_step, total=state.max_steps,
+                                            epoch=round(state.epoch or 0.0, 4), elapsed_s=round(elapsed, 2),
+                                            eta_s=round(eta, 1) if eta is not None else None))
+        if self.stop.requested:
+            control.should_training_stop = True
+            control.should_save = True
+
+    def _eta(self, state, elapsed: float) -> float | None:
+        done = state.global_step - self._start_step
+        return elapsed / done * (state.max_steps - state.global_step) if done > 0 else None
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        if "loss" in logs:
+            now = time.time()
+            tokens = state.num_input_tokens_seen
+            rate = (tokens - self._last_tokens) / (now - self._last_time) if now > self._last_time else 0.0
+            self._last_tokens, self._last_time = tokens, now
+            event = {"step": state.global_step, "loss": logs["loss"], "learning_rate": logs.get("learning_rate"),
+                     "grad_norm": _number(logs.get("grad_norm")), "tokens_per_s": round(rate, 1),
+                     "epoch": round(state.epoch or 0.0, 4)}
+            self.reporter.events.write(Metrics(**event))
+            print(self._line(state, event), flush=True)
+        if "eval_loss" in logs:
+            self.reporter.events.write(Metrics(step=state.global_step, eval_loss=logs["eval_loss"]))
+            print(f"step {state.global_step}/{state.max_steps}  eval_loss {logs['eval_loss']:.4f}", flush=True)
+
+    def _line(self, state, event: dict[str, Any]) -> str:
+        eta = self._eta(state, time.time() - self._began) or 0.0
+        return (f"step {state.global_step}/{state.max_steps}  loss {event['loss']:.4f}  "
+                f"lr {event['learning_rate']:.2e}  {event['tokens_per_s']:.0f} tok/s  eta {_clock(eta)}")
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if value is not None else None
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
+
+def build_trainer(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: Any, train_rows: list[dict],
+                  val_rows: list[dict], reporter: Any, stop: Any, packing: bool) -> WorkbenchTrainer:
+    if packing:
+        collator = PackingCollator(tokenizer.pad_token_id, pack_len(config, model))
+    else:
+        collator = PaddingCollator(tokenizer.pad_token_id)
+    callback = EventCallback(reporter, stop)
+    trainer = WorkbenchTrainer(
+        model=model,
+        args=training_arguments(config, run, bool(val_rows), packing),
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(val_rows) if val_rows else None,
+        data_collator=collator,
+        processing_class=tokenizer,
+        callbacks=[callback],
+    )
+    trainer.remove_callback(PrinterCallback)  # EventCallback prints the progress lines
+    trainer.packing = packing
+    callback.trainer = trainer
+    return trainer

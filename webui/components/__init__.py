@@ -1,0 +1,1 @@
+"""Gradio widgets, wiring, plots and rendering shared by the tabs."""

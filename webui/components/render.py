@@ -1,0 +1,163 @@
+"""Pure functions from run state to what widgets display (HTML, data frames, text). No gradio here."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from engine.jobs.events import STATES
+from webui.jobs.monitor import JobSnapshot
+from webui.jobs.runs import RunInfo
+
+LOSS_COLUMNS = ["step", "loss", "series"]
+LOSS_TYPES = {"step": "int64", "loss": "float64", "series": "string"}
+# (train, eval) colours of each overlaid run, in selection order: a dark and a light shade of one hue.
+RUN_COLORS = [("#1d4ed8", "#60a5fa"), ("#c2410c", "#fb923c"), ("#15803d", "#4ade80"), ("#7e22ce", "#c084fc"),
+              ("#b91c1c", "#f87171"), ("#0f766e", "#2dd4bf"), ("#be185d", "#f472b6"), ("#b45309", "#fbbf24"),
+              ("#374151", "#9ca3af")]
+
+
+def _english(key: str, **values: Any) -> str:
+    from webui.i18n import message  # lazy: render itself stays free of gradio
+
+    return message(None, key, **values)
+STATE_COLORS = {"completed": "#16a34a", "stopped": "#ca8a04", "failed": "#dc2626", "queued": "#6b7280"}
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def state_label(state: str, text: Callable[..., str] = _english) -> str:
+    """A run state in the visitor's language (an unknown state is shown as it is)."""
+    return text(f"state.{state}") if state in STATES else state
+
+
+def progress_html(snap: JobSnapshot | None, text: Callable[..., str] | None = None) -> str:
+    """A progress bar with step/total, elapsed, ETA and tokens/s, plus the state (and error, if any).
+
+    `text(key, **values)` gives the words in the visitor's language (webui.i18n.message).
+    """
+    text = text or _english
+    if snap is None:
+        return f"<div class='wb-progress wb-idle'>{text('msg.no_run')}</div>"
+    percent = 100.0 * snap.step / snap.total if snap.total else (100.0 if snap.state == "completed" else 0.0)
+    color = STATE_COLORS.get(snap.state, "#2563eb")
+    speed = f"{snap.tokens_per_s:,.0f}" if snap.tokens_per_s else "–"
+    error = f"<div class='wb-error'>{html.escape(snap.error)}</div>" if snap.error else ""
+    return (
+        f"<div class='wb-progress' data-state='{html.escape(snap.state)}'>"
+        f"<div class='wb-progress-head'><b>{html.escape(snap.name)}</b> · <span class='wb-state'>"
+        f"{html.escape(state_label(snap.state, text))}</span></div>"
+        f"<div class='wb-bar'><div class='wb-fill' style='width:{percent:.1f}%;background:{color}'></div></div>"
+        f"<div class='wb-progress-text'>"
+        + text("msg.progress", step=f"<span class='wb-step'>{snap.step}</span>", total=snap.total or "?",
+               elapsed=duration(snap.elapsed_s), eta=duration(None if snap.finished else snap.eta_s), speed=speed)
+        + f"</div>{error}</div>"
+    )
+
+
+def series_name(run: str, kind: str, several: bool) -> str:
+    """The legend entry of one curve: "train"/"eval" for a lone run, "RUN · train" when runs are overlaid."""
+    return f"{run} · {kind}" if several else kind
+
+
+def loss_frame(snaps: dict[str, JobSnapshot]) -> pd.DataFrame:
+    """Long-format losses for a LinePlot: one series per (run, train/eval).
+
+    The columns are typed even when empty: the plot takes its axis types from the first frame it draws,
+    and an empty object column reads as categorical (steps and losses on a point scale).
+    """
+    rows: list[tuple[int, float, str]] = []
+    several = len(snaps) > 1
+    for name, snap in snaps.items():
+        rows += [(step, loss, series_name(name, "train", several)) for step, loss in snap.train_loss]
+        rows += [(step, loss, series_name(name, "eval", several)) for step, loss in snap.eval_loss]
+    return pd.DataFrame(rows, columns=LOSS_COLUMNS).astype(LOSS_TYPES)
+
+
+def loss_colors(snaps: dict[str, JobSnapshot]) -> dict[str, str]:
+    """Series -> colour for the series loss_frame(snaps) holds: one hue per run, eval a lighter shade of it.
+
+    Every series drawn must be named here: gradio's plot fixes its colour domain when it builds the chart,
+    and rebuilds the chart only when this map changes; a series missing from the domain is drawn invisible.
+    """
+    colors: dict[str, str] = {}
+    several = len(snaps) > 1
+    for index, (name, snap) in enumerate(snaps.items()):
+        train, evaluation = RUN_COLORS[index % len(RUN_COLORS)]
+        if snap.train_loss:
+            colors[series_name(name, "train", several)] = train
+        if snap.eval_loss:
+            colors[series_name(name, "eval", several)] = evaluation
+    return colors
+
+
+def log_text(snap: JobSnapshot | None, stdout_tail: str = "") -> str:
+    if snap is None:
+        return ""
+    text = "\n".join(snap.log)
+    if stdout_tail and snap.state == "failed":
+        text += "\n--- last lines of the engine's output ---\n" + stdout_tail
+    return text
+
+
+RUN_HEADERS = ["run", "status", "method", "base model", "dataset", "train loss", "eval loss", "time"]
+
+
+def runs_rows(infos: list[RunInfo], text: Callable[..., str] = _english) -> list[list[Any]]:
+    def num(value: float | None) -> str:
+        return f"{value:.4f}" if isinstance(value, (int, float)) else "–"
+
+    def status(info: RunInfo) -> str:
+        if info.damaged:
+            return text("runs.damaged", reason=info.error or "")
+        return state_label(info.state, text)
+
+    return [[i.name, status(i), i.method, i.model.rsplit("/", 1)[-1], i.dataset, num(i.train_loss),
+             num(i.eval_loss), duration(i.wall_s)] for i in infos]
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and key != "columns":
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def config_diff_html(configs: dict[str, dict[str, Any]], text: Callable[..., str] = _english) -> str:
+    """Configs side by side, one row per key; rows whose values differ are highlighted."""
+    if not configs:
+        return ""
+    flats = {name: flatten({k: v for k, v in cfg.items() if k != "versions"}) for name, cfg in configs.items()}
+    keys = list(dict.fromkeys(k for flat in flats.values() for k in flat))
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in flats)
+    body = []
+    for key in keys:
+        values = [flat.get(key, "–") for flat in flats.values()]
+        differs = len({repr(v) for v in values}) > 1
+        cells = "".join(f"<td>{html.escape(str(v))}</td>" for v in values)
+        body.append(f"<tr class='{'wb-diff' if differs else ''}'><td><code>{html.escape(key)}</code></td>{cells}</tr>")
+    corner = html.escape(text("runs.compare_key"))
+    return f"<table class='wb-compare'><tr><th>{corner}</th>{head}</tr>{''.join(body)}</table>"
+
+
+CSS = """
+.wb-progress { padding: 8px 0; }
+.wb-bar { height: 14px; border-radius: 7px; background: var(--neutral-200, #e5e7eb); overflow: hidden; margin: 6px 0; }
+.wb-fill { height: 100%; transition: width .4s; }
+.wb-error { color: #dc2626; font-weight: 600; margin-top: 6px; }
+.wb-compare { border-collapse: collapse; width: 100%; font-size: 13px; }
+.wb-compare td, .wb-compare th { border: 1px solid var(--neutral-300, #d1d5db); padding: 2px 6px; }
+.wb-compare tr.wb-diff td { background: #fef3c7; color: #111827; font-weight: 600; }
+"""

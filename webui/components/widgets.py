@@ -1,0 +1,54 @@
+"""Build the widget of a form option from its definition (webui.forms.fields): a FormField's kind, choices,
+bounds and help come from the schema, so numbers only ever come from gr.Number or gr.Slider; the stop-by and
+bits radios have builders of their own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from webui.forms.fields import BITS, BITS_LABELS, STOP_BY, FormField, Option
+from webui.forms.mapping import bits_choices, bits_for
+from webui.i18n import t
+
+
+def labelled(option: Option, visible: bool, min_width: int) -> dict[str, Any]:
+    """Label, help, visibility, elem_id and width of an option's widget (`f-train-cutoff-len` for train.cutoff_len)."""
+    return {"label": t(f"field.{option.key}"), "info": t(f"help.{option.key}"), "visible": visible,
+            "elem_id": "f-" + option.key.replace(".", "-").replace("_", "-"), "min_width": min_width}
+
+
+def field_widget(field: FormField, value: object | None = None, visible: bool = True,
+                 min_width: int = 160) -> gr.components.Component:
+    """The widget of a schema field; `min_width` keeps its label readable."""
+    value = field.default if value is None else value
+    common = labelled(field, visible, min_width)
+    kind = field.kind
+    if kind == "slider":
+        low, high, step = field.slider
+        return gr.Slider(low, high, value=value, step=step, **common)
+    if kind == "integer":
+        return gr.Number(value=value, precision=0, minimum=field.minimum, step=1, **common)
+    if kind == "number":
+        return gr.Number(value=value, minimum=field.minimum, **common)
+    if kind == "checkbox":
+        return gr.Checkbox(value=bool(value), **common)
+    if kind == "dropdown":
+        return gr.Dropdown(list(field.choices), value=value, **common)
+    return gr.Textbox(value=", ".join(value) if isinstance(value, list) else (value or ""), **common)
+
+
+def stop_by_radio(value: str, min_width: int = 160) -> gr.Radio:
+    """Train for a number of epochs or of steps: the value stays "epochs"/"steps"; only the label is translated."""
+    return gr.Radio([(t(f"choice.{c}"), c) for c in STOP_BY.choices], value=value,
+                    **labelled(STOP_BY, True, min_width))
+
+
+def bits_radio(method: str, value: int, visible: bool = True, min_width: int = 160) -> gr.Radio:
+    """The quantization bits `method` can run with (qlora offers no 16-bit), showing what the run will load."""
+    return gr.Radio(bits_radio_choices(method), value=bits_for(method, value), **labelled(BITS, visible, min_width))
+
+
+def bits_radio_choices(method: str) -> list[tuple[str, int]]:
+    return [(BITS_LABELS[bits], bits) for bits in bits_choices(method)]

@@ -1,0 +1,193 @@
+"""Base models the page offers (bundled demo, recently used, local folders) and what their config.json
+and safetensors headers say about them, read cheaply (no weights, no torch)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from engine.jobs.rundir import read_json, write_json_atomic
+
+RECENT_FILE = "recent_models.json"
+RECENT_LIMIT = 10
+HUB_CHECK_SECONDS = 3.0  # how long the quick network check waits for the hub's host
+HUB_CHECK_TTL = 60.0  # how long its answer is trusted
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    architecture: str | None = None
+    model_type: str | None = None
+    params: int | None = None
+    params_estimated: bool = False
+    chat_template: bool | None = None  # None: unknown (not available offline)
+    local_dir: Path | None = None
+    offline: bool = False  # not local, not in the hub cache, and the hub cannot be reached
+
+    def markdown(self, text: Callable[..., str] = lambda key, **v: key) -> str:
+        """The one-line summary; `text(key, **values)` supplies the words in the visitor's language."""
+        if self.architecture is None:
+            return text("msg.model_offline" if self.offline else "msg.model_remote", name=self.name)
+        if self.params is None:
+            params = "?"
+        else:
+            params = ("~" if self.params_estimated else "") + human_count(self.params)
+        template = text("msg.template_present" if self.chat_template else "msg.template_fallback")
+        return text("msg.model_info", architecture=self.architecture, model_type=self.model_type, params=params,
+                    template=template)
+
+
+def human_count(n: int) -> str:
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(n)
+
+
+def bundled_models(assets: Path) -> list[Path]:
+    """Demo models shipped under assets/models/<name>/config.json."""
+    return sorted(p.parent for p in (assets / "models").glob("*/config.json"))
+
+
+def recent_models(workspace: Path) -> list[str]:
+    return list(read_json(workspace / RECENT_FILE).get("models", []))
+
+
+def remember_model(workspace: Path, name: str) -> None:
+    models = [name] + [m for m in recent_models(workspace) if m != name]
+    write_json_atomic(workspace / RECENT_FILE, {"models": models[:RECENT_LIMIT]})
+
+
+def model_choices(workspace: Path, assets: Path) -> list[str]:
+    """Dropdown entries: bundled demo models, then recent ones, then folders under WORKSPACE/models."""
+    entries = [str(p) for p in bundled_models(assets)] + recent_models(workspace)
+    entries += [str(p.parent) for p in sorted((workspace / "models").glob("*/config.json"))]
+    return list(dict.fromkeys(entries))
+
+
+def _hub_cache_dir(name: str) -> Path | None:
+    """The newest cached snapshot of a hub id, if the hub cache has one (offline lookup only)."""
+    root = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", Path.home() / ".cache" /
+                                                                        "huggingface")) / "hub")
+    snapshots = root / f"models--{name.replace('/', '--')}" / "snapshots"
+    found = sorted(snapshots.glob("*/config.json"), key=lambda p: p.stat().st_mtime) if snapshots.is_dir() else []
+    return found[-1].parent if found else None
+
+
+def model_folder(name: str, local_dir: Path | None) -> Path | None:
+    """Where the model's config.json lies without any download: the local folder, or the hub cache's snapshot."""
+    folder = local_dir if local_dir is not None else _hub_cache_dir(name)
+    return folder if folder is not None and (folder / "config.json").is_file() else None
+
+
+def model_config_json(name: str, local_dir: Path | None) -> dict | None:
+    """The model's config.json (local folder or hub cache), or None where it would have to be downloaded."""
+    folder = model_folder(name, local_dir)
+    return read_json(folder / "config.json") if folder is not None else None
+
+
+_hub_answer: tuple[float, bool] | None = None
+_hub_lock = threading.Lock()
+
+
+def hub_offline() -> bool:
+    """True when the Hugging Face hub cannot be asked: HF_HUB_OFFLINE is set, or its host (or the https proxy)
+    does not answer within HUB_CHECK_SECONDS. The network answer is kept for HUB_CHECK_TTL seconds."""
+    global _hub_answer
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    with _hub_lock:
+        if _hub_answer is not None and time.monotonic() - _hub_answer[0] < HUB_CHECK_TTL:
+            return _hub_answer[1]
+    offline = not _reachable(*_hub_address(), timeout=HUB_CHECK_SECONDS)
+    with _hub_lock:
+        _hub_answer = (time.monotonic(), offline)
+    return offline
+
+
+def _hub_address() -> tuple[str, int]:
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    url = urlsplit(proxy or os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    return url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+
+
+def _reachable(host: str, port: int, timeout: float) -> bool:
+    """Whether a TCP connection opens within `timeout` seconds (name lookup included: it runs in a thread)."""
+    result: list[bool] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    worker = threading.Thread(target=connect, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return bool(result and result[0])
+
+
+def safetensors_params(folder: Path) -> int | None:
+    """Exact parameter count from the safetensors headers (8-byte length + JSON; no weights read)."""
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        return None
+    total = 0
+    for path in files:
+        with open(path, "rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(length))
+        for key, tensor in header.items():
+            if key != "__metadata__":
+                count = 1
+                for dim in tensor["shape"]:
+                    count *= dim
+                total += count
+    return total
+
+
+def estimate_params(config: dict) -> int | None:
+    """Decoder-only transformer estimate from config.json, for hub models without local weights."""
+    try:
+        h, layers, vocab = config["hidden_size"], config["num_hidden_layers"], config["vocab_size"]
+    except KeyError:
+        return None
+    inter = config.get("intermediate_size", 4 * h)
+    heads = config.get("num_attention_heads", 1)
+    kv = config.get("num_key_value_heads", heads)
+    head_dim = config.get("head_dim", h // heads)
+    attn = 2 * h * heads * head_dim + 2 * h * kv * head_dim
+    embed = vocab * h * (1 if config.get("tie_word_embeddings", False) else 2)
+    return embed + layers * (attn + 3 * h * inter + 2 * h) + h
+
+
+def has_chat_template(folder: Path) -> bool:
+    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
+        return True
+    return bool(read_json(folder / "tokenizer_config.json").get("chat_template"))
+
+
+def model_info(name: str, local_dir: Path | None) -> ModelInfo:
+    """What the page shows once a model is chosen; `local_dir` is a checked local folder or None (hub id)."""
+    folder = model_folder(name, local_dir)
+    info = ModelInfo(name=name, local_dir=local_dir)
+    if folder is None:
+        return info
+    config = read_json(folder / "config.json")
+    info.architecture = (config.get("architectures") or ["unknown"])[0]
+    info.model_type = config.get("model_type", "unknown")
+    info.params = safetensors_params(folder)
+    if info.params is None:
+        info.params, info.params_estimated = estimate_params(config), True
+    info.chat_template = has_chat_template(folder)
+    return info

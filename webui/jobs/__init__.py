@@ -1,0 +1,1 @@
+"""Job control in the web process (no gradio): scheduler, monitor, run and export managers, paths, engine commands."""

@@ -1,0 +1,69 @@
+"""Export jobs (WORKSPACE/exports/RUN-DTYPE/): the verified export of a finished run, as a job the scheduler
+starts (`python -m engine export --job FOLDER`). Like a training run, an export is found again from its
+folder after a reload or a restart of launch.py: its state, log and downloads are all on disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.config import ExportConfig
+from engine.jobs.events import FINAL_STATES
+from engine.jobs.outputs import clean_leftovers
+from engine.jobs.rundir import ExportDir, RunDir
+from webui.jobs.scheduler import EXPORT, QUEUED, Scheduler
+from webui.jobs.monitor import JobSnapshot
+from webui.jobs.paths import PathError, safe_name
+
+
+class ExportManager:
+    def __init__(self, scheduler: Scheduler):
+        self.scheduler = scheduler
+        self.exports_dir = scheduler.folder(EXPORT)
+
+    def job(self, name: str) -> ExportDir:
+        """The folder of export `name`; PathError for a name that is not one plain name, or a symlink (never
+        followed)."""
+        path = self.exports_dir / safe_name(name)
+        if path.is_symlink():
+            raise PathError(f"exports/{name} is a symbolic link, not an export folder: it is not followed.")
+        return ExportDir(path)
+
+    def start(self, run: RunDir, dtype: str, shard_gb: float) -> ExportDir:
+        """Queue the export of a run in `dtype` (it starts at once unless two exports run); an export of the same
+        run and dtype that is under way is returned as it is, a finished one is replaced."""
+        job = self.job(f"{safe_name(run.name)}-{dtype}")
+        with self.scheduler.lock:
+            state = self.scheduler.statuses(EXPORT).get(job.name, {}).get("state")
+            if state is not None and state not in FINAL_STATES and (state == QUEUED or self.scheduler.alive(job)):
+                return job
+            job.path.mkdir(parents=True, exist_ok=True)
+            job.clear_outputs()
+            clean_leftovers(job.path)  # what an earlier, killed export of it left (its process is gone)
+            config = ExportConfig(run_dir=str(run.path), dtype=dtype, max_shard_size=f"{shard_gb:g}GB", zip=True)
+            job.config.write_text(config.to_yaml(), encoding="utf-8")
+            job.write_status(QUEUED, pid=None, error=None)
+            self.scheduler.tick()
+        return job
+
+    def latest(self, run: str) -> ExportDir | None:
+        """The newest export job of a run (any dtype), or None."""
+        jobs = []
+        for name, status in self.scheduler.statuses(EXPORT).items():
+            if status.get("damaged"):  # a symlink, or a folder the engine did not write: not an export to show
+                continue
+            job = self.job(name)
+            try:
+                if Path(job.read_config().run_dir).name == run:
+                    jobs.append((job.status.stat().st_mtime, job))
+            except (OSError, ValueError):  # being replaced, or damaged: not this run's export to show
+                continue
+        return max(jobs, key=lambda pair: pair[0])[1] if jobs else None
+
+    def follow(self, job: ExportDir) -> JobSnapshot:
+        return self.scheduler.monitor(job).refresh()
+
+    def downloads(self, job: ExportDir, snap: JobSnapshot) -> tuple[Path | None, Path | None]:
+        """The merged-model zip and the adapter zip of a completed export, where they exist in its folder."""
+        if snap.state != "completed":
+            return None, None
+        return tuple(path if path.is_file() else None for path in (job.zip, job.adapter_zip))

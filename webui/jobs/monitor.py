@@ -1,0 +1,139 @@
+"""Follow one job's events.jsonl (a training run, an export): each refresh reads only the bytes appended
+since the last one (engine.jobs.events.EventTail) and folds the typed events into a JobSnapshot the page renders.
+
+This is the web process's one reader of events files: the scheduler keeps one JobMonitor per job.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from engine.jobs.events import FINAL_STATES, Event, EventTail, Log, Metrics, Progress, Status
+from engine.jobs.rundir import JobDir
+
+LOG_LINES = 400
+
+
+@dataclass
+class JobSnapshot:
+    """Everything the page shows about a job while it runs; `version` grows with every new event."""
+
+    name: str
+    state: str = "starting"
+    step: int = 0
+    total: int = 0
+    epoch: float = 0.0
+    elapsed_s: float = 0.0
+    eta_s: float | None = None
+    tokens_per_s: float | None = None
+    train_loss: list[tuple[int, float]] = field(default_factory=list)
+    eval_loss: list[tuple[int, float]] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+    error: str | None = None
+    result: dict[str, Any] | None = None  # what a finished job produced (an export's folders and figures)
+    started: float | None = None  # time of the first event
+    version: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINAL_STATES
+
+
+def _number(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4g}"
+
+
+def format_event(event: Event) -> str:
+    """One log line of the page for an event (progress events are shown by the progress bar instead)."""
+    stamp = time.strftime("%H:%M:%S", time.localtime(event.t))
+    if isinstance(event, Log):
+        return f"{stamp} {event.level:<7} {event.message}"
+    if isinstance(event, Status):
+        return f"{stamp} status  {event.state}" + (f": {event.error}" if event.error else "")
+    if isinstance(event, Metrics) and event.loss is not None:
+        return f"{stamp} metrics step {event.step} loss={_number(event.loss)}"
+    if isinstance(event, Metrics):
+        return f"{stamp} metrics step {event.step} eval_loss={_number(event.eval_loss)}"
+    return f"{stamp} {event.kind}"
+
+
+def add_point(curve: list[tuple[int, float]], step: int, value: float) -> None:
+    """Append a point; a step at or before the last one (a run resumed from an earlier checkpoint trains those
+    steps again) supersedes the points from that step on, so the curve never runs back."""
+    while curve and curve[-1][0] >= step:
+        curve.pop()
+    curve.append((step, float(value)))
+
+
+class JobMonitor:
+    """Incremental reader of one job; thread-safe, shared by every browser session."""
+
+    def __init__(self, job: JobDir):
+        self.job = job
+        self._tail = EventTail(job.events)
+        self._log: deque[str] = deque(maxlen=LOG_LINES)
+        self._snap = JobSnapshot(name=job.name)
+        self._head: bytes | None = None  # the first line of the events file being followed
+        self._lock = threading.Lock()
+
+    @property
+    def offset(self) -> int:
+        return self._tail.offset
+
+    def refresh(self) -> JobSnapshot:
+        """Read new events (only the new bytes) and return a copy of the folded state."""
+        with self._lock:
+            if self._tail.offset and self._first_line() != self._head:
+                self._start_over()
+            events = self._tail.read_new()
+            for event in events:
+                self._apply(event)
+            if events:
+                self._snap.version += 1
+                self._snap.log = list(self._log)
+                self._head = self._head or self._first_line()
+            elif self._tail.offset == 0:  # nothing streamed yet: show what status.json says (e.g. queued)
+                self._snap.state = self.job.read_status().get("state", self._snap.state)
+            snap = self._snap
+            return replace(snap, train_loss=list(snap.train_loss), eval_loss=list(snap.eval_loss), log=list(snap.log))
+
+    def _first_line(self) -> bytes | None:
+        try:
+            with open(self.job.events, "rb") as f:
+                return f.readline()
+        except FileNotFoundError:
+            return None
+
+    def _start_over(self) -> None:
+        """The job was started afresh (`--overwrite`, Run again, a new export): a new events file replaced the
+        one followed. Forget what was folded; the version keeps growing so no page takes the new job for the old."""
+        self._tail = EventTail(self.job.events)
+        self._log.clear()
+        self._snap = JobSnapshot(name=self.job.name, version=self._snap.version + 1)
+        self._head = None
+
+    def _apply(self, event: Event) -> None:
+        snap = self._snap
+        snap.started = snap.started or event.t
+        if isinstance(event, Status):
+            if event.state == "starting":  # a new attempt (a resume appends to the same events file)
+                snap.error, snap.result = None, None
+            snap.state = event.state
+            snap.error = event.error or snap.error
+            snap.result = event.result if event.result is not None else snap.result
+        elif isinstance(event, Progress):
+            snap.step, snap.total, snap.epoch = event.step, event.total or 0, event.epoch or 0.0
+            snap.elapsed_s, snap.eta_s = event.elapsed_s or 0.0, event.eta_s
+        elif isinstance(event, Metrics):
+            if event.loss is not None:
+                add_point(snap.train_loss, event.step, event.loss)
+            if event.eval_loss is not None:
+                add_point(snap.eval_loss, event.step, event.eval_loss)
+            if event.tokens_per_s is not None:
+                snap.tokens_per_s = float(event.tokens_per_s)
+        if not isinstance(event, Progress):
+            self._log.append(format_event(event))

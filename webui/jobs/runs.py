@@ -1,0 +1,240 @@
+"""Training runs in the workspace (WORKSPACE/runs/NAME/): submit, stop, cancel, delete, run again, list.
+
+The processes are the scheduler's (webui.jobs.scheduler): a submitted run is a folder whose status.json says
+"queued", and the scheduler starts it when the training device is free (one run at a time, runs started
+from the command line into the workspace included).
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.config import ConfigError, RunConfig, load_config
+from engine.jobs.rundir import RunDir
+from webui.jobs.scheduler import QUEUED, STARTING, TRAIN, Scheduler, holds_slot, read_job_status
+from webui.jobs.monitor import JobMonitor
+from webui.jobs.paths import safe_name, slug
+
+RERUNNABLE = ("failed", "stopped")  # the states from which a run can be started afresh
+
+
+class RunError(RuntimeError):
+    """A run action that cannot be done; the message is one sentence for the page."""
+
+
+@dataclass
+class RunInfo:
+    """One row of the Runs tab, read from the run folder."""
+
+    name: str
+    path: Path
+    state: str
+    method: str = ""
+    model: str = ""
+    dataset: str = ""
+    train_loss: float | None = None
+    eval_loss: float | None = None
+    wall_s: float | None = None
+    created: float = 0.0
+    error: str | None = None
+    damaged: bool = False  # not a run the engine can read (listed with `error` as the reason; it can be deleted)
+
+    @property
+    def active(self) -> bool:
+        return holds_slot(self.state)
+
+
+class RunManager:
+    """The training runs of one workspace; their processes belong to the scheduler."""
+
+    def __init__(self, scheduler: Scheduler):
+        self.scheduler = scheduler
+        self.runs_dir = scheduler.folder(TRAIN)
+        self._infos: dict[str, tuple[tuple[int, ...], RunInfo]] = {}
+
+    # ---- lookup -------------------------------------------------------------------------
+    def entry(self, name: str) -> Path:
+        """runs/NAME itself, never resolved (it may be a symlink); raises PathError for names that are not one
+        plain name."""
+        return self.runs_dir / safe_name(name)
+
+    def run_dir(self, name: str) -> RunDir:
+        """The folder of run `name`; raises PathError for names that leave the runs folder, RunError for a symlink
+        (it is not followed: it can only be deleted)."""
+        path = self.entry(name)
+        if path.is_symlink():
+            raise RunError(f"{name} is a symbolic link, not a run folder: it can only be deleted.")
+        if not path.is_dir():
+            raise RunError(f"There is no run named {name}.")
+        return RunDir(path)
+
+    def monitor(self, name: str) -> JobMonitor:
+        return self.scheduler.monitor(self.run_dir(name))
+
+    def info(self, name: str) -> RunInfo:
+        entry = self.entry(name)
+        if entry.is_symlink():  # listed as the scan judged it, never followed
+            status = read_job_status(TRAIN, entry) or {}
+            return RunInfo(name=name, path=entry, state=status["state"], damaged=True, error=status["error"])
+        run = self.run_dir(name)
+        stamp = tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in (run.config, run.status, run.metrics))
+        cached = self._infos.get(name)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        info = read_info(run)
+        self._infos[name] = (stamp, info)
+        return info
+
+    def list(self) -> list[RunInfo]:
+        """Every run in the workspace, newest first (folders that are not runs, or not started, are skipped)."""
+        infos = []
+        for name in self.scheduler.statuses(TRAIN):
+            try:
+                infos.append(self.info(name))
+            except RunError:  # deleted since the snapshot
+                continue
+        return sorted(infos, key=lambda i: (i.created, i.name), reverse=True)
+
+    def active(self) -> str | None:
+        """The run that holds the training device (training or starting, or finished while its process exits)."""
+        held = [name for kind, name in self.scheduler.holders(TRAIN.lane) if kind is TRAIN]
+        return held[0] if held else None
+
+    def queued(self) -> list[str]:
+        return self.scheduler.queued(TRAIN)
+
+    def alive(self, name: str) -> bool:
+        return self.scheduler.alive(self.run_dir(name))
+
+    def tick(self) -> str | None:
+        """One scheduler tick; returns the run it started, if any."""
+        started = [job.name for job in self.scheduler.tick() if isinstance(job, RunDir)]
+        return started[0] if started else None
+
+    # ---- actions -------------------------------------------------------------------------
+    def submit(self, config: RunConfig, name: str | None = None) -> tuple[str, bool]:
+        """Write the run folder and queue it; the scheduler starts it at once when the device is free.
+        Returns (name, queued); PathError (nothing written) when the config names a path outside the boundary."""
+        with self.scheduler.lock:
+            name = safe_name(name or self.new_name(config))
+            run = RunDir(self.runs_dir / name)
+            if run.path.exists():
+                raise RunError(f"A run named {name} already exists: choose another name.")
+            # PathError for a model or dataset outside, before anything is written
+            config = self.scheduler.boundary.config(config.model_copy(update={"output_dir": str(run.path)}))
+            run.path.mkdir(parents=True)
+            run.config.write_text(config.to_yaml(), encoding="utf-8")
+            run.write_status(QUEUED, pid=None, error=None)
+            started = self.tick()
+            return name, started != name
+
+    def new_name(self, config: RunConfig) -> str:
+        model = slug(Path(config.model.name_or_path).name or "model", 24)
+        base = f"{time.strftime('%Y%m%d-%H%M%S')}-{model}-{config.method.name}"
+        name, n = base, 1
+        while (self.runs_dir / name).exists():
+            n += 1
+            name = f"{base}-{n}"
+        return name
+
+    def stop(self, name: str) -> None:
+        """Stop and save: SIGTERM, the engine saves the adapter so far and ends with state 'stopped'. A queued run
+        leaves the queue (stopped before it started; Run again starts it)."""
+        with self.scheduler.lock:
+            run = self.run_dir(name)
+            if run.read_status().get("state") == QUEUED:
+                run.write_status("stopped", pid=None, error=None, note="stopped before it started")
+                self.scheduler.scan()
+                return
+            if not self.scheduler.stop(run):
+                raise RunError(f"Run {name} is not training.")
+
+    def cancel(self, name: str) -> None:
+        """Discard a run: a queued one is removed, a training one is killed and its folder deleted."""
+        with self.scheduler.lock:
+            run = self.run_dir(name)
+            if self.info(name).active and self.scheduler.send_signal(run, signal.SIGKILL, group=True):
+                self.scheduler.wait(run, timeout=30)
+            self._remove(name)
+
+    def rerun(self, name: str) -> bool:
+        """Start a failed or stopped run afresh from its config.yaml, through the queue: its outputs are
+        deleted first. Returns True when it waits in the queue behind another run."""
+        return self._requeue(name, resume=False)
+
+    def resume(self, name: str) -> bool:
+        """Continue a failed or stopped run from its newest complete checkpoint, through the queue (a crash costs
+        only the steps since that checkpoint; a stopped run trains on to its end). Nothing is deleted: the curve
+        goes on from the checkpoint's step. Returns True when it waits in the queue behind another run."""
+        return self._requeue(name, resume=True)
+
+    def _requeue(self, name: str, resume: bool) -> bool:
+        action = "resumed" if resume else "run again"
+        with self.scheduler.lock:
+            state = self.info(name).state
+            if state not in RERUNNABLE:
+                raise RunError(f"Run {name} is {state}: only a failed or stopped run can be {action}.")
+            if self.alive(name):
+                raise RunError(f"Run {name} is still saving: try again in a moment.")
+            run = self.run_dir(name)
+            if resume and run.last_checkpoint() is None:
+                raise RunError(f"Run {name} has no complete checkpoint to resume from (train.save_steps decides how "
+                               "often they are written): use Run again to start it afresh.")
+            try:
+                config = load_config(run.config)
+            except ConfigError as error:
+                raise RunError(f"Run {name} cannot be {action}: {' '.join(error.issues)}") from None
+            self.scheduler.boundary.config(config, run.path)  # before anything of the run is deleted
+            if not resume:
+                run.clear_outputs()
+            if config.train.resume != resume:  # afresh, even if the last attempt resumed; or from its checkpoint
+                run.config.write_text(config.model_copy(update={"train": config.train.model_copy(
+                    update={"resume": resume})}).to_yaml(), encoding="utf-8")
+            run.write_status(QUEUED, pid=None, error=None)
+            self._infos.pop(name, None)
+            return self.tick() != name
+
+    def delete(self, name: str) -> None:
+        """Delete a finished (or queued) run's folder; a training run must be stopped first."""
+        with self.scheduler.lock:
+            if self.info(name).active and self.alive(name):
+                raise RunError(f"Run {name} is still training: stop or cancel it first.")
+            self._remove(name)
+
+    def _remove(self, name: str) -> None:
+        entry = self.entry(name)
+        self._infos.pop(name, None)
+        if entry.is_symlink():
+            entry.unlink()  # the link only: what it points to is not the workspace's
+        else:
+            run = self.run_dir(name)
+            self.scheduler.forget(run)
+            shutil.rmtree(run.path)
+        self.scheduler.scan()
+
+
+def read_info(run: RunDir) -> RunInfo:
+    """A run's row: its status, the config's method, model and dataset, and the final figures. A run whose
+    status.json or config.yaml cannot be read is damaged: listed with the reason, and it can still be deleted."""
+    status = read_job_status(TRAIN, run.path) or {}  # the scan's own judgement (webui.jobs.scheduler)
+    info = RunInfo(name=run.name, path=run.path, state=status.get("state", STARTING), error=status.get("error"),
+                   created=run.config.stat().st_mtime if run.config.exists() else run.path.stat().st_mtime,
+                   damaged=bool(status.get("damaged")))
+    try:
+        config = run.read_config()
+        info.method, info.model, info.dataset = config.method.name, config.model.name_or_path, config.data.name
+    except FileNotFoundError:  # an engine started from a terminal writes its status before its config
+        if not holds_slot(info.state):
+            info.damaged = True
+            info.error = info.error or f"{run.name} has no {run.config.name}: it is not a run the engine wrote."
+    except (OSError, ValueError) as error:
+        info.damaged = True
+        reason = str(error).splitlines()[0].replace(f"{run.config} ", "it ")  # the row names the run already
+        info.error = info.error or f"{run.config.name} cannot be read: {reason}"
+    metrics = run.read_metrics()
+    info.train_loss, info.eval_loss, info.wall_s = metrics.get("train_loss"), metrics.get("eval_loss"), metrics.get("wall_s")
+    return info

@@ -1,0 +1,1 @@
+"""The Runs tab: the table of runs and its actions."""

@@ -1,0 +1,70 @@
+"""Run again and Resume, on the Runs tab: start a failed or stopped run afresh from its config, or continue it
+from its newest complete checkpoint, through the queue.
+
+Run again deletes what the run wrote (weights, checkpoints, curves, logs), so the page asks first, naming the
+runs; Resume deletes nothing and goes at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from webui.components.confirm import Confirm, ask, closed
+from webui.context import AppContext
+from webui.i18n import failure, message, words
+from webui.jobs.paths import PathError
+from webui.components.render import state_label
+from webui.jobs.runs import RERUNNABLE, RunError
+from webui.components.wiring import bind
+
+
+def ask_rerun(ctx: AppContext, selected: list[str] | None, request: gr.Request | None = None) -> tuple[Any, ...]:
+    """Run again pressed: refuse a run that is not failed or stopped, else name the runs and ask."""
+    say = words(request)
+    if not selected:
+        raise failure(request, say("runs.msg.select_run"))
+    for name in selected:
+        try:
+            state = ctx.runs.info(name).state
+        except (RunError, PathError) as error:
+            raise failure(request, str(error)) from None
+        if state == "completed":  # its results would be deleted: its settings come back through its config
+            raise failure(request, say("runs.msg.rerun_completed", name=name))
+        if state not in RERUNNABLE:
+            raise failure(request, say("runs.msg.rerun_not_finished", name=name, state=state_label(state, say)))
+    return ask(say("runs.confirm_rerun", names=", ".join(f"`{name}`" for name in selected)), list(selected))
+
+
+def requeue_each(ctx: AppContext, names: list[str], action: str, request: gr.Request | None) -> None:
+    """Run again (`action` "rerun") or Resume ("resume") each named run, each with its own toast; the first that
+    cannot be requeued is the error."""
+    for name in names:
+        try:
+            queued = getattr(ctx.runs, action)(name)
+        except (RunError, PathError) as error:
+            raise failure(request, str(error)) from None
+        text = (message(request, f"runs.msg.{action}_queued", name=name, active=ctx.runs.active() or "?") if queued
+                else message(request, f"runs.msg.{action}_started", name=name))
+        gr.Info(text, title=message(request, "msg.info_title"))
+
+
+def rerun_confirmed(ctx: AppContext, names: list[str] | None, request: gr.Request | None = None) -> tuple[Any, ...]:
+    """Yes pressed: start (or queue) exactly the runs the question named."""
+    requeue_each(ctx, names or [], "rerun", request)
+    return closed()
+
+
+def resume_selected(ctx: AppContext, selected: list[str] | None, request: gr.Request | None = None) -> None:
+    """Resume pressed: each selected run continues from its newest complete checkpoint (or waits in the queue)."""
+    if not selected:
+        raise failure(request, words(request)("runs.msg.select_run"))
+    requeue_each(ctx, selected, "resume", request)
+
+
+def wire_run_again(ctx: AppContext, button: gr.Button, confirm: Confirm, resume: gr.Button, selected: gr.Dropdown,
+                   listing: tuple[Any, ...]) -> None:
+    button.click(bind(ask_rerun, ctx), [selected], confirm.outputs)
+    confirm.yes.click(bind(rerun_confirmed, ctx), confirm.pending, confirm.outputs).then(*listing)
+    resume.click(bind(resume_selected, ctx), [selected], None).then(*listing)

@@ -1,0 +1,1 @@
+"""The Train tab: one builder (tab.py) and its panels and handlers."""

@@ -1,0 +1,126 @@
+"""The Train tab's dataset inspection: summary, preview table, rendered example, token-length histogram and
+the over-cutoff line, from the `inspect-data` engine process's report (cached on disk for every visitor)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from webui.context import AppContext
+from webui.forms.datasets import example_segments, length_histogram, preview_rows
+from webui.jobs.commands import EngineError, engine_cache, inspect_job
+from webui.i18n import message, words
+from webui.forms.models import model_folder
+from webui.jobs.paths import PathError
+from webui.tabs.train.panels import DataPanel
+from webui.tabs.train.placeholders import placeholder_view
+from webui.tabs.train.sources import chosen, datasets_line, measured_here
+
+FITS_COLOUR, OVER_COLOUR = "#4c78a8", "#e45756"  # the token-length histogram's two bar colours
+
+
+def summary_only(panel: DataPanel, summary: str) -> dict[Any, Any]:
+    """The summary line (or an error, or "inspecting") with the rest of the inspection hidden."""
+    hidden = gr.update(visible=False)
+    return {panel.summary: summary, panel.preview: hidden, panel.example: hidden, panel.histogram: hidden,
+            panel.over_cutoff: hidden}
+
+
+def inspect(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, more: list[str] | None,
+            data_format: str, cutoff_len: float, overlength: str,
+            request: gr.Request | None = None, replace: dict[str, str] | None = None) -> Iterator[dict[Any, Any]]:
+    """Summary, preview table, rendered example, length histogram, over-cutoff line (or the one error) of the
+    dataset, and with more datasets a line of every one's rows (train_sources).
+
+    An answer already measured (by any visitor, before any restart) shows at once; otherwise the page says
+    "inspecting" while the `inspect-data` engine process runs. `replace` (data.replace) fills the placeholder
+    fields of the placeholders the inspection finds."""
+    names = chosen(dataset, more)
+    if not names:
+        yield summary_only(panel, "")
+        return
+    dataset = names[0]
+    try:
+        path = measured_here(ctx, dataset)
+        if path is None:  # a hub dataset or a dataset folder: read when the run starts
+            yield summary_only(panel, datasets_line(ctx, names, None, data_format, request))
+            return
+        if not path.is_file():
+            yield summary_only(panel, f"<div class='wb-error' id='wb-data-error'>"
+                                      f"{html.escape(message(request, 'msg.data_missing', name=dataset))}</div>")
+            return
+        local = ctx.local_model_dir(model) if model else None
+        tokenizer = model_folder(model, local) if model else None  # local, or the hub cache's copy: no download
+        job = inspect_job(path, data_format=data_format, model=str(tokenizer) if tokenizer else None,
+                          cutoff_len=int(cutoff_len or 0), overlength=overlength)
+        cache = engine_cache(ctx.workspace)
+        report = cache.cached(job)
+        if report is None:
+            yield summary_only(panel, f"<span id='wb-data-busy'>{message(request, 'msg.inspecting')}</span>")
+            report = cache.answer(job)
+    except OSError as error:  # the file went, or cannot be read, while it was being looked at
+        reason = f"{Path(dataset).name} cannot be read: {error.strerror or error.__class__.__name__}."
+        yield summary_only(panel, f"<div class='wb-error' id='wb-data-error'>{html.escape(reason)}</div>")
+        return
+    except (EngineError, PathError) as error:
+        yield summary_only(panel, f"<div class='wb-error' id='wb-data-error'>{html.escape(str(error))}</div>")
+        return
+    view = inspection_view(panel, report, cutoff_len, request) | placeholder_view(
+        panel.placeholders, report, replace, request, every_dataset=len(names) == 1)
+    if len(names) > 1:
+        view[panel.summary] += "<br>" + datasets_line(ctx, names, report, data_format, request)
+    yield view
+
+
+def inspection_view(panel: DataPanel, report: dict[Any, Any], cutoff_len: float,
+                    request: gr.Request | None) -> dict[Any, Any]:
+    """The outputs of `inspect` for one inspect-data report."""
+    headers, rows = preview_rows(report)
+    lengths = report.get("lengths") or []
+    over = report.get("over_cutoff")
+    over_text = ""
+    if over is not None:
+        key = "msg.over_cutoff_drop" if report.get("overlength") == "drop" else "msg.over_cutoff_truncate"
+        over_text = message(request, key, n=over, cutoff=int(cutoff_len or 0))
+    return {
+        panel.summary: summary_line(report, request),
+        panel.preview: gr.update(value={"headers": headers, "data": rows}, visible=True),
+        panel.example: example_view(report, request),
+        panel.histogram: length_chart(lengths, int(cutoff_len or 0), request),
+        panel.over_cutoff: gr.update(value=over_text, visible=bool(over_text)),
+    }
+
+
+def summary_line(report: dict[str, Any], request: gr.Request | None) -> str:
+    """Format and row count; for a file bigger than the inspection's sample, how many rows were measured."""
+    rows = int(report.get("rows") or 0)
+    measured = int(report.get("sample_rows") or rows)
+    summary = message(request, "msg.data_summary", format=report.get("format"), rows=f"{rows:,}")
+    if measured < rows:
+        summary += " · " + message(request, "msg.data_sample", sample=f"{measured:,}")
+    return summary
+
+
+def example_view(report: dict[str, Any], request: gr.Request | None) -> Any:
+    """The rendered example, its trained spans labelled (and coloured) in the visitor's language."""
+    trained = message(request, "msg.trained")
+    segments = [(text, trained if label == "trained" else label) for text, label in example_segments(report)]
+    return gr.update(value=segments, color_map={trained: "green"}, visible=bool(report.get("example")))
+
+
+def length_chart(lengths: list[int], cutoff_len: int, request: gr.Request | None) -> Any:
+    """The token-length histogram: every row in a bin, bins in numeric order, coloured by fits/over cutoff.
+
+    Sort, colours and titles go with every update: gradio redraws the chart's axes and colour scale only
+    when one of its options changes, and a new cutoff changes the legend title."""
+    say = words(request)
+    fits, over = say("plot.fits"), say("plot.over_cutoff")
+    table = pd.DataFrame(length_histogram(lengths, cutoff_len, fits=fits, over=over), columns=["tokens", "rows", "fits"])
+    return gr.update(value=table, visible=bool(lengths), sort=list(dict.fromkeys(table["tokens"])),
+                     color_map={fits: FITS_COLOUR, over: OVER_COLOUR}, x_title=say("plot.tokens"),
+                     y_title=say("plot.rows"), color_title=say("plot.cutoff", cutoff=cutoff_len))

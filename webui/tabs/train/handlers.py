@@ -1,0 +1,186 @@
+"""Event handlers of the Train tab's form: model, dataset list, method options, config preview, save and load.
+Each takes plain values (and the panel whose components it updates) and returns plain values or, for several
+outputs, a `{component: value}` dict; errors reach the page as gr.Warning/gr.Error carrying the engine's sentence.
+
+The dataset inspection is in train_data, the trainable count in train_count, the run and its live view in
+train_follow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from gradio.utils import get_upload_folder
+
+from engine.config import ConfigError, RunConfig, load_config
+from engine.data.paths import display_name
+from webui.forms import mapping as forms
+from webui.context import AppContext
+from webui.forms.datasets import dataset_choices, store_upload
+from webui.forms.fields import BITS, EPOCHS, MAX_STEPS, OPTIONS
+from webui.i18n import failure, message, words
+from webui.forms.models import hub_offline, model_info
+from webui.jobs.paths import PathError, safe_name
+from webui.tabs.train.panels import ConfigPanel, MethodPanel, TrainingPanel, TrainTab
+from webui.components.widgets import bits_radio_choices
+
+NEW_RUN = "NEW_RUN"
+
+
+@dataclass
+class Form:
+    """The Train form's values, as TrainTab.form_inputs() sends them."""
+
+    model: str
+    dataset: str | None
+    more: list[str]  # the other datasets trained on with it
+    data_format: str
+    method: str
+    values: forms.Values
+
+    @classmethod
+    def parse(cls, args: tuple[Any, ...] | list[Any]) -> Form:
+        """ValueError unless `args` holds model, dataset, more datasets, format, method and exactly one value per
+        option."""
+        model, dataset, more, data_format, method, *options = args
+        return cls(model or "", dataset, list(more or []), data_format or "auto", method or "lora",
+                   forms.from_widgets(options))
+
+    @property
+    def datasets(self) -> list[str]:
+        """The dataset, then the more datasets, each once."""
+        return list(dict.fromkeys(name for name in [self.dataset, *self.more] if name))
+
+    def config(self, ctx: AppContext, output_dir: Path) -> RunConfig:
+        """The form's RunConfig; PathError (before anything outside is looked at) for a model or dataset outside
+        the boundary, ConfigError for the rest."""
+        data_path = forms.data_path_for([ctx.boundary.dataset(name) for name in self.datasets])
+        model = ctx.boundary.model(self.model)
+        config = forms.to_config(self.values, model=model, data_path=data_path, data_format=self.data_format,
+                                 method=self.method, output_dir=str(output_dir))
+        return ctx.boundary.config(config)
+
+
+def plot_titles(request: gr.Request) -> Any:
+    """Axis and legend titles of a loss plot in the visitor's language (the data columns stay step/loss/series)."""
+    say = words(request)
+    return gr.update(x_title=say("plot.step"), y_title=say("plot.loss"), color_title=say("plot.series"))
+
+
+def show_model(ctx: AppContext, name: str, request: gr.Request) -> str:
+    if not (name or "").strip():
+        return ""
+    try:
+        local = ctx.local_model_dir(name)
+    except PathError as error:
+        return f"<span class='wb-error'>{error}</span>"
+    info = model_info(name.strip(), local)
+    info.offline = info.architecture is None and hub_offline()
+    return info.markdown(words(request))
+
+
+def upload_dataset(ctx: AppContext, temp_path: str | None,
+                   request: gr.Request | None = None) -> tuple[Any, Any, Any]:
+    """Move the upload into WORKSPACE/uploads and choose it as the dataset (the more datasets list it too); the
+    upload box is emptied, since the file it showed is no longer in Gradio's cache (the dataset list shows it now)."""
+    if not temp_path:
+        return gr.update(), gr.update(), gr.update()
+    try:
+        saved = store_upload(temp_path, ctx.uploads, received_in=Path(get_upload_folder()))
+    except PathError as error:
+        raise failure(request, str(error)) from None
+    except FileNotFoundError:
+        raise failure(request, message(request, "msg.upload_gone")) from None
+    choices = dataset_choices(ctx.uploads, ctx.assets)
+    return None, gr.update(choices=choices, value=str(saved)), gr.update(choices=choices)
+
+
+def list_datasets(ctx: AppContext) -> tuple[Any, Any]:
+    """The dataset dropdowns' choices as the workspace holds them now (the chosen files stay chosen)."""
+    choices = dataset_choices(ctx.uploads, ctx.assets)
+    return gr.update(choices=choices), gr.update(choices=choices)
+
+
+def method_visibility(panel: MethodPanel, method: str, bits: Any) -> dict[Any, Any]:
+    """Show the chosen method's options; the bits radio offers what the method can run with and shows what it
+    will load (qlora: 4-bit unless 8; lora and dora keep their choice, 16-bit by default)."""
+    shown = forms.visible_fields(method)
+    updates: dict[Any, Any] = {widget: gr.update(visible=shown[field]) for field, widget in panel.options.items()}
+    updates[panel.bits] = gr.update(visible=shown[BITS], choices=bits_radio_choices(method),
+                                    value=forms.bits_for(method, bits))
+    return updates
+
+
+def stop_by_shown(panel: TrainingPanel, stop_by: str) -> dict[Any, Any]:
+    """Training for epochs shows the epochs field; for steps, the max-steps field."""
+    return {panel.options[EPOCHS]: gr.update(visible=stop_by == "epochs"),
+            panel.options[MAX_STEPS]: gr.update(visible=stop_by == "steps")}
+
+
+def preview(ctx: AppContext, panel: ConfigPanel, config_name: str, *args: Any) -> dict[Any, str]:
+    """The YAML the run will use and a command that runs exactly it when pasted: the YAML is written to the file
+    the command names, and output_dir is WORKSPACE/runs/CONFIG_NAME (as "Save form to YAML" writes it)."""
+    form = Form.parse(args)
+    try:
+        name = safe_name((config_name or "").strip() or "my-run")
+        config = form.config(ctx, ctx.runs.runs_dir / name)
+    except (ConfigError, PathError) as error:
+        issues = getattr(error, "issues", [str(error)])
+        return {panel.yaml: "# " + "\n# ".join(issues), panel.command: ""}
+    text = config.to_yaml()
+    return {panel.yaml: text, panel.command: forms.command_line(forms.preview_file(ctx.configs, name, text))}
+
+
+def save_config(ctx: AppContext, config_name: str, *args: Any, request: gr.Request | None = None) -> Any:
+    name = safe_name((config_name or "").strip() or "my-run")
+    form = Form.parse(args)
+    try:
+        config = form.config(ctx, ctx.runs.runs_dir / name)
+    except (ConfigError, PathError) as error:
+        raise failure(request, " ".join(getattr(error, "issues", [str(error)]))) from None
+    path = ctx.configs / f"{name}.yaml"
+    path.write_text(config.to_yaml(), encoding="utf-8")
+    gr.Info(message(request, "msg.saved_config", path=path), title=message(request, "msg.info_title"))
+    return gr.update(choices=config_choices(ctx), value=str(path))
+
+
+def save_config_clicked(ctx: AppContext, request: gr.Request, config_name: str, *args: Any) -> Any:
+    """save_config for the button: gradio passes `request` only to a parameter before *args."""
+    return save_config(ctx, config_name, *args, request=request)
+
+
+def config_choices(ctx: AppContext) -> list[tuple[str, str]]:
+    """The saved configs (WORKSPACE/configs), then each run's own config.yaml, newest run first: a finished run's
+    settings come back into the form to train again or to change (as LLaMA-Factory loads an output folder's)."""
+    saved = [(p.name, str(p)) for p in sorted(ctx.configs.glob("*.yaml"))]
+    runs = [ctx.runs.run_dir(info.name).config for info in ctx.runs.list() if not info.damaged]
+    return saved + [(f"runs/{path.parent.name}/{path.name}", str(path)) for path in runs if path.is_file()]
+
+
+def list_configs(ctx: AppContext) -> Any:
+    """The saved configs as WORKSPACE/configs holds them now: those saved since the server started too."""
+    return gr.update(choices=config_choices(ctx))
+
+
+def load_saved_config(ctx: AppContext, tab: TrainTab, path: str | None,
+                      request: gr.Request | None = None) -> dict[Any, Any]:
+    """Fill the form from a saved YAML: model, datasets, format, method, then every option."""
+    if not path:
+        raise failure(request, message(request, "msg.choose_config"))
+    try:
+        config = load_config(ctx.writable(path))
+        data = [ctx.boundary.dataset(source.path) for source in config.data.sources()]
+    except (ConfigError, PathError) as error:
+        raise failure(request, " ".join(getattr(error, "issues", [str(error)]))) from None
+    choices = dataset_choices(ctx.uploads, ctx.assets)
+    listed = {value for _, value in choices}
+    choices += [(display_name(name), name) for name in data if name not in listed]
+    values = forms.from_config(config)
+    # the bits radio gets the loaded method's choices with its value, so the two never disagree
+    values[BITS] = gr.update(value=values[BITS], choices=bits_radio_choices(config.method.name))
+    widgets = tab.widgets
+    return {tab.model.name: config.model.name_or_path, tab.data.dataset: gr.update(choices=choices, value=data[0]),
+            tab.data.more: gr.update(choices=choices, value=data[1:]), tab.data.data_format: config.data.format,
+            tab.method.name: config.method.name, **{widgets[option]: values[option] for option in OPTIONS}}

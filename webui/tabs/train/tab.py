@@ -1,0 +1,127 @@
+"""Train tab: base model, dataset, method, training settings, config preview, start/stop/cancel and
+the live view (progress, loss curve, log). Layout is in train_panels; this module builds the tab and wires
+its events to the handlers (train_handlers, train_data, train_count, train_follow)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from webui.forms import mapping as forms
+from webui.context import AppContext
+from webui.forms.fields import COUNT_FIELDS, CUTOFF_LEN, EPOCHS, MAX_STEPS, OVERLENGTH
+from webui.i18n import t
+from webui.tabs.train import count as train_count, data as train_data, follow as train_follow
+from webui.tabs.train import handlers as h
+from webui.tabs.train.placeholders import wire_placeholder_fields
+from webui.tabs.train.panels import (
+    TrainTab,
+    build_config_panel,
+    build_data_panel,
+    build_method_panel,
+    build_model_panel,
+    build_monitor_panel,
+    build_training_panel,
+    start_values,
+)
+from webui.components.wiring import bind
+
+
+def build_train_tab(ctx: AppContext, app: gr.Blocks) -> TrainTab:
+    with gr.Tab(t("tab.train"), id="train") as shown:
+        gr.Markdown(t("train.intro"))
+        starter = forms.starter_config(ctx.assets)  # the demo model and identity set, where bundled
+        start = start_values(starter)
+        model = build_model_panel(ctx, starter)
+        with gr.Accordion(t("train.data"), open=True):
+            data = build_data_panel(ctx, starter)
+        with gr.Accordion(t("train.method"), open=True):
+            method = build_method_panel(start, starter)
+        with gr.Accordion(t("train.training"), open=True):
+            training = build_training_panel(start)
+        config = build_config_panel(h.config_choices(ctx))
+        monitor = build_monitor_panel()
+    tab = TrainTab(model=model, data=data, method=method, training=training, config=config, monitor=monitor)
+    wire_model_and_data(ctx, tab, app)
+    wire_form(ctx, tab, app)
+    # runs started since the page loaded have their configs too: listed when the tab is shown and the panel opened
+    # (not when the list is opened: see webui.tabs.chat)
+    for shown_event in (shown.select, config.panel.expand):
+        shown_event(bind(h.list_configs, ctx), None, config.saved, show_progress="hidden")
+    wire_monitor(ctx, tab, app)
+    return tab
+
+
+def wire_model_and_data(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
+    model, data = tab.model, tab.data
+    cutoff_len, overlength = tab.training.options[CUTOFF_LEN], tab.training.options[OVERLENGTH]
+    # A new model clears the previous one's info and count in the browser at once (no round trip), before the
+    # server's answers for the new model arrive.
+    model.name.change(None, None, [model.info, tab.method.trainable], js="() => ['', '']")
+    gr.on([app.load, model.name.change], bind(h.show_model, ctx), model.name, model.info)
+    data.upload.upload(bind(h.upload_dataset, ctx), data.upload, [data.upload, data.dataset, data.more])
+    # uploads of earlier visits and other visitors
+    app.load(bind(h.list_datasets, ctx), None, [data.dataset, data.more])
+    # app.load too: the page opens with the starter dataset chosen, whose summary must show without a change
+    gr.on([app.load, data.dataset.change, data.more.change, data.data_format.change, cutoff_len.release,
+           overlength.change], trigger_mode="always_last", **inspection(ctx, tab))
+    wire_placeholder_fields(data.placeholders)
+
+
+def inspection(ctx: AppContext, tab: TrainTab) -> dict[str, Any]:
+    """The dataset inspection's handler, inputs and outputs: it runs when the dataset or how it is measured
+    changes, and after a config is loaded (whose data.replace fills the placeholder fields it shows)."""
+    data, options = tab.data, tab.training.options
+    return {"fn": bind(bind(train_data.inspect, ctx), data),
+            "inputs": [tab.model.name, data.dataset, data.more, data.data_format, options[CUTOFF_LEN],
+                       options[OVERLENGTH], data.placeholders.mapping],
+            "outputs": [data.summary, data.preview, data.example, data.histogram, data.over_cutoff,
+                        *data.placeholders.outputs]}
+
+
+def wire_form(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
+    form = tab.form_inputs()
+    method, training, config = tab.method, tab.training, tab.config
+    training.stop_by.change(bind(h.stop_by_shown, training), training.stop_by,
+                            [training.options[EPOCHS], training.options[MAX_STEPS]])
+    # A new method's count and preview run after its options are shown: the bits radio's choices change with the
+    # method, and gradio refuses a value that is not among them.
+    method_shown = method.name.change(bind(h.method_visibility, method), [method.name, method.bits],
+                                      [*method.options.values(), method.bits])
+    plan_triggers = [app.load, tab.model.name.change, tab.data.dataset.change] + [
+        method.options[field].change for field in COUNT_FIELDS]
+    # Every change starts its own count at once (most are counted from config.json in microseconds); an answer
+    # that comes back after a newer request of the same visitor is dropped (train_count.count_trainable).
+    count = {"fn": bind(train_count.count_trainable, ctx), "inputs": form, "outputs": method.trainable,
+             "concurrency_limit": None, "show_progress": "hidden"}
+    gr.on(plan_triggers, trigger_mode="multiple", **count)
+    method_shown.then(**count)
+    preview = {"fn": bind(bind(h.preview, ctx), config), "inputs": [config.config_name, *form],
+               "outputs": [config.yaml, config.command], "show_progress": "hidden"}
+    gr.on([app.load] + [c.change for c in form if c is not method.name] + [config.config_name.change],
+          trigger_mode="always_last", **preview)
+    method_shown.then(**preview)
+    config.save.click(bind(h.save_config_clicked, ctx), [config.config_name, *form], config.saved)
+    app.load(bind(h.list_configs, ctx), None, config.saved)  # the page was built when the server started
+    config.load.click(bind(bind(h.load_saved_config, ctx), tab), config.saved, form).then(**inspection(ctx, tab))
+
+
+def wire_monitor(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
+    panel = tab.monitor
+    app.load(h.plot_titles, None, panel.loss)
+    timers = [panel.current, panel.seen, panel.timer, panel.watch]
+    live = [panel.progress, panel.loss, panel.log, panel.loss_colors]
+    panel.start.click(bind(bind(train_follow.start, ctx), panel), [panel.run_name, *tab.form_inputs()],
+                      [*timers, panel.run_name])
+    panel.stop.click(bind(train_follow.stop, ctx), panel.current, None)
+    panel.cancel.click(bind(train_follow.ask_cancel, ctx), panel.current, panel.confirm_cancel.outputs)
+    panel.confirm_cancel.yes.click(bind(bind(train_follow.cancel, ctx), panel), panel.confirm_cancel.pending,
+                                   [*panel.confirm_cancel.outputs, *timers, *live])
+    panel.timer.tick(bind(bind(train_follow.poll, ctx), panel), [panel.current, panel.seen], [*timers, *live],
+                     show_progress="hidden")
+    # After a reload (or a restart of launch.py) the page follows the run that is training now; while it follows
+    # none, the watch looks for one (train_follow).
+    follow = bind(bind(train_follow.watch, ctx), panel)
+    app.load(follow, None, timers)
+    panel.watch.tick(follow, panel.current, timers, show_progress="hidden")
