@@ -21,9 +21,11 @@ if "WORKBENCH_CACHE_DIR" not in os.environ:
 from tests.tiny import build_tiny_llama  # noqa: E402
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: trains for minutes; still runs in CI")
-    config.addinivalue_line("markers", "browser: drives headless Chromium")
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test's folder says what it needs (markers in pyproject.toml): tests/browser drives Chromium."""
+    for item in items:
+        if "browser" in Path(str(item.path)).relative_to(ROOT).parts[:2]:
+            item.add_marker(pytest.mark.browser)
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import gradio as gr
 
 from webui.context import AppContext
-from webui.tabs.train.tab import build_train_tab
 from webui.tabs.train.panels import TrainTab
+from webui.tabs.train.tab import build_train_tab
 
 
 def train_tab(ctx: AppContext) -> TrainTab:

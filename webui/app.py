@@ -14,15 +14,15 @@ from pathlib import Path
 import gradio as gr
 
 from engine.__main__ import CACHE_ENV
+from webui.components.render import CSS
+from webui.components.wiring import bind
 from webui.context import AppContext
 from webui.i18n import i18n, language_head, t
 from webui.options import parse_args, port_in_use
-from webui.components.render import CSS
 from webui.tabs.chat import build_chat_tab
 from webui.tabs.export import build_export_tab
 from webui.tabs.runs.tab import build_runs_tab, redraw_runs
 from webui.tabs.train.tab import build_train_tab
-from webui.components.wiring import bind
 
 log = logging.getLogger(__name__)
 

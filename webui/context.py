@@ -10,8 +10,8 @@ from pathlib import Path
 from webui.jobs.boundary import ASSETS, Boundary
 from webui.jobs.chat_client import ChatClient
 from webui.jobs.exports import ExportManager
-from webui.jobs.scheduler import Scheduler
 from webui.jobs.runs import RunManager
+from webui.jobs.scheduler import Scheduler
 
 
 @dataclass

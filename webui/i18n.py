@@ -18,8 +18,8 @@ from typing import Any
 import gradio as gr
 
 from engine.config import DataConfig, MethodConfig, field_help
-from webui.jobs.commands import REPO_ROOT
 from webui.forms.fields import OPTIONS
+from webui.jobs.commands import REPO_ROOT
 
 LOCALES_DIR = REPO_ROOT / "assets" / "locales"
 LANGUAGES = ("en", "zh")

@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.jobs import rundir
 from engine.chat.session import ChatError, ChatSession, Generation, check_params
 from engine.data.toolcalls import ToolDataError, call_signature, parse_tools
+from engine.jobs import rundir
 
 
 def parse_adapter_args(values: list[str]) -> dict[str, str]:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.jobs import rundir
 from engine.config import ModelConfig, RunConfig
+from engine.jobs import rundir
 from engine.jobs.failures import EngineError
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any, get_args
 
 from engine.config import DataFormat
-from engine.jobs.failures import DataError
 from engine.data.templates import REASONING_FIELDS as REASONING_KEYS  # an assistant turn's reasoning, trained with it
 from engine.data.toolcalls import ToolDataError, calls_from_openai, calls_from_sharegpt, link_tool_results, parse_tools
+from engine.jobs.failures import DataError
 
 FORMATS: tuple[str, ...] = tuple(name for name in get_args(DataFormat) if name != "auto")
 # Fields a row needs, per format: each group lists alternatives, one of which must be present.

@@ -26,15 +26,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.data import formats, sources
 from engine.config import DataConfig, RunConfig, TrainConfig
-from engine.jobs.failures import DataError
-from engine.jobs.lifetime import memory_cap_mb
+from engine.data import formats, sources
 from engine.data.masking import template_notes as masking_notes
 from engine.data.placeholders import fill_placeholders, find_placeholders
 from engine.data.reasoning import drop_reasoning
 from engine.data.sample import SAMPLE_ROWS
 from engine.data.tokens import chat_spans, ensure_chat_template
+from engine.jobs.failures import DataError
+from engine.jobs.lifetime import memory_cap_mb
 
 IGNORE_INDEX = -100
 PREVIEW_ROWS = 5

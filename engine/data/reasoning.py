@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.jobs.failures import DataError
 from engine.data.templates import REASONING_FIELDS, THINK_CLOSE, THINK_OPEN
+from engine.jobs.failures import DataError
 
 
 def reply_without_reasoning(content: str) -> str:

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.jobs.failures import DataError
-from engine.data.readers import bad_csv, dataset_file, bad_jsonl_line, bad_parquet, extra_csv_fields, not_an_object
+from engine.data.readers import bad_csv, bad_jsonl_line, bad_parquet, dataset_file, extra_csv_fields, not_an_object
 from engine.data.streams import CHUNK_BYTES, MAX_ROW_BYTES, json_items, lines, too_long
+from engine.jobs.failures import DataError
 
 SAMPLE_ROWS = 2000
 SAMPLE_BYTES = 16 << 20

@@ -28,9 +28,9 @@ from typing import Any
 
 from engine.config import DataConfig, Mix
 from engine.data.paths import DATA_EXTENSIONS, display_name
-from engine.jobs.failures import DataError
 from engine.data.readers import read_records
 from engine.data.sample import Sample, read_sample
+from engine.jobs.failures import DataError
 
 LoadOne = Callable[[DataConfig], tuple[list[dict], str]]  # config of one dataset -> (its rows, its format)
 SAVED_MARKERS = ("dataset_dict.json", "state.json")  # what DatasetDict / Dataset.save_to_disk write

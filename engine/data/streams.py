@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from engine.jobs.failures import DataError
 from engine.data.readers import not_a_list, not_json, not_utf8
+from engine.jobs.failures import DataError
 
 CHUNK_BYTES = 1 << 20
 MAX_ROW_BYTES = 64 << 20  # one line, paragraph or JSON row longer than this is refused, not held

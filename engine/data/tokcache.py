@@ -29,9 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.data import pipeline as data, sources
 from engine.__main__ import CACHE_ENV
 from engine.config import RunConfig
+from engine.data import pipeline as data
+from engine.data import sources
 from engine.jobs.outputs import clean_stale_partials, partial_path
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from typing import Any
 
 import jinja2
 
-from engine.jobs.failures import DataError
 from engine.data.masking import MaskingError, render_with_spans
+from engine.jobs.failures import DataError
 
 Messages = list[dict[str, Any]]
 Span = tuple[int, int]

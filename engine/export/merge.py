@@ -35,11 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.jobs import rundir
 from engine.config import ADAPTER_METHODS, EXPORT_DTYPES, MERGEABLE, PROMPT_LEARNING, ModelConfig, RunConfig
-from engine.jobs.failures import EngineError, explain
 from engine.export.model_card import how_to_load, model_card, title_of, unmergeable_reason
-from engine.jobs.outputs import clean_stale_partials, partial_path, publish, zip_folder
 from engine.export.verify import (
     TOLERANCE,
     Verification,
@@ -49,6 +46,9 @@ from engine.export.verify import (
     reload_and_compare,
     verification_prompts,
 )
+from engine.jobs import rundir
+from engine.jobs.failures import EngineError, explain
+from engine.jobs.outputs import clean_stale_partials, partial_path, publish, zip_folder
 
 logger = logging.getLogger("engine.export.merge")
 

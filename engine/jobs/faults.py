@@ -1,4 +1,4 @@
-"""Fault points: where the fault tests (tests/test_faults_train.py) make the engine kill itself, as a `kill -9`
+"""Fault points: where the fault tests (tests/faults/test_faults_train.py) make the engine kill itself, as a `kill -9`
 or an out-of-memory kill would, at a moment they could not reach reliably from outside.
 
 `WORKBENCH_FAULT=POINT` names one point; the engine process that reaches it sends itself SIGKILL there.

@@ -17,9 +17,9 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, PreTrainedModel
 
 from engine.config import MethodConfig, ModelConfig
+from engine.data.tokens import ensure_pad_token
 from engine.jobs.failures import EngineError
 from engine.model.imports import model_config_json
-from engine.data.tokens import ensure_pad_token
 
 log = logging.getLogger(__name__)
 

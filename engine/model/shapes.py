@@ -1,6 +1,6 @@
 """Trainable and total parameter counts of a model and a method, from the model's config.json alone
 (no torch, no weights): the shapes of Llama-like decoders and of the adapters peft attaches to them,
-counted the way `python -m engine plan` counts them (tests/test_param_count.py holds the two equal).
+counted the way `python -m engine plan` counts them (tests/unit/test_param_count.py holds the two equal).
 
 `count(config_json, method)` returns None wherever the shapes cannot be derived here (another
 architecture, custom code, a regex or an unusual module as target, a freeze deeper than the model);

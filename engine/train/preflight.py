@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.train.collate import first_fit
 from engine.jobs.failures import EngineError
+from engine.train.collate import first_fit
 
 GIB = 2**30
 ACTIVATIONS_PER_LAYER = 8  # hidden-sized tensors a decoder layer keeps per token for backward, at least

@@ -22,13 +22,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from engine.jobs import rundir
 from engine.config import ADAPTER_METHODS, ConfigError, RunConfig, load_config
+from engine.jobs import rundir
 from engine.jobs.failures import explain
 from engine.jobs.faults import fault_point
-from engine.model.imports import skip_bitsandbytes_unless_used
 from engine.jobs.outputs import clean_stale_partials, partial_path, publish
 from engine.jobs.reporter import JobReporter
+from engine.model.imports import skip_bitsandbytes_unless_used
 
 log = logging.getLogger("engine")
 
@@ -147,9 +147,9 @@ def run_train(config: RunConfig, overwrite: bool = False) -> int:
 
 def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: StopRequest) -> str:
     from engine.data import pipeline as data
-    from engine.model.loading import device, fit_embeddings, load_model, load_tokenizer
     from engine.data.tokcache import tokenized_splits
     from engine.data.tokens import ensure_chat_template
+    from engine.model.loading import device, fit_embeddings, load_model, load_tokenizer
 
     started = time.time()
     run.config.write_text(config.to_yaml(), encoding="utf-8")

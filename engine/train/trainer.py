@@ -13,13 +13,13 @@ from datasets import Dataset
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainerState, TrainingArguments
 from transformers.trainer_utils import TrainOutput
 
-from engine.jobs import rundir
-from engine.train.batching import Choice, Shape, choose
-from engine.train.collate import REAL_TOKENS, PackingCollator, PaddingCollator
 from engine.config import PROMPT_LEARNING, RunConfig
+from engine.jobs import rundir
 from engine.jobs.events import Metrics, Progress
 from engine.jobs.faults import fault_point
 from engine.model.loading import pick_dtype
+from engine.train.batching import Choice, Shape, choose
+from engine.train.collate import REAL_TOKENS, PackingCollator, PaddingCollator
 
 
 class WorkbenchTrainer(Trainer):

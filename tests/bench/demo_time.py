@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server  # noqa: E402
+from tests.browser.pages import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server  # noqa: E402
 from tests.cli import engine_env  # noqa: E402
 
 

@@ -6,7 +6,7 @@ and wall time.
 
     .venv/bin/python tests/bench/inspect_big.py [--megabytes 300] [--formats jsonl,json,csv,txt,parquet]
 
-tests/test_inspect_bounds.py imports write_dataset and measure from here.
+tests/engine/test_inspect_bounds.py imports write_dataset and measure from here.
 """
 
 from __future__ import annotations
@@ -29,8 +29,7 @@ from engine.__main__ import PARENT_ENV  # noqa: E402
 from webui.jobs import commands as engine_cli  # noqa: E402
 
 DEMO_MODEL = ROOT / "assets" / "models" / "workbench-demo-5m"
-WORDS = ("the a model data train token cutoff length answer question why how what learn adapter rank "
-         "weights batch step loss").split()
+WORDS = ["the", "a", "model", "data", "train", "token", "cutoff", "length", "answer", "question", "why", "how", "what", "learn", "adapter", "rank", "weights", "batch", "step", "loss"]
 FORMATS = ("jsonl", "json", "csv", "txt", "parquet")
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server  # noqa: E402
+from tests.browser.pages import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server  # noqa: E402
 
 SUMMARY = "/\\d+ rows/.test(document.querySelector('#wb-data-summary')?.innerText || '')"
 COUNT = "/trainable.*\\d%/.test(document.querySelector('#wb-trainable')?.innerText || '')"

@@ -40,8 +40,8 @@ from transformers import (  # noqa: E402
     TrainingArguments,
 )
 
-from engine.data import pipeline as data  # noqa: E402  (identical rows and masking; see the docstring)
 from engine.config import load_config  # noqa: E402
+from engine.data import pipeline as data  # noqa: E402  (identical rows and masking; see the docstring)
 
 
 def main(config_path: str, out_dir: str) -> int:

@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from engine.config import load_config  # noqa: E402
-from webui.jobs.scheduler import Scheduler  # noqa: E402
 from webui.jobs.runs import RunManager  # noqa: E402
+from webui.jobs.scheduler import Scheduler  # noqa: E402
 
 
 def main() -> int:

@@ -62,11 +62,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import math
 import os
 import platform
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -184,7 +184,8 @@ INPUT_SHARE = {"realistic": 0.2, "short": 0.1}  # rows whose alpaca `input` is n
 
 def token_lengths(records: list[dict], fmt: str, tokenizer: Any) -> list[int]:
     """Each row's token count as the engine tokenizes it (format normalised, chat template, no cutoff)."""
-    from engine.data import pipeline as data, formats
+    from engine.data import formats
+    from engine.data import pipeline as data
 
     _, stats = data.tokenize_rows(formats.normalise(records, fmt, "bench"), tokenizer, 10**9, "truncate")
     return stats.lengths
@@ -509,8 +510,8 @@ def plain_run(config: Path, out_dir: Path, label: str) -> Run:
 
 def split_rows(config: Path) -> tuple[list[dict], list[dict]]:
     """The train and held-out rows exactly as both runs tokenize them (engine.data.pipeline.build_splits)."""
-    from engine.data import pipeline as data
     from engine.config import load_config
+    from engine.data import pipeline as data
     from engine.model.loading import load_tokenizer
 
     cfg = load_config(config)

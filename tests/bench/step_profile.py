@@ -54,8 +54,8 @@ def profile(config_path: Path, skip: int, steps: int) -> dict:
     from torch.profiler import ProfilerActivity
     from transformers import TrainerCallback
 
-    from engine.train import trainer as engine_trainer
     from engine.config import load_config
+    from engine.train import trainer as engine_trainer
     from engine.train.recipe import run_train
 
     profiler = torch.profiler.profile(activities=[ProfilerActivity.CPU])

@@ -33,8 +33,9 @@ def main(argv: list[str] | None = None) -> None:
     data_path = run_bench.build_profile("realistic", out / "data", args.rows, tokenizer, cutoff=args.cutoff)
     os.environ["WORKBENCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="tokcache-bench-")
 
-    from engine.data import pipeline as data, tokcache
     from engine.config import RunConfig
+    from engine.data import pipeline as data
+    from engine.data import tokcache
 
     cfg = RunConfig.model_validate({
         "model": {"name_or_path": str(out / "tokenizer")}, "method": {"name": "lora"},

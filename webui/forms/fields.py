@@ -185,7 +185,7 @@ METHOD_OPTIONS: dict[str, tuple[Option, ...]] = {
     method: tuple(_BY_NAME[name] for name in names) for method, names in ENGINE_METHOD_OPTIONS.items()}
 
 # How the method options are laid out: rows that never show more than four options for any method, so no
-# label is squeezed at the page's width (tests/test_webui_forms.py checks every option has exactly one place).
+# label is squeezed at the page's width (tests/unit/test_webui_forms.py checks every option has exactly one place).
 METHOD_ROWS: tuple[tuple[Option, ...], ...] = (
     (R, LORA_ALPHA, LORA_DROPOUT, TARGET_MODULES),
     (USE_RSLORA, BITS, FREEZE_TRAINABLE_LAYERS),

@@ -10,9 +10,9 @@ from engine.config import ExportConfig
 from engine.jobs.events import FINAL_STATES
 from engine.jobs.outputs import clean_leftovers
 from engine.jobs.rundir import ExportDir, RunDir
-from webui.jobs.scheduler import EXPORT, QUEUED, Scheduler
 from webui.jobs.monitor import JobSnapshot
 from webui.jobs.paths import PathError, safe_name
+from webui.jobs.scheduler import EXPORT, QUEUED, Scheduler
 
 
 class ExportManager:

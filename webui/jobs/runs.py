@@ -15,9 +15,9 @@ from pathlib import Path
 
 from engine.config import ConfigError, RunConfig, load_config
 from engine.jobs.rundir import RunDir
-from webui.jobs.scheduler import QUEUED, STARTING, TRAIN, Scheduler, holds_slot, read_job_status
 from webui.jobs.monitor import JobMonitor
 from webui.jobs.paths import safe_name, slug
+from webui.jobs.scheduler import QUEUED, STARTING, TRAIN, Scheduler, holds_slot, read_job_status
 
 RERUNNABLE = ("failed", "stopped")  # the states from which a run can be started afresh
 

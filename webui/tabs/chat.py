@@ -12,12 +12,19 @@ from typing import Any
 import gradio as gr
 
 from engine.jobs.rundir import RunDir
-from webui.jobs.chat_client import ChatError
-from webui.components.chat_tools import ToolsError, is_tool_call, offered_tools, reply_messages, result_message, text_message
+from webui.components.chat_tools import (
+    ToolsError,
+    is_tool_call,
+    offered_tools,
+    reply_messages,
+    result_message,
+    text_message,
+)
+from webui.components.wiring import bind
 from webui.context import AppContext
 from webui.i18n import failure, t, words
+from webui.jobs.chat_client import ChatError
 from webui.jobs.paths import PathError
-from webui.components.wiring import bind
 
 TUNED = "tuned"
 

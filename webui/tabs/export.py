@@ -17,13 +17,13 @@ import gradio as gr
 
 from engine.config import EXPORT_DTYPES
 from engine.jobs.rundir import ExportDir
+from webui.components.wiring import bind
 from webui.context import AppContext
 from webui.i18n import failure, t, words
 from webui.jobs.monitor import JobSnapshot
 from webui.jobs.paths import PathError
 from webui.jobs.runs import RunError
 from webui.tabs.chat import finished_runs
-from webui.components.wiring import bind
 
 POLL_S = 0.5
 SPINNER = "◐◓◑◒"

@@ -12,12 +12,12 @@ from typing import Any
 import gradio as gr
 
 from webui.components.confirm import Confirm, ask, closed
+from webui.components.render import state_label
+from webui.components.wiring import bind
 from webui.context import AppContext
 from webui.i18n import failure, message, words
 from webui.jobs.paths import PathError
-from webui.components.render import state_label
 from webui.jobs.runs import RERUNNABLE, RunError
-from webui.components.wiring import bind
 
 
 def ask_rerun(ctx: AppContext, selected: list[str] | None, request: gr.Request | None = None) -> tuple[Any, ...]:

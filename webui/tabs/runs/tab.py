@@ -10,16 +10,24 @@ import gradio as gr
 
 from engine.jobs.rundir import RunDir
 from webui.components.confirm import Confirm, ask, build_confirm, closed
+from webui.components.plots import colour_state
+from webui.components.render import (
+    RUN_HEADERS,
+    config_diff_html,
+    log_text,
+    loss_colors,
+    loss_frame,
+    progress_html,
+    runs_rows,
+)
+from webui.components.wiring import bind
 from webui.context import AppContext
 from webui.i18n import failure, message, t, words
 from webui.jobs.paths import PathError
-from webui.components.plots import colour_state
-from webui.components.render import RUN_HEADERS, config_diff_html, log_text, loss_colors, loss_frame, progress_html, runs_rows
-from webui.jobs.scheduler import tail_lines
 from webui.jobs.runs import RunError
+from webui.jobs.scheduler import tail_lines
 from webui.tabs.runs.run_again import wire_run_again
 from webui.tabs.train.handlers import plot_titles
-from webui.components.wiring import bind
 
 
 @dataclass

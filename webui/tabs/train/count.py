@@ -12,13 +12,13 @@ from typing import Any
 import gradio as gr
 
 from engine.config import ConfigError
-from webui.forms import mapping as forms
 from engine.model import shapes as param_count
 from webui.context import AppContext
-from webui.jobs.commands import EngineError, engine_cache, plan_job
+from webui.forms import mapping as forms
 from webui.forms.fields import METHOD_OPTIONS
-from webui.i18n import message
 from webui.forms.models import hub_offline, human_count, model_config_json
+from webui.i18n import message
+from webui.jobs.commands import EngineError, engine_cache, plan_job
 from webui.jobs.paths import PathError
 from webui.tabs.train.handlers import NEW_RUN, Form
 

@@ -13,9 +13,9 @@ import pandas as pd
 
 from webui.context import AppContext
 from webui.forms.datasets import example_segments, length_histogram, preview_rows
-from webui.jobs.commands import EngineError, engine_cache, inspect_job
-from webui.i18n import message, words
 from webui.forms.models import model_folder
+from webui.i18n import message, words
+from webui.jobs.commands import EngineError, engine_cache, inspect_job
 from webui.jobs.paths import PathError
 from webui.tabs.train.panels import DataPanel
 from webui.tabs.train.placeholders import placeholder_view

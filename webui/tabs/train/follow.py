@@ -18,13 +18,13 @@ import gradio as gr
 from engine.config import ConfigError
 from engine.jobs.rundir import FINAL_STATES
 from webui.components.confirm import ask, closed
-from webui.context import AppContext
-from webui.i18n import failure, message, words
-from webui.forms.models import remember_model
-from webui.jobs.paths import PathError, safe_name
 from webui.components.render import log_text, loss_colors, loss_frame, progress_html, state_label
-from webui.jobs.scheduler import tail_lines
+from webui.context import AppContext
+from webui.forms.models import remember_model
+from webui.i18n import failure, message, words
+from webui.jobs.paths import PathError, safe_name
 from webui.jobs.runs import RunError
+from webui.jobs.scheduler import tail_lines
 from webui.tabs.train.handlers import NEW_RUN, Form
 from webui.tabs.train.panels import MonitorPanel
 

@@ -16,15 +16,15 @@ from gradio.utils import get_upload_folder
 
 from engine.config import ConfigError, RunConfig, load_config
 from engine.data.paths import display_name
-from webui.forms import mapping as forms
+from webui.components.widgets import bits_radio_choices
 from webui.context import AppContext
+from webui.forms import mapping as forms
 from webui.forms.datasets import dataset_choices, store_upload
 from webui.forms.fields import BITS, EPOCHS, MAX_STEPS, OPTIONS
-from webui.i18n import failure, message, words
 from webui.forms.models import hub_offline, model_info
+from webui.i18n import failure, message, words
 from webui.jobs.paths import PathError, safe_name
 from webui.tabs.train.panels import ConfigPanel, MethodPanel, TrainingPanel, TrainTab
-from webui.components.widgets import bits_radio_choices
 
 NEW_RUN = "NEW_RUN"
 

@@ -11,9 +11,12 @@ from dataclasses import dataclass
 import gradio as gr
 
 from engine.config import DATA_EXTENSIONS, DataConfig, MethodConfig, RunConfig, choices
-from webui.forms import mapping as forms
 from webui.components.confirm import Confirm, build_confirm
+from webui.components.plots import colour_state
+from webui.components.render import loss_frame
+from webui.components.widgets import bits_radio, field_widget, stop_by_radio
 from webui.context import AppContext
+from webui.forms import mapping as forms
 from webui.forms.datasets import dataset_choices
 from webui.forms.fields import (
     ADVANCED_FIELDS,
@@ -28,12 +31,9 @@ from webui.forms.fields import (
     FormField,
     Option,
 )
-from webui.i18n import t
 from webui.forms.models import model_choices
-from webui.components.plots import colour_state
-from webui.components.render import loss_frame
+from webui.i18n import t
 from webui.tabs.train.placeholders import PlaceholderPanel, build_placeholder_panel
-from webui.components.widgets import bits_radio, field_widget, stop_by_radio
 
 Component = gr.components.Component
 FOLLOW_S = 1.0  # the live view's refresh while a run is followed
@@ -194,16 +194,15 @@ def build_training_panel(start: forms.Values) -> TrainingPanel:
 
 
 def build_config_panel(saved_configs: list[tuple[str, str]]) -> ConfigPanel:
-    with gr.Accordion(t("train.config"), open=False) as panel:
-        with gr.Row():
-            yaml_view = gr.Code(language="yaml", label=t("train.yaml"), lines=14, elem_id="wb-yaml", scale=3)
-            with gr.Column(scale=2):
-                command = gr.Textbox(label=t("train.command"), info=t("train.command_help"), interactive=False,
-                                     elem_id="wb-command")
-                config_name = gr.Textbox(label=t("train.config_name"), value="my-run", elem_id="wb-config-name")
-                save = gr.Button(t("train.save_config"))
-                saved = gr.Dropdown(saved_configs, label=t("train.saved_configs"))
-                load = gr.Button(t("train.load_config"))
+    with gr.Accordion(t("train.config"), open=False) as panel, gr.Row():
+        yaml_view = gr.Code(language="yaml", label=t("train.yaml"), lines=14, elem_id="wb-yaml", scale=3)
+        with gr.Column(scale=2):
+            command = gr.Textbox(label=t("train.command"), info=t("train.command_help"), interactive=False,
+                                 elem_id="wb-command")
+            config_name = gr.Textbox(label=t("train.config_name"), value="my-run", elem_id="wb-config-name")
+            save = gr.Button(t("train.save_config"))
+            saved = gr.Dropdown(saved_configs, label=t("train.saved_configs"))
+            load = gr.Button(t("train.load_config"))
     return ConfigPanel(yaml=yaml_view, command=command, config_name=config_name, save=save, saved=saved, load=load,
                        panel=panel)
 

@@ -12,8 +12,8 @@ import gradio as gr
 
 from engine.data.paths import display_name
 from webui.context import AppContext
-from webui.jobs.commands import EngineError, engine_cache, inspect_job
 from webui.i18n import message
+from webui.jobs.commands import EngineError, engine_cache, inspect_job
 from webui.jobs.paths import PathError
 
 

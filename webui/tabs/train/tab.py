@@ -8,13 +8,15 @@ from typing import Any
 
 import gradio as gr
 
-from webui.forms import mapping as forms
+from webui.components.wiring import bind
 from webui.context import AppContext
+from webui.forms import mapping as forms
 from webui.forms.fields import COUNT_FIELDS, CUTOFF_LEN, EPOCHS, MAX_STEPS, OVERLENGTH
 from webui.i18n import t
-from webui.tabs.train import count as train_count, data as train_data, follow as train_follow
+from webui.tabs.train import count as train_count
+from webui.tabs.train import data as train_data
+from webui.tabs.train import follow as train_follow
 from webui.tabs.train import handlers as h
-from webui.tabs.train.placeholders import wire_placeholder_fields
 from webui.tabs.train.panels import (
     TrainTab,
     build_config_panel,
@@ -25,7 +27,7 @@ from webui.tabs.train.panels import (
     build_training_panel,
     start_values,
 )
-from webui.components.wiring import bind
+from webui.tabs.train.placeholders import wire_placeholder_fields
 
 
 def build_train_tab(ctx: AppContext, app: gr.Blocks) -> TrainTab:

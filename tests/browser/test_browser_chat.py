@@ -1,0 +1,185 @@
+"""The Chat tab in a real browser: multi-turn conversations (side by side and alone) whose every reply is what
+the engine's own chat code gives for the same history, a message sent while the model loads, and a message
+sent with no model loaded.
+
+One server and one short run (trained through the CLI) serve the module. The loading test comes first, while
+the chat worker has not started yet, so that loading takes seconds and the message really arrives during it. The expected replies are computed in
+the test process with engine.chat.session.ChatSession on the same run, greedy, turn by turn on each pane's own history.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+
+import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+from tests.browser.pages import browser, make_run, open_page, pick, server, set_number, shot  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.browser
+
+RUN = "chat-demo"
+TUNED = "tuned"  # the name the Chat tab gives the run's adapter in the worker
+MAX_NEW_TOKENS = 32
+QUESTIONS = ["Who are you?", "What is your name?", "What can you do?", "Who made you?", "Are you ChatGPT?"]
+
+
+@pytest.fixture(scope="module")
+def run(server) -> str:
+    make_run(server[1], RUN, steps=40)
+    return RUN
+
+
+@pytest.fixture(scope="module")
+def engine_replies(server, run) -> Iterator[Callable[[str | None, list[str]], list[str]]]:
+    """replies(adapter, questions): the engine's greedy reply to each question, each asked after the ones before
+    it and the engine's own earlier replies (adapter None = the base model)."""
+    from engine.chat.session import ChatSession
+
+    session = ChatSession()
+    session.load(None, {TUNED: str(server[1] / "runs" / run)})
+
+    def replies(adapter: str | None, questions: list[str]) -> list[str]:
+        history: list[dict[str, str]] = []
+        answers = []
+        for question in questions:
+            history.append({"role": "user", "content": question})
+            answer = "".join(session.generate(history, adapter, None, max_new_tokens=MAX_NEW_TOKENS,
+                                              temperature=0.0))
+            history.append({"role": "assistant", "content": answer})
+            answers.append(answer)
+        return answers
+
+    yield replies
+    session.unload()
+
+
+# ---------------------------------------------------------------------------------------------- page helpers
+
+
+def comparable(text: str) -> str:
+    """Letters and digits only: markdown rendering may drop or restyle punctuation such as * and #."""
+    return " ".join(re.sub(r"[^\w]+", " ", text).split())
+
+
+def open_chat(page, run: str) -> None:
+    page.get_by_role("tab", name="Chat").click()
+    pick(page, "#wb-chat-run", run)
+    page.locator("#wb-chat-sampling").get_by_text("Sampling").click()
+    set_number(page, "wb-chat-max-new-tokens", str(MAX_NEW_TOKENS))
+    set_number(page, "wb-chat-temperature", "0")  # greedy, as the expected replies
+    # the slider takes the typed number on blur; on a busy machine that can lag behind the next click
+    for elem_id, value in (("wb-chat-max-new-tokens", MAX_NEW_TOKENS), ("wb-chat-temperature", 0)):
+        page.wait_for_function("([id, value]) => Number(document.querySelector(`#${id} input[type=range]`).value)"
+                               " === value", arg=[elem_id, value], timeout=30_000)
+
+
+def conversation(page, pane: str) -> list[tuple[str, str]]:
+    """(role, text) of every message in a Chatbot, in order."""
+    return page.evaluate("""(pane) => [...document.querySelectorAll(
+            `${pane} [data-testid=user], ${pane} [data-testid=bot]`)]
+        .map(m => [m.getAttribute('data-testid'), m.innerText])""", pane)
+
+
+def send(page, text: str, *, enter: bool = False) -> None:
+    box = page.locator("#wb-chat-msg textarea")
+    box.fill(text)
+    if enter:
+        box.press("Enter")
+    else:
+        page.click("#wb-chat-send")
+
+
+def wait_for_reply(page, pane: str, turns: int, expected: str, timeout: float = 90_000) -> None:
+    """Wait until `pane` holds `turns` replies and the last one is `expected` (as the page shows text)."""
+    try:
+        page.wait_for_function(
+            """([pane, turns, expected]) => {
+                const bots = document.querySelectorAll(`${pane} [data-testid=bot]`);
+                if (bots.length !== turns) return false;
+                const text = bots[bots.length - 1].innerText.replace(/[^\\p{L}\\p{N}_]+/gu, ' ').trim()
+                    .replace(/\\s+/g, ' ');
+                return text === expected;
+            }""", arg=[pane, turns, comparable(expected)], timeout=timeout)
+    except PlaywrightTimeout:
+        raise AssertionError(f"{pane} after turn {turns}: expected reply {expected!r}, "
+                             f"the page holds {conversation(page, pane)!r}") from None
+
+
+def assert_history(page, pane: str, questions: list[str], replies: list[str]) -> None:
+    shown = [(role, comparable(text)) for role, text in conversation(page, pane)]
+    expected = [pair for q, a in zip(questions, replies) for pair in (("user", comparable(q)), ("bot", comparable(a)))]
+    assert shown == expected, f"{pane}: {shown!r}"
+
+
+def toasts(page) -> list[str]:
+    return page.locator("[data-testid=toast-body]").all_inner_texts()
+
+
+def error_badges(page) -> int:
+    """Components showing gradio's error state (the red 'Error' badge) in the Chat tab's panes and message box."""
+    return page.locator("#wb-chat-tuned .error, #wb-chat-base .error, #wb-chat-msg .error").count()
+
+
+# ---------------------------------------------------------------------------------------------- tests
+
+
+def test_send_while_loading_then_without_model(browser, server, run, engine_replies):
+    """Alone (no side by side): a message sent right after pressing Load is answered once the model is loaded,
+    the status line says loading, then loaded; the second turn sees the first; after Unload a message gets one
+    sentence saying no model is loaded, and the conversation stays on screen."""
+    questions = QUESTIONS[:2]
+    replies = engine_replies(TUNED, questions)
+    page = open_page(browser, server[0])
+    open_chat(page, run)
+    page.get_by_role("button", name="Unload", exact=True).click()
+    page.wait_for_selector("#wb-chat-status:has-text('Unloaded')")
+    page.evaluate("""() => { window.__status = [];
+        const box = document.querySelector('#wb-chat-status');
+        new MutationObserver(() => window.__status.push(box.innerText))
+            .observe(box, {subtree: true, childList: true, characterData: true}); }""")
+    page.click("#wb-chat-load")
+    send(page, questions[0])  # at once: the worker is still starting and loading
+    wait_for_reply(page, "#wb-chat-tuned", 1, replies[0], timeout=180_000)
+    statuses = " | ".join(page.evaluate("window.__status"))
+    assert "Loading" in statuses and "Loaded" in page.locator("#wb-chat-status").inner_text(), statuses
+    send(page, questions[1], enter=True)
+    wait_for_reply(page, "#wb-chat-tuned", 2, replies[1])
+    assert_history(page, "#wb-chat-tuned", questions, replies)
+    assert error_badges(page) == 0 and not toasts(page), toasts(page)
+
+    page.get_by_role("button", name="Unload", exact=True).click()
+    page.wait_for_selector("#wb-chat-status:has-text('Unloaded')")
+    send(page, "Who made you?")
+    page.wait_for_selector("[data-testid=toast-body]")
+    said = toasts(page)
+    assert len(said) == 1 and "No model is loaded" in said[0], said
+    assert_history(page, "#wb-chat-tuned", questions, replies)  # the conversation stays
+    assert page.locator("#wb-chat-msg textarea").input_value() == "Who made you?"  # the message is not lost
+    assert error_badges(page) == 0
+    shot(page, "chat-no-model")
+    page.context.close()
+
+
+def test_five_turns_side_by_side(browser, server, run, engine_replies):
+    """Each of five turns is answered in both panes with the engine's reply to that pane's history, and
+    both panes keep every earlier turn (the second message used to fail and wipe the first exchange)."""
+    tuned_replies = engine_replies(TUNED, QUESTIONS)
+    base_replies = engine_replies(None, QUESTIONS)
+    assert tuned_replies != base_replies  # the adapter changes the answers: each pane is checked against its own
+    page = open_page(browser, server[0])
+    open_chat(page, run)
+    page.click("#wb-chat-load")
+    page.wait_for_selector("#wb-chat-status:has-text('Loaded')", timeout=120_000)
+    page.locator("#wb-side-by-side input").check()
+    page.wait_for_selector("#wb-chat-base", state="visible")
+    for turn, question in enumerate(QUESTIONS, 1):
+        send(page, question, enter=turn % 2 == 0)  # Send and Enter both
+        wait_for_reply(page, "#wb-chat-tuned", turn, tuned_replies[turn - 1])
+        wait_for_reply(page, "#wb-chat-base", turn, base_replies[turn - 1])
+        assert_history(page, "#wb-chat-tuned", QUESTIONS[:turn], tuned_replies[:turn])
+        assert_history(page, "#wb-chat-base", QUESTIONS[:turn], base_replies[:turn])
+        assert error_badges(page) == 0 and not toasts(page), toasts(page)
+    shot(page, "chat-five-turns")
+    page.context.close()

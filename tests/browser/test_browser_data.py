@@ -1,0 +1,155 @@
+"""The Train tab's dataset panel in a real browser: the token-length histogram as drawn, and uploads that stay
+listed after a reload without piling up copies (issue 9, items 3 and 5)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.browser.pages import browser, page, pick, server, set_number, shot  # noqa: F401
+from webui.tabs.train.data import FITS_COLOUR, OVER_COLOUR
+
+pytestmark = pytest.mark.browser
+
+# What the drawn chart says: each bar's aria label (vega writes "x: bin; y: rows; colour: category"), row count,
+# fill and whether it can be seen (the topmost element at its centre: a bar drawn outside the clipped plot area,
+# as gradio drew over-cutoff bars, is not), the x-axis labels in drawing order with their boxes, and the legend.
+READ_CHART = """() => {
+  const chart = document.querySelector('#wb-lengths');
+  const bars = Array.from(chart.querySelectorAll('[aria-roledescription=bar]')).map(bar => {
+    const parts = bar.getAttribute('aria-label').split('; ').map(part => part.split(': ')[1]);
+    const box = bar.getBoundingClientRect();
+    const top = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+    return {label: bar.getAttribute('aria-label'), rows: Number(parts[1]), category: parts[2],
+            fill: (bar.getAttribute('fill') || '').toLowerCase(), seen: box.height > 0 && top === bar};
+  });
+  const labels = Array.from(chart.querySelectorAll("[aria-label^='X-axis'] .role-axis-label text")).map(text => {
+    const box = text.getBoundingClientRect();
+    return {text: text.textContent, left: box.left, right: box.right, top: box.top, bottom: box.bottom};
+  });
+  const legend = chart.querySelector("[aria-label^='Symbol legend']");
+  return {bars, labels, legend: legend ? legend.textContent : ''};
+}"""
+
+
+def bar_labels(page) -> list[str]:
+    return [bar["label"] for bar in page.evaluate(READ_CHART)["bars"]]
+
+
+def read_chart(page, before: list[str]) -> dict:
+    """The chart once it is redrawn (its bars differ from `before`) and settled."""
+    deadline = time.time() + 120
+    while (chart := page.evaluate(READ_CHART))["bars"] and [bar["label"] for bar in chart["bars"]] == before:
+        assert time.time() < deadline, f"the chart was not redrawn: {chart}"
+        time.sleep(0.5)
+    time.sleep(1)  # the redraw's transition
+    page.locator("#wb-lengths").scroll_into_view_if_needed()
+    return page.evaluate(READ_CHART)
+
+
+def overlaps(a: dict, b: dict) -> bool:
+    return a["left"] < b["right"] and b["left"] < a["right"] and a["top"] < b["bottom"] and b["top"] < a["bottom"]
+
+
+def set_cutoff(page, cutoff: int) -> dict:
+    """Type a cutoff and return the chart once it is redrawn for it."""
+    before = bar_labels(page)
+    set_number(page, "f-train-cutoff-len", str(cutoff))
+    page.wait_for_selector(f"#wb-over-cutoff:has-text('({cutoff})')", timeout=120_000)
+    return read_chart(page, before)
+
+
+def test_histogram_draws_every_row_in_numeric_bins(page):
+    """The starter set at cutoff 64: 25 rows fit, 15 are over; all 40 are drawn, the over ones in their colour.
+
+    64, then 1024 (every row fits), then 64 again: the last answer comes from the inspect cache and reaches
+    the chart as new data only, which gradio drew with the colour scale of the all-fitting chart before."""
+    page.wait_for_selector("#wb-data-summary:has-text('40')", timeout=120_000)
+    page.wait_for_selector("#wb-lengths [aria-roledescription=bar]", timeout=120_000)  # drawn at the starter cutoff
+    set_cutoff(page, 64)
+    assert sum(bar["rows"] for bar in set_cutoff(page, 1024)["bars"]) == 40
+    chart = set_cutoff(page, 64)
+    shot(page, "data-histogram-64")
+
+    bars = chart["bars"]
+    assert sum(bar["rows"] for bar in bars) == 40, bars
+    assert all(bar["seen"] for bar in bars if bar["rows"]), bars  # every row is drawn where it can be seen
+    assert sum(bar["rows"] for bar in bars if bar["category"] == "over cutoff") == 15, bars
+    labels = [label["text"] for label in chart["labels"]]
+    lows = [int(re.match(r"\d+", text)[0]) for text in labels]
+    assert lows == sorted(lows) and len(lows) == len(set(lows)) >= 2, labels  # numeric order, one label a bin
+    assert "57–64" in labels and "65–72" in labels  # the cutoff is a bin edge
+    assert {bar["fill"] for bar in bars if bar["rows"] and bar["category"] == "over cutoff"} == {OVER_COLOUR}
+    assert {bar["fill"] for bar in bars if bar["rows"] and bar["category"] == "fits"} == {FITS_COLOUR}
+    assert "64" in chart["legend"], chart["legend"]  # the cutoff is named by the colours' legend
+    boxes = chart["labels"]
+    assert not any(overlaps(a, b) for a, b in zip(boxes, boxes[1:])), boxes  # readable: no label over another
+
+
+def dropdown_options(page, selector: str) -> list[str]:
+    box = page.locator(f"{selector} input")
+    box.click()
+    options = page.locator("[role=option]").all_inner_texts()
+    box.press("Escape")
+    box.blur()  # a focused dropdown keeps showing its typed text, not the value the server sets
+    return [text.replace("✓", "").strip() for text in options]  # the chosen option carries a tick
+
+
+def test_upload_stays_listed_after_reload_and_is_stored_once(page, server, tmp_path):
+    _, workspace = server
+    data = tmp_path / "alpaca_en_demo.json"
+    data.write_text(json.dumps([{"instruction": "Say hi.", "input": "", "output": "Hi!"}] * 3), encoding="utf-8")
+    page.locator("#wb-upload input[type=file]").set_input_files(str(data))
+    page.wait_for_function("() => document.querySelector('#wb-dataset input').value === 'uploads/alpaca_en_demo.json'")
+    assert not any((workspace / ".gradio").rglob("alpaca_en_demo.json"))  # moved out of Gradio's cache: one copy
+
+    page.reload()
+    page.wait_for_selector("#wb-start")
+    deadline = time.time() + 60
+    while "uploads/alpaca_en_demo.json" not in (options := dropdown_options(page, "#wb-dataset")):
+        assert time.time() < deadline, f"the upload is not listed after a reload: {options}"
+        time.sleep(1)
+
+    page.locator("#wb-upload input[type=file]").set_input_files(str(data))  # the same file again
+    page.wait_for_function("() => document.querySelector('#wb-dataset input').value === 'uploads/alpaca_en_demo.json'")
+    assert sorted(p.name for p in (workspace / "uploads").iterdir()) == ["alpaca_en_demo.json"]
+    assert not any((workspace / ".gradio").rglob("alpaca_en_demo.json"))  # the second copy Gradio got is gone too
+    options = dropdown_options(page, "#wb-dataset")
+    assert options.count("uploads/alpaca_en_demo.json") == 1, options
+
+
+def test_a_file_bigger_than_the_sample_says_which_rows_were_measured(page, tmp_path):
+    """Every row is counted; the summary by the histogram says the lengths come from the first 2,000."""
+    data = tmp_path / "many.jsonl"
+    data.write_text("".join(json.dumps({"instruction": f"Question {i}?", "output": f"Answer {i}."}) + "\n"
+                            for i in range(2500)), encoding="utf-8")
+    page.locator("#wb-upload input[type=file]").set_input_files(str(data))
+    summary = page.wait_for_selector("#wb-data-summary:has-text('2,500')", timeout=120_000)
+    text = summary.inner_text()
+    assert "2,500 rows" in text and "first 2,000 rows" in text, text
+    page.wait_for_selector("#wb-lengths [aria-roledescription=bar]", timeout=120_000)
+    shot(page, "data-sampled")
+
+
+def test_two_datasets_are_listed_per_file_and_both_go_into_the_yaml(page):
+    """The starter set stays the dataset; a sample picked under "More datasets" adds a per-file line of rows and
+    formats under the inspection, and the config preview's data.path lists both, the dataset first."""
+    page.wait_for_selector("#wb-data-summary:has-text('40')", timeout=120_000)
+    pick(page, "#wb-more-datasets", "samples/instructions_openai.jsonl")
+    summary = page.wait_for_selector("#wb-data-summary:has-text('rows in all')", timeout=120_000).inner_text()
+    assert "identity_alpaca.json: 40 rows (alpaca)" in summary, summary
+    assert "instructions_openai.jsonl: 150 rows (openai)" in summary and "190 rows in all" in summary, summary
+    page.wait_for_selector("#wb-lengths [aria-roledescription=bar]", timeout=120_000)  # the first one's histogram
+    page.get_by_text("Config preview, save and load").click()
+    yaml_box = page.locator("#wb-yaml .cm-content")
+    page.wait_for_function("() => document.querySelector('#wb-yaml .cm-content')?.innerText.includes("
+                           "'instructions_openai.jsonl')", timeout=60_000)
+    data = yaml.safe_load(yaml_box.inner_text())["data"]
+    assert [Path(path).name for path in data["path"]] == ["identity_alpaca.json", "instructions_openai.jsonl"], data
+    shot(page, "data-two-datasets")
+

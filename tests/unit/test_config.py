@@ -1,0 +1,168 @@
+"""RunConfig: the contract keys, every problem at once, relative paths, choices for the UI; `plan`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from engine.config import (
+    METHOD_NAMES,
+    ConfigError,
+    MethodConfig,
+    RunConfig,
+    TrainConfig,
+    choices,
+    field_help,
+    load_config,
+    parse_config,
+)
+from tests.cli import write_rows
+
+
+def contract_config(tmp_path: Path) -> dict:
+    write_rows(tmp_path / "data.json", [{"instruction": "a", "output": "b"}])
+    return {
+        "model": {"name_or_path": "org/model"},
+        "method": {"name": "qlora", "r": 16, "lora_alpha": 32, "lora_dropout": 0.1,
+                   "target_modules": ["q_proj", "v_proj"], "bits": 4},
+        "data": {"path": "data.json", "format": "alpaca"},
+        "train": {"max_steps": 10, "epochs": 2, "learning_rate": 1e-4, "batch_size": 2, "cutoff_len": 256},
+        "output_dir": "runs/one",
+    }
+
+
+def test_contract_keys_load_and_relative_paths_follow_the_config_file(tmp_path):
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(contract_config(tmp_path)))
+    config = load_config(tmp_path / "run.yaml")
+    assert config.method.r == 16 and config.method.target_modules == ["q_proj", "v_proj"]
+    assert config.train.max_steps == 10 and config.train.cutoff_len == 256
+    assert config.data.path == str(tmp_path / "data.json")
+    assert config.output_dir == str(tmp_path / "runs/one")
+
+
+def test_every_problem_is_reported_at_once_as_sentences(tmp_path):
+    raw = contract_config(tmp_path)
+    raw["method"]["name"] = "lora-plus"
+    raw["train"]["learning_rte"] = 1e-4
+    raw["train"]["batch_size"] = 0
+    del raw["model"]["name_or_path"]
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, base_dir=tmp_path)
+    issues = caught.value.issues
+    assert len(issues) == 4, issues
+    assert "Unknown key 'train.learning_rte': remove it or check its spelling." in issues
+    assert "Missing key 'model.name_or_path': it is required." in issues
+    assert any(i.startswith("'method.name' is 'lora-plus'") and "'lora'" in i for i in issues)
+
+
+def test_semantic_problems(tmp_path):
+    raw = contract_config(tmp_path)
+    raw["method"] = {"name": "full", "bits": 4}
+    raw["data"]["path"] = "missing.json"
+    raw["train"]["eval_steps"] = 5
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, base_dir=tmp_path)
+    text = " ".join(caught.value.issues)
+    assert "quantized weights cannot be trained" in text
+    assert "missing.json does not exist" in text
+    assert "set data.val_size above 0" in text
+
+
+def test_qlora_means_4_bit_unless_told_8():
+    assert MethodConfig(name="qlora").effective_bits == 4
+    assert MethodConfig(name="qlora", bits=8).effective_bits == 8
+    assert MethodConfig(name="lora").effective_bits is None
+
+
+def test_choices_and_help_come_from_the_schema():
+    assert choices(MethodConfig, "name") == METHOD_NAMES
+    assert choices(MethodConfig, "bits") == (4, 8)
+    assert "linear" in choices(TrainConfig, "lr_scheduler_type")
+    assert field_help(MethodConfig, "r").startswith("LoRA rank")
+
+
+def test_yaml_round_trip(tmp_path):
+    config = parse_config(contract_config(tmp_path), base_dir=tmp_path)
+    again = parse_config(yaml.safe_load(config.to_yaml()))
+    assert again == config
+    assert isinstance(RunConfig.model_validate(yaml.safe_load(config.with_versions().to_yaml())).versions["torch"],
+                      str)
+
+
+def test_a_relative_model_folder_next_to_the_config_resolves_and_a_hub_id_stays(tmp_path):
+    raw = contract_config(tmp_path)
+    (tmp_path / "models" / "mine").mkdir(parents=True)
+    (tmp_path / "models" / "mine" / "config.json").write_text("{}")
+    raw["model"]["name_or_path"] = "models/mine"
+    assert parse_config(raw, base_dir=tmp_path).model.name_or_path == str(tmp_path / "models" / "mine")
+    raw["model"]["name_or_path"] = "org/model"
+    assert parse_config(raw, base_dir=tmp_path).model.name_or_path == "org/model"
+
+
+def test_yaml_on_and_off_mean_what_they_say(tmp_path):
+    raw = contract_config(tmp_path)
+    for text, expected in (("on", "on"), ("off", "off"), ("auto", "auto")):
+        raw["train"]["packing"] = yaml.safe_load(f"v: {text}")["v"]
+        assert parse_config(raw, base_dir=tmp_path).train.packing == expected
+
+
+def test_data_path_takes_a_list_whose_items_may_carry_their_own_settings(tmp_path):
+    """One string means what it always meant; a list names several datasets, relative to the config file's folder,
+    an item a mapping with its own format, columns, split and fraction; a hub dataset id is left as it is."""
+    write_rows(tmp_path / "b.json", [{"q": "a", "a": "b"}])
+    raw = contract_config(tmp_path)
+    raw["data"] = {"path": ["data.json", {"path": "b.json", "format": "prompt_completion",
+                                          "columns": {"prompt": "q", "completion": "a"}, "fraction": 0.5},
+                            "org/some-dataset"], "mix": "interleave", "split": "test"}
+    config = parse_config(raw, base_dir=tmp_path)
+    sources = config.data.sources()
+    assert [s.path for s in sources] == [str(tmp_path / "data.json"), str(tmp_path / "b.json"), "org/some-dataset"]
+    assert [s.format for s in sources] == ["auto", "prompt_completion", "auto"]  # data.format where an item has none
+    assert [s.columns for s in sources] == [{}, {"prompt": "q", "completion": "a"}, {}]
+    assert [s.fraction for s in sources] == [1.0, 0.5, 1.0] and {s.split for s in sources} == {"test"}
+    assert config.data.name == "data.json + b.json + org/some-dataset"
+    written = yaml.safe_load(config.to_yaml())["data"]
+    assert written["path"] == [str(tmp_path / "data.json"), {"path": str(tmp_path / "b.json"),
+                               "format": "prompt_completion", "columns": {"prompt": "q", "completion": "a"},
+                               "fraction": 0.5}, "org/some-dataset"]  # an item writes only its own settings
+    assert parse_config(yaml.safe_load(config.to_yaml())) == config
+    one = parse_config(contract_config(tmp_path), base_dir=tmp_path)
+    assert yaml.safe_load(one.to_yaml())["data"]["path"] == str(tmp_path / "data.json")  # one dataset: a string
+    assert [s.path for s in one.data.sources()] == [one.data.path] and one.data.name == "data.json"
+
+
+def test_every_problem_of_a_data_path_list_is_a_sentence_at_once(tmp_path):
+    raw = contract_config(tmp_path)
+    raw["data"]["path"] = ["data.json", {"path": "data.json"}, "", "missing.jsonl", "../nowhere/x",
+                           {"path": "data.json", "fraction": 0}, {"path": "data.json", "fromat": "alpaca"},
+                           {"format": "openai"}, ["nested.json"]]
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, base_dir=tmp_path)
+    assert caught.value.issues == [
+        "'fraction' in data.path item 6 is 0: input should be greater than 0.",
+        "Unknown key 'fromat' in data.path item 7: remove it or check its spelling.",
+        "Missing key 'path' in data.path item 8: it is required.",
+        "data.path item 9 is ['nested.json']: write each item as a path or as a mapping "
+        "{path, format, columns, split, fraction}.",
+    ]  # the schema's problems first (nothing else is checked until the shape is right)
+    del raw["data"]["path"][5:]
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, base_dir=tmp_path)
+    assert caught.value.issues == [
+        f"data.path item 2 names {tmp_path / 'data.json'} again: list each dataset once (a fraction above 1 "
+        "repeats rows).",
+        "data.path item 3 is empty: name a dataset file, a dataset folder or a hub dataset id.",
+        f"data.path {tmp_path / 'missing.jsonl'} does not exist: check the path (relative to the config file).",
+        f"data.path {tmp_path / '../nowhere/x'} does not exist: check the path (relative to the config file).",
+    ]
+    for path, sentence in (([], "data.path is an empty list: name at least one dataset."),
+                           ({"path": "data.json"}, "'data.path' is {'path': 'data.json'}: write one dataset as a "
+                                                   "path, or several as a list."),
+                           ([{"path": "data.json", "fraction": 11}], "'fraction' in data.path item 1 is 11: input "
+                                                                     "should be less than or equal to 10.")):
+        raw["data"]["path"] = path
+        with pytest.raises(ConfigError) as caught:
+            parse_config(raw, base_dir=tmp_path)
+        assert caught.value.issues == [sentence]

@@ -1,0 +1,112 @@
+"""The Train tab's live view polls only while it follows a run: Start and the page load (when a run trains)
+turn its 1 s timer on, a tick turns it off once the run has finished and is drawn, and a slow watch picks up a
+run started elsewhere while the page follows none."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from engine.config import parse_config
+from tests.train_tab import train_tab
+from webui.context import AppContext
+from webui.forms import mapping as forms
+from webui.tabs.train import follow as train_follow
+from webui.tabs.train.panels import FOLLOW_S, WATCH_S
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> AppContext:
+    return AppContext.create(tmp_path / "ws")
+
+
+def write_run(ctx: AppContext, name: str, state: str) -> None:
+    """A run folder with two losses and, where `state` is final, its last status line."""
+    data = ctx.uploads / "d.jsonl"
+    data.write_text('{"instruction": "a", "output": "b"}\n')
+    run = ctx.runs.runs_dir / name
+    run.mkdir(parents=True)
+    config = parse_config({"model": {"name_or_path": "tiny"}, "data": {"path": str(data)}, "output_dir": str(run)})
+    (run / "config.yaml").write_text(config.to_yaml())
+    (run / "status.json").write_text(json.dumps({"state": state, "pid": None, "error": None}))
+    events = [{"kind": "metrics", "t": 1, "step": 1, "loss": 2.0}, {"kind": "metrics", "t": 1, "step": 2, "loss": 1.0},
+              {"kind": "status", "t": 1, "state": state}]
+    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+
+
+def active(timer_update) -> bool:
+    return timer_update.active
+
+
+def test_timers_as_the_page_opens(ctx):
+    panel = train_tab(ctx).monitor
+    assert (panel.timer.value, panel.timer.active) == (FOLLOW_S, False)  # nothing followed: no 1 s tick
+    assert (panel.watch.value, panel.watch.active) == (WATCH_S, True)
+
+
+def test_load_and_watch_follow_a_run_that_trains(ctx, monkeypatch):
+    panel = train_tab(ctx).monitor
+    assert train_follow.watch(ctx, panel) == gr.skip()  # nothing trains: nothing changes
+    monkeypatch.setattr(ctx.runs, "active", lambda: "elsewhere")
+    shown = train_follow.watch(ctx, panel)  # the page load (no input), or a tick of the watch
+    assert (shown[panel.current], shown[panel.seen]) == ("elsewhere", -1)
+    assert active(shown[panel.timer]) and not active(shown[panel.watch])
+    write_run(ctx, "elsewhere", "training")
+    again = train_follow.watch(ctx, panel, "elsewhere")  # the run shown was resumed or run again: followed anew
+    assert (again[panel.current], again[panel.seen]) == ("elsewhere", -1)
+    assert active(again[panel.timer]) and not active(again[panel.watch])
+
+
+def test_a_finished_run_shown_gives_way_to_the_next_run_that_trains(ctx, monkeypatch):
+    """Run again or Resume on the Runs tab, or a run from the command line, after the Train tab's run ended."""
+    panel = train_tab(ctx).monitor
+    write_run(ctx, "done", "completed")
+    drawn = train_follow.poll(ctx, panel, "done", -1, None)
+    finished = train_follow.poll(ctx, panel, "done", drawn[panel.seen], None)
+    assert not active(finished[panel.timer]) and active(finished[panel.watch])  # keeps showing it, and watches
+    assert train_follow.watch(ctx, panel, "done") == gr.skip()  # nothing else trains
+    monkeypatch.setattr(ctx.runs, "active", lambda: "done")  # its process still exiting: not followed again
+    assert train_follow.watch(ctx, panel, "done") == gr.skip()
+    monkeypatch.setattr(ctx.runs, "active", lambda: "next")
+    shown = train_follow.watch(ctx, panel, "done")
+    assert shown[panel.current] == "next" and active(shown[panel.timer]) and not active(shown[panel.watch])
+
+
+def test_start_follows_the_new_run(ctx, monkeypatch):
+    panel = train_tab(ctx).monitor
+    submitted = []
+    monkeypatch.setattr(ctx.runs, "submit", lambda config, name: submitted.append(name) or ("r1", False))
+    dataset = ctx.uploads / "d.jsonl"
+    dataset.write_text('{"instruction": "a", "output": "b"}\n')
+    args = ["tiny", str(dataset), [], "auto", "lora", *forms.widget_values(forms.defaults())]
+    shown = train_follow.start(ctx, panel, None, "r1", *args)
+    assert submitted == ["r1"]
+    assert (shown[panel.current], shown[panel.seen], shown[panel.run_name]) == ("r1", -1, "")
+    assert active(shown[panel.timer]) and not active(shown[panel.watch])
+
+
+def test_poll_draws_then_stops_once_the_run_finished(ctx):
+    panel = train_tab(ctx).monitor
+    write_run(ctx, "done", "completed")
+    drawn = train_follow.poll(ctx, panel, "done", -1, None)
+    assert panel.timer not in drawn  # the last events are drawn first
+    assert list(drawn[panel.loss]["loss"]) == [2.0, 1.0] and "completed" in drawn[panel.log]
+    stopped = train_follow.poll(ctx, panel, "done", drawn[panel.seen], None)
+    assert set(stopped) == {panel.timer, panel.watch} and not active(stopped[panel.timer])  # the page keeps showing it
+
+
+def test_poll_keeps_ticking_while_the_run_trains(ctx):
+    panel = train_tab(ctx).monitor
+    write_run(ctx, "busy", "training")
+    drawn = train_follow.poll(ctx, panel, "busy", -1, None)
+    assert train_follow.poll(ctx, panel, "busy", drawn[panel.seen], None) == gr.skip()
+
+
+def test_poll_of_a_deleted_run_blanks_the_view_and_watches(ctx):
+    panel = train_tab(ctx).monitor
+    shown = train_follow.poll(ctx, panel, "gone", 3, None)
+    assert (shown[panel.current], shown[panel.log], shown[panel.loss_colors]) == (None, "", {})
+    assert not active(shown[panel.timer]) and active(shown[panel.watch])
