@@ -24,7 +24,7 @@ from pydantic import (
     field_validator,
 )
 
-from engine.data import paths as datapaths
+from engine import datapaths
 
 MethodName = Literal["lora", "dora", "qlora", "prefix", "prompt", "ptuning", "ia3", "full", "freeze"]
 DataFormat = Literal["auto", "alpaca", "sharegpt", "openai", "prompt_completion", "text"]

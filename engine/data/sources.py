@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import DataConfig, Mix
-from engine.data.paths import DATA_EXTENSIONS, display_name
 from engine.data.readers import read_records
 from engine.data.sample import Sample, read_sample
+from engine.datapaths import DATA_EXTENSIONS, display_name
 from engine.jobs.failures import DataError
 
 LoadOne = Callable[[DataConfig], tuple[list[dict], str]]  # config of one dataset -> (its rows, its format)

@@ -15,7 +15,7 @@ MAX_FILE_LINES = 400
 MAX_FUNCTION_LINES = 100
 # Plain Python: schemas, folder names, events, error sentences, and the command table (launch.py --help lists it).
 WEBUI_MAY_IMPORT = {"engine.config", "engine.jobs.rundir", "engine.jobs.events", "engine.jobs.failures", "engine.jobs.outputs",
-                    "engine.__main__", "engine.data.paths", "engine.model.shapes"}
+                    "engine.__main__", "engine.datapaths", "engine.model.shapes"}
 HEAVY = {"torch", "transformers", "peft", "bitsandbytes"}
 
 

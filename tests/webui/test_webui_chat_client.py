@@ -250,7 +250,7 @@ def test_a_tool_list_that_is_not_a_json_list_is_one_sentence(chat_ctx, tmp_path:
 
 
 def test_tool_calls_and_results_in_the_history_become_worker_turns():
-    from webui.components.chat_tools import result_message, text_message
+    from webui.jobs.chat_tools import result_message, text_message
 
     say = {"chat.tool_call": "Tool call", "chat.tool_result": "Tool result"}.get
     call = text_message("assistant", 'lookup({"q": "x"})', title="Tool call", id="tool_call")

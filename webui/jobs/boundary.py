@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.config import RunConfig
-from engine.data.paths import is_hub_dataset, is_hub_id
+from engine.datapaths import is_hub_dataset, is_hub_id
 from engine.jobs.rundir import ADAPTER, ExportDir, JobDir, RunDir
 from webui.jobs.commands import REPO_ROOT
 from webui.jobs.paths import PathError, inside

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.jobs.events import Chunk, Event, EventError, Reply, Status, parse
-from webui.components.chat_tools import worker_turns
+from webui.jobs.chat_tools import worker_turns
 from webui.jobs.commands import REPO_ROOT, engine_argv
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def content_text(content: Any) -> str:
 
 def worker_messages(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A chat UI's history -> the worker's messages: {role, content as a string}, tool calls and results as the
-    worker's turns (webui.components.chat_tools.worker_turns); other metadata and options dropped."""
+    worker's turns (webui.jobs.chat_tools.worker_turns); other metadata and options dropped."""
     return worker_turns([{**message, "content": content_text(message.get("content"))}
                          if isinstance(message, dict) else message for message in history])
 

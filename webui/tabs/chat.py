@@ -1,6 +1,6 @@
 """Chat tab: load a finished run (or an adapter folder) into the chat worker, stream replies, optionally
 side by side with the base model; unload frees the worker's memory. Tools (JSON) offers tools to the model: a
-reply that calls one is shown as the call, and the visitor answers with its result (webui/components/chat_tools.py)."""
+reply that calls one is shown as the call, and the visitor answers with its result (webui/jobs/chat_tools.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,11 @@ from typing import Any
 import gradio as gr
 
 from engine.jobs.rundir import RunDir
-from webui.components.chat_tools import (
+from webui.components.wiring import bind
+from webui.context import AppContext
+from webui.i18n import failure, t, words
+from webui.jobs.chat_client import ChatError
+from webui.jobs.chat_tools import (
     ToolsError,
     is_tool_call,
     offered_tools,
@@ -20,10 +24,6 @@ from webui.components.chat_tools import (
     result_message,
     text_message,
 )
-from webui.components.wiring import bind
-from webui.context import AppContext
-from webui.i18n import failure, t, words
-from webui.jobs.chat_client import ChatError
 from webui.jobs.paths import PathError
 
 TUNED = "tuned"

@@ -15,7 +15,7 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from engine.config import ConfigError, RunConfig, load_config
-from engine.data.paths import display_name
+from engine.datapaths import display_name
 from webui.components.widgets import bits_radio_choices
 from webui.context import AppContext
 from webui.forms import mapping as forms

@@ -10,7 +10,7 @@ from typing import Any
 
 import gradio as gr
 
-from engine.data.paths import display_name
+from engine.datapaths import display_name
 from webui.context import AppContext
 from webui.i18n import message
 from webui.jobs.commands import EngineError, engine_cache, inspect_job
