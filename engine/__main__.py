@@ -25,7 +25,8 @@ CACHE_ENV = "WORKBENCH_CACHE_DIR"  # where training keeps tokenized rows for lat
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("engine.train.recipe", "fine-tune a model from a YAML config (or --resume RUN_DIR)"),
     "chat": ("engine.chat.cli", "chat with a base model and adapters (--worker: JSON lines on stdin/stdout)"),
-    "export": ("engine.export.merge", "merge a run's adapter into its base and write a Hugging Face model (or --job DIR)"),
+    "export": ("engine.export.merge",
+               "merge a run's adapter into its base and write a Hugging Face model (or --job DIR)"),
     "inspect-data": ("engine.data.pipeline", "detect a dataset's format and measure it; prints one JSON object"),
     "plan": ("engine.model.methods", "count the trainable parameters a config would train; prints JSON"),
 }

@@ -80,7 +80,7 @@ def main():
     base = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
     t_base = time.time()
     base_ans = answers(base, tok, questions)
-    base_hits = sum(a == g for a, g in zip(base_ans, gold))
+    base_hits = sum(a == g for a, g in zip(base_ans, gold, strict=True))
     t_base = time.time() - t_base
 
     torch.manual_seed(args.seed)
@@ -115,8 +115,8 @@ def main():
     train_s = time.time() - t0
 
     ans = answers(model, tok, questions)
-    hits = sum(a == g for a, g in zip(ans, gold))
-    for q, a, g in zip(questions, ans, gold):
+    hits = sum(a == g for a, g in zip(ans, gold, strict=True))
+    for q, a, g in zip(questions, ans, gold, strict=True):
         if a != g:
             print(f"MISS {q!r}: {a!r}")
     res = {"model": args.model, "lora": {"r": args.r, "lora_alpha": args.alpha, "lora_dropout": args.dropout,
@@ -125,7 +125,7 @@ def main():
            "threads": args.threads, "train_seconds": round(train_s, 1),
            "adapter_exact": f"{hits}/{len(gold)}", "base_exact": f"{base_hits}/{len(gold)}",
            "adapter_accuracy": round(hits / len(gold), 3), "base_accuracy": round(base_hits / len(gold), 3),
-           "base_sample_answers": dict(list(zip(questions, base_ans))[:4])}
+           "base_sample_answers": dict(list(zip(questions, base_ans, strict=True))[:4])}
     print(json.dumps(res, ensure_ascii=False, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(res, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")

@@ -119,10 +119,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--temperature", type=float, default=0.7, help="0 is greedy (default 0.7)")
     parser.add_argument("--top-p", type=float, default=0.9,
                         help="sample from the smallest set of tokens whose probabilities add up to this (default 0.9)")
-    parser.add_argument("--top-k", type=int, default=50, help="sample from the k likeliest tokens; 0 is off (default 50)")
+    parser.add_argument("--top-k", type=int, default=50,
+                        help="sample from the k likeliest tokens; 0 is off (default 50)")
     parser.add_argument("--repetition-penalty", type=float, default=1.0,
                         help="above 1 makes repeating earlier tokens less likely (default 1.0: off)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed for sampling (default: a new one each reply)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="random seed for sampling (default: a new one each reply)")
     args = parser.parse_args(argv)
     if args.worker:
         from engine.chat.worker import run_worker

@@ -34,7 +34,7 @@ PARAMS: dict[str, tuple[type | tuple[type, ...], Any, Any, str]] = {
     "top_p": ((int, float), 1.0, lambda v: 0 < v <= 1, "a number above 0 and at most 1"),
     "top_k": (int, 50, lambda v: v >= 0, "an integer of 0 (off) or more"),
     "repetition_penalty": ((int, float), 1.0, lambda v: 0 < v <= 10, "a number above 0 and at most 10"),
-    "seed": ((int, type(None)), 0, lambda v: True, "an integer or null"),
+    "seed": ((int, type(None)), 0, lambda _v: True, "an integer or null"),
 }
 
 @dataclass

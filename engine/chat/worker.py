@@ -107,14 +107,14 @@ class Worker:
         self.reply(request_id, "generate", text=reply.text, content=reply.content, tool_calls=reply.tool_calls,
                    new_tokens=reply.new_tokens, tokens_per_s=round(reply.tokens_per_s, 2))
 
-    def op_unload(self, request_id: Any, request: dict) -> None:
+    def op_unload(self, request_id: Any, _request: dict) -> None:
         self.session.unload()
         self.reply(request_id, "unload")
 
-    def op_status(self, request_id: Any, request: dict) -> None:
+    def op_status(self, request_id: Any, _request: dict) -> None:
         self.reply(request_id, "status", **self.session.status())
 
-    def op_shutdown(self, request_id: Any, request: dict) -> bool:
+    def op_shutdown(self, request_id: Any, _request: dict) -> bool:
         self.reply(request_id, "shutdown")
         return False
 

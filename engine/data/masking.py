@@ -29,6 +29,7 @@ carries them, and locating replies by rendering works for those that do.
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import Any
 
 from engine.data.templates import (  # noqa: F401 - MaskingError, template_notes: what callers of masking use
@@ -80,7 +81,7 @@ def render_with_spans(messages: Messages, tokenizer: Any, tools: list[dict] | No
         if message.get("tool_calls"):
             start = _call_opening(full, floor, start, profile)
         start = _with_opening(full, floor, start, profile,
-                              lambda: render(tokenizer, prepared[:index], add_generation_prompt=True, tools=fitted))
+                              partial(render, tokenizer, prepared[:index], add_generation_prompt=True, tools=fitted))
         end = _with_closing(full, end, profile, turn)
         spans.append((start, end))
         floor = end

@@ -64,7 +64,8 @@ def load_rows(cfg: DataConfig, seed: int = DEFAULT_SEED) -> tuple[list[dict], st
 
 
 def load_datasets(cfg: DataConfig, seed: int = DEFAULT_SEED) -> sources.Mixed:
-    """Every dataset of data.path loaded (_load), given its share of rows and mixed with `seed` (engine/data/sources.py)."""
+    """Every dataset of data.path loaded (_load), given its share of rows and mixed with `seed`
+    (engine/data/sources.py)."""
     return sources.load(cfg, seed, lambda one: _load(one)[1:])
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 from engine.config import PLACEHOLDER_NAME
@@ -81,7 +82,7 @@ def fill_placeholders(rows: list[dict[str, Any]], replace: dict[str, str], sourc
     out = []
     for number, row in enumerate(rows, 1):
         missing: list[str] = []
-        out.append(_filled_row(row, lambda text: fill(text, replace, missing)))
+        out.append(_filled_row(row, partial(fill, replace=replace, missing=missing)))
         if missing:
             raise DataError(unfilled(source, number, missing[0]))
     return out

@@ -2,7 +2,8 @@
 
 - `lines(path)`: the file's UTF-8 lines one at a time (a line longer than MAX_ROW_BYTES is refused);
 - `json_items(path)`: the rows of a .json file (a top-level list, or the list under a "data" key) one at a
-  time, each with the number of characters it took, found with json.JSONDecoder.raw_decode over a window of the text that moves along the file.
+  time, each with the number of characters it took, found with json.JSONDecoder.raw_decode over a window of the
+  text that moves along the file.
 
 Problems get the same one-sentence DataError as reading the whole file (engine/data/readers.py): the same line and
 column, the same advice.

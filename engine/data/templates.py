@@ -250,7 +250,9 @@ def template_notes(conversations: list[Messages], tokenizer: Any, with_tools: bo
     ):
         notes.append(f"the chat template reads no reasoning field: reasoning is written into the reply as "
                      f"{THINK_OPEN}...{THINK_CLOSE} before its text")
-    if profile.cuts_last_reasoning and any(_has_reasoning(message) for messages in conversations for message in messages):
+    if profile.cuts_last_reasoning and any(
+        _has_reasoning(message) for messages in conversations for message in messages
+    ):
         notes.append("the chat template cuts the reasoning out of every reply, the last one too (as DeepSeek-R1's "
                      "does): each row's last reply gets its reasoning written back before its text, as the model "
                      "writes it after the generation prompt, and trained; earlier replies are trained as the "

@@ -24,6 +24,7 @@ import logging
 import os
 import zipfile
 from dataclasses import asdict
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,8 @@ ENGINE = Path(__file__).resolve().parents[1]  # the whole engine package: its co
 
 def tokenized_splits(cfg: RunConfig, tokenizer: Any, mixed: sources.Mixed | None = None
                      ) -> tuple[list[dict], list[dict], data.TokenStats, bool]:
-    """engine.data.pipeline.build_splits's (train, val, stats), from the cache where an entry matches; the last item says
-    whether it did. `tokenizer` must already have the chat template the run uses (ensure_chat_template); `mixed`:
+    """engine.data.pipeline.build_splits's (train, val, stats), from the cache where an entry matches; the last item
+    says whether it did. `tokenizer` must already have the chat template the run uses (ensure_chat_template); `mixed`:
     the datasets already read for this config, if any (build_splits)."""
     name = key(cfg, tokenizer)
     entry = load(name) if name else None
@@ -152,7 +153,7 @@ def _rows(saved: Any, split: str) -> list[dict]:
     ids, labels = saved[f"{split}_ids"].tolist(), saved[f"{split}_labels"].tolist()
     if len(ids) != len(labels) or (offsets and offsets[-1] != len(ids)):
         raise ValueError("its arrays do not match")
-    return [{"input_ids": ids[a:b], "labels": labels[a:b]} for a, b in zip(offsets, offsets[1:])]
+    return [{"input_ids": ids[a:b], "labels": labels[a:b]} for a, b in pairwise(offsets)]
 
 
 def _prune(folder: Path) -> None:

@@ -222,7 +222,7 @@ def run_export(run_dir: str | os.PathLike, out: str | os.PathLike, dtype: str | 
     With make_zip, NAME.zip (the export) and NAME-adapter.zip (the run's adapter) are written beside `out`;
     NAME is out's own name unless given (the model card's title too). `stage(state)` hears each step."""
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
-    stage = stage or (lambda state: None)
+    stage = stage or (lambda _state: None)
     run, out = rundir.RunDir(Path(run_dir).expanduser().resolve()), Path(out).expanduser().resolve()
     name = name or out.name
     result = ExportResult(state="failed", out=str(out))
@@ -353,7 +353,7 @@ def main(argv: list[str]) -> int:
     if not args.job and not (args.run_dir and args.out):
         parser.error("give RUN_DIR and --out DIR (or --job JOB_DIR)")
 
-    def on_term(signum: int, frame: object) -> None:
+    def on_term(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)

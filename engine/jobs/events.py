@@ -24,7 +24,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TextIO, Union
+from typing import Any, ClassVar, TextIO
 
 STATES = (
     "queued", "starting", "loading_data", "loading_model", "training", "exporting", "verifying", "saving",
@@ -117,7 +117,7 @@ class Reply:
     t: float = field(default_factory=_now)
 
 
-Event = Union[Status, Progress, Metrics, Log, Chunk, Reply]
+Event = Status | Progress | Metrics | Log | Chunk | Reply
 EVENT_TYPES: dict[str, type] = {cls.kind: cls for cls in (Status, Progress, Metrics, Log, Chunk, Reply)}
 JOB_KINDS = ("status", "progress", "metrics", "log")  # what a job's events.jsonl holds
 

@@ -109,7 +109,8 @@ def explain_exit(returncode: int | None, log_tail: str, job: str = "train", oom_
             ram = OUT_OF_MEMORY.get(job, OUT_OF_MEMORY["train"])[1]
             return f"The kernel's out-of-memory killer ended the engine process (SIGKILL); {ram[0].lower()}{ram[1:]}"
         if oom_killed is False:
-            return "The engine process was killed (SIGKILL) by hand or by another program, not by the out-of-memory killer."
+            return ("The engine process was killed (SIGKILL) by hand or by another program, "
+                    "not by the out-of-memory killer.")
         return "The engine process was killed (SIGKILL)."
     if returncode is not None and returncode < 0:
         return f"The engine process was ended by signal {_signal_name(-returncode)}."

@@ -32,7 +32,7 @@ from engine.config import ConfigError, MethodConfig, RunConfig, load_config
 Builder = Callable[[PreTrainedModel, MethodConfig, object], torch.nn.Module]
 
 
-def _lora(model: PreTrainedModel, m: MethodConfig, tokenizer: object) -> PeftModel:
+def _lora(model: PreTrainedModel, m: MethodConfig, _tokenizer: object) -> PeftModel:
     if m.effective_bits:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     config = LoraConfig(
@@ -47,7 +47,7 @@ def _lora(model: PreTrainedModel, m: MethodConfig, tokenizer: object) -> PeftMod
     return get_peft_model(model, config)
 
 
-def _prefix(model: PreTrainedModel, m: MethodConfig, tokenizer: object) -> PeftModel:
+def _prefix(model: PreTrainedModel, m: MethodConfig, _tokenizer: object) -> PeftModel:
     config = PrefixTuningConfig(
         task_type=TaskType.CAUSAL_LM,
         num_virtual_tokens=m.num_virtual_tokens,
@@ -69,7 +69,7 @@ def _prompt(model: PreTrainedModel, m: MethodConfig, tokenizer: object) -> PeftM
     return get_peft_model(model, config)
 
 
-def _ptuning(model: PreTrainedModel, m: MethodConfig, tokenizer: object) -> PeftModel:
+def _ptuning(model: PreTrainedModel, m: MethodConfig, _tokenizer: object) -> PeftModel:
     config = PromptEncoderConfig(
         task_type=TaskType.CAUSAL_LM,
         num_virtual_tokens=m.num_virtual_tokens,
@@ -79,7 +79,7 @@ def _ptuning(model: PreTrainedModel, m: MethodConfig, tokenizer: object) -> Peft
     return get_peft_model(model, config)
 
 
-def _ia3(model: PreTrainedModel, m: MethodConfig, tokenizer: object) -> PeftModel:
+def _ia3(model: PreTrainedModel, m: MethodConfig, _tokenizer: object) -> PeftModel:
     # peft knows IA3's usual targets (attention k/v and the MLP's down projection) per architecture;
     # an explicit list of modules overrides them, and then every listed module is scaled on its input.
     if m.target_modules == "all-linear":
@@ -89,7 +89,7 @@ def _ia3(model: PreTrainedModel, m: MethodConfig, tokenizer: object) -> PeftMode
     return get_peft_model(model, config)
 
 
-def _full(model: PreTrainedModel, m: MethodConfig, tokenizer: object) -> PreTrainedModel:
+def _full(model: PreTrainedModel, _m: MethodConfig, _tokenizer: object) -> PreTrainedModel:
     model.requires_grad_(True)
     return model
 
@@ -102,7 +102,7 @@ def decoder_layers(model: PreTrainedModel) -> torch.nn.ModuleList:
     raise ValueError(f"{model.__class__.__name__} has no list of decoder layers: use another method than freeze.")
 
 
-def _freeze(model: PreTrainedModel, m: MethodConfig, tokenizer: object) -> PreTrainedModel:
+def _freeze(model: PreTrainedModel, m: MethodConfig, _tokenizer: object) -> PreTrainedModel:
     layers = decoder_layers(model)
     if m.freeze_trainable_layers > len(layers):
         raise ConfigError(

@@ -161,7 +161,7 @@ def _ptuning(model: Decoder, m: MethodConfig) -> int:
     return embedding + lstm + (2 * hidden + 1) * 2 * hidden + (2 * hidden + 1) * dim
 
 
-def _full(model: Decoder, m: MethodConfig) -> int:
+def _full(model: Decoder, _m: MethodConfig) -> int:
     return model.total
 
 

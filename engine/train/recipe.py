@@ -41,7 +41,7 @@ class StopRequest:
         signal.signal(signal.SIGTERM, self._set)
         signal.signal(signal.SIGINT, self._set)
 
-    def _set(self, signum: int, frame: object) -> None:
+    def _set(self, _signum: int, _frame: object) -> None:
         self.requested = True
 
 
