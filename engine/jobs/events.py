@@ -6,7 +6,8 @@ naming its type and `t` its unix time:
     status    a job's (or the worker's) state: `state` in STATES; `error` when failed; `result` holds
               what a finished job produced (an export's folders and its verification figures)
     progress  optimizer step, total steps, epoch, elapsed and estimated remaining seconds
-    metrics   the figures of a logging step: loss, learning rate, grad norm, tokens/s, or eval_loss
+    metrics   the figures of a step as named values (`values`: loss, learning_rate, grad_norm, tokens_per_s,
+              eval_loss, or any curve a job adds)
     log       one line for the user
     chunk     (chat worker) a piece of a streamed reply
     reply     (chat worker) the answer to one request: the request's `op` and its `data`
@@ -14,7 +15,8 @@ naming its type and `t` its unix time:
 Jobs write status/progress/metrics/log to `JOB/events.jsonl` through EventWriter (append and flush);
 the chat worker writes the same objects, with the request's `id`, to its stdout. `to_line` and `parse`
 are the only code that turns events into text and back: a line that is not a valid event raises
-EventError, never passes as a dict.
+EventError, never passes as a dict. Every line carries the schema version `v` (VERSION); `migrate` reads older
+lines (a run folder written before the version was added) into this version's shape.
 """
 
 from __future__ import annotations
@@ -75,17 +77,36 @@ class Progress:
     t: float = field(default_factory=_now)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Metrics:
+    """The figures of one step: `values` maps a curve's name to its value ("loss", "eval_loss", "learning_rate",
+    "grad_norm", "tokens_per_s", or anything a job adds: the monitor keeps one curve per name). Named values may
+    also be given as keywords: Metrics(step=3, loss=1.2) is Metrics(step=3, values={"loss": 1.2}); a value that
+    is None is left out."""
+
     kind: ClassVar[str] = "metrics"
     step: int
-    loss: float | None = None
-    eval_loss: float | None = None
-    learning_rate: float | None = None
-    grad_norm: float | None = None
-    tokens_per_s: float | None = None
-    epoch: float | None = None
-    t: float = field(default_factory=_now)
+    values: dict[str, float]
+    epoch: float | None
+    t: float
+
+    def __init__(self, step: int, values: dict[str, float] | None = None, epoch: float | None = None,
+                 t: float | None = None, **named: float | None):
+        merged = {**(values or {}), **named}
+        try:
+            clean = {str(name): float(value) for name, value in merged.items() if value is not None}
+        except (TypeError, ValueError):
+            raise EventError(f"metrics values must be numbers, got {merged!r}") from None
+        object.__setattr__(self, "step", step)
+        object.__setattr__(self, "values", clean)
+        object.__setattr__(self, "epoch", epoch)
+        object.__setattr__(self, "t", _now() if t is None else t)
+
+    loss = property(lambda self: self.values.get("loss"))
+    eval_loss = property(lambda self: self.values.get("eval_loss"))
+    learning_rate = property(lambda self: self.values.get("learning_rate"))
+    grad_norm = property(lambda self: self.values.get("grad_norm"))
+    tokens_per_s = property(lambda self: self.values.get("tokens_per_s"))
 
 
 @dataclass(frozen=True)
@@ -120,13 +141,27 @@ class Reply:
 Event = Status | Progress | Metrics | Log | Chunk | Reply
 EVENT_TYPES: dict[str, type] = {cls.kind: cls for cls in (Status, Progress, Metrics, Log, Chunk, Reply)}
 JOB_KINDS = ("status", "progress", "metrics", "log")  # what a job's events.jsonl holds
+VERSION = 2  # written as "v" on every line; a line without "v" is version 1 (see `migrate`)
+V1_METRICS = ("loss", "eval_loss", "learning_rate", "grad_norm", "tokens_per_s")  # version 1's fixed fields
 
 
 def to_line(event: Event) -> str:
     """The event as one JSON line (no newline); fields that are None are left out."""
     fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
-    body = {"kind": event.kind, **{k: v for k, v in fields.items() if v is not None}}
+    body = {"kind": event.kind, "v": VERSION, **{k: v for k, v in fields.items() if v is not None}}
     return json.dumps(body, ensure_ascii=False)
+
+
+def migrate(body: dict[str, Any]) -> dict[str, Any]:
+    """An event object of any version as this version reads it (its "v" removed). Version 1 (no "v": runs written
+    before curves were named) had metrics' figures as fields of their own; they become `values`."""
+    version = body.pop("v", 1)
+    if version == 1 and body.get("kind") == "metrics":
+        values = {name: body.pop(name) for name in V1_METRICS if name in body}
+        body["values"] = {**values, **body.get("values", {})}
+    elif version not in (1, VERSION):
+        raise EventError(f"event version {version!r} is not one this engine reads (it reads 1 and {VERSION})")
+    return body
 
 
 def parse(line: str | bytes) -> Event:
@@ -137,9 +172,13 @@ def parse(line: str | bytes) -> Event:
         raise EventError(f"not a JSON line: {str(line)[:80]!r}") from error
     if not isinstance(body, dict):
         raise EventError(f"an event is a JSON object, got {type(body).__name__}")
+    body = migrate(body)
     cls = EVENT_TYPES.get(body.pop("kind", None))
     if cls is None:
         raise EventError(f"unknown event kind in {str(line)[:80]!r}; expected one of {tuple(EVENT_TYPES)}")
+    unknown = set(body) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:  # keywords Metrics would take as values: a line names only its fields
+        raise EventError(f"bad {cls.kind} event {str(line)[:80]!r}: unknown fields {sorted(unknown)}")
     try:
         return cls(**body)
     except TypeError as error:

@@ -46,14 +46,25 @@ def write_run(ctx: AppContext, name: str, state: str = "completed", method: str 
 def test_loss_series_are_named_by_run_and_each_has_a_colour():
     empty = loss_frame({})
     assert (str(empty["step"].dtype), str(empty["loss"].dtype)) == ("int64", "float64")  # numeric axes from the start
-    one = {"a": JobSnapshot("a", train_loss=[(1, 2.0), (2, 1.0)])}
+    one = {"a": JobSnapshot("a", curves={"loss": [(1, 2.0), (2, 1.0)]})}
     assert list(loss_frame(one)["series"]) == ["train", "train"]
     assert loss_colors(one) == {"train": RUN_COLORS[0][0]}  # no eval point yet: no eval series to colour
-    two = {"a": JobSnapshot("a", train_loss=[(1, 2.0)], eval_loss=[(1, 2.5)]),
-           "b": JobSnapshot("b", train_loss=[(1, 3.0)], eval_loss=[(1, 3.5)])}
+    two = {"a": JobSnapshot("a", curves={"loss": [(1, 2.0)], "eval_loss": [(1, 2.5)]}),
+           "b": JobSnapshot("b", curves={"loss": [(1, 3.0)], "eval_loss": [(1, 3.5)]})}
     assert list(loss_frame(two)["series"]) == ["a · train", "a · eval", "b · train", "b · eval"]
     assert loss_colors(two) == {"a · train": RUN_COLORS[0][0], "a · eval": RUN_COLORS[0][1],
                                 "b · train": RUN_COLORS[1][0], "b · eval": RUN_COLORS[1][1]}
+
+
+def test_the_loss_plot_draws_every_curve_a_job_reports_but_the_trainers_bookkeeping():
+    """A curve a job adds (a reward margin, an eval score) is drawn under its own name with a colour of its own;
+    learning rate, grad norm and tokens/s (other scales, shown by the log and the progress bar) are not drawn."""
+    snap = JobSnapshot("a", curves={"loss": [(1, 2.0)], "learning_rate": [(1, 1e-4)], "tokens_per_s": [(1, 900.0)],
+                                    "reward_margin": [(1, 0.5), (2, 0.7)], "eval_score": [(2, 0.9)]})
+    frame = loss_frame({"a": snap})
+    assert list(frame["series"]) == ["train", "reward_margin", "reward_margin", "eval_score"]
+    colors = loss_colors({"a": snap})
+    assert set(colors) == {"train", "reward_margin", "eval_score"} and len(set(colors.values())) == 3
 
 
 def test_runs_tab_sends_the_colour_of_every_overlaid_series(ctx):

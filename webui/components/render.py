@@ -64,13 +64,28 @@ def progress_html(snap: JobSnapshot | None, text: Callable[..., str] | None = No
     )
 
 
+CURVE_LABELS = {"loss": "train", "eval_loss": "eval"}  # a training run's two curves, as the plot has named them
+NOT_PLOTTED = ("learning_rate", "grad_norm", "tokens_per_s")  # the trainer's bookkeeping: other scales, and the
+# log (learning rate, grad norm) and the progress bar (tokens/s) show them already
+EXTRA_COLORS = ["#0891b2", "#65a30d", "#9333ea", "#db2777", "#ea580c", "#4b5563"]  # curves a job adds
+
+
 def series_name(run: str, kind: str, several: bool) -> str:
-    """The legend entry of one curve: "train"/"eval" for a lone run, "RUN · train" when runs are overlaid."""
+    """The legend entry of one curve: "train"/"eval" (or the curve's own name) for a lone run, "RUN · train" when
+    runs are overlaid."""
     return f"{run} · {kind}" if several else kind
 
 
+def plotted_curves(snap: JobSnapshot) -> list[tuple[str, list[tuple[int, float]]]]:
+    """(legend label, points) of every curve of a job that the plot draws, in the order the job first reported them:
+    every named value but the trainer's bookkeeping (NOT_PLOTTED), so that a job's own curves (a reward margin, an
+    eval score) are drawn with no change here; a training run draws train and eval loss, as it always has."""
+    return [(CURVE_LABELS.get(name, name), points) for name, points in snap.curves.items()
+            if name not in NOT_PLOTTED and points]
+
+
 def loss_frame(snaps: dict[str, JobSnapshot]) -> pd.DataFrame:
-    """Long-format losses for a LinePlot: one series per (run, train/eval).
+    """Long-format curves for a LinePlot: one series per (run, curve); see `plotted_curves`.
 
     The columns are typed even when empty: the plot takes its axis types from the first frame it draws,
     and an empty object column reads as categorical (steps and losses on a point scale).
@@ -78,25 +93,28 @@ def loss_frame(snaps: dict[str, JobSnapshot]) -> pd.DataFrame:
     rows: list[tuple[int, float, str]] = []
     several = len(snaps) > 1
     for name, snap in snaps.items():
-        rows += [(step, loss, series_name(name, "train", several)) for step, loss in snap.train_loss]
-        rows += [(step, loss, series_name(name, "eval", several)) for step, loss in snap.eval_loss]
+        for label, points in plotted_curves(snap):
+            rows += [(step, value, series_name(name, label, several)) for step, value in points]
     return pd.DataFrame(rows, columns=LOSS_COLUMNS).astype(LOSS_TYPES)
 
 
 def loss_colors(snaps: dict[str, JobSnapshot]) -> dict[str, str]:
-    """Series -> colour for the series loss_frame(snaps) holds: one hue per run, eval a lighter shade of it.
+    """Series -> colour for the series loss_frame(snaps) holds: one hue per run, eval a lighter shade of it, and a
+    colour of its own for every other curve a job reports.
 
     Every series drawn must be named here: gradio's plot fixes its colour domain when it builds the chart,
     and rebuilds the chart only when this map changes; a series missing from the domain is drawn invisible.
     """
     colors: dict[str, str] = {}
     several = len(snaps) > 1
+    extra = 0
     for index, (name, snap) in enumerate(snaps.items()):
-        train, evaluation = RUN_COLORS[index % len(RUN_COLORS)]
-        if snap.train_loss:
-            colors[series_name(name, "train", several)] = train
-        if snap.eval_loss:
-            colors[series_name(name, "eval", several)] = evaluation
+        shades = dict(zip(CURVE_LABELS.values(), RUN_COLORS[index % len(RUN_COLORS)], strict=True))
+        for label, _ in plotted_curves(snap):
+            if label not in shades:
+                shades[label] = EXTRA_COLORS[extra % len(EXTRA_COLORS)]
+                extra += 1
+            colors[series_name(name, label, several)] = shades[label]
     return colors
 
 

@@ -30,8 +30,7 @@ class JobSnapshot:
     elapsed_s: float = 0.0
     eta_s: float | None = None
     tokens_per_s: float | None = None
-    train_loss: list[tuple[int, float]] = field(default_factory=list)
-    eval_loss: list[tuple[int, float]] = field(default_factory=list)
+    curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # one per value name a job reports
     log: list[str] = field(default_factory=list)
     error: str | None = None
     result: dict[str, Any] | None = None  # what a finished job produced (an export's folders and figures)
@@ -41,6 +40,14 @@ class JobSnapshot:
     @property
     def finished(self) -> bool:
         return self.state in FINAL_STATES
+
+    @property
+    def train_loss(self) -> list[tuple[int, float]]:
+        return self.curves.get("loss", [])
+
+    @property
+    def eval_loss(self) -> list[tuple[int, float]]:
+        return self.curves.get("eval_loss", [])
 
 
 def _number(value: float | None) -> str:
@@ -54,10 +61,10 @@ def format_event(event: Event) -> str:
         return f"{stamp} {event.level:<7} {event.message}"
     if isinstance(event, Status):
         return f"{stamp} status  {event.state}" + (f": {event.error}" if event.error else "")
-    if isinstance(event, Metrics) and event.loss is not None:
-        return f"{stamp} metrics step {event.step} loss={_number(event.loss)}"
     if isinstance(event, Metrics):
-        return f"{stamp} metrics step {event.step} eval_loss={_number(event.eval_loss)}"
+        shown = "loss" if event.loss is not None else "eval_loss" if event.eval_loss is not None else None
+        figures = [(shown, event.values[shown])] if shown else list(event.values.items())
+        return f"{stamp} metrics step {event.step} " + " ".join(f"{k}={_number(v)}" for k, v in figures)
     return f"{stamp} {event.kind}"
 
 
@@ -99,7 +106,8 @@ class JobMonitor:
             elif self._tail.offset == 0:  # nothing streamed yet: show what status.json says (e.g. queued)
                 self._snap.state = self.job.read_status().get("state", self._snap.state)
             snap = self._snap
-            return replace(snap, train_loss=list(snap.train_loss), eval_loss=list(snap.eval_loss), log=list(snap.log))
+            return replace(snap, curves={name: list(points) for name, points in snap.curves.items()},
+                           log=list(snap.log))
 
     def _first_line(self) -> bytes | None:
         try:
@@ -129,10 +137,8 @@ class JobMonitor:
             snap.step, snap.total, snap.epoch = event.step, event.total or 0, event.epoch or 0.0
             snap.elapsed_s, snap.eta_s = event.elapsed_s or 0.0, event.eta_s
         elif isinstance(event, Metrics):
-            if event.loss is not None:
-                add_point(snap.train_loss, event.step, event.loss)
-            if event.eval_loss is not None:
-                add_point(snap.eval_loss, event.step, event.eval_loss)
+            for name, value in event.values.items():
+                add_point(snap.curves.setdefault(name, []), event.step, value)
             if event.tokens_per_s is not None:
                 snap.tokens_per_s = float(event.tokens_per_s)
         if not isinstance(event, Progress):
