@@ -33,14 +33,11 @@ class ModelInfo:
     local_dir: Path | None = None
     offline: bool = False  # not local, not in the hub cache, and the hub cannot be reached
 
-    def markdown(self, text: Callable[..., str] = lambda key, **v: key) -> str:
+    def markdown(self, text: Callable[..., str] = lambda key, **_values: key) -> str:
         """The one-line summary; `text(key, **values)` supplies the words in the visitor's language."""
         if self.architecture is None:
             return text("msg.model_offline" if self.offline else "msg.model_remote", name=self.name)
-        if self.params is None:
-            params = "?"
-        else:
-            params = ("~" if self.params_estimated else "") + human_count(self.params)
+        params = "?" if self.params is None else ("~" if self.params_estimated else "") + human_count(self.params)
         template = text("msg.template_present" if self.chat_template else "msg.template_fallback")
         return text("msg.model_info", architecture=self.architecture, model_type=self.model_type, params=params,
                     template=template)

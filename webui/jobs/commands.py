@@ -214,7 +214,7 @@ def inspect_job(path: Path, *, data_format: str = "auto", model: str | None = No
     args = inspect_args(path, data_format=data_format, model=model, cutoff_len=cutoff_len, overlength=overlength)
     depends_on = {"data": file_digest(path), "suffix": path.suffix.lower(), "format": data_format,
                   "model": model_fingerprint(model), "cutoff_len": int(cutoff_len or 0), "overlength": overlength}
-    return EngineJob("inspect-data", depends_on, lambda scratch: run_json(args))
+    return EngineJob("inspect-data", depends_on, lambda _scratch: run_json(args))
 
 
 def plan_job(config: RunConfig, env: dict[str, str] | None = None) -> EngineJob:

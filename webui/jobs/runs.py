@@ -236,5 +236,6 @@ def read_info(run: RunDir) -> RunInfo:
         reason = str(error).splitlines()[0].replace(f"{run.config} ", "it ")  # the row names the run already
         info.error = info.error or f"{run.config.name} cannot be read: {reason}"
     metrics = run.read_metrics()
-    info.train_loss, info.eval_loss, info.wall_s = metrics.get("train_loss"), metrics.get("eval_loss"), metrics.get("wall_s")
+    info.train_loss, info.eval_loss = metrics.get("train_loss"), metrics.get("eval_loss")
+    info.wall_s = metrics.get("wall_s")
     return info

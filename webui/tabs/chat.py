@@ -27,6 +27,7 @@ from webui.jobs.chat_tools import (
 from webui.jobs.paths import PathError
 
 TUNED = "tuned"
+ENGLISH = words(None)  # the default language's words, for callers with no visitor (tests, the command line)
 
 
 @dataclass
@@ -57,7 +58,7 @@ def finished_runs(ctx: AppContext) -> list[str]:
 
 
 def resolve_source(ctx: AppContext, run: str | None, adapter_dir: str,
-                   say: Callable[..., str] = words(None)) -> tuple[str, dict[str, str]]:
+                   say: Callable[..., str] = ENGLISH) -> tuple[str, dict[str, str]]:
     """(base model, adapters) for the worker's load request. The base is decided and checked here
     (ctx.boundary.chat_base: the run's config.yaml, or the adapter's adapter_config.json) and given to the worker,
     so it never takes a base from a file on its own. PathError, one sentence, for anything outside.

@@ -178,7 +178,8 @@ def build_runs_tab(ctx: AppContext, app: gr.Blocks) -> RunsTab:
         listed = gr.State(-1)
     tab = RunsTab(table=table, selected=selected, refresh=refresh, stop=stop, delete=delete,
                   confirm_delete=confirm_delete, progress=progress, loss=loss, log=log, compare=compare, timer=timer,
-                  seen=seen, listed=listed, rerun=rerun, resume=resume, confirm_rerun=confirm_rerun, loss_colors=loss_colors)
+                  seen=seen, listed=listed, rerun=rerun, resume=resume, confirm_rerun=confirm_rerun,
+                  loss_colors=loss_colors)
     listing = (bind(redraw_runs, ctx), [tab.selected], [tab.table, tab.selected, tab.listed])
     view = (bind(show_runs, ctx), [tab.selected, tab.seen],
             [tab.progress, tab.loss, tab.log, tab.compare, tab.seen, tab.loss_colors])

@@ -120,7 +120,8 @@ def length_chart(lengths: list[int], cutoff_len: int, request: gr.Request | None
     when one of its options changes, and a new cutoff changes the legend title."""
     say = words(request)
     fits, over = say("plot.fits"), say("plot.over_cutoff")
-    table = pd.DataFrame(length_histogram(lengths, cutoff_len, fits=fits, over=over), columns=["tokens", "rows", "fits"])
+    table = pd.DataFrame(length_histogram(lengths, cutoff_len, fits=fits, over=over),
+                         columns=["tokens", "rows", "fits"])
     return gr.update(value=table, visible=bool(lengths), sort=list(dict.fromkeys(table["tokens"])),
                      color_map={fits: FITS_COLOUR, over: OVER_COLOUR}, x_title=say("plot.tokens"),
                      y_title=say("plot.rows"), color_title=say("plot.cutoff", cutoff=cutoff_len))

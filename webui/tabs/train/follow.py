@@ -4,9 +4,10 @@ Polling: the live view's timer (MonitorPanel.timer, FOLLOW_S) is off while nothi
 for the run it started, and so does the page load when a run is training (a reload, or a restart of launch.py,
 reattaches); `poll` turns it off once the followed run has finished and its last events are drawn (the page
 keeps showing that run, and the watch comes back on). While no run is followed or the one shown has finished (a
-fresh page, after Cancel, after a run ended), a slow timer (MonitorPanel.watch, WATCH_S) asks the scheduler's snapshot `ctx.runs.active()` (a cheap read) whether a run
-started elsewhere (another tab or visitor, the queue, the command line) trains now, and follows it: the page
-picks up such a run as it always did, without a 1 s tick for every visitor while nothing trains.
+fresh page, after Cancel, after a run ended), a slow timer (MonitorPanel.watch, WATCH_S) asks the scheduler's
+snapshot `ctx.runs.active()` (a cheap read) whether a run started elsewhere (another tab or visitor, the queue, the
+command line) trains now, and follows it: the page picks up such a run as it always did, without a 1 s tick for
+every visitor while nothing trains.
 """
 
 from __future__ import annotations
