@@ -24,6 +24,7 @@ from pydantic import (
     field_validator,
 )
 
+from engine import config_migrate as migrate
 from engine import datapaths
 
 MethodName = Literal["lora", "dora", "qlora", "prefix", "prompt", "ptuning", "ia3", "full", "freeze"]
@@ -281,7 +282,7 @@ class RunConfig(_Section):
         return issues
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+        return yaml.safe_dump(migrate.CONFIG.stamp(self.model_dump(mode="json")), sort_keys=False, allow_unicode=True)
 
     def with_versions(self) -> RunConfig:
         versions = {"python": platform.python_version()}
@@ -303,7 +304,7 @@ class ExportConfig(_Section):
     zip: bool = Field(True, description="Also write the export and the adapter as zip files for download.")
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+        return yaml.safe_dump(migrate.CONFIG.stamp(self.model_dump(mode="json")), sort_keys=False, allow_unicode=True)
 
 
 class ConfigError(ValueError):
@@ -331,14 +332,17 @@ def _sentence(error: dict[str, Any]) -> str:
 
 
 def parse_config(raw: dict[str, Any], base_dir: Path | None = None, source: str = "config") -> RunConfig:
-    """Build a RunConfig from a plain dict; relative data.path/output_dir resolve against base_dir.
+    """Build a RunConfig from a plain dict of any config schema version (engine.config_migrate brings it to
+    today's); relative data.path/output_dir resolve against base_dir.
 
     Raises ConfigError listing every problem (unknown keys, bad types, semantic problems) at once.
     """
     if not isinstance(raw, dict):
         raise ConfigError(["the file must hold a YAML mapping with model, method, data, train, output_dir."], source)
     try:
-        config = RunConfig.model_validate(raw)
+        config = RunConfig.model_validate(migrate.migrate_config(raw))
+    except migrate.SchemaError as error:
+        raise ConfigError([error.sentence("the file")], source) from None
     except ValidationError as error:
         raise ConfigError([_sentence(e) for e in error.errors()], source) from None
     if base_dir is not None:

@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any
 
+from engine import config_migrate as migrate
 from engine.jobs import rundir
 from engine.jobs.events import EventWriter, Status
 
@@ -34,7 +35,8 @@ class JobReporter:
 
     def status(self, state: str, **fields: Any) -> Status:
         event = self.events.status(state, **fields)
-        rundir.write_json_atomic(self.job.status, {"state": state, **self.identity, "t": time.time(), **fields})
+        rundir.write_json_atomic(self.job.status, migrate.STATUS.stamp(
+            {"state": state, **self.identity, "t": time.time(), **fields}))
         log.info("state: %s%s", state, f" ({fields['error']})" if fields.get("error") else "")
         return event
 

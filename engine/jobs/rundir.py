@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import psutil
 import yaml
 
+from engine import config_migrate as migrate
 from engine.config import ExportConfig, RunConfig
 from engine.jobs.events import FINAL_STATES  # noqa: F401 - re-exported: the states a finished job ends in
 from engine.jobs.outputs import clean_leftovers
@@ -68,19 +69,23 @@ class JobDir:
     log = property(lambda self: self.path / self.LOG)
 
     def read_status(self) -> dict[str, Any]:
-        """The last status written, or {} when there is none yet; a status.json that cannot be read (a process
-        killed while writing its first one) reads as failed, saying so, and `damaged`."""
+        """The last status written (in today's fields, whatever version wrote it), or {} when there is none yet;
+        a status.json that cannot be read (a process killed while writing its first one, or a newer release's)
+        reads as failed, saying why, and `damaged`."""
         try:
-            return read_json(self.status)
+            return migrate.migrate_status(read_json(self.status))
+        except migrate.SchemaError as error:
+            return {"state": "failed", "error": error.sentence(STATUS), "damaged": True}
         except (OSError, ValueError) as error:
             return {"state": "failed", "error": f"{STATUS} cannot be read ({error.__class__.__name__}).",
                     "damaged": True}
 
     def write_status(self, state: str, **fields: Any) -> None:
-        write_json_atomic(self.status, {"state": state, **fields})
+        write_json_atomic(self.status, migrate.STATUS.stamp({"state": state, **fields}))
 
     def read_raw_config(self) -> dict[str, Any]:
-        """config.yaml as a plain mapping ({} when missing); ValueError when it is not a YAML mapping."""
+        """config.yaml as a plain mapping of today's fields, whatever version wrote it ({} when missing);
+        ValueError when it is not a YAML mapping, or a version this code cannot read (one clear sentence)."""
         if not self.config.is_file():
             return {}
         try:
@@ -91,7 +96,10 @@ class JobDir:
             return {}
         if not isinstance(raw, dict):
             raise ValueError(f"{self.config} does not hold a YAML mapping.")
-        return raw
+        try:
+            return migrate.migrate_config(raw)
+        except migrate.SchemaError as error:
+            raise ValueError(error.sentence(str(self.config))) from None
 
     def outputs(self) -> tuple[str, ...]:
         """The names of what an attempt writes besides events and logs; starting afresh deletes them."""

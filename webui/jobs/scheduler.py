@@ -28,7 +28,7 @@ from typing import Any
 from engine.jobs.events import FINAL_STATES, EventWriter
 from engine.jobs.failures import explain_exit, oom_kill_count
 from engine.jobs.outputs import clean_leftovers
-from engine.jobs.rundir import ExportDir, JobDir, RunDir, process_alive, write_json_atomic
+from engine.jobs.rundir import ExportDir, JobDir, RunDir, process_alive
 from webui.jobs.boundary import Boundary
 from webui.jobs.commands import REPO_ROOT, engine_argv
 from webui.jobs.monitor import JobMonitor
@@ -298,7 +298,7 @@ class Scheduler:
             oom_killed = None if launch is None or None in (launch.oom_kills, now) else now > launch.oom_kills
             state = "failed"
             reason = status.get("error") or explain_exit(returncode, tail, job=job.kind, oom_killed=oom_killed)
-        write_json_atomic(job.status, {**status, "state": state, "error": reason})
+        job.write_status(**{**status, "state": state, "error": reason})  # stamped with the status schema
         with EventWriter(job.events) as events:
             events.status(state, error=reason, died=True, log_tail=tail)
         log.info("%s ended without a final status: %s (%s)", job.name, state, reason)
