@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# Tokenized-rows cache (engine.data.tokcache) of this test session, not the user's; inherited by every process it starts.
+# Tokenized-rows cache (engine.data.tokcache) of this test session, not the user's; inherited by every process it
+# starts.
 if "WORKBENCH_CACHE_DIR" not in os.environ:
     os.environ["WORKBENCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="workbench-cache-")
     atexit.register(shutil.rmtree, os.environ["WORKBENCH_CACHE_DIR"], ignore_errors=True)

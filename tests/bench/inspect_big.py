@@ -29,7 +29,8 @@ from engine.__main__ import PARENT_ENV  # noqa: E402
 from webui.jobs import commands as engine_cli  # noqa: E402
 
 DEMO_MODEL = ROOT / "assets" / "models" / "workbench-demo-5m"
-WORDS = ["the", "a", "model", "data", "train", "token", "cutoff", "length", "answer", "question", "why", "how", "what", "learn", "adapter", "rank", "weights", "batch", "step", "loss"]
+WORDS = ["the", "a", "model", "data", "train", "token", "cutoff", "length", "answer", "question", "why", "how", "what",
+         "learn", "adapter", "rank", "weights", "batch", "step", "loss"]
 FORMATS = ("jsonl", "json", "csv", "txt", "parquet")
 
 

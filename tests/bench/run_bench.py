@@ -316,7 +316,8 @@ def build_tokenizer(path: Path, vocab_size: int = 8192):
 
 def build_model(path: Path, size: Size, tokenizer_dir: Path) -> Path:
     """A random-weight LlamaForCausalLM of `size` with the benchmark tokenizer; cached at `path`."""
-    spec = {"stored": "bfloat16" if size.name == "300m" else "float32", "hidden": size.hidden, "layers": size.layers, "heads": size.heads, "intermediate": size.intermediate}
+    spec = {"stored": "bfloat16" if size.name == "300m" else "float32", "hidden": size.hidden, "layers": size.layers,
+            "heads": size.heads, "intermediate": size.intermediate}
     marker = path / "bench_spec.json"
     if marker.exists() and json.loads(marker.read_text()) == spec:
         return path
@@ -608,11 +609,14 @@ def best_time(repeats: int, step) -> float:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="the default: 120 rows, engine vs plain on 30M, methods on 2M")
+    mode.add_argument("--quick", action="store_true",
+                      help="the default: 120 rows, engine vs plain on 30M, methods on 2M")
     mode.add_argument("--full", action="store_true", help="480 rows, engine vs plain and methods on 2M and 30M")
-    p.add_argument("--sizes", default=None, help="model sizes for engine vs plain (quick: 30m; full: 2m,30m; '' skips it)")
+    p.add_argument("--sizes", default=None,
+                   help="model sizes for engine vs plain (quick: 30m; full: 2m,30m; '' skips it)")
     p.add_argument("--method-sizes", default=None, help="model sizes for the methods table (default: 2m; full: 2m,30m)")
-    p.add_argument("--repeats", type=int, default=None, help="rotations (engine auto, plain, engine packing on, engine packing off) per profile and size "
+    p.add_argument("--repeats", type=int, default=None,
+                   help="rotations (engine auto, plain, engine packing on, engine packing off) per profile and size "
                         "(quick 2, full 2)")
     p.add_argument("--rows", type=int, default=None, help="rows of benchmark data (quick 120, full 480)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after N steps instead of one epoch")
@@ -634,6 +638,48 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def profiles_of(names: str) -> list[str]:
+    """The length profiles named in --profiles, comma-separated; SystemExit for one that does not exist."""
+    profiles = [x for x in names.split(",") if x]
+    unknown = [x for x in profiles if x not in PROFILES]
+    if unknown:
+        raise SystemExit(f"unknown profile {', '.join(unknown)}: choose from {', '.join(PROFILES)}")
+    return profiles
+
+
+def profile_data(name: str, folder: Path, rows: int, tokenizer: Any, cutoff: int) -> dict[str, Any]:
+    """The rows of length profile `name` written under `folder`, and what the results say of them."""
+    path = build_profile(name, folder, rows, tokenizer, cutoff)
+    summary = length_summary(path, PROFILES[name].format, tokenizer, cutoff)
+    print(f"profile {name}: {summary_text(summary)} ({path})", flush=True)
+    return {"about": PROFILES[name].about, "format": PROFILES[name].format, "path": str(path), "summary": summary,
+            "ab": {}}
+
+
+def use_threads(threads: int | None) -> None:
+    """--threads for this process and every training subprocess (which inherit OMP_NUM_THREADS)."""
+    if not threads:
+        return
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def qlora_memory(big: Path, runs_dir: Path, data_path: Path | None, fmt: str | None, cutoff: int,
+                 started: float) -> dict[str, Any]:
+    """LoRA vs QLoRA memory on a model whose weights dominate memory (`big`, ~300M): one short run each."""
+    result: dict[str, Any] = {"N_total": matmul_params(big)[1]}
+    for method in ("lora", "qlora4"):
+        label = f"mem-300m-{method}"
+        run_out = runs_dir / label
+        cfg = write_config(runs_dir / f"{label}.yaml", big, data_path, run_out, method, epochs=1, max_steps=3,
+                           batch_size=1, cutoff=cutoff, val_size=0.0, max_samples=8, data_format=fmt)
+        print(f"[{time.time() - started:6.0f}s] {label} (load {load_avg()})", flush=True)
+        result[method] = engine_run(cfg, run_out, label)
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     full = args.full
@@ -642,21 +688,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     repeats = args.repeats or 2
     rows = args.rows or (480 if full else 120)
     methods = [m for m in args.methods.split(",") if m]
-    profiles = [x for x in args.profiles.split(",") if x]
-    unknown = [x for x in profiles if x not in PROFILES]
-    if unknown:
-        raise SystemExit(f"unknown profile {', '.join(unknown)}: choose from {', '.join(PROFILES)}")
+    profiles = profiles_of(args.profiles)
     out = args.out
     started = time.time()
     load_before = load_avg()
     command = "python tests/bench/run_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
 
-    if args.threads:
-        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by every training subprocess
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     print(f"machine: {machine()}  load {load_before}", flush=True)
     tok_dir = out / "tokenizer"
     tokenizer = build_tokenizer(tok_dir)
@@ -668,13 +706,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     # the methods table and QLoRA's memory use the first profile's rows
     first = profiles[0] if profiles else "realistic"
-    data: dict[str, dict[str, Any]] = {}
-    for name in dict.fromkeys(profiles + ([first] if methods or args.qlora_memory else [])):
-        path = build_profile(name, out / "data", rows, tokenizer, cutoff)
-        summary = length_summary(path, PROFILES[name].format, tokenizer, cutoff)
-        print(f"profile {name}: {summary_text(summary)} ({path})", flush=True)
-        data[name] = {"about": PROFILES[name].about, "format": PROFILES[name].format, "path": str(path),
-                      "summary": summary, "ab": {}}
+    data = {name: profile_data(name, out / "data", rows, tokenizer, cutoff)
+            for name in dict.fromkeys(profiles + ([first] if methods or args.qlora_memory else []))}
     results: dict[str, Any] = {"machine": machine(), "command": command.strip(), "load_before": load_before,
                                "profiles": {name: data[name] for name in profiles}, "methods": {},
                                "methods_profile": first, "peaks": peaks, "rows": rows, "cutoff": cutoff}
@@ -761,23 +794,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(f"    {run.extra['tokens_per_s']:.0f} tok/s rss {run.maxrss_mb:.0f} MB "
                   f"eval {run.metrics.get('eval_loss')}", flush=True)
 
-    # ---- LoRA vs QLoRA memory on a model whose weights dominate memory
     if args.qlora_memory:
         big = build_model(out / "models" / "300m", SIZES["300m"], tok_dir)
-        results["qlora_memory"] = {"N_total": matmul_params(big)[1]}
-        for method in ("lora", "qlora4"):
-            label = f"mem-300m-{method}"
-            run_out = runs_dir / label
-            cfg = write_config(runs_dir / f"{label}.yaml", big, data_path, run_out, method, epochs=1, max_steps=3,
-                               batch_size=1, cutoff=cutoff, val_size=0.0, max_samples=8, data_format=fmt)
-            print(f"[{time.time() - started:6.0f}s] {label} (load {load_avg()})", flush=True)
-            results["qlora_memory"][method] = engine_run(cfg, run_out, label)
+        results["qlora_memory"] = qlora_memory(big, runs_dir, data_path, fmt, cutoff, started)
 
     if peaks == []:
         peaks.append(matmul_peak(SIZES[(sizes or method_sizes or ["30m"])[0]], vocab, 512))
     results["load_after"] = load_avg()
     results["elapsed_s"] = time.time() - started
-    text = render(results, full)
+    text = render(results)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(text, encoding="utf-8")
     print(text, flush=True)
@@ -897,7 +922,7 @@ def packing_table(s: str, runs: dict[str, list[Run]]) -> list[str]:
     return lines
 
 
-def render(results: dict[str, Any], full: bool) -> str:
+def render(results: dict[str, Any]) -> str:
     import torch
 
     peak = max(results["peaks"])

@@ -87,7 +87,8 @@ def profile(config_path: Path, skip: int, steps: int) -> dict:
     config = load_config(config_path)
     with tempfile.TemporaryDirectory() as out:
         config = config.model_copy(update={"output_dir": out})
-        engine_trainer.build_trainer = build_profiled  # engine.train.recipe imports it from engine.train.trainer when it runs
+        # engine.train.recipe imports it from engine.train.trainer when it runs
+        engine_trainer.build_trainer = build_profiled
         code = run_train(config)
         if code != 0 or "tokens" not in window or window["seconds"] <= 0:
             raise SystemExit(f"the run failed or had fewer than {skip + steps} steps")

@@ -1,9 +1,9 @@
-"""Shared pieces of the browser tests (headless Chromium from Debian, driven by Playwright): a server on a
-fresh workspace per test module, the browser, a page, and small helpers to drive gradio widgets.
+"""Shared pieces of the browser tests (headless Chromium from Debian, driven by Playwright): starting a server on
+a fresh workspace, opening a page, and small helpers to drive gradio widgets.
 
-A test module uses them with `from tests.browser.pages import browser, page, server  # noqa: F401` and marks
-itself `pytestmark = pytest.mark.browser`. `make_run` trains a short run into a workspace through the
-command line, for tests that need a finished run without clicking through the Train tab."""
+The fixtures `server`, `browser` and `page` are in tests/browser/conftest.py: a test names them as parameters
+without importing them, and marks itself `pytestmark = pytest.mark.browser`. `make_run` trains a short run into a
+workspace through the command line, for tests that need a finished run without clicking through the Train tab."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -70,24 +69,6 @@ def stop_server(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-@pytest.fixture(scope="module")
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """(url, workspace) of a server started for this test module on a fresh workspace."""
-    workspace = tmp_path_factory.mktemp("workspace")
-    module = request.module.__name__.rsplit(".", 1)[-1]
-    proc, url = start_server(workspace, f"server-{module}.log")
-    yield url, workspace
-    stop_server(proc)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
 def open_page(browser, url: str, locale: str = "en-US"):
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True, locale=locale)
     page = context.new_page()
@@ -95,13 +76,6 @@ def open_page(browser, url: str, locale: str = "en-US"):
     page.goto(url)
     page.wait_for_selector("#wb-start")
     return page
-
-
-@pytest.fixture
-def page(browser, server):
-    page = open_page(browser, server[0])
-    yield page
-    page.context.close()
 
 
 def shot(page, name: str, readme: str | None = None) -> None:

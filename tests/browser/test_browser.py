@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.pages import ROOT, browser, open_page, page, pick, server, set_number, shot  # noqa: F401 (fixtures)
+from tests.browser.pages import ROOT, open_page, pick, set_number, shot
 
 pytestmark = pytest.mark.browser
 

@@ -3,8 +3,9 @@ the engine's own chat code gives for the same history, a message sent while the 
 sent with no model loaded.
 
 One server and one short run (trained through the CLI) serve the module. The loading test comes first, while
-the chat worker has not started yet, so that loading takes seconds and the message really arrives during it. The expected replies are computed in
-the test process with engine.chat.session.ChatSession on the same run, greedy, turn by turn on each pane's own history.
+the chat worker has not started yet, so that loading takes seconds and the message really arrives during it. The
+expected replies are computed in the test process with engine.chat.session.ChatSession on the same run, greedy,
+turn by turn on each pane's own history.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from tests.browser.pages import browser, make_run, open_page, pick, server, set_number, shot  # noqa: F401 (fixtures)
+from tests.browser.pages import make_run, open_page, pick, set_number, shot
 
 pytestmark = pytest.mark.browser
 
@@ -109,7 +110,8 @@ def wait_for_reply(page, pane: str, turns: int, expected: str, timeout: float = 
 
 def assert_history(page, pane: str, questions: list[str], replies: list[str]) -> None:
     shown = [(role, comparable(text)) for role, text in conversation(page, pane)]
-    expected = [pair for q, a in zip(questions, replies) for pair in (("user", comparable(q)), ("bot", comparable(a)))]
+    expected = [pair for q, a in zip(questions, replies, strict=True)
+                for pair in (("user", comparable(q)), ("bot", comparable(a)))]
     assert shown == expected, f"{pane}: {shown!r}"
 
 

@@ -17,7 +17,7 @@ import psutil
 import pytest
 import yaml
 
-from tests.browser.pages import DEMO_MODEL, IDENTITY, ROOT, browser, page, pick, server, set_number, shot  # noqa: F401
+from tests.browser.pages import DEMO_MODEL, IDENTITY, ROOT, pick, set_number, shot
 
 pytestmark = pytest.mark.browser
 

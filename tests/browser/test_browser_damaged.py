@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.browser.pages import browser, open_page, pick, shot, start_server, stop_server  # noqa: F401 (fixture)
+from tests.browser.pages import open_page, pick, shot, start_server, stop_server
 from tests.browser.test_browser_runs import error_toasts
 from webui.jobs.scheduler import START_GRACE_S
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import re
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.browser.pages import browser, page, pick, server, set_number, shot  # noqa: F401
+from tests.browser.pages import pick, set_number, shot
 from webui.tabs.train.data import FITS_COLOUR, OVER_COLOUR
 
 pytestmark = pytest.mark.browser
@@ -88,7 +89,7 @@ def test_histogram_draws_every_row_in_numeric_bins(page):
     assert {bar["fill"] for bar in bars if bar["rows"] and bar["category"] == "fits"} == {FITS_COLOUR}
     assert "64" in chart["legend"], chart["legend"]  # the cutoff is named by the colours' legend
     boxes = chart["labels"]
-    assert not any(overlaps(a, b) for a, b in zip(boxes, boxes[1:])), boxes  # readable: no label over another
+    assert not any(overlaps(a, b) for a, b in pairwise(boxes)), boxes  # readable: no label over another
 
 
 def dropdown_options(page, selector: str) -> list[str]:

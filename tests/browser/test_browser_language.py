@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.pages import browser, open_page, server, shot  # noqa: F401 (fixtures)
+from tests.browser.pages import open_page, shot
 
 pytestmark = pytest.mark.browser
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.browser.pages import browser, make_run, page, pick, server, shot  # noqa: F401
+from tests.browser.pages import make_run, pick, shot
 
 pytestmark = pytest.mark.browser
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from engine.jobs.faults import FAULT_ENV
-from tests.browser.pages import DEMO_MODEL, IDENTITY, ROOT, browser, page, pick, server, shot  # noqa: F401 (fixtures)
+from tests.browser.pages import DEMO_MODEL, IDENTITY, ROOT, pick, shot
 from tests.browser.test_browser_cli_runs import runs_row, toast
 
 pytestmark = pytest.mark.browser

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from tests.browser.pages import browser, make_run, page, pick, server, shot  # noqa: F401 (fixtures)
+from tests.browser.pages import make_run, pick, shot
 
 pytestmark = pytest.mark.browser
 
@@ -66,7 +66,8 @@ def test_overlaid_runs_each_draw_their_curve(page, runs):
     wait_for_chart(page, ["train"])
 
 
-def test_cancel_asks_first_and_reports_success(page, server, runs):
+@pytest.mark.usefixtures("runs")  # the runs table already lists two runs when this one starts
+def test_cancel_asks_first_and_reports_success(page, server):
     _, workspace = server
     page.click("#wb-start")  # the starting form: LoRA on the demo model
     page.wait_for_function("() => document.querySelector('#wb-progress b')?.innerText.trim()", timeout=120_000)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from tests.browser.pages import browser, open_page, page, pick, server, set_number, shot  # noqa: F401 (fixtures)
+from tests.browser.pages import open_page, pick, set_number, shot
 from tests.engine.test_chat_tools import ROWS, TOOLS, train_tool_run
 
 pytestmark = pytest.mark.browser
@@ -62,7 +62,8 @@ def wait_for_bot(page, count: int, words: str) -> None:
                                "'#wb-chat-tuned [data-testid=bot]'); return bots.length === count && "
                                "bots[count - 1].innerText.includes(words); }", arg=[count, words], timeout=120_000)
     except PlaywrightTimeout:
-        raise AssertionError(f"expected reply {count} to hold {words!r}; the page shows {bot_messages(page)!r}") from None
+        shown = bot_messages(page)
+        raise AssertionError(f"expected reply {count} to hold {words!r}; the page shows {shown!r}") from None
 
 
 def test_chat_offers_tools_and_answers_with_a_tool_call(browser, server, tool_run):

@@ -334,7 +334,7 @@ def test_load_errors_are_chat_errors(tmp_path: Path) -> None:
     assert not chat.loaded
 
 
-def test_load_plan_is_decided_without_torch(lora_run: Path, tmp_path: Path) -> None:
+def test_load_plan_is_decided_without_torch(lora_run: Path) -> None:
     """The plan step reads the run's config and adapter files only: no model library is imported."""
     probe = (
         "import json, sys\n"

@@ -1,7 +1,8 @@
 """First run offline: the page's starting form (bundled demo model, identity set, LoRA) trains within
 3 minutes on the CPU, and then greedy chat with the adapter gives the trained answer to at least 80% of
 the identity questions while the base model gives it to none. Same code path as the page: the form's
-values -> webui.forms.mapping.to_config -> `launch.py train` -> engine.chat.session.ChatSession (the chat worker's code)."""
+values -> webui.forms.mapping.to_config -> `launch.py train` -> engine.chat.session.ChatSession (the chat worker's
+code)."""
 
 from __future__ import annotations
 

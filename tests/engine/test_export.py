@@ -70,7 +70,7 @@ def test_merged_export_loads_without_peft_and_matches_adapter(runs: dict[str, Pa
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     out = tmp_path / f"{name}-merged"
-    result = run_export(runs[name], out, log=lambda message: None)
+    result = run_export(runs[name], out, log=lambda _message: None)
     assert result.state == "completed", result.error
     assert result.merged and result.reason is None and result.dtype == "float32"
     assert result.max_abs_diff is not None and result.max_abs_diff <= result.tolerance
@@ -169,7 +169,7 @@ def test_a_merge_equal_to_the_base_is_a_failure(runs: dict[str, Path], tmp_path:
     tensors = {k: v.zero_() if "lora_B" in k else v for k, v in load_file(weights).items()}
     save_file(tensors, weights, metadata={"format": "pt"})
     out = tmp_path / "untrained-export"
-    result = run_export(run, out, log=lambda message: None)
+    result = run_export(run, out, log=lambda _message: None)
     assert result.state == "failed" and "base model" in result.error
     assert not out.exists() and not list(tmp_path.glob(".untrained-export.partial-*"))
 
@@ -177,9 +177,9 @@ def test_a_merge_equal_to_the_base_is_a_failure(runs: dict[str, Path], tmp_path:
 def test_refusals_are_one_sentence(runs: dict[str, Path], tmp_path: Path) -> None:
     existing = tmp_path / "taken"
     existing.mkdir()
-    assert "already exists" in run_export(runs["lora"], existing, log=lambda m: None).error
-    assert "not a run folder" in run_export(tmp_path, tmp_path / "x", log=lambda m: None).error
-    bad: ExportResult = run_export(runs["lora"], tmp_path / "y", dtype="int3", log=lambda m: None)
+    assert "already exists" in run_export(runs["lora"], existing, log=lambda _message: None).error
+    assert "not a run folder" in run_export(tmp_path, tmp_path / "x", log=lambda _message: None).error
+    bad: ExportResult = run_export(runs["lora"], tmp_path / "y", dtype="int3", log=lambda _message: None)
     assert bad.state == "failed" and "dtype" in bad.error and bad.error.count(". ") == 0
 
 
@@ -188,7 +188,7 @@ def test_freeze_run_exports_the_trained_model_verified(runs: dict[str, Path], tm
     from transformers import AutoModelForCausalLM
 
     out = tmp_path / "freeze-export"
-    result = run_export(runs["freeze"], out, log=lambda message: None)
+    result = run_export(runs["freeze"], out, log=lambda _message: None)
     assert result.state == "completed", result.error
     assert result.merged and result.max_abs_diff <= result.tolerance < result.base_diff
     exported = AutoModelForCausalLM.from_pretrained(out)

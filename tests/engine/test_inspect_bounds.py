@@ -311,7 +311,7 @@ def engine(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, **env})
 
 
-def test_a_parent_that_is_already_gone_ends_the_command_at_once(tmp_path):
+def test_a_parent_that_is_already_gone_ends_the_command_at_once():
     done = engine("inspect-data", "--data", str(ROOT / "assets" / "datasets" / "identity_alpaca.json"),
                   env={PARENT_ENV: "1"})  # not this process's parent
     assert done.returncode == 2 and done.stdout == ""

@@ -47,7 +47,8 @@ def test_a_second_run_reads_the_rows_the_first_tokenized(tiny_model, tmp_path, c
     assert (train, val, stats) == data.build_splits(cfg, tokenizer)  # what tokenizing afresh gives
 
 
-def test_whatever_the_rows_depend_on_tokenizes_again(tiny_model, tmp_path, cache):
+@pytest.mark.usefixtures("cache")
+def test_whatever_the_rows_depend_on_tokenizes_again(tiny_model, tmp_path):
     dataset = tmp_path / "rows.json"
     shutil.copy(DATA, dataset)
     tokenizer = tokenizer_of(tiny_model)
@@ -93,7 +94,8 @@ def test_an_unwritable_cache_does_not_fail_the_run(tiny_model, tmp_path, monkeyp
     assert "not cached" in caplog.text
 
 
-def test_the_command_line_says_when_rows_come_from_the_cache(tiny_model, tmp_path, cache, monkeypatch):
+@pytest.mark.usefixtures("cache")
+def test_the_command_line_says_when_rows_come_from_the_cache(tiny_model, tmp_path):
     lines = []
     for name in ("first", "second"):
         cfg = write_config(tmp_path / f"{name}.yaml", tiny_model, DATA, tmp_path / name)

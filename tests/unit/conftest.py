@@ -14,7 +14,7 @@ class ProcessStarted(AssertionError):
 
 @pytest.fixture(autouse=True)
 def no_processes(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args: object, **kwargs: object) -> None:
+    def refuse(*args: object, **_kwargs: object) -> None:
         raise ProcessStarted(f"tests/unit starts no process; this one ran {args[1] if len(args) > 1 else args}")
 
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse)

@@ -45,7 +45,8 @@ def test_packing_gives_the_same_per_token_loss_as_padding(tiny_model):
     torch.testing.assert_close(packed, padded, rtol=1e-4, atol=1e-5)
     # and the model's own loss (what the Trainer optimises) is the mean over the same 9 target tokens
     with torch.no_grad():
-        torch.testing.assert_close(model(**model_inputs(PackingCollator()(ROWS))).loss, padded.mean(), rtol=1e-4, atol=1e-5)
+        packed = model(**model_inputs(PackingCollator()(ROWS))).loss
+        torch.testing.assert_close(packed, padded.mean(), rtol=1e-4, atol=1e-5)
 
 
 def test_cross_example_attention_would_change_the_loss(tiny_model):

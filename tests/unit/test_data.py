@@ -260,7 +260,8 @@ def test_chatml_fallback_never_grows_the_vocabulary_and_pad_falls_back_to_eos() 
     assert ensure_chat_template(tok) is True
     assert len(tok) == 3 and tok.chat_template == CHATML_EOS_TEMPLATE  # no untrainable new tokens
     messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hi"}]
-    assert tok.apply_chat_template(messages, tokenize=False) == "<|im_start|>user\nhi</s>\n<|im_start|>assistant\nhi</s>\n"
+    rendered = tok.apply_chat_template(messages, tokenize=False)
+    assert rendered == "<|im_start|>user\nhi</s>\n<|im_start|>assistant\nhi</s>\n"
     text, spans = render_with_spans(messages, tok)
     assert [text[a:b] for a, b in spans] == ["hi</s>"]  # the model learns to stop at eos
     assert ensure_chat_template(tok) is False

@@ -6,6 +6,7 @@ import errno
 import hashlib
 import os
 import random
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,7 @@ def test_every_row_is_in_one_bin_in_numeric_order(lengths: list[int], cutoff: in
     assert 1 <= len(bins) <= datasets.MAX_BINS
     for b in bins:
         assert b.rows == sum(b.low <= n <= b.high for n in lengths)
-    assert all(a.high + 1 == b.low for a, b in zip(bins, bins[1:]))  # adjacent, ascending, no gap, no overlap
+    assert all(a.high + 1 == b.low for a, b in pairwise(bins))  # adjacent, ascending, no gap, no overlap
     assert bins[0].low <= min(lengths) and bins[-1].high >= max(lengths)
 
 
@@ -143,7 +144,7 @@ def test_an_upload_is_stored_once(tmp_path: Path):
 
 
 def test_an_upload_on_another_filesystem_is_copied_then_deleted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    def cross_device(source, target):
+    def cross_device(_source, _target):
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
     monkeypatch.setattr(datasets.os, "replace", cross_device)

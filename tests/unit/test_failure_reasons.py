@@ -16,7 +16,8 @@ from engine.model.loading import ModelError, load_model
 CPU_ALLOCATOR = ("[enforce fail at alloc_cpu.cpp:121] data. DefaultCPUAllocator: can't allocate memory: you tried to "
                  "allocate 523973299600 bytes. Error code 12 (Cannot allocate memory)")
 BNB_WARNING = ("/venv/lib/python3.11/site-packages/bitsandbytes/cextension.py:101: UserWarning: The installed version "
-               "of bitsandbytes was compiled without GPU support. 8-bit optimizers and GPU quantization are unavailable.")
+               "of bitsandbytes was compiled without GPU support. 8-bit optimizers and GPU quantization are "
+               "unavailable.")
 
 
 def test_cpu_out_of_memory_is_the_products_sentence():

@@ -85,7 +85,7 @@ def test_shape_count_equals_engine_plan(models, model_name):
         assert counted["trainable_percent"] == pytest.approx(planned["trainable_percent"])
 
 
-def test_equals_the_plan_command(models, tmp_path, capsys):
+def test_equals_the_plan_command(tmp_path, capsys):
     """`python -m engine plan CONFIG.yaml` on the demo model (its main(), in this process) prints the same."""
     from engine.model.methods import main
 

@@ -123,7 +123,8 @@ def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return cache
 
 
-def test_a_saved_dataset_folder_is_a_path_and_its_split_is_chosen(tmp_path: Path, hf_cache: Path):
+@pytest.mark.usefixtures("hf_cache")  # datasets writes its Arrow files in the test's folder
+def test_a_saved_dataset_folder_is_a_path_and_its_split_is_chosen(tmp_path: Path):
     from datasets import Dataset, DatasetDict
 
     rows = [{"instruction": f"saved {i}", "output": f"out {i}"} for i in range(6)]

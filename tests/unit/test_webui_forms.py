@@ -38,7 +38,8 @@ def test_every_method_has_an_options_row():
 
 def test_widget_kinds_and_choices_come_from_the_schema():
     assert ff.LR_SCHEDULER_TYPE.kind == "dropdown"
-    assert ff.LR_SCHEDULER_TYPE.choices == choices(type(RunConfig.model_fields["train"].default_factory()), "lr_scheduler_type")
+    train_section = type(RunConfig.model_fields["train"].default_factory())
+    assert ff.LR_SCHEDULER_TYPE.choices == choices(train_section, "lr_scheduler_type")
     assert ff.R.kind == "slider"
     assert ff.BATCH_SIZE.kind == "integer"
     assert ff.BATCH_SIZE.minimum == 1
@@ -122,7 +123,8 @@ def test_save_form_to_yaml_and_load_it_back(tmp_path: Path, data_file: Path):
     loaded[widgets[ff.BITS]] = bits["value"]
     assert loaded[tab.model.name] == "tiny" and loaded[tab.data.dataset]["value"] == str(dataset)
     assert [loaded[tab.data.data_format], loaded[tab.method.name]] == ["alpaca", "prompt"]
-    assert {option: loaded[widgets[option]] for option in ff.OPTIONS} == {**values, ff.EPOCHS: loaded[widgets[ff.EPOCHS]]}
+    shown = {option: loaded[widgets[option]] for option in ff.OPTIONS}
+    assert shown == {**values, ff.EPOCHS: loaded[widgets[ff.EPOCHS]]}
     with pytest.raises(Exception, match="outside the workspace"):
         h.load_saved_config(ctx, tab, "/etc/passwd")
 
@@ -226,7 +228,8 @@ def test_preview_command_names_a_file_holding_the_preview(tmp_path: Path, data_f
     assert "NEW_RUN" not in yaml_text
     values[ff.R] = 4
     other = h.preview(ctx, panel, "exp-2", *["tiny", str(dataset), [], "auto", "lora", *forms.widget_values(values)])
-    assert other[panel.command] != command and Path(path).read_text(encoding="utf-8") == yaml_text  # one file per config
+    # one file per config
+    assert other[panel.command] != command and Path(path).read_text(encoding="utf-8") == yaml_text
     assert h.config_choices(ctx) == []  # the preview files are not offered as saved configs
 
 

@@ -97,7 +97,7 @@ def test_delete_asks_naming_the_runs_then_deletes_with_an_info(ctx, capsys):
 
 def test_delete_refuses_a_training_run_before_asking(ctx, monkeypatch):
     write_run(ctx, "busy", state="training")
-    monkeypatch.setattr(ctx.runs, "alive", lambda name: True)
+    monkeypatch.setattr(ctx.runs, "alive", lambda _name: True)
     with pytest.raises(runs_tab.gr.Error, match="still training"):
         runs_tab.ask_delete(ctx, ["busy"], None)
     with pytest.raises(runs_tab.gr.Error, match="Select a run first"):

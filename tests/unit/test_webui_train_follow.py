@@ -78,7 +78,7 @@ def test_a_finished_run_shown_gives_way_to_the_next_run_that_trains(ctx, monkeyp
 def test_start_follows_the_new_run(ctx, monkeypatch):
     panel = train_tab(ctx).monitor
     submitted = []
-    monkeypatch.setattr(ctx.runs, "submit", lambda config, name: submitted.append(name) or ("r1", False))
+    monkeypatch.setattr(ctx.runs, "submit", lambda _config, name: submitted.append(name) or ("r1", False))
     dataset = ctx.uploads / "d.jsonl"
     dataset.write_text('{"instruction": "a", "output": "b"}\n')
     args = ["tiny", str(dataset), [], "auto", "lora", *forms.widget_values(forms.defaults())]

@@ -12,6 +12,7 @@ started and nothing under the outside folder opened, listed or deleted. `--allow
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -283,10 +284,8 @@ def cancel(world: World, name: str) -> str:
 
 def rerun(world: World, name: str) -> str:
     """Run again: it may ask (a symlinked run is listed as failed), and then it is refused."""
-    try:
+    with contextlib.suppress(gr.Error):  # refused at once: the confirmation is tried below all the same
         run_again.ask_rerun(world.ctx, [name])
-    except gr.Error:
-        pass  # refused at once: the confirmation is tried below all the same
     return refusal(lambda: run_again.rerun_confirmed(world.ctx, [name]))
 
 
@@ -474,7 +473,7 @@ def test_the_chat_worker_refuses_folders_outside_the_roots_itself(tmp_path: Path
     assert plan_load(str(world.model), {}).model == str(world.model)  # the terminal's chat (no roots) is not limited
     sent: dict = {}
     client = AppContext.create(tmp_path / "ws").chat
-    monkeypatch.setattr(client, "start", lambda cpu_only=False: None)
-    monkeypatch.setattr(client, "call", lambda op, **fields: sent.update(fields) or {"model": fields["model"]})
+    monkeypatch.setattr(client, "start", lambda _cpu_only=False: None)
+    monkeypatch.setattr(client, "call", lambda _op, **fields: sent.update(fields) or {"model": fields["model"]})
     client.load("tiny", {})
     assert sent["roots"] == roots

@@ -55,7 +55,8 @@ def test_locales_are_complete():
     assert set(k for k in en if not k.startswith("help.")) <= set(zh)
     for key, text in tables["zh"].items():
         if not key.startswith(("field.method.", "chat.top_", "field.train.packing")):
-            assert re.search(r"[\u4e00-\u9fff]", text) or key in ("field.method.lora_alpha", "field.method.lora_dropout"), key
+            same_in_chinese = key in ("field.method.lora_alpha", "field.method.lora_dropout")
+            assert re.search(r"[\u4e00-\u9fff]", text) or same_in_chinese, key
 
 
 def test_paths_from_the_page_stay_inside(tmp_path: Path):
@@ -103,7 +104,8 @@ def test_launch_options_and_exposure_warning():
     from webui.app import exposure_warning, parse_args
 
     args = parse_args([])
-    assert (args.host, args.port, args.workspace, args.share, args.auth) == ("127.0.0.1", 7860, "workspace", False, None)
+    expected = ("127.0.0.1", 7860, "workspace", False, None)
+    assert (args.host, args.port, args.workspace, args.share, args.auth) == expected
     args = parse_args(["--host", "0.0.0.0", "--port", "9000", "--auth", "u:p", "--share", "--workspace", "/w"])
     assert (args.host, args.port, args.auth, args.share, args.workspace) == ("0.0.0.0", 9000, "u:p", True, "/w")
     assert exposure_warning("127.0.0.1", False, None) is None

@@ -106,7 +106,7 @@ def test_loading_asks_first_while_training_holds_the_gpu(tmp_path: Path, monkeyp
 
     ctx = AppContext.create(tmp_path / "ws")
     monkeypatch.setattr(ctx.runs, "active", lambda: "run-1")
-    monkeypatch.setattr(AppContext, "gpu_present", lambda self: True)
+    monkeypatch.setattr(AppContext, "gpu_present", lambda _self: True)
     status, confirm = chat.load(ctx, "run-1", "", mode="ask")
     assert "run-1 is training on the GPU" in status and confirm["visible"] is True
     assert not ctx.chat.running  # nothing was loaded

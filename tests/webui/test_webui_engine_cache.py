@@ -49,7 +49,7 @@ def no_engine(monkeypatch: pytest.MonkeyPatch) -> list:
     """Fail any engine process; the list holds the commands that were tried."""
     tried: list = []
 
-    def refuse(args, *rest, **kwargs):
+    def refuse(args, *_rest, **_kwargs):
         tried.append(args)
         raise AssertionError(f"an engine process was started: {args}")
 
@@ -72,7 +72,7 @@ def test_inspection_is_shared_by_visitors_and_restarts(ctx, monkeypatch):
     assert "inspecting" in first[0][0].lower() and "40" in first[-1][0]
 
     started: list = []
-    monkeypatch.setattr(engine_cli, "run_json", lambda args, *a, **k: started.append(args) or {})
+    monkeypatch.setattr(engine_cli, "run_json", lambda args, *_rest, **_kwargs: started.append(args) or {})
     again = inspected(ctx, dataset, visitor("another visitor"))
     assert len(again) == 1 and again[0][0] == first[-1][0]  # at once: no "inspecting" step, no process
     engine_cli._caches.clear()  # as after a restart of the server: only the files under the workspace remain
@@ -96,12 +96,14 @@ def test_count_of_a_known_model_starts_no_engine_process(ctx, no_engine):
 def test_count_without_a_dataset(ctx, no_engine):
     shown = list(train_count.count_trainable(ctx, visitor("a"), *form_args(str(DEMO_MODEL), "", method="prompt")))
     assert "%" in shown[-1]  # the trainable count needs the model and the method only
+    assert no_engine == []
 
 
 def test_offline_hub_id_fails_at_once(ctx, no_engine, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     began = time.monotonic()
-    shown = list(train_count.count_trainable(ctx, visitor("a"), *form_args("someone/model-not-in-the-cache", str(IDENTITY))))
+    offline = form_args("someone/model-not-in-the-cache", str(IDENTITY))
+    shown = list(train_count.count_trainable(ctx, visitor("a"), *offline))
     info = h.show_model(ctx, "someone/model-not-in-the-cache", visitor("a"))
     assert time.monotonic() - began < 2
     assert len(shown) == 1 and "cannot be reached" in shown[0] and "someone/model-not-in-the-cache" in shown[0]
@@ -137,7 +139,7 @@ def test_late_answer_for_an_older_model_is_dropped(ctx, monkeypatch, unknown_mod
     """The visitor picks a slow model, then the demo model while the slow count runs: the demo's figures stay."""
     newer: list = []
 
-    def slow_plan(config_path, env=None):
+    def slow_plan(*_args, **_kwargs):
         newer.extend(train_count.count_trainable(ctx, visitor("v"), *form_args(str(DEMO_MODEL), str(IDENTITY))))
         return PLANNED
 
@@ -147,12 +149,13 @@ def test_late_answer_for_an_older_model_is_dropped(ctx, monkeypatch, unknown_mod
     assert list(older) == [gr.skip()]  # the older model's answer came back after the newer request
     assert "%" in newer[-1] and "1.23K" not in newer[-1]
     # The answer is cached all the same; another visitor asking for that model gets it at once.
-    assert "1.23K" in list(train_count.count_trainable(ctx, visitor("w"), *form_args(str(unknown_model), str(IDENTITY))))[0]
+    cached = list(train_count.count_trainable(ctx, visitor("w"), *form_args(str(unknown_model), str(IDENTITY))))
+    assert "1.23K" in cached[0]
 
 
 def test_superseded_request_starts_no_process(ctx, monkeypatch, unknown_model):
     planned: list = []
-    monkeypatch.setattr(engine_cli, "plan", lambda path, env=None: planned.append(path) or PLANNED)
+    monkeypatch.setattr(engine_cli, "plan", lambda path, **_kwargs: planned.append(path) or PLANNED)
     older = train_count.count_trainable(ctx, visitor("v"), *form_args(str(unknown_model), str(IDENTITY), r=4))
     assert "counting" in next(older)
     list(train_count.count_trainable(ctx, visitor("v"), *form_args(str(unknown_model), str(IDENTITY), r=8)))
@@ -160,7 +163,7 @@ def test_superseded_request_starts_no_process(ctx, monkeypatch, unknown_model):
 
 
 def test_other_visitors_requests_do_not_supersede(ctx, monkeypatch, unknown_model):
-    monkeypatch.setattr(engine_cli, "plan", lambda path, env=None: PLANNED)
+    monkeypatch.setattr(engine_cli, "plan", lambda *_args, **_kwargs: PLANNED)
     mine = train_count.count_trainable(ctx, visitor("v"), *form_args(str(unknown_model), str(IDENTITY)))
     next(mine)
     list(train_count.count_trainable(ctx, visitor("someone else"), *form_args(str(DEMO_MODEL), str(IDENTITY))))

@@ -83,7 +83,8 @@ def test_an_inspection_shows_a_field_for_each_placeholder(ctx, tab, identity):
 
 def test_a_sampled_inspection_keeps_the_texts_it_may_have_missed(tab):
     """Where the inspection read part of the file (or the first of several datasets), a data.replace text for a
-    placeholder it did not see stays: the rest may hold it. Past MAX_FIELDS, the note says where the others are filled."""
+    placeholder it did not see stays: the rest may hold it. Past MAX_FIELDS, the note says where the others are
+    filled."""
     panel = tab.data.placeholders
     found = [{"name": f"p{index}", "count": 1, "rows": 1} for index in range(MAX_FIELDS)]
     report = {"placeholders": found, "rows": 5000, "sample_rows": 2000}

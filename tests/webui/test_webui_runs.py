@@ -151,7 +151,8 @@ def test_runs_tab_overlays_and_compares(tmp_path: Path):
         (run / "status.json").write_text('{"state": "completed", "pid": null, "error": null}')
         (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in (
             {"kind": "metrics", "t": 1, "step": 1, "loss": 2.0}, {"kind": "metrics", "t": 1, "step": 2, "loss": 1.0},
-            {"kind": "metrics", "t": 1, "step": 2, "eval_loss": 1.5}, {"kind": "status", "t": 1, "state": "completed"})))
+            {"kind": "metrics", "t": 1, "step": 2, "eval_loss": 1.5},
+            {"kind": "status", "t": 1, "state": "completed"})))
     progress, frame, log, compare, seen, colors = runs_tab.show_runs(ctx, ["a", "b"], "", None)
     assert set(frame["series"]) == set(colors) == {"a · train", "a · eval", "b · train", "b · eval"}
     assert "<tr class='wb-diff'><td><code>method.r</code></td><td>8</td><td>16</td>" in compare
