@@ -26,6 +26,7 @@ from pydantic import (
 
 from engine import config_migrate as migrate
 from engine import datapaths
+from engine.errors import UserError
 
 MethodName = Literal["lora", "dora", "qlora", "prefix", "prompt", "ptuning", "ia3", "full", "freeze"]
 DataFormat = Literal["auto", "alpaca", "sharegpt", "openai", "prompt_completion", "text"]
@@ -307,7 +308,7 @@ class ExportConfig(_Section):
         return yaml.safe_dump(migrate.CONFIG.stamp(self.model_dump(mode="json")), sort_keys=False, allow_unicode=True)
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config that cannot run; `issues` holds one sentence per problem."""
 
     def __init__(self, issues: list[str], source: str = "config"):

@@ -19,6 +19,7 @@ import gradio as gr
 
 from engine.config import DataConfig, MethodConfig, field_help
 from webui.forms.fields import OPTIONS
+from webui.forms.sampling import SAMPLING_OPTIONS
 from webui.jobs.commands import REPO_ROOT
 
 LOCALES_DIR = REPO_ROOT / "assets" / "locales"
@@ -30,7 +31,7 @@ LANGUAGE_SCRIPT = Path(__file__).with_name("language.js")
 @lru_cache(maxsize=1)
 def translations() -> dict[str, dict[str, str]]:
     tables = {lang: json.loads((LOCALES_DIR / f"{lang}.json").read_text(encoding="utf-8")) for lang in LANGUAGES}
-    for option in OPTIONS:
+    for option in (*OPTIONS, *SAMPLING_OPTIONS):
         tables["en"].setdefault(f"help.{option.key}", option.help)
     tables["en"].setdefault("help.data.format", field_help(DataConfig, "format"))
     tables["en"].setdefault("help.method.name", field_help(MethodConfig, "name"))

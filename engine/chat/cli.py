@@ -17,7 +17,9 @@ from typing import Any
 
 from engine.chat.session import ChatError, ChatSession, Generation, check_params
 from engine.data.toolcalls import ToolDataError, call_signature, parse_tools
+from engine.errors import UserError
 from engine.jobs import rundir
+from engine.sampling import SAMPLING_FIELDS, SamplingConfig
 
 
 def parse_adapter_args(values: list[str]) -> dict[str, str]:
@@ -45,7 +47,7 @@ def read_tools_file(path: str) -> list[dict]:
         raise ChatError(f"--tools {path}: {error.field_name} {error.problem}.") from None
 
 
-def repl(session: ChatSession, system: str | None, params: dict[str, Any], lines: Any = None,
+def repl(session: ChatSession, system: str | None, sampling: SamplingConfig, lines: Any = None,
          tools: list[dict] | None = None) -> int:
     """Terminal chat: type a message, see the streamed reply; /base, /adapter NAME, /tool RESULT, /reset, /quit."""
     adapter = session.adapters[0] if session.adapters else None
@@ -84,7 +86,7 @@ def repl(session: ChatSession, system: str | None, params: dict[str, Any], lines
         history.append({"role": "tool", "content": text[6:].strip()} if result else {"role": "user", "content": text})
         reply = Generation()
         try:
-            for chunk in session.generate(history, adapter, system, reply, tools, **params):
+            for chunk in session.generate(history, adapter, system, reply, tools, sampling):
                 print(chunk, end="", flush=True)
         except ChatError as error:
             history.pop()
@@ -115,16 +117,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--system", help="system prompt")
     parser.add_argument("--tools", metavar="FILE.json",
                         help="offer these tools: a JSON list of function schemas (as a dataset's tools column)")
-    parser.add_argument("--max-new-tokens", type=int, default=256, help="longest reply in tokens (default 256)")
-    parser.add_argument("--temperature", type=float, default=0.7, help="0 is greedy (default 0.7)")
-    parser.add_argument("--top-p", type=float, default=0.9,
-                        help="sample from the smallest set of tokens whose probabilities add up to this (default 0.9)")
-    parser.add_argument("--top-k", type=int, default=50,
-                        help="sample from the k likeliest tokens; 0 is off (default 50)")
-    parser.add_argument("--repetition-penalty", type=float, default=1.0,
-                        help="above 1 makes repeating earlier tokens less likely (default 1.0: off)")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="random seed for sampling (default: a new one each reply)")
+    add_sampling_flags(parser)
     args = parser.parse_args(argv)
     if args.worker:
         from engine.chat.worker import run_worker
@@ -139,15 +132,27 @@ def main(argv: list[str]) -> int:
     if not args.model and not args.adapter:
         parser.error("give --model, or --adapter RUN whose config names the base model")
     session = ChatSession()
-    params = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_p": args.top_p,
-              "top_k": args.top_k, "repetition_penalty": args.repetition_penalty, "seed": args.seed}
     try:
-        check_params(params)
+        sampling = sampling_from_args(args)
         tools = read_tools_file(args.tools) if args.tools else None
         print("loading ...", file=sys.stderr)
         session.load(args.model, parse_adapter_args(args.adapter), args.bits)
-    except ChatError as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return repl(session, args.system, params, tools=tools)
+    return repl(session, args.system, sampling, tools=tools)
+
+
+def add_sampling_flags(parser: argparse.ArgumentParser) -> None:
+    """--max-new-tokens, --temperature ...: one flag per SamplingConfig field, its help and default the schema's,
+    so the terminal chat samples as the page and the worker do unless told otherwise."""
+    for name, field in SamplingConfig.model_fields.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=float if field.annotation is float else int,
+                            default=None, metavar="N" if field.annotation is not float else "X",
+                            help=f"{field.description} Default: {field.default}.")
+
+
+def sampling_from_args(args: argparse.Namespace) -> SamplingConfig:
+    """The flags given, checked as a chat request's are; every other setting keeps the schema's default."""
+    return check_params({name: getattr(args, name) for name in SAMPLING_FIELDS if getattr(args, name) is not None})
 

@@ -22,20 +22,11 @@ from engine.chat.plan import ChatError, LoadPlan, plan_load
 from engine.config import ModelConfig
 from engine.data.tokens import end_of_turn_ids, ensure_chat_template
 from engine.data.toolcalls import ToolDataError, calls_from_openai, calls_in_reply, link_tool_results, parse_tools
+from engine.sampling import SamplingConfig, SamplingError, parse_sampling
 
 log = logging.getLogger("engine.chat.session")
 
 ROLES = ("system", "user", "assistant", "tool")
-MAX_NEW_TOKENS = 8192
-# Generation parameters: name -> (type, default, check, what a valid value is).
-PARAMS: dict[str, tuple[type | tuple[type, ...], Any, Any, str]] = {
-    "max_new_tokens": (int, 256, lambda v: 1 <= v <= MAX_NEW_TOKENS, f"an integer from 1 to {MAX_NEW_TOKENS}"),
-    "temperature": ((int, float), 0.0, lambda v: 0 <= v <= 10, "a number from 0 (greedy) to 10"),
-    "top_p": ((int, float), 1.0, lambda v: 0 < v <= 1, "a number above 0 and at most 1"),
-    "top_k": (int, 50, lambda v: v >= 0, "an integer of 0 (off) or more"),
-    "repetition_penalty": ((int, float), 1.0, lambda v: 0 < v <= 10, "a number above 0 and at most 10"),
-    "seed": ((int, type(None)), 0, lambda _v: True, "an integer or null"),
-}
 
 @dataclass
 class Generation:
@@ -147,13 +138,15 @@ class ChatSession:
         return tokenizer(text, return_tensors="pt", add_special_tokens=False)
 
     def generate(self, messages: list[dict[str, Any]], adapter: str | None = None, system: str | None = None,
-                 reply: Generation | None = None, tools: Any = None, **params: Any) -> Iterator[str]:
+                 reply: Generation | None = None, tools: Any = None, sampling: SamplingConfig | None = None,
+                 **params: Any) -> Iterator[str]:
         """Stream the assistant's reply to `messages` as text chunks; `reply` gets the totals at the end.
 
         adapter None answers with the base model (adapters off), a name with that adapter. `tools`: function
         schemas offered to the model (a list or its JSON text, as a dataset's tools column); the reply is then
-        read for tool calls (reply.tool_calls). Parameters are checked before anything runs, so a bad request
-        raises ChatError and generates nothing.
+        read for tool calls (reply.tool_calls). `sampling` is the settings, checked already; else `params` are
+        its fields (max_new_tokens=..., temperature=...), checked before anything runs, so a bad value raises
+        ChatError and generates nothing.
         """
         import torch
         from transformers import TextIteratorStreamer
@@ -163,7 +156,8 @@ class ChatSession:
         if adapter is not None and adapter not in self.adapters:
             known = ", ".join(self.adapters) or "none"
             raise ChatError(f"Adapter '{adapter}' is not loaded (loaded: {known}); use null for the base model.")
-        options, offered = check_params(params), check_tools(tools)
+        options = sampling if sampling is not None else check_params(params)
+        offered = check_tools(tools)
         reply = reply if reply is not None else Generation()
         tokenizer = self.tokenizers.get(adapter, self.tokenizer) if adapter else self.tokenizer
         model = self.full_models.get(adapter, self.model)
@@ -176,8 +170,8 @@ class ChatSession:
 
         def run() -> None:
             try:
-                if options["seed"] is not None:
-                    torch.manual_seed(options["seed"])
+                if options.seed is not None:
+                    torch.manual_seed(options.seed)
                 with torch.inference_mode(), self._adapter_scope(adapter, model):
                     outcome["ids"] = model.generate(**kwargs)
             except BaseException as error:  # noqa: BLE001 - reported to the caller below
@@ -261,19 +255,17 @@ def attach_adapters(base: Any, plan: LoadPlan) -> tuple[Any, dict[str, str]]:
 # ---------------------------------------------------------------------------------------------- requests
 
 
-def generation_kwargs(tokenizer: Any, options: dict[str, Any]) -> dict[str, Any]:
-    """`model.generate` arguments for checked options: greedy at temperature 0, else sampling."""
-    greedy = options["temperature"] == 0
+def generation_kwargs(tokenizer: Any, options: SamplingConfig) -> dict[str, Any]:
+    """`model.generate` arguments for the settings: greedy at temperature 0, else sampling."""
     kwargs: dict[str, Any] = {
-        "max_new_tokens": options["max_new_tokens"],
-        "do_sample": not greedy,
-        "repetition_penalty": float(options["repetition_penalty"]),
+        "max_new_tokens": options.max_new_tokens,
+        "do_sample": not options.greedy,
+        "repetition_penalty": options.repetition_penalty,
         "eos_token_id": end_of_turn_ids(tokenizer),
         "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
     }
-    if not greedy:
-        kwargs.update(temperature=float(options["temperature"]), top_p=float(options["top_p"]),
-                      top_k=int(options["top_k"]))
+    if not options.greedy:
+        kwargs.update(temperature=options.temperature, top_p=options.top_p, top_k=options.top_k)
     else:  # greedy: clear the sampling defaults a model's generation_config may carry
         kwargs.update(temperature=None, top_p=None, top_k=None)
     return kwargs
@@ -326,16 +318,9 @@ def check_message(message: Any, number: int) -> dict[str, Any]:
     return out
 
 
-def check_params(params: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(params) - set(PARAMS))
-    if unknown:
-        raise ChatError(f"Unknown generation parameter(s): {', '.join(unknown)}.")
-    options = {}
-    for name, (kind, default, valid, what) in PARAMS.items():
-        value = params.get(name)
-        if value is None and name != "seed":
-            value = default
-        if isinstance(value, bool) or not isinstance(value, kind) or not valid(value):
-            raise ChatError(f"{name} is {value!r}: it must be {what}.")
-        options[name] = value
-    return options
+def check_params(params: dict[str, Any]) -> SamplingConfig:
+    """The sampling settings of a request (engine.sampling); ChatError names each refused field."""
+    try:
+        return parse_sampling(params)
+    except SamplingError as error:
+        raise ChatError(str(error)) from None

@@ -8,7 +8,7 @@ server never imports torch, and ending the worker frees the memory.
     {"id":1,"op":"load","model":null,"adapters":{"ft":"RUN_DIR"},"bits":null,"roots":["WORKSPACE"]}
                                  -> reply {"op": "load", "data": {"model", "adapters", "device"}}
     {"id":2,"op":"generate","messages":[{"role":"user","content":"Hi"}],"adapter":"ft","system":null,
-     "max_new_tokens":128,"temperature":0.0,"top_p":1.0,"top_k":50,"repetition_penalty":1.0,"seed":0}
+     "max_new_tokens":256,"temperature":0.0,"top_p":1.0,"top_k":50,"repetition_penalty":1.0,"seed":0}
                                  -> chunk {"text": "..."} ..., then
                                     reply {"op": "generate", "data": {"text", "content", "tool_calls",
                                                                       "new_tokens", "tokens_per_s"}}
@@ -16,7 +16,9 @@ server never imports torch, and ending the worker frees the memory.
     {"id":4,"op":"status"}       -> reply {"op": "status", "data": {"loaded", "model", "adapters", "bits"}}
     {"id":5,"op":"shutdown"}     -> reply {"op": "shutdown", "data": {}}, and the worker exits
 
-A generate request may offer tools ("tools": a list of OpenAI function schemas, as a dataset's tools column)
+A generate request carries engine.sampling.SamplingConfig's fields (each optional: left out, its default),
+checked once into a SamplingConfig before anything is generated. It may offer tools ("tools": a list of OpenAI
+function schemas, as a dataset's tools column)
 and carry tool turns: an assistant message with "tool_calls" ([{"name", "arguments"}] or OpenAI's shape) and
 {"role": "tool", "content": RESULT} messages, each answering the next call, in order. Where tools are offered,
 the reply is read for calls in the template's syntax: "tool_calls" (each {"type": "function", "function":
@@ -34,9 +36,11 @@ import os
 import sys
 from typing import Any
 
-from engine.chat.session import PARAMS, ChatError, ChatSession, Generation
+from engine.chat.session import ChatError, ChatSession, Generation, check_params
+from engine.errors import UserError
 from engine.jobs.events import Chunk, Event, Reply, Status, to_line
 from engine.jobs.failures import explain
+from engine.sampling import SAMPLING_FIELDS
 
 log = logging.getLogger("engine.chat.session")
 
@@ -71,7 +75,7 @@ class Worker:
             return getattr(self, f"op_{op}")(request_id, request) is not False
         except json.JSONDecodeError:
             self.send(Status(state="failed", error="The request is not valid JSON: send one object per line."))
-        except ChatError as error:
+        except UserError as error:  # a refused request: its message is the sentence
             self.send(Status(state="failed", error=str(error), id=request_id))
         except Exception as error:  # noqa: BLE001 - the worker must outlive any single request
             log.exception("request failed")
@@ -93,16 +97,16 @@ class Worker:
         self.reply(request_id, "load", model=self.session.model_name, adapters=self.session.adapters, device=device())
 
     def op_generate(self, request_id: Any, request: dict) -> None:
-        params = {k: request[k] for k in PARAMS if k in request}
-        unknown = set(request) - set(PARAMS) - {"id", "op", "messages", "adapter", "system", "tools"}
+        unknown = set(request) - set(SAMPLING_FIELDS) - {"id", "op", "messages", "adapter", "system", "tools"}
         if unknown:
             raise ChatError(f"Unknown field(s) in generate: {', '.join(sorted(unknown))}.")
+        sampling = check_params({name: request[name] for name in SAMPLING_FIELDS if name in request})
         system = request.get("system")
         if system is not None and not isinstance(system, str):
             raise ChatError("system must be a string or null.")
         reply = Generation()
         for chunk in self.session.generate(request.get("messages"), request.get("adapter"), system, reply,
-                                           request.get("tools"), **params):
+                                           request.get("tools"), sampling):
             self.send(Chunk(text=chunk, id=request_id))
         self.reply(request_id, "generate", text=reply.text, content=reply.content, tool_calls=reply.tool_calls,
                    new_tokens=reply.new_tokens, tokens_per_s=round(reply.tokens_per_s, 2))

@@ -3,9 +3,9 @@
 Plain Python (no torch, transformers or peft): the web process imports it to explain an engine process
 that ended without a final status (`explain_exit`); engine jobs use `explain` for their failed status.
 
-- `EngineError` is the base of every error whose message already is that sentence (a bad dataset, a model
-  that does not load, an export that cannot be done, a refused chat request); `DataError` lives here since
-  readers, formats and tokenizing all raise it.
+- `EngineError` (an engine.errors.UserError) is the base of the engine's errors whose message already is that
+  sentence (a bad dataset, a model that does not load, an export that cannot be done, a refused chat request);
+  `DataError` lives here since readers, formats and tokenizing all raise it.
 - Running out of memory is recognised in one place (`out_of_memory`), and advised per kind of job.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import signal
 
-from engine.config import ConfigError
+from engine.errors import UserError
 
 # What a job can do where memory ran out: job -> (out of GPU memory, out of RAM), one sentence each.
 _MERGE = "Out of memory while merging: export on a machine with more memory, or with --dtype bfloat16."
@@ -32,8 +32,8 @@ RAM_MARKERS = ("can't allocate memory", "cannot allocate memory")
 TRIED_TO_ALLOCATE = re.compile(r"tried to allocate (\d+) bytes")
 
 
-class EngineError(Exception):
-    """An error whose message is the one sentence for the user: `explain` passes it on as it is."""
+class EngineError(UserError):
+    """An error of engine work whose message is the one sentence for the user: `explain` passes it on as it is."""
 
 
 class DataError(EngineError, ValueError):
@@ -58,7 +58,7 @@ def explain(error: BaseException, job: str = "train") -> str:
     """One readable sentence for a failed status (the traceback goes to the job's log).
 
     `job` (train, export, chat) picks the advice where memory ran out."""
-    if isinstance(error, (EngineError, ConfigError)):
+    if isinstance(error, UserError):  # EngineError and its children, ConfigError: already the sentence
         return str(error)
     gpu, ram = OUT_OF_MEMORY.get(job, OUT_OF_MEMORY["train"])
     if isinstance(error, MemoryError) or any(marker in first_line(error).lower() for marker in RAM_MARKERS):

@@ -22,6 +22,7 @@ from engine.chat.session import ChatError, ChatSession, Generation, check_params
 from engine.data.tokens import end_of_turn_ids
 from engine.jobs.events import Chunk, Event, Reply, Status, parse
 from engine.jobs.rundir import RunDir
+from engine.sampling import SamplingConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 MEMORY = [
@@ -312,7 +313,7 @@ def test_bad_parameters_are_one_sentence(params: dict, word: str) -> None:
 
 def test_repl_streams_and_toggles_base(session: ChatSession, capsys: pytest.CaptureFixture) -> None:
     lines = iter([MEMORY[0]["instruction"], "/base", MEMORY[0]["instruction"], "/reset", "/quit"])
-    assert repl(session, None, GREEDY, lines) == 0
+    assert repl(session, None, SamplingConfig(**GREEDY), lines) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == MEMORY[0]["output"] and out[1] != MEMORY[0]["output"]
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.chat.session import ChatError, ChatSession, Generation, check_messages
+from engine.sampling import SamplingConfig
 from tests.cli import launch, write_config, write_rows
 from tests.engine.test_templates import EXPECTED_TOOL_REPLIES, FAMILIES, TEMPLATES, family_tokenizer, load_tool_rows
 from tests.tiny import CORPUS, build_tiny_llama
@@ -211,7 +212,7 @@ def test_terminal_chat_shows_the_call_and_sends_the_result(tool_session: ChatSes
     from engine.chat.cli import repl
 
     lines = iter(["What is the weather in Paris?", '/tool {"celsius": 21}', "/quit"])
-    assert repl(tool_session, None, GREEDY, lines, tools=TOOLS) == 0
+    assert repl(tool_session, None, SamplingConfig(**GREEDY), lines, tools=TOOLS) == 0
     out, err = capsys.readouterr()
     assert 'tool call: get_weather({"city": "Paris"})' in err and "answer with /tool RESULT" in err
     assert out.splitlines()[-1] == "It is 21 degrees in Paris."

@@ -229,9 +229,9 @@ def at_once(visitors: int, ask) -> list:
 def failure_of(ask) -> str:
     try:
         ask()
-    except engine_cli.EngineError as error:
+    except engine_cli.EngineCommandError as error:
         return str(error)
-    raise AssertionError("no EngineError")
+    raise AssertionError("no EngineCommandError")
 
 
 # ---------------------------------------------------------------------------------------------- lifetime

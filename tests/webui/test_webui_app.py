@@ -16,6 +16,7 @@ from webui.components.render import RUN_HEADERS
 from webui.context import AppContext
 from webui.forms import datasets
 from webui.forms import fields as form_fields
+from webui.forms.sampling import SAMPLING_OPTIONS
 from webui.jobs.paths import PathError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +43,7 @@ def test_locales_are_complete():
         # run-time messages: message(request, "key"), say("key"), text("key"), words(request)("key")
         used |= set(re.findall(r'\b(?:message\(\w+,|say\(|text\(|words\(\w+\)\()\s*"([a-z_.]+)"\s*[,)]', source))
     used |= {f"field.{o.key}" for o in form_fields.OPTIONS} | {f"help.{o.key}" for o in form_fields.OPTIONS}
+    used |= {f"{kind}.{o.key}" for o in SAMPLING_OPTIONS for kind in ("field", "help")}  # the Chat tab's
     used |= {f"choice.{c}" for c in form_fields.STOP_BY.choices}
     used |= {f"state.{s}" for s in STATES}
     used |= {"runs.col." + h.replace(" ", "_") for h in RUN_HEADERS}

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from webui.jobs.chat_client import ChatClient, ChatError, worker_messages
+from engine.sampling import SamplingConfig
+from webui.jobs.chat_client import ChatClient, ChatWorkerError, worker_messages
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,6 +44,9 @@ for line in sys.stdin:
             fail("No model is loaded: send a load request first.")
             continue
         received.write(json.dumps(req["messages"]) + "\n"); received.flush()
+        with open(sys.argv[1] + ".settings", "a") as settings:  # the rest of the request: system and sampling
+            rest = {k: v for k, v in req.items() if k not in ("id", "op", "messages", "adapter", "tools")}
+            settings.write(json.dumps(rest) + "\n")
         if not all(isinstance(m.get("content"), str) for m in req["messages"]):  # as the engine's check_messages
             fail("Message 1 must be an object with role and content (a string).")
             continue
@@ -81,10 +85,10 @@ def client(tmp_path: Path):
 
 
 def test_load_stream_unload(client):
-    with pytest.raises(ChatError, match="No model is loaded"):
+    with pytest.raises(ChatWorkerError, match="No model is loaded"):
         list(client.generate([{"role": "user", "content": "hi"}], None))
     assert client.load("base", {"tuned": "/runs/x"})["adapters"] == ["tuned"]
-    replies = list(client.generate([{"role": "user", "content": "hi"}], "tuned", temperature=0.0))
+    replies = list(client.generate([{"role": "user", "content": "hi"}], "tuned"))
     assert replies[:3] == ["Hello ", "Hello from ", "Hello from tuned"]
     assert replies[-1] == "Hello from tuned."
     client.unload()
@@ -93,7 +97,7 @@ def test_load_stream_unload(client):
 
 def test_worker_death_is_an_error_not_a_hang(client):
     client.load("base", {})
-    with pytest.raises(ChatError, match="stopped"):
+    with pytest.raises(ChatWorkerError, match="stopped"):
         client.call("crash")
     assert not client.running and client.loaded is None  # the model went with the worker
     client.load("base", {})  # a new worker starts on the next request
@@ -152,6 +156,9 @@ def chat_ctx(tmp_path: Path, client):
     return ctx
 
 
+SHORT = SamplingConfig(max_new_tokens=32)
+
+
 def ask(ctx, text: str, tuned: list, base: list, side_by_side: bool = False, tools: str = "",
         as_result: bool = False, with_tick: bool = False) -> tuple:
     """The Chat tab's send handler, run to its end: what (message box, tuned pane, base pane) then hold, and the
@@ -159,11 +166,26 @@ def ask(ctx, text: str, tuned: list, base: list, side_by_side: bool = False, too
     so that what is typed while a reply streams stays."""
     from webui.tabs import chat
 
-    updates = list(chat.respond(ctx, text, tuned, base, side_by_side, "", 32, 0.0, 1.0, 50, 1.0, 0, tools, as_result))
+    updates = list(chat.respond(ctx, text, tuned, base, side_by_side, "", SHORT, tools, as_result))
     assert all(update[0] == chat.gr.skip() for update in updates[1:-1])  # the stream leaves the box alone
     boxes = [update[0] for update in updates if update[0] != chat.gr.skip()]
     last = (boxes[-1] if boxes else None, *updates[-1][1:])
     return last if with_tick else last[:3]
+
+
+def test_send_collects_the_sampling_widgets_into_one_settings_value(chat_ctx, tmp_path: Path):
+    from webui.tabs import chat
+
+    chat_ctx.chat.load("base", {"tuned": "/runs/x"})
+    widgets = [64.0, 0.7, 0.9, 40.0, 1.1, 7]  # as gradio sends them, in SAMPLING_OPTIONS' order: sliders as floats
+    list(chat.send_message(chat_ctx, None, "hi", [], [], False, "Be brief.", "", False, *widgets))
+    sent = (tmp_path / "received.settings").read_text().splitlines()
+    assert json.loads(sent[-1]) == {"system": "Be brief.", "max_new_tokens": 64, "temperature": 0.7, "top_p": 0.9,
+                                    "top_k": 40, "repetition_penalty": 1.1, "seed": 7}
+    with pytest.warns(UserWarning, match=r"^top_p is 1\.5: input should be less than or equal to 1\.$"):
+        updates = list(chat.send_message(chat_ctx, None, "hi", [], [], False, "", "", False, 64, 0.7, 1.5, 40, 1, 7))
+    assert all(u["__type__"] == "update" and len(u) == 1 for u in updates[-1])  # nothing changes, nothing sent
+    assert len((tmp_path / "received.settings").read_text().splitlines()) == len(sent)
 
 
 def test_second_message_sends_the_history_as_strings(chat_ctx, tmp_path: Path):
@@ -186,7 +208,7 @@ def test_worker_error_keeps_the_conversation(chat_ctx):
     with pytest.warns(UserWarning, match="Generation failed: boom."):
         box, tuned_after, base_after = ask(chat_ctx, "fail", tuned, base, side_by_side=True)
     assert box == "fail" and tuned_after == tuned and base_after == base  # the message stays in the box to resend
-    with pytest.raises(ChatError, match="stopped"):
+    with pytest.raises(ChatWorkerError, match="stopped"):
         chat_ctx.chat.call("crash")  # the worker dies, and its model with it
     with pytest.warns(UserWarning, match="No model is loaded: choose a finished run and press Load."):
         ask(chat_ctx, "What is your name?", tuned, [])
@@ -197,14 +219,14 @@ def test_no_model_loaded_says_so_and_keeps_the_conversation(chat_ctx):
 
     history = chatbot_round_trip([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])
     with pytest.warns(UserWarning, match="No model is loaded: choose a finished run and press Load."):
-        updates = list(chat.respond(chat_ctx, "again", history, [], False, "", 32, 0.0, 1.0, 50, 1.0, 0))
+        updates = list(chat.respond(chat_ctx, "again", history, [], False, "", SHORT))
     assert all(u["__type__"] == "update" and len(u) == 1 for u in updates[-1])  # gr.skip(): nothing changes
     assert not chat_ctx.chat.running  # no worker was started for it
 
 
 def test_failed_load_forgets_a_model_the_worker_no_longer_holds(client):
     client.load("base", {"tuned": "/runs/x"})
-    with pytest.raises(ChatError, match="cannot load"):
+    with pytest.raises(ChatWorkerError, match="cannot load"):
         client.load("broken", {})
     assert client.loaded is None
 
@@ -242,7 +264,7 @@ def test_a_tool_list_that_is_not_a_json_list_is_one_sentence(chat_ctx, tmp_path:
 
     chat_ctx.chat.load("base", {"tuned": "/runs/x"})
     with pytest.warns(UserWarning, match=words):
-        updates = list(chat.respond(chat_ctx, "hi", [], [], False, "", 32, 0.0, 1.0, 50, 1.0, 0, tools, False))
+        updates = list(chat.respond(chat_ctx, "hi", [], [], False, "", SHORT, tools, False))
     assert all(u["__type__"] == "update" and len(u) == 1 for u in updates[-1])  # nothing changes, nothing sent
     assert (tmp_path / "received").read_text() == ""
     with pytest.warns(UserWarning, match=words):

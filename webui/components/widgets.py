@@ -20,10 +20,11 @@ def labelled(option: Option, visible: bool, min_width: int) -> dict[str, Any]:
 
 
 def field_widget(field: FormField, value: object | None = None, visible: bool = True,
-                 min_width: int = 160) -> gr.components.Component:
-    """The widget of a schema field; `min_width` keeps its label readable."""
+                 min_width: int = 160, elem_id: str | None = None) -> gr.components.Component:
+    """The widget of a schema field; `min_width` keeps its label readable; `elem_id` replaces the derived one
+    (the Chat tab keeps the ids its pages and tests know)."""
     value = field.default if value is None else value
-    common = labelled(field, visible, min_width)
+    common = {**labelled(field, visible, min_width), **({"elem_id": elem_id} if elem_id else {})}
     kind = field.kind
     if kind == "slider":
         low, high, step = field.slider

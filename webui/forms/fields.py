@@ -18,9 +18,12 @@ from pydantic.fields import FieldInfo
 
 from engine.config import METHOD_OPTIONS as ENGINE_METHOD_OPTIONS
 from engine.config import DataConfig, MethodConfig, ModelConfig, RunConfig, TrainConfig, choices, field_help
+from engine.sampling import SamplingConfig
 
+# Each schema section a FormField may edit, and its key's stem (a RunConfig attribute, except the Chat tab's
+# sampling settings: webui/forms/sampling.py).
 SECTIONS: dict[type[BaseModel], str] = {ModelConfig: "model", MethodConfig: "method", DataConfig: "data",
-                                        TrainConfig: "train"}
+                                        TrainConfig: "train", SamplingConfig: "sampling"}
 Kind = Literal["number", "integer", "slider", "checkbox", "dropdown", "text"]
 
 

@@ -20,7 +20,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from engine.errors import UserError
 from engine.jobs.events import Chunk, Event, EventError, Reply, Status, parse
+from engine.sampling import SamplingConfig
 from webui.jobs.chat_tools import worker_turns
 from webui.jobs.commands import REPO_ROOT, engine_argv
 
@@ -30,7 +32,7 @@ READY_TIMEOUT_S = 120.0
 REPLY_TIMEOUT_S = 600.0
 
 
-class ChatError(RuntimeError):
+class ChatWorkerError(UserError, RuntimeError):
     """The worker refused a request or died; the message is one sentence for the page."""
 
 
@@ -98,7 +100,7 @@ class ChatClient:
             threading.Thread(target=self._read, args=(self._proc,), name="chat-reader", daemon=True).start()
             if not self._ready.wait(READY_TIMEOUT_S):
                 self.stop()
-                raise ChatError("The chat worker did not start: see chat_worker.log in the workspace.")
+                raise ChatWorkerError("The chat worker did not start: see chat_worker.log in the workspace.")
 
     def _read(self, proc: subprocess.Popen) -> None:
         for line in proc.stdout:
@@ -137,7 +139,7 @@ class ChatClient:
 
     # ---- requests -------------------------------------------------------------------------
     def request(self, op: str, **fields: Any) -> Iterator[Event]:
-        """Send one request; yield its events up to and including its Reply. A failed Status raises ChatError."""
+        """Send one request; yield its events up to and including its Reply. A failed Status raises ChatWorkerError."""
         if not self.running:
             self.start(self.cpu_only)
         request_id = next(self._ids)
@@ -151,9 +153,10 @@ class ChatClient:
                 try:
                     event = replies.get(timeout=REPLY_TIMEOUT_S)
                 except queue.Empty:
-                    raise ChatError(f"The chat worker did not answer '{op}' in {REPLY_TIMEOUT_S:.0f} s.") from None
+                    raise ChatWorkerError(
+                        f"The chat worker did not answer '{op}' in {REPLY_TIMEOUT_S:.0f} s.") from None
                 if isinstance(event, Status) and event.state == "failed":
-                    raise ChatError(event.error or "The chat worker reported an error.")
+                    raise ChatWorkerError(event.error or "The chat worker reported an error.")
                 yield event
                 if isinstance(event, Reply):
                     return
@@ -172,7 +175,7 @@ class ChatClient:
             roots = None if self.roots is None else [str(root) for root in self.roots]
             loaded = self.call("load", model=model, adapters=adapters, bits=bits, roots=roots)
             self.loaded = {**loaded, "sources": dict(adapters)}  # name -> the run or adapter folder it came from
-        except ChatError:
+        except ChatWorkerError:
             # a load that failed half way has unloaded the model before; one refused at once kept it
             if not self.running or not self.call("status").get("loaded"):
                 self.loaded = None
@@ -185,19 +188,23 @@ class ChatClient:
         self.loaded = None
 
     def generate(self, messages: list[dict[str, Any]], adapter: str | None, tools: list[dict] | None = None,
-                 reply: dict[str, Any] | None = None, **sampling: Any) -> Iterator[str]:
+                 reply: dict[str, Any] | None = None, system: str | None = None,
+                 sampling: SamplingConfig | None = None) -> Iterator[str]:
         """Yield the reply so far after every chunk; the last value is the full reply, and `reply` (when given)
-        gets the worker's reply data: its tool_calls and content where tools were offered.
+        gets the worker's reply data: its tool_calls and content where tools were offered. `sampling` (default:
+        the schema's) travels as its fields, which the worker checks once more.
 
         `messages` may be a chat UI's history (content as a list of parts): see worker_messages.
         """
         if self.loaded is None:
-            raise ChatError("No model is loaded: load a run or an adapter first.")
+            raise ChatWorkerError("No model is loaded: load a run or an adapter first.")
         messages = worker_messages(messages)
         offered = {"tools": tools} if tools else {}
         with self._generate_lock:
             text = ""
-            for event in self.request("generate", messages=messages, adapter=adapter, **offered, **sampling):
+            settings = (sampling or SamplingConfig()).model_dump()
+            for event in self.request("generate", messages=messages, adapter=adapter, system=system, **offered,
+                                      **settings):
                 if isinstance(event, Chunk):
                     text += event.text
                     yield text

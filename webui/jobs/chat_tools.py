@@ -14,10 +14,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from engine.errors import UserError
+
 TOOL_CALL, TOOL_RESULT = "tool_call", "tool_result"
 
 
-class ToolsError(ValueError):
+class ToolsError(UserError, ValueError):
     """A tool list or a shown tool call that cannot be read; the message is one sentence for the page."""
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from engine.__main__ import MEMORY_ENV, PARENT_ENV
 from engine.config import RunConfig
+from engine.errors import UserError
 from engine.jobs.rundir import write_json_atomic
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +43,7 @@ CACHE_LIMIT = 500  # answers kept on disk; the oldest go first
 MEMORY_CAPS_MB = {"inspect-data": 2048}
 
 
-class EngineError(RuntimeError):
+class EngineCommandError(UserError, RuntimeError):
     """An engine command failed; str(error) is the engine's one-sentence reason."""
 
 
@@ -78,7 +79,7 @@ def end_running() -> None:
 
 
 def run_json(args: list[str], timeout: float = 180.0, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run `python -m engine ARGS` and return the JSON object it prints; raise EngineError otherwise.
+    """Run `python -m engine ARGS` and return the JSON object it prints; raise EngineCommandError otherwise.
     `env` adds to (or overrides) this process's environment.
 
     The calling thread waits for the process: the kernel's parent-death signal follows the thread that
@@ -94,21 +95,21 @@ def run_json(args: list[str], timeout: float = 180.0, env: dict[str, str] | None
     except subprocess.TimeoutExpired:
         process.kill()
         process.communicate()
-        raise EngineError(f"`engine {args[0]}` took longer than {timeout:.0f} s and was stopped.") from None
+        raise EngineCommandError(f"`engine {args[0]}` took longer than {timeout:.0f} s and was stopped.") from None
     finally:
         with _running_lock:
             _running.discard(process)
     if process.returncode < 0:
-        raise EngineError(ended_by_signal(args[0], -process.returncode))
+        raise EngineCommandError(ended_by_signal(args[0], -process.returncode))
     if process.returncode != 0:
-        raise EngineError(last_sentence(stderr))
+        raise EngineCommandError(last_sentence(stderr))
     lines = stdout.strip().splitlines()  # the answer is the last line (a JSON object); nothing else parses it
     try:
         answer = json.loads(lines[-1]) if lines else None
     except ValueError:
         answer = None
     if not isinstance(answer, dict):
-        raise EngineError(f"`engine {args[0]}` printed no result.")
+        raise EngineCommandError(f"`engine {args[0]}` printed no result.")
     return answer
 
 
@@ -243,7 +244,7 @@ class EngineCache:
         self.root = root
         self._slots: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
-        self._failures: dict[str, tuple[float, EngineError]] = {}  # digest -> (when it failed, the error)
+        self._failures: dict[str, tuple[float, EngineCommandError]] = {}  # digest -> (when it failed, the error)
 
     def path(self, job: EngineJob) -> Path:
         return self.root / f"{job.command}-{job.digest}.json"
@@ -277,7 +278,7 @@ class EngineCache:
         self.root.mkdir(parents=True, exist_ok=True)
         try:
             result = job.run(self.root)
-        except EngineError as error:
+        except EngineCommandError as error:
             self._failures[job.digest] = (time.monotonic(), error)
             for old in list(self._failures)[:-CACHE_LIMIT]:
                 del self._failures[old]

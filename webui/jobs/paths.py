@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from engine.errors import UserError
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-class PathError(ValueError):
+class PathError(UserError, ValueError):
     """A path from the page that points outside the workspace (or is not a plain name)."""
 
 

@@ -11,11 +11,15 @@ from typing import Any
 
 import gradio as gr
 
+from engine.errors import UserError
 from engine.jobs.rundir import RunDir
+from engine.sampling import SamplingConfig
+from webui.components.widgets import field_widget
 from webui.components.wiring import bind
 from webui.context import AppContext
+from webui.forms.sampling import SAMPLING_OPTIONS, to_sampling
 from webui.i18n import failure, t, words
-from webui.jobs.chat_client import ChatError
+from webui.jobs.chat_client import ChatWorkerError
 from webui.jobs.chat_tools import (
     ToolsError,
     is_tool_call,
@@ -41,7 +45,7 @@ class ChatTab:
     load_gpu: gr.Button
     load_cpu: gr.Button
     system: gr.Textbox
-    sampling: list[gr.components.Component]  # max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed
+    sampling: list[gr.components.Component]  # the SamplingConfig widgets, in SAMPLING_OPTIONS' order
     tools: gr.Textbox  # a JSON list of function schemas offered to the model
     side_by_side: gr.Checkbox
     tuned_chat: gr.Chatbot
@@ -104,7 +108,7 @@ def load(ctx: AppContext, run: str | None, adapter_dir: str, mode: str = "ask",
          request: gr.Request | None = None) -> tuple[str, Any]:
     """mode: 'ask' (asks when training holds the GPU), 'gpu' (load anyway) or 'cpu'.
 
-    Raises PathError or ChatError, one sentence each, when the source or the load fails."""
+    Raises PathError or ChatWorkerError, one sentence each, when the source or the load fails."""
     say = words(request)
     if mode == "ask" and ctx.runs.active() and ctx.gpu_present():
         return say("chat.msg.gpu_busy", run=ctx.runs.active()), gr.update(visible=True)
@@ -129,7 +133,7 @@ def loader(mode: str) -> Callable[..., Iterator[tuple[str, Any]]]:
             yield say("chat.msg.loading", source=Path(source).name), gr.update(visible=False)
         try:
             yield load(ctx, run, adapter_dir, mode, request)
-        except (PathError, ChatError) as error:
+        except (PathError, ChatWorkerError) as error:
             warn(str(error))
             yield loaded_status(ctx, say), gr.update(visible=False)
 
@@ -139,7 +143,7 @@ def loader(mode: str) -> Callable[..., Iterator[tuple[str, Any]]]:
 def unload(ctx: AppContext, request: gr.Request | None = None) -> str:
     try:
         ctx.chat.unload()
-    except ChatError as error:
+    except ChatWorkerError as error:
         raise failure(request, str(error)) from None
     return words(request)("chat.msg.unloaded")
 
@@ -157,9 +161,21 @@ def check_tools_box(text: str, request: gr.Request | None = None) -> None:
         warn(str(error))
 
 
+def send_message(ctx: AppContext, request: gr.Request, text: str, tuned: list, base: list, side_by_side: bool,
+                 system: str, tools_text: str, as_tool_result: bool, *sampling_values: Any) -> Iterator[Any]:
+    """The Send handler as gradio calls it: the sampling widgets' values come last, one per SAMPLING_OPTIONS, and
+    become one SamplingConfig here; a value the schema refuses is a toast that names it, and nothing is sent."""
+    try:
+        sampling = to_sampling(sampling_values)
+    except UserError as error:
+        warn(str(error))
+        yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return
+    yield from respond(ctx, text, tuned, base, side_by_side, system, sampling, tools_text, as_tool_result, request)
+
+
 def respond(ctx: AppContext, text: str, tuned: list, base: list, side_by_side: bool, system: str,
-            max_new_tokens: float, temperature: float, top_p: float, top_k: float, repetition_penalty: float,
-            seed: float, tools_text: str = "", as_tool_result: bool = False,
+            sampling: SamplingConfig, tools_text: str = "", as_tool_result: bool = False,
             request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
     """Stream the fine-tuned reply, then (side by side) the base model's reply to the same history.
 
@@ -173,15 +189,12 @@ def respond(ctx: AppContext, text: str, tuned: list, base: list, side_by_side: b
     say = words(request)
     try:
         if ctx.chat.loaded is None:
-            raise ChatError(say("chat.msg.no_model"))
+            raise ChatWorkerError(say("chat.msg.no_model"))
         tools = offered_tools(tools_text, say)
-    except (ChatError, ToolsError) as error:
+    except UserError as error:
         warn(str(error))
         yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
         return
-    sampling = {"system": system or None, "max_new_tokens": int(max_new_tokens), "temperature": float(temperature),
-                "top_p": float(top_p), "top_k": int(top_k), "repetition_penalty": float(repetition_penalty),
-                "seed": int(seed)}
     has_adapter = bool((ctx.chat.loaded or {}).get("adapters"))
     turn = [result_message(text, say) if as_tool_result else text_message("user", text),
             text_message("assistant", "")]
@@ -192,11 +205,11 @@ def respond(ctx: AppContext, text: str, tuned: list, base: list, side_by_side: b
     try:
         for history, adapter in columns:
             data: dict[str, Any] = {}
-            for reply in ctx.chat.generate(history[:-1], adapter, tools, data, **sampling):
+            for reply in ctx.chat.generate(history[:-1], adapter, tools, data, system or None, sampling):
                 history[-1] = text_message("assistant", reply)
                 yield gr.skip(), new_tuned, new_base, gr.skip()
             history[-1:] = reply_messages(reply, data, say)
-    except (ChatError, ToolsError) as error:
+    except UserError as error:
         warn(str(error))
         yield text, tuned, base, gr.skip()
         return
@@ -204,16 +217,9 @@ def respond(ctx: AppContext, text: str, tuned: list, base: list, side_by_side: b
 
 
 def build_sampling() -> list[gr.components.Component]:
+    """The sampling widgets, built from the schema as the Train form's options are (`wb-chat-top-p` for top_p)."""
     with gr.Accordion(t("chat.sampling"), open=False, elem_id="wb-chat-sampling"), gr.Row():
-        return [
-            gr.Slider(1, 1024, value=128, step=1, label=t("chat.max_new_tokens"), elem_id="wb-chat-max-new-tokens"),
-            gr.Slider(0, 2, value=0.0, step=0.05, label=t("chat.temperature"), info=t("chat.temperature_help"),
-                      elem_id="wb-chat-temperature"),
-            gr.Slider(0.05, 1, value=1.0, step=0.05, label=t("chat.top_p"), elem_id="wb-chat-top-p"),
-            gr.Slider(0, 200, value=50, step=1, label=t("chat.top_k"), elem_id="wb-chat-top-k"),
-            gr.Slider(1, 2, value=1.0, step=0.05, label=t("chat.repetition_penalty")),
-            gr.Number(value=0, precision=0, label=t("chat.seed")),
-        ]
+        return [field_widget(field, elem_id="wb-chat-" + field.name.replace("_", "-")) for field in SAMPLING_OPTIONS]
 
 
 def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
@@ -255,9 +261,9 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
                      [tab.status, tab.confirm_row], concurrency_limit=1, concurrency_id="chat")
     tab.unload.click(bind(unload, ctx), None, tab.status, concurrency_limit=1, concurrency_id="chat")
     tab.side_by_side.change(lambda on: gr.update(visible=on), tab.side_by_side, tab.base_chat)
-    inputs = [tab.message, tab.tuned_chat, tab.base_chat, tab.side_by_side, tab.system, *tab.sampling, tab.tools,
-              tab.tool_result]
-    gr.on([tab.send.click, tab.message.submit], bind(respond, ctx), inputs,
+    inputs = [tab.message, tab.tuned_chat, tab.base_chat, tab.side_by_side, tab.system, tab.tools, tab.tool_result,
+              *tab.sampling]
+    gr.on([tab.send.click, tab.message.submit], bind(send_message, ctx), inputs,
           [tab.message, tab.tuned_chat, tab.base_chat, tab.tool_result], concurrency_limit=1, concurrency_id="chat")
     tab.tools.blur(check_tools_box, tab.tools, None)
     tab.clear.click(lambda: ([], [], False), None, [tab.tuned_chat, tab.base_chat, tab.tool_result])

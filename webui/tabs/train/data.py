@@ -15,7 +15,7 @@ from webui.context import AppContext
 from webui.forms.datasets import example_segments, length_histogram, preview_rows
 from webui.forms.models import model_folder
 from webui.i18n import message, words
-from webui.jobs.commands import EngineError, engine_cache, inspect_job
+from webui.jobs.commands import EngineCommandError, engine_cache, inspect_job
 from webui.jobs.paths import PathError
 from webui.tabs.train.panels import DataPanel
 from webui.tabs.train.placeholders import placeholder_view
@@ -67,7 +67,7 @@ def inspect(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, 
         reason = f"{Path(dataset).name} cannot be read: {error.strerror or error.__class__.__name__}."
         yield summary_only(panel, f"<div class='wb-error' id='wb-data-error'>{html.escape(reason)}</div>")
         return
-    except (EngineError, PathError) as error:
+    except (EngineCommandError, PathError) as error:
         yield summary_only(panel, f"<div class='wb-error' id='wb-data-error'>{html.escape(str(error))}</div>")
         return
     view = inspection_view(panel, report, cutoff_len, request) | placeholder_view(

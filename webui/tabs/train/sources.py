@@ -13,7 +13,7 @@ import gradio as gr
 from engine.datapaths import display_name
 from webui.context import AppContext
 from webui.i18n import message
-from webui.jobs.commands import EngineError, engine_cache, inspect_job
+from webui.jobs.commands import EngineCommandError, engine_cache, inspect_job
 from webui.jobs.paths import PathError
 
 
@@ -64,5 +64,5 @@ def other_report(ctx: AppContext, name: str, data_format: str,
         return engine_cache(ctx.workspace).answer(inspect_job(path, data_format=data_format))
     except OSError as error:  # the file went, or cannot be read, while it was being looked at
         return f"cannot be read: {error.strerror or error.__class__.__name__}."
-    except (EngineError, PathError) as error:
+    except (EngineCommandError, PathError) as error:
         return str(error)
