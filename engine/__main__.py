@@ -23,6 +23,7 @@ MEMORY_ENV = "WORKBENCH_MEMORY_CAP_MB"
 CACHE_ENV = "WORKBENCH_CACHE_DIR"  # where training keeps tokenized rows for later runs (engine/data/tokcache.py)
 
 COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("engine.jobs.lifecycle", "run the job in JOB_DIR as a job of --kind NAME (what the web UI starts)"),
     "train": ("engine.train.recipe", "fine-tune a model from a YAML config (or --resume RUN_DIR)"),
     "chat": ("engine.chat.cli", "chat with a base model and adapters (--worker: JSON lines on stdin/stdout)"),
     "export": ("engine.export.merge",

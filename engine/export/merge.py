@@ -35,7 +35,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.config import ADAPTER_METHODS, EXPORT_DTYPES, MERGEABLE, PROMPT_LEARNING, ModelConfig, RunConfig
+from engine.config import (
+    ADAPTER_METHODS,
+    EXPORT_DTYPES,
+    MERGEABLE,
+    PROMPT_LEARNING,
+    ExportConfig,
+    ModelConfig,
+    RunConfig,
+)
 from engine.export.model_card import how_to_load, model_card, title_of, unmergeable_reason
 from engine.export.verify import (
     TOLERANCE,
@@ -300,37 +308,29 @@ def write_zips(config: RunConfig, run: rundir.RunDir, out: Path, result: ExportR
 
 
 def run_job(job_dir: str | os.PathLike) -> int:
-    """The export job in `job_dir`: its config.yaml in, its events, status, log and outputs out."""
-    from engine.jobs.console import send_library_output_to_log
-    from engine.jobs.reporter import JobReporter
+    """The export job in `job_dir` through the job lifecycle: its config.yaml in, its events, status, log and
+    outputs out (`python -m engine export --job JOB_DIR`, as `python -m engine run JOB_DIR --kind export`)."""
+    from engine.jobs.kinds import EXPORT
+    from engine.jobs.lifecycle import run_job as run_lifecycle
 
-    job = rundir.ExportDir(Path(job_dir).expanduser().resolve())
-    reporter = JobReporter(job)
+    return run_lifecycle(EXPORT, job_dir, own_process=True)
+
+
+def export_body(context: Any) -> Any:
+    """The export kind's body (engine.jobs.lifecycle): a failed export ends failed with the result's sentence."""
+    from engine.jobs.lifecycle import Outcome
+
     try:
-        reporter.status("starting")  # from now on the page sees this process as the job
-        send_library_output_to_log()  # after JobReporter: its export.log handler receives them
-        result = _job_export(job, reporter)
-    except KeyboardInterrupt:
-        result = ExportResult(state="failed", error=INTERRUPTED)
-    except Exception as error:  # noqa: BLE001 - every failure must end in a failed status
-        logger.error("the export job failed", exc_info=True)
-        result = ExportResult(state="failed", error=explain(error, "export"))
-    try:
-        if result.state == "completed":
-            reporter.status("completed", result=result.outputs())
-        else:
-            reporter.status("failed", error=result.error)
-    finally:
-        reporter.close()
-    return 0 if result.state == "completed" else 1
+        result = _job_export(context.job, context.config, context.reporter)
+    except KeyboardInterrupt:  # a stop: run_export removed what it had written
+        return Outcome("failed", error=INTERRUPTED)
+    if result.state == "completed":
+        return Outcome("completed", result=result.outputs())
+    return Outcome("failed", error=result.error)
 
 
-def _job_export(job: rundir.ExportDir, reporter: Any) -> ExportResult:
+def _job_export(job: rundir.ExportDir, config: ExportConfig, reporter: Any) -> ExportResult:
     """Export as the job's config says; a relative run_dir is relative to the job folder, like a run's paths."""
-    try:
-        config = job.read_config()
-    except FileNotFoundError as error:
-        raise ExportError(str(error)) from None
     run_dir = Path(config.run_dir).expanduser()
     run_dir = run_dir if run_dir.is_absolute() else job.path / run_dir
     return run_export(run_dir, job.out, config.dtype, config.max_shard_size, config.zip, log=reporter.info,
@@ -353,12 +353,13 @@ def main(argv: list[str]) -> int:
     if not args.job and not (args.run_dir and args.out):
         parser.error("give RUN_DIR and --out DIR (or --job JOB_DIR)")
 
+    if args.job:
+        return run_job(args.job)
+
     def on_term(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
-    if args.job:
-        return run_job(args.job)
     from engine.jobs.console import send_library_output_to_log
 
     send_library_output_to_log()

@@ -1,5 +1,9 @@
 """`python -m engine train CONFIG.yaml` (or `--resume RUN_DIR`, or `--overwrite`): one fine-tuning run, headless.
 
+A training run is a job of kind `train` (engine.jobs.kinds): `train` checks the config and the output_dir, writes
+the run folder's config.yaml and runs it through the job lifecycle (engine.jobs.lifecycle), as
+`python -m engine run RUN_DIR --kind train` (what the page starts) does; `train_body` is the training itself.
+
 The run folder (config.output_dir) is the single source of truth: events.jsonl and status.json say
 where the run is, train.log has the full story, checkpoints/ make it resumable, and adapter/ (or
 model/ for full and freeze) plus metrics.json are what a finished run leaves. SIGTERM means "stop
@@ -15,34 +19,21 @@ import math
 import os
 import resource
 import shutil
-import signal
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
 from engine.config import ADAPTER_METHODS, ConfigError, RunConfig, load_config
 from engine.jobs import rundir
-from engine.jobs.failures import explain
 from engine.jobs.faults import fault_point
+from engine.jobs.kinds import TRAIN
+from engine.jobs.lifecycle import JobContext, Outcome, StopRequest, run_job
 from engine.jobs.outputs import clean_stale_partials, partial_path, publish
 from engine.jobs.reporter import JobReporter
 from engine.model.imports import skip_bitsandbytes_unless_used
 
 log = logging.getLogger("engine")
-
-
-class StopRequest:
-    """Turns SIGTERM/SIGINT into a flag that the training callback checks after every step."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        signal.signal(signal.SIGTERM, self._set)
-        signal.signal(signal.SIGINT, self._set)
-
-    def _set(self, _signum: int, _frame: object) -> None:
-        self.requested = True
 
 
 def main(argv: list[str]) -> int:
@@ -68,8 +59,7 @@ def main(argv: list[str]) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    skip_bitsandbytes_unless_used(config)  # this process trains one config: see engine.model.imports
-    return run_train(config, overwrite=args.overwrite)
+    return run_train(config, overwrite=args.overwrite, own_process=True)
 
 
 def check_output_dir(config: RunConfig, overwrite: bool = False) -> None:
@@ -121,31 +111,28 @@ def resume_point(run: rundir.RunDir, reporter: JobReporter) -> Path:
     return checkpoint
 
 
-def run_train(config: RunConfig, overwrite: bool = False) -> int:
-    """Train, save and report; returns the process exit code (0 completed or stopped, 1 failed)."""
-    from engine.jobs.console import send_library_output_to_log
-
+def run_train(config: RunConfig, overwrite: bool = False, own_process: bool = False) -> int:
+    """Write the run folder's config.yaml and train it through the job lifecycle; returns the process exit code
+    (0 completed or stopped, 1 failed). `own_process`: this process trains this one run and exits."""
     run = rundir.RunDir(Path(config.output_dir))
     if overwrite:
         run.clear_outputs()
-    reporter = JobReporter(run)
-    reporter.status("starting")  # before anything else: from now on the page sees this process as the run
-    send_library_output_to_log()  # after Reporter: its train.log handler receives them
-    stop = StopRequest()
-    try:
-        state = _train(config.with_versions(), run, reporter, stop)
-    except BaseException as error:  # noqa: BLE001 - every failure must end in a failed status
-        log.error("training failed:\n%s", traceback.format_exc())
-        message = explain(error, "train")
-        reporter.status("failed", error=message)
-        print(f"error: {message}", file=sys.stderr)
-        return 1
-    finally:
-        reporter.close()
-    return 0 if state in ("completed", "stopped") else 1
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.config.write_text(config.to_yaml(), encoding="utf-8")
+    return run_job(TRAIN, run.path, own_process=own_process)
 
 
-def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: StopRequest) -> str:
+def train_body(context: JobContext) -> Outcome:
+    """The train kind's body: the run folder's config trained, saved and reported (engine.jobs.lifecycle)."""
+    config: RunConfig = context.config
+    if context.own_process:
+        skip_bitsandbytes_unless_used(config)  # this process trains one config: see engine.model.imports
+    state, step = _train(config.with_versions(), context.job, context.reporter, context.stop)
+    return Outcome(state, step=step)
+
+
+def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: StopRequest) -> tuple[str, int]:
+    """Train and save; the final state (completed, or stopped on request) and the step it ended at."""
     from engine.data import pipeline as data
     from engine.data.tokcache import tokenized_splits
     from engine.data.tokens import ensure_chat_template
@@ -207,8 +194,7 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     loss = f"train loss {metrics['train_loss']:.4f}" if metrics["train_loss"] is not None else "no train loss logged"
     reporter.info(f"saved {weights_dir.name}/ ({metrics['weights_size_mb']:.2f} MB); "
                   f"{loss}, {metrics['tokens_per_s']:.0f} tokens/s")
-    reporter.status(state, step=trainer.state.global_step)
-    return state
+    return state, trainer.state.global_step
 
 
 def check_memory(config: RunConfig, model: Any, trainable: int, lengths: list[int], packing: bool) -> str:

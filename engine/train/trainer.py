@@ -20,24 +20,22 @@ from engine.jobs.faults import fault_point
 from engine.model.loading import pick_dtype
 from engine.train.batching import Choice, Shape, choose
 from engine.train.collate import REAL_TOKENS, PackingCollator, PaddingCollator
+from engine.train.throughput import Throughput
 
 
 class WorkbenchTrainer(Trainer):
     """Trainer that measures throughput in non-padding tokens per second of training."""
 
     packing: bool = False
-    _train_seconds: float = 0.0
-    _tokens_at_start: int = 0
-    _step_at_start: int = 0
+    throughput: Throughput  # shared with EventCallback, which marks the start and every step
 
     def tokens_per_s(self) -> float:
-        tokens = self.state.num_input_tokens_seen - self._tokens_at_start
-        return tokens / self._train_seconds if self._train_seconds else 0.0
+        return self.throughput.tokens_per_s(self.state.num_input_tokens_seen)
 
     def mean_loss(self, result: Any) -> float | None:
         """This attempt's mean training loss (train()'s result); where a resumed attempt had no step left to
         train (killed while saving the weights), the mean of the losses logged before it, not the Trainer's 0."""
-        if self.state.global_step > self._step_at_start:
+        if self.state.global_step > self.throughput.start_step:
             return result.training_loss
         losses = [entry["loss"] for entry in self.state.log_history if "loss" in entry]
         return sum(losses) / len(losses) if losses else None
@@ -49,7 +47,7 @@ class WorkbenchTrainer(Trainer):
             return self.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         self._load_from_checkpoint(str(checkpoint))
         self.state = TrainerState.load_from_json(str(checkpoint / rundir.TRAINER_STATE))
-        self._step_at_start, self._tokens_at_start = self.state.global_step, self.state.num_input_tokens_seen
+        self.throughput.begin(self.state.global_step, self.state.num_input_tokens_seen)
         return TrainOutput(self.state.global_step, 0.0, {"train_runtime": 0.0})
 
     def _track_num_input_tokens(self, inputs: dict[str, Any]) -> None:
@@ -145,27 +143,16 @@ def training_arguments(config: RunConfig, run: rundir.RunDir, has_eval: bool, pa
 class EventCallback(TrainerCallback):
     """Writes progress and metrics events, prints one line per logging step, stops on request."""
 
-    def __init__(self, reporter: Any, stop: Any):
+    def __init__(self, reporter: Any, stop: Any, throughput: Throughput):
         self.reporter = reporter
         self.stop = stop
-        self.trainer: WorkbenchTrainer | None = None
-        self._began = 0.0
-        self._start_step = 0
-        self._last_tokens = 0
-        self._last_time = 0.0
+        self.throughput = throughput
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self._began = self._last_time = time.time()
-        self._start_step = state.global_step
-        self._last_tokens = state.num_input_tokens_seen
-        if self.trainer is not None:
-            self.trainer._tokens_at_start = state.num_input_tokens_seen
-            self.trainer._step_at_start = state.global_step
+        self.throughput.begin(state.global_step, state.num_input_tokens_seen)
 
     def on_step_end(self, args, state, control, **kwargs):
-        elapsed = time.time() - self._began
-        if self.trainer is not None:
-            self.trainer._train_seconds = elapsed
+        elapsed = self.throughput.step_done()
         eta = self._eta(state, elapsed)
         self.reporter.events.write(Progress(step=state.global_step, total=state.max_steps,
                                             epoch=round(state.epoch or 0.0, 4), elapsed_s=round(elapsed, 2),
@@ -175,16 +162,13 @@ class EventCallback(TrainerCallback):
             control.should_save = True
 
     def _eta(self, state, elapsed: float) -> float | None:
-        done = state.global_step - self._start_step
+        done = state.global_step - self.throughput.start_step
         return elapsed / done * (state.max_steps - state.global_step) if done > 0 else None
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
         if "loss" in logs:
-            now = time.time()
-            tokens = state.num_input_tokens_seen
-            rate = (tokens - self._last_tokens) / (now - self._last_time) if now > self._last_time else 0.0
-            self._last_tokens, self._last_time = tokens, now
+            rate = self.throughput.since_last(state.num_input_tokens_seen)
             event = {"step": state.global_step, "loss": logs["loss"], "learning_rate": logs.get("learning_rate"),
                      "grad_norm": _number(logs.get("grad_norm")), "tokens_per_s": round(rate, 1),
                      "epoch": round(state.epoch or 0.0, 4)}
@@ -195,7 +179,7 @@ class EventCallback(TrainerCallback):
             print(f"step {state.global_step}/{state.max_steps}  eval_loss {logs['eval_loss']:.4f}", flush=True)
 
     def _line(self, state, event: dict[str, Any]) -> str:
-        eta = self._eta(state, time.time() - self._began) or 0.0
+        eta = self._eta(state, time.time() - self.throughput.began) or 0.0
         return (f"step {state.global_step}/{state.max_steps}  loss {event['loss']:.4f}  "
                 f"lr {event['learning_rate']:.2e}  {event['tokens_per_s']:.0f} tok/s  eta {_clock(eta)}")
 
@@ -215,7 +199,8 @@ def build_trainer(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: 
         collator = PackingCollator(tokenizer.pad_token_id, pack_len(config, model))
     else:
         collator = PaddingCollator(tokenizer.pad_token_id)
-    callback = EventCallback(reporter, stop)
+    throughput = Throughput()
+    callback = EventCallback(reporter, stop, throughput)
     trainer = WorkbenchTrainer(
         model=model,
         args=training_arguments(config, run, bool(val_rows), packing),
@@ -227,5 +212,5 @@ def build_trainer(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: 
     )
     trainer.remove_callback(PrinterCallback)  # EventCallback prints the progress lines
     trainer.packing = packing
-    callback.trainer = trainer
+    trainer.throughput = throughput
     return trainer

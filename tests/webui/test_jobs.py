@@ -26,17 +26,15 @@ from webui.tabs.runs import tab as runs_tab
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Speaks the job-folder contract for both kinds: `train CONFIG.yaml` and `export --job FOLDER`.
+# Speaks the job-folder contract for both kinds: `run FOLDER --kind train|export`.
 FAKE_ENGINE = r'''
-import os, sys, time, yaml
+import os, sys, time
 sys.path.insert(0, os.environ["WORKBENCH_ROOT"])
 from engine.jobs.events import EventWriter, Metrics
 from engine.jobs.rundir import ExportDir, RunDir, process_identity, write_json_atomic
 mode = open(os.path.join(os.path.dirname(__file__), "mode")).read().strip()
-if sys.argv[1] == "train":
-    job = RunDir(yaml.safe_load(open(sys.argv[2]))["output_dir"])
-else:
-    job = ExportDir(sys.argv[3])
+assert sys.argv[1] == "run" and sys.argv[3] == "--kind", sys.argv
+job = (RunDir if sys.argv[4] == "train" else ExportDir)(sys.argv[2])
 events = EventWriter(job.events)
 write_json_atomic(job.status, {"state": "training" if job.kind == "train" else "exporting", **process_identity()})
 if mode == "wait":

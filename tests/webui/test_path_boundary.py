@@ -409,7 +409,7 @@ def test_allow_path_lets_a_folder_outside_in(tmp_path: Path, tab: TrainTab):
     shown = train_follow.start(ctx, tab.monitor, None, "", *form("models/link", str(world.data)))
     run = RunDir(ctx.runs.runs_dir / shown[tab.monitor.current])
     try:
-        assert world.launched == [("train", str(run.config))]  # the engine was started on it
+        assert world.launched == [("run", str(run.path), "--kind", "train")]  # the engine was started on it
         assert (run.read_config().model.name_or_path, run.read_config().data.path) == (model, data)
         counted = list(train_count.count_trainable(ctx, None, *form(str(world.model), str(world.data))))[-1]
         assert counted.startswith("trainable: ")  # counted from the config.json outside

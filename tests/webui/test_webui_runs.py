@@ -22,8 +22,11 @@ import os, signal, sys, time, yaml
 sys.path.insert(0, os.environ["WORKBENCH_ROOT"])
 from engine.jobs.events import EventWriter, Metrics, Progress
 from engine.jobs.rundir import RunDir, write_json_atomic
-config = yaml.safe_load(open(sys.argv[2]))
-run = RunDir(config["output_dir"])
+if sys.argv[1] == "train":  # `train CONFIG.yaml`, as from a terminal
+    run = RunDir(yaml.safe_load(open(sys.argv[2]))["output_dir"])
+else:  # `run RUN_DIR --kind train`, as the scheduler starts it
+    assert sys.argv[1] == "run" and sys.argv[3:] == ["--kind", "train"], sys.argv
+    run = RunDir(sys.argv[2])
 mode = open(os.path.join(os.path.dirname(__file__), "mode")).read().strip()
 events = EventWriter(run.events)
 write_json_atomic(run.status, {"state": "training", "pid": os.getpid(), "error": None})

@@ -1,5 +1,5 @@
 """Export jobs (WORKSPACE/exports/RUN-DTYPE/): the verified export of a finished run, as a job the scheduler
-starts (`python -m engine export --job FOLDER`). Like a training run, an export is found again from its
+starts (`python -m engine run FOLDER --kind export`). Like a training run, an export is found again from its
 folder after a reload or a restart of launch.py: its state, log and downloads are all on disk."""
 
 from __future__ import annotations
@@ -8,16 +8,17 @@ from pathlib import Path
 
 from engine.config import ExportConfig
 from engine.jobs.events import FINAL_STATES
-from engine.jobs.outputs import clean_leftovers
 from engine.jobs.rundir import ExportDir, RunDir
 from webui.jobs.monitor import JobSnapshot
 from webui.jobs.paths import PathError, safe_name
 from webui.jobs.scheduler import EXPORT, QUEUED, Scheduler
+from webui.jobs.submit import JobManager
 
 
 class ExportManager:
     def __init__(self, scheduler: Scheduler):
         self.scheduler = scheduler
+        self.jobs = JobManager(scheduler)  # the one writer of config.yaml and the queued status
         self.exports_dir = scheduler.folder(EXPORT)
 
     def job(self, name: str) -> ExportDir:
@@ -36,13 +37,8 @@ class ExportManager:
             state = self.scheduler.statuses(EXPORT).get(job.name, {}).get("state")
             if state is not None and state not in FINAL_STATES and (state == QUEUED or self.scheduler.alive(job)):
                 return job
-            job.path.mkdir(parents=True, exist_ok=True)
-            job.clear_outputs()
-            clean_leftovers(job.path)  # what an earlier, killed export of it left (its process is gone)
             config = ExportConfig(run_dir=str(run.path), dtype=dtype, max_shard_size=f"{shard_gb:g}GB", zip=True)
-            job.config.write_text(config.to_yaml(), encoding="utf-8")
-            job.write_status(QUEUED, pid=None, error=None)
-            self.scheduler.tick()
+            self.jobs.submit(EXPORT, job.name, config, replace=True)  # a finished one's outputs are cleared first
         return job
 
     def latest(self, run: str) -> ExportDir | None:

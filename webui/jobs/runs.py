@@ -14,16 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.config import ConfigError, RunConfig, load_config
-from engine.errors import UserError
 from engine.jobs.rundir import RunDir
 from webui.jobs.monitor import JobMonitor
 from webui.jobs.paths import safe_name, slug
 from webui.jobs.scheduler import QUEUED, STARTING, TRAIN, Scheduler, holds_slot, read_job_status
+from webui.jobs.submit import JobExists, JobManager
 
 RERUNNABLE = ("failed", "stopped")  # the states from which a run can be started afresh
 
 
-class RunError(UserError, RuntimeError):
+class RunError(RuntimeError):
     """A run action that cannot be done; the message is one sentence for the page."""
 
 
@@ -54,6 +54,7 @@ class RunManager:
 
     def __init__(self, scheduler: Scheduler):
         self.scheduler = scheduler
+        self.jobs = JobManager(scheduler)  # the one writer of config.yaml and the queued status
         self.runs_dir = scheduler.folder(TRAIN)
         self._infos: dict[str, tuple[tuple[int, ...], RunInfo]] = {}
 
@@ -120,18 +121,16 @@ class RunManager:
     def submit(self, config: RunConfig, name: str | None = None) -> tuple[str, bool]:
         """Write the run folder and queue it; the scheduler starts it at once when the device is free.
         Returns (name, queued); PathError (nothing written) when the config names a path outside the boundary."""
+        def build(run: RunDir, config: RunConfig) -> RunConfig:  # PathError for a model or dataset outside
+            return self.scheduler.boundary.config(config.model_copy(update={"output_dir": str(run.path)}))
+
         with self.scheduler.lock:
             name = safe_name(name or self.new_name(config))
-            run = RunDir(self.runs_dir / name)
-            if run.path.exists():
-                raise RunError(f"A run named {name} already exists: choose another name.")
-            # PathError for a model or dataset outside, before anything is written
-            config = self.scheduler.boundary.config(config.model_copy(update={"output_dir": str(run.path)}))
-            run.path.mkdir(parents=True)
-            run.config.write_text(config.to_yaml(), encoding="utf-8")
-            run.write_status(QUEUED, pid=None, error=None)
-            started = self.tick()
-            return name, started != name
+            try:
+                run = self.jobs.submit(TRAIN, name, config, build=build)
+            except JobExists:
+                raise RunError(f"A run named {name} already exists: choose another name.") from None
+            return name, run.read_status().get("state") == QUEUED  # still queued: another run holds the device
 
     def new_name(self, config: RunConfig) -> str:
         model = slug(Path(config.model.name_or_path).name or "model", 24)
@@ -192,12 +191,12 @@ class RunManager:
             self.scheduler.boundary.config(config, run.path)  # before anything of the run is deleted
             if not resume:
                 run.clear_outputs()
+            changed = None
             if config.train.resume != resume:  # afresh, even if the last attempt resumed; or from its checkpoint
-                run.config.write_text(config.model_copy(update={"train": config.train.model_copy(
-                    update={"resume": resume})}).to_yaml(), encoding="utf-8")
-            run.write_status(QUEUED, pid=None, error=None)
+                changed = config.model_copy(update={"train": config.train.model_copy(update={"resume": resume})})
             self._infos.pop(name, None)
-            return self.tick() != name
+            started = self.jobs.requeue(run, changed)
+            return name not in [job.name for job in started if isinstance(job, RunDir)]
 
     def delete(self, name: str) -> None:
         """Delete a finished (or queued) run's folder; a training run must be stopped first."""

@@ -2,7 +2,7 @@
 at a time, reaps every process it starts, records why a job died, and keeps the snapshot of every job's
 status that the page reads (visitors never scan the workspace themselves).
 
-    page action ──► JOB/config.yaml + status.json "queued" ──► tick() ──► python -m engine KIND ... ─┐
+    page action ──► JOB/config.yaml + status.json "queued" ──► tick() ──► python -m engine run JOB ──┐
                                                                  ▲                                   │
            JobMonitor.refresh() ◄── JOB/events.jsonl ◄───────────┼─────── the engine process ◄──────┘
                                                                  └ poll(): exit code, reaped at once
@@ -27,8 +27,9 @@ from typing import Any
 
 from engine.jobs.events import FINAL_STATES, EventWriter
 from engine.jobs.failures import explain_exit, oom_kill_count
+from engine.jobs.kinds import EXPORT, KINDS, TRAIN, JobKind  # noqa: F401 - TRAIN, EXPORT: re-exported
 from engine.jobs.outputs import clean_leftovers
-from engine.jobs.rundir import ExportDir, JobDir, RunDir, process_alive
+from engine.jobs.rundir import JobDir, process_alive
 from webui.jobs.boundary import Boundary
 from webui.jobs.commands import REPO_ROOT, engine_argv
 from webui.jobs.monitor import JobMonitor
@@ -40,25 +41,6 @@ QUEUED, STARTING = "queued", "starting"
 START_GRACE_S = 20.0  # a job with no pid yet counts as alive this long after its status was written
 LOG_TAIL_LINES = 20
 SNAPSHOT_MAX_AGE_S = 1.0  # a read older than this rescans (the scheduler's thread rescans every second)
-
-
-@dataclass(frozen=True)
-class JobKind:
-    """One kind of engine job: where its folders live, its folder type, the lane it runs in, its command."""
-
-    name: str
-    folder: str  # under the workspace
-    job_dir: type[JobDir]
-    lane: str  # jobs of one lane share its slots (the training device: one at a time)
-    slots: int
-    command: Callable[[JobDir], list[str]]  # `python -m engine` arguments
-
-
-TRAIN = JobKind("train", "runs", RunDir, lane="device", slots=1, command=lambda job: ["train", str(job.config)])
-# Exports merge on the CPU or beside a training run, as they always have: their own lane, two at a time.
-EXPORT = JobKind("export", "exports", ExportDir, lane="export", slots=2,
-                 command=lambda job: ["export", "--job", str(job.path)])
-KINDS = (TRAIN, EXPORT)
 
 
 @dataclass
@@ -119,11 +101,12 @@ def read_job_status(kind: JobKind, path: Path) -> dict[str, Any] | None:
 
 class Scheduler:
     def __init__(self, workspace: Path, repo_root: Path = REPO_ROOT, engine: Callable[..., list[str]] = engine_argv,
-                 kinds: tuple[JobKind, ...] = KINDS):
+                 kinds: tuple[JobKind, ...] | None = None):
         self.workspace = Path(workspace).resolve()
         self.repo_root = repo_root
         self.engine = engine  # argv builder; tests pass a fake engine script
         self.boundary = Boundary(self.workspace)  # AppContext sets the server's (with its --allow-path folders)
+        kinds = tuple(KINDS.values()) if kinds is None else kinds  # every kind registered (engine.jobs.kinds)
         self.kinds = {kind.name: kind for kind in kinds}
         for kind in kinds:
             self.folder(kind).mkdir(parents=True, exist_ok=True)
@@ -264,8 +247,9 @@ class Scheduler:
         job.write_status(STARTING, pid=None, error=None)
         with open(job.stdout_log, "ab") as out:
             proc = subprocess.Popen(
-                self.engine(*kind.command(job)), cwd=self.repo_root, stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                self.engine("run", str(job.path), "--kind", kind.name), cwd=self.repo_root, stdout=out,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         self._launches[job.path] = Launch(proc, oom_kill_count())
         log.info("started %s job %s (pid %s)", kind.name, job.name, proc.pid)
