@@ -12,11 +12,10 @@ test suite does, must not mark it, or a later QLoRA run in it could not import i
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
 from engine.config import RunConfig
+from engine.model.config_json import model_config_json
 
 BITSANDBYTES = "bitsandbytes"
 PLAIN_OPTIMIZERS = ("adamw_torch", "sgd")
@@ -32,26 +31,6 @@ def uses_bitsandbytes(config: RunConfig) -> bool:
         return True
     quantization = model_config.get("quantization_config") or {}
     return quantization.get("quant_method") == BITSANDBYTES or "load_in_4bit" in quantization
-
-
-def model_config_json(name: str, revision: str | None = None) -> dict | None:
-    """A model's config.json, read without transformers: from its folder, or from the hub cache for a hub id;
-    None where it is not there or not JSON."""
-    folder = Path(name).expanduser()
-    path: str | Path | None = folder / "config.json"
-    if not folder.is_dir():
-        from huggingface_hub import try_to_load_from_cache
-
-        try:
-            path = try_to_load_from_cache(name, "config.json", revision=revision)
-        except ValueError:  # not a hub id either (a missing folder): loading will say so
-            return None
-        if not isinstance(path, str):  # None (not cached) or a marker that the file does not exist
-            return None
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def skip_bitsandbytes_unless_used(config: RunConfig) -> bool:

@@ -19,7 +19,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAn
 from engine.config import MethodConfig, ModelConfig
 from engine.data.tokens import ensure_pad_token
 from engine.jobs.failures import EngineError
-from engine.model.imports import model_config_json
+from engine.model.config_json import model_config_json
 
 log = logging.getLogger(__name__)
 
