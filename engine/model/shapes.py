@@ -1,10 +1,19 @@
-"""Trainable and total parameter counts of a model and a method, from the model's config.json alone
-(no torch, no weights): the shapes of Llama-like decoders and of the adapters peft attaches to them,
-counted the way `python -m engine plan` counts them (tests/unit/test_param_count.py holds the two equal).
+"""A model's shapes, in one place: trainable and total parameter counts of a model and a method from the model's
+config.json alone (no torch, no weights), as plain Python the web process imports.
 
-`count(config_json, method)` returns None wherever the shapes cannot be derived here (another
-architecture, custom code, a regex or an unusual module as target, a freeze deeper than the model);
-the page then asks the `plan` engine process instead.
+Why beside peft's own count: the engine's `plan` command (engine.model.methods.plan) builds the model on the meta
+device and attaches the method with peft, which is exact for any model but takes an engine process and seconds
+of importing torch, transformers and peft. The Train tab recounts on every change of the form, so for the
+Llama-like decoders it knows (ARCHS) this module does peft's arithmetic itself, in microseconds;
+tests/unit/test_param_count.py holds the two equal for every method on every architecture here.
+
+- `count(config, method)`: {trainable_params, total_params, trainable_percent} as `plan` prints them, or None
+  wherever the shapes cannot be derived here (another architecture, custom code, a regex or an unusual module as
+  target, a freeze deeper than the model); the page then asks the cached `plan` engine process instead.
+- `estimate_total(config)`: the base model's size for the model summary where no weights are at hand: exact for
+  the architectures here, a generic decoder-only estimate for others.
+
+The config.json itself is read by engine/model/config_json.py.
 """
 
 from __future__ import annotations
@@ -183,6 +192,26 @@ COUNTERS: dict[str, Callable[[Decoder, MethodConfig], int | None]] = {
     "full": _full,
     "freeze": _freeze,
 }
+
+
+def estimate_total(config: dict[str, Any]) -> int | None:
+    """The base model's parameter count from config.json: exact where `decoder` knows the architecture, else
+    a generic decoder-only transformer's (attention with its key/value heads, a gated MLP, two norms a layer);
+    None where config.json lacks the sizes."""
+    known = decoder(config)
+    if known is not None:
+        return known.total
+    try:
+        h, layers, vocab = config["hidden_size"], config["num_hidden_layers"], config["vocab_size"]
+    except KeyError:
+        return None
+    inter = config.get("intermediate_size", 4 * h)
+    heads = config.get("num_attention_heads", 1)
+    kv = config.get("num_key_value_heads", heads)
+    head_dim = config.get("head_dim", h // heads)
+    attn = 2 * h * heads * head_dim + 2 * h * kv * head_dim
+    embed = vocab * h * (1 if config.get("tie_word_embeddings", False) else 2)
+    return embed + layers * (attn + 3 * h * inter + 2 * h) + h
 
 
 def count(config: dict[str, Any], method: MethodConfig) -> dict[str, float] | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import DataConfig, MethodConfig, ModelConfig, RunConfig
+from engine.model import config_json
 from engine.model import shapes as param_count
 
 DEMO_MODEL = Path(__file__).resolve().parents[2] / "assets" / "models" / "workbench-demo-5m"
@@ -70,7 +71,7 @@ def engine_plan(model: Path, method: MethodConfig) -> dict:
 
 
 def shape_count(model: Path, method: MethodConfig) -> dict | None:
-    return param_count.count(json.loads((model / "config.json").read_text()), method)
+    return param_count.count(config_json.read(model), method)
 
 
 @pytest.mark.parametrize("model_name", ["tiny-llama", "demo", *CONFIGS])
@@ -109,3 +110,18 @@ def test_equals_the_plan_command(tmp_path, capsys):
 ])
 def test_unknown_shapes_are_not_guessed(config, method):
     assert param_count.count(config, MethodConfig(**method)) is None
+
+
+@pytest.mark.parametrize("model_name", ["tiny-llama", "demo", *CONFIGS])
+def test_the_base_size_is_exact_where_the_shapes_are_known(models, model_name):
+    """The model summary's size (no weights at hand) is the base model `plan` builds: its full fine-tune total."""
+    full = engine_plan(models[model_name], MethodConfig(name="full"))
+    assert param_count.estimate_total(config_json.read(models[model_name])) == full["total_params"]
+
+
+def test_the_base_size_of_another_architecture_is_estimated():
+    config = {"model_type": "gpt_neox", "hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 100,
+              "intermediate_size": 256, "num_attention_heads": 4}
+    # embeddings and head 2 x 100 x 64; a layer: attention 4 x 64 x 64, MLP 3 x 64 x 256, two norms; a final norm
+    assert param_count.estimate_total(config) == 2 * 100 * 64 + 2 * (4 * 64 * 64 + 3 * 64 * 256 + 2 * 64) + 64
+    assert param_count.estimate_total({"model_type": "gpt_neox"}) is None

@@ -20,7 +20,7 @@ WEBUI_MAY_IMPORT = {
     "engine.config", "engine.datapaths", "engine.errors", "engine.sampling", "engine.__main__",
     "engine.jobs.rundir", "engine.jobs.events", "engine.jobs.failures", "engine.jobs.outputs", "engine.config_migrate",
     "engine.jobs.kinds",
-    "engine.model.shapes",
+    "engine.model.shapes", "engine.model.config_json",
 }
 HEAVY = {"torch", "transformers", "peft", "bitsandbytes"}
 # The layers, bottom up: a package may import its own modules and those of the layers below it, never above or

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from engine.jobs.rundir import read_json, write_json_atomic
+from engine.model import config_json, shapes
 
 RECENT_FILE = "recent_models.json"
 RECENT_LIMIT = 10
@@ -71,25 +72,17 @@ def model_choices(workspace: Path, assets: Path) -> list[str]:
     return list(dict.fromkeys(entries))
 
 
-def _hub_cache_dir(name: str) -> Path | None:
-    """The newest cached snapshot of a hub id, if the hub cache has one (offline lookup only)."""
-    root = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", Path.home() / ".cache" /
-                                                                        "huggingface")) / "hub")
-    snapshots = root / f"models--{name.replace('/', '--')}" / "snapshots"
-    found = sorted(snapshots.glob("*/config.json"), key=lambda p: p.stat().st_mtime) if snapshots.is_dir() else []
-    return found[-1].parent if found else None
-
-
 def model_folder(name: str, local_dir: Path | None) -> Path | None:
-    """Where the model's config.json lies without any download: the local folder, or the hub cache's snapshot."""
-    folder = local_dir if local_dir is not None else _hub_cache_dir(name)
-    return folder if folder is not None and (folder / "config.json").is_file() else None
+    """Where the model's config.json lies without any download: `local_dir` (a folder the path boundary let in),
+    else the hub cache's snapshot of hub id `name`. Never `name` as a folder: it has not passed the boundary."""
+    folder = local_dir if local_dir is not None else config_json.cached_folder(name)
+    return folder if folder is not None and (folder / config_json.CONFIG_JSON).is_file() else None
 
 
 def model_config_json(name: str, local_dir: Path | None) -> dict | None:
     """The model's config.json (local folder or hub cache), or None where it would have to be downloaded."""
     folder = model_folder(name, local_dir)
-    return read_json(folder / "config.json") if folder is not None else None
+    return config_json.read(folder) if folder is not None else None
 
 
 _hub_answer: tuple[float, bool] | None = None
@@ -153,21 +146,6 @@ def safetensors_params(folder: Path) -> int | None:
     return total
 
 
-def estimate_params(config: dict) -> int | None:
-    """Decoder-only transformer estimate from config.json, for hub models without local weights."""
-    try:
-        h, layers, vocab = config["hidden_size"], config["num_hidden_layers"], config["vocab_size"]
-    except KeyError:
-        return None
-    inter = config.get("intermediate_size", 4 * h)
-    heads = config.get("num_attention_heads", 1)
-    kv = config.get("num_key_value_heads", heads)
-    head_dim = config.get("head_dim", h // heads)
-    attn = 2 * h * heads * head_dim + 2 * h * kv * head_dim
-    embed = vocab * h * (1 if config.get("tie_word_embeddings", False) else 2)
-    return embed + layers * (attn + 3 * h * inter + 2 * h) + h
-
-
 def has_chat_template(folder: Path) -> bool:
     if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
         return True
@@ -180,11 +158,11 @@ def model_info(name: str, local_dir: Path | None) -> ModelInfo:
     info = ModelInfo(name=name, local_dir=local_dir)
     if folder is None:
         return info
-    config = read_json(folder / "config.json")
+    config = config_json.read(folder) or {}
     info.architecture = (config.get("architectures") or ["unknown"])[0]
     info.model_type = config.get("model_type", "unknown")
     info.params = safetensors_params(folder)
     if info.params is None:
-        info.params, info.params_estimated = estimate_params(config), True
+        info.params, info.params_estimated = shapes.estimate_total(config), True
     info.chat_template = has_chat_template(folder)
     return info

@@ -1,0 +1,80 @@
+"""The one reader of a model's config.json (engine.model.config_json): from a folder, or from the hub cache's
+snapshot that a revision (main by default) points to, never a download; and the web process's use of it
+(webui.forms.models), which takes a name as a folder only once the path boundary has let it in."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.model import config_json
+from engine.model.imports import uses_bitsandbytes
+from webui.forms import models
+
+LLAMA = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 32, "intermediate_size": 64,
+         "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 128}
+MAIN, OLDER = "a" * 40, "b" * 40
+
+
+@pytest.fixture
+def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A hub cache holding `org/tiny` at two commits, main pointing at MAIN; the older one is written last."""
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hub"
+    repo = cache / "models--org--tiny"
+    for commit, layers in ((MAIN, 2), (OLDER, 3)):
+        snapshot = repo / "snapshots" / commit
+        snapshot.mkdir(parents=True)
+        (snapshot / "config.json").write_text(json.dumps({**LLAMA, "num_hidden_layers": layers}), encoding="utf-8")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(MAIN, encoding="utf-8")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def test_a_folder_config_is_read_and_a_bad_one_is_none(tmp_path: Path):
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA), encoding="utf-8")
+    assert config_json.read(tmp_path) == LLAMA
+    assert config_json.model_config_json(str(tmp_path)) == LLAMA
+    for text in ("{not json", "[1, 2]"):
+        (tmp_path / "config.json").write_text(text, encoding="utf-8")
+        assert config_json.read(tmp_path) is None
+    assert config_json.read(tmp_path / "missing") is None
+    assert config_json.model_config_json(str(tmp_path / "missing")) is None  # neither a folder nor a hub id
+
+
+def test_a_hub_id_is_read_from_the_snapshot_its_revision_points_to(hub_cache: Path):
+    assert config_json.model_config_json("org/tiny")["num_hidden_layers"] == 2  # main, not the newest file
+    assert config_json.model_config_json("org/tiny", OLDER)["num_hidden_layers"] == 3
+    assert config_json.cached_folder("org/tiny") == hub_cache / "models--org--tiny" / "snapshots" / MAIN
+    assert config_json.model_config_json("org/not-cached") is None
+
+
+def test_the_web_process_reads_the_same_file(hub_cache: Path):
+    assert models.model_config_json("org/tiny", None) == config_json.model_config_json("org/tiny")
+    assert models.model_folder("org/tiny", None) == hub_cache / "models--org--tiny" / "snapshots" / MAIN
+    info = models.model_info("org/tiny", None)
+    assert (info.architecture, info.params_estimated) == ("LlamaForCausalLM", True) and info.params > 0
+
+
+def test_the_web_process_takes_a_name_as_a_folder_only_through_the_boundary(tmp_path: Path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(LLAMA), encoding="utf-8")
+    assert models.model_folder(str(folder), None) is None  # a name the path boundary did not check
+    assert models.model_folder(str(folder), folder) == folder
+    assert models.model_config_json(str(folder), folder) == LLAMA
+
+
+def test_the_engine_decides_bitsandbytes_from_the_same_file(tmp_path: Path):
+    from engine.config import DataConfig, ModelConfig, RunConfig
+
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA), encoding="utf-8")
+    run = RunConfig(model=ModelConfig(name_or_path=str(tmp_path)), data=DataConfig(path="unused"), output_dir="x")
+    assert not uses_bitsandbytes(run)
+    quantized = {**LLAMA, "quantization_config": {"quant_method": "bitsandbytes", "load_in_4bit": True}}
+    (tmp_path / "config.json").write_text(json.dumps(quantized), encoding="utf-8")
+    assert uses_bitsandbytes(run)
