@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.config import ConfigError, RunConfig, load_config
+from engine.errors import UserError
 from engine.jobs.rundir import RunDir
 from webui.jobs.monitor import JobMonitor
 from webui.jobs.paths import safe_name, slug
@@ -23,7 +24,7 @@ from webui.jobs.submit import JobExists, JobManager
 RERUNNABLE = ("failed", "stopped")  # the states from which a run can be started afresh
 
 
-class RunError(RuntimeError):
+class RunError(UserError, RuntimeError):
     """A run action that cannot be done; the message is one sentence for the page."""
 
 
