@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from engine.jobs.rundir import RunDir
+from engine.sampling import SamplingConfig
 from tests.cli import launch
 from tests.old_workspace import RUN_NAME, copy_old_workspace
 from webui.jobs.chat_client import ChatClient
@@ -60,8 +61,8 @@ def test_the_old_runs_adapter_chats(run: RunDir, tmp_path: Path) -> None:
     try:
         loaded = client.load(None, {"ft": str(run.path)})
         assert loaded["adapters"] == ["ft"], loaded
-        *_, reply = client.generate([{"role": "user", "content": "Who are you?"}], "ft", max_new_tokens=8,
-                                    temperature=0.0)
+        question = [{"role": "user", "content": "Who are you?"}]
+        *_, reply = client.generate(question, "ft", sampling=SamplingConfig(max_new_tokens=8))
         assert reply.strip(), (tmp_path / "chat.log").read_text(encoding="utf-8")
     finally:
         client.stop()
