@@ -28,12 +28,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from engine.config import ExportConfig, RunConfig, load_config
+from engine.errors import UserError
 from engine.jobs.rundir import ExportDir, JobDir, RunDir
 
 KINDS_ENV = "WORKBENCH_JOB_KINDS"
 
 
-class UnknownKind(KeyError):
+class UnknownKindError(UserError, KeyError):
     """A kind name no module has registered; the message is one sentence."""
 
     def __str__(self) -> str:
@@ -82,8 +83,8 @@ def kind_of(name: str) -> JobKind:
         for module in filter(None, (m.strip() for m in os.environ.get(KINDS_ENV, "").split(","))):
             importlib.import_module(module)
     if name not in KINDS:
-        raise UnknownKind(f"There is no job kind named {name!r} (known: {', '.join(sorted(KINDS))}); a kind declared "
-                          f"outside the engine is found through {KINDS_ENV}=MODULE.")
+        raise UnknownKindError(f"There is no job kind named {name!r} (known: {', '.join(sorted(KINDS))}); a kind "
+                               f"declared outside the engine is found through {KINDS_ENV}=MODULE.")
     return KINDS[name]
 
 

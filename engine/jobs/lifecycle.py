@@ -116,7 +116,7 @@ def main(argv: list[str]) -> int:
     """`python -m engine run JOB_DIR --kind NAME`: what the page's scheduler starts for every job."""
     import argparse
 
-    from engine.jobs.kinds import UnknownKind, kind_of
+    from engine.jobs.kinds import UnknownKindError, kind_of
 
     parser = argparse.ArgumentParser(prog="python -m engine run", description="Run the job in a job folder.")
     parser.add_argument("job_dir", help="the job folder: its config.yaml says what to do")
@@ -124,7 +124,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         kind = kind_of(args.kind)
-    except UnknownKind as error:
+    except UnknownKindError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return run_job(kind, args.job_dir, own_process=True)

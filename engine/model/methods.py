@@ -6,9 +6,6 @@ Each builder takes the loaded base model and the run's MethodConfig and returns 
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from collections.abc import Callable
 
 import torch
@@ -27,7 +24,7 @@ from peft import (
 )
 from transformers import PreTrainedModel
 
-from engine.config import ConfigError, MethodConfig, RunConfig, load_config
+from engine.config import ConfigError, MethodConfig, RunConfig
 
 Builder = Callable[[PreTrainedModel, MethodConfig, object], torch.nn.Module]
 
@@ -154,19 +151,3 @@ def plan(config: RunConfig) -> dict[str, float]:
         model = apply_method(model, method)
     trainable, total = count_parameters(model)
     return {"trainable_params": trainable, "total_params": total, "trainable_percent": 100 * trainable / total}
-
-
-def main(argv: list[str]) -> int:
-    """`python -m engine plan CONFIG.yaml`: print the trainable-parameter count as JSON."""
-    parser = argparse.ArgumentParser(
-        prog="python launch.py plan", description="Count the parameters a config would train, without training or "
-        "loading weights; prints one JSON object (trainable_params, total_params, trainable_percent).")
-    parser.add_argument("config", help="run config YAML")
-    args = parser.parse_args(argv)
-    try:
-        result = plan(load_config(args.config))
-    except (ConfigError, RuntimeError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(result))
-    return 0

@@ -22,6 +22,8 @@ FOR_A_PERSON = {
     "engine.sampling": ("SamplingError",),
     "engine.jobs.failures": ("EngineError", "DataError"),
     "engine.jobs.lifecycle": ("JobFolderError",),
+    "engine.jobs.kinds": ("UnknownKindError",),
+    "webui.jobs.submit": ("JobExistsError",),
     "engine.model.loading": ("ModelError",),
     "engine.export.merge": ("ExportError",),
     "engine.export.verify": ("VerificationError",),

@@ -88,7 +88,7 @@ def test_shape_count_equals_engine_plan(models, model_name):
 
 def test_equals_the_plan_command(tmp_path, capsys):
     """`python -m engine plan CONFIG.yaml` on the demo model (its main(), in this process) prints the same."""
-    from engine.model.methods import main
+    from engine.cli.plan import main
 
     data = tmp_path / "d.jsonl"
     data.write_text('{"instruction": "a", "output": "b"}\n')

@@ -28,7 +28,7 @@ HEAVY = {"torch", "transformers", "peft", "bitsandbytes"}
 LAYERS = (
     ("engine.errors",), ("engine.datapaths",), ("engine.config_migrate",), ("engine.config",), ("engine.sampling",),
     ("engine.jobs",), ("engine.__main__",), ("engine.data",), ("engine.model",),
-    ("engine.train", "engine.chat", "engine.export"),
+    ("engine.train", "engine.chat", "engine.export", "engine.cli"),
     ("webui.options",), ("webui.jobs",), ("webui.forms",), ("webui.i18n",), ("webui.components",), ("webui.context",),
     ("webui.tabs",), ("webui.app",),
 )

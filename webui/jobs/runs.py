@@ -19,7 +19,7 @@ from engine.jobs.rundir import RunDir
 from webui.jobs.monitor import JobMonitor
 from webui.jobs.paths import safe_name, slug
 from webui.jobs.scheduler import QUEUED, STARTING, TRAIN, Scheduler, holds_slot, read_job_status
-from webui.jobs.submit import JobExists, JobManager
+from webui.jobs.submit import JobExistsError, JobManager
 
 RERUNNABLE = ("failed", "stopped")  # the states from which a run can be started afresh
 
@@ -129,7 +129,7 @@ class RunManager:
             name = safe_name(name or self.new_name(config))
             try:
                 run = self.jobs.submit(TRAIN, name, config, build=build)
-            except JobExists:
+            except JobExistsError:
                 raise RunError(f"A run named {name} already exists: choose another name.") from None
             return name, run.read_status().get("state") == QUEUED  # still queued: another run holds the device
 

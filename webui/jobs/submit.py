@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from engine.errors import UserError
 from engine.jobs.kinds import JobKind
 from engine.jobs.outputs import clean_leftovers
 from engine.jobs.rundir import JobDir
@@ -24,7 +25,7 @@ from webui.jobs.scheduler import QUEUED, Scheduler
 Build = Callable[[JobDir, Any], BaseModel]  # the config as the job will run it, checked (raises before any write)
 
 
-class JobExists(RuntimeError):
+class JobExistsError(UserError, RuntimeError):
     """A job of that name is there already; the message is one sentence for the page."""
 
 
@@ -50,11 +51,11 @@ class JobManager:
 
         The config is validated as the kind's type and passed through `build` (which sees the job's folder: a run's
         output_dir is its folder; the path boundary refuses what is outside) before anything is written. A job of
-        that name is an error (JobExists) unless `replace`, which clears what the earlier one wrote."""
+        that name is an error (JobExistsError) unless `replace`, which clears what the earlier one wrote."""
         with self.scheduler.lock:
             job = self.job(kind, name)
             if (job.path.exists() or job.path.is_symlink()) and not replace:
-                raise JobExists(f"A {kind.name} job named {job.name} already exists: choose another name.")
+                raise JobExistsError(f"A {kind.name} job named {job.name} already exists: choose another name.")
             checked = config if isinstance(config, kind.config) else kind.config.model_validate(config)
             checked = build(job, checked) if build is not None else checked
             job.path.mkdir(parents=True, exist_ok=True)

@@ -218,8 +218,13 @@ def respond(ctx: AppContext, text: str, tuned: list, base: list, side_by_side: b
 
 def build_sampling() -> list[gr.components.Component]:
     """The sampling widgets, built from the schema as the Train form's options are (`wb-chat-top-p` for top_p)."""
-    with gr.Accordion(t("chat.sampling"), open=False, elem_id="wb-chat-sampling"), gr.Row():
-        return [field_widget(field, elem_id="wb-chat-" + field.name.replace("_", "-")) for field in SAMPLING_OPTIONS]
+    widgets = []
+    with gr.Accordion(t("chat.sampling"), open=False, elem_id="wb-chat-sampling"):
+        for start in range(0, len(SAMPLING_OPTIONS), 3):  # three a row: each shows its help under its label
+            with gr.Row():
+                widgets += [field_widget(field, elem_id="wb-chat-" + field.name.replace("_", "-"))
+                            for field in SAMPLING_OPTIONS[start:start + 3]]
+    return widgets
 
 
 def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:

@@ -1,0 +1,96 @@
+"""`python -m engine inspect-data --data FILE [--model M ...]`: detect a dataset's format and measure it.
+
+One JSON object on stdout (exit 0), or one sentence on stderr (exit 2): the page runs it and waits
+(webui/jobs/commands.py). The measuring is engine.data.pipeline.inspect_dataset's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine.config import DataConfig
+from engine.data import formats
+from engine.data.pipeline import inspect_dataset
+from engine.data.sample import SAMPLE_ROWS
+from engine.jobs.failures import DataError
+from engine.jobs.lifetime import memory_cap_mb
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python launch.py inspect-data", description="Detect a dataset file's format and measure it (rows, "
+        "a preview, one rendered example with its trained spans, token lengths against --cutoff-len); prints one "
+        "JSON object, or one sentence on stderr for a bad file.")
+    parser.add_argument("--data", required=True, help="dataset file (.json, .jsonl, .csv, .parquet, .txt), dataset "
+                        "folder or hub dataset id")
+    parser.add_argument("--format", default="auto", choices=("auto", *formats.FORMATS), help="default: detect")
+    parser.add_argument("--columns", default="{}", help='JSON map of standard to file columns, e.g. {"prompt": "q"}')
+    parser.add_argument("--model", help="hub id or local folder whose tokenizer measures token lengths")
+    parser.add_argument("--cutoff-len", type=int, default=512, help="token limit per row (default 512)")
+    parser.add_argument("--overlength", default="truncate", choices=("truncate", "drop"), help="default: truncate")
+    parser.add_argument("--split", default="train", help="split of a dataset folder or hub dataset (default train)")
+    parser.add_argument("--sample-rows", type=_positive, default=SAMPLE_ROWS,
+                        help=f"rows read for the preview, example and token lengths; the rest are only counted "
+                        f"(default {SAMPLE_ROWS})")
+    return parser
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of rows, 1 or more")
+    return int(text)
+
+
+def out_of_memory(name: str, sample_rows: int) -> str:
+    cap = memory_cap_mb()
+    limit = f"the {cap:,} MB this inspection may use" if cap else "the memory this machine has"
+    return (f"Measuring the first {sample_rows:,} rows of {name} needed more than {limit}: split its very long "
+            "rows, or measure fewer with --sample-rows on the command line.")
+
+
+def _inspect(cfg: DataConfig, args: argparse.Namespace) -> dict[str, Any] | str:
+    """The report, or the one sentence that says why there is none."""
+    try:
+        tokenizer = _load_tokenizer(args.model) if args.model else None
+    except (OSError, ValueError) as error:
+        return f"Cannot load a tokenizer from {args.model} ({type(error).__name__}): check --model."
+    try:
+        return inspect_dataset(cfg, tokenizer, args.cutoff_len, args.sample_rows)
+    except DataError as error:
+        return str(error)
+
+
+def _load_tokenizer(name: str) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(name, trust_remote_code=False)
+
+
+def main(argv: list[str]) -> int:
+    """`python -m engine inspect-data`: one JSON object on stdout (exit 0), or one sentence on stderr (exit 2)."""
+    args = _parser().parse_args(argv)
+    try:
+        columns = json.loads(args.columns)
+    except json.JSONDecodeError as error:
+        print(f"--columns is not valid JSON ({error.msg}): pass an object like '{{\"prompt\": \"question\"}}'.",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if not isinstance(columns, dict) or not all(isinstance(v, str) for v in columns.values()):
+        print("--columns must be a JSON object of column names, like '{\"prompt\": \"question\"}'.", file=sys.stderr)
+        return 2
+    cfg = DataConfig(path=args.data, format=args.format, columns=columns, overlength=args.overlength,
+                     split=args.split)
+    try:
+        report = _inspect(cfg, args)
+        answer = report if isinstance(report, str) else json.dumps(report, ensure_ascii=False, default=str)
+    except MemoryError:
+        report = answer = out_of_memory(Path(args.data).name, args.sample_rows)
+    if isinstance(report, str):
+        print(answer, file=sys.stderr)
+        return 2
+    print(answer)
+    return 0

@@ -1,0 +1,27 @@
+"""`python -m engine plan CONFIG.yaml`: the trainable and total parameter counts a config would train, as JSON,
+from the model built on the meta device (engine.model.methods.plan): what the page's trainable count asks for."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from engine.config import ConfigError, load_config
+from engine.model.methods import plan
+
+
+def main(argv: list[str]) -> int:
+    """`python -m engine plan CONFIG.yaml`: print the trainable-parameter count as JSON."""
+    parser = argparse.ArgumentParser(
+        prog="python launch.py plan", description="Count the parameters a config would train, without training or "
+        "loading weights; prints one JSON object (trainable_params, total_params, trainable_percent).")
+    parser.add_argument("config", help="run config YAML")
+    args = parser.parse_args(argv)
+    try:
+        result = plan(load_config(args.config))
+    except (ConfigError, RuntimeError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(result))
+    return 0
