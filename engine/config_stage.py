@@ -1,0 +1,79 @@
+"""The training stage of a run (`train.stage`) and the options of the preference stages, as config fields.
+
+Plain Python (pydantic): engine.config builds TrainConfig on `StageOptions`, so these keys sit under `train:`
+beside epochs and learning_rate, named as TRL names them (`beta`, `loss_type`, `label_smoothing`, `rpo_alpha`,
+`simpo_gamma`, `max_prompt_length`). A config written before stages existed has no `train.stage`: it reads as
+`sft`, which is what every run was (continued pretraining on plain text included), so no migration step is
+needed. What each stage trains with lives in engine/train/objectives.py; this module only says what may be set.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Stage = Literal["sft", "pretrain", "dpo", "orpo", "kto", "simpo"]
+STAGES: tuple[str, ...] = get_args(Stage)
+PREFERENCE_STAGES = ("dpo", "orpo", "kto", "simpo")  # trained on pairs of a better and a worse reply
+TRAINED_STAGES = ("sft", "pretrain", "dpo")  # the stages the engine trains today (objectives.py); others refused
+STAGE_TITLES = {
+    "sft": "supervised fine-tuning", "pretrain": "continued pretraining", "dpo": "DPO", "orpo": "ORPO",
+    "kto": "KTO", "simpo": "SimPO",
+}  # fmt: skip
+DpoLoss = Literal["sigmoid", "hinge", "ipo", "robust", "exo_pair", "bco_pair", "apo_zero", "apo_down"]
+# prefix/prompt/P-tuning put virtual tokens before every row: whether TRL's DPO log-probabilities stay aligned
+# with the replies under them is not tested here yet, so these methods are refused with a preference stage.
+NO_PREFERENCE_METHODS = ("prefix", "prompt", "ptuning")
+FULL_WEIGHT_METHODS = ("full", "freeze")  # their reference would be a second copy of the weights: not built yet
+
+
+class StageOptions(BaseModel):
+    """train.stage and the preference options (TRL's names), inherited by engine.config.TrainConfig."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    stage: Stage = Field("sft", description=(
+        "What the run learns: sft imitates the replies in the data; pretrain continues on plain text; dpo "
+        "learns to prefer the chosen reply over the rejected one of each pair (orpo, kto, simpo: not yet)."))
+    beta: float = Field(0.1, gt=0, description=(
+        "Preference stages: how far the model may move from where it started. Small (0.05) lets it change "
+        "more to fit the pairs; large (0.5) keeps it close to the reference model."))
+    loss_type: DpoLoss = Field("sigmoid", description=(
+        "DPO's loss: sigmoid is the paper's; ipo resists overfitting on small data; robust and exo_pair "
+        "expect some pairs to be labelled the wrong way round (see label_smoothing)."))
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5, description=(
+        "DPO with loss_type robust or exo_pair: the share of pairs you think are labelled the wrong way round."))
+    rpo_alpha: float | None = Field(None, ge=0, description=(
+        "Adds the chosen reply's supervised loss to DPO's, weighted by this (RPO; 1.0 is the paper's value): "
+        "keeps the model able to write the chosen answers, not only to rank them. Empty: off."))
+    simpo_gamma: float = Field(0.5, ge=0, description=(
+        "SimPO: the margin by which the chosen reply's average log-probability must beat the rejected one's."))
+    max_prompt_length: int | None = Field(None, ge=1, description=(
+        "Preference stages: tokens kept of each prompt (its end, nearest the reply); the whole pair is still "
+        "cut at cutoff_len. Empty: no limit of its own."))
+
+
+def stage_problems(options: StageOptions, method: str, formats: list[str]) -> list[str]:
+    """One sentence per way the stage does not fit the method or the data (`formats`: each dataset's data.format)."""
+    stage = options.stage
+    issues: list[str] = []
+    if stage not in TRAINED_STAGES:
+        issues.append(f"train.stage '{stage}' is not trained yet (this release trains sft, pretrain and dpo): "
+                      "use dpo for preference pairs.")
+    if stage in PREFERENCE_STAGES:
+        if method in NO_PREFERENCE_METHODS:
+            issues.append(f"method '{method}' cannot train a preference stage yet (its virtual tokens are not tested "
+                          "with DPO): use lora, dora, qlora or ia3.")
+        if method in FULL_WEIGHT_METHODS:
+            issues.append(f"method '{method}' cannot train a preference stage yet (it needs a frozen copy of the "
+                          "whole model as the reference): use lora, dora, qlora or ia3.")
+        issues += [f"train.stage '{stage}' reads preference pairs (prompt, chosen, rejected): set data.format "
+                   f"to auto, not {fmt}." for fmt in dict.fromkeys(formats) if fmt != "auto"]
+    elif stage == "pretrain":
+        issues += [f"train.stage pretrain trains on plain text: set data.format to text or auto, not {fmt}."
+                   for fmt in dict.fromkeys(formats) if fmt not in ("auto", "text")]
+    if options.label_smoothing and options.loss_type not in ("robust", "exo_pair"):
+        issues.append("train.label_smoothing is only read by loss_type robust or exo_pair: set one of them or "
+                      "set label_smoothing to 0.")
+    return issues
