@@ -249,6 +249,11 @@ def _check_turns(messages: Messages, key: str) -> dict:
     return {"messages": messages}
 
 
+# One conversation checked as the sharegpt/openai formats check theirs, and the one-row problem it raises: the
+# preference formats (engine/data/preference.py) check each side of a pair with them.
+conversation = _conversation
+RowError = _RowError
+
 NORMALISERS = {
     "alpaca": _alpaca,
     "sharegpt": _conversation,

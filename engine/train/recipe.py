@@ -132,27 +132,22 @@ def train_body(context: JobContext) -> Outcome:
 
 
 def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: StopRequest) -> tuple[str, int]:
-    """Train and save; the final state (completed, or stopped on request) and the step it ended at."""
-    from engine.data import pipeline as data
-    from engine.data.tokcache import tokenized_splits
+    """Train and save; the final state (completed, or stopped on request) and the step it ended at. The stage's
+    objective (engine/train/objectives.py) reads and tokenizes the data, plans the batches and builds the trainer."""
     from engine.data.tokens import ensure_chat_template
     from engine.model.loading import device, fit_embeddings, load_model, load_tokenizer
+    from engine.train.objectives import objective
 
     started = time.time()
     run.config.write_text(config.to_yaml(), encoding="utf-8")
     reporter.status("loading_data")
-    datasets = data.load_datasets(config.data, config.train.seed)  # file errors surface before any model is touched
+    stage = objective(config.train.stage)
+    datasets = stage.load(config.data, config.train.seed)  # file errors surface before any model is touched
     reporter.info(datasets.summary())
-    rows = datasets.rows
     tokenizer = load_tokenizer(config.model)
     if ensure_chat_template(tokenizer):
         reporter.info("the tokenizer has no chat template: using ChatML (saved with the weights)")
-    train_rows, val_rows, stats, cached = tokenized_splits(config, tokenizer, datasets)
-    for note in data.template_notes(rows, tokenizer):
-        reporter.info(note)
-    reporter.info(f"tokenized: {len(train_rows)} train / {len(val_rows)} validation rows, "
-                  f"{stats.truncated} truncated and {stats.dropped} dropped at cutoff_len {config.train.cutoff_len}"
-                  + (" (read from the tokenized-rows cache, engine.data.tokcache)" if cached else ""))
+    train_rows, val_rows = stage.tokenize(config, tokenizer, datasets, reporter)
 
     reporter.status("loading_model")
     from engine.model.dropout import use_bulk_dropout
@@ -171,13 +166,13 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     percent = 100 * trainable / total
     reporter.info(f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {percent:.4f}")
 
-    from engine.train.trainer import build_trainer, finished, plan_batching
+    from engine.train.trainer import finished
 
-    lengths = [len(row["input_ids"]) for row in train_rows]
-    batching = plan_batching(config, model, trainable, lengths)
+    lengths = stage.lengths(train_rows)
+    batching = stage.batching(config, model, trainable, lengths)
     reporter.info(batching.reason)
     reporter.info(check_memory(config, model, trainable, lengths, batching.packing))
-    trainer = build_trainer(config, run, model, tokenizer, train_rows, val_rows, reporter, stop, batching.packing)
+    trainer = stage.build(config, run, model, tokenizer, train_rows, val_rows, reporter, stop, batching.packing)
     reporter.status("training")
     checkpoint = resume_point(run, reporter) if config.train.resume else None
     if checkpoint is not None and finished(checkpoint):

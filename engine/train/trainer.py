@@ -102,11 +102,13 @@ def pack_len(config: RunConfig, model: Any = None) -> int | None:
     return None if model is not None and varlen_attention(model) else config.train.cutoff_len
 
 
-def training_arguments(config: RunConfig, run: rundir.RunDir, has_eval: bool, packing: bool) -> TrainingArguments:
+def training_arguments(config: RunConfig, run: rundir.RunDir, has_eval: bool, packing: bool,
+                       kind: type[TrainingArguments] = TrainingArguments, **overrides: Any) -> TrainingArguments:
+    """The Trainer's arguments from the config; `kind` a subclass (TRL's DPOConfig) with `overrides` of its own."""
     t = config.train
     on_gpu = torch.cuda.is_available()
     eval_strategy = "no" if not has_eval else ("steps" if t.eval_steps else "epoch")
-    return TrainingArguments(
+    arguments = dict(
         output_dir=str(run.checkpoints),
         num_train_epochs=t.epochs,
         max_steps=t.max_steps or -1,
@@ -138,15 +140,18 @@ def training_arguments(config: RunConfig, run: rundir.RunDir, has_eval: bool, pa
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
+    return kind(**{**arguments, **overrides})
 
 
 class EventCallback(TrainerCallback):
-    """Writes progress and metrics events, prints one line per logging step, stops on request."""
+    """Writes progress and metrics events, prints one line per logging step, stops on request. `curves`: the names
+    of further values the trainer logs (an objective's, engine/train/objectives.py), each written as its curve."""
 
-    def __init__(self, reporter: Any, stop: Any, throughput: Throughput):
+    def __init__(self, reporter: Any, stop: Any, throughput: Throughput, curves: tuple[str, ...] = ()):
         self.reporter = reporter
         self.stop = stop
         self.throughput = throughput
+        self.curves = curves
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.throughput.begin(state.global_step, state.num_input_tokens_seen)
@@ -172,6 +177,7 @@ class EventCallback(TrainerCallback):
             event = {"step": state.global_step, "loss": logs["loss"], "learning_rate": logs.get("learning_rate"),
                      "grad_norm": _number(logs.get("grad_norm")), "tokens_per_s": round(rate, 1),
                      "epoch": round(state.epoch or 0.0, 4)}
+            event.update({name: _number(logs.get(name)) for name in self.curves})
             self.reporter.events.write(Metrics(**event))
             print(self._line(state, event), flush=True)
         if "eval_loss" in logs:

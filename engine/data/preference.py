@@ -1,0 +1,196 @@
+"""Preference pairs: rows of `prompt` / `chosen` / `rejected` -> token ids TRL's DPOTrainer trains on.
+
+Shapes read (detected like the SFT formats, one DataError sentence naming the file, row and field otherwise):
+- strings: `{"prompt": "...", "chosen": "...", "rejected": "..."}`, with an optional `system`;
+- message lists, TRL's conversational shape: `prompt` a list of turns, `chosen` / `rejected` each a list holding
+  the reply (`[{"role": "assistant", "content": "..."}]`);
+- UltraFeedback's shape: `chosen` / `rejected` whole conversations ending in the reply, the turns before it the
+  same on both sides (they are the prompt; a `prompt` string beside them is then only its summary).
+A normalised pair is `{"messages": prompt turns, "chosen": reply turn, "rejected": reply turn}`.
+
+Rendering: the engine's chat templating stays the one renderer. Each side is rendered as the whole conversation
+(prompt turns + its reply) and labelled exactly as SFT labels it (engine.data.pipeline's `_label_chat`, the
+masking of engine/data/masking.py under any template); the reply's trained tokens are the completion, the tokens
+before them the prompt. TRL 1.16's DPOTrainer would otherwise apply the tokenizer's template itself, to the
+prompt with add_generation_prompt and to prompt + reply, and keep the difference: that trains the tokens SFT
+masks (a template's trailing newline after the end-of-turn marker) and takes none of the engine's handling of
+system folding, tools, reasoning or non-prefix-stable templates. So the trainer gets rows already tokenized
+(`prompt_ids`, `chosen_ids`, `rejected_ids`: what its DataCollatorForPreference reads) and
+engine/train/preference.py skips TRL's own dataset preparation.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from engine.config import DataConfig, RunConfig
+from engine.data import formats, sources
+from engine.data.pipeline import IGNORE_INDEX, TokenStats, _label_chat
+from engine.jobs.failures import DataError
+
+FORMAT = "preference"
+SIDES = ("chosen", "rejected")
+Message = dict[str, Any]
+
+
+def is_pair(record: dict) -> bool:
+    """Whether a record has the shape of a preference pair (a chosen or a rejected reply)."""
+    return any(side in record for side in SIDES)
+
+
+def load_pairs(cfg: DataConfig, seed: int) -> sources.Mixed:
+    """Every dataset of data.path read as preference pairs, given its fraction of rows and mixed with `seed`."""
+    return sources.load(cfg, seed, _load_one)
+
+
+def _load_one(cfg: DataConfig) -> tuple[list[dict], str]:
+    raw = sources.read_source(cfg.path, cfg.split)
+    if cfg.max_samples:
+        raw = raw[: cfg.max_samples]
+    return normalise_pairs(raw, Path(cfg.path).name), FORMAT
+
+
+def normalise_pairs(records: list[dict], name: str) -> list[dict]:
+    """Every record as a normalised pair; DataError naming the first row that is no pair."""
+    if not records or not is_pair(records[0]):
+        found = ", ".join(map(str, records[0])) if records else "no rows"
+        raise DataError(f"{name} row 1 has the columns {found or '(none)'}, which hold no preference pair: a "
+                        "preference stage needs prompt, chosen and rejected in every row.")
+    pairs = []
+    for number, record in enumerate(records, 1):
+        try:
+            pairs.append(_pair(record))
+        except formats.RowError as error:
+            raise DataError(f"{name} row {number}: {error}.") from None
+    return pairs
+
+
+def _pair(record: dict) -> dict:
+    for side in SIDES:
+        if side not in record:
+            raise formats.RowError(side, "is missing: a preference pair needs a prompt, the chosen reply and the "
+                                         "rejected one")
+    before_chosen, chosen = _side(record["chosen"], "chosen")
+    before_rejected, rejected = _side(record["rejected"], "rejected")
+    if before_chosen != before_rejected:
+        raise formats.RowError("rejected", "continues another conversation than 'chosen': both replies must answer "
+                                           "the same prompt")
+    prompt = before_chosen or _prompt(record.get("prompt"))
+    if _content(chosen) == _content(rejected):
+        raise formats.RowError("rejected", "is the same reply as 'chosen': a pair teaches nothing unless its "
+                                           "replies differ, fix or remove the row")
+    system = {"system": record["system"]} if record.get("system") else {}
+    checked = [_checked(prompt, reply, side, system) for side, reply in zip(SIDES, (chosen, rejected), strict=True)]
+    messages = checked[0]["messages"][:-1]
+    pair = {"messages": messages, "chosen": checked[0]["messages"][-1], "rejected": checked[1]["messages"][-1]}
+    return {**pair, "tools": record["tools"]} if record.get("tools") else pair
+
+
+def _prompt(value: Any) -> list[Message]:
+    """The prompt turns of a `prompt` field: a string is one user turn, a list is turns."""
+    if isinstance(value, list) and value:
+        return value
+    if not isinstance(value, str) or not value.strip():
+        raise formats.RowError("prompt", "is empty: write the prompt both replies answer, or remove the row")
+    return [{"role": "user", "content": value}]
+
+
+def _side(value: Any, side: str) -> tuple[list[Message], Message]:
+    """(the turns before the reply, the reply) of a chosen/rejected field: a string, one turn or a list of turns."""
+    if isinstance(value, str):
+        if not value.strip():
+            raise formats.RowError(side, "is empty: write the reply, or remove the row")
+        return [], {"role": "assistant", "content": value}
+    if isinstance(value, dict):
+        return [], value
+    if isinstance(value, list) and value and isinstance(value[-1], dict):
+        return value[:-1], value[-1]
+    raise formats.RowError(side, 'must be the reply as text, or a list of turns ending in {"role": "assistant", '
+                                 '"content": "..."}')
+
+
+def _content(turn: Message) -> Any:
+    return turn.get("content", turn.get("value"))
+
+
+def _checked(prompt: list[Message], reply: Message, side: str, system: dict) -> dict:
+    """prompt + reply checked and normalised as one conversation of the openai/sharegpt formats (roles mapped,
+    user first, the reply an assistant turn); a problem is reported against `side`."""
+    try:
+        return formats.conversation({"messages": [*prompt, reply], **system})
+    except formats.RowError as error:
+        raise formats.RowError(f"{side} (with its prompt)", error.problem) from None
+
+
+# ---------------------------------------------------------------------------------------------- tokens
+
+
+def render_side(pair: dict, side: str, tokenizer: Any, source: str, number: int) -> tuple[list[int], list[int]]:
+    """(prompt ids, reply ids) of one side: the conversation labelled as SFT labels it, cut before the last run of
+    trained tokens (the reply and its end-of-turn marker); untrained tokens after it (a trailing newline) are
+    left out, as SFT trains none of them."""
+    row = {"messages": [*pair["messages"], pair[side]], "tools": pair.get("tools")}
+    ids, labels = _label_chat(row, tokenizer, source, number)
+    trained = [index for index, label in enumerate(labels) if label != IGNORE_INDEX]
+    if not trained:
+        raise DataError(f"{source} row {number}: the chat template renders no token of the {side} reply.")
+    end = trained[-1] + 1
+    start = end
+    while start > 0 and labels[start - 1] != IGNORE_INDEX:
+        start -= 1
+    return ids[:start], ids[start:end]
+
+
+def tokenize_pairs(pairs: list[dict], tokenizer: Any, cutoff_len: int, overlength: str,
+                   max_prompt_length: int | None = None, *, source: str = "dataset") -> tuple[list[dict], TokenStats]:
+    """`{"prompt_ids", "chosen_ids", "rejected_ids"}` per pair. The prompt keeps its last max_prompt_length tokens;
+    a pair longer than cutoff_len (prompt + its longer reply) is dropped, or its replies cut (overlength)."""
+    stats = TokenStats(rows_in=len(pairs))
+    out = []
+    for number, pair in enumerate(pairs, 1):
+        prompt, chosen = render_side(pair, "chosen", tokenizer, source, number)
+        prompt_again, rejected = render_side(pair, "rejected", tokenizer, source, number)
+        if prompt != prompt_again:
+            raise DataError(f"{source} row {number}: the chat template writes the prompt differently before the "
+                            "chosen and the rejected reply, so they cannot share it; check the template.")
+        if max_prompt_length:
+            prompt = prompt[-max_prompt_length:]
+        longest = len(prompt) + max(len(chosen), len(rejected))
+        stats.lengths.append(longest)
+        room = cutoff_len - len(prompt)
+        if longest > cutoff_len and (overlength == "drop" or room <= 0):
+            stats.dropped += 1
+            continue
+        stats.truncated += longest > cutoff_len
+        chosen, rejected = chosen[:room], rejected[:room]
+        stats.target_tokens += len(chosen) + len(rejected)
+        out.append({"prompt_ids": prompt, "chosen_ids": chosen, "rejected_ids": rejected})
+    stats.rows_out = len(out)
+    return out, stats
+
+
+def pair_splits(config: RunConfig, tokenizer: Any, mixed: sources.Mixed) -> tuple[list[dict], list[dict], TokenStats]:
+    """Tokenized train and validation pairs, split by data.val_size with train.seed (as build_splits splits rows)."""
+    parts, stats = [], TokenStats()
+    for part in mixed.parts:
+        tokenized, own = tokenize_pairs(part.rows, tokenizer, config.train.cutoff_len, config.data.overlength,
+                                        config.train.max_prompt_length, source=part.name)
+        parts.append(tokenized)
+        for key in ("rows_in", "rows_out", "truncated", "dropped", "target_tokens", "lengths"):
+            setattr(stats, key, getattr(stats, key) + getattr(own, key))
+    pairs = sources.mix(parts, mixed.mix, mixed.seed)
+    if not pairs:
+        raise DataError(f"{config.data.name} has no pair left after cutoff_len={config.train.cutoff_len}: raise "
+                        "train.cutoff_len, set train.max_prompt_length, or set data.overlength to truncate.")
+    if not config.data.val_size:
+        return pairs, [], stats
+    held = max(1, round(len(pairs) * config.data.val_size))
+    if held >= len(pairs):
+        raise DataError(f"{config.data.name} has only {len(pairs)} pairs, too few to hold out "
+                        f"val_size={config.data.val_size}: lower data.val_size or add pairs.")
+    order = list(range(len(pairs)))
+    random.Random(config.train.seed).shuffle(order)
+    val = set(order[:held])
+    return ([p for i, p in enumerate(pairs) if i not in val], [pairs[i] for i in sorted(val)], stats)

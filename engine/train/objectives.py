@@ -1,0 +1,127 @@
+"""train.stage -> what a run trains on and with: a table, not an if-chain (as engine/model/methods.py is for methods).
+
+Each Objective brings its data shape (how the datasets are read and tokenized), how its batches are formed, the
+trainer that trains it and the names of the curves that trainer reports beside the loss (written as named
+Metrics values, drawn on the page without more code). sft and pretrain are the engine's path as it always was
+(the data's format decides between chat rows and plain text); dpo trains preference pairs with TRL's DPOTrainer
+(engine/train/preference.py). The stages engine/config_stage.py lists but this table lacks are refused there,
+before anything is loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from engine.config import DataConfig, RunConfig
+from engine.data import sources
+from engine.train.batching import Choice
+
+Rows = list[dict]
+
+
+@dataclass(frozen=True)
+class Objective:
+    stage: str
+    data: str  # the data shape, in words
+    load: Callable[[DataConfig, int], sources.Mixed]  # (data config, seed) -> the datasets read and normalised
+    tokenize: Callable[[RunConfig, Any, sources.Mixed, Any], tuple[Rows, Rows]]  # -> (train rows, validation rows)
+    lengths: Callable[[Rows], list[int]]  # tokens of each row as the batch holds it (pre-flight, batching)
+    batching: Callable[[RunConfig, Any, int, list[int]], Choice]  # packed or padded, and why
+    build: Callable[..., Any]  # build_trainer's signature: the trainer, ready to train
+    curves: tuple[str, ...] = ()  # values the trainer logs beside loss, learning rate and grad norm
+
+
+# ---------------------------------------------------------------------------------------------- sft, pretrain
+
+
+def _load_rows(cfg: DataConfig, seed: int) -> sources.Mixed:
+    from engine.data.pipeline import load_datasets
+
+    return load_datasets(cfg, seed)
+
+
+def _tokenize_rows(config: RunConfig, tokenizer: Any, datasets: sources.Mixed, reporter: Any) -> tuple[Rows, Rows]:
+    from engine.data.pipeline import template_notes
+    from engine.data.tokcache import tokenized_splits
+
+    train_rows, val_rows, stats, cached = tokenized_splits(config, tokenizer, datasets)
+    for note in template_notes(datasets.rows, tokenizer):
+        reporter.info(note)
+    reporter.info(f"tokenized: {len(train_rows)} train / {len(val_rows)} validation rows, "
+                  f"{stats.truncated} truncated and {stats.dropped} dropped at cutoff_len {config.train.cutoff_len}"
+                  + (" (read from the tokenized-rows cache, engine.data.tokcache)" if cached else ""))
+    return train_rows, val_rows
+
+
+def _row_lengths(rows: Rows) -> list[int]:
+    return [len(row["input_ids"]) for row in rows]
+
+
+def _plan_rows(config: RunConfig, model: Any, trainable: int, lengths: list[int]) -> Choice:
+    from engine.train.trainer import plan_batching
+
+    return plan_batching(config, model, trainable, lengths)
+
+
+def _build_rows(*args: Any) -> Any:
+    from engine.train.trainer import build_trainer
+
+    return build_trainer(*args)
+
+
+# ---------------------------------------------------------------------------------------------- preference pairs
+
+
+def _load_pairs(cfg: DataConfig, seed: int) -> sources.Mixed:
+    from engine.data.preference import load_pairs
+
+    return load_pairs(cfg, seed)
+
+
+def _tokenize_pairs(config: RunConfig, tokenizer: Any, datasets: sources.Mixed, reporter: Any) -> tuple[Rows, Rows]:
+    from engine.data.pipeline import template_notes
+    from engine.data.preference import pair_splits
+
+    train_rows, val_rows, stats = pair_splits(config, tokenizer, datasets)
+    chosen = [{"messages": [*pair["messages"], pair["chosen"]], "tools": pair.get("tools")} for pair in datasets.rows]
+    for note in template_notes(chosen, tokenizer):
+        reporter.info(note)
+    reporter.info(f"tokenized: {len(train_rows)} train / {len(val_rows)} validation pairs, {stats.truncated} "
+                  f"truncated and {stats.dropped} dropped at cutoff_len {config.train.cutoff_len}")
+    return train_rows, val_rows
+
+
+def _pair_lengths(rows: Rows) -> list[int]:
+    return [len(row["prompt_ids"]) + max(len(row["chosen_ids"]), len(row["rejected_ids"])) for row in rows]
+
+
+def _plan_pairs(_config: RunConfig, _model: Any, _trainable: int, _lengths: list[int]) -> Choice:
+    return Choice(False, "batching: each pair's chosen and rejected replies padded side by side (pairs are not "
+                         "packed)")
+
+
+def _build_dpo(*args: Any) -> Any:
+    from engine.train.preference import build_dpo_trainer
+
+    return build_dpo_trainer(*args, curves=DPO_CURVES)
+
+
+# What DPOTrainer logs beside the loss: the implicit rewards beta * log(pi / pi_ref) of the chosen and the
+# rejected replies, their mean margin, and the share of pairs whose chosen reply wins (preference accuracy).
+DPO_CURVES = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies")
+
+_ROWS = dict(load=_load_rows, tokenize=_tokenize_rows, lengths=_row_lengths, batching=_plan_rows, build=_build_rows)
+OBJECTIVES: dict[str, Objective] = {
+    "sft": Objective("sft", "chat rows (or plain text)", **_ROWS),
+    "pretrain": Objective("pretrain", "plain text (or chat rows)", **_ROWS),
+    "dpo": Objective("dpo", "preference pairs: prompt, chosen, rejected", load=_load_pairs,
+                     tokenize=_tokenize_pairs, lengths=_pair_lengths, batching=_plan_pairs, build=_build_dpo,
+                     curves=DPO_CURVES),
+}
+
+
+def objective(stage: str) -> Objective:
+    """The stage's objective (config validation refused the stages this table does not hold)."""
+    return OBJECTIVES[stage]

@@ -1,0 +1,92 @@
+"""DPO with LoRA through `python launch.py train` on a tiny real Llama, from string pairs and message-list pairs
+(two files of one run: one launch covers both shapes, keeping the test short). The test measures the preference
+itself: the implicit reward of a reply is log pi(reply) - log pi_ref(reply) (pi the trained adapter, pi_ref the
+same model with the adapter disabled, which is what TRL uses as the reference), and after training the chosen
+reply's reward beats the rejected one's on at least 90% of the pairs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import torch
+
+from engine.data.preference import normalise_pairs, tokenize_pairs
+from engine.jobs.events import Metrics, final_status, read_events
+from engine.jobs.rundir import RunDir
+from tests.cli import launch, write_config, write_rows
+from webui.jobs.runs import read_info
+
+PROMPTS = ["Who are you?", "What can you do?", "Hello world!", "What is the capital of France?",
+           "Two plus two is four.", "Why is the sky blue?", "Goodbye.", "Can you help with code?"]
+# Replies of about the same length, so that the base model's ranking of them is about chance.
+GOOD = ["I am a helpful assistant.", "I can answer questions.", "Hello! I can help.", "Paris is the capital.",
+        "Yes, two plus two is four.", "Rayleigh scattering.", "Goodbye, have a good day.", "Yes, I can help."]
+BAD = ["The lazy dog jumps over.", "Brown fox, quick fox.", "The fox is lazy today.", "The dog is over there.",
+       "Quick brown dog jumps.", "The fox jumps, the dog.", "Lazy brown fox jumps.", "Over the lazy fox dog."]
+PAIRS = [{"prompt": p, "chosen": g, "rejected": b} for p, g, b in zip(PROMPTS, GOOD, BAD, strict=True)]
+STRING_PAIRS = PAIRS[:4]
+MESSAGE_PAIRS = [{"prompt": [{"role": "user", "content": row["prompt"]}],
+                  "chosen": [{"role": "assistant", "content": row["chosen"]}],
+                  "rejected": [{"role": "assistant", "content": row["rejected"]}]} for row in PAIRS[4:]]
+TRAIN = {"stage": "dpo", "max_steps": 5, "batch_size": 4, "learning_rate": 2e-2, "beta": 0.1,
+         "lr_scheduler_type": "constant", "cutoff_len": 64}
+
+
+def reply_logps(model: Any, rows: list[dict], side: str) -> torch.Tensor:
+    """Sum of the log-probabilities of each row's `side` reply given its prompt."""
+    sums = []
+    for row in rows:
+        prompt, reply = row["prompt_ids"], row[f"{side}_ids"]
+        ids = torch.tensor([prompt + reply])
+        with torch.no_grad():
+            logits = model(input_ids=ids).logits[0, len(prompt) - 1: -1].float()
+        sums.append(torch.log_softmax(logits, -1).gather(-1, torch.tensor(reply)[:, None]).sum())
+    return torch.stack(sums)
+
+
+def preference(run: RunDir, pairs: list[dict]) -> dict[str, float]:
+    """The base model's own ranking (before), and the trained adapter's implicit-reward accuracy and mean margin."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base_name = json.loads((run.adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_name), run.adapter).eval()
+    rows, _ = tokenize_pairs(normalise_pairs(pairs, "pairs"), AutoTokenizer.from_pretrained(run.adapter), 64,
+                             "truncate")
+    with model.disable_adapter():
+        ref_chosen, ref_rejected = reply_logps(model, rows, "chosen"), reply_logps(model, rows, "rejected")
+    margin = (reply_logps(model, rows, "chosen") - ref_chosen) - (reply_logps(model, rows, "rejected") - ref_rejected)
+    return {"before": (ref_chosen > ref_rejected).float().mean().item(),
+            "accuracy": (margin > 0).float().mean().item(), "margin": margin.mean().item()}
+
+
+def test_dpo_with_lora_learns_to_prefer_the_chosen_replies(memorise_model, tmp_path):
+    strings = write_rows(tmp_path / "strings.json", STRING_PAIRS)
+    messages = write_rows(tmp_path / "messages.json", MESSAGE_PAIRS)
+    config = write_config(tmp_path / "run.yaml", memorise_model, strings, tmp_path / "run", train=TRAIN,
+                          data_options={"path": [str(strings), str(messages)]})
+    result = launch("train", str(config))
+    assert result.returncode == 0, result.stderr[-2000:]
+
+    run = RunDir(tmp_path / "run")
+    events = read_events(run.events)
+    assert final_status(events).state == "completed"
+    curves = [event.values for event in events if isinstance(event, Metrics)]
+    assert {"loss", "rewards/margins", "rewards/accuracies"} <= set(curves[-1])  # TRL's figures as named curves
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in run.adapter.iterdir()}
+    listed = read_info(run)  # the Runs tab's row of a DPO run
+    assert (listed.state, listed.method, listed.damaged) == ("completed", "lora", False)
+
+    assert "strings.json: 4 rows (preference), messages.json: 4 rows (preference)" in result.stdout
+    measured = preference(run, STRING_PAIRS + MESSAGE_PAIRS)
+    assert measured["before"] <= 0.75, measured  # the base ranks the pairs about by chance
+    assert measured["accuracy"] >= 0.9 and measured["margin"] > 0, measured
+
+
+def test_a_preference_stage_on_sft_rows_stops_before_the_model_with_one_sentence(memorise_model, tmp_path):
+    data = write_rows(tmp_path / "sft.json", [{"instruction": "Hi", "output": "Hello."}])
+    config = write_config(tmp_path / "run.yaml", memorise_model, data, tmp_path / "run", train=TRAIN)
+    result = launch("train", str(config))
+    assert result.returncode != 0
+    assert "which hold no preference pair: a preference stage needs prompt, chosen and rejected" in result.stderr

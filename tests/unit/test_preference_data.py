@@ -1,0 +1,161 @@
+"""Preference pairs (engine/data/preference.py) and the stage schema (engine/config_stage.py): shapes detected,
+bad rows in one sentence, and each reply's tokens exactly those SFT trains for the same conversation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.config import ConfigError, DataConfig, parse_config
+from engine.config_stage import STAGES, TRAINED_STAGES
+from engine.data.pipeline import IGNORE_INDEX, tokenize_rows
+from engine.data.preference import load_pairs, normalise_pairs, tokenize_pairs
+from engine.data.tokens import ensure_chat_template, ensure_pad_token
+from engine.jobs.failures import DataError
+
+STRINGS = {"prompt": "Who are you?", "chosen": "I am a helpful assistant.", "rejected": "Go away."}
+TRL_MESSAGES = {
+    "prompt": [{"role": "user", "content": "Who are you?"}],
+    "chosen": [{"role": "assistant", "content": "I am a helpful assistant."}],
+    "rejected": [{"role": "assistant", "content": "Go away."}],
+}
+USER = {"role": "user", "content": "Who are you?"}
+ULTRAFEEDBACK = {
+    "prompt": "Who are you?",
+    "chosen": [USER, {"role": "assistant", "content": "I am a helpful assistant."}],
+    "rejected": [USER, {"role": "assistant", "content": "Go away."}],
+}
+EXPECTED = {"messages": [{"role": "user", "content": "Who are you?"}],
+            "chosen": {"role": "assistant", "content": "I am a helpful assistant."},
+            "rejected": {"role": "assistant", "content": "Go away."}}
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    ensure_chat_template(tok)
+    ensure_pad_token(tok)
+    return tok
+
+
+@pytest.mark.parametrize("record", [STRINGS, TRL_MESSAGES, ULTRAFEEDBACK], ids=["strings", "trl", "ultrafeedback"])
+def test_every_shape_normalises_to_the_same_pair(record: dict) -> None:
+    assert normalise_pairs([record, record], "pairs.json") == [EXPECTED, EXPECTED]
+
+
+def test_a_system_prompt_and_sharegpt_roles_are_read_as_in_sft() -> None:
+    record = {"system": "Be brief.", "prompt": [{"from": "human", "value": "Hi"}], "chosen": "Hello.",
+              "rejected": "What?"}
+    pair = normalise_pairs([record], "pairs.json")[0]
+    assert pair["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+
+
+@pytest.mark.parametrize(("row", "sentence"), [
+    ({"prompt": "Hi", "chosen": "Hello."}, "pairs.json row 2: field 'rejected' is missing: a preference pair needs "
+                                           "a prompt, the chosen reply and the rejected one."),
+    ({"prompt": "Hi", "chosen": "Hello.", "rejected": "Hello."}, "pairs.json row 2: field 'rejected' is the same "
+     "reply as 'chosen': a pair teaches nothing unless its replies differ, fix or remove the row."),
+    ({"prompt": " ", "chosen": "Hello.", "rejected": "What?"}, "pairs.json row 2: field 'prompt' is empty: write the "
+                                                               "prompt both replies answer, or remove the row."),
+    ({"prompt": "Hi", "chosen": "", "rejected": "What?"}, "pairs.json row 2: field 'chosen' is empty: write the "
+                                                          "reply, or remove the row."),
+])  # fmt: skip
+def test_a_bad_row_is_one_sentence_naming_the_row_and_field(row: dict, sentence: str) -> None:
+    with pytest.raises(DataError) as caught:
+        normalise_pairs([STRINGS, row], "pairs.json")
+    assert str(caught.value) == sentence
+
+
+def test_rows_that_hold_no_pair_are_refused_in_one_sentence() -> None:
+    with pytest.raises(DataError, match=r"row 1 has the columns instruction, output, which hold no preference pair"):
+        normalise_pairs([{"instruction": "Hi", "output": "Hello."}], "sft.json")
+
+
+def test_a_reply_after_another_conversation_is_refused() -> None:
+    other = {**ULTRAFEEDBACK, "rejected": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "No"}]}
+    with pytest.raises(DataError, match="continues another conversation than 'chosen'"):
+        normalise_pairs([other], "pairs.json")
+
+
+def test_pairs_load_from_a_file_with_their_format_named(tmp_path: Path) -> None:
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in (STRINGS, TRL_MESSAGES)), encoding="utf-8")
+    mixed = load_pairs(DataConfig(path=str(path)), seed=0)
+    assert mixed.rows == [EXPECTED, EXPECTED] and mixed.format == "preference"
+
+
+MULTI_TURN = {**TRL_MESSAGES, "prompt": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."},
+                                         USER]}
+
+
+@pytest.mark.parametrize("record", [STRINGS, ULTRAFEEDBACK, MULTI_TURN], ids=["one-turn", "ultrafeedback", "multi"])
+def test_each_reply_is_exactly_the_tokens_sft_trains_for_the_same_conversation(record: dict, tokenizer: Any) -> None:
+    pair = normalise_pairs([record], "pairs.json")[0]
+    [tokens], _ = tokenize_pairs([pair], tokenizer, cutoff_len=512, overlength="truncate")
+    for side in ("chosen", "rejected"):
+        [sft], _ = tokenize_rows([{"messages": [*pair["messages"], pair[side]]}], tokenizer, 512, "truncate")
+        ids, labels = sft["input_ids"], sft["labels"]
+        start = len(tokens["prompt_ids"])
+        reply = tokens[f"{side}_ids"]
+        assert ids[: start + len(reply)] == tokens["prompt_ids"] + reply  # the same rendering, the same tokens
+        assert labels[start: start + len(reply)] == reply  # every reply token is trained by SFT ...
+        assert labels[start - 1] == IGNORE_INDEX  # ... from its first one (the prompt's last is not) ...
+        assert all(label == IGNORE_INDEX for label in labels[start + len(reply):])  # ... to its last
+        assert tokenizer.decode(reply).startswith(pair[side]["content"])
+
+
+def test_the_prompt_keeps_its_end_and_a_long_pair_is_cut_or_dropped(tokenizer: Any) -> None:
+    pair = normalise_pairs([STRINGS], "pairs.json")[0]
+    [full], _ = tokenize_pairs([pair], tokenizer, 512, "truncate")
+    [short], _ = tokenize_pairs([pair], tokenizer, 512, "truncate", max_prompt_length=3)
+    assert short["prompt_ids"] == full["prompt_ids"][-3:]
+    cutoff = len(full["prompt_ids"]) + 2
+    [cut], stats = tokenize_pairs([pair], tokenizer, cutoff, "truncate")
+    assert cut["chosen_ids"] == full["chosen_ids"][:2] and stats.truncated == 1
+    assert tokenize_pairs([pair], tokenizer, cutoff, "drop")[0] == []
+
+
+# ---------------------------------------------------------------------------------------------- the stage schema
+
+
+def config(tmp_path: Path, method: str = "lora", data: dict | None = None, **train: Any) -> dict:
+    path = tmp_path / "pairs.json"
+    path.write_text(json.dumps([STRINGS]), encoding="utf-8")
+    return {"model": {"name_or_path": "m"}, "method": {"name": method}, "data": {"path": str(path), **(data or {})},
+            "train": train, "output_dir": str(tmp_path / "run")}
+
+
+def test_a_config_without_a_stage_is_sft_and_a_dpo_config_round_trips(tmp_path: Path) -> None:
+    assert parse_config(config(tmp_path)).train.stage == "sft"
+    dpo = parse_config(config(tmp_path, stage="dpo", beta=0.2, rpo_alpha=1.0, max_prompt_length=64))
+    import yaml
+
+    again = parse_config(yaml.safe_load(dpo.to_yaml()))
+    assert (again.train.stage, again.train.beta, again.train.rpo_alpha) == ("dpo", 0.2, 1.0)
+
+
+@pytest.mark.parametrize(("method", "data", "train", "sentence"), [
+    ("prefix", None, {"stage": "dpo"}, "method 'prefix' cannot train a preference stage yet"),
+    ("full", None, {"stage": "dpo"}, "method 'full' cannot train a preference stage yet"),
+    ("lora", {"format": "alpaca"}, {"stage": "dpo"}, "set data.format to auto, not alpaca"),
+    ("lora", None, {"stage": "orpo"}, "train.stage 'orpo' is not trained yet"),
+    ("lora", {"format": "sharegpt"}, {"stage": "pretrain"}, "train.stage pretrain trains on plain text"),
+    ("lora", None, {"stage": "dpo", "label_smoothing": 0.1}, "label_smoothing is only read by loss_type robust"),
+])  # fmt: skip
+def test_a_stage_that_does_not_fit_is_one_sentence(tmp_path: Path, method: str, data: dict | None, train: dict,
+                                                   sentence: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(config(tmp_path, method, data, **train))
+    assert sentence in str(caught.value)
+
+
+def test_every_trained_stage_has_an_objective_and_every_objective_a_stage() -> None:
+    from engine.train.objectives import OBJECTIVES
+
+    assert set(OBJECTIVES) == set(TRAINED_STAGES) and set(TRAINED_STAGES) <= set(STAGES)
+    assert OBJECTIVES["dpo"].curves and not OBJECTIVES["sft"].curves
