@@ -159,3 +159,15 @@ def test_every_trained_stage_has_an_objective_and_every_objective_a_stage() -> N
 
     assert set(OBJECTIVES) == set(TRAINED_STAGES) and set(TRAINED_STAGES) <= set(STAGES)
     assert OBJECTIVES["dpo"].curves and not OBJECTIVES["sft"].curves
+
+
+def test_the_preference_options_reach_trls_config_under_its_names(tmp_path: Path) -> None:
+    from engine.jobs.rundir import RunDir
+    from engine.train.preference import dpo_arguments
+
+    run = parse_config(config(tmp_path, stage="dpo", beta=0.3, loss_type="robust", label_smoothing=0.1))
+    args = dpo_arguments(run, RunDir(tmp_path / "run"), has_eval=False)
+    assert (args.beta, args.loss_type, args.loss_weights, args.label_smoothing) == (0.3, ["robust"], None, 0.1)
+    assert args.max_length is None  # the engine cut the pairs at cutoff_len; TRL cuts nothing more
+    rpo = dpo_arguments(parse_config(config(tmp_path, stage="dpo", rpo_alpha=0.5)), RunDir(tmp_path / "run"), False)
+    assert (rpo.loss_type, rpo.loss_weights) == (["sigmoid", "sft"], [1.0, 0.5])  # RPO: DPO + 0.5 x the chosen NLL
