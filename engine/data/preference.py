@@ -81,11 +81,11 @@ def _pair(record: dict) -> dict:
     if _content(chosen) == _content(rejected):
         raise formats.RowError("rejected", "is the same reply as 'chosen': a pair teaches nothing unless its "
                                            "replies differ, fix or remove the row")
-    system = {"system": record["system"]} if record.get("system") else {}
-    checked = [_checked(prompt, reply, side, system) for side, reply in zip(SIDES, (chosen, rejected), strict=True)]
+    extra = {key: record[key] for key in ("system", "tools") if key in record}
+    checked = [_checked(prompt, reply, side, extra) for side, reply in zip(SIDES, (chosen, rejected), strict=True)]
     messages = checked[0]["messages"][:-1]
     pair = {"messages": messages, "chosen": checked[0]["messages"][-1], "rejected": checked[1]["messages"][-1]}
-    return {**pair, "tools": record["tools"]} if record.get("tools") else pair
+    return {**pair, "tools": checked[0]["tools"]} if "tools" in checked[0] else pair
 
 
 def _prompt(value: Any) -> list[Message]:
@@ -115,11 +115,11 @@ def _content(turn: Message) -> Any:
     return turn.get("content", turn.get("value"))
 
 
-def _checked(prompt: list[Message], reply: Message, side: str, system: dict) -> dict:
+def _checked(prompt: list[Message], reply: Message, side: str, extra: dict) -> dict:
     """prompt + reply checked and normalised as one conversation of the openai/sharegpt formats (roles mapped,
-    user first, the reply an assistant turn); a problem is reported against `side`."""
+    user first, the reply an assistant turn, `extra` its system and tools); a problem is reported against `side`."""
     try:
-        return formats.conversation({"messages": [*prompt, reply], **system})
+        return formats.conversation({"messages": [*prompt, reply], **extra})
     except formats.RowError as error:
         raise formats.RowError(f"{side} (with its prompt)", error.problem) from None
 

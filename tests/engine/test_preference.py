@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 import torch
 
+from engine.data.pipeline import IGNORE_INDEX, tokenize_rows
 from engine.data.preference import normalise_pairs, tokenize_pairs
 from engine.jobs.events import Metrics, final_status, read_events
 from engine.jobs.rundir import RunDir
 from tests.cli import launch, write_config, write_rows
+from tests.engine.test_templates import FAMILIES, family_tokenizer
 from webui.jobs.runs import read_info
 
 PROMPTS = ["Who are you?", "What can you do?", "Hello world!", "What is the capital of France?",
@@ -90,3 +93,27 @@ def test_a_preference_stage_on_sft_rows_stops_before_the_model_with_one_sentence
     result = launch("train", str(config))
     assert result.returncode != 0
     assert "which hold no preference pair: a preference stage needs prompt, chosen and rejected" in result.stderr
+
+
+MULTI_TURN_PAIR = {"system": "Be brief.", "prompt": [
+    {"role": "user", "content": "Who are you?"}, {"role": "assistant", "content": "I am a helpful assistant."},
+    {"role": "user", "content": "What is the capital of France?"}],
+    "chosen": "Paris is the capital of France.", "rejected": "The quick brown fox."}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_under_real_templates_each_reply_is_exactly_what_sft_trains(family: str) -> None:
+    """The verbatim templates of tests/chat_templates: chosen and rejected alike are the tokens SFT labels for
+    the same conversation's last reply, its end-of-turn marker included, after the same prompt tokens."""
+    tokenizer = family_tokenizer(family)
+    tools = {"tools": []} if family == "hermes-3-tool-use" else {}  # a tool-use template needs a tools list, as in SFT
+    pair = normalise_pairs([{**MULTI_TURN_PAIR, **tools}], "pairs.json")[0]
+    [tokens], _ = tokenize_pairs([pair], tokenizer, 2048, "drop")  # the tool-use template's system prompt is long
+    for side in ("chosen", "rejected"):
+        row = {"messages": [*pair["messages"], pair[side]], "tools": pair.get("tools")}
+        [sft], _ = tokenize_rows([row], tokenizer, 2048, "drop")
+        start, reply = len(tokens["prompt_ids"]), tokens[f"{side}_ids"]
+        assert sft["input_ids"][:start] == tokens["prompt_ids"]
+        assert sft["labels"][start: start + len(reply)] == reply and sft["labels"][start - 1] == IGNORE_INDEX
+        assert all(label == IGNORE_INDEX for label in sft["labels"][start + len(reply):])
+        assert FAMILIES[family].eot in tokenizer.decode(reply)
