@@ -1,10 +1,14 @@
 """The training stage of a run (`train.stage`) and the options of the preference stages, as config fields.
 
 Plain Python (pydantic): engine.config builds TrainConfig on `StageOptions`, so these keys sit under `train:`
-beside epochs and learning_rate, named as TRL names them (`beta`, `loss_type`, `label_smoothing`, `rpo_alpha`,
-`simpo_gamma`, `max_prompt_length`). A config written before stages existed has no `train.stage`: it reads as
-`sft`, which is what every run was (continued pretraining on plain text included), so no migration step is
-needed. What each stage trains with lives in engine/train/objectives.py; this module only says what may be set.
+beside epochs and learning_rate, named as TRL names them: `beta`, `loss_type`, `label_smoothing` (DPOConfig),
+`simpo_gamma` (CPOConfig); `rpo_alpha` and `max_prompt_length` are the names of earlier TRL releases, which 1.16's
+DPOConfig no longer has, so the engine applies them itself (rpo_alpha as the weight of TRL's `sft` loss,
+engine/train/preference.py; max_prompt_length where it tokenizes pairs, engine/data/preference.py).
+
+A config written before stages existed has no `train.stage`: it reads as `sft`, which is what every run was
+(continued pretraining on plain text included), so no migration step is needed. What each stage trains with
+lives in engine/train/objectives.py; this module only says what may be set.
 """
 
 from __future__ import annotations
