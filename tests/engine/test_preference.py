@@ -2,7 +2,8 @@
 (two files of one run: one launch covers both shapes, keeping the test short). The test measures the preference
 itself: the implicit reward of a reply is log pi(reply) - log pi_ref(reply) (pi the trained adapter, pi_ref the
 same model with the adapter disabled, which is what TRL uses as the reference), and after training the chosen
-reply's reward beats the rejected one's on at least 90% of the pairs."""
+reply's reward beats the rejected one's on at least 90% of the pairs, with LoRA and with QLoRA (4-bit base; the
+test measures the adapter on the unquantized base)."""
 
 from __future__ import annotations
 
@@ -64,11 +65,12 @@ def preference(run: RunDir, pairs: list[dict]) -> dict[str, float]:
             "accuracy": (margin > 0).float().mean().item(), "margin": margin.mean().item()}
 
 
-def test_dpo_with_lora_learns_to_prefer_the_chosen_replies(memorise_model, tmp_path):
+@pytest.mark.parametrize("method", ["lora", "qlora"])
+def test_dpo_with_lora_learns_to_prefer_the_chosen_replies(method, memorise_model, tmp_path):
     strings = write_rows(tmp_path / "strings.json", STRING_PAIRS)
     messages = write_rows(tmp_path / "messages.json", MESSAGE_PAIRS)
     config = write_config(tmp_path / "run.yaml", memorise_model, strings, tmp_path / "run", train=TRAIN,
-                          data_options={"path": [str(strings), str(messages)]})
+                          method={"name": method}, data_options={"path": [str(strings), str(messages)]})
     result = launch("train", str(config))
     assert result.returncode == 0, result.stderr[-2000:]
 
@@ -79,7 +81,7 @@ def test_dpo_with_lora_learns_to_prefer_the_chosen_replies(memorise_model, tmp_p
     assert {"loss", "rewards/margins", "rewards/accuracies"} <= set(curves[-1])  # TRL's figures as named curves
     assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in run.adapter.iterdir()}
     listed = read_info(run)  # the Runs tab's row of a DPO run
-    assert (listed.state, listed.method, listed.damaged) == ("completed", "lora", False)
+    assert (listed.state, listed.method, listed.damaged) == ("completed", method, False)
 
     assert "strings.json: 4 rows (preference), messages.json: 4 rows (preference)" in result.stdout
     measured = preference(run, STRING_PAIRS + MESSAGE_PAIRS)
