@@ -27,10 +27,11 @@ class Objective:
     data: str  # the data shape, in words
     load: Callable[[DataConfig, int], sources.Mixed]  # (data config, seed) -> the datasets read and normalised
     tokenize: Callable[[RunConfig, Any, sources.Mixed, Any], tuple[Rows, Rows]]  # -> (train rows, validation rows)
-    lengths: Callable[[Rows], list[int]]  # tokens of each row as the batch holds it (pre-flight, batching)
+    lengths: Callable[[Rows], list[int]]  # tokens of each sequence as the batch holds it (pre-flight, batching)
     batching: Callable[[RunConfig, Any, int, list[int]], Choice]  # packed or padded, and why
     build: Callable[..., Any]  # build_trainer's signature: the trainer, ready to train
     curves: tuple[str, ...] = ()  # values the trainer logs beside loss, learning rate and grad norm
+    sequences: int = 1  # sequences a batch holds per example: a pair's chosen and rejected, padded alike
 
 
 # ---------------------------------------------------------------------------------------------- sft, pretrain
@@ -94,7 +95,9 @@ def _tokenize_pairs(config: RunConfig, tokenizer: Any, datasets: sources.Mixed, 
 
 
 def _pair_lengths(rows: Rows) -> list[int]:
-    return [len(row["prompt_ids"]) + max(len(row["chosen_ids"]), len(row["rejected_ids"])) for row in rows]
+    """Two sequences per pair (prompt + chosen, prompt + rejected), each padded to the longer of them."""
+    longer = [len(row["prompt_ids"]) + max(len(row["chosen_ids"]), len(row["rejected_ids"])) for row in rows]
+    return [length for length in longer for _ in range(2)]
 
 
 def _plan_pairs(_config: RunConfig, _model: Any, _trainable: int, _lengths: list[int]) -> Choice:
@@ -118,7 +121,7 @@ OBJECTIVES: dict[str, Objective] = {
     "pretrain": Objective("pretrain", "plain text (or chat rows)", **_ROWS),
     "dpo": Objective("dpo", "preference pairs: prompt, chosen, rejected", load=_load_pairs,
                      tokenize=_tokenize_pairs, lengths=_pair_lengths, batching=_plan_pairs, build=_build_dpo,
-                     curves=DPO_CURVES),
+                     curves=DPO_CURVES, sequences=2),
 }
 
 

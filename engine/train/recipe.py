@@ -171,7 +171,7 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     lengths = stage.lengths(train_rows)
     batching = stage.batching(config, model, trainable, lengths)
     reporter.info(batching.reason)
-    reporter.info(check_memory(config, model, trainable, lengths, batching.packing))
+    reporter.info(check_memory(config, model, trainable, lengths, batching.packing, stage.sequences))
     trainer = stage.build(config, run, model, tokenizer, train_rows, val_rows, reporter, stop, batching.packing)
     reporter.status("training")
     checkpoint = resume_point(run, reporter) if config.train.resume else None
@@ -192,13 +192,15 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     return state, trainer.state.global_step
 
 
-def check_memory(config: RunConfig, model: Any, trainable: int, lengths: list[int], packing: bool) -> str:
-    """The pre-flight memory check's log line; MemoryCheckError when one step cannot fit (engine.train.preflight)."""
+def check_memory(config: RunConfig, model: Any, trainable: int, lengths: list[int], packing: bool,
+                 sequences: int = 1) -> str:
+    """The pre-flight memory check's log line; MemoryCheckError when one step cannot fit (engine.train.preflight).
+    `lengths` has one entry per sequence, `sequences` per example (a preference pair's chosen and rejected)."""
     from engine.train import preflight
     from engine.train.trainer import pack_len
 
     bound = pack_len(config, model) if packing else None
-    step = preflight.estimate(model, trainable, lengths, config.train.batch_size, packing, bound)
+    step = preflight.estimate(model, trainable, lengths, config.train.batch_size * sequences, packing, bound)
     available, where = preflight.available_memory()
     return preflight.check_fits(step, available, where, config.train.batch_size, config.train.cutoff_len, packing)
 

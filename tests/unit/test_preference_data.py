@@ -159,6 +159,9 @@ def test_every_trained_stage_has_an_objective_and_every_objective_a_stage() -> N
 
     assert set(OBJECTIVES) == set(TRAINED_STAGES) and set(TRAINED_STAGES) <= set(STAGES)
     assert OBJECTIVES["dpo"].curves and not OBJECTIVES["sft"].curves
+    pair = {"prompt_ids": [1, 2], "chosen_ids": [3], "rejected_ids": [4, 5, 6]}
+    assert OBJECTIVES["dpo"].lengths([pair]) == [5, 5] and OBJECTIVES["dpo"].sequences == 2  # both, padded alike
+    assert OBJECTIVES["sft"].lengths([{"input_ids": [1, 2, 3]}]) == [3] and OBJECTIVES["sft"].sequences == 1
 
 
 def test_the_preference_options_reach_trls_config_under_its_names(tmp_path: Path) -> None:
