@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import ADAPTER_METHODS, ConfigError, RunConfig, load_config
+from engine.config_stage import PREFERENCE_STAGES
 from engine.jobs import rundir
 from engine.jobs.faults import fault_point
 from engine.jobs.kinds import TRAIN
@@ -250,6 +251,7 @@ def final_metrics(config: RunConfig, trainer: Any, result: Any, started: float, 
     train_losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     metrics: dict[str, Any] = {
         "method": config.method.name,
+        "stage": config.train.stage,
         "trainable_params": trainable,
         "total_params": total,
         "trainable_percent": 100 * trainable / total,
@@ -265,5 +267,6 @@ def final_metrics(config: RunConfig, trainer: Any, result: Any, started: float, 
     }
     if eval_loss is not None:
         metrics["eval_loss"] = eval_loss
+    if eval_loss is not None and config.train.stage not in PREFERENCE_STAGES:  # a preference loss is no likelihood
         metrics["eval_perplexity"] = math.exp(min(eval_loss, 50))
     return metrics

@@ -80,6 +80,7 @@ def test_dpo_with_lora_learns_to_prefer_the_chosen_replies(method, memorise_mode
     curves = [event.values for event in events if isinstance(event, Metrics)]
     assert {"loss", "rewards/margins", "rewards/accuracies"} <= set(curves[-1])  # TRL's figures as named curves
     assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in run.adapter.iterdir()}
+    assert run.read_metrics()["stage"] == "dpo"
     listed = read_info(run)  # the Runs tab's row of a DPO run
     assert (listed.state, listed.method, listed.damaged) == ("completed", method, False)
 
