@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,15 @@ def test_worker_death_is_an_error_not_a_hang(client):
     assert not client.running and client.loaded is None  # the model went with the worker
     client.load("base", {})  # a new worker starts on the next request
     assert client.running
+
+
+def test_a_worker_that_dies_while_starting_is_reported_at_once(tmp_path: Path):
+    """Not after the 120 s ready timeout: the reader sees the worker's end and wakes the start."""
+    chat = ChatClient(tmp_path / "worker.log", argv=lambda: [sys.executable, "-c", "import sys; sys.exit(3)"])
+    began = time.monotonic()
+    with pytest.raises(ChatWorkerError, match=r"did not start \(it ended with exit code 3\)"):
+        chat.start()
+    assert time.monotonic() - began < 10 and not chat.running
 
 
 def test_loading_asks_first_while_training_holds_the_gpu(tmp_path: Path, monkeypatch):

@@ -98,9 +98,12 @@ class ChatClient:
             self.cpu_only = cpu_only
             self._ready.clear()
             threading.Thread(target=self._read, args=(self._proc,), name="chat-reader", daemon=True).start()
-            if not self._ready.wait(READY_TIMEOUT_S):
+            ready = self._ready.wait(READY_TIMEOUT_S)  # also set when the worker ends first (_read)
+            code = self._proc.poll()
+            if not ready or code is not None:
                 self.stop()
-                raise ChatWorkerError("The chat worker did not start: see chat_worker.log in the workspace.")
+                ended = f" (it ended with exit code {code})" if code is not None else ""
+                raise ChatWorkerError(f"The chat worker did not start{ended}: see chat_worker.log in the workspace.")
 
     def _read(self, proc: subprocess.Popen) -> None:
         for line in proc.stdout:
@@ -116,10 +119,12 @@ class ChatClient:
             target = self._pending.get(event.id)
             if target is not None:
                 target.put(event)
-        # EOF: the worker is gone, and its model with it; every waiting request gets an error instead of hanging.
+        # EOF: the worker is gone, and its model with it; every waiting request gets an error instead of hanging,
+        # and a start that waits for "ready" learns at once that none will come.
         code = proc.wait()
         if self._proc is proc:
             self.loaded = None
+            self._ready.set()
         for target in list(self._pending.values()):
             target.put(Status(state="failed", error=f"The chat worker stopped (exit code {code})."))
 
