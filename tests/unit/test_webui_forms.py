@@ -129,6 +129,25 @@ def test_save_form_to_yaml_and_load_it_back(tmp_path: Path, data_file: Path):
         h.load_saved_config(ctx, tab, "/etc/passwd")
 
 
+def test_a_config_of_a_stage_the_form_cannot_show_is_refused_with_the_command(tmp_path: Path, data_file: Path):
+    """Loading a DPO config into the form would drop train.stage and Start would train SFT on pairs: refused."""
+    from webui.context import AppContext
+    from webui.tabs.train import handlers as h
+
+    ctx = AppContext.create(tmp_path / "ws")
+    tab = train_tab(ctx)
+    dataset = ctx.uploads / "d.jsonl"
+    dataset.write_text(data_file.read_text())
+    args = ["tiny", str(dataset), [], "auto", "lora", *forms.widget_values(forms.defaults())]
+    h.save_config(ctx, "dpo", *args)
+    saved = ctx.configs / "dpo.yaml"
+    assert "  stage: sft\n" in saved.read_text()
+    saved.write_text(saved.read_text().replace("  stage: sft\n", "  stage: dpo\n", 1))
+    with pytest.raises(Exception, match=r"dpo\.yaml trains stage dpo, which the Train form cannot show yet: "
+                                        r"start it with `python launch\.py train "):
+        h.load_saved_config(ctx, tab, str(saved))
+
+
 def test_each_runs_config_is_offered_newest_first_and_fills_the_form(tmp_path: Path, data_file: Path):
     """A run's own config.yaml (the engine writes it as the run starts) is offered after the saved configs, newest
     run first, damaged runs left out, and fills the form as a saved config does: a completed run trains again, or

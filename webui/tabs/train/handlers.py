@@ -63,6 +63,8 @@ class Form:
         return ctx.boundary.config(config)
 
 
+FORM_STAGES = ("sft", "pretrain")  # what the Train form trains today (pretrain: a text-format dataset)
+
 def plot_titles(request: gr.Request) -> Any:
     """Axis and legend titles of a loss plot in the visitor's language (the data columns stay step/loss/series)."""
     say = words(request)
@@ -174,6 +176,9 @@ def load_saved_config(ctx: AppContext, tab: TrainTab, path: str | None,
         data = [ctx.boundary.dataset(source.path) for source in config.data.sources()]
     except (ConfigError, PathError) as error:
         raise failure(request, " ".join(getattr(error, "issues", [str(error)]))) from None
+    if config.train.stage not in FORM_STAGES:  # the form would drop it, and Start would train another stage
+        raise failure(request, message(request, "msg.stage_not_on_page", name=Path(path).name,
+                                       stage=config.train.stage, path=path))
     choices = dataset_choices(ctx.uploads, ctx.assets)
     listed = {value for _, value in choices}
     choices += [(display_name(name), name) for name in data if name not in listed]
