@@ -103,7 +103,7 @@ def template_notes(rows: list[dict], tokenizer: Any) -> list[str]:
     return masking_notes(conversations, tokenizer, with_tools=any(row.get("tools") for row in rows))
 
 
-def _label_chat(row: dict, tokenizer: Any, source: str, number: int) -> tuple[list[int], list[int]]:
+def label_chat(row: dict, tokenizer: Any, source: str, number: int) -> tuple[list[int], list[int]]:
     text, spans = chat_spans(row["messages"], tokenizer, source, number, row.get("tools"))
     encoding = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
     ids = list(encoding["input_ids"])
@@ -154,7 +154,7 @@ def tokenize_rows(
 def _label_row(row: dict, tokenizer: Any, source: str, number: int) -> tuple[list[int], list[int]]:
     if "text" in row:
         return _label_text(row["text"], tokenizer)
-    return _label_chat(row, tokenizer, source, number)
+    return label_chat(row, tokenizer, source, number)
 
 
 def build_splits(cfg: RunConfig, tokenizer: Any, mixed: sources.Mixed | None = None

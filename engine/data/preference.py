@@ -9,7 +9,7 @@ Shapes read (detected like the SFT formats, one DataError sentence naming the fi
 A normalised pair is `{"messages": prompt turns, "chosen": reply turn, "rejected": reply turn}`.
 
 Rendering: the engine's chat templating stays the one renderer. Each side is rendered as the whole conversation
-(prompt turns + its reply) and labelled exactly as SFT labels it (engine.data.pipeline's `_label_chat`, the
+(prompt turns + its reply) and labelled exactly as SFT labels it (engine.data.pipeline's `label_chat`, the
 masking of engine/data/masking.py under any template); the reply's trained tokens are the completion, the tokens
 before them the prompt. TRL 1.16's DPOTrainer would otherwise apply the tokenizer's template itself, to the
 prompt with add_generation_prompt and to prompt + reply, and keep the difference: that trains the tokens SFT
@@ -27,7 +27,7 @@ from typing import Any
 
 from engine.config import DataConfig, RunConfig
 from engine.data import formats, sources
-from engine.data.pipeline import IGNORE_INDEX, TokenStats, _label_chat
+from engine.data.pipeline import IGNORE_INDEX, TokenStats, label_chat
 from engine.jobs.failures import DataError
 
 FORMAT = "preference"
@@ -132,7 +132,7 @@ def render_side(pair: dict, side: str, tokenizer: Any, source: str, number: int)
     trained tokens (the reply and its end-of-turn marker); untrained tokens after it (a trailing newline) are
     left out, as SFT trains none of them."""
     row = {"messages": [*pair["messages"], pair[side]], "tools": pair.get("tools")}
-    ids, labels = _label_chat(row, tokenizer, source, number)
+    ids, labels = label_chat(row, tokenizer, source, number)
     trained = [index for index, label in enumerate(labels) if label != IGNORE_INDEX]
     if not trained:
         raise DataError(f"{source} row {number}: the chat template renders no token of the {side} reply.")
