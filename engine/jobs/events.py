@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TextIO
 
+from engine.config_migrate import FileKind, SchemaError
+
 STATES = (
     "queued", "starting", "loading_data", "loading_model", "training", "exporting", "verifying", "saving",
     "completed", "stopped", "failed",
@@ -141,27 +143,36 @@ class Reply:
 Event = Status | Progress | Metrics | Log | Chunk | Reply
 EVENT_TYPES: dict[str, type] = {cls.kind: cls for cls in (Status, Progress, Metrics, Log, Chunk, Reply)}
 JOB_KINDS = ("status", "progress", "metrics", "log")  # what a job's events.jsonl holds
-VERSION = 2  # written as "v" on every line; a line without "v" is version 1 (see `migrate`)
 V1_METRICS = ("loss", "eval_loss", "learning_rate", "grad_norm", "tokens_per_s")  # version 1's fixed fields
+
+
+def _metrics_as_values(body: dict[str, Any]) -> dict[str, Any]:
+    """1 -> 2: curves were named: a metrics line's fixed figures (V1_METRICS) moved under `values`."""
+    if body.get("kind") == "metrics":
+        values = {name: body.pop(name) for name in V1_METRICS if name in body}
+        body["values"] = {**values, **body.get("values", {})}
+    return body
+
+
+# An events line is versioned like a config.yaml or a status.json: "v" on every line, one step per version.
+LINE = FileKind("events line", "v", 2, {1: _metrics_as_values})
+VERSION = LINE.version
 
 
 def to_line(event: Event) -> str:
     """The event as one JSON line (no newline); fields that are None are left out."""
     fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
-    body = {"kind": event.kind, "v": VERSION, **{k: v for k, v in fields.items() if v is not None}}
+    body = {"kind": event.kind, **LINE.stamp({k: v for k, v in fields.items() if v is not None})}
     return json.dumps(body, ensure_ascii=False)
 
 
 def migrate(body: dict[str, Any]) -> dict[str, Any]:
-    """An event object of any version as this version reads it (its "v" removed). Version 1 (no "v": runs written
-    before curves were named) had metrics' figures as fields of their own; they become `values`."""
-    version = body.pop("v", 1)
-    if version == 1 and body.get("kind") == "metrics":
-        values = {name: body.pop(name) for name in V1_METRICS if name in body}
-        body["values"] = {**values, **body.get("values", {})}
-    elif version not in (1, VERSION):
-        raise EventError(f"event version {version!r} is not one this engine reads (it reads 1 and {VERSION})")
-    return body
+    """An event object of any version as this version reads it (its "v" removed), through LINE's steps."""
+    try:
+        return LINE.upgrade(body)
+    except SchemaError as error:
+        raise EventError(f"event version {error.version!r} is not one this engine reads (it reads 1 to "
+                         f"{VERSION})") from None
 
 
 def parse(line: str | bytes) -> Event:
