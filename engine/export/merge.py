@@ -307,15 +307,6 @@ def write_zips(config: RunConfig, run: rundir.RunDir, out: Path, result: ExportR
 # ---------------------------------------------------------------------------------------------- job
 
 
-def run_job(job_dir: str | os.PathLike) -> int:
-    """The export job in `job_dir` through the job lifecycle: its config.yaml in, its events, status, log and
-    outputs out (`python -m engine export --job JOB_DIR`, as `python -m engine run JOB_DIR --kind export`)."""
-    from engine.jobs.kinds import EXPORT
-    from engine.jobs.lifecycle import run_job as run_lifecycle
-
-    return run_lifecycle(EXPORT, job_dir, own_process=True)
-
-
 def export_body(context: Any) -> Any:
     """The export kind's body (engine.jobs.lifecycle): a failed export ends failed with the result's sentence."""
     from engine.jobs.lifecycle import Outcome
@@ -353,8 +344,11 @@ def main(argv: list[str]) -> int:
     if not args.job and not (args.run_dir and args.out):
         parser.error("give RUN_DIR and --out DIR (or --job JOB_DIR)")
 
-    if args.job:
-        return run_job(args.job)
+    if args.job:  # the same job `python -m engine run JOB_DIR --kind export` runs
+        from engine.jobs.kinds import EXPORT
+        from engine.jobs.lifecycle import run_job
+
+        return run_job(EXPORT, args.job, own_process=True)
 
     def on_term(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
