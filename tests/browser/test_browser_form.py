@@ -142,3 +142,25 @@ def test_config_preview_command_trains_when_pasted(page, server):
     run = workspace / "runs" / "pasted-run"
     assert json.loads((run / "status.json").read_text())["state"] == "completed"
     assert (run / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_start_refuses_at_once_what_the_page_knows_will_fail(page, server, tmp_path):
+    """An empty dataset the inspection has rejected, then a hub id that cannot be reached: Start says the page's
+    sentence at once and writes no run (it used to queue one that failed with the same sentence minutes later)."""
+    _, workspace = server
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]")
+    page.locator("#wb-upload input[type=file]").set_input_files(str(empty))
+    page.wait_for_selector("#wb-data-error:has-text('empty')")
+    page.click("#wb-start")
+    refused = page.wait_for_selector("[data-testid=toast-body]:has-text('Not started')", timeout=15_000)
+    assert "empty.json" in refused.inner_text() and "empty" in refused.inner_text().split("empty.json", 1)[1]
+    box = page.locator("#wb-model input")
+    box.click()
+    box.fill(HUB_ID)
+    box.press("Enter")
+    page.wait_for_selector("#wb-model-info:has-text('cannot be reached')", timeout=10_000)
+    page.click("#wb-start")
+    page.wait_for_selector(f"[data-testid=toast-body]:has-text('{HUB_ID}')", timeout=15_000)
+    assert not list((workspace / "runs").glob("*/config.yaml")), "a refused Start must write no run"
+    shot(page, "form-start-refused")

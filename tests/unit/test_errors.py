@@ -32,6 +32,7 @@ FOR_A_PERSON = {
     "webui.jobs.paths": ("PathError",),
     "webui.jobs.runs": ("RunError",),
     "webui.jobs.commands": ("EngineCommandError",),
+    "webui.forms.prestart": ("StartRefusedError",),
     "webui.jobs.chat_client": ("ChatWorkerError",),
     "webui.jobs.chat_tools": ("ToolsError",),
 }

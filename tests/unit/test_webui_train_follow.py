@@ -79,11 +79,13 @@ def test_start_follows_the_new_run(ctx, monkeypatch):
     panel = train_tab(ctx).monitor
     submitted = []
     monkeypatch.setattr(ctx.runs, "submit", lambda _config, name: submitted.append(name) or ("r1", False))
+    checked = []  # the pre-start check (webui.forms.prestart, tested with the engine in tests/webui) runs first
+    monkeypatch.setattr(train_follow, "check_start", lambda config, *_: checked.append(config.model.name_or_path))
     dataset = ctx.uploads / "d.jsonl"
     dataset.write_text('{"instruction": "a", "output": "b"}\n')
     args = ["tiny", str(dataset), [], "auto", "lora", *forms.widget_values(forms.defaults())]
     shown = train_follow.start(ctx, panel, None, "r1", *args)
-    assert submitted == ["r1"]
+    assert submitted == ["r1"] and checked == ["tiny"]
     assert (shown[panel.current], shown[panel.seen], shown[panel.run_name]) == ("r1", -1, "")
     assert active(shown[panel.timer]) and not active(shown[panel.watch])
 

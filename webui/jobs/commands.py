@@ -126,7 +126,7 @@ def ended_by_signal(command: str, number: int) -> str:
 
 
 def inspect_args(path: Path, *, data_format: str = "auto", model: str | None = None, cutoff_len: int | None = None,
-                 overlength: str | None = None) -> list[str]:
+                 overlength: str | None = None, columns: dict[str, str] | None = None) -> list[str]:
     """`inspect-data` of a dataset: format, rows, preview, one rendered example with its trained spans, token
     lengths (with `model`'s tokenizer, where given)."""
     args = ["inspect-data", "--data", str(path)]
@@ -138,6 +138,8 @@ def inspect_args(path: Path, *, data_format: str = "auto", model: str | None = N
         args += ["--cutoff-len", str(int(cutoff_len))]
     if overlength:
         args += ["--overlength", overlength]
+    if columns:
+        args += ["--columns", json.dumps(columns)]
     return args
 
 
@@ -210,11 +212,14 @@ class EngineJob:
 
 
 def inspect_job(path: Path, *, data_format: str = "auto", model: str | None = None, cutoff_len: int | None = None,
-                overlength: str | None = None) -> EngineJob:
+                overlength: str | None = None, columns: dict[str, str] | None = None) -> EngineJob:
     """`inspect-data` of a dataset file (with the tokenizer of `model`, a folder or a hub id, where given)."""
-    args = inspect_args(path, data_format=data_format, model=model, cutoff_len=cutoff_len, overlength=overlength)
+    args = inspect_args(path, data_format=data_format, model=model, cutoff_len=cutoff_len, overlength=overlength,
+                        columns=columns)
     depends_on = {"data": file_digest(path), "suffix": path.suffix.lower(), "format": data_format,
                   "model": model_fingerprint(model), "cutoff_len": int(cutoff_len or 0), "overlength": overlength}
+    if columns:  # only where given: the page's inspection (no column map) keeps its cached answers
+        depends_on["columns"] = columns
     return EngineJob("inspect-data", depends_on, lambda _scratch: run_json(args))
 
 
@@ -256,13 +261,19 @@ class EngineCache:
         except (OSError, ValueError):
             return None
 
-    def answer(self, job: EngineJob, wanted: Callable[[], bool] = lambda: True) -> dict[str, Any] | None:
+    def answer(self, job: EngineJob, wanted: Callable[[], bool] = lambda: True,
+               failed_within_s: float = 0.0) -> dict[str, Any] | None:
         """The cached answer, or run the job for it; None where `wanted()` turned false while waiting for the
-        command's turn (nobody is waiting for this answer any more, so no process is started)."""
+        command's turn (nobody is waiting for this answer any more, so no process is started). A failure of the
+        same job less than `failed_within_s` seconds ago is raised again instead of running the job again (Start
+        refusing what the page has just shown)."""
         found = self.cached(job)
         if found is not None:
             return found
         asked = time.monotonic()
+        failed_at, error = self._failures.get(job.digest, (0.0, None))
+        if error is not None and asked - failed_at < failed_within_s:
+            raise error
         with self._slot(job.command):
             found = self.cached(job)  # another visitor's process may have answered meanwhile
             if found is not None or not wanted():

@@ -11,11 +11,14 @@ from typing import Any
 
 import gradio as gr
 
+from engine.config import ConfigError, load_config
 from webui.components.confirm import Confirm, ask, closed
 from webui.components.render import state_label
 from webui.components.wiring import bind
 from webui.context import AppContext
+from webui.forms.prestart import StartRefusedError, check_start
 from webui.i18n import failure, message, words
+from webui.jobs.commands import engine_cache
 from webui.jobs.paths import PathError
 from webui.jobs.runs import RERUNNABLE, RunError
 
@@ -34,7 +37,22 @@ def ask_rerun(ctx: AppContext, selected: list[str] | None, request: gr.Request |
             raise failure(request, say("runs.msg.rerun_completed", name=name))
         if state not in RERUNNABLE:
             raise failure(request, say("runs.msg.rerun_not_finished", name=name, state=state_label(state, say)))
+    for name in selected:
+        refuse_known_failure(ctx, name, request)
     return ask(say("runs.confirm_rerun", names=", ".join(f"`{name}`" for name in selected)), list(selected))
+
+
+def refuse_known_failure(ctx: AppContext, name: str, request: gr.Request | None) -> None:
+    """Refuse, before asking, to run again a run the page knows would fail the same way (its model unreachable, its
+    dataset gone or rejected by the inspection: webui.forms.prestart). A config that no longer loads is left to
+    Run again itself, which says so, as is a folder that is no run."""
+    try:
+        config = load_config(ctx.runs.run_dir(name).config)
+        check_start(config, engine_cache(ctx.workspace), ctx.local_model_dir(config.model.name_or_path))
+    except StartRefusedError as refused:
+        raise failure(request, message(request, refused.key, **refused.values)) from None
+    except (ConfigError, PathError, RunError):
+        return
 
 
 def requeue_each(ctx: AppContext, names: list[str], action: str, request: gr.Request | None) -> None:

@@ -22,7 +22,9 @@ from webui.components.confirm import ask, closed
 from webui.components.render import log_text, loss_colors, loss_frame, progress_html, state_label
 from webui.context import AppContext
 from webui.forms.models import remember_model
+from webui.forms.prestart import StartRefusedError, check_start
 from webui.i18n import failure, message, words
+from webui.jobs.commands import engine_cache
 from webui.jobs.paths import PathError, safe_name
 from webui.jobs.runs import RunError
 from webui.jobs.scheduler import tail_lines
@@ -49,7 +51,10 @@ def start(ctx: AppContext, panel: MonitorPanel, request: gr.Request, run_name: s
     try:
         name = safe_name(run_name.strip()) if (run_name or "").strip() else None
         config = form.config(ctx, ctx.runs.runs_dir / (name or NEW_RUN))
+        check_start(config, engine_cache(ctx.workspace), ctx.local_model_dir(form.model))
         name, queued = ctx.runs.submit(config, name)
+    except StartRefusedError as refused:
+        raise failure(request, message(request, refused.key, **refused.values)) from None
     except (ConfigError, PathError, RunError) as error:
         raise failure(request, " ".join(getattr(error, "issues", [str(error)]))) from None
     remember_model(ctx.workspace, form.model)

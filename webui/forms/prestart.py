@@ -1,0 +1,58 @@
+"""What the page already knows about a run before it starts: Start and Run again refuse, at once and with the
+sentence the page shows, a run whose model cannot be reached or whose dataset the inspection rejects, instead of
+queueing it to fail the same way minutes later (behind another run).
+
+The dataset verdict is the `inspect-data` answer the page itself shows (the same engine job, so usually cached
+when Start is pressed; otherwise it runs now, before the run is queued). Hub datasets and dataset folders are read
+when the run starts and are not checked here; neither is what only loading the model can tell (the engine's
+pre-flight does that as the run starts). No gradio: the tabs translate a refusal's key into the visitor's
+language.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.config import RunConfig
+from engine.errors import UserError
+from webui.forms.models import hub_offline, model_folder
+from webui.jobs.commands import EngineCache, EngineCommandError, inspect_job
+
+RECENT_FAILURE_S = 600.0  # an inspection that failed this recently (the page showing its sentence) is not run again
+
+
+class StartRefusedError(UserError):
+    """A run the page knows would fail: `key` is the locale message that says why, `values` fill it in."""
+
+    def __init__(self, key: str, **values: Any):
+        super().__init__(key)
+        self.key, self.values = key, values
+
+
+def check_start(config: RunConfig, cache: EngineCache, local_model: Path | None) -> None:
+    """StartRefusedError for a run that cannot start: a hub model that is neither cached nor reachable, a dataset
+    file that is gone, or one the inspection rejects (empty, no known layout, a bad row). `local_model` is the
+    checked folder of config.model.name_or_path, None for a hub id."""
+    name = config.model.name_or_path
+    tokenizer = model_folder(name, local_model)  # local, or the hub cache's copy
+    if tokenizer is None and hub_offline():
+        raise StartRefusedError("msg.model_offline", name=name)
+    for number, source in enumerate(config.data.sources()):
+        path = Path(source.path)
+        if not path.is_absolute() or path.is_dir():
+            continue  # a hub dataset or a dataset folder: read when the run starts
+        if not path.is_file():
+            raise StartRefusedError("msg.data_missing", name=path.name)
+        # the first dataset as the page inspects it (the same cached answer); the others without a tokenizer
+        measured = {"model": str(tokenizer) if tokenizer else None, "cutoff_len": config.train.cutoff_len,
+                    "overlength": config.data.overlength} if number == 0 else {}
+        job = inspect_job(path, data_format=source.format or "auto", columns=source.columns or None, **measured)
+        try:
+            cache.answer(job, failed_within_s=RECENT_FAILURE_S)
+        except EngineCommandError as error:
+            raise StartRefusedError("msg.start_data_refused", name=path.name, reason=str(error)) from None
+        except OSError as error:  # the file went, or cannot be read, while it was being looked at
+            raise StartRefusedError("msg.start_data_refused", name=path.name,
+                                    reason=f"it cannot be read ({error.strerror or error.__class__.__name__}).") \
+                from None
