@@ -148,6 +148,7 @@ def test_start_refuses_at_once_what_the_page_knows_will_fail(page, server, tmp_p
     """An empty dataset the inspection has rejected, then a hub id that cannot be reached: Start says the page's
     sentence at once and writes no run (it used to queue one that failed with the same sentence minutes later)."""
     _, workspace = server
+    runs_before = set((workspace / "runs").glob("*/config.yaml"))  # other tests of this module ran runs
     empty = tmp_path / "empty.json"
     empty.write_text("[]")
     page.locator("#wb-upload input[type=file]").set_input_files(str(empty))
@@ -162,5 +163,24 @@ def test_start_refuses_at_once_what_the_page_knows_will_fail(page, server, tmp_p
     page.wait_for_selector("#wb-model-info:has-text('cannot be reached')", timeout=10_000)
     page.click("#wb-start")
     page.wait_for_selector(f"[data-testid=toast-body]:has-text('{HUB_ID}')", timeout=15_000)
-    assert not list((workspace / "runs").glob("*/config.yaml")), "a refused Start must write no run"
+    assert set((workspace / "runs").glob("*/config.yaml")) == runs_before, "a refused Start must write no run"
     shot(page, "form-start-refused")
+
+
+def test_the_form_comes_back_as_it_was_left_after_a_reload(page):
+    """A user chose IA3 and 7 steps, reloaded (or reopened the browser), and pressed Start: the form must still say
+    IA3 and 7 steps, in its widgets and in the YAML Start would train, not the demo's LoRA defaults."""
+    open_config_panel(page)
+    pick(page, "#wb-method", "ia3")
+    page.locator("#f-ui-stop-by label", has_text="steps").click()
+    set_number(page, "f-train-max-steps", "7")
+    page.wait_for_function("() => /max_steps: 7/.test(document.querySelector('#wb-yaml')?.innerText || '')"
+                           " && /name: ia3/.test(document.querySelector('#wb-yaml').innerText)")
+    page.reload()
+    page.wait_for_selector("#wb-start")
+    open_config_panel(page)
+    config = previewed_config(page, "ia3")
+    assert config["train"]["max_steps"] == 7, config["train"]
+    assert page.locator("#wb-method input").input_value() == "ia3"
+    assert page.locator("#f-train-max-steps input[type=number]").first.input_value() == "7"
+    assert page.locator("[data-testid=toast-body]").all_inner_texts() == []

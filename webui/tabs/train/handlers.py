@@ -132,7 +132,8 @@ def preview(ctx: AppContext, panel: ConfigPanel, config_name: str, *args: Any) -
         issues = getattr(error, "issues", [str(error)])
         return {panel.yaml: "# " + "\n# ".join(issues), panel.command: ""}
     text = config.to_yaml()
-    return {panel.yaml: text, panel.command: forms.command_line(forms.preview_file(ctx.configs, name, text))}
+    return {panel.yaml: text, panel.command: forms.command_line(forms.preview_file(ctx.configs, name, text)),
+            panel.remembered: text}  # the form as the visitor leaves it (webui.tabs.train.remember)
 
 
 def save_config(ctx: AppContext, config_name: str, *args: Any, request: gr.Request | None = None) -> Any:
@@ -173,12 +174,24 @@ def load_saved_config(ctx: AppContext, tab: TrainTab, path: str | None,
         raise failure(request, message(request, "msg.choose_config"))
     try:
         config = load_config(ctx.writable(path))
-        data = [ctx.boundary.dataset(source.path) for source in config.data.sources()]
+        return form_filled(ctx, tab, config)
     except (ConfigError, PathError) as error:
         raise failure(request, " ".join(getattr(error, "issues", [str(error)]))) from None
-    if config.train.stage not in FORM_STAGES:  # the form would drop it, and Start would train another stage
+    except StageNotOnPageError:  # the form would drop it, and Start would train another stage
         raise failure(request, message(request, "msg.stage_not_on_page", name=Path(path).name,
-                                       stage=config.train.stage, path=path))
+                                       stage=config.train.stage, path=path)) from None
+
+
+class StageNotOnPageError(Exception):
+    """A config of a stage the form does not train (the caller says so in the visitor's language)."""
+
+
+def form_filled(ctx: AppContext, tab: TrainTab, config: RunConfig) -> dict[Any, Any]:
+    """The form's values for `config`: model, datasets, format, method, then every option. PathError for a dataset
+    outside the boundary, StageNotOnPageError for a stage the form does not train."""
+    if config.train.stage not in FORM_STAGES:
+        raise StageNotOnPageError(config.train.stage)
+    data = [ctx.boundary.dataset(source.path) for source in config.data.sources()]
     choices = dataset_choices(ctx.uploads, ctx.assets)
     listed = {value for _, value in choices}
     choices += [(display_name(name), name) for name in data if name not in listed]

@@ -83,6 +83,7 @@ class ConfigPanel:
     saved: gr.Dropdown
     load: gr.Button
     panel: gr.Accordion
+    remembered: gr.BrowserState  # the form's config as the visitor left it (webui.tabs.train.remember)
 
 
 @dataclass
@@ -193,7 +194,7 @@ def build_training_panel(start: forms.Values) -> TrainingPanel:
     return TrainingPanel(stop_by=stop_by, options=options)
 
 
-def build_config_panel(saved_configs: list[tuple[str, str]]) -> ConfigPanel:
+def build_config_panel(saved_configs: list[tuple[str, str]], remembered: gr.BrowserState) -> ConfigPanel:
     with gr.Accordion(t("train.config"), open=False) as panel, gr.Row():
         yaml_view = gr.Code(language="yaml", label=t("train.yaml"), lines=14, elem_id="wb-yaml", scale=3)
         with gr.Column(scale=2):
@@ -204,7 +205,7 @@ def build_config_panel(saved_configs: list[tuple[str, str]]) -> ConfigPanel:
             saved = gr.Dropdown(saved_configs, label=t("train.saved_configs"))
             load = gr.Button(t("train.load_config"))
     return ConfigPanel(yaml=yaml_view, command=command, config_name=config_name, save=save, saved=saved, load=load,
-                       panel=panel)
+                       panel=panel, remembered=remembered)
 
 
 def build_monitor_panel() -> MonitorPanel:

@@ -17,6 +17,7 @@ from webui.tabs.train import count as train_count
 from webui.tabs.train import data as train_data
 from webui.tabs.train import follow as train_follow
 from webui.tabs.train import handlers as h
+from webui.tabs.train import remember
 from webui.tabs.train.panels import (
     TrainTab,
     build_config_panel,
@@ -42,9 +43,11 @@ def build_train_tab(ctx: AppContext, app: gr.Blocks) -> TrainTab:
             method = build_method_panel(start, starter)
         with gr.Accordion(t("train.training"), open=True):
             training = build_training_panel(start)
-        config = build_config_panel(h.config_choices(ctx))
+        config = build_config_panel(h.config_choices(ctx), remember.remembered_form(ctx))
         monitor = build_monitor_panel()
     tab = TrainTab(model=model, data=data, method=method, training=training, config=config, monitor=monitor)
+    # the form as this browser left it, asked for before the page's own first answers write the defaults' config
+    app.load(bind(bind(remember.restore, ctx), tab), config.remembered, tab.form_inputs()).then(**inspection(ctx, tab))
     wire_model_and_data(ctx, tab, app)
     wire_form(ctx, tab, app)
     # runs started since the page loaded have their configs too: listed when the tab is shown and the panel opened
@@ -100,7 +103,7 @@ def wire_form(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
     gr.on(plan_triggers, trigger_mode="multiple", **count)
     method_shown.then(**count)
     preview = {"fn": bind(bind(h.preview, ctx), config), "inputs": [config.config_name, *form],
-               "outputs": [config.yaml, config.command], "show_progress": "hidden"}
+               "outputs": [config.yaml, config.command, config.remembered], "show_progress": "hidden"}
     gr.on([app.load] + [c.change for c in form if c is not method.name] + [config.config_name.change],
           trigger_mode="always_last", **preview)
     method_shown.then(**preview)
