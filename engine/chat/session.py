@@ -34,6 +34,7 @@ class Generation:
 
     text: str = ""
     new_tokens: int = 0
+    prompt_tokens: int = 0
     seconds: float = 0.0
     content: str = ""  # the text beside the tool calls (all of `text` when the reply makes none)
     tool_calls: list[dict] = field(default_factory=list)  # read from the reply where tools were offered
@@ -148,20 +149,39 @@ class ChatSession:
         its fields (max_new_tokens=..., temperature=...), checked before anything runs, so a bad value raises
         ChatError and generates nothing.
         """
-        import torch
-        from transformers import TextIteratorStreamer
+        self._check_adapter(adapter)
+        options = sampling if sampling is not None else check_params(params)
+        offered = check_tools(tools)
+        tokenizer = self.tokenizers.get(adapter, self.tokenizer) if adapter else self.tokenizer
+        inputs = self.prompt_ids(messages, system, tokenizer, offered)
+        yield from self._stream(inputs, adapter, tokenizer, options, reply, read_tool_calls=bool(offered))
 
+    def complete(self, prompt: str, adapter: str | None = None, reply: Generation | None = None,
+                 sampling: SamplingConfig | None = None) -> Iterator[str]:
+        """Stream the continuation of `prompt`, plain text with no chat template (what a completions API asks
+        for), with the same model, adapter switching and sampling as `generate`."""
+        self._check_adapter(adapter)
+        if not isinstance(prompt, str) or not prompt:
+            raise ChatError("prompt must be a non-empty string.")
+        tokenizer = self.tokenizers.get(adapter, self.tokenizer) if adapter else self.tokenizer
+        inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=True)
+        yield from self._stream(inputs, adapter, tokenizer, sampling or SamplingConfig(), reply)
+
+    def _check_adapter(self, adapter: str | None) -> None:
         if not self.loaded:
             raise ChatError("No model is loaded: send a load request first.")
         if adapter is not None and adapter not in self.adapters:
             known = ", ".join(self.adapters) or "none"
             raise ChatError(f"Adapter '{adapter}' is not loaded (loaded: {known}); use null for the base model.")
-        options = sampling if sampling is not None else check_params(params)
-        offered = check_tools(tools)
+
+    def _stream(self, inputs: Any, adapter: str | None, tokenizer: Any, options: SamplingConfig,
+                reply: Generation | None, read_tool_calls: bool = False) -> Iterator[str]:
+        """Generate from the prompt's token ids in a thread and stream the decoded text; `reply` gets the totals."""
+        import torch
+        from transformers import TextIteratorStreamer
+
         reply = reply if reply is not None else Generation()
-        tokenizer = self.tokenizers.get(adapter, self.tokenizer) if adapter else self.tokenizer
         model = self.full_models.get(adapter, self.model)
-        inputs = self.prompt_ids(messages, system, tokenizer, offered)
         device = next(model.parameters()).device
         inputs = {k: v.to(device) for k, v in inputs.items()}
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
@@ -190,10 +210,11 @@ class ChatSession:
         if "error" in outcome:
             error = outcome["error"]
             raise ChatError(f"Generation failed: {error.__class__.__name__}: {str(error).splitlines()[0]}") from error
-        reply.new_tokens = int(outcome["ids"].shape[-1] - inputs["input_ids"].shape[-1])
+        reply.prompt_tokens = int(inputs["input_ids"].shape[-1])
+        reply.new_tokens = int(outcome["ids"].shape[-1] - reply.prompt_tokens)
         reply.content = reply.text
-        if offered:
-            new_ids = outcome["ids"][0, inputs["input_ids"].shape[-1]:].tolist()
+        if read_tool_calls:
+            new_ids = outcome["ids"][0, reply.prompt_tokens:].tolist()
             read_calls(tokenizer, new_ids, kwargs["eos_token_id"], reply)
 
     def _adapter_scope(self, adapter: str | None, model: Any) -> Any:

@@ -30,7 +30,7 @@ LAYERS = (
     ("engine.errors",), ("engine.datapaths",), ("engine.config_migrate",), ("engine.config_stage",), ("engine.config",),
     ("engine.sampling",),
     ("engine.jobs",), ("engine.__main__",), ("engine.data",), ("engine.model",),
-    ("engine.train", "engine.chat", "engine.export", "engine.cli"),
+    ("engine.train", "engine.chat", "engine.export", "engine.cli"), ("engine.serve",),
     ("webui.options",), ("webui.jobs",), ("webui.forms",), ("webui.i18n",), ("webui.components",), ("webui.context",),
     ("webui.tabs",), ("webui.app",),
 )
