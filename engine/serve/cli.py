@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -37,8 +38,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    if port_in_use(args.host, args.port):  # before minutes of loading
+        print(f"error: port {args.port} on {args.host} is already in use: stop that server or choose another port "
+              "with --port.", file=sys.stderr)
+        return 2
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+        print(f"warning: serving on {args.host} without an API key: anyone who can reach this machine can use the "
+              f"models; set --api-key or {API_KEY_ENV}.", file=sys.stderr)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     from engine.jobs.console import send_library_output_to_log
 
@@ -67,7 +85,6 @@ def main(argv: list[str]) -> int:
         return 2
     import uvicorn
 
-    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     print(f"serving {len(catalog.models)} model(s) at http://{args.host}:{args.port}/v1"
           + ("" if api_key else " without an API key"), file=sys.stderr, flush=True)
     uvicorn.run(create_app(backend, api_key), host=args.host, port=args.port, log_level="warning")
