@@ -15,9 +15,7 @@ import sys
 from pathlib import Path
 
 from engine.errors import UserError
-
-API_KEY_ENV = "WORKBENCH_API_KEY"
-DEFAULT_PORT = 8000
+from engine.serve.examples import API_KEY_ENV, DEFAULT_PORT
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
