@@ -55,16 +55,34 @@ class Backend:
             self.loaded = served.group
 
     def stream(self, served: Served, start: Any) -> Iterator[str]:
-        """The chunks of one generation (`start(session)` returns the session's iterator), under the lock; a
-        stream closed early is run to its end before the lock is released."""
-        with self.lock:
+        """The chunks of one generation (`start(session, cancel)` returns the session's iterator), under the lock.
+        A stream closed early (its client went away) cancels the generation, and the lock is released once the
+        generation has ended, so the next request never shares the model with it. That wait runs in a thread of
+        its own: a generator may be closed by the garbage collector in any thread, the generating one included."""
+        cancel = threading.Event()
+        chunks = None
+        self.lock.acquire()
+        try:
             self.ensure(served)
-            chunks = start(self.session)
-            try:
-                yield from chunks
-            finally:
-                for _ in chunks:  # closed by a client that went away: finish before the next request
-                    pass
+            chunks = start(self.session, cancel)
+            for chunk in chunks:  # noqa: UP028 - `yield from` would close `chunks` unfinished when this closes
+                yield chunk
+            chunks = None
+        finally:
+            if chunks is None:
+                self.lock.release()
+            else:  # closed early, or failed: end the generation, then free the model
+                cancel.set()
+                threading.Thread(target=self._finish, args=(chunks,), name="cancel", daemon=True).start()
+
+    def _finish(self, chunks: Iterator[str]) -> None:
+        try:
+            for _ in chunks:
+                pass
+        except Exception:  # noqa: BLE001 - its request is gone or has its error already; the log keeps it
+            log.exception("a cancelled generation failed")
+        finally:
+            self.lock.release()
 
 
 def authorizer(api_key: str | None) -> Any:
@@ -98,8 +116,8 @@ def create_app(backend: Backend, api_key: str | None = None) -> FastAPI:
         check_messages(messages)  # refused before a stream starts: a 400, not an error inside the stream
         check_tools(tools)
         reply = Generation()
-        chunks = backend.stream(served, lambda session: session.generate(
-            messages, served.adapter, None, reply, tools, options))
+        chunks = backend.stream(served, lambda session, cancel: session.generate(
+            messages, served.adapter, None, reply, tools, options, cancel))
         response_id = protocol.new_id("chatcmpl")
         if not body.stream:
             for _ in chunks:
@@ -112,7 +130,8 @@ def create_app(backend: Backend, api_key: str | None = None) -> FastAPI:
         served = backend.find(body.model)
         options, prompt = body.sampling(), body.text()
         reply = Generation()
-        chunks = backend.stream(served, lambda session: session.complete(prompt, served.adapter, reply, options))
+        chunks = backend.stream(served, lambda session, cancel: session.complete(
+            prompt, served.adapter, reply, options, cancel))
         response_id = protocol.new_id("cmpl")
         if not body.stream:
             for _ in chunks:

@@ -162,3 +162,17 @@ def test_two_clients_at_once_get_their_own_replies(served: Served) -> None:
         replies = list(pool.map(lambda a: ask(served.client, a[0], [{"role": "user", "content": a[2]}]), asks))
     assert [reply.choices[0].message.content for reply in replies] == expected
     assert expected[0] != expected[1]
+
+
+def test_a_client_that_leaves_mid_stream_frees_the_model(served: Served) -> None:
+    """A stream closed after its first chunks: its generation is cancelled before the next request runs, which
+    gets its own reply (the adapter switched back on, no generation sharing the model)."""
+    stream = served.client.chat.completions.create(model=BASE, messages=[{"role": "user", "content": "Hi"}],
+                                                   max_tokens=120, temperature=0, stream=True)
+    for number, _ in enumerate(stream):
+        if number == 2:
+            break
+    stream.close()
+    messages = [{"role": "user", "content": "Who are you?"}]
+    assert ask(served.client, TOOL_RUN, messages).choices[0].message.content == reference(
+        served.session, messages, TOOL_RUN).text
