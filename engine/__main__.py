@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "merge a run's adapter into its base and write a Hugging Face model (or --job DIR)"),
     "inspect-data": ("engine.cli.inspect_data", "detect a dataset's format and measure it; prints one JSON object"),
     "plan": ("engine.cli.plan", "count the trainable parameters a config would train; prints JSON"),
+    "serve": ("engine.serve.cli", "serve a workspace's runs (or --model DIR) over an OpenAI-compatible HTTP API"),
 }
 
 

@@ -34,6 +34,7 @@ class Generation:
 
     text: str = ""
     new_tokens: int = 0
+    prompt_tokens: int = 0
     seconds: float = 0.0
     content: str = ""  # the text beside the tool calls (all of `text` when the reply makes none)
     tool_calls: list[dict] = field(default_factory=list)  # read from the reply where tools were offered
@@ -139,33 +140,56 @@ class ChatSession:
 
     def generate(self, messages: list[dict[str, Any]], adapter: str | None = None, system: str | None = None,
                  reply: Generation | None = None, tools: Any = None, sampling: SamplingConfig | None = None,
-                 **params: Any) -> Iterator[str]:
+                 cancel: threading.Event | None = None, **params: Any) -> Iterator[str]:
         """Stream the assistant's reply to `messages` as text chunks; `reply` gets the totals at the end.
 
         adapter None answers with the base model (adapters off), a name with that adapter. `tools`: function
         schemas offered to the model (a list or its JSON text, as a dataset's tools column); the reply is then
         read for tool calls (reply.tool_calls). `sampling` is the settings, checked already; else `params` are
         its fields (max_new_tokens=..., temperature=...), checked before anything runs, so a bad value raises
-        ChatError and generates nothing.
+        ChatError and generates nothing. `cancel`, once set, ends the generation at its next token (a client that
+        went away).
         """
-        import torch
-        from transformers import TextIteratorStreamer
+        self._check_adapter(adapter)
+        options = sampling if sampling is not None else check_params(params)
+        offered = check_tools(tools)
+        tokenizer = self.tokenizers.get(adapter, self.tokenizer) if adapter else self.tokenizer
+        inputs = self.prompt_ids(messages, system, tokenizer, offered)
+        yield from self._stream(inputs, adapter, tokenizer, options, reply, cancel, read_tool_calls=bool(offered))
 
+    def complete(self, prompt: str, adapter: str | None = None, reply: Generation | None = None,
+                 sampling: SamplingConfig | None = None, cancel: threading.Event | None = None) -> Iterator[str]:
+        """Stream the continuation of `prompt`, plain text with no chat template (what a completions API asks
+        for), with the same model, adapter switching and sampling as `generate`."""
+        self._check_adapter(adapter)
+        if not isinstance(prompt, str) or not prompt:
+            raise ChatError("prompt must be a non-empty string.")
+        tokenizer = self.tokenizers.get(adapter, self.tokenizer) if adapter else self.tokenizer
+        inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=True)
+        yield from self._stream(inputs, adapter, tokenizer, sampling or SamplingConfig(), reply, cancel)
+
+    def _check_adapter(self, adapter: str | None) -> None:
         if not self.loaded:
             raise ChatError("No model is loaded: send a load request first.")
         if adapter is not None and adapter not in self.adapters:
             known = ", ".join(self.adapters) or "none"
             raise ChatError(f"Adapter '{adapter}' is not loaded (loaded: {known}); use null for the base model.")
-        options = sampling if sampling is not None else check_params(params)
-        offered = check_tools(tools)
+
+    def _stream(self, inputs: Any, adapter: str | None, tokenizer: Any, options: SamplingConfig,
+                reply: Generation | None, cancel: threading.Event | None = None,
+                read_tool_calls: bool = False) -> Iterator[str]:
+        """Generate from the prompt's token ids in a thread and stream the decoded text; `reply` gets the totals."""
+        import torch
+        from transformers import TextIteratorStreamer
+
         reply = reply if reply is not None else Generation()
-        tokenizer = self.tokenizers.get(adapter, self.tokenizer) if adapter else self.tokenizer
         model = self.full_models.get(adapter, self.model)
-        inputs = self.prompt_ids(messages, system, tokenizer, offered)
         device = next(model.parameters()).device
         inputs = {k: v.to(device) for k, v in inputs.items()}
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
         kwargs = {**inputs, **generation_kwargs(tokenizer, options), "streamer": streamer}
+        if cancel is not None:
+            kwargs["stopping_criteria"] = cancelled_by(cancel)
         outcome: dict[str, Any] = {}
 
         def run() -> None:
@@ -190,10 +214,11 @@ class ChatSession:
         if "error" in outcome:
             error = outcome["error"]
             raise ChatError(f"Generation failed: {error.__class__.__name__}: {str(error).splitlines()[0]}") from error
-        reply.new_tokens = int(outcome["ids"].shape[-1] - inputs["input_ids"].shape[-1])
+        reply.prompt_tokens = int(inputs["input_ids"].shape[-1])
+        reply.new_tokens = int(outcome["ids"].shape[-1] - reply.prompt_tokens)
         reply.content = reply.text
-        if offered:
-            new_ids = outcome["ids"][0, inputs["input_ids"].shape[-1]:].tolist()
+        if read_tool_calls:
+            new_ids = outcome["ids"][0, reply.prompt_tokens:].tolist()
             read_calls(tokenizer, new_ids, kwargs["eos_token_id"], reply)
 
     def _adapter_scope(self, adapter: str | None, model: Any) -> Any:
@@ -269,6 +294,18 @@ def generation_kwargs(tokenizer: Any, options: SamplingConfig) -> dict[str, Any]
     else:  # greedy: clear the sampling defaults a model's generation_config may carry
         kwargs.update(temperature=None, top_p=None, top_k=None)
     return kwargs
+
+
+def cancelled_by(cancel: threading.Event) -> Any:
+    """Stopping criteria that end a generation at the next token once `cancel` is set."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class Cancelled(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:  # noqa: ARG002 - transformers' call
+            return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([Cancelled()])
 
 
 def read_calls(tokenizer: Any, new_ids: list[int], stop_ids: list[int], reply: Generation) -> None:

@@ -146,10 +146,23 @@ def train_tool_run(folder: Path, run: Path) -> Path:
     return run
 
 
+TOOL_RUN = "tools"  # its name in the shared workspace, where tests/engine/test_serve.py serves it
+
+
+def shared_tool_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tool-call run, trained once per test session as WORKSPACE/runs/tools of a workspace of its own (the
+    model, data and config beside it in WORKSPACE/sources), so that every module that needs it reuses it."""
+    workspace = tmp_path_factory.getbasetemp() / "tool-workspace"
+    run = workspace / "runs" / TOOL_RUN
+    if not (run / "metrics.json").is_file():
+        (workspace / "sources").mkdir(parents=True, exist_ok=True)
+        train_tool_run(workspace / "sources", run)
+    return run
+
+
 @pytest.fixture(scope="module")
 def tool_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("tool-run")
-    return train_tool_run(folder, folder / "run")
+    return shared_tool_run(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

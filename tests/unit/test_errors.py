@@ -20,6 +20,7 @@ PACKAGES = ("engine", "webui")
 FOR_A_PERSON = {
     "engine.config": ("ConfigError",),
     "engine.sampling": ("SamplingError",),
+    "engine.serve.protocol": ("ServeError",),
     "engine.jobs.failures": ("EngineError", "DataError"),
     "engine.jobs.lifecycle": ("JobFolderError",),
     "engine.jobs.kinds": ("UnknownKindError",),

@@ -22,6 +22,7 @@ WEBUI_MAY_IMPORT = {
     "engine.config_stage",
     "engine.jobs.kinds",
     "engine.model.shapes", "engine.model.config_json",
+    "engine.serve.examples",
 }
 HEAVY = {"torch", "transformers", "peft", "bitsandbytes"}
 # The layers, bottom up: a package may import its own modules and those of the layers below it, never above or
@@ -30,7 +31,7 @@ LAYERS = (
     ("engine.errors",), ("engine.datapaths",), ("engine.config_migrate",), ("engine.config_stage",), ("engine.config",),
     ("engine.sampling",),
     ("engine.jobs",), ("engine.__main__",), ("engine.data",), ("engine.model",),
-    ("engine.train", "engine.chat", "engine.export", "engine.cli"),
+    ("engine.train", "engine.chat", "engine.export", "engine.cli"), ("engine.serve",),
     ("webui.options",), ("webui.jobs",), ("webui.forms",), ("webui.i18n",), ("webui.components",), ("webui.context",),
     ("webui.tabs",), ("webui.app",),
 )

@@ -308,3 +308,18 @@ def test_status_names_the_loaded_run_not_the_adapter_slot(chat_ctx):
         chat_ctx.chat.load("base", {"tuned": f"/ws/runs/{run}"})
         status = chat.loaded_status(chat_ctx, words(None))
         assert f"adapters: {run}" in status and "tuned" not in status, status
+
+
+def test_the_api_box_shows_how_to_serve_the_loaded_run(chat_ctx):
+    """A run of the workspace is served by its run name from the workspace; an adapter folder elsewhere is not a
+    served name, so the box shows the base model alone (`serve --model`); nothing loaded, a sentence saying so."""
+    from webui.tabs import chat
+
+    assert chat.api_usage(chat_ctx) == "# No model is loaded: choose a finished run and press Load."
+    chat_ctx.chat.load("base", {"tuned": str(chat_ctx.workspace / "runs" / "my-run" / "adapter")})
+    text = chat.api_usage(chat_ctx)
+    assert f"python launch.py serve --workspace {chat_ctx.workspace} --port 8000" in text
+    assert 'model="my-run"' in text and '"model": "my-run"' in text and "http://127.0.0.1:8000/v1" in text
+    chat_ctx.chat.load("org/base", {"tuned": "/elsewhere/adapter-folder"})
+    text = chat.api_usage(chat_ctx)
+    assert "python launch.py serve --model org/base --port 8000" in text and 'model="org/base"' in text

@@ -1,6 +1,8 @@
 """Chat tab: load a finished run (or an adapter folder) into the chat worker, stream replies, optionally
 side by side with the base model; unload frees the worker's memory. Tools (JSON) offers tools to the model: a
-reply that calls one is shown as the call, and the visitor answers with its result (webui/jobs/chat_tools.py)."""
+reply that calls one is shown as the call, and the visitor answers with its result (webui/jobs/chat_tools.py).
+"Use it from other tools" shows how to serve the loaded run over the OpenAI-compatible API (`launch.py serve`,
+engine/serve/), with a Python and a curl example; the page does not start that server itself."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import gradio as gr
 from engine.errors import UserError
 from engine.jobs.rundir import RunDir
 from engine.sampling import SamplingConfig
+from engine.serve.examples import usage_text
 from webui.components.widgets import field_widget
 from webui.components.wiring import bind
 from webui.context import AppContext
@@ -54,6 +57,8 @@ class ChatTab:
     tool_result: gr.Checkbox  # send the message as a tool's result
     send: gr.Button
     clear: gr.Button
+    api: gr.Code  # how to serve the loaded run over the OpenAI-compatible API
+
 
 
 def finished_runs(ctx: AppContext) -> list[str]:
@@ -102,6 +107,22 @@ def loaded_status(ctx: AppContext, say: Callable[..., str]) -> str:
         "chat.msg.no_adapters")
     model = Path(str(loaded.get("model") or "?")).name
     return say("chat.msg.loaded", model=model, device=loaded.get("device", "?"), adapters=names)
+
+
+def api_usage(ctx: AppContext) -> str:
+    """How to serve what the worker holds over the OpenAI-compatible API: a run of the workspace by its run name
+    (`launch.py serve --workspace`), anything else (an adapter folder: the base alone) with `--model`."""
+    loaded = ctx.chat.loaded
+    if loaded is None:
+        return "# " + ENGLISH("chat.msg.no_model")
+    runs = (ctx.workspace / "runs").resolve()
+    for location in (loaded.get("sources") or {}).values():
+        folder = Path(location).expanduser().resolve()
+        folder = folder.parent if folder.name == "adapter" else folder
+        if folder.parent == runs:
+            return usage_text(folder.name, workspace=str(ctx.workspace))
+    model = str(loaded.get("model") or "")
+    return usage_text(Path(model).name if Path(model).exists() else model, model_dir=model)
 
 
 def load(ctx: AppContext, run: str | None, adapter_dir: str, mode: str = "ask",
@@ -253,8 +274,10 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
                                       elem_id="wb-chat-tool-result")
             send = gr.Button(t("chat.send"), variant="primary", scale=0, elem_id="wb-chat-send")
             clear = gr.Button(t("chat.clear"), scale=0)
+        with gr.Accordion(t("chat.api"), open=False, elem_id="wb-chat-api-box"):
+            api = gr.Code(api_usage(ctx), language="python", interactive=False, elem_id="wb-chat-api")
     tab = ChatTab(run, adapter_dir, load_btn, unload_btn, status, confirm_row, load_gpu, load_cpu, system, sampling,
-                  tools, side_by_side, tuned_chat, base_chat, message, tool_result, send, clear)
+                  tools, side_by_side, tuned_chat, base_chat, message, tool_result, send, clear, api)
     # Listed as the page loads and whenever the tab is shown, before the list is opened: choices replaced while
     # the list is open show stale and doubled entries (Gradio 6).
     refresh = (lambda: gr.update(choices=finished_runs(ctx)), None, tab.run)
@@ -263,8 +286,10 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
     for button, mode in ((tab.load, "ask"), (tab.load_gpu, "gpu"), (tab.load_cpu, "cpu")):
         # No gr.State here: a component created outside the Tab would land in gr.Tabs as a phantom tab.
         button.click(bind(loader(mode), ctx), [tab.run, tab.adapter_dir],
-                     [tab.status, tab.confirm_row], concurrency_limit=1, concurrency_id="chat")
-    tab.unload.click(bind(unload, ctx), None, tab.status, concurrency_limit=1, concurrency_id="chat")
+                     [tab.status, tab.confirm_row], concurrency_limit=1, concurrency_id="chat").then(
+            lambda: api_usage(ctx), None, tab.api)
+    tab.unload.click(bind(unload, ctx), None, tab.status, concurrency_limit=1, concurrency_id="chat").then(
+        lambda: api_usage(ctx), None, tab.api)
     tab.side_by_side.change(lambda on: gr.update(visible=on), tab.side_by_side, tab.base_chat)
     inputs = [tab.message, tab.tuned_chat, tab.base_chat, tab.side_by_side, tab.system, tab.tools, tab.tool_result,
               *tab.sampling]
