@@ -1,6 +1,6 @@
 """The Chat tab in a real browser: multi-turn conversations (side by side and alone) whose every reply is what
-the engine's own chat code gives for the same history, a message sent while the model loads, and a message
-sent with no model loaded.
+the engine's own chat code gives for the same history, a message sent while the model loads, a message
+sent with no model loaded, and a reload that shows what the worker still holds.
 
 One server and one short run (trained through the CLI) serve the module. The loading test comes first, while
 the chat worker has not started yet, so that loading takes seconds and the message really arrives during it. The
@@ -184,4 +184,9 @@ def test_five_turns_side_by_side(browser, server, run, engine_replies):
         assert_history(page, "#wb-chat-base", QUESTIONS[:turn], base_replies[:turn])
         assert error_badges(page) == 0 and not toasts(page), toasts(page)
     shot(page, "chat-five-turns")
+    # after a reload the page says what Send answers with: the worker still holds the run
+    page.reload()
+    page.get_by_role("tab", name="Chat").click()
+    page.wait_for_selector(f"#wb-chat-status:has-text('Loaded'):has-text('{run}')", timeout=30_000)
+    assert page.locator("#wb-chat-run input").input_value() == run
     page.context.close()

@@ -115,14 +115,30 @@ def api_usage(ctx: AppContext) -> str:
     loaded = ctx.chat.loaded
     if loaded is None:
         return "# " + ENGLISH("chat.msg.no_model")
+    run = loaded_run(ctx)
+    if run is not None:
+        return usage_text(run, workspace=str(ctx.workspace))
+    model = str(loaded.get("model") or "")
+    return usage_text(Path(model).name if Path(model).exists() else model, model_dir=model)
+
+
+def loaded_run(ctx: AppContext) -> str | None:
+    """The name of the workspace run whose weights the worker holds, None for none (or an adapter folder)."""
     runs = (ctx.workspace / "runs").resolve()
-    for location in (loaded.get("sources") or {}).values():
+    for location in ((ctx.chat.loaded or {}).get("sources") or {}).values():
         folder = Path(location).expanduser().resolve()
         folder = folder.parent if folder.name == "adapter" else folder
         if folder.parent == runs:
-            return usage_text(folder.name, workspace=str(ctx.workspace))
-    model = str(loaded.get("model") or "")
-    return usage_text(Path(model).name if Path(model).exists() else model, model_dir=model)
+            return folder.name
+    return None
+
+
+def worker_view(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, str, str]:
+    """The run list, status line and API box as the chat worker holds them now: after a reload (or in a second
+    tab) the page says what Send answers with, and the list shows the loaded run chosen."""
+    run = loaded_run(ctx)
+    listing = gr.update(choices=finished_runs(ctx), **({"value": run} if run else {}))
+    return listing, loaded_status(ctx, words(request)), api_usage(ctx)
 
 
 def load(ctx: AppContext, run: str | None, adapter_dir: str, mode: str = "ask",
@@ -280,7 +296,7 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
                   tools, side_by_side, tuned_chat, base_chat, message, tool_result, send, clear, api)
     # Listed as the page loads and whenever the tab is shown, before the list is opened: choices replaced while
     # the list is open show stale and doubled entries (Gradio 6).
-    refresh = (lambda: gr.update(choices=finished_runs(ctx)), None, tab.run)
+    refresh = (bind(worker_view, ctx), None, [tab.run, tab.status, tab.api])
     app.load(*refresh)
     shown.select(*refresh)
     for button, mode in ((tab.load, "ask"), (tab.load_gpu, "gpu"), (tab.load_cpu, "cpu")):
@@ -293,8 +309,12 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
     tab.side_by_side.change(lambda on: gr.update(visible=on), tab.side_by_side, tab.base_chat)
     inputs = [tab.message, tab.tuned_chat, tab.base_chat, tab.side_by_side, tab.system, tab.tools, tab.tool_result,
               *tab.sampling]
+    # A press while the previous reply is still finishing is kept and sent once it has ended ("always_last": the
+    # inputs are read then, so the new message goes out with that reply in its history); Gradio's default for a
+    # click ("once") dropped it, and a person typing quickly saw a dead button.
     gr.on([tab.send.click, tab.message.submit], bind(send_message, ctx), inputs,
-          [tab.message, tab.tuned_chat, tab.base_chat, tab.tool_result], concurrency_limit=1, concurrency_id="chat")
+          [tab.message, tab.tuned_chat, tab.base_chat, tab.tool_result], concurrency_limit=1, concurrency_id="chat",
+          trigger_mode="always_last")
     tab.tools.blur(check_tools_box, tab.tools, None)
     tab.clear.click(lambda: ([], [], False), None, [tab.tuned_chat, tab.base_chat, tab.tool_result])
     return tab
