@@ -1,9 +1,11 @@
 """The server on a workspace where every job file is damaged (issue 24, item 7): `launch.py` starts and answers,
-every damaged job is listed as damaged with its reason, and the scheduler's thread survives them all. One server
-is started for the module (tests.browser.pages.start_server) and shared by its tests."""
+every damaged job is listed as damaged with its reason, and the scheduler's thread survives them all; and the same
+server refuses requests addressed to a host that is not its own (item 8, DNS rebinding). One server is started
+for the module (tests.browser.pages.start_server) and shared by its tests."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 from collections.abc import Iterator
@@ -15,9 +17,10 @@ import yaml
 from engine.config import parse_config
 from tests.browser.pages import start_server, stop_server
 from tests.unit.test_damaged_files import DAMAGED_EVENT_LINES, DAMAGED_METRICS, DAMAGED_STATUS, write
-from webui.app import build_app
+from webui.app import HostGuard, build_app, request_host
 from webui.context import AppContext
 from webui.jobs.scheduler import EXPORT, TRAIN
+from webui.options import parse_args
 
 GOOD_STATUS = json.dumps({"schema": 2, "state": "completed"})
 DAMAGED_CONFIG = {"a list": "- 1\n", "not YAML": "a: [\n",
@@ -79,3 +82,49 @@ def test_every_damaged_job_is_listed_and_the_scheduler_goes_on(tmp_path: Path):
         assert thread.is_alive()
     finally:
         ctx.jobs.shutdown()
+
+
+def request(url: str, path: str, host: str, method: str = "GET") -> tuple[int, str]:
+    """(status, body) of a raw request to the server with this Host header (as a rebound DNS name sends it)."""
+    port = int(url.rpartition(":")[2])
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        body = b'{"data": [], "fn_index": 0, "session_hash": "x"}' if method == "POST" else None
+        connection.request(method, path, body=body, headers={"Host": host, "Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, response.read().decode("utf-8", errors="replace")
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:7860", "127.0.0.1.evil.example", "10.0.0.1"])
+def test_a_request_for_another_host_is_refused(server, host: str):
+    """DNS rebinding (issue 24, item 8): a page whose own name resolves to 127.0.0.1 can neither read the page, nor
+    start a run through the queue, nor download a workspace file."""
+    url, workspace = server
+    file = f"/gradio_api/file={workspace / 'runs' / 'status-0' / 'config.yaml'}"
+    for method, path in (("GET", "/"), ("POST", "/gradio_api/queue/join"), ("GET", file)):
+        status, body = request(url, path, host, method)
+        assert status == 403, (method, path, status, body)
+        assert "--allow-host" in body
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "[::1]:{port}", "127.0.0.1"])
+def test_a_request_for_a_loopback_host_is_answered(server, host: str):
+    url, workspace = server
+    host = host.format(port=url.rpartition(":")[2])
+    assert request(url, "/", host)[0] == 200
+    assert request(url, f"/gradio_api/file={workspace / 'runs' / 'status-0' / 'config.yaml'}", host)[0] == 200
+    assert request(url, "/gradio_api/queue/join", host, "POST")[0] != 403
+
+
+def test_the_host_guard_answers_the_hosts_it_is_told():
+    """--host and --allow-host (webui.options) are answered besides loopback names; with --share, its link's."""
+    guard = HostGuard(None, hosts=("0.0.0.0", "Box.Lan", "[fd00::1]:7860"))
+    for host in ("0.0.0.0:7860", "box.lan", "BOX.LAN:80", "[fd00::1]:7860", "127.0.0.2", "localhost"):
+        assert guard.allows(request_host(host)), host
+    for host in ("evil.example", "box.lan.evil.example", "", "abc.gradio.live"):
+        assert not guard.allows(request_host(host)), host
+    assert HostGuard(None, share=True).allows("abc.gradio.live")
+    args = parse_args(["--allow-host", "a.lan", "--allow-host", "b.lan", "--host", "0.0.0.0"])
+    assert args.allow_host == ["a.lan", "b.lan"] and args.host == "0.0.0.0"
