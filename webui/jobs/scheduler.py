@@ -298,10 +298,16 @@ class Scheduler:
 
     # ---- actions --------------------------------------------------------------------------------------
     def send_signal(self, job: JobDir, sig: signal.Signals, group: bool = False) -> bool:
-        """Send `sig` to a job's engine process; False when it has none running."""
+        """Send `sig` to a job's engine process; False when it has none running. Only a process proven to be the
+        job's is signalled: the one status.json names whose start time matches what it recorded, or the one this
+        scheduler started (its handle); never a pid alone, which may since belong to an unrelated process."""
         launch = self._launches.get(job.path)
-        pid = job.read_status().get("pid") or (launch.proc.pid if launch is not None else None)
-        if not pid or not self.alive(job):
+        status = job.read_status()
+        if process_alive(status):  # pid and start time as the job's engine recorded them
+            pid = status["pid"]
+        elif launch is not None and launch.running:
+            pid = launch.proc.pid
+        else:
             return False
         try:
             if group and os.getpgid(pid) == pid:
