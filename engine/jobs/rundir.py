@@ -209,6 +209,17 @@ class RunDir(JobDir):
     def outputs(self) -> tuple[str, ...]:
         return (METRICS, CHECKPOINTS, ADAPTER, MODEL)
 
+    def written_by_engine(self) -> bool:
+        """Whether this folder is a run this product wrote: its status.json reads in today's shape, or (a process
+        killed before its first status) its config.yaml names this very folder as its output_dir. A folder of the
+        user's own, even one with an adapter/ or a config.yaml, is neither, and nothing may replace its files."""
+        if self.status.is_file() and not self.read_status().get("damaged"):
+            return True
+        try:
+            return Path(self.read_config().output_dir).resolve() == self.path.resolve()
+        except (OSError, ValueError):
+            return False
+
     def read_metrics(self) -> dict[str, Any]:
         """metrics.json's figures ({} before the run wrote it); ValueError (one sentence) when it is damaged."""
         return check_fields(MetricsFields, read_json(self.metrics), METRICS)
