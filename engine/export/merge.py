@@ -290,7 +290,12 @@ def checked_run(run: rundir.RunDir, out: Path, result: ExportResult, dtype: str 
 def save(config: RunConfig, run: rundir.RunDir, tmp: Path, out: Path, result: ExportResult, name: str,
          log: Log) -> None:
     """The model card and export.json beside the weights, then the folder renamed into place."""
-    card = model_card(config, run.read_metrics(), result, merged=result.merged, reason=result.reason, name=name,
+    try:
+        metrics = run.read_metrics()
+    except ValueError as error:  # a damaged metrics.json costs the card its figures, not the export
+        log(f"the model card has no training figures: {error}")
+        metrics = {}
+    card = model_card(config, metrics, result, merged=result.merged, reason=result.reason, name=name,
                       source=str(run.path))
     (tmp / "README.md").write_text(card, encoding="utf-8")
     facts = {"run": str(run.path), "method": config.method.name, "merged": result.merged, "dtype": result.dtype,
