@@ -129,9 +129,10 @@ class JobDir:
         """The last status written (in today's fields, whatever version wrote it), or {} when there is none yet;
         a status.json that cannot be read (a process killed while writing its first one, or a newer release's)
         reads as failed, saying why, and `damaged`."""
+        if not self.status.is_file():
+            return {}
         try:
-            raw = read_json(self.status)
-            return check_status(migrate.migrate_status(raw)) if raw != {} else {}
+            return check_status(migrate.migrate_status(read_json(self.status)))
         except migrate.SchemaError as error:
             return {"state": "failed", "error": error.sentence(STATUS), "damaged": True}
         except ValueError as error:  # not JSON, or not the shape of one (check_status says which key)

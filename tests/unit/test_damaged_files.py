@@ -29,6 +29,7 @@ DAMAGED_JSON = {
     "a string": '"training"',
     "a number": "42",
     "null": "null",
+    "an empty object": "{}",
     "not UTF-8": b"\xff\xfe{".decode("latin-1"),
 }
 DAMAGED_STATUS = {
@@ -44,7 +45,7 @@ DAMAGED_STATUS = {
     "a text step": json.dumps({"state": "completed", "step": "six"}),
 }
 DAMAGED_METRICS = {
-    **{k: v for k, v in DAMAGED_JSON.items() if k != "empty"},
+    **{k: v for k, v in DAMAGED_JSON.items() if k != "an empty object"},  # {}: no figures yet
     "a text loss": json.dumps({"train_loss": "low"}),
     "a list for the time": json.dumps({"wall_s": [1]}),
 }
