@@ -177,7 +177,8 @@ def migrate(body: dict[str, Any]) -> dict[str, Any]:
 
 _NUMBER = (int, float)
 FIELD_TYPES: dict[str, type | tuple[type, ...]] = {  # what each field of a line must hold (JSON's types)
-    "state": str, "error": str, "step": int, "result": dict, "died": bool, "log_tail": str, "id": int, "t": _NUMBER,
+    "state": str, "error": str, "step": int, "result": dict, "died": bool, "log_tail": str, "t": _NUMBER,
+    "id": (int, str),  # a chat request's id, as the request gave it
     "total": int, "epoch": _NUMBER, "elapsed_s": _NUMBER, "eta_s": _NUMBER, "values": dict, "message": str,
     "level": str, "text": str, "op": str, "data": dict,
 }  # fmt: skip
