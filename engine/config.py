@@ -71,7 +71,7 @@ VERSIONED_PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "accelera
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)  # inf, nan: no setting
 
 
 class ModelConfig(_Section):

@@ -56,7 +56,7 @@ class FileKind:
         """Today's fields of a file of any version this code knows (the version key taken out: the writer stamps
         it). Raises SchemaError for a version from a newer release, or one that is no version at all."""
         if not isinstance(raw, dict):
-            raise ValueError(f"a {self.file} holds a mapping, not {type(raw).__name__}.")
+            raise ValueError(f"{self.file} holds a {type(raw).__name__}, not a mapping of fields.")
         version = raw.get(self.key, 1)
         if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= self.version:
             raise SchemaError(self.file, self.key, version, self.version)

@@ -35,7 +35,7 @@ FULL_WEIGHT_METHODS = ("full", "freeze")  # their reference would be a second co
 class StageOptions(BaseModel):
     """train.stage and the preference options (TRL's names), inherited by engine.config.TrainConfig."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     stage: Stage = Field("sft", description=(
         "What the run learns: sft imitates the replies in the data; pretrain continues on plain text; dpo "

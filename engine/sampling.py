@@ -20,7 +20,7 @@ MAX_NEW_TOKENS = 8192
 class SamplingConfig(BaseModel):
     """The chat's generation settings. Strict: a JSON request's "5" or true is refused, not read as a number."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
     max_new_tokens: int = Field(256, ge=1, le=MAX_NEW_TOKENS, description=(
         "The longest reply, in tokens (a token is a word or a piece of one); the reply stops earlier where the "

@@ -30,6 +30,10 @@ def parser() -> argparse.ArgumentParser:
     result.add_argument("--auth", metavar="USER:PASS", help="require this login")
     result.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     result.add_argument("--workspace", default="workspace", help="folder for uploads, runs and exports")
+    result.add_argument("--allow-host", metavar="HOST", action="append", default=[], dest="allow_host",
+                        help="also answer requests addressed to HOST (repeatable): by default only loopback names "
+                             "(127.0.0.1, localhost, ::1) and --host are answered; others are refused with 403, so "
+                             "a web page elsewhere cannot reach this server through a name it controls")
     result.add_argument("--allow-path", metavar="DIR", action="append", default=[], dest="allow_path",
                         help="also let the page read models and datasets under DIR (repeatable); everything else it "
                              "reads stays inside --workspace and assets/")

@@ -56,7 +56,7 @@ from engine.export.verify import (
 )
 from engine.jobs import rundir
 from engine.jobs.failures import EngineError, explain
-from engine.jobs.outputs import clean_stale_partials, partial_path, publish, zip_folder
+from engine.jobs.outputs import clean_stale_partials, links_in, partial_path, publish, zip_folder
 
 logger = logging.getLogger("engine.export.merge")
 
@@ -206,7 +206,8 @@ class Exporter:
         base = load_model(self._model_config())
         grow_embeddings(base, tokenizer, {self.run.name: self.run.adapter}, log)
         self.stage("exporting")
-        shutil.copytree(self.run.adapter, self.tmp, dirs_exist_ok=True)
+        shutil.copytree(self.run.adapter, self.tmp, dirs_exist_ok=True,  # regular files only (checked_run)
+                        ignore=lambda folder, names: [n for n in names if os.path.islink(os.path.join(folder, n))])
         (self.tmp / "HOW_TO_LOAD.md").write_text(how_to_load(config, result.reason), encoding="utf-8")
         self.stage("verifying")
         log("verifying: loading the written adapter with peft over the base")
@@ -275,6 +276,10 @@ def checked_run(run: rundir.RunDir, out: Path, result: ExportResult, dtype: str 
     if run.weights_dir() != weights:  # missing, or a folder a killed save left without its config or weights
         raise ExportError(f"{run.path} has no {weights.name}/ folder: the run has not finished, so there is "
                           "nothing to export.")
+    links = links_in(weights)
+    if links:  # an export copies and packs only what the run wrote, never what a link leads to
+        raise ExportError(f"{links[0]} is a symbolic link (to {os.readlink(links[0])}), not a file the run wrote: an "
+                          "export copies only the run's own files, so replace the link with the file or delete it.")
     if out.exists() and not overwrite:
         raise ExportError(f"{out} already exists: choose another --out, or delete it first.")
     if out == run.path or run.path in out.parents:
@@ -285,7 +290,12 @@ def checked_run(run: rundir.RunDir, out: Path, result: ExportResult, dtype: str 
 def save(config: RunConfig, run: rundir.RunDir, tmp: Path, out: Path, result: ExportResult, name: str,
          log: Log) -> None:
     """The model card and export.json beside the weights, then the folder renamed into place."""
-    card = model_card(config, run.read_metrics(), result, merged=result.merged, reason=result.reason, name=name,
+    try:
+        metrics = run.read_metrics()
+    except ValueError as error:  # a damaged metrics.json costs the card its figures, not the export
+        log(f"the model card has no training figures: {error}")
+        metrics = {}
+    card = model_card(config, metrics, result, merged=result.merged, reason=result.reason, name=name,
                       source=str(run.path))
     (tmp / "README.md").write_text(card, encoding="utf-8")
     facts = {"run": str(run.path), "method": config.method.name, "merged": result.merged, "dtype": result.dtype,

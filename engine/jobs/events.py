@@ -175,6 +175,28 @@ def migrate(body: dict[str, Any]) -> dict[str, Any]:
                          f"{VERSION})") from None
 
 
+_NUMBER = (int, float)
+FIELD_TYPES: dict[str, type | tuple[type, ...]] = {  # what each field of a line must hold (JSON's types)
+    "state": str, "error": str, "step": int, "result": dict, "died": bool, "log_tail": str, "t": _NUMBER,
+    "id": (int, str),  # a chat request's id, as the request gave it
+    "total": int, "epoch": _NUMBER, "elapsed_s": _NUMBER, "eta_s": _NUMBER, "values": dict, "message": str,
+    "level": str, "text": str, "op": str, "data": dict,
+}  # fmt: skip
+
+
+def _check_types(cls: type, body: dict[str, Any], line: str | bytes) -> None:
+    """EventError unless every field of a line holds its type (a text step, a list of values, a number for a
+    message are a damaged line, never values the page folds in)."""
+    for name, value in body.items():
+        wanted = FIELD_TYPES.get(name)
+        if value is None or wanted is None:
+            continue
+        if not isinstance(value, wanted) or (isinstance(value, bool) and wanted is not bool):
+            raise EventError(f"bad {cls.kind} event {str(line)[:80]!r}: {name} holds {type(value).__name__}")
+    if cls is Metrics and any(not isinstance(v, _NUMBER) or isinstance(v, bool) for v in body["values"].values()):
+        raise EventError(f"bad metrics event {str(line)[:80]!r}: its values must be numbers")
+
+
 def parse(line: str | bytes) -> Event:
     """One JSON line -> its typed event; EventError for anything else (not JSON, unknown kind or field)."""
     try:
@@ -183,13 +205,25 @@ def parse(line: str | bytes) -> Event:
         raise EventError(f"not a JSON line: {str(line)[:80]!r}") from error
     if not isinstance(body, dict):
         raise EventError(f"an event is a JSON object, got {type(body).__name__}")
-    body = migrate(body)
-    cls = EVENT_TYPES.get(body.pop("kind", None))
+    try:
+        body = migrate(body)
+    except (TypeError, AttributeError):  # a version 1 line whose values are not a mapping
+        raise EventError(f"bad event {str(line)[:80]!r}: its fields do not have their types") from None
+    kind = body.pop("kind", None)
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise EventError(f"unknown event kind in {str(line)[:80]!r}; expected one of {tuple(EVENT_TYPES)}")
     unknown = set(body) - {f.name for f in dataclasses.fields(cls)}
     if unknown:  # keywords Metrics would take as values: a line names only its fields
         raise EventError(f"bad {cls.kind} event {str(line)[:80]!r}: unknown fields {sorted(unknown)}")
+    required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING and f.name not in ("t", "epoch")]
+    if cls is Metrics:
+        required = ["step", "values"]
+    missing = [name for name in required if body.get(name) is None]
+    if missing:
+        raise EventError(f"bad {cls.kind} event {str(line)[:80]!r}: it has no {', '.join(missing)}")
+    _check_types(cls, body, line)
     try:
         return cls(**body)
     except TypeError as error:
@@ -235,7 +269,10 @@ class EventTail:
         self.path = Path(path)
         self.offset = offset
 
-    def read_new(self) -> list[Event]:
+    def read_new(self, bad: list[str] | None = None) -> list[Event]:
+        """The complete events appended since the last call. A line that is no event raises EventError, or, where
+        a list `bad` is given, is skipped and its reason appended to it (a reader that must go on past one
+        damaged line: the page's monitor)."""
         if not self.path.is_file():
             return []
         with open(self.path, "rb") as f:
@@ -245,7 +282,17 @@ class EventTail:
         if end < 0:
             return []
         self.offset += end + 1
-        return [parse(line) for line in chunk[: end + 1].splitlines() if line.strip()]
+        events = []
+        for line in chunk[: end + 1].splitlines():
+            if not line.strip():
+                continue
+            try:
+                events.append(parse(line))
+            except EventError as error:
+                if bad is None:
+                    raise
+                bad.append(str(error))
+        return events
 
 
 def read_events(path: Path) -> list[Event]:

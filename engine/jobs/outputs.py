@@ -21,15 +21,34 @@ def partial_path(out: Path) -> Path:
     return out.parent / f".{out.name}.partial-{os.getpid()}"
 
 
+def regular_files(folder: Path) -> list[Path]:
+    """Every regular file under `folder`, sorted; symbolic links (to files or folders, inside or out) are neither
+    listed nor followed: what a job copies or packs is only what lies in its folder."""
+    found = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = [name for name in dirs if not os.path.islink(os.path.join(root, name))]
+        found += [Path(root, name) for name in files if Path(root, name).is_file()
+                  and not os.path.islink(os.path.join(root, name))]
+    return sorted(found)
+
+
+def links_in(folder: Path) -> list[Path]:
+    """The symbolic links under `folder` (not followed), sorted."""
+    found = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        found += [Path(root, name) for name in (*dirs, *files) if os.path.islink(os.path.join(root, name))]
+    return sorted(found)
+
+
 def zip_folder(folder: Path, target: Path) -> Path:
-    """Zip `folder` (entries under its own name) into `target`, file by file from disk, then rename."""
+    """Zip the regular files of `folder` (entries under its own name) into `target`, file by file from disk, then
+    rename; a symbolic link is never packed (see `regular_files`)."""
     partial = partial_path(target)
     try:
         with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
-            for path in sorted(folder.rglob("*")):
-                if path.is_file():
-                    kind = zipfile.ZIP_STORED if path.suffix in STORED else zipfile.ZIP_DEFLATED
-                    archive.write(path, f"{target.stem}/{path.relative_to(folder)}", compress_type=kind)
+            for path in regular_files(folder):
+                kind = zipfile.ZIP_STORED if path.suffix in STORED else zipfile.ZIP_DEFLATED
+                archive.write(path, f"{target.stem}/{path.relative_to(folder)}", compress_type=kind)
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)

@@ -25,10 +25,11 @@ from typing import Any, ClassVar
 
 import psutil
 import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from engine import config_migrate as migrate
 from engine.config import ExportConfig, RunConfig
-from engine.jobs.events import FINAL_STATES  # noqa: F401 - re-exported: the states a finished job ends in
+from engine.jobs.events import FINAL_STATES, STATES  # FINAL_STATES re-exported: the states a finished job ends in
 from engine.jobs.outputs import clean_leftovers
 
 CONFIG = "config.yaml"  # the job's typed config (a run's: the resolved RunConfig, versions included)
@@ -45,6 +46,62 @@ TRAINER_STATE = "trainer_state.json"  # the Trainer writes it last into a checkp
 WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json", ".bin", ".bin.index.json")
 
 START_TIME_TOLERANCE_S = 0.5
+
+
+class StatusFields(BaseModel):
+    """The shape of a status.json (today's fields): what every reader checks before it trusts a key. Keys the
+    engine may add later pass through (extra="allow"); the known ones must hold their type (strict: a text pid,
+    a list for an error, a boolean for a step are a damaged file, not values to coerce)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    state: str
+    pid: int | None = None
+    pid_started: float | None = None  # the process's start time: with the pid, how its process is proven
+    error: str | None = None
+    note: str | None = None
+    step: int | None = None
+    result: dict[str, Any] | None = None
+    t: float | None = None
+    damaged: bool | None = None
+
+
+class MetricsFields(BaseModel):
+    """The shape of a run's metrics.json (its final figures; other keys pass through)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    train_loss: float | None = None
+    eval_loss: float | None = None
+    wall_s: float | None = None
+
+
+def check_fields(model: type[BaseModel], fields: Any, file: str) -> dict[str, Any]:
+    """`fields` when they have the shape of `model`; otherwise ValueError with one sentence naming the key."""
+    if not isinstance(fields, dict):
+        raise ValueError(f"{file} holds {type(fields).__name__}, not a JSON object.")
+    try:
+        model.model_validate(fields)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        if first["type"] == "missing":
+            raise ValueError(f"{file} has no {key}.") from None
+        raise ValueError(f"{file} has {key} {first['input']!r}, which is damaged ({first['msg'].lower()}).") from None
+    return fields
+
+
+def check_status(fields: Any) -> dict[str, Any]:
+    """A status.json's fields when they can be trusted (see StatusFields); ValueError (one sentence) otherwise. A
+    job that holds the device must name its process with the start time (pid_started): a pid alone cannot be told
+    from an unrelated process that got the same number, so it is never judged alive nor signalled."""
+    check_fields(StatusFields, fields, STATUS)
+    if fields["state"] not in STATES:
+        raise ValueError(f"{STATUS} has state {fields['state']!r}, which is none of {', '.join(STATES)}.")
+    if fields["state"] not in FINAL_STATES and fields.get("pid") is not None and fields.get("pid_started") is None:
+        raise ValueError(f"{STATUS} names process {fields['pid']} without its start time (pid_started): it cannot "
+                         "be proven to be this job's process, so it is never signalled.")
+    return fields
 
 
 @dataclass(frozen=True)
@@ -72,11 +129,15 @@ class JobDir:
         """The last status written (in today's fields, whatever version wrote it), or {} when there is none yet;
         a status.json that cannot be read (a process killed while writing its first one, or a newer release's)
         reads as failed, saying why, and `damaged`."""
+        if not self.status.is_file():
+            return {}
         try:
-            return migrate.migrate_status(read_json(self.status))
+            return check_status(migrate.migrate_status(read_json(self.status)))
         except migrate.SchemaError as error:
             return {"state": "failed", "error": error.sentence(STATUS), "damaged": True}
-        except (OSError, ValueError) as error:
+        except ValueError as error:  # not JSON, or not the shape of one (check_status says which key)
+            return {"state": "failed", "error": str(error), "damaged": True}
+        except OSError as error:
             return {"state": "failed", "error": f"{STATUS} cannot be read ({error.__class__.__name__}).",
                     "damaged": True}
 
@@ -149,8 +210,20 @@ class RunDir(JobDir):
     def outputs(self) -> tuple[str, ...]:
         return (METRICS, CHECKPOINTS, ADAPTER, MODEL)
 
+    def written_by_engine(self) -> bool:
+        """Whether this folder is a run this product wrote: its status.json reads in today's shape, or (a process
+        killed before its first status) its config.yaml names this very folder as its output_dir. A folder of the
+        user's own, even one with an adapter/ or a config.yaml, is neither, and nothing may replace its files."""
+        if self.status.is_file() and not self.read_status().get("damaged"):
+            return True
+        try:
+            return Path(self.read_config().output_dir).resolve() == self.path.resolve()
+        except (OSError, ValueError):
+            return False
+
     def read_metrics(self) -> dict[str, Any]:
-        return read_json(self.metrics)
+        """metrics.json's figures ({} before the run wrote it); ValueError (one sentence) when it is damaged."""
+        return check_fields(MetricsFields, read_json(self.metrics), METRICS)
 
     def all_checkpoints(self) -> list[Path]:
         """Every `checkpoint-STEP` folder, oldest step first, complete or not."""
@@ -207,18 +280,18 @@ def process_identity(pid: int | None = None) -> dict[str, Any]:
 
 
 def process_alive(status: dict[str, Any]) -> bool:
-    """True if the process a status names exists, is not a zombie, and (where recorded) started when it did.
+    """True if the process a status names exists, is not a zombie, and started when the status recorded.
 
     Judged from the pid and its start time alone, never from a command line: a run started by
     `launch.py train` in a terminal is as alive as one the page started."""
     pid, started = status.get("pid"), status.get("pid_started")
-    if not pid:
-        return False
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or not isinstance(started, (int, float)):
+        return False  # no pid, or no start time to prove it is still the job's process (see check_status)
     try:
         process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:
             return False
-        return started is None or abs(process.create_time() - started) < START_TIME_TOLERANCE_S
+        return abs(process.create_time() - started) < START_TIME_TOLERANCE_S
     except psutil.NoSuchProcess:
         return False
 
@@ -237,10 +310,17 @@ def checkpoint_complete(checkpoint: Path) -> bool:
     return isinstance(state, dict) and state.get("global_step") == checkpoint_step(checkpoint)
 
 
-def read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> Any:
+    """A JSON file's value ({} when there is none); ValueError naming the file when it is not JSON. Callers check
+    its shape (check_fields) before they trust a key."""
     if not path.is_file():
         return {}
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path.name} cannot be read: it is not text (UTF-8).") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path.name} cannot be read: it is not JSON ({error.msg} at line {error.lineno}).") from None
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ from trl import DPOConfig, DPOTrainer
 from engine.config import RunConfig
 from engine.jobs import rundir
 from engine.train.throughput import Throughput
-from engine.train.trainer import EventCallback, WorkbenchTrainer, training_arguments
+from engine.train.trainer import EventCallback, WorkbenchTrainer, levers, training_arguments
 
 
 class PairTrainer(WorkbenchTrainer, DPOTrainer):
@@ -66,5 +66,6 @@ def build_dpo_trainer(config: RunConfig, run: rundir.RunDir, model: Any, tokeniz
     )
     trainer.remove_callback(PrinterCallback)
     trainer.packing = False
+    trainer.levers = levers(config)
     trainer.throughput = throughput
     return trainer

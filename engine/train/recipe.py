@@ -64,8 +64,15 @@ def main(argv: list[str]) -> int:
 
 
 def check_output_dir(config: RunConfig, overwrite: bool = False) -> None:
-    """Refuse to write into a run that trains, and to start over a finished one unless told to (--overwrite)."""
+    """Refuse to write into a folder that is not a run this product wrote (with or without --overwrite), into a run
+    that trains, and to start over a finished one unless told to (--overwrite)."""
     run = rundir.RunDir(Path(config.output_dir))
+    if run.path.exists() and not run.path.is_dir():
+        raise ConfigError([f"output_dir {run.path} is a file, not a folder: choose another output_dir."])
+    if run.path.is_dir() and any(run.path.iterdir()) and not run.written_by_engine():
+        raise ConfigError([f"output_dir {run.path} holds files but no run of PEFT Workbench (no {rundir.STATUS} or "
+                           f"{rundir.CONFIG} it wrote): choose a new or empty output_dir, since training would "
+                           "replace or delete what is there (nothing was changed)."])
     status = run.read_status()
     training = status.get("state") not in rundir.FINAL_STATES and status.get("pid") not in (None, os.getpid())
     if training and rundir.process_alive(status):

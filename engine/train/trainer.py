@@ -4,6 +4,7 @@ that turns training into events (progress, metrics, stop on signal)."""
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,10 @@ from datasets import Dataset
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainerState, TrainingArguments
 from transformers.trainer_utils import TrainOutput
 
-from engine.config import PROMPT_LEARNING, RunConfig
+from engine.config import METHOD_OPTIONS, PROMPT_LEARNING, RunConfig
 from engine.jobs import rundir
 from engine.jobs.events import Metrics, Progress
+from engine.jobs.failures import EngineError
 from engine.jobs.faults import fault_point
 from engine.model.loading import pick_dtype
 from engine.train.batching import Choice, Shape, choose
@@ -23,10 +25,31 @@ from engine.train.collate import REAL_TOKENS, PackingCollator, PaddingCollator
 from engine.train.throughput import Throughput
 
 
+class DivergedError(EngineError):
+    """Training reached a loss or gradient norm that is no finite number; the message names the step and the lever."""
+
+
+def levers(config: RunConfig) -> str:
+    """What to lower when a run diverges: the learning rate; first LoRA's scale where it is far above the usual."""
+    rate = f"train.learning_rate (now {config.train.learning_rate:g})"
+    method = config.method
+    scale = method.lora_alpha / method.r
+    if "lora_alpha" in METHOD_OPTIONS.get(method.name, ()) and scale > 8:
+        return f"lower method.lora_alpha (now {method.lora_alpha:g}, a scale of {scale:g}) or {rate}"
+    return f"lower {rate}"
+
+
+def diverged(what: str, value: float, step: int, lever: str) -> DivergedError:
+    return DivergedError(f"Training diverged at step {step}: the {what} is {value} (not a finite number), so no "
+                         f"weights were saved: {lever} and start it again.")
+
+
 class WorkbenchTrainer(Trainer):
-    """Trainer that measures throughput in non-padding tokens per second of training."""
+    """Trainer that measures throughput in non-padding tokens per second of training, and stops at the first loss
+    or gradient norm that is not finite (before the optimizer applies it: no non-finite weights are published)."""
 
     packing: bool = False
+    levers: str = "lower train.learning_rate"  # build_trainer names the config's (see `levers`)
     throughput: Throughput  # shared with EventCallback, which marks the start and every step
 
     def tokens_per_s(self) -> float:
@@ -55,6 +78,22 @@ class WorkbenchTrainer(Trainer):
         if REAL_TOKENS not in inputs:
             return super()._track_num_input_tokens(inputs)
         self.state.num_input_tokens_seen += int(inputs[REAL_TOKENS])
+
+    def training_step(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> torch.Tensor:
+        """One forward and backward; DivergedError at once where the loss is inf or nan (the Trainer would log it
+        as the average of the losses before it, and train on to weights that are no numbers)."""
+        loss = super().training_step(model, inputs, *args, **kwargs)
+        if not bool(torch.isfinite(loss).all()):  # one sync a step, as the Trainer's own nan/inf filter makes
+            raise diverged("loss", float(loss.detach().float().mean()), self.state.global_step + 1, self.levers)
+        return loss
+
+    def _get_grad_norm(self, model: Any, grad_norm: Any = None) -> Any:
+        """The Trainer's gradient norm of a step (its hook between clipping and optimizer.step()); DivergedError
+        where it is not finite, so the optimizer never applies such gradients."""
+        grad_norm = super()._get_grad_norm(model, grad_norm=grad_norm)
+        if grad_norm is not None and not math.isfinite(float(grad_norm)):
+            raise diverged("gradient norm", float(grad_norm), self.state.global_step + 1, self.levers)
+        return grad_norm
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         return super().compute_loss(model, {k: v for k, v in inputs.items() if k != REAL_TOKENS}, *args, **kwargs)
@@ -218,5 +257,6 @@ def build_trainer(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: 
     )
     trainer.remove_callback(PrinterCallback)  # EventCallback prints the progress lines
     trainer.packing = packing
+    trainer.levers = levers(config)
     trainer.throughput = throughput
     return trainer

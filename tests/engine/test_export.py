@@ -183,6 +183,19 @@ def test_refusals_are_one_sentence(runs: dict[str, Path], tmp_path: Path) -> Non
     assert bad.state == "failed" and "dtype" in bad.error and bad.error.count(". ") == 0
 
 
+def test_a_symlink_in_the_adapter_is_refused_never_packed(runs: dict[str, Path], tmp_path: Path) -> None:
+    """A link in a run's adapter/ to a file outside the workspace (issue 24, item 9): the export refuses in one
+    sentence before it copies or packs anything; nothing is written."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not the run's")
+    run = tmp_path / "run"
+    shutil.copytree(runs["lora"], run)
+    (run / "adapter" / "notes.txt").symlink_to(secret)
+    result = run_export(run, tmp_path / "out", make_zip=True, log=lambda _message: None)
+    assert result.state == "failed" and "notes.txt is a symbolic link" in result.error, result.error
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob("*.zip"))
+
+
 def test_freeze_run_exports_the_trained_model_verified(runs: dict[str, Path], tmp_path: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM

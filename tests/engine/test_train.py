@@ -298,3 +298,21 @@ def test_failures_is_plain_python():
     done = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).resolve().parents[2], capture_output=True,
                           text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_a_diverging_run_fails_at_its_first_non_finite_step_and_saves_nothing(tiny_model, memorise_data, tmp_path):
+    """learning_rate 1e30 (finite, so validation lets it through): the loss or gradient norm turns inf or nan within
+    a few steps; the run fails there in one sentence naming the step and the lever, with no adapter/ (issue 24,
+    item 10: before, it completed with every adapter value non-finite and a loss of 0.0)."""
+    config = write_config(tmp_path / "run.yaml", tiny_model, memorise_data, tmp_path / "run",
+                          train={"max_steps": 8, "learning_rate": 1e30, "logging_steps": 1})
+    result = launch("train", str(config))
+    assert result.returncode == 1, result.stderr[-2000:]
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "Training diverged at step" in error[0], result.stderr[-2000:]
+    assert "lower train.learning_rate (now 1e+30)" in error[0] and "Traceback" not in result.stderr
+    run = RunDir(tmp_path / "run")
+    assert run.weights_dir() is None and not run.adapter.exists() and not run.metrics.exists()
+    assert final_status(read_events(run.events)).state == "failed" and run.read_status()["state"] == "failed"
+    logged = [e.loss for e in read_events(run.events) if isinstance(e, Metrics) and e.loss is not None]
+    assert all(math.isfinite(loss) for loss in logged)  # no inf or nan loss is shown as a number, nor 0.0 for one

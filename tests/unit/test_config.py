@@ -164,3 +164,27 @@ def test_every_problem_of_a_data_path_list_is_a_sentence_at_once(tmp_path):
         with pytest.raises(ConfigError) as caught:
             parse_config(raw, base_dir=tmp_path)
         assert caught.value.issues == [sentence]
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")], ids=["inf", "-inf", "nan"])
+@pytest.mark.parametrize("key", ["train.learning_rate", "train.epochs", "train.weight_decay", "train.max_grad_norm",
+                                 "train.warmup_ratio", "method.lora_alpha", "method.lora_dropout"])
+def test_a_number_that_is_not_finite_is_refused_naming_its_key(tmp_path, key: str, value: float):
+    """YAML's .inf / .nan in any float field (issue 24, item 10): one sentence naming the key, nothing trains."""
+    section, name = key.split(".")
+    raw = {"model": {"name_or_path": "org/model"}, "data": {"path": str(tmp_path / "d.jsonl")}, section: {name: value}}
+    (tmp_path / "d.jsonl").write_text('{"instruction": "a", "output": "b"}\n')
+    with pytest.raises(ConfigError) as raised:
+        parse_config(raw)
+    assert f"'{key}' is {value!r}: input should be a finite number." in raised.value.issues
+
+
+def test_every_float_setting_of_every_schema_refuses_non_finite_numbers():
+    """Every pydantic model of a config (a new section included) is built with allow_inf_nan=False."""
+    from pydantic import BaseModel
+
+    from engine import config, config_stage, sampling
+
+    models = [v for m in (config, config_stage, sampling) for v in vars(m).values()
+              if isinstance(v, type) and issubclass(v, BaseModel) and v is not BaseModel]
+    assert len(models) >= 8 and all(m.model_config.get("allow_inf_nan") is False for m in models), models

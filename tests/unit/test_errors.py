@@ -30,6 +30,7 @@ FOR_A_PERSON = {
     "engine.export.verify": ("VerificationError",),
     "engine.chat.plan": ("ChatError",),
     "engine.train.preflight": ("MemoryCheckError",),
+    "engine.train.trainer": ("DivergedError",),
     "webui.jobs.paths": ("PathError",),
     "webui.jobs.runs": ("RunError",),
     "webui.jobs.commands": ("EngineCommandError",),

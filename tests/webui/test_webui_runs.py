@@ -21,7 +21,7 @@ FAKE_ENGINE = r'''
 import os, signal, sys, time, yaml
 sys.path.insert(0, os.environ["WORKBENCH_ROOT"])
 from engine.jobs.events import EventWriter, Metrics, Progress
-from engine.jobs.rundir import RunDir, write_json_atomic
+from engine.jobs.rundir import RunDir, process_identity, write_json_atomic
 if sys.argv[1] == "train":  # `train CONFIG.yaml`, as from a terminal
     run = RunDir(yaml.safe_load(open(sys.argv[2]))["output_dir"])
 else:  # `run RUN_DIR --kind train`, as the scheduler starts it
@@ -29,7 +29,7 @@ else:  # `run RUN_DIR --kind train`, as the scheduler starts it
     run = RunDir(sys.argv[2])
 mode = open(os.path.join(os.path.dirname(__file__), "mode")).read().strip()
 events = EventWriter(run.events)
-write_json_atomic(run.status, {"state": "training", "pid": os.getpid(), "error": None})
+write_json_atomic(run.status, {"state": "training", **process_identity(), "error": None})
 events.status("training")
 stop = []
 signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
@@ -44,7 +44,7 @@ for step in range(1, 2000):
     time.sleep(0.02)
 state = "stopped" if stop else "completed"
 write_json_atomic(run.metrics, {"train_loss": 0.5, "wall_s": 1.0})
-write_json_atomic(run.status, {"state": state, "pid": os.getpid(), "error": None})
+write_json_atomic(run.status, {"state": state, **process_identity(), "error": None})
 events.status(state)
 '''
 

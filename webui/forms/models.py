@@ -4,6 +4,7 @@ and safetensors headers say about them, read cheaply (no weights, no torch)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import struct
@@ -16,6 +17,8 @@ from urllib.parse import urlsplit
 
 from engine.jobs.rundir import read_json, write_json_atomic
 from engine.model import config_json, shapes
+
+log = logging.getLogger(__name__)
 
 RECENT_FILE = "recent_models.json"
 RECENT_LIMIT = 10
@@ -57,7 +60,17 @@ def bundled_models(assets: Path) -> list[Path]:
 
 
 def recent_models(workspace: Path) -> list[str]:
-    return list(read_json(workspace / RECENT_FILE).get("models", []))
+    """The models chosen lately; a damaged list (not JSON, or not a list of names) is forgotten, with a log line."""
+    try:
+        models = read_json(workspace / RECENT_FILE)
+    except ValueError as error:
+        log.warning("%s is ignored: %s", RECENT_FILE, error)
+        return []
+    models = models.get("models", []) if isinstance(models, dict) else None
+    if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+        log.warning("%s is ignored: it does not hold a list of model names", RECENT_FILE)
+        return []
+    return models
 
 
 def remember_model(workspace: Path, name: str) -> None:
@@ -149,7 +162,11 @@ def safetensors_params(folder: Path) -> int | None:
 def has_chat_template(folder: Path) -> bool:
     if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
         return True
-    return bool(read_json(folder / "tokenizer_config.json").get("chat_template"))
+    try:
+        config = read_json(folder / "tokenizer_config.json")
+    except ValueError:  # a damaged tokenizer_config.json: the model's own loading says so
+        return False
+    return isinstance(config, dict) and bool(config.get("chat_template"))
 
 
 def model_info(name: str, local_dir: Path | None) -> ModelInfo:

@@ -62,4 +62,4 @@ class ExportManager:
         """The merged-model zip and the adapter zip of a completed export, where they exist in its folder."""
         if snap.state != "completed":
             return None, None
-        return tuple(path if path.is_file() else None for path in (job.zip, job.adapter_zip))
+        return tuple(path if path.is_file() and not path.is_symlink() else None for path in (job.zip, job.adapter_zip))

@@ -6,6 +6,7 @@ This is the web process's one reader of events files: the scheduler keeps one Jo
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -13,7 +14,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine.jobs.events import FINAL_STATES, Event, EventTail, Log, Metrics, Progress, Status
-from engine.jobs.rundir import JobDir
+from engine.jobs.rundir import EVENTS, JobDir
+
+log = logging.getLogger(__name__)
 
 LOG_LINES = 400
 
@@ -85,6 +88,7 @@ class JobMonitor:
         self._log: deque[str] = deque(maxlen=LOG_LINES)
         self._snap = JobSnapshot(name=job.name)
         self._head: bytes | None = None  # the first line of the events file being followed
+        self._seen_status = False  # a status event was folded in
         self._lock = threading.Lock()
 
     @property
@@ -96,14 +100,18 @@ class JobMonitor:
         with self._lock:
             if self._tail.offset and self._first_line() != self._head:
                 self._start_over()
-            events = self._tail.read_new()
+            bad: list[str] = []
+            events = self._tail.read_new(bad)  # a damaged line is skipped, said in the log, and the rest followed
+            for reason in bad:
+                log.warning("%s: %s: %s", self.job.name, EVENTS, reason)
+                events.append(Log(message=f"{EVENTS} has a damaged line, skipped ({reason}).", level="warning"))
             for event in events:
                 self._apply(event)
             if events:
                 self._snap.version += 1
                 self._snap.log = list(self._log)
                 self._head = self._head or self._first_line()
-            elif self._tail.offset == 0:  # nothing streamed yet: show what status.json says (e.g. queued)
+            if not self._seen_status:  # no status streamed yet (or only damaged lines): what status.json says
                 self._snap.state = self.job.read_status().get("state", self._snap.state)
             snap = self._snap
             return replace(snap, curves={name: list(points) for name, points in snap.curves.items()},
@@ -123,11 +131,13 @@ class JobMonitor:
         self._log.clear()
         self._snap = JobSnapshot(name=self.job.name, version=self._snap.version + 1)
         self._head = None
+        self._seen_status = False
 
     def _apply(self, event: Event) -> None:
         snap = self._snap
         snap.started = snap.started or event.t
         if isinstance(event, Status):
+            self._seen_status = True
             if event.state == "starting":  # a new attempt (a resume appends to the same events file)
                 snap.error, snap.result = None, None
             snap.state = event.state

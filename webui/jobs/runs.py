@@ -236,7 +236,11 @@ def read_info(run: RunDir) -> RunInfo:
         info.damaged = True
         reason = str(error).splitlines()[0].replace(f"{run.config} ", "it ")  # the row names the run already
         info.error = info.error or f"{run.config.name} cannot be read: {reason}"
-    metrics = run.read_metrics()
+    try:
+        metrics = run.read_metrics()  # checked: its figures are numbers (engine.jobs.rundir.MetricsFields)
+    except (OSError, ValueError) as error:
+        info.damaged, info.error = True, info.error or str(error)
+        return info
     info.train_loss, info.eval_loss = metrics.get("train_loss"), metrics.get("eval_loss")
     info.wall_s = metrics.get("wall_s")
     return info

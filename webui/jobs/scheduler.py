@@ -200,8 +200,8 @@ class Scheduler:
             for kind in self.kinds.values():
                 for name, status in snapshot[kind.name].items():
                     job = kind.job_dir(self.folder(kind) / name)
-                    if holds_slot(status.get("state", STARTING)) and not self.alive(job):
-                        self._mark_dead(job)
+                    if holds_slot(status.get("state", STARTING)):
+                        self._guarded(job, lambda job=job: self.alive(job) or self._mark_dead(job))
             self._drop_finished()
             started = []
             for lane in {kind.lane for kind in self.kinds.values()}:
@@ -221,10 +221,19 @@ class Scheduler:
                 break
             kind = self.kinds[kind_name]
             job = kind.job_dir(self.folder(kind) / name)
-            if self._admitted(job):
-                self._launch(kind, job)
+            if self._guarded(job, lambda kind=kind, job=job: self._admitted(job) and self._launch(kind, job) is None):
                 started.append(job)
         return started
+
+    @staticmethod
+    def _guarded(job: JobDir, action: Callable[[], Any]) -> Any:
+        """`action()` for one job; whatever its files make it raise is logged with the job's name, and the loop
+        goes on to the next job (one damaged folder never stops the scheduler)."""
+        try:
+            return action()
+        except Exception:  # noqa: BLE001 - logged with its traceback; every other job is still served
+            log.exception("job %s: its files could not be handled; the scheduler goes on with the others", job.name)
+            return None
 
     def _admitted(self, job: JobDir) -> bool:
         """Whether the job's config keeps its engine inside the boundary (webui.jobs.boundary); a job that does not
@@ -289,10 +298,16 @@ class Scheduler:
 
     # ---- actions --------------------------------------------------------------------------------------
     def send_signal(self, job: JobDir, sig: signal.Signals, group: bool = False) -> bool:
-        """Send `sig` to a job's engine process; False when it has none running."""
+        """Send `sig` to a job's engine process; False when it has none running. Only a process proven to be the
+        job's is signalled: the one status.json names whose start time matches what it recorded, or the one this
+        scheduler started (its handle); never a pid alone, which may since belong to an unrelated process."""
         launch = self._launches.get(job.path)
-        pid = job.read_status().get("pid") or (launch.proc.pid if launch is not None else None)
-        if not pid or not self.alive(job):
+        status = job.read_status()
+        if process_alive(status):  # pid and start time as the job's engine recorded them
+            pid = status["pid"]
+        elif launch is not None and launch.running:
+            pid = launch.proc.pid
+        else:
             return False
         try:
             if group and os.getpgid(pid) == pid:
@@ -337,8 +352,8 @@ class Scheduler:
             while not self._stop.wait(interval_s):
                 try:
                     self.tick()
-                except (OSError, ValueError):
-                    log.exception("scheduler tick failed")  # logged with its traceback; the next tick goes on
+                except Exception:  # noqa: BLE001 - logged with its traceback; the next tick goes on
+                    log.exception("scheduler tick failed")
 
         thread = threading.Thread(target=loop, name="job-scheduler", daemon=True)
         thread.start()
