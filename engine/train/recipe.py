@@ -141,7 +141,7 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     from engine.train.objectives import objective
 
     started = time.time()
-    trackers.check(config)  # a tracker that is not installed stops the run here, not after its last step
+    trackers.check(config, run)  # a tracker that is not installed stops the run here, not after its last step
     run.config.write_text(config.to_yaml(), encoding="utf-8")
     reporter.status("loading_data")
     stage = objective(config.train.stage)

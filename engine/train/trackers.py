@@ -28,12 +28,12 @@ from engine.jobs import rundir
 PROJECT = "peft-workbench"  # trackio's project (TrainingArguments.project), the run named after its folder
 
 
-def check(config: RunConfig) -> None:
+def check(config: RunConfig, run: rundir.RunDir) -> None:
     """Before anything is loaded: ConfigError naming each tracker that is not installed, with its pip command
     (a config read back from a run folder has not been through RunConfig.problems())."""
     issues = tracker_problems(config.train.report_to)
     if issues:
-        raise ConfigError(issues, "train.report_to")
+        raise ConfigError(issues, str(run.config))
 
 
 def workspace(run: rundir.RunDir) -> Path:

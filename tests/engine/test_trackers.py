@@ -114,6 +114,7 @@ def test_a_run_folder_naming_a_tracker_not_installed_fails_before_loading(missin
     assert run_job(TRAIN, run.path) == 1
     status = run.read_status()
     assert status["state"] == "failed"
-    assert f"pip install {missing_tracker}" in status["error"]
+    assert status["error"] == (f"{run.config}: train.report_to names {missing_tracker}, which is not installed: "
+                               f"pip install {missing_tracker}, or remove it from train.report_to.")
     assert not any(isinstance(event, Progress) for event in read_events(run.events))
     assert "dataset memorise.json" not in run.train_log.read_text(encoding="utf-8")
