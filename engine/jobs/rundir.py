@@ -40,6 +40,7 @@ EXPORT_LOG = "export.log"  # an export's
 STDOUT_LOG = "stdout.log"  # the engine process's stdout/stderr when started by the UI
 METRICS = "metrics.json"  # final figures of the run
 CHECKPOINTS = "checkpoints"  # resumable Trainer checkpoints
+TENSORBOARD = "tb"  # a run's TensorBoard log (train.report_to: tensorboard, the default)
 ADAPTER = "adapter"  # PEFT adapter + tokenizer (adapter methods)
 MODEL = "model"  # full model + tokenizer (full, freeze); an export's written model (or adapter)
 TRAINER_STATE = "trainer_state.json"  # the Trainer writes it last into a checkpoint
@@ -193,6 +194,7 @@ class RunDir(JobDir):
     train_log = property(lambda self: self.path / TRAIN_LOG)
     metrics = property(lambda self: self.path / METRICS)
     checkpoints = property(lambda self: self.path / CHECKPOINTS)
+    tensorboard = property(lambda self: self.path / TENSORBOARD)
     adapter = property(lambda self: self.path / ADAPTER)
     model = property(lambda self: self.path / MODEL)
 
@@ -208,7 +210,7 @@ class RunDir(JobDir):
         return RunConfig.model_validate(self.read_raw_config())
 
     def outputs(self) -> tuple[str, ...]:
-        return (METRICS, CHECKPOINTS, ADAPTER, MODEL)
+        return (METRICS, CHECKPOINTS, ADAPTER, MODEL, TENSORBOARD)
 
     def written_by_engine(self) -> bool:
         """Whether this folder is a run this product wrote: its status.json reads in today's shape, or (a process

@@ -19,6 +19,7 @@ from trl import DPOConfig, DPOTrainer
 
 from engine.config import RunConfig
 from engine.jobs import rundir
+from engine.train import trackers
 from engine.train.throughput import Throughput
 from engine.train.trainer import EventCallback, WorkbenchTrainer, levers, training_arguments
 
@@ -65,6 +66,7 @@ def build_dpo_trainer(config: RunConfig, run: rundir.RunDir, model: Any, tokeniz
         callbacks=[callback],
     )
     trainer.remove_callback(PrinterCallback)
+    trackers.point_tensorboard(trainer, run)
     trainer.packing = False
     trainer.levers = levers(config)
     trainer.throughput = throughput

@@ -144,9 +144,11 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     objective (engine/train/objectives.py) reads and tokenizes the data, plans the batches and builds the trainer."""
     from engine.data.tokens import ensure_chat_template
     from engine.model.loading import device, fit_embeddings, load_model, load_tokenizer
+    from engine.train import trackers
     from engine.train.objectives import objective
 
     started = time.time()
+    trackers.check(config, run)  # a tracker that is not installed stops the run here, not after its last step
     run.config.write_text(config.to_yaml(), encoding="utf-8")
     reporter.status("loading_data")
     stage = objective(config.train.stage)
@@ -180,6 +182,8 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     batching = stage.batching(config, model, trainable, lengths)
     reporter.info(batching.reason)
     reporter.info(check_memory(config, model, trainable, lengths, batching.packing, stage.sequences))
+    for line in trackers.prepare(config, run):
+        reporter.info(line)
     trainer = stage.build(config, run, model, tokenizer, train_rows, val_rows, reporter, stop, batching.packing)
     reporter.status("training")
     checkpoint = resume_point(run, reporter) if config.train.resume else None

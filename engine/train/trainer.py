@@ -20,6 +20,7 @@ from engine.jobs.events import Metrics, Progress
 from engine.jobs.failures import EngineError
 from engine.jobs.faults import fault_point
 from engine.model.loading import pick_dtype
+from engine.train import trackers
 from engine.train.batching import Choice, Shape, choose
 from engine.train.collate import REAL_TOKENS, PackingCollator, PaddingCollator
 from engine.train.throughput import Throughput
@@ -175,9 +176,9 @@ def training_arguments(config: RunConfig, run: rundir.RunDir, has_eval: bool, pa
         train_sampling_strategy="random" if packing else "group_by_length",
         include_num_input_tokens_seen="all" if packing else "non_padding",
         remove_unused_columns=False,
-        report_to="none",
         disable_tqdm=True,
         dataloader_num_workers=0,
+        **trackers.arguments(config, run),
     )
     return kind(**{**arguments, **overrides})
 
@@ -256,6 +257,7 @@ def build_trainer(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: 
         callbacks=[callback],
     )
     trainer.remove_callback(PrinterCallback)  # EventCallback prints the progress lines
+    trackers.point_tensorboard(trainer, run)
     trainer.packing = packing
     trainer.levers = levers(config)
     trainer.throughput = throughput

@@ -19,6 +19,7 @@ from engine.jobs.events import Metrics, final_status, read_events
 from engine.jobs.rundir import RunDir
 from tests.cli import launch, write_config, write_rows
 from tests.engine.test_templates import FAMILIES, family_tokenizer
+from tests.engine.test_trackers import assert_curves_reach_tensorboard
 from webui.jobs.runs import read_info
 
 PROMPTS = ["Who are you?", "What can you do?", "Hello world!", "What is the capital of France?",
@@ -79,6 +80,7 @@ def test_dpo_with_lora_learns_to_prefer_the_chosen_replies(method, memorise_mode
     assert final_status(events).state == "completed"
     curves = [event.values for event in events if isinstance(event, Metrics)]
     assert {"loss", "rewards/margins", "rewards/accuracies"} <= set(curves[-1])  # TRL's figures as named curves
+    assert "train/rewards/margins" in assert_curves_reach_tensorboard(run)  # the default tracker has every curve
     assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in run.adapter.iterdir()}
     assert run.read_metrics()["stage"] == "dpo"
     listed = read_info(run)  # the Runs tab's row of a DPO run

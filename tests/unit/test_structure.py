@@ -28,8 +28,8 @@ HEAVY = {"torch", "transformers", "peft", "bitsandbytes"}
 # The layers, bottom up: a package may import its own modules and those of the layers below it, never above or
 # beside it. A module at the top of engine/ or webui/ is a layer of its own (engine.config, webui.app ...).
 LAYERS = (
-    ("engine.errors",), ("engine.datapaths",), ("engine.config_migrate",), ("engine.config_stage",), ("engine.config",),
-    ("engine.sampling",),
+    ("engine.errors",), ("engine.datapaths",), ("engine.config_migrate",), ("engine.config_stage",),
+    ("engine.config_trackers",), ("engine.config",), ("engine.sampling",),
     ("engine.jobs",), ("engine.__main__",), ("engine.data",), ("engine.model",),
     ("engine.train", "engine.chat", "engine.export", "engine.cli"), ("engine.serve",),
     ("webui.options",), ("webui.jobs",), ("webui.forms",), ("webui.i18n",), ("webui.components",), ("webui.context",),

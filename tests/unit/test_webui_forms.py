@@ -85,6 +85,15 @@ def test_round_trip_through_yaml(data_file):
     assert again.to_yaml() == config.to_yaml()
 
 
+def test_trackers_are_a_multiselect_of_the_schemas_names(data_file):
+    assert ff.REPORT_TO.kind == "multiselect" and "tensorboard" in ff.REPORT_TO.choices
+    assert forms.defaults()[ff.REPORT_TO] == ["tensorboard"]
+    config = make({ff.REPORT_TO: ["tensorboard", "trackio"]}, data_file)
+    assert config.train.report_to == ["tensorboard", "trackio"]
+    assert forms.from_config(config)[ff.REPORT_TO] == ["tensorboard", "trackio"]
+    assert make({ff.REPORT_TO: []}, data_file).train.report_to == ["none"]  # nothing chosen: no tracker
+
+
 def test_issues_are_sentences(data_file):
     with pytest.raises(ConfigError) as error:
         make({ff.TARGET_MODULES: " , "}, data_file, method="lora")
@@ -298,6 +307,8 @@ def changed(field: ff.FormField):
         return not field.default
     if field.kind == "dropdown":
         return next(choice for choice in field.choices if choice != field.default)
+    if field.kind == "multiselect":  # the first choice alone (report_to: none, which needs no package)
+        return [field.choices[0]]
     if field.kind == "slider":
         return round(field.default + field.slider[2], 6)
     if field.kind in ("integer", "number"):

@@ -70,11 +70,21 @@ def test_the_loss_plot_draws_every_curve_a_job_reports_but_the_trainers_bookkeep
 def test_runs_tab_sends_the_colour_of_every_overlaid_series(ctx):
     write_run(ctx, "a")
     write_run(ctx, "b")
-    _, frame, _, _, _, colors = runs_tab.show_runs(ctx, ["a", "b"], "", None)
+    _, frame, _, _, _, colors, _ = runs_tab.show_runs(ctx, ["a", "b"], "", None)
     assert set(frame["series"]) == {"a · train", "a · eval", "b · train", "b · eval"}
     assert set(colors) == set(frame["series"])  # the chart is rebuilt with all four series
     assert plots.recolour(colors) == plots.gr.update(color_map=colors)
     assert plots.recolour({}) == plots.gr.skip()
+
+
+def test_a_run_with_a_tensorboard_log_shows_the_command_that_opens_the_workspaces(ctx):
+    write_run(ctx, "plain")
+    assert runs_tab.show_runs(ctx, ["plain"], "", None)[-1] == runs_tab.gr.update(value="", visible=False)
+    (write_run(ctx, "logged") / "tb").mkdir()  # RUN/tb/: what train.report_to tensorboard writes
+    command = f"tensorboard --logdir {ctx.runs.runs_dir}"
+    assert runs_tab.show_runs(ctx, ["plain", "logged"], "", None)[-1] == runs_tab.gr.update(value=command,
+                                                                                            visible=True)
+    assert ctx.runs.tensorboard_command(["plain"]) == ""
 
 
 def test_delete_asks_naming_the_runs_then_deletes_with_an_info(ctx, capsys):
@@ -91,7 +101,7 @@ def test_delete_asks_naming_the_runs_then_deletes_with_an_info(ctx, capsys):
     # The page's timer may still send the deleted run in its selection: it is left out, not an error.
     progress, frame, *_ = runs_tab.show_runs(ctx, ["a", "b"], "", None)
     assert set(frame["series"]) == {"train", "eval"}
-    progress, frame, *_, colors = runs_tab.show_runs(ctx, ["a"], "", None)
+    progress, frame, *_, colors, _ = runs_tab.show_runs(ctx, ["a"], "", None)
     assert frame.empty and colors == {}
 
 

@@ -156,11 +156,11 @@ def test_runs_tab_overlays_and_compares(tmp_path: Path):
             {"kind": "metrics", "t": 1, "step": 1, "loss": 2.0}, {"kind": "metrics", "t": 1, "step": 2, "loss": 1.0},
             {"kind": "metrics", "t": 1, "step": 2, "eval_loss": 1.5},
             {"kind": "status", "t": 1, "state": "completed"})))
-    progress, frame, log, compare, seen, colors = runs_tab.show_runs(ctx, ["a", "b"], "", None)
+    progress, frame, log, compare, seen, colors, tensorboard = runs_tab.show_runs(ctx, ["a", "b"], "", None)
     assert set(frame["series"]) == set(colors) == {"a · train", "a · eval", "b · train", "b · eval"}
     assert "<tr class='wb-diff'><td><code>method.r</code></td><td>8</td><td>16</td>" in compare
     assert "<tr class=''><td><code>train.learning_rate</code>" in compare
-    assert runs_tab.show_runs(ctx, ["a", "b"], seen, None) == (runs_tab.gr.skip(),) * 6  # nothing new: nothing sent
+    assert runs_tab.show_runs(ctx, ["a", "b"], seen, None) == (runs_tab.gr.skip(),) * 7  # nothing new: nothing sent
     runs_tab.delete_confirmed(ctx, ["a"])
     assert [i.name for i in ctx.runs.list()] == ["b"]
 

@@ -37,6 +37,8 @@ def field_widget(field: FormField, value: object | None = None, visible: bool = 
         return gr.Checkbox(value=bool(value), **common)
     if kind == "dropdown":
         return gr.Dropdown(list(field.choices), value=value, **common)
+    if kind == "multiselect":
+        return gr.Dropdown(list(field.choices), value=list(value), multiselect=True, **common)
     return gr.Textbox(value=", ".join(value) if isinstance(value, list) else (value or ""), **common)
 
 

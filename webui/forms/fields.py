@@ -24,7 +24,7 @@ from engine.sampling import SamplingConfig
 # sampling settings: webui/forms/sampling.py).
 SECTIONS: dict[type[BaseModel], str] = {ModelConfig: "model", MethodConfig: "method", DataConfig: "data",
                                         TrainConfig: "train", SamplingConfig: "sampling"}
-Kind = Literal["number", "integer", "slider", "checkbox", "dropdown", "text"]
+Kind = Literal["number", "integer", "slider", "checkbox", "dropdown", "multiselect", "text"]
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,8 @@ class FormField:
     @property
     def is_list(self) -> bool:
         """A list of names, edited as comma-separated text."""
-        return any(typing.get_origin(arg) is list for arg in typing.get_args(self.info.annotation))
+        annotation = self.info.annotation
+        return any(typing.get_origin(arg) is list for arg in (annotation, *typing.get_args(annotation)))
 
     @property
     def default(self) -> Any:
@@ -93,7 +94,7 @@ class FormField:
         if base == {bool}:
             return "checkbox"
         if self.choices:
-            return "dropdown"
+            return "multiselect" if self.is_list else "dropdown"  # a list of names the schema lists (report_to)
         if base == {int}:
             return "integer"
         if base == {float}:
@@ -161,6 +162,7 @@ EVAL_STEPS = FormField(TrainConfig, "eval_steps")
 SAVE_TOTAL_LIMIT = FormField(TrainConfig, "save_total_limit")
 GRADIENT_CHECKPOINTING = FormField(TrainConfig, "gradient_checkpointing")
 PACKING = FormField(TrainConfig, "packing")
+REPORT_TO = FormField(TrainConfig, "report_to")
 DTYPE = FormField(ModelConfig, "dtype")
 TRUST_REMOTE_CODE = FormField(ModelConfig, "trust_remote_code")
 # data.replace, {placeholder: text}: a hidden widget the placeholder fields edit (webui/tabs/train/placeholders.py)
@@ -173,7 +175,7 @@ METHOD_FIELDS = (R, LORA_ALPHA, LORA_DROPOUT, TARGET_MODULES, USE_RSLORA, BNB_4B
 TRAIN_FIELDS = (EPOCHS, MAX_STEPS, LEARNING_RATE, BATCH_SIZE, GRADIENT_ACCUMULATION_STEPS, CUTOFF_LEN, WARMUP_RATIO,
                 LR_SCHEDULER_TYPE, VAL_SIZE, SAVE_STEPS, SEED)
 ADVANCED_FIELDS = (OVERLENGTH, REASONING, MAX_SAMPLES, OPTIM, WEIGHT_DECAY, MAX_GRAD_NORM, LOGGING_STEPS, EVAL_STEPS,
-                   SAVE_TOTAL_LIMIT, GRADIENT_CHECKPOINTING, PACKING, DTYPE, TRUST_REMOTE_CODE)
+                   SAVE_TOTAL_LIMIT, GRADIENT_CHECKPOINTING, PACKING, DTYPE, TRUST_REMOTE_CODE, REPORT_TO)
 FIELDS: tuple[FormField, ...] = METHOD_FIELDS + TRAIN_FIELDS + ADVANCED_FIELDS
 METHOD_WIDGETS: tuple[Option, ...] = (*METHOD_FIELDS, BITS)  # everything the method panel holds
 # Every option widget, in the order the Train tab passes their values to handlers (after model, dataset, format

@@ -74,6 +74,8 @@ def widget_values(values: Values) -> list[Any]:
 
 
 def _to_widget(field: FormField, value: Any) -> Any:
+    if field.kind == "multiselect":
+        return list(value)
     if field.is_list and isinstance(value, list):
         return ", ".join(value)
     if value is None and field.optional and field.kind == "integer":
@@ -83,6 +85,8 @@ def _to_widget(field: FormField, value: Any) -> Any:
 
 def _from_widget(field: FormField, value: Any) -> Any:
     """Widget value -> config value. Numbers arrive from gr.Number/gr.Slider as int or float."""
+    if field.kind == "multiselect":
+        return list(value or [])
     if field.is_list:
         names = [n.strip() for n in str(value or "").split(",") if n.strip()]
         return names[0] if field is TARGET_MODULES and names == ["all-linear"] else names

@@ -7,6 +7,7 @@ from the command line into the workspace included).
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import signal
 import time
@@ -112,6 +113,12 @@ class RunManager:
 
     def alive(self, name: str) -> bool:
         return self.scheduler.alive(self.run_dir(name))
+
+    def tensorboard_command(self, names: list[str]) -> str:
+        """`tensorboard --logdir WORKSPACE/runs` where one of the runs `names` keeps a TensorBoard log (RUN/tb/,
+        train.report_to), else "": the command opens every run of the workspace; the page starts no server."""
+        logged = any(self.run_dir(name).tensorboard.is_dir() for name in names)
+        return f"tensorboard --logdir {shlex.quote(str(self.runs_dir))}" if logged else ""
 
     def tick(self) -> str | None:
         """One scheduler tick; returns the run it started, if any."""

@@ -49,6 +49,7 @@ class RunsTab:
     resume: gr.Button
     confirm_rerun: Confirm
     loss_colors: gr.State  # the loss plot's colour map, sent after its data (webui.components.plots)
+    tensorboard: gr.Textbox  # the command that opens the workspace's TensorBoard logs, for runs that keep one
 
 
 def run_headers(request: gr.Request | None) -> list[str]:
@@ -96,21 +97,22 @@ def snapshots(ctx: AppContext, selected: list[str] | None, request: gr.Request |
 
 def show_runs(ctx: AppContext, selected: list[str] | None, seen: str, request: gr.Request) -> tuple[Any, ...]:
     """Progress and log of the first selected run; loss curves of all (data, and the colour of each series);
-    configs side by side.
+    configs side by side; the TensorBoard command where a selected run keeps a TensorBoard log.
 
     `seen` is what this page last drew (selection + event versions); nothing is re-sent while it holds.
     """
     snaps, configs = snapshots(ctx, selected, request)
     if not snaps:
-        return progress_html(None, words(request)), loss_frame({}), "", "", "", {}
+        return progress_html(None, words(request)), loss_frame({}), "", "", "", {}, gr.update(value="", visible=False)
     signature = repr([(name, snap.version, snap.state) for name, snap in snaps.items()])
     if signature == seen:
-        return (gr.skip(),) * 6
+        return (gr.skip(),) * 7
     first = next(iter(snaps))
     tail = tail_lines(RunDir(ctx.runs.runs_dir / first).stdout_log) if snaps[first].state == "failed" else ""
     compare = config_diff_html(configs, words(request)) if len(configs) > 1 else ""
+    command = ctx.runs.tensorboard_command(list(snaps))
     return (progress_html(snaps[first], words(request)), loss_frame(snaps), log_text(snaps[first], tail), compare,
-            signature, loss_colors(snaps))
+            signature, loss_colors(snaps), gr.update(value=command, visible=bool(command)))
 
 
 def stop_selected(ctx: AppContext, selected: list[str] | None, request: gr.Request | None = None) -> None:
@@ -172,6 +174,8 @@ def build_runs_tab(ctx: AppContext, app: gr.Blocks) -> RunsTab:
                                elem_id="wb-runs-loss")
             log = gr.Textbox(label=t("train.log"), lines=14, max_lines=14, elem_classes=["wb-log"], scale=2)
         loss_colors = colour_state(loss)
+        tensorboard = gr.Textbox(label=t("runs.tensorboard"), info=t("runs.tensorboard_help"), interactive=False,
+                                 buttons=["copy"], visible=False, elem_id="wb-runs-tensorboard")
         compare = gr.HTML(elem_id="wb-compare")
         timer = gr.Timer(2.0, active=False)
         seen = gr.State("")
@@ -179,10 +183,10 @@ def build_runs_tab(ctx: AppContext, app: gr.Blocks) -> RunsTab:
     tab = RunsTab(table=table, selected=selected, refresh=refresh, stop=stop, delete=delete,
                   confirm_delete=confirm_delete, progress=progress, loss=loss, log=log, compare=compare, timer=timer,
                   seen=seen, listed=listed, rerun=rerun, resume=resume, confirm_rerun=confirm_rerun,
-                  loss_colors=loss_colors)
+                  loss_colors=loss_colors, tensorboard=tensorboard)
     listing = (bind(redraw_runs, ctx), [tab.selected], [tab.table, tab.selected, tab.listed])
     view = (bind(show_runs, ctx), [tab.selected, tab.seen],
-            [tab.progress, tab.loss, tab.log, tab.compare, tab.seen, tab.loss_colors])
+            [tab.progress, tab.loss, tab.log, tab.compare, tab.seen, tab.loss_colors, tab.tensorboard])
     app.load(*listing)
     app.load(plot_titles, None, tab.loss)
     tab.refresh.click(*listing, show_progress="hidden")
