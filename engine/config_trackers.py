@@ -27,7 +27,7 @@ PACKAGES = {"tensorboard": "tensorboard", "trackio": "trackio", "wandb": "wandb"
 class TrackerOptions(BaseModel):
     """train.report_to, inherited by engine.config.TrainConfig."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     report_to: list[Tracker] = Field(default_factory=lambda: list(DEFAULT_TRACKERS), description=(
         "Experiment trackers the run reports its curves to (the Trainer's integrations): tensorboard writes "
