@@ -20,6 +20,8 @@ PACKAGES = ("engine", "webui")
 FOR_A_PERSON = {
     "engine.config": ("ConfigError",),
     "engine.sampling": ("SamplingError",),
+    "engine.eval.testset": ("EvalSetError",),
+    "engine.eval.models": ("EvalModelError",),
     "engine.jobs.failures": ("EngineError", "DataError"),
     "engine.jobs.lifecycle": ("JobFolderError",),
     "engine.jobs.kinds": ("UnknownKindError",),

@@ -1,0 +1,126 @@
+"""The eval job on a tiny real Llama and the LoRA run that test_chat.py trains (shared through its `trained_runs`: in
+one session the run is trained once for both modules): base against tuned on the memorised rows, the loss checked
+against a computation of its own, and a stopped evaluation writing nothing."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import yaml
+
+from engine.config_eval import load_eval_config
+from engine.jobs.events import final_status, read_events
+from engine.jobs.kinds import EVAL
+from engine.jobs.lifecycle import run_job
+from engine.jobs.rundir import EvalDir
+from tests.engine.test_chat import MEMORY, trained_runs
+
+
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return trained_runs(tmp_path_factory, {"lora": ("chatml", "lora", {})})["lora"]
+
+
+def write_eval(folder: Path, run: Path, **extra: object) -> Path:
+    """An evaluation's config (base and the run, on the memorised rows) and its job folder's config.yaml."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "memory.json").write_text(json.dumps(MEMORY), encoding="utf-8")
+    raw = {"models": ["base", str(run)], "data": {"path": "memory.json"},
+           "sampling": {"max_new_tokens": 24}, "batch_size": 2, "output_dir": "job", **extra}
+    (folder / "eval.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    config = load_eval_config(folder / "eval.yaml")
+    job = EvalDir(Path(config.output_dir))
+    job.path.mkdir(parents=True, exist_ok=True)
+    job.config.write_text(config.to_yaml(), encoding="utf-8")
+    return job.path
+
+
+def run_eval(path: Path) -> int:
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return run_job(EVAL, path)
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+
+
+def direct_loss(run: Path, rows: list[dict]) -> float:
+    """The mean negative log-likelihood of the replies' tokens, computed here with transformers and peft alone on
+    the rows as training tokenizes them."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from engine.data.pipeline import tokenize_rows
+
+    adapter = run / "adapter"
+    base_name = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_name), adapter).eval()
+    tokenizer = AutoTokenizer.from_pretrained(adapter)
+    tokenized, _ = tokenize_rows(rows, tokenizer, 512, "truncate")
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for row in tokenized:
+            logits = model(input_ids=torch.tensor([row["input_ids"]])).logits[0, :-1].float()
+            labels = torch.tensor(row["labels"][1:])
+            keep = labels != -100
+            total += float(torch.nn.functional.cross_entropy(logits[keep], labels[keep], reduction="sum"))
+            count += int(keep.sum())
+    return total / count
+
+
+def test_the_tuned_run_beats_the_base_on_its_rows_and_the_loss_is_the_direct_one(lora_run, tmp_path):
+    job = EvalDir(write_eval(tmp_path, lora_run))
+    assert run_eval(job.path) == 0, job.log.read_text(encoding="utf-8")[-3000:]
+    assert final_status(read_events(job.events)).state == "completed"
+    metrics = job.read_metrics()
+    base, tuned = metrics["models"]["base"], metrics["models"]["run"]
+    assert base["exact_match"] <= 0.5 and tuned["exact_match"] >= 0.8
+    assert tuned["rouge_l"] > base["rouge_l"] and tuned["loss"] < base["loss"]
+    assert metrics["best"]["exact_match"] == "run" and metrics["best"]["loss"] == "run"
+
+    from engine.data.formats import normalise
+    rows = normalise(MEMORY, "alpaca", "memory.json")
+    assert tuned["loss"] == pytest.approx(direct_loss(lora_run, rows), abs=1e-4)
+    assert tuned["perplexity"] == pytest.approx(math.exp(tuned["loss"]), rel=1e-6)
+
+    lines = [json.loads(line) for line in job.predictions.read_text(encoding="utf-8").splitlines()]
+    assert [line["row"] for line in lines] == [1, 2]
+    assert [line["reference"] for line in lines] == [row["output"] for row in MEMORY]
+    assert [line["answers"]["run"] for line in lines] == [row["output"] for row in MEMORY]
+    assert all(line["stopped"]["run"] for line in lines)
+    assert tuned["stopped_share"] == 1.0
+    events = read_events(job.events)
+    progress = [event for event in events if event.kind == "progress"]
+    assert progress and progress[-1].step == progress[-1].total == 8  # 2 models x (2 rows scored + 2 answered)
+    log = job.log.read_text(encoding="utf-8")
+    assert "exact" in log and "rougeL" in log  # the table
+
+
+def test_a_stopped_evaluation_leaves_no_metrics_and_a_rerun_completes(lora_run, tmp_path, monkeypatch):
+    import engine.eval.job as job_module
+
+    path = write_eval(tmp_path, lora_run, max_rows=1)
+    job = EvalDir(path)
+    job.metrics.write_text('{"models": {}}', encoding="utf-8")  # an earlier attempt's: must not survive
+    evaluate_one = job_module.evaluate_one
+
+    def stop_after_the_first_model(*args, **kwargs):
+        result = evaluate_one(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)  # as the page's Stop: honoured at the next batch
+        return result
+
+    monkeypatch.setattr(job_module, "evaluate_one", stop_after_the_first_model)
+    assert run_eval(path) == 0
+    assert final_status(read_events(job.events)).state == "stopped"
+    assert not job.metrics.exists() and not job.predictions.exists()
+
+    monkeypatch.setattr(job_module, "evaluate_one", evaluate_one)
+    assert run_eval(path) == 0
+    assert final_status(read_events(job.events)).state == "completed"
+    assert set(job.read_metrics()["models"]) == {"base", "run"}
