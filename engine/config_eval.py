@@ -9,6 +9,7 @@ test set with each model it names and measures the answers (engine/eval/job.py):
     validation_of:   workspace/runs/tuned   # or: that run's own held-out rows (its data.val_size)
     max_rows, batch_size, cutoff_len
     sampling:        {max_new_tokens: 256, temperature: 0}   # the chat's settings; greedy by default
+    general:         true: also the built-in general prompts (engine/eval/general.py)
     output_dir:      where the job's folder is (default WORKSPACE/evals/NAME, NAME the config file's stem)
 
 A relative path (a model, data.path, validation_of, output_dir) is relative to the config file's folder.
@@ -50,6 +51,9 @@ class EvalConfig(BaseModel):
         "Tokens per row for the loss, as train.cutoff_len cuts them (a run's own when validation_of is set)."))
     sampling: SamplingConfig = Field(default_factory=SamplingConfig, description=(
         "Generation settings, the chat's: greedy (temperature 0) by default; max_new_tokens caps each answer."))
+    general: bool = Field(True, description=(
+        "Also answer a small built-in set of general prompts (English and Chinese) with every model, to see how "
+        "much a tune changed answers beyond its own data."))
     dtype: DType = Field("auto", description="Weights dtype of the base: auto is bfloat16 on GPUs that support it.")
     output_dir: str | None = Field(None, description="The evaluation's folder (default WORKSPACE/evals/NAME).")
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from engine.config import ConfigError
 from engine.config_eval import EvalConfig, load_eval_config
+from engine.eval import general as general_set
 from engine.eval.metrics import text_metrics
 from engine.eval.models import Entry, LoadedModels, plan_models
 from engine.eval.score import answer_rows, held_out_loss, work
@@ -59,7 +60,7 @@ def eval_body(context: JobContext) -> Outcome:
     job: rundir.EvalDir = context.job
     config: EvalConfig = context.config
     reporter = context.reporter
-    for stale in (job.metrics, job.predictions):  # an earlier attempt's results are not this one's
+    for stale in (job.metrics, job.predictions, job.general):  # an earlier attempt's results are not this one's
         stale.unlink(missing_ok=True)
     reporter.status("loading_data")
     rows, where = load_test_rows(config, reporter.info)
@@ -68,7 +69,8 @@ def eval_body(context: JobContext) -> Outcome:
     reporter.status("loading_model")
     loaded = LoadedModels(plan, reporter.info)
     reporter.status("evaluating")
-    started, total, done = time.time(), work(rows) * len(plan.entries), 0
+    general = general_set.general_rows() if config.general else []
+    started, total, done = time.time(), (work(rows) + len(general)) * len(plan.entries), 0
 
     def tick(count: int) -> None:
         nonlocal done
@@ -81,28 +83,34 @@ def eval_body(context: JobContext) -> Outcome:
 
     results: dict[str, dict[str, Any]] = {}
     answers: dict[str, dict[int, Any]] = {}
+    general_answers: dict[str, dict[int, Any]] = {}
     try:
         for entry in plan.entries:
             reporter.info(f"evaluating {entry.name}")
-            results[entry.name], answers[entry.name] = evaluate_one(loaded, entry, rows, config, tick)
+            results[entry.name], answers[entry.name], general_answers[entry.name] = evaluate_one(
+                loaded, entry, rows, general, config, tick)
     except Stopped:
         reporter.info("stopped: nothing was written")
         return Outcome("stopped")
     reporter.status("saving")
     metrics = {"test_set": where, "rows": len(rows), "models": results, "best": best_per_figure(results)}
-    write_results(job, rows, plan.entries, answers, metrics)
-    for line in table(results):
+    if general:
+        metrics["general"] = general_set.compare(general_answers, general)
+    write_results(job, rows, plan.entries, answers, metrics, general_set.lines(general_answers, general))
+    for line in table(results) + general_table(metrics.get("general")):
         reporter.info(line)
     return Outcome("completed", result={"metrics": str(job.metrics), "predictions": str(job.predictions),
                                         "best": metrics["best"]})
 
 
-def evaluate_one(loaded: LoadedModels, entry: Entry, rows: list[EvalRow], config: EvalConfig,
-                 tick: Any) -> tuple[dict[str, Any], dict[int, Any]]:
-    """One model's figures and answers."""
+def evaluate_one(loaded: LoadedModels, entry: Entry, rows: list[EvalRow], general: list[EvalRow],
+                 config: EvalConfig, tick: Any) -> tuple[dict[str, Any], dict[int, Any], dict[int, Any]]:
+    """One model's figures, its answers to the test rows (with their scores and calls) and to the general
+    prompts."""
     with loaded.use(entry) as (model, tokenizer):
         loss = held_out_loss(model, tokenizer, rows, config.cutoff_len, config.batch_size, tick)
         answers = answer_rows(model, tokenizer, rows, config.sampling, config.batch_size, tick)
+        general_answers = answer_rows(model, tokenizer, general, config.sampling, config.batch_size, tick)
     asked = [row for row in rows if row.prompt is not None]
     figures: dict[str, Any] = {"source": entry.source, "kind": entry.kind, "loss": loss.loss,
                                "perplexity": loss.perplexity, "loss_tokens": loss.tokens, "loss_rows": loss.rows}
@@ -116,7 +124,7 @@ def evaluate_one(loaded: LoadedModels, entry: Entry, rows: list[EvalRow], config
         calls = {number: score.calls for number, score in scored.items()}
     paired = {row.number: (answers[row.number], scores, calls.get(row.number))
               for row, scores in zip(asked, per_row, strict=True)}
-    return figures, paired
+    return figures, paired, general_answers
 
 
 def best_per_figure(results: dict[str, dict[str, Any]]) -> dict[str, str]:
@@ -152,18 +160,26 @@ def prediction_lines(rows: list[EvalRow], entries: tuple[Entry, ...], answers: d
     return lines
 
 
-def write_results(job: rundir.EvalDir, rows: list[EvalRow], entries: tuple[Entry, ...],
-                  answers: dict[str, dict[int, Any]], metrics: dict[str, Any]) -> None:
-    """predictions.jsonl, then metrics.json, each written aside and renamed into place (metrics.json last: it is
-    what says the evaluation completed)."""
-    partial = job.path / f".{job.predictions.name}.partial-{os.getpid()}"
+def write_jsonl(path: Path, lines: list[dict[str, Any]]) -> None:
+    """One JSON object a line, written aside and renamed into place."""
+    partial = path.parent / f".{path.name}.partial-{os.getpid()}"
     try:
         with open(partial, "w", encoding="utf-8") as file:
-            for line in prediction_lines(rows, entries, answers):
+            for line in lines:
                 file.write(json.dumps(line, ensure_ascii=False) + "\n")
-        os.replace(partial, job.predictions)
+        os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def write_results(job: rundir.EvalDir, rows: list[EvalRow], entries: tuple[Entry, ...],
+                  answers: dict[str, dict[int, Any]], metrics: dict[str, Any], general: list[dict[str, Any]]
+                  ) -> None:
+    """predictions.jsonl and general.jsonl, then metrics.json, each written aside and renamed into place
+    (metrics.json last: it is what says the evaluation completed)."""
+    write_jsonl(job.predictions, prediction_lines(rows, entries, answers))
+    if general:
+        write_jsonl(job.general, general)
     rundir.write_json_atomic(job.metrics, metrics)
 
 
@@ -183,6 +199,17 @@ def table(results: dict[str, dict[str, Any]]) -> list[str]:
         source = {**result, **(result.get("tool_calls") or {})}
         cells = [_cell(source.get(key), fmt).rjust(9) for key, _, fmt in columns]
         lines.append("  ".join([name.ljust(width), *cells]))
+    return lines
+
+
+def general_table(general: dict[str, Any] | None) -> list[str]:
+    """The general prompts' figures for the log: one line per model."""
+    if not general:
+        return []
+    lines = [f"general prompts ({general['prompts']}): mean tokens, stopped, changed from base, length change"]
+    for name, one in general["models"].items():
+        lines.append(f"  {name}: {one['mean_new_tokens']:.1f}, {one['stopped_share']:.2f}, "
+                     f"{_cell(one.get('changed_share'), '{:.2f}')}, {_cell(one.get('length_change'), '{:+.1f}')}")
     return lines
 
 

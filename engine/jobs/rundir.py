@@ -40,6 +40,7 @@ TRAIN_LOG = "train.log"  # a run's human-readable log with full tracebacks
 EXPORT_LOG = "export.log"  # an export's
 EVAL_LOG = "eval.log"  # an evaluation's
 PREDICTIONS = "predictions.jsonl"  # an evaluation's rows: prompt, reference and each model's answer
+GENERAL = "general.jsonl"  # an evaluation's answers to the built-in general prompts
 STDOUT_LOG = "stdout.log"  # the engine process's stdout/stderr when started by the UI
 METRICS = "metrics.json"  # final figures of the run
 CHECKPOINTS = "checkpoints"  # resumable Trainer checkpoints
@@ -260,17 +261,18 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class EvalDir(JobDir):
-    """An evaluation job: WORKSPACE/evals/NAME/ holds predictions.jsonl and metrics.json, both written only when
-    the evaluation completes (a killed or stopped one leaves neither)."""
+    """An evaluation job: WORKSPACE/evals/NAME/ holds predictions.jsonl, general.jsonl and metrics.json, written
+    only when the evaluation completes (a killed or stopped one leaves none of them)."""
 
     kind: ClassVar[str] = "eval"
     LOG: ClassVar[str] = EVAL_LOG
 
     metrics = property(lambda self: self.path / METRICS)
     predictions = property(lambda self: self.path / PREDICTIONS)
+    general = property(lambda self: self.path / GENERAL)
 
     def outputs(self) -> tuple[str, ...]:
-        return (METRICS, PREDICTIONS)
+        return (METRICS, PREDICTIONS, GENERAL)
 
     def read_config(self) -> EvalConfig:
         if not self.config.is_file():

@@ -31,7 +31,7 @@ def write_eval(folder: Path, run: Path, **extra: object) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "memory.json").write_text(json.dumps(MEMORY), encoding="utf-8")
     raw = {"models": ["base", str(run)], "data": {"path": "memory.json"},
-           "sampling": {"max_new_tokens": 24}, "batch_size": 2, "output_dir": "job", **extra}
+           "sampling": {"max_new_tokens": 24}, "batch_size": 4, "output_dir": "job", **extra}
     (folder / "eval.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
     config = load_eval_config(folder / "eval.yaml")
     job = EvalDir(Path(config.output_dir))
@@ -97,7 +97,12 @@ def test_the_tuned_run_beats_the_base_on_its_rows_and_the_loss_is_the_direct_one
     assert tuned["stopped_share"] == 1.0
     events = read_events(job.events)
     progress = [event for event in events if event.kind == "progress"]
-    assert progress and progress[-1].step == progress[-1].total == 8  # 2 models x (2 rows scored + 2 answered)
+    # 2 models x (2 rows scored + 2 answered + 10 general prompts answered)
+    assert progress and progress[-1].step == progress[-1].total == 28
+    general = metrics["general"]
+    assert general["prompts"] == 10 and set(general["models"]) == {"base", "run"}
+    assert "changed_share" not in general["models"]["base"] and 0 <= general["models"]["run"]["changed_share"] <= 1
+    assert len(job.general.read_text(encoding="utf-8").splitlines()) == 10
     log = job.log.read_text(encoding="utf-8")
     assert "exact" in log and "rougeL" in log  # the table
 
@@ -105,7 +110,7 @@ def test_the_tuned_run_beats_the_base_on_its_rows_and_the_loss_is_the_direct_one
 def test_a_stopped_evaluation_leaves_no_metrics_and_a_rerun_completes(lora_run, tmp_path, monkeypatch):
     import engine.eval.job as job_module
 
-    path = write_eval(tmp_path, lora_run, max_rows=1)
+    path = write_eval(tmp_path, lora_run, max_rows=1, general=False)
     job = EvalDir(path)
     job.metrics.write_text('{"models": {}}', encoding="utf-8")  # an earlier attempt's: must not survive
     evaluate_one = job_module.evaluate_one
