@@ -129,3 +129,47 @@ def test_a_stopped_evaluation_leaves_no_metrics_and_a_rerun_completes(lora_run, 
     assert run_eval(path) == 0
     assert final_status(read_events(job.events)).state == "completed"
     assert set(job.read_metrics()["models"]) == {"base", "run"}
+
+
+def test_a_runs_validation_split_is_the_rows_training_held_out(lora_run, tmp_path):
+    """validation_of reads the run's data with its seed, drops what training drops, and holds out the same rows
+    as build_splits (compared here on their tokens; only the run's tokenizer is loaded, no model)."""
+    import shutil
+
+    from engine.config import load_config
+    from engine.data.pipeline import build_splits, tokenize_rows
+    from engine.eval.testset import load_test_rows
+    from engine.model.loading import load_tokenizer
+
+    rows = [{"instruction": f"Question {n}?", "output": f"Answer {n}."} for n in range(9)]
+    rows[4]["output"] = "word " * 600  # longer than cutoff_len under overlength drop: training drops it, so must this
+    (tmp_path / "data.json").write_text(json.dumps(rows), encoding="utf-8")
+    raw = yaml.safe_load((lora_run / "config.yaml").read_text(encoding="utf-8"))
+    raw.update(output_dir=str(tmp_path / "run"), data={"path": str(tmp_path / "data.json"), "val_size": 0.4,
+                                                          "overlength": "drop"})
+    raw["train"]["seed"] = 7
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    shutil.copytree(lora_run / "adapter", tmp_path / "run" / "adapter")
+    config = load_config(tmp_path / "run" / "config.yaml")
+    tokenizer = load_tokenizer(config.model.model_copy(update={"name_or_path": str(tmp_path / "run" / "adapter")}))
+    _, val, _ = build_splits(config, tokenizer)
+
+    (tmp_path / "eval.yaml").write_text(yaml.safe_dump({"models": ["run"], "validation_of": "run"}), encoding="utf-8")
+    tests, where = load_test_rows(load_eval_config(tmp_path / "eval.yaml"))
+    assert len(tests) == len(val) == 3 and "validation rows of run" in where
+    tokenized, _ = tokenize_rows([test.row for test in tests], tokenizer, config.train.cutoff_len, "truncate")
+    assert [row["input_ids"] for row in tokenized] == [row["input_ids"] for row in val]
+
+
+def test_the_command_refuses_to_replace_a_completed_evaluation(tmp_path, capsys):
+    from engine.eval.job import main
+
+    (tmp_path / "t.json").write_text(json.dumps(MEMORY), encoding="utf-8")
+    (tmp_path / "e.yaml").write_text(yaml.safe_dump({"models": ["base"], "base": "x", "data": {"path": "t.json"}}),
+                                     encoding="utf-8")
+    done = tmp_path / "ws" / "evals" / "e"
+    done.mkdir(parents=True)
+    (done / "metrics.json").write_text("{}", encoding="utf-8")
+    assert main([str(tmp_path / "e.yaml"), "--workspace", str(tmp_path / "ws")]) == 2
+    assert "--overwrite" in capsys.readouterr().err and (done / "metrics.json").read_text() == "{}"
