@@ -114,9 +114,11 @@ def evaluate_one(loaded: LoadedModels, entry: Entry, rows: list[EvalRow], genera
     asked = [row for row in rows if row.prompt is not None]
     figures: dict[str, Any] = {"source": entry.source, "kind": entry.kind, "loss": loss.loss,
                                "perplexity": loss.perplexity, "loss_tokens": loss.tokens, "loss_rows": loss.rows}
-    text = text_metrics([answers[row.number] for row in asked], [row.reference for row in asked])
-    per_row = text.pop("per_row")
-    figures.update(text)
+    per_row: list[dict[str, float]] = []
+    if asked:  # a plain-text test set has only the loss
+        text = text_metrics([answers[row.number] for row in asked], [row.reference for row in asked])
+        per_row = text.pop("per_row")
+        figures.update(text)
     calls = {}
     if any(row.calls or row.tools for row in asked):
         scored = {row.number: score_row(answers[row.number].raw, row.calls) for row in asked}
