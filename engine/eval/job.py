@@ -62,10 +62,10 @@ def eval_body(context: JobContext) -> Outcome:
     reporter = context.reporter
     for stale in (job.metrics, job.predictions, job.general):  # an earlier attempt's results are not this one's
         stale.unlink(missing_ok=True)
+    plan = plan_models(config)  # small files only: a model that is not there fails before the data is read
     reporter.status("loading_data")
     rows, where = load_test_rows(config, reporter.info)
     reporter.info(f"test set: {where}; {len(rows)} rows")
-    plan = plan_models(config)
     reporter.status("loading_model")
     loaded = LoadedModels(plan, reporter.info)
     reporter.status("evaluating")
