@@ -225,7 +225,9 @@ def job_folder(config: EvalConfig, config_path: Path, workspace: str) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python launch.py eval", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python launch.py eval", description=(
+        "Evaluate the base model and finished runs on a test set: the held-out loss, each model's answers and "
+        "their metrics (exact match, ROUGE-L, BLEU, tool calls), written to the evaluation's folder."))
     parser.add_argument("config", help="the evaluation's YAML config (models, data or validation_of, ...)")
     parser.add_argument("--workspace", default="workspace",
                         help="where evals/NAME is written when the config has no output_dir (default: workspace)")
