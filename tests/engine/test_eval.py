@@ -31,7 +31,7 @@ def write_eval(folder: Path, run: Path, **extra: object) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "memory.json").write_text(json.dumps(MEMORY), encoding="utf-8")
     raw = {"models": ["base", str(run)], "data": {"path": "memory.json"},
-           "sampling": {"max_new_tokens": 24}, "batch_size": 4, "output_dir": "job", **extra}
+           "sampling": {"max_new_tokens": 24}, "batch_size": 10, "output_dir": "job", **extra}
     (folder / "eval.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
     config = load_eval_config(folder / "eval.yaml")
     job = EvalDir(Path(config.output_dir))
