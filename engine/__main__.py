@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "chat": ("engine.chat.cli", "chat with a base model and adapters (--worker: JSON lines on stdin/stdout)"),
     "export": ("engine.export.merge",
                "merge a run's adapter into its base and write a Hugging Face model (or --job DIR)"),
+    "eval": ("engine.eval.job", "evaluate base and tuned models on a test set: loss, answers, metrics (a job)"),
     "inspect-data": ("engine.cli.inspect_data", "detect a dataset's format and measure it; prints one JSON object"),
     "plan": ("engine.cli.plan", "count the trainable parameters a config would train; prints JSON"),
     "serve": ("engine.serve.cli", "serve a workspace's runs (or --model DIR) over an OpenAI-compatible HTTP API"),

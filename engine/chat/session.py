@@ -196,7 +196,7 @@ class ChatSession:
             try:
                 if options.seed is not None:
                     torch.manual_seed(options.seed)
-                with torch.inference_mode(), self._adapter_scope(adapter, model):
+                with torch.inference_mode(), self.adapter_scope(adapter, model):
                     outcome["ids"] = model.generate(**kwargs)
             except BaseException as error:  # noqa: BLE001 - reported to the caller below
                 outcome["error"] = error
@@ -221,7 +221,9 @@ class ChatSession:
             new_ids = outcome["ids"][0, reply.prompt_tokens:].tolist()
             read_calls(tokenizer, new_ids, kwargs["eos_token_id"], reply)
 
-    def _adapter_scope(self, adapter: str | None, model: Any) -> Any:
+    def adapter_scope(self, adapter: str | None, model: Any) -> Any:
+        """The context in which `model` answers as `adapter` (None: the base, adapters off); the evaluation
+        (engine/eval) switches adapters through it as the chat does."""
         from contextlib import nullcontext
 
         if model is not self.model or not hasattr(self.model, "disable_adapter"):

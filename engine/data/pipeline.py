@@ -182,12 +182,26 @@ def build_splits(cfg: RunConfig, tokenizer: Any, mixed: sources.Mixed | None = N
             f"{name} has only {len(tokenized)} usable rows, too few to hold out val_size={cfg.data.val_size}: "
             "lower data.val_size or add rows."
         )
-    order = list(range(len(tokenized)))
-    random.Random(cfg.train.seed).shuffle(order)
-    val_ids = set(order[:n_val])
+    val_ids = set(validation_indices(len(tokenized), n_val, cfg.train.seed))
     train = [row for index, row in enumerate(tokenized) if index not in val_ids]
     val = [tokenized[index] for index in sorted(val_ids)]
     return train, val, stats
+
+
+def validation_indices(rows: int, n_val: int, seed: int) -> list[int]:
+    """Which of `rows` tokenized rows a run holds out for validation (ascending): the first n_val of them once
+    shuffled with train.seed. An evaluation of the run's own validation split (engine/eval) draws the same."""
+    order = list(range(rows))
+    random.Random(seed).shuffle(order)
+    return sorted(order[:n_val])
+
+
+def usable(row: dict, tokenizer: Any, cutoff_len: int, overlength: str, source: str, number: int) -> bool:
+    """Whether training keeps this row (tokenize_rows: not dropped as too long, a token left to train on)."""
+    ids, labels = _label_row(row, tokenizer, source, number)
+    if len(ids) > cutoff_len and overlength == "drop":
+        return False
+    return any(label != IGNORE_INDEX for label in labels[:cutoff_len])
 
 
 def _tokenize_datasets(mixed: sources.Mixed, tokenizer: Any, cfg: RunConfig) -> tuple[list[dict], TokenStats]:

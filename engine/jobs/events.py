@@ -32,6 +32,7 @@ from engine.config_migrate import FileKind, SchemaError
 
 STATES = (
     "queued", "starting", "loading_data", "loading_model", "training", "exporting", "verifying", "saving",
+    "evaluating",
     "completed", "stopped", "failed",
     "ready",  # the chat worker waits for requests
 )  # fmt: skip

@@ -28,8 +28,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from engine.config import ExportConfig, RunConfig, load_config
+from engine.config_eval import EvalConfig
 from engine.errors import UserError
-from engine.jobs.rundir import ExportDir, JobDir, RunDir
+from engine.jobs.rundir import EvalDir, ExportDir, JobDir, RunDir
 
 KINDS_ENV = "WORKBENCH_JOB_KINDS"
 
@@ -94,3 +95,7 @@ TRAIN = register(JobKind("train", RunConfig, RunDir, folder="runs", lane="device
 # interrupts one at once (nothing it writes is kept before it is verified and renamed into place).
 EXPORT = register(JobKind("export", ExportConfig, ExportDir, folder="exports", lane="export", slots=2,
                           body="engine.export.merge:export_body", interruptible=True))
+# An evaluation loads the base and generates: the training device's lane, one at a time. It polls for a stop between
+# batches (nothing is written before it completes).
+EVAL = register(JobKind("eval", EvalConfig, EvalDir, folder="evals", lane="device", slots=1,
+                        body="engine.eval.job:eval_body"))

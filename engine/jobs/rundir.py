@@ -10,7 +10,8 @@ the same shape (a folder is its single source of truth):
     JOB/stdout.log     the engine process's stdout/stderr when the page started it
     ...                its outputs
 
-Training runs live in WORKSPACE/runs/NAME/ (RunDir), exports in WORKSPACE/exports/NAME/ (ExportDir).
+Training runs live in WORKSPACE/runs/NAME/ (RunDir), exports in WORKSPACE/exports/NAME/ (ExportDir), evaluations
+in WORKSPACE/evals/NAME/ (EvalDir).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from engine import config_migrate as migrate
 from engine.config import ExportConfig, RunConfig
+from engine.config_eval import EvalConfig
 from engine.jobs.events import FINAL_STATES, STATES  # FINAL_STATES re-exported: the states a finished job ends in
 from engine.jobs.outputs import clean_leftovers
 
@@ -37,6 +39,9 @@ EVENTS = "events.jsonl"  # append-only event stream (engine.jobs.events)
 STATUS = "status.json"  # atomic rewrite: state, pid and pid_started (the engine process), error
 TRAIN_LOG = "train.log"  # a run's human-readable log with full tracebacks
 EXPORT_LOG = "export.log"  # an export's
+EVAL_LOG = "eval.log"  # an evaluation's
+PREDICTIONS = "predictions.jsonl"  # an evaluation's rows: prompt, reference and each model's answer
+GENERAL = "general.jsonl"  # an evaluation's answers to the built-in general prompts
 STDOUT_LOG = "stdout.log"  # the engine process's stdout/stderr when started by the UI
 METRICS = "metrics.json"  # final figures of the run
 CHECKPOINTS = "checkpoints"  # resumable Trainer checkpoints
@@ -334,3 +339,27 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class EvalDir(JobDir):
+    """An evaluation job: WORKSPACE/evals/NAME/ holds predictions.jsonl, general.jsonl and metrics.json, written
+    only when the evaluation completes (a killed or stopped one leaves none of them)."""
+
+    kind: ClassVar[str] = "eval"
+    LOG: ClassVar[str] = EVAL_LOG
+
+    metrics = property(lambda self: self.path / METRICS)
+    predictions = property(lambda self: self.path / PREDICTIONS)
+    general = property(lambda self: self.path / GENERAL)
+
+    def outputs(self) -> tuple[str, ...]:
+        return (METRICS, PREDICTIONS, GENERAL)
+
+    def read_config(self) -> EvalConfig:
+        if not self.config.is_file():
+            raise FileNotFoundError(f"{self.path} is not an evaluation folder: it has no {CONFIG}.")
+        return EvalConfig.model_validate(self.read_raw_config())
+
+    def read_metrics(self) -> dict[str, Any]:
+        return read_json(self.metrics)

@@ -238,3 +238,37 @@ def test_terminal_chat_refuses_a_tools_file_it_cannot_read(tmp_path: Path) -> No
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: --tools {bad}: tools is not valid JSON (Expecting ',' delimiter at column 24): fix the JSON.")
+
+
+def test_an_evaluation_scores_the_memorised_calls_and_a_wrong_reference(tool_run: Path, tmp_path: Path) -> None:
+    """The eval job on the same run (engine/eval): the memorised calls score 1.0 on name and arguments, a reference
+    naming another tool scores 0, and the question without a call is answered without one."""
+    import yaml
+
+    from engine.config_eval import load_eval_config
+    from engine.jobs.rundir import EvalDir
+    from tests.engine.test_eval import run_eval
+
+    def asked(question: str, call: dict) -> dict:  # the conversation up to the call: the call is the reference
+        return {"conversations": [{"from": "human", "value": question},
+                                  {"from": "function_call", "value": json.dumps(call)}], "tools": json.dumps(TOOLS)}
+
+    rows = [asked("What is the weather in Paris?", PARIS), asked("Change 100 dollars to euros.", EUROS),
+            asked("What is the weather in Paris?", {"name": "get_time", "arguments": {"city": "Paris"}}), ROWS[2]]
+    write_rows(tmp_path / "test.json", rows)
+    (tmp_path / "eval.yaml").write_text(yaml.safe_dump({
+        "models": [str(tool_run)], "data": {"path": "test.json"}, "sampling": {"max_new_tokens": 40},
+        "general": False, "cutoff_len": 1024, "output_dir": "job"}), encoding="utf-8")
+    job = EvalDir(tmp_path / "job")
+    job.path.mkdir()
+    job.config.write_text(load_eval_config(tmp_path / "eval.yaml").to_yaml(), encoding="utf-8")
+    assert run_eval(job.path) == 0, job.log.read_text(encoding="utf-8")[-3000:]
+    calls = job.read_metrics()["models"]["run"]["tool_calls"]
+    assert (calls["call_rows"], calls["attempts"], calls["invalid_json"]) == (3, 3, 0)
+    assert calls["per_tool"]["get_weather"] == calls["per_tool"]["convert_currency"] == {
+        "rows": 1, "name_accuracy": 1.0, "arguments_exact": 1.0, "argument_keys": 1.0}
+    assert calls["per_tool"]["get_time"] == {"rows": 1, "name_accuracy": 0.0, "arguments_exact": 0.0,
+                                             "argument_keys": 0.0}
+    assert calls["call_recall"] == calls["call_precision"] == calls["no_call_recall"] == 1.0
+    lines = [json.loads(line) for line in job.predictions.read_text(encoding="utf-8").splitlines()]
+    assert lines[0]["calls"]["run"] == [as_call(PARIS)] and lines[3]["answers"]["run"] == "I am a helpful assistant."

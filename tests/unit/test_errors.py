@@ -21,6 +21,8 @@ FOR_A_PERSON = {
     "engine.config": ("ConfigError",),
     "engine.sampling": ("SamplingError",),
     "engine.serve.protocol": ("ServeError",),
+    "engine.eval.testset": ("EvalSetError",),
+    "engine.eval.models": ("EvalModelError",),
     "engine.jobs.failures": ("EngineError", "DataError"),
     "engine.jobs.lifecycle": ("JobFolderError",),
     "engine.jobs.kinds": ("UnknownKindError",),

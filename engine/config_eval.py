@@ -1,0 +1,124 @@
+"""EvalConfig: one evaluation job (`EVALS/NAME/config.yaml`, or what `python launch.py eval CONFIG.yaml` reads).
+
+Plain Python (pydantic), beside engine/config.py as engine/config_stage.py is. An evaluation answers the rows of a
+test set with each model it names and measures the answers (engine/eval/job.py):
+
+    models:          [base, workspace/runs/tuned, workspace/exports/merged]   # "base": the base model itself
+    base:            the base model (hub id or folder); empty: the one the runs were trained on
+    data:            {path: test.jsonl}     # any dataset a run reads, read as training reads it (DataConfig)
+    validation_of:   workspace/runs/tuned   # or: that run's own held-out rows (its data.val_size)
+    max_rows, batch_size, cutoff_len
+    sampling:        {max_new_tokens: 256, temperature: 0}   # the chat's settings; greedy by default
+    general:         true: also the built-in general prompts (engine/eval/general.py)
+    output_dir:      where the job's folder is (default WORKSPACE/evals/NAME, NAME the config file's stem)
+
+A relative path (a model, data.path, validation_of, output_dir) is relative to the config file's folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from engine import config_migrate as migrate
+from engine import datapaths
+from engine.config import ConfigError, DataConfig, DType
+from engine.config import _sentence as sentence_of
+from engine.sampling import SamplingConfig
+
+BASE = "base"  # the name under `models` that means the base model itself, adapters off
+
+
+class EvalConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    models: list[str] = Field(min_length=1, description=(
+        "What to evaluate: 'base' (the base model itself), finished run folders of any method or stage, exported "
+        "model folders. Adapters share one loaded base."))
+    base: str | None = Field(None, description=(
+        "The base model (hub id or folder); empty: the one the runs were trained on."))
+    data: DataConfig | None = Field(None, description=(
+        "The test set: any dataset a run can train on, read and normalised as training reads it."))
+    validation_of: str | None = Field(None, description=(
+        "Instead of data: a run folder whose own held-out rows (its data.val_size, drawn with its train.seed) "
+        "are the test set."))
+    max_rows: int | None = Field(None, ge=1, description="Evaluate only the first N rows of the test set.")
+    batch_size: int = Field(8, ge=1, description="Rows generated (and scored for loss) together.")
+    cutoff_len: int = Field(512, ge=8, description=(
+        "Tokens per row for the loss, as train.cutoff_len cuts them (a run's own when validation_of is set)."))
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig, description=(
+        "Generation settings, the chat's: greedy (temperature 0) by default; max_new_tokens caps each answer."))
+    general: bool = Field(True, description=(
+        "Also answer a small built-in set of general prompts (English and Chinese) with every model, to see how "
+        "much a tune changed answers beyond its own data."))
+    dtype: DType = Field("auto", description="Weights dtype of the base: auto is bfloat16 on GPUs that support it.")
+    output_dir: str | None = Field(None, description="The evaluation's folder (default WORKSPACE/evals/NAME).")
+
+    def problems(self) -> list[str]:
+        issues = []
+        if (self.data is None) == (self.validation_of is None):
+            issues.append("Give the test set as data (a dataset file) or validation_of (a run folder), one of them.")
+        if len(set(self.models)) != len(self.models):
+            issues.append("models lists the same model twice: list each once.")
+        if self.models == [BASE] and not self.base:
+            issues.append("models has only 'base': name the base model in base, or add a run.")
+        return issues
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(migrate.CONFIG.stamp(self.model_dump(mode="json", exclude_none=True)),
+                              sort_keys=False, allow_unicode=True)
+
+
+def parse_eval_config(raw: Any, base_dir: Path | None = None, source: str = "config") -> EvalConfig:
+    """An EvalConfig from a plain mapping of any schema version; relative paths resolve against base_dir.
+    ConfigError lists every problem at once."""
+    if not isinstance(raw, dict):
+        raise ConfigError(["the file must hold a YAML mapping with models and data (or validation_of)."], source)
+    try:
+        config = EvalConfig.model_validate(migrate.migrate_config(raw))
+    except migrate.SchemaError as error:
+        raise ConfigError([error.sentence("the file")], source) from None
+    except ValidationError as error:
+        raise ConfigError([sentence_of(e) for e in error.errors()], source) from None
+    if base_dir is not None:
+        config = resolve_eval_paths(config, base_dir)
+    issues = config.problems()
+    if issues:
+        raise ConfigError(issues, source)
+    return config
+
+
+def _local(path: str, base_dir: Path) -> str:
+    """A relative folder that exists under base_dir as an absolute path; anything else (a hub id) as it is."""
+    candidate = Path(path).expanduser()
+    if candidate.is_absolute() or not (base_dir / candidate).exists():
+        return path
+    return str((base_dir / candidate).resolve())
+
+
+def resolve_eval_paths(config: EvalConfig, base_dir: Path) -> EvalConfig:
+    update: dict[str, Any] = {"models": [m if m == BASE else _local(m, base_dir) for m in config.models]}
+    if config.base:
+        update["base"] = _local(config.base, base_dir)
+    if config.data is not None:
+        update["data"] = config.data.with_paths(lambda path: datapaths.resolve(path, base_dir))
+    if config.validation_of:
+        update["validation_of"] = str((base_dir / Path(config.validation_of).expanduser()).resolve())
+    if config.output_dir:
+        update["output_dir"] = str((base_dir / Path(config.output_dir).expanduser()).resolve())
+    return config.model_copy(update=update)
+
+
+def load_eval_config(path: str | Path) -> EvalConfig:
+    """Read and validate an evaluation's YAML file; relative paths are relative to the file's folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError([f"config file {path} does not exist."], str(path))
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError([f"the file is not valid YAML ({error.__class__.__name__})."], str(path)) from None
+    return parse_eval_config(raw, base_dir=path.resolve().parent, source=str(path))

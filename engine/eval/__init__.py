@@ -1,0 +1,1 @@
+"""Evaluation: base against tuned models on the user's own test rows (engine/eval/job.py)."""

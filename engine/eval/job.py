@@ -1,0 +1,252 @@
+"""`python launch.py eval CONFIG.yaml [--overwrite]`: base against tuned models on a test set, as a job.
+
+An evaluation is a job of kind `eval` (engine.jobs.kinds.EVAL): its folder (config.output_dir, else
+WORKSPACE/evals/NAME with NAME the config file's stem) holds config.yaml (the EvalConfig, paths resolved),
+events.jsonl, status.json and eval.log as every job's do, and, once it completes:
+
+    predictions.jsonl   one line a row: row, prompt (the conversation asked), reference, each model's answer, its
+                        scores (exact_match, rouge_l, bleu), tokens and whether it stopped, its calls where any
+    metrics.json        per model: loss and perplexity on the trained tokens, exact_match, rouge_l, bleu,
+                        mean_new_tokens, stopped_share, tool_calls (engine/eval/toolcalls.py); `best` names the
+                        best model per figure
+
+The job goes loading_data (engine/eval/testset.py) -> loading_model (one base, every adapter over it:
+engine/eval/models.py) -> evaluating (per model: loss, then answers: engine/eval/score.py; a progress event per
+batch; a stop is honoured between batches) -> saving. Both files are written aside and renamed into place only
+at completion, metrics.json last: a killed or stopped evaluation leaves neither, and none from an earlier attempt
+(they are removed when a new one starts). `python -m engine run JOB_DIR --kind eval` runs the same job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from engine.config import ConfigError
+from engine.config_eval import EvalConfig, load_eval_config
+from engine.eval import general as general_set
+from engine.eval.metrics import text_metrics
+from engine.eval.models import Entry, LoadedModels, plan_models
+from engine.eval.score import answer_rows, held_out_loss, work
+from engine.eval.testset import EvalRow, load_test_rows
+from engine.eval.toolcalls import score_calls, score_row
+from engine.jobs import rundir
+from engine.jobs.events import Progress
+from engine.jobs.kinds import EVAL
+from engine.jobs.lifecycle import JobContext, Outcome, run_job
+
+log = logging.getLogger("engine.eval")
+
+LOWER_IS_BETTER = ("loss", "perplexity")
+TABLE = (("loss", "loss", "{:.4f}"), ("perplexity", "ppl", "{:.3f}"), ("exact_match", "exact", "{:.3f}"),
+         ("rouge_l", "rougeL", "{:.3f}"), ("bleu", "bleu", "{:.2f}"), ("mean_new_tokens", "tokens", "{:.1f}"),
+         ("stopped_share", "stopped", "{:.3f}"))
+CALL_TABLE = (("name_accuracy", "tool name", "{:.3f}"), ("arguments_exact", "arguments", "{:.3f}"),
+              ("invalid_json", "invalid", "{:d}"))
+
+
+class Stopped(Exception):  # noqa: N818 - a stop request, not an error
+    """A stop was requested: the evaluation ends between two batches, writing nothing."""
+
+
+def eval_body(context: JobContext) -> Outcome:
+    """The eval kind's body (engine.jobs.lifecycle)."""
+    job: rundir.EvalDir = context.job
+    config: EvalConfig = context.config
+    reporter = context.reporter
+    for stale in (job.metrics, job.predictions, job.general):  # an earlier attempt's results are not this one's
+        stale.unlink(missing_ok=True)
+    plan = plan_models(config)  # small files only: a model that is not there fails before the data is read
+    reporter.status("loading_data")
+    rows, where = load_test_rows(config, reporter.info)
+    reporter.info(f"test set: {where}; {len(rows)} rows")
+    reporter.status("loading_model")
+    loaded = LoadedModels(plan, reporter.info)
+    reporter.status("evaluating")
+    general = general_set.general_rows() if config.general else []
+    started, total, done = time.time(), (work(rows) + len(general)) * len(plan.entries), 0
+
+    def tick(count: int) -> None:
+        nonlocal done
+        done += count
+        elapsed = time.time() - started
+        eta = elapsed / done * (total - done) if done else None
+        reporter.events.write(Progress(step=done, total=total, elapsed_s=round(elapsed, 1), eta_s=eta))
+        if context.stop.requested:
+            raise Stopped
+
+    results: dict[str, dict[str, Any]] = {}
+    answers: dict[str, dict[int, Any]] = {}
+    general_answers: dict[str, dict[int, Any]] = {}
+    try:
+        for entry in plan.entries:
+            reporter.info(f"evaluating {entry.name}")
+            results[entry.name], answers[entry.name], general_answers[entry.name] = evaluate_one(
+                loaded, entry, rows, general, config, tick)
+    except Stopped:
+        reporter.info("stopped: nothing was written")
+        return Outcome("stopped")
+    reporter.status("saving")
+    metrics = {"test_set": where, "rows": len(rows), "models": results, "best": best_per_figure(results)}
+    if general:
+        metrics["general"] = general_set.compare(general_answers, general)
+    write_results(job, rows, plan.entries, answers, metrics, general_set.lines(general_answers, general))
+    for line in table(results) + general_table(metrics.get("general")):
+        reporter.info(line)
+    return Outcome("completed", result={"metrics": str(job.metrics), "predictions": str(job.predictions),
+                                        "best": metrics["best"]})
+
+
+def evaluate_one(loaded: LoadedModels, entry: Entry, rows: list[EvalRow], general: list[EvalRow],
+                 config: EvalConfig, tick: Any) -> tuple[dict[str, Any], dict[int, Any], dict[int, Any]]:
+    """One model's figures, its answers to the test rows (with their scores and calls) and to the general
+    prompts."""
+    with loaded.use(entry) as (model, tokenizer):
+        loss = held_out_loss(model, tokenizer, rows, config.cutoff_len, config.batch_size, tick)
+        answers = answer_rows(model, tokenizer, rows, config.sampling, config.batch_size, tick)
+        general_answers = answer_rows(model, tokenizer, general, config.sampling, config.batch_size, tick)
+    asked = [row for row in rows if row.prompt is not None]
+    figures: dict[str, Any] = {"source": entry.source, "kind": entry.kind, "loss": loss.loss,
+                               "perplexity": loss.perplexity, "loss_tokens": loss.tokens, "loss_rows": loss.rows}
+    per_row: list[dict[str, float]] = []
+    if asked:  # a plain-text test set has only the loss
+        text = text_metrics([answers[row.number] for row in asked], [row.reference for row in asked])
+        per_row = text.pop("per_row")
+        figures.update(text)
+    calls = {}
+    if any(row.calls or row.tools for row in asked):
+        scored = {row.number: score_row(answers[row.number].raw, row.calls) for row in asked}
+        figures["tool_calls"] = score_calls(list(scored.values()))
+        calls = {number: score.calls for number, score in scored.items()}
+    paired = {row.number: (answers[row.number], scores, calls.get(row.number))
+              for row, scores in zip(asked, per_row, strict=True)}
+    return figures, paired, general_answers
+
+
+def best_per_figure(results: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """figure -> the model with the best value (lowest loss and perplexity, highest otherwise); ties: the first."""
+    best = {}
+    for figure in ("loss", "perplexity", "exact_match", "rouge_l", "bleu"):
+        values = {name: result[figure] for name, result in results.items() if result.get(figure) is not None}
+        if values:
+            pick = min if figure in LOWER_IS_BETTER else max
+            best[figure] = pick(values, key=lambda name: values[name])
+    return best
+
+
+def prediction_lines(rows: list[EvalRow], entries: tuple[Entry, ...], answers: dict[str, dict[int, Any]]
+                     ) -> list[dict[str, Any]]:
+    lines = []
+    for row in rows:
+        line: dict[str, Any] = {"row": row.number, "prompt": row.prompt, "reference": row.reference,
+                                "answers": {}, "scores": {}, "new_tokens": {}, "stopped": {}}
+        if row.calls:
+            line["reference_calls"] = row.calls
+        for entry in entries:
+            if row.number not in answers[entry.name]:
+                continue
+            answer, scores, calls = answers[entry.name][row.number]
+            line["answers"][entry.name] = answer.text
+            if calls is not None:
+                line.setdefault("calls", {})[entry.name] = calls
+            line["scores"][entry.name] = scores
+            line["new_tokens"][entry.name] = answer.new_tokens
+            line["stopped"][entry.name] = answer.stopped
+        lines.append(line)
+    return lines
+
+
+def write_jsonl(path: Path, lines: list[dict[str, Any]]) -> None:
+    """One JSON object a line, written aside and renamed into place."""
+    partial = path.parent / f".{path.name}.partial-{os.getpid()}"
+    try:
+        with open(partial, "w", encoding="utf-8") as file:
+            for line in lines:
+                file.write(json.dumps(line, ensure_ascii=False) + "\n")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def write_results(job: rundir.EvalDir, rows: list[EvalRow], entries: tuple[Entry, ...],
+                  answers: dict[str, dict[int, Any]], metrics: dict[str, Any], general: list[dict[str, Any]]
+                  ) -> None:
+    """predictions.jsonl and general.jsonl, then metrics.json, each written aside and renamed into place
+    (metrics.json last: it is what says the evaluation completed)."""
+    write_jsonl(job.predictions, prediction_lines(rows, entries, answers))
+    if general:
+        write_jsonl(job.general, general)
+    rundir.write_json_atomic(job.metrics, metrics)
+
+
+def _cell(value: Any, fmt: str) -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def table(results: dict[str, dict[str, Any]]) -> list[str]:
+    """The figures as a small text table for the log, one line per model."""
+    columns = list(TABLE)
+    calls = any("tool_calls" in result for result in results.values())
+    if calls:
+        columns += CALL_TABLE
+    width = max([len("model"), *map(len, results)])
+    lines = ["  ".join(["model".ljust(width), *(title.rjust(9) for _, title, _ in columns)])]
+    for name, result in results.items():
+        source = {**result, **(result.get("tool_calls") or {})}
+        cells = [_cell(source.get(key), fmt).rjust(9) for key, _, fmt in columns]
+        lines.append("  ".join([name.ljust(width), *cells]))
+    return lines
+
+
+def general_table(general: dict[str, Any] | None) -> list[str]:
+    """The general prompts' figures for the log: one line per model."""
+    if not general:
+        return []
+    lines = [f"general prompts ({general['prompts']}): mean tokens, stopped, changed from base, length change"]
+    for name, one in general["models"].items():
+        lines.append(f"  {name}: {one['mean_new_tokens']:.1f}, {one['stopped_share']:.2f}, "
+                     f"{_cell(one.get('changed_share'), '{:.2f}')}, {_cell(one.get('length_change'), '{:+.1f}')}")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------- command line
+
+
+def job_folder(config: EvalConfig, config_path: Path, workspace: str) -> Path:
+    if config.output_dir:
+        return Path(config.output_dir)
+    return Path(workspace).expanduser().resolve() / EVAL.folder / config_path.stem
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python launch.py eval", description=(
+        "Evaluate the base model and finished runs on a test set: the held-out loss, each model's answers and "
+        "their metrics (exact match, ROUGE-L, BLEU, tool calls), written to the evaluation's folder."))
+    parser.add_argument("config", help="the evaluation's YAML config (models, data or validation_of, ...)")
+    parser.add_argument("--workspace", default="workspace",
+                        help="where evals/NAME is written when the config has no output_dir (default: workspace)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a completed evaluation in the folder")
+    args = parser.parse_args(argv)
+    try:
+        config = load_eval_config(args.config)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    job = rundir.EvalDir(job_folder(config, Path(args.config), args.workspace))
+    if job.metrics.is_file() and not args.overwrite:
+        print(f"error: {job.path} holds a completed evaluation: give --overwrite to replace it, or another "
+              "output_dir.", file=sys.stderr)
+        return 2
+    if job.process_alive():
+        print(f"error: an evaluation is running in {job.path}: wait for it or stop it first.", file=sys.stderr)
+        return 2
+    job.path.mkdir(parents=True, exist_ok=True)
+    job.clear_outputs()
+    job.config.write_text(config.model_copy(update={"output_dir": str(job.path)}).to_yaml(), encoding="utf-8")
+    return run_job(EVAL, job.path, own_process=True)

@@ -1,0 +1,191 @@
+"""The models of one evaluation: what each name under `models` is, and one loaded base serving every adapter.
+
+`plan_models` reads only small files: "base" is the base model itself; a run folder with adapter/ (any adapter
+method or stage) or a PEFT adapter folder is an adapter; a full/freeze run's model/, an export job's folder
+(its model/) or any model folder is a standalone model. The adapters are loaded once, all of them into one
+PeftModel over one base, as the chat loads them (engine.chat.session.ChatSession, adapters switched per model with
+its `adapter_scope`); a standalone model is loaded when its turn comes and dropped after it, so that no more than
+one extra copy of the weights is held at a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.chat.plan import ChatError, LoadPlan, plan_load
+from engine.config import ModelConfig
+from engine.config_eval import BASE, EvalConfig
+from engine.jobs import rundir
+from engine.jobs.failures import EngineError
+
+
+class EvalModelError(EngineError, ValueError):
+    """A model an evaluation cannot load; the message is one sentence for the user."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One model of the evaluation: its name in the results, what it is and where it lives."""
+
+    name: str
+    kind: str  # "base", "adapter" or "model"
+    path: str  # the base's hub id or folder; the adapter or model folder
+    source: str  # what the config named
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    entries: tuple[Entry, ...]
+    load: LoadPlan | None  # the base and the adapters over it; None when only standalone models are evaluated
+
+
+def _exported_model(path: Path) -> Path | None:
+    """An export job's folder (its model/, when that is a standalone model) or a model folder itself."""
+    if (path / rundir.MODEL / "config.json").is_file() and (path / "config.yaml").is_file() and not (
+            path / rundir.ADAPTER).exists():
+        run_config = rundir.JobDir(path).read_raw_config()
+        if "run_dir" in run_config:  # an export job (ExportConfig), not a full/freeze run
+            return path / rundir.MODEL
+    if (path / "config.json").is_file() and not (path / "adapter_config.json").is_file():
+        return path
+    return None
+
+
+def _export_base(folder: Path) -> str | None:
+    """The base model an exported folder's run was trained on (export.json names the run)."""
+    facts = folder / "export.json"
+    if not facts.is_file():
+        return None
+    run = rundir.RunDir(Path(json.loads(facts.read_text(encoding="utf-8")).get("run", "")))
+    return run.read_config().model.name_or_path if run.config.is_file() else None
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, number = name, 2
+    while candidate in taken:
+        candidate, number = f"{name}-{number}", number + 1
+    taken.add(candidate)
+    return candidate
+
+
+def _classify(config: EvalConfig) -> tuple[dict[str, tuple[str, Path]], dict[str, str]]:
+    """The standalone models (source -> (name, folder)) and the adapters (name -> source) of config.models."""
+    taken: set[str] = {BASE}
+    standalone: dict[str, tuple[str, Path]] = {}
+    adapters: dict[str, str] = {}
+    for source in config.models:
+        if source == BASE:
+            continue
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise EvalModelError(f"The model {source} does not exist: give a run folder, an exported model folder "
+                                 "or 'base'.")
+        folder = _exported_model(path)
+        name = _unique(path.parent.name if path.name in (rundir.ADAPTER, rundir.MODEL) else path.name,
+                       taken)
+        if folder is not None:
+            standalone[source] = (name, folder)
+        else:
+            adapters[name] = source
+    return standalone, adapters
+
+
+def plan_models(config: EvalConfig) -> ModelPlan:
+    """What each entry of config.models is, and what must be loaded; EvalModelError (one sentence) otherwise."""
+    standalone, adapters = _classify(config)
+    try:
+        plan = plan_load(config.base, adapters, bits=None, dtype=config.dtype) if adapters else None
+    except ChatError as error:
+        raise EvalModelError(str(error)) from None
+    base = plan.model if plan else config.base or _standalone_base(standalone)
+    if plan is None and BASE in config.models:
+        if not base:
+            raise EvalModelError("No run names its base model: set base to the base model's hub id or folder.")
+        plan = LoadPlan(model=base, dtype=config.dtype)
+    entries = []
+    by_name = {source.name: source for source in (plan.sources if plan else ())}
+    for source in config.models:
+        if source == BASE:
+            entries.append(Entry(BASE, "base", str(base), BASE))
+        elif source in standalone:
+            name, folder = standalone[source]
+            entries.append(Entry(name, "model", str(folder), source))
+        else:
+            name = next(name for name, given in adapters.items() if given == source)
+            kind = by_name[name].kind  # a full/freeze run folder resolves to its model/
+            entries.append(Entry(name, kind, str(by_name[name].path), source))
+    if plan is not None:
+        plan = dataclasses.replace(plan, sources=plan.adapters)  # full/freeze runs: loaded one at a time
+        if not plan.sources and BASE not in config.models:
+            plan = None  # only standalone models: no base to hold
+    return ModelPlan(tuple(entries), plan)
+
+
+def _standalone_base(standalone: dict[str, tuple[str, Path]]) -> str | None:
+    bases = {base for _, folder in standalone.values() if (base := _export_base(folder))}
+    return bases.pop() if len(bases) == 1 else None
+
+
+class LoadedModels:
+    """The loaded base and adapters (one ChatSession), and each entry's model in turn (`use`)."""
+
+    def __init__(self, plan: ModelPlan, log: Any):
+        from engine.chat.session import ChatSession
+        from engine.model.loading import ModelError
+
+        self.plan, self.log = plan, log
+        self.session = ChatSession()
+        if plan.load is not None:
+            log(f"loading the base {plan.load.model}" + (f" with {len(plan.load.sources)} adapter(s)"
+                                                          if plan.load.sources else ""))
+            try:
+                self.session.execute(plan.load)
+            except (ModelError, ChatError) as error:
+                raise EvalModelError(str(error)) from error
+
+    @contextmanager
+    def use(self, entry: Entry) -> Iterator[tuple[Any, Any]]:
+        """(model, tokenizer) answering as `entry`, adapters switched as the chat switches them."""
+        if entry.kind == "model":
+            model, tokenizer = self._standalone(entry)
+            try:
+                yield model, tokenizer
+            finally:
+                del model
+                _free()
+            return
+        session = self.session
+        adapter = None if entry.kind == "base" else entry.name
+        tokenizer = session.tokenizers.get(adapter, session.tokenizer) if adapter else session.tokenizer
+        with session.adapter_scope(adapter, session.model) if session.model is not None else nullcontext():
+            yield session.model, tokenizer
+
+    def _standalone(self, entry: Entry) -> tuple[Any, Any]:
+        from engine.data.tokens import ensure_chat_template
+        from engine.model.loading import ModelError, load_model, load_tokenizer
+
+        self.log(f"loading {entry.name} ({entry.path})")
+        config = ModelConfig(name_or_path=entry.path, dtype=self.plan.load.dtype if self.plan.load else "auto")
+        try:
+            tokenizer = load_tokenizer(config)
+            ensure_chat_template(tokenizer)
+            return load_model(config).eval(), tokenizer
+        except ModelError as error:
+            raise EvalModelError(str(error)) from error
+
+
+def _free() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+

@@ -1,0 +1,175 @@
+"""The eval job on a tiny real Llama and the LoRA run that test_chat.py trains (shared through its `trained_runs`: in
+one session the run is trained once for both modules): base against tuned on the memorised rows, the loss checked
+against a computation of its own, and a stopped evaluation writing nothing."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import yaml
+
+from engine.config_eval import load_eval_config
+from engine.jobs.events import final_status, read_events
+from engine.jobs.kinds import EVAL
+from engine.jobs.lifecycle import run_job
+from engine.jobs.rundir import EvalDir
+from tests.engine.test_chat import MEMORY, trained_runs
+
+
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return trained_runs(tmp_path_factory, {"lora": ("chatml", "lora", {})})["lora"]
+
+
+def write_eval(folder: Path, run: Path, **extra: object) -> Path:
+    """An evaluation's config (base and the run, on the memorised rows) and its job folder's config.yaml."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "memory.json").write_text(json.dumps(MEMORY), encoding="utf-8")
+    raw = {"models": ["base", str(run)], "data": {"path": "memory.json"},
+           "sampling": {"max_new_tokens": 24}, "batch_size": 10, "output_dir": "job", **extra}
+    (folder / "eval.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    config = load_eval_config(folder / "eval.yaml")
+    job = EvalDir(Path(config.output_dir))
+    job.path.mkdir(parents=True, exist_ok=True)
+    job.config.write_text(config.to_yaml(), encoding="utf-8")
+    return job.path
+
+
+def run_eval(path: Path) -> int:
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return run_job(EVAL, path)
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+
+
+def direct_loss(run: Path, rows: list[dict]) -> float:
+    """The mean negative log-likelihood of the replies' tokens, computed here with transformers and peft alone on
+    the rows as training tokenizes them."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from engine.data.pipeline import tokenize_rows
+
+    adapter = run / "adapter"
+    base_name = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_name), adapter).eval()
+    tokenizer = AutoTokenizer.from_pretrained(adapter)
+    tokenized, _ = tokenize_rows(rows, tokenizer, 512, "truncate")
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for row in tokenized:
+            logits = model(input_ids=torch.tensor([row["input_ids"]])).logits[0, :-1].float()
+            labels = torch.tensor(row["labels"][1:])
+            keep = labels != -100
+            total += float(torch.nn.functional.cross_entropy(logits[keep], labels[keep], reduction="sum"))
+            count += int(keep.sum())
+    return total / count
+
+
+def test_the_tuned_run_beats_the_base_on_its_rows_and_the_loss_is_the_direct_one(lora_run, tmp_path):
+    job = EvalDir(write_eval(tmp_path, lora_run))
+    assert run_eval(job.path) == 0, job.log.read_text(encoding="utf-8")[-3000:]
+    assert final_status(read_events(job.events)).state == "completed"
+    metrics = job.read_metrics()
+    base, tuned = metrics["models"]["base"], metrics["models"]["run"]
+    assert base["exact_match"] <= 0.5 and tuned["exact_match"] >= 0.8
+    assert tuned["rouge_l"] > base["rouge_l"] and tuned["loss"] < base["loss"]
+    assert metrics["best"]["exact_match"] == "run" and metrics["best"]["loss"] == "run"
+
+    from engine.data.formats import normalise
+    rows = normalise(MEMORY, "alpaca", "memory.json")
+    assert tuned["loss"] == pytest.approx(direct_loss(lora_run, rows), abs=1e-4)
+    assert tuned["perplexity"] == pytest.approx(math.exp(tuned["loss"]), rel=1e-6)
+
+    lines = [json.loads(line) for line in job.predictions.read_text(encoding="utf-8").splitlines()]
+    assert [line["row"] for line in lines] == [1, 2]
+    assert [line["reference"] for line in lines] == [row["output"] for row in MEMORY]
+    assert [line["answers"]["run"] for line in lines] == [row["output"] for row in MEMORY]
+    assert all(line["stopped"]["run"] for line in lines)
+    assert tuned["stopped_share"] == 1.0
+    events = read_events(job.events)
+    progress = [event for event in events if event.kind == "progress"]
+    # 2 models x (2 rows scored + 2 answered + 10 general prompts answered)
+    assert progress and progress[-1].step == progress[-1].total == 28
+    general = metrics["general"]
+    assert general["prompts"] == 10 and set(general["models"]) == {"base", "run"}
+    assert "changed_share" not in general["models"]["base"] and 0 <= general["models"]["run"]["changed_share"] <= 1
+    assert len(job.general.read_text(encoding="utf-8").splitlines()) == 10
+    log = job.log.read_text(encoding="utf-8")
+    assert "exact" in log and "rougeL" in log  # the table
+
+
+def test_a_stopped_evaluation_leaves_no_metrics_and_a_rerun_completes(lora_run, tmp_path, monkeypatch):
+    import engine.eval.job as job_module
+
+    path = write_eval(tmp_path, lora_run, max_rows=1, general=False)
+    job = EvalDir(path)
+    job.metrics.write_text('{"models": {}}', encoding="utf-8")  # an earlier attempt's: must not survive
+    evaluate_one = job_module.evaluate_one
+
+    def stop_after_the_first_model(*args, **kwargs):
+        result = evaluate_one(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)  # as the page's Stop: honoured at the next batch
+        return result
+
+    monkeypatch.setattr(job_module, "evaluate_one", stop_after_the_first_model)
+    assert run_eval(path) == 0
+    assert final_status(read_events(job.events)).state == "stopped"
+    assert not job.metrics.exists() and not job.predictions.exists()
+
+    monkeypatch.setattr(job_module, "evaluate_one", evaluate_one)
+    assert run_eval(path) == 0
+    assert final_status(read_events(job.events)).state == "completed"
+    assert set(job.read_metrics()["models"]) == {"base", "run"}
+
+
+def test_a_runs_validation_split_is_the_rows_training_held_out(lora_run, tmp_path):
+    """validation_of reads the run's data with its seed, drops what training drops, and holds out the same rows
+    as build_splits (compared here on their tokens; only the run's tokenizer is loaded, no model)."""
+    import shutil
+
+    from engine.config import load_config
+    from engine.data.pipeline import build_splits, tokenize_rows
+    from engine.eval.testset import load_test_rows
+    from engine.model.loading import load_tokenizer
+
+    rows = [{"instruction": f"Question {n}?", "output": f"Answer {n}."} for n in range(9)]
+    rows[4]["output"] = "word " * 600  # longer than cutoff_len under overlength drop: training drops it, so must this
+    (tmp_path / "data.json").write_text(json.dumps(rows), encoding="utf-8")
+    raw = yaml.safe_load((lora_run / "config.yaml").read_text(encoding="utf-8"))
+    raw.update(output_dir=str(tmp_path / "run"), data={"path": str(tmp_path / "data.json"), "val_size": 0.4,
+                                                          "overlength": "drop"})
+    raw["train"]["seed"] = 7
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    shutil.copytree(lora_run / "adapter", tmp_path / "run" / "adapter")
+    config = load_config(tmp_path / "run" / "config.yaml")
+    tokenizer = load_tokenizer(config.model.model_copy(update={"name_or_path": str(tmp_path / "run" / "adapter")}))
+    _, val, _ = build_splits(config, tokenizer)
+
+    (tmp_path / "eval.yaml").write_text(yaml.safe_dump({"models": ["run"], "validation_of": "run"}), encoding="utf-8")
+    tests, where = load_test_rows(load_eval_config(tmp_path / "eval.yaml"))
+    assert len(tests) == len(val) == 3 and "validation rows of run" in where
+    tokenized, _ = tokenize_rows([test.row for test in tests], tokenizer, config.train.cutoff_len, "truncate")
+    assert [row["input_ids"] for row in tokenized] == [row["input_ids"] for row in val]
+
+
+def test_the_command_refuses_to_replace_a_completed_evaluation(tmp_path, capsys):
+    from engine.eval.job import main
+
+    (tmp_path / "t.json").write_text(json.dumps(MEMORY), encoding="utf-8")
+    (tmp_path / "e.yaml").write_text(yaml.safe_dump({"models": ["base"], "base": "x", "data": {"path": "t.json"}}),
+                                     encoding="utf-8")
+    done = tmp_path / "ws" / "evals" / "e"
+    done.mkdir(parents=True)
+    (done / "metrics.json").write_text("{}", encoding="utf-8")
+    assert main([str(tmp_path / "e.yaml"), "--workspace", str(tmp_path / "ws")]) == 2
+    assert "--overwrite" in capsys.readouterr().err and (done / "metrics.json").read_text() == "{}"
