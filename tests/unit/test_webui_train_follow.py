@@ -112,3 +112,23 @@ def test_poll_of_a_deleted_run_blanks_the_view_and_watches(ctx):
     shown = train_follow.poll(ctx, panel, "gone", 3, None)
     assert (shown[panel.current], shown[panel.log], shown[panel.loss_colors]) == (None, "", {})
     assert not active(shown[panel.timer]) and active(shown[panel.watch])
+
+
+def test_the_form_kept_in_the_browser_comes_back_and_anything_else_changes_nothing(ctx):
+    """webui.tabs.train.remember.restore on page load: a kept config fills the form; no kept form, or one that no
+    longer validates, skips every one of the form's outputs (an empty answer was one value for 48 outputs)."""
+    from webui.tabs.train import remember
+
+    tab = train_tab(ctx)
+    outputs = tab.form_inputs()
+    for kept in (None, "", "model: [not, a, config", "model: {name_or_path: x}\nmethod: {name: no-such-method}\n"):
+        answer = remember.restore(ctx, tab, kept)
+        assert set(answer) == set(outputs) and all(value == gr.skip() for value in answer.values()), kept
+    data = ctx.uploads / "d.jsonl"
+    data.write_text('{"instruction": "a", "output": "b"}\n')
+    kept = parse_config({"model": {"name_or_path": "tiny"}, "method": {"name": "ia3"}, "data": {"path": str(data)},
+                         "train": {"max_steps": 7}, "output_dir": str(ctx.runs.runs_dir / "x")}).to_yaml()
+    filled = remember.restore(ctx, tab, kept)
+    assert filled[tab.method.name] == "ia3" and filled[tab.model.name] == "tiny"
+    assert filled[tab.data.dataset]["value"] == str(data)
+    assert remember.browser_secret(ctx.workspace) == remember.browser_secret(ctx.workspace)  # one per workspace
