@@ -112,7 +112,7 @@ class _Spawner:
             args, options, answer = self._requests.get()
             try:
                 answer.put(subprocess.Popen(*args, **options))
-            except (OSError, ValueError) as error:  # handed to the caller, which raises it
+            except Exception as error:  # noqa: BLE001 - handed to the caller, which raises it
                 answer.put(error)
 
 
@@ -180,13 +180,16 @@ class ServeManager:
             return self._state
 
     def wait(self, timeout: float = READY_TIMEOUT_S) -> ServeState:
-        """Wait until the server answers GET /v1/models: its state then, with the model names it serves."""
+        """Wait until the server answers GET /v1/models: its state then, with the model names it serves (or the
+        stopped state, where Stop serving was pressed meanwhile)."""
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
                 state, proc = self.state(), self._proc
-            if state.state == "stopped":
-                raise ServingError(state.error or "The server was stopped before it answered.")
+            if state.state == "stopped":  # it died (its sentence), or Stop serving was pressed meanwhile
+                if state.error:
+                    raise ServingError(state.error)
+                return state
             if state.state == "serving":
                 return state
             models = self._models(state)
