@@ -1,6 +1,7 @@
 """The Chat tab in a real browser: multi-turn conversations (side by side and alone) whose every reply is what
 the engine's own chat code gives for the same history, a message sent while the model loads, a message
-sent with no model loaded, and a reload that shows what the worker still holds.
+sent with no model loaded, a reload that shows what the worker still holds, and Serve / Stop serving of the
+OpenAI-compatible server from the API box.
 
 One server and one short run (trained through the CLI) serve the module. The loading test comes first, while
 the chat worker has not started yet, so that loading takes seconds and the message really arrives during it. The
