@@ -160,4 +160,5 @@ def main(argv: list[str]) -> int:
     finally:
         ctx.jobs.shutdown()
         ctx.chat.stop()
+        ctx.serve.stop()
     return 0

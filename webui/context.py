@@ -12,6 +12,7 @@ from webui.jobs.chat_client import ChatClient
 from webui.jobs.exports import ExportManager
 from webui.jobs.runs import RunManager
 from webui.jobs.scheduler import Scheduler
+from webui.jobs.serving import ServeManager
 
 
 @dataclass
@@ -22,6 +23,7 @@ class AppContext:
     runs: RunManager
     chat: ChatClient
     exports: ExportManager
+    serve: ServeManager  # the OpenAI-compatible server the Chat tab starts (one per workspace)
 
     @classmethod
     def create(cls, workspace: Path, assets: Path = ASSETS, scheduler: Scheduler | None = None,
@@ -39,6 +41,7 @@ class AppContext:
             runs=RunManager(jobs),
             chat=ChatClient(workspace / "chat_worker.log", roots=boundary.roots),
             exports=ExportManager(jobs),
+            serve=ServeManager(workspace / "serve.log"),
         )
 
     @property

@@ -19,12 +19,15 @@ def serve_command(*, workspace: str | None = None, model_dir: str | None = None,
 
 
 def usage_text(model: str, *, workspace: str | None = None, model_dir: str | None = None,
-               host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> str:
-    """The endpoint, the command that serves `model`, and a Python and a curl example asking it one question."""
+               host: str = "127.0.0.1", port: int = DEFAULT_PORT, serving: bool = False) -> str:
+    """The endpoint, the command that serves `model`, and a Python and a curl example asking it one question.
+    `serving`: the page serves it now (on `port`), and the command is how to serve it from a terminal instead."""
     url = f"http://{host}:{port}/v1"
+    how = ("# Served now by this page (Stop serving ends it); to serve it from a terminal instead:" if serving else
+           f"# Serve it (in a terminal, in this project's folder; --api-key KEY or {API_KEY_ENV} to ask for a key):")
     body = json.dumps({"model": model, "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 128},
                       ensure_ascii=False)
-    return f"""# Serve it (in a terminal, in this project's folder; --api-key KEY or {API_KEY_ENV} to ask for a key):
+    return f"""{how}
 {serve_command(workspace=workspace, model_dir=model_dir, port=port)}
 # Endpoint: {url}    model: {model}
 

@@ -1,6 +1,7 @@
 """The Chat tab in a real browser: multi-turn conversations (side by side and alone) whose every reply is what
 the engine's own chat code gives for the same history, a message sent while the model loads, a message
-sent with no model loaded, and a reload that shows what the worker still holds.
+sent with no model loaded, a reload that shows what the worker still holds, and Serve / Stop serving of the
+OpenAI-compatible server from the API box.
 
 One server and one short run (trained through the CLI) serve the module. The loading test comes first, while
 the chat worker has not started yet, so that loading takes seconds and the message really arrives during it. The
@@ -189,4 +190,28 @@ def test_five_turns_side_by_side(browser, server, run, engine_replies):
     page.get_by_role("tab", name="Chat").click()
     page.wait_for_selector(f"#wb-chat-status:has-text('Loaded'):has-text('{run}')", timeout=30_000)
     assert page.locator("#wb-chat-run input").input_value() == run
+    page.context.close()
+
+
+def test_serve_from_the_page_then_stop(browser, server, run):
+    """Serve in the API box starts the OpenAI-compatible server: the status line gives its address and models, the
+    examples use its port, a reload still says it serves; Stop serving ends it."""
+    page = open_page(browser, server[0])
+    page.get_by_role("tab", name="Chat").click()
+    page.locator("#wb-chat-api-box").get_by_text("Use it from other tools").click()
+    page.click("#wb-serve")
+    serving = "#wb-serve-status:has-text('Serving at http://127.0.0.1:')"
+    page.wait_for_selector(serving, timeout=120_000)
+    status = page.locator("#wb-serve-status").inner_text()
+    port = re.search(r"127\.0\.0\.1:(\d+)/v1", status).group(1)
+    assert run in status.partition("models:")[2], status
+    page.wait_for_selector(f"#wb-chat-api:has-text('--port {port}')")
+    shot(page, "chat-serving")
+    page.reload()  # the page asks the server's manager again: it still serves
+    page.get_by_role("tab", name="Chat").click()
+    page.locator("#wb-chat-api-box").get_by_text("Use it from other tools").click()
+    page.wait_for_selector(f"#wb-serve-status:has-text(':{port}/v1')", timeout=30_000)
+    page.click("#wb-serve-stop")
+    page.wait_for_selector("#wb-serve-status:has-text('Not serving.')", timeout=30_000)
+    assert not toasts(page), toasts(page)
     page.context.close()

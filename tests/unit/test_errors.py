@@ -39,6 +39,7 @@ FOR_A_PERSON = {
     "webui.forms.prestart": ("StartRefusedError",),
     "webui.jobs.chat_client": ("ChatWorkerError",),
     "webui.jobs.chat_tools": ("ToolsError",),
+    "webui.jobs.serving": ("ServingError",),
 }
 # Errors that are no sentence for a person: a part of one that the catcher completes (file and row, the template's
 # own words), or a fault of the machinery that is logged. Each is listed, so a new error class must be placed.

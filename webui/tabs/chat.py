@@ -1,8 +1,8 @@
 """Chat tab: load a finished run (or an adapter folder) into the chat worker, stream replies, optionally
 side by side with the base model; unload frees the worker's memory. Tools (JSON) offers tools to the model: a
 reply that calls one is shown as the call, and the visitor answers with its result (webui/jobs/chat_tools.py).
-"Use it from other tools" shows how to serve the loaded run over the OpenAI-compatible API (`launch.py serve`,
-engine/serve/), with a Python and a curl example; the page does not start that server itself."""
+"Use it from other tools" serves the loaded run over the OpenAI-compatible API (`launch.py serve`, engine/serve/),
+with a Python and a curl example (webui/tabs/chat_serve.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import gradio as gr
 from engine.errors import UserError
 from engine.jobs.rundir import RunDir
 from engine.sampling import SamplingConfig
-from engine.serve.examples import usage_text
 from webui.components.widgets import field_widget
 from webui.components.wiring import bind
 from webui.context import AppContext
@@ -32,6 +31,7 @@ from webui.jobs.chat_tools import (
     text_message,
 )
 from webui.jobs.paths import PathError
+from webui.tabs.chat_serve import ServeBox, api_usage, build_serve_box, loaded_run, wire_serve_box
 
 TUNED = "tuned"
 ENGLISH = words(None)  # the default language's words, for callers with no visitor (tests, the command line)
@@ -57,9 +57,8 @@ class ChatTab:
     tool_result: gr.Checkbox  # send the message as a tool's result
     send: gr.Button
     clear: gr.Button
-    api: gr.Code  # how to serve the loaded run over the OpenAI-compatible API
-
-
+    api: gr.Code  # how to talk to the loaded run over the OpenAI-compatible API
+    serving: ServeBox  # its Serve / Stop serving buttons and status line
 
 def finished_runs(ctx: AppContext) -> list[str]:
     return [i.name for i in ctx.runs.list() if i.state in ("completed", "stopped") and
@@ -107,30 +106,6 @@ def loaded_status(ctx: AppContext, say: Callable[..., str]) -> str:
         "chat.msg.no_adapters")
     model = Path(str(loaded.get("model") or "?")).name
     return say("chat.msg.loaded", model=model, device=loaded.get("device", "?"), adapters=names)
-
-
-def api_usage(ctx: AppContext) -> str:
-    """How to serve what the worker holds over the OpenAI-compatible API: a run of the workspace by its run name
-    (`launch.py serve --workspace`), anything else (an adapter folder: the base alone) with `--model`."""
-    loaded = ctx.chat.loaded
-    if loaded is None:
-        return "# " + ENGLISH("chat.msg.no_model")
-    run = loaded_run(ctx)
-    if run is not None:
-        return usage_text(run, workspace=str(ctx.workspace))
-    model = str(loaded.get("model") or "")
-    return usage_text(Path(model).name if Path(model).exists() else model, model_dir=model)
-
-
-def loaded_run(ctx: AppContext) -> str | None:
-    """The name of the workspace run whose weights the worker holds, None for none (or an adapter folder)."""
-    runs = (ctx.workspace / "runs").resolve()
-    for location in ((ctx.chat.loaded or {}).get("sources") or {}).values():
-        folder = Path(location).expanduser().resolve()
-        folder = folder.parent if folder.name == "adapter" else folder
-        if folder.parent == runs:
-            return folder.name
-    return None
 
 
 def worker_view(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, str, str]:
@@ -291,14 +266,15 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
             send = gr.Button(t("chat.send"), variant="primary", scale=0, elem_id="wb-chat-send")
             clear = gr.Button(t("chat.clear"), scale=0)
         with gr.Accordion(t("chat.api"), open=False, elem_id="wb-chat-api-box"):
-            api = gr.Code(api_usage(ctx), language="python", interactive=False, elem_id="wb-chat-api")
+            serving = build_serve_box(ctx)
     tab = ChatTab(run, adapter_dir, load_btn, unload_btn, status, confirm_row, load_gpu, load_cpu, system, sampling,
-                  tools, side_by_side, tuned_chat, base_chat, message, tool_result, send, clear, api)
+                  tools, side_by_side, tuned_chat, base_chat, message, tool_result, send, clear, serving.api, serving)
     # Listed as the page loads and whenever the tab is shown, before the list is opened: choices replaced while
     # the list is open show stale and doubled entries (Gradio 6).
     refresh = (bind(worker_view, ctx), None, [tab.run, tab.status, tab.api])
     app.load(*refresh)
     shown.select(*refresh)
+    wire_serve_box(ctx, app, serving, shown)
     for button, mode in ((tab.load, "ask"), (tab.load_gpu, "gpu"), (tab.load_cpu, "cpu")):
         # No gr.State here: a component created outside the Tab would land in gr.Tabs as a phantom tab.
         button.click(bind(loader(mode), ctx), [tab.run, tab.adapter_dir],
