@@ -104,7 +104,7 @@ def test_every_engine_process_is_reaped(fake, tmp_path):
         names = [ctx.runs.submit(config(), name=f"run{i}")[0] for i in range(5)]  # queued behind "killed"
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda: all(ctx.runs.info(name).state == "completed" for name in names))
-        wait_for(lambda: not ctx.jobs.children() and not zombies(), timeout=5)
+        wait_for(lambda: not ctx.jobs.children() and not zombies(), timeout=10)
     finally:
         ctx.jobs.shutdown()
     killed = ctx.runs.info("killed")
