@@ -5,17 +5,16 @@ Only main() calls .launch(). Nothing here imports torch: every heavy step is an 
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import gradio as gr
 from starlette.middleware import Middleware
 
 from engine.__main__ import CACHE_ENV
+from engine.serve.hosts import HostGuard, is_loopback
 from webui.components.render import CSS
 from webui.components.wiring import bind
 from webui.context import AppContext
@@ -57,58 +56,6 @@ def log_scroll_head() -> str:
 
 def runs_tab_shown(event: gr.SelectData) -> gr.Timer:
     return gr.Timer(active=event.index == RUNS_TAB)
-
-
-def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-SHARE_SUFFIX = ".gradio.live"  # the host a --share link's requests carry
-
-
-def request_host(header: str) -> str:
-    """The host of a Host header, without its port, lower case ("[::1]:7860" -> "::1")."""
-    header = header.strip().lower()
-    if header.startswith("["):
-        return header[1:].partition("]")[0]
-    return header.rpartition(":")[0] if header.count(":") == 1 else header
-
-
-class HostGuard:
-    """ASGI middleware that answers only requests addressed to this server by a name it was told (DNS rebinding: a
-    page on evil.example whose name is made to resolve to 127.0.0.1 reaches the server with Host: evil.example).
-    Loopback names are always accepted, and `hosts` (--host, --allow-host); with `share` the --share link's too.
-    Any other Host is refused with 403 before Gradio sees the request (pages, the queue, files alike)."""
-
-    def __init__(self, app: Any, hosts: tuple[str, ...] = (), share: bool = False):
-        self.app = app
-        self.hosts = {request_host(host) for host in hosts}
-        self.share = share
-
-    def allows(self, host: str) -> bool:
-        return bool(host) and (is_loopback(host) or host in self.hosts or (self.share and host.endswith(SHARE_SUFFIX)))
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] in ("http", "websocket"):
-            header = dict(scope.get("headers") or ()).get(b"host", b"").decode("latin-1")
-            if not self.allows(request_host(header)):
-                if scope["type"] == "websocket":
-                    await send({"type": "websocket.close", "code": 1008})
-                    return
-                name = request_host(header) or "no host"
-                body = (f"This server answers only to the names it was started for, not {name}: start it with "
-                        f"--allow-host {name} to reach it by that name.").encode()
-                await send({"type": "http.response.start", "status": 403,
-                            "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                                        (b"content-length", str(len(body)).encode())]})
-                await send({"type": "http.response.body", "body": body})
-                return
-        await self.app(scope, receive, send)
 
 
 def exposure_warning(host: str, share: bool, auth: tuple[str, str] | None) -> str | None:

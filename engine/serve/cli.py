@@ -33,6 +33,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})")
     parser.add_argument("--api-key", default=None, help=f"the key clients must send as a bearer token (default: "
                         f"the {API_KEY_ENV} environment variable; neither: no key is asked for)")
+    parser.add_argument("--allow-host", metavar="HOST", action="append", default=[], dest="allow_host",
+                        help="a name clients reach this server by, besides loopback names and --host (repeatable); "
+                        "requests naming any other host are refused (403), so a web page cannot reach the server "
+                        "through a name it points at this machine")
     return parser.parse_args(argv)
 
 
@@ -85,5 +89,8 @@ def main(argv: list[str]) -> int:
 
     print(f"serving {len(catalog.models)} model(s) at http://{args.host}:{args.port}/v1"
           + ("" if api_key else " without an API key"), file=sys.stderr, flush=True)
-    uvicorn.run(create_app(backend, api_key), host=args.host, port=args.port, log_level="warning")
+    from engine.serve.hosts import HostGuard
+
+    guarded = HostGuard(create_app(backend, api_key), hosts=(args.host, *args.allow_host))
+    uvicorn.run(guarded, host=args.host, port=args.port, log_level="warning")
     return 0

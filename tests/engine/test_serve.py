@@ -146,6 +146,13 @@ def test_a_wrong_or_missing_key_is_refused(served: Served) -> None:
     assert bare.status_code == 401 and bare.json()["error"]["message"].startswith("The API key is missing")
 
 
+def test_a_request_naming_another_host_is_refused(served: Served) -> None:
+    """DNS rebinding: a page on evil.example whose name resolves to 127.0.0.1 reaches the server with that Host."""
+    models = f"{served.url}/models"
+    assert httpx.get(models, headers={"Host": "evil.example"}).status_code == 403
+    assert httpx.get(models, headers={"Authorization": "Bearer wrong"}).status_code == 401  # loopback: let through
+
+
 @pytest.mark.parametrize("name", ["nope", "../runs/tools", "/etc"])
 def test_a_model_not_served_is_refused(served: Served, name: str) -> None:
     with pytest.raises(openai.NotFoundError) as refused:

@@ -22,7 +22,7 @@ WEBUI_MAY_IMPORT = {
     "engine.config_stage", "engine.config_eval",
     "engine.jobs.kinds",
     "engine.model.shapes", "engine.model.config_json",
-    "engine.serve.examples",
+    "engine.serve.examples", "engine.serve.hosts",
 }
 HEAVY = {"torch", "transformers", "peft", "bitsandbytes"}
 # The layers, bottom up: a package may import its own modules and those of the layers below it, never above or

@@ -15,9 +15,10 @@ import pytest
 import yaml
 
 from engine.config import parse_config
+from engine.serve.hosts import HostGuard, request_host
 from tests.browser.pages import start_server, stop_server
 from tests.unit.test_damaged_files import DAMAGED_EVENT_LINES, DAMAGED_METRICS, DAMAGED_STATUS, write
-from webui.app import HostGuard, build_app, request_host
+from webui.app import build_app
 from webui.context import AppContext
 from webui.jobs.scheduler import EXPORT, TRAIN
 from webui.options import parse_args
