@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.jobs.events import FINAL_STATES, EventWriter
-from engine.jobs.failures import explain_exit, oom_kill_count
+from engine.jobs.failures import disk_full, explain_exit, oom_kill_count
 from engine.jobs.kinds import EXPORT, KINDS, TRAIN, JobKind  # noqa: F401 - TRAIN, EXPORT: re-exported
 from engine.jobs.outputs import clean_leftovers
 from engine.jobs.rundir import JobDir, process_alive
@@ -117,6 +117,7 @@ class Scheduler:
         self.version = 0  # grows whenever a job's status changes (the page re-renders lists only then)
         self.lock = threading.RLock()  # held across a read-decide-write of a job's status (runs, exports)
         self._stop = threading.Event()
+        self._disk_full: set[Path] = set()  # jobs whose files a full disk kept from being written: said once
 
     # ---- lookup ---------------------------------------------------------------------------------------
     def folder(self, kind: JobKind) -> Path:
@@ -225,15 +226,23 @@ class Scheduler:
                 started.append(job)
         return started
 
-    @staticmethod
-    def _guarded(job: JobDir, action: Callable[[], Any]) -> Any:
+    def _guarded(self, job: JobDir, action: Callable[[], Any]) -> Any:
         """`action()` for one job; whatever its files make it raise is logged with the job's name, and the loop
-        goes on to the next job (one damaged folder never stops the scheduler)."""
+        goes on to the next job (one damaged folder never stops the scheduler). A full disk is said once per
+        job, in one line: the tick retries every second and would otherwise log a traceback every second."""
         try:
-            return action()
-        except Exception:  # noqa: BLE001 - logged with its traceback; every other job is still served
+            result = action()
+        except Exception as error:  # noqa: BLE001 - logged with its traceback; every other job is still served
+            if disk_full(error):
+                if job.path not in self._disk_full:
+                    self._disk_full.add(job.path)
+                    log.warning("job %s: the disk is full, its status cannot be written (%s); tried again every "
+                                "tick, said once", job.name, error)
+                return None
             log.exception("job %s: its files could not be handled; the scheduler goes on with the others", job.name)
             return None
+        self._disk_full.discard(job.path)
+        return result
 
     def _admitted(self, job: JobDir) -> bool:
         """Whether the job's config keeps its engine inside the boundary (webui.jobs.boundary); a job that does not
@@ -290,7 +299,8 @@ class Scheduler:
             now = oom_kill_count()
             oom_killed = None if launch is None or None in (launch.oom_kills, now) else now > launch.oom_kills
             state = "failed"
-            reason = status.get("error") or explain_exit(returncode, tail, job=job.kind, oom_killed=oom_killed)
+            reason = status.get("error") or explain_exit(returncode, tail, job=job.kind, oom_killed=oom_killed,
+                                                         folder=job.path)
         job.write_status(**{**status, "state": state, "error": reason})  # stamped with the status schema
         with EventWriter(job.events) as events:
             events.status(state, error=reason, died=True, log_tail=tail)
