@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.data.readers import bad_csv, bad_jsonl_line, bad_parquet, dataset_file, extra_csv_fields, not_an_object
+from engine.data.readers import (
+    bad_csv,
+    bad_jsonl_line,
+    bad_parquet,
+    dataset_file,
+    extra_csv_fields,
+    not_an_object,
+    too_deep,
+)
 from engine.data.streams import CHUNK_BYTES, MAX_ROW_BYTES, json_items, lines, too_long
 from engine.jobs.failures import DataError
 
@@ -91,6 +99,8 @@ def _jsonl_rows(path: Path) -> Rows:
             yield json.loads(line.removesuffix("\n").removesuffix("\r")), len(line)  # columns as splitlines gives
         except json.JSONDecodeError as error:
             raise bad_jsonl_line(path.name, number, error) from None
+        except RecursionError:
+            raise too_deep(path.name, f"line {number}") from None
     if blank:
         raise DataError(f"{path.name} is empty: add at least one row.")
 

@@ -149,6 +149,9 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
 
     started = time.time()
     trackers.check(config, run)  # a tracker that is not installed stops the run here, not after its last step
+    from engine.model.config_json import model_config_json
+
+    model_config_json(config.model.name_or_path, config.model.revision)  # a damaged config.json: said now
     run.config.write_text(config.to_yaml(), encoding="utf-8")
     reporter.status("loading_data")
     stage = objective(config.train.stage)
