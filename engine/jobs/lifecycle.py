@@ -33,6 +33,11 @@ class JobFolderError(EngineError):
     """A job folder the lifecycle cannot run (no config.yaml); the message is one sentence."""
 
 
+class JobFolderGoneError(EngineError):
+    """The job's folder was deleted while the job ran; the message is one sentence (written nowhere but stderr:
+    writing a status would make the folder again)."""
+
+
 class StopRequest:
     """SIGTERM/SIGINT as one flag that a body polls (a training run checks it after every step). With `interrupt`
     a signal also raises KeyboardInterrupt, for a body that cannot poll (an export inside one long write)."""
@@ -89,6 +94,9 @@ def run_job(kind: JobKind, folder: str | Path, own_process: bool = False) -> int
     except BaseException as error:  # noqa: BLE001 - every failure must end in a failed status
         log.error("the %s job failed:\n%s", kind.name, traceback.format_exc())
         message = explain(error, kind.name, job.path)
+        if not job.path.is_dir():  # deleted while it ran: a status written now would make the folder again
+            print(f"error: {message}", file=sys.stderr)
+            return 1
         try:
             reporter.status("failed", error=message)
         except OSError as again:  # a full disk: status.json is rewritten in place where even that fits

@@ -22,7 +22,7 @@ FOR_A_PERSON = {
     "engine.sampling": ("SamplingError",),
     "engine.serve.protocol": ("ServeError",),
     "engine.jobs.failures": ("EngineError", "DataError"),
-    "engine.jobs.lifecycle": ("JobFolderError",),
+    "engine.jobs.lifecycle": ("JobFolderError", "JobFolderGoneError"),
     "engine.jobs.kinds": ("UnknownKindError",),
     "webui.jobs.submit": ("JobExistsError",),
     "engine.model.loading": ("ModelError",),
