@@ -26,6 +26,11 @@ from webui.tabs.runs.tab import build_runs_tab, redraw_runs
 from webui.tabs.train.tab import build_train_tab
 
 log = logging.getLogger(__name__)
+# Gradio keeps every visit's session (each component's config, 0.35 MiB for this page: tests/unit/test_sessions.py)
+# until the number of sessions passes this capacity; its default, 10,000, let the server grow by gigabytes. The
+# oldest visit is forgotten first: a page that old reloads to go on.
+SESSION_CAPACITY = 100
+LAUNCH_LIMITS = {"state_session_capacity": SESSION_CAPACITY, "run_history": False}  # what a visit may leave behind
 
 
 def build_app(ctx: AppContext) -> gr.Blocks:
@@ -100,8 +105,7 @@ def main(argv: list[str]) -> int:
         app.queue(default_concurrency_limit=8).launch(
             server_name=args.host, server_port=args.port, share=args.share, auth=auth,
             allowed_paths=[str(ctx.workspace)], i18n=i18n(), head=language_head() + log_scroll_head(), css=CSS,
-            footer_links=["settings"],
-            run_history=False,
+            footer_links=["settings"], **LAUNCH_LIMITS,
             app_kwargs={"middleware": [Middleware(HostGuard, hosts=(args.host, *args.allow_host), share=args.share)]},
         )
     finally:

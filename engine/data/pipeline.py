@@ -28,7 +28,7 @@ from engine.data import formats, sources
 from engine.data.masking import template_notes as masking_notes
 from engine.data.placeholders import fill_placeholders, find_placeholders
 from engine.data.reasoning import drop_reasoning
-from engine.data.sample import SAMPLE_ROWS
+from engine.data.sample import ROW_CHARS, SAMPLE_ROWS
 from engine.data.tokens import chat_spans, ensure_chat_template
 from engine.jobs.failures import DataError
 
@@ -246,6 +246,11 @@ def inspect_dataset(data_cfg: DataConfig, tokenizer: Any = None, cutoff_len: int
     if not sample.complete:
         report["note"] = (f"The format, columns, placeholders, example and token lengths come from the first "
                           f"{len(raw):,} of {sample.rows:,} rows.")
+    if sample.cut:  # measured on their first megabyte: their lengths are lower bounds
+        report["cut_rows"] = sample.cut
+        report["note"] = (report.get("note", "") + f" Rows longer than {ROW_CHARS >> 20} MB: {sample.cut:,}, "
+                          f"measured on their first {ROW_CHARS >> 20} MB of text (their token lengths are at least "
+                          "those shown).").strip()
     if tokenizer is None:
         return report
     if fmt != "text":

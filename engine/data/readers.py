@@ -76,6 +76,14 @@ def bad_jsonl_line(name: str, number: int, error: json.JSONDecodeError) -> DataE
     )
 
 
+def too_deep(name: str, where: str = "") -> DataError:
+    """A row (`where`: "line 3", "row 3"; "" for the whole file) whose lists or objects nest deeper than Python's
+    JSON reader goes (its recursion limit)."""
+    subject = f"{name} {where}" if where else name
+    return DataError(f"{subject} nests its JSON lists or objects too deeply to be read (thousands of levels): "
+                     f"flatten {'that row' if where else 'its rows'}.")
+
+
 def bad_csv(name: str, error: csv.Error) -> DataError:
     return DataError(f"{name} is not valid CSV ({error}): check its quoting.")
 
@@ -106,6 +114,8 @@ def _parse_json(text: str, name: str) -> list:
         value = json.loads(text)
     except json.JSONDecodeError as error:
         raise not_json(name, error.msg, error.lineno, error.colno) from None
+    except RecursionError:
+        raise too_deep(name) from None
     if isinstance(value, dict) and isinstance(value.get("data"), list):
         value = value["data"]
     if not isinstance(value, list):
@@ -127,6 +137,8 @@ def _parse_jsonl(text: str, name: str) -> list:
             records.append(json.loads(line))
         except json.JSONDecodeError as error:
             raise bad_jsonl_line(name, number, error) from None
+        except RecursionError:
+            raise too_deep(name, f"line {number}") from None
     return records
 
 

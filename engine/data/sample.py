@@ -2,7 +2,10 @@
 
 What `python -m engine inspect-data` reads: the first SAMPLE_ROWS rows (fewer where they pass SAMPLE_BYTES of
 text) are kept for the preview, the example and the token lengths; every other row is parsed, checked to be
-an object, counted and dropped. Parquet rows are counted from the file's metadata. Training reads the whole
+an object, counted and dropped. A row longer than ROW_CHARS is kept with each of its strings cut to ROW_CHARS
+characters (its token length is then measured on that much, a lower bound: tokenizing one 50 MB row once took
+more than the inspection's 2 GB), and `Sample.cut` counts such rows. Parquet rows are counted from the file's
+metadata. Training reads the whole
 file (engine/data/readers.py); the error sentences are the same.
 """
 
@@ -16,12 +19,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.data.readers import bad_csv, bad_jsonl_line, bad_parquet, dataset_file, extra_csv_fields, not_an_object
+from engine.data.readers import (
+    bad_csv,
+    bad_jsonl_line,
+    bad_parquet,
+    dataset_file,
+    extra_csv_fields,
+    not_an_object,
+    too_deep,
+)
 from engine.data.streams import CHUNK_BYTES, MAX_ROW_BYTES, json_items, lines, too_long
 from engine.jobs.failures import DataError
 
 SAMPLE_ROWS = 2000
 SAMPLE_BYTES = 16 << 20
+ROW_CHARS = 1 << 20  # a longer row is measured on its first ROW_CHARS characters of each string
 
 LONE_CR = re.compile(r"(?<=\r)(?!\n)")
 Rows = Iterator[tuple[Any, int]]  # (row, its size in characters of the file's text)
@@ -31,6 +43,7 @@ Rows = Iterator[tuple[Any, int]]  # (row, its size in characters of the file's t
 class Sample:
     records: list[dict]  # the first rows of the file
     rows: int  # every row of the file
+    cut: int = 0  # records longer than ROW_CHARS, kept with their strings cut to it
 
     @property
     def complete(self) -> bool:
@@ -51,15 +64,29 @@ def read_sample(path: Path, max_rows: int = SAMPLE_ROWS, max_bytes: int = SAMPLE
 
 def _take(rows: Rows, name: str, max_rows: int, max_bytes: int) -> Sample:
     records: list[dict] = []
-    count = taken = 0
+    count = taken = cut = 0
     for record, size in rows:
         count += 1
         if not isinstance(record, dict):
             raise not_an_object(name, count, record)
         if len(records) < max_rows and taken < max_bytes:
+            if size > ROW_CHARS:
+                record, size, cut = cut_strings(record, ROW_CHARS), ROW_CHARS, cut + 1
             records.append(record)
             taken += size
-    return Sample(records, count)
+    return Sample(records, count, cut)
+
+
+def cut_strings(value: Any, limit: int) -> Any:
+    """`value` with every string longer than `limit` cut to its first `limit` characters (lists and objects
+    included)."""
+    if isinstance(value, str):
+        return value[:limit]
+    if isinstance(value, list):
+        return [cut_strings(item, limit) for item in value]
+    if isinstance(value, dict):
+        return {key: cut_strings(item, limit) for key, item in value.items()}
+    return value
 
 
 def _jsonl_rows(path: Path) -> Rows:
@@ -72,6 +99,8 @@ def _jsonl_rows(path: Path) -> Rows:
             yield json.loads(line.removesuffix("\n").removesuffix("\r")), len(line)  # columns as splitlines gives
         except json.JSONDecodeError as error:
             raise bad_jsonl_line(path.name, number, error) from None
+        except RecursionError:
+            raise too_deep(path.name, f"line {number}") from None
     if blank:
         raise DataError(f"{path.name} is empty: add at least one row.")
 
@@ -145,7 +174,8 @@ def _parquet_sample(path: Path, max_rows: int) -> Sample:
         records = batch.to_pylist() if batch is not None else []
     except (pa.ArrowException, OSError) as error:
         raise bad_parquet(path.name, error) from None
-    return Sample(records[:max_rows], rows)
+    cut = sum(len(str(record)) > ROW_CHARS for record in records[:max_rows])
+    return Sample([cut_strings(record, ROW_CHARS) for record in records[:max_rows]], rows, cut)
 
 
 ROWS = {".jsonl": _jsonl_rows, ".json": json_items, ".txt": _txt_rows, ".csv": _csv_rows}

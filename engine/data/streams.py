@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from engine.data.readers import not_a_list, not_json, not_utf8
+from engine.data.readers import not_a_list, not_json, not_utf8, too_deep
 from engine.jobs.failures import DataError
 
 CHUNK_BYTES = 1 << 20
@@ -120,6 +120,8 @@ class _Window:
                 if not self._may_be_cut(error) or not self._grow(what):
                     raise self.error(error.msg, error.pos) from None
                 continue
+            except RecursionError:
+                raise too_deep(self.name, what) from None
             if end < len(self.text) or not self._grow(what):  # a number at the window's end may go on
                 size, self.at = end - self.at, end
                 return value, size

@@ -11,8 +11,10 @@ that ended without a final status (`explain_exit`); engine jobs use `explain` fo
 
 from __future__ import annotations
 
+import errno
 import re
 import signal
+from pathlib import Path
 
 from engine.errors import UserError
 
@@ -30,6 +32,9 @@ OOM_MARKERS = ("out of memory", "outofmemoryerror")  # CUDA's message, torch's e
 # torch's CPU allocator: "DefaultCPUAllocator: can't allocate memory: you tried to allocate 523973299600 bytes."
 RAM_MARKERS = ("can't allocate memory", "cannot allocate memory")
 TRIED_TO_ALLOCATE = re.compile(r"tried to allocate (\d+) bytes")
+# A full disk as OSError's errno says it, or as safetensors (Rust: StorageFull, os error 28) and torch word it.
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+DISK_FULL_MARKERS = ("no space left on device", "storagefull", "disk quota exceeded", "os error 28")
 
 
 class EngineError(UserError):
@@ -54,12 +59,39 @@ def out_of_memory(error: BaseException | None = None, text: str = "") -> bool:
     return any(marker in text.lower() for marker in OOM_MARKERS)
 
 
-def explain(error: BaseException, job: str = "train") -> str:
+def disk_full(error: BaseException | None = None, text: str = "") -> bool:
+    """Whether an exception (or one it was raised from), or a log, says the disk is full."""
+    seen = 0
+    while error is not None and seen < 8:
+        if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS:
+            return True
+        text += " " + str(error)
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return any(marker in text.lower() for marker in DISK_FULL_MARKERS)
+
+
+def disk_full_sentence(folder: Path | str | None, job: str = "train") -> str:
+    """What to do when the disk is full: free space where the job writes, and Resume (a run) or start it again."""
+    where = f"in {folder}" if folder else "on the workspace's disk"
+    again = "Resume" if job == "train" else "start it again"
+    return f"Disk full: free space {where} and {again}."
+
+
+def workspace_of(job_folder: Path) -> Path:
+    """The workspace of a job in WORKSPACE/runs/NAME or WORKSPACE/exports/NAME; else the folder it is in."""
+    parent = job_folder.parent
+    return parent.parent if parent.name in ("runs", "exports") else parent
+
+
+def explain(error: BaseException, job: str = "train", folder: Path | None = None) -> str:
     """One readable sentence for a failed status (the traceback goes to the job's log).
 
-    `job` (train, export, chat) picks the advice where memory ran out."""
+    `job` (train, export, chat) picks the advice where memory ran out; `folder` (the job's) is named where the
+    disk is full."""
     if isinstance(error, UserError):  # EngineError and its children, ConfigError: already the sentence
         return str(error)
+    if disk_full(error):
+        return disk_full_sentence(workspace_of(folder) if folder is not None else None, job)
     gpu, ram = OUT_OF_MEMORY.get(job, OUT_OF_MEMORY["train"])
     if isinstance(error, MemoryError) or any(marker in first_line(error).lower() for marker in RAM_MARKERS):
         return with_request_size(ram, first_line(error))
@@ -93,13 +125,17 @@ def oom_kill_count(vmstat: str = "/proc/vmstat") -> int | None:
     return None
 
 
-def explain_exit(returncode: int | None, log_tail: str, job: str = "train", oom_killed: bool | None = None) -> str:
+def explain_exit(returncode: int | None, log_tail: str, job: str = "train", oom_killed: bool | None = None,
+                 folder: Path | None = None) -> str:
     """One sentence on why an engine process ended without a final status.
 
     returncode: its exit status as Popen reports it (negative: the signal that ended it), None when unknown
     (the process was not started by this web process); log_tail: the last lines it printed; job: its kind;
-    oom_killed: whether the kernel's out-of-memory kill count grew while it ran (None: not known)."""
+    oom_killed: whether the kernel's out-of-memory kill count grew while it ran (None: not known); folder: the
+    job's, named where the disk is full."""
     text = log_tail.lower()
+    if disk_full(text=text):
+        return disk_full_sentence(workspace_of(folder) if folder is not None else None, job)
     if any(marker in text for marker in RAM_MARKERS):
         return with_request_size(OUT_OF_MEMORY.get(job, OUT_OF_MEMORY["train"])[1], text)
     if out_of_memory(text=text):

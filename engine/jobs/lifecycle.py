@@ -33,6 +33,11 @@ class JobFolderError(EngineError):
     """A job folder the lifecycle cannot run (no config.yaml); the message is one sentence."""
 
 
+class JobFolderGoneError(EngineError):
+    """The job's folder was deleted while the job ran; the message is one sentence (written nowhere but stderr:
+    writing a status would make the folder again)."""
+
+
 class StopRequest:
     """SIGTERM/SIGINT as one flag that a body polls (a training run checks it after every step). With `interrupt`
     a signal also raises KeyboardInterrupt, for a body that cannot poll (an export inside one long write)."""
@@ -88,12 +93,21 @@ def run_job(kind: JobKind, folder: str | Path, own_process: bool = False) -> int
             print(f"error: {outcome.error}", file=sys.stderr)
     except BaseException as error:  # noqa: BLE001 - every failure must end in a failed status
         log.error("the %s job failed:\n%s", kind.name, traceback.format_exc())
-        message = explain(error, kind.name)
-        reporter.status("failed", error=message)
+        message = explain(error, kind.name, job.path)
+        if not job.path.is_dir():  # deleted while it ran: a status written now would make the folder again
+            print(f"error: {message}", file=sys.stderr)
+            return 1
+        try:
+            reporter.status("failed", error=message)
+        except OSError as again:  # a full disk: status.json is rewritten in place where even that fits
+            log.error("the failed status could not be recorded in full: %s", again)
         print(f"error: {message}", file=sys.stderr)
         return 1
     finally:
-        reporter.close()
+        try:
+            reporter.close()
+        except OSError as error:  # the events file cannot flush its last line (a full disk): said, not raised
+            log.error("the job's events could not be closed: %s", error)
     return 0 if outcome.state in ("completed", "stopped") else 1
 
 

@@ -34,9 +34,11 @@ class JobReporter:
         self._handler = handler
 
     def status(self, state: str, **fields: Any) -> Status:
-        event = self.events.status(state, **fields)
-        rundir.write_json_atomic(self.job.status, migrate.STATUS.stamp(
-            {"state": state, **self.identity, "t": time.time(), **fields}))
+        try:
+            event = self.events.status(state, **fields)
+        finally:  # status.json also where the event cannot be written (a full disk): the page reads it first
+            rundir.write_json_atomic(self.job.status, migrate.STATUS.stamp(
+                {"state": state, **self.identity, "t": time.time(), **fields}))
         log.info("state: %s%s", state, f" ({fields['error']})" if fields.get("error") else "")
         return event
 

@@ -32,6 +32,7 @@ from engine import config_migrate as migrate
 from engine.config import ExportConfig, RunConfig
 from engine.config_eval import EvalConfig
 from engine.jobs.events import FINAL_STATES, STATES  # FINAL_STATES re-exported: the states a finished job ends in
+from engine.jobs.failures import disk_full
 from engine.jobs.outputs import clean_leftovers
 
 CONFIG = "config.yaml"  # the job's typed config (a run's: the resolved RunConfig, versions included)
@@ -331,14 +332,29 @@ def read_json(path: Path) -> Any:
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON so that a reader sees the old file or the new one, never half of one."""
+    """Write JSON so that a reader sees the old file or the new one, never half of one. On a full disk, where no
+    new file fits, an existing file is rewritten in place, over its own blocks (a status must still say that the
+    job failed, and why); the temporary file of a failed write is removed."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=2, sort_keys=True)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as error:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if not disk_full(error) or not path.is_file() or path.is_symlink():
+            raise
+        with open(path, "r+b") as f:  # the old file's blocks are allocated already
+            f.write(text.encode("utf-8"))
+            f.truncate()
+            f.flush()
+            os.fsync(f.fileno())
 
 
 @dataclass(frozen=True)

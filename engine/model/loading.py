@@ -19,7 +19,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAn
 from engine.config import MethodConfig, ModelConfig
 from engine.data.tokens import ensure_pad_token
 from engine.jobs.failures import EngineError
-from engine.model.config_json import model_config_json
+from engine.model.config_json import model_config_json, safetensors_params
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,8 @@ def load_model(cfg: ModelConfig, method: MethodConfig | None = None, *, bits: in
         # Quantize from the checkpoint's own dtype: upcasting a 16-bit checkpoint to fp32 before quantizing
         # it would double the peak memory of loading, which is what QLoRA is chosen to save.
         kwargs.update(dtype="auto", quantization_config=quant, device_map={"": device()})
+    if Path(cfg.name_or_path).expanduser().is_dir():  # a truncated weights file: one sentence naming it
+        safetensors_params(Path(cfg.name_or_path).expanduser())
     try:
         model = AutoModelForCausalLM.from_pretrained(cfg.name_or_path, **kwargs)
     except (OSError, ValueError) as error:

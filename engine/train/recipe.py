@@ -149,6 +149,9 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
 
     started = time.time()
     trackers.check(config, run)  # a tracker that is not installed stops the run here, not after its last step
+    from engine.model.config_json import model_config_json
+
+    model_config_json(config.model.name_or_path, config.model.revision)  # a damaged config.json: said now
     run.config.write_text(config.to_yaml(), encoding="utf-8")
     reporter.status("loading_data")
     stage = objective(config.train.stage)
@@ -160,6 +163,10 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     train_rows, val_rows = stage.tokenize(config, tokenizer, datasets, reporter)
 
     reporter.status("loading_model")
+    from engine.train.preflight import check_virtual_tokens
+
+    if (line := check_virtual_tokens(config, stage.lengths(train_rows))) is not None:  # before any weight loads
+        reporter.info(line)
     from engine.model.dropout import use_bulk_dropout
     from engine.model.methods import apply_method, count_parameters
 
@@ -212,9 +219,11 @@ def check_memory(config: RunConfig, model: Any, trainable: int, lengths: list[in
     from engine.train.trainer import pack_len
 
     bound = pack_len(config, model) if packing else None
-    step = preflight.estimate(model, trainable, lengths, config.train.batch_size * sequences, packing, bound)
+    step = preflight.estimate(model, trainable, lengths, config.train.batch_size * sequences, packing, bound,
+                              config.method)
     available, where = preflight.available_memory()
-    return preflight.check_fits(step, available, where, config.train.batch_size, config.train.cutoff_len, packing)
+    return preflight.check_fits(step, available, where, config.train.batch_size, config.train.cutoff_len, packing,
+                                config.method)
 
 
 def save_weights(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: Any, grown: bool) -> Path:

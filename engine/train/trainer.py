@@ -19,6 +19,7 @@ from engine.jobs import rundir
 from engine.jobs.events import Metrics, Progress
 from engine.jobs.failures import EngineError
 from engine.jobs.faults import fault_point
+from engine.jobs.lifecycle import JobFolderGoneError
 from engine.model.loading import pick_dtype
 from engine.train import trackers
 from engine.train.batching import Choice, Shape, choose
@@ -197,6 +198,9 @@ class EventCallback(TrainerCallback):
         self.throughput.begin(state.global_step, state.num_input_tokens_seen)
 
     def on_step_end(self, args, state, control, **kwargs):
+        if not self.reporter.job.path.is_dir():  # deleted while it trains: nothing to save into, no one follows
+            raise JobFolderGoneError(f"The run folder {self.reporter.job.path} was deleted while it trained: the "
+                                     f"run ended at step {state.global_step}.")
         elapsed = self.throughput.step_done()
         eta = self._eta(state, elapsed)
         self.reporter.events.write(Progress(step=state.global_step, total=state.max_steps,

@@ -35,13 +35,14 @@ def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return cache
 
 
-def test_a_folder_config_is_read_and_a_bad_one_is_none(tmp_path: Path):
+def test_a_folder_config_is_read_and_a_bad_one_is_one_sentence(tmp_path: Path):
     (tmp_path / "config.json").write_text(json.dumps(LLAMA), encoding="utf-8")
     assert config_json.read(tmp_path) == LLAMA
     assert config_json.model_config_json(str(tmp_path)) == LLAMA
-    for text in ("{not json", "[1, 2]"):
+    for text in ("{not json", "[1, 2]"):  # issue 24 item 12: a damaged one is said, not taken for a missing one
         (tmp_path / "config.json").write_text(text, encoding="utf-8")
-        assert config_json.read(tmp_path) is None
+        with pytest.raises(config_json.ModelFileError, match=f"{tmp_path.name}/config.json"):
+            config_json.read(tmp_path)
     assert config_json.read(tmp_path / "missing") is None
     assert config_json.model_config_json(str(tmp_path / "missing")) is None  # neither a folder nor a hub id
 

@@ -132,3 +132,20 @@ def test_the_form_kept_in_the_browser_comes_back_and_anything_else_changes_nothi
     assert filled[tab.method.name] == "ia3" and filled[tab.model.name] == "tiny"
     assert filled[tab.data.dataset]["value"] == str(data)
     assert remember.browser_secret(ctx.workspace) == remember.browser_secret(ctx.workspace)  # one per workspace
+
+
+def test_a_blank_run_name_says_the_name_the_run_was_given(ctx, monkeypatch):
+    """Issue 24 item 12: a blank name queued a run named by the date without saying so."""
+    panel = train_tab(ctx).monitor
+    monkeypatch.setattr(ctx.runs, "submit", lambda _config, name: (name or "20261205-031500-tiny-lora", False))
+    monkeypatch.setattr(train_follow, "check_start", lambda *_: None)
+    said = []
+    monkeypatch.setattr(train_follow.gr, "Info", lambda text, **_: said.append(text))
+    dataset = ctx.uploads / "d.jsonl"
+    dataset.write_text('{"instruction": "a", "output": "b"}\n')
+    args = ["tiny", str(dataset), [], "auto", "lora", *forms.widget_values(forms.defaults())]
+    shown = train_follow.start(ctx, panel, None, "   ", *args)
+    assert shown[panel.current] == "20261205-031500-tiny-lora"
+    assert len(said) == 1 and "20261205-031500-tiny-lora" in said[0] and "blank" in said[0] and "date" in said[0]
+    train_follow.start(ctx, panel, None, "mine", *args)
+    assert len(said) == 1  # a name typed in: nothing to say

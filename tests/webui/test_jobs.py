@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import os
+import shutil
 import signal
 import sys
 import time
@@ -236,3 +237,23 @@ def test_the_kernels_oom_kill_count_is_read(tmp_path):
     vmstat.write_text("nr_free_pages 12\noom_kill 3\npgfault 9\n")
     assert oom_kill_count(str(vmstat)) == 3
     assert oom_kill_count(str(tmp_path / "missing")) is None
+
+
+def test_a_run_folder_deleted_while_it_trains_ends_its_engine_and_leaves_no_zombie(fake, tmp_path):
+    """Issue 24 item 13: `rm -r` of a training run's folder. Its engine is ended (SIGTERM to its group) and reaped,
+    the folder is not made again, and the device slot is free for the next run."""
+    _, config, set_mode = fake
+    ctx = fake_workspace(fake, tmp_path)
+    ctx.jobs.start(interval_s=0.2)
+    try:
+        set_mode("wait")
+        ctx.runs.submit(config(), name="gone")
+        pid = wait_for(lambda: ctx.runs.run_dir("gone").read_status().get("pid"))
+        set_mode("finish")
+        after, _ = ctx.runs.submit(config(), name="after")  # queued behind "gone"
+        shutil.rmtree(ctx.runs.runs_dir / "gone")
+        wait_for(lambda: ctx.runs.info(after).state == "completed", timeout=10)
+        wait_for(lambda: not ctx.jobs.children() and not zombies(), timeout=5)
+    finally:
+        ctx.jobs.shutdown()
+    assert not psutil.pid_exists(pid) and not (ctx.runs.runs_dir / "gone").exists()

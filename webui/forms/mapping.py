@@ -93,10 +93,13 @@ def _from_widget(field: FormField, value: Any) -> Any:
     kind = field.kind
     if value is None or value == "" or (field.optional and kind == "integer" and not value):
         return None
-    if kind == "integer" or (kind == "slider" and float(field.slider[2]).is_integer()):
-        return int(round(float(value)))
-    if kind in ("number", "slider"):
-        return float(value)
+    try:
+        if kind == "integer" or (kind == "slider" and float(field.slider[2]).is_integer()):
+            return int(round(float(value)))
+        if kind in ("number", "slider"):
+            return float(value)
+    except (TypeError, ValueError, OverflowError):  # 'ten', inf, a list (an API caller's): the schema says why
+        return value
     return value
 
 
@@ -121,7 +124,8 @@ def to_raw(values: Values, *, model: str, data_path: str | list[str], data_forma
         if value is None and field in (EPOCHS, LEARNING_RATE):
             continue  # left blank: the schema's default applies
         raw[SECTIONS[field.section]][field.name] = value
-    raw["data"][REPLACE.name] = dict(values[REPLACE] or {})  # the placeholder fields' texts, as the page keeps them
+    replace = values[REPLACE] or {}  # the placeholder fields' texts, as the page keeps them
+    raw["data"][REPLACE.name] = dict(replace) if isinstance(replace, dict) else replace  # else: the schema says why
     if values[STOP_BY] == "epochs":
         raw["train"][MAX_STEPS.name] = None
     elif not raw["train"].get(MAX_STEPS.name):

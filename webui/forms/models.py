@@ -3,11 +3,10 @@ and safetensors headers say about them, read cheaply (no weights, no torch)."""
 
 from __future__ import annotations
 
-import json
+import html
 import logging
 import os
 import socket
-import struct
 import threading
 import time
 from collections.abc import Callable
@@ -36,9 +35,12 @@ class ModelInfo:
     chat_template: bool | None = None  # None: unknown (not available offline)
     local_dir: Path | None = None
     offline: bool = False  # not local, not in the hub cache, and the hub cannot be reached
+    error: str | None = None  # a damaged config.json or weights file, in one sentence
 
     def markdown(self, text: Callable[..., str] = lambda key, **_values: key) -> str:
         """The one-line summary; `text(key, **values)` supplies the words in the visitor's language."""
+        if self.error is not None:
+            return f"<span class='wb-error'>{html.escape(self.error)}</span>"
         if self.architecture is None:
             return text("msg.model_offline" if self.offline else "msg.model_remote", name=self.name)
         params = "?" if self.params is None else ("~" if self.params_estimated else "") + human_count(self.params)
@@ -140,25 +142,6 @@ def _reachable(host: str, port: int, timeout: float) -> bool:
     return bool(result and result[0])
 
 
-def safetensors_params(folder: Path) -> int | None:
-    """Exact parameter count from the safetensors headers (8-byte length + JSON; no weights read)."""
-    files = sorted(folder.glob("*.safetensors"))
-    if not files:
-        return None
-    total = 0
-    for path in files:
-        with open(path, "rb") as f:
-            (length,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(length))
-        for key, tensor in header.items():
-            if key != "__metadata__":
-                count = 1
-                for dim in tensor["shape"]:
-                    count *= dim
-                total += count
-    return total
-
-
 def has_chat_template(folder: Path) -> bool:
     if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
         return True
@@ -175,10 +158,15 @@ def model_info(name: str, local_dir: Path | None) -> ModelInfo:
     info = ModelInfo(name=name, local_dir=local_dir)
     if folder is None:
         return info
-    config = config_json.read(folder) or {}
-    info.architecture = (config.get("architectures") or ["unknown"])[0]
-    info.model_type = config.get("model_type", "unknown")
-    info.params = safetensors_params(folder)
+    try:
+        config = config_json.read(folder) or {}
+        info.params = config_json.safetensors_params(folder)
+    except config_json.ModelFileError as error:
+        info.error = str(error)
+        return info
+    architectures = config.get("architectures")
+    info.architecture = str(architectures[0]) if isinstance(architectures, list) and architectures else "unknown"
+    info.model_type = str(config.get("model_type", "unknown"))
     if info.params is None:
         info.params, info.params_estimated = shapes.estimate_total(config), True
     info.chat_template = has_chat_template(folder)

@@ -14,6 +14,7 @@ module keeps only the processes it started (until their job is over) and one Job
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.jobs.events import FINAL_STATES, EventWriter
-from engine.jobs.failures import explain_exit, oom_kill_count
+from engine.jobs.failures import disk_full, explain_exit, oom_kill_count
 from engine.jobs.kinds import EXPORT, KINDS, TRAIN, JobKind  # noqa: F401 - TRAIN, EXPORT: re-exported
 from engine.jobs.outputs import clean_leftovers
 from engine.jobs.rundir import JobDir, process_alive
@@ -41,6 +42,7 @@ QUEUED, STARTING = "queued", "starting"
 START_GRACE_S = 20.0  # a job with no pid yet counts as alive this long after its status was written
 LOG_TAIL_LINES = 20
 SNAPSHOT_MAX_AGE_S = 1.0  # a read older than this rescans (the scheduler's thread rescans every second)
+ORPHAN_GRACE_S = 20.0  # an engine whose folder was deleted has this long to end on SIGTERM before SIGKILL
 
 
 @dataclass
@@ -50,6 +52,7 @@ class Launch:
     proc: subprocess.Popen
     oom_kills: int | None  # the kernel's OOM kill count when it started (None: not known)
     stop_requested: bool = False  # Stop was pressed: a SIGTERM death is a stop, not a failure
+    orphaned_at: float | None = None  # when its job folder was found deleted while it ran (it is ended then)
 
     @property
     def running(self) -> bool:
@@ -117,6 +120,7 @@ class Scheduler:
         self.version = 0  # grows whenever a job's status changes (the page re-renders lists only then)
         self.lock = threading.RLock()  # held across a read-decide-write of a job's status (runs, exports)
         self._stop = threading.Event()
+        self._disk_full: set[Path] = set()  # jobs whose files a full disk kept from being written: said once
 
     # ---- lookup ---------------------------------------------------------------------------------------
     def folder(self, kind: JobKind) -> Path:
@@ -202,6 +206,7 @@ class Scheduler:
                     job = kind.job_dir(self.folder(kind) / name)
                     if holds_slot(status.get("state", STARTING)):
                         self._guarded(job, lambda job=job: self.alive(job) or self._mark_dead(job))
+            self._end_orphans()
             self._drop_finished()
             started = []
             for lane in {kind.lane for kind in self.kinds.values()}:
@@ -225,15 +230,20 @@ class Scheduler:
                 started.append(job)
         return started
 
-    @staticmethod
-    def _guarded(job: JobDir, action: Callable[[], Any]) -> Any:
+    def _guarded(self, job: JobDir, action: Callable[[], Any]) -> Any:
         """`action()` for one job; whatever its files make it raise is logged with the job's name, and the loop
-        goes on to the next job (one damaged folder never stops the scheduler)."""
+        goes on to the next job (one damaged folder never stops it); a full disk is said once a job, not every tick."""
         try:
-            return action()
-        except Exception:  # noqa: BLE001 - logged with its traceback; every other job is still served
-            log.exception("job %s: its files could not be handled; the scheduler goes on with the others", job.name)
+            result = action()
+        except Exception as error:  # noqa: BLE001 - logged with its traceback; every other job is still served
+            if not disk_full(error):
+                log.exception("job %s: its files could not be handled; the scheduler goes on", job.name)
+            elif job.path not in self._disk_full:
+                self._disk_full.add(job.path)
+                log.warning("job %s: the disk is full, its status cannot be written: %s", job.name, error)
             return None
+        self._disk_full.discard(job.path)
+        return result
 
     def _admitted(self, job: JobDir) -> bool:
         """Whether the job's config keeps its engine inside the boundary (webui.jobs.boundary); a job that does not
@@ -263,6 +273,19 @@ class Scheduler:
         self._launches[job.path] = Launch(proc, oom_kill_count())
         log.info("started %s job %s (pid %s)", kind.name, job.name, proc.pid)
 
+    def _end_orphans(self) -> None:
+        """End the engines whose job folder was deleted while they ran (their slot would look free): SIGTERM to the
+        group, SIGKILL after ORPHAN_GRACE_S; the engine also notices itself. _drop_finished then reaps them."""
+        for path, launch in self._launches.items():
+            if path.is_dir() or not launch.running:
+                continue
+            if launch.orphaned_at is None:
+                launch.orphaned_at = time.monotonic()
+                log.warning("job %s: its folder was deleted while it ran: its engine is ended", path.name)
+            late = time.monotonic() - launch.orphaned_at > ORPHAN_GRACE_S
+            with contextlib.suppress(ProcessLookupError):  # start_new_session: it leads its own group
+                os.killpg(launch.proc.pid, signal.SIGKILL if late else signal.SIGTERM)
+
     def _drop_finished(self) -> None:
         """Reap every engine process we started that ended (so none stays a zombie) and forget those whose job
         is over: a final status, or a folder that is gone."""
@@ -290,7 +313,7 @@ class Scheduler:
             now = oom_kill_count()
             oom_killed = None if launch is None or None in (launch.oom_kills, now) else now > launch.oom_kills
             state = "failed"
-            reason = status.get("error") or explain_exit(returncode, tail, job=job.kind, oom_killed=oom_killed)
+            reason = status.get("error") or explain_exit(returncode, tail, job.kind, oom_killed, job.path)
         job.write_status(**{**status, "state": state, "error": reason})  # stamped with the status schema
         with EventWriter(job.events) as events:
             events.status(state, error=reason, died=True, log_tail=tail)

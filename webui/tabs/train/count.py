@@ -3,6 +3,7 @@ else from the cached `plan` engine process; only each visitor's newest request i
 
 from __future__ import annotations
 
+import html
 import json
 import threading
 from collections import OrderedDict
@@ -13,6 +14,7 @@ import gradio as gr
 
 from engine.config import ConfigError
 from engine.model import shapes as param_count
+from engine.model.config_json import ModelFileError
 from webui.context import AppContext
 from webui.forms import mapping as forms
 from webui.forms.fields import METHOD_OPTIONS
@@ -73,7 +75,11 @@ def count_trainable(ctx: AppContext, request: gr.Request | None, *args: Any) -> 
     except ConfigError:
         yield ""  # the config preview lists what is wrong
         return
-    config_json = model_config_json(name, local)
+    try:
+        config_json = model_config_json(name, local)
+    except ModelFileError as error:  # a damaged config.json: the model summary says the same sentence
+        yield f"<span class='wb-error'>{html.escape(str(error))}</span>"
+        return
     if config_json is not None:
         counted = param_count.count(config_json, method)
         if counted is not None:

@@ -103,6 +103,8 @@ def summary_line(report: dict[str, Any], request: gr.Request | None) -> str:
     summary = message(request, "msg.data_summary", format=report.get("format"), rows=f"{rows:,}")
     if measured < rows:
         summary += " · " + message(request, "msg.data_sample", sample=f"{measured:,}")
+    if report.get("cut_rows"):  # rows of megabytes: measured on their first megabyte (engine/data/sample.py)
+        summary += " · " + message(request, "msg.data_cut", n=f"{int(report['cut_rows']):,}")
     return summary
 
 

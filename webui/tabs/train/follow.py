@@ -58,6 +58,8 @@ def start(ctx: AppContext, panel: MonitorPanel, request: gr.Request, run_name: s
     except (ConfigError, PathError, RunError) as error:
         raise failure(request, " ".join(getattr(error, "issues", [str(error)]))) from None
     remember_model(ctx.workspace, form.model)
+    if not (run_name or "").strip():  # say the name it was given: the Runs tab and the progress panel show it
+        gr.Info(message(request, "msg.named_by_date", name=name), title=message(request, "msg.info_title"))
     if queued:
         gr.Info(message(request, "msg.queued", name=name, active=ctx.runs.active() or "?"),
                 title=message(request, "msg.info_title"))

@@ -1,0 +1,48 @@
+"""Issue 24 item 11: the inspection is bounded by rows and by bytes. One row of many megabytes (a 50 MB row
+once made the inspection's tokenizer pass its 2 GB cap, so a file that trains could not be inspected) is measured
+on its first megabyte, and the report says so."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.config import DataConfig
+from engine.data import sample
+from engine.data.pipeline import inspect_dataset
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "json"])
+def test_a_row_of_megabytes_is_measured_on_its_first_megabyte(tmp_path: Path, suffix: str):
+    long = "the quick brown fox " * (3 * sample.ROW_CHARS // 20)  # 3 MB of text in one answer
+    rows = [{"instruction": "Summarise this.", "output": long}] + [
+        {"instruction": f"q{i}", "output": "a short answer"} for i in range(5)]
+    path = tmp_path / f"long.{suffix}"
+    text = "".join(json.dumps(row) + "\n" for row in rows) if suffix == "jsonl" else json.dumps(rows)
+    path.write_text(text)
+
+    taken = sample.read_sample(path)
+    assert taken.rows == 6 and len(taken.records) == 6 and taken.cut == 1
+    assert len(taken.records[0]["output"]) == sample.ROW_CHARS and taken.records[1] == rows[1]
+    report = inspect_dataset(DataConfig(path=str(path)))
+    assert report["rows"] == 6 and report["cut_rows"] == 1
+    assert "Rows longer than 1 MB: 1, measured on their first 1 MB" in report["note"]
+
+
+def test_the_bytes_bound_holds_however_long_the_rows(tmp_path: Path):
+    path = tmp_path / "many-long.jsonl"
+    row = json.dumps({"text": "x" * (sample.ROW_CHARS + 1000)}) + "\n"
+    path.write_text(row * 20)  # 20 MB
+    taken = sample.read_sample(path)
+    assert taken.rows == 20 and taken.cut == len(taken.records)
+    kept = sum(len(record["text"]) for record in taken.records)
+    assert kept <= sample.SAMPLE_BYTES + sample.ROW_CHARS  # stops after the row that passes the bound
+
+
+def test_the_page_says_which_rows_were_measured_on_their_first_megabyte():
+    from webui.tabs.train.data import summary_line
+
+    line = summary_line({"format": "alpaca", "rows": 6, "sample_rows": 6, "cut_rows": 1}, None)
+    assert "rows longer than 1 MB: 1, measured on their first MB" in line
