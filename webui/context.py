@@ -9,6 +9,7 @@ from pathlib import Path
 
 from webui.jobs.boundary import ASSETS, Boundary
 from webui.jobs.chat_client import ChatClient
+from webui.jobs.evals import EvalManager
 from webui.jobs.exports import ExportManager
 from webui.jobs.runs import RunManager
 from webui.jobs.scheduler import Scheduler
@@ -22,6 +23,7 @@ class AppContext:
     runs: RunManager
     chat: ChatClient
     exports: ExportManager
+    evals: EvalManager
 
     @classmethod
     def create(cls, workspace: Path, assets: Path = ASSETS, scheduler: Scheduler | None = None,
@@ -39,6 +41,7 @@ class AppContext:
             runs=RunManager(jobs),
             chat=ChatClient(workspace / "chat_worker.log", roots=boundary.roots),
             exports=ExportManager(jobs),
+            evals=EvalManager(jobs),
         )
 
     @property
