@@ -65,6 +65,14 @@ def test_the_table_has_a_column_per_figure_and_marks_the_best_of_each():
     assert mark in other[column["general changed"]] and base[column["general changed"]] == "–"
 
 
+def test_a_column_where_every_model_has_the_same_value_marks_none():
+    metrics = {"models": {"base": {"exact_match": 0.0, "rouge_l": 0.2}, "tuned": {"exact_match": 0.0, "rouge_l": 0.1}}}
+    html = eval_table.table_html(metrics)
+    assert cells(html, "base") == ["0.000", f"<strong class='wb-best'>0.200 {eval_table.BEST_MARK}</strong>"]
+    assert cells(html, "tuned") == ["0.000", "0.100"]
+    assert eval_table.best({"models": {"base": {"loss": 1.0}}}, eval_table.COLUMNS[0]) == set()  # one model alone
+
+
 def test_the_table_escapes_model_names():
     metrics = {"models": {"<b>x</b>": {"loss": 1.0}}}
     assert "<b>x</b>" not in eval_table.table_html(metrics)
@@ -144,7 +152,8 @@ def test_the_form_queues_an_eval_job_of_base_and_a_run_on_a_dataset(ctx: AppCont
     data.write_text('{"instruction": "a", "output": "b"}\n')
     config = ctx.evals.config(["base", "tuned"], str(data), ctx.runs.run_dir, 5, 16)
     assert config.models == ["base", str(run)] and config.data.path == str(data)
-    assert (config.max_rows, config.sampling.max_new_tokens, config.base) == (5, 16, None)
+    assert (config.max_rows, config.sampling.max_new_tokens, config.base, config.general) == (5, 16, None, True)
+    assert not ctx.evals.config(["tuned"], str(data), ctx.runs.run_dir, 5, 16, general=False).general
     assert ctx.evals.config(["tuned"], str(data), ctx.runs.run_dir, 0, 16).max_rows is None  # 0: every row
     job = ctx.evals.start(config)
     assert job.read_status()["state"] == "queued"

@@ -76,11 +76,11 @@ def columns(metrics: dict[str, Any]) -> list[Column]:
 
 
 def best(metrics: dict[str, Any], column: Column) -> set[str]:
-    """The models with the best value of a column (all of them where they tie); none for a column without a
-    direction, or with a single model's value."""
+    """The models with the best value of a column (all of them where some tie for it); none for a column without
+    a direction, with a single model's value, or where every model has the same value (nothing is better)."""
     values = {model: value(metrics, model, column.key) for model in metrics.get("models") or {}}
     values = {model: figure for model, figure in values.items() if figure is not None}
-    if not column.better or len(values) < 2:
+    if not column.better or len(set(values.values())) < 2:
         return set()
     top = (max if column.better > 0 else min)(values.values())
     return {model for model, figure in values.items() if figure == top}

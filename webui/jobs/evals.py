@@ -63,7 +63,7 @@ class EvalManager:
         return EvalDir(path)
 
     def config(self, models: list[str], test_set: str, run_dir: Callable[[str], RunDir], max_rows: int | None,
-               max_new_tokens: int) -> EvalConfig:
+               max_new_tokens: int, general: bool = True) -> EvalConfig:
         """The EvalConfig of the form's choices: `models` are "base" and run names, `test_set` a dataset file (as the
         Train tab lists them) or "validation:RUN". EvalChoiceError, PathError or RunError (one sentence) otherwise."""
         if not models:
@@ -85,7 +85,8 @@ class EvalManager:
                 raise EvalChoiceError("Choose a run beside base: the base model is the one the run trained on.")
             update["base"] = self.boundary.run(run).model.name_or_path
         sampling = SamplingConfig(max_new_tokens=int(max_new_tokens))
-        return EvalConfig(**update, max_rows=int(max_rows) if max_rows else None, sampling=sampling)
+        return EvalConfig(**update, max_rows=int(max_rows) if max_rows else None, sampling=sampling,
+                          general=bool(general))
 
     def start(self, config: EvalConfig) -> EvalDir:
         """Queue an evaluation under a new name (evals/eval-YYYYmmdd-HHMMSS); it starts when the device lane is

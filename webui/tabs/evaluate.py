@@ -33,6 +33,7 @@ POLL_S = 0.5
 SPINNER = "◐◓◑◒"
 MAX_NEW_TOKENS = SamplingConfig.model_fields["max_new_tokens"].default
 MAX_ROWS = EvalConfig.model_fields["max_rows"].default  # None: every row
+GENERAL = EvalConfig.model_fields["general"].default
 
 
 @dataclass
@@ -41,6 +42,7 @@ class EvalTab:
     test_set: gr.Dropdown
     max_rows: gr.Number
     max_new_tokens: gr.Number
+    general: gr.Checkbox
     run: gr.Button
     stop: gr.Button
     status: gr.Markdown
@@ -112,12 +114,13 @@ def choices(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, An
 
 
 def start(ctx: AppContext, models: list[str] | None, test_set: str | None, max_rows: float | None,
-          max_new_tokens: float | None, differ: bool, request: gr.Request | None = None) -> tuple[Any, ...]:
+          max_new_tokens: float | None, general: bool, differ: bool,
+          request: gr.Request | None = None) -> tuple[Any, ...]:
     """Run pressed: queue an evaluation of the chosen models on the chosen test set and follow it."""
     say = words(request)
     try:
         config = ctx.evals.config(list(models or []), test_set or "", ctx.runs.run_dir, max_rows,
-                                  int(max_new_tokens or MAX_NEW_TOKENS))
+                                  int(max_new_tokens or MAX_NEW_TOKENS), general)
         job = ctx.evals.start(config)
     except (EvalChoiceError, RunError, PathError, ValueError) as error:
         raise failure(request, str(error)) from None
@@ -169,6 +172,8 @@ def build_evaluate_tab(ctx: AppContext, app: gr.Blocks) -> EvalTab:
                                  info=t("eval.max_rows_help"), elem_id="wb-eval-rows")
             max_new = gr.Number(value=MAX_NEW_TOKENS, minimum=1, precision=0, label=t("eval.max_new_tokens"),
                                 info=t("eval.max_new_tokens_help"), elem_id="wb-eval-tokens")
+            general = gr.Checkbox(GENERAL, label=t("eval.general"), info=t("eval.general_help"),
+                                  elem_id="wb-eval-general")
         with gr.Row():
             run = gr.Button(t("eval.start"), variant="primary", elem_id="wb-eval-start")
             stop_btn = gr.Button(t("eval.stop"), variant="stop", elem_id="wb-eval-stop")
@@ -180,15 +185,15 @@ def build_evaluate_tab(ctx: AppContext, app: gr.Blocks) -> EvalTab:
                              elem_id="wb-eval-differ")
         rows = gr.Dataframe(interactive=False, wrap=True, visible=False, label=t("eval.rows"),
                             elem_id="wb-eval-rows-view")
-    tab = EvalTab(models=models, test_set=test_set, max_rows=max_rows, max_new_tokens=max_new, run=run,
-                  stop=stop_btn, status=status, log=log, table=table, csv=csv, differ=differ, rows=rows,
+    tab = EvalTab(models=models, test_set=test_set, max_rows=max_rows, max_new_tokens=max_new, general=general,
+                  run=run, stop=stop_btn, status=status, log=log, table=table, csv=csv, differ=differ, rows=rows,
                   job=gr.State(None), timer=gr.Timer(POLL_S, active=False))
     refresh = (bind(choices, ctx), None, [tab.models, tab.test_set])
     app.load(*refresh)
     shown.select(*refresh)
     app.load(bind(show_latest, ctx), tab.differ, tab.view_outputs(), show_progress="hidden")
-    tab.run.click(bind(start, ctx), [tab.models, tab.test_set, tab.max_rows, tab.max_new_tokens, tab.differ],
-                  tab.view_outputs())
+    tab.run.click(bind(start, ctx), [tab.models, tab.test_set, tab.max_rows, tab.max_new_tokens, tab.general,
+                                     tab.differ], tab.view_outputs())
     tab.stop.click(bind(stop, ctx), [tab.job, tab.differ], tab.view_outputs())
     tab.timer.tick(bind(follow, ctx), [tab.job, tab.differ], tab.view_outputs(), show_progress="hidden")
     tab.differ.change(bind(filter_rows, ctx), [tab.job, tab.differ], tab.rows, show_progress="hidden")
