@@ -40,8 +40,8 @@ def build_app(ctx: AppContext) -> gr.Blocks:
             build_train_tab(ctx, app)
             runs = build_runs_tab(ctx, app)
             build_chat_tab(ctx, app)
+            build_evaluate_tab(ctx, app)  # before Export: measure a tune, then ship it
             build_export_tab(ctx, app)
-            build_evaluate_tab(ctx, app)
         # The Runs tab's timer ticks only while the tab is shown; it is redrawn at once when shown.
         shown = tabs.select(runs_tab_shown, None, runs.timer)
         shown.then(bind(redraw_runs, ctx), runs.selected, [runs.table, runs.selected, runs.listed],

@@ -185,9 +185,10 @@ def build_evaluate_tab(ctx: AppContext, app: gr.Blocks) -> EvalTab:
                              elem_id="wb-eval-differ")
         rows = gr.Dataframe(interactive=False, wrap=True, visible=False, label=t("eval.rows"),
                             elem_id="wb-eval-rows-view")
+        job, timer = gr.State(None), gr.Timer(POLL_S, active=False)
     tab = EvalTab(models=models, test_set=test_set, max_rows=max_rows, max_new_tokens=max_new, general=general,
                   run=run, stop=stop_btn, status=status, log=log, table=table, csv=csv, differ=differ, rows=rows,
-                  job=gr.State(None), timer=gr.Timer(POLL_S, active=False))
+                  job=job, timer=timer)
     refresh = (bind(choices, ctx), None, [tab.models, tab.test_set])
     app.load(*refresh)
     shown.select(*refresh)
