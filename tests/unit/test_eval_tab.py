@@ -198,3 +198,41 @@ def test_the_scheduler_refuses_an_eval_job_that_reads_outside(ctx: AppContext, t
     job.config.write_text(f"models: [base, {elsewhere}]\ndata: {{path: {ctx.uploads / 'x.jsonl'}}}\n")
     with pytest.raises(PathError):
         ctx.jobs.boundary.admit(job)
+
+
+# ---------------------------------------------------------------------------------------------- the tab's view
+
+
+def finished_eval(ctx: AppContext, name: str, state: str, error: str | None = None) -> EvalDir:
+    """An evaluation folder as the engine leaves it: status, events and, when completed, its results."""
+    job = EvalDir(ctx.workspace / "evals" / name)
+    job.path.mkdir(parents=True)
+    (job.path / "status.json").write_text(json.dumps({"state": state, "pid": None, "error": error}))
+    (job.path / "events.jsonl").write_text(json.dumps({"kind": "status", "t": 1, "state": state, "error": error})
+                                           + "\n")
+    if state == "completed":
+        models = {name: METRICS["models"][name] for name in ("base", "tuned")}
+        (job.path / "metrics.json").write_text(json.dumps({**METRICS, "models": models, "general": None}))
+        (job.path / "predictions.jsonl").write_text("".join(json.dumps(line) + "\n" for line in PREDICTIONS))
+    return job
+
+
+def test_the_tab_shows_a_completed_evaluation_and_says_why_another_has_no_results(ctx: AppContext):
+    from webui.tabs import evaluate
+
+    say = evaluate.words(None)
+    job = finished_eval(ctx, "eval-1", "completed")
+    status, _, table, csv_button, rows, name, timer = evaluate.job_view(ctx, job, False, say)
+    assert "eval-1" in status and name == "eval-1" and not timer.active
+    assert "<tr><td>tuned</td>" in table and eval_table.BEST_MARK in table
+    assert csv_button["visible"] and Path(csv_button["value"]).read_text() == eval_table.table_csv(
+        json.loads(job.metrics.read_text()))
+    assert rows["value"]["headers"] == ["row", "prompt", "reference", "base", "tuned"]
+    assert len(rows["value"]["data"]) == 3
+    assert len(evaluate.filter_rows(ctx, "eval-1", True)["value"]["data"]) == 2
+    assert evaluate.show_latest(ctx, False)[5] == "eval-1"  # the page opened: the newest evaluation
+    failed = finished_eval(ctx, "eval-2", "failed", error="The test set has no rows.")
+    status, _, table, csv_button, rows, _, _ = evaluate.job_view(ctx, failed, False, say)
+    assert "The test set has no rows." in status and table == "" and not csv_button["visible"]
+    stopped = finished_eval(ctx, "eval-3", "stopped")
+    assert "stopped" in evaluate.job_view(ctx, stopped, False, say)[0]
