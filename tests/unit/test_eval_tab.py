@@ -184,6 +184,8 @@ def test_choices_that_cannot_be_evaluated_are_refused_in_one_sentence(ctx: AppCo
         ctx.evals.config(["base"], "", ctx.runs.run_dir, None, 8)
     with pytest.raises(EvalChoiceError, match="beside base"):
         ctx.evals.config(["base"], str(data), ctx.runs.run_dir, None, 8)
+    with pytest.raises(EvalChoiceError, match="max_new_tokens"):
+        ctx.evals.config(["tuned"], str(data), ctx.runs.run_dir, None, 10**6)
     outside = tmp_path / "outside.jsonl"
     outside.write_text("{}\n")
     with pytest.raises(PathError):

@@ -14,7 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from engine.config import DataConfig
+from engine.config import _sentence as sentence_of
 from engine.config_eval import BASE, EvalConfig
 from engine.errors import UserError
 from engine.jobs.kinds import EVAL
@@ -84,9 +87,16 @@ class EvalManager:
             if "validation_of" not in update:
                 raise EvalChoiceError("Choose a run beside base: the base model is the one the run trained on.")
             update["base"] = self.boundary.run(run).model.name_or_path
-        sampling = SamplingConfig(max_new_tokens=int(max_new_tokens))
-        return EvalConfig(**update, max_rows=int(max_rows) if max_rows else None, sampling=sampling,
-                          general=bool(general))
+        try:
+            sampling = SamplingConfig(max_new_tokens=int(max_new_tokens))
+            config = EvalConfig(**update, max_rows=int(max_rows) if max_rows else None, sampling=sampling,
+                                general=bool(general))
+        except ValidationError as error:  # a number out of range: the schema's own sentence
+            raise EvalChoiceError(sentence_of(error.errors()[0])) from None
+        issues = config.problems()
+        if issues:
+            raise EvalChoiceError(issues[0])
+        return config
 
     def start(self, config: EvalConfig) -> EvalDir:
         """Queue an evaluation under a new name (evals/eval-YYYYmmdd-HHMMSS); it starts when the device lane is

@@ -18,6 +18,7 @@ import gradio as gr
 
 from engine.config_eval import BASE, EvalConfig
 from engine.jobs.rundir import EvalDir
+from engine.sampling import MAX_NEW_TOKENS as TOKENS_LIMIT
 from engine.sampling import SamplingConfig
 from webui.components.wiring import bind
 from webui.context import AppContext
@@ -122,7 +123,7 @@ def start(ctx: AppContext, models: list[str] | None, test_set: str | None, max_r
         config = ctx.evals.config(list(models or []), test_set or "", ctx.runs.run_dir, max_rows,
                                   int(max_new_tokens or MAX_NEW_TOKENS), general)
         job = ctx.evals.start(config)
-    except (EvalChoiceError, RunError, PathError, ValueError) as error:
+    except (EvalChoiceError, RunError, PathError) as error:
         raise failure(request, str(error)) from None
     return job_view(ctx, job, differ, say)
 
@@ -170,7 +171,8 @@ def build_evaluate_tab(ctx: AppContext, app: gr.Blocks) -> EvalTab:
                                    elem_id="wb-eval-data", scale=2)
             max_rows = gr.Number(value=MAX_ROWS, minimum=0, precision=0, label=t("eval.max_rows"),
                                  info=t("eval.max_rows_help"), elem_id="wb-eval-rows")
-            max_new = gr.Number(value=MAX_NEW_TOKENS, minimum=1, precision=0, label=t("eval.max_new_tokens"),
+            max_new = gr.Number(value=MAX_NEW_TOKENS, minimum=1, maximum=TOKENS_LIMIT, precision=0,
+                                label=t("eval.max_new_tokens"),
                                 info=t("eval.max_new_tokens_help"), elem_id="wb-eval-tokens")
             general = gr.Checkbox(GENERAL, label=t("eval.general"), info=t("eval.general_help"),
                                   elem_id="wb-eval-general")
