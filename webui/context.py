@@ -9,6 +9,7 @@ from pathlib import Path
 
 from webui.jobs.boundary import ASSETS, Boundary
 from webui.jobs.chat_client import ChatClient
+from webui.jobs.evals import EvalManager
 from webui.jobs.exports import ExportManager
 from webui.jobs.runs import RunManager
 from webui.jobs.scheduler import Scheduler
@@ -24,6 +25,7 @@ class AppContext:
     chat: ChatClient
     exports: ExportManager
     serve: ServeManager  # the OpenAI-compatible server the Chat tab starts (one per workspace)
+    evals: EvalManager
 
     @classmethod
     def create(cls, workspace: Path, assets: Path = ASSETS, scheduler: Scheduler | None = None,
@@ -42,6 +44,7 @@ class AppContext:
             chat=ChatClient(workspace / "chat_worker.log", roots=boundary.roots),
             exports=ExportManager(jobs),
             serve=ServeManager(workspace / "serve.log"),
+            evals=EvalManager(jobs),
         )
 
     @property

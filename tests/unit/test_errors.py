@@ -36,6 +36,7 @@ FOR_A_PERSON = {
     "engine.train.trainer": ("DivergedError",),
     "webui.jobs.paths": ("PathError",),
     "webui.jobs.runs": ("RunError",),
+    "webui.jobs.evals": ("EvalChoiceError",),
     "webui.jobs.commands": ("EngineCommandError",),
     "webui.forms.prestart": ("StartRefusedError",),
     "webui.jobs.chat_client": ("ChatWorkerError",),

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.config import RunConfig
+from engine.config_eval import BASE
 from engine.datapaths import is_hub_dataset, is_hub_id
-from engine.jobs.rundir import ADAPTER, ExportDir, JobDir, RunDir
+from engine.jobs.rundir import ADAPTER, EvalDir, ExportDir, JobDir, RunDir
 from webui.jobs.commands import REPO_ROOT
 from webui.jobs.paths import PathError, inside
 
@@ -156,11 +157,31 @@ class Boundary:
 
     def admit(self, job: JobDir) -> None:
         """Raise PathError (ValueError for a damaged config) unless every path the job's engine process would
-        read lies inside: a run's model, dataset and output folder; an export's run folder and that run's."""
+        read lies inside: a run's model, dataset and output folder; an export's run folder and that run's; an
+        evaluation's models, base, test set and folder."""
+        if isinstance(job, EvalDir):
+            self.evaluation(job)
         if isinstance(job, ExportDir):
             job = RunDir(self.writable(absolute(job.read_config().run_dir, "run_dir")))
         if isinstance(job, RunDir):
             self.run(job)
+
+    def evaluation(self, job: EvalDir) -> None:
+        """PathError unless every model, the base, the test set and the output folder of an evaluation lie inside
+        (each as an absolute path: the engine runs elsewhere)."""
+        config = job.read_config()
+        for model in config.models:
+            if model != BASE:
+                self.readable(absolute(model, "models"))
+        if config.base:
+            self.model(config.base)
+        for source in config.data.sources() if config.data is not None else ():
+            if source.path:
+                self.run_dataset(source.path)
+        if config.validation_of:
+            self.readable(absolute(config.validation_of, "validation_of"))
+        if config.output_dir:
+            self.writable(absolute(config.output_dir, "output_dir"))
 
 
 def absolute(path: str, key: str) -> Path:

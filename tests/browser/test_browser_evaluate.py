@@ -1,0 +1,100 @@
+"""The Evaluate tab in a real browser: pick the base and a finished run, run the evaluation (an engine job the page
+queues and follows), see the metrics table with the best per column marked, the CSV, and the row view with its
+filter; after a reload the tab shows the same evaluation's results again.
+
+One server and one short run (2 steps through the CLI: its answers need not be good, only there) serve the module;
+the evaluation is kept small (3 rows, 8 new tokens, no general prompts) so that it takes seconds on the demo model.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.browser.pages import make_run, open_page, pick, set_number, shot
+
+pytestmark = pytest.mark.browser
+
+RUN = "eval-demo"
+ROWS, TOKENS = 3, 8
+
+
+@pytest.fixture(scope="module")
+def run(server) -> str:
+    make_run(server[1], RUN, steps=2, method={"r": 4, "lora_alpha": 8})
+    return RUN
+
+
+def table_rows(page) -> dict[str, list[str]]:
+    """model -> the cells of its row in the metrics table."""
+    found = {}
+    for row in page.locator("#wb-eval-table tbody tr").all():
+        texts = [cell.inner_text().strip() for cell in row.locator("td").all()]
+        found[texts[0]] = texts[1:]
+    return found
+
+
+def shown_rows(page) -> int:
+    """The rows the row view's grid shows (its header row included)."""
+    return page.locator("#wb-eval-rows-view [role=row] >> visible=true").count()
+
+
+def test_evaluate_base_against_a_run_shows_the_table_and_the_rows(run, browser, server):
+    url, workspace = server
+    page = open_page(browser, url)  # opened after the run exists: the tab lists it
+    page.get_by_role("tab", name="Evaluate").click()
+    pick(page, "#wb-eval-models", run)  # base is chosen already
+    pick(page, "#wb-eval-data", "identity_alpaca.json")
+    set_number(page, "wb-eval-rows", str(ROWS))
+    set_number(page, "wb-eval-tokens", str(TOKENS))
+    page.locator("#wb-eval-general input").uncheck()  # the built-in general prompts: not this test's subject
+    page.click("#wb-eval-start")
+    page.locator("#wb-eval-table table").wait_for(timeout=300_000)  # minutes only on a loaded machine
+    shot(page, "evaluate")
+
+    rows = table_rows(page)
+    assert list(rows) == ["base", run]
+    headers = [cell.inner_text().strip() for cell in page.locator("#wb-eval-table thead th").all()]
+    assert headers[:6] == ["model", "loss", "ppl", "exact match", "ROUGE-L", "BLEU"]
+    marked = page.locator("#wb-eval-table strong.wb-best")
+    assert marked.count() >= 2 and "★" in marked.first.inner_text()  # loss and ppl have a best at least
+
+    job = next((workspace / "evals").iterdir())
+    metrics = json.loads((job / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["rows"] == ROWS and list(metrics["models"]) == ["base", run]
+    assert rows["base"][0].rstrip(" ★") == f"{metrics['models']['base']['loss']:.4f}"  # the page shows the file
+    config_text = (job / "config.yaml").read_text(encoding="utf-8")
+    assert f"max_new_tokens: {TOKENS}" in config_text and "general: false" in config_text
+
+    view = page.locator("#wb-eval-rows-view")
+    predictions = [json.loads(line) for line in (job / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(predictions) == ROWS
+    for column in ("prompt", "reference", "base", run):
+        assert view.get_by_text(column, exact=True).count() >= 1
+    assert view.get_by_text(predictions[0]["reference"]).count() >= 1
+
+    with page.expect_download() as download:
+        page.click("#wb-eval-csv")
+    table = list(csv.reader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
+    assert table[0][:2] == ["model", "loss"] and [row[0] for row in table[1:]] == ["base", run]
+
+    differ = sum(any(text.strip() != line["answers"]["base"].strip() for name, text in line["answers"].items()
+                     if name != "base") for line in predictions)
+    before = shown_rows(page)
+    page.locator("#wb-eval-differ input").check()
+    wanted = before - (ROWS - differ)  # the rows where every tuned answer is the base's leave the view
+    deadline = time.time() + 30
+    while shown_rows(page) != wanted and time.time() < deadline:
+        page.wait_for_timeout(250)
+    assert shown_rows(page) == wanted
+
+    page.reload()  # the tab asks the manager for the newest evaluation on load
+    page.get_by_role("tab", name="Evaluate").click()
+    page.locator("#wb-eval-table table").wait_for(timeout=30_000)
+    assert list(table_rows(page)) == ["base", run]
+    page.context.close()

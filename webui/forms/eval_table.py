@@ -1,0 +1,177 @@
+"""The Evaluate tab's results as the page shows them, from an evaluation's own files (engine/eval/job.py writes
+them): the table of metrics.json (one row per model, one column per figure, the best per column marked), its CSV,
+and the row-by-row view of predictions.jsonl (prompt, reference, each model's answer), with the filter that keeps
+the rows where a tuned model answered otherwise than the base. Plain Python: no gradio, testable on files written
+by hand.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.config_eval import BASE
+
+BEST_MARK = "★"
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str  # the figure's path in a model's entry of metrics.json: "loss", "tool_calls.name_accuracy"
+    title: str
+    fmt: str
+    better: int  # +1: higher is better, -1: lower is better, 0: neither (not marked)
+
+
+COLUMNS = (
+    Column("loss", "loss", "{:.4f}", -1),
+    Column("perplexity", "ppl", "{:.3f}", -1),
+    Column("exact_match", "exact match", "{:.3f}", +1),
+    Column("rouge_l", "ROUGE-L", "{:.3f}", +1),
+    Column("bleu", "BLEU", "{:.2f}", +1),
+    Column("mean_new_tokens", "mean tokens", "{:.1f}", 0),  # longer is not better, nor shorter
+    Column("stopped_share", "stopped", "{:.3f}", +1),  # the share that ended at the end-of-turn token
+)
+# Present only when the test set has tool-call rows (metrics.json's tool_calls).
+CALL_COLUMNS = (
+    Column("tool_calls.valid_json", "valid JSON", "{:.3f}", +1),
+    Column("tool_calls.invalid_json", "invalid JSON", "{:d}", -1),
+    Column("tool_calls.name_accuracy", "tool name", "{:.3f}", +1),
+    Column("tool_calls.arguments_exact", "arguments", "{:.3f}", +1),
+    Column("tool_calls.argument_keys", "argument keys", "{:.3f}", +1),
+    Column("tool_calls.call_precision", "call precision", "{:.3f}", +1),
+    Column("tool_calls.call_recall", "call recall", "{:.3f}", +1),
+    Column("tool_calls.no_call_precision", "no-call precision", "{:.3f}", +1),
+    Column("tool_calls.no_call_recall", "no-call recall", "{:.3f}", +1),
+)
+# The general prompts (metrics.json's general): how much a tuned model's answers changed from the base's.
+GENERAL_COLUMNS = (
+    Column("general.changed_share", "general changed", "{:.3f}", -1),  # less change: less damage elsewhere
+    Column("general.length_change", "general length change", "{:+.1f}", 0),
+)
+
+
+def value(metrics: dict[str, Any], model: str, key: str) -> Any:
+    """A model's figure (None where it has none): general.* from metrics.json's general section, else its entry."""
+    section, _, name = key.rpartition(".")
+    if section == "general":
+        source = ((metrics.get("general") or {}).get("models") or {}).get(model) or {}
+    else:
+        source = (metrics.get("models") or {}).get(model) or {}
+        source = source.get(section) or {} if section else source
+    found = source.get(name) if isinstance(source, dict) else None
+    return found if isinstance(found, int | float) and not isinstance(found, bool) else None
+
+
+def columns(metrics: dict[str, Any]) -> list[Column]:
+    """The columns an evaluation has a figure in (a plain-text test set has only the loss)."""
+    models = list(metrics.get("models") or {})
+    every = (*COLUMNS, *CALL_COLUMNS, *GENERAL_COLUMNS)
+    return [column for column in every if any(value(metrics, model, column.key) is not None for model in models)]
+
+
+def best(metrics: dict[str, Any], column: Column) -> set[str]:
+    """The models with the best value of a column (all of them where some tie for it); none for a column without
+    a direction, with a single model's value, or where every model has the same value (nothing is better)."""
+    values = {model: value(metrics, model, column.key) for model in metrics.get("models") or {}}
+    values = {model: figure for model, figure in values.items() if figure is not None}
+    if not column.better or len(set(values.values())) < 2:
+        return set()
+    top = (max if column.better > 0 else min)(values.values())
+    return {model for model, figure in values.items() if figure == top}
+
+
+def cell(figure: Any, fmt: str) -> str:
+    return "–" if figure is None else fmt.format(figure)
+
+
+def table_html(metrics: dict[str, Any]) -> str:
+    """The metrics table: a row per model, a column per figure, the best per column in bold with a star."""
+    shown = columns(metrics)
+    marked = {column.key: best(metrics, column) for column in shown}
+    head = "".join(f"<th>{html.escape(column.title)}</th>" for column in shown)
+    lines = [f"<table class='wb-eval-table'><thead><tr><th>model</th>{head}</tr></thead><tbody>"]
+    for model in metrics.get("models") or {}:
+        cells = []
+        for column in shown:
+            text = html.escape(cell(value(metrics, model, column.key), column.fmt))
+            if model in marked[column.key]:
+                text = f"<strong class='wb-best'>{text} {BEST_MARK}</strong>"
+            cells.append(f"<td>{text}</td>")
+        lines.append(f"<tr><td>{html.escape(model)}</td>{''.join(cells)}</tr>")
+    lines.append("</tbody></table>")
+    return "".join(lines)
+
+
+def table_csv(metrics: dict[str, Any]) -> str:
+    """The table as CSV: the figures unrounded, and a last column naming the columns where the model is best."""
+    shown = columns(metrics)
+    marked = {column.key: best(metrics, column) for column in shown}
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["model", *(column.key for column in shown), "best_in"])
+    for model in metrics.get("models") or {}:
+        figures = [value(metrics, model, column.key) for column in shown]
+        best_in = " ".join(column.key for column in shown if model in marked[column.key])
+        writer.writerow([model, *("" if figure is None else figure for figure in figures), best_in])
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------------- rows
+
+
+def read_predictions(path: Path) -> list[dict[str, Any]]:
+    """predictions.jsonl's lines (ValueError, with the line number, for one that is not a JSON object)."""
+    lines = []
+    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if text.strip():
+            line = json.loads(text)
+            if not isinstance(line, dict):
+                raise ValueError(f"{path.name} line {number} is not a JSON object.")
+            lines.append(line)
+    return lines
+
+
+def prompt_text(prompt: Any) -> str:
+    """The conversation a row asked, as text: the last user turn alone, the earlier turns named when there are
+    more (a system prompt, earlier exchanges)."""
+    if isinstance(prompt, str) or prompt is None:
+        return prompt or ""
+    turns = [turn for turn in prompt if isinstance(turn, dict)]
+    if len(turns) == 1:
+        return str(turns[0].get("content") or "")
+    return "\n".join(f"{turn.get('role')}: {turn.get('content') or ''}" for turn in turns)
+
+
+def differs(line: dict[str, Any]) -> bool:
+    """Whether a tuned model answered this row otherwise than the base (stripped text)."""
+    answers = line.get("answers") or {}
+    if BASE not in answers:
+        return False
+    return any(str(text).strip() != str(answers[BASE]).strip() for name, text in answers.items() if name != BASE)
+
+
+def gap(line: dict[str, Any]) -> float:
+    """How far a tuned model's ROUGE-L on the row is from the base's, the largest over the tuned models."""
+    scores = line.get("scores") or {}
+    base = (scores.get(BASE) or {}).get("rouge_l") or 0.0
+    return max([abs(((one or {}).get("rouge_l") or 0.0) - base) for name, one in scores.items() if name != BASE],
+               default=0.0)
+
+
+def row_view(lines: list[dict[str, Any]], models: list[str], only_differ: bool = False,
+             limit: int = 200) -> tuple[list[str], list[list[Any]]]:
+    """(headers, rows) of the row-by-row view: row, prompt, reference, each model's answer. `only_differ` keeps
+    the rows where a tuned model's answer is not the base's, those that differ most (ROUGE-L) first."""
+    chosen = [line for line in lines if differs(line)] if only_differ else list(lines)
+    if only_differ:
+        chosen.sort(key=lambda line: -gap(line))
+    headers = ["row", "prompt", "reference", *models]
+    rows = [[line.get("row"), prompt_text(line.get("prompt")), line.get("reference") or "",
+             *((line.get("answers") or {}).get(model, "") for model in models)] for line in chosen[:limit]]
+    return headers, rows
