@@ -5,10 +5,12 @@ vocabulary logits, kept in float32 for the loss, and as much again for their gra
 positions whose next token is trained carry a label: on large vocabularies (Qwen's 152k, Gemma's 262k) these
 logits are the largest allocation of the step. Here the model runs with `logits_to_keep=1` (its head projects
 one position), a forward hook on the decoder keeps its last hidden states, and only the positions whose next
-token has a label (labels != -100 after the shift) are projected, a chunk of positions at a time, each chunk
-under activation checkpointing (torch.utils.checkpoint): its logits exist only while its loss is taken, forward,
-and again while its gradient is, backward. The loss is the model's own (transformers' ForCausalLMLoss: float32
-cross-entropy, summed and divided by the Trainer's `num_items_in_batch`, else the mean over trained positions).
+token has a label (labels != -100 after the shift) are projected, a chunk of positions at a time, the chunk's
+loss and its gradients taken in one pass (_HeadLoss, as Liger Kernel's fused linear cross-entropy): its logits
+exist only while that chunk is worked on, and the head's matmuls are no more than the full path's. The loss is
+the model's own (transformers' ForCausalLMLoss: float32 cross-entropy, summed and divided by the Trainer's
+`num_items_in_batch`, else the mean over trained positions). A LoRA on lm_head with dropout draws its masks over
+the trained positions only: another draw than the full path's, of the same distribution.
 
 The head is called as the model holds it, so tied embeddings, a head that trains (full, freeze) and a LoRA on
 lm_head are what the plain path uses; each family's post-processing of the logits is FAMILIES' (Gemma-2's final
@@ -30,7 +32,6 @@ from typing import Any
 
 import torch
 from torch.nn import functional
-from torch.utils.checkpoint import checkpoint
 
 IGNORE = -100
 MIN_CHUNK = 256  # positions per chunk at least: fewer make the head's matmul small and the Python loop long
@@ -138,19 +139,50 @@ def trained_loss(model: Any, head: TrainedHead, inputs: dict[str, Any],
     return total / divisor
 
 
-def _chunk_loss(head: TrainedHead, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return functional.cross_entropy(head.project(hidden), targets, reduction="sum")
+class _HeadLoss(torch.autograd.Function):
+    """Summed cross-entropy of positions x hidden through the head, a chunk at a time, with the gradients taken in
+    the same pass (as Liger Kernel's fused linear cross-entropy does): each chunk's logits, and the gradient of its
+    logits, exist only while that chunk is worked on; backward scales the gradients kept (hidden states and the
+    head's trainable parameters, no larger than they are) by the loss's incoming gradient. The head is called as
+    a module and differentiated by autograd, so its post-processing, a LoRA on it or a trained head need nothing
+    of their own."""
+
+    @staticmethod
+    def forward(ctx: Any, head: TrainedHead, wants_hidden: bool, hidden: torch.Tensor, targets: torch.Tensor,
+                *params: torch.Tensor) -> torch.Tensor:
+        size = head.chunk_len(hidden.shape[0])
+        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        grad_hidden = torch.zeros_like(hidden) if wants_hidden else None
+        grad_params = [torch.zeros_like(p) for p in params]
+        for start in range(0, hidden.shape[0], size):
+            with torch.enable_grad():
+                part = hidden[start:start + size].detach().requires_grad_(wants_hidden)
+                loss = functional.cross_entropy(head.project(part), targets[start:start + size], reduction="sum")
+                grads = torch.autograd.grad(loss, ([part] if wants_hidden else []) + list(params))
+            if wants_hidden:
+                grad_hidden[start:start + size] = grads[0]
+            for kept, grad in zip(grad_params, grads[int(wants_hidden):], strict=True):
+                kept += grad
+            total += loss.detach()
+        ctx.save_for_backward(*([grad_hidden] if wants_hidden else []), *grad_params)
+        ctx.wants_hidden = wants_hidden
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, grad_total: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        saved = [grad * grad_total.to(grad.dtype) for grad in ctx.saved_tensors]
+        grad_hidden = saved.pop(0) if ctx.wants_hidden else None
+        return (None, None, grad_hidden, None, *saved)
 
 
 def chunked_cross_entropy(head: TrainedHead, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Summed cross-entropy of `hidden` (positions x hidden) against `targets`, a chunk of positions at a time;
-    each chunk's logits are recomputed in backward rather than kept."""
+    """Summed cross-entropy of `hidden` (positions x hidden) against `targets`, a chunk of positions at a time:
+    under no_grad (evaluation) the loss alone, else the loss with its gradients taken chunk by chunk (_HeadLoss)."""
     if hidden.shape[0] == 0:
         return hidden.sum() * 0.0  # no trained position: zero, still part of the graph
+    params = [p for p in head.causal.get_output_embeddings().parameters() if p.requires_grad]
+    if torch.is_grad_enabled() and (hidden.requires_grad or params):
+        return _HeadLoss.apply(head, hidden.requires_grad, hidden, targets, *params)
     size = head.chunk_len(hidden.shape[0])
-    total = None
-    for start in range(0, hidden.shape[0], size):
-        part = checkpoint(_chunk_loss, head, hidden[start:start + size], targets[start:start + size],
-                          use_reentrant=False)
-        total = part if total is None else total + part
-    return total
+    return sum(functional.cross_entropy(head.project(hidden[start:start + size]), targets[start:start + size],
+                                        reduction="sum") for start in range(0, hidden.shape[0], size))

@@ -93,20 +93,21 @@ def preflight_bounds(model_dir: Path, cutoffs: list[int], batch: int) -> list[st
             admitted = {chunked: largest_admitted(model, trainable, cutoff, free, chunked) for chunked in step}
             lines.append(f"{name}, batch {batch} x cutoff {cutoff}: bound {step[False].total / GIB:.2f} GiB before "
                          f"(logits {step[False].logits / GIB:.2f}), {step[True].total / GIB:.2f} GiB after (logits "
-                         f"{step[True].logits / GIB:.2f}); largest batch admitted at this cutoff: "
+                         f"{step[True].logits / GIB:.2f}); largest power-of-two batch admitted at this cutoff: "
                          f"{admitted[False]} before, {admitted[True]} after")
     return lines
 
 
 def largest_admitted(model, trainable: int, cutoff: int, free: int, chunked: bool) -> int:
+    """The largest power-of-two batch size (up to 4,096; 0: none) whose bound the check admits."""
     from engine.train.preflight import estimate
 
-    size = 1
+    size = 0
     while size < 4096:
-        step = estimate(model, trainable, [cutoff] * (size * 2), size * 2, False, chunked=chunked)
+        step = estimate(model, trainable, [cutoff] * max(1, size * 2), max(1, size * 2), False, chunked=chunked)
         if step.total - step.weights > free:
             break
-        size *= 2
+        size = max(1, size * 2)
     return size
 
 

@@ -72,7 +72,7 @@ METHODS = {
     "freeze": freeze,
     "lora": lambda m: get_peft_model(m, LoraConfig(task_type=CAUSAL, r=4, target_modules="all-linear")),
     # B drawn at random (not zero), so that the head's LoRA changes the loss; no dropout: on the head it draws
-    # its masks over the trained positions only, another draw than the full path's (engine/train/logits.py)
+    # its masks over the trained positions only, another draw than the full path's (the same distribution)
     "lora-lm_head": lambda m: get_peft_model(m, LoraConfig(task_type=CAUSAL, r=4, init_lora_weights=False,
                                                            target_modules=["q_proj", "lm_head"])),
     "dora": lambda m: get_peft_model(m, LoraConfig(task_type=CAUSAL, r=4, use_dora=True, target_modules="all-linear")),
@@ -176,8 +176,8 @@ def test_no_batch_by_length_by_vocabulary_tensor_is_made():
     trained_loss(model, head, inputs).backward()
     trained = int((inputs["labels"][:, 1:] != -100).sum())
     assert shapes[0] == (4, 1, VOCAB)  # the model's own head: one position (logits_to_keep=1)
-    chunks = [s for s in shapes[1:]]
-    assert max(s[0] for s in chunks) == CHUNK and sum(s[0] for s in chunks) == 2 * trained  # forward + recompute
+    chunks = shapes[1:]  # each chunk once: its gradients are taken in the same pass, nothing is recomputed
+    assert max(s[0] for s in chunks) == CHUNK and sum(s[0] for s in chunks) == trained
 
 
 def test_an_unknown_family_keeps_the_full_computation_and_says_so():
