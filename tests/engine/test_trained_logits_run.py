@@ -1,5 +1,6 @@
 """A training run with the head and the loss only where labels train (engine/train/logits.py, issue 23) logs the
-same loss curve and evaluation loss as the full computation for the same seed. In process, one short run each."""
+same loss curve and evaluation loss as the full computation for the same seed (in process, one short run each);
+QLoRA 4-bit, whose base bitsandbytes quantizes while loading, gives the full path's loss and gradients."""
 
 from __future__ import annotations
 
@@ -44,3 +45,33 @@ def test_the_loss_curve_equals_the_full_computations(tiny_model: Path, tmp_path:
     assert "loss: full logits (the test's)" in log
     assert len(new) == len(old) == 5 and len(set(new)) > 1  # five steps that trained
     assert new == pytest.approx(old, rel=1e-5) and new_eval == pytest.approx(old_eval, rel=1e-5)
+
+
+def test_qlora_4bit_equals_the_full_loss_and_gradients(tmp_path: Path):
+    """QLoRA loads its base quantized (bitsandbytes), so it is built the engine's way, from a saved model."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from engine.config import MethodConfig, ModelConfig
+    from engine.model.loading import load_model
+    from engine.model.methods import apply_method
+    from engine.train.logits import plan, trained_loss
+    from tests.unit.test_trained_logits import SHAPE, batch
+
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(**{**SHAPE, "hidden_size": 64, "intermediate_size": 128})).save_pretrained(tmp_path)
+    method = MethodConfig(name="qlora", bits=4, r=4, lora_dropout=0.0)
+    model = apply_method(load_model(ModelConfig(name_or_path=str(tmp_path)), method), method, None).train()
+    inputs = batch(packing=True)
+    full = model(**inputs).loss
+    full.backward()
+    reference = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    model.zero_grad()
+    head, _ = plan(model, chunk=7)
+    new = trained_loss(model, head, inputs)
+    new.backward()
+    assert abs(float(new.detach()) - float(full.detach())) < 1e-5 * abs(float(full.detach()))
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            scale = float(reference[name].abs().max())
+            assert torch.allclose(parameter.grad, reference[name], rtol=0, atol=1e-5 * scale)
