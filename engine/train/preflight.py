@@ -1,8 +1,10 @@
 """Before the first step: will one training step fit in memory? A lower bound, not a forecast.
 
 The bound counts only what a step cannot avoid: the weights, the gradients and Adam states of what trains, the
-logits of the longest batch with their fp32 loss copy, a few activations per layer, and the attention mask (a
-padded batch: one square per row; a packed batch, one square over all its tokens). A configuration whose bound
+logits with their fp32 loss copy, a few activations per layer, and the attention mask (a padded batch: one square
+per row; a packed batch, one square over all its tokens). The logits are those of one chunk of positions where
+the loss is taken over trained positions in chunks (engine/train/logits.py), else those of the whole largest
+batch (the preference stage, and model families that keep the full computation). A configuration whose bound
 exceeds the memory the machine has cannot train; it is refused with one sentence before the first step, where
 it would otherwise die mid-allocation (batch 8192 at cutoff 8192 once asked torch for 488 GiB). A later issue
 makes the estimate precise enough to warn about configurations that merely come close.
@@ -29,6 +31,7 @@ from typing import Any
 from engine.config import MethodConfig
 from engine.jobs.failures import EngineError
 from engine.train.collate import first_fit
+from engine.train.logits import chunk_len
 
 GIB = 2**30
 ACTIVATIONS_PER_LAYER = 8  # hidden-sized tensors a decoder layer keeps per token for backward, at least
@@ -118,12 +121,16 @@ def virtual_bytes(shape: Shape, method: MethodConfig | None, rows: int, length: 
 
 
 def estimate(model: Any, trainable: int, lengths: list[int], batch_size: int, packing: bool,
-             pack_len: int | None = None, method: MethodConfig | None = None) -> StepMemory:
-    """The lower bound for `model` (a loaded model, adapters applied) on rows of `lengths` tokens."""
+             pack_len: int | None = None, method: MethodConfig | None = None, chunked: bool = False) -> StepMemory:
+    """The lower bound for `model` (a loaded model, adapters applied) on rows of `lengths` tokens; `chunked`: the
+    loss projects one chunk of positions at a time (engine/train/logits.py), not the whole batch."""
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     shape = shape_of(config, next(model.parameters()).element_size())
     rows, length = largest_batch(lengths, batch_size, packing, pack_len)
     activations, logits, attention = batch_bytes(shape, rows, length, length)
+    if chunked:
+        tokens = rows * length
+        logits = min(tokens, chunk_len(tokens, shape.vocab, shape.hidden)) * shape.vocab * (shape.element + 4)
     return StepMemory(
         tokens=rows * length,
         longest=max(lengths, default=0),

@@ -215,12 +215,13 @@ def check_memory(config: RunConfig, model: Any, trainable: int, lengths: list[in
                  sequences: int = 1) -> str:
     """The pre-flight memory check's log line; MemoryCheckError when one step cannot fit (engine.train.preflight).
     `lengths` has one entry per sequence, `sequences` per example (a preference pair's chosen and rejected)."""
-    from engine.train import preflight
+    from engine.train import logits, preflight
     from engine.train.trainer import pack_len
 
     bound = pack_len(config, model) if packing else None
+    chunked = config.train.stage not in PREFERENCE_STAGES and logits.plan(model)[0] is not None  # as the trainer's
     step = preflight.estimate(model, trainable, lengths, config.train.batch_size * sequences, packing, bound,
-                              config.method)
+                              config.method, chunked=chunked)
     available, where = preflight.available_memory()
     return preflight.check_fits(step, available, where, config.train.batch_size, config.train.cutoff_len, packing,
                                 config.method)

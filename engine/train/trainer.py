@@ -24,6 +24,7 @@ from engine.model.loading import pick_dtype
 from engine.train import trackers
 from engine.train.batching import Choice, Shape, choose
 from engine.train.collate import REAL_TOKENS, PackingCollator, PaddingCollator
+from engine.train.logits import TrainedHead, plan, trained_loss
 from engine.train.throughput import Throughput
 
 
@@ -53,6 +54,7 @@ class WorkbenchTrainer(Trainer):
     packing: bool = False
     levers: str = "lower train.learning_rate"  # build_trainer names the config's (see `levers`)
     throughput: Throughput  # shared with EventCallback, which marks the start and every step
+    head: TrainedHead | None = None  # the loss over trained positions only (engine/train/logits.py); None: full
 
     def tokens_per_s(self) -> float:
         return self.throughput.tokens_per_s(self.state.num_input_tokens_seen)
@@ -97,8 +99,19 @@ class WorkbenchTrainer(Trainer):
             raise diverged("gradient norm", float(grad_norm), self.state.global_step + 1, self.levers)
         return grad_norm
 
-    def compute_loss(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        return super().compute_loss(model, {k: v for k, v in inputs.items() if k != REAL_TOKENS}, *args, **kwargs)
+    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        """The Trainer's loss; with `head`, the head and the loss only where labels train (engine/train/logits.py).
+        Evaluation asks for the loss alone (evaluate(): prediction_loss_only without compute_metrics): no logits."""
+        inputs = {k: v for k, v in inputs.items() if k != REAL_TOKENS}
+        if self.head is None or "labels" not in inputs:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        count = num_items_in_batch if self.model_accepts_loss_kwargs else None  # as the Trainer passes it on
+        loss = trained_loss(model, self.head, inputs, count)
+        if self.args.average_tokens_across_devices and count is not None:  # the Trainer's own scaling
+            scale = self.accelerator.num_processes // self.get_tp_size()
+            loss = loss * (scale if self.args.n_gpu <= 1 else self.args.n_gpu)
+        return (loss, {"loss": loss}) if return_outputs else loss
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         super().save_model(output_dir, _internal_call)
@@ -265,4 +278,6 @@ def build_trainer(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: 
     trainer.packing = packing
     trainer.levers = levers(config)
     trainer.throughput = throughput
+    trainer.head, line = plan(model)
+    reporter.info(line)
     return trainer
