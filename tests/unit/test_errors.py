@@ -26,6 +26,7 @@ FOR_A_PERSON = {
     "engine.jobs.kinds": ("UnknownKindError",),
     "webui.jobs.submit": ("JobExistsError",),
     "engine.model.loading": ("ModelError",),
+    "engine.model.start": ("StartError",),
     "engine.export.merge": ("ExportError",),
     "engine.export.verify": ("VerificationError",),
     "engine.chat.plan": ("ChatError",),
