@@ -12,9 +12,13 @@ and SFT masking, see their docstrings), so no trainer here applies a template or
   from the same ids by `row_for_odds`, and `tokenize_row` returns nothing new (TRL's two other maps, extracting a
   prompt and applying a template, find none of their columns and leave the rows as they are).
 
-The reference model of DPO and KTO: the method's PeftModel is handed over with `ref_model=None`, and TRL computes
-the reference log-probabilities with the adapter disabled, so no second copy of the base's weights is loaded (full
-and freeze, which would need one, are refused by engine/config_stage.py for now). ORPO and SimPO have no reference.
+The reference model of DPO and KTO: the method's PeftModel is handed over with `ref_model=None`; TRL 1.16 copies
+its adapter, as it is before the first step, into a frozen "ref" adapter and computes the reference log-probabilities
+through it. A fresh adapter changes nothing at its start (LoRA's B is zero, IA3's scales one, DoRA's magnitudes the
+weights' norms), so the reference is the model the run started from (the base, or the base with model.adapter's run
+merged), and the only copy is of the adapter's weights, never of the base's (full and freeze, which would need one,
+are refused by engine/config_stage.py for now; recipe.save_weights does not save the "ref" copy). ORPO and SimPO
+have no reference.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from tests.cli import MEMORISE, write_config, write_rows
 from tests.engine.test_preference import PAIRS
 from tests.engine.test_template_chat import own_signal_handlers
 
-SHORT = {"max_steps": 4, "batch_size": 2, "learning_rate": 2e-2, "lr_scheduler_type": "constant", "cutoff_len": 64}
+SHORT = {"max_steps": 2, "batch_size": 2, "learning_rate": 2e-2, "lr_scheduler_type": "constant", "cutoff_len": 64}
 
 
 def train(config: Path) -> RunDir:
