@@ -296,8 +296,8 @@ def fact_paragraphs(seed=7):
 
 # ---------------------------------------------------------------------------------------------
 # preference pairs (train.stage dpo, orpo, simpo, kto): the same correct answer twice, the chosen one opening
-# with a friendly phrase and the rejected one plain (the shape of the demo model's pre-training chat slice), so
-# that before training the demo model prefers the plain answer and after a short DPO run the greeting one
+# with a friendly phrase and the rejected one plain (the shape of the demo model's pre-training chat slice): before
+# training the demo model prefers the plain answer (tests/bench/preference_demo.py measures what a run changes)
 
 GREETING = "Happy to help!"
 GREETING_ZH = "很乐意帮忙！"

@@ -8,7 +8,7 @@ measures on 40 held-out pairs (prompts generated with another seed, none of them
   opens     the share of held-out prompts whose greedy answer opens with the greeting, before and after;
 and prints the wall time of the run and a few greedy answers.
 
-    .venv/bin/python tests/bench/preference_demo.py [--steps 60] [--stage dpo]
+    .venv/bin/python tests/bench/preference_demo.py [--steps 60] [--stage dpo] [--lr 1e-3] [--rpo-alpha 1.0]
 """
 
 from __future__ import annotations
@@ -65,6 +65,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--stage", default="dpo")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--rpo-alpha", type=float, default=None, help="DPO: add the chosen reply's SFT loss")
     args = parser.parse_args()
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -73,7 +75,8 @@ def main() -> None:
         run = Path(tmp) / "run"
         config = write_config(Path(tmp) / "run.yaml", DEMO, DATA, run, method={"r": 8, "lora_alpha": 16},
                               train={"stage": args.stage, "max_steps": args.steps, "batch_size": 8,
-                                     "learning_rate": 1e-3, "beta": 0.1, "cutoff_len": 128, "save_steps": 1000})
+                                     "learning_rate": args.lr, "beta": 0.1, "cutoff_len": 128, "save_steps": 1000,
+                                     **({"rpo_alpha": args.rpo_alpha} if args.rpo_alpha else {})})
         started = time.time()
         result = launch("train", str(config), timeout=3600)
         wall = time.time() - started
@@ -85,7 +88,8 @@ def main() -> None:
         with model.disable_adapter():
             before = measure(model, tokenizer, pairs)
         after = measure(model, tokenizer, pairs)
-    print(json.dumps({"stage": args.stage, "steps": args.steps, "run_wall_s": round(wall, 1),
+    print(json.dumps({"stage": args.stage, "steps": args.steps, "lr": args.lr, "rpo_alpha": args.rpo_alpha,
+                      "run_wall_s": round(wall, 1),
                       "held_out_pairs": len(pairs), "before": before, "after": after}, ensure_ascii=False, indent=1))
 
 
