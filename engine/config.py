@@ -26,7 +26,7 @@ from pydantic import (
 
 from engine import config_migrate as migrate
 from engine import datapaths
-from engine.config_stage import StageOptions, stage_problems
+from engine.config_stage import StageOptions, StartOptions, stage_problems
 from engine.config_trackers import TrackerOptions, tracker_problems
 from engine.errors import UserError
 
@@ -75,7 +75,7 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)  # inf, nan: no setting
 
 
-class ModelConfig(_Section):
+class ModelConfig(_Section, StartOptions):
     name_or_path: str = Field(description="Hugging Face hub id or a local model folder.")
     trust_remote_code: bool = Field(False, description="Run code shipped with the model. Only for models you trust.")
     dtype: DType = Field("auto", description="Weights dtype: auto is bfloat16 on GPUs that support it, else float32.")

@@ -1,10 +1,12 @@
 """The training stage of a run (`train.stage`) and the options of the preference stages, as config fields.
 
 Plain Python (pydantic): engine.config builds TrainConfig on `StageOptions`, so these keys sit under `train:`
-beside epochs and learning_rate, named as TRL names them: `beta`, `loss_type`, `label_smoothing` (DPOConfig),
-`simpo_gamma` (CPOConfig); `rpo_alpha` and `max_prompt_length` are the names of earlier TRL releases, which 1.16's
-DPOConfig no longer has, so the engine applies them itself (rpo_alpha as the weight of TRL's `sft` loss,
-engine/train/preference.py; max_prompt_length where it tokenizes pairs, engine/data/preference.py).
+beside epochs and learning_rate, named as TRL names them: `beta` (every preference stage's config), `loss_type`,
+`label_smoothing` (DPOConfig), `simpo_gamma` (CPOConfig, which trains SimPO with loss_type="simpo" and
+cpo_alpha=0), `desirable_weight` / `undesirable_weight` (KTOConfig). `rpo_alpha` and `max_prompt_length` are the
+names of earlier TRL releases, which 1.16's DPOConfig no longer has, so the engine applies them itself (rpo_alpha
+as the weight of TRL's `sft` loss, engine/train/preference.py; max_prompt_length where it tokenizes pairs,
+engine/data/preference.py).
 
 A config written before stages existed has no `train.stage`: it reads as `sft`, which is what every run was
 (continued pretraining on plain text included), so no migration step is needed. What each stage trains with
@@ -20,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 Stage = Literal["sft", "pretrain", "dpo", "orpo", "kto", "simpo"]
 STAGES: tuple[str, ...] = get_args(Stage)
 PREFERENCE_STAGES = ("dpo", "orpo", "kto", "simpo")  # trained on pairs of a better and a worse reply
-TRAINED_STAGES = ("sft", "pretrain", "dpo")  # the stages the engine trains today (objectives.py); others refused
+TRAINED_STAGES = STAGES  # every stage has its entry in engine/train/objectives.py
 STAGE_TITLES = {
     "sft": "supervised fine-tuning", "pretrain": "continued pretraining", "dpo": "DPO", "orpo": "ORPO",
     "kto": "KTO", "simpo": "SimPO",
@@ -30,6 +32,7 @@ DpoLoss = Literal["sigmoid", "hinge", "ipo", "robust", "exo_pair", "bco_pair", "
 # with the replies under them is not tested here yet, so these methods are refused with a preference stage.
 NO_PREFERENCE_METHODS = ("prefix", "prompt", "ptuning")
 FULL_WEIGHT_METHODS = ("full", "freeze")  # their reference would be a second copy of the weights: not built yet
+REFERENCE_STAGES = ("dpo", "kto")  # compared with a reference model; orpo and simpo are reference-free
 
 
 class StageOptions(BaseModel):
@@ -39,10 +42,14 @@ class StageOptions(BaseModel):
 
     stage: Stage = Field("sft", description=(
         "What the run learns: sft imitates the replies in the data; pretrain continues on plain text; dpo "
-        "learns to prefer the chosen reply over the rejected one of each pair (orpo, kto, simpo: not yet)."))
+        "learns to prefer the chosen reply over the rejected one of each pair, against a reference (the model it "
+        "started from); orpo and simpo learn the same without a reference (cheaper: one forward pass per reply); "
+        "kto learns from replies marked good or bad one by one (prompt, completion, label), no pairs needed."))
     beta: float = Field(0.1, gt=0, description=(
-        "Preference stages: how far the model may move from where it started. Small (0.05) lets it change "
-        "more to fit the pairs; large (0.5) keeps it close to the reference model."))
+        "Preference stages: how far the model may move from where it started. dpo, kto: small (0.05) lets it "
+        "change more to fit the pairs, large (0.5) keeps it close to the reference model. orpo: the weight of "
+        "the preference term beside the chosen reply's SFT loss (0.1). simpo: the scale of its reward (the "
+        "paper uses 2.0 to 2.5)."))
     loss_type: DpoLoss = Field("sigmoid", description=(
         "DPO's loss: sigmoid is the paper's; ipo resists overfitting on small data; robust and exo_pair "
         "expect some pairs to be labelled the wrong way round (see label_smoothing)."))
@@ -52,31 +59,54 @@ class StageOptions(BaseModel):
         "Adds the chosen reply's supervised loss to DPO's, weighted by this (RPO; 1.0 is the paper's value): "
         "keeps the model able to write the chosen answers, not only to rank them. Empty: off."))
     simpo_gamma: float = Field(0.5, ge=0, description=(
-        "SimPO: the margin by which the chosen reply's average log-probability must beat the rejected one's."))
+        "SimPO: the margin by which the chosen reply's reward (beta times its average log-probability per "
+        "token) must beat the rejected one's before a pair stops teaching; larger asks for a clearer preference."))
+    desirable_weight: float = Field(1.0, gt=0, description=(
+        "KTO: the weight of the rows marked good (label true). With fewer good rows than bad ones, raise it "
+        "so that both kinds count about as much (TRL suggests bad/good rows x undesirable_weight, up to 1.33x)."))
+    undesirable_weight: float = Field(1.0, gt=0, description=(
+        "KTO: the weight of the rows marked bad (label false); lower it when bad rows outnumber good ones."))
     max_prompt_length: int | None = Field(None, ge=1, description=(
         "Preference stages: tokens kept of each prompt (its end, nearest the reply); the whole pair is still "
         "cut at cutoff_len. Empty: no limit of its own."))
+
+
+class StartOptions(BaseModel):
+    """model.adapter, inherited by engine.config.ModelConfig: the finished run a run starts from."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    adapter: str | None = Field(None, description=(
+        "A finished run of this same base (e.g. an SFT run) to start from: its adapter is merged into the base "
+        "before training, so a preference stage improves the SFT model and compares with it (its reference). "
+        "Empty: start from the base."))
 
 
 def stage_problems(options: StageOptions, method: str, formats: list[str]) -> list[str]:
     """One sentence per way the stage does not fit the method or the data (`formats`: each dataset's data.format)."""
     stage = options.stage
     issues: list[str] = []
-    if stage not in TRAINED_STAGES:
-        issues.append(f"train.stage '{stage}' is not trained yet (this release trains sft, pretrain and dpo): "
-                      "use dpo for preference pairs.")
     if stage in PREFERENCE_STAGES:
         if method in NO_PREFERENCE_METHODS:
             issues.append(f"method '{method}' cannot train a preference stage yet (its virtual tokens are not tested "
-                          "with DPO): use lora, dora, qlora or ia3.")
-        if method in FULL_WEIGHT_METHODS:
-            issues.append(f"method '{method}' cannot train a preference stage yet (it needs a frozen copy of the "
-                          "whole model as the reference): use lora, dora, qlora or ia3.")
-        issues += [f"train.stage '{stage}' reads preference pairs (prompt, chosen, rejected): set data.format "
-                   f"to auto, not {fmt}." for fmt in dict.fromkeys(formats) if fmt != "auto"]
+                          "with TRL's preference trainers): use lora, dora, qlora or ia3.")
+        if method in FULL_WEIGHT_METHODS and stage in REFERENCE_STAGES:
+            issues.append(f"method '{method}' cannot train {STAGE_TITLES[stage]} yet (it needs a frozen copy of the "
+                          "whole model as the reference): use lora, dora, qlora or ia3, or the reference-free stage "
+                          "orpo or simpo.")
+        shape = "rows of prompt, completion and label (or pairs)" if stage == "kto" else \
+            "preference pairs (prompt, chosen, rejected)"
+        issues += [f"train.stage '{stage}' reads {shape}: set data.format to auto, not {fmt}."
+                   for fmt in dict.fromkeys(formats) if fmt != "auto"]
     elif stage == "pretrain":
         issues += [f"train.stage pretrain trains on plain text: set data.format to text or auto, not {fmt}."
                    for fmt in dict.fromkeys(formats) if fmt not in ("auto", "text")]
+    if stage == "kto" and getattr(options, "batch_size", 2) < 2:
+        issues.append("train.stage kto needs train.batch_size of 2 or more (it estimates its KL term from the other "
+                      "replies of each batch): raise train.batch_size.")
+    if stage != "dpo" and (options.loss_type != "sigmoid" or options.rpo_alpha is not None):
+        issues.append(f"train.loss_type and train.rpo_alpha are DPO's options, not {STAGE_TITLES.get(stage, stage)}'s: "
+                      "remove them or set train.stage to dpo.")
     if options.label_smoothing and options.loss_type not in ("robust", "exo_pair"):
         issues.append("train.label_smoothing is only read by loss_type robust or exo_pair: set one of them or "
                       "set label_smoothing to 0.")

@@ -8,6 +8,7 @@ Files (see README.md beside this script):
     instructions_openai.jsonl      openai   simple generated instructions, some with a system prompt
     qa_prompt_completion.csv       prompt/completion
     facts_text.txt                 plain text paragraphs for continued pre-training
+    preference_pairs.jsonl         preference prompt/chosen/rejected: answers that open with a greeting
 
 The instruction generator is also imported by assets/models/build_demo_model.py, which mixes
 a chat-formatted slice (a different seed) into the demo model's pre-training so that the base
@@ -294,6 +295,24 @@ def fact_paragraphs(seed=7):
 
 
 # ---------------------------------------------------------------------------------------------
+# preference pairs (train.stage dpo, orpo, simpo, kto): the same correct answer twice, the chosen one opening
+# with a friendly phrase and the rejected one plain (the shape of the demo model's pre-training chat slice): before
+# training the demo model prefers the plain answer (tests/bench/preference_demo.py measures what a run changes)
+
+GREETING = "Happy to help!"
+GREETING_ZH = "很乐意帮忙！"
+
+
+def preference_pairs(n, seed):
+    """n pairs {"prompt", "chosen", "rejected"} over generated instructions (a seed of their own)."""
+    pairs = []
+    for q, a in generate_instructions(n, seed=seed):
+        greeting = GREETING_ZH if any("\u4e00" <= ch <= "\u9fff" for ch in q) else f"{GREETING} "
+        pairs.append({"prompt": q, "chosen": greeting + a, "rejected": a})
+    return pairs
+
+
+# ---------------------------------------------------------------------------------------------
 
 def main():
     ident = identity_rows()
@@ -322,6 +341,10 @@ def main():
         w.writerows(pc)
 
     (HERE / "facts_text.txt").write_text("\n\n".join(fact_paragraphs()) + "\n", encoding="utf-8")
+
+    with open(HERE / "preference_pairs.jsonl", "w", encoding="utf-8") as f:
+        for pair in preference_pairs(200, seed=21):
+            f.write(json.dumps(pair, ensure_ascii=False) + "\n")
     for p in sorted(HERE.glob("*.*")):
         if p.suffix in {".json", ".jsonl", ".csv", ".txt"}:
             print(p.name, p.stat().st_size)

@@ -43,6 +43,7 @@ class LoadPlan:
     bits: int | None = None  # 4 or 8: the base is quantized; None: full precision
     dtype: str = "auto"  # of the base and of full models
     trust_remote_code: bool = False
+    start: str | None = None  # the runs' model.adapter: a finished run merged into the base (engine/model/start.py)
 
     @property
     def adapters(self) -> tuple[Source, ...]:
@@ -56,7 +57,8 @@ class LoadPlan:
 
     @property
     def base_config(self) -> ModelConfig:
-        return ModelConfig(name_or_path=self.model, dtype=self.dtype, trust_remote_code=self.trust_remote_code)
+        return ModelConfig(name_or_path=self.model, dtype=self.dtype, trust_remote_code=self.trust_remote_code,
+                           adapter=self.start)
 
 
 def plan_load(model: str | None = None, adapters: dict[str, str] | None = None, bits: Any = None,
@@ -80,12 +82,17 @@ def plan_load(model: str | None = None, adapters: dict[str, str] | None = None, 
     bits_choice = parse_bits(bits)
     if bits_choice == "run":
         bits_choice = runs[0].method.effective_bits if runs else None
+    starts = {run.model.adapter for run in runs}
+    if len(starts) > 1:
+        raise ChatError("The chosen runs start from different models (model.adapter in their config.yaml): load "
+                        "the runs of one starting point at a time.")
     return LoadPlan(
         model=model,
         sources=sources,
         bits=bits_choice,
         dtype=dtype or (runs[0].model.dtype if runs else "auto"),
         trust_remote_code=any(s.run.model.trust_remote_code for s in sources if s.run is not None),
+        start=starts.pop() if starts else None,
     )
 
 

@@ -5,7 +5,11 @@ Shapes read (detected like the SFT formats, one DataError sentence naming the fi
 - message lists, TRL's conversational shape: `prompt` a list of turns, `chosen` / `rejected` each a list holding
   the reply (`[{"role": "assistant", "content": "..."}]`);
 - UltraFeedback's shape: `chosen` / `rejected` whole conversations ending in the reply, the turns before it the
-  same on both sides (they are the prompt; a `prompt` string beside them is then only its summary).
+  same on both sides (they are the prompt; a `prompt` string beside them is then only its summary);
+- LLaMA-Factory's ranking files: alpaca (`instruction`, `input`, optional `system` and `history`, with `chosen` /
+  `rejected` the two outputs; the prompt is built as SFT builds an alpaca row's) and sharegpt (`conversations`,
+  the prompt turns, with `chosen` / `rejected` each one reply turn `{"from": "gpt", "value": "..."}`).
+KTO's unpaired rows (`prompt` / `completion` / `label`) are engine/data/unpaired.py's.
 A normalised pair is `{"messages": prompt turns, "chosen": reply turn, "rejected": reply turn}`.
 
 Rendering: the engine's chat templating stays the one renderer. Each side is rendered as the whole conversation
@@ -31,6 +35,7 @@ from engine.data.pipeline import IGNORE_INDEX, TokenStats, label_chat
 from engine.jobs.failures import DataError
 
 FORMAT = "preference"
+SHAPES = {"alpaca ranking": "instruction", "sharegpt ranking": "conversations"}  # shape -> the key that marks it
 SIDES = ("chosen", "rejected")
 Message = dict[str, Any]
 
@@ -49,11 +54,21 @@ def _load_one(cfg: DataConfig) -> tuple[list[dict], str]:
     raw = sources.read_source(cfg.path, cfg.split)
     if cfg.max_samples:
         raw = raw[: cfg.max_samples]
-    return normalise_pairs(raw, Path(cfg.path).name), FORMAT
+    return normalise_pairs(raw, Path(cfg.path).name), pair_shape(raw)
+
+
+def pair_shape(records: list[dict]) -> str:
+    """The file's shape as the data summary names it, from its first row: a LLaMA-Factory ranking file or not."""
+    first = records[0] if records else {}
+    return next((f"{FORMAT}, {shape}" for shape, key in SHAPES.items() if key in first and "prompt" not in first),
+                FORMAT)
 
 
 def normalise_pairs(records: list[dict], name: str) -> list[dict]:
     """Every record as a normalised pair; DataError naming the first row that is no pair."""
+    if records and "label" in records[0] and "completion" in records[0]:
+        raise DataError(f"{name} holds rows of prompt, completion and label (KTO's unpaired replies): set "
+                        "train.stage to kto, or write pairs of prompt, chosen and rejected.")
     if not records or not is_pair(records[0]):
         found = ", ".join(map(str, records[0])) if records else "no rows"
         raise DataError(f"{name} row 1 has the columns {found or '(none)'}, which hold no preference pair: a "
@@ -77,7 +92,7 @@ def _pair(record: dict) -> dict:
     if before_chosen != before_rejected:
         raise formats.RowError("rejected", "continues another conversation than 'chosen': both replies must answer "
                                            "the same prompt")
-    prompt = before_chosen or _prompt(record.get("prompt"))
+    prompt = before_chosen or _ranking_prompt(record) or _prompt(record.get("prompt"))
     if _content(chosen) == _content(rejected):
         raise formats.RowError("rejected", "is the same reply as 'chosen': a pair teaches nothing unless its "
                                            "replies differ, fix or remove the row")
@@ -86,6 +101,23 @@ def _pair(record: dict) -> dict:
     messages = checked[0]["messages"][:-1]
     pair = {"messages": messages, "chosen": checked[0]["messages"][-1], "rejected": checked[1]["messages"][-1]}
     return {**pair, "tools": checked[0]["tools"]} if "tools" in checked[0] else pair
+
+
+def _ranking_prompt(record: dict) -> list[Message]:
+    """The prompt turns of a LLaMA-Factory ranking row: an alpaca one's as SFT reads it (history, then instruction
+    and input; its system is added with the pair's), a sharegpt one's `conversations`; [] for other rows."""
+    if "prompt" in record:
+        return []
+    if "instruction" in record:  # the alpaca row SFT would read, less its output (a stand-in, dropped here)
+        turns = formats.NORMALISERS["alpaca"]({**record, "system": None, "output": "-"})["messages"]
+        return turns[:-1]
+    if "conversations" in record:
+        turns = record["conversations"]
+        if not isinstance(turns, list) or not turns:
+            raise formats.RowError("conversations", "must be a non-empty list of turns: the prompt both replies "
+                                                    "answer")
+        return turns
+    return []
 
 
 def _prompt(value: Any) -> list[Message]:

@@ -1,6 +1,8 @@
 """The README model card of an exported folder, and the loading note of an adapter that cannot be merged.
 
-The card says what the folder holds (a merged model, the trained whole model, or an adapter and why), the
+The card says what the folder holds (a merged model, the trained whole model, or an adapter and why), its lineage
+(the base, the training stage, the finished runs it started from (model.adapter) and the reference a preference
+stage compared with), so SFT -> DPO -> export can be traced from the exported folder alone, the
 run's hyperparameters (the options its method reads: engine.config.METHOD_OPTIONS), its final losses, and
 how the export was verified.
 """
@@ -13,6 +15,7 @@ from typing import Any
 import yaml
 
 from engine.config import ADAPTER_METHODS, METHOD_OPTIONS, METHOD_TITLES, RunConfig
+from engine.config_stage import PREFERENCE_STAGES, REFERENCE_STAGES, STAGE_TITLES
 from engine.export.verify import Verification
 
 UNMERGEABLE_REASON = (
@@ -54,6 +57,7 @@ def model_card(config: RunConfig, metrics: dict[str, Any], check: Verification, 
              f"Fine-tuned from `{config.model.name_or_path}` with {title_of(m.name)} in PEFT Workbench, on the "
              f"dataset `{config.data.name}` ({metrics.get('steps', '?')} steps).", ""]
     lines += _what_it_holds(config, check, merged, reason)
+    lines += ["", "## Lineage", "", *lineage(config, metrics)]
     lines += ["", "## Hyperparameters", "", "| name | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in hyperparameters(config).items() if v is not None]
     losses = {k: metrics.get(k) for k in ("train_loss", "final_loss", "eval_loss") if metrics.get(k) is not None}
@@ -67,6 +71,25 @@ def model_card(config: RunConfig, metrics: dict[str, Any], check: Verification, 
     return "\n".join(lines)
 
 
+def lineage(config: RunConfig, metrics: dict[str, Any]) -> list[str]:
+    """The base, the stage, the runs merged into the base before training (as metrics.json recorded them) and
+    the reference of a preference stage, one line each."""
+    stage = config.train.stage
+    starts = metrics.get("start") or ([{"run": config.model.adapter}] if config.model.adapter else [])
+    lines = [f"- base model: `{config.model.name_or_path}`",
+             f"- stage: {STAGE_TITLES.get(stage, stage)} (train.stage {stage}), data `{config.data.name}`"]
+    for start in starts:
+        what = ", ".join(f"{key} {start[key]}" for key in ("stage", "method", "data") if start.get(key))
+        lines.append(f"- started from run `{start['run']}`{f' ({what})' if what else ''}: its adapter was merged "
+                     "into the base before this run trained (model.adapter)")
+    start = "the base with the adapter of the run it started from merged" if starts else "the base model"
+    if stage in REFERENCE_STAGES:
+        lines.append(f"- reference: {start} (this run's adapter disabled), what beta kept the model close to")
+    elif stage in PREFERENCE_STAGES:
+        lines.append("- reference: none (reference-free: it compares the chosen and the rejected reply only)")
+    return lines
+
+
 def hyperparameters(config: RunConfig) -> dict[str, Any]:
     """The method's own options, its quantization, and the training settings that shaped the result."""
     m, t = config.method, config.train
@@ -77,7 +100,16 @@ def hyperparameters(config: RunConfig) -> dict[str, Any]:
     hyper.update(learning_rate=t.learning_rate, max_steps=t.max_steps, epochs=None if t.max_steps else t.epochs,
                  batch_size=t.batch_size, gradient_accumulation_steps=t.gradient_accumulation_steps,
                  cutoff_len=t.cutoff_len, lr_scheduler_type=t.lr_scheduler_type, seed=t.seed)
+    if t.stage in PREFERENCE_STAGES:
+        hyper.update(stage=t.stage, beta=t.beta, **PREFERENCE_OPTIONS.get(t.stage, lambda _: {})(t))
     return hyper
+
+
+PREFERENCE_OPTIONS = {  # the options each preference stage reads beside beta
+    "dpo": lambda t: {"loss_type": t.loss_type, "label_smoothing": t.label_smoothing or None, "rpo_alpha": t.rpo_alpha},
+    "simpo": lambda t: {"simpo_gamma": t.simpo_gamma},
+    "kto": lambda t: {"desirable_weight": t.desirable_weight, "undesirable_weight": t.undesirable_weight},
+}
 
 
 def _what_it_holds(config: RunConfig, check: Verification, merged: bool, reason: str | None) -> list[str]:

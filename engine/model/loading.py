@@ -121,6 +121,10 @@ def load_model(cfg: ModelConfig, method: MethodConfig | None = None, *, bits: in
     dtype = pick_dtype(cfg.dtype)
     quant_method = method if method is not None else MethodConfig(name="lora", bits=bits)
     quant = quantization_config(quant_method, dtype)
+    if cfg.adapter and quant is not None:
+        from engine.model.start import starting_runs
+
+        starting_runs(cfg.adapter, cfg.name_or_path, quant_method.effective_bits)  # refuses a quantized base
     kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True, **_common_kwargs(cfg)}  # never a pickle
     if quant is not None:
         # Quantize from the checkpoint's own dtype: upcasting a 16-bit checkpoint to fp32 before quantizing
@@ -138,6 +142,23 @@ def load_model(cfg: ModelConfig, method: MethodConfig | None = None, *, bits: in
         cast_unquantized(model, dtype)
     log.info("loaded %s (%s, %s%s)", cfg.name_or_path, model.__class__.__name__, dtype,
              f", {quant_method.effective_bits}-bit" if quant else "")
+    if cfg.adapter:  # a run that starts from a finished one: its adapter merged in (engine/model/start.py)
+        model = merge_start(model, cfg.adapter, cfg.name_or_path)
+    return model
+
+
+def merge_start(model: PreTrainedModel, folder: str, base: str) -> PreTrainedModel:
+    """`model` (the base, loaded) with the adapter of every run it starts from (model.adapter) merged into it,
+    in order (engine/model/start.py lists and checks them)."""
+    from peft import PeftModel
+
+    from engine.model.start import starting_runs
+
+    for start in starting_runs(folder, base):
+        grow_embeddings(model, AutoTokenizer.from_pretrained(start.adapter), {start.run.name: start.adapter},
+                        log.warning)
+        model = PeftModel.from_pretrained(model, str(start.adapter)).merge_and_unload(safe_merge=True)
+        log.info("merged the adapter of %s (%s, %s) into the base", start.run, start.stage, start.method)
     return model
 
 

@@ -3,9 +3,8 @@
 Each Objective brings its data shape (how the datasets are read and tokenized), how its batches are formed, the
 trainer that trains it and the names of the curves that trainer reports beside the loss (written as named
 Metrics values, drawn on the page without more code). sft and pretrain are the engine's path as it always was
-(the data's format decides between chat rows and plain text); dpo trains preference pairs with TRL's DPOTrainer
-(engine/train/preference.py). The stages engine/config_stage.py lists but this table lacks are refused there,
-before anything is loaded.
+(the data's format decides between chat rows and plain text); dpo, orpo and simpo train preference pairs, kto
+unpaired replies marked good or bad, each with its TRL trainer (engine/train/preference.py).
 """
 
 from __future__ import annotations
@@ -105,23 +104,71 @@ def _plan_pairs(_config: RunConfig, _model: Any, _trainable: int, _lengths: list
                          "packed)")
 
 
-def _build_dpo(*args: Any) -> Any:
-    from engine.train.preference import build_dpo_trainer
+def _builder(curves: tuple[str, ...]) -> Callable[..., Any]:
+    def build(*args: Any) -> Any:
+        from engine.train.preference import build_preference_trainer
 
-    return build_dpo_trainer(*args, curves=DPO_CURVES)
+        return build_preference_trainer(*args, curves=curves)
+
+    return build
 
 
-# What DPOTrainer logs beside the loss: the implicit rewards beta * log(pi / pi_ref) of the chosen and the
+# ---------------------------------------------------------------------------------------------- KTO's rows
+
+
+def _load_unpaired(cfg: DataConfig, seed: int) -> sources.Mixed:
+    from engine.data.unpaired import load_unpaired
+
+    return load_unpaired(cfg, seed)
+
+
+def _tokenize_unpaired(config: RunConfig, tokenizer: Any, datasets: sources.Mixed, reporter: Any,
+                       ) -> tuple[Rows, Rows]:
+    from engine.data.pipeline import template_notes
+    from engine.data.unpaired import unpaired_splits
+
+    train_rows, val_rows, stats = unpaired_splits(config, tokenizer, datasets)
+    rows = [{"messages": [*row["messages"], row["completion"]], "tools": row.get("tools")} for row in datasets.rows]
+    for note in template_notes(rows, tokenizer):
+        reporter.info(note)
+    good = sum(row["label"] for row in train_rows)
+    reporter.info(f"tokenized: {len(train_rows)} train rows ({good} good, {len(train_rows) - good} bad) / "
+                  f"{len(val_rows)} validation rows, {stats.truncated} truncated and {stats.dropped} dropped at "
+                  f"cutoff_len {config.train.cutoff_len}")
+    return train_rows, val_rows
+
+
+def _unpaired_lengths(rows: Rows) -> list[int]:
+    """Two sequences per row: its own and the mismatched one of its KL estimate (another row's reply)."""
+    return [len(row["prompt_ids"]) + len(row["completion_ids"]) for row in rows for _ in range(2)]
+
+
+def _plan_unpaired(_config: RunConfig, _model: Any, _trainable: int, _lengths: list[int]) -> Choice:
+    return Choice(False, "batching: rows padded in a fixed order (KTO pairs each row with its batch neighbours "
+                         "for its KL estimate; rows are not packed)")
+
+
+# What the trainers log beside the loss. DPO: the implicit rewards beta * log(pi / pi_ref) of the chosen and the
 # rejected replies, their mean margin, and the share of pairs whose chosen reply wins (preference accuracy).
+# ORPO and SimPO: the same names for their reference-free rewards (beta times the reply's average
+# log-probability), and the chosen reply's SFT loss (ORPO: the part of its loss that is SFT's). KTO: the rewards
+# of the good and the bad replies of each batch, their margin, and its estimate of the KL to the reference.
 DPO_CURVES = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies")
+ODDS_CURVES = (*DPO_CURVES, "nll_loss", "log_odds_ratio")
+SIMPO_CURVES = (*DPO_CURVES, "nll_loss")
+KTO_CURVES = ("rewards/chosen", "rewards/rejected", "rewards/margins", "kl")
 
 _ROWS = dict(load=_load_rows, tokenize=_tokenize_rows, lengths=_row_lengths, batching=_plan_rows, build=_build_rows)
 OBJECTIVES: dict[str, Objective] = {
     "sft": Objective("sft", "chat rows (or plain text)", **_ROWS),
     "pretrain": Objective("pretrain", "plain text (or chat rows)", **_ROWS),
-    "dpo": Objective("dpo", "preference pairs: prompt, chosen, rejected", load=_load_pairs,
-                     tokenize=_tokenize_pairs, lengths=_pair_lengths, batching=_plan_pairs, build=_build_dpo,
-                     curves=DPO_CURVES, sequences=2),
+    **{stage: Objective(stage, "preference pairs: prompt, chosen, rejected", load=_load_pairs,
+                        tokenize=_tokenize_pairs, lengths=_pair_lengths, batching=_plan_pairs, build=_builder(curves),
+                        curves=curves, sequences=2)
+       for stage, curves in (("dpo", DPO_CURVES), ("orpo", ODDS_CURVES), ("simpo", SIMPO_CURVES))},
+    "kto": Objective("kto", "replies marked good or bad: prompt, completion, label (or pairs, split)",
+                     load=_load_unpaired, tokenize=_tokenize_unpaired, lengths=_unpaired_lengths,
+                     batching=_plan_unpaired, build=_builder(KTO_CURVES), curves=KTO_CURVES, sequences=2),
 }
 
 

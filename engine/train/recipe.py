@@ -152,6 +152,11 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     from engine.model.config_json import model_config_json
 
     model_config_json(config.model.name_or_path, config.model.revision)  # a damaged config.json: said now
+    from engine.model.start import starting_runs
+
+    starts = starting_runs(config.model.adapter, config.model.name_or_path, config.method.effective_bits)
+    if starts:  # config.yaml names the starting run by its full path, so the run can be traced from it alone
+        config.model.adapter = str(starts[-1].run)
     run.config.write_text(config.to_yaml(), encoding="utf-8")
     reporter.status("loading_data")
     stage = objective(config.train.stage)
@@ -204,6 +209,8 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     eval_loss = final_eval_loss(trainer) if val_rows and not stop.requested else None
     metrics = final_metrics(config, trainer, result, started, weights_dir, trainable, total, eval_loss)
     metrics["batching"] = batching.reason
+    if starts:
+        metrics["start"] = [start.record() for start in starts]  # the model card's lineage
     rundir.write_json_atomic(run.metrics, metrics)
     loss = f"train loss {metrics['train_loss']:.4f}" if metrics["train_loss"] is not None else "no train loss logged"
     reporter.info(f"saved {weights_dir.name}/ ({metrics['weights_size_mb']:.2f} MB); "
@@ -238,7 +245,9 @@ def save_weights(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: A
     partial = partial_path(target)
     try:
         if config.method.name in ADAPTER_METHODS:
-            model.save_pretrained(partial, save_embedding_layers=True if grown else "auto")
+            # TRL's DPO and KTO add a "ref" adapter (a frozen copy of the starting one, their reference): not saved
+            only = {"selected_adapters": ["default"]} if "ref" in getattr(model, "peft_config", {}) else {}
+            model.save_pretrained(partial, save_embedding_layers=True if grown else "auto", **only)
         else:
             model.save_pretrained(partial)
         fault_point("final-save")

@@ -29,6 +29,7 @@ FOR_A_PERSON = {
     "webui.jobs.submit": ("JobExistsError",),
     "engine.model.loading": ("ModelError",),
     "engine.model.config_json": ("ModelFileError",),
+    "engine.model.start": ("StartError",),
     "engine.export.merge": ("ExportError",),
     "engine.export.verify": ("VerificationError",),
     "engine.chat.plan": ("ChatError",),

@@ -141,9 +141,13 @@ def test_a_config_without_a_stage_is_sft_and_a_dpo_config_round_trips(tmp_path: 
 
 @pytest.mark.parametrize(("method", "data", "train", "sentence"), [
     ("prefix", None, {"stage": "dpo"}, "method 'prefix' cannot train a preference stage yet"),
-    ("full", None, {"stage": "dpo"}, "method 'full' cannot train a preference stage yet"),
+    ("full", None, {"stage": "dpo"}, "method 'full' cannot train DPO yet"),
     ("lora", {"format": "alpaca"}, {"stage": "dpo"}, "set data.format to auto, not alpaca"),
-    ("lora", None, {"stage": "orpo"}, "train.stage 'orpo' is not trained yet"),
+    ("full", None, {"stage": "kto"}, "method 'full' cannot train KTO yet"),
+    ("lora", {"format": "alpaca"}, {"stage": "kto"}, "train.stage 'kto' reads rows of prompt, completion and label"),
+    ("lora", None, {"stage": "kto", "batch_size": 1}, "train.stage kto needs train.batch_size of 2 or more"),
+    ("lora", None, {"stage": "simpo", "loss_type": "ipo"}, "train.loss_type and train.rpo_alpha are DPO's options, "
+                                                          "not SimPO's"),
     ("lora", {"format": "sharegpt"}, {"stage": "pretrain"}, "train.stage pretrain trains on plain text"),
     ("lora", None, {"stage": "dpo", "label_smoothing": 0.1}, "label_smoothing is only read by loss_type robust"),
 ])  # fmt: skip
@@ -166,11 +170,48 @@ def test_every_trained_stage_has_an_objective_and_every_objective_a_stage() -> N
 
 def test_the_preference_options_reach_trls_config_under_its_names(tmp_path: Path) -> None:
     from engine.jobs.rundir import RunDir
-    from engine.train.preference import dpo_arguments
+    from engine.train.preference import stage_arguments
 
     run = parse_config(config(tmp_path, stage="dpo", beta=0.3, loss_type="robust", label_smoothing=0.1))
-    args = dpo_arguments(run, RunDir(tmp_path / "run"), has_eval=False)
+    args = stage_arguments(run, RunDir(tmp_path / "run"), has_eval=False)
     assert (args.beta, args.loss_type, args.loss_weights, args.label_smoothing) == (0.3, ["robust"], None, 0.1)
     assert args.max_length is None  # the engine cut the pairs at cutoff_len; TRL cuts nothing more
-    rpo = dpo_arguments(parse_config(config(tmp_path, stage="dpo", rpo_alpha=0.5)), RunDir(tmp_path / "run"), False)
+    rpo = stage_arguments(parse_config(config(tmp_path, stage="dpo", rpo_alpha=0.5)), RunDir(tmp_path / "run"), False)
     assert (rpo.loss_type, rpo.loss_weights) == (["sigmoid", "sft"], [1.0, 0.5])  # RPO: DPO + 0.5 x the chosen NLL
+
+
+def test_the_reference_free_stages_take_full_and_freeze(tmp_path: Path) -> None:
+    assert parse_config(config(tmp_path, "full", stage="orpo")).method.name == "full"
+    assert parse_config(config(tmp_path, "freeze", stage="simpo")).train.stage == "simpo"
+
+
+def test_orpo_simpo_and_kto_options_reach_their_trl_configs(tmp_path: Path) -> None:
+    from trl import KTOConfig
+    from trl.experimental.cpo import CPOConfig
+    from trl.experimental.orpo import ORPOConfig
+
+    from engine.jobs.rundir import RunDir
+    from engine.train.preference import stage_arguments
+
+    run = RunDir(tmp_path / "run")
+    orpo = stage_arguments(parse_config(config(tmp_path, stage="orpo", beta=0.2, cutoff_len=128)), run, False)
+    assert isinstance(orpo, ORPOConfig) and (orpo.beta, orpo.max_length) == (0.2, 128)
+    simpo = stage_arguments(parse_config(config(tmp_path, stage="simpo", beta=2.0, simpo_gamma=0.8)), run, False)
+    assert isinstance(simpo, CPOConfig)
+    assert (simpo.loss_type, simpo.cpo_alpha, simpo.beta, simpo.simpo_gamma) == ("simpo", 0.0, 2.0, 0.8)
+    kto = stage_arguments(parse_config(config(tmp_path, stage="kto", desirable_weight=1.3, undesirable_weight=0.7)),
+                          run, False)
+    assert isinstance(kto, KTOConfig) and (kto.desirable_weight, kto.undesirable_weight) == (1.3, 0.7)
+    assert kto.train_sampling_strategy == "sequential"  # its KL estimate pairs each row with its batch neighbours
+
+
+def test_a_kto_row_is_tokenized_as_the_same_reply_of_a_pair(tokenizer: Any) -> None:
+    from engine.data.unpaired import normalise_unpaired, tokenize_unpaired
+
+    pair = normalise_pairs([STRINGS], "pairs.json")[0]
+    [tokens], _ = tokenize_pairs([pair], tokenizer, 512, "truncate")
+    rows = normalise_unpaired([{"prompt": STRINGS["prompt"], "completion": STRINGS[side], "label": side == "chosen"}
+                               for side in ("chosen", "rejected")], "kto.json")
+    good, bad = tokenize_unpaired(rows, tokenizer, 512, "truncate")[0]
+    assert good == {"prompt_ids": tokens["prompt_ids"], "completion_ids": tokens["chosen_ids"], "label": True}
+    assert bad == {"prompt_ids": tokens["prompt_ids"], "completion_ids": tokens["rejected_ids"], "label": False}

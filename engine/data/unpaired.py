@@ -1,0 +1,144 @@
+"""KTO's rows: one reply each, marked good or bad (`prompt` / `completion` / `label`) -> token ids for KTOTrainer.
+
+Shapes read: `{"prompt": "...", "completion": "...", "label": true}`, with `prompt` a string or a list of turns
+and `completion` a string, one turn or a one-turn list (TRL's unpaired shape), an optional `system` and `tools`.
+A file of preference pairs (any shape engine/data/preference.py reads) is read too: each pair gives two rows,
+its chosen reply marked good and its rejected one bad, as TRL's `unpair_preference_dataset` splits them.
+A normalised row is `{"messages": prompt turns, "completion": reply turn, "label": bool}`.
+
+Rendering is engine/data/preference.py's `render_side`: the conversation labelled exactly as SFT labels it, the
+reply's trained tokens the completion; KTOTrainer gets `prompt_ids`, `completion_ids` and `label`
+(engine/train/preference.py skips its own template and tokenization).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from engine.config import DataConfig, RunConfig
+from engine.data import formats, sources
+from engine.data.pipeline import TokenStats
+from engine.data.preference import SIDES, is_pair, normalise_pairs, pair_shape, render_side
+from engine.jobs.failures import DataError
+
+FORMAT = "kto"
+
+
+def is_unpaired(record: dict) -> bool:
+    return "completion" in record and "label" in record
+
+
+def load_unpaired(cfg: DataConfig, seed: int) -> sources.Mixed:
+    """Every dataset of data.path read as KTO rows (pairs split in two), given its fraction of rows, mixed."""
+    return sources.load(cfg, seed, _load_one)
+
+
+def _load_one(cfg: DataConfig) -> tuple[list[dict], str]:
+    raw = sources.read_source(cfg.path, cfg.split)
+    if cfg.max_samples:
+        raw = raw[: cfg.max_samples]
+    name = Path(cfg.path).name
+    if raw and is_pair(raw[0]) and not is_unpaired(raw[0]):
+        pairs = normalise_pairs(raw, name)
+        rows = [{"messages": pair["messages"], "completion": pair[side], "label": side == "chosen",
+                 **({"tools": pair["tools"]} if "tools" in pair else {})} for pair in pairs for side in SIDES]
+        return rows, f"{pair_shape(raw)}, split into good and bad replies"
+    return normalise_unpaired(raw, name), FORMAT
+
+
+def normalise_unpaired(records: list[dict], name: str) -> list[dict]:
+    """Every record as a KTO row; DataError naming the first row that is none."""
+    if not records or not is_unpaired(records[0]):
+        found = ", ".join(map(str, records[0])) if records else "no rows"
+        raise DataError(f"{name} row 1 has the columns {found or '(none)'}: KTO needs prompt, completion and "
+                        "label (true for a good reply, false for a bad one) in every row, or preference pairs.")
+    rows = []
+    for number, record in enumerate(records, 1):
+        try:
+            rows.append(_row(record))
+        except formats.RowError as error:
+            raise DataError(f"{name} row {number}: {error}.") from None
+    if len({row["label"] for row in rows}) < 2:
+        kind = "good" if rows[0]["label"] else "bad"
+        raise DataError(f"{name} has only {kind} replies (every label is {rows[0]['label']}): KTO learns from "
+                        "both good and bad ones, add rows of the other label.")
+    return rows
+
+
+def _row(record: dict) -> dict:
+    label = record.get("label")
+    if not isinstance(label, bool):
+        raise formats.RowError("label", f"is {label!r}: write true for a good reply or false for a bad one")
+    prompt = record.get("prompt")
+    if isinstance(prompt, str) or not prompt:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise formats.RowError("prompt", "is empty: write the prompt the reply answers, or remove the row")
+        prompt = [{"role": "user", "content": prompt}]
+    reply = record["completion"]
+    if isinstance(reply, list) and len(reply) == 1:
+        reply = reply[0]
+    if isinstance(reply, str):
+        if not reply.strip():
+            raise formats.RowError("completion", "is empty: write the reply, or remove the row")
+        reply = {"role": "assistant", "content": reply}
+    if not isinstance(reply, dict):
+        raise formats.RowError("completion", 'must be the reply as text, or one turn {"role": "assistant", '
+                                             '"content": "..."}')
+    extra = {key: record[key] for key in ("system", "tools") if key in record}
+    try:
+        checked = formats.conversation({"messages": [*prompt, reply], **extra})
+    except formats.RowError as error:
+        raise formats.RowError("completion (with its prompt)", error.problem) from None
+    row = {"messages": checked["messages"][:-1], "completion": checked["messages"][-1], "label": label}
+    return {**row, "tools": checked["tools"]} if "tools" in checked else row
+
+
+def tokenize_unpaired(rows: list[dict], tokenizer: Any, cutoff_len: int, overlength: str,
+                      max_prompt_length: int | None = None, *, source: str = "dataset",
+                      ) -> tuple[list[dict], TokenStats]:
+    """`{"prompt_ids", "completion_ids", "label"}` per row, cut as engine/data/preference.py cuts a pair."""
+    stats = TokenStats(rows_in=len(rows))
+    out = []
+    for number, row in enumerate(rows, 1):
+        prompt, reply = render_side(row, "completion", tokenizer, source, number)
+        if max_prompt_length:
+            prompt = prompt[-max_prompt_length:]
+        length = len(prompt) + len(reply)
+        stats.lengths.append(length)
+        room = cutoff_len - len(prompt)
+        if length > cutoff_len and (overlength == "drop" or room <= 0):
+            stats.dropped += 1
+            continue
+        stats.truncated += length > cutoff_len
+        stats.target_tokens += len(reply[:room])
+        out.append({"prompt_ids": prompt, "completion_ids": reply[:room], "label": row["label"]})
+    stats.rows_out = len(out)
+    return out, stats
+
+
+def unpaired_splits(config: RunConfig, tokenizer: Any, mixed: sources.Mixed) -> tuple[list[dict], list[dict],
+                                                                                         TokenStats]:
+    """Tokenized train and validation rows (data.val_size held out with train.seed), each shuffled with the seed:
+    KTO reads them in order (its KL estimate pairs each row with its batch neighbours), so good and bad replies
+    of one pair must not always share a batch in the same places."""
+    parts, stats = [], TokenStats()
+    for part in mixed.parts:
+        tokenized, own = tokenize_unpaired(part.rows, tokenizer, config.train.cutoff_len, config.data.overlength,
+                                           config.train.max_prompt_length, source=part.name)
+        parts.append(tokenized)
+        for key in ("rows_in", "rows_out", "truncated", "dropped", "target_tokens", "lengths"):
+            setattr(stats, key, getattr(stats, key) + getattr(own, key))
+    rows = sources.mix(parts, mixed.mix, mixed.seed)
+    if not rows:
+        raise DataError(f"{config.data.name} has no row left after cutoff_len={config.train.cutoff_len}: raise "
+                        "train.cutoff_len, set train.max_prompt_length, or set data.overlength to truncate.")
+    random.Random(config.train.seed).shuffle(rows)
+    if not config.data.val_size:
+        return rows, [], stats
+    held = max(1, round(len(rows) * config.data.val_size))
+    if held >= len(rows):
+        raise DataError(f"{config.data.name} has only {len(rows)} rows, too few to hold out "
+                        f"val_size={config.data.val_size}: lower data.val_size or add rows.")
+    return rows[held:], rows[:held], stats

@@ -1,0 +1,72 @@
+"""ORPO, SimPO and KTO with LoRA on a tiny real Llama, one short run each (module-scoped: every test reads the same
+three runs). KTO trains through `python launch.py train` on KTO's own rows (prompt / completion / label); ORPO
+and SimPO train in-process through engine.train.recipe.run_train (what `launch.py train` runs after reading its
+config), ORPO on a LLaMA-Factory alpaca ranking file and SimPO on a sharegpt one. Each exits 0, logs its trainer's
+curves as named curves and leaves an adapter that loads with peft; the runs are short (4 steps of 2 rows):
+what they learn is measured for DPO, which shares their data path, in test_preference.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.jobs.events import Metrics, final_status, read_events
+from engine.jobs.rundir import RunDir
+from tests.cli import launch, write_config, write_rows
+from tests.engine.test_preference import BAD, GOOD, PROMPTS
+from tests.engine.test_template_chat import own_signal_handlers
+
+ALPACA_RANKING = [{"instruction": p, "input": "", "chosen": g, "rejected": b} for p, g, b in zip(PROMPTS, GOOD, BAD,
+                                                                                                   strict=True)]
+SHAREGPT_RANKING = [{"conversations": [{"from": "human", "value": p}], "chosen": {"from": "gpt", "value": g},
+                     "rejected": {"from": "gpt", "value": b}} for p, g, b in zip(PROMPTS, GOOD, BAD, strict=True)]
+KTO_ROWS = [row for p, g, b in zip(PROMPTS, GOOD, BAD, strict=True)
+            for row in ({"prompt": p, "completion": g, "label": True}, {"prompt": p, "completion": b, "label": False})]
+TRAIN = {"max_steps": 4, "batch_size": 2, "learning_rate": 2e-2, "lr_scheduler_type": "constant", "cutoff_len": 64,
+         "save_steps": 50}
+CURVES = {"orpo": "log_odds_ratio", "simpo": "rewards/margins", "kto": "kl"}  # one curve only that trainer logs
+RUNS = {  # stage -> (its rows, its options)
+    "orpo": (ALPACA_RANKING, {"beta": 0.5}),
+    "simpo": (SHAREGPT_RANKING, {"beta": 2.0, "simpo_gamma": 0.5}),
+    "kto": (KTO_ROWS, {"beta": 0.1}),
+}
+LAUNCHED = "kto"
+
+
+@pytest.fixture(scope="module")
+def runs(memorise_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[RunDir, str]]:
+    from engine.config import load_config
+    from engine.train.recipe import run_train
+
+    done = {}
+    for stage, (rows, options) in RUNS.items():
+        folder = tmp_path_factory.mktemp(stage)
+        data = write_rows(folder / f"{stage}.json", rows)
+        config = write_config(folder / "run.yaml", memorise_model, data, folder / "run",
+                              method={"lora_dropout": 0.0}, train={**TRAIN, "stage": stage, **options})
+        if stage == LAUNCHED:
+            result = launch("train", str(config))
+            assert result.returncode == 0, result.stderr[-3000:]
+            done[stage] = (RunDir(folder / "run"), result.stdout)
+            continue
+        with own_signal_handlers():
+            code = run_train(load_config(config))
+        assert code == 0, (folder / "run" / "train.log").read_text(encoding="utf-8")[-3000:]
+        done[stage] = (RunDir(folder / "run"), (folder / "run" / "train.log").read_text(encoding="utf-8"))
+    return done
+
+
+@pytest.mark.parametrize("stage", sorted(RUNS))
+def test_each_stage_trains_and_leaves_an_adapter_peft_loads(stage: str, runs: dict, memorise_model: Path) -> None:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    run, _ = runs[stage]
+    events = read_events(run.events)
+    assert final_status(events).state == "completed"
+    assert run.read_metrics()["stage"] == stage
+    curves = [event.values for event in events if isinstance(event, Metrics)]
+    assert len(curves) == TRAIN["max_steps"] and {"loss", CURVES[stage]} <= set(curves[-1])
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(memorise_model), run.adapter)
+    assert any("lora_A" in name for name, _ in model.named_parameters())
