@@ -19,4 +19,27 @@ fi
 .venv/bin/ruff check --quiet .  # lint first: pyproject.toml says what it checks
 
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
+# Two passes. First every test not marked `serial`, on two pytest-xdist workers; --dist loadfile keeps each test
+# file on one worker, so a module's fixtures (a trained run, a started server) are built once, and
+# --no-loadscope-reorder hands the files out in collection order (tests/browser and tests/engine, the long ones,
+# first; xdist's default puts the files with the fewest tests, the browser ones, last, where one worker idles
+# while the other finishes them). Then the `serial`
+# tests (they assert wall-clock budgets), alone on the machine, if the first pass's selection left any out.
+# Exit status: the first pass's failure, else the second's; 5 (no test) only when neither pass ran one.
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+export WORKBENCH_TEST_SERIAL_LEFT=$scratch/serial-left  # tests/conftest.py creates it when it leaves serial tests out
+pytest=(.venv/bin/python -m pytest -p no:cacheprovider)
+first=0 second=5
+"${pytest[@]}" -n 2 --dist loadfile --no-loadscope-reorder --part parallel "$@" || first=$?
+stopped=$([[ "$first" != 0 && "$first" != 5 && " $* " =~ " -x "|" --exitfirst " ]] && echo yes || true)
+if [ -e "$WORKBENCH_TEST_SERIAL_LEFT" ] && [ -z "$stopped" ]; then
+  echo "--- the tests marked serial, alone on the machine"
+  second=0
+  "${pytest[@]}" --part serial "$@" || second=$?
+fi
+for status in "$first" "$second"; do
+  if [ "$status" != 0 ] && [ "$status" != 5 ]; then exit "$status"; fi
+done
+if [ "$first" = 5 ] && [ "$second" = 5 ]; then exit 5; fi
+exit 0

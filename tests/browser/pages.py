@@ -40,11 +40,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(workspace: Path, log_name: str = "server.log") -> tuple[subprocess.Popen, str]:
-    """`python launch.py --workspace WORKSPACE` on a free port; returns (process, url) once it answers."""
+def start_server(workspace: Path, log_name: str = "server.log", attempts: int = 3) -> tuple[subprocess.Popen, str]:
+    """`python launch.py --workspace WORKSPACE` on a free port; returns (process, url) once it answers. The port is
+    free when asked for but not held: a process of another pytest worker can take it first, then another is tried."""
+    for _ in range(attempts - 1):
+        try:
+            return start_server_once(workspace, log_name)
+        except PortTaken:
+            continue
+    return start_server_once(workspace, log_name)
+
+
+class PortTaken(AssertionError):
+    pass
+
+
+def start_server_once(workspace: Path, log_name: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = open(ARTIFACTS / log_name, "a")  # noqa: SIM115 (the process keeps it)
+    logged = log.tell()  # the log is appended to: this server's lines start here
     proc = subprocess.Popen([sys.executable, "launch.py", "--workspace", str(workspace), "--port", str(port)],
                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     url = f"http://127.0.0.1:{port}"
@@ -54,7 +69,10 @@ def start_server(workspace: Path, log_name: str = "server.log") -> tuple[subproc
             urllib.request.urlopen(url, timeout=2)
             return proc, url
         except OSError:
-            assert proc.poll() is None, (ARTIFACTS / log_name).read_text()
+            if proc.poll() is not None:
+                said = (ARTIFACTS / log_name).read_bytes()[logged:].decode(errors="replace")
+                taken = f"port {port} on" in said and "already in use" in said
+                raise (PortTaken if taken else AssertionError)(said) from None
             time.sleep(0.5)
     proc.kill()
     raise AssertionError(f"the server did not answer within 120 s: see {ARTIFACTS / log_name}")
