@@ -101,6 +101,7 @@ class MonitorPanel:
     seen: gr.State  # the version of its snapshot the page shows
     timer: gr.Timer  # FOLLOW_S ticks, active only until the followed run has finished (webui.tabs.train.follow)
     watch: gr.Timer  # WATCH_S ticks, active only while nothing is followed
+    also: gr.Markdown  # the other runs training beside the followed one (a `launch.py train` from a terminal)
 
 
 @dataclass
@@ -216,6 +217,7 @@ def build_monitor_panel() -> MonitorPanel:
         cancel = gr.Button(t("train.cancel"), variant="stop", elem_id="wb-cancel")
     confirm_cancel = build_confirm("wb-cancel-confirm", "train.cancel_yes", "train.cancel_no")
     progress = gr.HTML("", elem_id="wb-progress")
+    also = gr.Markdown("", elem_id="wb-also-training")
     with gr.Row():
         loss = gr.LinePlot(loss_frame({}), x="step", y="loss", color="series", label=t("train.loss"),
                            elem_id="wb-loss", scale=3)
@@ -223,7 +225,8 @@ def build_monitor_panel() -> MonitorPanel:
                          scale=2)
     return MonitorPanel(run_name=run_name, start=start, stop=stop, cancel=cancel, confirm_cancel=confirm_cancel,
                         progress=progress, loss=loss, loss_colors=colour_state(loss), log=log, current=gr.State(None),
-                        seen=gr.State(-1), timer=gr.Timer(FOLLOW_S, active=False), watch=gr.Timer(WATCH_S))
+                        seen=gr.State(-1), timer=gr.Timer(FOLLOW_S, active=False), watch=gr.Timer(WATCH_S),
+                        also=also)
 
 
 def start_values(starter: RunConfig | None) -> forms.Values:
