@@ -241,7 +241,7 @@ def inspect_dataset(data_cfg: DataConfig, tokenizer: Any = None, cutoff_len: int
         text, spans = first["text"], [(0, len(first["text"]))]
     else:
         text, spans = chat_spans(first["messages"], tokenizer, Path(data_cfg.path).name, 1, first.get("tools"))
-    report["example"] = clipped_example(text, spans, EXAMPLE_CHARS)
+    report["example"] = clipped_example(text, spans, EXAMPLE_CHARS, cut_at(text, tokenizer, cutoff_len))
     name = Path(data_cfg.path).name
     _, stats = tokenize_rows(rows, tokenizer, cutoff_len, data_cfg.overlength, source=name)
     report["lengths"] = stats.lengths
@@ -262,9 +262,18 @@ def clip(value: Any, limit: int) -> Any:
     return value
 
 
-def clipped_example(text: str, spans: list[tuple[int, int]], limit: int) -> dict[str, Any]:
-    """The rendered example and its trained spans, cut after `limit` characters (then ending in "…")."""
+def cut_at(text: str, tokenizer: Any, cutoff_len: int) -> int | None:
+    """The character of `text` where cutoff_len cuts it (the start of its first token beyond the cutoff), or None
+    where it fits. Counted as label_chat counts a row's tokens (one BOS more or less for a plain-text row)."""
+    offsets = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)["offset_mapping"]
+    return int(offsets[cutoff_len][0]) if len(offsets) > cutoff_len else None
+
+
+def clipped_example(text: str, spans: list[tuple[int, int]], limit: int, cut: int | None = None) -> dict[str, Any]:
+    """The rendered example and its trained spans, cut after `limit` characters (then ending in "…"); `cut`, where
+    given, is the character where cutoff_len cuts the row (the example says where; nothing after it trains)."""
+    clipped = {"cut": cut} if cut is not None and cut < limit else {}
     if len(text) <= limit:
-        return {"text": text, "spans": [[start, end] for start, end in spans]}
+        return {"text": text, "spans": [[start, end] for start, end in spans]} | clipped
     kept = [[start, min(end, limit)] for start, end in spans if start < limit]
-    return {"text": text[:limit] + "…", "spans": kept}
+    return {"text": text[:limit] + "…", "spans": kept} | clipped

@@ -134,6 +134,8 @@ def test_a_file_bigger_than_the_sample_says_which_rows_were_measured(page, tmp_p
     summary = page.wait_for_selector("#wb-data-summary:has-text('2,500')", timeout=120_000)
     text = summary.inner_text()
     assert "2,500 rows" in text and "first 2,000 rows" in text, text
+    over = page.wait_for_selector("#wb-over-cutoff:has-text('rows are longer')", timeout=120_000).inner_text()
+    assert "first 2,000 of 2,500 rows" in over, over  # the count is of the rows measured, not a total
     page.wait_for_selector("#wb-lengths [aria-roledescription=bar]", timeout=120_000)
     shot(page, "data-sampled")
 
@@ -177,6 +179,10 @@ def test_enter_applies_the_cutoff_and_one_below_its_range_is_one_sentence_every_
     assert "minimum value" not in said[0], said
     assert box.input_value() == "8"
     assert "cutoff_len 8" in chart["legend"], chart["legend"]
+    # the example (the first row, 41 tokens) is cut at 8: the rest is marked, and not as trained
+    example = page.wait_for_selector("#wb-example:has-text('beyond cutoff_len')").inner_text().lower()
+    body = example.split("\n", 1)[1]  # below the box's label; badges are drawn upper case
+    assert body.count("trained") == body.count("not trained") >= 1, example  # the reply is beyond the cut
     page.get_by_text("Config preview, save and load").click()
     deadline = time.time() + 60  # the YAML the preview's command (and Save) writes; its box draws only some lines
     while (previewed := previewed_cutoff(page)) != 8:

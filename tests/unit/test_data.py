@@ -432,6 +432,17 @@ def test_inspect_dataset_with_and_without_tokenizer(tmp_path: Path, tokenizer: A
     assert report["overlength"] == "drop"
 
 
+def test_the_example_says_where_the_cutoff_cuts_it(tmp_path: Path, tokenizer: Any) -> None:
+    """A row longer than cutoff_len: the example carries the character where its first token beyond the cutoff
+    starts (issue 24: a 589-token row at cutoff 256 was shown fully trained); a row that fits carries none."""
+    path = write(tmp_path / "a.jsonl", SAME_CONTENT["alpaca"])
+    fits = inspect_dataset(DataConfig(path=str(path)), tokenizer, cutoff_len=4096)["example"]
+    assert "cut" not in fits
+    example = inspect_dataset(DataConfig(path=str(path)), tokenizer, cutoff_len=16)["example"]
+    ids = tokenizer(example["text"][:example["cut"]], add_special_tokens=False)["input_ids"]
+    assert 0 < example["cut"] < len(example["text"]) and len(ids) == 16, (example, ids)
+
+
 def engine_cli(*args: str) -> subprocess.CompletedProcess[str]:
     python = ROOT / ".venv" / "bin" / "python"
     command = [str(python if python.exists() else sys.executable), "-m", "engine", "inspect-data", *args]

@@ -168,3 +168,25 @@ def test_dataset_choices_read_the_folder_each_time(tmp_path: Path):
     after = datasets.dataset_choices(uploads, assets)
     assert after[:2] == [("uploads/mine-2.jsonl", str(newer)), ("uploads/mine.jsonl", str(older))]
     assert after[2:] == before
+
+
+def test_the_example_shows_where_the_cutoff_cuts_and_nothing_beyond_it_is_trained():
+    """Issue 24: a row longer than cutoff_len was shown fully TRAINED; beyond the cut is one piece labelled 'cut'."""
+    text = "user: hi\nassistant: hello there, friend"
+    report = {"example": {"text": text, "spans": [[20, len(text)]], "cut": 26}}
+    assert datasets.example_segments(report) == [("user: hi\nassistant: ", None), ("hello ", "trained"),
+                                                 ("there, friend", "cut")]
+    report["example"]["cut"] = 5  # cut before the reply: nothing trains
+    assert datasets.example_segments(report) == [("user:", None), (" hi\nassistant: hello there, friend", "cut")]
+    del report["example"]["cut"]
+    assert datasets.example_segments(report)[-1] == ("hello there, friend", "trained")
+
+
+def test_the_over_cutoff_line_says_it_counts_the_first_rows_of_a_bigger_file():
+    from webui.tabs.train.data import over_cutoff_line
+
+    sampled = over_cutoff_line({"over_cutoff": 8, "rows": 24656, "sample_rows": 2000}, 256, None)
+    assert sampled.startswith("**8** rows are longer than cutoff_len (256)")
+    assert "first 2,000 of 24,656 rows" in sampled
+    whole = over_cutoff_line({"over_cutoff": 8, "rows": 40, "sample_rows": 40}, 256, None)
+    assert "first" not in whole and over_cutoff_line({"rows": 40}, 256, None) == ""
