@@ -26,7 +26,7 @@ from typing import Any
 from engine.config import DataConfig, RunConfig, TrainConfig
 from engine.data import formats, sources
 from engine.data.masking import template_notes as masking_notes
-from engine.data.placeholders import fill_placeholders, find_placeholders
+from engine.data.placeholders import fill_known, fill_placeholders, find_placeholders
 from engine.data.reasoning import drop_reasoning
 from engine.data.sample import SAMPLE_ROWS
 from engine.data.tokens import chat_spans, ensure_chat_template
@@ -220,18 +220,21 @@ def inspect_dataset(data_cfg: DataConfig, tokenizer: Any = None, cutoff_len: int
     columns: dict[str, None] = {}
     for record in raw:
         columns.update(dict.fromkeys(map(str, record)))
+    found = find_placeholders(rows)  # {{name}} to fill (data.replace), as found in the sample
+    # preview, example and lengths show the rows as they train: with the placeholders data.replace fills filled
+    raw, rows = fill_known(raw[:PREVIEW_ROWS], data_cfg.replace), fill_known(rows, data_cfg.replace)
     report: dict[str, Any] = {
         "format": fmt,
         "rows": sample.rows,
-        "sample_rows": len(raw),
+        "sample_rows": len(sample.records),
         "columns": list(columns),
-        "preview": [clip(record, PREVIEW_CHARS) for record in raw[:PREVIEW_ROWS]],
+        "preview": [clip(record, PREVIEW_CHARS) for record in raw],
         "overlength": data_cfg.overlength,
-        "placeholders": find_placeholders(rows),  # {{name}} to fill (data.replace), as found in the sample
+        "placeholders": found,
     }
     if not sample.complete:
         report["note"] = (f"The format, columns, placeholders, example and token lengths come from the first "
-                          f"{len(raw):,} of {sample.rows:,} rows.")
+                          f"{len(sample.records):,} of {sample.rows:,} rows.")
     if tokenizer is None:
         return report
     if fmt != "text":

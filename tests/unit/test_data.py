@@ -457,3 +457,17 @@ def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path):
     path = tmp_path / "separators.jsonl"
     path.write_text("\r\n".join(json.dumps(row, ensure_ascii=False) for row in rows) + "\n", encoding="utf-8")
     assert read_records(path) == rows
+
+
+def test_the_inspection_shows_the_rows_with_their_placeholders_filled(tmp_path: Path, tokenizer: Any) -> None:
+    """Issue 24, item 3: with data.replace given, the preview, example and lengths are of the filled rows; the
+    placeholders found are still listed (the page keeps a field for each), and one left unfilled stays as written."""
+    rows = [{"instruction": "Who are you?", "input": "", "output": "I am {{name}}, made by {{author}}."}]
+    path = write(tmp_path / "identity.json", rows)
+    plain = inspect_dataset(DataConfig(path=str(path)), tokenizer, cutoff_len=512)
+    filled = inspect_dataset(DataConfig(path=str(path), replace={"name": "Aria the long-named assistant"}),
+                             tokenizer, cutoff_len=512)
+    assert [p["name"] for p in filled["placeholders"]] == ["name", "author"]
+    assert filled["preview"][0]["output"] == "I am Aria the long-named assistant, made by {{author}}."
+    assert "I am Aria the long-named assistant, made by {{author}}." in filled["example"]["text"]
+    assert filled["lengths"][0] > plain["lengths"][0]

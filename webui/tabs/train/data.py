@@ -57,7 +57,8 @@ def inspect(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, 
         local = ctx.local_model_dir(model) if model else None
         tokenizer = model_folder(model, local) if model else None  # local, or the hub cache's copy: no download
         job = inspect_job(path, data_format=data_format, model=str(tokenizer) if tokenizer else None,
-                          cutoff_len=int(cutoff_len or 0), overlength=overlength)
+                          cutoff_len=int(cutoff_len or 0), overlength=overlength,
+                          replace=fills(replace))
         cache = engine_cache(ctx.workspace)
         report = cache.cached(job)
         if report is None:
@@ -75,6 +76,11 @@ def inspect(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, 
     if len(names) > 1:
         view[panel.summary] += "<br>" + datasets_line(ctx, names, report, data_format, request)
     yield view
+
+
+def fills(replace: dict[str, str] | None) -> dict[str, str]:
+    """The placeholders the inspection fills: data.replace's non-empty texts (a JSON widget may hold anything)."""
+    return {name: text for name, text in (replace or {}).items() if isinstance(text, str) and text}
 
 
 def inspection_view(panel: DataPanel, report: dict[Any, Any], cutoff_len: float,

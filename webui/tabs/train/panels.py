@@ -151,7 +151,8 @@ def build_data_panel(ctx: AppContext, starter: RunConfig | None) -> DataPanel:
                                       info=t("help.data.format"), elem_id="wb-format")
     summary = gr.HTML(elem_id="wb-data-summary")
     placeholders = build_placeholder_panel()
-    preview = gr.Dataframe(label=t("train.preview"), interactive=False, visible=False, wrap=True, max_height=220)
+    preview = gr.Dataframe(label=t("train.preview"), interactive=False, visible=False, wrap=True, max_height=220,
+                           elem_id="wb-data-preview")
     with gr.Row():
         example = gr.HighlightedText(label=t("train.example"), color_map={"trained": "green"}, visible=False,
                                      elem_id="wb-example", scale=3)

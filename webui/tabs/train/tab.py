@@ -72,7 +72,8 @@ def wire_model_and_data(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
     # app.load too: the page opens with the starter dataset chosen, whose summary must show without a change
     gr.on([app.load, data.dataset.change, data.more.change, data.data_format.change, cutoff_len.release,
            overlength.change], trigger_mode="always_last", **inspection(ctx, tab))
-    wire_placeholder_fields(data.placeholders)
+    # a placeholder field's text: the preview, example and lengths show the rows filled
+    wire_placeholder_fields(data.placeholders, inspection(ctx, tab))
 
 
 def inspection(ctx: AppContext, tab: TrainTab) -> dict[str, Any]:
