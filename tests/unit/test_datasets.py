@@ -190,3 +190,13 @@ def test_the_over_cutoff_line_says_it_counts_the_first_rows_of_a_bigger_file():
     assert "first 2,000 of 24,656 rows" in sampled
     whole = over_cutoff_line({"over_cutoff": 8, "rows": 40, "sample_rows": 40}, 256, None)
     assert "first" not in whole and over_cutoff_line({"rows": 40}, 256, None) == ""
+
+
+def test_one_row_is_said_in_the_singular():
+    """Issue 24, item 6: "1 rows"."""
+    from webui.i18n import message
+
+    assert message(None, "msg.data_summary", format="alpaca", rows="1").endswith("<b>1</b> row")
+    assert message(None, "msg.data_summary", format="alpaca", rows="2").endswith("<b>2</b> rows")
+    assert message(None, "msg.over_cutoff_truncate", n=1, cutoff=8).startswith("**1** row is longer")
+    assert message(None, "msg.over_cutoff_drop", n=3, cutoff=8).startswith("**3** rows are longer")
