@@ -110,7 +110,10 @@ def export(ctx: AppContext, run: str | None, dtype: str, shard_gb: float,
 def dtype_choice(ctx: AppContext, run: str | None, request: gr.Request | None = None) -> Any:
     """The dtype radio for the chosen run: inactive, saying why before Export, for a method that cannot be merged
     (prefix, prompt, P-tuning: the adapter is exported as trained, in one zip)."""
-    method = ctx.exports.method_of(ctx.runs.run_dir(run)) if run else None
+    try:
+        method = ctx.exports.method_of(ctx.runs.run_dir(run)) if run else None
+    except (RunError, PathError):  # gone or not a run: Export says why when pressed
+        method = None
     if method is None or method in MERGEABLE:
         return gr.update(interactive=True, info=message(request, "export.dtype_help"))
     return gr.update(interactive=False, info=message(request, "export.adapter_only", method=method))
