@@ -57,8 +57,10 @@ RUNS_TAB = 1
 
 
 def log_scroll_head() -> str:
-    """The <script> for the page's head that keeps every log box at its newest line (webui/log_scroll.js)."""
-    return f"<script>({Path(__file__).with_name('log_scroll.js').read_text(encoding='utf-8')})();</script>"
+    """The <script>s for the page's head that keep every log box at its newest line (webui/log_scroll.js) and let
+    Enter apply a number typed in a slider's box (webui/slider_enter.js)."""
+    return "".join(f"<script>({Path(__file__).with_name(name).read_text(encoding='utf-8')})();</script>"
+                   for name in ("log_scroll.js", "slider_enter.js"))
 
 
 def runs_tab_shown(event: gr.SelectData) -> gr.Timer:

@@ -61,10 +61,16 @@ def language_head() -> str:
     return f"<script>({LANGUAGE_SCRIPT.read_text(encoding='utf-8')})({json.dumps(LANGUAGE_COOKIE)});</script>"
 
 
+COUNTS = ("n", "rows")  # the values a message counts by: "KEY.one" is its wording for one ("1 row", not "1 rows")
+
+
 def message(request: gr.Request | None, key: str, **values: Any) -> str:
-    """A run-time message in the visitor's language (English when a key is missing in theirs)."""
+    """A run-time message in the visitor's language (English when a key is missing in theirs); where it counts
+    one thing (a value named in COUNTS is 1) and KEY.one exists, that wording."""
     tables = translations()
-    text = tables[language(request)].get(key) or tables["en"][key]
+    table = tables[language(request)]
+    one = any(str(values.get(name)) == "1" for name in COUNTS)
+    text = (table.get(f"{key}.one") if one else None) or table.get(key) or tables["en"][key]
     return text.format(**values)
 
 

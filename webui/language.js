@@ -85,4 +85,18 @@
   }).observe(document.documentElement, { attributes: true, attributeFilter: ["lang"] });
 
   if (saved) applySaved();
+
+  // Gradio's Settings offers every language it knows (33); the workbench is translated into two. The options
+  // of its Language list other than these are hidden whenever the list is drawn.
+  const OFFERED = new Set(["English", "简体中文"]);
+  new MutationObserver(() => {
+    for (const input of document.querySelectorAll("input[aria-label='Language']")) {
+      let box = input.parentElement;
+      for (let up = 0; box && up < 8 && !box.querySelector("[role=option]"); up++) box = box.parentElement;
+      for (const option of box ? box.querySelectorAll("[role=option]") : []) {
+        const hide = !OFFERED.has(option.textContent.replace("✓", "").trim()); // a ✓ marks the chosen one
+        if (hide !== (option.style.display === "none")) option.style.display = hide ? "none" : "";
+      }
+    }
+  }).observe(document.body || document.documentElement, { childList: true, subtree: true });
 }

@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="hub id or local folder whose tokenizer measures token lengths")
     parser.add_argument("--cutoff-len", type=int, default=512, help="token limit per row (default 512)")
     parser.add_argument("--overlength", default="truncate", choices=("truncate", "drop"), help="default: truncate")
+    parser.add_argument("--replace", default="{}", help='JSON map of placeholders to their text (data.replace), '
+                        'e.g. {"name": "Aria"}: the preview, example and lengths show the rows filled')
     parser.add_argument("--split", default="train", help="split of a dataset folder or hub dataset (default train)")
     parser.add_argument("--sample-rows", type=_positive, default=SAMPLE_ROWS,
                         help=f"rows read for the preview, example and token lengths; the rest are only counted "
@@ -82,8 +84,17 @@ def main(argv: list[str]) -> int:
     if not isinstance(columns, dict) or not all(isinstance(v, str) for v in columns.values()):
         print("--columns must be a JSON object of column names, like '{\"prompt\": \"question\"}'.", file=sys.stderr)
         return 2
+    try:
+        replace = json.loads(args.replace)
+    except json.JSONDecodeError as error:
+        print(f"--replace is not valid JSON ({error.msg}): pass an object like '{{\"name\": \"Aria\"}}'.",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if not isinstance(replace, dict) or not all(isinstance(v, str) for v in replace.values()):
+        print("--replace must be a JSON object of texts, like '{\"name\": \"Aria\"}'.", file=sys.stderr)
+        return 2
     cfg = DataConfig(path=args.data, format=args.format, columns=columns, overlength=args.overlength,
-                     split=args.split)
+                     split=args.split, replace=replace)
     try:
         report = _inspect(cfg, args)
         answer = report if isinstance(report, str) else json.dumps(report, ensure_ascii=False, default=str)

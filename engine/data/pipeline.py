@@ -26,7 +26,7 @@ from typing import Any
 from engine.config import DataConfig, RunConfig, TrainConfig
 from engine.data import formats, sources
 from engine.data.masking import template_notes as masking_notes
-from engine.data.placeholders import fill_placeholders, find_placeholders
+from engine.data.placeholders import fill_known, fill_placeholders, find_placeholders
 from engine.data.reasoning import drop_reasoning
 from engine.data.sample import ROW_CHARS, SAMPLE_ROWS
 from engine.data.tokens import chat_spans, ensure_chat_template
@@ -234,18 +234,21 @@ def inspect_dataset(data_cfg: DataConfig, tokenizer: Any = None, cutoff_len: int
     columns: dict[str, None] = {}
     for record in raw:
         columns.update(dict.fromkeys(map(str, record)))
+    found = find_placeholders(rows)  # {{name}} to fill (data.replace), as found in the sample
+    # preview, example and lengths show the rows as they train: with the placeholders data.replace fills filled
+    raw, rows = fill_known(raw[:PREVIEW_ROWS], data_cfg.replace), fill_known(rows, data_cfg.replace)
     report: dict[str, Any] = {
         "format": fmt,
         "rows": sample.rows,
-        "sample_rows": len(raw),
+        "sample_rows": len(sample.records),
         "columns": list(columns),
-        "preview": [clip(record, PREVIEW_CHARS) for record in raw[:PREVIEW_ROWS]],
+        "preview": [clip(record, PREVIEW_CHARS) for record in raw],
         "overlength": data_cfg.overlength,
-        "placeholders": find_placeholders(rows),  # {{name}} to fill (data.replace), as found in the sample
+        "placeholders": found,
     }
     if not sample.complete:
         report["note"] = (f"The format, columns, placeholders, example and token lengths come from the first "
-                          f"{len(raw):,} of {sample.rows:,} rows.")
+                          f"{len(sample.records):,} of {sample.rows:,} rows.")
     if sample.cut:  # measured on their first megabyte: their lengths are lower bounds
         report["cut_rows"] = sample.cut
         report["note"] = (report.get("note", "") + f" Rows longer than {ROW_CHARS >> 20} MB: {sample.cut:,}, "
@@ -260,7 +263,7 @@ def inspect_dataset(data_cfg: DataConfig, tokenizer: Any = None, cutoff_len: int
         text, spans = first["text"], [(0, len(first["text"]))]
     else:
         text, spans = chat_spans(first["messages"], tokenizer, Path(data_cfg.path).name, 1, first.get("tools"))
-    report["example"] = clipped_example(text, spans, EXAMPLE_CHARS)
+    report["example"] = clipped_example(text, spans, EXAMPLE_CHARS, cut_at(text, tokenizer, cutoff_len))
     name = Path(data_cfg.path).name
     _, stats = tokenize_rows(rows, tokenizer, cutoff_len, data_cfg.overlength, source=name)
     report["lengths"] = stats.lengths
@@ -281,9 +284,18 @@ def clip(value: Any, limit: int) -> Any:
     return value
 
 
-def clipped_example(text: str, spans: list[tuple[int, int]], limit: int) -> dict[str, Any]:
-    """The rendered example and its trained spans, cut after `limit` characters (then ending in "…")."""
+def cut_at(text: str, tokenizer: Any, cutoff_len: int) -> int | None:
+    """The character of `text` where cutoff_len cuts it (the start of its first token beyond the cutoff), or None
+    where it fits. Counted as label_chat counts a row's tokens (one BOS more or less for a plain-text row)."""
+    offsets = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)["offset_mapping"]
+    return int(offsets[cutoff_len][0]) if len(offsets) > cutoff_len else None
+
+
+def clipped_example(text: str, spans: list[tuple[int, int]], limit: int, cut: int | None = None) -> dict[str, Any]:
+    """The rendered example and its trained spans, cut after `limit` characters (then ending in "…"); `cut`, where
+    given, is the character where cutoff_len cuts the row (the example says where; nothing after it trains)."""
+    clipped = {"cut": cut} if cut is not None and cut < limit else {}
     if len(text) <= limit:
-        return {"text": text, "spans": [[start, end] for start, end in spans]}
+        return {"text": text, "spans": [[start, end] for start, end in spans]} | clipped
     kept = [[start, min(end, limit)] for start, end in spans if start < limit]
-    return {"text": text[:limit] + "…", "spans": kept}
+    return {"text": text[:limit] + "…", "spans": kept} | clipped

@@ -93,3 +93,15 @@ def unfilled(source: str, number: int, name: str) -> str:
     return (f"{source} row {number} holds the placeholder {{{{{name}}}}}, which nothing fills: give it a value under "
             f"data.replace ({name}: ...) or in the Train tab's field for it (the placeholder itself trains it as "
             "written).")
+
+
+def fill_known(value: Any, replace: dict[str, str]) -> Any:
+    """`value` (a row, a raw record, a list or a text) with the placeholders `replace` names filled, the others left
+    as written: what the dataset inspection shows while the page's fields are being filled."""
+    if isinstance(value, str):
+        return fill(value, replace, [])
+    if isinstance(value, list):
+        return [fill_known(item, replace) for item in value]
+    if isinstance(value, dict):
+        return {key: fill_known(item, replace) for key, item in value.items()}
+    return value

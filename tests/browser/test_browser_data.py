@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import time
 from itertools import pairwise
 from pathlib import Path
@@ -133,6 +134,8 @@ def test_a_file_bigger_than_the_sample_says_which_rows_were_measured(page, tmp_p
     summary = page.wait_for_selector("#wb-data-summary:has-text('2,500')", timeout=120_000)
     text = summary.inner_text()
     assert "2,500 rows" in text and "first 2,000 rows" in text, text
+    over = page.wait_for_selector("#wb-over-cutoff:has-text('rows are longer')", timeout=120_000).inner_text()
+    assert "first 2,000 of 2,500 rows" in over, over  # the count is of the rows measured, not a total
     page.wait_for_selector("#wb-lengths [aria-roledescription=bar]", timeout=120_000)
     shot(page, "data-sampled")
 
@@ -154,3 +157,41 @@ def test_two_datasets_are_listed_per_file_and_both_go_into_the_yaml(page):
     assert [Path(path).name for path in data["path"]] == ["identity_alpaca.json", "instructions_openai.jsonl"], data
     shot(page, "data-two-datasets")
 
+
+
+def test_enter_applies_the_cutoff_and_one_below_its_range_is_one_sentence_every_view_agrees_with(page):
+    """Issue 24, item 2: Enter in the cutoff box applies it at once (no need to leave the box); a cutoff of 1 gives
+    one sentence naming the field (not gradio's unnamed "Value 1 is less than minimum value 8." twice), and the
+    box, the over-cutoff line, the histogram and the YAML all say 8."""
+    page.wait_for_selector("#wb-lengths [aria-roledescription=bar]", timeout=120_000)
+    box = page.locator("#f-train-cutoff-len input[type=number]")
+    box.fill("64")
+    box.press("Enter")
+    page.wait_for_selector("#wb-over-cutoff:has-text('(64)')", timeout=60_000)
+    before = bar_labels(page)
+    box.fill("1")
+    box.press("Enter")
+    page.wait_for_selector("#wb-over-cutoff:has-text('(8)')", timeout=60_000)
+    chart = read_chart(page, before)
+    page.wait_for_timeout(2000)  # a second toast, from another event reading the box, would be up by now
+    said = page.locator("[data-testid=toast-body]").all_inner_texts()
+    assert len(said) == 1 and "Cutoff length" in said[0] and "8" in said[0], said
+    assert "minimum value" not in said[0], said
+    assert box.input_value() == "8"
+    assert "cutoff_len 8" in chart["legend"], chart["legend"]
+    # the example (the first row, 41 tokens) is cut at 8: the rest is marked, and not as trained
+    example = page.wait_for_selector("#wb-example:has-text('beyond cutoff_len')").inner_text().lower()
+    body = example.split("\n", 1)[1]  # below the box's label; badges are drawn upper case
+    assert body.count("trained") == body.count("not trained") >= 1, example  # the reply is beyond the cut
+    page.get_by_text("Config preview, save and load").click()
+    deadline = time.time() + 60  # the YAML the preview's command (and Save) writes; its box draws only some lines
+    while (previewed := previewed_cutoff(page)) != 8:
+        assert time.time() < deadline, f"the config preview says cutoff_len {previewed}"
+        time.sleep(0.5)
+    shot(page, "data-cutoff-clamped")
+
+
+def previewed_cutoff(page) -> int | None:
+    command = page.locator("#wb-command textarea").input_value()
+    return yaml.safe_load(Path(shlex.split(command)[-1]).read_text(encoding="utf-8"))["train"]["cutoff_len"] if (
+        command) else None

@@ -18,6 +18,10 @@ def choose_language(page, language: str) -> None:
     """Pick `language` (as Gradio's Settings list names it) in the footer's Settings; the page reloads in it."""
     page.locator("footer button.settings").click()
     page.locator("input[aria-label='Language']").click()
+    page.locator("[role=option]", has_text=language).first.wait_for()
+    offered = [option.inner_text().replace("✓", "").strip() for option in page.locator("[role=option]").all()
+               if option.is_visible()]
+    assert offered == ["English", "简体中文"], offered  # the two languages the page is translated into, not 33
     with page.expect_navigation(timeout=30_000):
         page.locator("[role=option]", has_text=language).first.click()
     page.wait_for_selector("#wb-start")

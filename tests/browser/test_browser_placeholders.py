@@ -45,6 +45,10 @@ def test_placeholder_fields_fill_data_replace_and_come_back_with_a_saved_config(
     field(page, 0).fill("Aria")
     field(page, 1).fill("Ada {{Labs}} {0}")  # taken literally, braces and all
     page.wait_for_function(YAML_HAS, arg=[["replace:\n    name: Aria\n    author: Ada {{Labs}} {0}\n"]])
+    # the preview table and the example show the rows as they will train: filled (issue 24, item 3)
+    page.wait_for_selector("#wb-example:has-text('Hello! I am Aria, an AI assistant developed by Ada {{Labs}} {0}')",
+                           timeout=120_000)
+    assert "I am Aria" in page.locator("#wb-data-preview").inner_text()
     shot(page, "data-placeholders")
     field(page, 1).fill("")  # an emptied field fills nothing
     page.wait_for_function(YAML_HAS, arg=[["replace:\n    name: Aria\n  reasoning"]])

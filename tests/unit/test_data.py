@@ -432,6 +432,17 @@ def test_inspect_dataset_with_and_without_tokenizer(tmp_path: Path, tokenizer: A
     assert report["overlength"] == "drop"
 
 
+def test_the_example_says_where_the_cutoff_cuts_it(tmp_path: Path, tokenizer: Any) -> None:
+    """A row longer than cutoff_len: the example carries the character where its first token beyond the cutoff
+    starts (issue 24: a 589-token row at cutoff 256 was shown fully trained); a row that fits carries none."""
+    path = write(tmp_path / "a.jsonl", SAME_CONTENT["alpaca"])
+    fits = inspect_dataset(DataConfig(path=str(path)), tokenizer, cutoff_len=4096)["example"]
+    assert "cut" not in fits
+    example = inspect_dataset(DataConfig(path=str(path)), tokenizer, cutoff_len=16)["example"]
+    ids = tokenizer(example["text"][:example["cut"]], add_special_tokens=False)["input_ids"]
+    assert 0 < example["cut"] < len(example["text"]) and len(ids) == 16, (example, ids)
+
+
 def engine_cli(*args: str) -> subprocess.CompletedProcess[str]:
     python = ROOT / ".venv" / "bin" / "python"
     command = [str(python if python.exists() else sys.executable), "-m", "engine", "inspect-data", *args]
@@ -446,3 +457,17 @@ def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path):
     path = tmp_path / "separators.jsonl"
     path.write_text("\r\n".join(json.dumps(row, ensure_ascii=False) for row in rows) + "\n", encoding="utf-8")
     assert read_records(path) == rows
+
+
+def test_the_inspection_shows_the_rows_with_their_placeholders_filled(tmp_path: Path, tokenizer: Any) -> None:
+    """Issue 24, item 3: with data.replace given, the preview, example and lengths are of the filled rows; the
+    placeholders found are still listed (the page keeps a field for each), and one left unfilled stays as written."""
+    rows = [{"instruction": "Who are you?", "input": "", "output": "I am {{name}}, made by {{author}}."}]
+    path = write(tmp_path / "identity.json", rows)
+    plain = inspect_dataset(DataConfig(path=str(path)), tokenizer, cutoff_len=512)
+    filled = inspect_dataset(DataConfig(path=str(path), replace={"name": "Aria the long-named assistant"}),
+                             tokenizer, cutoff_len=512)
+    assert [p["name"] for p in filled["placeholders"]] == ["name", "author"]
+    assert filled["preview"][0]["output"] == "I am Aria the long-named assistant, made by {{author}}."
+    assert "I am Aria the long-named assistant, made by {{author}}." in filled["example"]["text"]
+    assert filled["lengths"][0] > plain["lengths"][0]

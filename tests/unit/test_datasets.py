@@ -168,3 +168,35 @@ def test_dataset_choices_read_the_folder_each_time(tmp_path: Path):
     after = datasets.dataset_choices(uploads, assets)
     assert after[:2] == [("uploads/mine-2.jsonl", str(newer)), ("uploads/mine.jsonl", str(older))]
     assert after[2:] == before
+
+
+def test_the_example_shows_where_the_cutoff_cuts_and_nothing_beyond_it_is_trained():
+    """Issue 24: a row longer than cutoff_len was shown fully TRAINED; beyond the cut is one piece labelled 'cut'."""
+    text = "user: hi\nassistant: hello there, friend"
+    report = {"example": {"text": text, "spans": [[20, len(text)]], "cut": 26}}
+    assert datasets.example_segments(report) == [("user: hi\nassistant: ", None), ("hello ", "trained"),
+                                                 ("there, friend", "cut")]
+    report["example"]["cut"] = 5  # cut before the reply: nothing trains
+    assert datasets.example_segments(report) == [("user:", None), (" hi\nassistant: hello there, friend", "cut")]
+    del report["example"]["cut"]
+    assert datasets.example_segments(report)[-1] == ("hello there, friend", "trained")
+
+
+def test_the_over_cutoff_line_says_it_counts_the_first_rows_of_a_bigger_file():
+    from webui.tabs.train.data import over_cutoff_line
+
+    sampled = over_cutoff_line({"over_cutoff": 8, "rows": 24656, "sample_rows": 2000}, 256, None)
+    assert sampled.startswith("**8** rows are longer than cutoff_len (256)")
+    assert "first 2,000 of 24,656 rows" in sampled
+    whole = over_cutoff_line({"over_cutoff": 8, "rows": 40, "sample_rows": 40}, 256, None)
+    assert "first" not in whole and over_cutoff_line({"rows": 40}, 256, None) == ""
+
+
+def test_one_row_is_said_in_the_singular():
+    """Issue 24, item 6: "1 rows"."""
+    from webui.i18n import message
+
+    assert message(None, "msg.data_summary", format="alpaca", rows="1").endswith("<b>1</b> row")
+    assert message(None, "msg.data_summary", format="alpaca", rows="2").endswith("<b>2</b> rows")
+    assert message(None, "msg.over_cutoff_truncate", n=1, cutoff=8).startswith("**1** row is longer")
+    assert message(None, "msg.over_cutoff_drop", n=3, cutoff=8).startswith("**3** rows are longer")

@@ -49,7 +49,7 @@ def test_timers_as_the_page_opens(ctx):
 
 def test_load_and_watch_follow_a_run_that_trains(ctx, monkeypatch):
     panel = train_tab(ctx).monitor
-    assert train_follow.watch(ctx, panel) == gr.skip()  # nothing trains: nothing changes
+    assert train_follow.watch(ctx, panel) == {panel.also: ""}  # nothing trains: nothing changes
     monkeypatch.setattr(ctx.runs, "active", lambda: "elsewhere")
     shown = train_follow.watch(ctx, panel)  # the page load (no input), or a tick of the watch
     assert (shown[panel.current], shown[panel.seen]) == ("elsewhere", -1)
@@ -67,9 +67,9 @@ def test_a_finished_run_shown_gives_way_to_the_next_run_that_trains(ctx, monkeyp
     drawn = train_follow.poll(ctx, panel, "done", -1, None)
     finished = train_follow.poll(ctx, panel, "done", drawn[panel.seen], None)
     assert not active(finished[panel.timer]) and active(finished[panel.watch])  # keeps showing it, and watches
-    assert train_follow.watch(ctx, panel, "done") == gr.skip()  # nothing else trains
+    assert train_follow.watch(ctx, panel, "done") == {panel.also: ""}  # nothing else trains
     monkeypatch.setattr(ctx.runs, "active", lambda: "done")  # its process still exiting: not followed again
-    assert train_follow.watch(ctx, panel, "done") == gr.skip()
+    assert train_follow.watch(ctx, panel, "done") == {panel.also: ""}
     monkeypatch.setattr(ctx.runs, "active", lambda: "next")
     shown = train_follow.watch(ctx, panel, "done")
     assert shown[panel.current] == "next" and active(shown[panel.timer]) and not active(shown[panel.watch])
@@ -97,14 +97,14 @@ def test_poll_draws_then_stops_once_the_run_finished(ctx):
     assert panel.timer not in drawn  # the last events are drawn first
     assert list(drawn[panel.loss]["loss"]) == [2.0, 1.0] and "completed" in drawn[panel.log]
     stopped = train_follow.poll(ctx, panel, "done", drawn[panel.seen], None)
-    assert set(stopped) == {panel.timer, panel.watch} and not active(stopped[panel.timer])  # the page keeps showing it
+    assert set(stopped) == {panel.timer, panel.watch, panel.also} and not active(stopped[panel.timer])  # still shown
 
 
 def test_poll_keeps_ticking_while_the_run_trains(ctx):
     panel = train_tab(ctx).monitor
     write_run(ctx, "busy", "training")
     drawn = train_follow.poll(ctx, panel, "busy", -1, None)
-    assert train_follow.poll(ctx, panel, "busy", drawn[panel.seen], None) == gr.skip()
+    assert train_follow.poll(ctx, panel, "busy", drawn[panel.seen], None) == {panel.also: ""}
 
 
 def test_poll_of_a_deleted_run_blanks_the_view_and_watches(ctx):
@@ -149,3 +149,23 @@ def test_a_blank_run_name_says_the_name_the_run_was_given(ctx, monkeypatch):
     assert len(said) == 1 and "20261205-031500-tiny-lora" in said[0] and "blank" in said[0] and "date" in said[0]
     train_follow.start(ctx, panel, None, "mine", *args)
     assert len(said) == 1  # a name typed in: nothing to say
+
+
+def test_a_run_training_beside_the_followed_one_is_named(ctx, monkeypatch):
+    """A `launch.py train` from a terminal starts beside the page's run: the tab follows one and names the other."""
+    panel = train_tab(ctx).monitor
+    write_run(ctx, "page-run", "training")
+    monkeypatch.setattr(ctx.runs, "training", lambda: ["page-run", "cli-run"])
+    drawn = train_follow.poll(ctx, panel, "page-run", -1, None)
+    assert "`cli-run`" in drawn[panel.also] and "Runs tab" in drawn[panel.also]
+    assert drawn[panel.also].split(":")[1].split("(")[0].strip() == "`cli-run`"  # the followed run is not "also"
+    monkeypatch.setattr(ctx.runs, "training", lambda: ["page-run"])
+    assert train_follow.poll(ctx, panel, "page-run", drawn[panel.seen], None) == {panel.also: ""}
+
+
+def test_a_queued_run_names_the_run_it_waits_for():
+    """The third and fourth Starts wait for the second and third, not all for the first."""
+    assert train_follow.waits_for("second", ["second"], "first") == "first"
+    assert train_follow.waits_for("third", ["second", "third"], "first") == "second"
+    assert train_follow.waits_for("fourth", ["second", "third", "fourth"], "first") == "third"
+    assert train_follow.waits_for("gone", [], "first") == "first"

@@ -10,7 +10,7 @@ import gradio as gr
 
 from webui.forms.fields import BITS, BITS_LABELS, STOP_BY, FormField, Option
 from webui.forms.mapping import bits_choices, bits_for
-from webui.i18n import t
+from webui.i18n import message, t
 
 
 def labelled(option: Option, visible: bool, min_width: int) -> dict[str, Any]:
@@ -28,7 +28,7 @@ def field_widget(field: FormField, value: object | None = None, visible: bool = 
     kind = field.kind
     if kind == "slider":
         low, high, step = field.slider
-        return gr.Slider(low, high, value=value, step=step, **common)
+        return clamped(gr.Slider(low, high, value=value, step=step, **common))
     if kind == "integer":
         return gr.Number(value=value, precision=0, minimum=field.minimum, step=1, **common)
     if kind == "number":
@@ -40,6 +40,34 @@ def field_widget(field: FormField, value: object | None = None, visible: bool = 
     if kind == "multiselect":
         return gr.Dropdown(list(field.choices), value=list(value), multiselect=True, **common)
     return gr.Textbox(value=", ".join(value) if isinstance(value, list) else (value or ""), **common)
+
+
+def clamped(slider: gr.Slider) -> gr.Slider:
+    """`slider`, whose typed number outside its range is brought into it, as the browser's box shows on blur,
+    instead of gradio's "Value 1 is less than minimum value 8." raised once per event that reads it (unnamed,
+    twice on the Train tab, while the summary, histogram and YAML kept the old value). The one sentence naming
+    the field comes from `clamp_note`, wired to the slider's release (which carries the number as typed).
+    The instance's preprocess is replaced: a subclass of gr.Slider would make gradio write a .pyi beside this file."""
+    preprocess = slider.preprocess
+
+    def clamping(payload: float) -> float:
+        return preprocess(min(max(payload, slider.minimum), slider.maximum))
+
+    slider.preprocess = clamping  # type: ignore[method-assign]
+    return slider
+
+
+def clamp_note(slider: gr.Slider, event: gr.EventData, request: gr.Request) -> None:
+    """A slider released with a number outside its range (typed, then Enter or Tab): one warning naming the field
+    and the value every view now shows."""
+    typed = getattr(event, "_data", None)
+    if not isinstance(typed, int | float) or slider.minimum <= typed <= slider.maximum:
+        return
+    shown = min(max(typed, slider.minimum), slider.maximum)
+    key = getattr(slider.label, "key", None)  # an I18nData from webui.i18n.t
+    label = message(request, key) if key else str(slider.label)
+    gr.Warning(message(request, "msg.slider_clamped", field=label, typed=f"{typed:g}", low=f"{slider.minimum:g}",
+                       high=f"{slider.maximum:g}", value=f"{shown:g}"))
 
 
 def stop_by_radio(value: str, min_width: int = 160) -> gr.Radio:

@@ -125,9 +125,14 @@ def _short(value: Any, limit: int = 160) -> str:
 
 
 def example_segments(report: dict[str, Any]) -> list[tuple[str, str | None]]:
-    """The rendered example split into (text, label) pieces; trained spans get the label 'trained'."""
+    """The rendered example split into (text, label) pieces; trained spans get the label 'trained'. Where
+    cutoff_len cuts the row (the example's `cut`), what lies beyond is one piece labelled 'cut': none of it trains."""
     example = report.get("example") or {}
     text, spans = example.get("text", ""), sorted(example.get("spans") or [])
+    cut = example.get("cut")
+    if isinstance(cut, int) and 0 <= cut < len(text):
+        kept = [(start, min(end, cut)) for start, end in spans if start < cut]
+        return example_segments({"example": {"text": text[:cut], "spans": kept}}) + [(text[cut:], "cut")]
     pieces: list[tuple[str, str | None]] = []
     cursor = 0
     for start, end in spans:

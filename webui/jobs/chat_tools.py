@@ -17,6 +17,7 @@ from typing import Any
 from engine.errors import UserError
 
 TOOL_CALL, TOOL_RESULT = "tool_call", "tool_result"
+EMPTY_REPLY = "empty_reply"  # a reply the model ended at once: titled with a note, not an empty grey bubble
 
 
 class ToolsError(UserError, ValueError):
@@ -68,6 +69,8 @@ def call_from_line(text: str) -> dict[str, Any]:
 def reply_messages(text: str, data: dict[str, Any], say: Callable[..., str]) -> list[dict[str, Any]]:
     """A finished reply as Chatbot messages: its text; or the text beside its calls (if any), then each call."""
     calls = data.get("tool_calls") or []
+    if not calls and not text.strip():  # the history keeps the reply as it was (nothing); the title says so
+        return [text_message("assistant", text, title=say("chat.empty_reply"), id=EMPTY_REPLY)]
     if not calls:
         return [text_message("assistant", text)]
     beside = [text_message("assistant", data["content"])] if data.get("content") else []

@@ -126,7 +126,8 @@ def ended_by_signal(command: str, number: int) -> str:
 
 
 def inspect_args(path: Path, *, data_format: str = "auto", model: str | None = None, cutoff_len: int | None = None,
-                 overlength: str | None = None, columns: dict[str, str] | None = None) -> list[str]:
+                 overlength: str | None = None, columns: dict[str, str] | None = None,
+                 replace: dict[str, str] | None = None) -> list[str]:
     """`inspect-data` of a dataset: format, rows, preview, one rendered example with its trained spans, token
     lengths (with `model`'s tokenizer, where given)."""
     args = ["inspect-data", "--data", str(path)]
@@ -140,6 +141,8 @@ def inspect_args(path: Path, *, data_format: str = "auto", model: str | None = N
         args += ["--overlength", overlength]
     if columns:
         args += ["--columns", json.dumps(columns)]
+    if replace:
+        args += ["--replace", json.dumps(replace, ensure_ascii=False)]
     return args
 
 
@@ -212,14 +215,18 @@ class EngineJob:
 
 
 def inspect_job(path: Path, *, data_format: str = "auto", model: str | None = None, cutoff_len: int | None = None,
-                overlength: str | None = None, columns: dict[str, str] | None = None) -> EngineJob:
-    """`inspect-data` of a dataset file (with the tokenizer of `model`, a folder or a hub id, where given)."""
+                overlength: str | None = None, columns: dict[str, str] | None = None,
+                replace: dict[str, str] | None = None) -> EngineJob:
+    """`inspect-data` of a dataset file (with the tokenizer of `model`, a folder or a hub id, where given; with the
+    placeholders `replace` names filled)."""
     args = inspect_args(path, data_format=data_format, model=model, cutoff_len=cutoff_len, overlength=overlength,
-                        columns=columns)
+                        columns=columns, replace=replace)
     depends_on = {"data": file_digest(path), "suffix": path.suffix.lower(), "format": data_format,
                   "model": model_fingerprint(model), "cutoff_len": int(cutoff_len or 0), "overlength": overlength}
     if columns:  # only where given: the page's inspection (no column map) keeps its cached answers
         depends_on["columns"] = columns
+    if replace:
+        depends_on["replace"] = replace
     return EngineJob("inspect-data", depends_on, lambda _scratch: run_json(args))
 
 

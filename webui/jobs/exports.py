@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.config import ExportConfig
+from engine.config import MERGEABLE, ExportConfig
 from engine.jobs.events import FINAL_STATES
 from engine.jobs.rundir import ExportDir, RunDir
 from webui.jobs.monitor import JobSnapshot
@@ -32,7 +32,8 @@ class ExportManager:
     def start(self, run: RunDir, dtype: str, shard_gb: float) -> ExportDir:
         """Queue the export of a run in `dtype` (it starts at once unless two exports run); an export of the same
         run and dtype that is under way is returned as it is, a finished one is replaced."""
-        job = self.job(f"{safe_name(run.name)}-{dtype}")
+        method = self.method_of(run)  # a method that cannot merge exports the adapter as trained: no dtype applies
+        job = self.job(f"{safe_name(run.name)}-{dtype if method is None or method in MERGEABLE else 'adapter'}")
         with self.scheduler.lock:
             state = self.scheduler.statuses(EXPORT).get(job.name, {}).get("state")
             if state is not None and state not in FINAL_STATES and (state == QUEUED or self.scheduler.alive(job)):
@@ -40,6 +41,14 @@ class ExportManager:
             config = ExportConfig(run_dir=str(run.path), dtype=dtype, max_shard_size=f"{shard_gb:g}GB", zip=True)
             self.jobs.submit(EXPORT, job.name, config, replace=True)  # a finished one's outputs are cleared first
         return job
+
+    @staticmethod
+    def method_of(run: RunDir) -> str | None:
+        """The run's method (lora, prefix, ...), or None where its config cannot be read (the export says why)."""
+        try:
+            return run.read_config().method.name
+        except (OSError, ValueError):
+            return None
 
     def latest(self, run: str) -> ExportDir | None:
         """The newest export job of a run (any dtype), or None."""

@@ -105,8 +105,13 @@ class RunManager:
 
     def active(self) -> str | None:
         """The run that holds the training device (training or starting, or finished while its process exits)."""
-        held = [name for kind, name in self.scheduler.holders(TRAIN.lane) if kind is TRAIN]
+        held = self.training()
         return held[0] if held else None
+
+    def training(self) -> list[str]:
+        """Every run holding the device: one from the page's queue, and any `launch.py train` started beside it
+        from a terminal (the command line does not queue)."""
+        return [name for kind, name in self.scheduler.holders(TRAIN.lane) if kind is TRAIN]
 
     def queued(self) -> list[str]:
         return self.scheduler.queued(TRAIN)

@@ -15,11 +15,11 @@ from typing import Any
 
 import gradio as gr
 
-from engine.config import EXPORT_DTYPES
+from engine.config import EXPORT_DTYPES, MERGEABLE
 from engine.jobs.rundir import ExportDir
 from webui.components.wiring import bind
 from webui.context import AppContext
-from webui.i18n import failure, t, words
+from webui.i18n import failure, message, t, words
 from webui.jobs.monitor import JobSnapshot
 from webui.jobs.paths import PathError
 from webui.jobs.runs import RunError
@@ -107,6 +107,18 @@ def export(ctx: AppContext, run: str | None, dtype: str, shard_gb: float,
     return job_view(ctx, job, say)
 
 
+def dtype_choice(ctx: AppContext, run: str | None, request: gr.Request | None = None) -> Any:
+    """The dtype radio for the chosen run: inactive, saying why before Export, for a method that cannot be merged
+    (prefix, prompt, P-tuning: the adapter is exported as trained, in one zip)."""
+    try:
+        method = ctx.exports.method_of(ctx.runs.run_dir(run)) if run else None
+    except (RunError, PathError):  # gone or not a run: Export says why when pressed
+        method = None
+    if method is None or method in MERGEABLE:
+        return gr.update(interactive=True, info=message(request, "export.dtype_help"))
+    return gr.update(interactive=False, info=message(request, "export.adapter_only", method=method))
+
+
 def show_latest(ctx: AppContext, run: str | None, request: gr.Request | None = None) -> tuple[Any, ...]:
     """A run chosen (or the page opened): its newest export, finished or under way, or nothing."""
     return job_view(ctx, ctx.exports.latest(run) if run else None, words(request))
@@ -141,6 +153,7 @@ def build_export_tab(ctx: AppContext, app: gr.Blocks) -> ExportTab:
     app.load(*refresh)
     shown.select(*refresh)
     tab.run.change(bind(show_latest, ctx), tab.run, tab.view_outputs(), show_progress="hidden")
+    tab.run.change(bind(dtype_choice, ctx), tab.run, tab.dtype, show_progress="hidden")
     tab.export.click(bind(export, ctx), [tab.run, tab.dtype, tab.shard_gb], tab.view_outputs())
     tab.timer.tick(bind(follow, ctx), tab.job, tab.view_outputs(), show_progress="hidden")
     return tab

@@ -57,7 +57,8 @@ def inspect(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, 
         local = ctx.local_model_dir(model) if model else None
         tokenizer = model_folder(model, local) if model else None  # local, or the hub cache's copy: no download
         job = inspect_job(path, data_format=data_format, model=str(tokenizer) if tokenizer else None,
-                          cutoff_len=int(cutoff_len or 0), overlength=overlength)
+                          cutoff_len=int(cutoff_len or 0), overlength=overlength,
+                          replace=fills(replace))
         cache = engine_cache(ctx.workspace)
         report = cache.cached(job)
         if report is None:
@@ -77,16 +78,17 @@ def inspect(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, 
     yield view
 
 
+def fills(replace: dict[str, str] | None) -> dict[str, str]:
+    """The placeholders the inspection fills: data.replace's non-empty texts (a JSON widget may hold anything)."""
+    return {name: text for name, text in (replace or {}).items() if isinstance(text, str) and text}
+
+
 def inspection_view(panel: DataPanel, report: dict[Any, Any], cutoff_len: float,
                     request: gr.Request | None) -> dict[Any, Any]:
     """The outputs of `inspect` for one inspect-data report."""
     headers, rows = preview_rows(report)
     lengths = report.get("lengths") or []
-    over = report.get("over_cutoff")
-    over_text = ""
-    if over is not None:
-        key = "msg.over_cutoff_drop" if report.get("overlength") == "drop" else "msg.over_cutoff_truncate"
-        over_text = message(request, key, n=over, cutoff=int(cutoff_len or 0))
+    over_text = over_cutoff_line(report, cutoff_len, request)
     return {
         panel.summary: summary_line(report, request),
         panel.preview: gr.update(value={"headers": headers, "data": rows}, visible=True),
@@ -94,6 +96,20 @@ def inspection_view(panel: DataPanel, report: dict[Any, Any], cutoff_len: float,
         panel.histogram: length_chart(lengths, int(cutoff_len or 0), request),
         panel.over_cutoff: gr.update(value=over_text, visible=bool(over_text)),
     }
+
+
+def over_cutoff_line(report: dict[str, Any], cutoff_len: float, request: gr.Request | None) -> str:
+    """How many measured rows are longer than cutoff_len, and where the file is bigger than what was measured,
+    that the count is of its first rows ("8 rows" of a 24,656-row file read as a total)."""
+    over = report.get("over_cutoff")
+    if over is None:
+        return ""
+    key = "msg.over_cutoff_drop" if report.get("overlength") == "drop" else "msg.over_cutoff_truncate"
+    line = message(request, key, n=over, cutoff=int(cutoff_len or 0))
+    rows, measured = int(report.get("rows") or 0), int(report.get("sample_rows") or 0)
+    if 0 < measured < rows:
+        line += " " + message(request, "msg.over_cutoff_sampled", sample=f"{measured:,}", rows=f"{rows:,}")
+    return line
 
 
 def summary_line(report: dict[str, Any], request: gr.Request | None) -> str:
@@ -110,9 +126,10 @@ def summary_line(report: dict[str, Any], request: gr.Request | None) -> str:
 
 def example_view(report: dict[str, Any], request: gr.Request | None) -> Any:
     """The rendered example, its trained spans labelled (and coloured) in the visitor's language."""
-    trained = message(request, "msg.trained")
-    segments = [(text, trained if label == "trained" else label) for text, label in example_segments(report)]
-    return gr.update(value=segments, color_map={trained: "green"}, visible=bool(report.get("example")))
+    trained, cut = message(request, "msg.trained"), message(request, "msg.beyond_cutoff")
+    labels = {"trained": trained, "cut": cut}
+    segments = [(text, labels.get(label, label)) for text, label in example_segments(report)]
+    return gr.update(value=segments, color_map={trained: "green", cut: "gray"}, visible=bool(report.get("example")))
 
 
 def length_chart(lengths: list[int], cutoff_len: int, request: gr.Request | None) -> Any:

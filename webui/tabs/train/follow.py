@@ -61,9 +61,17 @@ def start(ctx: AppContext, panel: MonitorPanel, request: gr.Request, run_name: s
     if not (run_name or "").strip():  # say the name it was given: the Runs tab and the progress panel show it
         gr.Info(message(request, "msg.named_by_date", name=name), title=message(request, "msg.info_title"))
     if queued:
-        gr.Info(message(request, "msg.queued", name=name, active=ctx.runs.active() or "?"),
+        ahead = waits_for(name, ctx.runs.queued(), ctx.runs.active())
+        gr.Info(message(request, "msg.queued", name=name, active=ahead or "?"),
                 title=message(request, "msg.info_title"))
     return following(panel, name) | {panel.run_name: ""}
+
+
+def waits_for(name: str, queued: list[str], active: str | None) -> str | None:
+    """The run a queued run starts after: the one queued just before it, else the one training (the third run
+    Started waits for the second, not the first)."""
+    place = queued.index(name) if name in queued else 0
+    return queued[place - 1] if place > 0 else active
 
 
 def stop(ctx: AppContext, name: str | None, request: gr.Request | None = None) -> None:
@@ -103,24 +111,37 @@ def cancel(ctx: AppContext, panel: MonitorPanel, name: str | None, request: gr.R
 def poll(ctx: AppContext, panel: MonitorPanel, name: str | None, seen: int, request: gr.Request) -> Any:
     """The live view's tick: the followed run's new events (progress, loss data and colours, log); the timer
     goes off once the run has finished and a tick found nothing new to draw."""
+    also = {panel.also: also_training(ctx, name, request)}
     if not name:
-        return {panel.timer: gr.Timer(active=False), panel.watch: gr.Timer(active=True)}
+        return {panel.timer: gr.Timer(active=False), panel.watch: gr.Timer(active=True)} | also
     try:
         snap = ctx.runs.monitor(name).refresh()
     except (RunError, PathError):  # deleted by another visitor
-        return unfollowed(panel, request)
+        return unfollowed(panel, request) | also
     if snap.version == seen:  # finished and drawn: the page keeps showing it and watches for the next run
-        return {panel.timer: gr.Timer(active=False), panel.watch: gr.Timer(active=True)} if snap.finished else gr.skip()
+        return ({panel.timer: gr.Timer(active=False), panel.watch: gr.Timer(active=True)} if snap.finished
+                else {}) | also
     tail = tail_lines(ctx.runs.run_dir(name).stdout_log) if snap.state == "failed" else ""
     snaps = {name: snap}
     return {panel.progress: progress_html(snap, words(request)), panel.loss: loss_frame(snaps),
-            panel.log: log_text(snap, tail), panel.seen: snap.version, panel.loss_colors: loss_colors(snaps)}
+            panel.log: log_text(snap, tail), panel.seen: snap.version, panel.loss_colors: loss_colors(snaps)} | also
 
 
-def watch(ctx: AppContext, panel: MonitorPanel, name: str | None = None) -> Any:
+def watch(ctx: AppContext, panel: MonitorPanel, name: str | None = None, request: gr.Request | None = None) -> Any:
     """The page load and the watch's tick: follow the run that trains now, when the page follows none or shows
     one that has finished (the next run started elsewhere, or the same run resumed or run again)."""
     active = ctx.runs.active()
     if not active or (active == name and ctx.runs.info(name).state in FINAL_STATES):
-        return gr.skip()  # nothing trains (or the shown run's process is still exiting)
-    return following(panel, active)
+        # nothing trains (or the shown run's process is still exiting)
+        return {panel.also: also_training(ctx, name, request)}
+    return following(panel, active) | {panel.also: also_training(ctx, active, request)}
+
+
+def also_training(ctx: AppContext, followed: str | None, request: gr.Request | None) -> str:
+    """The runs training beside the one the tab follows (a `launch.py train` from a terminal starts at once, not
+    queued): one line naming them and where they are shown, else ""."""
+    others = [name for name in ctx.runs.training() if name != followed]
+    if not others or followed is None:
+        return ""
+    return message(request, "train.msg.also_training", names=", ".join(f"`{name}`" for name in others),
+                   followed=f"`{followed}`")

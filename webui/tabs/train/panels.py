@@ -101,6 +101,7 @@ class MonitorPanel:
     seen: gr.State  # the version of its snapshot the page shows
     timer: gr.Timer  # FOLLOW_S ticks, active only until the followed run has finished (webui.tabs.train.follow)
     watch: gr.Timer  # WATCH_S ticks, active only while nothing is followed
+    also: gr.Markdown  # the other runs training beside the followed one (a `launch.py train` from a terminal)
 
 
 @dataclass
@@ -150,7 +151,8 @@ def build_data_panel(ctx: AppContext, starter: RunConfig | None) -> DataPanel:
                                       info=t("help.data.format"), elem_id="wb-format")
     summary = gr.HTML(elem_id="wb-data-summary")
     placeholders = build_placeholder_panel()
-    preview = gr.Dataframe(label=t("train.preview"), interactive=False, visible=False, wrap=True, max_height=220)
+    preview = gr.Dataframe(label=t("train.preview"), interactive=False, visible=False, wrap=True, max_height=220,
+                           elem_id="wb-data-preview")
     with gr.Row():
         example = gr.HighlightedText(label=t("train.example"), color_map={"trained": "green"}, visible=False,
                                      elem_id="wb-example", scale=3)
@@ -216,6 +218,7 @@ def build_monitor_panel() -> MonitorPanel:
         cancel = gr.Button(t("train.cancel"), variant="stop", elem_id="wb-cancel")
     confirm_cancel = build_confirm("wb-cancel-confirm", "train.cancel_yes", "train.cancel_no")
     progress = gr.HTML("", elem_id="wb-progress")
+    also = gr.Markdown("", elem_id="wb-also-training")
     with gr.Row():
         loss = gr.LinePlot(loss_frame({}), x="step", y="loss", color="series", label=t("train.loss"),
                            elem_id="wb-loss", scale=3)
@@ -223,7 +226,8 @@ def build_monitor_panel() -> MonitorPanel:
                          scale=2)
     return MonitorPanel(run_name=run_name, start=start, stop=stop, cancel=cancel, confirm_cancel=confirm_cancel,
                         progress=progress, loss=loss, loss_colors=colour_state(loss), log=log, current=gr.State(None),
-                        seen=gr.State(-1), timer=gr.Timer(FOLLOW_S, active=False), watch=gr.Timer(WATCH_S))
+                        seen=gr.State(-1), timer=gr.Timer(FOLLOW_S, active=False), watch=gr.Timer(WATCH_S),
+                        also=also)
 
 
 def start_values(starter: RunConfig | None) -> forms.Values:

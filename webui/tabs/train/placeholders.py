@@ -54,14 +54,16 @@ def build_placeholder_panel() -> PlaceholderPanel:
     return PlaceholderPanel(box=box, note=note, fields=fields, names=names, mapping=mapping)
 
 
-def wire_placeholder_fields(panel: PlaceholderPanel) -> None:
+def wire_placeholder_fields(panel: PlaceholderPanel, inspection: dict[str, Any]) -> None:
     """A change of field i (typed, pasted, or set with the names by placeholder_view) sets names[i] in the mapping,
-    in the browser. `change`, not `input`: gradio's textbox sends `input` on key presses only, not on a paste with
-    the mouse. A change placeholder_view makes finds the mapping already holding its value: the JSON widget then
-    reports no change, so nothing loops."""
+    in the browser, then runs `inspection` (the Train tab's dataset inspection, whose preview, example and lengths
+    show the rows filled). `change`, not `input`: gradio's textbox sends `input` on key presses only, not on a paste
+    with the mouse. placeholder_view sets each field to the text it holds: no change, so nothing loops (the
+    mapping's own change event would: the JSON widget reports one on every value the server sends)."""
     for index, field in enumerate(panel.fields):
-        field.change(None, [panel.names, panel.mapping, field], panel.mapping,
-                     js=FILL_JS.replace("INDEX", str(index)))
+        filled = field.change(None, [panel.names, panel.mapping, field], panel.mapping,
+                              js=FILL_JS.replace("INDEX", str(index)))
+        filled.then(**inspection, trigger_mode="always_last", show_progress="hidden")
 
 
 def field_names(found: list[str], mapping: dict[str, str], complete: bool) -> list[str]:

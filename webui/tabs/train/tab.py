@@ -8,6 +8,7 @@ from typing import Any
 
 import gradio as gr
 
+from webui.components.widgets import clamp_note
 from webui.components.wiring import bind
 from webui.context import AppContext
 from webui.forms import mapping as forms
@@ -71,7 +72,8 @@ def wire_model_and_data(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
     # app.load too: the page opens with the starter dataset chosen, whose summary must show without a change
     gr.on([app.load, data.dataset.change, data.more.change, data.data_format.change, cutoff_len.release,
            overlength.change], trigger_mode="always_last", **inspection(ctx, tab))
-    wire_placeholder_fields(data.placeholders)
+    # a placeholder field's text: the preview, example and lengths show the rows filled
+    wire_placeholder_fields(data.placeholders, inspection(ctx, tab))
 
 
 def inspection(ctx: AppContext, tab: TrainTab) -> dict[str, Any]:
@@ -110,6 +112,9 @@ def wire_form(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
     config.save.click(bind(h.save_config_clicked, ctx), [config.config_name, *form], config.saved)
     app.load(bind(h.list_configs, ctx), None, config.saved)  # the page was built when the server started
     config.load.click(bind(bind(h.load_saved_config, ctx), tab), config.saved, form).then(**inspection(ctx, tab))
+    for widget in tab.widgets.values():  # a number typed outside a slider's range: one sentence naming the field
+        if isinstance(widget, gr.Slider):  # webui.components.widgets.clamped
+            widget.release(bind(clamp_note, widget), None, None, show_progress="hidden")
 
 
 def wire_monitor(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
@@ -123,10 +128,10 @@ def wire_monitor(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
     panel.cancel.click(bind(train_follow.ask_cancel, ctx), panel.current, panel.confirm_cancel.outputs)
     panel.confirm_cancel.yes.click(bind(bind(train_follow.cancel, ctx), panel), panel.confirm_cancel.pending,
                                    [*panel.confirm_cancel.outputs, *timers, *live])
-    panel.timer.tick(bind(bind(train_follow.poll, ctx), panel), [panel.current, panel.seen], [*timers, *live],
-                     show_progress="hidden")
+    panel.timer.tick(bind(bind(train_follow.poll, ctx), panel), [panel.current, panel.seen],
+                     [*timers, *live, panel.also], show_progress="hidden")
     # After a reload (or a restart of launch.py) the page follows the run that is training now; while it follows
     # none, the watch looks for one (train_follow).
     follow = bind(bind(train_follow.watch, ctx), panel)
-    app.load(follow, None, timers)
-    panel.watch.tick(follow, panel.current, timers, show_progress="hidden")
+    app.load(follow, None, [*timers, panel.also])
+    panel.watch.tick(follow, panel.current, [*timers, panel.also], show_progress="hidden")

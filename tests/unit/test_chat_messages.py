@@ -1,0 +1,19 @@
+"""webui.jobs.chat_tools: how a finished reply is shown in the Chat tab's panes (pure functions, no worker)."""
+
+from __future__ import annotations
+
+from webui.i18n import words
+from webui.jobs.chat_tools import EMPTY_REPLY, reply_messages, worker_turns
+
+
+def test_an_empty_reply_is_shown_with_a_note_and_handed_back_as_it_was():
+    """Issue 24, item 5: a reply the model ended at once was an empty grey bubble with no note."""
+    say = words(None)
+    (shown,) = reply_messages("", {}, say)
+    assert shown["metadata"] == {"title": say("chat.empty_reply"), "id": EMPTY_REPLY}
+    assert "ended its reply at once" in shown["metadata"]["title"]
+    assert shown["content"] == [{"type": "text", "text": ""}]
+    # the next turn shows the model the history it wrote: an empty assistant turn, not the note
+    assert worker_turns([{**shown, "content": ""}]) == [{"role": "assistant", "content": ""}]
+    (plain,) = reply_messages("Hello.", {}, say)
+    assert "metadata" not in plain
