@@ -27,6 +27,8 @@ def test_a_tool_call_row_shows_the_call_trained_and_the_tools_and_result_not(pag
     """The demo model's template has no tool support: the row is rendered with the documented fallback."""
     data = tmp_path / "glaive_toolcall_demo.json"
     data.write_text(json.dumps(ROWS), encoding="utf-8")
+    # the whole row within the cutoff (the demo's 256 cuts the tool list: the example then marks the rest as cut)
+    set_number(page, "f-train-cutoff-len", "2048")
     page.locator("#wb-upload input[type=file]").set_input_files(str(data))
     page.wait_for_function("() => /sharegpt/.test(document.querySelector('#wb-data-summary').innerText)",
                            timeout=120_000)

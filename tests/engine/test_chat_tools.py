@@ -263,7 +263,7 @@ def test_an_evaluation_scores_the_memorised_calls_and_a_wrong_reference(tool_run
     job.path.mkdir()
     job.config.write_text(load_eval_config(tmp_path / "eval.yaml").to_yaml(), encoding="utf-8")
     assert run_eval(job.path) == 0, job.log.read_text(encoding="utf-8")[-3000:]
-    calls = job.read_metrics()["models"]["run"]["tool_calls"]
+    calls = job.read_metrics()["models"][tool_run.name]["tool_calls"]
     assert (calls["call_rows"], calls["attempts"], calls["invalid_json"]) == (3, 3, 0)
     assert calls["per_tool"]["get_weather"] == calls["per_tool"]["convert_currency"] == {
         "rows": 1, "name_accuracy": 1.0, "arguments_exact": 1.0, "argument_keys": 1.0}
@@ -271,4 +271,5 @@ def test_an_evaluation_scores_the_memorised_calls_and_a_wrong_reference(tool_run
                                              "argument_keys": 0.0}
     assert calls["call_recall"] == calls["call_precision"] == calls["no_call_recall"] == 1.0
     lines = [json.loads(line) for line in job.predictions.read_text(encoding="utf-8").splitlines()]
-    assert lines[0]["calls"]["run"] == [as_call(PARIS)] and lines[3]["answers"]["run"] == "I am a helpful assistant."
+    answers = {key: [line[key][tool_run.name] for line in lines] for key in ("calls", "answers")}
+    assert answers["calls"][0] == [as_call(PARIS)] and answers["answers"][3] == "I am a helpful assistant."

@@ -374,3 +374,16 @@ def test_method_change_updates_every_option_of_the_method_panel(tab):
 def test_a_field_must_name_a_schema_field():
     with pytest.raises(ValueError):
         ff.FormField(MethodConfig, "rank")
+
+
+def test_a_slider_recreated_for_a_session_still_brings_a_typed_number_into_its_range():
+    """Gradio re-creates a component from its constructor arguments for a session once an event updates it (the
+    Train form's restore on page load does): the clamp must hold for that copy too, not only for the first."""
+    import gradio as gr
+
+    from webui.components import widgets
+
+    widgets.clamp_typed_numbers()  # again: set once, a second call changes nothing
+    built = gr.Slider(8, 100, value=10, step=1, render=False)
+    again = built.__class__(**{**built.constructor_args, "render": False})
+    assert [again.preprocess(typed) for typed in (1, 50, 1000)] == [8, 50, 100]

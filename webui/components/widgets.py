@@ -28,7 +28,7 @@ def field_widget(field: FormField, value: object | None = None, visible: bool = 
     kind = field.kind
     if kind == "slider":
         low, high, step = field.slider
-        return clamped(gr.Slider(low, high, value=value, step=step, **common))
+        return gr.Slider(low, high, value=value, step=step, **common)  # clamps a typed number: clamp_typed_numbers
     if kind == "integer":
         return gr.Number(value=value, precision=0, minimum=field.minimum, step=1, **common)
     if kind == "number":
@@ -42,19 +42,30 @@ def field_widget(field: FormField, value: object | None = None, visible: bool = 
     return gr.Textbox(value=", ".join(value) if isinstance(value, list) else (value or ""), **common)
 
 
-def clamped(slider: gr.Slider) -> gr.Slider:
-    """`slider`, whose typed number outside its range is brought into it, as the browser's box shows on blur,
-    instead of gradio's "Value 1 is less than minimum value 8." raised once per event that reads it (unnamed,
-    twice on the Train tab, while the summary, histogram and YAML kept the old value). The one sentence naming
-    the field comes from `clamp_note`, wired to the slider's release (which carries the number as typed).
-    The instance's preprocess is replaced: a subclass of gr.Slider would make gradio write a .pyi beside this file."""
-    preprocess = slider.preprocess
+def clamp_typed_numbers() -> None:
+    """Every slider of the page brings a typed number outside its range into it, as the browser's box shows on
+    blur, instead of gradio's "Value 1 is less than minimum value 8." raised once per event that reads it (unnamed,
+    twice on the Train tab, while the summary, histogram and YAML kept the old value). The one sentence naming the
+    field comes from `clamp_note`, wired to the slider's release (which carries the number as typed).
 
-    def clamping(payload: float) -> float:
-        return preprocess(min(max(payload, slider.minimum), slider.maximum))
+    Set on the class, once, for the web process: gradio re-creates a component from its constructor arguments for a
+    session whenever an event updates one of its properties (gr.update, gr.skip), so a replaced preprocess on one
+    instance is lost after the first such update; and a subclass of gr.Slider would make gradio write a .pyi
+    beside this file."""
+    if getattr(gr.Slider.preprocess, "clamps", False):
+        return
+    preprocess = gr.Slider.preprocess
 
-    slider.preprocess = clamping  # type: ignore[method-assign]
-    return slider
+    def clamping(self: gr.Slider, payload: float) -> float:
+        if isinstance(payload, int | float) and not isinstance(payload, bool):
+            payload = min(max(payload, self.minimum), self.maximum)
+        return preprocess(self, payload)
+
+    clamping.clamps = True  # type: ignore[attr-defined]
+    gr.Slider.preprocess = clamping  # type: ignore[method-assign]
+
+
+clamp_typed_numbers()
 
 
 def clamp_note(slider: gr.Slider, event: gr.EventData, request: gr.Request) -> None:

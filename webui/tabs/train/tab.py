@@ -113,7 +113,7 @@ def wire_form(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
     app.load(bind(h.list_configs, ctx), None, config.saved)  # the page was built when the server started
     config.load.click(bind(bind(h.load_saved_config, ctx), tab), config.saved, form).then(**inspection(ctx, tab))
     for widget in tab.widgets.values():  # a number typed outside a slider's range: one sentence naming the field
-        if isinstance(widget, gr.Slider):  # webui.components.widgets.clamped
+        if isinstance(widget, gr.Slider):  # webui.components.widgets.clamp_typed_numbers
             widget.release(bind(clamp_note, widget), None, None, show_progress="hidden")
 
 
