@@ -53,25 +53,18 @@ def held_out_loss(model: Any, tokenizer: Any, rows: Sequence[EvalRow], cutoff_le
     import torch
 
     from engine.data.pipeline import IGNORE_INDEX, tokenize_rows
+    from engine.train.collate import PaddingCollator
 
     tokenized, _ = tokenize_rows([row.row for row in rows], tokenizer, cutoff_len, "truncate", source="test set")
     device = next(model.parameters()).device
     total, count = 0.0, 0
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    collate = PaddingCollator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)  # as training pads
     for batch in batches(tokenized, batch_size):
-        width = max(len(item["input_ids"]) for item in batch)
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for index, item in enumerate(batch):
-            length = len(item["input_ids"])
-            ids[index, :length] = torch.tensor(item["input_ids"])
-            labels[index, :length] = torch.tensor(item["labels"])
-            mask[index, :length] = 1
-        scored = int((labels[:, 1:] != IGNORE_INDEX).sum())
+        padded = {key: tensor.to(device) for key, tensor in collate(list(batch)).items()}
+        scored = int((padded["labels"][:, 1:] != IGNORE_INDEX).sum())
         if scored:
             with torch.inference_mode():
-                output = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
+                output = model(**padded)
             total += float(output.loss) * scored
             count += scored
         tick(len(batch))
