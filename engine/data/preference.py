@@ -26,6 +26,7 @@ engine/train/preference.py skips TRL's own dataset preparation.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -203,19 +204,27 @@ def tokenize_pairs(pairs: list[dict], tokenizer: Any, cutoff_len: int, overlengt
     return out, stats
 
 
-def pair_splits(config: RunConfig, tokenizer: Any, mixed: sources.Mixed) -> tuple[list[dict], list[dict], TokenStats]:
-    """Tokenized train and validation pairs, split by data.val_size with train.seed (as build_splits splits rows)."""
+def tokenized_mix(config: RunConfig, tokenizer: Any, mixed: sources.Mixed, tokenize: Callable[..., Any],
+                  noun: str) -> tuple[list[dict], TokenStats]:
+    """Every dataset of `mixed` tokenized by `tokenize` (tokenize_pairs, or unpaired rows' tokenizer) and mixed
+    as data.mix says, with their stats summed; DataError naming `noun` ("pair", "row") when none is left."""
     parts, stats = [], TokenStats()
     for part in mixed.parts:
-        tokenized, own = tokenize_pairs(part.rows, tokenizer, config.train.cutoff_len, config.data.overlength,
-                                        config.train.max_prompt_length, source=part.name)
+        tokenized, own = tokenize(part.rows, tokenizer, config.train.cutoff_len, config.data.overlength,
+                                  config.train.max_prompt_length, source=part.name)
         parts.append(tokenized)
         for key in ("rows_in", "rows_out", "truncated", "dropped", "target_tokens", "lengths"):
             setattr(stats, key, getattr(stats, key) + getattr(own, key))
-    pairs = sources.mix(parts, mixed.mix, mixed.seed)
-    if not pairs:
-        raise DataError(f"{config.data.name} has no pair left after cutoff_len={config.train.cutoff_len}: raise "
+    rows = sources.mix(parts, mixed.mix, mixed.seed)
+    if not rows:
+        raise DataError(f"{config.data.name} has no {noun} left after cutoff_len={config.train.cutoff_len}: raise "
                         "train.cutoff_len, set train.max_prompt_length, or set data.overlength to truncate.")
+    return rows, stats
+
+
+def pair_splits(config: RunConfig, tokenizer: Any, mixed: sources.Mixed) -> tuple[list[dict], list[dict], TokenStats]:
+    """Tokenized train and validation pairs, split by data.val_size with train.seed (as build_splits splits rows)."""
+    pairs, stats = tokenized_mix(config, tokenizer, mixed, tokenize_pairs, "pair")
     if not config.data.val_size:
         return pairs, [], stats
     held = max(1, round(len(pairs) * config.data.val_size))

@@ -20,7 +20,7 @@ from typing import Any
 from engine.config import DataConfig, RunConfig
 from engine.data import formats, sources
 from engine.data.pipeline import TokenStats
-from engine.data.preference import SIDES, is_pair, normalise_pairs, pair_shape, render_side
+from engine.data.preference import SIDES, is_pair, normalise_pairs, pair_shape, render_side, tokenized_mix
 from engine.jobs.failures import DataError
 
 FORMAT = "kto"
@@ -123,17 +123,7 @@ def unpaired_splits(config: RunConfig, tokenizer: Any, mixed: sources.Mixed) -> 
     """Tokenized train and validation rows (data.val_size held out with train.seed), each shuffled with the seed:
     KTO reads them in order (its KL estimate pairs each row with its batch neighbours), so good and bad replies
     of one pair must not always share a batch in the same places."""
-    parts, stats = [], TokenStats()
-    for part in mixed.parts:
-        tokenized, own = tokenize_unpaired(part.rows, tokenizer, config.train.cutoff_len, config.data.overlength,
-                                           config.train.max_prompt_length, source=part.name)
-        parts.append(tokenized)
-        for key in ("rows_in", "rows_out", "truncated", "dropped", "target_tokens", "lengths"):
-            setattr(stats, key, getattr(stats, key) + getattr(own, key))
-    rows = sources.mix(parts, mixed.mix, mixed.seed)
-    if not rows:
-        raise DataError(f"{config.data.name} has no row left after cutoff_len={config.train.cutoff_len}: raise "
-                        "train.cutoff_len, set train.max_prompt_length, or set data.overlength to truncate.")
+    rows, stats = tokenized_mix(config, tokenizer, mixed, tokenize_unpaired, "row")
     random.Random(config.train.seed).shuffle(rows)
     if not config.data.val_size:
         return rows, [], stats
