@@ -72,27 +72,26 @@ def _load_tokenizer(name: str) -> Any:
     return AutoTokenizer.from_pretrained(name, trust_remote_code=False)
 
 
+def _json_map(text: str, option: str, what: str, example: str) -> dict[str, str] | str:
+    """The JSON object of strings an option holds, or the sentence that says why it is not one."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        return f"{option} is not valid JSON ({error.msg}): pass an object like '{example}'."
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        return f"{option} must be a JSON object of {what}, like '{example}'."
+    return value
+
+
 def main(argv: list[str]) -> int:
     """`python -m engine inspect-data`: one JSON object on stdout (exit 0), or one sentence on stderr (exit 2)."""
     args = _parser().parse_args(argv)
-    try:
-        columns = json.loads(args.columns)
-    except json.JSONDecodeError as error:
-        print(f"--columns is not valid JSON ({error.msg}): pass an object like '{{\"prompt\": \"question\"}}'.",
-              file=sys.stderr)  # fmt: skip
-        return 2
-    if not isinstance(columns, dict) or not all(isinstance(v, str) for v in columns.values()):
-        print("--columns must be a JSON object of column names, like '{\"prompt\": \"question\"}'.", file=sys.stderr)
-        return 2
-    try:
-        replace = json.loads(args.replace)
-    except json.JSONDecodeError as error:
-        print(f"--replace is not valid JSON ({error.msg}): pass an object like '{{\"name\": \"Aria\"}}'.",
-              file=sys.stderr)  # fmt: skip
-        return 2
-    if not isinstance(replace, dict) or not all(isinstance(v, str) for v in replace.values()):
-        print("--replace must be a JSON object of texts, like '{\"name\": \"Aria\"}'.", file=sys.stderr)
-        return 2
+    columns = _json_map(args.columns, "--columns", "column names", '{"prompt": "question"}')
+    replace = _json_map(args.replace, "--replace", "texts", '{"name": "Aria"}')
+    for problem in (columns, replace):
+        if isinstance(problem, str):
+            print(problem, file=sys.stderr)
+            return 2
     cfg = DataConfig(path=args.data, format=args.format, columns=columns, overlength=args.overlength,
                      split=args.split, replace=replace)
     try:
