@@ -100,6 +100,7 @@ def test_chat_offers_tools_and_answers_with_a_tool_call(browser, server, tool_ru
     wait_for_bot(page, 2, "It is 21 degrees in Paris.")
     sent = page.locator("#wb-chat-tuned [data-testid=user]").all_inner_texts()
     assert "Tool result" in sent[-1] and "celsius" in sent[-1], sent
-    assert not page.locator("#wb-chat-tool-result input").is_checked()
+    # the reply streams in before the handler's last answer unticks the box: wait for it, as for the tick above
+    page.wait_for_function("() => !document.querySelector('#wb-chat-tool-result input').checked", timeout=30_000)
     shot(page, "tools-chat-answer")
     page.context.close()
