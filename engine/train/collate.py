@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from engine.train.batching import first_fit
+
 IGNORE = -100
 
 
@@ -41,24 +43,6 @@ class PaddingCollator:
 
 
 REAL_TOKENS = "real_tokens"  # a packed batch's count of tokens that are not padding (WorkbenchTrainer reads it)
-
-
-def first_fit(lengths: list[int], capacity: int | None) -> list[list[int]]:
-    """Indices of rows packed into bins of at most `capacity` tokens, longest row first, each into the first bin
-    it fits (a row longer than `capacity` gets a bin of its own); None: every row in one bin."""
-    if capacity is None:
-        return [list(range(len(lengths)))] if lengths else []
-    bins: list[list[int]] = []
-    room: list[int] = []
-    for index in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
-        fit = next((b for b, free in enumerate(room) if lengths[index] <= free), None)
-        if fit is None:
-            bins.append([index])
-            room.append(capacity - lengths[index])
-        else:
-            bins[fit].append(index)
-            room[fit] -= lengths[index]
-    return bins
 
 
 @dataclass

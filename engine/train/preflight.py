@@ -30,7 +30,7 @@ from typing import Any
 
 from engine.config import MethodConfig
 from engine.jobs.failures import EngineError
-from engine.train.collate import first_fit
+from engine.train.batching import first_fit
 from engine.train.logits import chunk_len
 
 GIB = 2**30

@@ -143,7 +143,6 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     """Train and save; the final state (completed, or stopped on request) and the step it ended at. The stage's
     objective (engine/train/objectives.py) reads and tokenizes the data, plans the batches and builds the trainer."""
     from engine.data.tokens import ensure_chat_template
-    from engine.model.loading import device, fit_embeddings, load_model, load_tokenizer
     from engine.train import trackers
     from engine.train.objectives import objective
 
@@ -162,6 +161,8 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     stage = objective(config.train.stage)
     datasets = stage.load(config.data, config.train.seed)  # file errors surface before any model is touched
     reporter.info(datasets.summary())
+    from engine.model.loading import device, fit_embeddings, load_model, load_tokenizer  # torch: after the data
+
     tokenizer = load_tokenizer(config.model)
     if ensure_chat_template(tokenizer):
         reporter.info("the tokenizer has no chat template: using ChatML (saved with the weights)")

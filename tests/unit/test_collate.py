@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM
 
-from engine.train.collate import IGNORE, REAL_TOKENS, PackingCollator, PaddingCollator, first_fit
+from engine.train.batching import first_fit
+from engine.train.collate import IGNORE, REAL_TOKENS, PackingCollator, PaddingCollator
 
 ROWS = [
     {"input_ids": [5, 6, 7, 8, 9], "labels": [IGNORE, IGNORE, 7, 8, 9]},
