@@ -19,16 +19,16 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    ValidationError,
     field_serializer,
     field_validator,
 )
 
 from engine import config_migrate as migrate
 from engine import datapaths
+from engine.config_read import ConfigError as ConfigError
+from engine.config_read import read_yaml, validated, without_problems
 from engine.config_stage import StageOptions, StartOptions, stage_problems
 from engine.config_trackers import TrackerOptions, tracker_problems
-from engine.errors import UserError
 
 MethodName = Literal["lora", "dora", "qlora", "prefix", "prompt", "ptuning", "ia3", "full", "freeze"]
 DataFormat = Literal["auto", "alpaca", "sharegpt", "openai", "prompt_completion", "text"]
@@ -147,7 +147,6 @@ DataItem = Annotated[Annotated[str, Tag("a-string")] | Annotated[DataSource, Tag
     "{path, format, columns, split, fraction}")]
 DataPath = Annotated[Annotated[str, Tag("a-string")] | Annotated[list[DataItem], Tag("a-list")], Discriminator(
     _kind, custom_error_type="data_path", custom_error_message="write one dataset as a path, or several as a list")]
-UNION_TAGS = ("a-string", "a-mapping", "a-list")  # the union members' tags, left out of the key an error names
 
 
 class DataConfig(_Section):
@@ -314,50 +313,14 @@ class ExportConfig(_Section):
         return yaml.safe_dump(migrate.CONFIG.stamp(self.model_dump(mode="json")), sort_keys=False, allow_unicode=True)
 
 
-class ConfigError(UserError, ValueError):
-    """A config that cannot run; `issues` holds one sentence per problem."""
-
-    def __init__(self, issues: list[str], source: str = "config"):
-        self.issues = issues
-        super().__init__(f"{source}: " + " ".join(issues))
-
-
-def _sentence(error: dict[str, Any]) -> str:
-    parts = [part for part in error["loc"] if part not in UNION_TAGS]
-    item = next((i for i, part in enumerate(parts) if isinstance(part, int)), None)
-    if item is None:
-        key, where = ".".join(map(str, parts)), ""
-    else:  # a list item: "'fraction' in data.path item 2", counting from 1 as a reader of the YAML does
-        key, where = ".".join(map(str, parts[item + 1:])), f"{'.'.join(map(str, parts[:item]))} item {parts[item] + 1}"
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return f"Unknown key '{key}'{' in ' + where if where else ''}: remove it or check its spelling."
-    if kind == "missing":
-        return f"Missing key '{key}'{' in ' + where if where else ''}: it is required."
-    subject = (f"'{key}' in {where}" if key else where) if where else f"'{key}'"
-    return f"{subject} is {error.get('input')!r}: {error['msg'].lower()}."
-
-
 def parse_config(raw: dict[str, Any], base_dir: Path | None = None, source: str = "config") -> RunConfig:
     """Build a RunConfig from a plain dict of any config schema version (engine.config_migrate brings it to
     today's); relative data.path/output_dir resolve against base_dir.
 
     Raises ConfigError listing every problem (unknown keys, bad types, semantic problems) at once.
     """
-    if not isinstance(raw, dict):
-        raise ConfigError(["the file must hold a YAML mapping with model, method, data, train, output_dir."], source)
-    try:
-        config = RunConfig.model_validate(migrate.migrate_config(raw))
-    except migrate.SchemaError as error:
-        raise ConfigError([error.sentence("the file")], source) from None
-    except ValidationError as error:
-        raise ConfigError([_sentence(e) for e in error.errors()], source) from None
-    if base_dir is not None:
-        config = resolve_paths(config, base_dir)
-    issues = config.problems()
-    if issues:
-        raise ConfigError(issues, source)
-    return config
+    config = validated(RunConfig, raw, source, "model, method, data, train, output_dir")
+    return without_problems(resolve_paths(config, base_dir) if base_dir is not None else config, source)
 
 
 def resolve_paths(config: RunConfig, base_dir: Path) -> RunConfig:
@@ -377,13 +340,7 @@ def resolve_paths(config: RunConfig, base_dir: Path) -> RunConfig:
 def load_config(path: str | Path) -> RunConfig:
     """Read and validate a YAML config file; relative paths are relative to the file's folder."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError([f"config file {path} does not exist."], str(path))
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ConfigError([f"the file is not valid YAML ({error.__class__.__name__})."], str(path)) from None
-    return parse_config(raw, base_dir=path.resolve().parent, source=str(path))
+    return parse_config(read_yaml(path), base_dir=path.resolve().parent, source=str(path))
 
 
 def field_help(section: type[BaseModel], name: str) -> str:

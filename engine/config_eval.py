@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from engine import config_migrate as migrate
 from engine import datapaths
-from engine.config import ConfigError, DataConfig, DType
-from engine.config import _sentence as sentence_of
+from engine.config import DataConfig, DType
+from engine.config_read import read_yaml, validated, without_problems
 from engine.sampling import SamplingConfig
 
 BASE = "base"  # the name under `models` that means the base model itself, adapters off
@@ -75,20 +75,8 @@ class EvalConfig(BaseModel):
 def parse_eval_config(raw: Any, base_dir: Path | None = None, source: str = "config") -> EvalConfig:
     """An EvalConfig from a plain mapping of any schema version; relative paths resolve against base_dir.
     ConfigError lists every problem at once."""
-    if not isinstance(raw, dict):
-        raise ConfigError(["the file must hold a YAML mapping with models and data (or validation_of)."], source)
-    try:
-        config = EvalConfig.model_validate(migrate.migrate_config(raw))
-    except migrate.SchemaError as error:
-        raise ConfigError([error.sentence("the file")], source) from None
-    except ValidationError as error:
-        raise ConfigError([sentence_of(e) for e in error.errors()], source) from None
-    if base_dir is not None:
-        config = resolve_eval_paths(config, base_dir)
-    issues = config.problems()
-    if issues:
-        raise ConfigError(issues, source)
-    return config
+    config = validated(EvalConfig, raw, source, "models and data (or validation_of)")
+    return without_problems(resolve_eval_paths(config, base_dir) if base_dir is not None else config, source)
 
 
 def _local(path: str, base_dir: Path) -> str:
@@ -115,10 +103,4 @@ def resolve_eval_paths(config: EvalConfig, base_dir: Path) -> EvalConfig:
 def load_eval_config(path: str | Path) -> EvalConfig:
     """Read and validate an evaluation's YAML file; relative paths are relative to the file's folder."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError([f"config file {path} does not exist."], str(path))
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ConfigError([f"the file is not valid YAML ({error.__class__.__name__})."], str(path)) from None
-    return parse_eval_config(raw, base_dir=path.resolve().parent, source=str(path))
+    return parse_eval_config(read_yaml(path), base_dir=path.resolve().parent, source=str(path))

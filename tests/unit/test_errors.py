@@ -18,7 +18,7 @@ PACKAGES = ("engine", "webui")
 
 # module -> the classes in it whose message is the sentence a person reads (a toast, the CLI's line, a status)
 FOR_A_PERSON = {
-    "engine.config": ("ConfigError",),
+    "engine.config_read": ("ConfigError",),
     "engine.sampling": ("SamplingError",),
     "engine.serve.protocol": ("ServeError",),
     "engine.eval.testset": ("EvalSetError",),

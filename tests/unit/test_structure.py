@@ -19,7 +19,7 @@ MAX_FUNCTION_LINES = 100
 WEBUI_MAY_IMPORT = {
     "engine.config", "engine.datapaths", "engine.errors", "engine.sampling", "engine.__main__",
     "engine.jobs.rundir", "engine.jobs.events", "engine.jobs.failures", "engine.jobs.outputs", "engine.config_migrate",
-    "engine.config_stage", "engine.config_eval",
+    "engine.config_stage", "engine.config_eval", "engine.config_read",
     "engine.jobs.kinds",
     "engine.model.shapes", "engine.model.config_json",
     "engine.serve.examples", "engine.serve.hosts",
@@ -28,8 +28,9 @@ HEAVY = {"torch", "transformers", "peft", "bitsandbytes"}
 # The layers, bottom up: a package may import its own modules and those of the layers below it, never above or
 # beside it. A module at the top of engine/ or webui/ is a layer of its own (engine.config, webui.app ...).
 LAYERS = (
-    ("engine.errors",), ("engine.datapaths",), ("engine.config_migrate",), ("engine.config_stage",),
-    ("engine.config_trackers",), ("engine.config",), ("engine.sampling",), ("engine.config_eval",),
+    ("engine.errors",), ("engine.datapaths",), ("engine.config_migrate",), ("engine.config_read",),
+    ("engine.config_stage",), ("engine.config_trackers",), ("engine.config",), ("engine.sampling",),
+    ("engine.config_eval",),
     ("engine.jobs",), ("engine.__main__",), ("engine.data",), ("engine.model",),
     ("engine.train", "engine.chat", "engine.export", "engine.cli"), ("engine.serve",), ("engine.eval",),
     ("webui.options",), ("webui.jobs",), ("webui.forms",), ("webui.i18n",), ("webui.components",), ("webui.context",),

@@ -17,8 +17,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from engine.config import DataConfig
-from engine.config import _sentence as sentence_of
 from engine.config_eval import BASE, EvalConfig
+from engine.config_read import sentence as sentence_of
 from engine.errors import UserError
 from engine.jobs.kinds import EVAL
 from engine.jobs.rundir import EvalDir, RunDir, read_json

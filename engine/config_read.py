@@ -1,0 +1,78 @@
+"""Reading a job's config: one YAML file to one validated pydantic object, every problem as one sentence.
+
+Every job kind's config (a run's RunConfig in engine/config.py, an evaluation's EvalConfig in
+engine/config_eval.py) is read the same way: the file must hold a YAML mapping; an older schema version is brought
+to today's (engine/config_migrate.py); pydantic's errors become sentences naming the key as the YAML spells it;
+then the config's own `problems()` (what types alone cannot say) are added. ConfigError carries all of them at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from engine import config_migrate as migrate
+from engine.errors import UserError
+
+UNION_TAGS = ("a-string", "a-mapping", "a-list")  # engine.config's union members' tags, left out of a key's name
+
+
+class ConfigError(UserError, ValueError):
+    """A config that cannot run; `issues` holds one sentence per problem."""
+
+    def __init__(self, issues: list[str], source: str = "config"):
+        self.issues = issues
+        super().__init__(f"{source}: " + " ".join(issues))
+
+
+Config = TypeVar("Config", bound=BaseModel)
+
+
+def sentence(error: dict[str, Any]) -> str:
+    """One of pydantic's errors as a sentence naming the key the way the YAML spells it."""
+    parts = [part for part in error["loc"] if part not in UNION_TAGS]
+    item = next((i for i, part in enumerate(parts) if isinstance(part, int)), None)
+    if item is None:
+        key, where = ".".join(map(str, parts)), ""
+    else:  # a list item: "'fraction' in data.path item 2", counting from 1 as a reader of the YAML does
+        key, where = ".".join(map(str, parts[item + 1:])), f"{'.'.join(map(str, parts[:item]))} item {parts[item] + 1}"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"Unknown key '{key}'{' in ' + where if where else ''}: remove it or check its spelling."
+    if kind == "missing":
+        return f"Missing key '{key}'{' in ' + where if where else ''}: it is required."
+    subject = (f"'{key}' in {where}" if key else where) if where else f"'{key}'"
+    return f"{subject} is {error.get('input')!r}: {error['msg'].lower()}."
+
+
+def validated(model: type[Config], raw: Any, source: str, holds: str) -> Config:
+    """`raw` (a mapping of any schema version) as a `model`; `holds` says what the mapping must hold."""
+    if not isinstance(raw, dict):
+        raise ConfigError([f"the file must hold a YAML mapping with {holds}."], source)
+    try:
+        return model.model_validate(migrate.migrate_config(raw))
+    except migrate.SchemaError as error:
+        raise ConfigError([error.sentence("the file")], source) from None
+    except ValidationError as error:
+        raise ConfigError([sentence(e) for e in error.errors()], source) from None
+
+
+def without_problems(config: Any, source: str) -> Any:
+    """`config` itself, or ConfigError with every sentence its `problems()` gives."""
+    issues = config.problems()
+    if issues:
+        raise ConfigError(issues, source)
+    return config
+
+
+def read_yaml(path: Path) -> Any:
+    """The YAML a config file holds; ConfigError when the file is missing or is not YAML."""
+    if not path.is_file():
+        raise ConfigError([f"config file {path} does not exist."], str(path))
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError([f"the file is not valid YAML ({error.__class__.__name__})."], str(path)) from None
