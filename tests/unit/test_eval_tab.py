@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import parse_config
 from engine.jobs.rundir import EvalDir
+from tests import run_folders
 from webui.context import AppContext
 from webui.forms import eval_table
 from webui.jobs.evals import EvalChoiceError, validation_choice
@@ -43,6 +43,10 @@ def cells(html: str, model: str) -> list[str]:
     """The cells of a model's row in the table's HTML."""
     row = html.split(f"<tr><td>{model}</td>", 1)[1].split("</tr>", 1)[0]
     return [cell.split("</td>")[0] for cell in row.split("<td>")[1:]]
+
+
+def write_run(ctx: AppContext, name: str, val_size: float = 0.0) -> Path:
+    return run_folders.write_run(ctx, name, model="org/tiny", val_size=val_size)
 
 
 def test_the_table_has_a_column_per_figure_and_marks_the_best_of_each():
@@ -132,18 +136,6 @@ def ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppContext:
     ctx = AppContext.create(tmp_path / "ws")
     monkeypatch.setattr(ctx.jobs, "tick", lambda: [])  # queued only: no engine process in tests/unit
     return ctx
-
-
-def write_run(ctx: AppContext, name: str, val_size: float = 0.0) -> Path:
-    data = ctx.workspace / "d.jsonl"
-    data.write_text('{"instruction": "a", "output": "b"}\n')
-    run = ctx.runs.runs_dir / name
-    run.mkdir(parents=True)
-    config = parse_config({"model": {"name_or_path": "org/tiny"}, "method": {"name": "lora"},
-                           "data": {"path": str(data), "val_size": val_size}, "output_dir": str(run)})
-    (run / "config.yaml").write_text(config.to_yaml())
-    (run / "status.json").write_text(json.dumps({"state": "completed", "pid": None, "error": None}))
-    return run
 
 
 def test_the_form_queues_an_eval_job_of_base_and_a_run_on_a_dataset(ctx: AppContext):

@@ -3,12 +3,11 @@ and says why before Export, and the export folder is named without a dtype (issu
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from engine.config import parse_config
+from tests.run_folders import write_run
 from webui.context import AppContext
 from webui.tabs import export as export_tab
 
@@ -18,20 +17,9 @@ def ctx(tmp_path: Path) -> AppContext:
     return AppContext.create(tmp_path / "ws")
 
 
-def write_run(ctx: AppContext, name: str, method: str) -> None:
-    data = ctx.uploads / "d.jsonl"
-    data.write_text('{"instruction": "a", "output": "b"}\n')
-    run = ctx.runs.runs_dir / name
-    run.mkdir(parents=True)
-    config = parse_config({"model": {"name_or_path": "tiny"}, "method": {"name": method}, "data": {"path": str(data)},
-                           "output_dir": str(run)})
-    (run / "config.yaml").write_text(config.to_yaml())
-    (run / "status.json").write_text(json.dumps({"state": "completed", "pid": None, "error": None}))
-
-
 def test_a_prefix_run_offers_no_dtype_and_says_so_before_export(ctx):
-    write_run(ctx, "prefix-demo", "prefix")
-    write_run(ctx, "lora-demo", "lora")
+    write_run(ctx, "prefix-demo", method="prefix")
+    write_run(ctx, "lora-demo", method="lora")
     prefix = export_tab.dtype_choice(ctx, "prefix-demo")
     assert prefix["interactive"] is False and prefix["info"].startswith("Adapter only: a prefix run cannot be merged")
     lora = export_tab.dtype_choice(ctx, "lora-demo")
@@ -40,7 +28,7 @@ def test_a_prefix_run_offers_no_dtype_and_says_so_before_export(ctx):
 
 
 def test_a_prefix_export_folder_is_named_without_a_dtype(ctx):
-    write_run(ctx, "prefix-demo", "prefix")
-    write_run(ctx, "lora-demo", "lora")
+    write_run(ctx, "prefix-demo", method="prefix")
+    write_run(ctx, "lora-demo", method="lora")
     assert ctx.exports.start(ctx.runs.run_dir("prefix-demo"), "float16", 2).path.name == "prefix-demo-adapter"
     assert ctx.exports.start(ctx.runs.run_dir("lora-demo"), "float16", 2).path.name == "lora-demo-float16"

@@ -4,14 +4,14 @@ offers only the adapter."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from engine.config import parse_config
 from engine.jobs.events import EventWriter
 from engine.jobs.rundir import ExportDir
+from tests import run_folders
+from tests.run_folders import TWO_LOSSES
 from tests.train_tab import train_tab
 from webui.components import plots
 from webui.components.render import RUN_COLORS, loss_colors, loss_frame
@@ -21,6 +21,8 @@ from webui.tabs import export as export_tab
 from webui.tabs.runs import tab as runs_tab
 from webui.tabs.train import follow as train_follow
 
+EVAL_LOSS = {"kind": "metrics", "t": 1, "step": 2, "eval_loss": 1.5}
+
 
 @pytest.fixture
 def ctx(tmp_path: Path) -> AppContext:
@@ -28,19 +30,8 @@ def ctx(tmp_path: Path) -> AppContext:
 
 
 def write_run(ctx: AppContext, name: str, state: str = "completed", method: str = "lora") -> Path:
-    """A run folder as the engine leaves it: config, status, two train losses and one eval loss."""
-    data = ctx.workspace / "d.jsonl"
-    data.write_text('{"instruction": "a", "output": "b"}\n')
-    run = ctx.runs.runs_dir / name
-    run.mkdir(parents=True)
-    config = parse_config({"model": {"name_or_path": "tiny"}, "method": {"name": method}, "data": {"path": str(data)},
-                           "output_dir": str(run)})
-    (run / "config.yaml").write_text(config.to_yaml())
-    (run / "status.json").write_text(json.dumps({"state": state, "pid": None, "error": None}))
-    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in (
-        {"kind": "metrics", "t": 1, "step": 1, "loss": 2.0}, {"kind": "metrics", "t": 1, "step": 2, "loss": 1.0},
-        {"kind": "metrics", "t": 1, "step": 2, "eval_loss": 1.5}, {"kind": "status", "t": 1, "state": state})))
-    return run
+    """Two train losses and one eval loss."""
+    return run_folders.write_run(ctx, name, state, method, events=(*TWO_LOSSES, EVAL_LOSS))
 
 
 def test_loss_series_are_named_by_run_and_each_has_a_colour():

@@ -4,13 +4,14 @@ run started elsewhere while the page follows none."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import gradio as gr
 import pytest
 
 from engine.config import parse_config
+from tests import run_folders
+from tests.run_folders import TWO_LOSSES
 from tests.train_tab import train_tab
 from webui.context import AppContext
 from webui.forms import mapping as forms
@@ -24,17 +25,7 @@ def ctx(tmp_path: Path) -> AppContext:
 
 
 def write_run(ctx: AppContext, name: str, state: str) -> None:
-    """A run folder with two losses and, where `state` is final, its last status line."""
-    data = ctx.uploads / "d.jsonl"
-    data.write_text('{"instruction": "a", "output": "b"}\n')
-    run = ctx.runs.runs_dir / name
-    run.mkdir(parents=True)
-    config = parse_config({"model": {"name_or_path": "tiny"}, "data": {"path": str(data)}, "output_dir": str(run)})
-    (run / "config.yaml").write_text(config.to_yaml())
-    (run / "status.json").write_text(json.dumps({"state": state, "pid": None, "error": None}))
-    events = [{"kind": "metrics", "t": 1, "step": 1, "loss": 2.0}, {"kind": "metrics", "t": 1, "step": 2, "loss": 1.0},
-              {"kind": "status", "t": 1, "state": state}]
-    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    run_folders.write_run(ctx, name, state, events=TWO_LOSSES)
 
 
 def active(timer_update) -> bool:
