@@ -144,11 +144,12 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     objective (engine/train/objectives.py) reads and tokenizes the data, plans the batches and builds the trainer."""
     from engine.data.tokens import ensure_chat_template
     from engine.model.loading import device, fit_embeddings, load_model, load_tokenizer
-    from engine.train import trackers
+    from engine.train import kernels, trackers
     from engine.train.objectives import objective
 
     started = time.time()
     trackers.check(config, run)  # a tracker that is not installed stops the run here, not after its last step
+    kernels.check(config, run)  # train.kernels: liger without CUDA or liger-kernel, likewise
     from engine.model.config_json import model_config_json
 
     model_config_json(config.model.name_or_path, config.model.revision)  # a damaged config.json: said now
