@@ -162,7 +162,9 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     datasets = stage.load(config.data, config.train.seed)  # file errors surface before any model is touched
     reporter.info(datasets.summary())
     from engine.model.loading import device, fit_embeddings, load_model, load_tokenizer  # torch: after the data
+    from engine.train import kernels
 
+    kernels.check(config, run)  # train.kernels: liger without CUDA or liger-kernel, refused before any weight
     tokenizer = load_tokenizer(config.model)
     if ensure_chat_template(tokenizer):
         reporter.info("the tokenizer has no chat template: using ChatML (saved with the weights)")

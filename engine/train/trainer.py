@@ -21,6 +21,7 @@ from engine.jobs.failures import EngineError
 from engine.jobs.faults import fault_point
 from engine.jobs.lifecycle import JobFolderGoneError
 from engine.model.loading import pick_dtype
+from engine.train import kernels as liger
 from engine.train import trackers
 from engine.train.batching import Choice, Shape, choose
 from engine.train.collate import REAL_TOKENS, PackingCollator, PaddingCollator
@@ -55,6 +56,7 @@ class WorkbenchTrainer(Trainer):
     levers: str = "lower train.learning_rate"  # build_trainer names the config's (see `levers`)
     throughput: Throughput  # shared with EventCallback, which marks the start and every step
     head: TrainedHead | None = None  # the loss over trained positions only (engine/train/logits.py); None: full
+    fused: bool = False  # Liger Kernel's fused loss takes the loss (engine/train/kernels.py); head is None then
 
     def tokens_per_s(self) -> float:
         return self.throughput.tokens_per_s(self.state.num_input_tokens_seen)
@@ -104,6 +106,9 @@ class WorkbenchTrainer(Trainer):
         """The Trainer's loss; with `head`, the head and the loss only where labels train (engine/train/logits.py).
         Evaluation asks for the loss alone (evaluate(): prediction_loss_only without compute_metrics): no logits."""
         inputs = {k: v for k, v in inputs.items() if k != REAL_TOKENS}
+        if self.fused:  # the model's forward, as Liger patched it, takes the loss (skip_logits: the Trainer's)
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        inputs.pop("skip_logits", None)  # the Trainer's word to Liger's forward (use_liger_kernel): not ours
         if self.head is None or "labels" not in inputs:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         count = num_items_in_batch if self.model_accepts_loss_kwargs else None  # as the Trainer passes it on
@@ -264,9 +269,10 @@ def build_trainer(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: 
         collator = PaddingCollator(tokenizer.pad_token_id)
     throughput = Throughput()
     callback = EventCallback(reporter, stop, throughput)
+    kernels = liger.choose(config, model)
     trainer = WorkbenchTrainer(
         model=model,
-        args=training_arguments(config, run, bool(val_rows), packing),
+        args=training_arguments(config, run, bool(val_rows), packing, **kernels.arguments()),
         train_dataset=Dataset.from_list(train_rows),
         eval_dataset=Dataset.from_list(val_rows) if val_rows else None,
         data_collator=collator,
@@ -278,6 +284,7 @@ def build_trainer(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: 
     trainer.packing = packing
     trainer.levers = levers(config)
     trainer.throughput = throughput
-    trainer.head, line = plan(model)
-    reporter.info(line)
+    trainer.fused = kernels.fused
+    trainer.head, line = (None, liger.FUSED) if kernels.fused else plan(model)
+    reporter.info(f"{line}; {kernels.line}")
     return trainer

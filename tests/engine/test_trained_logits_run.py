@@ -40,6 +40,7 @@ def test_the_loss_curve_equals_the_full_computations(tiny_model: Path, tmp_path:
     data = write_rows(tmp_path / "rows.json", MEMORISE * 4)
     new, new_eval, log = train(tiny_model, data, tmp_path / "trained-only")
     assert "loss: the output head projects only the positions whose next token trains" in log
+    assert "; kernels: no Liger Kernel (" in log  # the same line says why Liger's kernels are not used (no CUDA here)
     monkeypatch.setattr("engine.train.trainer.plan", lambda _model: (None, "loss: full logits (the test's)"))
     old, old_eval, log = train(tiny_model, data, tmp_path / "full")
     assert "loss: full logits (the test's)" in log

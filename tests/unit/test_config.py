@@ -183,8 +183,8 @@ def test_every_float_setting_of_every_schema_refuses_non_finite_numbers():
     """Every pydantic model of a config (a new section included) is built with allow_inf_nan=False."""
     from pydantic import BaseModel
 
-    from engine import config, config_stage, config_trackers, sampling
+    from engine import config, config_kernels, config_stage, config_trackers, sampling
 
-    models = [v for m in (config, config_stage, config_trackers, sampling) for v in vars(m).values()
+    models = [v for m in (config, config_kernels, config_stage, config_trackers, sampling) for v in vars(m).values()
               if isinstance(v, type) and issubclass(v, BaseModel) and v is not BaseModel]
     assert len(models) >= 8 and all(m.model_config.get("allow_inf_nan") is False for m in models), models

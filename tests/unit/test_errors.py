@@ -35,6 +35,7 @@ FOR_A_PERSON = {
     "engine.chat.plan": ("ChatError",),
     "engine.train.preflight": ("MemoryCheckError",),
     "engine.train.trainer": ("DivergedError",),
+    "engine.train.kernels": ("KernelsError",),
     "webui.jobs.paths": ("PathError",),
     "webui.jobs.runs": ("RunError",),
     "webui.jobs.evals": ("EvalChoiceError",),

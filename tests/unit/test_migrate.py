@@ -93,8 +93,9 @@ def test_the_old_runs_config_migrates_to_todays(old_run: RunDir) -> None:
     assert (config.method.name, config.method.r, config.train.eval_steps) == ("lora", 4, 3)
     assert config.output_dir == str(old_run.path) and Path(config.model.name_or_path).is_dir()
     # the step changed no key; train.stage and its options, report_to and model.adapter came later and are written
-    # at their defaults (sft; a TensorBoard log; no starting run)
-    added = {name: field.default for name, field in StageOptions.model_fields.items()} | {"report_to": ["tensorboard"]}
+    # at their defaults (sft; a TensorBoard log; kernels auto; no starting run)
+    added = {name: field.default for name, field in StageOptions.model_fields.items()} | {
+        "report_to": ["tensorboard"], "kernels": "auto"}
     assert yaml.safe_load(config.to_yaml()) == {"schema_version": 2, **raw, "train": {**raw["train"], **added},
                                                 "model": {**raw["model"], "adapter": None}}
 

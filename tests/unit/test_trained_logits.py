@@ -1,6 +1,7 @@
 """The head and the loss only where labels train (issue 23): the loss and every gradient equal the model's own full
 computation (relative error under 1e-5 in float32) for each method family, with padding and with packing, with
-Gemma-2's soft-capping, Cohere's logit scale and tied embeddings; no batch x length x vocabulary tensor is made;
+Gemma-2's and Gemma-3's soft-capping, Cohere's logit scale, Granite's scaling and tied embeddings (DoRA and IA3
+on Qwen2 too); no batch x length x vocabulary tensor is made;
 an unknown family keeps the full computation; the pre-flight check counts one chunk of logits."""
 
 from __future__ import annotations
@@ -21,8 +22,12 @@ from transformers import (
     CohereForCausalLM,
     Gemma2Config,
     Gemma2ForCausalLM,
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
     GPT2Config,
     GPT2LMHeadModel,
+    GraniteConfig,
+    GraniteForCausalLM,
     LlamaConfig,
     LlamaForCausalLM,
     Qwen2Config,
@@ -51,6 +56,15 @@ def llama_tied() -> torch.nn.Module:
 def gemma2() -> torch.nn.Module:  # soft-capping at 3: the tiny model's logits reach it
     return Gemma2ForCausalLM(Gemma2Config(**SHAPE, head_dim=8, final_logit_softcapping=3.0, sliding_window=8,
                                           initializer_range=0.5, tie_word_embeddings=True))
+
+
+def gemma3() -> torch.nn.Module:  # Gemma-3's final soft-capping, as Gemma-2's, at 3
+    return Gemma3ForCausalLM(Gemma3TextConfig(**SHAPE, head_dim=8, final_logit_softcapping=3.0, sliding_window=8,
+                                              initializer_range=0.5, tie_word_embeddings=True))
+
+
+def granite() -> torch.nn.Module:  # logits divided by 0.25: four times larger, so the scaling shows in the loss
+    return GraniteForCausalLM(GraniteConfig(**SHAPE, logits_scaling=0.25, initializer_range=0.2))
 
 
 def cohere() -> torch.nn.Module:
@@ -135,7 +149,8 @@ def test_every_method_equals_the_full_loss_and_gradients(method, packing):
     assert relative(full, new) < 1e-5 and worst < 1e-5
 
 
-FAMILY_CASES = [(gemma2, "lora"), (gemma2, "full"), (cohere, "lora"), (qwen2, "full"), (llama_tied, "lora-lm_head")]
+FAMILY_CASES = [(gemma2, "lora"), (gemma2, "full"), (cohere, "lora"), (qwen2, "full"), (llama_tied, "lora-lm_head"),
+                (gemma3, "lora"), (granite, "lora"), (granite, "lora-lm_head"), (qwen2, "dora"), (qwen2, "ia3")]
 
 
 @pytest.mark.parametrize(("build", "method"), FAMILY_CASES, ids=[f"{b.__name__}-{m}" for b, m in FAMILY_CASES])
@@ -144,14 +159,17 @@ def test_family_post_processing_and_tied_embeddings(build, method):
     assert relative(full, new) < 1e-5 and worst < 1e-5
 
 
-def test_softcapping_is_applied_not_skipped():
-    """A loss without Gemma-2's capping would differ: the check above can tell the two apart."""
-    model = gemma2()
+@pytest.mark.parametrize(("build", "setting", "off"), [(gemma2, "final_logit_softcapping", None),
+                                                      (gemma3, "final_logit_softcapping", None),
+                                                      (granite, "logits_scaling", 1.0)])
+def test_the_familys_logit_step_is_applied_not_skipped(build, setting, off):
+    """A loss without the family's step (soft-capping, scaling) would differ: the checks above can tell them apart."""
+    model = build()
     inputs = batch(packing=False)
     head, _ = plan(model, chunk=CHUNK)
-    capped = float(trained_loss(model, head, inputs))
-    model.config.final_logit_softcapping = None
-    assert relative(capped, float(model(**inputs).loss)) > 1e-3
+    kept = float(trained_loss(model, head, inputs))
+    setattr(model.config, setting, off)
+    assert relative(kept, float(model(**inputs).loss)) > 1e-3
 
 
 @pytest.mark.parametrize("method", ["prompt", "ptuning", "lora"])

@@ -305,6 +305,8 @@ def changed(field: ff.FormField):
     """A valid widget value for `field` other than its default."""
     if field.kind == "checkbox":
         return not field.default
+    if field is ff.KERNELS:  # none, which needs no package (liger needs liger-kernel)
+        return "none"
     if field.kind == "dropdown":
         return next(choice for choice in field.choices if choice != field.default)
     if field.kind == "multiselect":  # the first choice alone (report_to: none, which needs no package)

@@ -163,6 +163,7 @@ SAVE_TOTAL_LIMIT = FormField(TrainConfig, "save_total_limit")
 GRADIENT_CHECKPOINTING = FormField(TrainConfig, "gradient_checkpointing")
 PACKING = FormField(TrainConfig, "packing")
 REPORT_TO = FormField(TrainConfig, "report_to")
+KERNELS = FormField(TrainConfig, "kernels")
 DTYPE = FormField(ModelConfig, "dtype")
 TRUST_REMOTE_CODE = FormField(ModelConfig, "trust_remote_code")
 # data.replace, {placeholder: text}: a hidden widget the placeholder fields edit (webui/tabs/train/placeholders.py)
@@ -175,7 +176,7 @@ METHOD_FIELDS = (R, LORA_ALPHA, LORA_DROPOUT, TARGET_MODULES, USE_RSLORA, BNB_4B
 TRAIN_FIELDS = (EPOCHS, MAX_STEPS, LEARNING_RATE, BATCH_SIZE, GRADIENT_ACCUMULATION_STEPS, CUTOFF_LEN, WARMUP_RATIO,
                 LR_SCHEDULER_TYPE, VAL_SIZE, SAVE_STEPS, SEED)
 ADVANCED_FIELDS = (OVERLENGTH, REASONING, MAX_SAMPLES, OPTIM, WEIGHT_DECAY, MAX_GRAD_NORM, LOGGING_STEPS, EVAL_STEPS,
-                   SAVE_TOTAL_LIMIT, GRADIENT_CHECKPOINTING, PACKING, DTYPE, TRUST_REMOTE_CODE, REPORT_TO)
+                   SAVE_TOTAL_LIMIT, GRADIENT_CHECKPOINTING, PACKING, KERNELS, DTYPE, TRUST_REMOTE_CODE, REPORT_TO)
 FIELDS: tuple[FormField, ...] = METHOD_FIELDS + TRAIN_FIELDS + ADVANCED_FIELDS
 METHOD_WIDGETS: tuple[Option, ...] = (*METHOD_FIELDS, BITS)  # everything the method panel holds
 # Every option widget, in the order the Train tab passes their values to handlers (after model, dataset, format
