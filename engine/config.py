@@ -26,6 +26,7 @@ from pydantic import (
 
 from engine import config_migrate as migrate
 from engine import datapaths
+from engine.config_best import BestOptions
 from engine.config_stage import StageOptions, StartOptions, stage_problems
 from engine.config_trackers import TrackerOptions, tracker_problems
 from engine.errors import UserError
@@ -223,8 +224,8 @@ class DataConfig(_Section):
         return " + ".join(datapaths.display_name(source.path) for source in self.sources())
 
 
-class TrainConfig(_Section, StageOptions, TrackerOptions):
-    """How to train; the stage and its options come from StageOptions, report_to from TrackerOptions (their modules)."""
+class TrainConfig(_Section, StageOptions, TrackerOptions, BestOptions):
+    """How to train; the stage, report_to, the kept checkpoint: StageOptions, TrackerOptions, BestOptions' modules."""
 
     epochs: float = Field(3.0, gt=0, description="Passes over the data (ignored when max_steps is set).")
     max_steps: int | None = Field(None, ge=1, description="Total optimizer steps; overrides epochs.")
@@ -283,7 +284,7 @@ class RunConfig(_Section):
                 issues.append(f"data.replace names {name!r}, which is no placeholder name: use letters, digits and _ "
                               "as the data writes them between double braces, like {{name}}.")
         issues += stage_problems(t, m.name, [source.format or "auto" for source in self.data.sources()])
-        issues += tracker_problems(t.report_to)
+        issues += tracker_problems(t.report_to) + t.best_problems(bool(self.data.val_size))
         issues += datapaths.problems([source.path for source in self.data.sources()],
                                      listed=not isinstance(self.data.path, str))
         return issues
