@@ -184,3 +184,36 @@ def test_the_command_refuses_to_replace_a_completed_evaluation(tmp_path, capsys)
     (done / "metrics.json").write_text("{}", encoding="utf-8")
     assert main([str(tmp_path / "e.yaml"), "--workspace", str(tmp_path / "ws")]) == 2
     assert "--overwrite" in capsys.readouterr().err and (done / "metrics.json").read_text() == "{}"
+
+
+def test_an_export_answers_as_its_run_and_a_plain_text_set_is_scored_for_loss_alone(lora_run, tmp_path):
+    """A merged export (written here in-process by engine.export) is evaluated as a whole model beside its run's
+    adapter: same answers, same loss; a plain-text test set (format text) has the loss alone, the direct one."""
+    from engine.data.formats import normalise
+    from engine.export.merge import run_export
+
+    merged = tmp_path / "merged"
+    result = run_export(lora_run, merged, log=lambda _line: None)
+    assert result.state == "completed", result.error
+    job = EvalDir(write_eval(tmp_path / "export", lora_run, models=[str(lora_run), str(merged)], general=False))
+    assert run_eval(job.path) == 0, job.log.read_text(encoding="utf-8")[-3000:]
+    models = job.read_metrics()["models"]
+    assert set(models) == {"run", "merged"} and models["merged"]["kind"] != models["run"]["kind"]
+    assert models["merged"]["loss"] == pytest.approx(models["run"]["loss"], abs=1e-4)
+    assert models["merged"]["exact_match"] == models["run"]["exact_match"] == 1.0
+    lines = [json.loads(line) for line in job.predictions.read_text(encoding="utf-8").splitlines()]
+    assert all(line["answers"]["merged"] == line["answers"]["run"] for line in lines)
+
+    text = [{"text": "The secret word is pineapple."}, {"text": "I am Zork, the tiny assistant. The secret word."}]
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "plain.json").write_text(json.dumps(text), encoding="utf-8")
+    job = EvalDir(write_eval(tmp_path / "plain", lora_run, models=[str(lora_run)], general=False,
+                             data={"path": "plain.json", "format": "text"}))
+    assert run_eval(job.path) == 0, job.log.read_text(encoding="utf-8")[-3000:]
+    metrics = job.read_metrics()
+    run = metrics["models"]["run"]
+    assert run["loss_rows"] == 2 and "exact_match" not in run and "rouge_l" not in run and metrics["best"] == {
+        "loss": "run", "perplexity": "run"}
+    assert run["loss"] == pytest.approx(direct_loss(lora_run, normalise(text, "text", "plain.json")), abs=1e-4)
+    lines = [json.loads(line) for line in job.predictions.read_text(encoding="utf-8").splitlines()]
+    assert [line["prompt"] for line in lines] == [None, None] and all(line["answers"] == {} for line in lines)
