@@ -25,6 +25,7 @@ from pydantic import (
 
 from engine import config_migrate as migrate
 from engine import datapaths
+from engine.config_best import BestOptions
 from engine.config_kernels import KernelOptions, kernel_problems
 from engine.config_read import ConfigError as ConfigError
 from engine.config_read import read_yaml, validated, without_problems
@@ -223,8 +224,8 @@ class DataConfig(_Section):
         return " + ".join(datapaths.display_name(source.path) for source in self.sources())
 
 
-class TrainConfig(_Section, StageOptions, TrackerOptions, KernelOptions):
-    """How to train; the stage, report_to and kernels come from StageOptions, TrackerOptions and KernelOptions."""
+class TrainConfig(_Section, StageOptions, TrackerOptions, KernelOptions, BestOptions):
+    """How to train; the stage, report_to, kernels and the kept checkpoint come from their own modules' options."""
 
     epochs: float = Field(3.0, gt=0, description="Passes over the data (ignored when max_steps is set).")
     max_steps: int | None = Field(None, ge=1, description="Total optimizer steps; overrides epochs.")
@@ -284,6 +285,7 @@ class RunConfig(_Section):
                               "as the data writes them between double braces, like {{name}}.")
         issues += stage_problems(t, m.name, [source.format or "auto" for source in self.data.sources()])
         issues += tracker_problems(t.report_to) + kernel_problems(t.kernels, t.stage)
+        issues += t.best_problems(bool(self.data.val_size))
         issues += datapaths.problems([source.path for source in self.data.sources()],
                                      listed=not isinstance(self.data.path, str))
         return issues

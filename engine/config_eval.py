@@ -10,6 +10,8 @@ test set with each model it names and measures the answers (engine/eval/job.py):
     max_rows, batch_size, cutoff_len
     sampling:        {max_new_tokens: 256, temperature: 0}   # the chat's settings; greedy by default
     general:         true: also the built-in general prompts (engine/eval/general.py)
+    judge:           {base_url: http://localhost:8000/v1, model: NAME, api_key_env: OPENAI_API_KEY}   # optional:
+                     an OpenAI-compatible endpoint scores the answers blind (engine/eval/judge.py); off when absent
     output_dir:      where the job's folder is (default WORKSPACE/evals/NAME, NAME the config file's stem)
 
 A relative path (a model, data.path, validation_of, output_dir) is relative to the config file's folder.
@@ -30,6 +32,26 @@ from engine.config_read import read_yaml, validated, without_problems
 from engine.sampling import SamplingConfig
 
 BASE = "base"  # the name under `models` that means the base model itself, adapters off
+DEFAULT_RUBRIC = (
+    "You grade answers to a question. Each answer comes from a different model; they are labelled by letter in a "
+    "random order. Score each one on its own for correctness and helpfulness, against the reference answer when "
+    "one is given, ignoring its position and its length: 1 is wrong or useless, 10 is fully correct and helpful.")
+
+
+class JudgeConfig(BaseModel):
+    """eval.judge: an OpenAI-compatible chat-completions endpoint that scores every model's answer to a row."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    base_url: str = Field(min_length=1, description=(
+        "The endpoint's base URL, up to /v1 (its chat completions are at BASE_URL/chat/completions)."))
+    model: str = Field(min_length=1, description="The judge model's name, as the endpoint knows it.")
+    api_key_env: str | None = Field(None, description=(
+        "The name of the environment variable that holds the API key (never the key itself); empty: no key."))
+    rubric: str = Field(DEFAULT_RUBRIC, min_length=1, description=(
+        "The judge's instructions (its system message); the question, the reference and the answers follow."))
+    seed: int = Field(0, description="Seeds the random order in which each row's answers are shown.")
+    timeout_s: float = Field(60.0, gt=0, description="Seconds to wait for each of the judge's replies.")
 
 
 class EvalConfig(BaseModel):
@@ -54,6 +76,8 @@ class EvalConfig(BaseModel):
     general: bool = Field(True, description=(
         "Also answer a small built-in set of general prompts (English and Chinese) with every model, to see how "
         "much a tune changed answers beyond its own data."))
+    judge: JudgeConfig | None = Field(None, description=(
+        "Optional: an OpenAI-compatible endpoint that scores each model's answers blind (off when absent)."))
     dtype: DType = Field("auto", description="Weights dtype of the base: auto is bfloat16 on GPUs that support it.")
     output_dir: str | None = Field(None, description="The evaluation's folder (default WORKSPACE/evals/NAME).")
 

@@ -7,8 +7,10 @@ events.jsonl, status.json and eval.log as every job's do, and, once it completes
     predictions.jsonl   one line a row: row, prompt (the conversation asked), reference, each model's answer, its
                         scores (exact_match, rouge_l, bleu), tokens and whether it stopped, its calls where any
     metrics.json        per model: loss and perplexity on the trained tokens, exact_match, rouge_l, bleu,
-                        mean_new_tokens, stopped_share, tool_calls (engine/eval/toolcalls.py); `best` names the
-                        best model per figure
+                        mean_new_tokens, stopped_share, tool_calls (engine/eval/toolcalls.py), judge (the judge's
+                        mean score, 1-10, where eval.judge is set); `best` names the best model per figure
+    judge.jsonl         where eval.judge is set: the judge's reply to each row as it came, the order the answers
+                        were shown in and the scores read from it (engine/eval/judge.py)
 
 The job goes loading_data (engine/eval/testset.py) -> loading_model (one base, every adapter over it:
 engine/eval/models.py) -> evaluating (per model: loss, then answers: engine/eval/score.py; a progress event per
@@ -31,6 +33,7 @@ from typing import Any
 from engine.config import ConfigError
 from engine.config_eval import EvalConfig, load_eval_config
 from engine.eval import general as general_set
+from engine.eval import judge as judging
 from engine.eval.metrics import text_metrics
 from engine.eval.models import Entry, LoadedModels, plan_models
 from engine.eval.score import answer_rows, held_out_loss, work
@@ -46,7 +49,7 @@ log = logging.getLogger("engine.eval")
 LOWER_IS_BETTER = ("loss", "perplexity")
 TABLE = (("loss", "loss", "{:.4f}"), ("perplexity", "ppl", "{:.3f}"), ("exact_match", "exact", "{:.3f}"),
          ("rouge_l", "rougeL", "{:.3f}"), ("bleu", "bleu", "{:.2f}"), ("mean_new_tokens", "tokens", "{:.1f}"),
-         ("stopped_share", "stopped", "{:.3f}"))
+         ("stopped_share", "stopped", "{:.3f}"), ("judge", "judge", "{:.2f}"))
 CALL_TABLE = (("name_accuracy", "tool name", "{:.3f}"), ("arguments_exact", "arguments", "{:.3f}"),
               ("invalid_json", "invalid", "{:d}"))
 
@@ -60,8 +63,10 @@ def eval_body(context: JobContext) -> Outcome:
     job: rundir.EvalDir = context.job
     config: EvalConfig = context.config
     reporter = context.reporter
-    for stale in (job.metrics, job.predictions, job.general):  # an earlier attempt's results are not this one's
+    for stale in (job.metrics, job.predictions, job.general, job.judge):  # an earlier attempt's are not this one's
         stale.unlink(missing_ok=True)
+    if config.judge is not None:
+        judging.api_key(config.judge)  # a key variable that is not set: said before any model loads
     plan = plan_models(config)  # small files only: a model that is not there fails before the data is read
     reporter.status("loading_data")
     rows, where = load_test_rows(config, reporter.info)
@@ -89,14 +94,16 @@ def eval_body(context: JobContext) -> Outcome:
             reporter.info(f"evaluating {entry.name}")
             results[entry.name], answers[entry.name], general_answers[entry.name] = evaluate_one(
                 loaded, entry, rows, general, config, tick)
+        metrics = {"test_set": where, "rows": len(rows), "models": results}
+        if general:
+            metrics["general"] = general_set.compare(general_answers, general)
+        judged = judge_answers(config, rows, general, answers, general_answers, metrics, context, reporter.info)
     except Stopped:
         reporter.info("stopped: nothing was written")
         return Outcome("stopped")
     reporter.status("saving")
-    metrics = {"test_set": where, "rows": len(rows), "models": results, "best": best_per_figure(results)}
-    if general:
-        metrics["general"] = general_set.compare(general_answers, general)
-    write_results(job, rows, plan.entries, answers, metrics, general_set.lines(general_answers, general))
+    metrics["best"] = best_per_figure(results)
+    write_results(job, rows, plan.entries, answers, metrics, general_set.lines(general_answers, general), judged)
     for line in table(results) + general_table(metrics.get("general")):
         reporter.info(line)
     return Outcome("completed", result={"metrics": str(job.metrics), "predictions": str(job.predictions),
@@ -129,10 +136,56 @@ def evaluate_one(loaded: LoadedModels, entry: Entry, rows: list[EvalRow], genera
     return figures, paired, general_answers
 
 
+def question(prompt: list[dict]) -> str:
+    """A row's conversation as the judge reads it: the last turn alone, the earlier ones named by role."""
+    if len(prompt) == 1:
+        return str(prompt[0].get("content") or "")
+    return "\n".join(f"{turn.get('role')}: {turn.get('content') or ''}" for turn in prompt)
+
+
+def judge_answers(config: EvalConfig, rows: list[EvalRow], general: list[EvalRow], answers: dict[str, dict[int, Any]],
+                  general_answers: dict[str, dict[int, Any]], metrics: dict[str, Any], context: JobContext,
+                  info: Any) -> list[dict[str, Any]]:
+    """The judge's scores into metrics (a `judge` figure per model, the general prompts' too, and a `judge`
+    section: rows scored, failed, the sentence that ended it early) and its lines for judge.jsonl."""
+    if config.judge is None:
+        return []
+
+    def poll() -> None:
+        if context.stop.requested:
+            raise Stopped
+
+    asked = [row for row in rows if row.prompt is not None]
+    items = [judging.Item(row.number, question(row.prompt), row.reference,
+                          {name: given[row.number][0].text for name, given in answers.items()}) for row in asked]
+    info(f"judge: {config.judge.model} at {config.judge.base_url}, {len(items)} rows")
+    test = judging.judge(config.judge, items, "test", poll)
+    section = {"model": config.judge.model, "base_url": config.judge.base_url, **test.summary(len(items))}
+    for name, score in test.means().items():
+        metrics["models"][name]["judge"] = score
+    lines = test.lines
+    if general and test.error is None:
+        items = [judging.Item(row.number, question(row.prompt), None,
+                              {name: given[row.number].text for name, given in general_answers.items()})
+                 for row in general]
+        verdicts = judging.judge(config.judge, items, "general", poll)
+        section["general"] = verdicts.summary(len(items))
+        for name, score in verdicts.means().items():
+            metrics["general"]["models"][name]["judge"] = score
+        lines += verdicts.lines
+    metrics["judge"] = section
+    failed = test.failed + section.get("general", {}).get("failed", 0)
+    if test.error:
+        info(f"judge: {test.error}")
+    elif failed:
+        info(f"judge: {failed} of its replies could not be read (judge.jsonl keeps them)")
+    return lines
+
+
 def best_per_figure(results: dict[str, dict[str, Any]]) -> dict[str, str]:
     """figure -> the model with the best value (lowest loss and perplexity, highest otherwise); ties: the first."""
     best = {}
-    for figure in ("loss", "perplexity", "exact_match", "rouge_l", "bleu"):
+    for figure in ("loss", "perplexity", "exact_match", "rouge_l", "bleu", "judge"):
         values = {name: result[figure] for name, result in results.items() if result.get(figure) is not None}
         if values:
             pick = min if figure in LOWER_IS_BETTER else max
@@ -175,13 +228,15 @@ def write_jsonl(path: Path, lines: list[dict[str, Any]]) -> None:
 
 
 def write_results(job: rundir.EvalDir, rows: list[EvalRow], entries: tuple[Entry, ...],
-                  answers: dict[str, dict[int, Any]], metrics: dict[str, Any], general: list[dict[str, Any]]
-                  ) -> None:
-    """predictions.jsonl and general.jsonl, then metrics.json, each written aside and renamed into place
-    (metrics.json last: it is what says the evaluation completed)."""
+                  answers: dict[str, dict[int, Any]], metrics: dict[str, Any], general: list[dict[str, Any]],
+                  judged: list[dict[str, Any]]) -> None:
+    """predictions.jsonl, general.jsonl and judge.jsonl, then metrics.json, each written aside and renamed into
+    place (metrics.json last: it is what says the evaluation completed)."""
     write_jsonl(job.predictions, prediction_lines(rows, entries, answers))
     if general:
         write_jsonl(job.general, general)
+    if judged:
+        write_jsonl(job.judge, judged)
     rundir.write_json_atomic(job.metrics, metrics)
 
 

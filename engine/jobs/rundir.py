@@ -43,6 +43,7 @@ EXPORT_LOG = "export.log"  # an export's
 EVAL_LOG = "eval.log"  # an evaluation's
 PREDICTIONS = "predictions.jsonl"  # an evaluation's rows: prompt, reference and each model's answer
 GENERAL = "general.jsonl"  # an evaluation's answers to the built-in general prompts
+JUDGE = "judge.jsonl"  # an evaluation's judge replies, as they came (eval.judge)
 STDOUT_LOG = "stdout.log"  # the engine process's stdout/stderr when started by the UI
 METRICS = "metrics.json"  # final figures of the run
 CHECKPOINTS = "checkpoints"  # resumable Trainer checkpoints
@@ -359,8 +360,8 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class EvalDir(JobDir):
-    """An evaluation job: WORKSPACE/evals/NAME/ holds predictions.jsonl, general.jsonl and metrics.json, written
-    only when the evaluation completes (a killed or stopped one leaves none of them)."""
+    """An evaluation job: WORKSPACE/evals/NAME/ holds predictions.jsonl, general.jsonl, judge.jsonl and
+    metrics.json, written only when the evaluation completes (a killed or stopped one leaves none of them)."""
 
     kind: ClassVar[str] = "eval"
     LOG: ClassVar[str] = EVAL_LOG
@@ -368,9 +369,10 @@ class EvalDir(JobDir):
     metrics = property(lambda self: self.path / METRICS)
     predictions = property(lambda self: self.path / PREDICTIONS)
     general = property(lambda self: self.path / GENERAL)
+    judge = property(lambda self: self.path / JUDGE)
 
     def outputs(self) -> tuple[str, ...]:
-        return (METRICS, PREDICTIONS, GENERAL)
+        return (METRICS, PREDICTIONS, GENERAL, JUDGE)
 
     def read_config(self) -> EvalConfig:
         if not self.config.is_file():

@@ -36,7 +36,7 @@ from engine.data.pipeline import IGNORE_INDEX
 from engine.jobs import rundir
 from engine.train import trackers
 from engine.train.throughput import Throughput
-from engine.train.trainer import EventCallback, WorkbenchTrainer, levers, training_arguments
+from engine.train.trainer import EventCallback, WorkbenchTrainer, early_stopping, levers, training_arguments
 
 
 class PairTrainer(WorkbenchTrainer, DPOTrainer):
@@ -143,7 +143,7 @@ def build_preference_trainer(config: RunConfig, run: rundir.RunDir, model: Any, 
         train_dataset=Dataset.from_list(train_rows),
         eval_dataset=Dataset.from_list(val_rows) if val_rows else None,
         processing_class=tokenizer,
-        callbacks=[callback],
+        callbacks=[callback, *early_stopping(config, bool(val_rows))],
         **extra,
     )
     trainer.remove_callback(PrinterCallback)

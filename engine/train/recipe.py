@@ -212,6 +212,10 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     eval_loss = final_eval_loss(trainer) if val_rows and not stop.requested else None
     metrics = final_metrics(config, trainer, result, started, weights_dir, trainable, total, eval_loss)
     metrics["batching"] = batching.reason
+    if (kept := best_checkpoint(config, trainer, stop.requested)) is not None:
+        metrics["best"] = kept
+        reporter.info(f"kept the weights of step {kept['step']}, the best {kept['metric']} ({kept['value']:.4f})"
+                      + (f"; stopped early at step {kept['ended_at']}" if kept["stopped_early"] else ""))
     if starts:
         metrics["start"] = [start.record() for start in starts]  # the model card's lineage
     rundir.write_json_atomic(run.metrics, metrics)
@@ -263,11 +267,27 @@ def save_weights(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: A
 
 
 def final_eval_loss(trainer: Any) -> float:
-    """The eval loss at the last step: the one already logged there, or a fresh evaluation."""
-    evals = [e for e in trainer.state.log_history if "eval_loss" in e]
-    if evals and evals[-1]["step"] == trainer.state.global_step:
-        return evals[-1]["eval_loss"]
+    """The eval loss of the weights saved: the one logged at the step they are from (the best checkpoint's, where
+    the Trainer loaded it at the end; else the last step's), or a fresh evaluation."""
+    state = trainer.state
+    step = state.best_global_step if trainer.args.load_best_model_at_end and state.best_global_step else None
+    evals = {e["step"]: e["eval_loss"] for e in state.log_history if "eval_loss" in e}
+    if (step or state.global_step) in evals:
+        return evals[step or state.global_step]
     return trainer.evaluate()["eval_loss"]
+
+
+def best_checkpoint(config: RunConfig, trainer: Any, stopped: bool) -> dict[str, Any] | None:
+    """What metrics.json says of the kept weights where the Trainer kept the best checkpoint (a validation split):
+    the metric, its best value, the step, and whether early stopping ended the run before its last step."""
+    state = trainer.state
+    if not trainer.args.load_best_model_at_end or not state.best_global_step:
+        return None
+    return {"metric": trainer.args.metric_for_best_model, "value": float(state.best_metric),
+            "step": state.best_global_step,
+            "checkpoint": Path(state.best_model_checkpoint or "").name or None,
+            "early_stopping_patience": config.train.early_stopping_patience,
+            "stopped_early": not stopped and state.global_step < state.max_steps, "ended_at": state.global_step}
 
 
 def peak_memory_mb() -> float:

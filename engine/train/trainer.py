@@ -11,10 +11,18 @@ from typing import Any
 
 import torch
 from datasets import Dataset
-from transformers import PrinterCallback, Trainer, TrainerCallback, TrainerState, TrainingArguments
+from transformers import (
+    EarlyStoppingCallback,
+    PrinterCallback,
+    Trainer,
+    TrainerCallback,
+    TrainerState,
+    TrainingArguments,
+)
 from transformers.trainer_utils import TrainOutput
 
 from engine.config import METHOD_OPTIONS, PROMPT_LEARNING, RunConfig
+from engine.config_best import greater_is_better
 from engine.jobs import rundir
 from engine.jobs.events import Metrics, Progress
 from engine.jobs.failures import EngineError
@@ -199,7 +207,25 @@ def training_arguments(config: RunConfig, run: rundir.RunDir, has_eval: bool, pa
         dataloader_num_workers=0,
         **trackers.arguments(config, run),
     )
-    return kind(**{**arguments, **overrides})
+    return kind(**{**arguments, **best_arguments(config, has_eval, eval_strategy), **overrides})
+
+
+def best_arguments(config: RunConfig, has_eval: bool, eval_strategy: str) -> dict[str, Any]:
+    """With a validation split, the Trainer keeps the checkpoint with the best train.metric_for_best and loads it
+    at the end (engine/config_best.py): a checkpoint at every evaluation, so that each can be the one kept."""
+    if not has_eval:
+        return {}
+    t = config.train
+    return {"load_best_model_at_end": True, "metric_for_best_model": t.metric_for_best,
+            "greater_is_better": greater_is_better(t.metric_for_best), "save_strategy": eval_strategy,
+            "save_steps": t.eval_steps or t.save_steps}
+
+
+def early_stopping(config: RunConfig, has_eval: bool) -> list[TrainerCallback]:
+    """transformers' EarlyStoppingCallback where train.early_stopping_patience is set and there is a validation
+    split to watch."""
+    patience = config.train.early_stopping_patience
+    return [EarlyStoppingCallback(early_stopping_patience=patience)] if has_eval and patience else []
 
 
 class EventCallback(TrainerCallback):
@@ -277,7 +303,7 @@ def build_trainer(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: 
         eval_dataset=Dataset.from_list(val_rows) if val_rows else None,
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=[callback],
+        callbacks=[callback, *early_stopping(config, bool(val_rows))],
     )
     trainer.remove_callback(PrinterCallback)  # EventCallback prints the progress lines
     trackers.point_tensorboard(trainer, run)

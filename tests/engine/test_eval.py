@@ -19,6 +19,7 @@ from engine.jobs.kinds import EVAL
 from engine.jobs.lifecycle import run_job
 from engine.jobs.rundir import EvalDir
 from tests.engine.test_chat import MEMORY, trained_runs
+from tests.fake_judge import fake_judge
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +76,11 @@ def direct_loss(run: Path, rows: list[dict]) -> float:
 
 
 def test_the_tuned_run_beats_the_base_on_its_rows_and_the_loss_is_the_direct_one(lora_run, tmp_path):
-    job = EvalDir(write_eval(tmp_path, lora_run))
-    assert run_eval(job.path) == 0, job.log.read_text(encoding="utf-8")[-3000:]
+    """...and the judge (a fake OpenAI-compatible server on a thread here: 9 for the answer equal to the reference,
+    2 for any other) scores both models' answers, blind, its replies kept in judge.jsonl."""
+    with fake_judge() as (url, requests):
+        job = EvalDir(write_eval(tmp_path, lora_run, judge={"base_url": url, "model": "grader"}))
+        assert run_eval(job.path) == 0, job.log.read_text(encoding="utf-8")[-3000:]
     assert final_status(read_events(job.events)).state == "completed"
     metrics = job.read_metrics()
     base, tuned = metrics["models"]["base"], metrics["models"]["run"]
@@ -104,7 +108,14 @@ def test_the_tuned_run_beats_the_base_on_its_rows_and_the_loss_is_the_direct_one
     assert "changed_share" not in general["models"]["base"] and 0 <= general["models"]["run"]["changed_share"] <= 1
     assert len(job.general.read_text(encoding="utf-8").splitlines()) == 10
     log = job.log.read_text(encoding="utf-8")
-    assert "exact" in log and "rougeL" in log  # the table
+    assert "exact" in log and "rougeL" in log and "judge" in log  # the table
+
+    assert base["judge"] == 2.0 and tuned["judge"] == 9.0 and metrics["best"]["judge"] == "run"
+    assert metrics["judge"]["model"] == "grader" and metrics["judge"]["scored"] == 2
+    assert metrics["judge"]["general"]["scored"] == 10 and general["models"]["run"]["judge"] == 2.0
+    judged = [json.loads(line) for line in job.judge.read_text(encoding="utf-8").splitlines()]
+    assert len(judged) == len(requests) == 12 and {line["set"] for line in judged} == {"test", "general"}
+    assert all(sorted(line["order"]) == ["base", "run"] and "reply" in line for line in judged)
 
 
 def test_a_stopped_evaluation_leaves_no_metrics_and_a_rerun_completes(lora_run, tmp_path, monkeypatch):
@@ -173,3 +184,36 @@ def test_the_command_refuses_to_replace_a_completed_evaluation(tmp_path, capsys)
     (done / "metrics.json").write_text("{}", encoding="utf-8")
     assert main([str(tmp_path / "e.yaml"), "--workspace", str(tmp_path / "ws")]) == 2
     assert "--overwrite" in capsys.readouterr().err and (done / "metrics.json").read_text() == "{}"
+
+
+def test_an_export_answers_as_its_run_and_a_plain_text_set_is_scored_for_loss_alone(lora_run, tmp_path):
+    """A merged export (written here in-process by engine.export) is evaluated as a whole model beside its run's
+    adapter: same answers, same loss; a plain-text test set (format text) has the loss alone, the direct one."""
+    from engine.data.formats import normalise
+    from engine.export.merge import run_export
+
+    merged = tmp_path / "merged"
+    result = run_export(lora_run, merged, log=lambda _line: None)
+    assert result.state == "completed", result.error
+    job = EvalDir(write_eval(tmp_path / "export", lora_run, models=[str(lora_run), str(merged)], general=False))
+    assert run_eval(job.path) == 0, job.log.read_text(encoding="utf-8")[-3000:]
+    models = job.read_metrics()["models"]
+    assert set(models) == {"run", "merged"} and models["merged"]["kind"] != models["run"]["kind"]
+    assert models["merged"]["loss"] == pytest.approx(models["run"]["loss"], abs=1e-4)
+    assert models["merged"]["exact_match"] == models["run"]["exact_match"] == 1.0
+    lines = [json.loads(line) for line in job.predictions.read_text(encoding="utf-8").splitlines()]
+    assert all(line["answers"]["merged"] == line["answers"]["run"] for line in lines)
+
+    text = [{"text": "The secret word is pineapple."}, {"text": "I am Zork, the tiny assistant. The secret word."}]
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "plain.json").write_text(json.dumps(text), encoding="utf-8")
+    job = EvalDir(write_eval(tmp_path / "plain", lora_run, models=[str(lora_run)], general=False,
+                             data={"path": "plain.json", "format": "text"}))
+    assert run_eval(job.path) == 0, job.log.read_text(encoding="utf-8")[-3000:]
+    metrics = job.read_metrics()
+    run = metrics["models"]["run"]
+    assert run["loss_rows"] == 2 and "exact_match" not in run and "rouge_l" not in run and metrics["best"] == {
+        "loss": "run", "perplexity": "run"}
+    assert run["loss"] == pytest.approx(direct_loss(lora_run, normalise(text, "text", "plain.json")), abs=1e-4)
+    lines = [json.loads(line) for line in job.predictions.read_text(encoding="utf-8").splitlines()]
+    assert [line["prompt"] for line in lines] == [None, None] and all(line["answers"] == {} for line in lines)

@@ -29,7 +29,8 @@ def test_relative_paths_resolve_against_the_config_folder_and_greedy_is_the_defa
     ({"models": ["base"], "data": {"path": "t.json"}}, "name the base model"),
     ({"models": [], "data": {"path": "t.json"}}, "'models'"),
     ({"models": ["r"], "data": {"path": "t.json"}, "sampling": {"temperature": -1}}, "'sampling.temperature'"),
-    ({"models": ["r"], "data": {"path": "t.json"}, "judge": {}}, "Unknown key 'judge'"),
+    ({"models": ["r"], "data": {"path": "t.json"}, "judges": {}}, "Unknown key 'judges'"),
+    ({"models": ["r"], "data": {"path": "t.json"}, "judge": {"model": "m"}}, "judge.base_url"),
 ])
 def test_a_config_that_cannot_run_is_refused_with_a_sentence(raw: dict, sentence: str) -> None:
     with pytest.raises(ConfigError, match=sentence):

@@ -23,6 +23,7 @@ FOR_A_PERSON = {
     "engine.serve.protocol": ("ServeError",),
     "engine.eval.testset": ("EvalSetError",),
     "engine.eval.models": ("EvalModelError",),
+    "engine.eval.judge": ("JudgeError",),
     "engine.jobs.failures": ("EngineError", "DataError"),
     "engine.jobs.lifecycle": ("JobFolderError", "JobFolderGoneError"),
     "engine.jobs.kinds": ("UnknownKindError",),

@@ -230,3 +230,29 @@ def test_the_tab_shows_a_completed_evaluation_and_says_why_another_has_no_result
     assert "The test set has no rows." in status and table == "" and not csv_button["visible"]
     stopped = finished_eval(ctx, "eval-3", "stopped")
     assert "stopped" in evaluate.job_view(ctx, stopped, False, say)[0]
+
+
+def test_the_judge_column_its_note_and_the_per_tool_table():
+    calls = {"name_accuracy": 1.0, "per_tool": {"get_weather": {"rows": 2, "name_accuracy": 1.0,
+                                                               "arguments_exact": 0.5, "argument_keys": 0.75},
+                                                "add": {"rows": 1, "name_accuracy": 0.0, "arguments_exact": 0.0,
+                                                        "argument_keys": 0.0}}}
+    metrics = {"models": {"base": {"exact_match": 0.0, "judge": 2.5,
+                                   "tool_calls": {"name_accuracy": 0.0, "per_tool": {
+                                       "get_weather": {"rows": 2, "name_accuracy": 0.0, "arguments_exact": 0.0,
+                                                       "argument_keys": 0.0}}}},
+                          "tuned": {"exact_match": 1.0, "judge": 8.0, "tool_calls": calls}},
+               "judge": {"model": "grader", "rows": 3, "scored": 2, "failed": 1, "error": None}}
+    titles = [column.title for column in eval_table.columns(metrics)]
+    html = eval_table.results_html(metrics)
+    mark = eval_table.BEST_MARK
+    assert cells(html, "tuned")[titles.index("judge (1-10)")] == f"<strong class='wb-best'>8.00 {mark}</strong>"
+    assert "1 of 3 replies could not be read" in html
+    tools = html.split("wb-eval-tools", 1)[1]
+    assert tools.index("<td>add</td>") < tools.index("<td>get_weather</td>")  # by tool name
+    weather = tools.split("<td>get_weather</td><td>tuned</td>", 1)[1].split("</tr>", 1)[0]
+    assert weather.startswith("<td>2</td><td><strong class='wb-best'>1.000") and "0.750" in weather
+    assert "<td>add</td><td>tuned</td><td>1</td><td>0.000</td>" in tools  # one model alone: no mark
+    stopped = {**metrics, "judge": {**metrics["judge"], "error": "The judge at X cannot be reached (refused)."}}
+    assert "The judge stopped: The judge at X cannot be reached" in eval_table.results_html(stopped)
+    assert eval_table.tools_html({"models": {"base": {"loss": 1.0}}}) == ""

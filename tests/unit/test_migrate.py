@@ -10,6 +10,7 @@ import yaml
 
 from engine import config_migrate as migrate
 from engine.config import ConfigError, ExportConfig, load_config, parse_config
+from engine.config_best import BestOptions
 from engine.config_stage import StageOptions
 from engine.jobs.rundir import ExportDir, RunDir, read_json
 from tests.old_workspace import RUN_NAME, copy_old_workspace
@@ -92,10 +93,12 @@ def test_the_old_runs_config_migrates_to_todays(old_run: RunDir) -> None:
     assert load_config(old_run.config) == config
     assert (config.method.name, config.method.r, config.train.eval_steps) == ("lora", 4, 3)
     assert config.output_dir == str(old_run.path) and Path(config.model.name_or_path).is_dir()
-    # the step changed no key; train.stage and its options, report_to and model.adapter came later and are written
-    # at their defaults (sft; a TensorBoard log; kernels auto; no starting run)
+    # the step changed no key; train.stage and its options, report_to, kernels, the kept checkpoint's metric and
+    # patience and model.adapter came later and are written at their defaults (sft; a TensorBoard log; kernels auto;
+    # eval_loss; no starting run)
     added = {name: field.default for name, field in StageOptions.model_fields.items()} | {
         "report_to": ["tensorboard"], "kernels": "auto"}
+    added |= {name: field.default for name, field in BestOptions.model_fields.items()}
     assert yaml.safe_load(config.to_yaml()) == {"schema_version": 2, **raw, "train": {**raw["train"], **added},
                                                 "model": {**raw["model"], "adapter": None}}
 

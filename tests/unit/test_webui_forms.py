@@ -315,7 +315,8 @@ def changed(field: ff.FormField):
         return round(field.default + field.slider[2], 6)
     if field.kind in ("integer", "number"):
         return (field.default or 0) + 3
-    return {ff.TARGET_MODULES: "q_proj, v_proj", ff.PROMPT_TUNING_INIT_TEXT: "Hello"}[field]
+    return {ff.TARGET_MODULES: "q_proj, v_proj", ff.PROMPT_TUNING_INIT_TEXT: "Hello",
+            ff.METRIC_FOR_BEST: "eval_rewards/accuracies"}[field]
 
 
 @pytest.mark.parametrize("method", METHOD_NAMES)

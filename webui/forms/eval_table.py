@@ -36,6 +36,7 @@ COLUMNS = (
     Column("bleu", "BLEU", "{:.2f}", +1),
     Column("mean_new_tokens", "mean tokens", "{:.1f}", 0),  # longer is not better, nor shorter
     Column("stopped_share", "stopped", "{:.3f}", +1),  # the share that ended at the end-of-turn token
+    Column("judge", "judge (1-10)", "{:.2f}", +1),  # the judge's mean score, where eval.judge is set
 )
 # Present only when the test set has tool-call rows (metrics.json's tool_calls).
 CALL_COLUMNS = (
@@ -53,6 +54,14 @@ CALL_COLUMNS = (
 GENERAL_COLUMNS = (
     Column("general.changed_share", "general changed", "{:.3f}", -1),  # less change: less damage elsewhere
     Column("general.length_change", "general length change", "{:+.1f}", 0),
+    Column("general.judge", "general judge", "{:.2f}", +1),
+)
+# The per-tool table (metrics.json's tool_calls.per_tool): a row per tool and model.
+TOOL_COLUMNS = (
+    Column("rows", "rows", "{:d}", 0),
+    Column("name_accuracy", "tool name", "{:.3f}", +1),
+    Column("arguments_exact", "arguments", "{:.3f}", +1),
+    Column("argument_keys", "argument keys", "{:.3f}", +1),
 )
 
 
@@ -120,6 +129,60 @@ def table_csv(metrics: dict[str, Any]) -> str:
         best_in = " ".join(column.key for column in shown if model in marked[column.key])
         writer.writerow([model, *("" if figure is None else figure for figure in figures), best_in])
     return out.getvalue()
+
+
+def per_tool(metrics: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """tool -> model -> its figures on the rows whose reference calls that tool."""
+    tools: dict[str, dict[str, dict[str, Any]]] = {}
+    for model, entry in (metrics.get("models") or {}).items():
+        for tool, figures in (((entry or {}).get("tool_calls") or {}).get("per_tool") or {}).items():
+            tools.setdefault(tool, {})[model] = figures if isinstance(figures, dict) else {}
+    return tools
+
+
+def tools_html(metrics: dict[str, Any]) -> str:
+    """The per-tool table: a row per tool and model, the best model per tool and column marked; empty without
+    tool-call rows."""
+    tools = per_tool(metrics)
+    if not tools:
+        return ""
+    head = "".join(f"<th>{html.escape(column.title)}</th>" for column in TOOL_COLUMNS)
+    lines = [f"<table class='wb-eval-tools'><thead><tr><th>tool</th><th>model</th>{head}</tr></thead><tbody>"]
+    for tool, models in sorted(tools.items()):
+        one = {"models": models}
+        for model in models:
+            cells = []
+            for column in TOOL_COLUMNS:
+                text = html.escape(cell(value(one, model, column.key), column.fmt))
+                if model in best(one, column):
+                    text = f"<strong class='wb-best'>{text} {BEST_MARK}</strong>"
+                cells.append(f"<td>{text}</td>")
+            lines.append(f"<tr><td>{html.escape(tool)}</td><td>{html.escape(model)}</td>{''.join(cells)}</tr>")
+    lines.append("</tbody></table>")
+    return "".join(lines)
+
+
+def judge_note(metrics: dict[str, Any]) -> str:
+    """A line under the table on the judge: the sentence that ended it early, or how many replies failed."""
+    section = metrics.get("judge")
+    if not isinstance(section, dict):
+        return ""
+    parts = [section] + ([section["general"]] if isinstance(section.get("general"), dict) else [])
+    error = next((part["error"] for part in parts if part.get("error")), None)
+    if error:
+        return f"<p class='wb-error'>The judge stopped: {html.escape(str(error))} The other figures stand.</p>"
+    failed = sum(int(part.get("failed") or 0) for part in parts)
+    asked = sum(int(part.get("rows") or 0) for part in parts)
+    judge = html.escape(str(section.get("model")))
+    if failed:
+        return (f"<p>Judge {judge}: {failed} of {asked} replies could not be read (judge.jsonl keeps them); the "
+                "scores are the means of the others.</p>")
+    return f"<p>Judge {judge}: {asked} replies read (judge.jsonl keeps them).</p>"
+
+
+def results_html(metrics: dict[str, Any]) -> str:
+    """What the tab shows of metrics.json: the table, the judge's note and the per-tool table."""
+    return table_html(metrics) + judge_note(metrics) + tools_html(metrics)
 
 
 # ---------------------------------------------------------------------------------------------------- rows

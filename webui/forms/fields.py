@@ -159,6 +159,8 @@ WEIGHT_DECAY = FormField(TrainConfig, "weight_decay")
 MAX_GRAD_NORM = FormField(TrainConfig, "max_grad_norm")
 LOGGING_STEPS = FormField(TrainConfig, "logging_steps")
 EVAL_STEPS = FormField(TrainConfig, "eval_steps")
+METRIC_FOR_BEST = FormField(TrainConfig, "metric_for_best")
+EARLY_STOPPING_PATIENCE = FormField(TrainConfig, "early_stopping_patience")
 SAVE_TOTAL_LIMIT = FormField(TrainConfig, "save_total_limit")
 GRADIENT_CHECKPOINTING = FormField(TrainConfig, "gradient_checkpointing")
 PACKING = FormField(TrainConfig, "packing")
@@ -176,7 +178,8 @@ METHOD_FIELDS = (R, LORA_ALPHA, LORA_DROPOUT, TARGET_MODULES, USE_RSLORA, BNB_4B
 TRAIN_FIELDS = (EPOCHS, MAX_STEPS, LEARNING_RATE, BATCH_SIZE, GRADIENT_ACCUMULATION_STEPS, CUTOFF_LEN, WARMUP_RATIO,
                 LR_SCHEDULER_TYPE, VAL_SIZE, SAVE_STEPS, SEED)
 ADVANCED_FIELDS = (OVERLENGTH, REASONING, MAX_SAMPLES, OPTIM, WEIGHT_DECAY, MAX_GRAD_NORM, LOGGING_STEPS, EVAL_STEPS,
-                   SAVE_TOTAL_LIMIT, GRADIENT_CHECKPOINTING, PACKING, KERNELS, DTYPE, TRUST_REMOTE_CODE, REPORT_TO)
+                   METRIC_FOR_BEST, EARLY_STOPPING_PATIENCE, SAVE_TOTAL_LIMIT, GRADIENT_CHECKPOINTING, PACKING, KERNELS,
+                   DTYPE, TRUST_REMOTE_CODE, REPORT_TO)
 FIELDS: tuple[FormField, ...] = METHOD_FIELDS + TRAIN_FIELDS + ADVANCED_FIELDS
 METHOD_WIDGETS: tuple[Option, ...] = (*METHOD_FIELDS, BITS)  # everything the method panel holds
 # Every option widget, in the order the Train tab passes their values to handlers (after model, dataset, format

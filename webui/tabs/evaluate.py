@@ -23,7 +23,7 @@ from engine.sampling import SamplingConfig
 from webui.components.wiring import bind
 from webui.context import AppContext
 from webui.forms.datasets import dataset_choices
-from webui.forms.eval_table import read_predictions, row_view, table_csv, table_html
+from webui.forms.eval_table import read_predictions, results_html, row_view, table_csv
 from webui.i18n import failure, t, words
 from webui.jobs.evals import EvalChoiceError, has_validation, validation_choice
 from webui.jobs.paths import PathError
@@ -87,14 +87,14 @@ def job_view(ctx: AppContext, job: EvalDir | None, differ: bool, say: Callable[.
 
 
 def results(ctx: AppContext, job: EvalDir, differ: bool) -> tuple[str, Any, Any]:
-    """The metrics table, the CSV button (the file written beside the results) and the row view of a completed
-    evaluation."""
+    """The metrics table (with the judge's note and the per-tool table), the CSV button (the file written beside
+    the results) and the row view of a completed evaluation."""
     metrics = ctx.evals.metrics(job)
     if not metrics:
         raise ValueError(f"{job.metrics.name} is missing")
     csv_path = ctx.evals.csv_path(job)
     csv_path.write_text(table_csv(metrics), encoding="utf-8")
-    return table_html(metrics), gr.update(value=str(csv_path), visible=True), rows_update(job, metrics, differ)
+    return results_html(metrics), gr.update(value=str(csv_path), visible=True), rows_update(job, metrics, differ)
 
 
 def rows_update(job: EvalDir, metrics: dict[str, Any], differ: bool) -> Any:
