@@ -47,7 +47,7 @@ FOR_A_PERSON = {
 # Errors that are no sentence for a person: a part of one that the catcher completes (file and row, the template's
 # own words), or a fault of the machinery that is logged. Each is listed, so a new error class must be placed.
 INTERNAL = {"LifetimeError", "EventError", "ToolDataError", "_RowError", "MaskingError", "RenderError",
-            "SchemaError", "StageNotOnPageError"}
+            "SchemaError"}
 
 
 def error_classes() -> dict[str, list[str]]:

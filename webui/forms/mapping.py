@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from engine.config import ConfigError, MethodConfig, RunConfig, load_config, parse_config
 from webui.forms.fields import (
+    ADAPTER,
     ADVANCED_FIELDS,
     BITS,
     EPOCHS,
@@ -31,6 +32,9 @@ from webui.forms.fields import (
     PROMPT_TUNING_INIT_TEXT,
     REPLACE,
     SECTIONS,
+    STAGE,
+    STAGE_OPTION_FIELDS,
+    STAGE_OPTIONS,
     STOP_BY,
     TARGET_MODULES,
     TRAIN_FIELDS,
@@ -57,6 +61,12 @@ def visible_fields(method: str) -> dict[Option, bool]:
     """option -> visible, for every option of the method panel, given the chosen method."""
     shown = set(METHOD_OPTIONS[method])
     return {option: option in shown for option in METHOD_WIDGETS}
+
+
+def visible_stage_fields(stage: str) -> dict[FormField, bool]:
+    """option -> visible, for every preference option, given the chosen stage (sft and pretrain show none)."""
+    shown = set(STAGE_OPTIONS.get(stage, ()))
+    return {option: option in shown for option in STAGE_OPTION_FIELDS}
 
 
 def defaults() -> Values:
@@ -124,6 +134,13 @@ def to_raw(values: Values, *, model: str, data_path: str | list[str], data_forma
         if value is None and field in (EPOCHS, LEARNING_RATE):
             continue  # left blank: the schema's default applies
         raw[SECTIONS[field.section]][field.name] = value
+    stage = values[STAGE] or STAGE.default
+    raw["train"][STAGE.name] = stage
+    for field in STAGE_OPTIONS.get(stage, ()):  # only the chosen stage's options: the others keep their defaults
+        raw["train"][field.name] = _from_widget(field, values[field])
+    adapter = _from_widget(ADAPTER, values[ADAPTER])
+    if adapter:
+        raw["model"][ADAPTER.name] = adapter
     replace = values[REPLACE] or {}  # the placeholder fields' texts, as the page keeps them
     raw["data"][REPLACE.name] = dict(replace) if isinstance(replace, dict) else replace  # else: the schema says why
     if values[STOP_BY] == "epochs":
