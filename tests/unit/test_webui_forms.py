@@ -418,3 +418,19 @@ def test_a_slider_recreated_for_a_session_still_brings_a_typed_number_into_its_r
     built = gr.Slider(8, 100, value=10, step=1, render=False)
     again = built.__class__(**{**built.constructor_args, "render": False})
     assert [again.preprocess(typed) for typed in (1, 50, 1000)] == [8, 50, 100]
+
+
+def test_a_pair_shows_its_chosen_and_rejected_sides_side_by_side(tab):
+    """The inspection of a pairs file fills the example with the chosen side and the box beside it with the
+    rejected side, each with its trained span; an SFT file's example hides the second box."""
+    from webui.tabs.train import data as train_data
+
+    side = {"text": "<user>Hi</user><bot>Hello.</bot>", "spans": [[20, 26]]}
+    report = {"pair": {"chosen": side, "rejected": {**side, "text": side["text"].replace("Hello", "Go aw")}}}
+    shown = train_data.pair_view(tab.data, report, None)
+    assert shown[tab.data.example]["visible"] and shown[tab.data.rejected]["visible"]
+    assert ("Hello.", "trained") in shown[tab.data.example]["value"]
+    assert ("Go aw.", "trained") in shown[tab.data.rejected]["value"]
+    assert shown[tab.data.rejected]["label"].startswith("Rejected")
+    sft = train_data.pair_view(tab.data, {"example": side}, None)
+    assert sft[tab.data.rejected] == {"__type__": "update", "visible": False}

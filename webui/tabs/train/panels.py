@@ -65,7 +65,8 @@ class DataPanel:
     data_format: gr.Dropdown
     summary: gr.HTML
     preview: gr.Dataframe
-    example: gr.HighlightedText
+    example: gr.HighlightedText  # a preference file's: the first pair's chosen side
+    rejected: gr.HighlightedText  # a preference file's first pair's rejected side, beside the chosen one
     histogram: gr.BarPlot
     over_cutoff: gr.Markdown
     placeholders: PlaceholderPanel  # a text field for each {{name}} in the data: data.replace
@@ -169,12 +170,14 @@ def build_data_panel(ctx: AppContext, starter: RunConfig | None) -> DataPanel:
     with gr.Row():
         example = gr.HighlightedText(label=t("train.example"), color_map={"trained": "green"}, visible=False,
                                      elem_id="wb-example", scale=3)
+        rejected = gr.HighlightedText(label=t("train.rejected"), color_map={"trained": "green"}, visible=False,
+                                      elem_id="wb-example-rejected", scale=3)
         # bin labels turned so that a dozen ranges like "1025–1152" stay readable side by side; bars start at 0
         histogram = gr.BarPlot(x="tokens", y="rows", color="fits", label=t("train.lengths"), visible=False,
                                sort=None, x_label_angle=-45, y_lim=[0, None], elem_id="wb-lengths", scale=2)
     over_cutoff = gr.Markdown(visible=False, elem_id="wb-over-cutoff")
     return DataPanel(upload=upload, dataset=dataset, more=more, data_format=data_format, summary=summary,
-                     preview=preview, example=example, histogram=histogram, over_cutoff=over_cutoff,
+                     preview=preview, example=example, rejected=rejected, histogram=histogram, over_cutoff=over_cutoff,
                      placeholders=placeholders)
 
 

@@ -94,7 +94,7 @@ def inspection(ctx: AppContext, tab: TrainTab) -> dict[str, Any]:
     return {"fn": bind(bind(train_data.inspect, ctx), data),
             "inputs": [tab.model.name, data.dataset, data.more, data.data_format, options[CUTOFF_LEN],
                        options[OVERLENGTH], data.placeholders.mapping],
-            "outputs": [data.summary, data.preview, data.example, data.histogram, data.over_cutoff,
+            "outputs": [data.summary, data.preview, data.example, data.rejected, data.histogram, data.over_cutoff,
                         *data.placeholders.outputs]}
 
 
