@@ -30,6 +30,7 @@ FOR_A_PERSON = {
     "engine.model.loading": ("ModelError",),
     "engine.model.config_json": ("ModelFileError",),
     "engine.model.start": ("StartError",),
+    "engine.data.pairfile": ("PairError",),
     "engine.export.merge": ("ExportError",),
     "engine.export.verify": ("VerificationError",),
     "engine.chat.plan": ("ChatError",),

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from engine.jobs.events import Metrics, Status, to_line
 from engine.jobs.rundir import RunDir
 from engine.train.objectives import DPO_CURVES
@@ -50,3 +52,43 @@ def test_the_runs_table_names_the_stage_and_the_run_it_started_from(tmp_path: Pa
         (runs / name / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
     rows = {row[0]: row[2] for row in runs_rows([read_info(RunDir(runs / n)) for n in ("my-sft", "my-dpo")])}
     assert rows == {"my-sft": "lora", "my-dpo": "lora · dpo, from my-sft"}
+
+
+def chat_turn(role: str, text: str) -> dict:
+    """A message as the Chat tab's Chatbot keeps it (webui.jobs.chat_tools.text_message)."""
+    return {"role": role, "content": [{"type": "text", "text": text}]}
+
+
+def test_rated_answers_grow_a_pairs_file_that_trains_as_pairs_and_is_listed_with_its_count(tmp_path: Path):
+    """Each rating appends one pair (answer 1 the tuned model's, 2 the base's, or a written answer chosen over
+    answer 1) in the shape the preference stages read; the Train tab lists the file with its count."""
+    from engine.config import DataConfig
+    from engine.data.pairfile import PairError
+    from engine.data.preference import load_pairs
+    from webui.forms.datasets import dataset_choices
+    from webui.jobs.pairs import rate
+    from webui.jobs.paths import PathError
+
+    uploads = tmp_path / "uploads"
+    tuned = [chat_turn("user", "Hi"), chat_turn("assistant", "Hello! How can I help?")]
+    base = [chat_turn("user", "Hi"), chat_turn("assistant", "hi hi hi")]
+    path, count = rate(uploads, "my-pairs", tuned, base, better=1, system="Be kind.")
+    assert (path, count) == (uploads / "pairs" / "my-pairs.jsonl", 1)
+    assert rate(uploads, "my-pairs", tuned, base, better=2)[1] == 2
+    assert rate(uploads, "my-pairs.jsonl", tuned, [], better=None, written="Hello, friend!")[1] == 3
+    pairs = load_pairs(DataConfig(path=str(path)), seed=0).rows
+    assert [(p["chosen"]["content"], p["rejected"]["content"]) for p in pairs] == [
+        ("Hello! How can I help?", "hi hi hi"), ("hi hi hi", "Hello! How can I help?"),
+        ("Hello, friend!", "Hello! How can I help?")]
+    assert pairs[0]["messages"] == [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hi"}]
+    assert ("pairs/my-pairs.jsonl · 3 pairs", str(path.resolve())) in dataset_choices(uploads, tmp_path / "assets")
+
+    with pytest.raises(PairError, match="Rating needs two answers: tick side by side"):
+        rate(uploads, "my-pairs", tuned, [], better=2)
+    with pytest.raises(PairError, match="The two answers are the same"):
+        rate(uploads, "my-pairs", tuned, tuned, better=1)
+    with pytest.raises(PairError, match="There is no answer to rate yet"):
+        rate(uploads, "my-pairs", tuned[:1], base, better=1)
+    with pytest.raises(PathError):
+        rate(uploads, "../escape", tuned, base, better=1)
+    assert rate(uploads, "my-pairs", tuned, base, better=1)[1] == 4  # nothing was written by the refusals
