@@ -66,6 +66,8 @@ def build_train_tab(ctx: AppContext, app: gr.Blocks) -> TrainTab:
         shown_event(bind(h.list_configs, ctx), None, config.saved, show_progress="hidden")
     start_run = method.stage[ADAPTER]  # runs finished since the page loaded can be started from
     gr.on([app.load, shown.select], bind(h.list_start_runs, ctx), start_run, start_run, show_progress="hidden")
+    # pairs rated in the Chat tab since the page loaded are listed (with their count) when the tab is shown again
+    shown.select(bind(h.list_datasets, ctx), None, [data.dataset, data.more], show_progress="hidden")
     wire_monitor(ctx, tab, app)
     return tab
 
