@@ -3,7 +3,8 @@ better, the base one better, a better answer written) grow the pairs file, whose
 tab lists the file with that count, trains DPO on it (stage chosen in the Method section, a few steps) and draws
 the reward-margin curve as the run logs it.
 
-One short SFT run (trained through the CLI) gives the tuned model the chat compares with its base."""
+The "tuned" model beside the base is an adapter folder made in the test process (a LoRA of random weights on the
+demo model, whose answers differ from the base's), which costs seconds where a training run costs a minute."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ import json
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from tests.browser.pages import make_run, open_page, pick, set_number, shot
+from tests.browser.pages import DEMO_MODEL, open_page, pick, set_number, shot
 
 pytestmark = pytest.mark.browser
 
-RUN = "sft"
+ADAPTER = "tuned-adapter"
 DPO_STEPS = 3
 # Each line mark of the Train tab's loss chart (its legend label order) and how many points it joins.
 CHART = """() => {
@@ -27,6 +28,19 @@ CHART = """() => {
     const legend = [...chart.querySelectorAll('g.role-legend-label text')].map(text => text.textContent);
     return {lines, legend};
 }"""
+
+
+def random_adapter(folder) -> None:
+    """A LoRA adapter folder on the demo model with random A and B (not the no-op a fresh adapter is)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(DEMO_MODEL),
+                           LoraConfig(r=8, target_modules="all-linear", init_lora_weights=False))
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(DEMO_MODEL).save_pretrained(folder)
 
 
 def ask(page, question: str, turn: int) -> None:
@@ -40,14 +54,14 @@ def ask(page, question: str, turn: int) -> None:
 
 def test_rate_three_answers_then_train_dpo_on_them(browser, server):
     url, workspace = server
-    make_run(workspace, RUN, steps=8)
+    random_adapter(workspace / ADAPTER)
     page = open_page(browser, url)
     page.get_by_role("tab", name="Chat").click()
-    pick(page, "#wb-chat-run", RUN)
+    page.locator("#wb-chat-adapter-dir textarea, #wb-chat-adapter-dir input").first.fill(str(workspace / ADAPTER))
     page.click("#wb-chat-load")
-    page.wait_for_selector(f"#wb-chat-status:has-text('adapters: {RUN}')", timeout=120_000)
+    page.wait_for_selector(f"#wb-chat-status:has-text('adapters: {ADAPTER}')", timeout=120_000)
     page.locator("#wb-chat-sampling").get_by_text("Sampling").click()
-    set_number(page, "wb-chat-max-new-tokens", "12")
+    set_number(page, "wb-chat-max-new-tokens", "8")
     page.locator("#wb-side-by-side input").check()
     page.wait_for_selector("#wb-chat-base", state="visible")
 
@@ -73,8 +87,6 @@ def test_rate_three_answers_then_train_dpo_on_them(browser, server):
     page.locator("#f-ui-stop-by label", has_text="steps").click()
     set_number(page, "f-train-max-steps", str(DPO_STEPS))
     set_number(page, "f-train-batch-size", "2")
-    page.wait_for_function("() => /stage: dpo/.test(document.querySelector('#wb-yaml').innerText)"
-                           " && /max_steps: 3/.test(document.querySelector('#wb-yaml').innerText)")
     page.click("#wb-start")
     page.wait_for_selector("#wb-progress [data-state='training']", timeout=120_000)
     try:  # the margin curve is drawn as the run logs it, then holds one point per step

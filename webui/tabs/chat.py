@@ -245,7 +245,8 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
     with gr.Tab(t("tab.chat"), id="chat") as shown:
         with gr.Row():
             run = gr.Dropdown([], label=t("chat.run"), elem_id="wb-chat-run", scale=2)
-            adapter_dir = gr.Textbox(label=t("chat.adapter_dir"), placeholder=t("chat.adapter_dir_help"), scale=2)
+            adapter_dir = gr.Textbox(label=t("chat.adapter_dir"), placeholder=t("chat.adapter_dir_help"), scale=2,
+                                     elem_id="wb-chat-adapter-dir")
             load_btn = gr.Button(t("chat.load"), variant="primary", elem_id="wb-chat-load", scale=0)
             unload_btn = gr.Button(t("chat.unload"), scale=0)
         status = gr.Markdown(elem_id="wb-chat-status")
