@@ -55,7 +55,7 @@ class FormField:
 
     @property
     def optional(self) -> bool:
-        """A number the schema allows to be None; its widget shows 0 for None ("off / default")."""
+        """A value the schema allows to be None; a number's widget shows 0 for None ("off / default")."""
         return type(None) in typing.get_args(self.info.annotation)
 
     @property
@@ -67,7 +67,7 @@ class FormField:
     @property
     def default(self) -> Any:
         value = self.info.get_default(call_default_factory=True)
-        return 0 if value is None and self.kind == "integer" else value
+        return 0 if value is None and self.kind in ("integer", "number") else value
 
     @property
     def choices(self) -> tuple[Any, ...]:
@@ -78,7 +78,7 @@ class FormField:
 
     @property
     def minimum(self) -> float | None:
-        if self.optional and self.kind == "integer":
+        if self.optional and self.kind in ("integer", "number"):
             return 0
         for meta in self.info.metadata:
             for attr in ("ge", "gt"):

@@ -88,7 +88,7 @@ def _to_widget(field: FormField, value: Any) -> Any:
         return list(value)
     if field.is_list and isinstance(value, list):
         return ", ".join(value)
-    if value is None and field.optional and field.kind == "integer":
+    if value is None and field.optional and field.kind in ("integer", "number"):
         return 0
     return value
 
@@ -101,7 +101,7 @@ def _from_widget(field: FormField, value: Any) -> Any:
         names = [n.strip() for n in str(value or "").split(",") if n.strip()]
         return names[0] if field is TARGET_MODULES and names == ["all-linear"] else names
     kind = field.kind
-    if value is None or value == "" or (field.optional and kind == "integer" and not value):
+    if value is None or value == "" or (field.optional and kind in ("integer", "number") and not value):
         return None
     try:
         if kind == "integer" or (kind == "slider" and float(field.slider[2]).is_integer()):
