@@ -434,3 +434,10 @@ def test_a_pair_shows_its_chosen_and_rejected_sides_side_by_side(tab):
     assert shown[tab.data.rejected]["label"].startswith("Rejected")
     sft = train_data.pair_view(tab.data, {"example": side}, None)
     assert sft[tab.data.rejected] == {"__type__": "update", "visible": False}
+
+
+def test_an_untouched_rpo_alpha_is_off(data_file):
+    """The RPO weight's box shows 0 for off and 0 reads back as off (None), not as an RPO loss of weight 0."""
+    config = make({ff.STAGE: "dpo", ff.RPO_ALPHA: 0}, data_file)
+    assert config.train.rpo_alpha is None and forms.from_config(config)[ff.RPO_ALPHA] == 0
+    assert make({ff.STAGE: "dpo", ff.RPO_ALPHA: 1.0}, data_file).train.rpo_alpha == 1.0
