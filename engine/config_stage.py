@@ -33,6 +33,14 @@ DpoLoss = Literal["sigmoid", "hinge", "ipo", "robust", "exo_pair", "bco_pair", "
 NO_PREFERENCE_METHODS = ("prefix", "prompt", "ptuning")
 FULL_WEIGHT_METHODS = ("full", "freeze")  # their reference would be a second copy of the weights: not built yet
 REFERENCE_STAGES = ("dpo", "kto")  # compared with a reference model; orpo and simpo are reference-free
+# The options each stage reads (the Train form shows only these; the others keep their defaults).
+STAGE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "sft": (), "pretrain": (),
+    "dpo": ("beta", "loss_type", "label_smoothing", "rpo_alpha", "max_prompt_length"),
+    "orpo": ("beta", "max_prompt_length"),
+    "simpo": ("beta", "simpo_gamma", "max_prompt_length"),
+    "kto": ("beta", "desirable_weight", "undesirable_weight", "max_prompt_length"),
+}  # fmt: skip
 
 
 class StageOptions(BaseModel):

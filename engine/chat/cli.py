@@ -2,9 +2,12 @@
 
 `--worker` starts the web page's chat worker instead (engine/chat/worker.py): the same session code behind
 JSON lines. Type a message to see the streamed reply; /base toggles the adapter, /adapter NAME switches
-between loaded ones, /reset clears the conversation, /quit ends. `--tools FILE.json` offers tools (a JSON list
-of function schemas, as a dataset's tools column): a reply that calls one is shown as `tool call: NAME({...})`,
-and `/tool RESULT` answers it with the tool's result.
+between loaded ones, /reset clears the conversation, /quit ends. /again answers the last message a second time
+with the other model (the base where the adapter answered, else the adapter; a new sample with only one model),
+and `/better 1|2` appends the two answers as a preference pair, the better one chosen, to `--pairs FILE`
+(engine/data/pairfile.py: the rows the Chat tab's rating writes, ready for a DPO or KTO run).
+`--tools FILE.json` offers tools (a JSON list of function schemas, as a dataset's tools column): a reply that
+calls one is shown as `tool call: NAME({...})`, and `/tool RESULT` answers it with the tool's result.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.chat.session import ChatError, ChatSession, Generation, check_params
+from engine.data.pairfile import PairError, append_pair, pair_row
 from engine.data.toolcalls import ToolDataError, call_signature, parse_tools
 from engine.errors import UserError
 from engine.jobs import rundir
@@ -47,14 +51,73 @@ def read_tools_file(path: str) -> list[dict]:
         raise ChatError(f"--tools {path}: {error.field_name} {error.problem}.") from None
 
 
+class Rating:
+    """The answers to the last message that `/better 1|2` can pair: the turns before them and each answer's text."""
+
+    def __init__(self, pairs: Path) -> None:
+        self.pairs = pairs
+        self.prompt: list[dict[str, Any]] = []
+        self.answers: list[str] = []
+
+    def handles(self, text: str, history: list[dict[str, Any]], session: ChatSession, adapter: str | None,
+                system: str | None, sampling: SamplingConfig) -> bool:
+        """Whether `text` is /reset, /again or /better N, which this carries out (history cleared in place)."""
+        command, _, choice = text.partition(" ")
+        if command == "/reset":
+            history.clear()
+            self.answers = []
+            print("(conversation cleared)", file=sys.stderr)
+        elif command == "/again" and not choice:
+            try:
+                self.again(session, adapter, system, sampling)
+            except ChatError as error:
+                print(f"\nerror: {error}", file=sys.stderr)
+        elif command == "/better":
+            self.better(choice.strip(), system)
+        else:
+            return False
+        return True
+
+    def again(self, session: ChatSession, adapter: str | None, system: str | None, sampling: SamplingConfig) -> None:
+        """Answer the last message a second time with the other model (see the module's docstring)."""
+        if len(self.answers) != 1:
+            print("(/again answers the last message a second time: send a message first)", file=sys.stderr)
+            return
+        other = None if adapter else (session.adapters[0] if session.adapters else None)
+        print(f"answer 2 ({other or 'base'}): ", end="", file=sys.stderr, flush=True)
+        reply = Generation()
+        for chunk in session.generate(self.prompt, other, system, reply, None, sampling):
+            print(chunk, end="", flush=True)
+        print(flush=True)
+        self.answers.append(reply.text)
+        print("(/better 1 or /better 2 saves the pair)", file=sys.stderr)
+
+    def better(self, choice: str, system: str | None) -> None:
+        """Append the pair, answer `choice` chosen; one line says where and how many pairs the file holds."""
+        if choice not in ("1", "2") or len(self.answers) != 2:
+            print("(/better 1 or /better 2 needs two answers to the last message: type /again first)",
+                  file=sys.stderr)
+            return
+        chosen, rejected = self.answers if choice == "1" else self.answers[::-1]
+        try:
+            count = append_pair(self.pairs, pair_row(self.prompt, chosen, rejected, system))
+        except (PairError, OSError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return
+        self.answers = []
+        print(f"(pair saved: {self.pairs} holds {count} pair{'s' if count != 1 else ''})", file=sys.stderr)
+
+
 def repl(session: ChatSession, system: str | None, sampling: SamplingConfig, lines: Any = None,
-         tools: list[dict] | None = None) -> int:
-    """Terminal chat: type a message, see the streamed reply; /base, /adapter NAME, /tool RESULT, /reset, /quit."""
+         tools: list[dict] | None = None, pairs: Path = Path("chat-pairs.jsonl")) -> int:
+    """Terminal chat: type a message, see the streamed reply; /base, /adapter NAME, /tool RESULT, /again,
+    /better 1|2, /reset, /quit."""
     adapter = session.adapters[0] if session.adapters else None
     history: list[dict[str, Any]] = []
+    rating = Rating(pairs)
     offered = f" and {len(tools)} tool(s); /tool RESULT answers a tool call" if tools else ""
     print(f"chatting with {session.model_name}" + (f" + {adapter}" if adapter else "") + offered +
-          ". Commands: /base (toggle the adapter), /adapter NAME, /reset, /quit", file=sys.stderr)
+          ". Commands: /base (toggle the adapter), /adapter NAME, /again, /better 1|2, /reset, /quit", file=sys.stderr)
     while True:
         try:
             label = adapter or "base"
@@ -67,9 +130,7 @@ def repl(session: ChatSession, system: str | None, sampling: SamplingConfig, lin
             continue
         if text == "/quit":
             return 0
-        if text == "/reset":
-            history = []
-            print("(conversation cleared)", file=sys.stderr)
+        if rating.handles(text, history, session, adapter, system, sampling):  # /reset, /again, /better N
             continue
         if text == "/base":
             adapter = None if adapter else (session.adapters[0] if session.adapters else None)
@@ -98,6 +159,7 @@ def repl(session: ChatSession, system: str | None, sampling: SamplingConfig, lin
         hint = "; answer with /tool RESULT" if reply.tool_calls else ""
         print(f"({reply.new_tokens} tokens, {reply.tokens_per_s:.1f} tokens/s{hint})", file=sys.stderr)
         history.append(assistant_turn(reply))
+        rating.prompt, rating.answers = history[:-1], ([] if reply.tool_calls else [reply.text])
 
 
 def assistant_turn(reply: Generation) -> dict[str, Any]:
@@ -117,6 +179,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--system", help="system prompt")
     parser.add_argument("--tools", metavar="FILE.json",
                         help="offer these tools: a JSON list of function schemas (as a dataset's tools column)")
+    parser.add_argument("--pairs", metavar="FILE.jsonl", default="chat-pairs.jsonl",
+                        help="where /better 1|2 appends preference pairs (default: chat-pairs.jsonl here)")
     add_sampling_flags(parser)
     args = parser.parse_args(argv)
     if args.worker:
@@ -140,7 +204,7 @@ def main(argv: list[str]) -> int:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return repl(session, args.system, sampling, tools=tools)
+    return repl(session, args.system, sampling, tools=tools, pairs=Path(args.pairs))
 
 
 def add_sampling_flags(parser: argparse.ArgumentParser) -> None:

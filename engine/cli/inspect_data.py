@@ -14,8 +14,10 @@ from typing import Any
 
 from engine.config import DataConfig
 from engine.data import formats
+from engine.data.inspect_pairs import inspect_preference, is_preference_file
 from engine.data.pipeline import inspect_dataset
 from engine.data.sample import SAMPLE_ROWS
+from engine.data.sources import sample_source
 from engine.jobs.failures import DataError
 from engine.jobs.lifetime import memory_cap_mb
 
@@ -23,7 +25,8 @@ from engine.jobs.lifetime import memory_cap_mb
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python launch.py inspect-data", description="Detect a dataset file's format and measure it (rows, "
-        "a preview, one rendered example with its trained spans, token lengths against --cutoff-len); prints one "
+        "a preview, one rendered example (of a preference file: one pair, chosen beside rejected) with its "
+        "trained spans, token lengths against --cutoff-len); prints one "
         "JSON object, or one sentence on stderr for a bad file.")
     parser.add_argument("--data", required=True, help="dataset file (.json, .jsonl, .csv, .parquet, .txt), dataset "
                         "folder or hub dataset id")
@@ -61,7 +64,10 @@ def _inspect(cfg: DataConfig, args: argparse.Namespace) -> dict[str, Any] | str:
     except (OSError, ValueError) as error:
         return f"Cannot load a tokenizer from {args.model} ({type(error).__name__}): check --model."
     try:
-        return inspect_dataset(cfg, tokenizer, args.cutoff_len, args.sample_rows)
+        sample = sample_source(cfg.path, cfg.split, args.sample_rows)
+        if is_preference_file(sample) and args.format == "auto":  # pairs: one rendered pair, chosen beside rejected
+            return inspect_preference(cfg, sample, tokenizer, args.cutoff_len)
+        return inspect_dataset(cfg, tokenizer, args.cutoff_len, args.sample_rows, sample)
     except DataError as error:
         return str(error)
 

@@ -220,7 +220,7 @@ def _tokenize_datasets(mixed: sources.Mixed, tokenizer: Any, cfg: RunConfig) -> 
 
 
 def inspect_dataset(data_cfg: DataConfig, tokenizer: Any = None, cutoff_len: int = 512,
-                    sample_rows: int = SAMPLE_ROWS) -> dict[str, Any]:
+                    sample_rows: int = SAMPLE_ROWS, sample: sources.Sample | None = None) -> dict[str, Any]:
     """What the web UI shows about a dataset: format, size, columns, a preview, and token lengths.
 
     Memory stays bounded whatever the file's size: `rows` counts every row, while the format, columns,
@@ -228,7 +228,7 @@ def inspect_dataset(data_cfg: DataConfig, tokenizer: Any = None, cutoff_len: int
     those are not all the rows, `sample_rows` in the report says how many they are and `note` says so in a
     sentence. With a tokenizer that has no chat template, ChatML is installed on it (ensure_chat_template).
     """
-    sample = sources.sample_source(data_cfg.path, data_cfg.split, sample_rows)
+    sample = sample or sources.sample_source(data_cfg.path, data_cfg.split, sample_rows)  # or the one read already
     raw = sample.records
     rows, fmt = _normalise(raw, data_cfg)
     columns: dict[str, None] = {}

@@ -370,3 +370,21 @@ def test_load_plan_takes_bits_dtype_and_refuses_mixed_bases(lora_run: Path, tmp_
         plan_load(None, {"ft": str(lora_run), "other": str(other)})
     with pytest.raises(ChatError, match="no adapter names its base"):
         plan_load(None, {})
+
+
+def test_repl_rates_two_answers_into_a_pairs_file(session: ChatSession, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    """/again answers the last message with the base model beside the adapter's answer; /better 1 appends the pair
+    (the adapter's answer chosen) to --pairs, in the shape a preference run reads."""
+    from engine.config import DataConfig
+    from engine.data.preference import load_pairs
+
+    pairs = tmp_path / "pairs.jsonl"
+    lines = iter([MEMORY[0]["instruction"], "/better 1", "/again", "/better 1", "/quit"])
+    assert repl(session, None, SamplingConfig(**GREEDY), lines, pairs=pairs) == 0
+    err = capsys.readouterr().err
+    assert "needs two answers to the last message: type /again first" in err
+    assert f"(pair saved: {pairs} holds 1 pair)" in err
+    [pair] = load_pairs(DataConfig(path=str(pairs)), seed=0).rows
+    assert pair["messages"] == [{"role": "user", "content": MEMORY[0]["instruction"]}]
+    assert pair["chosen"]["content"] == MEMORY[0]["output"] != pair["rejected"]["content"]

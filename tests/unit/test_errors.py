@@ -31,6 +31,7 @@ FOR_A_PERSON = {
     "engine.model.loading": ("ModelError",),
     "engine.model.config_json": ("ModelFileError",),
     "engine.model.start": ("StartError",),
+    "engine.data.pairfile": ("PairError",),
     "engine.export.merge": ("ExportError",),
     "engine.export.verify": ("VerificationError",),
     "engine.chat.plan": ("ChatError",),
@@ -49,7 +50,7 @@ FOR_A_PERSON = {
 # Errors that are no sentence for a person: a part of one that the catcher completes (file and row, the template's
 # own words), or a fault of the machinery that is logged. Each is listed, so a new error class must be placed.
 INTERNAL = {"LifetimeError", "EventError", "ToolDataError", "_RowError", "MaskingError", "RenderError",
-            "SchemaError", "StageNotOnPageError"}
+            "SchemaError"}
 
 
 def error_classes() -> dict[str, list[str]]:

@@ -215,3 +215,31 @@ def test_a_kto_row_is_tokenized_as_the_same_reply_of_a_pair(tokenizer: Any) -> N
     good, bad = tokenize_unpaired(rows, tokenizer, 512, "truncate")[0]
     assert good == {"prompt_ids": tokens["prompt_ids"], "completion_ids": tokens["chosen_ids"], "label": True}
     assert bad == {"prompt_ids": tokens["prompt_ids"], "completion_ids": tokens["rejected_ids"], "label": False}
+
+
+def test_the_inspection_shows_one_pair_rendered_with_each_replys_trained_span(tmp_path: Path, tokenizer: Any) -> None:
+    """inspect-data on a pairs file: the pair format and rows, the first pair's chosen and rejected sides rendered
+    through the template, each side's trained span exactly its reply's tokens (what tokenize_pairs trains), the
+    lengths a preference run measures; the page shows the two sides side by side."""
+    from engine.data.inspect_pairs import inspect_preference, is_preference_file
+    from engine.data.sample import read_sample
+    from webui.forms.datasets import example_segments
+
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(STRINGS) + "\n" for _ in range(3)), encoding="utf-8")
+    sample = read_sample(path)
+    assert is_preference_file(sample)
+    report = inspect_preference(DataConfig(path=str(path)), sample, tokenizer, cutoff_len=512)
+    assert (report["format"], report["rows"], report["over_cutoff"]) == ("preference", 3, 0)
+    [tokens], _ = tokenize_pairs(normalise_pairs([STRINGS], "pairs.jsonl"), tokenizer, 512, "truncate")
+    assert report["lengths"] == [len(tokens["prompt_ids"]) + max(len(tokens["chosen_ids"]),
+                                                                 len(tokens["rejected_ids"]))] * 3
+    for side in ("chosen", "rejected"):
+        trained = [text for text, label in example_segments({"example": report["pair"][side]}) if label]
+        assert len(trained) == 1 and trained[0] == tokenizer.decode(tokens[f"{side}_ids"])
+        assert trained[0].startswith(STRINGS[side])
+    kto = tmp_path / "kto.jsonl"
+    kto.write_text("".join(json.dumps({"prompt": "Hi", "completion": c, "label": c == "Hello."}) + "\n"
+                           for c in ("Hello.", "Go away.")), encoding="utf-8")
+    shown = inspect_preference(DataConfig(path=str(kto)), read_sample(kto), tokenizer)
+    assert shown["format"] == "kto" and shown["pair"]["label"] is True and "completion" in shown["pair"]

@@ -19,7 +19,7 @@ MAX_FUNCTION_LINES = 100
 WEBUI_MAY_IMPORT = {
     "engine.config", "engine.datapaths", "engine.errors", "engine.sampling", "engine.__main__",
     "engine.jobs.rundir", "engine.jobs.events", "engine.jobs.failures", "engine.jobs.outputs", "engine.config_migrate",
-    "engine.config_stage", "engine.config_eval", "engine.config_read",
+    "engine.config_stage", "engine.config_eval", "engine.config_read", "engine.data.pairfile",
     "engine.jobs.kinds",
     "engine.model.shapes", "engine.model.config_json",
     "engine.serve.examples", "engine.serve.hosts",

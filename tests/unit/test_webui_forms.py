@@ -138,8 +138,12 @@ def test_save_form_to_yaml_and_load_it_back(tmp_path: Path, data_file: Path):
         h.load_saved_config(ctx, tab, "/etc/passwd")
 
 
-def test_a_config_of_a_stage_the_form_cannot_show_is_refused_with_the_command(tmp_path: Path, data_file: Path):
-    """Loading a DPO config into the form would drop train.stage and Start would train SFT on pairs: refused."""
+def test_a_preference_config_loads_into_the_form_with_its_stage_options_and_starting_run(tmp_path: Path,
+                                                                                         data_file: Path):
+    """A saved DPO config that starts from a finished run loads into the form keeping train.stage, its options and
+    model.adapter; the form then writes the same YAML back (nothing dropped, so Start trains what was saved)."""
+    import yaml
+
     from webui.context import AppContext
     from webui.tabs.train import handlers as h
 
@@ -147,14 +151,39 @@ def test_a_config_of_a_stage_the_form_cannot_show_is_refused_with_the_command(tm
     tab = train_tab(ctx)
     dataset = ctx.uploads / "d.jsonl"
     dataset.write_text(data_file.read_text())
-    args = ["tiny", str(dataset), [], "auto", "lora", *forms.widget_values(forms.defaults())]
+    sft = ctx.runs.runs_dir / "my-sft"
+    (sft / "adapter").mkdir(parents=True)
+    values = {**forms.defaults(), ff.STAGE: "dpo", ff.BETA: 0.25, ff.LOSS_TYPE: "ipo", ff.RPO_ALPHA: 1.0,
+              ff.SIMPO_GAMMA: 0.9, ff.ADAPTER: str(sft)}
+    args = ["tiny", str(dataset), [], "auto", "lora", *forms.widget_values(values)]
     h.save_config(ctx, "dpo", *args)
-    saved = ctx.configs / "dpo.yaml"
-    assert "  stage: sft\n" in saved.read_text()
-    saved.write_text(saved.read_text().replace("  stage: sft\n", "  stage: dpo\n", 1))
-    with pytest.raises(Exception, match=r"dpo\.yaml trains stage dpo, which the Train form cannot show yet: "
-                                        r"start it with `python launch\.py train "):
-        h.load_saved_config(ctx, tab, str(saved))
+    saved = yaml.safe_load((ctx.configs / "dpo.yaml").read_text())
+    assert saved["model"]["adapter"] == str(sft)
+    assert {k: saved["train"][k] for k in ("stage", "beta", "loss_type", "rpo_alpha", "simpo_gamma")} == {
+        "stage": "dpo", "beta": 0.25, "loss_type": "ipo", "rpo_alpha": 1.0, "simpo_gamma": 0.5}  # not DPO's: default
+    loaded = h.load_saved_config(ctx, tab, str(ctx.configs / "dpo.yaml"))
+    widgets = tab.widgets
+    assert unwrapped(loaded[widgets[ff.ADAPTER]]) == str(sft)
+    assert [loaded[widgets[f]] for f in (ff.STAGE, ff.BETA, ff.LOSS_TYPE)] == ["dpo", 0.25, "ipo"]
+    again = [unwrapped(loaded[widget]) for widget in tab.form_inputs()]
+    assert h.preview(ctx, tab.config, "dpo", *again)[tab.config.yaml] == (ctx.configs / "dpo.yaml").read_text()
+
+
+def test_the_stage_shows_only_its_options_and_says_where_the_method_cannot_train_it(tab):
+    from webui.tabs.train import handlers as h
+
+    for stage, names in {"sft": set(), "dpo": {"beta", "loss_type", "label_smoothing", "rpo_alpha",
+                                               "max_prompt_length"},
+                         "simpo": {"beta", "simpo_gamma", "max_prompt_length"},
+                         "kto": {"beta", "desirable_weight", "undesirable_weight", "max_prompt_length"}}.items():
+        updates = h.stage_visibility(tab.method, stage, "lora")
+        shown = {f.name for f in ff.STAGE_OPTION_FIELDS if updates[tab.method.stage[f]]["visible"]}
+        assert shown == names, stage
+        assert updates[tab.method.stage_note] == ""
+    assert "method 'prefix' cannot train a preference stage" in h.stage_visibility(tab.method, "dpo", "prefix")[
+        tab.method.stage_note]
+    assert "method 'full' cannot train DPO yet" in h.stage_visibility(tab.method, "dpo", "full")[tab.method.stage_note]
+    assert h.stage_visibility(tab.method, "orpo", "full")[tab.method.stage_note] == ""
 
 
 def test_each_runs_config_is_offered_newest_first_and_fills_the_form(tmp_path: Path, data_file: Path):
@@ -316,7 +345,7 @@ def changed(field: ff.FormField):
     if field.kind in ("integer", "number"):
         return (field.default or 0) + 3
     return {ff.TARGET_MODULES: "q_proj, v_proj", ff.PROMPT_TUNING_INIT_TEXT: "Hello",
-            ff.METRIC_FOR_BEST: "eval_rewards/accuracies"}[field]
+            ff.METRIC_FOR_BEST: "eval_rewards/accuracies", ff.ADAPTER: "/runs/sft"}[field]
 
 
 @pytest.mark.parametrize("method", METHOD_NAMES)
@@ -324,11 +353,13 @@ def test_every_option_round_trips_keyed_by_its_object(data_file, method):
     """Every widget value the chosen method uses reaches the config and comes back to the same widget (keyed by
     the field objects); the options the method does not show keep their defaults."""
     values = {**forms.defaults(), **{field: changed(field) for field in ff.FIELDS}, ff.STOP_BY: "steps", ff.BITS: 8}
+    values[ff.STAGE] = {"lora": "simpo", "dora": "kto", "qlora": "orpo", "full": "orpo"}.get(method, "pretrain")
     config = make(values, data_file, method=method)
     back = forms.from_config(config)
-    shown = set(ff.METHOD_OPTIONS[method])
+    shown = set(ff.METHOD_OPTIONS[method]) | set(ff.STAGE_OPTIONS[values[ff.STAGE]])
+    assert config.train.stage == values[ff.STAGE]
     for option in ff.OPTIONS:
-        used = option not in ff.METHOD_WIDGETS or option in shown
+        used = option not in (*ff.METHOD_WIDGETS, *ff.STAGE_OPTION_FIELDS) or option in shown
         expected = values[option] if used else forms.defaults()[option]
         assert back[option] == (pytest.approx(expected) if isinstance(expected, float) else expected), option.key
 
@@ -390,3 +421,26 @@ def test_a_slider_recreated_for_a_session_still_brings_a_typed_number_into_its_r
     built = gr.Slider(8, 100, value=10, step=1, render=False)
     again = built.__class__(**{**built.constructor_args, "render": False})
     assert [again.preprocess(typed) for typed in (1, 50, 1000)] == [8, 50, 100]
+
+
+def test_a_pair_shows_its_chosen_and_rejected_sides_side_by_side(tab):
+    """The inspection of a pairs file fills the example with the chosen side and the box beside it with the
+    rejected side, each with its trained span; an SFT file's example hides the second box."""
+    from webui.tabs.train import data as train_data
+
+    side = {"text": "<user>Hi</user><bot>Hello.</bot>", "spans": [[20, 26]]}
+    report = {"pair": {"chosen": side, "rejected": {**side, "text": side["text"].replace("Hello", "Go aw")}}}
+    shown = train_data.pair_view(tab.data, report, None)
+    assert shown[tab.data.example]["visible"] and shown[tab.data.rejected]["visible"]
+    assert ("Hello.", "trained") in shown[tab.data.example]["value"]
+    assert ("Go aw.", "trained") in shown[tab.data.rejected]["value"]
+    assert shown[tab.data.rejected]["label"].startswith("Rejected")
+    sft = train_data.pair_view(tab.data, {"example": side}, None)
+    assert sft[tab.data.rejected] == {"__type__": "update", "visible": False}
+
+
+def test_an_untouched_rpo_alpha_is_off(data_file):
+    """The RPO weight's box shows 0 for off and 0 reads back as off (None), not as an RPO loss of weight 0."""
+    config = make({ff.STAGE: "dpo", ff.RPO_ALPHA: 0}, data_file)
+    assert config.train.rpo_alpha is None and forms.from_config(config)[ff.RPO_ALPHA] == 0
+    assert make({ff.STAGE: "dpo", ff.RPO_ALPHA: 1.0}, data_file).train.rpo_alpha == 1.0

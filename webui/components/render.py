@@ -139,8 +139,17 @@ def runs_rows(infos: list[RunInfo], text: Callable[..., str] = _english) -> list
             return text("runs.damaged", reason=info.error or "")
         return state_label(info.state, text)
 
-    return [[i.name, status(i), i.method, i.model.rsplit("/", 1)[-1], i.dataset, num(i.train_loss),
+    return [[i.name, status(i), method_cell(i, text), i.model.rsplit("/", 1)[-1], i.dataset, num(i.train_loss),
              num(i.eval_loss), duration(i.wall_s)] for i in infos]
+
+
+def method_cell(info: RunInfo, text: Callable[..., str] = _english) -> str:
+    """The method, with the stage where it is not plain SFT and the run it started from (model.adapter), so an
+    SFT -> DPO chain reads in the table: "lora · dpo, from my-sft"."""
+    cell = info.method if info.stage == "sft" else f"{info.method} · {info.stage}"
+    if info.start:
+        cell += text("runs.started_from", run=info.start.rstrip("/").rsplit("/", 1)[-1])
+    return cell
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pydantic.fields import FieldInfo
 
 from engine.config import METHOD_OPTIONS as ENGINE_METHOD_OPTIONS
 from engine.config import DataConfig, MethodConfig, ModelConfig, RunConfig, TrainConfig, choices, field_help
+from engine.config_stage import STAGE_OPTIONS as ENGINE_STAGE_OPTIONS
 from engine.sampling import SamplingConfig
 
 # Each schema section a FormField may edit, and its key's stem (a RunConfig attribute, except the Chat tab's
@@ -54,7 +55,7 @@ class FormField:
 
     @property
     def optional(self) -> bool:
-        """A number the schema allows to be None; its widget shows 0 for None ("off / default")."""
+        """A value the schema allows to be None; a number's widget shows 0 for None ("off / default")."""
         return type(None) in typing.get_args(self.info.annotation)
 
     @property
@@ -66,7 +67,7 @@ class FormField:
     @property
     def default(self) -> Any:
         value = self.info.get_default(call_default_factory=True)
-        return 0 if value is None and self.kind == "integer" else value
+        return 0 if value is None and self.kind in ("integer", "number") else value
 
     @property
     def choices(self) -> tuple[Any, ...]:
@@ -77,7 +78,7 @@ class FormField:
 
     @property
     def minimum(self) -> float | None:
-        if self.optional and self.kind == "integer":
+        if self.optional and self.kind in ("integer", "number"):
             return 0
         for meta in self.info.metadata:
             for attr in ("ge", "gt"):
@@ -139,6 +140,18 @@ PROMPT_TUNING_INIT_TEXT = FormField(MethodConfig, "prompt_tuning_init_text")
 ENCODER_REPARAMETERIZATION_TYPE = FormField(MethodConfig, "encoder_reparameterization_type")
 FREEZE_TRAINABLE_LAYERS = FormField(MethodConfig, "freeze_trainable_layers")
 
+# The training stage (Method section) with its options, and the finished run a run starts from (model.adapter).
+STAGE = FormField(TrainConfig, "stage")
+ADAPTER = FormField(ModelConfig, "adapter")  # a dropdown of finished runs, "" for none (webui/tabs/train/panels.py)
+BETA = FormField(TrainConfig, "beta")
+LOSS_TYPE = FormField(TrainConfig, "loss_type")
+LABEL_SMOOTHING = FormField(TrainConfig, "label_smoothing")
+RPO_ALPHA = FormField(TrainConfig, "rpo_alpha")
+SIMPO_GAMMA = FormField(TrainConfig, "simpo_gamma")
+DESIRABLE_WEIGHT = FormField(TrainConfig, "desirable_weight")
+UNDESIRABLE_WEIGHT = FormField(TrainConfig, "undesirable_weight")
+MAX_PROMPT_LENGTH = FormField(TrainConfig, "max_prompt_length")
+
 EPOCHS = FormField(TrainConfig, "epochs")
 MAX_STEPS = FormField(TrainConfig, "max_steps")
 LEARNING_RATE = FormField(TrainConfig, "learning_rate")
@@ -180,7 +193,10 @@ TRAIN_FIELDS = (EPOCHS, MAX_STEPS, LEARNING_RATE, BATCH_SIZE, GRADIENT_ACCUMULAT
 ADVANCED_FIELDS = (OVERLENGTH, REASONING, MAX_SAMPLES, OPTIM, WEIGHT_DECAY, MAX_GRAD_NORM, LOGGING_STEPS, EVAL_STEPS,
                    METRIC_FOR_BEST, EARLY_STOPPING_PATIENCE, SAVE_TOTAL_LIMIT, GRADIENT_CHECKPOINTING, PACKING, KERNELS,
                    DTYPE, TRUST_REMOTE_CODE, REPORT_TO)
-FIELDS: tuple[FormField, ...] = METHOD_FIELDS + TRAIN_FIELDS + ADVANCED_FIELDS
+STAGE_OPTION_FIELDS = (BETA, LOSS_TYPE, LABEL_SMOOTHING, RPO_ALPHA, SIMPO_GAMMA, DESIRABLE_WEIGHT,
+                       UNDESIRABLE_WEIGHT, MAX_PROMPT_LENGTH)
+STAGE_FIELDS = (STAGE, ADAPTER, *STAGE_OPTION_FIELDS)  # the stage part of the Method section
+FIELDS: tuple[FormField, ...] = METHOD_FIELDS + TRAIN_FIELDS + ADVANCED_FIELDS + STAGE_FIELDS
 METHOD_WIDGETS: tuple[Option, ...] = (*METHOD_FIELDS, BITS)  # everything the method panel holds
 # Every option widget, in the order the Train tab passes their values to handlers (after model, dataset, format
 # and method): the one ordered tuple that forms.from_widgets zips with, strictly.
@@ -192,6 +208,11 @@ _BY_NAME: dict[str, Option] = {**{f.name: f for f in METHOD_FIELDS}, "bits": BIT
 # every other method option keeps its default.
 METHOD_OPTIONS: dict[str, tuple[Option, ...]] = {
     method: tuple(_BY_NAME[name] for name in names) for method, names in ENGINE_METHOD_OPTIONS.items()}
+
+_STAGE_BY_NAME: dict[str, FormField] = {f.name: f for f in STAGE_OPTION_FIELDS}
+# Which options each stage shows: engine.config_stage.STAGE_OPTIONS (the options each stage reads), as widgets.
+STAGE_OPTIONS: dict[str, tuple[FormField, ...]] = {
+    stage: tuple(_STAGE_BY_NAME[name] for name in names) for stage, names in ENGINE_STAGE_OPTIONS.items()}
 
 # How the method options are laid out: rows that never show more than four options for any method, so no
 # label is squeezed at the page's width (tests/unit/test_webui_forms.py checks every option has exactly one place).

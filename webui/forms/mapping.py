@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from engine.config import ConfigError, MethodConfig, RunConfig, load_config, parse_config
 from webui.forms.fields import (
+    ADAPTER,
     ADVANCED_FIELDS,
     BITS,
     EPOCHS,
@@ -31,6 +32,9 @@ from webui.forms.fields import (
     PROMPT_TUNING_INIT_TEXT,
     REPLACE,
     SECTIONS,
+    STAGE,
+    STAGE_OPTION_FIELDS,
+    STAGE_OPTIONS,
     STOP_BY,
     TARGET_MODULES,
     TRAIN_FIELDS,
@@ -59,6 +63,12 @@ def visible_fields(method: str) -> dict[Option, bool]:
     return {option: option in shown for option in METHOD_WIDGETS}
 
 
+def visible_stage_fields(stage: str) -> dict[FormField, bool]:
+    """option -> visible, for every preference option, given the chosen stage (sft and pretrain show none)."""
+    shown = set(STAGE_OPTIONS.get(stage, ()))
+    return {option: option in shown for option in STAGE_OPTION_FIELDS}
+
+
 def defaults() -> Values:
     return {option: option.default for option in OPTIONS}
 
@@ -78,7 +88,7 @@ def _to_widget(field: FormField, value: Any) -> Any:
         return list(value)
     if field.is_list and isinstance(value, list):
         return ", ".join(value)
-    if value is None and field.optional and field.kind == "integer":
+    if value is None and field.optional and field.kind in ("integer", "number"):
         return 0
     return value
 
@@ -91,7 +101,7 @@ def _from_widget(field: FormField, value: Any) -> Any:
         names = [n.strip() for n in str(value or "").split(",") if n.strip()]
         return names[0] if field is TARGET_MODULES and names == ["all-linear"] else names
     kind = field.kind
-    if value is None or value == "" or (field.optional and kind == "integer" and not value):
+    if value is None or value == "" or (field.optional and kind in ("integer", "number") and not value):
         return None
     try:
         if kind == "integer" or (kind == "slider" and float(field.slider[2]).is_integer()):
@@ -124,6 +134,13 @@ def to_raw(values: Values, *, model: str, data_path: str | list[str], data_forma
         if value is None and field in (EPOCHS, LEARNING_RATE):
             continue  # left blank: the schema's default applies
         raw[SECTIONS[field.section]][field.name] = value
+    stage = values[STAGE] or STAGE.default
+    raw["train"][STAGE.name] = stage
+    for field in STAGE_OPTIONS.get(stage, ()):  # only the chosen stage's options: the others keep their defaults
+        raw["train"][field.name] = _from_widget(field, values[field])
+    adapter = _from_widget(ADAPTER, values[ADAPTER])
+    if adapter:
+        raw["model"][ADAPTER.name] = adapter
     replace = values[REPLACE] or {}  # the placeholder fields' texts, as the page keeps them
     raw["data"][REPLACE.name] = dict(replace) if isinstance(replace, dict) else replace  # else: the schema says why
     if values[STOP_BY] == "epochs":

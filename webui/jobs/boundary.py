@@ -121,12 +121,15 @@ class Boundary:
         `model` names it. A relative model name is checked against the config's own `folder` (where given)
         too, as the engine reads it; the dataset and output folder must be absolute paths (the page and the
         engine write them so), since engine processes would take a relative one against different folders. Every
-        dataset of a list data.path is checked; a hub dataset id passes, as a hub model id does."""
+        dataset of a list data.path is checked; a hub dataset id passes, as a hub model id does; model.adapter (a
+        starting run) must be an absolute path inside."""
         model = self.run_model(config, folder)
         for source in config.data.sources():
             if source.path:
                 self.run_dataset(source.path, folder)
         self.writable(absolute(config.output_dir, "output_dir"))
+        if config.model.adapter:  # the finished run it starts from (model.adapter)
+            self.readable(absolute(config.model.adapter, "model.adapter"))
         return config.model_copy(update={"model": config.model.model_copy(update={"name_or_path": model})})
 
     def run_model(self, config: RunConfig, folder: Path | None = None) -> str:

@@ -39,6 +39,8 @@ class RunInfo:
     method: str = ""
     model: str = ""
     dataset: str = ""
+    stage: str = "sft"  # train.stage
+    start: str = ""  # model.adapter: the finished run it started from (its folder), or ""
     train_loss: float | None = None
     eval_loss: float | None = None
     wall_s: float | None = None
@@ -240,6 +242,7 @@ def read_info(run: RunDir) -> RunInfo:
     try:
         config = run.read_config()
         info.method, info.model, info.dataset = config.method.name, config.model.name_or_path, config.data.name
+        info.stage, info.start = config.train.stage, config.model.adapter or ""
     except FileNotFoundError:  # an engine started from a terminal writes its status before its config
         if not holds_slot(info.state):
             info.damaged = True

@@ -31,6 +31,7 @@ from webui.jobs.chat_tools import (
     text_message,
 )
 from webui.jobs.paths import PathError
+from webui.tabs.chat_rate import RateBox, build_rate_box, wire_rate_box
 from webui.tabs.chat_serve import ServeBox, api_usage, build_serve_box, loaded_run, wire_serve_box
 
 TUNED = "tuned"
@@ -59,6 +60,7 @@ class ChatTab:
     clear: gr.Button
     api: gr.Code  # how to talk to the loaded run over the OpenAI-compatible API
     serving: ServeBox  # its Serve / Stop serving buttons and status line
+    rating: RateBox  # mark the better answer: a pair appended to a preference dataset file (webui.tabs.chat_rate)
 
 def finished_runs(ctx: AppContext) -> list[str]:
     return [i.name for i in ctx.runs.list() if i.state in ("completed", "stopped") and
@@ -243,7 +245,8 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
     with gr.Tab(t("tab.chat"), id="chat") as shown:
         with gr.Row():
             run = gr.Dropdown([], label=t("chat.run"), elem_id="wb-chat-run", scale=2)
-            adapter_dir = gr.Textbox(label=t("chat.adapter_dir"), placeholder=t("chat.adapter_dir_help"), scale=2)
+            adapter_dir = gr.Textbox(label=t("chat.adapter_dir"), placeholder=t("chat.adapter_dir_help"), scale=2,
+                                     elem_id="wb-chat-adapter-dir")
             load_btn = gr.Button(t("chat.load"), variant="primary", elem_id="wb-chat-load", scale=0)
             unload_btn = gr.Button(t("chat.unload"), scale=0)
         status = gr.Markdown(elem_id="wb-chat-status")
@@ -265,10 +268,12 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
                                       elem_id="wb-chat-tool-result")
             send = gr.Button(t("chat.send"), variant="primary", scale=0, elem_id="wb-chat-send")
             clear = gr.Button(t("chat.clear"), scale=0)
+        rating = build_rate_box()
         with gr.Accordion(t("chat.api"), open=False, elem_id="wb-chat-api-box"):
             serving = build_serve_box(ctx)
     tab = ChatTab(run, adapter_dir, load_btn, unload_btn, status, confirm_row, load_gpu, load_cpu, system, sampling,
-                  tools, side_by_side, tuned_chat, base_chat, message, tool_result, send, clear, serving.api, serving)
+                  tools, side_by_side, tuned_chat, base_chat, message, tool_result, send, clear, serving.api, serving,
+                  rating)
     # Listed as the page loads and whenever the tab is shown, before the list is opened: choices replaced while
     # the list is open show stale and doubled entries (Gradio 6).
     refresh = (bind(worker_view, ctx), None, [tab.run, tab.status, tab.api])
@@ -292,5 +297,6 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
           [tab.message, tab.tuned_chat, tab.base_chat, tab.tool_result], concurrency_limit=1, concurrency_id="chat",
           trigger_mode="always_last")
     tab.tools.blur(check_tools_box, tab.tools, None)
+    wire_rate_box(ctx, rating, tab.tuned_chat, tab.base_chat, tab.system)
     tab.clear.click(lambda: ([], [], False), None, [tab.tuned_chat, tab.base_chat, tab.tool_result])
     return tab

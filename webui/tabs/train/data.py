@@ -27,8 +27,8 @@ FITS_COLOUR, OVER_COLOUR = "#4c78a8", "#e45756"  # the token-length histogram's 
 def summary_only(panel: DataPanel, summary: str) -> dict[Any, Any]:
     """The summary line (or an error, or "inspecting") with the rest of the inspection hidden."""
     hidden = gr.update(visible=False)
-    return {panel.summary: summary, panel.preview: hidden, panel.example: hidden, panel.histogram: hidden,
-            panel.over_cutoff: hidden}
+    return {panel.summary: summary, panel.preview: hidden, panel.example: hidden, panel.rejected: hidden,
+            panel.histogram: hidden, panel.over_cutoff: hidden}
 
 
 def inspect(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, more: list[str] | None,
@@ -92,7 +92,7 @@ def inspection_view(panel: DataPanel, report: dict[Any, Any], cutoff_len: float,
     return {
         panel.summary: summary_line(report, request),
         panel.preview: gr.update(value={"headers": headers, "data": rows}, visible=True),
-        panel.example: example_view(report, request),
+        **pair_view(panel, report, request),
         panel.histogram: length_chart(lengths, int(cutoff_len or 0), request),
         panel.over_cutoff: gr.update(value=over_text, visible=bool(over_text)),
     }
@@ -130,6 +130,23 @@ def example_view(report: dict[str, Any], request: gr.Request | None) -> Any:
     labels = {"trained": trained, "cut": cut}
     segments = [(text, labels.get(label, label)) for text, label in example_segments(report)]
     return gr.update(value=segments, color_map={trained: "green", cut: "gray"}, visible=bool(report.get("example")))
+
+
+def pair_view(panel: DataPanel, report: dict[str, Any], request: gr.Request | None) -> dict[Any, Any]:
+    """The example: one row as the model sees it; for a preference file, its first pair's chosen and rejected
+    sides side by side (each rendered through the template, the reply's trained span in green); a KTO row's one
+    reply, labelled good or bad."""
+    pair = report.get("pair")
+    if not pair:
+        return {panel.example: example_view(report, request), panel.rejected: gr.update(visible=False)}
+    if "completion" in pair:
+        label = message(request, "train.good_reply" if pair.get("label") else "train.bad_reply")
+        shown = example_view({"example": pair["completion"]}, request)
+        return {panel.example: {**shown, "label": label}, panel.rejected: gr.update(visible=False)}
+    chosen = example_view({"example": pair["chosen"]}, request)
+    rejected = example_view({"example": pair["rejected"]}, request)
+    return {panel.example: {**chosen, "label": message(request, "train.chosen")},
+            panel.rejected: {**rejected, "label": message(request, "train.rejected")}}
 
 
 def length_chart(lengths: list[int], cutoff_len: int, request: gr.Request | None) -> Any:

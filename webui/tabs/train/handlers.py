@@ -20,11 +20,12 @@ from webui.components.widgets import bits_radio_choices
 from webui.context import AppContext
 from webui.forms import mapping as forms
 from webui.forms.datasets import dataset_choices, store_upload
-from webui.forms.fields import BITS, EPOCHS, MAX_STEPS, OPTIONS
+from webui.forms.fields import ADAPTER, BITS, EPOCHS, MAX_STEPS, OPTIONS
 from webui.forms.models import hub_offline, model_info
 from webui.i18n import failure, message, words
+from webui.jobs.boundary import ADAPTER_CONFIG
 from webui.jobs.paths import PathError, safe_name
-from webui.tabs.train.panels import ConfigPanel, MethodPanel, TrainingPanel, TrainTab
+from webui.tabs.train.panels import ConfigPanel, MethodPanel, TrainingPanel, TrainTab, stage_note_text
 
 NEW_RUN = "NEW_RUN"
 
@@ -63,7 +64,6 @@ class Form:
         return ctx.boundary.config(config)
 
 
-FORM_STAGES = ("sft", "pretrain")  # what the Train form trains today (pretrain: a text-format dataset)
 
 def plot_titles(request: gr.Request) -> Any:
     """Axis and legend titles of a loss plot in the visitor's language (the data columns stay step/loss/series)."""
@@ -113,6 +113,29 @@ def method_visibility(panel: MethodPanel, method: str, bits: Any) -> dict[Any, A
     updates[panel.bits] = gr.update(visible=shown[BITS], choices=bits_radio_choices(method),
                                     value=forms.bits_for(method, bits))
     return updates
+
+
+def stage_visibility(panel: MethodPanel, stage: str, method: str) -> dict[Any, Any]:
+    """Show the chosen stage's options only, and say where the chosen method cannot train it."""
+    shown = forms.visible_stage_fields(stage or "sft")
+    updates: dict[Any, Any] = {panel.stage[field]: gr.update(visible=visible) for field, visible in shown.items()}
+    updates[panel.stage_note] = stage_note_text(stage or "sft", method or "lora")
+    return updates
+
+
+def start_runs(ctx: AppContext) -> list[tuple[str, str]]:
+    """The finished runs a run may start from (model.adapter): completed, with an adapter, newest first."""
+    return [(f"{info.name} ({info.method}, {info.model.rstrip('/').split('/')[-1]})", str(info.path))
+            for info in ctx.runs.list()
+            if info.state == "completed" and not info.damaged and (info.path / "adapter" / ADAPTER_CONFIG).is_file()]
+
+
+def list_start_runs(ctx: AppContext, chosen: str | None) -> Any:
+    """The starting-run dropdown's choices as the workspace holds them now (the chosen one stays chosen)."""
+    listed = [(message(None, "train.no_start_run"), ""), *start_runs(ctx)]
+    if chosen and chosen not in {value for _, value in listed}:
+        listed.append((chosen, chosen))
+    return gr.update(choices=listed)
 
 
 def stop_by_shown(panel: TrainingPanel, stop_by: str) -> dict[Any, Any]:
@@ -177,20 +200,11 @@ def load_saved_config(ctx: AppContext, tab: TrainTab, path: str | None,
         return form_filled(ctx, tab, config)
     except (ConfigError, PathError) as error:
         raise failure(request, " ".join(getattr(error, "issues", [str(error)]))) from None
-    except StageNotOnPageError:  # the form would drop it, and Start would train another stage
-        raise failure(request, message(request, "msg.stage_not_on_page", name=Path(path).name,
-                                       stage=config.train.stage, path=path)) from None
-
-
-class StageNotOnPageError(Exception):
-    """A config of a stage the form does not train (the caller says so in the visitor's language)."""
 
 
 def form_filled(ctx: AppContext, tab: TrainTab, config: RunConfig) -> dict[Any, Any]:
-    """The form's values for `config`: model, datasets, format, method, then every option. PathError for a dataset
-    outside the boundary, StageNotOnPageError for a stage the form does not train."""
-    if config.train.stage not in FORM_STAGES:
-        raise StageNotOnPageError(config.train.stage)
+    """The form's values for `config`: model, datasets, format, method, then every option (the stage, its options
+    and the starting run included). PathError for a dataset outside the boundary."""
     data = [ctx.boundary.dataset(source.path) for source in config.data.sources()]
     choices = dataset_choices(ctx.uploads, ctx.assets)
     listed = {value for _, value in choices}
@@ -198,6 +212,9 @@ def form_filled(ctx: AppContext, tab: TrainTab, config: RunConfig) -> dict[Any, 
     values = forms.from_config(config)
     # the bits radio gets the loaded method's choices with its value, so the two never disagree
     values[BITS] = gr.update(value=values[BITS], choices=bits_radio_choices(config.method.name))
+    if config.model.adapter:  # the starting run, listed where the dropdown does not list it yet
+        values[ADAPTER] = gr.update(value=config.model.adapter, choices=list_start_runs(
+            ctx, config.model.adapter)["choices"])
     widgets = tab.widgets
     return {tab.model.name: config.model.name_or_path, tab.data.dataset: gr.update(choices=choices, value=data[0]),
             tab.data.more: gr.update(choices=choices, value=data[1:]), tab.data.data_format: config.data.format,

@@ -11,23 +11,34 @@ from dataclasses import dataclass
 import gradio as gr
 
 from engine.config import DATA_EXTENSIONS, DataConfig, MethodConfig, RunConfig, choices
+from engine.config_stage import STAGE_TITLES, STAGES, StageOptions, stage_problems
 from webui.components.confirm import Confirm, build_confirm
 from webui.components.plots import colour_state
 from webui.components.render import loss_frame
-from webui.components.widgets import bits_radio, field_widget, stop_by_radio
+from webui.components.widgets import bits_radio, field_widget, labelled, stop_by_radio
 from webui.context import AppContext
 from webui.forms import mapping as forms
 from webui.forms.datasets import dataset_choices
 from webui.forms.fields import (
+    ADAPTER,
     ADVANCED_FIELDS,
+    BETA,
     BITS,
+    DESIRABLE_WEIGHT,
     EPOCHS,
+    LABEL_SMOOTHING,
+    LOSS_TYPE,
+    MAX_PROMPT_LENGTH,
     MAX_STEPS,
     METHOD_ROWS,
     OPTIONS,
     REPLACE,
+    RPO_ALPHA,
+    SIMPO_GAMMA,
+    STAGE,
     STOP_BY,
     TRAIN_FIELDS,
+    UNDESIRABLE_WEIGHT,
     FormField,
     Option,
 )
@@ -54,7 +65,8 @@ class DataPanel:
     data_format: gr.Dropdown
     summary: gr.HTML
     preview: gr.Dataframe
-    example: gr.HighlightedText
+    example: gr.HighlightedText  # a preference file's: the first pair's chosen side
+    rejected: gr.HighlightedText  # a preference file's first pair's rejected side, beside the chosen one
     histogram: gr.BarPlot
     over_cutoff: gr.Markdown
     placeholders: PlaceholderPanel  # a text field for each {{name}} in the data: data.replace
@@ -66,6 +78,8 @@ class MethodPanel:
     bits: gr.Radio  # quantization: its choices follow the method (qlora: 4 or 8 bits)
     options: dict[FormField, Component]  # every method option's widget, shown or not
     trainable: gr.Markdown
+    stage: dict[FormField, Component]  # train.stage, model.adapter (the starting run) and every stage option
+    stage_note: gr.Markdown  # where the chosen method cannot train the chosen stage: the engine's sentence
 
 
 @dataclass
@@ -117,7 +131,7 @@ class TrainTab:
     def widgets(self) -> dict[Option, Component]:
         """Every option's widget, keyed by the option (webui.forms.fields)."""
         return {STOP_BY: self.training.stop_by, BITS: self.method.bits, **self.method.options,
-                **self.training.options, REPLACE: self.data.placeholders.mapping}
+                **self.training.options, REPLACE: self.data.placeholders.mapping, **self.method.stage}
 
     def form_inputs(self) -> list[Component]:
         """The inputs every handler that reads the form takes: model, dataset, more datasets, format, method, then
@@ -156,16 +170,43 @@ def build_data_panel(ctx: AppContext, starter: RunConfig | None) -> DataPanel:
     with gr.Row():
         example = gr.HighlightedText(label=t("train.example"), color_map={"trained": "green"}, visible=False,
                                      elem_id="wb-example", scale=3)
+        rejected = gr.HighlightedText(label=t("train.rejected"), color_map={"trained": "green"}, visible=False,
+                                      elem_id="wb-example-rejected", scale=3)
         # bin labels turned so that a dozen ranges like "1025–1152" stay readable side by side; bars start at 0
         histogram = gr.BarPlot(x="tokens", y="rows", color="fits", label=t("train.lengths"), visible=False,
                                sort=None, x_label_angle=-45, y_lim=[0, None], elem_id="wb-lengths", scale=2)
     over_cutoff = gr.Markdown(visible=False, elem_id="wb-over-cutoff")
     return DataPanel(upload=upload, dataset=dataset, more=more, data_format=data_format, summary=summary,
-                     preview=preview, example=example, histogram=histogram, over_cutoff=over_cutoff,
+                     preview=preview, example=example, rejected=rejected, histogram=histogram, over_cutoff=over_cutoff,
                      placeholders=placeholders)
 
 
-def build_method_panel(start: forms.Values, starter: RunConfig | None) -> MethodPanel:
+STAGE_ROWS = ((BETA, LOSS_TYPE, LABEL_SMOOTHING, RPO_ALPHA),
+              (SIMPO_GAMMA, DESIRABLE_WEIGHT, UNDESIRABLE_WEIGHT, MAX_PROMPT_LENGTH))
+
+
+def build_stage_widgets(start: forms.Values, runs: list[tuple[str, str]]) -> dict[FormField, Component]:
+    """The stage, the starting run (a finished run of this base, or none) and the chosen stage's options."""
+    widgets: dict[FormField, Component] = {}
+    with gr.Row(equal_height=False):
+        widgets[STAGE] = gr.Dropdown([(f"{stage} ({STAGE_TITLES[stage]})", stage) for stage in STAGES],
+                                     value=start[STAGE], **labelled(STAGE, True, 220))
+        chosen = start[ADAPTER] or ""
+        listed = [(t("train.no_start_run"), ""), *runs]
+        if chosen and chosen not in {value for _, value in listed}:
+            listed.append((chosen, chosen))
+        widgets[ADAPTER] = gr.Dropdown(listed, value=chosen, allow_custom_value=True,
+                                       **labelled(ADAPTER, True, 220))
+    shown = forms.visible_stage_fields(start[STAGE])
+    for row in STAGE_ROWS:
+        with gr.Row(equal_height=False):
+            for field in row:
+                widgets[field] = field_widget(field, start[field], visible=shown[field], min_width=220)
+    return widgets
+
+
+def build_method_panel(start: forms.Values, starter: RunConfig | None,
+                       runs: list[tuple[str, str]] = ()) -> MethodPanel:
     method = starter.method.name if starter else "lora"
     name = gr.Dropdown(list(choices(MethodConfig, "name")), value=method, label=t("field.method.name"),
                        info=t("help.method.name"), elem_id="wb-method")
@@ -180,7 +221,16 @@ def build_method_panel(start: forms.Values, starter: RunConfig | None) -> Method
                 else:
                     options[option] = field_widget(option, start[option], visible=shown[option], min_width=220)
     trainable = gr.Markdown(elem_id="wb-trainable")
-    return MethodPanel(name=name, bits=bits, options=options, trainable=trainable)
+    stage = build_stage_widgets(start, list(runs))
+    stage_note = gr.Markdown(stage_note_text(start[STAGE], method), elem_id="wb-stage-note")
+    return MethodPanel(name=name, bits=bits, options=options, trainable=trainable, stage=stage,
+                       stage_note=stage_note)
+
+
+def stage_note_text(stage: str, method: str) -> str:
+    """Why `method` cannot train `stage` (the engine's sentences), or "" where it can."""
+    issues = stage_problems(StageOptions(stage=stage), method, [])
+    return "\n".join(f"<span class='wb-error'>{issue}</span>" for issue in issues)
 
 
 def build_training_panel(start: forms.Values) -> TrainingPanel:

@@ -23,7 +23,7 @@ import yaml
 from engine.config import ConfigError, parse_config
 from webui.context import AppContext
 from webui.jobs.paths import PathError
-from webui.tabs.train.handlers import StageNotOnPageError, form_filled
+from webui.tabs.train.handlers import form_filled
 from webui.tabs.train.panels import TrainTab
 
 STORAGE_KEY = "workbench-train-form"
@@ -57,6 +57,6 @@ def restore(ctx: AppContext, tab: TrainTab, kept: str | None) -> dict[Any, Any]:
         return unchanged
     try:
         return form_filled(ctx, tab, parse_config(yaml.safe_load(kept)))
-    except (yaml.YAMLError, ConfigError, PathError, StageNotOnPageError) as error:
+    except (yaml.YAMLError, ConfigError, PathError) as error:
         log.info("the form kept in a browser no longer fits (%s): the page opens with its defaults", error)
         return unchanged

@@ -12,7 +12,16 @@ from webui.components.widgets import clamp_note
 from webui.components.wiring import bind
 from webui.context import AppContext
 from webui.forms import mapping as forms
-from webui.forms.fields import COUNT_FIELDS, CUTOFF_LEN, EPOCHS, MAX_STEPS, OVERLENGTH
+from webui.forms.fields import (
+    ADAPTER,
+    COUNT_FIELDS,
+    CUTOFF_LEN,
+    EPOCHS,
+    MAX_STEPS,
+    OVERLENGTH,
+    STAGE,
+    STAGE_OPTION_FIELDS,
+)
 from webui.i18n import t
 from webui.tabs.train import count as train_count
 from webui.tabs.train import data as train_data
@@ -41,7 +50,7 @@ def build_train_tab(ctx: AppContext, app: gr.Blocks) -> TrainTab:
         with gr.Accordion(t("train.data"), open=True):
             data = build_data_panel(ctx, starter)
         with gr.Accordion(t("train.method"), open=True):
-            method = build_method_panel(start, starter)
+            method = build_method_panel(start, starter, h.start_runs(ctx))
         with gr.Accordion(t("train.training"), open=True):
             training = build_training_panel(start)
         config = build_config_panel(h.config_choices(ctx), remember.remembered_form(ctx))
@@ -55,6 +64,10 @@ def build_train_tab(ctx: AppContext, app: gr.Blocks) -> TrainTab:
     # (not when the list is opened: see webui.tabs.chat)
     for shown_event in (shown.select, config.panel.expand):
         shown_event(bind(h.list_configs, ctx), None, config.saved, show_progress="hidden")
+    start_run = method.stage[ADAPTER]  # runs finished since the page loaded can be started from
+    gr.on([app.load, shown.select], bind(h.list_start_runs, ctx), start_run, start_run, show_progress="hidden")
+    # pairs rated in the Chat tab since the page loaded are listed (with their count) when the tab is shown again
+    shown.select(bind(h.list_datasets, ctx), None, [data.dataset, data.more], show_progress="hidden")
     wire_monitor(ctx, tab, app)
     return tab
 
@@ -83,7 +96,7 @@ def inspection(ctx: AppContext, tab: TrainTab) -> dict[str, Any]:
     return {"fn": bind(bind(train_data.inspect, ctx), data),
             "inputs": [tab.model.name, data.dataset, data.more, data.data_format, options[CUTOFF_LEN],
                        options[OVERLENGTH], data.placeholders.mapping],
-            "outputs": [data.summary, data.preview, data.example, data.histogram, data.over_cutoff,
+            "outputs": [data.summary, data.preview, data.example, data.rejected, data.histogram, data.over_cutoff,
                         *data.placeholders.outputs]}
 
 
@@ -96,6 +109,10 @@ def wire_form(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
     # method, and gradio refuses a value that is not among them.
     method_shown = method.name.change(bind(h.method_visibility, method), [method.name, method.bits],
                                       [*method.options.values(), method.bits])
+    # the stage shows its own options; where the method cannot train it, the note says so
+    gr.on([app.load, method.stage[STAGE].change, method.name.change], bind(h.stage_visibility, method),
+          [method.stage[STAGE], method.name], [*(method.stage[f] for f in STAGE_OPTION_FIELDS), method.stage_note],
+          show_progress="hidden")
     plan_triggers = [app.load, tab.model.name.change, tab.data.dataset.change] + [
         method.options[field].change for field in COUNT_FIELDS]
     # Every change starts its own count at once (most are counted from config.json in microseconds); an answer
