@@ -228,7 +228,7 @@ def check_memory(config: RunConfig, model: Any, trainable: int, lengths: list[in
     bound = pack_len(config, model) if packing else None
     chunked = config.train.stage not in PREFERENCE_STAGES and logits.plan(model)[0] is not None  # as the trainer's
     step = preflight.estimate(model, trainable, lengths, config.train.batch_size * sequences, packing, bound,
-                              config.method, chunked=chunked)
+                              config.method, chunked=chunked, config=config)
     available, where = preflight.available_memory()
     return preflight.check_fits(step, available, where, config.train.batch_size, config.train.cutoff_len, packing,
                                 config.method)

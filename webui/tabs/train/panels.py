@@ -66,6 +66,7 @@ class MethodPanel:
     bits: gr.Radio  # quantization: its choices follow the method (qlora: 4 or 8 bits)
     options: dict[FormField, Component]  # every method option's widget, shown or not
     trainable: gr.Markdown
+    estimate: gr.Markdown  # memory and time before Start, with a verdict (webui/tabs/train/estimate.py)
 
 
 @dataclass
@@ -180,7 +181,8 @@ def build_method_panel(start: forms.Values, starter: RunConfig | None) -> Method
                 else:
                     options[option] = field_widget(option, start[option], visible=shown[option], min_width=220)
     trainable = gr.Markdown(elem_id="wb-trainable")
-    return MethodPanel(name=name, bits=bits, options=options, trainable=trainable)
+    estimate = gr.Markdown(elem_id="wb-estimate")
+    return MethodPanel(name=name, bits=bits, options=options, trainable=trainable, estimate=estimate)
 
 
 def build_training_panel(start: forms.Values) -> TrainingPanel:
