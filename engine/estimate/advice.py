@@ -18,6 +18,7 @@ from typing import Any
 from engine.config import RunConfig
 from engine.estimate.memory import ACCURACY, GIB, MemoryEstimate
 
+ADVICE = "advice.json"  # in a run folder: the advice of the engine's refusal, for the Runs tab
 Estimator = Callable[[RunConfig], MemoryEstimate | None]
 
 
@@ -46,6 +47,19 @@ class Advice:
             rows = f", the same {batch * accumulation} rows per update"
         fits = f" fits in about {self.estimate.total / GIB:.1f} GiB" if self.estimate is not None else " fits"
         return f"set {', '.join(said)}: the estimate says it{fits}{rows}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"changes": {key: list(pair) for key, pair in self.changes.items()}, "cutoff": self.cutoff,
+                "sentence": self.sentence(), "estimate_bytes": self.estimate.total if self.estimate else None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Advice:
+        """The advice as to_json wrote it (RUN/advice.json); only train.* keys the schema knows are kept."""
+        known = set(RunConfig.model_fields["train"].annotation.model_fields)  # type: ignore[union-attr]
+        changes = {str(key): (pair[0], pair[1]) for key, pair in dict(data.get("changes") or {}).items()
+                   if key in known and isinstance(pair, list) and len(pair) == 2}
+        cutoff = data.get("cutoff")
+        return cls(changes, None, cutoff if isinstance(cutoff, int) else None)
 
     def diff(self) -> str:
         """The changes as a config diff (YAML keys under train:), and the cutoff offered as a comment."""
@@ -81,25 +95,48 @@ def candidates(config: RunConfig) -> list[dict[str, tuple[Any, Any]]]:
     return found
 
 
-def suggest(config: RunConfig, estimator: Estimator, free: int) -> Advice | None:
-    """The least change whose estimate fits `free` bytes with ACCURACY to spare; None where none does (then a
+def fits(found: MemoryEstimate | None, free: int, already: int = 0) -> bool:
+    """Whether the estimate, less the `already` bytes in memory (the loaded weights, the running process), fits
+    `free` bytes with ACCURACY to spare."""
+    return found is not None and (found.total - already) * (1 + ACCURACY) <= free
+
+
+def suggest(config: RunConfig, estimator: Estimator, free: int, already: int = 0) -> Advice | None:
+    """The least change whose estimate fits `free` bytes beside `already` (fits); None where none does (then a
     smaller model, another method or a shorter cutoff is the user's choice: `Advice.cutoff` where one fits)."""
     for change in candidates(config):
-        advice = Advice(change, None)
-        found = estimator(advice.apply(config))
-        if found is not None and found.total * (1 + ACCURACY) <= free:
+        found = estimator(Advice(change, None).apply(config))
+        if fits(found, free, already):
             return Advice(change, found, None)
-    cutoff = shorter_cutoff(config, estimator, free)
+    cutoff = shorter_cutoff(config, estimator, free, already)
     return Advice({}, None, cutoff) if cutoff is not None else None
 
 
-def shorter_cutoff(config: RunConfig, estimator: Estimator, free: int) -> int | None:
+MEMORY_ERRORS = ("This configuration cannot fit", "Out of memory", "Out of GPU memory", "out-of-memory killer")
+
+
+def after_failure(config: RunConfig, model_config: dict[str, Any], error: str, free: int, device: str = "cpu"
+                  ) -> Advice | None:
+    """For a run that failed for memory (its error one of MEMORY_ERRORS' sentences): the least change whose
+    estimate (from config.json) fits both `free` and under what failed, by the estimate's accuracy. None for
+    another failure, or where config.json gives no estimate."""
+    from engine.estimate.memory import estimate
+
+    if not any(marker in error for marker in MEMORY_ERRORS):
+        return None
+    failed = estimate(config, model_config, device)
+    if failed is None:
+        return None
+    budget = min(free, int(failed.total * (1 - ACCURACY)))  # what died needed more than it had
+    return suggest(config, lambda changed: estimate(changed, model_config, device), budget)
+
+
+def shorter_cutoff(config: RunConfig, estimator: Estimator, free: int, already: int = 0) -> int | None:
     """The longest cutoff (halving from the current one, at least 64) whose estimate fits at the current batch."""
     cutoff = config.train.cutoff_len // 2
     while cutoff >= 64:
         shorter = config.model_copy(update={"train": config.train.model_copy(update={"cutoff_len": cutoff})})
-        found = estimator(shorter)
-        if found is not None and found.total * (1 + ACCURACY) <= free:
+        if fits(estimator(shorter), free, already):
             return cutoff
         cutoff //= 2
     return None

@@ -12,7 +12,8 @@ The one estimate the Train tab shows before Start and the engine checks before t
   none for SGD.
 - activations: what each decoder layer keeps per token for backward (ACT_HIDDEN hidden-sized and ACT_INTER
   intermediate-sized tensors, calibrated by tests/bench/memory_estimate.py); with gradient checkpointing only
-  each layer's input and one layer's worth. The attention mask (one byte per query-key pair of a padded row;
+  each layer's input and one layer's worth; LoRA's dropout keeps copies of each targeted layer's input; QLoRA on
+  the CPU dequantized copies of the weights. The attention mask (one byte per query-key pair of a padded row;
   none where packing runs with a variable-length kernel) and what virtual tokens add are parts of their own.
 - logits: one chunk of positions (chunk_len, as engine/train/logits.py takes the loss over trained positions),
   float32, with their gradient; the whole batch where the loss keeps the full computation (preference stages).
@@ -40,14 +41,19 @@ ADAPTERS = ("lora", "dora", "qlora", "ia3", "prefix", "prompt", "ptuning")
 MIN_CHUNK = 256  # positions per chunk at least: fewer make the head's matmul small and the Python loop long
 PREFERENCE = ("dpo", "orpo", "simpo", "kto")  # stages whose loss takes the full logits (TRL's)
 
-# Calibrated on the CPU by tests/bench/memory_estimate.py (the README's table): see there for the figures.
-ACT_HIDDEN = 16  # hidden-sized tensors a decoder layer keeps per token for backward
-ACT_INTER = 5  # intermediate-sized ones (gate, up, their product, the activation)
+# Calibrated on the CPU by tests/bench/memory_estimate.py (least squares over its configurations; the README's
+# table): the figures of one machine, transformers 5.23 and torch's CPU kernels.
+ACT_HIDDEN = 0  # hidden-sized tensors a decoder layer keeps per token for backward (the fit leaves them to ACT_INTER)
+ACT_INTER = 7.4  # intermediate-sized ones (the MLP's gate, up, their product, the activation, and the rest)
+DROPOUT_COPIES = {"cpu": 3.9, "gpu": 2.0}  # of each LoRA layer's input with lora_dropout (output and mask; the
+# CPU's BulkDropout measured, the GPU's nn.Dropout counted: output and a one-byte mask, rounded up)
+DEQUANT_COPIES = 2.5  # of the quantized Linear weights, dequantized in float32 by bitsandbytes on the CPU (measured)
 LOGIT_COPIES = 2  # a chunk's float32 logits and their gradient
-CPU_PROCESS = 620 * MIB  # the engine process before the model: interpreter, torch, transformers, peft, data
+CPU_PROCESS = 583 * MIB  # the engine process before the model: interpreter, torch, transformers, peft, data
 GPU_CONTEXT = 600 * MIB  # CUDA context and cuBLAS workspace, outside torch's allocator
 GPU_SLACK = 0.08  # the caching allocator's fragmentation over what tensors hold
 ACCURACY = 0.15  # the bench's stated error: within it a configuration is "tight"
+LORA_NAMES = ("lora", "dora", "qlora")
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
@@ -91,10 +97,23 @@ def chunk_len(positions: int, vocab: int, hidden: int) -> int:
 
 def layer_activations(shape: Shape, tokens: int, checkpointing: bool = False) -> int:
     """Bytes the decoder layers keep for backward over `tokens` tokens."""
-    one_layer = tokens * (ACT_HIDDEN * shape.hidden + ACT_INTER * shape.intermediate) * shape.element
+    one_layer = int(tokens * (ACT_HIDDEN * shape.hidden + ACT_INTER * shape.intermediate) * shape.element)
     if checkpointing:  # each layer's input, and one layer recomputed at a time
         return tokens * shape.hidden * shape.layers * shape.element + one_layer
     return one_layer * shape.layers
+
+
+def dropout_bytes(shape: Shape, method: Any, tokens: int, device: str) -> int:
+    """What LoRA's dropout keeps: a copy of each targeted Linear layer's input (and its mask) per token, in every
+    layer; gradient checkpointing did not lower it on the CPU (the bench's M-lora-ckpt)."""
+    if method is None or method.name not in LORA_NAMES or not method.lora_dropout:
+        return 0
+    targets = method.target_modules
+    widths = {"q_proj": shape.hidden, "k_proj": shape.hidden, "v_proj": shape.hidden, "o_proj": shape.hidden,
+              "gate_proj": shape.hidden, "up_proj": shape.hidden, "down_proj": shape.intermediate}
+    names = list(widths) if targets == "all-linear" or isinstance(targets, str) else targets
+    per_token = sum(widths.get(name, shape.hidden) for name in names)
+    return int(DROPOUT_COPIES[device] * per_token * tokens * shape.layers * shape.element)
 
 
 def batch_bytes(shape: Shape, rows: int, length: int, keys: int, checkpointing: bool = False) -> tuple[int, int, int]:
@@ -173,15 +192,19 @@ def weight_bytes(model_config: dict[str, Any], bits: int | None, element: int) -
         return None
     if not bits:
         return total * element
-    decoder = shapes.decoder(model_config)
-    if decoder is not None:
-        linear = decoder.layers * sum(linear.params for linear in decoder.linears)
-    else:
-        shape = shape_of(model_config, element)
-        embed = shape.vocab * shape.hidden * (1 if model_config.get("tie_word_embeddings", False) else 2)
-        linear = total - embed
+    linear = quantized_linear(model_config)
     per_linear = 0.5 + 4 / 64 if bits == 4 else 1 + 4 / 64  # bitsandbytes: a float32 scale per block
     return int(linear * per_linear + (total - linear) * 4)  # the rest float32 (prepare_model_for_kbit_training)
+
+
+def quantized_linear(model_config: dict[str, Any]) -> int:
+    """Parameters of the decoder layers' Linear modules: what bitsandbytes quantizes."""
+    decoder = shapes.decoder(model_config)
+    if decoder is not None:
+        return decoder.layers * sum(linear.params for linear in decoder.linears)
+    shape = shape_of(model_config, 4)
+    embed = shape.vocab * shape.hidden * (1 if model_config.get("tie_word_embeddings", False) else 2)
+    return (shapes.estimate_total(model_config) or embed) - embed
 
 
 def trainable_count(model_config: dict[str, Any], config: RunConfig) -> int | None:
@@ -211,16 +234,19 @@ def estimate(config: RunConfig, model_config: dict[str, Any], device: str = "cpu
     adapter = config.method.name in ADAPTERS
     trained = trainable * (4 if adapter else element)  # peft keeps adapters in float32
     rows = t.batch_size * (2 if t.stage in PREFERENCE else 1)
+    dequant = quantized_linear(found) * 4 * DEQUANT_COPIES if config.method.effective_bits and device == "cpu" else 0
     return step_memory(shape, config, rows=rows, length=t.cutoff_len, trainable=trainable, trained_bytes=trained,
-                       weights=weights + (trained if adapter else 0), device=device)
+                       weights=weights + (trained if adapter else 0), device=device, dequant=int(dequant))
 
 
 def step_memory(shape: Shape, config: RunConfig | None, *, rows: int, length: int, trainable: int,
                 trained_bytes: int, weights: int, device: str = "cpu", longest: int | None = None,
-                chunked: bool | None = None, mask: bool = True, method: Any = None) -> MemoryEstimate:
+                chunked: bool | None = None, mask: bool = True, method: Any = None, dequant: int = 0
+                ) -> MemoryEstimate:
     """The parts of one step of `rows` rows of `length` tokens: what `estimate` computes from config.json and the
     engine from the loaded model (its weights' and trainable parameters' bytes measured). `config` None: a bare
-    step (AdamW, no checkpointing, `method`); `mask`: the attention takes a materialised mask."""
+    step (AdamW, no checkpointing, `method`); `mask`: the attention takes a materialised mask; `dequant`: bytes of
+    the quantized weights dequantized for the matmuls (quantized_linear)."""
     t = config.train if config is not None else None
     method = config.method if config is not None else method
     checkpointing = bool(t and t.gradient_checkpointing)
@@ -235,6 +261,7 @@ def step_memory(shape: Shape, config: RunConfig | None, *, rows: int, length: in
     optim = t.optim if t is not None else "adamw_torch"
     optimizer = 0 if optim == "sgd" else trainable * 2 if optim.endswith("8bit") else 2 * trained_bytes
     virtual = virtual_bytes(shape, method, rows, length, checkpointing)
+    activations += dropout_bytes(shape, method, tokens, device) + dequant
     rest = weights + trained_bytes + optimizer + activations + logits + virtual
     overhead = CPU_PROCESS if device == "cpu" else GPU_CONTEXT + int(GPU_SLACK * rest)
     return MemoryEstimate(

@@ -28,10 +28,12 @@ from engine.config import MethodConfig, RunConfig
 from engine.estimate.memory import (
     ACCURACY,
     ADAM_BYTES,
+    DEQUANT_COPIES,
     GIB,
     GPU_CONTEXT,
     VIRTUAL,
     MemoryEstimate,
+    quantized_linear,
     shape_of,
     step_memory,
     virtual_bytes,
@@ -71,10 +73,13 @@ def estimate(model: Any, trainable: int, lengths: list[int], batch_size: int, pa
     rows, length = largest_batch(lengths, batch_size, packing, pack_len)
     trained = trainable * next((p.element_size() for p in parameters if p.requires_grad), 4)
     on_gpu = parameters[0].device.type == "cuda"
+    quantized = config is not None and config.method.effective_bits and not on_gpu
+    dequant = quantized_linear(text.to_dict()) * 4 * DEQUANT_COPIES if quantized else 0
     return step_memory(shape, config, rows=rows, length=length, trainable=trainable, trained_bytes=trained,
                        weights=sum(p.numel() * p.element_size() for p in parameters),
                        device="gpu" if on_gpu else "cpu", longest=max(lengths, default=0), chunked=chunked,
-                       method=method if method is not None else (config.method if config is not None else None))
+                       method=method if method is not None else (config.method if config is not None else None),
+                       dequant=int(dequant))
 
 
 def available_memory(root: Path = Path("/")) -> tuple[int, str]:
