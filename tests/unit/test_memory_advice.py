@@ -57,3 +57,38 @@ def test_a_refused_run_gets_advice_that_completes_with_the_same_effective_batch(
     kept = run.read_config().train
     assert (kept.batch_size, kept.gradient_accumulation_steps) == (2, 4)  # 8 rows per update, as asked
     assert json.loads(run.metrics.read_text())["steps"] == 1
+
+
+def test_a_run_killed_out_of_memory_is_offered_run_again_with_this(tmp_path: Path, monkeypatch):
+    """The page's side: a run the kernel killed gets the estimate's advice from config.json, and Run again with
+    this requeues it with the change, resuming from its newest complete checkpoint."""
+    from engine.estimate import room
+    from webui.context import AppContext
+    from webui.tabs.runs import run_again
+
+    ctx = AppContext.create(tmp_path / "ws")
+    demo = Path(__file__).resolve().parents[2] / "assets" / "models" / "workbench-demo-5m"
+    data = ctx.workspace / "d.jsonl"
+    data.write_text('{"instruction": "a", "output": "b"}\n')
+    run = ctx.runs.runs_dir / "big"
+    run.mkdir(parents=True)
+    config = parse_config({"model": {"name_or_path": str(demo)}, "data": {"path": str(data)}, "output_dir": str(run),
+                           "train": {"batch_size": 16, "cutoff_len": 2048}})
+    (run / "config.yaml").write_text(config.to_yaml())
+    killed = "The kernel's out-of-memory killer ended the engine process (SIGKILL); out of memory (RAM): lower ..."
+    (run / "status.json").write_text(json.dumps({"state": "failed", "pid": None, "error": killed}))
+    monkeypatch.setattr(room, "gpu_free", lambda: None)
+    monkeypatch.setattr(room, "memory_room", lambda: (64 * 2**30, "RAM"))  # the estimate said it fits: it did not
+    requeued = []
+    monkeypatch.setattr(ctx.runs.jobs, "requeue", lambda job, changed=None: requeued.append(changed) or [job])
+
+    text, button = run_again.show_advice(ctx, ["big"])
+    assert button["visible"] and "train.gradient_checkpointing true (now false)" in text["value"]
+    checkpoint = RunDir(run).checkpoints / "checkpoint-5"
+    monkeypatch.setattr(RunDir, "last_checkpoint", lambda _self: checkpoint)
+    run_again.rerun_advised(ctx, ["big"])
+    assert requeued[-1].train.gradient_checkpointing and requeued[-1].train.resume  # from its checkpoint
+    assert requeued[-1].train.batch_size * requeued[-1].train.gradient_accumulation_steps == 16
+
+    (run / "status.json").write_text(json.dumps({"state": "failed", "pid": None, "error": "ValueError: bad row"}))
+    assert run_again.show_advice(ctx, ["big"])[1]["visible"] is False  # not a memory failure: nothing offered
