@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.config import RunConfig
+from engine.config_stage import PREFERENCE_STAGES as PREFERENCE  # TRL's losses take the full logits
 from engine.model import shapes
 
 GIB = 2**30
@@ -39,7 +40,6 @@ ADAM_BYTES = 4 + 8  # the lower bound's fp32 gradient + two fp32 moments per tra
 VIRTUAL = ("prefix", "prompt", "ptuning")  # methods that add virtual tokens
 ADAPTERS = ("lora", "dora", "qlora", "ia3", "prefix", "prompt", "ptuning")
 MIN_CHUNK = 256  # positions per chunk at least: fewer make the head's matmul small and the Python loop long
-PREFERENCE = ("dpo", "orpo", "simpo", "kto")  # stages whose loss takes the full logits (TRL's)
 
 # Calibrated on the CPU by tests/bench/memory_estimate.py (least squares over its configurations; the README's
 # table): the figures of one machine, transformers 5.23 and torch's CPU kernels.
