@@ -140,3 +140,18 @@ def test_train_tab_verdict_changes_when_the_batch_grows(tmp_path: Path, monkeypa
     assert "**will not fit**" in shown(64)
     assert train_estimate.estimate_text(ctx, visitor, "", str(DATA), [], "auto", "lora",
                                         *forms.widget_values(forms.defaults())) == ""
+
+
+def test_the_estimate_command_prints_the_parts_and_a_config_diff(tmp_path: Path, capsys):
+    from engine.cli import estimate as command
+
+    path = tmp_path / "big.yaml"
+    big = run_config(batch_size=32, cutoff_len=2048)
+    path.write_text(big.model_copy(update={"output_dir": str(tmp_path)}).to_yaml())
+    assert command.main([str(path), "--device", "cpu", "--free-gib", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("cpu: one step needs about") and "activations" in out and "will not fit" in out
+    diff = "a configuration that fits:\ntrain:\n-  gradient_checkpointing: false\n+  gradient_checkpointing: true"
+    assert diff in out
+    assert command.main([str(path), "--device", "cpu", "--free-gib", "500"]) == 0
+    assert "500.00 GiB: fits" in capsys.readouterr().out
