@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("engine.eval.job", "evaluate base and tuned models on a test set: loss, answers, metrics (a job)"),
     "inspect-data": ("engine.cli.inspect_data", "detect a dataset's format and measure it; prints one JSON object"),
     "plan": ("engine.cli.plan", "count the trainable parameters a config would train; prints JSON"),
+    "estimate": ("engine.cli.estimate", "a config's memory by part from config.json; a config diff where it won't fit"),
     "serve": ("engine.serve.cli", "serve a workspace's runs (or --model DIR) over an OpenAI-compatible HTTP API"),
 }
 

@@ -25,7 +25,6 @@ The preference stage (DPO) keeps TRL's own loss over full logits (engine/train/p
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,8 +32,9 @@ from typing import Any
 import torch
 from torch.nn import functional
 
+from engine.estimate.memory import MIN_CHUNK, chunk_len  # noqa: F401  (MIN_CHUNK: its floor, tests read it here)
+
 IGNORE = -100
-MIN_CHUNK = 256  # positions per chunk at least: fewer make the head's matmul small and the Python loop long
 
 
 def _plain(_causal: Any, logits: torch.Tensor) -> torch.Tensor:
@@ -81,13 +81,6 @@ class TrainedHead:
     def chunk_len(self, positions: int) -> int:
         return self.chunk or chunk_len(positions, self.causal.config.get_text_config().vocab_size,
                                        self.causal.config.get_text_config().hidden_size)
-
-
-def chunk_len(positions: int, vocab: int, hidden: int) -> int:
-    """Positions per chunk: as Liger Kernel sizes them, so that a chunk's logits take about what the hidden states
-    of all positions take (positions / ceil(vocab / hidden), to a power of two), and at least MIN_CHUNK."""
-    parts = max(1, math.ceil(vocab / hidden))
-    return max(MIN_CHUNK, 2 ** math.ceil(math.log2(max(1, math.ceil(positions / parts)))))
 
 
 def plan(model: Any, chunk: int | None = None) -> tuple[TrainedHead | None, str]:

@@ -26,6 +26,8 @@ from typing import Any
 
 from engine.config import ADAPTER_METHODS, ConfigError, RunConfig, load_config
 from engine.config_stage import PREFERENCE_STAGES
+from engine.estimate import memory
+from engine.estimate.advice import ADVICE
 from engine.jobs import rundir
 from engine.jobs.faults import fault_point
 from engine.jobs.kinds import TRAIN
@@ -227,18 +229,34 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
 
 def check_memory(config: RunConfig, model: Any, trainable: int, lengths: list[int], packing: bool,
                  sequences: int = 1) -> str:
-    """The pre-flight memory check's log line; MemoryCheckError when one step cannot fit (engine.train.preflight).
+    """The pre-flight memory check's log line; MemoryCheckError when one step cannot fit (engine.train.preflight),
+    its sentence ending with a configuration that fits (engine.estimate.advice), which is also written to
+    RUN/advice.json (the Runs tab's "Run again with this") and printed as a config diff.
     `lengths` has one entry per sequence, `sequences` per example (a preference pair's chosen and rejected)."""
+    from engine.estimate import advice as advising
     from engine.train import logits, preflight
     from engine.train.trainer import pack_len
 
     bound = pack_len(config, model) if packing else None
     chunked = config.train.stage not in PREFERENCE_STAGES and logits.plan(model)[0] is not None  # as the trainer's
-    step = preflight.estimate(model, trainable, lengths, config.train.batch_size * sequences, packing, bound,
-                              config.method, chunked=chunked)
+
+    def step_of(changed: RunConfig) -> preflight.StepMemory:
+        return preflight.estimate(model, trainable, lengths, changed.train.batch_size * sequences, packing, bound,
+                                  changed.method, chunked=chunked, config=changed)
+
+    step = step_of(config)
     available, where = preflight.available_memory()
-    return preflight.check_fits(step, available, where, config.train.batch_size, config.train.cutoff_len, packing,
-                                config.method)
+    fits = (config.train.batch_size, config.train.cutoff_len, packing, config.method)
+    try:
+        return preflight.check_fits(step, available, where, *fits)
+    except preflight.MemoryCheckError:
+        already = step.weights + (step.overhead if step.device == "cpu" else memory.GPU_CONTEXT)
+        found = advising.suggest(config, step_of, available, already)
+        if found is None or not found.changes:
+            raise
+        rundir.write_json_atomic(Path(config.output_dir) / ADVICE, found.to_json())
+        print(f"a configuration that fits:\n{found.diff()}", flush=True)
+        return preflight.check_fits(step, available, where, *fits, advice=f"; or {found.sentence()}")
 
 
 def save_weights(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: Any, grown: bool) -> Path:

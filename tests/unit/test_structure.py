@@ -22,6 +22,8 @@ WEBUI_MAY_IMPORT = {
     "engine.config_stage", "engine.config_eval", "engine.config_read", "engine.data.pairfile",
     "engine.jobs.kinds",
     "engine.model.shapes", "engine.model.config_json",
+    "engine.estimate", "engine.estimate.memory", "engine.estimate.room", "engine.estimate.advice",
+    "engine.estimate.timing",
     "engine.serve.examples", "engine.serve.hosts",
 }
 HEAVY = {"torch", "transformers", "peft", "bitsandbytes"}
@@ -30,9 +32,8 @@ HEAVY = {"torch", "transformers", "peft", "bitsandbytes"}
 LAYERS = (
     ("engine.errors",), ("engine.datapaths",), ("engine.config_migrate",), ("engine.config_read",),
     ("engine.config_stage",), ("engine.config_trackers", "engine.config_kernels", "engine.config_best"),
-    ("engine.config",), ("engine.sampling",),
-    ("engine.config_eval",),
-    ("engine.jobs",), ("engine.__main__",), ("engine.data",), ("engine.model",),
+    ("engine.config",), ("engine.sampling",), ("engine.config_eval",),
+    ("engine.jobs",), ("engine.__main__",), ("engine.data",), ("engine.model",), ("engine.estimate",),
     ("engine.train", "engine.chat", "engine.export", "engine.cli"), ("engine.serve",), ("engine.eval",),
     ("webui.options",), ("webui.jobs",), ("webui.forms",), ("webui.i18n",), ("webui.components",), ("webui.context",),
     ("webui.tabs",), ("webui.app",),

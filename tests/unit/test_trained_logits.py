@@ -225,4 +225,4 @@ def test_preflight_admits_what_only_the_full_logits_made_too_large():
     assert after.logits == MIN_CHUNK * 150_000 * 8
     with pytest.raises(MemoryCheckError, match="the logits of the largest batch alone"):
         check_fits(before, 2 * GIB, "RAM", batch_size=4, cutoff_len=1024, packing=False)
-    assert check_fits(after, 2 * GIB, "RAM", batch_size=4, cutoff_len=1024, packing=False).startswith("memory check")
+    assert check_fits(after, 2 * GIB, "RAM", batch_size=4, cutoff_len=1024, packing=False).startswith("memory estimate")

@@ -13,9 +13,11 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from engine.config import ConfigError, RunConfig, load_config
 from engine.errors import UserError
+from engine.estimate.advice import ADVICE
 from engine.jobs.rundir import RunDir
 from webui.jobs.monitor import JobMonitor
 from webui.jobs.paths import safe_name, slug
@@ -187,7 +189,13 @@ class RunManager:
         goes on from the checkpoint's step. Returns True when it waits in the queue behind another run."""
         return self._requeue(name, resume=True)
 
-    def _requeue(self, name: str, resume: bool) -> bool:
+    def rerun_with(self, name: str, train: dict[str, Any]) -> bool:
+        """Run a failed run again with `train` changed (a memory advice: engine.estimate.advice), resuming from its
+        newest complete checkpoint where there is one, else afresh. Returns True when it waits in the queue."""
+        resume = self.run_dir(name).last_checkpoint() is not None
+        return self._requeue(name, resume=resume, train=train)
+
+    def _requeue(self, name: str, resume: bool, train: dict[str, Any] | None = None) -> bool:
         action = "resumed" if resume else "run again"
         with self.scheduler.lock:
             state = self.info(name).state
@@ -207,8 +215,10 @@ class RunManager:
             if not resume:
                 run.clear_outputs()
             changed = None
-            if config.train.resume != resume:  # afresh, even if the last attempt resumed; or from its checkpoint
-                changed = config.model_copy(update={"train": config.train.model_copy(update={"resume": resume})})
+            if config.train.resume != resume or train:  # afresh, even if the last attempt resumed; or resumed
+                update = {**(train or {}), "resume": resume}
+                changed = config.model_copy(update={"train": config.train.model_copy(update=update)})
+                (run.path / ADVICE).unlink(missing_ok=True)  # taken: a later failure says its own
             self._infos.pop(name, None)
             started = self.jobs.requeue(run, changed)
             return name not in [job.name for job in started if isinstance(job, RunDir)]

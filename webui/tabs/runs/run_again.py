@@ -1,5 +1,8 @@
 """Run again and Resume, on the Runs tab: start a failed or stopped run afresh from its config, or continue it
-from its newest complete checkpoint, through the queue.
+from its newest complete checkpoint, through the queue; and "Run again with this" for a run that ran out of memory
+(issue 26 item 4): the advice of a configuration that fits (engine.estimate.advice: the engine's own, written at its
+refusal, else the estimate's from config.json after an out-of-memory death), applied, resuming from the newest
+complete checkpoint where there is one.
 
 Run again deletes what the run wrote (weights, checkpoints, curves, logs), so the page asks first, naming the
 runs; Resume deletes nothing and goes at once.
@@ -12,10 +15,14 @@ from typing import Any
 import gradio as gr
 
 from engine.config import ConfigError, load_config
+from engine.estimate import room
+from engine.estimate.advice import ADVICE, Advice, after_failure
+from engine.model.config_json import ModelFileError
 from webui.components.confirm import Confirm, ask, closed
 from webui.components.render import state_label
 from webui.components.wiring import bind
 from webui.context import AppContext
+from webui.forms.models import model_config_json
 from webui.forms.prestart import StartRefusedError, check_start
 from webui.i18n import failure, message, words
 from webui.jobs.commands import engine_cache
@@ -81,8 +88,63 @@ def resume_selected(ctx: AppContext, selected: list[str] | None, request: gr.Req
     requeue_each(ctx, selected, "resume", request)
 
 
+def advice_for(ctx: AppContext, name: str) -> Advice | None:
+    """The memory advice of a failed run: RUN/advice.json (the engine's, at its refusal), else the estimate's for
+    a run that died out of memory; None for a run that did not fail for memory, or where none fits."""
+    try:
+        info = ctx.runs.info(name)
+        run = ctx.runs.run_dir(name)
+        if info.state != "failed":
+            return None
+        error = str(run.read_status().get("error") or "")
+        written = run.path / ADVICE
+        if written.is_file():
+            import json
+
+            return Advice.from_json(json.loads(written.read_text(encoding="utf-8")))
+        config = load_config(run.config)
+        found = model_config_json(config.model.name_or_path, ctx.local_model_dir(config.model.name_or_path))
+    except (RunError, PathError, ConfigError, ModelFileError, ValueError, OSError):
+        return None  # the run's own panel says what is wrong with it
+    if found is None:
+        return None
+    gpu = room.gpu_free()
+    free = gpu if gpu is not None else room.memory_room()[0]
+    return after_failure(config, found, error, free, "gpu" if gpu is not None else "cpu")
+
+
+def show_advice(ctx: AppContext, selected: list[str] | None, request: gr.Request | None = None) -> tuple[Any, Any]:
+    """The advice line and the "Run again with this" button, for one selected run that failed for memory."""
+    found = advice_for(ctx, selected[0]) if selected and len(selected) == 1 else None
+    if found is None or not found.changes:
+        text = message(request, "runs.advice_cutoff", cutoff=found.cutoff) if found and found.cutoff else ""
+        return gr.update(value=text, visible=bool(text)), gr.update(visible=False)
+    text = message(request, "runs.advice", sentence=found.sentence(), diff=found.diff())
+    return gr.update(value=text, visible=True), gr.update(visible=True)
+
+
+def rerun_advised(ctx: AppContext, selected: list[str] | None, request: gr.Request | None = None) -> None:
+    """Run again with this pressed: the advice applied, resumed from the newest checkpoint where there is one."""
+    if not selected or len(selected) != 1:
+        raise failure(request, words(request)("runs.msg.select_run"))
+    name = selected[0]
+    found = advice_for(ctx, name)
+    if found is None or not found.changes:
+        raise failure(request, message(request, "runs.msg.no_advice", name=name))
+    try:
+        queued = ctx.runs.rerun_with(name, {key: then for key, (_, then) in found.changes.items()})
+    except (RunError, PathError) as error:
+        raise failure(request, str(error)) from None
+    text = (message(request, "runs.msg.rerun_queued", name=name, active=ctx.runs.active() or "?") if queued
+            else message(request, "runs.msg.advice_started", name=name))
+    gr.Info(text, title=message(request, "msg.info_title"))
+
+
 def wire_run_again(ctx: AppContext, button: gr.Button, confirm: Confirm, resume: gr.Button, selected: gr.Dropdown,
-                   listing: tuple[Any, ...]) -> None:
+                   listing: tuple[Any, ...], advice: gr.Markdown, advised: gr.Button, timer: gr.Timer) -> None:
+    gr.on([selected.change, timer.tick], bind(show_advice, ctx), [selected], [advice, advised],
+          show_progress="hidden", trigger_mode="always_last")
+    advised.click(bind(rerun_advised, ctx), [selected], None).then(*listing)
     button.click(bind(ask_rerun, ctx), [selected], confirm.outputs)
     confirm.yes.click(bind(rerun_confirmed, ctx), confirm.pending, confirm.outputs).then(*listing)
     resume.click(bind(resume_selected, ctx), [selected], None).then(*listing)

@@ -168,6 +168,9 @@ def build_runs_tab(ctx: AppContext, app: gr.Blocks) -> RunsTab:
             delete = gr.Button(t("runs.delete"), variant="stop", scale=0, elem_id="wb-runs-delete")
         confirm_delete = build_confirm("wb-runs-confirm", "runs.confirm_yes", "runs.confirm_no")
         confirm_rerun = build_confirm("wb-runs-rerun-confirm", "runs.rerun_yes", "runs.rerun_no")
+        with gr.Row():  # a run that failed for memory: a configuration that fits (webui.tabs.runs.run_again)
+            advice = gr.Markdown(visible=False, elem_id="wb-runs-advice")
+            advised = gr.Button(t("runs.rerun_advised"), visible=False, scale=0, elem_id="wb-runs-rerun-advised")
         progress = gr.HTML("")
         with gr.Row():
             loss = gr.LinePlot(loss_frame({}), x="step", y="loss", color="series", label=t("train.loss"), scale=3,
@@ -197,5 +200,5 @@ def build_runs_tab(ctx: AppContext, app: gr.Blocks) -> RunsTab:
     tab.delete.click(bind(ask_delete, ctx), [tab.selected], tab.confirm_delete.outputs)
     tab.confirm_delete.yes.click(bind(delete_confirmed, ctx), tab.confirm_delete.pending,
                                  tab.confirm_delete.outputs).then(*listing)
-    wire_run_again(ctx, tab.rerun, tab.confirm_rerun, tab.resume, tab.selected, listing)
+    wire_run_again(ctx, tab.rerun, tab.confirm_rerun, tab.resume, tab.selected, listing, advice, advised, tab.timer)
     return tab

@@ -80,6 +80,7 @@ class MethodPanel:
     trainable: gr.Markdown
     stage: dict[FormField, Component]  # train.stage, model.adapter (the starting run) and every stage option
     stage_note: gr.Markdown  # where the chosen method cannot train the chosen stage: the engine's sentence
+    estimate: gr.Markdown  # memory and time before Start, with a verdict (webui/tabs/train/estimate.py)
 
 
 @dataclass
@@ -223,8 +224,9 @@ def build_method_panel(start: forms.Values, starter: RunConfig | None,
     trainable = gr.Markdown(elem_id="wb-trainable")
     stage = build_stage_widgets(start, list(runs))
     stage_note = gr.Markdown(stage_note_text(start[STAGE], method), elem_id="wb-stage-note")
+    estimate = gr.Markdown(elem_id="wb-estimate")
     return MethodPanel(name=name, bits=bits, options=options, trainable=trainable, stage=stage,
-                       stage_note=stage_note)
+                       stage_note=stage_note, estimate=estimate)
 
 
 def stage_note_text(stage: str, method: str) -> str:

@@ -25,6 +25,7 @@ from webui.forms.fields import (
 from webui.i18n import t
 from webui.tabs.train import count as train_count
 from webui.tabs.train import data as train_data
+from webui.tabs.train import estimate as train_estimate
 from webui.tabs.train import follow as train_follow
 from webui.tabs.train import handlers as h
 from webui.tabs.train import remember
@@ -126,6 +127,10 @@ def wire_form(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
     gr.on([app.load] + [c.change for c in form if c is not method.name] + [config.config_name.change],
           trigger_mode="always_last", **preview)
     method_shown.then(**preview)
+    estimate = {"fn": bind(train_estimate.estimate_text, ctx), "inputs": form, "outputs": method.estimate,
+                "show_progress": "hidden"}
+    gr.on([app.load] + [c.change for c in form if c is not method.name], trigger_mode="always_last", **estimate)
+    method_shown.then(**estimate)
     config.save.click(bind(h.save_config_clicked, ctx), [config.config_name, *form], config.saved)
     app.load(bind(h.list_configs, ctx), None, config.saved)  # the page was built when the server started
     config.load.click(bind(bind(h.load_saved_config, ctx), tab), config.saved, form).then(**inspection(ctx, tab))

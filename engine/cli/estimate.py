@@ -1,0 +1,47 @@
+"""`python launch.py estimate CONFIG.yaml`: the memory one training step of a config needs, by part, from the model's
+config.json alone (engine/estimate/memory.py, as the Train tab shows it), the verdict against the memory free here,
+and where it does not fit with room to spare, a configuration that does, as a config diff (engine/estimate/advice.py).
+Plain Python: no torch is imported, nothing is loaded."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from engine.config import ConfigError, load_config
+from engine.estimate import advice, memory, room
+from engine.model.config_json import ModelFileError, model_config_json
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python launch.py estimate", description="Estimate the peak memory of one training step of a config, "
+        "by part, from the model's config.json alone, with a verdict against the free memory and, where it does not "
+        "fit, a configuration that does (a config diff).")
+    parser.add_argument("config", help="run config YAML")
+    parser.add_argument("--device", choices=("cpu", "gpu"), default=None,
+                        help="estimate for the CPU (RAM) or a GPU (VRAM); default: a GPU where nvidia-smi reports one")
+    parser.add_argument("--free-gib", type=float, default=None, help="memory free, in GiB (default: measured here)")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+        found = model_config_json(config.model.name_or_path, config.model.revision)
+    except (ConfigError, ModelFileError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    gpu = room.gpu_free() if args.device != "cpu" else None
+    device = args.device or ("gpu" if gpu is not None else "cpu")
+    step = memory.estimate(config, found, device) if found is not None else None
+    if step is None:
+        print(f"error: no estimate for {config.model.name_or_path}: its config.json is not at hand or lacks the "
+              "sizes (hidden_size, num_hidden_layers, vocab_size) of a decoder this estimate knows.", file=sys.stderr)
+        return 2
+    free = int(args.free_gib * memory.GIB) if args.free_gib is not None else (
+        gpu if device == "gpu" and gpu is not None else room.memory_room()[0])
+    print(f"{device}: one step needs about {step.summary()}")
+    print(f"free: {free / memory.GIB:.2f} GiB: {memory.verdict(step.total, free)}")
+    if memory.verdict(step.total, free) != "fits":
+        found_advice = advice.suggest(config, lambda changed: memory.estimate(changed, found, device), free)
+        if found_advice is not None:
+            print(f"a configuration that fits:\n{found_advice.diff()}")
+    return 0

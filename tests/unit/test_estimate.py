@@ -1,0 +1,157 @@
+"""Issue 26 items 3 and 4: the memory and time estimate from config.json alone (engine/estimate), its verdict on the
+Train tab, and the advice of a configuration that fits. In-process and pure: nothing trains, no torch needed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from engine.config import RunConfig, parse_config
+from engine.estimate import advice, memory, room, timing
+from engine.estimate.memory import GIB, estimate, verdict
+from engine.model import shapes
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "assets" / "models" / "workbench-demo-5m"
+DATA = ROOT / "assets" / "datasets" / "identity_alpaca.json"
+LLAMA_7B = {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+            "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 32000, "tie_word_embeddings": False}
+
+
+def run_config(method: dict | None = None, dtype: str = "auto", **train) -> RunConfig:
+    return parse_config({"model": {"name_or_path": str(DEMO), "dtype": dtype}, "method": method or {"name": "lora"},
+                         "data": {"path": str(DATA)}, "train": train, "output_dir": "out"})
+
+
+def demo() -> dict:
+    return json.loads((DEMO / "config.json").read_text())
+
+
+def test_parts_follow_the_method_dtype_and_batch():
+    lora = estimate(run_config({"name": "lora", "r": 8}), demo(), "cpu")
+    total = shapes.estimate_total(demo())
+    trainable = shapes.count(demo(), run_config().method)["trainable_params"]
+    assert lora.weights == (total + trainable) * 4 and lora.gradients == trainable * 4  # fp32 on the CPU
+    assert lora.optimizer == 2 * lora.gradients and lora.overhead == memory.CPU_PROCESS
+    assert lora.total == sum(lora.parts().values())
+    full = estimate(run_config({"name": "full"}), demo(), "cpu")
+    assert full.gradients == total * 4 and full.optimizer == total * 8  # AdamW's two moments
+    bf16 = estimate(run_config({"name": "full"}, dtype="bfloat16"), demo(), "gpu")
+    assert bf16.weights == total * 2 and bf16.optimizer == total * 4 and bf16.overhead > memory.GPU_CONTEXT
+
+    small = estimate(run_config(batch_size=2), demo(), "cpu")
+    large = estimate(run_config(batch_size=8), demo(), "cpu")
+    assert large.activations == 4 * small.activations and large.tokens == 8 * 512
+    checkpointed = estimate(run_config(batch_size=8, gradient_checkpointing=True), demo(), "cpu")
+    assert checkpointed.activations < large.activations / 2
+    preference = estimate(run_config(batch_size=8, stage="dpo"), demo(), "cpu")
+    assert preference.rows == 16 and preference.logits == 16 * 512 * 4096 * 8  # TRL's loss: the full logits
+
+
+def test_seven_billion_parameters_as_peers_count_them():
+    lora = estimate(run_config({"name": "lora"}, dtype="bfloat16", batch_size=1, cutoff_len=512), LLAMA_7B, "gpu")
+    assert 12.4 < lora.weights / GIB < 12.8  # 6.74 B parameters in bf16
+    qlora = estimate(run_config({"name": "qlora"}, dtype="bfloat16", batch_size=1, cutoff_len=512), LLAMA_7B, "gpu")
+    assert qlora.weights < lora.weights / 2.5 and qlora.total < lora.total
+    full = estimate(run_config({"name": "full"}, dtype="bfloat16", batch_size=1, cutoff_len=512), LLAMA_7B, "gpu")
+    mixed = estimate(run_config({"name": "full"}, dtype="float32", batch_size=1, cutoff_len=512), LLAMA_7B, "gpu")
+    assert 50 < full.total / GIB < 70 and 100 < mixed.total / GIB < 130  # LLaMA-Factory: 60 GB and 120 GB
+
+
+def test_unknown_shapes_give_no_estimate():
+    assert estimate(run_config(), {"model_type": "llama"}, "cpu") is None
+    gpt2_like = {"model_type": "gpt2", "n_embd": 32, "vocab_size": 100}
+    assert estimate(run_config(), gpt2_like, "cpu") is None
+
+
+def test_verdict_has_the_estimates_accuracy_as_margin():
+    assert verdict(10 * GIB, 12 * GIB) == "fits"
+    assert verdict(10 * GIB, 10 * GIB) == "tight"
+    assert verdict(10 * GIB, 8 * GIB) == "will not fit"
+
+
+def test_advice_keeps_the_effective_batch_and_fits():
+    config = run_config(batch_size=16, gradient_accumulation_steps=2, cutoff_len=2048, gradient_checkpointing=True)
+    step = estimate(config, demo(), "cpu")
+    free = int(estimate(run_config(batch_size=2, cutoff_len=2048, gradient_checkpointing=True), demo(),
+                             "cpu").total * 1.2)
+    assert verdict(step.total, free) == "will not fit"
+    found = advice.suggest(config, lambda c: estimate(c, demo(), "cpu"), free)
+    assert found is not None and found.estimate.total * (1 + memory.ACCURACY) <= free
+    changed = found.apply(config)
+    assert changed.train.batch_size * changed.train.gradient_accumulation_steps == 32
+    assert changed.train.cutoff_len == 2048  # a shorter cutoff is never applied
+    assert "train.batch_size" in found.sentence() and "the same 32 rows per update" in found.sentence()
+    assert f"-  batch_size: 16\n+  batch_size: {changed.train.batch_size}" in found.diff()
+    assert advice.candidates(run_config())[0] == {"gradient_checkpointing": (False, True)}  # least change first
+
+    hopeless = advice.suggest(run_config(batch_size=1, cutoff_len=4096), lambda c: estimate(c, demo(), "cpu"),
+                              memory.CPU_PROCESS + 200 * 2**20)
+    assert hopeless is not None and not hopeless.changes and hopeless.cutoff is not None  # offered, not applied
+    assert "cutoff_len" in hopeless.diff() and hopeless.apply(run_config()).train.cutoff_len == 512
+
+
+def test_time_from_the_newest_finished_run(tmp_path: Path):
+    assert timing.measured_rate(tmp_path) is None
+    for name, rate in (("old", 10.0), ("new", 1000.0)):
+        (tmp_path / name).mkdir()
+        metrics = {"tokens_per_s": rate, "total_params": 1_000_000, "method": "lora"}
+        (tmp_path / name / "metrics.json").write_text(json.dumps(metrics))
+    (tmp_path / "failed").mkdir()
+    (tmp_path / "failed" / "metrics.json").write_text("{}")
+    flops, run = timing.measured_rate(tmp_path)
+    assert run == "new" and flops == 1000.0 * 4 * 1_000_000  # forward and input gradients: 4 FLOPs a parameter
+    config = run_config(max_steps=10, batch_size=2, cutoff_len=100)
+    rate, seconds = timing.seconds(config, {"model_type": "x", "hidden_size": 8, "num_hidden_layers": 1,
+                                            "vocab_size": 10, "intermediate_size": 8}, flops)
+    assert seconds == pytest.approx(2000 / rate) and timing.tokens_to_train(config) == 2000
+    assert timing.seconds(run_config(), demo(), flops) is None  # by epochs: the rows are not counted here
+    assert timing.flops_per_token("full", 10) == 60 and timing.flops_per_token("lora", 10, checkpointing=True) == 60
+    assert timing.clock(3 * 3600 + 300) == "3 h 05 min" and timing.clock(40) == "40 s"
+
+
+def test_no_nvidia_smi_means_the_cpu(monkeypatch):
+    monkeypatch.setattr(room, "_gpu_answer", None)
+    monkeypatch.setattr("shutil.which", lambda _name: None)
+    assert room.gpu_free(now=1.0) is None
+    monkeypatch.setattr(room, "_gpu_answer", (1.0, 5 * GIB))
+    assert room.gpu_free(now=2.0) == 5 * GIB  # kept GPU_TTL seconds
+
+
+def test_train_tab_verdict_changes_when_the_batch_grows(tmp_path: Path, monkeypatch):
+    from webui.context import AppContext
+    from webui.forms import mapping as forms
+    from webui.forms.fields import BATCH_SIZE
+    from webui.tabs.train import estimate as train_estimate
+
+    ctx = AppContext.create(tmp_path / "ws")
+    monkeypatch.setattr(room, "gpu_free", lambda: None)
+    monkeypatch.setattr(room, "memory_room", lambda: (GIB, "RAM"))
+    visitor = SimpleNamespace(session_hash="a", headers={}, cookies={}, query_params={})
+
+    def shown(batch: int) -> str:
+        values = forms.widget_values({**forms.defaults(), BATCH_SIZE: batch})
+        return train_estimate.estimate_text(ctx, visitor, str(DEMO), str(DATA), [], "auto", "lora", *values)
+
+    assert "**fits**" in shown(1) and "no finished run" in shown(1)
+    assert "**will not fit**" in shown(64)
+    assert train_estimate.estimate_text(ctx, visitor, "", str(DATA), [], "auto", "lora",
+                                        *forms.widget_values(forms.defaults())) == ""
+
+
+def test_the_estimate_command_prints_the_parts_and_a_config_diff(tmp_path: Path, capsys):
+    from engine.cli import estimate as command
+
+    path = tmp_path / "big.yaml"
+    big = run_config(batch_size=32, cutoff_len=2048)
+    path.write_text(big.model_copy(update={"output_dir": str(tmp_path)}).to_yaml())
+    assert command.main([str(path), "--device", "cpu", "--free-gib", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("cpu: one step needs about") and "activations" in out and "will not fit" in out
+    diff = "a configuration that fits:\ntrain:\n-  gradient_checkpointing: false\n+  gradient_checkpointing: true"
+    assert diff in out
+    assert command.main([str(path), "--device", "cpu", "--free-gib", "500"]) == 0
+    assert "500.00 GiB: fits" in capsys.readouterr().out

@@ -1,0 +1,68 @@
+"""The Train tab's memory and time estimate before Start (issue 26 item 3): computed here, in the web process, from
+the model's config.json and the form's RunConfig alone (engine.estimate: plain Python, no torch), with a verdict
+against the memory this machine has free (RAM under the process's limits, or a GPU's free memory where
+nvidia-smi reports one)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from engine.config import ConfigError
+from engine.estimate import memory, room, timing
+from engine.model.config_json import ModelFileError
+from webui.context import AppContext
+from webui.forms.models import model_config_json
+from webui.i18n import message, words
+from webui.jobs.paths import PathError
+from webui.tabs.train.handlers import NEW_RUN, Form
+
+SHOWN_PARTS = ("the weights", "the gradients", "the optimizer states", "the activations", "the logits")
+
+
+def size(value: float) -> str:
+    return f"{value / memory.GIB:.1f} GiB" if value >= memory.GIB / 10 else f"{value / memory.MIB:.0f} MiB"
+
+
+def estimate_text(ctx: AppContext, request: gr.Request | None, *args: Any) -> str:
+    """Two lines: the step's peak memory by part with the verdict, and the time; "" where the form is not a
+    valid config yet (the config preview says why) or config.json is not at hand or lacks the sizes."""
+    form = Form.parse(args)
+    if not form.model.strip():
+        return ""
+    try:
+        config = form.config(ctx, ctx.runs.runs_dir / NEW_RUN)
+        found = model_config_json(form.model.strip(), ctx.local_model_dir(form.model.strip()))
+    except (ConfigError, PathError, ModelFileError):
+        return ""  # the config preview and the model summary say what is wrong
+    if found is None:
+        return ""
+    gpu = room.gpu_free()
+    device = "gpu" if gpu is not None else "cpu"
+    step = memory.estimate(config, found, device)
+    if step is None:
+        return ""
+    free = gpu if gpu is not None else room.memory_room()[0]
+    say = words(request)
+    parts = ", ".join(f"{name.removeprefix('the ')} {size(value)}" for name, value in step.parts().items()
+                      if name in SHOWN_PARTS and value)
+    lines = [say("msg.estimate", total=size(step.total), device=say(f"estimate.{device}"), parts=parts,
+                 free=size(free), verdict=say(f"estimate.{memory.verdict(step.total, free)}"))]
+    lines.append(time_line(ctx, request, config, memory.text_config(found)))
+    return "  \n".join(lines)
+
+
+def time_line(ctx: AppContext, request: gr.Request | None, config: Any, found: dict[str, Any]) -> str:
+    measured = timing.measured_rate(ctx.runs.runs_dir)
+    if measured is None:
+        return message(request, "msg.estimate_no_rate")
+    flops, run = measured
+    answer = timing.seconds(config, found, flops)
+    if answer is None:  # trained by epochs: the rows are counted when the run starts
+        params = timing.matmul_params(found) or 1
+        rate = flops / timing.flops_per_token(config.method.name, params, config.train.gradient_checkpointing)
+        return message(request, "msg.estimate_rate", rate=f"{rate:,.0f}", run=run)
+    rate, seconds = answer
+    return message(request, "msg.estimate_time", time=timing.clock(seconds), rate=f"{rate:,.0f}", run=run,
+                   tokens=f"{timing.tokens_to_train(config):,}")
