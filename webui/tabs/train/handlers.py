@@ -137,9 +137,9 @@ def preview(ctx: AppContext, panel: ConfigPanel, config_name: str, *args: Any) -
 
 
 def save_config(ctx: AppContext, config_name: str, *args: Any, request: gr.Request | None = None) -> Any:
-    name = safe_name((config_name or "").strip() or "my-run")
     form = Form.parse(args)
     try:
+        name = safe_name((config_name or "").strip() or "my-run")
         config = form.config(ctx, ctx.runs.runs_dir / name)
     except (ConfigError, PathError) as error:
         raise failure(request, " ".join(getattr(error, "issues", [str(error)]))) from None
