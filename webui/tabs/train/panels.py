@@ -51,6 +51,7 @@ class DataPanel:
     upload: gr.File
     dataset: gr.Dropdown
     more: gr.Dropdown  # more datasets trained on with it (multiselect; usually none)
+    remove: gr.Button  # removes the chosen dataset where it is an upload
     data_format: gr.Dropdown
     summary: gr.HTML
     preview: gr.Dataframe
@@ -144,7 +145,11 @@ def build_data_panel(ctx: AppContext, starter: RunConfig | None) -> DataPanel:
         with gr.Column():
             listed = dataset_choices(ctx.uploads, ctx.assets)
             paths = [source.path for source in starter.data.sources()] if starter else [None]
-            dataset = gr.Dropdown(listed, value=paths[0], label=t("train.dataset"), elem_id="wb-dataset")
+            with gr.Row(equal_height=True):
+                dataset = gr.Dropdown(listed, value=paths[0], label=t("train.dataset"), elem_id="wb-dataset",
+                                      scale=4)
+                remove = gr.Button(t("train.remove_upload"), size="sm", scale=0, min_width=120,
+                                   elem_id="wb-remove-upload")
             more = gr.Dropdown(listed, value=paths[1:], multiselect=True, label=t("train.more_datasets"),
                                info=t("train.more_datasets_help"), elem_id="wb-more-datasets")
             data_format = gr.Dropdown(list(choices(DataConfig, "format")), value="auto", label=t("field.data.format"),
@@ -160,7 +165,7 @@ def build_data_panel(ctx: AppContext, starter: RunConfig | None) -> DataPanel:
         histogram = gr.BarPlot(x="tokens", y="rows", color="fits", label=t("train.lengths"), visible=False,
                                sort=None, x_label_angle=-45, y_lim=[0, None], elem_id="wb-lengths", scale=2)
     over_cutoff = gr.Markdown(visible=False, elem_id="wb-over-cutoff")
-    return DataPanel(upload=upload, dataset=dataset, more=more, data_format=data_format, summary=summary,
+    return DataPanel(upload=upload, dataset=dataset, more=more, remove=remove, data_format=data_format, summary=summary,
                      preview=preview, example=example, histogram=histogram, over_cutoff=over_cutoff,
                      placeholders=placeholders)
 
