@@ -145,7 +145,7 @@ def build_data_panel(ctx: AppContext, starter: RunConfig | None) -> DataPanel:
         with gr.Column():
             listed = dataset_choices(ctx.uploads, ctx.assets)
             paths = [source.path for source in starter.data.sources()] if starter else [None]
-            with gr.Row(equal_height=True):
+            with gr.Row():
                 dataset = gr.Dropdown(listed, value=paths[0], label=t("train.dataset"), elem_id="wb-dataset",
                                       scale=4)
                 remove = gr.Button(t("train.remove_upload"), size="sm", scale=0, min_width=120,
@@ -159,8 +159,9 @@ def build_data_panel(ctx: AppContext, starter: RunConfig | None) -> DataPanel:
     preview = gr.Dataframe(label=t("train.preview"), interactive=False, visible=False, wrap=True, max_height=220,
                            elem_id="wb-data-preview")
     with gr.Row():
+        # the categories in one legend, not a badge after every trained piece (repeated, and broken across lines)
         example = gr.HighlightedText(label=t("train.example"), color_map={"trained": "green"}, visible=False,
-                                     elem_id="wb-example", scale=3)
+                                     show_legend=True, elem_id="wb-example", scale=3)
         # bin labels turned so that a dozen ranges like "1025–1152" stay readable side by side; bars start at 0
         histogram = gr.BarPlot(x="tokens", y="rows", color="fits", label=t("train.lengths"), visible=False,
                                sort=None, x_label_angle=-45, y_lim=[0, None], elem_id="wb-lengths", scale=2)
