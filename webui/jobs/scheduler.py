@@ -183,6 +183,10 @@ class Scheduler:
                     held.append((kind, name))
         return held
 
+    def launched(self, path: Path) -> bool:
+        """Whether this scheduler started the engine of the job in `path` (from the page's queue), not a terminal."""
+        return path in self._launches
+
     def queued(self, kind: JobKind) -> list[str]:
         """Queued jobs of a kind, first queued first (status.json was written when the job was queued)."""
         names = [name for name, status in self.statuses(kind).items() if status.get("state") == QUEUED]
