@@ -183,8 +183,7 @@ class Scheduler:
                     held.append((kind, name))
         return held
 
-    def launched(self, path: Path) -> bool:
-        """Whether this scheduler started the engine of the job in `path` (from the page's queue), not a terminal."""
+    def launched(self, path: Path) -> bool:  # this scheduler started its engine (the page's queue), not a terminal
         return path in self._launches
 
     def queued(self, kind: JobKind) -> list[str]:
