@@ -220,11 +220,11 @@ def test_the_preview_and_example_fit_their_boxes_and_an_upload_can_be_removed(pa
     rows = [{"instruction": f"Tell me about bird number {n}, please.", "input": "",
              "output": f"Bird number {n} hovers over the fields at dawn and eats voles, beetles and worms."}
             for n in range(6)]
+    rows[0]["output"] += " It sings." * 150  # past the default cutoff_len: the example shows where it is cut
     data.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     page.locator("#wb-upload input[type=file]").set_input_files(str(data))
     page.wait_for_function("() => document.querySelector('#wb-dataset input').value === 'uploads/long_rows.jsonl'")
     page.wait_for_function("() => document.querySelector('#wb-data-preview')?.innerText.includes('bird number 0')")
-    set_number(page, "f-train-cutoff-len", "24")  # the example is cut: a trained piece, then what is not trained
     page.wait_for_function(  # lower case: gradio's inline badges were upper-cased by CSS
         "() => document.querySelector('#wb-example')?.innerText.toLowerCase().includes('beyond cutoff_len')")
     layout = page.evaluate(READ_LAYOUT)
