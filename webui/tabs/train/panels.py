@@ -145,11 +145,8 @@ def build_data_panel(ctx: AppContext, starter: RunConfig | None) -> DataPanel:
         with gr.Column():
             listed = dataset_choices(ctx.uploads, ctx.assets)
             paths = [source.path for source in starter.data.sources()] if starter else [None]
-            with gr.Row():
-                dataset = gr.Dropdown(listed, value=paths[0], label=t("train.dataset"), elem_id="wb-dataset",
-                                      scale=4)
-                remove = gr.Button(t("train.remove_upload"), size="sm", scale=0, min_width=120,
-                                   elem_id="wb-remove-upload")
+            dataset = gr.Dropdown(listed, value=paths[0], label=t("train.dataset"), elem_id="wb-dataset")
+            remove = gr.Button(t("train.remove_upload"), size="sm", elem_id="wb-remove-upload")  # the chosen upload
             more = gr.Dropdown(listed, value=paths[1:], multiselect=True, label=t("train.more_datasets"),
                                info=t("train.more_datasets_help"), elem_id="wb-more-datasets")
             data_format = gr.Dropdown(list(choices(DataConfig, "format")), value="auto", label=t("field.data.format"),
