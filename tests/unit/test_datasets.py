@@ -203,8 +203,8 @@ def test_one_row_is_said_in_the_singular():
 
 
 def test_the_example_legend_names_the_cut_only_where_the_example_is_cut():
-    """Issue 24 item 6: the example's categories are one legend (not a badge after every piece); a legend that
-    always listed "beyond cutoff_len" said the row was cut where it was not."""
+    """Issue 24 item 6: the example's categories are one legend (not a badge after every piece), listing only the
+    kinds of piece shown: a legend that always listed "beyond cutoff_len" said the row was cut where it was not."""
     from webui.tabs.train.data import example_view
 
     whole = {"example": {"text": "<|user|>\nHi</s>\n<|assistant|>\nHello</s>\n", "spans": [[26, 36]]}}
@@ -213,6 +213,8 @@ def test_the_example_legend_names_the_cut_only_where_the_example_is_cut():
     update = example_view(cut, None)
     assert list(update["color_map"]) == ["trained", "beyond cutoff_len: cut, not trained"]
     assert [label for _, label in update["value"]][-2:] == ["trained", "beyond cutoff_len: cut, not trained"]
+    before_reply = {"example": {**whole["example"], "cut": 20}}  # all of the reply beyond the cut: nothing trains
+    assert list(example_view(before_reply, None)["color_map"]) == ["beyond cutoff_len: cut, not trained"]
 
 
 def test_preview_columns_are_as_wide_as_their_text_needs():

@@ -130,8 +130,9 @@ def example_view(report: dict[str, Any], request: gr.Request | None) -> Any:
     trained, cut = message(request, "msg.trained"), message(request, "msg.beyond_cutoff")
     labels = {"trained": trained, "cut": cut}
     segments = [(text, labels.get(label, label)) for text, label in example_segments(report)]
-    colours = {trained: "green"} | ({cut: "gray"} if any(label == cut for _, label in segments) else {})
-    return gr.update(value=segments, color_map=colours, visible=bool(report.get("example")))  # the legend: colours
+    shown = {label for _, label in segments}  # the legend lists the colours: only the kinds of piece shown
+    colours = {label: colour for label, colour in ((trained, "green"), (cut, "gray")) if label in shown}
+    return gr.update(value=segments, color_map=colours, visible=bool(report.get("example")))
 
 
 def length_chart(lengths: list[int], cutoff_len: int, request: gr.Request | None) -> Any:
