@@ -1,11 +1,12 @@
 """Export a finished run as a Hugging Face model folder: merge the adapter where the method allows it.
 
 `python launch.py export RUN_DIR --out DIR [--dtype float32] [--max-shard-size 2GB] [--zip] [--overwrite]`
-writes DIR (and with --zip, DIR.zip and DIR-adapter.zip beside it); `python -m engine export --job JOB_DIR`
-is the same export as a job (what the web UI starts): JOB_DIR/config.yaml (an ExportConfig) says which run,
-in which dtype and shards; the export goes to JOB_DIR/model/ with the zips JOB_DIR/NAME.zip and
-JOB_DIR/NAME-adapter.zip, and the job reports through events.jsonl, status.json (starting, loading_model,
-exporting, verifying, saving, then completed with the result, or failed with one sentence) and export.log.
+writes DIR (and with --zip, DIR.zip and, for a merged export, DIR-adapter.zip beside it);
+`python -m engine export --job JOB_DIR` is the same export as a job (what the web UI starts): JOB_DIR/config.yaml
+(an ExportConfig) says which run, in which dtype and shards; the export goes to JOB_DIR/model/ with the zips
+JOB_DIR/NAME.zip and (merged) JOB_DIR/NAME-adapter.zip, and the job reports through events.jsonl, status.json
+(starting, loading_model, exporting, verifying, saving, then completed with the result, or failed with one
+sentence) and export.log.
 
 - LoRA, DoRA, IA3: the adapter is merged into the base and DIR is a plain transformers model
   (safetensors shards, config.json, generation_config.json, tokenizer with the chat template the run
@@ -228,8 +229,8 @@ def run_export(run_dir: str | os.PathLike, out: str | os.PathLike, dtype: str | 
                overwrite: bool = False, *, name: str | None = None, stage: Stage | None = None) -> ExportResult:
     """Export a finished run to `out`; never raises for a failed export: the result says why.
 
-    With make_zip, NAME.zip (the export) and NAME-adapter.zip (the run's adapter) are written beside `out`;
-    NAME is out's own name unless given (the model card's title too). `stage(state)` hears each step."""
+    With make_zip, NAME.zip (the export) and, for a merged one, NAME-adapter.zip (the run's adapter) are written
+    beside `out`; NAME is out's own name unless given (the model card's title too). `stage(state)` hears each step."""
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     stage = stage or (lambda _state: None)
     run, out = rundir.RunDir(Path(run_dir).expanduser().resolve()), Path(out).expanduser().resolve()
@@ -307,9 +308,11 @@ def save(config: RunConfig, run: rundir.RunDir, tmp: Path, out: Path, result: Ex
 
 
 def write_zips(config: RunConfig, run: rundir.RunDir, out: Path, result: ExportResult, name: str, log: Log) -> None:
+    """NAME.zip of the export, and NAME-adapter.zip of the run's adapter where the export is a merged model (an
+    export that could not merge is the adapter already: a second zip would hold the same files)."""
     result.zip = str(zip_folder(out, out.parent / f"{name}.zip"))
     log(f"wrote {result.zip}")
-    if run.adapter.is_dir() and config.method.name in ADAPTER_METHODS:
+    if result.merged and run.adapter.is_dir() and config.method.name in ADAPTER_METHODS:
         result.adapter_zip = str(zip_folder(run.adapter, out.parent / f"{name}-adapter.zip"))
         log(f"wrote {result.adapter_zip}")
 

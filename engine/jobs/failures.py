@@ -12,8 +12,11 @@ that ended without a final status (`explain_exit`); engine jobs use `explain` fo
 from __future__ import annotations
 
 import errno
+import os
 import re
 import signal
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import UserError
@@ -113,25 +116,128 @@ def with_request_size(advice: str, text: str) -> str:
 
 def oom_kill_count(vmstat: str = "/proc/vmstat") -> int | None:
     """How many processes the kernel's out-of-memory killer has killed since boot (cgroup limits included), or
-    None where the kernel does not say. The scheduler reads it when a job starts and when it died of SIGKILL."""
+    None where the kernel does not say. Any process's OOM kill counts: `OomWitness` prefers narrower sources."""
+    return _counter(vmstat, "oom_kill")
+
+
+def _counter(path: str | Path, name: str) -> int | None:
+    """The value of `name` in a kernel file of 'name value' lines (/proc/vmstat, memory.events), or None."""
     try:
-        with open(vmstat, encoding="ascii") as f:
+        with open(path, encoding="ascii") as f:
             for line in f:
-                name, _, value = line.partition(" ")
-                if name == "oom_kill":
+                key, _, value = line.partition(" ")
+                if key == name:
                     return int(value)
     except (OSError, ValueError):
         return None
     return None
 
 
-def explain_exit(returncode: int | None, log_tail: str, job: str = "train", oom_killed: bool | None = None,
+def cgroup_oom_file(pid: int, proc: str = "/proc", cgroups: str = "/sys/fs/cgroup") -> Path | None:
+    """The file where the kernel counts the OOM kills of `pid`'s own memory cgroup (v2 `memory.events`, v1
+    `memory.oom_control`), or None where it is not readable. Read while the process lives (its /proc entry goes)."""
+    try:
+        lines = Path(proc, str(pid), "cgroup").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    found = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2) if line.count(":") >= 2 else ("", "", "")
+        relative = path.lstrip("/")
+        if not relative:  # the root cgroup counts every process's kills: no narrower than /proc/vmstat
+            continue
+        if controllers == "":  # cgroup v2 (unified), mounted at the root or, on hybrid systems, under unified/
+            found += [Path(cgroups, relative, "memory.events"), Path(cgroups, "unified", relative, "memory.events")]
+        elif "memory" in controllers.split(","):
+            found.append(Path(cgroups, "memory", relative, "memory.oom_control"))
+    return next((file for file in found if _counter(file, "oom_kill") is not None), None)
+
+
+UNSURE = "unsure"  # OomWitness.verdict: an OOM kill happened while the engine died, and nothing says whose
+# A /dev/kmsg record: "PRIORITY,SEQUENCE,MICROSECONDS SINCE BOOT,FLAGS;MESSAGE" (continuation lines start with a space).
+KMSG_RECORD = re.compile(r"^\d+,\d+,(\d+),[^;]*;(.*)$")
+# The kernel's log line for an OOM kill: "Out of memory: Killed process 123 (python) ..." (also "Memory cgroup out
+# of memory: ...") and "oom-kill:constraint=...,task=python,pid=123,uid=0".
+KERNEL_OOM_LINE = re.compile(r"Killed process (\d+)|oom-kill:.*?\bpid=(\d+)")
+
+
+def kernel_oom_pids(since_us: int = 0, kmsg: str = "/dev/kmsg", max_records: int = 100_000) -> set[int] | None:
+    """The pids the kernel's log says its out-of-memory killer killed at or after `since_us` (CLOCK_MONOTONIC, in
+    microseconds: the log's clock), or None where the log cannot be read (dmesg_restrict, a container). /dev/kmsg
+    gives one record per read and does not block here; a plain file (a test's) is read whole."""
+    try:
+        fd = os.open(kmsg, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    chunks = []
+    try:
+        for _ in range(max_records):
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:  # the end of the log
+                break
+            except BrokenPipeError:  # records overwritten while reading: go on with the next one
+                continue
+            if not chunk:
+                break
+            chunks.append(chunk.decode("utf-8", errors="replace"))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    killed = set()
+    for line in "".join(chunks).splitlines():
+        record = KMSG_RECORD.match(line)
+        if record and int(record[1]) >= since_us:
+            killed.update(int(a or b) for a, b in KERNEL_OOM_LINE.findall(record[2]))
+    return killed
+
+
+@dataclass
+class OomWitness:
+    """What says, after an engine process died of SIGKILL, whether the OOM killer killed it rather than a person
+    or another program (an unrelated process's OOM kill at the same moment must not be blamed): taken at launch.
+
+    In order, where readable: the kernel's log naming the killed pid; the kill count of the process's own memory
+    cgroup; the machine-wide count (/proc/vmstat), which cannot tell whose kill it was."""
+
+    pid: int
+    started_us: int  # CLOCK_MONOTONIC when it started, in microseconds (the kernel log's clock)
+    cgroup_file: Path | None
+    cgroup_kills: int | None
+    machine_kills: int | None
+
+    @classmethod
+    def start(cls, pid: int, proc: str = "/proc", cgroups: str = "/sys/fs/cgroup",
+              vmstat: str = "/proc/vmstat") -> OomWitness:
+        file = cgroup_oom_file(pid, proc, cgroups)
+        started_us = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        return cls(pid, started_us, file, _counter(file, "oom_kill") if file else None, oom_kill_count(vmstat))
+
+    def verdict(self, kmsg: str = "/dev/kmsg", vmstat: str = "/proc/vmstat") -> bool | str | None:
+        """True: the OOM killer killed it; False: it did not; UNSURE: some process's OOM kill happened meanwhile
+        and nothing says whose; None: nothing can be read."""
+        killed = kernel_oom_pids(self.started_us, kmsg)
+        if killed is not None:
+            return self.pid in killed
+        if self.cgroup_file is not None and self.cgroup_kills is not None:
+            now = _counter(self.cgroup_file, "oom_kill")
+            if now is not None:
+                return now > self.cgroup_kills
+        now = oom_kill_count(vmstat)
+        if None in (now, self.machine_kills):
+            return None
+        return UNSURE if now > self.machine_kills else False
+
+
+def explain_exit(returncode: int | None, log_tail: str, job: str = "train", oom_killed: bool | str | None = None,
                  folder: Path | None = None) -> str:
     """One sentence on why an engine process ended without a final status.
 
     returncode: its exit status as Popen reports it (negative: the signal that ended it), None when unknown
     (the process was not started by this web process); log_tail: the last lines it printed; job: its kind;
-    oom_killed: whether the kernel's out-of-memory kill count grew while it ran (None: not known); folder: the
+    oom_killed: OomWitness.verdict (True, False, UNSURE: an OOM kill happened but whose is not known, None: not
+    known); folder: the
     job's, named where the disk is full."""
     text = log_tail.lower()
     if disk_full(text=text):
@@ -141,8 +247,11 @@ def explain_exit(returncode: int | None, log_tail: str, job: str = "train", oom_
     if out_of_memory(text=text):
         return OUT_OF_MEMORY.get(job, OUT_OF_MEMORY["train"])[0]
     if returncode in (-signal.SIGKILL, 128 + signal.SIGKILL) or text.rstrip().endswith("killed"):
+        ram = OUT_OF_MEMORY.get(job, OUT_OF_MEMORY["train"])[1]
+        if oom_killed == UNSURE:
+            return ("The engine process was killed (SIGKILL) while the kernel's out-of-memory killer ended a process; "
+                    f"if it was this one: {ram[0].lower()}{ram[1:]}")
         if oom_killed:
-            ram = OUT_OF_MEMORY.get(job, OUT_OF_MEMORY["train"])[1]
             return f"The kernel's out-of-memory killer ended the engine process (SIGKILL); {ram[0].lower()}{ram[1:]}"
         if oom_killed is False:
             return ("The engine process was killed (SIGKILL) by hand or by another program, "

@@ -195,3 +195,46 @@ def previewed_cutoff(page) -> int | None:
     command = page.locator("#wb-command textarea").input_value()
     return yaml.safe_load(Path(shlex.split(command)[-1]).read_text(encoding="utf-8"))["train"]["cutoff_len"] if (
         command) else None
+
+
+# What the preview table and the rendered example look like (issue 24 item 6): every header's height (a header
+# squeezed to 32 px printed "input" one letter a line), the table's width against its box (the output column ran
+# off it), the inline badges of the example (one per trained piece, broken across lines) and how it wraps.
+READ_LAYOUT = """() => {
+  const preview = document.querySelector('#wb-data-preview');
+  const heads = Array.from(preview.querySelectorAll('thead th .header-content span')).map(span => span.offsetHeight);
+  const table = preview.querySelector('table');
+  const example = document.querySelector('#wb-example');
+  const field = example.querySelector('.textfield');
+  return {heads, table: table.getBoundingClientRect().width, box: preview.getBoundingClientRect().width,
+          badges: field.querySelectorAll('.label').length, legend: example.innerText.includes('trained'),
+          wordBreak: getComputedStyle(field).wordBreak,
+          page: [document.documentElement.scrollWidth, document.documentElement.clientWidth]};
+}"""
+
+
+def test_the_preview_and_example_fit_their_boxes_and_an_upload_can_be_removed(page, server, tmp_path):
+    _, workspace = server
+    page.set_viewport_size({"width": 1000, "height": 900})
+    data = tmp_path / "long_rows.jsonl"
+    rows = [{"instruction": f"Tell me about bird number {n}, please.", "input": "",
+             "output": f"Bird number {n} hovers over the fields at dawn and eats voles, beetles and worms."}
+            for n in range(6)]
+    rows[0]["output"] += " It sings." * 150  # past the default cutoff_len: the example shows where it is cut
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    page.locator("#wb-upload input[type=file]").set_input_files(str(data))
+    page.wait_for_function("() => document.querySelector('#wb-dataset input').value === 'uploads/long_rows.jsonl'")
+    page.wait_for_function("() => document.querySelector('#wb-data-preview')?.innerText.includes('bird number 0')")
+    page.wait_for_function(  # lower case: gradio's inline badges were upper-cased by CSS
+        "() => document.querySelector('#wb-example')?.innerText.toLowerCase().includes('beyond cutoff_len')")
+    layout = page.evaluate(READ_LAYOUT)
+    shot(page, "preview-layout")
+    assert len(set(layout["heads"])) == 1, layout  # every header on one line
+    assert layout["table"] <= layout["box"] + 1, layout  # no column runs off the box
+    assert layout["badges"] == 0 and layout["legend"] and layout["wordBreak"] == "normal", layout
+    assert layout["page"][0] <= layout["page"][1], layout  # nothing widens the page
+
+    page.click("#wb-remove-upload")
+    page.wait_for_function("() => document.querySelector('#wb-dataset input').value === ''")
+    assert not (workspace / "uploads" / "long_rows.jsonl").exists()
+    assert "uploads/long_rows.jsonl" not in dropdown_options(page, "#wb-dataset")

@@ -84,9 +84,16 @@ def test_chat_offers_tools_and_answers_with_a_tool_call(browser, server, tool_ru
     page.locator("#wb-chat-tools-box").get_by_text("Tools (JSON)").click()
     tools_box = page.locator("#wb-chat-tools textarea")
     tools_box.fill("[{")
-    tools_box.blur()
+    page.locator("#wb-chat-msg textarea").fill("What is the weather in Paris?")  # the box left for the message
+    page.wait_for_selector("#wb-chat-tools-note:has-text('Tools (JSON) is not valid JSON')")
+    page.click("#wb-chat-send")  # refused: said once, by Send (leaving the box toasted it too: "(2)")
     page.wait_for_selector("[data-testid=toast-body]:has-text('Tools (JSON) is not valid JSON')")
+    page.wait_for_timeout(1000)
+    toasts = page.locator("[data-testid=toast-body]").all_inner_texts()
+    assert sum("Tools (JSON)" in text for text in toasts) == 1 and "(2)" not in " ".join(toasts), toasts
     tools_box.fill(json.dumps(TOOLS, indent=1))
+    tools_box.blur()
+    page.wait_for_selector("#wb-chat-tools-note", state="hidden")
 
     page.locator("#wb-chat-msg textarea").fill("What is the weather in Paris?")
     page.click("#wb-chat-send")

@@ -115,7 +115,8 @@ def test_prefix_export_explains_and_writes_the_adapter(runs: dict[str, Path], tm
     result = run_export(runs["prefix"], out, make_zip=True, log=logs.append)
     assert result.state == "completed" and result.merged is False, result.error
     assert "cannot be merged" in result.reason and result.reason.count(". ") == 0 and result.reason in logs
-    assert result.base_diff > 0 and result.adapter_zip and Path(result.zip).is_file()
+    assert result.base_diff > 0 and Path(result.zip).is_file()
+    assert result.adapter_zip is None and sorted(p.name for p in tmp_path.glob("*.zip")) == ["prefix-export.zip"]
     assert (out / "adapter_config.json").is_file() and (out / "adapter_model.safetensors").is_file()
     assert "PeftModel.from_pretrained" in (out / "HOW_TO_LOAD.md").read_text(encoding="utf-8")
     assert "cannot be merged" in (out / "README.md").read_text(encoding="utf-8")

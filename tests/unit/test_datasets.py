@@ -200,3 +200,25 @@ def test_one_row_is_said_in_the_singular():
     assert message(None, "msg.data_summary", format="alpaca", rows="2").endswith("<b>2</b> rows")
     assert message(None, "msg.over_cutoff_truncate", n=1, cutoff=8).startswith("**1** row is longer")
     assert message(None, "msg.over_cutoff_drop", n=3, cutoff=8).startswith("**3** rows are longer")
+
+
+def test_the_example_legend_names_the_cut_only_where_the_example_is_cut():
+    """Issue 24 item 6: the example's categories are one legend (not a badge after every piece), listing only the
+    kinds of piece shown: a legend that always listed "beyond cutoff_len" said the row was cut where it was not."""
+    from webui.tabs.train.data import example_view
+
+    whole = {"example": {"text": "<|user|>\nHi</s>\n<|assistant|>\nHello</s>\n", "spans": [[26, 36]]}}
+    assert list(example_view(whole, None)["color_map"]) == ["trained"]
+    cut = {"example": {**whole["example"], "cut": 30}}
+    update = example_view(cut, None)
+    assert list(update["color_map"]) == ["trained", "beyond cutoff_len: cut, not trained"]
+    assert [label for _, label in update["value"]][-2:] == ["trained", "beyond cutoff_len: cut, not trained"]
+    before_reply = {"example": {**whole["example"], "cut": 20}}  # all of the reply beyond the cut: nothing trains
+    assert list(example_view(before_reply, None)["color_map"]) == ["beyond cutoff_len: cut, not trained"]
+
+
+def test_preview_columns_are_as_wide_as_their_text_needs():
+    from webui.forms.datasets import column_widths
+
+    widths = column_widths(["instruction", "input", "output"], [["Tell me about the kestrel.", "", "x" * 200]])
+    assert widths == ["26.0%", "14.0%", "60.0%"]  # 26, 14 (at least) and 60 (at most) characters' worth

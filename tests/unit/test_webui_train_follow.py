@@ -154,6 +154,16 @@ def test_a_run_training_beside_the_followed_one_is_named(ctx, monkeypatch):
     assert train_follow.poll(ctx, panel, "page-run", drawn[panel.seen], None) == {panel.also: ""}
 
 
+def test_a_page_that_opens_while_two_runs_train_follows_the_one_it_started(ctx, monkeypatch):
+    """Seen by hand (issue 24): with a terminal's run listed first, a page opened while both trained followed the
+    terminal's run and named its own as the one 'from a terminal'."""
+    from webui.jobs.scheduler import TRAIN
+
+    monkeypatch.setattr(ctx.runs.scheduler, "holders", lambda _lane: [(TRAIN, "cli-run"), (TRAIN, "page-run")])
+    monkeypatch.setattr(ctx.runs.scheduler, "launched", lambda path: path == ctx.runs.runs_dir / "page-run")
+    assert ctx.runs.training() == ["page-run", "cli-run"] and ctx.runs.active() == "page-run"
+
+
 def test_a_queued_run_names_the_run_it_waits_for():
     """The third and fourth Starts wait for the second and third, not all for the first."""
     assert train_follow.waits_for("second", ["second"], "first") == "first"

@@ -277,8 +277,16 @@ def test_a_tool_list_that_is_not_a_json_list_is_one_sentence(chat_ctx, tmp_path:
         updates = list(chat.respond(chat_ctx, "hi", [], [], False, "", SHORT, tools, False))
     assert all(u["__type__"] == "update" and len(u) == 1 for u in updates[-1])  # nothing changes, nothing sent
     assert (tmp_path / "received").read_text() == ""
-    with pytest.warns(UserWarning, match=words):
-        chat.check_tools_box(tools)  # said when the box is left, too
+    import html
+    import re
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # leaving the box says it under the box, not in a second toast
+        note = chat.check_tools_box(tools)
+    shown = html.unescape(re.sub(r"<[^>]+>", "", note["value"]))
+    assert note["visible"] is True and re.match(words, shown) and "wb-error" in note["value"]
+    assert chat.check_tools_box('[{"name": "f"}]')["visible"] is False
 
 
 def test_tool_calls_and_results_in_the_history_become_worker_turns():

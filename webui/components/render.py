@@ -176,7 +176,8 @@ def config_diff_html(configs: dict[str, dict[str, Any]], text: Callable[..., str
         cells = "".join(f"<td>{html.escape(str(v))}</td>" for v in values)
         body.append(f"<tr class='{'wb-diff' if differs else ''}'><td><code>{html.escape(key)}</code></td>{cells}</tr>")
     corner = html.escape(text("runs.compare_key"))
-    return f"<table class='wb-compare'><tr><th>{corner}</th>{head}</tr>{''.join(body)}</table>"
+    table = f"<table class='wb-compare'><tr><th>{corner}</th>{head}</tr>{''.join(body)}</table>"
+    return f"<div class='wb-scroll'>{table}</div>"  # many runs or long values scroll inside the box, not the page
 
 
 CSS = """
@@ -187,4 +188,10 @@ CSS = """
 .wb-compare { border-collapse: collapse; width: 100%; font-size: 13px; }
 .wb-compare td, .wb-compare th { border: 1px solid var(--neutral-300, #d1d5db); padding: 2px 6px; }
 .wb-compare tr.wb-diff td { background: #fef3c7; color: #111827; font-weight: 600; }
+.wb-compare td { overflow-wrap: anywhere; }
+.wb-scroll { overflow-x: auto; max-width: 100%; }
+/* tables scroll inside their own box, never widen the page */
+#wb-runs, #wb-data-preview, #wb-compare { max-width: 100%; overflow-x: auto; }
+/* the rendered example wraps between words (gradio breaks anywhere: "TRAIN/ED"), a long token where it must */
+#wb-example .textfield { word-break: normal; overflow-wrap: anywhere; }
 """

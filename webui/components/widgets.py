@@ -68,6 +68,40 @@ def clamp_typed_numbers() -> None:
 clamp_typed_numbers()
 
 
+def is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def refuse_wrong_types() -> None:
+    """A value that is not a number sent for a number box or slider (through the API: `"epochs": "ten"`, a list)
+    gets a sentence instead of gradio's "Error" (its bounds check compares it with the minimum and raises a
+    TypeError, whose text gradio hides). A field of the Train form (elem_id `f-...`) passes it on unchanged, so
+    the config's validation names its key ("'train.epochs' is 'ten': input should be a valid number."); any other
+    box refuses it naming its label. Set on the classes, once, as clamp_typed_numbers is (and for its reasons)."""
+    for cls in (gr.Number, gr.Slider):
+        if getattr(cls.preprocess, "refuses_wrong_types", False):
+            continue
+        cls.preprocess = _refusing(cls.preprocess)  # type: ignore[method-assign]
+
+
+def _refusing(preprocess: Any) -> Any:
+    def refusing(self: gr.Number | gr.Slider, payload: Any) -> Any:
+        if payload is None or is_number(payload):
+            return preprocess(self, payload)
+        if str(self.elem_id or "").startswith("f-"):
+            return payload  # webui.forms.mapping.to_config validates it and names the key
+        key = getattr(self.label, "key", None)
+        label = message(None, key) if key else str(self.label or "This box")
+        raise gr.Error(message(None, "msg.not_a_number", field=label, value=repr(payload)[:80]))
+
+    refusing.refuses_wrong_types = True  # type: ignore[attr-defined]
+    refusing.clamps = getattr(preprocess, "clamps", False)  # type: ignore[attr-defined]
+    return refusing
+
+
+refuse_wrong_types()
+
+
 def clamp_note(slider: gr.Slider, event: gr.EventData, request: gr.Request) -> None:
     """A slider released with a number outside its range (typed, then Enter or Tab): one warning naming the field
     and the value every view now shows."""

@@ -122,6 +122,19 @@ def preview_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return headers, cells
 
 
+def column_widths(headers: list[str], cells: list[list[str]], low: int = 14, high: int = 60) -> list[str]:
+    """Widths of the preview's columns, in percent of the table, after how long their header and cells are (at
+    least `low`, at most `high` characters' worth): gradio sizes a column by its first rows, so a column empty
+    there (alpaca's `input`) got 32 px and its header printed one letter a line, and a long one ran off the box."""
+    weights = []
+    for i, header in enumerate(headers):
+        values = [len(row[i]) for row in cells if i < len(row)]
+        typical = sum(values) / len(values) if values else 0
+        weights.append(min(max(len(header) + 8, typical, low), high))  # + the header's padding and menu button
+    total = sum(weights) or 1
+    return [f"{100 * weight / total:.1f}%" for weight in weights]
+
+
 def _short(value: Any, limit: int = 160) -> str:
     text = value if isinstance(value, str) else str(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"

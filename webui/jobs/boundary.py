@@ -23,7 +23,7 @@ from engine.config_eval import BASE
 from engine.datapaths import is_hub_dataset, is_hub_id
 from engine.jobs.rundir import ADAPTER, EvalDir, ExportDir, JobDir, RunDir
 from webui.jobs.commands import REPO_ROOT
-from webui.jobs.paths import PathError, inside
+from webui.jobs.paths import PathError, inside, no_nul
 
 ASSETS = REPO_ROOT / "assets"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -75,7 +75,7 @@ class Boundary:
         it is a hub id only when shaped like one and no such path exists there. Every existing reading of a
         path must lie inside. PathError for one outside, and for a name that is neither a path that exists nor
         a hub id."""
-        text = (name or "").strip()
+        text = no_nul((name or "").strip())
         if not text:
             return None
         given = Path(text).expanduser()
@@ -101,7 +101,7 @@ class Boundary:
         """A dataset the page names as an engine process should get it: a hub dataset id as it is, a file or
         folder (a relative one is relative to the workspace) as its checked, resolved absolute path; PathError
         for one outside. A name is a hub id only when shaped like one and no such path exists in the workspace."""
-        text = (name or "").strip()
+        text = no_nul((name or "").strip())
         given = self.workspace / Path(text).expanduser()
         if not Path(text).expanduser().is_absolute() and not given.exists() and is_hub_dataset(text):
             return text

@@ -14,9 +14,19 @@ class PathError(UserError, ValueError):
     """A path from the page that points outside the workspace (or is not a plain name)."""
 
 
+def no_nul(text: str | Path) -> str:
+    """`text` as a string; PathError where it holds a NUL byte (no file name can: the system refuses it with
+    "embedded null byte")."""
+    text = str(text)
+    if "\0" in text:
+        raise PathError(f"{text!r} holds a NUL byte (\\x00), which no file or folder name can hold: remove it.")
+    return text
+
+
 def inside(path: str | Path, *roots: Path, fix: str | None = None) -> Path:
     """`path` resolved (symlinks followed); raises PathError unless it lies in one of `roots`. The error names
     the path (and where it leads, when that differs) and `fix`, what the user can change."""
+    no_nul(path)
     given = Path(path).expanduser()
     resolved = given.resolve()
     for root in roots:

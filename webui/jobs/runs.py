@@ -114,8 +114,10 @@ class RunManager:
 
     def training(self) -> list[str]:
         """Every run holding the device: one from the page's queue, and any `launch.py train` started beside it
-        from a terminal (the command line does not queue)."""
-        return [name for kind, name in self.scheduler.holders(TRAIN.lane) if kind is TRAIN]
+        from a terminal (the command line does not queue); the page's own first, so a page that opens while both
+        train follows the run it started and names the terminal's beside it."""
+        names = [name for kind, name in self.scheduler.holders(TRAIN.lane) if kind is TRAIN]
+        return sorted(names, key=lambda name: not self.scheduler.launched(self.runs_dir / name))
 
     def queued(self) -> list[str]:
         return self.scheduler.queued(TRAIN)

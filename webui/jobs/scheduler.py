@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.jobs.events import FINAL_STATES, EventWriter
-from engine.jobs.failures import disk_full, explain_exit, oom_kill_count
+from engine.jobs.failures import OomWitness, disk_full, explain_exit
 from engine.jobs.kinds import EXPORT, KINDS, TRAIN, JobKind  # noqa: F401 - TRAIN, EXPORT: re-exported
 from engine.jobs.outputs import clean_leftovers
 from engine.jobs.rundir import JobDir, process_alive
@@ -50,7 +50,7 @@ class Launch:
     """An engine process this scheduler started, kept until its job is over and the process reaped."""
 
     proc: subprocess.Popen
-    oom_kills: int | None  # the kernel's OOM kill count when it started (None: not known)
+    oom: OomWitness  # what tells, if it dies of SIGKILL, whether the kernel's OOM killer killed it
     stop_requested: bool = False  # Stop was pressed: a SIGTERM death is a stop, not a failure
     orphaned_at: float | None = None  # when its job folder was found deleted while it ran (it is ended then)
 
@@ -183,6 +183,9 @@ class Scheduler:
                     held.append((kind, name))
         return held
 
+    def launched(self, path: Path) -> bool:  # this scheduler started its engine (the page's queue), not a terminal
+        return path in self._launches
+
     def queued(self, kind: JobKind) -> list[str]:
         """Queued jobs of a kind, first queued first (status.json was written when the job was queued)."""
         names = [name for name, status in self.statuses(kind).items() if status.get("state") == QUEUED]
@@ -270,7 +273,7 @@ class Scheduler:
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
-        self._launches[job.path] = Launch(proc, oom_kill_count())
+        self._launches[job.path] = Launch(proc, OomWitness.start(proc.pid))
         log.info("started %s job %s (pid %s)", kind.name, job.name, proc.pid)
 
     def _end_orphans(self) -> None:
@@ -310,8 +313,7 @@ class Scheduler:
         if launch is not None and launch.stop_requested and returncode == -signal.SIGTERM:
             state, reason = "stopped", None  # Stop ended it before it could handle the signal (still importing)
         else:
-            now = oom_kill_count()
-            oom_killed = None if launch is None or None in (launch.oom_kills, now) else now > launch.oom_kills
+            oom_killed = launch.oom.verdict() if launch is not None else None
             state = "failed"
             reason = status.get("error") or explain_exit(returncode, tail, job.kind, oom_killed, job.path)
         job.write_status(**{**status, "state": state, "error": reason})  # stamped with the status schema

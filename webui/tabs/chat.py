@@ -6,6 +6,7 @@ with a Python and a curl example (webui/tabs/chat_serve.py)."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,7 @@ class ChatTab:
     api: gr.Code  # how to talk to the loaded run over the OpenAI-compatible API
     serving: ServeBox  # its Serve / Stop serving buttons and status line
     rating: RateBox  # mark the better answer: a pair appended to a preference dataset file (webui.tabs.chat_rate)
+    tools_note: gr.Markdown  # under the Tools box, once it is left: why it is not a tool list (Send toasts it)
 
 def finished_runs(ctx: AppContext) -> list[str]:
     return [i.name for i in ctx.runs.list() if i.state in ("completed", "stopped") and
@@ -167,12 +169,15 @@ def warn(text: str) -> None:
     gr.Warning(text)
 
 
-def check_tools_box(text: str, request: gr.Request | None = None) -> None:
-    """When the Tools (JSON) box is left: a toast, one sentence, where it is not a JSON list."""
+def check_tools_box(text: str, request: gr.Request | None = None) -> Any:
+    """When the Tools (JSON) box is left: the note under it says, in one sentence, why it is not a JSON list (or
+    goes away). Not a toast: leaving the box for Send would show the same warning twice, once from here and once
+    from Send, which refuses to send it."""
     try:
         offered_tools(text, words(request))
     except ToolsError as error:
-        warn(str(error))
+        return gr.update(value=f"<span class='wb-error'>{html.escape(str(error))}</span>", visible=True)
+    return gr.update(value="", visible=False)
 
 
 def send_message(ctx: AppContext, request: gr.Request, text: str, tuned: list, base: list, side_by_side: bool,
@@ -258,6 +263,7 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
         with gr.Accordion(t("chat.tools"), open=False, elem_id="wb-chat-tools-box"):
             tools = gr.Textbox(show_label=False, lines=4, max_lines=20, placeholder=t("chat.tools_help"),
                                elem_id="wb-chat-tools")
+            tools_note = gr.Markdown(visible=False, elem_id="wb-chat-tools-note")
         side_by_side = gr.Checkbox(label=t("chat.side_by_side"), elem_id="wb-side-by-side")
         with gr.Row():
             tuned_chat = gr.Chatbot(label=t("chat.tuned"), elem_id="wb-chat-tuned", height=360)
@@ -273,7 +279,7 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
             serving = build_serve_box(ctx)
     tab = ChatTab(run, adapter_dir, load_btn, unload_btn, status, confirm_row, load_gpu, load_cpu, system, sampling,
                   tools, side_by_side, tuned_chat, base_chat, message, tool_result, send, clear, serving.api, serving,
-                  rating)
+                  rating, tools_note)
     # Listed as the page loads and whenever the tab is shown, before the list is opened: choices replaced while
     # the list is open show stale and doubled entries (Gradio 6).
     refresh = (bind(worker_view, ctx), None, [tab.run, tab.status, tab.api])
@@ -296,7 +302,7 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
     gr.on([tab.send.click, tab.message.submit], bind(send_message, ctx), inputs,
           [tab.message, tab.tuned_chat, tab.base_chat, tab.tool_result], concurrency_limit=1, concurrency_id="chat",
           trigger_mode="always_last")
-    tab.tools.blur(check_tools_box, tab.tools, None)
+    tab.tools.blur(check_tools_box, tab.tools, tab.tools_note, show_progress="hidden")
     wire_rate_box(ctx, rating, tab.tuned_chat, tab.base_chat, tab.system)
     tab.clear.click(lambda: ([], [], False), None, [tab.tuned_chat, tab.base_chat, tab.tool_result])
     return tab

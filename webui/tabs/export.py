@@ -7,6 +7,7 @@ shows its newest export, so a reload or a restart of launch.py finds an export's
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -100,8 +101,11 @@ def export(ctx: AppContext, run: str | None, dtype: str, shard_gb: float,
     say = words(request)
     if not run:
         raise failure(request, say("export.msg.choose_run"))
+    shard = 2.0 if shard_gb is None else shard_gb
+    if not math.isfinite(shard) or shard <= 0:  # NaN or inf through the API: the engine would get "nanGB"
+        raise failure(request, say("export.msg.shard_size", label=say("export.shard"), value=f"{shard!r}"))
     try:
-        job = ctx.exports.start(ctx.runs.run_dir(run), dtype, float(shard_gb or 2))
+        job = ctx.exports.start(ctx.runs.run_dir(run), dtype, float(shard))
     except (RunError, PathError) as error:
         raise failure(request, str(error)) from None
     return job_view(ctx, job, say)

@@ -12,7 +12,7 @@ import gradio as gr
 import pandas as pd
 
 from webui.context import AppContext
-from webui.forms.datasets import example_segments, length_histogram, preview_rows
+from webui.forms.datasets import column_widths, example_segments, length_histogram, preview_rows
 from webui.forms.models import model_folder
 from webui.i18n import message, words
 from webui.jobs.commands import EngineCommandError, engine_cache, inspect_job
@@ -91,7 +91,8 @@ def inspection_view(panel: DataPanel, report: dict[Any, Any], cutoff_len: float,
     over_text = over_cutoff_line(report, cutoff_len, request)
     return {
         panel.summary: summary_line(report, request),
-        panel.preview: gr.update(value={"headers": headers, "data": rows}, visible=True),
+        panel.preview: gr.update(value={"headers": headers, "data": rows}, column_widths=column_widths(headers, rows),
+                                 visible=True),
         **pair_view(panel, report, request),
         panel.histogram: length_chart(lengths, int(cutoff_len or 0), request),
         panel.over_cutoff: gr.update(value=over_text, visible=bool(over_text)),
@@ -129,7 +130,9 @@ def example_view(report: dict[str, Any], request: gr.Request | None) -> Any:
     trained, cut = message(request, "msg.trained"), message(request, "msg.beyond_cutoff")
     labels = {"trained": trained, "cut": cut}
     segments = [(text, labels.get(label, label)) for text, label in example_segments(report)]
-    return gr.update(value=segments, color_map={trained: "green", cut: "gray"}, visible=bool(report.get("example")))
+    shown = {label for _, label in segments}  # the legend lists the colours: only the kinds of piece shown
+    colours = {label: colour for label, colour in ((trained, "green"), (cut, "gray")) if label in shown}
+    return gr.update(value=segments, color_map=colours, visible=bool(report.get("example")))
 
 
 def pair_view(panel: DataPanel, report: dict[str, Any], request: gr.Request | None) -> dict[Any, Any]:

@@ -99,6 +99,34 @@ def upload_dataset(ctx: AppContext, temp_path: str | None,
     return None, gr.update(choices=choices, value=str(saved)), gr.update(choices=choices)
 
 
+def remove_upload(ctx: AppContext, dataset: str | None, more: list[str] | None,
+                  request: gr.Request | None = None) -> tuple[Any, Any]:
+    """Remove the chosen dataset where it is an upload (WORKSPACE/uploads; a bundled set or a file elsewhere is
+    refused), unless a queued or training run reads it; the lists no longer offer it."""
+    say = words(request)
+    if not dataset:
+        raise failure(request, say("msg.remove_choose"))
+    try:
+        path = ctx.boundary.writable(dataset)
+    except PathError:
+        path = None
+    uploads = ctx.uploads.resolve()
+    if path is None or path.parent != uploads or not path.is_file():
+        raise failure(request, say("msg.remove_not_upload", name=display_name(dataset), folder=uploads))
+    for name in [*ctx.runs.training(), *ctx.runs.queued()]:
+        try:
+            used = {Path(source.path).resolve() for source in ctx.runs.run_dir(name).read_config().data.sources()}
+        except (OSError, ValueError):  # its config cannot be read here: it cannot be reading this file either
+            continue
+        if path in used:
+            raise failure(request, say("msg.remove_in_use", name=path.name, run=name))
+    path.unlink()
+    gr.Info(say("msg.upload_removed", name=path.name), title=say("msg.info_title"))
+    choices = dataset_choices(ctx.uploads, ctx.assets)
+    kept = [name for name in more or [] if name != dataset]
+    return gr.update(choices=choices, value=None), gr.update(choices=choices, value=kept)
+
+
 def list_datasets(ctx: AppContext) -> tuple[Any, Any]:
     """The dataset dropdowns' choices as the workspace holds them now (the chosen files stay chosen)."""
     choices = dataset_choices(ctx.uploads, ctx.assets)
@@ -160,9 +188,9 @@ def preview(ctx: AppContext, panel: ConfigPanel, config_name: str, *args: Any) -
 
 
 def save_config(ctx: AppContext, config_name: str, *args: Any, request: gr.Request | None = None) -> Any:
-    name = safe_name((config_name or "").strip() or "my-run")
     form = Form.parse(args)
     try:
+        name = safe_name((config_name or "").strip() or "my-run")
         config = form.config(ctx, ctx.runs.runs_dir / name)
     except (ConfigError, PathError) as error:
         raise failure(request, " ".join(getattr(error, "issues", [str(error)]))) from None

@@ -62,6 +62,7 @@ class DataPanel:
     upload: gr.File
     dataset: gr.Dropdown
     more: gr.Dropdown  # more datasets trained on with it (multiselect; usually none)
+    remove: gr.Button  # removes the chosen dataset where it is an upload
     data_format: gr.Dropdown
     summary: gr.HTML
     preview: gr.Dataframe
@@ -160,6 +161,7 @@ def build_data_panel(ctx: AppContext, starter: RunConfig | None) -> DataPanel:
             listed = dataset_choices(ctx.uploads, ctx.assets)
             paths = [source.path for source in starter.data.sources()] if starter else [None]
             dataset = gr.Dropdown(listed, value=paths[0], label=t("train.dataset"), elem_id="wb-dataset")
+            remove = gr.Button(t("train.remove_upload"), size="sm", elem_id="wb-remove-upload")  # the chosen upload
             more = gr.Dropdown(listed, value=paths[1:], multiselect=True, label=t("train.more_datasets"),
                                info=t("train.more_datasets_help"), elem_id="wb-more-datasets")
             data_format = gr.Dropdown(list(choices(DataConfig, "format")), value="auto", label=t("field.data.format"),
@@ -169,15 +171,16 @@ def build_data_panel(ctx: AppContext, starter: RunConfig | None) -> DataPanel:
     preview = gr.Dataframe(label=t("train.preview"), interactive=False, visible=False, wrap=True, max_height=220,
                            elem_id="wb-data-preview")
     with gr.Row():
+        # the categories in one legend, not a badge after every trained piece (repeated, and broken across lines)
         example = gr.HighlightedText(label=t("train.example"), color_map={"trained": "green"}, visible=False,
-                                     elem_id="wb-example", scale=3)
+                                     show_legend=True, elem_id="wb-example", scale=3)
         rejected = gr.HighlightedText(label=t("train.rejected"), color_map={"trained": "green"}, visible=False,
-                                      elem_id="wb-example-rejected", scale=3)
+                                      show_legend=True, elem_id="wb-example-rejected", scale=3)
         # bin labels turned so that a dozen ranges like "1025–1152" stay readable side by side; bars start at 0
         histogram = gr.BarPlot(x="tokens", y="rows", color="fits", label=t("train.lengths"), visible=False,
                                sort=None, x_label_angle=-45, y_lim=[0, None], elem_id="wb-lengths", scale=2)
     over_cutoff = gr.Markdown(visible=False, elem_id="wb-over-cutoff")
-    return DataPanel(upload=upload, dataset=dataset, more=more, data_format=data_format, summary=summary,
+    return DataPanel(upload=upload, dataset=dataset, more=more, remove=remove, data_format=data_format, summary=summary,
                      preview=preview, example=example, rejected=rejected, histogram=histogram, over_cutoff=over_cutoff,
                      placeholders=placeholders)
 

@@ -81,6 +81,7 @@ def wire_model_and_data(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
     model.name.change(None, None, [model.info, tab.method.trainable], js="() => ['', '']")
     gr.on([app.load, model.name.change], bind(h.show_model, ctx), model.name, model.info)
     data.upload.upload(bind(h.upload_dataset, ctx), data.upload, [data.upload, data.dataset, data.more])
+    data.remove.click(bind(h.remove_upload, ctx), [data.dataset, data.more], [data.dataset, data.more])
     # uploads of earlier visits and other visitors
     app.load(bind(h.list_datasets, ctx), None, [data.dataset, data.more])
     # app.load too: the page opens with the starter dataset chosen, whose summary must show without a change
