@@ -13,6 +13,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from engine.config import ConfigError, RunConfig, load_config
 from engine.errors import UserError
@@ -41,6 +42,7 @@ class RunInfo:
     dataset: str = ""
     train_loss: float | None = None
     eval_loss: float | None = None
+    kept: dict[str, Any] | None = None  # metrics.json's best: the checkpoint kept by train.metric_for_best
     wall_s: float | None = None
     created: float = 0.0
     error: str | None = None
@@ -254,5 +256,6 @@ def read_info(run: RunDir) -> RunInfo:
         info.damaged, info.error = True, info.error or str(error)
         return info
     info.train_loss, info.eval_loss = metrics.get("train_loss"), metrics.get("eval_loss")
+    info.kept = metrics.get("best") if isinstance(metrics.get("best"), dict) else None
     info.wall_s = metrics.get("wall_s")
     return info
