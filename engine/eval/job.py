@@ -94,6 +94,7 @@ def eval_body(context: JobContext) -> Outcome:
             reporter.info(f"evaluating {entry.name}")
             results[entry.name], answers[entry.name], general_answers[entry.name] = evaluate_one(
                 loaded, entry, rows, general, config, tick)
+        del loaded  # the weights go before the judge is asked: its replies may take minutes
         metrics = {"test_set": where, "rows": len(rows), "models": results}
         if general:
             metrics["general"] = general_set.compare(general_answers, general)

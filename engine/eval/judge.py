@@ -125,10 +125,13 @@ def post(config: JudgeConfig, key: str | None, body: dict[str, Any]) -> Any:
         with urllib.request.urlopen(request, timeout=config.timeout_s) as response:
             text = response.read().decode("utf-8", errors="replace")
     except urllib.error.HTTPError as error:
+        if error.code in (401, 403) and config.api_key_env:
+            raise JudgeError(f"The judge at {url} refused the key in {config.api_key_env} (HTTP {error.code}): put "
+                             f"a key it accepts in {config.api_key_env}, or name another variable in "
+                             "eval.judge.api_key_env.") from None
         if error.code in (401, 403):
-            where = f"the key in {config.api_key_env}" if config.api_key_env else "a request without a key"
-            raise JudgeError(f"The judge at {url} refused {where} (HTTP {error.code}): set eval.judge.api_key_env "
-                             "to the variable that holds a valid key.") from None
+            raise JudgeError(f"The judge at {url} refused a request without a key (HTTP {error.code}): name the "
+                             "variable that holds its key in eval.judge.api_key_env.") from None
         if error.code in FATAL_STATUS:
             raise JudgeError(f"The judge at {url} answered HTTP {error.code} (not found): check eval.judge.base_url "
                              f"and that it serves the model {config.model!r}.") from None

@@ -71,8 +71,10 @@ def test_a_refused_key_ends_the_judging_in_one_sentence(monkeypatch):
     monkeypatch.setenv("JUDGE_KEY", "sk-wrong")
     with fake_judge(lambda _request: (401, {"error": {"message": "bad key"}})) as (url, requests):
         verdicts = judge(JudgeConfig(base_url=url, model="m", api_key_env="JUDGE_KEY"), ROWS, "test")
-    assert len(requests) == 1 and verdicts.means() == {}
+        keyless = judge(JudgeConfig(base_url=url, model="m"), ROWS, "test")
+    assert len(requests) == 2 and verdicts.means() == {} and requests[1]["_auth"] is None
     assert "refused the key in JUDGE_KEY (HTTP 401)" in verdicts.error and "\n" not in verdicts.error
+    assert "refused a request without a key (HTTP 401)" in keyless.error and "api_key_env" in keyless.error
 
 
 def test_an_unreachable_judge_and_an_unset_key_variable_are_one_sentence_each(monkeypatch):

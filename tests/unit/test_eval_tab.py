@@ -256,3 +256,13 @@ def test_the_judge_column_its_note_and_the_per_tool_table():
     stopped = {**metrics, "judge": {**metrics["judge"], "error": "The judge at X cannot be reached (refused)."}}
     assert "The judge stopped: The judge at X cannot be reached" in eval_table.results_html(stopped)
     assert eval_table.tools_html({"models": {"base": {"loss": 1.0}}}) == ""
+
+
+def test_the_runs_table_says_which_checkpoint_a_run_kept_and_why():
+    from webui.components.render import RUN_HEADERS, kept
+
+    assert RUN_HEADERS[-1] == "kept"
+    best = {"metric": "eval_loss", "value": 0.58631, "step": 4, "stopped_early": False, "ended_at": 8}
+    assert kept(best) == "step 4: best eval_loss 0.5863"
+    assert kept({**best, "stopped_early": True}) == "step 4: best eval_loss 0.5863; stopped early at step 8"
+    assert kept(None) == kept({"step": "4"}) == "–"  # no validation split, or a damaged entry

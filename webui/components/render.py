@@ -127,7 +127,7 @@ def log_text(snap: JobSnapshot | None, stdout_tail: str = "") -> str:
     return text
 
 
-RUN_HEADERS = ["run", "status", "method", "base model", "dataset", "train loss", "eval loss", "time"]
+RUN_HEADERS = ["run", "status", "method", "base model", "dataset", "train loss", "eval loss", "time", "kept"]
 
 
 def runs_rows(infos: list[RunInfo], text: Callable[..., str] = _english) -> list[list[Any]]:
@@ -140,7 +140,17 @@ def runs_rows(infos: list[RunInfo], text: Callable[..., str] = _english) -> list
         return state_label(info.state, text)
 
     return [[i.name, status(i), method_cell(i, text), i.model.rsplit("/", 1)[-1], i.dataset, num(i.train_loss),
-             num(i.eval_loss), duration(i.wall_s)] for i in infos]
+             num(i.eval_loss), duration(i.wall_s), kept(i.kept, text)] for i in infos]
+
+
+def kept(best: dict[str, Any] | None, text: Callable[..., str] = _english) -> str:
+    """Which weights a run saved where it kept its best checkpoint (metrics.json's best), and why; "–" otherwise."""
+    if not best or not isinstance(best.get("step"), int) or not isinstance(best.get("value"), (int, float)):
+        return "–"
+    values = {"step": best["step"], "metric": best.get("metric"), "value": f"{best['value']:.4f}"}
+    if best.get("stopped_early"):
+        return text("runs.kept_early", end=best.get("ended_at"), **values)
+    return text("runs.kept", **values)
 
 
 def method_cell(info: RunInfo, text: Callable[..., str] = _english) -> str:

@@ -45,6 +45,7 @@ class RunInfo:
     start: str = ""  # model.adapter: the finished run it started from (its folder), or ""
     train_loss: float | None = None
     eval_loss: float | None = None
+    kept: dict[str, Any] | None = None  # metrics.json's best: the checkpoint kept by train.metric_for_best
     wall_s: float | None = None
     created: float = 0.0
     error: str | None = None
@@ -269,5 +270,6 @@ def read_info(run: RunDir) -> RunInfo:
         info.damaged, info.error = True, info.error or str(error)
         return info
     info.train_loss, info.eval_loss = metrics.get("train_loss"), metrics.get("eval_loss")
+    info.kept = metrics.get("best") if isinstance(metrics.get("best"), dict) else None
     info.wall_s = metrics.get("wall_s")
     return info
