@@ -111,7 +111,7 @@ def main(argv: list[str]) -> int:
             config = config.model_copy(update={"runs_dir": str(Path(args.workspace).expanduser().resolve() / "runs")})
         previous = {number: signal.signal(number, _on_signal) for number in (signal.SIGINT, signal.SIGTERM)}
         try:
-            state = run_comparison(compare, config)
+            state = run_comparison(compare, config, say=print)
         finally:
             for number, handler in previous.items():
                 signal.signal(number, handler)

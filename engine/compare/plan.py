@@ -16,7 +16,7 @@ from typing import Any
 from engine.compare.table import CompareDir
 from engine.config import ConfigError, RunConfig
 from engine.config_compare import CompareConfig, run_config
-from engine.jobs.rundir import RunDir
+from engine.jobs.rundir import FINAL_STATES, RunDir
 
 DONE, RESUME, START = "done", "resume", "start"
 
@@ -56,7 +56,7 @@ def plan(compare: CompareDir, config: CompareConfig) -> list[Step]:
             issues.append(f"{run.path} holds files but no run of PEFT Workbench: move them, or give the "
                           "comparison another name.")
             continue
-        if run.process_alive():
+        if status.get("state") not in (*FINAL_STATES, None) and run.process_alive():
             issues.append(f"{run.path} is training now (pid {status.get('pid')}): stop it first.")
             continue
         same = same_settings(run, wanted) if run.config.is_file() else False
