@@ -123,7 +123,7 @@ def show_latest(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any
 
 def datasets(ctx: AppContext) -> Any:
     choices = dataset_choices(ctx.uploads, ctx.assets)
-    default = next((path for label, path in choices if label.startswith("identity")), None)
+    default = next((path for label, path in choices if "identity_alpaca" in label), None)
     return gr.update(choices=choices, value=default)
 
 
