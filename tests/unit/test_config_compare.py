@@ -110,3 +110,29 @@ def test_completed_methods_are_not_trained_again_and_stopped_ones_resume(tmp_pat
     edited = config.model_copy(update={"presets": {"lora": {"learning_rate": 1e-3}}})
     assert plan(compare, edited)[0].action == START  # other settings: trained again, afresh
     assert build_table(compare, config)["rows"][1]["state"] == "stopped"
+
+
+def test_the_pages_presets_table_round_trips_and_makes_the_comparison(tmp_path: Path):
+    from webui.forms.compare_table import CompareFormError, compare_config, curves_frame, preset_rows, table_html
+
+    rows = preset_rows()
+    assert [row[0] for row in rows] == list(METHOD_NAMES)
+    rows[0] = ["lora", "0.001", '{"r": 4, "lora_alpha": 8}']  # edited on the page: text in the cells
+    data = raw(tmp_path)["data"]["path"]
+    config = compare_config("some/model", data, ["prompt", "lora"], rows, 3, 2, 64, 0.25)
+    assert config.methods == ["lora", "prompt"] and config.train.max_steps == 3 and config.data.val_size == 0.25
+    assert run_config(config, "lora", tmp_path).method.r == 4 and config.preset("lora")["learning_rate"] == 1e-3
+    assert config.preset("prompt") == PRESETS["prompt"]
+    rows[0] = ["lora", "fast", "{}"]
+    with pytest.raises(CompareFormError, match="cannot be read: give a number"):
+        compare_config("some/model", data, ["lora"], rows, 3, 2, 64, 0.25)
+    with pytest.raises(CompareFormError, match="data.val_size is 0"):
+        compare_config("some/model", data, ["prompt"], preset_rows(), 3, 2, 64, 0)
+    config = parse_compare_config(raw(tmp_path, methods=["lora", "prompt", "full"]))
+    compare = CompareDir(Path(config.output_dir))
+    for method in ("lora", "prompt"):
+        finished_run(compare, config, method)
+    table = build_table(compare, config)
+    page = table_html(table)
+    assert page.count("<tr data-method=") == 3 and "<strong class='wb-best'>2.4000 ★</strong>" in page
+    assert list(curves_frame(table)["series"].unique()) == ["lora", "prompt"]
