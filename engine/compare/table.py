@@ -140,7 +140,7 @@ def build_table(compare: CompareDir, config: CompareConfig) -> dict[str, Any]:
 
 def budget(config: CompareConfig) -> str:
     t = config.train
-    steps = f"{t.max_steps} steps" if t.max_steps else f"{t.epochs:g} epochs"
+    steps = f"{t.max_steps} step{'s' * (t.max_steps != 1)}" if t.max_steps else f"{t.epochs:g} epochs"
     return (f"{steps} of {t.batch_size} x {t.gradient_accumulation_steps} rows, cutoff {t.cutoff_len}, "
             f"{config.data.val_size:g} held out, seed {t.seed}")
 

@@ -19,6 +19,8 @@ import gradio as gr
 
 from engine.config import METHOD_NAMES
 from engine.config_compare import DEFAULT_METHODS
+from webui.components.plots import colour_state
+from webui.components.render import RUN_COLORS
 from webui.components.wiring import bind
 from webui.context import AppContext
 from webui.forms.compare_table import (
@@ -35,6 +37,7 @@ from webui.i18n import failure, t, words
 from webui.jobs.paths import PathError
 
 POLL_S = 1.0
+METHOD_COLORS = {method: RUN_COLORS[index % len(RUN_COLORS)][0] for index, method in enumerate(METHOD_NAMES)}
 
 
 @dataclass
@@ -57,13 +60,15 @@ class CompareTab:
     md: gr.DownloadButton
     followed: gr.State
     timer: gr.Timer
+    colors: gr.State  # the plot's colour map (webui/components/plots.py): one colour per method shown
+
 
     def inputs(self) -> list[Any]:
         return [self.name, self.model, self.dataset, self.methods, self.presets, self.steps, self.batch_size,
                 self.cutoff_len, self.val_size]
 
     def view_outputs(self) -> list[Any]:
-        return [self.status, self.table, self.plot, self.csv, self.md, self.followed, self.timer]
+        return [self.status, self.table, self.plot, self.csv, self.md, self.followed, self.timer, self.colors]
 
 
 def view(ctx: AppContext, name: str | None, say: Any) -> tuple[Any, ...]:
@@ -71,18 +76,20 @@ def view(ctx: AppContext, name: str | None, say: Any) -> tuple[Any, ...]:
     while a method is queued or training)."""
     hidden = gr.update(visible=False)
     if not name:
-        return "", "", None, hidden, hidden, None, gr.Timer(active=False)
+        return "", "", None, hidden, hidden, None, gr.Timer(active=False), {}
     try:
         compare = ctx.compares.compare(name)
         table = ctx.compares.table(compare)
     except (OSError, ValueError, PathError) as error:  # the folder removed or damaged since: said, not raised
         status = f"<span class='wb-error'>{say('compare.msg.unreadable', name=name, error=error)}</span>"
-        return status, "", None, hidden, hidden, None, gr.Timer(active=False)
+        return status, "", None, hidden, hidden, None, gr.Timer(active=False), {}
     running = ctx.compares.running(table)
     key = "compare.msg.running" if running else "compare.msg.done"
     status = say(key, name=name, done=table["completed"], total=table["methods"])
-    return (status, table_html(table), curves_frame(table), gr.update(value=str(compare.table_csv), visible=True),
-            gr.update(value=str(compare.table_md), visible=True), name, gr.Timer(active=running))
+    frame = curves_frame(table)
+    colors = {method: METHOD_COLORS[method] for method in frame["series"].unique()}
+    return (status, table_html(table), frame, gr.update(value=str(compare.table_csv), visible=True),
+            gr.update(value=str(compare.table_md), visible=True), name, gr.Timer(active=running), colors)
 
 
 def start(ctx: AppContext, name: str, model: str, dataset: str | None, methods: list[str] | None, presets: Any,
@@ -159,9 +166,10 @@ def build_compare_tab(ctx: AppContext, app: gr.Blocks) -> CompareTab:
             csv = gr.DownloadButton(t("compare.download_csv"), visible=False, elem_id="wb-compare-csv")
             md = gr.DownloadButton(t("compare.download_md"), visible=False, elem_id="wb-compare-md")
         followed, timer = gr.State(None), gr.Timer(POLL_S, active=False)
+        colors = colour_state(plot)
     tab = CompareTab(name=name, model=model, dataset=dataset, methods=methods, steps=steps, batch_size=batch,
                      cutoff_len=cutoff, val_size=val_size, presets=presets, start=run, stop=stop_btn, status=status,
-                     table=table, plot=plot, csv=csv, md=md, followed=followed, timer=timer)
+                     table=table, plot=plot, csv=csv, md=md, followed=followed, timer=timer, colors=colors)
     app.load(bind(datasets, ctx), None, tab.dataset)
     shown.select(bind(datasets, ctx), None, tab.dataset)
     app.load(bind(show_latest, ctx), None, tab.view_outputs(), show_progress="hidden")
