@@ -136,3 +136,23 @@ def test_the_pages_presets_table_round_trips_and_makes_the_comparison(tmp_path: 
     page = table_html(table)
     assert page.count("<tr data-method=") == 3 and "<strong class='wb-best'>2.4000 ★</strong>" in page
     assert list(curves_frame(table)["series"].unique()) == ["lora", "prompt"]
+
+
+def test_a_stop_ends_the_comparison_after_the_method_that_trains(tmp_path: Path, monkeypatch):
+    from engine.compare import cli
+
+    config = parse_compare_config(raw(tmp_path, methods=["lora", "prompt", "ia3"]))
+    compare = CompareDir(Path(config.output_dir))
+    trained = []
+
+    def launch(run):  # stands in for the engine process: the first method is stopped by a Ctrl-C while it trains
+        trained.append(run.name)
+        monkeypatch.setattr(cli, "_stop", [True])
+        run.write_status("stopped", pid=None)
+        return 0
+
+    said: list[str] = []
+    assert cli.run_comparison(compare, config, launch=launch, say=said.append) == "stopped"
+    assert trained == ["c-lora"] and "lora: stopped" in said
+    assert [row["state"] for row in json.loads(compare.table_json.read_text())["rows"]] == [
+        "stopped", "not started", "not started"]
