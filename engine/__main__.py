@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("engine.export.merge",
                "merge a run's adapter into its base and write a Hugging Face model (or --job DIR)"),
     "eval": ("engine.eval.job", "evaluate base and tuned models on a test set: loss, answers, metrics (a job)"),
+    "compare": ("engine.compare.cli", "compare methods: one run per method on the same data and budget, and a table"),
     "inspect-data": ("engine.cli.inspect_data", "detect a dataset's format and measure it; prints one JSON object"),
     "plan": ("engine.cli.plan", "count the trainable parameters a config would train; prints JSON"),
     "estimate": ("engine.cli.estimate", "a config's memory by part from config.json; a config diff where it won't fit"),

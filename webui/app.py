@@ -21,6 +21,7 @@ from webui.context import AppContext
 from webui.i18n import i18n, language_head, t
 from webui.options import parse_args, port_in_use
 from webui.tabs.chat import build_chat_tab
+from webui.tabs.compare import build_compare_tab
 from webui.tabs.evaluate import build_evaluate_tab
 from webui.tabs.export import build_export_tab
 from webui.tabs.runs.tab import build_runs_tab, redraw_runs
@@ -45,6 +46,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
             runs = build_runs_tab(ctx, app)
             build_chat_tab(ctx, app)
             build_evaluate_tab(ctx, app)  # before Export: measure a tune, then ship it
+            build_compare_tab(ctx, app)  # methods side by side, after measuring one
             build_export_tab(ctx, app)
         # The Runs tab's timer ticks only while the tab is shown; it is redrawn at once when shown.
         shown = tabs.select(runs_tab_shown, None, runs.timer)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from webui.jobs.boundary import ASSETS, Boundary
 from webui.jobs.chat_client import ChatClient
+from webui.jobs.compares import CompareManager
 from webui.jobs.evals import EvalManager
 from webui.jobs.exports import ExportManager
 from webui.jobs.runs import RunManager
@@ -26,6 +27,7 @@ class AppContext:
     exports: ExportManager
     serve: ServeManager  # the OpenAI-compatible server the Chat tab starts (one per workspace)
     evals: EvalManager
+    compares: CompareManager
 
     @classmethod
     def create(cls, workspace: Path, assets: Path = ASSETS, scheduler: Scheduler | None = None,
@@ -45,6 +47,7 @@ class AppContext:
             exports=ExportManager(jobs),
             serve=ServeManager(workspace / "serve.log"),
             evals=EvalManager(jobs),
+            compares=CompareManager(jobs),
         )
 
     @property

@@ -98,3 +98,48 @@ def test_evaluate_base_against_a_run_shows_the_table_and_the_rows(run, browser, 
     page.locator("#wb-eval-table table").wait_for(timeout=30_000)
     assert list(table_rows(page)) == ["base", run]
     page.context.close()
+
+
+COMPARED = ("lora", "prompt", "ia3")
+
+
+def compare_states(page) -> dict[str, str]:
+    """method -> its state as the Compare tab's table shows it."""
+    return {row.get_attribute("data-method"): row.locator("td").nth(1).inner_text().strip()
+            for row in page.locator("#wb-compare-table tr[data-method]").all()}
+
+
+def test_compare_three_methods_fills_the_table_from_their_runs(browser, server):
+    """In this module to share its server: the Compare tab queues three one-step runs, and the table fills in with
+    what each run wrote (its metrics.json), the best per column marked."""
+    url, workspace = server
+    page = open_page(browser, url)
+    page.get_by_role("tab", name="Compare").click()
+    methods = page.locator("#wb-compare-methods")
+    for label in methods.locator("label").all():
+        name = label.inner_text().strip()
+        if (name in COMPARED) != label.locator("input").is_checked():
+            label.click()
+    set_number(page, "wb-compare-steps", "1")
+    set_number(page, "wb-compare-cutoff", "64")
+    page.locator("#wb-compare-name input, #wb-compare-name textarea").first.fill("three")
+    page.click("#wb-compare-start")
+    deadline = time.time() + 600  # three runs of one step: seconds each, minutes only on a loaded machine
+    while time.time() < deadline:
+        states = compare_states(page)
+        if list(states) == list(COMPARED) and set(states.values()) == {"completed"}:
+            break
+        page.wait_for_timeout(500)
+    assert compare_states(page) == dict.fromkeys(COMPARED, "completed")
+    shot(page, "compare")
+    table = json.loads((workspace / "compares" / "three" / "table.json").read_text(encoding="utf-8"))
+    for row in page.locator("#wb-compare-table tr[data-method]").all():
+        method = row.get_attribute("data-method")
+        metrics = json.loads((workspace / "runs" / f"three-{method}" / "metrics.json").read_text(encoding="utf-8"))
+        cells = [cell.inner_text().strip() for cell in row.locator("td").all()]
+        assert cells[2].rstrip(" ★") == f"{metrics['trainable_params']:,}"
+        assert cells[9].rstrip(" ★") == f"{metrics['eval_loss']:.4f}"
+        assert next(r for r in table["rows"] if r["method"] == method)["eval_loss"] == metrics["eval_loss"]
+    assert page.locator("#wb-compare-table strong.wb-best").count() >= 5
+    assert page.locator("#wb-compare-csv").is_visible() and page.locator("#wb-compare-md").is_visible()
+    page.context.close()

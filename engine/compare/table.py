@@ -1,0 +1,198 @@
+"""The comparison's table: one row per method, read from each run's own outputs (never recomputed).
+
+Plain Python: the web process imports this module (it reads JSON files, loads no model). A comparison's folder
+(engine.config_compare) holds compare.yaml and, written here, table.json (rows, the best per column, the loss
+curves), table.csv and table.md. Each row is read from its run folder: metrics.json (trainable parameters and %,
+weights size on disk, peak memory, tokens/s, wall time, final train loss, eval loss and perplexity on the
+held-out rows), status.json (the run's state) and events.jsonl (the loss curve); whether the method merges into
+the base is the method's fact (engine.config.MERGEABLE).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.config import MERGEABLE, METHOD_TITLES
+from engine.config_compare import CompareConfig, run_name
+from engine.jobs.rundir import RunDir, read_json, write_json_atomic
+
+COMPARE_YAML = "compare.yaml"
+TABLE_JSON, TABLE_CSV, TABLE_MD = "table.json", "table.csv", "table.md"
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str  # the row's key
+    title: str  # the table's heading
+    metric: str | None  # the run's metrics.json key it is read from (None: not a figure of the run's)
+    fmt: str = "{}"
+    better: str | None = None  # "low" or "high": the best is marked; None: not ranked
+
+
+COLUMNS = (
+    Column("trainable_params", "trainable params", "trainable_params", "{:,}", "low"),
+    Column("trainable_percent", "trainable %", "trainable_percent", "{:.4f}"),
+    Column("weights_mb", "size on disk MB", "weights_size_mb", "{:.2f}", "low"),
+    Column("peak_memory_mb", "peak memory MB", "peak_memory_mb", "{:.0f}", "low"),
+    Column("tokens_per_s", "tokens/s", "tokens_per_s", "{:.0f}", "high"),
+    Column("wall_s", "wall s", "wall_s", "{:.1f}", "low"),
+    Column("final_loss", "final train loss", "final_loss", "{:.4f}", "low"),
+    Column("eval_loss", "eval loss", "eval_loss", "{:.4f}", "low"),
+    Column("eval_perplexity", "eval perplexity", "eval_perplexity", "{:.3f}", "low"),
+    Column("merges", "merges into base", None),
+)
+RANKED = tuple(column for column in COLUMNS if column.better)
+
+
+@dataclass(frozen=True)
+class CompareDir:
+    """A comparison's folder: compare.yaml and the table files; its runs live in `runs_dir`."""
+
+    path: Path
+
+    yaml = property(lambda self: self.path / COMPARE_YAML)
+    table_json = property(lambda self: self.path / TABLE_JSON)
+    table_csv = property(lambda self: self.path / TABLE_CSV)
+    table_md = property(lambda self: self.path / TABLE_MD)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def read_config(self) -> CompareConfig:
+        """compare.yaml as written by the command line or the page (paths already absolute)."""
+        import yaml
+
+        from engine import config_migrate as migrate
+
+        if not self.yaml.is_file():
+            raise FileNotFoundError(f"{self.path} is not a comparison folder: it has no {COMPARE_YAML}.")
+        raw = yaml.safe_load(self.yaml.read_text(encoding="utf-8"))
+        return CompareConfig.model_validate(migrate.migrate_config(raw))
+
+    def runs_dir(self, config: CompareConfig) -> Path:
+        return Path(config.runs_dir) if config.runs_dir else self.path.parent.parent / "runs"
+
+    def run(self, config: CompareConfig, method: str) -> RunDir:
+        return RunDir(self.runs_dir(config) / run_name(self.name, method))
+
+
+def loss_curve(run: RunDir) -> list[tuple[int, float]]:
+    """(step, loss) of every logged training step, from the run's events.jsonl."""
+    points = []
+    if not run.events.is_file():
+        return points
+    for line in run.events.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a killed writer
+        values = event.get("values") if isinstance(event, dict) and event.get("kind") == "metrics" else None
+        if isinstance(values, dict) and isinstance(values.get("loss"), (int, float)):
+            points.append((int(event.get("step", len(points) + 1)), float(values["loss"])))
+    return points
+
+
+def method_row(run: RunDir, method: str) -> dict[str, Any]:
+    """One method's row from its run folder; figures the run has not written yet are None."""
+    status = run.read_status()
+    row: dict[str, Any] = {"method": method, "title": METHOD_TITLES.get(method, method), "run": str(run.path),
+                           "state": status.get("state", "not started"), "error": status.get("error")}
+    try:
+        metrics = read_json(run.metrics) if status.get("state") == "completed" else {}
+    except ValueError as error:  # a damaged metrics.json: said in the row, not guessed
+        metrics, row["error"] = {}, str(error)
+    for column in COLUMNS:
+        if column.metric:
+            value = metrics.get(column.metric) if isinstance(metrics, dict) else None
+            row[column.key] = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    row["merges"] = method in MERGEABLE
+    return row
+
+
+def best_per_column(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """column key -> the methods with its best value (ties: all of them)."""
+    best = {}
+    for column in RANKED:
+        values = {row["method"]: row[column.key] for row in rows if row.get(column.key) is not None}
+        if len(values) < 2:
+            continue
+        pick = min if column.better == "low" else max
+        top = pick(values.values())
+        best[column.key] = [method for method, value in values.items() if value == top]
+    return best
+
+
+def build_table(compare: CompareDir, config: CompareConfig) -> dict[str, Any]:
+    rows = [method_row(compare.run(config, method), method) for method in config.methods]
+    curves = {method: loss_curve(compare.run(config, method)) for method in config.methods}
+    done = sum(row["state"] == "completed" for row in rows)
+    return {"comparison": compare.name, "model": config.model.name_or_path, "data": config.data.name,
+            "budget": budget(config), "columns": [column.key for column in COLUMNS], "rows": rows,
+            "best": best_per_column(rows), "curves": curves, "completed": done, "methods": len(rows)}
+
+
+def budget(config: CompareConfig) -> str:
+    t = config.train
+    steps = f"{t.max_steps} step{'s' * (t.max_steps != 1)}" if t.max_steps else f"{t.epochs:g} epochs"
+    return (f"{steps} of {t.batch_size} x {t.gradient_accumulation_steps} rows, cutoff {t.cutoff_len}, "
+            f"{config.data.val_size:g} held out, seed {t.seed}")
+
+
+def cell(row: dict[str, Any], column: Column, best: dict[str, list[str]] | None = None) -> str:
+    value = row.get(column.key)
+    if column.key == "merges":
+        return "yes" if value else "no"
+    text = "-" if value is None else column.fmt.format(value)
+    return f"{text} *" if best and row["method"] in best.get(column.key, ()) else text
+
+
+def markdown(table: dict[str, Any]) -> str:
+    """The table as Markdown; * marks the best value of a column."""
+    head = ["method", "state", *(column.title for column in COLUMNS)]
+    lines = [f"Comparison {table['comparison']}: {table['model']} on {table['data']}, {table['budget']}.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in table["rows"]:
+        cells = [row["title"], row["state"], *(cell(row, column, table["best"]) for column in COLUMNS)]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "\\* best of the column."]
+    return "\n".join(lines) + "\n"
+
+
+def csv_text(table: dict[str, Any]) -> str:
+    """The table as CSV: raw values (no marks), one row per method."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["method", "state", *(column.key for column in COLUMNS)])
+    for row in table["rows"]:
+        writer.writerow([row["method"], row["state"], *("" if row.get(c.key) is None else row[c.key]
+                                                       for c in COLUMNS)])
+    return out.getvalue()
+
+
+def text_lines(table: dict[str, Any]) -> list[str]:
+    """The table for a terminal: one line per method, * on the best of each column."""
+    short = ("params", "%", "MB disk", "peak MB", "tok/s", "wall s", "loss", "eval", "ppl", "merges")
+    width = max(len("method"), *(len(row["method"]) for row in table["rows"]))
+    lines = ["  ".join(["method".ljust(width), "state".ljust(11), *(title.rjust(11) for title in short)])]
+    for row in table["rows"]:
+        cells = [cell(row, column, table["best"]).rjust(11) for column in COLUMNS]
+        lines.append("  ".join([row["method"].ljust(width), row["state"][:11].ljust(11), *cells]))
+    return lines
+
+
+def write_table(compare: CompareDir, config: CompareConfig) -> dict[str, Any]:
+    """Build the table from the runs and write table.json, table.csv and table.md (each replaced whole)."""
+    table = build_table(compare, config)
+    write_json_atomic(compare.table_json, table)
+    for path, text in ((compare.table_csv, csv_text(table)), (compare.table_md, markdown(table))):
+        partial = path.parent / f".{path.name}.partial-{os.getpid()}"
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    return table

@@ -1,0 +1,81 @@
+"""`python launch.py compare` on a reduced comparison: three methods with their presets, a few steps each on the
+tiny model, trained in this process (the command's own child processes replaced by the job lifecycle itself, as a
+training test does) to stay cheap. Every column is filled and equals what the run itself wrote; each preset
+learns; a second command trains nothing again."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+import yaml
+
+from engine.compare import cli
+from engine.compare.table import COLUMNS, CompareDir
+from engine.jobs.kinds import TRAIN
+from engine.jobs.lifecycle import run_job
+from engine.jobs.rundir import RunDir
+from tests.cli import MEMORISE, write_rows
+
+METHODS = ["lora", "prompt", "ia3"]
+
+
+def in_process(run: RunDir) -> int:
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return run_job(TRAIN, run.path)
+    finally:  # the lifecycle turns SIGTERM/SIGINT into its stop flag: give the command its own back
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+
+
+@pytest.fixture(scope="module")
+def compared(memorise_model: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], str]:
+    folder = tmp_path_factory.mktemp("compare")
+    data = write_rows(folder / "rows.json", MEMORISE * 4)
+    config = {"model": {"name_or_path": str(memorise_model)}, "data": {"path": "rows.json", "val_size": 0.25},
+              "train": {"max_steps": 4, "batch_size": 4, "save_steps": 100, "report_to": []}, "methods": METHODS,
+              "output_dir": "compares/small", "runs_dir": "runs"}
+    assert data.is_file()
+    (folder / "small.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    said: list[str] = []
+    mp = pytest.MonkeyPatch()
+    mp.setattr(cli, "child_process", in_process)
+    mp.setattr(cli, "print", lambda *args, **_: said.append(" ".join(map(str, args))), raising=False)
+    try:
+        code = cli.main([str(folder / "small.yaml")])
+        again = cli.main([str(folder / "small.yaml")])
+    finally:
+        mp.undo()
+    assert (code, again) == (0, 0), "\n".join(said[-20:])
+    return folder, said, "\n".join(said)
+
+
+def test_every_column_is_filled_from_the_runs_own_outputs(compared):
+    folder, _, _ = compared
+    compare = CompareDir(folder / "compares" / "small")
+    table = json.loads(compare.table_json.read_text(encoding="utf-8"))
+    assert [row["method"] for row in table["rows"]] == METHODS and table["completed"] == 3
+    for row in table["rows"]:
+        run = RunDir(folder / "runs" / f"small-{row['method']}")
+        metrics = json.loads(run.metrics.read_text(encoding="utf-8"))
+        assert row["state"] == "completed" and row["run"] == str(run.path)
+        for column in COLUMNS:
+            if column.metric:
+                assert row[column.key] is not None and row[column.key] == metrics[column.metric], column.key
+        assert run.read_config().method.name == row["method"] and run.weights_dir() is not None
+        losses = [loss for _, loss in table["curves"][row["method"]]]
+        assert len(losses) == 4 and losses[-1] < losses[0], f"{row['method']}'s preset did not learn: {losses}"
+    assert {row["method"]: row["merges"] for row in table["rows"]} == {"lora": True, "prompt": False, "ia3": True}
+    assert table["best"]["trainable_params"] == ["ia3"]
+    assert compare.table_md.read_text(encoding="utf-8").count("| completed |") == 3
+    assert len(compare.table_csv.read_text(encoding="utf-8").splitlines()) == 4
+
+
+def test_the_table_is_printed_as_it_fills_and_a_second_command_trains_nothing(compared):
+    _, said, text = compared
+    assert "lora: training in" in text and "ia3: training in" in text
+    assert sum("completed earlier" in line for line in said) == 3  # the second command
+    assert text.count("comparison completed:") == 2

@@ -1,0 +1,110 @@
+"""The Compare tab's form and results, without gradio: the presets table (one row per method: its learning rate and
+options, editable) to and from CompareConfig's presets, the comparison's config from the form, and the results table
+(engine/compare/table.py's table.json) as HTML with the best per column marked, and its loss curves as a frame for
+the plot.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+import pandas as pd
+from pydantic import ValidationError
+
+from engine.compare.table import COLUMNS, cell
+from engine.config import METHOD_NAMES, METHOD_TITLES, DataConfig, ModelConfig, TrainConfig
+from engine.config_compare import PRESETS, CompareConfig
+from engine.config_read import sentence as sentence_of
+from engine.errors import UserError
+
+BEST_MARK = "★"
+PRESET_HEADERS = ["method", "learning_rate", "options"]
+CURVE_COLUMNS = {"step": "int64", "loss": "float64", "series": "string"}
+
+
+class CompareFormError(UserError, ValueError):
+    """What the Compare form was given cannot be compared; the message is one sentence for the page."""
+
+
+def preset_rows() -> list[list[Any]]:
+    """The built-in presets, one row per method: name, learning rate, the options as JSON."""
+    rows = []
+    for method in METHOD_NAMES:
+        options = {key: value for key, value in PRESETS[method].items() if key != "learning_rate"}
+        rows.append([method, PRESETS[method]["learning_rate"], json.dumps(options)])
+    return rows
+
+
+def presets_from_rows(rows: Any) -> dict[str, dict[str, Any]]:
+    """The presets table's rows (a DataFrame or lists) as CompareConfig.presets: every row's settings."""
+    values = rows.values.tolist() if isinstance(rows, pd.DataFrame) else list(rows or [])
+    presets: dict[str, dict[str, Any]] = {}
+    for row in values:
+        method, rate, options = (list(row) + ["", "", ""])[:3]
+        method = str(method).strip()
+        if not method:
+            continue
+        try:
+            parsed = json.loads(options) if str(options).strip() else {}
+            rate = float(rate)
+        except (TypeError, ValueError):
+            raise CompareFormError(f"The preset of {method} cannot be read: give a number as its learning rate "
+                                   "and its options as a JSON object, like {\"r\": 16}.") from None
+        if not isinstance(parsed, dict):
+            raise CompareFormError(f"The options of {method} must be a JSON object, like {{\"r\": 16}}.")
+        presets[method] = {"learning_rate": rate, **parsed}
+    return presets
+
+
+def compare_config(model: str, dataset: str, methods: list[str], rows: Any, steps: int, batch_size: int,
+                   cutoff_len: int, val_size: float) -> CompareConfig:
+    """The comparison of the form's values; CompareFormError (one sentence) where they cannot make one."""
+    if not methods:
+        raise CompareFormError("Choose at least one method to compare.")
+    if not dataset:
+        raise CompareFormError("Choose a dataset: every method trains on it.")
+    presets = presets_from_rows(rows)
+    try:
+        config = CompareConfig(
+            model=ModelConfig(name_or_path=model), data=DataConfig(path=dataset, val_size=val_size),
+            train=TrainConfig(max_steps=int(steps), batch_size=int(batch_size), cutoff_len=int(cutoff_len),
+                              save_steps=max(1, int(steps) // 2), report_to=[]),
+            methods=[m for m in METHOD_NAMES if m in methods],
+            presets={m: presets[m] for m in methods if m in presets})
+    except ValidationError as error:
+        raise CompareFormError(sentence_of(error.errors()[0])) from None
+    issues = config.problems()
+    if issues:
+        raise CompareFormError(issues[0])
+    return config
+
+
+def table_html(table: dict[str, Any]) -> str:
+    """The comparison's table: a row per method, a column per figure, the best per column in bold with a star."""
+    head = "".join(f"<th>{html.escape(column.title)}</th>" for column in COLUMNS)
+    lines = [f"<p>{html.escape(table['model'])} · {html.escape(table['data'])} · {html.escape(table['budget'])}</p>",
+             f"<table class='wb-eval-table wb-compare-table'><thead><tr><th>method</th><th>state</th>{head}</tr>"
+             "</thead><tbody>"]
+    for row in table["rows"]:
+        cells = []
+        for column in COLUMNS:
+            text = html.escape(cell(row, column))
+            if row["method"] in table["best"].get(column.key, ()):
+                text = f"<strong class='wb-best'>{text} {BEST_MARK}</strong>"
+            cells.append(f"<td>{text}</td>")
+        state = html.escape(row["state"]) + (f" <span title='{html.escape(row['error'])}'>⚠</span>"
+                                             if row.get("error") else "")
+        lines.append(f"<tr data-method='{html.escape(row['method'])}'><td>"
+                     f"{html.escape(METHOD_TITLES.get(row['method'], row['method']))}</td><td>{state}</td>"
+                     f"{''.join(cells)}</tr>")
+    lines.append("</tbody></table>")
+    return "".join(lines)
+
+
+def curves_frame(table: dict[str, Any]) -> pd.DataFrame:
+    """The training loss of every method, overlaid: long format (step, loss, series) for a LinePlot."""
+    rows = [(int(step), float(loss), method) for method, points in table.get("curves", {}).items()
+            for step, loss in points]
+    return pd.DataFrame(rows, columns=list(CURVE_COLUMNS)).astype(CURVE_COLUMNS)

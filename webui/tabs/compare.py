@@ -1,0 +1,179 @@
+"""Compare tab: the same base model, dataset and budget trained once per method (LoRA, QLoRA, DoRA, IA3, prefix,
+prompt and P-tuning, full), each an ordinary queued run (webui.jobs.compares), and the table filled as they finish:
+trainable parameters, size on disk, peak memory, tokens/s, wall time, final train loss, eval loss and perplexity on
+the same held-out rows, whether it merges into the base; the best per column marked, the loss curves overlaid, the
+table as CSV and Markdown (the comparison folder's own table.csv and table.md).
+
+The presets table shows each method's learning rate and options (engine/config_compare.py PRESETS) and may be
+edited before Start. Stop takes the queued methods out of the queue and stops the one that trains; Start again
+resumes (completed methods are not trained again). A short answer per method to the same prompts is not shown
+here: the Evaluate tab answers a test set with several runs at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from engine.config import METHOD_NAMES
+from engine.config_compare import DEFAULT_METHODS
+from webui.components.plots import colour_state
+from webui.components.render import RUN_COLORS
+from webui.components.wiring import bind
+from webui.context import AppContext
+from webui.forms.compare_table import (
+    PRESET_HEADERS,
+    CompareFormError,
+    compare_config,
+    curves_frame,
+    preset_rows,
+    table_html,
+)
+from webui.forms.datasets import dataset_choices
+from webui.forms.mapping import starter_config
+from webui.i18n import failure, t, words
+from webui.jobs.paths import PathError
+
+POLL_S = 1.0
+METHOD_COLORS = {method: RUN_COLORS[index % len(RUN_COLORS)][0] for index, method in enumerate(METHOD_NAMES)}
+
+
+@dataclass
+class CompareTab:
+    name: gr.Textbox
+    model: gr.Textbox
+    dataset: gr.Dropdown
+    methods: gr.CheckboxGroup
+    steps: gr.Number
+    batch_size: gr.Number
+    cutoff_len: gr.Number
+    val_size: gr.Number
+    presets: gr.Dataframe
+    start: gr.Button
+    stop: gr.Button
+    status: gr.Markdown
+    table: gr.HTML
+    plot: gr.LinePlot
+    csv: gr.DownloadButton
+    md: gr.DownloadButton
+    followed: gr.State
+    timer: gr.Timer
+    colors: gr.State  # the plot's colour map (webui/components/plots.py): one colour per method shown
+
+
+    def inputs(self) -> list[Any]:
+        return [self.name, self.model, self.dataset, self.methods, self.presets, self.steps, self.batch_size,
+                self.cutoff_len, self.val_size]
+
+    def view_outputs(self) -> list[Any]:
+        return [self.status, self.table, self.plot, self.csv, self.md, self.followed, self.timer, self.colors]
+
+
+def view(ctx: AppContext, name: str | None, say: Any) -> tuple[Any, ...]:
+    """What the tab shows for one comparison: its status line, table, curves, downloads, and the timer (ticking
+    while a method is queued or training)."""
+    hidden = gr.update(visible=False)
+    if not name:
+        return "", "", None, hidden, hidden, None, gr.Timer(active=False), {}
+    try:
+        compare = ctx.compares.compare(name)
+        table = ctx.compares.table(compare)
+    except (OSError, ValueError, PathError) as error:  # the folder removed or damaged since: said, not raised
+        status = f"<span class='wb-error'>{say('compare.msg.unreadable', name=name, error=error)}</span>"
+        return status, "", None, hidden, hidden, None, gr.Timer(active=False), {}
+    running = ctx.compares.running(table)
+    key = "compare.msg.running" if running else "compare.msg.done"
+    status = say(key, name=name, done=table["completed"], total=table["methods"])
+    frame = curves_frame(table)
+    colors = {method: METHOD_COLORS[method] for method in frame["series"].unique()}
+    return (status, table_html(table), frame, gr.update(value=str(compare.table_csv), visible=True),
+            gr.update(value=str(compare.table_md), visible=True), name, gr.Timer(active=running), colors)
+
+
+def start(ctx: AppContext, name: str, model: str, dataset: str | None, methods: list[str] | None, presets: Any,
+          steps: float | None, batch_size: float | None, cutoff_len: float | None, val_size: float | None,
+          request: gr.Request | None = None) -> tuple[Any, ...]:
+    """Start pressed: queue every method not done yet and follow the comparison."""
+    from engine.config import ConfigError
+
+    say = words(request)
+    try:
+        config = compare_config(model.strip(), dataset or "", list(methods or []), presets, int(steps or 0),
+                                int(batch_size or 0), int(cutoff_len or 0), float(val_size or 0))
+        compare = ctx.compares.start((name or "").strip() or "compare", config)
+    except (CompareFormError, ConfigError, PathError) as error:
+        raise failure(request, str(error)) from None
+    return view(ctx, compare.name, say)
+
+
+def stop(ctx: AppContext, name: str | None, request: gr.Request | None = None) -> tuple[Any, ...]:
+    say = words(request)
+    try:
+        stopped = bool(name) and ctx.compares.stop(ctx.compares.compare(name))
+    except (OSError, ValueError, PathError):
+        stopped = False
+    if not stopped:
+        raise failure(request, say("compare.msg.not_running"))
+    return view(ctx, name, say)
+
+
+def follow(ctx: AppContext, name: str | None, request: gr.Request | None = None) -> tuple[Any, ...]:
+    return view(ctx, name, words(request))
+
+
+def show_latest(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, ...]:
+    latest = ctx.compares.latest()
+    return view(ctx, latest.name if latest else None, words(request))
+
+
+def datasets(ctx: AppContext) -> Any:
+    choices = dataset_choices(ctx.uploads, ctx.assets)
+    default = next((path for label, path in choices if "identity_alpaca" in label), None)
+    return gr.update(choices=choices, value=default)
+
+
+def build_compare_tab(ctx: AppContext, app: gr.Blocks) -> CompareTab:
+    starter = starter_config(ctx.assets)
+    with gr.Tab(t("tab.compare"), id="compare") as shown:
+        with gr.Row():
+            name = gr.Textbox("compare", label=t("compare.name"), info=t("compare.name_help"),
+                              elem_id="wb-compare-name")
+            model = gr.Textbox(starter.model.name_or_path if starter else "", label=t("compare.model"),
+                               info=t("compare.model_help"), elem_id="wb-compare-model", scale=2)
+            dataset = gr.Dropdown([], label=t("compare.dataset"), info=t("compare.dataset_help"),
+                                  elem_id="wb-compare-data", scale=2)
+        methods = gr.CheckboxGroup(list(METHOD_NAMES), value=list(DEFAULT_METHODS), label=t("compare.methods"),
+                                   info=t("compare.methods_help"), elem_id="wb-compare-methods")
+        with gr.Row():
+            steps = gr.Number(60, minimum=1, precision=0, label=t("compare.steps"), elem_id="wb-compare-steps")
+            batch = gr.Number(4, minimum=1, precision=0, label=t("compare.batch_size"), elem_id="wb-compare-batch")
+            cutoff = gr.Number(256, minimum=8, precision=0, label=t("compare.cutoff_len"),
+                               elem_id="wb-compare-cutoff")
+            val_size = gr.Number(0.2, minimum=0, maximum=0.9, label=t("compare.val_size"),
+                                 info=t("compare.val_size_help"), elem_id="wb-compare-val")
+        presets = gr.Dataframe(preset_rows(), headers=PRESET_HEADERS, interactive=True, label=t("compare.presets"),
+                               elem_id="wb-compare-presets", static_columns=[0], wrap=True)
+        with gr.Row():
+            run = gr.Button(t("compare.start"), variant="primary", elem_id="wb-compare-start")
+            stop_btn = gr.Button(t("compare.stop"), variant="stop", elem_id="wb-compare-stop")
+        status = gr.Markdown(elem_id="wb-compare-status")
+        table = gr.HTML(elem_id="wb-compare-table")
+        plot = gr.LinePlot(x="step", y="loss", color="series", label=t("compare.curves"),
+                           elem_id="wb-compare-plot")
+        with gr.Row():
+            csv = gr.DownloadButton(t("compare.download_csv"), visible=False, elem_id="wb-compare-csv")
+            md = gr.DownloadButton(t("compare.download_md"), visible=False, elem_id="wb-compare-md")
+        followed, timer = gr.State(None), gr.Timer(POLL_S, active=False)
+        colors = colour_state(plot)
+    tab = CompareTab(name=name, model=model, dataset=dataset, methods=methods, steps=steps, batch_size=batch,
+                     cutoff_len=cutoff, val_size=val_size, presets=presets, start=run, stop=stop_btn, status=status,
+                     table=table, plot=plot, csv=csv, md=md, followed=followed, timer=timer, colors=colors)
+    app.load(bind(datasets, ctx), None, tab.dataset)
+    shown.select(bind(datasets, ctx), None, tab.dataset)
+    app.load(bind(show_latest, ctx), None, tab.view_outputs(), show_progress="hidden")
+    tab.start.click(bind(start, ctx), tab.inputs(), tab.view_outputs())
+    tab.stop.click(bind(stop, ctx), tab.followed, tab.view_outputs())
+    tab.timer.tick(bind(follow, ctx), tab.followed, tab.view_outputs(), show_progress="hidden")
+    return tab
