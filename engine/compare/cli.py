@@ -1,7 +1,8 @@
 """`python launch.py compare CONFIG.yaml`: train one run per method, one after another, and fill the table.
 
 The comparison's folder (config.output_dir, else WORKSPACE/compares/NAME with NAME the config file's stem) gets
-compare.yaml (the config, paths resolved) and, after every method, table.json, table.csv and table.md
+compare.yaml (the config, paths resolved), estimate.json (each method's memory estimate before Start, printed
+first: engine/compare/estimates.py) and, after every method, table.json, table.csv and table.md
 (engine/compare/table.py), which the command also prints. Each method is an ordinary run in RUNS/NAME-METHOD
 (engine/compare/plan.py), trained by its own engine process as the page's scheduler starts one
 (`python -m engine run RUN --kind train`): its peak memory is its own, not the largest of the methods before it.
@@ -20,11 +21,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from engine.compare import estimates as estimated
 from engine.compare.plan import DONE, RESUME, Step, compare_folder, plan, prepare, write_compare_yaml
 from engine.compare.table import CompareDir, text_lines, write_table
 from engine.config import ConfigError
 from engine.config_compare import CompareConfig, load_compare_config
 from engine.jobs.rundir import RunDir
+from engine.model.config_json import ModelFileError
 
 Launch = Callable[[RunDir], int]  # trains the prepared run folder; its exit code
 
@@ -60,6 +63,10 @@ def run_comparison(compare: CompareDir, config: CompareConfig, launch: Launch | 
     train)."""
     launch = launch or child_process
     write_compare_yaml(compare, config)
+    found = estimated.method_estimates(config, estimated.read_model_config(config), *estimated.machine())
+    estimated.write_estimates(compare.path, found)
+    for line in estimated.lines(found):
+        say(line)
     steps = plan(compare, config)
     write_table(compare, config)
     failed = False
@@ -115,7 +122,7 @@ def main(argv: list[str]) -> int:
         finally:
             for number, handler in previous.items():
                 signal.signal(number, handler)
-    except ConfigError as error:
+    except (ConfigError, ModelFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"comparison {state}: {compare.table_md} ({compare.table_json}, {compare.table_csv})")

@@ -5,7 +5,8 @@ Plain Python: the web process imports this module (it reads JSON files, loads no
 curves), table.csv and table.md. Each row is read from its run folder: metrics.json (trainable parameters and %,
 weights size on disk, peak memory, tokens/s, wall time, final train loss, eval loss and perplexity on the
 held-out rows), status.json (the run's state) and events.jsonl (the loss curve); whether the method merges into
-the base is the method's fact (engine.config.MERGEABLE).
+the base is the method's fact (engine.config.MERGEABLE). The estimated peak is what the comparison's estimate.json
+said before Start (engine/compare/estimates.py), beside the measured peak with the estimate's error.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.compare.estimates import read_estimates
 from engine.config import MERGEABLE, METHOD_TITLES
 from engine.config_compare import CompareConfig, run_name
 from engine.jobs.rundir import RunDir, read_json, write_json_atomic
@@ -40,6 +42,8 @@ COLUMNS = (
     Column("trainable_percent", "trainable %", "trainable_percent", "{:.4f}"),
     Column("weights_mb", "size on disk MB", "weights_size_mb", "{:.2f}", "low"),
     Column("peak_memory_mb", "peak memory MB", "peak_memory_mb", "{:.0f}", "low"),
+    Column("estimated_peak_mb", "estimated peak MB", None, "{:.0f}"),  # before Start (estimate.json)
+    Column("estimate_error_percent", "estimate error %", None, "{:+.0f}"),  # (estimated - measured) / measured
     Column("tokens_per_s", "tokens/s", "tokens_per_s", "{:.0f}", "high"),
     Column("wall_s", "wall s", "wall_s", "{:.1f}", "low"),
     Column("final_loss", "final train loss", "final_loss", "{:.4f}", "low"),
@@ -129,13 +133,34 @@ def best_per_column(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
     return best
 
 
+def add_estimates(rows: list[dict[str, Any]], compare: CompareDir) -> dict[str, Any]:
+    """Each row's estimated peak (MiB, as the measured peak) and the estimate's error against the measured one,
+    from estimate.json; the estimate's device and free memory, or {"error": sentence} where the file is damaged."""
+    try:
+        found = read_estimates(compare.path)
+    except ValueError as error:
+        found = {"error": str(error)}
+    methods = found.get("methods") or {}
+    for row in rows:
+        estimate = methods.get(row["method"])
+        estimated = estimate.get("total_mb") if isinstance(estimate, dict) else None
+        row["estimated_peak_mb"] = estimated if isinstance(estimated, (int, float)) else None
+        row["estimate_verdict"] = estimate.get("verdict") if isinstance(estimate, dict) else None
+        measured = row.get("peak_memory_mb")
+        row["estimate_error_percent"] = (100 * (row["estimated_peak_mb"] - measured) / measured
+                                         if row["estimated_peak_mb"] is not None and measured else None)
+    return {key: value for key, value in found.items() if key != "methods"}
+
+
 def build_table(compare: CompareDir, config: CompareConfig) -> dict[str, Any]:
     rows = [method_row(compare.run(config, method), method) for method in config.methods]
+    estimate = add_estimates(rows, compare)
     curves = {method: loss_curve(compare.run(config, method)) for method in config.methods}
     done = sum(row["state"] == "completed" for row in rows)
     return {"comparison": compare.name, "model": config.model.name_or_path, "data": config.data.name,
             "budget": budget(config), "columns": [column.key for column in COLUMNS], "rows": rows,
-            "best": best_per_column(rows), "curves": curves, "completed": done, "methods": len(rows)}
+            "best": best_per_column(rows), "curves": curves, "completed": done, "methods": len(rows),
+            "estimate": estimate}
 
 
 def budget(config: CompareConfig) -> str:
@@ -162,7 +187,20 @@ def markdown(table: dict[str, Any]) -> str:
         cells = [row["title"], row["state"], *(cell(row, column, table["best"]) for column in COLUMNS)]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "\\* best of the column."]
+    lines += estimate_note(table)
     return "\n".join(lines) + "\n"
+
+
+def estimate_note(table: dict[str, Any]) -> list[str]:
+    """A sentence on what the estimated peak is (and its device), or why there is none."""
+    estimate = table.get("estimate") or {}
+    if estimate.get("error"):
+        return ["", f"No estimated peak: {estimate['error']}"]
+    if not estimate.get("device"):
+        return []
+    device = "GPU memory (max allocated)" if estimate["device"] == "gpu" else "RAM (the process's peak RSS)"
+    return ["", f"Estimated peak: engine.estimate's figure before Start, from config.json alone, for {device} "
+                f"({estimate['free_mb'] / 1024:.2f} GiB free then); estimate error: (estimated - measured) / measured."]
 
 
 def csv_text(table: dict[str, Any]) -> str:
@@ -178,7 +216,8 @@ def csv_text(table: dict[str, Any]) -> str:
 
 def text_lines(table: dict[str, Any]) -> list[str]:
     """The table for a terminal: one line per method, * on the best of each column."""
-    short = ("params", "%", "MB disk", "peak MB", "tok/s", "wall s", "loss", "eval", "ppl", "merges")
+    short = ("params", "%", "MB disk", "peak MB", "est. MB", "est. err %", "tok/s", "wall s", "loss", "eval", "ppl",
+             "merges")
     width = max(len("method"), *(len(row["method"]) for row in table["rows"]))
     lines = ["  ".join(["method".ljust(width), "state".ljust(11), *(title.rjust(11) for title in short)])]
     for row in table["rows"]:

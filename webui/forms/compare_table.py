@@ -103,6 +103,27 @@ def table_html(table: dict[str, Any]) -> str:
     return "".join(lines)
 
 
+def estimate_html(found: dict[str, Any], say: Any, gib: Any) -> str:
+    """Each method's memory estimate before Start (engine/compare/estimates.py) as a small table: estimated peak,
+    verdict against the free memory, the largest part; "" where no method has one (config.json not at hand)."""
+    if not any(found["methods"].values()):
+        return ""
+    head = say("compare.msg.estimate", device=say(f"estimate.{found['device']}"), free=gib(found["free_mb"]))
+    lines = [f"<p>{html.escape(head)}</p><table class='wb-eval-table wb-compare-estimate'><tbody>"]
+    for method, estimate in found["methods"].items():
+        title = html.escape(METHOD_TITLES.get(method, method))
+        if estimate is None:
+            lines.append(f"<tr data-method='{html.escape(method)}'><td>{title}</td><td>-</td><td></td><td></td></tr>")
+            continue
+        verdict = estimate["verdict"]
+        lines.append(f"<tr data-method='{html.escape(method)}' data-verdict='{html.escape(verdict)}'><td>{title}</td>"
+                     f"<td>{html.escape(gib(estimate['total_mb']))}</td>"
+                     f"<td><strong>{html.escape(say(f'estimate.{verdict}'))}</strong></td>"
+                     f"<td>{html.escape(estimate['largest'])}</td></tr>")
+    lines.append("</tbody></table>")
+    return "".join(lines)
+
+
 def curves_frame(table: dict[str, Any]) -> pd.DataFrame:
     """The training loss of every method, overlaid: long format (step, loss, series) for a LinePlot."""
     rows = [(int(step), float(loss), method) for method, points in table.get("curves", {}).items()

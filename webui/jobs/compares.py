@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.compare import estimates as estimated
 from engine.compare.plan import DONE, plan, prepare, write_compare_yaml
 from engine.compare.table import CompareDir, write_table
 from engine.config_compare import CompareConfig, run_config
@@ -38,18 +39,21 @@ class CompareManager:
             raise PathError(f"{COMPARES}/{name} is a symbolic link, not a comparison folder: it is not followed.")
         return CompareDir(path)
 
-    def start(self, name: str, config: CompareConfig) -> CompareDir:
+    def start(self, name: str, config: CompareConfig, model_config: dict[str, Any] | None = None) -> CompareDir:
         """Queue every method not done yet as a run, in order (ConfigError, one sentence per problem, where a
-        method's folder cannot be used); the runs start one at a time as the device lane frees."""
+        method's folder cannot be used); the runs start one at a time as the device lane frees. `model_config`:
+        the base model's config.json as the page read it, for each method's memory estimate (estimate.json)."""
         compare = self.compare(name)
         config = config.model_copy(update={"output_dir": str(compare.path),
                                            "runs_dir": str(self.scheduler.folder(TRAIN))})
         # the model and dataset as an engine process gets them, checked (a path outside is refused here)
         checked = self.scheduler.boundary.config(run_config(config, config.methods[0], compare.path))
         config = config.model_copy(update={"model": checked.model})
+        found = estimated.method_estimates(config, model_config, *estimated.machine())  # nvidia-smi: not locked
         with self.scheduler.lock:
             steps = plan(compare, config)
             write_compare_yaml(compare, config)
+            estimated.write_estimates(compare.path, found)
             for step in steps:
                 if step.action == DONE:
                     continue

@@ -17,8 +17,10 @@ from typing import Any
 
 import gradio as gr
 
+from engine.compare import estimates as estimated
 from engine.config import METHOD_NAMES
 from engine.config_compare import DEFAULT_METHODS
+from engine.model.config_json import ModelFileError
 from webui.components.plots import colour_state
 from webui.components.render import RUN_COLORS
 from webui.components.wiring import bind
@@ -28,11 +30,13 @@ from webui.forms.compare_table import (
     CompareFormError,
     compare_config,
     curves_frame,
+    estimate_html,
     preset_rows,
     table_html,
 )
 from webui.forms.datasets import dataset_choices
 from webui.forms.mapping import starter_config
+from webui.forms.models import model_config_json
 from webui.i18n import failure, t, words
 from webui.jobs.paths import PathError
 
@@ -51,6 +55,7 @@ class CompareTab:
     cutoff_len: gr.Number
     val_size: gr.Number
     presets: gr.Dataframe
+    estimate: gr.HTML  # each method's memory estimate before Start, with its verdict
     start: gr.Button
     stop: gr.Button
     status: gr.Markdown
@@ -92,6 +97,33 @@ def view(ctx: AppContext, name: str | None, say: Any) -> tuple[Any, ...]:
             gr.update(value=str(compare.table_md), visible=True), name, gr.Timer(active=running), colors)
 
 
+def model_json(ctx: AppContext, model: str) -> dict[str, Any] | None:
+    """The base model's config.json through the page's path boundary (PathError, ModelFileError), or None."""
+    return model_config_json(model, ctx.local_model_dir(model)) if model else None
+
+
+def gib(mib: float) -> str:
+    return f"{mib / 1024:.2f} GiB"
+
+
+def estimate(ctx: AppContext, _name: str, model: str, dataset: str | None, methods: list[str] | None, presets: Any,
+             steps: float | None, batch_size: float | None, cutoff_len: float | None, val_size: float | None,
+             request: gr.Request | None = None) -> str:
+    """The form's methods' memory estimates before Start, from config.json alone (no torch); "" where the form
+    makes no comparison yet (Start says why) or config.json is not at hand."""
+    from engine.config import ConfigError
+
+    try:
+        config = compare_config(model.strip(), dataset or "", list(methods or []), presets, int(steps or 0),
+                                int(batch_size or 0), int(cutoff_len or 0), float(val_size or 0))
+        found = model_json(ctx, model.strip())
+    except (CompareFormError, ConfigError, PathError, ModelFileError):
+        return ""  # Start refuses with the sentence
+    if found is None:
+        return ""
+    return estimate_html(estimated.method_estimates(config, found, *estimated.machine()), words(request), gib)
+
+
 def start(ctx: AppContext, name: str, model: str, dataset: str | None, methods: list[str] | None, presets: Any,
           steps: float | None, batch_size: float | None, cutoff_len: float | None, val_size: float | None,
           request: gr.Request | None = None) -> tuple[Any, ...]:
@@ -102,8 +134,8 @@ def start(ctx: AppContext, name: str, model: str, dataset: str | None, methods: 
     try:
         config = compare_config(model.strip(), dataset or "", list(methods or []), presets, int(steps or 0),
                                 int(batch_size or 0), int(cutoff_len or 0), float(val_size or 0))
-        compare = ctx.compares.start((name or "").strip() or "compare", config)
-    except (CompareFormError, ConfigError, PathError) as error:
+        compare = ctx.compares.start((name or "").strip() or "compare", config, model_json(ctx, model.strip()))
+    except (CompareFormError, ConfigError, PathError, ModelFileError) as error:
         raise failure(request, str(error)) from None
     return view(ctx, compare.name, say)
 
@@ -155,6 +187,7 @@ def build_compare_tab(ctx: AppContext, app: gr.Blocks) -> CompareTab:
                                  info=t("compare.val_size_help"), elem_id="wb-compare-val")
         presets = gr.Dataframe(preset_rows(), headers=PRESET_HEADERS, interactive=True, label=t("compare.presets"),
                                elem_id="wb-compare-presets", static_columns=[0], wrap=True)
+        estimate_view = gr.HTML(elem_id="wb-compare-estimate")
         with gr.Row():
             run = gr.Button(t("compare.start"), variant="primary", elem_id="wb-compare-start")
             stop_btn = gr.Button(t("compare.stop"), variant="stop", elem_id="wb-compare-stop")
@@ -168,12 +201,15 @@ def build_compare_tab(ctx: AppContext, app: gr.Blocks) -> CompareTab:
         followed, timer = gr.State(None), gr.Timer(POLL_S, active=False)
         colors = colour_state(plot)
     tab = CompareTab(name=name, model=model, dataset=dataset, methods=methods, steps=steps, batch_size=batch,
-                     cutoff_len=cutoff, val_size=val_size, presets=presets, start=run, stop=stop_btn, status=status,
-                     table=table, plot=plot, csv=csv, md=md, followed=followed, timer=timer, colors=colors)
+                     cutoff_len=cutoff, val_size=val_size, presets=presets, estimate=estimate_view, start=run,
+                     stop=stop_btn, status=status, table=table,
+                     plot=plot, csv=csv, md=md, followed=followed, timer=timer, colors=colors)
     app.load(bind(datasets, ctx), None, tab.dataset)
     shown.select(bind(datasets, ctx), None, tab.dataset)
     app.load(bind(show_latest, ctx), None, tab.view_outputs(), show_progress="hidden")
     tab.start.click(bind(start, ctx), tab.inputs(), tab.view_outputs())
+    gr.on([app.load, shown.select, *(field.change for field in tab.inputs()[1:])], bind(estimate, ctx),
+          tab.inputs(), tab.estimate, trigger_mode="always_last", show_progress="hidden")
     tab.stop.click(bind(stop, ctx), tab.followed, tab.view_outputs())
     tab.timer.tick(bind(follow, ctx), tab.followed, tab.view_outputs(), show_progress="hidden")
     return tab

@@ -1,0 +1,106 @@
+"""Issue 26: the Compare tab's and `launch.py compare`'s memory estimate per method before Start
+(engine/compare/estimates.py), and the table's "estimated peak" beside the measured one. In process, no training:
+the runs are folders written as training leaves them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+from engine.compare import cli
+from engine.compare import estimates as estimated
+from engine.compare.table import CompareDir, csv_text, markdown
+from engine.config_compare import parse_compare_config, run_config
+from engine.estimate import memory, room
+from engine.jobs.rundir import write_json_atomic
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "assets" / "models" / "workbench-demo-5m"
+DATA = ROOT / "assets" / "datasets" / "identity_alpaca.json"
+METHODS = ["lora", "prompt", "full"]
+
+
+def config_of(tmp_path: Path, batch_size: int = 2):
+    return parse_compare_config({"model": {"name_or_path": str(DEMO)}, "data": {"path": str(DATA), "val_size": 0.2},
+                                 "train": {"max_steps": 2, "batch_size": batch_size, "cutoff_len": 64},
+                                 "methods": METHODS, "output_dir": str(tmp_path / "compares" / "c")})
+
+
+def demo() -> dict:
+    return json.loads((DEMO / "config.json").read_text(encoding="utf-8"))
+
+
+def test_each_method_is_estimated_on_its_own_run_config_with_a_verdict(tmp_path: Path):
+    config = config_of(tmp_path)
+    found = estimated.method_estimates(config, demo(), "cpu", 64 * memory.GIB)
+    assert list(found["methods"]) == METHODS and found["device"] == "cpu"
+    for method in METHODS:  # the run the method trains with, through the one estimate the engine checks
+        step = memory.estimate(run_config(config, method, tmp_path), demo(), "cpu")
+        assert found["methods"][method]["total_mb"] == step.total / memory.MIB
+        assert found["methods"][method]["verdict"] == "fits"
+    assert found["methods"]["full"]["total_mb"] > found["methods"]["lora"]["total_mb"]  # every weight's Adam state
+    lora_mb = found["methods"]["lora"]["total_mb"]
+    small = estimated.method_estimates(config, demo(), "cpu", int(lora_mb * memory.MIB * 0.5))
+    assert {e["verdict"] for e in small["methods"].values()} == {"will not fit"}
+    assert estimated.method_estimates(config, None, "cpu", memory.GIB)["methods"] == dict.fromkeys(METHODS)
+
+
+def finish(compare: CompareDir, config, method: str, peak_mb: float) -> None:
+    run = compare.run(config, method)
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_status("completed", pid=None)
+    write_json_atomic(run.metrics, {"trainable_params": 10, "peak_memory_mb": peak_mb})
+
+
+def test_the_command_prints_the_estimates_first_and_the_table_sets_them_beside_the_measured_peak(
+        tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(room, "gpu_free", lambda: None)
+    monkeypatch.setattr(room, "memory_room", lambda: (3 * memory.GIB, "RAM"))
+    config = config_of(tmp_path)
+    compare = CompareDir(Path(config.output_dir))
+    peaks = {"lora": 900.0, "prompt": 800.0, "full": 1000.0}
+
+    def launch(run):  # stands in for the engine process: the run completes with its measured peak
+        finish(compare, config, run.name.removeprefix("c-"), peaks[run.name.removeprefix("c-")])
+        return 0
+
+    said: list[str] = []
+    assert cli.run_comparison(compare, config, launch=launch, say=said.append) == "completed"
+    assert said[0] == "memory before Start on the CPU (RAM), 3.00 GiB free:"
+    first_training = next(i for i, line in enumerate(said) if "training in" in line)
+    assert first_training == 1 + len(METHODS) and all(" GiB  fits" in line for line in said[1:first_training])
+    table = json.loads(compare.table_json.read_text(encoding="utf-8"))
+    saved = json.loads((compare.path / estimated.ESTIMATE_JSON).read_text(encoding="utf-8"))
+    for row in table["rows"]:
+        estimate_mb = saved["methods"][row["method"]]["total_mb"]
+        assert row["estimated_peak_mb"] == estimate_mb and row["peak_memory_mb"] == peaks[row["method"]]
+        assert row["estimate_error_percent"] == 100 * (estimate_mb - peaks[row["method"]]) / peaks[row["method"]]
+    assert table["estimate"] == {"device": "cpu", "free_mb": 3 * 1024}
+    header = csv_text(table).splitlines()[0]
+    assert "peak_memory_mb,estimated_peak_mb,estimate_error_percent" in header
+    lora = table["rows"][0]
+    assert f"| 900 | {lora['estimated_peak_mb']:.0f} | {lora['estimate_error_percent']:+.0f} |" in markdown(table)
+    assert "Estimated peak: engine.estimate's figure before Start" in compare.table_md.read_text(encoding="utf-8")
+    (compare.path / estimated.ESTIMATE_JSON).write_text("[1", encoding="utf-8")  # damaged: said, not guessed
+    assert "No estimated peak: estimate.json cannot be read" in markdown(cli.write_table(compare, config))
+
+
+def test_the_compare_tab_shows_each_methods_verdict_before_start(tmp_path: Path, monkeypatch):
+    from webui.context import AppContext
+    from webui.forms.compare_table import preset_rows
+    from webui.tabs import compare as tab
+
+    monkeypatch.setattr(room, "gpu_free", lambda: None)
+    ctx = AppContext.create(tmp_path / "ws")
+    visitor = SimpleNamespace(session_hash="a", headers={}, cookies={}, query_params={})
+
+    def shown(batch: int, free_gib: float) -> str:
+        monkeypatch.setattr(room, "memory_room", lambda: (int(free_gib * memory.GIB), "RAM"))
+        return tab.estimate(ctx, "c", str(DEMO), str(DATA), METHODS, preset_rows(), 2, batch, 64, 0.2,
+                            visitor)
+
+    roomy = shown(2, 64)
+    assert roomy.count("data-verdict='fits'") == 3 and "the CPU (RAM)" in roomy and "64.00 GiB free" in roomy
+    assert shown(2, 0.01).count("data-verdict='will not fit'") == 3
+    assert tab.estimate(ctx, "c", "", str(DATA), METHODS, preset_rows(), 2, 2, 64, 0.2, visitor) == ""
