@@ -184,3 +184,17 @@ def test_the_form_comes_back_as_it_was_left_after_a_reload(page):
     assert page.locator("#wb-method input").input_value() == "ia3"
     assert page.locator("#f-train-max-steps input[type=number]").first.input_value() == "7"
     assert page.locator("[data-testid=toast-body]").all_inner_texts() == []
+
+
+def test_the_memory_verdict_changes_when_the_batch_grows(page):
+    """Issue 26: the Train tab's estimate before Start says the demo's batch fits this machine and that a batch of
+    65,536 rows (terabytes of activations, on a CPU or a GPU) will not; the Compare tab shows a verdict per method."""
+    verdict = "([word]) => (document.querySelector('#wb-estimate')?.innerText || '').includes('free: ' + word)"
+    page.wait_for_function(verdict, arg=["fits"], timeout=30_000, polling=100)
+    set_number(page, "f-train-batch-size", "65536")
+    page.wait_for_function(verdict, arg=["will not fit"], timeout=30_000, polling=100)
+    shot(page, "form-estimate-will-not-fit")
+    page.get_by_role("tab", name="Compare").click()
+    page.wait_for_function("() => document.querySelectorAll('#wb-compare-estimate tr[data-verdict]').length >= 3",
+                           timeout=30_000, polling=100)
+    assert "free" in page.locator("#wb-compare-estimate").inner_text()
