@@ -69,6 +69,10 @@ def test_every_column_is_filled_from_the_runs_own_outputs(compared):
         losses = [loss for _, loss in table["curves"][row["method"]]]
         assert len(losses) == 4 and losses[-1] < losses[0], f"{row['method']}'s preset did not learn: {losses}"
     assert {row["method"]: row["merges"] for row in table["rows"]} == {"lora": True, "prompt": False, "ia3": True}
+    estimate = json.loads((compare.path / "estimate.json").read_text(encoding="utf-8"))  # written before Start
+    for row in table["rows"]:  # beside the measured peak (here the test process's own: trained in process)
+        assert row["estimated_peak_mb"] == estimate["methods"][row["method"]]["total_mb"] > 0
+        assert row["estimate_error_percent"] is not None
     assert table["best"]["trainable_params"] == ["ia3"]
     assert compare.table_md.read_text(encoding="utf-8").count("| completed |") == 3
     assert len(compare.table_csv.read_text(encoding="utf-8").splitlines()) == 4
@@ -77,5 +81,7 @@ def test_every_column_is_filled_from_the_runs_own_outputs(compared):
 def test_the_table_is_printed_as_it_fills_and_a_second_command_trains_nothing(compared):
     _, said, text = compared
     assert "lora: training in" in text and "ia3: training in" in text
+    assert said.index(next(line for line in said if line.startswith("memory before Start on"))) < said.index(
+        next(line for line in said if "training in" in line))  # the estimate per method is printed first
     assert sum("completed earlier" in line for line in said) == 3  # the second command
     assert text.count("comparison completed:") == 2
