@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.compare.table import COLUMNS
 from tests.browser.pages import make_run, open_page, pick, set_number, shot
 
 pytestmark = pytest.mark.browser
@@ -136,9 +137,12 @@ def test_compare_three_methods_fills_the_table_from_their_runs(browser, server):
     for row in page.locator("#wb-compare-table tr[data-method]").all():
         method = row.get_attribute("data-method")
         metrics = json.loads((workspace / "runs" / f"three-{method}" / "metrics.json").read_text(encoding="utf-8"))
-        cells = [cell.inner_text().strip() for cell in row.locator("td").all()]
-        assert cells[2].rstrip(" ★") == f"{metrics['trainable_params']:,}"
-        assert cells[9].rstrip(" ★") == f"{metrics['eval_loss']:.4f}"
+        cells = dict(zip(["method", "state", *(column.key for column in COLUMNS)],
+                         (cell.inner_text().strip() for cell in row.locator("td").all()), strict=True))
+        assert cells["trainable_params"].rstrip(" ★") == f"{metrics['trainable_params']:,}"
+        assert cells["eval_loss"].rstrip(" ★") == f"{metrics['eval_loss']:.4f}"
+        estimated = json.loads((workspace / "compares" / "three" / "estimate.json").read_text(encoding="utf-8"))
+        assert cells["estimated_peak_mb"] == f"{estimated['methods'][method]['total_mb']:.0f}"  # Start wrote it
         assert next(r for r in table["rows"] if r["method"] == method)["eval_loss"] == metrics["eval_loss"]
     assert page.locator("#wb-compare-table strong.wb-best").count() >= 5
     assert page.locator("#wb-compare-csv").is_visible() and page.locator("#wb-compare-md").is_visible()
