@@ -24,6 +24,7 @@ from pathlib import Path
 
 from engine.config import RunConfig
 from engine.jobs import rundir
+from engine.jobs.events import Progress, read_events
 from engine.jobs.failures import EngineError
 from engine.jobs.reporter import RANKS, JobReporter, rank, rank_log
 
@@ -110,6 +111,8 @@ def start(config: RunConfig, train_args: list[str]) -> int:
     run = rundir.RunDir(Path(config.output_dir))
     logs = run.path / RANKS
     logs.mkdir(parents=True, exist_ok=True)
+    if not run.config.exists():  # the folder is this product's run from now on (rank 0 checks it again)
+        run.config.write_text(config.to_yaml(), encoding="utf-8")
     env = {**os.environ, **device_env(config), RANK_BODY_ENV: "1"}
     with open(logs / TORCHRUN_LOG, "wb") as log_file:
         process = subprocess.Popen(command(config, train_args), env=env, stdin=subprocess.DEVNULL,
@@ -140,17 +143,21 @@ ROOT_CAUSE = re.compile(r"Root Cause.*?rank\s*:\s*(\d+).*?exitcode\s*:\s*(-?\d+)
 def failure(config: RunConfig, run: rundir.RunDir, code: int, status: dict) -> str:
     """One sentence for a run of several processes that failed: rank 0's own where it said why, else the rank
     torchrun names as the first to fail, with its exit code (a signal's name) and its log file."""
-    found = ROOT_CAUSE.search(read_text(run.path / RANKS / TORCHRUN_LOG))
-    if found is None or (int(found[1]) == 0 and status.get("error")):
-        if status.get("error"):
-            return str(status["error"])
-        return (f"torchrun ended with exit code {code} before the run started: see {run.path / RANKS / TORCHRUN_LOG}.")
+    output = read_text(run.path / RANKS / TORCHRUN_LOG)  # torchrun's output and rank 0's stderr
+    found = ROOT_CAUSE.search(output)
+    said = status.get("error") or next(iter(re.findall(r"^error: (.+)$", output, re.M)[-1:]), None)
+    if found is None or (int(found[1]) == 0 and said):
+        if said:
+            return str(said)
+        return f"torchrun ended with exit code {code} before the run started: see {run.path / RANKS / TORCHRUN_LOG}."
     number, exit_code = int(found[1]), int(found[2])
     how = f"exited with code {exit_code}"
     if exit_code < 0 and -exit_code in signal.Signals._value2member_map_:
         how = f"was killed by {signal.Signals(-exit_code).name}"
     where = run.log if number == 0 else rank_log(run.path, number)
-    step = f" at step {status['step']}" if status.get("step") is not None else ""
+    events = read_events(run.events) if run.events.exists() else []
+    steps = [event.step for event in events if isinstance(event, Progress)]
+    step = f" after step {steps[-1]}" if steps else ""
     return (f"Rank {number} of {config.distributed.world_size} {how}, which ended the run{step}: its log is "
             f"{where}.")
 
