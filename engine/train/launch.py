@@ -47,6 +47,22 @@ def check_world(config: RunConfig) -> None:
                           "CONFIG, which starts torchrun, or set both to 1 to train it here.")
 
 
+def checkpoint_processes(checkpoint: Path) -> int:
+    """How many processes wrote a checkpoint: the Trainer keeps one rng_state_N.pth per rank where several
+    trained (this node's ranks only, on a machine that does not share the folder), rng_state.pth for one."""
+    return len(list(checkpoint.glob("rng_state_*.pth"))) or 1
+
+
+def resume_problem(checkpoint: Path, config: RunConfig) -> str | None:
+    """The sentence refusing to resume `checkpoint` with another number of processes than wrote it, else None."""
+    d, written = config.distributed, checkpoint_processes(checkpoint)
+    if written in (d.world_size, d.nproc_per_node if d.nnodes > 1 else d.world_size):
+        return None
+    return (f"{checkpoint.name} was written by {written} process(es) and this run asks for {d.world_size}: resume it "
+            f"with the same number (distributed.nproc_per_node times distributed.nnodes), since its data order and "
+            "random state are per process.")
+
+
 def is_rank() -> bool:
     """Whether this process is one of the ranks torchrun started for a run (it trains, it does not launch)."""
     return os.environ.get(RANK_BODY_ENV) == "1"

@@ -105,8 +105,10 @@ def check_output_dir(config: RunConfig, overwrite: bool = False) -> None:
         raise ConfigError([f"output_dir {run.path} holds a run that is still training (pid {status['pid']}): "
                            "stop it first (Stop on the page, or `kill -TERM` that pid) or choose another output_dir."])
     if config.train.resume:
-        if run.last_checkpoint() is None:
+        if (checkpoint := run.last_checkpoint()) is None:
             raise ConfigError([no_checkpoint_sentence(run)])
+        if (problem := launch.resume_problem(checkpoint, config)) is not None:
+            raise ConfigError([problem])
     elif run.events.exists() and not overwrite:
         resume = f", or continue it from its last checkpoint with --resume {run.path}" if run.last_checkpoint() else ""
         state = status.get("state", "not started")

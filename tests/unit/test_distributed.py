@@ -146,3 +146,16 @@ def test_rank_0s_own_error_is_the_sentence_where_it_said_one(tmp_path) -> None:
     (run.path / "ranks" / launch.TORCHRUN_LOG).write_text(
         said + TORCHRUN_SUMMARY.replace("rank      : 1", "rank      : 0"), encoding="utf-8")
     assert launch.failure(config, run, 1, {}) == "config: output_dir holds a run: choose another output_dir."
+
+
+def test_resuming_with_another_number_of_processes_is_refused_and_the_same_number_is_not(tmp_path) -> None:
+    checkpoint = tmp_path / "checkpoint-36"
+    checkpoint.mkdir()
+    for index in (0, 1):
+        (checkpoint / f"rng_state_{index}.pth").write_bytes(b"")
+    assert launch.resume_problem(checkpoint, run_config(tmp_path, nproc_per_node=2)) is None
+    said = launch.resume_problem(checkpoint, run_config(tmp_path))
+    assert said.startswith("checkpoint-36 was written by 2 process(es) and this run asks for 1: resume it with")
+    (checkpoint / "rng_state_1.pth").unlink()
+    (checkpoint / "rng_state_0.pth").rename(checkpoint / "rng_state.pth")
+    assert launch.resume_problem(checkpoint, run_config(tmp_path)) is None
