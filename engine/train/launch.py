@@ -130,6 +130,9 @@ def start(config: RunConfig, train_args: list[str]) -> int:
     if not run.config.exists():  # the folder is this product's run from now on (rank 0 checks it again)
         run.config.write_text(config.to_yaml(), encoding="utf-8")
     env = {**os.environ, **device_env(config), RANK_BODY_ENV: "1"}
+    if config.distributed.nnodes > 1:  # this node's torchrun waits for the others' at the rendezvous
+        print(f"node {config.distributed.node_rank} of {config.distributed.nnodes} starts; start each other node "
+              f"with its command:\n{printed(config, train_args)}", flush=True)
     with open(logs / TORCHRUN_LOG, "wb") as log_file:
         process = subprocess.Popen(command(config, train_args), env=env, stdin=subprocess.DEVNULL,
                                    stderr=log_file)
