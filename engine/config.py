@@ -26,6 +26,7 @@ from pydantic import (
 from engine import config_migrate as migrate
 from engine import datapaths
 from engine.config_best import BestOptions
+from engine.config_distributed import DistributedOptions, distributed_problems
 from engine.config_kernels import KernelOptions, kernel_problems
 from engine.config_read import ConfigError as ConfigError
 from engine.config_read import read_yaml, validated, without_problems
@@ -255,7 +256,9 @@ class TrainConfig(_Section, StageOptions, TrackerOptions, KernelOptions, BestOpt
         return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
-class RunConfig(_Section):
+class RunConfig(_Section, DistributedOptions):
+    """A run; `devices` and `distributed` come from engine/config_distributed.py."""
+
     model: ModelConfig
     method: MethodConfig = Field(default_factory=MethodConfig)
     data: DataConfig
@@ -286,6 +289,7 @@ class RunConfig(_Section):
         issues += stage_problems(t, m.name, [source.format or "auto" for source in self.data.sources()])
         issues += tracker_problems(t.report_to) + kernel_problems(t.kernels, t.stage)
         issues += t.best_problems(bool(self.data.val_size))
+        issues += distributed_problems(self.devices, self.distributed, m.name)
         issues += datapaths.problems([source.path for source in self.data.sources()],
                                      listed=not isinstance(self.data.path, str))
         return issues

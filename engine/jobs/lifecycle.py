@@ -114,7 +114,7 @@ def run_job(kind: JobKind, folder: str | Path, own_process: bool = False) -> int
 def _body(context: JobContext) -> Outcome:
     """The body's part of the lifecycle: leftovers removed, config read, body called."""
     kind = context.kind
-    for path in clean_leftovers(context.job.path):  # partial folders of a killed attempt (their writer is gone)
+    for path in clean_leftovers(context.job.path) if context.reporter.rank == 0 else ():  # of a killed attempt
         log.info("removed %s, left by a killed attempt", path.name)
     try:
         context.config = kind.read_config(context.job)

@@ -9,6 +9,10 @@ where the run is, train.log has the full story, checkpoints/ make it resumable, 
 model/ for full and freeze) plus metrics.json are what a finished run leaves. SIGTERM means "stop
 and save": training stops after the current step, a checkpoint and the weights are written, and the
 run ends in state `stopped`.
+
+A config that asks for several processes (`distributed`, engine/config_distributed.py) is started through torchrun
+(engine/train/launch.py: `--print-command` prints that command instead); each of its ranks runs this same command
+and trains, and only rank 0 writes the run folder.
 """
 
 from __future__ import annotations
@@ -33,8 +37,9 @@ from engine.jobs.faults import fault_point
 from engine.jobs.kinds import TRAIN
 from engine.jobs.lifecycle import JobContext, Outcome, StopRequest, run_job
 from engine.jobs.outputs import clean_stale_partials, partial_path, publish
-from engine.jobs.reporter import JobReporter
+from engine.jobs.reporter import JobReporter, rank
 from engine.model.imports import skip_bitsandbytes_unless_used
+from engine.train import launch
 
 log = logging.getLogger("engine")
 
@@ -46,6 +51,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--overwrite", action="store_true",
                         help="start afresh in an output_dir that holds a finished, failed or stopped run "
                              "(deletes its outputs)")
+    parser.add_argument("--print-command", action="store_true",
+                        help="print the command that trains this config (torchrun's on each node where it asks for "
+                             "several processes) instead of running it")
     args = parser.parse_args(argv)
     if bool(args.config) == bool(args.resume):
         parser.error("give either CONFIG.yaml or --resume RUN_DIR")
@@ -58,11 +66,27 @@ def main(argv: list[str]) -> int:
         else:
             config = load_config(args.config)
             config.train.resume = config.train.resume and not args.overwrite
-        check_output_dir(config, overwrite=args.overwrite)
+        if launch.is_rank():
+            launch.redirect_rank_output(Path(config.output_dir))
+        if rank() == 0 and not args.print_command:  # rank 0 alone looks at (and clears) the run folder
+            check_output_dir(config, overwrite=args.overwrite)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.print_command:
+        print(launch.printed(config, train_args(args)))
+        return 0
+    if launch.several(config) and not launch.is_rank():
+        return launch.start(config, train_args(args))
+    os.environ.update(launch.device_env(config))  # before torch is imported: the devices it may see
     return run_train(config, overwrite=args.overwrite, own_process=True)
+
+
+def train_args(args: argparse.Namespace) -> list[str]:
+    """The arguments of `train` that each rank is given: the same config (its absolute path) and flags."""
+    if args.resume:
+        return ["--resume", str(Path(args.resume).resolve())]
+    return [str(Path(args.config).resolve()), *(["--overwrite"] if args.overwrite else [])]
 
 
 def check_output_dir(config: RunConfig, overwrite: bool = False) -> None:
@@ -81,8 +105,10 @@ def check_output_dir(config: RunConfig, overwrite: bool = False) -> None:
         raise ConfigError([f"output_dir {run.path} holds a run that is still training (pid {status['pid']}): "
                            "stop it first (Stop on the page, or `kill -TERM` that pid) or choose another output_dir."])
     if config.train.resume:
-        if run.last_checkpoint() is None:
+        if (checkpoint := run.last_checkpoint()) is None:
             raise ConfigError([no_checkpoint_sentence(run)])
+        if (problem := launch.resume_problem(checkpoint, config)) is not None:
+            raise ConfigError([problem])
     elif run.events.exists() and not overwrite:
         resume = f", or continue it from its last checkpoint with --resume {run.path}" if run.last_checkpoint() else ""
         state = status.get("state", "not started")
@@ -113,7 +139,7 @@ def resume_point(run: rundir.RunDir, reporter: JobReporter) -> Path:
     checkpoint = run.last_checkpoint()
     if checkpoint is None:  # check_output_dir said so before anything was loaded; the folder changed since
         raise ConfigError([no_checkpoint_sentence(run)])
-    broken = run.incomplete_checkpoints()
+    broken = run.incomplete_checkpoints() if rank() == 0 else []  # rank 0 removes them (the others see none)
     for folder in broken:
         shutil.rmtree(folder)
     removed = f"{incomplete(broken)}: removed; " if broken else ""
@@ -125,16 +151,18 @@ def run_train(config: RunConfig, overwrite: bool = False, own_process: bool = Fa
     """Write the run folder's config.yaml and train it through the job lifecycle; returns the process exit code
     (0 completed or stopped, 1 failed). `own_process`: this process trains this one run and exits."""
     run = rundir.RunDir(Path(config.output_dir))
-    if overwrite:
+    if overwrite and rank() == 0:
         run.clear_outputs()
     run.path.mkdir(parents=True, exist_ok=True)
-    run.config.write_text(config.to_yaml(), encoding="utf-8")
+    if rank() == 0:
+        run.config.write_text(config.to_yaml(), encoding="utf-8")
     return run_job(TRAIN, run.path, own_process=own_process)
 
 
 def train_body(context: JobContext) -> Outcome:
     """The train kind's body: the run folder's config trained, saved and reported (engine.jobs.lifecycle)."""
     config: RunConfig = context.config
+    launch.check_world(config)  # a config for several processes started as one (the page's, for now): refused
     if context.own_process:
         skip_bitsandbytes_unless_used(config)  # this process trains one config: see engine.model.imports
     state, step = _train(config.with_versions(), context.job, context.reporter, context.stop)
@@ -158,7 +186,8 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     starts = starting_runs(config.model.adapter, config.model.name_or_path, config.method.effective_bits)
     if starts:  # config.yaml names the starting run by its full path, so the run can be traced from it alone
         config.model.adapter = str(starts[-1].run)
-    run.config.write_text(config.to_yaml(), encoding="utf-8")
+    if reporter.rank == 0:
+        run.config.write_text(config.to_yaml(), encoding="utf-8")
     reporter.status("loading_data")
     stage = objective(config.train.stage)
     datasets = stage.load(config.data, config.train.seed)  # file errors surface before any model is touched
@@ -208,13 +237,15 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
         reporter.info(f"{checkpoint.name} is the last step: nothing is left to train, its weights are saved again")
     result = trainer.train_from(checkpoint)
 
-    state = "stopped" if stop.requested else "completed"
+    state = "stopped" if stop.requested else "completed"  # a stop agreed by every rank (EventCallback)
     reporter.status("saving")
+    eval_loss = final_eval_loss(trainer) if val_rows and state == "completed" else None  # every rank evaluates
+    if reporter.rank:  # rank 0 saves the weights and the metrics; the Trainer saved checkpoints on it alone
+        return state, trainer.state.global_step
     weights_dir = save_weights(config, run, model, tokenizer, grown)
-    eval_loss = final_eval_loss(trainer) if val_rows and not stop.requested else None
     metrics = final_metrics(config, trainer, result, started, weights_dir, trainable, total, eval_loss)
     metrics["batching"] = batching.reason
-    if (kept := best_checkpoint(config, trainer, stop.requested)) is not None:
+    if (kept := best_checkpoint(config, trainer, state == "stopped")) is not None:
         metrics["best"] = kept
         reporter.info(f"kept the weights of step {kept['step']}, the best {kept['metric']} ({kept['value']:.4f})"
                       + (f"; stopped early at step {kept['ended_at']}" if kept["stopped_early"] else ""))

@@ -90,8 +90,11 @@ class WorkbenchTrainer(Trainer):
     def _track_num_input_tokens(self, inputs: dict[str, Any]) -> None:
         """A packed batch says how many of its tokens are not padding; a padded one is counted by the Trainer."""
         if REAL_TOKENS not in inputs:
-            return super()._track_num_input_tokens(inputs)
-        self.state.num_input_tokens_seen += int(inputs[REAL_TOKENS])
+            return super()._track_num_input_tokens(inputs)  # gathered over the ranks by the Trainer
+        real = inputs[REAL_TOKENS]
+        if self.accelerator.num_processes > 1:  # every rank's tokens: the run's tokens/s is global
+            real = self.accelerator.gather(torch.as_tensor(real, device=self.args.device).reshape(1)).sum()
+        self.state.num_input_tokens_seen += int(real)
 
     def training_step(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> torch.Tensor:
         """One forward and backward; DivergedError at once where the loss is inf or nan (the Trainer would log it
@@ -250,7 +253,8 @@ class EventCallback(TrainerCallback):
         self.reporter.events.write(Progress(step=state.global_step, total=state.max_steps,
                                             epoch=round(state.epoch or 0.0, 4), elapsed_s=round(elapsed, 2),
                                             eta_s=round(eta, 1) if eta is not None else None))
-        if self.stop.requested:
+        if agreed_stop(self.stop.requested, args.device):
+            self.stop.requested = True  # on every rank, so that each ends its run as stopped
             control.should_training_stop = True
             control.should_save = True
 
@@ -276,6 +280,18 @@ class EventCallback(TrainerCallback):
         eta = self._eta(state, time.time() - self.throughput.began) or 0.0
         return (f"step {state.global_step}/{state.max_steps}  loss {event['loss']:.4f}  "
                 f"lr {event['learning_rate']:.2e}  {event['tokens_per_s']:.0f} tok/s  eta {_clock(eta)}")
+
+
+def agreed_stop(requested: bool, device: Any) -> bool:
+    """Whether any rank was asked to stop, agreed by every rank after each step (one all-reduce of one number where
+    several processes train), so that all stop at the same step and none waits forever for the others."""
+    import torch.distributed as dist
+
+    if not dist.is_available() or not dist.is_initialized() or dist.get_world_size() == 1:
+        return requested
+    flag = torch.tensor([1.0 if requested else 0.0], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
 
 
 def _number(value: Any) -> float | None:

@@ -27,6 +27,7 @@ FOR_A_PERSON = {
     "engine.jobs.failures": ("EngineError", "DataError"),
     "engine.jobs.lifecycle": ("JobFolderError", "JobFolderGoneError"),
     "engine.jobs.kinds": ("UnknownKindError",),
+    "engine.train.launch": ("LaunchError",),
     "webui.jobs.submit": ("JobExistsError",),
     "engine.model.loading": ("ModelError",),
     "engine.model.config_json": ("ModelFileError",),

@@ -11,10 +11,13 @@ import yaml
 from engine import config_migrate as migrate
 from engine.config import ConfigError, ExportConfig, load_config, parse_config
 from engine.config_best import BestOptions
+from engine.config_distributed import DistributedOptions
 from engine.config_stage import StageOptions
 from engine.jobs.rundir import ExportDir, RunDir, read_json
 from tests.old_workspace import RUN_NAME, copy_old_workspace
 
+# devices and distributed came later too: written at their defaults (one process where torch sees fit)
+DISTRIBUTED = DistributedOptions().model_dump(mode="json")
 NEWER = "written by a newer PEFT Workbench"
 
 
@@ -100,7 +103,7 @@ def test_the_old_runs_config_migrates_to_todays(old_run: RunDir) -> None:
         "report_to": ["tensorboard"], "kernels": "auto"}
     added |= {name: field.default for name, field in BestOptions.model_fields.items()}
     assert yaml.safe_load(config.to_yaml()) == {"schema_version": 2, **raw, "train": {**raw["train"], **added},
-                                                "model": {**raw["model"], "adapter": None}}
+                                                "model": {**raw["model"], "adapter": None}, **DISTRIBUTED}
 
 
 def test_status_is_stamped_by_its_writer_and_the_old_one_reads(old_run: RunDir) -> None:

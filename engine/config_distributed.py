@@ -1,0 +1,81 @@
+"""`devices` and `distributed`: on which devices a run trains, and in how many processes on how many machines.
+
+Plain Python (pydantic, importlib): engine.config builds RunConfig on `DistributedOptions`, so both keys sit at the
+top of a run's config. One process (the default) trains as it always has; more than one (`nproc_per_node` times
+`nnodes`) are started by torch's own launcher, `python -m torch.distributed.run` (torchrun), which
+`python launch.py train` runs itself (engine/train/launch.py), and the Trainer trains them as DDP.
+
+What works in this slice: DDP (`strategy: auto` or `ddp`) of the adapter methods and full fine-tuning, on the CPU
+(gloo) or on GPUs (nccl), on one machine or several through the printed command. FSDP, DeepSpeed ZeRO and
+QLoRA with several processes are refused with a sentence (their options are kept here so that configs can name
+them already). The packages are looked for without importing them (the web process imports this module).
+"""
+
+from __future__ import annotations
+
+import re
+from importlib.util import find_spec
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Strategy = Literal["auto", "ddp", "fsdp", "deepspeed"]
+DEVICES = re.compile(r"auto|cpu|\d+(,\d+)*")  # auto, cpu, or GPU indices: 0,1,3
+
+
+class DistributedConfig(BaseModel):
+    """`distributed:` of a run's config: torchrun's rendezvous and the strategy the Trainer trains with."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    strategy: Strategy = Field("auto", description=(
+        "How several processes share the work: auto (DDP for now), ddp (each process holds the whole model and "
+        "trains on its share of every batch), fsdp or deepspeed (shard the model: not available yet)."))
+    nproc_per_node: int = Field(1, ge=1, description=(
+        "Processes on each machine: one per GPU, or CPU processes (gloo backend) on a machine without one."))
+    nnodes: int = Field(1, ge=1, description="Machines that train together (each starts its own torchrun).")
+    node_rank: int = Field(0, ge=0, description="This machine's place among nnodes (0 keeps the run folder).")
+    master_addr: str | None = Field(None, description="Address of node 0, which the other machines reach.")
+    master_port: int = Field(29500, ge=1, le=65535, description="Port on node 0 for the rendezvous.")
+    fsdp_offload: bool = Field(False, description="FSDP: keep parameters on the CPU between uses (not yet).")
+    zero_stage: Literal[2, 3] = Field(3, description="DeepSpeed ZeRO stage (not yet).")
+
+    @property
+    def world_size(self) -> int:
+        return self.nproc_per_node * self.nnodes
+
+
+class DistributedOptions(BaseModel):
+    """`devices` and `distributed`, inherited by engine.config.RunConfig."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    devices: str = Field("auto", description=(
+        "Where to train: auto (the GPUs torch sees, else the CPU), cpu, or GPU indices such as 0,1."))
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
+
+
+def distributed_problems(devices: str, d: DistributedConfig, method: str) -> list[str]:
+    """One sentence per reason the devices and processes asked for cannot be had, found without torch."""
+    issues: list[str] = []
+    if not DEVICES.fullmatch(devices.replace(" ", "")):
+        issues.append(f"devices is {devices!r}: write auto, cpu, or GPU indices separated by commas such as 0,1.")
+    elif devices[:1].isdigit() and len(devices.split(",")) < d.nproc_per_node:
+        issues.append(f"devices lists {len(devices.split(','))} GPU(s) for {d.nproc_per_node} processes per node: "
+                      "list one GPU per process, or lower distributed.nproc_per_node.")
+    if d.node_rank >= d.nnodes:
+        issues.append(f"distributed.node_rank is {d.node_rank} but there are {d.nnodes} node(s): number the nodes "
+                      f"from 0 to {d.nnodes - 1}.")
+    if d.nnodes > 1 and not d.master_addr:
+        issues.append(f"distributed.nnodes is {d.nnodes} but distributed.master_addr is not set: give the address "
+                      "of node 0 that the other machines can reach.")
+    if d.strategy == "deepspeed" and find_spec("deepspeed") is None:
+        issues.append("distributed.strategy is deepspeed but deepspeed is not installed: pip install deepspeed, "
+                      "or set distributed.strategy to ddp.")
+    elif d.strategy in ("fsdp", "deepspeed"):
+        issues.append(f"distributed.strategy {d.strategy} is not available yet (only DDP is): set "
+                      "distributed.strategy to auto or ddp.")
+    if d.world_size > 1 and method == "qlora":
+        issues.append("QLoRA in several processes is not available yet: set distributed.nproc_per_node and "
+                      "distributed.nnodes to 1, or use method lora.")
+    return issues

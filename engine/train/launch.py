@@ -1,0 +1,188 @@
+"""How `python launch.py train CONFIG` starts a run of several processes: torch's own launcher, torchrun.
+
+Plain Python (no torch import here). A config whose `distributed` asks for more than one process (nproc_per_node
+times nnodes) is trained by `python -m torch.distributed.run ... launch.py train CONFIG` with RANK_BODY_ENV set:
+each process torchrun starts (a rank) sees the marker and trains, through the job lifecycle as one process does,
+and transformers' Trainer trains them as DDP (gloo on the CPU, nccl on GPUs). Only rank 0 writes the run's events,
+status, checkpoints and weights (engine.jobs.reporter, engine.train.recipe); the other ranks' stdout, stderr and
+log go to RUN/ranks/rank-N.log, torchrun's own output to RUN/ranks/torchrun.log: files, never a pipe that fills.
+
+`--print-command` prints the command instead of running it, one per node for several machines (each started on its
+node; node 0 keeps the run folder). A rank that dies ends every rank (torchrun's default, no restarts) and the
+launcher says which one, with its exit code and log, in the run's failed status.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from engine.config import RunConfig
+from engine.jobs import rundir
+from engine.jobs.events import Progress, read_events
+from engine.jobs.failures import EngineError
+from engine.jobs.reporter import RANKS, JobReporter, rank, rank_log
+
+RANK_BODY_ENV = "WORKBENCH_RANK_BODY"  # set on torchrun: the processes it starts train (they do not launch again)
+LAUNCH = Path(__file__).resolve().parents[2] / "launch.py"
+TORCHRUN_LOG = "torchrun.log"
+
+
+class LaunchError(EngineError):
+    """A run of several processes started in a way that cannot give them; the message is one sentence."""
+
+
+def check_world(config: RunConfig) -> None:
+    """LaunchError where the config asks for several processes and this process was not started as one of them
+    (the page starts one process for now)."""
+    wanted, started = config.distributed.world_size, int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if wanted != started:
+        raise LaunchError(f"This run asks for {wanted} processes (distributed.nproc_per_node times "
+                          f"distributed.nnodes) but was started as {started}: start it with python launch.py train "
+                          "CONFIG, which starts torchrun, or set both to 1 to train it here.")
+
+
+def checkpoint_processes(checkpoint: Path) -> int:
+    """How many processes wrote a checkpoint: the Trainer keeps one rng_state_N.pth per rank where several
+    trained (this node's ranks only, on a machine that does not share the folder), rng_state.pth for one."""
+    return len(list(checkpoint.glob("rng_state_*.pth"))) or 1
+
+
+def resume_problem(checkpoint: Path, config: RunConfig) -> str | None:
+    """The sentence refusing to resume `checkpoint` with another number of processes than wrote it, else None."""
+    d, written = config.distributed, checkpoint_processes(checkpoint)
+    if written in (d.world_size, d.nproc_per_node if d.nnodes > 1 else d.world_size):
+        return None
+    return (f"{checkpoint.name} was written by {written} process(es) and this run asks for {d.world_size}: resume it "
+            f"with the same number (distributed.nproc_per_node times distributed.nnodes), since its data order and "
+            "random state are per process.")
+
+
+def is_rank() -> bool:
+    """Whether this process is one of the ranks torchrun started for a run (it trains, it does not launch)."""
+    return os.environ.get(RANK_BODY_ENV) == "1"
+
+
+def several(config: RunConfig) -> bool:
+    return config.distributed.world_size > 1
+
+
+def device_env(config: RunConfig) -> dict[str, str]:
+    """The environment that restricts a run to its `devices`: GPU indices, or no GPU at all for `cpu`."""
+    devices = config.devices.replace(" ", "")
+    if devices == "cpu":
+        return {"CUDA_VISIBLE_DEVICES": ""}
+    return {"CUDA_VISIBLE_DEVICES": devices} if devices[:1].isdigit() else {}
+
+
+def command(config: RunConfig, train_args: list[str], node_rank: int | None = None) -> list[str]:
+    """torchrun's command line for node `node_rank` (the config's by default): a single machine gets a rendezvous
+    on a free local port (--standalone), several machines node 0's address and port."""
+    d = config.distributed
+    line = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={d.nproc_per_node}",
+            "--max-restarts=0"]
+    if d.nnodes == 1 and not d.master_addr:
+        line.append("--standalone")
+    else:
+        rank_of_node = d.node_rank if node_rank is None else node_rank
+        line += [f"--nnodes={d.nnodes}", f"--node-rank={rank_of_node}",
+                 f"--master-addr={d.master_addr or '127.0.0.1'}", f"--master-port={d.master_port}"]
+    return [*line, str(LAUNCH), "train", *train_args]
+
+
+def printed(config: RunConfig, train_args: list[str]) -> str:
+    """What `--print-command` prints: the shell command of each node, with the environment it needs."""
+    env = {**device_env(config), RANK_BODY_ENV: "1"}
+    prefix = " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items())
+    if config.distributed.world_size == 1:
+        return shlex.join([sys.executable, str(LAUNCH), "train", *train_args])
+    nodes = range(config.distributed.nnodes)
+    lines = []
+    for node in nodes:
+        if len(nodes) > 1:
+            lines.append(f"# node {node}" + (" (keeps the run folder)" if node == 0 else ""))
+        lines.append(f"{prefix} {shlex.join(command(config, train_args, node))}")
+    return "\n".join(lines)
+
+
+def redirect_rank_output(run_path: Path) -> None:
+    """A rank above 0 writes its stdout and stderr to its own log file (rank 0's are torchrun's)."""
+    number = rank()
+    if number == 0:
+        return
+    path = rank_log(run_path, number)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as file:
+        os.dup2(file.fileno(), 1)
+        os.dup2(file.fileno(), 2)
+
+
+def start(config: RunConfig, train_args: list[str]) -> int:
+    """Run torchrun for this node and wait for it; 0 when the run completed or stopped, else 1 with a sentence."""
+    run = rundir.RunDir(Path(config.output_dir))
+    logs = run.path / RANKS
+    logs.mkdir(parents=True, exist_ok=True)
+    if not run.config.exists():  # the folder is this product's run from now on (rank 0 checks it again)
+        run.config.write_text(config.to_yaml(), encoding="utf-8")
+    env = {**os.environ, **device_env(config), RANK_BODY_ENV: "1"}
+    if config.distributed.nnodes > 1:  # this node's torchrun waits for the others' at the rendezvous
+        print(f"node {config.distributed.node_rank} of {config.distributed.nnodes} starts; start each other node "
+              f"with its command:\n{printed(config, train_args)}", flush=True)
+    with open(logs / TORCHRUN_LOG, "wb") as log_file:
+        process = subprocess.Popen(command(config, train_args), env=env, stdin=subprocess.DEVNULL,
+                                   stderr=log_file)
+
+        def forward(signum: int, _frame: object) -> None:  # stop and save reaches torchrun, which tells every rank
+            process.send_signal(signum)
+
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        code = process.wait()
+    status = run.read_status()
+    if status.get("state") in ("completed", "stopped"):
+        return 0
+    if code == 0:
+        return 0 if config.distributed.node_rank else 1  # another node's torchrun: node 0 keeps the status
+    sentence = failure(config, run, code, status)
+    if config.distributed.node_rank == 0:
+        with JobReporter(run, echo=False) as reporter:
+            reporter.status("failed", error=sentence)
+    print(f"error: {sentence}", file=sys.stderr)
+    return 1
+
+
+ROOT_CAUSE = re.compile(r"Root Cause.*?rank\s*:\s*(\d+).*?exitcode\s*:\s*(-?\d+)", re.S)
+
+
+def failure(config: RunConfig, run: rundir.RunDir, code: int, status: dict) -> str:
+    """One sentence for a run of several processes that failed: rank 0's own where it said why, else the rank
+    torchrun names as the first to fail, with its exit code (a signal's name) and its log file."""
+    output = read_text(run.path / RANKS / TORCHRUN_LOG)  # torchrun's output and rank 0's stderr
+    found = ROOT_CAUSE.search(output)
+    said = status.get("error") or next(iter(re.findall(r"^error: (.+)$", output, re.M)[-1:]), None)
+    if found is None or (int(found[1]) == 0 and said):
+        if said:
+            return str(said)
+        return f"torchrun ended with exit code {code} before the run started: see {run.path / RANKS / TORCHRUN_LOG}."
+    number, exit_code = int(found[1]), int(found[2])
+    how = f"exited with code {exit_code}"
+    if exit_code < 0 and -exit_code in signal.Signals._value2member_map_:
+        how = f"was killed by {signal.Signals(-exit_code).name}"
+    where = run.log if number == 0 else rank_log(run.path, number)
+    events = read_events(run.events) if run.events.exists() else []
+    steps = [event.step for event in events if isinstance(event, Progress)]
+    step = f" after step {steps[-1]}" if steps else ""
+    return (f"Rank {number} of {config.distributed.world_size} {how}, which ended the run{step}: its log is "
+            f"{where}.")
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""

@@ -1,0 +1,81 @@
+"""Several processes on the CPU (engine/train/launch.py): `python launch.py train` with distributed.nproc_per_node 2
+starts torchrun itself (gloo), and the two ranks train one LoRA run: exit 0, one adapter, one event stream written
+by rank 0 alone, rank 1's output in its own log file, and an adapter equal (within float tolerance) to the one a
+single process trains on the same global batches (batch 2 per rank is batch 4 in one process; packed rows, so that
+both draw the same random order; no dropout, a constant rate).
+
+One run of two processes (about 15 s on 2 cores) is shared by the module; the single process trains in-process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from engine.config import load_config
+from engine.jobs.events import Metrics, Progress, Status, read_events
+from engine.jobs.reporter import rank_log
+from engine.jobs.rundir import TRAINER_STATE, RunDir
+from engine.train.recipe import run_train
+from tests.cli import MEMORISE, launch, write_config, write_rows
+
+STEPS = 3
+TRAIN = {"max_steps": STEPS, "learning_rate": 1e-2, "lr_scheduler_type": "constant", "packing": "on",
+         "report_to": "none"}
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[RunDir, RunDir, object]:
+    """(two processes' run, one process's run, the launcher's completed process)."""
+    home = tmp_path_factory.mktemp("distributed")
+    data = write_rows(home / "rows.json", MEMORISE * 4)  # 16 rows: 3 steps of 4 rows
+    method = {"lora_dropout": 0.0}
+    two = write_config(home / "two.yaml", tiny_model, data, home / "two", method=method,
+                       train={**TRAIN, "batch_size": 2})
+    raw = two.read_text(encoding="utf-8") + "distributed:\n  nproc_per_node: 2\n"
+    two.write_text(raw, encoding="utf-8")
+    done = launch("train", str(two), timeout=240)
+    one = write_config(home / "one.yaml", tiny_model, data, home / "one", method=method,
+                       train={**TRAIN, "batch_size": 4})
+    assert run_train(load_config(one)) == 0
+    return RunDir(home / "two"), RunDir(home / "one"), done
+
+
+def test_two_processes_train_one_run_through_torchrun(runs) -> None:
+    two, _, done = runs
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (two.adapter / "adapter_model.safetensors").is_file() and not (two.path / "adapter.partial").exists()
+    events = read_events(two.events)
+    steps = [event.step for event in events if isinstance(event, Progress)]
+    assert steps == list(range(1, STEPS + 1))  # one stream: rank 1 wrote none of its own
+    states = [event.state for event in events if isinstance(event, Status)]
+    assert states.count("completed") == 1 and states[-1] == "completed"
+    assert [e.step for e in events if isinstance(e, Metrics) and e.values.get("loss") is not None] == steps
+    assert f"step {STEPS}/{STEPS}" in rank_log(two.path, 1).read_text(encoding="utf-8")  # rank 1's own file
+    assert "saved adapter/" in done.stdout  # rank 0's lines reach the terminal
+
+
+def test_the_adapter_equals_one_process_trained_on_the_same_global_batches(runs) -> None:
+    two, one, _ = runs
+    a, b = load_file(two.adapter / "adapter_model.safetensors"), load_file(one.adapter / "adapter_model.safetensors")
+    assert a.keys() == b.keys()
+    moved = max(float((b[k] - load_file_initial(k, b)).abs().max()) for k in b)
+    assert moved > 1e-3  # it trained: lora_B starts at zero
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+
+
+def test_tokens_seen_are_the_runs_not_one_ranks(runs) -> None:
+    """Both ranks' tokens: the figure behind tokens/s counts what the single process counted."""
+    two, one, _ = runs
+    seen = [json.loads((run.checkpoints / f"checkpoint-{STEPS}" / TRAINER_STATE).read_text())["num_input_tokens_seen"]
+            for run in (two, one)]
+    assert seen[0] == seen[1] > 0
+
+
+def load_file_initial(key: str, weights: dict[str, torch.Tensor]) -> torch.Tensor:
+    """What LoRA's B starts at (zeros); A is drawn at random, so it is compared to itself."""
+    return torch.zeros_like(weights[key]) if "lora_B" in key else weights[key]
