@@ -31,7 +31,12 @@ trap 'rm -rf "$scratch"' EXIT
 export WORKBENCH_TEST_SERIAL_LEFT=$scratch/serial-left  # tests/conftest.py creates it when it leaves serial tests out
 pytest=(.venv/bin/python -m pytest -p no:cacheprovider)
 first=0 second=5
-"${pytest[@]}" -n 2 --dist loadfile --no-loadscope-reorder --part parallel "$@" || first=$?
+# One OpenMP thread per process in the first pass: two workers each training with torch's default of one thread per
+# core oversubscribe the cores, and OpenMP's threads then spin waiting for each other (a 30-step tiny-model run took
+# 28-31 s of CPU with 2 threads against 5.6-5.8 s with 1, on this 2-core machine under load). The serial pass keeps
+# torch's default, as a user's run has it.
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "${pytest[@]}" -n 2 --dist loadfile --no-loadscope-reorder --part parallel "$@" \
+  || first=$?
 stopped=$([[ "$first" != 0 && "$first" != 5 && " $* " =~ " -x "|" --exitfirst " ]] && echo yes || true)
 if [ -e "$WORKBENCH_TEST_SERIAL_LEFT" ] && [ -z "$stopped" ]; then
   echo "--- the tests marked serial, alone on the machine"
