@@ -316,8 +316,25 @@ class ExportConfig(_Section):
     max_shard_size: str = Field("2GB", description="Largest safetensors shard, e.g. 2GB or 500MB.")
     zip: bool = Field(True, description="Also write the export and the adapter as zip files for download.")
 
+    @field_validator("max_shard_size")
+    @classmethod
+    def _shard_size(cls, value: str) -> str:
+        if (problem := shard_size_problem(value)) is not None:
+            raise ValueError(problem)
+        return value
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(migrate.CONFIG.stamp(self.model_dump(mode="json")), sort_keys=False, allow_unicode=True)
+
+
+SHARD_SIZE = re.compile(r"\s*\d+(\.\d+)?\s*[TGMK]B\s*", re.IGNORECASE)  # what safetensors' sharding parses
+
+
+def shard_size_problem(value: str) -> str | None:
+    """Why `value` is no shard size (a number above 0 and TB, GB, MB or KB, as 2GB or 500MB), or None."""
+    if SHARD_SIZE.fullmatch(value) and float(value.strip()[:-2]) > 0:
+        return None
+    return "no shard size: write a number above 0 and a unit, as 2GB or 500MB (TB, GB, MB or KB)"
 
 
 def parse_config(raw: dict[str, Any], base_dir: Path | None = None, source: str = "config") -> RunConfig:

@@ -45,6 +45,8 @@ def sentence(error: dict[str, Any]) -> str:
     if kind == "missing":
         return f"Missing key '{key}'{' in ' + where if where else ''}: it is required."
     subject = (f"'{key}' in {where}" if key else where) if where else f"'{key}'"
+    if kind == "value_error" and "error" in error.get("ctx", {}):  # a validator's own sentence, as it wrote it
+        return f"{subject} is {error.get('input')!r}: {str(error['ctx']['error']).rstrip('.')}."
     return f"{subject} is {error.get('input')!r}: {error['msg'].lower()}."
 
 

@@ -346,7 +346,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("run_dir", nargs="?", help="a finished run folder")
     parser.add_argument("--out", help="the folder to write (must not exist, unless --overwrite)")
     parser.add_argument("--dtype", choices=EXPORT_DTYPES, help="weights dtype (default: float32 on CPU)")
-    parser.add_argument("--max-shard-size", default="2GB", help="largest safetensors shard (default 2GB)")
+    parser.add_argument("--max-shard-size", default="2GB", type=shard_size,
+                        help="largest safetensors shard (default 2GB)")
     parser.add_argument("--zip", action="store_true", help="also write OUT.zip and OUT-adapter.zip beside OUT")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (only after success)")
     parser.add_argument("--job", metavar="JOB_DIR",
@@ -378,3 +379,12 @@ def main(argv: list[str]) -> int:
     if result.state == "completed":
         print(f"done: {result.out}" + ("" if result.merged else " (adapter only, not merged)"), file=sys.stderr)
     return 0 if result.state == "completed" else 1
+
+
+def shard_size(value: str) -> str:
+    """--max-shard-size as argparse reads it: a sentence (exit 2) for what safetensors' sharding cannot parse."""
+    from engine.config import shard_size_problem
+
+    if (problem := shard_size_problem(value)) is not None:
+        raise argparse.ArgumentTypeError(f"{value!r} is {problem}")
+    return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
@@ -188,3 +189,25 @@ def test_every_float_setting_of_every_schema_refuses_non_finite_numbers():
     models = [v for m in (config, config_kernels, config_stage, config_trackers, sampling) for v in vars(m).values()
               if isinstance(v, type) and issubclass(v, BaseModel) and v is not BaseModel]
     assert len(models) >= 8 and all(m.model_config.get("allow_inf_nan") is False for m in models), models
+
+
+@pytest.mark.parametrize("size, fits", [("2GB", True), ("1.5GB", True), (" 500mb ", True), ("1TB", True),
+                                        ("nanGB", False), ("0GB", False), ("2GiB", False), ("2", False),
+                                        ("infGB", False), ("-1GB", False)])
+def test_a_shard_size_is_what_safetensors_sharding_parses_or_one_sentence(size: str, fits: bool):
+    from huggingface_hub.serialization._base import parse_size_to_int
+
+    from engine.config import ExportConfig, shard_size_problem
+    from engine.config_read import validated
+    from engine.export.merge import shard_size
+
+    if fits:
+        assert shard_size_problem(size) is None and parse_size_to_int(size) > 0
+        assert ExportConfig(run_dir="r", max_shard_size=size).max_shard_size == size
+        assert shard_size(size) == size
+        return
+    with pytest.raises(ConfigError) as error:
+        validated(ExportConfig, {"run_dir": "r", "max_shard_size": size}, "export.yaml", "run_dir")
+    assert "'max_shard_size'" in str(error.value) and "as 2GB or 500MB" in str(error.value)
+    with pytest.raises(argparse.ArgumentTypeError, match="no shard size"):
+        shard_size(size)
