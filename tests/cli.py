@@ -24,6 +24,32 @@ def launch(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout)
 
 
+def train_in_process(*args: str) -> subprocess.CompletedProcess:
+    """`python launch.py train ARGS...` run in this process, through the function launch.py calls for it
+    (engine.train.recipe.main), with what it printed: for tests of what a run does rather than of how its process
+    starts and ends, since each `launch.py` process spends about 5 s of CPU importing the libraries. What a training
+    process changes in itself is given back: the signal handlers (SIGTERM/SIGINT become its stop flag) and
+    bitsandbytes marked absent (engine.model.imports, for a process that trains one run without it)."""
+    import contextlib
+    import io
+    import signal
+
+    from engine.train.recipe import main
+
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    had_bitsandbytes = "bitsandbytes" in sys.modules
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+        if not had_bitsandbytes and "bitsandbytes" in sys.modules and sys.modules["bitsandbytes"] is None:
+            del sys.modules["bitsandbytes"]
+    return subprocess.CompletedProcess(["launch.py", "train", *args], code, out.getvalue(), err.getvalue())
+
+
 def popen_launch(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "launch.py", *args], cwd=ROOT, env=engine_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -64,9 +64,13 @@ def build_base(path: Path, *, chatml_tokens: bool = True, hidden_size: int = 128
     return path
 
 
-def start_training(base: Path, folder: Path, method: str, steps: int = 20, **options: object) -> subprocess.Popen:
-    """`launch.py train` on the memorisation rows, in the background; returns the process."""
+def train_run(base: Path, folder: Path, method: str, steps: int = 20, **options: object) -> Path:
+    """`launch.py train` on the memorisation rows, through the function it calls, in this process on one thread
+    (tests.cli.train_in_process: no process importing the libraries again for each run); returns the run folder."""
+    import torch
     import yaml
+
+    from tests.cli import train_in_process
 
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / "memory.json"
@@ -80,14 +84,13 @@ def start_training(base: Path, folder: Path, method: str, steps: int = 20, **opt
         "output_dir": str(folder / "run"),
     }
     (folder / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    return subprocess.Popen([sys.executable, "launch.py", "train", str(folder / "config.yaml")], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def finish_training(process: subprocess.Popen, folder: Path) -> Path:
-    output, _ = process.communicate(timeout=300)
-    assert process.returncode == 0, output[-2000:]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the training processes this replaced had (OMP_NUM_THREADS=1)
+    try:
+        done = train_in_process(str(folder / "config.yaml"))
+    finally:
+        torch.set_num_threads(threads)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
     return folder / "run"
 
 
@@ -95,20 +98,17 @@ RunSpec = tuple[str, str, dict]  # (base: "chatml" | "plain", method, method opt
 
 
 def trained_runs(tmp_path_factory: pytest.TempPathFactory, specs: dict[str, RunSpec]) -> dict[str, Path]:
-    """Train every missing run of `specs` at the same time; runs live in the session's temp folder, so a
-    run another test module already trained (same name) is reused instead of trained twice."""
+    """Train every missing run of `specs`, one after the other in this process; runs live in the session's temp
+    folder, so a run another test module already trained (same name) is reused instead of trained twice."""
     root = tmp_path_factory.getbasetemp() / "trained-runs"
     root.mkdir(exist_ok=True)
-    started = {}
     for name, (base_kind, method, options) in specs.items():
         if (root / name / "run" / "metrics.json").is_file():
             continue
         base = root / f"base-{base_kind}"
         if not (base / "config.json").is_file():
             build_base(base, chatml_tokens=base_kind == "chatml")
-        started[name] = start_training(base, root / name, method, **options)
-    for name, process in started.items():
-        finish_training(process, root / name)
+        train_run(base, root / name, method, **options)
     return {name: root / name / "run" for name in specs}
 
 

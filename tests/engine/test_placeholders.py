@@ -14,7 +14,7 @@ from engine.config import ConfigError, DataConfig, RunConfig, load_config, parse
 from engine.data.pipeline import IGNORE_INDEX, build_splits, load_rows
 from engine.data.placeholders import fill_placeholders, find_placeholders
 from engine.jobs.failures import DataError
-from tests.cli import launch, write_config, write_rows
+from tests.cli import launch, train_in_process, write_config, write_rows
 
 IDENTITY = [  # as LLaMA-Factory's data/identity.json writes it
     {"instruction": "hi", "input": "", "output": "Hello! I am {{name}}, an AI assistant developed by {{author}}."},
@@ -92,7 +92,7 @@ def test_an_unfilled_placeholder_is_refused_before_the_model_loads(tmp_path: Pat
     rows = [IDENTITY[2], IDENTITY[1], IDENTITY[0]]  # row 1 holds only {{name}}, row 2 {{author}} too
     config = write_config(tmp_path / "run.yaml", tiny_model, identity_file(tmp_path, rows), tmp_path / "run",
                           data_options={"replace": {"name": "Aria"}})
-    result = launch("train", str(config))
+    result = train_in_process(str(config))  # what `launch.py train` runs, in this process
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == f"error: {UNFILLED}"
     status = json.loads((tmp_path / "run" / "status.json").read_text(encoding="utf-8"))
@@ -124,7 +124,7 @@ def test_a_filled_run_trains_the_filled_text(tmp_path: Path, tiny_model: Path) -
                       "I am Aria, an AI assistant developed by Ada Labs.<|im_end|>",
                       "You may refer to me as Aria.<|im_end|>"]
     assert not any("{{" in tokenizer.decode(row["input_ids"]) for row in train)
-    result = launch("train", str(config_path))
+    result = train_in_process(str(config_path))  # what `launch.py train` runs, in this process
     assert result.returncode == 0, result.stderr
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text(encoding="utf-8"))
     assert saved["data"]["replace"] == FILLED  # the run keeps what it filled

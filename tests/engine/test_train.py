@@ -1,4 +1,5 @@
-"""Headless training through `python launch.py train`, on a tiny real Llama built by the test."""
+"""Headless training through `python launch.py train` (in a process of its own, or in this one through the function
+it calls: tests.cli.train_in_process), on a tiny real Llama built by the test."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch
 
 from engine.jobs.events import Metrics, Progress, Status, final_status, read_events
 from engine.jobs.rundir import RunDir
-from tests.cli import MEMORISE, launch, popen_launch, write_config, write_rows
+from tests.cli import MEMORISE, launch, popen_launch, train_in_process, write_config, write_rows
 
 METHOD_OPTIONS = {
     "lora": {},
@@ -44,15 +45,30 @@ def load_trained(run: RunDir):
     return AutoModelForCausalLM.from_pretrained(run.model), AutoTokenizer.from_pretrained(run.model)
 
 
+@pytest.fixture(scope="module")
+def method_runs(tiny_model, memorise_data, tmp_path_factory):
+    """method_runs(method, seed) -> (run, what `launch.py train` returned) of a 2-step run of that method and seed,
+    trained in this process (tests.cli.train_in_process) once per module: test_every_method's runs are also the seed
+    test's runs trained in another process than the first."""
+    done: dict[tuple[str, int], tuple[RunDir, object]] = {}
+
+    def trained(method: str, seed: int = 42):
+        if (method, seed) not in done:
+            folder = tmp_path_factory.mktemp(f"{method}-{seed}")
+            config = write_config(folder / "run.yaml", tiny_model, memorise_data, folder / "run",
+                                  method={"name": method, **METHOD_OPTIONS[method]}, train={"seed": seed})
+            done[method, seed] = RunDir(folder / "run"), train_in_process(str(config))
+        return done[method, seed]
+
+    return trained
+
+
 @pytest.mark.parametrize("method", list(METHOD_OPTIONS))
-def test_every_method_trains_loads_and_generates(method, tiny_model, memorise_data, tmp_path):
-    config = write_config(tmp_path / "run.yaml", tiny_model, memorise_data, tmp_path / "run",
-                          method={"name": method, **METHOD_OPTIONS[method]})
-    result = launch("train", str(config))
+def test_every_method_trains_loads_and_generates(method, method_runs):
+    run, result = method_runs(method)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "step 2/2" in result.stdout  # one progress line per logging step
 
-    run = RunDir(tmp_path / "run")
     assert final_status(read_events(run.events)).state == "completed"
     metrics = run.read_metrics()
     assert 0 < metrics["trainable_params"] <= metrics["total_params"]
@@ -73,19 +89,24 @@ def test_every_method_trains_loads_and_generates(method, tiny_model, memorise_da
 
 @pytest.mark.parametrize("method", ["lora", "ptuning"])
 def test_the_same_config_trains_the_same_weights_and_another_seed_does_not(method, tiny_model, memorise_data,
-                                                                           tmp_path):
+                                                                           method_runs, tmp_path):
     """The adapter's initial weights (LoRA's A, P-tuning's prompt encoder) are drawn from train.seed: a config
-    trained twice gives identical weights, and another seed different ones."""
+    trained twice, once by `launch.py train` and once in another process (this one), gives identical weights, and
+    another seed different ones."""
     from safetensors.torch import load_file
 
-    def trained(name: str, seed: int) -> dict[str, torch.Tensor]:
-        config = write_config(tmp_path / f"{name}.yaml", tiny_model, memorise_data, tmp_path / name,
-                              method={"name": method, **METHOD_OPTIONS[method]}, train={"seed": seed})
-        result = launch("train", str(config))
-        assert result.returncode == 0, result.stderr[-2000:]
-        return load_file(RunDir(tmp_path / name).adapter / "adapter_model.safetensors")
+    config = write_config(tmp_path / "first.yaml", tiny_model, memorise_data, tmp_path / "first",
+                          method={"name": method, **METHOD_OPTIONS[method]}, train={"seed": 42})
+    result = launch("train", str(config))
+    assert result.returncode == 0, result.stderr[-2000:]
+    first = load_file(RunDir(tmp_path / "first").adapter / "adapter_model.safetensors")
 
-    first, again, other = trained("first", 42), trained("again", 42), trained("other", 7)
+    def trained(seed: int) -> dict[str, torch.Tensor]:
+        run, result = method_runs(method, seed)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return load_file(run.adapter / "adapter_model.safetensors")
+
+    again, other = trained(42), trained(7)
     assert first.keys() == again.keys() == other.keys() and first
     assert all(torch.equal(first[name], again[name]) for name in first)
     assert not all(torch.equal(first[name], other[name]) for name in first)
@@ -106,7 +127,7 @@ def test_loss_halves_on_a_memorisation_set(method, options, learning_rate, memor
                           method={"name": method, "lora_dropout": 0.0, **options},
                           train={"max_steps": 40, "batch_size": 4, "learning_rate": learning_rate,
                                  "lr_scheduler_type": "constant"})
-    result = launch("train", str(config))
+    result = train_in_process(str(config))
     assert result.returncode == 0, result.stderr[-2000:]
     curve = losses(RunDir(tmp_path / "run"))
     assert len(curve) == 40
@@ -135,7 +156,7 @@ def test_sigterm_stops_and_saves_then_resume_continues(tiny_model, memorise_data
     assert run.last_checkpoint().name == f"checkpoint-{stopped_at}"
     load_trained(run)  # the adapter so far is loadable
 
-    result = launch("train", "--resume", str(run.path))
+    result = train_in_process("--resume", str(run.path))  # in this process: the stop above was the other's
     assert result.returncode == 0, result.stderr[-2000:]
     resumed = read_events(run.events)[len(events):]
     steps = [e.step for e in resumed if isinstance(e, Progress)]
@@ -187,10 +208,12 @@ BAD_FILES = {
 
 @pytest.mark.parametrize("name", list(BAD_FILES))
 def test_a_bad_data_file_fails_with_one_sentence_and_no_complete_run(name, tiny_model, tmp_path):
+    """The first file through `launch.py train` (the command line's exit status and stderr), the others through
+    the function it calls, in this process (the data check is the same; a process costs seconds of imports)."""
     content, fragment = BAD_FILES[name]
     (tmp_path / name).write_bytes(content)
     config = write_config(tmp_path / "run.yaml", tiny_model, tmp_path / name, tmp_path / "run")
-    result = launch("train", str(config))
+    result = launch("train", str(config)) if name == next(iter(BAD_FILES)) else train_in_process(str(config))
     assert result.returncode != 0
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and name in error_lines[0] and fragment in error_lines[0], result.stderr[-2000:]
@@ -203,7 +226,7 @@ def test_a_bad_data_file_fails_with_one_sentence_and_no_complete_run(name, tiny_
 def test_a_validation_split_reports_eval_loss_and_perplexity(tiny_model, memorise_data, tmp_path):
     config = write_config(tmp_path / "run.yaml", tiny_model, memorise_data, tmp_path / "run",
                           data_options={"val_size": 0.25}, train={"max_steps": 2, "eval_steps": 1})
-    result = launch("train", str(config))
+    result = train_in_process(str(config))
     assert result.returncode == 0, result.stderr[-2000:]
     run = RunDir(tmp_path / "run")
     evals = [e for e in read_events(run.events) if isinstance(e, Metrics) and e.eval_loss is not None]
@@ -306,7 +329,7 @@ def test_a_diverging_run_fails_at_its_first_non_finite_step_and_saves_nothing(ti
     item 10: before, it completed with every adapter value non-finite and a loss of 0.0)."""
     config = write_config(tmp_path / "run.yaml", tiny_model, memorise_data, tmp_path / "run",
                           train={"max_steps": 8, "learning_rate": 1e30, "logging_steps": 1})
-    result = launch("train", str(config))
+    result = train_in_process(str(config))
     assert result.returncode == 1, result.stderr[-2000:]
     error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and "Training diverged at step" in error[0], result.stderr[-2000:]

@@ -1,5 +1,6 @@
-"""Several datasets in one headless run (`python launch.py train`, a tiny real Llama): files of different formats,
-and a dataset folder written by save_to_disk, with the rows of each in the run log."""
+"""Several datasets in one headless run (`python launch.py train`, or in this process the function it calls; a tiny
+real Llama): files of different formats, and a dataset folder written by save_to_disk, with the rows of each in the
+run log. The saved folder's test keeps its own process: it sets HF_DATASETS_CACHE, which datasets reads at import."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from engine.jobs.events import final_status, read_events
 from engine.jobs.rundir import RunDir
-from tests.cli import launch, write_config
+from tests.cli import launch, train_in_process, write_config
 from tests.unit.test_sources import alpaca, openai
 
 
@@ -25,7 +26,7 @@ def test_two_files_of_different_formats_train_in_one_run(tiny_model: Path, tmp_p
     a, b = alpaca(tmp_path / "a.json", 4), openai(tmp_path / "b.jsonl", 6)
     config = write_config(tmp_path / "run.yaml", tiny_model, a, tmp_path / "run",
                           data_options={"path": ["a.json", "b.jsonl"], "val_size": 0.2})
-    log = trained(launch("train", str(config)), RunDir(tmp_path / "run"))
+    log = trained(train_in_process(str(config)), RunDir(tmp_path / "run"))
     assert "dataset a.json: 4 rows (alpaca), b.jsonl: 6 rows (openai) — 10 rows, concatenated" in log
     assert "tokenized: 8 train / 2 validation rows" in log
     written = RunDir(tmp_path / "run").read_config()
@@ -52,7 +53,7 @@ def test_a_hub_dataset_id_offline_is_one_sentence_before_any_model_is_loaded(tin
     alpaca(tmp_path / "a.json", 2)
     config = write_config(tmp_path / "run.yaml", tiny_model, tmp_path / "a.json", tmp_path / "run",
                           data_options={"path": ["a.json", "someone/dataset-not-in-any-cache"]})
-    result = launch("train", str(config))
+    result = train_in_process(str(config))
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "someone/dataset-not-in-any-cache is neither a file or folder here" in errors[0]
