@@ -31,7 +31,7 @@ DpoLoss = Literal["sigmoid", "hinge", "ipo", "robust", "exo_pair", "bco_pair", "
 # prefix/prompt/P-tuning put virtual tokens before every row: whether TRL's DPO log-probabilities stay aligned
 # with the replies under them is not tested here yet, so these methods are refused with a preference stage.
 NO_PREFERENCE_METHODS = ("prefix", "prompt", "ptuning")
-FULL_WEIGHT_METHODS = ("full", "freeze")  # their reference would be a second copy of the weights: not built yet
+FULL_WEIGHT_METHODS = ("full", "freeze")  # their reference (dpo, kto) is a frozen copy of the whole starting model
 REFERENCE_STAGES = ("dpo", "kto")  # compared with a reference model; orpo and simpo are reference-free
 # The options each stage reads (the Train form shows only these; the others keep their defaults).
 STAGE_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -98,10 +98,6 @@ def stage_problems(options: StageOptions, method: str, formats: list[str]) -> li
         if method in NO_PREFERENCE_METHODS:
             issues.append(f"method '{method}' cannot train a preference stage yet (its virtual tokens are not tested "
                           "with TRL's preference trainers): use lora, dora, qlora or ia3.")
-        if method in FULL_WEIGHT_METHODS and stage in REFERENCE_STAGES:
-            issues.append(f"method '{method}' cannot train {STAGE_TITLES[stage]} yet (it needs a frozen copy of the "
-                          "whole model as the reference): use lora, dora, qlora or ia3, or the reference-free stage "
-                          "orpo or simpo.")
         shape = "rows of prompt, completion and label (or pairs)" if stage == "kto" else \
             "preference pairs (prompt, chosen, rejected)"
         issues += [f"train.stage '{stage}' reads {shape}: set data.format to auto, not {fmt}."

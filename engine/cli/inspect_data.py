@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.config import DataConfig
 from engine.data import formats
-from engine.data.inspect_pairs import inspect_preference, is_preference_file
+from engine.data.inspect_pairs import inspect_preference, with_pair_columns
 from engine.data.pipeline import inspect_dataset
 from engine.data.sample import SAMPLE_ROWS
 from engine.data.sources import sample_source
@@ -65,8 +65,9 @@ def _inspect(cfg: DataConfig, args: argparse.Namespace) -> dict[str, Any] | str:
         return f"Cannot load a tokenizer from {args.model} ({type(error).__name__}): check --model."
     try:
         sample = sample_source(cfg.path, cfg.split, args.sample_rows)
-        if is_preference_file(sample) and args.format == "auto":  # pairs: one rendered pair, chosen beside rejected
-            return inspect_preference(cfg, sample, tokenizer, args.cutoff_len)
+        pairs = with_pair_columns(cfg, sample) if args.format == "auto" else None
+        if pairs is not None:  # pairs (their columns mapped by data.columns): one rendered pair, chosen beside rejected
+            return inspect_preference(cfg, pairs, tokenizer, args.cutoff_len)
         return inspect_dataset(cfg, tokenizer, args.cutoff_len, args.sample_rows, sample)
     except DataError as error:
         return str(error)

@@ -51,15 +51,17 @@ class _RowError(ValueError):
         super().__init__(f"field '{field_name}' {problem}")
 
 
-def apply_columns(records: list[dict], columns: dict[str, str], name: str) -> list[dict]:
-    """Rename the file's columns to standard names: {"prompt": "question"} uses "question" as "prompt"."""
+def apply_columns(records: list[dict], columns: dict[str, str], name: str,
+                  standard_columns: tuple[str, ...] = STANDARD_COLUMNS) -> list[dict]:
+    """Rename the file's columns to standard names: {"prompt": "question"} uses "question" as "prompt"
+    (`standard_columns`: the names a mapping may give, the SFT formats' unless a preference file's)."""
     if not columns:
         return records
     for standard, source in columns.items():
-        if standard not in STANDARD_COLUMNS:
+        if standard not in standard_columns:
             raise DataError(
                 f"{name}: data.columns names '{standard}', which is not a standard column: "
-                f"use one of {', '.join(STANDARD_COLUMNS)}."
+                f"use one of {', '.join(standard_columns)}."
             )
         if source not in records[0]:
             raise DataError(

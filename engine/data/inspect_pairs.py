@@ -10,12 +10,21 @@ show one reply, marked good or bad. Other files are engine.data.pipeline.inspect
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from engine.config import DataConfig
 from engine.data.pipeline import EXAMPLE_CHARS, PREVIEW_CHARS, PREVIEW_ROWS, clip, clipped_example, cut_at
-from engine.data.preference import SIDES, is_pair, normalise_pairs, pair_shape, tokenize_pairs
+from engine.data.preference import (
+    PAIR_COLUMNS,
+    SIDES,
+    is_pair,
+    normalise_pairs,
+    pair_columns,
+    pair_shape,
+    tokenize_pairs,
+)
 from engine.data.sample import Sample
 from engine.data.tokens import chat_spans, ensure_chat_template
 from engine.data.unpaired import FORMAT as KTO_FORMAT
@@ -25,6 +34,15 @@ from engine.data.unpaired import is_unpaired, normalise_unpaired, tokenize_unpai
 def is_preference_file(sample: Sample) -> bool:
     """Whether a file's first row is a preference pair or a KTO row (what a preference stage reads)."""
     return bool(sample.records) and (is_pair(sample.records[0]) or is_unpaired(sample.records[0]))
+
+
+def with_pair_columns(cfg: DataConfig, sample: Sample) -> Sample | None:
+    """The sample with data.columns applied as a preference run applies them, where that makes it a preference
+    file (its columns mapped to chosen / rejected, or to completion / label); None where it is none."""
+    if not cfg.columns or not sample.records or not set(cfg.columns) <= set(PAIR_COLUMNS):
+        return sample if is_preference_file(sample) else None
+    mapped = replace(sample, records=pair_columns(sample.records, cfg.columns, Path(cfg.path).name))
+    return mapped if is_preference_file(mapped) else None
 
 
 def inspect_preference(cfg: DataConfig, sample: Sample, tokenizer: Any = None, cutoff_len: int = 512) -> dict[str, Any]:

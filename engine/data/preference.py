@@ -38,6 +38,10 @@ from engine.jobs.failures import DataError
 FORMAT = "preference"
 SHAPES = {"alpaca ranking": "instruction", "sharegpt ranking": "conversations"}  # shape -> the key that marks it
 SIDES = ("chosen", "rejected")
+# The names data.columns may map a preference file's columns to (as it maps an SFT file's to formats.STANDARD_COLUMNS):
+# the pair's, LLaMA-Factory's ranking files' and KTO's.
+PAIR_COLUMNS = ("prompt", "chosen", "rejected", "system", "instruction", "input", "history", "conversations",
+                "tools", "completion", "label")
 Message = dict[str, Any]
 
 
@@ -55,7 +59,14 @@ def _load_one(cfg: DataConfig) -> tuple[list[dict], str]:
     raw = sources.read_source(cfg.path, cfg.split)
     if cfg.max_samples:
         raw = raw[: cfg.max_samples]
+    raw = pair_columns(raw, cfg.columns, Path(cfg.path).name)
     return normalise_pairs(raw, Path(cfg.path).name), pair_shape(raw)
+
+
+def pair_columns(records: list[dict], columns: dict[str, str], name: str) -> list[dict]:
+    """The records with data.columns applied: {"chosen": "better", "rejected": "worse"} reads a file whose
+    columns are named so (DataError naming the mapping where a name is no PAIR_COLUMNS or the file lacks it)."""
+    return formats.apply_columns(records, columns, name, PAIR_COLUMNS)
 
 
 def pair_shape(records: list[dict]) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 from engine.config import DataConfig, RunConfig
 from engine.data import formats, sources
 from engine.data.pipeline import TokenStats
-from engine.data.preference import SIDES, is_pair, normalise_pairs, pair_shape, render_side, tokenized_mix
+from engine.data.preference import SIDES, is_pair, normalise_pairs, pair_columns, pair_shape, render_side, tokenized_mix
 from engine.jobs.failures import DataError
 
 FORMAT = "kto"
@@ -40,6 +40,7 @@ def _load_one(cfg: DataConfig) -> tuple[list[dict], str]:
     if cfg.max_samples:
         raw = raw[: cfg.max_samples]
     name = Path(cfg.path).name
+    raw = pair_columns(raw, cfg.columns, name)
     if raw and is_pair(raw[0]) and not is_unpaired(raw[0]):
         pairs = normalise_pairs(raw, name)
         rows = [{"messages": pair["messages"], "completion": pair[side], "label": side == "chosen",

@@ -8,6 +8,9 @@ The one estimate the Train tab shows before Start and the engine checks before t
   64) or one byte a parameter, the rest (embeddings, norms, head) float32, as prepare_model_for_kbit_training
   leaves them. Adapter parameters are float32 (peft's autocast_adapter_dtype).
 - gradients: one per trainable parameter, in its dtype.
+- reference (train.stage dpo and kto, whose loss compares with the model the run started from): with full and
+  freeze a frozen copy of every weight (engine/train/preference.py frozen_reference); with an adapter method the
+  base with the adapter disabled, so only TRL's frozen "ref" copy of the adapter's weights.
 - optimizer: AdamW's two moments per trainable parameter in its dtype; one byte each for the 8-bit optimizers;
   none for SGD.
 - activations: what each decoder layer keeps per token for backward (ACT_HIDDEN hidden-sized and ACT_INTER
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.config import RunConfig
+from engine.config_stage import FULL_WEIGHT_METHODS, REFERENCE_STAGES
 from engine.config_stage import PREFERENCE_STAGES as PREFERENCE  # TRL's losses take the full logits
 from engine.model import shapes
 
@@ -152,16 +156,18 @@ class MemoryEstimate:
     attention: int
     virtual: int = 0  # what the virtual tokens add to the activations, logits and attention mask
     overhead: int = 0
+    reference: int = 0  # dpo's and kto's frozen reference: a copy of the weights (full, freeze) or of the adapter
     rows: int = 0
 
     @property
     def total(self) -> int:
-        return (self.weights + self.gradients + self.optimizer + self.activations + self.logits + self.attention
-                + self.virtual + self.overhead)
+        return (self.weights + self.reference + self.gradients + self.optimizer + self.activations + self.logits
+                + self.attention + self.virtual + self.overhead)
 
     def parts(self) -> dict[str, int]:
         """{part's name in a sentence: bytes}, in the order the page lists them."""
-        return {"the weights": self.weights, "the gradients": self.gradients, "the optimizer states": self.optimizer,
+        return {"the weights": self.weights, "the reference model": self.reference, "the gradients": self.gradients,
+                "the optimizer states": self.optimizer,
                 "the activations": self.activations, "the attention mask": self.attention, "the logits": self.logits,
                 "the virtual tokens' activations": self.virtual, "the overhead": self.overhead}
 
@@ -262,12 +268,21 @@ def step_memory(shape: Shape, config: RunConfig | None, *, rows: int, length: in
     optimizer = 0 if optim == "sgd" else trainable * 2 if optim.endswith("8bit") else 2 * trained_bytes
     virtual = virtual_bytes(shape, method, rows, length, checkpointing)
     activations += dropout_bytes(shape, method, tokens, device) + dequant
-    rest = weights + trained_bytes + optimizer + activations + logits + virtual
+    reference = reference_bytes(config, weights, trained_bytes)
+    rest = weights + reference + trained_bytes + optimizer + activations + logits + virtual
     overhead = CPU_PROCESS if device == "cpu" else GPU_CONTEXT + int(GPU_SLACK * rest)
     return MemoryEstimate(
         device=device, tokens=tokens, longest=longest if longest is not None else length, rows=rows,
         weights=weights, gradients=trained_bytes, optimizer=optimizer, activations=activations, logits=logits,
-        attention=attention if mask else 0, virtual=virtual, overhead=overhead)
+        attention=attention if mask else 0, virtual=virtual, overhead=overhead, reference=reference)
+
+
+def reference_bytes(config: RunConfig | None, weights: int, trained_bytes: int) -> int:
+    """What the reference of train.stage dpo or kto adds: a copy of all `weights` with full and freeze, of the
+    adapter's (`trained_bytes`) with an adapter method; nothing for the other stages."""
+    if config is None or config.train.stage not in REFERENCE_STAGES:
+        return 0
+    return weights if config.method.name in FULL_WEIGHT_METHODS else trained_bytes
 
 
 def verdict(total: int, free: int) -> str:

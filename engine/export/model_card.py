@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from engine.config import ADAPTER_METHODS, METHOD_OPTIONS, METHOD_TITLES, RunConfig
-from engine.config_stage import PREFERENCE_STAGES, REFERENCE_STAGES, STAGE_TITLES
+from engine.config_stage import FULL_WEIGHT_METHODS, PREFERENCE_STAGES, REFERENCE_STAGES, STAGE_TITLES
 from engine.export.verify import Verification
 
 UNMERGEABLE_REASON = (
@@ -83,7 +83,10 @@ def lineage(config: RunConfig, metrics: dict[str, Any]) -> list[str]:
         lines.append(f"- started from run `{start['run']}`{f' ({what})' if what else ''}: its adapter was merged "
                      "into the base before this run trained (model.adapter)")
     start = "the base with the adapter of the run it started from merged" if starts else "the base model"
-    if stage in REFERENCE_STAGES:
+    if stage in REFERENCE_STAGES and config.method.name in FULL_WEIGHT_METHODS:
+        lines.append(f"- reference: {start}, a frozen copy of it kept beside the trained weights, what beta kept "
+                     "the model close to")
+    elif stage in REFERENCE_STAGES:
         lines.append(f"- reference: {start} (this run's adapter disabled), what beta kept the model close to")
     elif stage in PREFERENCE_STAGES:
         lines.append("- reference: none (reference-free: it compares the chosen and the rejected reply only)")

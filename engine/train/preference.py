@@ -16,13 +16,16 @@ The reference model of DPO and KTO: the method's PeftModel is handed over with `
 its adapter, as it is before the first step, into a frozen "ref" adapter and computes the reference log-probabilities
 through it. A fresh adapter changes nothing at its start (LoRA's B is zero, IA3's scales one, DoRA's magnitudes the
 weights' norms), so the reference is the model the run started from (the base, or the base with model.adapter's run
-merged), and the only copy is of the adapter's weights, never of the base's (full and freeze, which would need one,
-are refused by engine/config_stage.py for now; recipe.save_weights does not save the "ref" copy). ORPO and SimPO
-have no reference.
+merged), and the only copy is of the adapter's weights, never of the base's (recipe.save_weights does not save the
+"ref" copy). With full and freeze there is no adapter to disable: the reference is a frozen copy of the whole model
+as it starts (`frozen_reference`: the base, or the base with model.adapter's run merged, in the dtype it trains
+in), handed to TRL as `ref_model` (left None, TRL would load the base again from its path, without the merged
+start), and the pre-flight memory check counts it (engine/estimate/memory.py). ORPO and SimPO have no reference.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from datasets import Dataset
@@ -32,6 +35,7 @@ from trl.experimental.cpo import CPOConfig, CPOTrainer
 from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
 from engine.config import RunConfig
+from engine.config_stage import REFERENCE_STAGES
 from engine.data.pipeline import IGNORE_INDEX
 from engine.jobs import rundir
 from engine.train import trackers
@@ -123,6 +127,18 @@ def stage_arguments(config: RunConfig, run: rundir.RunDir, has_eval: bool) -> Tr
     )
 
 
+def frozen_reference(model: Any) -> Any:
+    """None for a PeftModel (TRL's "ref" adapter copy is its reference); else a copy of `model` as it is now, frozen
+    and in eval mode: full's and freeze's reference."""
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel):
+        return None
+    reference = copy.deepcopy(model).eval()
+    reference.requires_grad_(False)
+    return reference
+
+
 TRAINERS = {"dpo": PairTrainer, "kto": UnpairedTrainer, "orpo": OddsRatioTrainer, "simpo": SimpoTrainer}
 
 
@@ -136,7 +152,7 @@ def build_preference_trainer(config: RunConfig, run: rundir.RunDir, model: Any, 
         train_rows, val_rows = [row_for_odds(r) for r in train_rows], [row_for_odds(r) for r in val_rows]
     throughput = Throughput()
     callback = EventCallback(reporter, stop, throughput, curves=curves)
-    extra = {"ref_model": None} if stage in ("dpo", "kto") else {}
+    extra = {"ref_model": frozen_reference(model)} if stage in REFERENCE_STAGES else {}
     trainer = TRAINERS[stage](
         model=model,
         args=stage_arguments(config, run, bool(val_rows)),

@@ -105,6 +105,9 @@ def levers(part: str, batch_size: int, cutoff_len: int, packing: bool, longest: 
         return [f"lower method.r (now {method.r})", "target fewer method.target_modules"]  # type: ignore
     if part == "the optimizer states" and name == "freeze":
         return [f"lower method.freeze_trainable_layers (now {method.freeze_trainable_layers})"]  # type: ignore
+    if part == "the reference model":
+        return ["use an adapter method (method.name: lora), whose reference is the base with its adapter disabled, "
+                "or the reference-free train.stage orpo or simpo"]
     if part in ("the optimizer states", "the weights"):
         return ["choose a smaller model, or a method that trains fewer parameters (method.name: lora, or qlora "
                 "to load the weights in 4 bits)"]

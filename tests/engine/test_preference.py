@@ -39,14 +39,18 @@ TRAIN = {"stage": "dpo", "max_steps": 5, "batch_size": 4, "learning_rate": 2e-2,
 
 
 def reply_logps(model: Any, rows: list[dict], side: str) -> torch.Tensor:
-    """Sum of the log-probabilities of each row's `side` reply given its prompt."""
+    """Sum of the log-probabilities of each row's `side` reply given its prompt (one forward pass over the rows,
+    padded on the right, which a causal model's earlier positions never see)."""
+    sequences = [row["prompt_ids"] + row[f"{side}_ids"] for row in rows]
+    longest = max(map(len, sequences))
+    ids = torch.tensor([seq + [0] * (longest - len(seq)) for seq in sequences])
+    mask = torch.tensor([[1] * len(seq) + [0] * (longest - len(seq)) for seq in sequences])
+    with torch.no_grad():
+        logps = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)
     sums = []
-    for row in rows:
-        prompt, reply = row["prompt_ids"], row[f"{side}_ids"]
-        ids = torch.tensor([prompt + reply])
-        with torch.no_grad():
-            logits = model(input_ids=ids).logits[0, len(prompt) - 1: -1].float()
-        sums.append(torch.log_softmax(logits, -1).gather(-1, torch.tensor(reply)[:, None]).sum())
+    for i, row in enumerate(rows):
+        start, reply = len(row["prompt_ids"]), row[f"{side}_ids"]
+        sums.append(logps[i, start - 1: start - 1 + len(reply)].gather(-1, torch.tensor(reply)[:, None]).sum())
     return torch.stack(sums)
 
 

@@ -3,7 +3,9 @@ three runs). KTO trains through `python launch.py train` on KTO's own rows (prom
 and SimPO train in-process through engine.train.recipe.run_train (what `launch.py train` runs after reading its
 config), ORPO on a LLaMA-Factory alpaca ranking file and SimPO on a sharegpt one. Each exits 0, logs its trainer's
 curves as named curves and leaves an adapter that loads with peft; the runs are short (4 steps of 2 rows):
-what they learn is measured for DPO, which shares their data path, in test_preference.py."""
+ORPO and SimPO are also measured, on those same runs (no more training): their reward, the reply's average
+log-probability, ranks the chosen reply first on at least 90% of the pairs after, about by chance before (DPO's
+measure is in test_preference.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import pytest
 from engine.jobs.events import Metrics, final_status, read_events
 from engine.jobs.rundir import RunDir
 from tests.cli import launch, write_config, write_rows
-from tests.engine.test_preference import BAD, GOOD, PROMPTS
+from tests.engine.test_preference import BAD, GOOD, PAIRS, PROMPTS, reply_logps
 from tests.engine.test_template_chat import own_signal_handlers
 
 ALPACA_RANKING = [{"instruction": p, "input": "", "chosen": g, "rejected": b} for p, g, b in zip(PROMPTS, GOOD, BAD,
@@ -57,6 +59,31 @@ def runs(memorise_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     return done
 
 
+def average_preference(run: RunDir, base: Path) -> dict[str, float]:
+    """Over the pairs the runs train on: the share whose chosen reply has the higher average log-probability per
+    token, with the adapter disabled (before) and on (accuracy), and the mean margin of those averages after."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from engine.data.preference import normalise_pairs, tokenize_pairs
+
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), run.adapter).eval()
+    rows, _ = tokenize_pairs(normalise_pairs(PAIRS, "pairs"), AutoTokenizer.from_pretrained(run.adapter), 64,
+                             "truncate")
+    lengths = {side: torch.tensor([len(row[f"{side}_ids"]) for row in rows]) for side in ("chosen", "rejected")}
+
+    def margins() -> torch.Tensor:
+        chosen, rejected = (reply_logps(model, rows, side) / lengths[side] for side in ("chosen", "rejected"))
+        return chosen - rejected
+
+    with model.disable_adapter():
+        before = margins()
+    after = margins()
+    return {"before": (before > 0).float().mean().item(), "accuracy": (after > 0).float().mean().item(),
+            "margin": after.mean().item()}
+
+
 @pytest.mark.parametrize("stage", sorted(RUNS))
 def test_each_stage_trains_and_leaves_an_adapter_peft_loads(stage: str, runs: dict, memorise_model: Path) -> None:
     from peft import PeftModel
@@ -70,3 +97,13 @@ def test_each_stage_trains_and_leaves_an_adapter_peft_loads(stage: str, runs: di
     assert len(curves) == TRAIN["max_steps"] and {"loss", CURVES[stage]} <= set(curves[-1])
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(memorise_model), run.adapter)
     assert any("lora_A" in name for name, _ in model.named_parameters())
+
+
+@pytest.mark.parametrize("stage", ["orpo", "simpo"])
+def test_reference_free_stages_learn_to_prefer_the_chosen_replies(stage: str, runs: dict,
+                                                                  memorise_model: Path) -> None:
+    """What ORPO and SimPO reward is the reply's average log-probability per token (no reference): before
+    training the base ranks the pairs about by chance; after, the chosen reply wins on at least 90% of them."""
+    measured = average_preference(runs[stage][0], memorise_model)
+    assert measured["before"] <= 0.75, measured
+    assert measured["accuracy"] >= 0.9 and measured["margin"] > 0, measured

@@ -51,6 +51,24 @@ def test_parts_follow_the_method_dtype_and_batch():
     assert preference.rows == 16 and preference.logits == 16 * 512 * 4096 * 8  # TRL's loss: the full logits
 
 
+def test_dpo_and_kto_count_their_reference_a_copy_of_the_weights_only_with_full_and_freeze():
+    total = shapes.estimate_total(demo())
+    for stage in ("dpo", "kto"):
+        full = estimate(run_config({"name": "full"}, stage=stage, batch_size=2), demo(), "cpu")
+        assert full.reference == full.weights == total * 4 and full.total == sum(full.parts().values())
+        freeze = estimate(run_config({"name": "freeze", "freeze_trainable_layers": 1}, stage=stage, batch_size=2),
+                          demo(), "cpu")
+        assert freeze.reference == freeze.weights and freeze.gradients < freeze.weights / 2
+        lora = estimate(run_config({"name": "lora"}, stage=stage, batch_size=2), demo(), "cpu")
+        assert lora.reference == lora.gradients < lora.weights / 10  # TRL's "ref" copy of the adapter, no base
+    orpo = estimate(run_config({"name": "full"}, stage="orpo", batch_size=2), demo(), "cpu")
+    sft = estimate(run_config({"name": "full"}, batch_size=2), demo(), "cpu")
+    assert orpo.reference == sft.reference == 0  # reference-free
+    dpo = estimate(run_config({"name": "full"}, stage="dpo", batch_size=2), demo(), "cpu")
+    assert dpo.total - orpo.total == dpo.reference
+    assert "reference model" in dpo.summary()
+
+
 def test_seven_billion_parameters_as_peers_count_them():
     lora = estimate(run_config({"name": "lora"}, dtype="bfloat16", batch_size=1, cutoff_len=512), LLAMA_7B, "gpu")
     assert 12.4 < lora.weights / GIB < 12.8  # 6.74 B parameters in bf16

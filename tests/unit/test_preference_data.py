@@ -141,9 +141,7 @@ def test_a_config_without_a_stage_is_sft_and_a_dpo_config_round_trips(tmp_path: 
 
 @pytest.mark.parametrize(("method", "data", "train", "sentence"), [
     ("prefix", None, {"stage": "dpo"}, "method 'prefix' cannot train a preference stage yet"),
-    ("full", None, {"stage": "dpo"}, "method 'full' cannot train DPO yet"),
     ("lora", {"format": "alpaca"}, {"stage": "dpo"}, "set data.format to auto, not alpaca"),
-    ("full", None, {"stage": "kto"}, "method 'full' cannot train KTO yet"),
     ("lora", {"format": "alpaca"}, {"stage": "kto"}, "train.stage 'kto' reads rows of prompt, completion and label"),
     ("lora", None, {"stage": "kto", "batch_size": 1}, "train.stage kto needs train.batch_size of 2 or more"),
     ("lora", None, {"stage": "simpo", "loss_type": "ipo"}, "train.loss_type and train.rpo_alpha are DPO's options, "

@@ -107,3 +107,32 @@ def test_kto_needs_both_labels_and_dpo_refuses_kto_rows_in_one_sentence() -> Non
         normalise_pairs(KTO, "kto.json")
     with pytest.raises(DataError, match="KTO needs prompt, completion and label"):
         normalise_unpaired([{"instruction": "Hi", "output": "Hello."}], "sft.json")
+
+
+def test_data_columns_map_a_pairs_file_as_they_map_an_sft_file(tmp_path: Path) -> None:
+    """A pairs file whose columns are named otherwise reads as the same pairs once data.columns maps them, for the
+    pair stages and for KTO (and for its inspection); a name no pair has, or a column the file lacks, is one
+    sentence."""
+    from engine.data.inspect_pairs import with_pair_columns
+    from engine.data.sample import read_sample
+
+    renamed = [{"question": TRL["prompt"], "better": TRL["chosen"], "worse": TRL["rejected"]}]
+    columns = {"prompt": "question", "chosen": "better", "rejected": "worse"}
+    cfg = DataConfig(path=str(write(tmp_path, "renamed.json", renamed)), columns=columns)
+    plain = load_pairs(DataConfig(path=str(write(tmp_path, "pairs.json", [TRL]))), seed=0)
+    assert load_pairs(cfg, seed=0).rows == plain.rows
+    assert load_unpaired(cfg, seed=0).rows == [{"messages": [USER], "completion": GOOD, "label": True},
+                                               {"messages": [USER], "completion": BAD, "label": False}]
+    kto = [{"query": "Who are you?", "answer": GOOD["content"], "good": True},
+           {"query": "Who are you?", "answer": BAD["content"], "good": False}]
+    kto_cfg = DataConfig(path=str(write(tmp_path, "kto.json", kto)),
+                         columns={"prompt": "query", "completion": "answer", "label": "good"})
+    assert load_unpaired(kto_cfg, seed=0).rows == load_unpaired(DataConfig(path=str(write(
+        tmp_path, "k.json", KTO[:1] + [{**KTO[0], "completion": BAD["content"], "label": False}]))), seed=0).rows
+    assert with_pair_columns(cfg, read_sample(Path(cfg.path))).records[0]["chosen"] == TRL["chosen"]
+    assert with_pair_columns(DataConfig(path=cfg.path), read_sample(Path(cfg.path))) is None  # unmapped: no pairs
+    with pytest.raises(DataError, match="data.columns names 'output', which is not a standard column: use one of "
+                                        "prompt, chosen, rejected"):
+        load_pairs(DataConfig(path=cfg.path, columns={**columns, "output": "better"}), seed=0)
+    with pytest.raises(DataError, match="renamed.json has no column 'best' to use as 'chosen'"):
+        load_pairs(DataConfig(path=cfg.path, columns={**columns, "chosen": "best"}), seed=0)

@@ -70,3 +70,6 @@ def test_the_card_traces_sft_to_dpo_to_the_export(tmp_path: Path) -> None:
     assert "## Lineage" in card and "| beta | 0.2 |" in card and "| stage | dpo |" in card
     orpo = config.model_copy(update={"train": config.train.model_copy(update={"stage": "orpo"})})
     assert lineage(orpo, {})[-1].startswith("- reference: none (reference-free")
+    assert "this run's adapter disabled" in lines[3]
+    full = config.model_copy(update={"method": config.method.model_copy(update={"name": "full"})})
+    assert "a frozen copy of it kept beside the trained weights" in lineage(full, metrics)[3]  # no adapter to disable

@@ -18,7 +18,8 @@ from webui.i18n import message, words
 from webui.jobs.paths import PathError
 from webui.tabs.train.handlers import NEW_RUN, Form
 
-SHOWN_PARTS = ("the weights", "the gradients", "the optimizer states", "the activations", "the logits")
+SHOWN_PARTS = ("the weights", "the reference model", "the gradients", "the optimizer states", "the activations",
+               "the logits")
 
 
 def size(value: float) -> str:

@@ -1,0 +1,59 @@
+"""DPO with method full on a tiny real Llama, in-process through engine.train.recipe.run_train (what `launch.py
+train` runs after reading its config): with no adapter to disable, the reference is a frozen copy of the starting
+model (engine/train/preference.py frozen_reference), which must stay exactly the starting weights while the
+trained model moves, and which the pre-flight memory estimate counts as a part of its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.jobs.events import Metrics, final_status, read_events
+from engine.jobs.rundir import RunDir
+from tests.cli import write_config, write_rows
+from tests.engine.test_preference import PAIRS
+from tests.engine.test_template_chat import own_signal_handlers
+
+
+def test_dpo_full_trains_against_a_frozen_copy_that_does_not_move(memorise_model: Path, tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from engine.config import load_config
+    from engine.train import preference
+    from engine.train.recipe import run_train
+
+    made: list[Any] = []
+
+    def recorded(model: Any) -> Any:
+        made.append((model, preference_copy(model)))
+        return made[-1][1]
+
+    preference_copy = preference.frozen_reference
+    monkeypatch.setattr(preference, "frozen_reference", recorded)
+    data = write_rows(tmp_path / "pairs.json", PAIRS)
+    config = write_config(tmp_path / "run.yaml", memorise_model, data, tmp_path / "run", method={"name": "full"},
+                          train={"stage": "dpo", "max_steps": 3, "batch_size": 2, "learning_rate": 1e-3,
+                                 "lr_scheduler_type": "constant", "cutoff_len": 64, "save_steps": 50})
+    with own_signal_handlers():
+        code = run_train(load_config(config))
+    run = RunDir(tmp_path / "run")
+    log = run.train_log.read_text(encoding="utf-8") if run.train_log.exists() else ""
+    assert code == 0, log[-3000:]
+    events = read_events(run.events)
+    assert final_status(events).state == "completed"
+    curves = [event.values for event in events if isinstance(event, Metrics)]
+    assert len(curves) == 3 and "rewards/margins" in curves[-1]
+    assert "reference model" in log  # the memory estimate's line names the copy among its parts
+
+    [(trained, reference)] = made
+    assert reference is not None and reference is not trained
+    assert not any(p.requires_grad for p in reference.parameters()) and not reference.training
+    start = AutoModelForCausalLM.from_pretrained(memorise_model).state_dict()
+    kept = reference.state_dict()
+    assert all(torch.equal(kept[name], value) for name, value in start.items())  # the reference did not move
+    saved = AutoModelForCausalLM.from_pretrained(run.weights_dir()).state_dict()
+    moved = [name for name, value in start.items() if not torch.equal(saved[name], value)]
+    assert len(moved) > len(start) // 2  # while the trained model did, nearly every tensor of it
