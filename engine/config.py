@@ -295,7 +295,11 @@ class RunConfig(_Section, DistributedOptions):
         return issues
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(migrate.CONFIG.stamp(self.model_dump(mode="json")), sort_keys=False, allow_unicode=True)
+        """The run's YAML: model, method, data, train, output_dir first, where a reader (and the page's preview,
+        which shows its first lines) looks; the devices and the distribution, rarely changed, after them."""
+        raw = self.model_dump(mode="json")
+        late = {key: raw.pop(key) for key in DistributedOptions.model_fields}
+        return yaml.safe_dump(migrate.CONFIG.stamp(raw | late), sort_keys=False, allow_unicode=True)
 
     def with_versions(self) -> RunConfig:
         versions = {"python": platform.python_version()}

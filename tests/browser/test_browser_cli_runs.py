@@ -149,8 +149,13 @@ def test_command_line_run_is_followed_queued_behind_and_run_again(page, server):
     shot(page, "cli-run-run-again")
     page.click("#wb-runs-rerun-confirm-yes")
     toast(page, "again")
-    assert not checkpoint.exists() and not (cli_run / "events.jsonl").exists()
-    page.wait_for_selector(".wb-progress[data-state='queued'] >> visible=true")  # the Runs tab shows the new attempt
+    assert not checkpoint.exists()
+    events_file = cli_run / "events.jsonl"  # gone, or already the new attempt's where the page's run had ended
+    assert not events_file.exists() or '"stopped"' not in events_file.read_text()
+    # the Runs tab shows the new attempt: queued behind the page's run, or started where that run had ended
+    page.wait_for_selector(".wb-progress:is([data-state='queued'], [data-state='starting'], "
+                           "[data-state='loading_data'], [data-state='loading_model'], [data-state='training'])"
+                           " >> visible=true")
 
     # It starts afresh once the page's run is over: a new events file, followed by the page.
     wait_for_state(page_run, ("completed",))
