@@ -150,3 +150,17 @@ def make_run(workspace: Path, name: str, *, steps: int = 40, method: dict | None
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((run / "status.json").read_text())["state"] == "completed"
     return run
+
+
+def chart_lines(chart: str) -> str:
+    """A page function returning the loss chart at `chart` as drawn: one entry per Vega line mark (its stroke
+    colour and how many points it joins) and the legend's labels. A series outside the chart's colour domain is
+    drawn with no stroke: invisible."""
+    return """() => {
+    const chart = document.querySelector('SELECTOR .vega-embed');
+    if (!chart) return {lines: [], legend: []};
+    const lines = [...chart.querySelectorAll('g.mark-line path')].map(path => ({
+        stroke: path.getAttribute('stroke'), points: (path.getAttribute('d') || '').split(/[LM]/).length - 1}));
+    const legend = [...chart.querySelectorAll('g.role-legend-label text')].map(text => text.textContent);
+    return {lines, legend};
+}""".replace("SELECTOR", chart)

@@ -13,21 +13,13 @@ import json
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from tests.browser.pages import DEMO_MODEL, open_page, pick, set_number, shot
+from tests.browser.pages import DEMO_MODEL, chart_lines, open_page, pick, set_number, shot
 
 pytestmark = pytest.mark.browser
 
 ADAPTER = "tuned-adapter"
 DPO_STEPS = 3
-# Each line mark of the Train tab's loss chart (its legend label order) and how many points it joins.
-CHART = """() => {
-    const chart = document.querySelector('#wb-loss .vega-embed');
-    if (!chart) return {lines: [], legend: []};
-    const lines = [...chart.querySelectorAll('g.mark-line path')].map(path => ({
-        stroke: path.getAttribute('stroke'), points: (path.getAttribute('d') || '').split(/[LM]/).length - 1}));
-    const legend = [...chart.querySelectorAll('g.role-legend-label text')].map(text => text.textContent);
-    return {lines, legend};
-}"""
+CHART = chart_lines("#wb-loss")  # the Train tab's loss chart
 
 
 def random_adapter(folder) -> None:

@@ -7,22 +7,13 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from tests.browser.pages import make_run, pick, shot
+from tests.browser.pages import chart_lines, make_run, pick, shot
 
 pytestmark = pytest.mark.browser
 
 STEPS = 6  # enough points for a curve; each run trains on the demo model through the command line
 
-# The loss chart as drawn: one entry per Vega line mark (its stroke colour and how many points it joins)
-# and the legend's labels. A series outside the chart's colour domain is drawn with no stroke: invisible.
-CHART = """() => {
-    const chart = document.querySelector('#wb-runs-loss .vega-embed');
-    if (!chart) return {lines: [], legend: []};
-    const lines = [...chart.querySelectorAll('g.mark-line path')].map(path => ({
-        stroke: path.getAttribute('stroke'), points: (path.getAttribute('d') || '').split(/[LM]/).length - 1}));
-    const legend = [...chart.querySelectorAll('g.role-legend-label text')].map(text => text.textContent);
-    return {lines, legend};
-}"""
+CHART = chart_lines("#wb-runs-loss")
 
 
 @pytest.fixture(scope="module")
