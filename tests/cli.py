@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,30 +28,40 @@ def launch(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout)
 
 
-def train_in_process(*args: str) -> subprocess.CompletedProcess:
-    """`python launch.py train ARGS...` run in this process, through the function launch.py calls for it
-    (engine.train.recipe.main), with what it printed: for tests of what a run does rather than of how its process
-    starts and ends, since each `launch.py` process spends about 5 s of CPU importing the libraries. What a training
-    process changes in itself is given back: the signal handlers (SIGTERM/SIGINT become its stop flag) and
-    bitsandbytes marked absent (engine.model.imports, for a process that trains one run without it)."""
-    import contextlib
-    import io
-    import signal
-
-    from engine.train.recipe import main
-
+@contextlib.contextmanager
+def training_process_state_kept() -> Iterator[None]:
+    """Gives back what a training process changes in itself, for a run trained in the test's own process: the
+    signal handlers (SIGTERM/SIGINT become its stop flag) and bitsandbytes marked absent (engine.model.imports,
+    for a process that trains one run without it)."""
     handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
     had_bitsandbytes = "bitsandbytes" in sys.modules
-    out, err = io.StringIO(), io.StringIO()
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(list(args))
+        yield
     finally:
         for number, handler in handlers.items():
             signal.signal(number, handler)
         if not had_bitsandbytes and "bitsandbytes" in sys.modules and sys.modules["bitsandbytes"] is None:
             del sys.modules["bitsandbytes"]
+
+
+def train_in_process(*args: str) -> subprocess.CompletedProcess:
+    """`python launch.py train ARGS...` run in this process, through the function launch.py calls for it
+    (engine.train.recipe.main), with what it printed: for tests of what a run does rather than of how its process
+    starts and ends, since each `launch.py` process spends about 5 s of CPU importing the libraries."""
+    from engine.train.recipe import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with training_process_state_kept(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
     return subprocess.CompletedProcess(["launch.py", "train", *args], code, out.getvalue(), err.getvalue())
+
+
+def run_train_in_process(config: Any) -> int:
+    """engine.train.recipe.run_train(config) in this process (a RunConfig, no file): its exit code."""
+    from engine.train.recipe import run_train
+
+    with training_process_state_kept():
+        return run_train(config)
 
 
 def popen_launch(*args: str) -> subprocess.Popen:

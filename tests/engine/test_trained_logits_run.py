@@ -5,15 +5,13 @@ QLoRA 4-bit, whose base bitsandbytes quantizes while loading, gives the full pat
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 
 import pytest
 
 from engine.config import parse_config
 from engine.jobs.rundir import RunDir
-from engine.train.recipe import run_train
-from tests.cli import MEMORISE, write_rows
+from tests.cli import MEMORISE, run_train_in_process, write_rows
 
 
 def train(tiny_model: Path, data: Path, output: Path) -> tuple[list[float], float, str]:
@@ -24,12 +22,7 @@ def train(tiny_model: Path, data: Path, output: Path) -> tuple[list[float], floa
         "train": {"max_steps": 5, "batch_size": 4, "learning_rate": 1e-2, "packing": "on", "logging_steps": 1,
                   "save_steps": 50},
         "output_dir": str(output)})
-    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        assert run_train(config) == 0
-    finally:  # run_train turns SIGTERM/SIGINT into its stop flag: give pytest its own back
-        for number, handler in handlers.items():
-            signal.signal(number, handler)
+    assert run_train_in_process(config) == 0
     run = RunDir(output)
     events = [json.loads(line) for line in run.events.read_text().splitlines()]
     losses = [e["values"]["loss"] for e in events if e.get("kind") == "metrics" and "loss" in e.get("values", {})]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import resource
-import signal
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ from engine.train.preflight import (
     largest_batch,
     memory_room,
 )
-from engine.train.recipe import run_train
+from tests.cli import run_train_in_process
 
 
 def test_largest_batch_padded_and_packed():
@@ -64,12 +63,7 @@ def test_a_run_that_cannot_fit_fails_before_its_first_step(tiny_model: Path, tmp
         "data": {"path": str(data)}, "train": {"max_steps": 1, "batch_size": 2048, "cutoff_len": 8192, "packing": "on"},
         "output_dir": str(tmp_path / "run")})
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        assert run_train(config) == 1
-    finally:  # run_train turns SIGTERM/SIGINT into its stop flag: give pytest its own back
-        for number, handler in handlers.items():
-            signal.signal(number, handler)
+    assert run_train_in_process(config) == 1
     status = RunDir(tmp_path / "run").read_status()
     assert status["state"] == "failed" and status["error"].startswith("This configuration cannot fit")
     assert status.get("step") in (None, 0)
@@ -137,12 +131,7 @@ def test_a_million_virtual_tokens_are_refused_before_the_model_loads(tiny_model:
         raise AssertionError("the model was loaded")
 
     monkeypatch.setattr("engine.model.loading.load_model", not_loaded)
-    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        assert run_train(_prompt_config(tiny_model, tmp_path, name="prompt", num_virtual_tokens=1_000_000)) == 1
-    finally:
-        for number, handler in handlers.items():
-            signal.signal(number, handler)
+    assert run_train_in_process(_prompt_config(tiny_model, tmp_path, name="prompt", num_virtual_tokens=1_000_000)) == 1
     error = RunDir(tmp_path / "run").read_status()["error"]
     assert "virtual tokens" in error and "method.num_virtual_tokens" in error
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from engine.data.readers import read_records
 from engine.jobs.failures import DataError
 from engine.jobs.rundir import RunDir
 from engine.model.config_json import ModelFileError, safetensors_params
+from tests.cli import run_train_in_process
 from webui.forms import mapping as forms
 from webui.forms.fields import EPOCHS
 from webui.forms.models import model_info
@@ -55,14 +55,8 @@ def test_a_config_json_that_is_not_json_is_one_sentence_in_the_model_info_and_at
     data.write_text('{"instruction": "a", "output": "b"}\n')
     config = parse_config({"model": {"name_or_path": str(damaged_model)}, "data": {"path": str(data)},
                            "train": {"max_steps": 1}, "output_dir": str(tmp_path / "run")})
-    from engine.train.recipe import run_train
 
-    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        assert run_train(config) == 1
-    finally:  # run_train turns SIGTERM/SIGINT into its stop flag: give pytest its own back
-        for number, handler in handlers.items():
-            signal.signal(number, handler)
+    assert run_train_in_process(config) == 1
     error = RunDir(tmp_path / "run").read_status()["error"]
     assert error.startswith("damaged/config.json is not valid JSON (") and error.endswith("download or copy the "
                                                                                             "model again.")
