@@ -29,8 +29,8 @@ def launch(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 @contextlib.contextmanager
-def training_process_state_kept() -> Iterator[None]:
-    """Gives back what a training process changes in itself, for a run trained in the test's own process: the
+def engine_process_state_kept() -> Iterator[None]:
+    """Gives back what an engine job changes in its process, for a job run in the test's own process: the
     signal handlers (SIGTERM/SIGINT become its stop flag) and bitsandbytes marked absent (engine.model.imports,
     for a process that trains one run without it)."""
     handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
@@ -51,7 +51,7 @@ def train_in_process(*args: str) -> subprocess.CompletedProcess:
     from engine.train.recipe import main
 
     out, err = io.StringIO(), io.StringIO()
-    with training_process_state_kept(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with engine_process_state_kept(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(list(args))
     return subprocess.CompletedProcess(["launch.py", "train", *args], code, out.getvalue(), err.getvalue())
 
@@ -60,7 +60,7 @@ def run_train_in_process(config: Any) -> int:
     """engine.train.recipe.run_train(config) in this process (a RunConfig, no file): its exit code."""
     from engine.train.recipe import run_train
 
-    with training_process_state_kept():
+    with engine_process_state_kept():
         return run_train(config)
 
 

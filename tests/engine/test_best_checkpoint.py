@@ -6,7 +6,6 @@ nothing better."""
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from engine.jobs.events import Metrics, final_status, read_events
 from engine.jobs.kinds import TRAIN
 from engine.jobs.lifecycle import run_job
 from engine.jobs.rundir import RunDir
-from tests.cli import MEMORISE, write_config, write_rows
+from tests.cli import MEMORISE, engine_process_state_kept, write_config, write_rows
 
 ROWS = MEMORISE + [{"instruction": f"What is {n} plus {n}?", "output": f"{n} plus {n} is {2 * n}."} for n in range(4)]
 MAX_STEPS = 12
@@ -27,15 +26,11 @@ def train_here(config_path: Path) -> RunDir:
     from engine.config import load_config
 
     config = load_config(config_path)
-    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
     run = RunDir(Path(config.output_dir))
     run.path.mkdir(parents=True, exist_ok=True)
     run.config.write_text(config.to_yaml(), encoding="utf-8")
-    try:
+    with engine_process_state_kept():
         assert run_job(TRAIN, run.path) == 0, run.log.read_text(encoding="utf-8")[-3000:]
-    finally:
-        for number, handler in handlers.items():
-            signal.signal(number, handler)
     return run
 
 

@@ -6,7 +6,6 @@ learns; a second command trains nothing again."""
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 
 import pytest
@@ -17,18 +16,14 @@ from engine.compare.table import COLUMNS, CompareDir
 from engine.jobs.kinds import TRAIN
 from engine.jobs.lifecycle import run_job
 from engine.jobs.rundir import RunDir
-from tests.cli import MEMORISE, write_rows
+from tests.cli import MEMORISE, engine_process_state_kept, write_rows
 
 METHODS = ["lora", "prompt", "ia3"]
 
 
 def in_process(run: RunDir) -> int:
-    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
-    try:
+    with engine_process_state_kept():
         return run_job(TRAIN, run.path)
-    finally:  # the lifecycle turns SIGTERM/SIGINT into its stop flag: give the command its own back
-        for number, handler in handlers.items():
-            signal.signal(number, handler)
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from engine.jobs.events import final_status, read_events
 from engine.jobs.kinds import EVAL
 from engine.jobs.lifecycle import run_job
 from engine.jobs.rundir import EvalDir
+from tests.cli import engine_process_state_kept
 from tests.engine.test_chat import MEMORY, trained_runs
 from tests.fake_judge import fake_judge
 
@@ -42,12 +43,8 @@ def write_eval(folder: Path, run: Path, **extra: object) -> Path:
 
 
 def run_eval(path: Path) -> int:
-    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
-    try:
+    with engine_process_state_kept():
         return run_job(EVAL, path)
-    finally:
-        for number, handler in handlers.items():
-            signal.signal(number, handler)
 
 
 def direct_loss(run: Path, rows: list[dict]) -> float:

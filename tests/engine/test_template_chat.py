@@ -13,16 +13,13 @@ process as well (the page's path). About 30 s for all eight on two cores."""
 from __future__ import annotations
 
 import json
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from engine.chat.session import ChatSession, Generation
-from tests.cli import launch, write_config, write_rows
+from tests.cli import engine_process_state_kept, launch, write_config, write_rows
 from tests.engine.test_templates import FAMILIES, TEMPLATES
 from tests.tiny import CORPUS, build_tiny_llama
 
@@ -75,18 +72,6 @@ def continuation(family: str, index: int) -> str:
     return ANSWERS[index]
 
 
-@contextmanager
-def own_signal_handlers() -> Iterator[None]:
-    """run_train turns SIGTERM/SIGINT into "stop after this step", as a training process should; pytest keeps its
-    own handlers after an in-process run."""
-    saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for number, handler in saved.items():
-            signal.signal(number, handler)
-
-
 def train(family: str, folder: Path) -> tuple[Path, str]:
     """Build a tiny Llama carrying the family's template (a tokenizer learned from the template's text and the rows,
     so a row is short, wide and large enough weights to memorise), write the rows and a LoRA config, train; returns
@@ -108,7 +93,7 @@ def train(family: str, folder: Path) -> tuple[Path, str]:
         result = launch("train", str(config))
         assert result.returncode == 0, result.stderr[-2000:]
         return folder / "run", result.stdout
-    with own_signal_handlers():
+    with engine_process_state_kept():
         assert run_train(load_config(config)) == 0, (folder / "run" / "train.log").read_text(encoding="utf-8")[-3000:]
     return folder / "run", ""
 

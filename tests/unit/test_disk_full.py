@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -19,6 +18,7 @@ from engine.jobs.failures import explain, explain_exit
 from engine.jobs.kinds import JobKind
 from engine.jobs.lifecycle import run_job
 from engine.jobs.rundir import RunDir
+from tests.cli import engine_process_state_kept
 from webui.jobs.scheduler import Scheduler
 
 FULL = {"full": False}  # the body turns the disk full: no new file fits any more
@@ -48,10 +48,8 @@ def full_disk(monkeypatch):
 
     FULL["full"] = False
     monkeypatch.setattr(rundir.tempfile, "mkstemp", mkstemp)
-    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
-    yield
-    for number, handler in handlers.items():  # run_job turns SIGTERM/SIGINT into its stop flag
-        signal.signal(number, handler)
+    with engine_process_state_kept():  # run_job turns SIGTERM/SIGINT into its stop flag
+        yield
 
 
 @pytest.mark.usefixtures("full_disk")

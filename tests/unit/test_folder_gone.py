@@ -4,7 +4,6 @@ and ends, without writing a status that would make the folder again."""
 from __future__ import annotations
 
 import shutil
-import signal
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,6 +15,7 @@ from engine.jobs.lifecycle import JobFolderGoneError, run_job
 from engine.jobs.rundir import RunDir
 from engine.train.throughput import Throughput
 from engine.train.trainer import EventCallback
+from tests.cli import engine_process_state_kept
 
 
 class Nothing(BaseModel):
@@ -36,12 +36,8 @@ def test_a_run_whose_folder_is_deleted_ends_at_its_next_step_and_writes_nothing(
     run = RunDir(tmp_path / "runs" / "gone")
     run.path.mkdir(parents=True)
     run.config.write_text("{}\n")
-    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
-    try:
+    with engine_process_state_kept():
         assert run_job(KIND, run.path) == 1
-    finally:
-        for number, handler in handlers.items():
-            signal.signal(number, handler)
     assert not run.path.exists()  # no status.json made it again
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"error: The run folder {run.path} was deleted while it trained: the run ended at step 3.")

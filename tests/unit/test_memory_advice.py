@@ -5,7 +5,6 @@ with the same effective batch. The machine's memory is planted (preflight.availa
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 
 from engine.config import parse_config
@@ -14,16 +13,11 @@ from engine.jobs.rundir import RunDir
 from engine.model.loading import load_model, load_tokenizer
 from engine.model.methods import apply_method, count_parameters
 from engine.train import preflight
-from engine.train.recipe import run_train
+from tests.cli import run_train_in_process
 
 
 def _train(config) -> int:
-    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        return run_train(config)
-    finally:  # run_train turns SIGTERM/SIGINT into its stop flag: give pytest its own back
-        for number, handler in handlers.items():
-            signal.signal(number, handler)
+    return run_train_in_process(config)
 
 
 def test_a_refused_run_gets_advice_that_completes_with_the_same_effective_batch(tiny_model: Path, tmp_path: Path,
