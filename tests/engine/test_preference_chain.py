@@ -10,9 +10,8 @@ from pathlib import Path
 import yaml
 
 from engine.jobs.rundir import RunDir
-from tests.cli import MEMORISE, write_config, write_rows
+from tests.cli import MEMORISE, engine_process_state_kept, write_config, write_rows
 from tests.engine.test_preference import PAIRS
-from tests.engine.test_template_chat import own_signal_handlers
 
 SHORT = {"max_steps": 2, "batch_size": 2, "learning_rate": 2e-2, "lr_scheduler_type": "constant", "cutoff_len": 64}
 
@@ -22,7 +21,7 @@ def train(config: Path) -> RunDir:
     from engine.train.recipe import run_train
 
     loaded = load_config(config)
-    with own_signal_handlers():
+    with engine_process_state_kept():
         code = run_train(loaded)
     run = RunDir(Path(loaded.output_dir))
     assert code == 0, run.path.joinpath("train.log").read_text(encoding="utf-8")[-3000:]

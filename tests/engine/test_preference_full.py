@@ -12,9 +12,8 @@ import torch
 
 from engine.jobs.events import Metrics, final_status, read_events
 from engine.jobs.rundir import RunDir
-from tests.cli import write_config, write_rows
+from tests.cli import engine_process_state_kept, write_config, write_rows
 from tests.engine.test_preference import PAIRS
-from tests.engine.test_template_chat import own_signal_handlers
 
 
 def test_dpo_full_trains_against_a_frozen_copy_that_does_not_move(memorise_model: Path, tmp_path: Path,
@@ -37,7 +36,7 @@ def test_dpo_full_trains_against_a_frozen_copy_that_does_not_move(memorise_model
     config = write_config(tmp_path / "run.yaml", memorise_model, data, tmp_path / "run", method={"name": "full"},
                           train={"stage": "dpo", "max_steps": 3, "batch_size": 2, "learning_rate": 1e-3,
                                  "lr_scheduler_type": "constant", "cutoff_len": 64, "save_steps": 50})
-    with own_signal_handlers():
+    with engine_process_state_kept():
         code = run_train(load_config(config))
     run = RunDir(tmp_path / "run")
     log = run.train_log.read_text(encoding="utf-8") if run.train_log.exists() else ""

@@ -15,9 +15,8 @@ import pytest
 
 from engine.jobs.events import Metrics, final_status, read_events
 from engine.jobs.rundir import RunDir
-from tests.cli import launch, write_config, write_rows
+from tests.cli import engine_process_state_kept, launch, write_config, write_rows
 from tests.engine.test_preference import BAD, GOOD, PAIRS, PROMPTS, reply_logps
-from tests.engine.test_template_chat import own_signal_handlers
 
 ALPACA_RANKING = [{"instruction": p, "input": "", "chosen": g, "rejected": b} for p, g, b in zip(PROMPTS, GOOD, BAD,
                                                                                                    strict=True)]
@@ -52,7 +51,7 @@ def runs(memorise_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
             assert result.returncode == 0, result.stderr[-3000:]
             done[stage] = (RunDir(folder / "run"), result.stdout)
             continue
-        with own_signal_handlers():
+        with engine_process_state_kept():
             code = run_train(load_config(config))
         assert code == 0, (folder / "run" / "train.log").read_text(encoding="utf-8")[-3000:]
         done[stage] = (RunDir(folder / "run"), (folder / "run" / "train.log").read_text(encoding="utf-8"))
