@@ -6,6 +6,7 @@ Rows come out shaped `{"messages": [{"role", "content"}, ...]}` (with `tools` wh
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, get_args
 
@@ -275,10 +276,15 @@ def check_fields(records: list[dict], fmt: str, name: str) -> None:
 
 def normalise(records: list[dict], fmt: str, name: str) -> list[dict]:
     """Every record in the messages (or text) shape; DataError naming the first row that does not fit."""
+    return each_row(records, name, NORMALISERS[fmt])
+
+
+def each_row(records: list[dict], name: str, parse: Callable[[dict], dict]) -> list[dict]:
+    """`parse` of every record; its first RowError as a DataError naming the file and the row (from 1)."""
     rows = []
     for number, record in enumerate(records, 1):
         try:
-            rows.append(NORMALISERS[fmt](record))
+            rows.append(parse(record))
         except _RowError as error:
             raise DataError(f"{name} row {number}: {error}.") from None
     return rows

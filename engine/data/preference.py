@@ -85,13 +85,7 @@ def normalise_pairs(records: list[dict], name: str) -> list[dict]:
         found = ", ".join(map(str, records[0])) if records else "no rows"
         raise DataError(f"{name} row 1 has the columns {found or '(none)'}, which hold no preference pair: a "
                         "preference stage needs prompt, chosen and rejected in every row.")
-    pairs = []
-    for number, record in enumerate(records, 1):
-        try:
-            pairs.append(_pair(record))
-        except formats.RowError as error:
-            raise DataError(f"{name} row {number}: {error}.") from None
-    return pairs
+    return formats.each_row(records, name, _pair)
 
 
 def _pair(record: dict) -> dict:
@@ -109,7 +103,8 @@ def _pair(record: dict) -> dict:
         raise formats.RowError("rejected", "is the same reply as 'chosen': a pair teaches nothing unless its "
                                            "replies differ, fix or remove the row")
     extra = {key: record[key] for key in ("system", "tools") if key in record}
-    checked = [_checked(prompt, reply, side, extra) for side, reply in zip(SIDES, (chosen, rejected), strict=True)]
+    checked = [checked_conversation(prompt, reply, side, extra)
+               for side, reply in zip(SIDES, (chosen, rejected), strict=True)]
     messages = checked[0]["messages"][:-1]
     pair = {"messages": messages, "chosen": checked[0]["messages"][-1], "rejected": checked[1]["messages"][-1]}
     return {**pair, "tools": checked[0]["tools"]} if "tools" in checked[0] else pair
@@ -159,7 +154,7 @@ def _content(turn: Message) -> Any:
     return turn.get("content", turn.get("value"))
 
 
-def _checked(prompt: list[Message], reply: Message, side: str, extra: dict) -> dict:
+def checked_conversation(prompt: list[Message], reply: Message, side: str, extra: dict) -> dict:
     """prompt + reply checked and normalised as one conversation of the openai/sharegpt formats (roles mapped,
     user first, the reply an assistant turn, `extra` its system and tools); a problem is reported against `side`."""
     try:

@@ -20,7 +20,16 @@ from typing import Any
 from engine.config import DataConfig, RunConfig
 from engine.data import formats, sources
 from engine.data.pipeline import TokenStats
-from engine.data.preference import SIDES, is_pair, normalise_pairs, pair_columns, pair_shape, render_side, tokenized_mix
+from engine.data.preference import (
+    SIDES,
+    checked_conversation,
+    is_pair,
+    normalise_pairs,
+    pair_columns,
+    pair_shape,
+    render_side,
+    tokenized_mix,
+)
 from engine.jobs.failures import DataError
 
 FORMAT = "kto"
@@ -55,12 +64,7 @@ def normalise_unpaired(records: list[dict], name: str) -> list[dict]:
         found = ", ".join(map(str, records[0])) if records else "no rows"
         raise DataError(f"{name} row 1 has the columns {found or '(none)'}: KTO needs prompt, completion and "
                         "label (true for a good reply, false for a bad one) in every row, or preference pairs.")
-    rows = []
-    for number, record in enumerate(records, 1):
-        try:
-            rows.append(_row(record))
-        except formats.RowError as error:
-            raise DataError(f"{name} row {number}: {error}.") from None
+    rows = formats.each_row(records, name, _row)
     if len({row["label"] for row in rows}) < 2:
         kind = "good" if rows[0]["label"] else "bad"
         raise DataError(f"{name} has only {kind} replies (every label is {rows[0]['label']}): KTO learns from "
@@ -88,10 +92,7 @@ def _row(record: dict) -> dict:
         raise formats.RowError("completion", 'must be the reply as text, or one turn {"role": "assistant", '
                                              '"content": "..."}')
     extra = {key: record[key] for key in ("system", "tools") if key in record}
-    try:
-        checked = formats.conversation({"messages": [*prompt, reply], **extra})
-    except formats.RowError as error:
-        raise formats.RowError("completion (with its prompt)", error.problem) from None
+    checked = checked_conversation(prompt, reply, "completion", extra)
     row = {"messages": checked["messages"][:-1], "completion": checked["messages"][-1], "label": label}
     return {**row, "tools": checked["tools"]} if "tools" in checked else row
 
