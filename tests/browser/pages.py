@@ -152,6 +152,21 @@ def make_run(workspace: Path, name: str, *, steps: int = 40, method: dict | None
     return run
 
 
+# The config preview's editor (CodeMirror) draws only the lines near the window: the check brings the
+# editor's middle into view before it reads the drawn text.
+YAML_HAS = """([texts]) => {
+    const view = document.querySelector('#wb-yaml');
+    if (!view) return false;
+    view.scrollIntoView({block: 'center'});
+    return texts.every(text => view.innerText.includes(text));
+}"""
+
+
+def wait_for_yaml(page, *texts: str, timeout: float = 60_000) -> None:
+    """Waits until the config preview shows every one of texts."""
+    page.wait_for_function(YAML_HAS, arg=[list(texts)], timeout=timeout)
+
+
 def chart_lines(chart: str) -> str:
     """A page function returning the loss chart at `chart` as drawn: one entry per Vega line mark (its stroke
     colour and how many points it joins) and the legend's labels. A series outside the chart's colour domain is

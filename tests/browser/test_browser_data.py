@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.browser.pages import pick, set_number, shot
+from tests.browser.pages import pick, set_number, shot, wait_for_yaml
 from webui.tabs.train.data import FITS_COLOUR, OVER_COLOUR
 
 pytestmark = pytest.mark.browser
@@ -151,8 +151,7 @@ def test_two_datasets_are_listed_per_file_and_both_go_into_the_yaml(page):
     page.wait_for_selector("#wb-lengths [aria-roledescription=bar]", timeout=120_000)  # the first one's histogram
     page.get_by_text("Config preview, save and load").click()
     yaml_box = page.locator("#wb-yaml .cm-content")
-    page.wait_for_function("() => document.querySelector('#wb-yaml .cm-content')?.innerText.includes("
-                           "'instructions_openai.jsonl')", timeout=60_000)
+    wait_for_yaml(page, "instructions_openai.jsonl")
     data = yaml.safe_load(yaml_box.inner_text())["data"]
     assert [Path(path).name for path in data["path"]] == ["identity_alpaca.json", "instructions_openai.jsonl"], data
     shot(page, "data-two-datasets")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.browser.pages import ROOT, open_page, pick, set_number, shot
+from tests.browser.pages import ROOT, open_page, pick, set_number, shot, wait_for_yaml
 
 pytestmark = pytest.mark.browser
 
@@ -132,7 +132,7 @@ def test_config_preview_command_trains_when_pasted(page, server):
     set_number(page, "f-train-max-steps", "2")
     open_config_panel(page)
     command = preview_command(page, "pasted-run")
-    page.wait_for_function("() => document.querySelector('#wb-yaml').innerText.includes('max_steps: 2')")
+    wait_for_yaml(page, "max_steps: 2")
     command = page.locator("#wb-command textarea").input_value()
     argv = shlex.split(command)
     assert argv[:3] == ["python", "launch.py", "train"], command
@@ -174,8 +174,7 @@ def test_the_form_comes_back_as_it_was_left_after_a_reload(page):
     pick(page, "#wb-method", "ia3")
     page.locator("#f-ui-stop-by label", has_text="steps").click()
     set_number(page, "f-train-max-steps", "7")
-    page.wait_for_function("() => /max_steps: 7/.test(document.querySelector('#wb-yaml')?.innerText || '')"
-                           " && /name: ia3/.test(document.querySelector('#wb-yaml').innerText)")
+    wait_for_yaml(page, "max_steps: 7", "name: ia3")
     page.reload()
     page.wait_for_selector("#wb-start")
     open_config_panel(page)

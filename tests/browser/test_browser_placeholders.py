@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.browser.pages import make_run, pick, shot
+from tests.browser.pages import make_run, pick, shot, wait_for_yaml
 
 pytestmark = pytest.mark.browser
 
@@ -17,7 +17,6 @@ IDENTITY = [  # LLaMA-Factory's identity.json, in short
     {"instruction": "Who are you?", "input": "", "output": "I am {{name}}, an AI assistant developed by {{author}}."},
     {"instruction": "What is your name?", "input": "", "output": "You may refer to me as {{name}}."},
 ]
-YAML_HAS = "([texts]) => texts.every(text => document.querySelector('#wb-yaml').innerText.includes(text))"
 
 
 def field(page, index: int):
@@ -40,20 +39,20 @@ def test_placeholder_fields_fill_data_replace_and_come_back_with_a_saved_config(
     assert "rows: 3 · times: 3" in page.locator("#wb-placeholder-0").inner_text()
     assert not page.locator("#wb-placeholder-2").is_visible()
     open_config_panel(page)
-    page.wait_for_function(YAML_HAS, arg=[["identity.json", "replace: {}"]])
+    wait_for_yaml(page, "identity.json", "replace: {}")
 
     field(page, 0).fill("Aria")
     field(page, 1).fill("Ada {{Labs}} {0}")  # taken literally, braces and all
-    page.wait_for_function(YAML_HAS, arg=[["replace:\n    name: Aria\n    author: Ada {{Labs}} {0}\n"]])
+    wait_for_yaml(page, "replace:\n    name: Aria\n    author: Ada {{Labs}} {0}\n")
     # the preview table and the example show the rows as they will train: filled (issue 24, item 3)
     page.wait_for_selector("#wb-example:has-text('Hello! I am Aria, an AI assistant developed by Ada {{Labs}} {0}')",
                            timeout=120_000)
     assert "I am Aria" in page.locator("#wb-data-preview").inner_text()
     shot(page, "data-placeholders")
     field(page, 1).fill("")  # an emptied field fills nothing
-    page.wait_for_function(YAML_HAS, arg=[["replace:\n    name: Aria\n  reasoning"]])
+    wait_for_yaml(page, "replace:\n    name: Aria\n  reasoning")
     field(page, 1).fill("Ada Labs")
-    page.wait_for_function(YAML_HAS, arg=[["replace:\n    name: Aria\n    author: Ada Labs\n"]])
+    wait_for_yaml(page, "replace:\n    name: Aria\n    author: Ada Labs\n")
 
     page.get_by_label("Config name").fill("named")
     page.get_by_role("button", name="Save form to YAML").click()
@@ -70,7 +69,7 @@ def test_placeholder_fields_fill_data_replace_and_come_back_with_a_saved_config(
     page.wait_for_function("() => document.querySelector('#wb-placeholder-1 textarea')?.value === 'Ada Labs'",
                            timeout=120_000)
     assert field(page, 0).input_value() == "Aria"
-    page.wait_for_function(YAML_HAS, arg=[["identity.json", "replace:\n    name: Aria\n    author: Ada Labs\n"]])
+    wait_for_yaml(page, "identity.json", "replace:\n    name: Aria\n    author: Ada Labs\n")
 
 
 def test_run_again_on_a_completed_run_points_to_its_config_which_fills_the_form(page, server):
@@ -89,4 +88,4 @@ def test_run_again_on_a_completed_run_points_to_its_config_which_fills_the_form(
     page.get_by_role("combobox", name="Saved configs").click()
     page.locator("[role=option]", has_text="runs/done-once/config.yaml").first.click()
     page.get_by_role("button", name="Load into the form").click()
-    page.wait_for_function(YAML_HAS, arg=[["\n  r: 4\n", "max_steps: 2\n", "lora_alpha: 8"]], timeout=60_000)
+    wait_for_yaml(page, "\n  r: 4\n", "max_steps: 2\n", "lora_alpha: 8")
