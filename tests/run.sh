@@ -19,7 +19,9 @@ fi
 .venv/bin/ruff check --quiet .  # lint first: pyproject.toml says what it checks
 
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-# Two passes. First every test not marked `serial`, on two pytest-xdist workers; --dist loadfile keeps each test
+# Two passes. First every test not marked `serial`, on WORKBENCH_TEST_WORKERS pytest-xdist workers (3 by default:
+# on the 2-core CI machine two workers kept the cores only 60% busy, user+sys 18 min 47 s of CPU in 15 min 41 s of
+# wall, because the browser tests mostly wait on a page or a server); --dist loadfile keeps each test
 # file on one worker, so a module's fixtures (a trained run, a started server) are built once, and
 # --no-loadscope-reorder hands the files out in collection order (tests/browser and tests/engine, the long ones,
 # first; xdist's default puts the files with the fewest tests, the browser ones, last, where one worker idles
@@ -31,11 +33,11 @@ trap 'rm -rf "$scratch"' EXIT
 export WORKBENCH_TEST_SERIAL_LEFT=$scratch/serial-left  # tests/conftest.py creates it when it leaves serial tests out
 pytest=(.venv/bin/python -m pytest -p no:cacheprovider)
 first=0 second=5
-# One OpenMP thread per process in the first pass: two workers each training with torch's default of one thread per
+# One OpenMP thread per process in the first pass: several workers each training with torch's default of one thread per
 # core oversubscribe the cores, and OpenMP's threads then spin waiting for each other (a 30-step tiny-model run took
 # 28-31 s of CPU with 2 threads against 5.6-5.8 s with 1, on this 2-core machine under load). The serial pass keeps
 # torch's default, as a user's run has it.
-OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "${pytest[@]}" -n 2 --dist loadfile --no-loadscope-reorder --part parallel "$@" \
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "${pytest[@]}" -n "${WORKBENCH_TEST_WORKERS:-3}" --dist loadfile --no-loadscope-reorder --part parallel "$@" \
   || first=$?
 stopped=$([[ "$first" != 0 && "$first" != 5 && " $* " =~ " -x "|" --exitfirst " ]] && echo yes || true)
 if [ -e "$WORKBENCH_TEST_SERIAL_LEFT" ] && [ -z "$stopped" ]; then
