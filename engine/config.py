@@ -365,10 +365,14 @@ def resolve_paths(config: RunConfig, base_dir: Path) -> RunConfig:
     return config.model_copy(update={"data": data, "output_dir": out, "model": model})
 
 
-def load_config(path: str | Path) -> RunConfig:
-    """Read and validate a YAML config file; relative paths are relative to the file's folder."""
+def load_config(path: str | Path, *, writes: bool = True) -> RunConfig:
+    """Read and validate a YAML config file; relative paths are relative to the file's folder. A command that only
+    reads the config (estimate, plan: writes=False) does not need its output_dir, so a missing one is left unset."""
     path = Path(path)
-    return parse_config(read_yaml(path), base_dir=path.resolve().parent, source=str(path))
+    raw = read_yaml(path)
+    if not writes and isinstance(raw, dict):
+        raw = {"output_dir": "", **raw}
+    return parse_config(raw, base_dir=path.resolve().parent, source=str(path))
 
 
 def field_help(section: type[BaseModel], name: str) -> str:

@@ -24,7 +24,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--free-gib", type=float, default=None, help="memory free, in GiB (default: measured here)")
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, writes=False)
         found = model_config_json(config.model.name_or_path, config.model.revision)
     except (ConfigError, ModelFileError) as error:
         print(f"error: {error}", file=sys.stderr)

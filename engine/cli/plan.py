@@ -19,7 +19,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("config", help="run config YAML")
     args = parser.parse_args(argv)
     try:
-        result = plan(load_config(args.config))
+        result = plan(load_config(args.config, writes=False))
     except (ConfigError, RuntimeError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

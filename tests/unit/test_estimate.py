@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from engine.config import RunConfig, parse_config
 from engine.estimate import advice, memory, room, timing
@@ -173,3 +174,18 @@ def test_the_estimate_command_prints_the_parts_and_a_config_diff(tmp_path: Path,
     assert diff in out
     assert command.main([str(path), "--device", "cpu", "--free-gib", "500"]) == 0
     assert "500.00 GiB: fits" in capsys.readouterr().out
+
+
+def test_estimate_and_plan_read_a_config_without_output_dir(tmp_path: Path, capsys):
+    """A config written to ask "will it fit?" names no run folder: only train needs one."""
+    from engine.cli import estimate as command
+    from engine.config import ConfigError, load_config
+
+    raw = yaml.safe_load(run_config().to_yaml())
+    del raw["output_dir"]
+    path = tmp_path / "question.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert command.main([str(path), "--device", "cpu", "--free-gib", "500"]) == 0
+    assert "500.00 GiB: fits" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="output_dir"):
+        load_config(path)  # what train reads still names the missing run folder
