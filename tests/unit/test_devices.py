@@ -82,3 +82,19 @@ def test_a_changed_config_is_read_again(tmp_path):
     run.config.write_text("devices: '1'\n")
     os.utime(run.config, (1, 1))
     assert book.of(run) == {"GPU 1"}
+
+
+def test_a_run_of_several_processes_is_started_through_launch_train(tmp_path):
+    """The page's queue starts a run of several processes as `train JOB/config.yaml` (which starts torchrun and
+    waits for its ranks), one process as every job; each engine sees only the GPUs its devices name."""
+    from engine.jobs.kinds import EVAL, TRAIN
+    from webui.jobs.scheduler import Scheduler
+
+    one, two = job(tmp_path, "one", "0"), job(tmp_path, "two", "cpu")
+    with open(two.config, "a") as file:
+        file.write("distributed:\n  nproc_per_node: 2\n  nnodes: 1\n")
+    assert Scheduler.command(TRAIN, one) == ("run", str(one.path), "--kind", "train")
+    assert Scheduler.command(TRAIN, two) == ("train", str(two.config))
+    assert Scheduler.command(EVAL, two)[0] == "run"
+    assert Scheduler._device_env(TRAIN, one) == {"CUDA_VISIBLE_DEVICES": "0"}
+    assert Scheduler._device_env(TRAIN, two) == {"CUDA_VISIBLE_DEVICES": ""}

@@ -281,6 +281,7 @@ def test_runs_on_disjoint_devices_train_together_and_runs_on_the_same_devices_wa
         ctx.runs.tick()
         assert sorted(ctx.runs.training()) == ["a", "b", "d"] and ctx.runs.queued() == ["c"]
         assert ctx.runs.info("c").waits_for == "GPU 0" and ctx.jobs.devices.held["GPU 0"] == "a"
+        assert ctx.runs.ahead("c") == "a"  # Start's message names the run holding its GPU, not the first training
         rows = {row[0]: row[1] for row in runs_rows(ctx.runs.list())}
         assert rows["c"] == "queued, waits for GPU 0" and rows["b"] == "training"
         ctx.runs.stop("a")  # GPU 0 is free: c starts

@@ -120,14 +120,30 @@ def cuda_visible(devices: object) -> dict[str, str]:
     return {"CUDA_VISIBLE_DEVICES": text} if text[:1].isdigit() else {}
 
 
-def configured_devices(job: JobDir) -> object:
-    """The `devices` of a job's config.yaml; None where it has none or cannot be read (the engine says why)."""
+def raw_config(job: JobDir) -> dict:
+    """A job's config.yaml as plain data; {} where it cannot be read (the engine says why when it starts)."""
     try:
         raw = yaml.safe_load(job.config.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as error:
-        log.info("%s: the devices of its config cannot be read (%s): it is queued for all of them", job.name, error)
-        return None
-    return raw.get("devices") if isinstance(raw, dict) else None
+        log.info("%s: its config cannot be read here (%s): it is queued for every device", job.name, error)
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def configured_devices(job: JobDir) -> object:
+    """The `devices` of a job's config.yaml; None where it has none or cannot be read."""
+    return raw_config(job).get("devices")
+
+
+def processes(job: JobDir) -> int:
+    """How many processes a job's config asks for (distributed.nproc_per_node times nnodes; 1 where unsaid)."""
+    distributed = raw_config(job).get("distributed")
+    if not isinstance(distributed, dict):
+        return 1
+    try:
+        return int(distributed.get("nproc_per_node") or 1) * int(distributed.get("nnodes") or 1)
+    except (TypeError, ValueError):  # the engine's schema says why when it starts
+        return 1
 
 
 class DeviceBook:

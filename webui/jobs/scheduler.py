@@ -33,7 +33,15 @@ from engine.jobs.outputs import clean_leftovers
 from engine.jobs.rundir import JobDir, process_alive
 from webui.jobs.boundary import Boundary
 from webui.jobs.commands import REPO_ROOT, engine_argv
-from webui.jobs.devices import DEVICE_LANE, DeviceBook, GpuList, configured_devices, cuda_visible, list_gpus
+from webui.jobs.devices import (
+    DEVICE_LANE,
+    DeviceBook,
+    GpuList,
+    configured_devices,
+    cuda_visible,
+    list_gpus,
+    processes,
+)
 from webui.jobs.monitor import JobMonitor
 from webui.jobs.paths import PathError
 from webui.jobs.statuses import START_GRACE_S, damaged, read_job_status, tail_lines  # noqa: F401 - re-exported
@@ -239,12 +247,20 @@ class Scheduler:
         job.write_status(STARTING, pid=None, error=None)
         with open(job.stdout_log, "ab") as out:
             proc = subprocess.Popen(
-                self.engine("run", str(job.path), "--kind", kind.name), cwd=self.repo_root, stdout=out,
+                self.engine(*self.command(kind, job)), cwd=self.repo_root, stdout=out,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **self._device_env(kind, job)},
             )
         self._launches[job.path] = Launch(proc, OomWitness.start(proc.pid))
         log.info("started %s job %s (pid %s)", kind.name, job.name, proc.pid)
+
+    @staticmethod
+    def command(kind: JobKind, job: JobDir) -> tuple[str, ...]:
+        """The engine's arguments for a job: `run JOB --kind KIND`; a run of several processes is started as
+        `train JOB/config.yaml`, which starts torchrun (engine/train/launch.py) and waits for its ranks."""
+        if kind.name == TRAIN.name and processes(job) > 1:
+            return ("train", str(job.config))
+        return ("run", str(job.path), "--kind", kind.name)
 
     @staticmethod
     def _device_env(kind: JobKind, job: JobDir) -> dict[str, str]:  # a device job sees only the GPUs it was given
