@@ -21,6 +21,8 @@ SMI = """index, name, memory.total [MiB], memory.used [MiB]
 def test_nvidia_smis_csv_is_read(monkeypatch):
     assert parse_nvidia_smi(SMI) == (Gpu(0, "NVIDIA H100 80GB HBM3", 81559, 1),
                                      Gpu(1, "NVIDIA H100 80GB HBM3", 81559, 40321))
+    assert parse_nvidia_smi("index, name, memory.total [MiB], memory.used [MiB]\n0, GH200, [N/A], [N/A]\n") == (
+        Gpu(0, "GH200", None, None),)
     monkeypatch.setattr(devices.shutil, "which", lambda name: f"/usr/bin/{name}")
     asked = []
 

@@ -33,6 +33,8 @@ def test_the_gpus_are_listed_with_the_run_using_each():
     assert rows[0] == "| GPU | name | memory used / total | in use by |"
     assert rows[2] == "| 0 | NVIDIA H100 80GB HBM3 | 0.0 / 79.6 GiB | free |"
     assert rows[3] == "| 1 | NVIDIA H100 80GB HBM3 | 40.0 / 79.6 GiB | big-run |"
+    unknown = panel.gpu_text(GpuList(parse_nvidia_smi("0, GH200, [N/A], [N/A]\n")), {}, english)
+    assert unknown.splitlines()[2] == "| 0 | GH200 | ? / ? GiB | free |"
 
 
 def test_without_a_gpu_the_panel_says_cpu_only():

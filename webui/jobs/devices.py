@@ -39,8 +39,8 @@ SMI_TIMEOUT_S = 10.0
 class Gpu:
     index: int
     name: str
-    memory_total_mib: int
-    memory_used_mib: int
+    memory_total_mib: int | None  # None where nvidia-smi says [N/A]
+    memory_used_mib: int | None
 
     @property
     def label(self) -> str:
@@ -59,9 +59,10 @@ def gpu_label(index: int | str) -> str:
     return f"GPU {index}"
 
 
-def mib(value: str) -> int:
-    """"81559 MiB" (or "81559") -> 81559."""
-    return int(float(value.strip().split()[0]))
+def mib(value: str) -> int | None:
+    """"81559 MiB" (or "81559") -> 81559; "[N/A]" (a memory nvidia-smi cannot report) -> None."""
+    text = value.strip()
+    return None if text.startswith("[") or text.upper().startswith("N/A") else int(float(text.split()[0]))
 
 
 def parse_nvidia_smi(text: str) -> tuple[Gpu, ...]:

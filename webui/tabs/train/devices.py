@@ -34,10 +34,14 @@ def gpu_text(found: GpuList, held: dict[str, str], say: Callable[..., str]) -> s
     rows = [f"| {say('devices.gpu')} | {say('devices.name')} | {say('devices.memory')} | {say('devices.in_use')} |",
             "|---|---|---|---|"]
     for gpu in found.gpus:
-        memory = f"{gpu.memory_used_mib / 1024:.1f} / {gpu.memory_total_mib / 1024:.1f} GiB"
+        memory = f"{gib(gpu.memory_used_mib)} / {gib(gpu.memory_total_mib)} GiB"
         user = held.get(gpu.label) or say("devices.free")
         rows.append(f"| {gpu.index} | {gpu.name.replace('|', '/')} | {memory} | {user} |")
     return "\n".join(rows)
+
+
+def gib(value: int | None) -> str:
+    return "?" if value is None else f"{value / 1024:.1f}"
 
 
 def show_gpus(ctx: AppContext, request: gr.Request) -> str:
