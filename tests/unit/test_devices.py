@@ -42,10 +42,13 @@ def test_without_nvidia_smi_the_machine_is_cpu_only(monkeypatch):
 
 
 def test_a_jobs_device_set_comes_from_devices():
-    assert device_set("cpu", (0, 1)) == {CPU}
-    assert device_set("0, 2", (0, 1, 2)) == {"GPU 0", "GPU 2"}
-    assert device_set("auto", (0, 1)) == {"GPU 0", "GPU 1"}
-    assert device_set(None, ()) == device_set("auto", ()) == {CPU}  # no GPU (or no devices key): the CPU
+    def unasked() -> tuple[int, ...]:
+        raise AssertionError("the GPUs are listed only for auto")
+
+    assert device_set("cpu", unasked) == {CPU}
+    assert device_set("0, 2", unasked) == {"GPU 0", "GPU 2"}
+    assert device_set("auto", lambda: (0, 1)) == {"GPU 0", "GPU 1"}
+    assert device_set(None, tuple) == device_set("auto", tuple) == {CPU}  # no GPU (or no devices key): the CPU
 
 
 def job(tmp_path: Path, name: str, devices_line: str | None) -> RunDir:

@@ -92,15 +92,15 @@ def list_gpus(run: Callable[..., subprocess.CompletedProcess] = subprocess.run) 
         return GpuList(problem=f"nvidia-smi's list could not be read ({error}): the GPUs are not listed.")
 
 
-def device_set(devices: object, gpus: Iterable[int]) -> frozenset[str]:
+def device_set(devices: object, gpus: Callable[[], Iterable[int]]) -> frozenset[str]:
     """The devices a job with this `devices` value needs: {"CPU"}, {"GPU 0", "GPU 1"}, or for auto (or no value,
-    or one the engine will refuse) every GPU of `gpus`, the CPU where there is none."""
+    or one the engine will refuse) every GPU `gpus()` lists (asked only then), the CPU where there is none."""
     text = str(devices or "auto").replace(" ", "")
     if text.lower() == "cpu":
         return frozenset({CPU})
     if text[:1].isdigit() and all(part.isdigit() for part in text.split(",")):
         return frozenset(gpu_label(int(part)) for part in text.split(","))
-    return frozenset(gpu_label(index) for index in gpus) or frozenset({CPU})
+    return frozenset(gpu_label(index) for index in gpus()) or frozenset({CPU})
 
 
 def order(label: str) -> tuple[int, int]:
@@ -175,8 +175,7 @@ class DeviceBook:
         cached = self._sets.get(job.path)
         if cached is None or cached[0] != mtime:
             devices = configured_devices(job) if mtime >= 0 else None
-            needs_list = not (str(devices).replace(" ", "")[:1].isdigit() or str(devices).lower() == "cpu")
-            cached = self._sets[job.path] = (mtime, device_set(devices, self.gpu_indices() if needs_list else ()))
+            cached = self._sets[job.path] = (mtime, device_set(devices, self.gpu_indices))
         return cached[1]
 
     def plan(self, holders: list[JobDir], queued: list[JobDir]) -> list[JobDir]:
