@@ -151,8 +151,8 @@ class DeviceBook:
     """The device set of every job of the device lane (read from its config.yaml, again when the file changes),
     which job holds which device, and what each queued job waits for."""
 
-    def __init__(self, gpus: Callable[[], GpuList] = list_gpus):
-        self._gpus = gpus
+    def __init__(self, gpus: Callable[[], GpuList] | None = None):
+        self._gpus = gpus  # None: list_gpus, looked up when first needed
         self._indices: tuple[int, ...] | None = None
         self._sets: dict[Path, tuple[float, frozenset[str]]] = {}
         self.held: dict[str, str] = {}  # device label -> the name of the job holding it
@@ -161,7 +161,7 @@ class DeviceBook:
     def gpu_indices(self) -> tuple[int, ...]:
         """The GPUs that `auto` means, listed once (a machine's GPUs do not change while the server runs)."""
         if self._indices is None:
-            found = self._gpus()
+            found = (self._gpus or list_gpus)()
             if found.problem:
                 log.warning("%s Runs with devices auto are queued for the CPU.", found.problem)
             self._indices = tuple(gpu.index for gpu in found.gpus)

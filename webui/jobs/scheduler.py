@@ -39,7 +39,6 @@ from webui.jobs.devices import (
     GpuList,
     configured_devices,
     cuda_visible,
-    list_gpus,
     processes,
 )
 from webui.jobs.monitor import JobMonitor
@@ -74,7 +73,7 @@ def holds_slot(state: str) -> bool:
 
 class Scheduler:
     def __init__(self, workspace: Path, repo_root: Path = REPO_ROOT, engine: Callable[..., list[str]] = engine_argv,
-                 kinds: tuple[JobKind, ...] | None = None, gpus: Callable[[], GpuList] = list_gpus):
+                 kinds: tuple[JobKind, ...] | None = None, gpus: Callable[[], GpuList] | None = None):
         self.workspace = Path(workspace).resolve()
         self.repo_root = repo_root
         self.engine = engine  # argv builder; tests pass a fake engine script
@@ -91,7 +90,7 @@ class Scheduler:
         self.lock = threading.RLock()  # held across a read-decide-write of a job's status (runs, exports)
         self._stop = threading.Event()
         self._disk_full: set[Path] = set()  # jobs whose files a full disk kept from being written: said once
-        self.devices = DeviceBook(gpus)  # the device lane's queue per device set; who holds which device
+        self.devices = DeviceBook(gpus)  # the device lane's queue per device set (tests pass a faked GPU list)
 
     # ---- lookup ---------------------------------------------------------------------------------------
     def folder(self, kind: JobKind) -> Path:

@@ -18,7 +18,8 @@ from webui.components.wiring import bind
 from webui.context import AppContext
 from webui.forms import mapping as forms
 from webui.i18n import words
-from webui.jobs.devices import CPU, GpuList, list_gpus
+from webui.jobs import devices
+from webui.jobs.devices import CPU, GpuList
 from webui.jobs.paths import PathError, safe_name
 from webui.tabs.train import handlers as h
 from webui.tabs.train.panels import TrainTab
@@ -46,7 +47,7 @@ def gib(value: int | None) -> str:
 
 def show_gpus(ctx: AppContext, request: gr.Request) -> str:
     """The panel's list, asked of nvidia-smi now (memory in use changes), with the runs the scheduler placed."""
-    return gpu_text(list_gpus(), dict(ctx.jobs.devices.held), words(request))
+    return gpu_text(devices.list_gpus(), dict(ctx.jobs.devices.held), words(request))
 
 
 def node_commands(config: RunConfig, config_file: str) -> str:

@@ -23,7 +23,7 @@ from webui.forms.fields import (
     STAGE_OPTION_FIELDS,
 )
 from webui.i18n import t
-from webui.jobs.devices import list_gpus
+from webui.jobs import devices as gpu_list
 from webui.tabs.train import count as train_count
 from webui.tabs.train import data as train_data
 from webui.tabs.train import devices as train_devices
@@ -57,7 +57,7 @@ def build_train_tab(ctx: AppContext, app: gr.Blocks) -> TrainTab:
             method = build_method_panel(start, starter, h.start_runs(ctx))
         with gr.Accordion(t("train.training"), open=True):
             training = build_training_panel(start)
-        devices = build_devices_panel(start, list_gpus())
+        devices = build_devices_panel(start, gpu_list.list_gpus())
         config = build_config_panel(h.config_choices(ctx), remember.remembered_form(ctx))
         monitor = build_monitor_panel()
     tab = TrainTab(model=model, data=data, method=method, training=training, devices=devices, config=config,
