@@ -192,18 +192,19 @@ class Scheduler:
         """Start the queued jobs of a lane that may start now: in the device lane each one whose devices are free
         (webui.jobs.devices: one queue per device set), in another lane as many as it has free slots."""
         kinds = [kind for kind in self.kinds.values() if kind.lane == lane]
-        order = sorted((self._mtime(self.folder(kind) / name / "status.json"), kind.name, name)
-                       for kind in kinds for name in self.queued(kind))
-        waiting = {(job := self.kinds[k].job_dir(self.folder(self.kinds[k]) / name)).path: (self.kinds[k], job)
-                   for _, k, name in order}
+        queued = sorted((self._mtime(self.folder(kind) / name / "status.json"), kind.name, name)
+                        for kind in kinds for name in self.queued(kind))
+        waiting = [(self.kinds[k], self.kinds[k].job_dir(self.folder(self.kinds[k]) / name)) for _, k, name in queued]
         held = self.holders(lane)
         if lane == DEVICE_LANE:
-            free = self.devices.plan([kind.job_dir(self.folder(kind) / name) for kind, name in held],
-                                     [job for _, job in waiting.values()])
-            waiting = {job.path: waiting[job.path] for job in free}
-        slots = len(waiting) if lane == DEVICE_LANE else kinds[0].slots - len(held)
+            holders = [kind.job_dir(self.folder(kind) / name) for kind, name in held]
+            free = {job.path for job in self.devices.plan(holders, [job for _, job in waiting])}
+            waiting = [(kind, job) for kind, job in waiting if job.path in free]
+            slots = len(waiting)
+        else:
+            slots = kinds[0].slots - len(held)
         started = []
-        for kind, job in waiting.values():
+        for kind, job in waiting:
             if len(started) >= slots:
                 break
             if self._guarded(job, lambda kind=kind, job=job: self._admitted(job) and self._launch(kind, job) is None):
