@@ -66,7 +66,7 @@ def preview(ctx: AppContext, tab: TrainTab, config_name: str, *args: Any) -> dic
         config = h.Form.parse(args).config(ctx, ctx.runs.runs_dir / name)
     except (ConfigError, PathError):  # the preview says why in its place
         config = None
-    if config is not None and config.distributed.world_size > 1:
+    if config is not None:  # the file the preview's command names (written by it already)
         commands = node_commands(config, str(forms.preview_file(ctx.configs, name, config.to_yaml())))
     return {**shown, tab.devices.commands: gr.update(value=commands, visible=bool(commands))}
 
