@@ -197,3 +197,29 @@ def test_the_memory_verdict_changes_when_the_batch_grows(page):
     page.wait_for_function("() => document.querySelectorAll('#wb-compare-estimate tr[data-verdict]').length >= 3",
                            timeout=30_000, polling=100)
     assert "free" in page.locator("#wb-compare-estimate").inner_text()
+
+
+NODE_COMMANDS = "([text]) => (document.querySelector('#wb-node-commands textarea')?.value || '').includes(text)"
+
+
+def test_the_devices_panel_sets_cpu_processes_and_shows_each_nodes_command(page):
+    """Issue 27: the Devices panel says CPU only on this machine, 2 processes on the CPU reach the YAML preview, and
+    with 2 nodes the panel shows the command of each node (the engine's --print-command text)."""
+    open_config_panel(page)
+    page.locator("#wb-devices .label-wrap").first.click()
+    page.wait_for_selector("#wb-gpus:has-text('CPU only')", timeout=15_000)
+    pick(page, "#f-devices", "cpu")
+    set_number(page, "f-distributed-nproc-per-node", "2")
+    wait_for_yaml(page, "devices: cpu", "nproc_per_node: 2")
+    set_number(page, "f-distributed-nnodes", "2")
+    address = page.locator("#f-distributed-master-addr").locator("input, textarea").first
+    address.fill("127.0.0.1")
+    address.press("Tab")
+    wait_for_yaml(page, "nnodes: 2", "master_addr: 127.0.0.1")
+    page.wait_for_function(NODE_COMMANDS, arg=["--node-rank=1"], timeout=15_000, polling=100)
+    commands = page.locator("#wb-node-commands textarea").input_value()
+    assert "# node 0 (keeps the run folder)" in commands and "# node 1" in commands, commands
+    assert commands.count("torch.distributed.run --nproc-per-node=2") == 2 and "--master-addr=127.0.0.1" in commands
+    assert "CUDA_VISIBLE_DEVICES=''" in commands  # devices cpu: the engine's command hides the GPUs
+    page.locator("#wb-devices").scroll_into_view_if_needed()
+    shot(page, "devices")

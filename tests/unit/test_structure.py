@@ -21,11 +21,12 @@ WEBUI_MAY_IMPORT = {
     "engine.jobs.rundir", "engine.jobs.events", "engine.jobs.failures", "engine.jobs.outputs", "engine.config_migrate",
     "engine.config_stage", "engine.config_eval", "engine.config_read", "engine.data.pairfile",
     "engine.config_compare", "engine.compare.table", "engine.compare.plan", "engine.compare.estimates",
-    "engine.jobs.kinds",
+    "engine.jobs.kinds", "engine.config_distributed",
     "engine.model.shapes", "engine.model.config_json",
     "engine.estimate", "engine.estimate.memory", "engine.estimate.room", "engine.estimate.advice",
     "engine.estimate.timing",
     "engine.serve.examples", "engine.serve.hosts",
+    "engine.train.launch",  # the command of each node of a run of several processes (plain Python: no torch)
 }
 HEAVY = {"torch", "transformers", "peft", "bitsandbytes"}
 # The layers, bottom up: a package may import its own modules and those of the layers below it, never above or

@@ -20,7 +20,9 @@ from engine.jobs.events import EventTail, Status, read_events
 from engine.jobs.failures import oom_kill_count
 from engine.jobs.rundir import ExportDir
 from tests.polling import wait_for
+from webui.components.render import runs_rows
 from webui.context import AppContext
+from webui.jobs.devices import Gpu, GpuList
 from webui.jobs.scheduler import Scheduler
 from webui.tabs import export as export_tab
 from webui.tabs.runs import tab as runs_tab
@@ -36,6 +38,7 @@ from engine.jobs.rundir import ExportDir, RunDir, process_identity, write_json_a
 mode = open(os.path.join(os.path.dirname(__file__), "mode")).read().strip()
 assert sys.argv[1] == "run" and sys.argv[3] == "--kind", sys.argv
 job = (RunDir if sys.argv[4] == "train" else ExportDir)(sys.argv[2])
+(job.path / "cuda_visible").write_text(os.environ.get("CUDA_VISIBLE_DEVICES", "unset"))
 events = EventWriter(job.events)
 write_json_atomic(job.status, {"state": "training" if job.kind == "train" else "exporting", **process_identity()})
 if mode == "wait":
@@ -257,3 +260,36 @@ def test_a_run_folder_deleted_while_it_trains_ends_its_engine_and_leaves_no_zomb
     finally:
         ctx.jobs.shutdown()
     assert not psutil.pid_exists(pid) and not (ctx.runs.runs_dir / "gone").exists()
+
+
+def test_runs_on_disjoint_devices_train_together_and_runs_on_the_same_devices_wait(fake, tmp_path):
+    """Two GPUs (nvidia-smi's list faked): runs on GPU 0 and GPU 1 train at the same time, a second run on GPU 0
+    waits and says for which device, a run on the CPU does not wait for the GPUs; each engine sees only its GPUs."""
+    _, config, set_mode = fake
+    gpus = GpuList((Gpu(0, "H100", 81559, 0), Gpu(1, "H100", 81559, 0)))
+    ctx = AppContext.create(tmp_path / "ws", scheduler=Scheduler(tmp_path / "ws", engine=fake[0], gpus=lambda: gpus))
+    set_mode("wait")
+
+    def submit(name: str, devices: str) -> bool:
+        run = config()
+        run.devices = devices
+        return ctx.runs.submit(run, name=name)[1]
+
+    try:
+        assert [submit("a", "0"), submit("b", "1"), submit("c", "0"), submit("d", "cpu")] == [False, False, True, False]
+        wait_for(lambda: all(ctx.runs.info(name).state == "training" for name in "abd"))
+        ctx.runs.tick()
+        assert sorted(ctx.runs.training()) == ["a", "b", "d"] and ctx.runs.queued() == ["c"]
+        assert ctx.runs.info("c").waits_for == "GPU 0" and ctx.jobs.devices.held["GPU 0"] == "a"
+        assert ctx.runs.ahead("c") == "a"  # Start's message names the run holding its GPU, not the first training
+        rows = {row[0]: row[1] for row in runs_rows(ctx.runs.list())}
+        assert rows["c"] == "queued, waits for GPU 0" and rows["b"] == "training"
+        ctx.runs.stop("a")  # GPU 0 is free: c starts
+        wait_for(lambda: (ctx.runs.tick(), ctx.runs.info("c").state)[1] == "training")
+        assert ctx.runs.info("a").state == "stopped" and ctx.runs.info("c").waits_for == ""
+        visible = {name: (ctx.runs.run_dir(name).path / "cuda_visible").read_text() for name in "bcd"}
+        assert visible == {"b": "1", "c": "0", "d": ""}
+    finally:
+        for name in "bcd":
+            ctx.runs.cancel(name)
+        ctx.jobs.shutdown()

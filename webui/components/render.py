@@ -137,6 +137,8 @@ def runs_rows(infos: list[RunInfo], text: Callable[..., str] = _english) -> list
     def status(info: RunInfo) -> str:
         if info.damaged:
             return text("runs.damaged", reason=info.error or "")
+        if info.waits_for:  # queued for devices that other runs hold: which
+            return text("runs.waits_for", state=state_label(info.state, text), devices=info.waits_for)
         return state_label(info.state, text)
 
     return [[i.name, status(i), method_cell(i, text), i.model.rsplit("/", 1)[-1], i.dataset, num(i.train_loss),

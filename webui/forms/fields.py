@@ -18,13 +18,15 @@ from pydantic.fields import FieldInfo
 
 from engine.config import METHOD_OPTIONS as ENGINE_METHOD_OPTIONS
 from engine.config import DataConfig, MethodConfig, ModelConfig, RunConfig, TrainConfig, choices, field_help
+from engine.config_distributed import DistributedConfig, DistributedOptions
 from engine.config_stage import STAGE_OPTIONS as ENGINE_STAGE_OPTIONS
 from engine.sampling import SamplingConfig
 
 # Each schema section a FormField may edit, and its key's stem (a RunConfig attribute, except the Chat tab's
-# sampling settings: webui/forms/sampling.py).
+# sampling settings: webui/forms/sampling.py); "" for RunConfig's own fields (devices).
 SECTIONS: dict[type[BaseModel], str] = {ModelConfig: "model", MethodConfig: "method", DataConfig: "data",
-                                        TrainConfig: "train", SamplingConfig: "sampling"}
+                                        TrainConfig: "train", SamplingConfig: "sampling",
+                                        DistributedConfig: "distributed", DistributedOptions: ""}
 Kind = Literal["number", "integer", "slider", "checkbox", "dropdown", "multiselect", "text"]
 
 
@@ -43,7 +45,7 @@ class FormField:
     @property
     def key(self) -> str:
         """"train.cutoff_len": the translation keys' and the elem_id's stem (and the YAML path)."""
-        return f"{SECTIONS[self.section]}.{self.name}"
+        return f"{SECTIONS[self.section]}.{self.name}" if SECTIONS[self.section] else self.name
 
     @property
     def info(self) -> FieldInfo:
@@ -104,7 +106,8 @@ class FormField:
 
     def read(self, config: RunConfig) -> Any:
         """This field's value in `config`."""
-        return getattr(getattr(config, SECTIONS[self.section]), self.name)
+        stem = SECTIONS[self.section]
+        return getattr(getattr(config, stem) if stem else config, self.name)
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,15 @@ TRUST_REMOTE_CODE = FormField(ModelConfig, "trust_remote_code")
 # data.replace, {placeholder: text}: a hidden widget the placeholder fields edit (webui/tabs/train/placeholders.py)
 REPLACE = FormField(DataConfig, "replace")
 
+# The Devices panel (webui/tabs/train/devices.py): on which devices, in how many processes on how many machines.
+DEVICES = FormField(DistributedOptions, "devices")
+STRATEGY = FormField(DistributedConfig, "strategy")
+NPROC_PER_NODE = FormField(DistributedConfig, "nproc_per_node")
+NNODES = FormField(DistributedConfig, "nnodes")
+NODE_RANK = FormField(DistributedConfig, "node_rank")
+MASTER_ADDR = FormField(DistributedConfig, "master_addr")
+MASTER_PORT = FormField(DistributedConfig, "master_port")
+
 METHOD_FIELDS = (R, LORA_ALPHA, LORA_DROPOUT, TARGET_MODULES, USE_RSLORA, BNB_4BIT_QUANT_TYPE,
                  BNB_4BIT_USE_DOUBLE_QUANT, BNB_4BIT_COMPUTE_DTYPE, NUM_VIRTUAL_TOKENS, PREFIX_PROJECTION,
                  ENCODER_HIDDEN_SIZE, PROMPT_TUNING_INIT, PROMPT_TUNING_INIT_TEXT, ENCODER_REPARAMETERIZATION_TYPE,
@@ -196,7 +208,8 @@ ADVANCED_FIELDS = (OVERLENGTH, REASONING, MAX_SAMPLES, OPTIM, WEIGHT_DECAY, MAX_
 STAGE_OPTION_FIELDS = (BETA, LOSS_TYPE, LABEL_SMOOTHING, RPO_ALPHA, SIMPO_GAMMA, DESIRABLE_WEIGHT,
                        UNDESIRABLE_WEIGHT, MAX_PROMPT_LENGTH)
 STAGE_FIELDS = (STAGE, ADAPTER, *STAGE_OPTION_FIELDS)  # the stage part of the Method section
-FIELDS: tuple[FormField, ...] = METHOD_FIELDS + TRAIN_FIELDS + ADVANCED_FIELDS + STAGE_FIELDS
+DEVICE_FIELDS = (DEVICES, STRATEGY, NPROC_PER_NODE, NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT)
+FIELDS: tuple[FormField, ...] = METHOD_FIELDS + TRAIN_FIELDS + ADVANCED_FIELDS + STAGE_FIELDS + DEVICE_FIELDS
 METHOD_WIDGETS: tuple[Option, ...] = (*METHOD_FIELDS, BITS)  # everything the method panel holds
 # Every option widget, in the order the Train tab passes their values to handlers (after model, dataset, format
 # and method): the one ordered tuple that forms.from_widgets zips with, strictly.

@@ -22,6 +22,7 @@ from webui.forms.fields import (
     ADAPTER,
     ADVANCED_FIELDS,
     BITS,
+    DEVICE_FIELDS,
     EPOCHS,
     FIELDS,
     LEARNING_RATE,
@@ -143,6 +144,10 @@ def to_raw(values: Values, *, model: str, data_path: str | list[str], data_forma
         raw["model"][ADAPTER.name] = adapter
     replace = values[REPLACE] or {}  # the placeholder fields' texts, as the page keeps them
     raw["data"][REPLACE.name] = dict(replace) if isinstance(replace, dict) else replace  # else: the schema says why
+    for field in DEVICE_FIELDS:  # devices at the top, the others under distributed
+        value = _from_widget(field, values[field])
+        if value is not None:  # left blank: the schema's default applies
+            (raw.setdefault(SECTIONS[field.section], {}) if SECTIONS[field.section] else raw)[field.name] = value
     if values[STOP_BY] == "epochs":
         raw["train"][MAX_STEPS.name] = None
     elif not raw["train"].get(MAX_STEPS.name):

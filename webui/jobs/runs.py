@@ -1,8 +1,8 @@
 """Training runs in the workspace (WORKSPACE/runs/NAME/): submit, stop, cancel, delete, run again, list.
 
 The processes are the scheduler's (webui.jobs.scheduler): a submitted run is a folder whose status.json says
-"queued", and the scheduler starts it when the training device is free (one run at a time, runs started
-from the command line into the workspace included).
+"queued", and the scheduler starts it when the devices it needs are free (one run at a time on each device, runs
+started from the command line into the workspace included; webui.jobs.devices).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import shlex
 import shutil
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from engine.config import ConfigError, RunConfig, load_config
 from engine.errors import UserError
 from engine.estimate.advice import ADVICE
 from engine.jobs.rundir import RunDir
+from webui.jobs.devices import describe
 from webui.jobs.monitor import JobMonitor
 from webui.jobs.paths import safe_name, slug
 from webui.jobs.scheduler import QUEUED, STARTING, TRAIN, Scheduler, holds_slot, read_job_status
@@ -50,6 +51,7 @@ class RunInfo:
     created: float = 0.0
     error: str | None = None
     damaged: bool = False  # not a run the engine can read (listed with `error` as the reason; it can be deleted)
+    waits_for: str = ""  # a queued run's devices that other runs hold or were queued for first: "GPU 0, GPU 1"
 
     @property
     def active(self) -> bool:
@@ -92,11 +94,10 @@ class RunManager:
         run = self.run_dir(name)
         stamp = tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in (run.config, run.status, run.metrics))
         cached = self._infos.get(name)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-        info = read_info(run)
-        self._infos[name] = (stamp, info)
-        return info
+        if cached is None or cached[0] != stamp:
+            cached = self._infos[name] = (stamp, read_info(run))
+        info, waits = cached[1], self.scheduler.devices.waits.get(run.path)
+        return replace(info, waits_for=describe(waits)) if waits and info.state == QUEUED else info
 
     def list(self) -> list[RunInfo]:
         """Every run in the workspace, newest first (folders that are not runs, or not started, are skipped)."""
@@ -122,6 +123,18 @@ class RunManager:
 
     def queued(self) -> list[str]:
         return self.scheduler.queued(TRAIN)
+
+    def ahead(self, name: str) -> str | None:
+        """The job a queued run waits for: the one holding a device it needs, else the one queued before it for
+        one (webui.jobs.devices); None when it waits for none."""
+        book = self.scheduler.devices
+        waits = book.waits.get(self.runs_dir / name, ())
+        holders = [book.held[label] for label in waits if label in book.held]
+        if holders:
+            return holders[0]
+        queued = self.queued()
+        before = queued[:queued.index(name)] if name in queued else []
+        return next((other for other in reversed(before) if set(waits) & book.of(self.run_dir(other))), None)
 
     def alive(self, name: str) -> bool:
         return self.scheduler.alive(self.run_dir(name))

@@ -33,14 +33,21 @@ from engine.jobs.outputs import clean_leftovers
 from engine.jobs.rundir import JobDir, process_alive
 from webui.jobs.boundary import Boundary
 from webui.jobs.commands import REPO_ROOT, engine_argv
+from webui.jobs.devices import (
+    DEVICE_LANE,
+    DeviceBook,
+    GpuList,
+    configured_devices,
+    cuda_visible,
+    processes,
+)
 from webui.jobs.monitor import JobMonitor
 from webui.jobs.paths import PathError
+from webui.jobs.statuses import START_GRACE_S, damaged, read_job_status, tail_lines  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
 QUEUED, STARTING = "queued", "starting"
-START_GRACE_S = 20.0  # a job with no pid yet counts as alive this long after its status was written
-LOG_TAIL_LINES = 20
 SNAPSHOT_MAX_AGE_S = 1.0  # a read older than this rescans (the scheduler's thread rescans every second)
 ORPHAN_GRACE_S = 20.0  # an engine whose folder was deleted has this long to end on SIGTERM before SIGKILL
 
@@ -64,47 +71,9 @@ def holds_slot(state: str) -> bool:
     return state not in FINAL_STATES and state != QUEUED
 
 
-def tail_lines(path: Path, lines: int = LOG_TAIL_LINES, max_bytes: int = 16384) -> str:
-    """The last `lines` lines of a text file, reading at most `max_bytes` from its end."""
-    if not path.is_file():
-        return ""
-    with open(path, "rb") as f:
-        f.seek(max(0, f.seek(0, os.SEEK_END) - max_bytes))
-        data = f.read().decode("utf-8", errors="replace")
-    return "\n".join(data.splitlines()[-lines:])
-
-
-def damaged(reason: str) -> dict[str, Any]:
-    """The status of a job folder that cannot be a job: listed with its reason, never started, deletable."""
-    return {"state": "failed", "error": reason, "damaged": True}
-
-
-def read_job_status(kind: JobKind, path: Path) -> dict[str, Any] | None:
-    """The status of one entry of a kind's folder, None for what is not a job. A symlink is never followed
-    (nothing in one job's entry may reach another's folder, or outside the workspace). A folder without
-    status.json is nobody's to judge while it is young (a run being queued, an engine a moment before its
-    first status); older than START_GRACE_S it never started, and is listed as damaged."""
-    if path.name.startswith("."):
-        return None
-    if path.is_symlink():
-        return damaged(f"{path.name} is a symbolic link, not a job folder: it is not followed.")
-    if not path.is_dir():
-        return None
-    job = kind.job_dir(path)
-    if job.status.is_file():
-        return job.read_status()
-    try:
-        age = time.time() - path.stat().st_mtime
-    except FileNotFoundError:
-        return None  # deleted while scanned
-    if age < START_GRACE_S:
-        return None
-    return damaged(f"{path.name} has no status.json: it was not written by the engine, or never started.")
-
-
 class Scheduler:
     def __init__(self, workspace: Path, repo_root: Path = REPO_ROOT, engine: Callable[..., list[str]] = engine_argv,
-                 kinds: tuple[JobKind, ...] | None = None):
+                 kinds: tuple[JobKind, ...] | None = None, gpus: Callable[[], GpuList] | None = None):
         self.workspace = Path(workspace).resolve()
         self.repo_root = repo_root
         self.engine = engine  # argv builder; tests pass a fake engine script
@@ -121,6 +90,7 @@ class Scheduler:
         self.lock = threading.RLock()  # held across a read-decide-write of a job's status (runs, exports)
         self._stop = threading.Event()
         self._disk_full: set[Path] = set()  # jobs whose files a full disk kept from being written: said once
+        self.devices = DeviceBook(gpus)  # the device lane's queue per device set (tests pass a faked GPU list)
 
     # ---- lookup ---------------------------------------------------------------------------------------
     def folder(self, kind: JobKind) -> Path:
@@ -219,16 +189,24 @@ class Scheduler:
             return started
 
     def _fill(self, lane: str) -> list[JobDir]:
+        """Start the queued jobs of a lane that may start now: in the device lane each one whose devices are free
+        (webui.jobs.devices: one queue per device set), in another lane as many as it has free slots."""
         kinds = [kind for kind in self.kinds.values() if kind.lane == lane]
-        free = kinds[0].slots - len(self.holders(lane))
-        waiting = sorted((self._mtime(self.folder(kind) / name / "status.json"), kind.name, name)
-                         for kind in kinds for name in self.queued(kind))
+        queued = sorted((self._mtime(self.folder(kind) / name / "status.json"), kind.name, name)
+                        for kind in kinds for name in self.queued(kind))
+        waiting = [(self.kinds[k], self.kinds[k].job_dir(self.folder(self.kinds[k]) / name)) for _, k, name in queued]
+        held = self.holders(lane)
+        if lane == DEVICE_LANE:
+            holders = [kind.job_dir(self.folder(kind) / name) for kind, name in held]
+            free = {job.path for job in self.devices.plan(holders, [job for _, job in waiting])}
+            waiting = [(kind, job) for kind, job in waiting if job.path in free]
+            slots = len(waiting)
+        else:
+            slots = kinds[0].slots - len(held)
         started = []
-        for _, kind_name, name in waiting:
-            if len(started) >= free:
+        for kind, job in waiting:
+            if len(started) >= slots:
                 break
-            kind = self.kinds[kind_name]
-            job = kind.job_dir(self.folder(kind) / name)
             if self._guarded(job, lambda kind=kind, job=job: self._admitted(job) and self._launch(kind, job) is None):
                 started.append(job)
         return started
@@ -269,12 +247,24 @@ class Scheduler:
         job.write_status(STARTING, pid=None, error=None)
         with open(job.stdout_log, "ab") as out:
             proc = subprocess.Popen(
-                self.engine("run", str(job.path), "--kind", kind.name), cwd=self.repo_root, stdout=out,
+                self.engine(*self.command(kind, job)), cwd=self.repo_root, stdout=out,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **self._device_env(kind, job)},
             )
         self._launches[job.path] = Launch(proc, OomWitness.start(proc.pid))
         log.info("started %s job %s (pid %s)", kind.name, job.name, proc.pid)
+
+    @staticmethod
+    def command(kind: JobKind, job: JobDir) -> tuple[str, ...]:
+        """The engine's arguments for a job: `run JOB --kind KIND`; a run of several processes is started as
+        `train JOB/config.yaml`, which starts torchrun (engine/train/launch.py) and waits for its ranks."""
+        if kind.name == TRAIN.name and processes(job) > 1:
+            return ("train", str(job.config))
+        return ("run", str(job.path), "--kind", kind.name)
+
+    @staticmethod
+    def _device_env(kind: JobKind, job: JobDir) -> dict[str, str]:  # a device job sees only the GPUs it was given
+        return cuda_visible(configured_devices(job)) if kind.lane == DEVICE_LANE else {}
 
     def _end_orphans(self) -> None:
         """End the engines whose job folder was deleted while they ran (their slot would look free): SIGTERM to the

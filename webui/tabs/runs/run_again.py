@@ -70,7 +70,8 @@ def requeue_each(ctx: AppContext, names: list[str], action: str, request: gr.Req
             queued = getattr(ctx.runs, action)(name)
         except (RunError, PathError) as error:
             raise failure(request, str(error)) from None
-        text = (message(request, f"runs.msg.{action}_queued", name=name, active=ctx.runs.active() or "?") if queued
+        ahead = ctx.runs.ahead(name) or ctx.runs.active() or "?"
+        text = (message(request, f"runs.msg.{action}_queued", name=name, active=ahead) if queued
                 else message(request, f"runs.msg.{action}_started", name=name))
         gr.Info(text, title=message(request, "msg.info_title"))
 

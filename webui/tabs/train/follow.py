@@ -61,7 +61,7 @@ def start(ctx: AppContext, panel: MonitorPanel, request: gr.Request, run_name: s
     if not (run_name or "").strip():  # say the name it was given: the Runs tab and the progress panel show it
         gr.Info(message(request, "msg.named_by_date", name=name), title=message(request, "msg.info_title"))
     if queued:
-        ahead = waits_for(name, ctx.runs.queued(), ctx.runs.active())
+        ahead = ctx.runs.ahead(name) or waits_for(name, ctx.runs.queued(), ctx.runs.active())
         gr.Info(message(request, "msg.queued", name=name, active=ahead or "?"),
                 title=message(request, "msg.info_title"))
     return following(panel, name) | {panel.run_name: ""}

@@ -25,18 +25,25 @@ from webui.forms.fields import (
     BETA,
     BITS,
     DESIRABLE_WEIGHT,
+    DEVICES,
     EPOCHS,
     LABEL_SMOOTHING,
     LOSS_TYPE,
+    MASTER_ADDR,
+    MASTER_PORT,
     MAX_PROMPT_LENGTH,
     MAX_STEPS,
     METHOD_ROWS,
+    NNODES,
+    NODE_RANK,
+    NPROC_PER_NODE,
     OPTIONS,
     REPLACE,
     RPO_ALPHA,
     SIMPO_GAMMA,
     STAGE,
     STOP_BY,
+    STRATEGY,
     TRAIN_FIELDS,
     UNDESIRABLE_WEIGHT,
     FormField,
@@ -44,6 +51,7 @@ from webui.forms.fields import (
 )
 from webui.forms.models import model_choices
 from webui.i18n import t
+from webui.jobs.devices import GpuList
 from webui.tabs.train.placeholders import PlaceholderPanel, build_placeholder_panel
 
 Component = gr.components.Component
@@ -91,6 +99,15 @@ class TrainingPanel:
 
 
 @dataclass
+class DevicesPanel:
+    gpus: gr.Markdown  # the GPUs nvidia-smi lists with the run using each, or "CPU only" (webui.tabs.train.devices)
+    refresh: gr.Button
+    options: dict[FormField, Component]  # devices and distributed.*
+    commands: gr.Textbox  # the command of each node (the engine's --print-command) where several processes train
+    panel: gr.Accordion
+
+
+@dataclass
 class ConfigPanel:
     yaml: gr.Code
     command: gr.Textbox
@@ -126,6 +143,7 @@ class TrainTab:
     data: DataPanel
     method: MethodPanel
     training: TrainingPanel
+    devices: DevicesPanel
     config: ConfigPanel
     monitor: MonitorPanel
 
@@ -133,7 +151,8 @@ class TrainTab:
     def widgets(self) -> dict[Option, Component]:
         """Every option's widget, keyed by the option (webui.forms.fields)."""
         return {STOP_BY: self.training.stop_by, BITS: self.method.bits, **self.method.options,
-                **self.training.options, REPLACE: self.data.placeholders.mapping, **self.method.stage}
+                **self.training.options, REPLACE: self.data.placeholders.mapping, **self.method.stage,
+                **self.devices.options}
 
     def form_inputs(self) -> list[Component]:
         """The inputs every handler that reads the form takes: model, dataset, more datasets, format, method, then
@@ -249,6 +268,31 @@ def build_training_panel(start: forms.Values) -> TrainingPanel:
         for field in ADVANCED_FIELDS:
             options[field] = field_widget(field, start[field], min_width=240)
     return TrainingPanel(stop_by=stop_by, options=options)
+
+
+def device_choices(found: GpuList) -> list[str]:
+    """What the devices field offers: auto, cpu, each GPU, and all of them together (any other list is typed)."""
+    each = [str(gpu.index) for gpu in found.gpus]
+    return ["auto", "cpu", *each, *([",".join(each)] if len(each) > 1 else [])]
+
+
+def build_devices_panel(start: forms.Values, found: GpuList) -> DevicesPanel:
+    with gr.Accordion(t("train.devices"), open=False, elem_id="wb-devices") as panel:
+        with gr.Row(equal_height=False):
+            gpus = gr.Markdown(elem_id="wb-gpus")
+            refresh = gr.Button(t("devices.refresh"), size="sm", scale=0, min_width=120, elem_id="wb-gpus-refresh")
+        options: dict[FormField, Component] = {}
+        with gr.Row(equal_height=False):
+            options[DEVICES] = gr.Dropdown(device_choices(found), value=start[DEVICES], allow_custom_value=True,
+                                           **labelled(DEVICES, True, 200))
+            for field in (STRATEGY, NPROC_PER_NODE):
+                options[field] = field_widget(field, start[field], min_width=200)
+        with gr.Row(equal_height=False):
+            for field in (NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT):
+                options[field] = field_widget(field, start[field], min_width=200)
+        commands = gr.Textbox(label=t("devices.commands"), info=t("devices.commands_help"), lines=3,
+                              interactive=False, visible=False, elem_id="wb-node-commands")
+    return DevicesPanel(gpus=gpus, refresh=refresh, options=options, commands=commands, panel=panel)
 
 
 def build_config_panel(saved_configs: list[tuple[str, str]], remembered: gr.BrowserState) -> ConfigPanel:

@@ -23,8 +23,10 @@ from webui.forms.fields import (
     STAGE_OPTION_FIELDS,
 )
 from webui.i18n import t
+from webui.jobs import devices as gpu_list
 from webui.tabs.train import count as train_count
 from webui.tabs.train import data as train_data
+from webui.tabs.train import devices as train_devices
 from webui.tabs.train import estimate as train_estimate
 from webui.tabs.train import follow as train_follow
 from webui.tabs.train import handlers as h
@@ -33,6 +35,7 @@ from webui.tabs.train.panels import (
     TrainTab,
     build_config_panel,
     build_data_panel,
+    build_devices_panel,
     build_method_panel,
     build_model_panel,
     build_monitor_panel,
@@ -54,13 +57,16 @@ def build_train_tab(ctx: AppContext, app: gr.Blocks) -> TrainTab:
             method = build_method_panel(start, starter, h.start_runs(ctx))
         with gr.Accordion(t("train.training"), open=True):
             training = build_training_panel(start)
+        devices = build_devices_panel(start, gpu_list.list_gpus())
         config = build_config_panel(h.config_choices(ctx), remember.remembered_form(ctx))
         monitor = build_monitor_panel()
-    tab = TrainTab(model=model, data=data, method=method, training=training, config=config, monitor=monitor)
+    tab = TrainTab(model=model, data=data, method=method, training=training, devices=devices, config=config,
+                   monitor=monitor)
     # the form as this browser left it, asked for before the page's own first answers write the defaults' config
     app.load(bind(bind(remember.restore, ctx), tab), config.remembered, tab.form_inputs()).then(**inspection(ctx, tab))
     wire_model_and_data(ctx, tab, app)
     wire_form(ctx, tab, app)
+    train_devices.wire_devices(ctx, tab)
     # runs started since the page loaded have their configs too: listed when the tab is shown and the panel opened
     # (not when the list is opened: see webui.tabs.chat)
     for shown_event in (shown.select, config.panel.expand):
@@ -123,8 +129,9 @@ def wire_form(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
              "concurrency_limit": None, "show_progress": "hidden"}
     gr.on(plan_triggers, trigger_mode="multiple", **count)
     method_shown.then(**count)
-    preview = {"fn": bind(bind(h.preview, ctx), config), "inputs": [config.config_name, *form],
-               "outputs": [config.yaml, config.command, config.remembered], "show_progress": "hidden"}
+    preview = {"fn": bind(bind(train_devices.preview, ctx), tab), "inputs": [config.config_name, *form],
+               "outputs": [config.yaml, config.command, config.remembered, tab.devices.commands],
+               "show_progress": "hidden"}
     gr.on([app.load] + [c.change for c in form if c is not method.name] + [config.config_name.change],
           trigger_mode="always_last", **preview)
     method_shown.then(**preview)
