@@ -41,6 +41,10 @@ def check_world(config: RunConfig) -> None:
     """LaunchError where the config asks for several processes and this process was not started as one of them
     (the page starts one process for now)."""
     wanted, started = config.distributed.world_size, int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if config.distributed.strategy in ("fsdp", "deepspeed") and not is_rank() and "WORLD_SIZE" not in os.environ:
+        raise LaunchError(f"distributed.strategy {config.distributed.strategy} trains through torchrun, even in "
+                          "one process: start it with python launch.py train CONFIG, or set distributed.strategy "
+                          "to auto or ddp to train it here.")
     if wanted != started:
         raise LaunchError(f"This run asks for {wanted} processes (distributed.nproc_per_node times "
                           f"distributed.nnodes) but was started as {started}: start it with python launch.py train "
@@ -69,7 +73,9 @@ def is_rank() -> bool:
 
 
 def several(config: RunConfig) -> bool:
-    return config.distributed.world_size > 1
+    """Whether torchrun starts the run: several processes, or FSDP or DeepSpeed asked for by name (one process of
+    them trains through the same launcher, as on one GPU)."""
+    return config.distributed.world_size > 1 or config.distributed.strategy in ("fsdp", "deepspeed")
 
 
 def device_env(config: RunConfig) -> dict[str, str]:
@@ -99,7 +105,7 @@ def printed(config: RunConfig, train_args: list[str]) -> str:
     """What `--print-command` prints: the shell command of each node, with the environment it needs."""
     env = {**device_env(config), RANK_BODY_ENV: "1"}
     prefix = " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items())
-    if config.distributed.world_size == 1:
+    if not several(config):
         return shlex.join([sys.executable, str(LAUNCH), "train", *train_args])
     nodes = range(config.distributed.nnodes)
     lines = []

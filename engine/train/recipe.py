@@ -39,7 +39,7 @@ from engine.jobs.lifecycle import JobContext, Outcome, StopRequest, run_job
 from engine.jobs.outputs import clean_stale_partials, partial_path, publish
 from engine.jobs.reporter import JobReporter, rank
 from engine.model.imports import skip_bitsandbytes_unless_used
-from engine.train import launch
+from engine.train import launch, strategy
 
 log = logging.getLogger("engine")
 
@@ -180,7 +180,7 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     trackers.check(config, run)  # a tracker that is not installed stops the run here, not after its last step
     from engine.model.config_json import model_config_json
 
-    model_config_json(config.model.name_or_path, config.model.revision)  # a damaged config.json: said now
+    model_json = model_config_json(config.model.name_or_path, config.model.revision)  # a damaged one: said now
     from engine.model.start import starting_runs
 
     starts = starting_runs(config.model.adapter, config.model.name_or_path, config.method.effective_bits)
@@ -209,6 +209,8 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     from engine.model.dropout import use_bulk_dropout
     from engine.model.methods import apply_method, count_parameters
 
+    if launch.several(config):  # auto settled (alike on every rank) before the model loads, and said
+        reporter.info(strategy.settle(config, model_json, device()))
     model = load_model(config.model, config.method)
     grown = fit_embeddings(model, tokenizer)
     # The adapter's initial weights (LoRA's A, prompt embeddings...) are drawn here, before the Trainer seeds
@@ -240,9 +242,10 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     state = "stopped" if stop.requested else "completed"  # a stop agreed by every rank (EventCallback)
     reporter.status("saving")
     eval_loss = final_eval_loss(trainer) if val_rows and state == "completed" else None  # every rank evaluates
+    whole = strategy.full_state_dict(trainer)  # sharded weights (FSDP, ZeRO) gathered: every rank takes part
     if reporter.rank:  # rank 0 saves the weights and the metrics; the Trainer saved checkpoints on it alone
         return state, trainer.state.global_step
-    weights_dir = save_weights(config, run, model, tokenizer, grown)
+    weights_dir = save_weights(config, run, model, tokenizer, grown, whole)
     metrics = final_metrics(config, trainer, result, started, weights_dir, trainable, total, eval_loss)
     metrics["batching"] = batching.reason
     if (kept := best_checkpoint(config, trainer, state == "stopped")) is not None:
@@ -290,7 +293,8 @@ def check_memory(config: RunConfig, model: Any, trainable: int, lengths: list[in
         return preflight.check_fits(step, available, where, *fits, advice=f"; or {found.sentence()}")
 
 
-def save_weights(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: Any, grown: bool) -> Path:
+def save_weights(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: Any, grown: bool,
+                 whole: dict[str, Any] | None = None) -> Path:
     """adapter/ for adapter methods, model/ for full and freeze; the tokenizer (chat template) beside them.
     Written into a partial folder aside and renamed into place, so that a process killed while saving leaves
     no folder that looks like a result (the next save removes its partial folder).
@@ -303,9 +307,9 @@ def save_weights(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: A
         if config.method.name in ADAPTER_METHODS:
             # TRL's DPO and KTO add a "ref" adapter (a frozen copy of the starting one, their reference): not saved
             only = {"selected_adapters": ["default"]} if "ref" in getattr(model, "peft_config", {}) else {}
-            model.save_pretrained(partial, save_embedding_layers=True if grown else "auto", **only)
+            model.save_pretrained(partial, save_embedding_layers=True if grown else "auto", state_dict=whole, **only)
         else:
-            model.save_pretrained(partial)
+            model.save_pretrained(partial, state_dict=whole)
         fault_point("final-save")
         tokenizer.save_pretrained(partial)
         publish(partial, target)

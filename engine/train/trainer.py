@@ -30,7 +30,7 @@ from engine.jobs.faults import fault_point
 from engine.jobs.lifecycle import JobFolderGoneError
 from engine.model.loading import pick_dtype
 from engine.train import kernels as liger
-from engine.train import trackers
+from engine.train import strategy, trackers
 from engine.train.batching import Choice, Shape, choose
 from engine.train.collate import REAL_TOKENS, PackingCollator, PaddingCollator
 from engine.train.logits import TrainedHead, plan, trained_loss
@@ -210,6 +210,7 @@ def training_arguments(config: RunConfig, run: rundir.RunDir, has_eval: bool, pa
         dataloader_num_workers=0,
         **trackers.arguments(config, run),
     )
+    arguments.update(strategy.arguments(config, run))  # DDP's, FSDP's or DeepSpeed's (engine/train/strategy.py)
     return kind(**{**arguments, **best_arguments(config, has_eval, eval_strategy), **overrides})
 
 
