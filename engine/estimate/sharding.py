@@ -10,6 +10,7 @@ so the device holds none of them between uses; the activations, logits and mask 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from engine.estimate.memory import MemoryEstimate
 
@@ -31,3 +32,10 @@ def per_rank(found: MemoryEstimate, strategy: str, world: int, zero_stage: int =
                                    optimizer=share(found.optimizer))
     return dataclasses.replace(found, gradients=share(found.gradients),  # ZeRO-2: the weights stay whole
                                optimizer=0 if offload else share(found.optimizer))
+
+
+def of_run(found: MemoryEstimate, distributed: Any) -> MemoryEstimate:
+    """`found` as one rank of a config's `distributed` (engine/config_distributed.py, its strategy settled) holds it."""
+    d = distributed
+    offload = d.fsdp_offload if d.strategy == "fsdp" else d.zero_offload
+    return per_rank(found, d.strategy, d.world_size, d.zero_stage, offload)

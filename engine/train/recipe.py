@@ -30,7 +30,7 @@ from typing import Any
 
 from engine.config import ADAPTER_METHODS, ConfigError, RunConfig, load_config
 from engine.config_stage import PREFERENCE_STAGES
-from engine.estimate import memory
+from engine.estimate import memory, sharding
 from engine.estimate.advice import ADVICE
 from engine.jobs import rundir
 from engine.jobs.faults import fault_point
@@ -275,8 +275,9 @@ def check_memory(config: RunConfig, model: Any, trainable: int, lengths: list[in
     chunked = config.train.stage not in PREFERENCE_STAGES and logits.plan(model)[0] is not None  # as the trainer's
 
     def step_of(changed: RunConfig) -> preflight.StepMemory:
-        return preflight.estimate(model, trainable, lengths, changed.train.batch_size * sequences, packing, bound,
-                                  changed.method, chunked=chunked, config=changed)
+        found = preflight.estimate(model, trainable, lengths, changed.train.batch_size * sequences, packing, bound,
+                                   changed.method, chunked=chunked, config=changed)
+        return sharding.of_run(found, changed.distributed)  # one rank's share under FSDP or ZeRO
 
     step = step_of(config)
     available, where = preflight.available_memory()

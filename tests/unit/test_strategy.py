@@ -94,7 +94,7 @@ def test_the_deepspeed_config_is_kept_in_the_run_folder_for_each_stage_and_offlo
     assert written["zero_force_ds_cpu_optimizer"] is False  # the Trainer's optimizer, even offloaded
 
 
-def test_one_ranks_memory_shares_what_each_strategy_shards() -> None:
+def test_one_ranks_memory_shares_what_each_strategy_shards(tmp_path) -> None:
     one = memory.MemoryEstimate(device="gpu", tokens=1, longest=1, weights=800, gradients=400, optimizer=1600,
                                 activations=100, logits=10, attention=0, overhead=50)
     assert sharding.per_rank(one, "ddp", 4) == one
@@ -107,6 +107,8 @@ def test_one_ranks_memory_shares_what_each_strategy_shards() -> None:
     offloaded = sharding.per_rank(one, "fsdp", 4, offload=True)
     assert (offloaded.weights, offloaded.gradients, offloaded.optimizer) == (0, 0, 0)
     assert offloaded.total == 160
+    config = run_config(tmp_path, "full", strategy="deepspeed", zero_stage=2, zero_offload=True, nproc_per_node=4)
+    assert sharding.of_run(one, config.distributed) == sharding.per_rank(one, "deepspeed", 4, 2, offload=True)
 
 
 def test_a_sharded_strategy_starts_through_torchrun_even_in_one_process(tmp_path, monkeypatch) -> None:
