@@ -63,6 +63,16 @@ class DistributedOptions(BaseModel):
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
 
+def rendezvous_problem(d: DistributedConfig) -> str | None:
+    """The sentence for several machines started by torchrun without node 0's address (a Slurm script takes it from
+    the allocation instead), else None."""
+    if d.nnodes > 1 and not d.master_addr:
+        return (f"distributed.nnodes is {d.nnodes} but distributed.master_addr is not set: give the address of node "
+                "0 that the other machines can reach, or under Slurm print a script that takes it from the "
+                "allocation with --print-command --launcher slurm.")
+    return None
+
+
 def distributed_problems(devices: str, d: DistributedConfig, method: str) -> list[str]:
     """One sentence per reason the devices and processes asked for cannot be had, found without torch."""
     issues: list[str] = []
@@ -74,9 +84,6 @@ def distributed_problems(devices: str, d: DistributedConfig, method: str) -> lis
     if d.node_rank >= d.nnodes:
         issues.append(f"distributed.node_rank is {d.node_rank} but there are {d.nnodes} node(s): number the nodes "
                       f"from 0 to {d.nnodes - 1}.")
-    if d.nnodes > 1 and not d.master_addr:
-        issues.append(f"distributed.nnodes is {d.nnodes} but distributed.master_addr is not set: give the address "
-                      "of node 0 that the other machines can reach.")
     if d.strategy == "deepspeed" and find_spec("deepspeed") is None:
         issues.append("distributed.strategy is deepspeed but deepspeed is not installed: pip install deepspeed, "
                       "or set distributed.strategy to ddp.")

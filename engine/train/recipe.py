@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import ADAPTER_METHODS, ConfigError, RunConfig, load_config
+from engine.config_distributed import rendezvous_problem
 from engine.config_stage import PREFERENCE_STAGES
 from engine.estimate import memory, sharding
 from engine.estimate.advice import ADVICE
@@ -39,7 +40,7 @@ from engine.jobs.lifecycle import JobContext, Outcome, StopRequest, run_job
 from engine.jobs.outputs import clean_stale_partials, partial_path, publish
 from engine.jobs.reporter import JobReporter, rank
 from engine.model.imports import skip_bitsandbytes_unless_used
-from engine.train import launch, strategy
+from engine.train import launch, slurm, strategy
 
 log = logging.getLogger("engine")
 
@@ -54,11 +55,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--print-command", action="store_true",
                         help="print the command that trains this config (torchrun's on each node where it asks for "
                              "several processes) instead of running it")
+    parser.add_argument("--launcher", choices=("torchrun", "slurm"), default="torchrun",
+                        help="with --print-command: torchrun's command of each node, or an sbatch script for Slurm")
     args = parser.parse_args(argv)
     if bool(args.config) == bool(args.resume):
         parser.error("give either CONFIG.yaml or --resume RUN_DIR")
     if args.resume and args.overwrite:
         parser.error("--overwrite starts afresh and --resume continues: give one of them")
+    if args.launcher == "slurm" and not args.print_command:
+        parser.error("--launcher slurm writes a script for sbatch: give --print-command too")
     try:
         if args.resume:
             config = load_config(Path(args.resume) / rundir.CONFIG)
@@ -66,6 +71,8 @@ def main(argv: list[str]) -> int:
         else:
             config = load_config(args.config)
             config.train.resume = config.train.resume and not args.overwrite
+        if args.launcher == "torchrun" and (problem := rendezvous_problem(config.distributed)) is not None:
+            raise ConfigError([problem])
         if launch.is_rank():
             launch.redirect_rank_output(Path(config.output_dir))
         if rank() == 0 and not args.print_command:  # rank 0 alone looks at (and clears) the run folder
@@ -74,7 +81,8 @@ def main(argv: list[str]) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.print_command:
-        print(launch.printed(config, train_args(args)))
+        print(slurm.script(config, train_args(args)).rstrip("\n") if args.launcher == "slurm" else
+              launch.printed(config, train_args(args)))
         return 0
     if launch.several(config) and not launch.is_rank():
         return launch.start(config, train_args(args))

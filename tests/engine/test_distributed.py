@@ -9,6 +9,7 @@ One run of two processes (about 15 s on 2 cores) is shared by the module; the si
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,61 @@ def test_tokens_seen_are_the_runs_not_one_ranks(runs) -> None:
 def load_file_initial(key: str, weights: dict[str, torch.Tensor]) -> torch.Tensor:
     """What LoRA's B starts at (zeros); A is drawn at random, so it is compared to itself."""
     return torch.zeros_like(weights[key]) if "lora_B" in key else weights[key]
+
+
+FAKE_SCONTROL = """#!/bin/bash
+# scontrol show hostnames NODELIST: the two hosts of the faked allocation
+[[ "$1 $2" == "show hostnames" && "$3" == "node-[1-2]" ]] && printf 'node-1\\nnode-2\\n'
+"""
+FAKE_SRUN = """#!/bin/bash
+# srun: one task on each of SLURM_NNODES "nodes" of this machine, each with its SLURM_NODEID; the program a task
+# execs is recorded (with the environment it would see) instead of started
+while [[ "$1" == --* ]]; do shift; done
+for node in $(seq 0 $((SLURM_NNODES - 1))); do
+  SLURM_NODEID=$node "$1" "$2" "${3/exec /exec record }" &
+done
+wait
+"""
+RECORD = """#!/bin/bash
+echo "node=$SLURM_NODEID marker=$WORKBENCH_RANK_BODY gpus=[$CUDA_VISIBLE_DEVICES] $*" >> "$RECORDED"
+"""
+
+
+def test_the_slurm_script_starts_one_torchrun_per_node_with_the_allocations_rendezvous(tmp_path, capsys) -> None:
+    """`--print-command --launcher slurm` on a faked 2-node allocation (SLURM variables, srun and scontrol on
+    PATH that run each node's task here): bash -n passes, and each node starts torchrun with its rank and node 0's
+    address. No training: the torchrun each task would exec is recorded."""
+    import os
+    import subprocess
+
+    from engine.train import launch as launcher
+    from engine.train.recipe import main as train_main
+
+    data = write_rows(tmp_path / "rows.json", MEMORISE)
+    config = write_config(tmp_path / "run.yaml", tmp_path / "model", data, tmp_path / "run")
+    config.write_text(config.read_text(encoding="utf-8") + "devices: cpu\ndistributed:\n  nproc_per_node: 2\n"
+                      "  nnodes: 2\n  master_port: 29611\n", encoding="utf-8")
+    assert train_main([str(config), "--print-command", "--launcher", "slurm"]) == 0
+    script = tmp_path / "train.sbatch"
+    script.write_text(capsys.readouterr().out, encoding="utf-8")
+    assert "#SBATCH --nodes=2" in script.read_text(encoding="utf-8")
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("scontrol", FAKE_SCONTROL), ("srun", FAKE_SRUN), ("record", RECORD)):
+        (bin_dir / name).write_text(text, encoding="utf-8")
+        (bin_dir / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_JOB_NODELIST": "node-[1-2]",
+           "SLURM_NNODES": "2", "RECORDED": str(tmp_path / "recorded")}
+    subprocess.run(["bash", str(script)], env=env, check=True, timeout=30)
+    started = sorted((tmp_path / "recorded").read_text(encoding="utf-8").splitlines())
+    assert len(started) == 2
+    for node, line in enumerate(started):
+        head, _, command = line.partition(" gpus=[] ")
+        assert head == f"node={node} marker=1"  # the rank marker, and no GPU for devices: cpu
+        words = command.split()
+        assert words[:3] == [sys.executable, "-m", "torch.distributed.run"]
+        assert {"--nproc-per-node=2", "--nnodes=2", f"--node-rank={node}", "--master-addr=node-1",
+                "--master-port=29611", "--max-restarts=0"} <= set(words)
+        assert words[-3:] == [str(launcher.LAUNCH), "train", str(config.resolve())]
+    assert not (tmp_path / "run").exists()  # printing the script wrote nothing

@@ -38,7 +38,6 @@ def test_one_process_is_the_default_and_has_no_problem(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(("devices", "distributed", "said"), [
-    ("auto", {"nnodes": 2}, "distributed.master_addr is not set"),
     ("auto", {"nnodes": 2, "node_rank": 2, "master_addr": "10.0.0.1"}, "number the nodes from 0 to 1"),
     ("cpu", {"strategy": "fsdp"}, "fsdp needs GPUs: on the CPU the Trainer's FSDP integration (accelerate)"),
     ("gpu0", {}, "write auto, cpu, or GPU indices"),
@@ -62,8 +61,19 @@ def test_deepspeed_not_installed_and_qlora_in_several_processes_are_said(tmp_pat
 
 
 def test_a_bad_distributed_key_is_refused_when_the_config_loads(tmp_path) -> None:
-    with pytest.raises(ConfigError, match="master_addr"):
-        load_config(config_file(tmp_path, "distributed:\n  nnodes: 2\n"))
+    with pytest.raises(ConfigError, match="node_rank"):
+        load_config(config_file(tmp_path, "distributed:\n  nnodes: 2\n  node_rank: 2\n"))
+
+
+def test_several_machines_without_node_0s_address_are_refused_for_torchrun_not_for_slurm(tmp_path, capsys) -> None:
+    path = config_file(tmp_path, "distributed:\n  nnodes: 2\n")
+    assert train_main([str(path), "--print-command"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: config: distributed.nnodes is 2 but distributed.master_addr is not set: give the address of node 0 "
+        "that the other machines can reach, or under Slurm print a script that takes it from the allocation with "
+        "--print-command --launcher slurm.")
+    assert train_main([str(path), "--print-command", "--launcher", "slurm"]) == 0
+    assert capsys.readouterr().out.startswith("#!/bin/bash\n")
 
 
 def test_print_command_on_one_machine_is_torchrun_with_the_rank_marker(tmp_path, capsys) -> None:
