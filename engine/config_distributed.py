@@ -89,7 +89,7 @@ def distributed_problems(devices: str, d: DistributedConfig, method: str) -> lis
                       "or set distributed.strategy to ddp.")
     if d.strategy == "fsdp" and devices.replace(" ", "") == "cpu":
         issues.append(FSDP_ON_CPU)
-    if d.world_size > 1 and method == "qlora":
-        issues.append("QLoRA in several processes is not available yet: set distributed.nproc_per_node and "
-                      "distributed.nnodes to 1, or use method lora.")
+    if method == "qlora" and d.strategy in ("fsdp", "deepspeed"):  # DDP trains QLoRA (bitsandbytes, gloo or nccl)
+        issues.append(f"QLoRA with distributed.strategy {d.strategy} is not available yet (its 4-bit weights would "
+                      "have to be sharded): set distributed.strategy to ddp or auto, or use method lora.")
     return issues

@@ -4,7 +4,8 @@ by rank 0 alone, rank 1's output in its own log file, and an adapter equal (with
 single process trains on the same global batches (batch 2 per rank is batch 4 in one process; packed rows, so that
 both draw the same random order; no dropout, a constant rate).
 
-One run of two processes (about 15 s on 2 cores) is shared by the module; the single process trains in-process."""
+One run of two processes (about 15 s on 2 cores) is shared by the module; the single process trains in-process.
+The Slurm script runs on a faked allocation (no training); SIGTERM stops a QLoRA run of two processes (its own)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,9 @@ def test_two_processes_train_one_run_through_torchrun(runs) -> None:
     assert [e.step for e in events if isinstance(e, Metrics) and e.values.get("loss") is not None] == steps
     assert f"step {STEPS}/{STEPS}" in rank_log(two.path, 1).read_text(encoding="utf-8")  # rank 1's own file
     assert "saved adapter/" in done.stdout  # rank 0's lines reach the terminal
+    assert "distributed: auto chose DDP in 2 processes: lora trains an adapter" in two.log.read_text(encoding="utf-8")
+    logs = rank_log(two.path, 1).read_text(encoding="utf-8") + (two.path / "ranks" / "torchrun.log").read_text()
+    assert "find_unused_parameters=True" not in logs  # DDP does not search for unused adapter weights (torch warns)
 
 
 def test_the_adapter_equals_one_process_trained_on_the_same_global_batches(runs) -> None:
@@ -138,3 +142,43 @@ def test_the_slurm_script_starts_one_torchrun_per_node_with_the_allocations_rend
                 "--master-port=29611", "--max-restarts=0"} <= set(words)
         assert words[-3:] == [str(launcher.LAUNCH), "train", str(config.resolve())]
     assert not (tmp_path / "run").exists()  # printing the script wrote nothing
+
+
+def test_sigterm_stops_both_qlora_ranks_at_the_same_step_with_a_loadable_adapter(tiny_model, tmp_path) -> None:
+    """QLoRA in two CPU processes (DDP, gloo), stopped by SIGTERM to `python launch.py train` once it trains: the
+    launcher passes it on through torchrun, the ranks agree on the stop after a step, and the run ends stopped, exit
+    0, with one event stream, a checkpoint of the step both ranks stopped at, and an adapter peft loads."""
+    import signal
+    import subprocess
+    import time
+
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from tests.cli import ROOT, engine_env
+
+    data = write_rows(tmp_path / "rows.json", MEMORISE * 4)
+    config = write_config(tmp_path / "run.yaml", tiny_model, data, tmp_path / "run", method={"name": "qlora"},
+                          train={**TRAIN, "max_steps": 5000, "batch_size": 2})
+    config.write_text(config.read_text(encoding="utf-8") + "distributed:\n  nproc_per_node: 2\n", encoding="utf-8")
+    run = RunDir(tmp_path / "run")
+    process = subprocess.Popen([sys.executable, "launch.py", "train", str(config)], cwd=ROOT, env=engine_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run.events.exists() and any(isinstance(e, Progress) for e in read_events(run.events))):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-3000:]
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err[-3000:]
+    events = read_events(run.events)
+    steps = [event.step for event in events if isinstance(event, Progress)]
+    assert steps == list(range(1, len(steps) + 1)) and steps[-1] < 5000  # one stream, stopped early
+    assert [event.state for event in events if isinstance(event, Status)][-1] == "stopped"
+    rank_1_steps = [int(line.split()[1].split("/")[0]) for line in
+                    rank_log(run.path, 1).read_text(encoding="utf-8").splitlines() if line.startswith("step ")]
+    assert rank_1_steps[-1] == steps[-1]  # both ranks stopped at the same step
+    assert run.last_checkpoint().name == f"checkpoint-{steps[-1]}"
+    base = AutoModelForCausalLM.from_pretrained(tiny_model)
+    loaded = PeftModel.from_pretrained(base, run.adapter)
+    assert any("lora_B" in name for name, _ in loaded.named_parameters())
