@@ -280,7 +280,8 @@ def check_memory(config: RunConfig, model: Any, trainable: int, lengths: list[in
     from engine.train.trainer import pack_len
 
     bound = pack_len(config, model) if packing else None
-    chunked = config.train.stage not in PREFERENCE_STAGES and logits.plan(model)[0] is not None  # as the trainer's
+    chunked = (config.train.stage not in PREFERENCE_STAGES and logits.plan(model)[0] is not None
+               and not strategy.weights_sharded(config))  # as the trainer's
 
     def step_of(changed: RunConfig) -> preflight.StepMemory:
         found = preflight.estimate(model, trainable, lengths, changed.train.batch_size * sequences, packing, bound,

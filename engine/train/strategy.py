@@ -34,8 +34,11 @@ SHARDED = ("fsdp", "deepspeed")
 NAMES = {"ddp": "DDP", "fsdp": "FSDP", "deepspeed": "DeepSpeed ZeRO"}
 
 
-def sharded(config: RunConfig) -> bool:
-    return config.distributed.strategy in SHARDED
+def weights_sharded(config: RunConfig) -> bool:
+    """Whether no rank holds the whole weights between uses (FSDP, ZeRO-3): the engine's chunked head, which runs
+    the output layer outside the model's forward (engine/train/logits.py), cannot run on them."""
+    d = config.distributed
+    return d.strategy == "fsdp" or (d.strategy == "deepspeed" and d.zero_stage == 3)
 
 
 def choose(config: RunConfig, model_config: dict[str, Any] | None, capacity: int | None, device: str

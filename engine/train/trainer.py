@@ -304,6 +304,9 @@ def _clock(seconds: float) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
+SHARDED_HEAD = "loss: full logits at every position (FSDP or ZeRO-3 shard the output layer's weights)"
+
+
 def build_trainer(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: Any, train_rows: list[dict],
                   val_rows: list[dict], reporter: Any, stop: Any, packing: bool) -> WorkbenchTrainer:
     if packing:
@@ -329,5 +332,7 @@ def build_trainer(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: 
     trainer.throughput = throughput
     trainer.fused = kernels.fused
     trainer.head, line = (None, liger.FUSED) if kernels.fused else plan(model)
+    if trainer.head is not None and strategy.weights_sharded(config):
+        trainer.head, line = None, SHARDED_HEAD
     reporter.info(f"{line}; {kernels.line}")
     return trainer

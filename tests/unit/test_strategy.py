@@ -118,3 +118,11 @@ def test_a_sharded_strategy_starts_through_torchrun_even_in_one_process(tmp_path
     monkeypatch.delenv(launch.RANK_BODY_ENV, raising=False)
     with pytest.raises(launch.LaunchError, match="deepspeed trains through torchrun, even in one process"):
         launch.check_world(config)
+
+
+def test_the_chunked_head_is_left_out_where_the_weights_are_sharded(tmp_path) -> None:
+    """FSDP and ZeRO-3 shard the output layer: the engine's chunked head runs it outside the model's forward,
+    which fails there (ZeRO-3 full fine-tuning on the CPU: an invalid gradient of shape [0])."""
+    sharded = [strategy.weights_sharded(run_config(tmp_path, strategy=name, zero_stage=stage))
+               for name, stage in (("fsdp", 3), ("deepspeed", 3), ("deepspeed", 2), ("ddp", 3))]
+    assert sharded == [True, True, False, False]
