@@ -146,5 +146,7 @@ def full_state_dict(trainer: Any) -> dict[str, Any] | None:
     must call it. None for DDP and one process, whose model holds its weights whole."""
     if not (trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled):
         return None
+    if trainer.is_deepspeed_enabled and trainer.accelerator.deepspeed_engine_wrapped is None:
+        return None  # never wrapped (a checkpoint of the last step, restored without training): whole weights
     return trainer.accelerator.get_state_dict(trainer.model_wrapped)
 

@@ -126,3 +126,17 @@ def test_the_chunked_head_is_left_out_where_the_weights_are_sharded(tmp_path) ->
     sharded = [strategy.weights_sharded(run_config(tmp_path, strategy=name, zero_stage=stage))
                for name, stage in (("fsdp", 3), ("deepspeed", 3), ("deepspeed", 2), ("ddp", 3))]
     assert sharded == [True, True, False, False]
+
+
+def test_weights_are_gathered_only_from_a_model_deepspeed_wrapped(tmp_path) -> None:
+    """A checkpoint of the last step is restored without training: DeepSpeed never wrapped the model, whose weights
+    are whole (accelerate's gathering would fail on it: no deepspeed_config)."""
+    from types import SimpleNamespace
+
+    gathered = SimpleNamespace(get_state_dict=lambda model: {"w": model})
+    unwrapped = SimpleNamespace(is_fsdp_enabled=False, is_deepspeed_enabled=True, model_wrapped="engine",
+                                accelerator=SimpleNamespace(deepspeed_engine_wrapped=None, **vars(gathered)))
+    assert strategy.full_state_dict(unwrapped) is None
+    unwrapped.accelerator.deepspeed_engine_wrapped = object()
+    assert strategy.full_state_dict(unwrapped) == {"w": "engine"}
+    assert strategy.full_state_dict(SimpleNamespace(is_fsdp_enabled=False, is_deepspeed_enabled=False)) is None
