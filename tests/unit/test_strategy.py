@@ -128,7 +128,7 @@ def test_the_chunked_head_is_left_out_where_the_weights_are_sharded(tmp_path) ->
     assert sharded == [True, True, False, False]
 
 
-def test_weights_are_gathered_only_from_a_model_deepspeed_wrapped(tmp_path) -> None:
+def test_weights_are_gathered_only_from_a_model_deepspeed_wrapped() -> None:
     """A checkpoint of the last step is restored without training: DeepSpeed never wrapped the model, whose weights
     are whole (accelerate's gathering would fail on it: no deepspeed_config)."""
     from types import SimpleNamespace
