@@ -3,9 +3,11 @@
 Plain Python (no torch import here). A config whose `distributed` asks for more than one process (nproc_per_node
 times nnodes) is trained by `python -m torch.distributed.run ... launch.py train CONFIG` with RANK_BODY_ENV set:
 each process torchrun starts (a rank) sees the marker and trains, through the job lifecycle as one process does,
-and transformers' Trainer trains them as DDP (gloo on the CPU, nccl on GPUs). Only rank 0 writes the run's events,
-status, checkpoints and weights (engine.jobs.reporter, engine.train.recipe); the other ranks' stdout, stderr and
-log go to RUN/ranks/rank-N.log, torchrun's own output to RUN/ranks/torchrun.log: files, never a pipe that fills.
+and transformers' Trainer trains them with the strategy engine/train/strategy.py settles (DDP, FSDP or DeepSpeed
+ZeRO; gloo on the CPU, nccl on GPUs). FSDP and DeepSpeed start through torchrun even in one process. Only rank 0
+writes the run's events, status, checkpoints and weights (engine.jobs.reporter, engine.train.recipe); the other
+ranks' stdout, stderr and log go to RUN/ranks/rank-N.log, torchrun's own output to RUN/ranks/torchrun.log: files,
+never a pipe that fills.
 
 `--print-command` prints the command instead of running it, one per node for several machines (each started on its
 node; node 0 keeps the run folder). A rank that dies ends every rank (torchrun's default, no restarts) and the
