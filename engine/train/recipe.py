@@ -71,7 +71,8 @@ def main(argv: list[str]) -> int:
         else:
             config = load_config(args.config)
             config.train.resume = config.train.resume and not args.overwrite
-        if args.launcher == "torchrun" and (problem := rendezvous_problem(config.distributed)) is not None:
+        started = launch.is_rank() or args.launcher == "slurm"  # torchrun (started by Slurm) has its rendezvous
+        if not started and (problem := rendezvous_problem(config.distributed)) is not None:
             raise ConfigError([problem])
         if launch.is_rank():
             launch.redirect_rank_output(Path(config.output_dir))

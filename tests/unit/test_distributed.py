@@ -67,7 +67,8 @@ def test_a_bad_distributed_key_is_refused_when_the_config_loads(tmp_path) -> Non
         load_config(config_file(tmp_path, "distributed:\n  nnodes: 2\n  node_rank: 2\n"))
 
 
-def test_several_machines_without_node_0s_address_are_refused_for_torchrun_not_for_slurm(tmp_path, capsys) -> None:
+def test_several_machines_without_node_0s_address_are_refused_for_torchrun_not_for_slurm(tmp_path, capsys,
+                                                                                        monkeypatch) -> None:
     path = config_file(tmp_path, "distributed:\n  nnodes: 2\n")
     assert train_main([str(path), "--print-command"]) == 2
     assert capsys.readouterr().err.strip() == (
@@ -76,6 +77,8 @@ def test_several_machines_without_node_0s_address_are_refused_for_torchrun_not_f
         "--print-command --launcher slurm.")
     assert train_main([str(path), "--print-command", "--launcher", "slurm"]) == 0
     assert capsys.readouterr().out.startswith("#!/bin/bash\n")
+    monkeypatch.setenv(launch.RANK_BODY_ENV, "1")  # a rank the Slurm script's torchrun started: it has its rendezvous
+    assert train_main([str(path), "--print-command"]) == 0
 
 
 def test_print_command_on_one_machine_is_torchrun_with_the_rank_marker(tmp_path, capsys) -> None:
