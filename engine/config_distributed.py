@@ -5,10 +5,10 @@ top of a run's config. One process (the default) trains as it always has; more t
 `nnodes`) are started by torch's own launcher, `python -m torch.distributed.run` (torchrun), which
 `python launch.py train` runs itself (engine/train/launch.py), and the Trainer trains them as DDP.
 
-What works in this slice: DDP (`strategy: auto` or `ddp`) of the adapter methods and full fine-tuning, on the CPU
-(gloo) or on GPUs (nccl), on one machine or several through the printed command. FSDP, DeepSpeed ZeRO and
-QLoRA with several processes are refused with a sentence (their options are kept here so that configs can name
-them already). The packages are looked for without importing them (the web process imports this module).
+DDP, FSDP and DeepSpeed ZeRO are the Trainer's own integrations (engine/train/strategy.py), on the CPU (gloo) or
+on GPUs (nccl), on one machine or several through the printed command. FSDP on the CPU is refused with a sentence
+(accelerate applies its FSDP plugin only to GPU-like devices and would train DDP without a word). The packages are
+looked for without importing them (the web process imports this module).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Strategy = Literal["auto", "ddp", "fsdp", "deepspeed"]
+FSDP_ON_CPU = ("distributed.strategy fsdp needs GPUs: on the CPU the Trainer's FSDP integration (accelerate) trains "
+               "DDP instead, so set distributed.strategy to ddp, or to deepspeed, whose ZeRO-3 shards on the CPU too.")
 DEVICES = re.compile(r"auto|cpu|\d+(,\d+)*")  # auto, cpu, or GPU indices: 0,1,3
 
 
@@ -29,16 +31,22 @@ class DistributedConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     strategy: Strategy = Field("auto", description=(
-        "How several processes share the work: auto (DDP for now), ddp (each process holds the whole model and "
-        "trains on its share of every batch), fsdp or deepspeed (shard the model: not available yet)."))
+        "How several processes share the work: auto (DDP for adapter methods and for a model that fits one device, "
+        "else FSDP or DeepSpeed ZeRO-3), ddp (each process holds the whole model and trains on its share of every "
+        "batch), fsdp or deepspeed (shard the weights, gradients and optimizer states over the processes)."))
     nproc_per_node: int = Field(1, ge=1, description=(
         "Processes on each machine: one per GPU, or CPU processes (gloo backend) on a machine without one."))
     nnodes: int = Field(1, ge=1, description="Machines that train together (each starts its own torchrun).")
     node_rank: int = Field(0, ge=0, description="This machine's place among nnodes (0 keeps the run folder).")
     master_addr: str | None = Field(None, description="Address of node 0, which the other machines reach.")
     master_port: int = Field(29500, ge=1, le=65535, description="Port on node 0 for the rendezvous.")
-    fsdp_offload: bool = Field(False, description="FSDP: keep parameters on the CPU between uses (not yet).")
-    zero_stage: Literal[2, 3] = Field(3, description="DeepSpeed ZeRO stage (not yet).")
+    fsdp_offload: bool = Field(False, description=(
+        "FSDP: keep the weights, gradients and optimizer states in the CPU's memory between uses (slower, for a "
+        "model that does not fit the GPUs otherwise)."))
+    zero_stage: Literal[2, 3] = Field(3, description=(
+        "DeepSpeed ZeRO stage: 2 shards the gradients and optimizer states over the processes, 3 the weights too."))
+    zero_offload: bool = Field(False, description=(
+        "DeepSpeed: keep the optimizer states (and with stage 3 the weights) in the CPU's memory."))
 
     @property
     def world_size(self) -> int:
@@ -55,6 +63,16 @@ class DistributedOptions(BaseModel):
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
 
+def rendezvous_problem(d: DistributedConfig) -> str | None:
+    """The sentence for several machines started by torchrun without node 0's address (a Slurm script takes it from
+    the allocation instead), else None."""
+    if d.nnodes > 1 and not d.master_addr:
+        return (f"distributed.nnodes is {d.nnodes} but distributed.master_addr is not set: give the address of node "
+                "0 that the other machines can reach, or under Slurm print a script that takes it from the "
+                "allocation with --print-command --launcher slurm.")
+    return None
+
+
 def distributed_problems(devices: str, d: DistributedConfig, method: str) -> list[str]:
     """One sentence per reason the devices and processes asked for cannot be had, found without torch."""
     issues: list[str] = []
@@ -66,16 +84,12 @@ def distributed_problems(devices: str, d: DistributedConfig, method: str) -> lis
     if d.node_rank >= d.nnodes:
         issues.append(f"distributed.node_rank is {d.node_rank} but there are {d.nnodes} node(s): number the nodes "
                       f"from 0 to {d.nnodes - 1}.")
-    if d.nnodes > 1 and not d.master_addr:
-        issues.append(f"distributed.nnodes is {d.nnodes} but distributed.master_addr is not set: give the address "
-                      "of node 0 that the other machines can reach.")
     if d.strategy == "deepspeed" and find_spec("deepspeed") is None:
         issues.append("distributed.strategy is deepspeed but deepspeed is not installed: pip install deepspeed, "
                       "or set distributed.strategy to ddp.")
-    elif d.strategy in ("fsdp", "deepspeed"):
-        issues.append(f"distributed.strategy {d.strategy} is not available yet (only DDP is): set "
-                      "distributed.strategy to auto or ddp.")
-    if d.world_size > 1 and method == "qlora":
-        issues.append("QLoRA in several processes is not available yet: set distributed.nproc_per_node and "
-                      "distributed.nnodes to 1, or use method lora.")
+    if d.strategy == "fsdp" and devices.replace(" ", "") == "cpu":
+        issues.append(FSDP_ON_CPU)
+    if method == "qlora" and d.strategy in ("fsdp", "deepspeed"):  # DDP trains QLoRA (bitsandbytes, gloo or nccl)
+        issues.append(f"QLoRA with distributed.strategy {d.strategy} is not available yet (its 4-bit weights would "
+                      "have to be sharded): set distributed.strategy to ddp or auto, or use method lora.")
     return issues

@@ -3,9 +3,11 @@
 Plain Python (no torch import here). A config whose `distributed` asks for more than one process (nproc_per_node
 times nnodes) is trained by `python -m torch.distributed.run ... launch.py train CONFIG` with RANK_BODY_ENV set:
 each process torchrun starts (a rank) sees the marker and trains, through the job lifecycle as one process does,
-and transformers' Trainer trains them as DDP (gloo on the CPU, nccl on GPUs). Only rank 0 writes the run's events,
-status, checkpoints and weights (engine.jobs.reporter, engine.train.recipe); the other ranks' stdout, stderr and
-log go to RUN/ranks/rank-N.log, torchrun's own output to RUN/ranks/torchrun.log: files, never a pipe that fills.
+and transformers' Trainer trains them with the strategy engine/train/strategy.py settles (DDP, FSDP or DeepSpeed
+ZeRO; gloo on the CPU, nccl on GPUs). FSDP and DeepSpeed start through torchrun even in one process. Only rank 0
+writes the run's events, status, checkpoints and weights (engine.jobs.reporter, engine.train.recipe); the other
+ranks' stdout, stderr and log go to RUN/ranks/rank-N.log, torchrun's own output to RUN/ranks/torchrun.log: files,
+never a pipe that fills.
 
 `--print-command` prints the command instead of running it, one per node for several machines (each started on its
 node; node 0 keeps the run folder). A rank that dies ends every rank (torchrun's default, no restarts) and the
@@ -41,6 +43,10 @@ def check_world(config: RunConfig) -> None:
     """LaunchError where the config asks for several processes and this process was not started as one of them
     (the page starts one process for now)."""
     wanted, started = config.distributed.world_size, int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if config.distributed.strategy in ("fsdp", "deepspeed") and not is_rank() and "WORLD_SIZE" not in os.environ:
+        raise LaunchError(f"distributed.strategy {config.distributed.strategy} trains through torchrun, even in "
+                          "one process: start it with python launch.py train CONFIG, or set distributed.strategy "
+                          "to auto or ddp to train it here.")
     if wanted != started:
         raise LaunchError(f"This run asks for {wanted} processes (distributed.nproc_per_node times "
                           f"distributed.nnodes) but was started as {started}: start it with python launch.py train "
@@ -69,7 +75,9 @@ def is_rank() -> bool:
 
 
 def several(config: RunConfig) -> bool:
-    return config.distributed.world_size > 1
+    """Whether torchrun starts the run: several processes, or FSDP or DeepSpeed asked for by name (one process of
+    them trains through the same launcher, as on one GPU)."""
+    return config.distributed.world_size > 1 or config.distributed.strategy in ("fsdp", "deepspeed")
 
 
 def device_env(config: RunConfig) -> dict[str, str]:
@@ -99,7 +107,7 @@ def printed(config: RunConfig, train_args: list[str]) -> str:
     """What `--print-command` prints: the shell command of each node, with the environment it needs."""
     env = {**device_env(config), RANK_BODY_ENV: "1"}
     prefix = " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items())
-    if config.distributed.world_size == 1:
+    if not several(config):
         return shlex.join([sys.executable, str(LAUNCH), "train", *train_args])
     nodes = range(config.distributed.nnodes)
     lines = []

@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import ADAPTER_METHODS, ConfigError, RunConfig, load_config
+from engine.config_distributed import rendezvous_problem
 from engine.config_stage import PREFERENCE_STAGES
-from engine.estimate import memory
+from engine.estimate import memory, sharding
 from engine.estimate.advice import ADVICE
 from engine.jobs import rundir
 from engine.jobs.faults import fault_point
@@ -39,7 +40,7 @@ from engine.jobs.lifecycle import JobContext, Outcome, StopRequest, run_job
 from engine.jobs.outputs import clean_stale_partials, partial_path, publish
 from engine.jobs.reporter import JobReporter, rank
 from engine.model.imports import skip_bitsandbytes_unless_used
-from engine.train import launch
+from engine.train import launch, slurm, strategy
 
 log = logging.getLogger("engine")
 
@@ -54,11 +55,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--print-command", action="store_true",
                         help="print the command that trains this config (torchrun's on each node where it asks for "
                              "several processes) instead of running it")
+    parser.add_argument("--launcher", choices=("torchrun", "slurm"), default="torchrun",
+                        help="with --print-command: torchrun's command of each node, or an sbatch script for Slurm")
     args = parser.parse_args(argv)
     if bool(args.config) == bool(args.resume):
         parser.error("give either CONFIG.yaml or --resume RUN_DIR")
     if args.resume and args.overwrite:
         parser.error("--overwrite starts afresh and --resume continues: give one of them")
+    if args.launcher == "slurm" and not args.print_command:
+        parser.error("--launcher slurm writes a script for sbatch: give --print-command too")
     try:
         if args.resume:
             config = load_config(Path(args.resume) / rundir.CONFIG)
@@ -66,6 +71,9 @@ def main(argv: list[str]) -> int:
         else:
             config = load_config(args.config)
             config.train.resume = config.train.resume and not args.overwrite
+        started = launch.is_rank() or args.launcher == "slurm"  # torchrun (started by Slurm) has its rendezvous
+        if not started and (problem := rendezvous_problem(config.distributed)) is not None:
+            raise ConfigError([problem])
         if launch.is_rank():
             launch.redirect_rank_output(Path(config.output_dir))
         if rank() == 0 and not args.print_command:  # rank 0 alone looks at (and clears) the run folder
@@ -74,7 +82,8 @@ def main(argv: list[str]) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.print_command:
-        print(launch.printed(config, train_args(args)))
+        print(slurm.script(config, train_args(args)).rstrip("\n") if args.launcher == "slurm" else
+              launch.printed(config, train_args(args)))
         return 0
     if launch.several(config) and not launch.is_rank():
         return launch.start(config, train_args(args))
@@ -180,7 +189,7 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     trackers.check(config, run)  # a tracker that is not installed stops the run here, not after its last step
     from engine.model.config_json import model_config_json
 
-    model_config_json(config.model.name_or_path, config.model.revision)  # a damaged config.json: said now
+    model_json = model_config_json(config.model.name_or_path, config.model.revision)  # a damaged one: said now
     from engine.model.start import starting_runs
 
     starts = starting_runs(config.model.adapter, config.model.name_or_path, config.method.effective_bits)
@@ -209,6 +218,8 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     from engine.model.dropout import use_bulk_dropout
     from engine.model.methods import apply_method, count_parameters
 
+    if launch.several(config):  # auto settled (alike on every rank) before the model loads, and said
+        reporter.info(strategy.settle(config, model_json, device()))
     model = load_model(config.model, config.method)
     grown = fit_embeddings(model, tokenizer)
     # The adapter's initial weights (LoRA's A, prompt embeddings...) are drawn here, before the Trainer seeds
@@ -240,9 +251,10 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     state = "stopped" if stop.requested else "completed"  # a stop agreed by every rank (EventCallback)
     reporter.status("saving")
     eval_loss = final_eval_loss(trainer) if val_rows and state == "completed" else None  # every rank evaluates
+    whole = strategy.full_state_dict(trainer)  # sharded weights (FSDP, ZeRO) gathered: every rank takes part
     if reporter.rank:  # rank 0 saves the weights and the metrics; the Trainer saved checkpoints on it alone
         return state, trainer.state.global_step
-    weights_dir = save_weights(config, run, model, tokenizer, grown)
+    weights_dir = save_weights(config, run, model, tokenizer, grown, whole)
     metrics = final_metrics(config, trainer, result, started, weights_dir, trainable, total, eval_loss)
     metrics["batching"] = batching.reason
     if (kept := best_checkpoint(config, trainer, state == "stopped")) is not None:
@@ -269,11 +281,13 @@ def check_memory(config: RunConfig, model: Any, trainable: int, lengths: list[in
     from engine.train.trainer import pack_len
 
     bound = pack_len(config, model) if packing else None
-    chunked = config.train.stage not in PREFERENCE_STAGES and logits.plan(model)[0] is not None  # as the trainer's
+    chunked = (config.train.stage not in PREFERENCE_STAGES and logits.plan(model)[0] is not None
+               and not strategy.weights_sharded(config))  # as the trainer's
 
     def step_of(changed: RunConfig) -> preflight.StepMemory:
-        return preflight.estimate(model, trainable, lengths, changed.train.batch_size * sequences, packing, bound,
-                                  changed.method, chunked=chunked, config=changed)
+        found = preflight.estimate(model, trainable, lengths, changed.train.batch_size * sequences, packing, bound,
+                                   changed.method, chunked=chunked, config=changed)
+        return sharding.of_run(found, changed.distributed)  # one rank's share under FSDP or ZeRO
 
     step = step_of(config)
     available, where = preflight.available_memory()
@@ -290,7 +304,8 @@ def check_memory(config: RunConfig, model: Any, trainable: int, lengths: list[in
         return preflight.check_fits(step, available, where, *fits, advice=f"; or {found.sentence()}")
 
 
-def save_weights(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: Any, grown: bool) -> Path:
+def save_weights(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: Any, grown: bool,
+                 whole: dict[str, Any] | None = None) -> Path:
     """adapter/ for adapter methods, model/ for full and freeze; the tokenizer (chat template) beside them.
     Written into a partial folder aside and renamed into place, so that a process killed while saving leaves
     no folder that looks like a result (the next save removes its partial folder).
@@ -303,9 +318,9 @@ def save_weights(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: A
         if config.method.name in ADAPTER_METHODS:
             # TRL's DPO and KTO add a "ref" adapter (a frozen copy of the starting one, their reference): not saved
             only = {"selected_adapters": ["default"]} if "ref" in getattr(model, "peft_config", {}) else {}
-            model.save_pretrained(partial, save_embedding_layers=True if grown else "auto", **only)
+            model.save_pretrained(partial, save_embedding_layers=True if grown else "auto", state_dict=whole, **only)
         else:
-            model.save_pretrained(partial)
+            model.save_pretrained(partial, state_dict=whole)
         fault_point("final-save")
         tokenizer.save_pretrained(partial)
         publish(partial, target)

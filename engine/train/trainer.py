@@ -30,7 +30,7 @@ from engine.jobs.faults import fault_point
 from engine.jobs.lifecycle import JobFolderGoneError
 from engine.model.loading import pick_dtype
 from engine.train import kernels as liger
-from engine.train import trackers
+from engine.train import strategy, trackers
 from engine.train.batching import Choice, Shape, choose
 from engine.train.collate import REAL_TOKENS, PackingCollator, PaddingCollator
 from engine.train.logits import TrainedHead, plan, trained_loss
@@ -210,6 +210,7 @@ def training_arguments(config: RunConfig, run: rundir.RunDir, has_eval: bool, pa
         dataloader_num_workers=0,
         **trackers.arguments(config, run),
     )
+    arguments.update(strategy.arguments(config, run))  # DDP's, FSDP's or DeepSpeed's (engine/train/strategy.py)
     return kind(**{**arguments, **best_arguments(config, has_eval, eval_strategy), **overrides})
 
 
@@ -303,6 +304,9 @@ def _clock(seconds: float) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
+SHARDED_HEAD = "loss: full logits at every position (FSDP or ZeRO-3 shard the output layer's weights)"
+
+
 def build_trainer(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: Any, train_rows: list[dict],
                   val_rows: list[dict], reporter: Any, stop: Any, packing: bool) -> WorkbenchTrainer:
     if packing:
@@ -328,5 +332,7 @@ def build_trainer(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: 
     trainer.throughput = throughput
     trainer.fused = kernels.fused
     trainer.head, line = (None, liger.FUSED) if kernels.fused else plan(model)
+    if trainer.head is not None and strategy.weights_sharded(config):
+        trainer.head, line = None, SHARDED_HEAD
     reporter.info(f"{line}; {kernels.line}")
     return trainer

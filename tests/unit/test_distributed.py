@@ -38,9 +38,8 @@ def test_one_process_is_the_default_and_has_no_problem(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(("devices", "distributed", "said"), [
-    ("auto", {"nnodes": 2}, "distributed.master_addr is not set"),
     ("auto", {"nnodes": 2, "node_rank": 2, "master_addr": "10.0.0.1"}, "number the nodes from 0 to 1"),
-    ("auto", {"strategy": "fsdp"}, "fsdp is not available yet"),
+    ("cpu", {"strategy": "fsdp"}, "fsdp needs GPUs: on the CPU the Trainer's FSDP integration (accelerate)"),
     ("gpu0", {}, "write auto, cpu, or GPU indices"),
     ("0", {"nproc_per_node": 2}, "list one GPU per process"),
 ])
@@ -57,13 +56,29 @@ def test_deepspeed_not_installed_and_qlora_in_several_processes_are_said(tmp_pat
     issues = run_config(tmp_path, strategy="deepspeed").problems()
     assert any("deepspeed is not installed: pip install deepspeed" in p for p in issues), issues
     qlora = RunConfig(model={"name_or_path": "m"}, method={"name": "qlora"}, data={"path": "d.json"},
-                      output_dir=str(tmp_path / "run"), distributed={"nproc_per_node": 2})
-    assert any(p.startswith("QLoRA in several processes is not available yet") for p in qlora.problems())
+                      output_dir=str(tmp_path / "run"), distributed={"nproc_per_node": 2, "strategy": "fsdp"})
+    assert any(p.startswith("QLoRA with distributed.strategy fsdp is not available yet") for p in qlora.problems())
+    qlora.distributed.strategy = "ddp"  # DDP trains it (tests/engine/test_distributed.py)
+    assert not [p for p in qlora.problems() if "QLoRA" in p or "distributed" in p]
 
 
 def test_a_bad_distributed_key_is_refused_when_the_config_loads(tmp_path) -> None:
-    with pytest.raises(ConfigError, match="master_addr"):
-        load_config(config_file(tmp_path, "distributed:\n  nnodes: 2\n"))
+    with pytest.raises(ConfigError, match="node_rank"):
+        load_config(config_file(tmp_path, "distributed:\n  nnodes: 2\n  node_rank: 2\n"))
+
+
+def test_several_machines_without_node_0s_address_are_refused_for_torchrun_not_for_slurm(tmp_path, capsys,
+                                                                                        monkeypatch) -> None:
+    path = config_file(tmp_path, "distributed:\n  nnodes: 2\n")
+    assert train_main([str(path), "--print-command"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: config: distributed.nnodes is 2 but distributed.master_addr is not set: give the address of node 0 "
+        "that the other machines can reach, or under Slurm print a script that takes it from the allocation with "
+        "--print-command --launcher slurm.")
+    assert train_main([str(path), "--print-command", "--launcher", "slurm"]) == 0
+    assert capsys.readouterr().out.startswith("#!/bin/bash\n")
+    monkeypatch.setenv(launch.RANK_BODY_ENV, "1")  # a rank the Slurm script's torchrun started: it has its rendezvous
+    assert train_main([str(path), "--print-command"]) == 0
 
 
 def test_print_command_on_one_machine_is_torchrun_with_the_rank_marker(tmp_path, capsys) -> None:
