@@ -195,6 +195,9 @@ NNODES = FormField(DistributedConfig, "nnodes")
 NODE_RANK = FormField(DistributedConfig, "node_rank")
 MASTER_ADDR = FormField(DistributedConfig, "master_addr")
 MASTER_PORT = FormField(DistributedConfig, "master_port")
+FSDP_OFFLOAD = FormField(DistributedConfig, "fsdp_offload")
+ZERO_STAGE = FormField(DistributedConfig, "zero_stage")
+ZERO_OFFLOAD = FormField(DistributedConfig, "zero_offload")
 
 METHOD_FIELDS = (R, LORA_ALPHA, LORA_DROPOUT, TARGET_MODULES, USE_RSLORA, BNB_4BIT_QUANT_TYPE,
                  BNB_4BIT_USE_DOUBLE_QUANT, BNB_4BIT_COMPUTE_DTYPE, NUM_VIRTUAL_TOKENS, PREFIX_PROJECTION,
@@ -208,7 +211,8 @@ ADVANCED_FIELDS = (OVERLENGTH, REASONING, MAX_SAMPLES, OPTIM, WEIGHT_DECAY, MAX_
 STAGE_OPTION_FIELDS = (BETA, LOSS_TYPE, LABEL_SMOOTHING, RPO_ALPHA, SIMPO_GAMMA, DESIRABLE_WEIGHT,
                        UNDESIRABLE_WEIGHT, MAX_PROMPT_LENGTH)
 STAGE_FIELDS = (STAGE, ADAPTER, *STAGE_OPTION_FIELDS)  # the stage part of the Method section
-DEVICE_FIELDS = (DEVICES, STRATEGY, NPROC_PER_NODE, NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT)
+DEVICE_FIELDS = (DEVICES, STRATEGY, NPROC_PER_NODE, NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT, FSDP_OFFLOAD,
+                 ZERO_STAGE, ZERO_OFFLOAD)
 FIELDS: tuple[FormField, ...] = METHOD_FIELDS + TRAIN_FIELDS + ADVANCED_FIELDS + STAGE_FIELDS + DEVICE_FIELDS
 METHOD_WIDGETS: tuple[Option, ...] = (*METHOD_FIELDS, BITS)  # everything the method panel holds
 # Every option widget, in the order the Train tab passes their values to handlers (after model, dataset, format

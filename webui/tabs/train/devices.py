@@ -13,6 +13,7 @@ from typing import Any
 import gradio as gr
 
 from engine.config import ConfigError, RunConfig
+from engine.config_distributed import rendezvous_problem
 from engine.train import launch
 from webui.components.wiring import bind
 from webui.context import AppContext
@@ -52,8 +53,11 @@ def show_gpus(ctx: AppContext, request: gr.Request) -> str:
 
 def node_commands(config: RunConfig, config_file: str) -> str:
     """What `python launch.py train CONFIG --print-command` prints for a run of several processes (torchrun's
-    command on each node), "" for one process."""
-    return launch.printed(config, [config_file]) if config.distributed.world_size > 1 else ""
+    command on each node), "" for one process; for several machines without node 0's address, the sentence
+    `launch.py train` itself refuses them with."""
+    if config.distributed.world_size == 1:
+        return ""
+    return rendezvous_problem(config.distributed) or launch.printed(config, [config_file])
 
 
 def preview(ctx: AppContext, tab: TrainTab, config_name: str, *args: Any) -> dict[Any, Any]:

@@ -27,6 +27,7 @@ from webui.forms.fields import (
     DESIRABLE_WEIGHT,
     DEVICES,
     EPOCHS,
+    FSDP_OFFLOAD,
     LABEL_SMOOTHING,
     LOSS_TYPE,
     MASTER_ADDR,
@@ -46,6 +47,8 @@ from webui.forms.fields import (
     STRATEGY,
     TRAIN_FIELDS,
     UNDESIRABLE_WEIGHT,
+    ZERO_OFFLOAD,
+    ZERO_STAGE,
     FormField,
     Option,
 )
@@ -289,6 +292,9 @@ def build_devices_panel(start: forms.Values, found: GpuList) -> DevicesPanel:
                 options[field] = field_widget(field, start[field], min_width=200)
         with gr.Row(equal_height=False):
             for field in (NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT):
+                options[field] = field_widget(field, start[field], min_width=200)
+        with gr.Row(equal_height=False):  # what fsdp and deepspeed shard and offload
+            for field in (FSDP_OFFLOAD, ZERO_STAGE, ZERO_OFFLOAD):
                 options[field] = field_widget(field, start[field], min_width=200)
         commands = gr.Textbox(label=t("devices.commands"), info=t("devices.commands_help"), lines=3,
                               interactive=False, visible=False, elem_id="wb-node-commands")
