@@ -7,7 +7,7 @@ the engine process that runs the job, so the web process never imports torch). A
     config      its pydantic config type; JOB/config.yaml holds one (`load` reads it where the type alone cannot)
     job_dir     its folder type (engine.jobs.rundir): file names, log file, outputs
     folder      where its jobs live in a workspace (WORKSPACE/FOLDER/NAME)
-    lane/slots  jobs of one lane share its slots (the training device runs one job at a time)
+    lane/slots  jobs of one lane share its slots (the device lane: one job per device set, webui.jobs.devices)
     body        "module:function", called with a JobContext (engine.jobs.lifecycle) and returning an Outcome
 
 Kinds are registered in KINDS (`register`); a kind declared outside the engine (a test's, a plug-in's) is known to
@@ -48,7 +48,7 @@ class JobKind:
     config: type[BaseModel]
     job_dir: type[JobDir]
     folder: str  # under the workspace
-    lane: str  # jobs of one lane share its slots (the training device: one at a time)
+    lane: str  # jobs of one lane share its slots (the device lane: one job at a time on each device set)
     slots: int
     body: str  # "module:function", imported only in the engine process that runs the job
     load: Callable[[Path], Any] | None = None  # reads JOB/config.yaml where validating the type alone is not enough

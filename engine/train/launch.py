@@ -41,7 +41,7 @@ class LaunchError(EngineError):
 
 def check_world(config: RunConfig) -> None:
     """LaunchError where the config asks for several processes and this process was not started as one of them
-    (the page starts one process for now)."""
+    (`python -m engine run` alone; the page starts a run of several processes as `python -m engine train`)."""
     wanted, started = config.distributed.world_size, int(os.environ.get("WORLD_SIZE", "1") or 1)
     if config.distributed.strategy in ("fsdp", "deepspeed") and not is_rank() and "WORLD_SIZE" not in os.environ:
         raise LaunchError(f"distributed.strategy {config.distributed.strategy} trains through torchrun, even in "

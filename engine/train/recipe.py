@@ -171,7 +171,7 @@ def run_train(config: RunConfig, overwrite: bool = False, own_process: bool = Fa
 def train_body(context: JobContext) -> Outcome:
     """The train kind's body: the run folder's config trained, saved and reported (engine.jobs.lifecycle)."""
     config: RunConfig = context.config
-    launch.check_world(config)  # a config for several processes started as one (the page's, for now): refused
+    launch.check_world(config)  # a config for several processes started as one process: refused
     if context.own_process:
         skip_bitsandbytes_unless_used(config)  # this process trains one config: see engine.model.imports
     state, step = _train(config.with_versions(), context.job, context.reporter, context.stop)
