@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import DataConfig, RunConfig
+from engine.config_stage import shape_problem
 from engine.data import formats, sources
 from engine.data.pipeline import IGNORE_INDEX, TokenStats, label_chat
 from engine.jobs.failures import DataError
@@ -78,9 +79,10 @@ def pair_shape(records: list[dict]) -> str:
 
 def normalise_pairs(records: list[dict], name: str) -> list[dict]:
     """Every record as a normalised pair; DataError naming the first row that is no pair."""
-    if records and "label" in records[0] and "completion" in records[0]:
-        raise DataError(f"{name} holds rows of prompt, completion and label (KTO's unpaired replies): set "
-                        "train.stage to kto, or write pairs of prompt, chosen and rejected.")
+    if records and formats.preference_shape(records[0]) == "kto":
+        raise DataError(shape_problem("dpo", name, "kto"))
+    if records and not is_pair(records[0]) and (shape := formats.row_format(records[0])):
+        raise DataError(shape_problem("dpo", name, shape))
     if not records or not is_pair(records[0]):
         found = ", ".join(map(str, records[0])) if records else "no rows"
         raise DataError(f"{name} row 1 has the columns {found or '(none)'}, which hold no preference pair: a "

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import DataConfig, RunConfig
+from engine.config_stage import shape_problem
 from engine.data import formats, sources
 from engine.data.pipeline import TokenStats
 from engine.data.preference import (
@@ -60,6 +61,8 @@ def _load_one(cfg: DataConfig) -> tuple[list[dict], str]:
 
 def normalise_unpaired(records: list[dict], name: str) -> list[dict]:
     """Every record as a KTO row; DataError naming the first row that is none."""
+    if records and not is_unpaired(records[0]) and (shape := formats.row_format(records[0])):
+        raise DataError(shape_problem("kto", name, shape))
     if not records or not is_unpaired(records[0]):
         found = ", ".join(map(str, records[0])) if records else "no rows"
         raise DataError(f"{name} row 1 has the columns {found or '(none)'}: KTO needs prompt, completion and "
