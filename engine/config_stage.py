@@ -32,6 +32,7 @@ DpoLoss = Literal["sigmoid", "hinge", "ipo", "robust", "exo_pair", "bco_pair", "
 # with the replies under them is not tested here yet, so these methods are refused with a preference stage.
 NO_PREFERENCE_METHODS = ("prefix", "prompt", "ptuning")
 FULL_WEIGHT_METHODS = ("full", "freeze")  # their reference (dpo, kto) is a frozen copy of the whole starting model
+SFT_SHAPES = ("alpaca", "sharegpt", "openai", "prompt_completion", "text")  # engine.data.formats.FORMATS
 REFERENCE_STAGES = ("dpo", "kto")  # compared with a reference model; orpo and simpo are reference-free
 # The options each stage reads (the Train form shows only these; the others keep their defaults).
 STAGE_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -115,3 +116,23 @@ def stage_problems(options: StageOptions, method: str, formats: list[str]) -> li
         issues.append("train.label_smoothing is only read by loss_type robust or exo_pair: set one of them or "
                       "set label_smoothing to 0.")
     return issues
+
+
+def shape_problem(stage: str, name: str, shape: str) -> str | None:
+    """The sentence for a dataset file whose shape (`shape`: the inspection's format, "preference..." for pairs,
+    "kto" for replies marked good or bad, else an SFT format) train.stage `stage` does not read; None where it
+    does. The engine raises the same sentence as it reads the file (engine.data.formats.detect_format for sft and
+    pretrain, engine.data.preference for pairs), and the page refuses Start with it (webui.forms.prestart)."""
+    if stage not in PREFERENCE_STAGES and shape.startswith(("preference", "kto")):
+        held = "replies marked good or bad (prompt, completion, label)" if shape == "kto" else \
+            "preference pairs (prompt, chosen, rejected)"
+        return (f"{name} holds {held}, which supervised fine-tuning and pretraining do not read: set train.stage "
+                f"to {'kto' if shape == 'kto' else 'dpo, orpo, simpo or kto'}, or choose a file of SFT rows.")
+    if stage in PREFERENCE_STAGES and shape in SFT_SHAPES:
+        return (f"{name} holds {shape} rows (SFT's), not preference pairs: a preference stage needs prompt, chosen "
+                "and rejected in every row (kto: or prompt, completion and label); set train.stage to sft, or "
+                "choose a pairs file.")
+    if stage in ("dpo", "orpo", "simpo") and shape == "kto":
+        return (f"{name} holds rows of prompt, completion and label (KTO's unpaired replies): set train.stage to "
+                "kto, or write pairs of prompt, chosen and rejected.")
+    return None

@@ -79,6 +79,12 @@ def words(request: gr.Request | None) -> Callable[..., str]:
     return lambda key, **values: message(request, key, **values)
 
 
+def pairs_label(request: gr.Request | None) -> Callable[[str, int], str]:
+    """The dataset lists' label of a pairs file rated in the chat ("pairs/chat-pairs.jsonl · 3 pairs"), in the
+    visitor's language."""
+    return lambda name, n: message(request, "data.pairs_listed", name=name, n=n)
+
+
 def failure(request: gr.Request | None, text: str) -> gr.Error:
     """An error toast for the visitor: its title in their language, `text` as given (no traceback in the log)."""
     return gr.Error(text, title=message(request, "msg.error_title"), print_exception=False)

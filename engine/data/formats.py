@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from engine.config import DataFormat
+from engine.config_stage import shape_problem
 from engine.data.templates import REASONING_FIELDS as REASONING_KEYS  # an assistant turn's reasoning, trained with it
 from engine.data.toolcalls import ToolDataError, calls_from_openai, calls_from_sharegpt, link_tool_results, parse_tools
 from engine.jobs.failures import DataError
@@ -93,9 +94,19 @@ def _row_format(record: dict) -> str | None:
     return None
 
 
+def preference_shape(record: dict) -> str | None:
+    """"kto" for a row of KTO's (completion and label), "preference" for a pair (a chosen or a rejected reply),
+    None for any other row: what engine.data.preference and engine.data.unpaired read."""
+    if "completion" in record and "label" in record:
+        return "kto"
+    return "preference" if "chosen" in record or "rejected" in record else None
+
+
 def detect_format(records: list[dict], path: Path) -> str:
     """The one format every row follows; DataError names the first row that does not fit."""
     name = Path(path).name
+    if shape := preference_shape(records[0]):  # a preference stage's file, read by an sft or pretrain run
+        raise DataError(shape_problem("sft", name, shape))
     first = _row_format(records[0])
     if first is None:
         raise DataError(
@@ -256,6 +267,7 @@ def _check_turns(messages: Messages, key: str) -> dict:
 # preference formats (engine/data/preference.py) check each side of a pair with them.
 conversation = _conversation
 RowError = _RowError
+row_format = _row_format  # the SFT format of one row (None for none), which the preference formats name
 
 NORMALISERS = {
     "alpaca": _alpaca,

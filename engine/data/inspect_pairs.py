@@ -5,7 +5,9 @@ lengths a preference run measures (prompt + its longer reply), against cutoff_le
 The rendering is the one a run trains on: each side is the conversation (prompt turns + that reply) rendered and
 labelled by the engine's templating (engine.data.tokens.chat_spans, as SFT and engine.data.preference render it);
 its trained span is the reply's (the last one), as render_side keeps it. KTO's rows (prompt, completion, label)
-show one reply, marked good or bad. Other files are engine.data.pipeline.inspect_dataset's.
+show one reply, marked good or bad. Its `{{name}}` placeholders are found over the prompt and the replies of each
+row, and the preview, the rendered pair and the lengths show them filled where data.replace names them (as the
+SFT inspection does). Other files are engine.data.pipeline.inspect_dataset's.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from engine.config import DataConfig
 from engine.data.pipeline import EXAMPLE_CHARS, PREVIEW_CHARS, PREVIEW_ROWS, clip, clipped_example, cut_at
+from engine.data.placeholders import fill_known, find_placeholders
 from engine.data.preference import (
     PAIR_COLUMNS,
     SIDES,
@@ -50,13 +53,16 @@ def inspect_preference(cfg: DataConfig, sample: Sample, tokenizer: Any = None, c
     raw, name = sample.records, Path(cfg.path).name
     unpaired = is_unpaired(raw[0])
     rows = normalise_unpaired(raw, name) if unpaired else normalise_pairs(raw, name)
+    replies = ("completion",) if unpaired else SIDES
+    found = find_placeholders([{"messages": [*row["messages"], *(row[key] for key in replies)]} for row in rows])
+    rows = fill_known(rows, cfg.replace)
     columns: dict[str, None] = {}
     for record in raw:
         columns.update(dict.fromkeys(map(str, record)))
     report: dict[str, Any] = {
         "format": KTO_FORMAT if unpaired else pair_shape(raw), "rows": sample.rows,
-        "sample_rows": len(raw), "columns": list(columns), "overlength": cfg.overlength, "placeholders": [],
-        "preview": [clip(record, PREVIEW_CHARS) for record in raw[:PREVIEW_ROWS]],
+        "sample_rows": len(raw), "columns": list(columns), "overlength": cfg.overlength, "placeholders": found,
+        "preview": [clip(record, PREVIEW_CHARS) for record in fill_known(raw[:PREVIEW_ROWS], cfg.replace)],
     }
     if tokenizer is None:
         return report

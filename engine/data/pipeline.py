@@ -70,11 +70,12 @@ def _load(cfg: DataConfig) -> tuple[list[dict], list[dict], str]:
     if cfg.max_samples:
         raw = raw[: cfg.max_samples]
     rows, fmt = _normalise(raw, cfg)
-    return raw, _as_trained(rows, cfg), fmt
+    return raw, as_trained(rows, cfg), fmt
 
 
-def _as_trained(rows: list[dict], cfg: DataConfig) -> list[dict]:
-    """Reasoning dropped (data.reasoning: drop), then placeholders filled (data.replace; DataError if one is not)."""
+def as_trained(rows: list[dict], cfg: DataConfig) -> list[dict]:
+    """Reasoning dropped (data.reasoning: drop), then placeholders filled (data.replace; DataError if one is not):
+    every conversation a run trains on, an SFT row or each side of a preference pair (engine.data.preference)."""
     name = Path(cfg.path).name
     if cfg.reasoning == "drop":
         rows = drop_reasoning(rows, name)

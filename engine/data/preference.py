@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import DataConfig, RunConfig
+from engine.config_stage import shape_problem
 from engine.data import formats, sources
-from engine.data.pipeline import IGNORE_INDEX, TokenStats, label_chat
+from engine.data.pipeline import IGNORE_INDEX, TokenStats, as_trained, label_chat
 from engine.jobs.failures import DataError
 
 FORMAT = "preference"
@@ -60,7 +61,25 @@ def _load_one(cfg: DataConfig) -> tuple[list[dict], str]:
     if cfg.max_samples:
         raw = raw[: cfg.max_samples]
     raw = pair_columns(raw, cfg.columns, Path(cfg.path).name)
-    return normalise_pairs(raw, Path(cfg.path).name), pair_shape(raw)
+    return trained_replies(normalise_pairs(raw, Path(cfg.path).name), SIDES, cfg), pair_shape(raw)
+
+
+def conversation_of(row: dict, reply: str) -> dict:
+    """The conversation one reply of a normalised pair or KTO row ends (its prompt turns, then `row[reply]`), as an
+    SFT row holds it."""
+    return {"messages": [*row["messages"], row[reply]], **({"tools": row["tools"]} if "tools" in row else {})}
+
+
+def trained_replies(rows: list[dict], replies: tuple[str, ...], cfg: DataConfig) -> list[dict]:
+    """Normalised pairs (replies: chosen, rejected) or KTO rows (completion) as they train, through the SFT rows'
+    own step (pipeline.as_trained): data.reasoning drop cuts the reasoning out of every assistant turn, the prompt's
+    and each reply's, and data.replace fills the {{name}} placeholders of every text; a problem names the pair's
+    row (each reply is checked as the conversation it ends, in the file's row order)."""
+    out = [dict(row) for row in rows]
+    for reply in replies:
+        for row, trained in zip(out, as_trained([conversation_of(row, reply) for row in rows], cfg), strict=True):
+            row["messages"], row[reply] = trained["messages"][:-1], trained["messages"][-1]
+    return out
 
 
 def pair_columns(records: list[dict], columns: dict[str, str], name: str) -> list[dict]:
@@ -78,9 +97,10 @@ def pair_shape(records: list[dict]) -> str:
 
 def normalise_pairs(records: list[dict], name: str) -> list[dict]:
     """Every record as a normalised pair; DataError naming the first row that is no pair."""
-    if records and "label" in records[0] and "completion" in records[0]:
-        raise DataError(f"{name} holds rows of prompt, completion and label (KTO's unpaired replies): set "
-                        "train.stage to kto, or write pairs of prompt, chosen and rejected.")
+    if records and formats.preference_shape(records[0]) == "kto":
+        raise DataError(shape_problem("dpo", name, "kto"))
+    if records and not is_pair(records[0]) and (shape := formats.row_format(records[0])):
+        raise DataError(shape_problem("dpo", name, shape))
     if not records or not is_pair(records[0]):
         found = ", ".join(map(str, records[0])) if records else "no rows"
         raise DataError(f"{name} row 1 has the columns {found or '(none)'}, which hold no preference pair: a "

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import DataConfig, RunConfig
+from engine.config_stage import shape_problem
 from engine.data import formats, sources
 from engine.data.pipeline import TokenStats
 from engine.data.preference import (
@@ -29,6 +30,7 @@ from engine.data.preference import (
     pair_shape,
     render_side,
     tokenized_mix,
+    trained_replies,
 )
 from engine.jobs.failures import DataError
 
@@ -51,15 +53,17 @@ def _load_one(cfg: DataConfig) -> tuple[list[dict], str]:
     name = Path(cfg.path).name
     raw = pair_columns(raw, cfg.columns, name)
     if raw and is_pair(raw[0]) and not is_unpaired(raw[0]):
-        pairs = normalise_pairs(raw, name)
+        pairs = trained_replies(normalise_pairs(raw, name), SIDES, cfg)
         rows = [{"messages": pair["messages"], "completion": pair[side], "label": side == "chosen",
                  **({"tools": pair["tools"]} if "tools" in pair else {})} for pair in pairs for side in SIDES]
         return rows, f"{pair_shape(raw)}, split into good and bad replies"
-    return normalise_unpaired(raw, name), FORMAT
+    return trained_replies(normalise_unpaired(raw, name), ("completion",), cfg), FORMAT
 
 
 def normalise_unpaired(records: list[dict], name: str) -> list[dict]:
     """Every record as a KTO row; DataError naming the first row that is none."""
+    if records and not is_unpaired(records[0]) and (shape := formats.row_format(records[0])):
+        raise DataError(shape_problem("kto", name, shape))
     if not records or not is_unpaired(records[0]):
         found = ", ".join(map(str, records[0])) if records else "no rows"
         raise DataError(f"{name} row 1 has the columns {found or '(none)'}: KTO needs prompt, completion and "

@@ -6,15 +6,20 @@ measures on 40 held-out pairs (prompts generated with another seed, none of them
   prefers   the share of pairs where the model's own log-probability of the chosen reply beats the rejected
             one's, for the base and for the trained adapter;
   opens     the share of held-out prompts whose greedy answer opens with the greeting, before and after;
-and prints the wall time of the run and a few greedy answers.
+  implicit  (after only) the share of held-out pairs whose implicit reward, log pi(reply) - log pi_ref(reply) with
+            the reference the adapter disabled, is higher for the chosen reply: what DPO optimises, which can rise
+            while `prefers` does not (both replies pushed down, the rejected one further);
+and prints the wall and CPU time of the run and a few greedy answers.
 
-    .venv/bin/python tests/bench/preference_demo.py [--steps 60] [--stage dpo] [--lr 1e-3] [--rpo-alpha 1.0]
+    .venv/bin/python tests/bench/preference_demo.py [--steps 60] [--stage dpo] [--lr 1e-3] [--beta 0.1]
+        [--rpo-alpha 1.0]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import tempfile
 import time
@@ -44,7 +49,7 @@ def measure(model, tokenizer, pairs: list[dict]) -> dict:
 
     rows, _ = tokenize_pairs(normalise_pairs(pairs, "held-out"), tokenizer, 256, "truncate")
     prefers, opens = 0, 0
-    answers = []
+    answers, margins = [], []
     with torch.no_grad():
         for row, pair in zip(rows, pairs, strict=True):
             sums = {}
@@ -54,11 +59,12 @@ def measure(model, tokenizer, pairs: list[dict]) -> dict:
                 reply = torch.tensor(row[f"{side}_ids"])[:, None]
                 sums[side] = torch.log_softmax(logits, -1).gather(-1, reply).sum().item()
             prefers += sums["chosen"] > sums["rejected"]
+            margins.append(sums["chosen"] - sums["rejected"])
             out = model.generate(torch.tensor([row["prompt_ids"]]), max_new_tokens=24, do_sample=False)
             text = tokenizer.decode(out[0, len(row["prompt_ids"]):], skip_special_tokens=True)
             opens += text.startswith((make_datasets.GREETING, make_datasets.GREETING_ZH))
             answers.append(f"{pair['prompt']} -> {text.strip()}")
-    return {"prefers": prefers / len(pairs), "opens": opens / len(pairs), "answers": answers[:3]}
+    return {"prefers": prefers / len(pairs), "opens": opens / len(pairs), "answers": answers[:3], "margins": margins}
 
 
 def main() -> None:
@@ -66,6 +72,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--stage", default="dpo")
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--beta", type=float, default=0.1)
     parser.add_argument("--rpo-alpha", type=float, default=None, help="DPO: add the chosen reply's SFT loss")
     args = parser.parse_args()
     from peft import PeftModel
@@ -75,11 +82,13 @@ def main() -> None:
         run = Path(tmp) / "run"
         config = write_config(Path(tmp) / "run.yaml", DEMO, DATA, run, method={"r": 8, "lora_alpha": 16},
                               train={"stage": args.stage, "max_steps": args.steps, "batch_size": 8,
-                                     "learning_rate": args.lr, "beta": 0.1, "cutoff_len": 128, "save_steps": 1000,
+                                     "learning_rate": args.lr, "beta": args.beta, "cutoff_len": 128, "save_steps": 1000,
                                      **({"rpo_alpha": args.rpo_alpha} if args.rpo_alpha else {})})
         started = time.time()
         result = launch("train", str(config), timeout=3600)
         wall = time.time() - started
+        cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu_s = cpu.ru_utime + cpu.ru_stime
         if result.returncode != 0:
             sys.exit(result.stderr[-3000:])
         tokenizer = AutoTokenizer.from_pretrained(run / "adapter")
@@ -88,8 +97,10 @@ def main() -> None:
         with model.disable_adapter():
             before = measure(model, tokenizer, pairs)
         after = measure(model, tokenizer, pairs)
-    print(json.dumps({"stage": args.stage, "steps": args.steps, "lr": args.lr, "rpo_alpha": args.rpo_alpha,
-                      "run_wall_s": round(wall, 1),
+    implicit = [a > b for a, b in zip(after.pop("margins"), before.pop("margins"), strict=True)]
+    after["implicit"] = sum(implicit) / len(implicit)
+    print(json.dumps({"stage": args.stage, "steps": args.steps, "lr": args.lr, "beta": args.beta,
+                      "rpo_alpha": args.rpo_alpha, "run_wall_s": round(wall, 1), "run_cpu_s": round(cpu_s, 1),
                       "held_out_pairs": len(pairs), "before": before, "after": after}, ensure_ascii=False, indent=1))
 
 

@@ -101,7 +101,8 @@ def test_a_preference_stage_on_sft_rows_stops_before_the_model_with_one_sentence
     config = write_config(tmp_path / "run.yaml", memorise_model, data, tmp_path / "run", train=TRAIN)
     result = launch("train", str(config))
     assert result.returncode != 0
-    assert "which hold no preference pair: a preference stage needs prompt, chosen and rejected" in result.stderr
+    assert "sft.json holds alpaca rows (SFT's), not preference pairs: a preference stage needs prompt, chosen" \
+        in result.stderr
 
 
 MULTI_TURN_PAIR = {"system": "Be brief.", "prompt": [

@@ -4,8 +4,9 @@ and SimPO train in-process through engine.train.recipe.run_train (what `launch.p
 config), ORPO on a LLaMA-Factory alpaca ranking file and SimPO on a sharegpt one. Each exits 0, logs its trainer's
 curves as named curves and leaves an adapter that loads with peft; the runs are short (4 steps of 2 rows):
 ORPO and SimPO are also measured, on those same runs (no more training): their reward, the reply's average
-log-probability, ranks the chosen reply first on at least 90% of the pairs after, about by chance before (DPO's
-measure is in test_preference.py)."""
+log-probability, ranks the chosen reply first on at least 90% of the pairs after, about by chance before, on the
+pairs trained on and on held-out ones (HELD_OUT); KTO's implicit reward (as DPO's, whose measure is in
+test_preference.py) ranks the good reply above the bad one on the trained pairs and on held-out ones."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 from engine.jobs.events import Metrics, final_status, read_events
 from engine.jobs.rundir import RunDir
 from tests.cli import engine_process_state_kept, launch, write_config, write_rows
-from tests.engine.test_preference import BAD, GOOD, PAIRS, PROMPTS, reply_logps
+from tests.engine.test_preference import BAD, GOOD, PAIRS, PROMPTS, preference, reply_logps
 
 ALPACA_RANKING = [{"instruction": p, "input": "", "chosen": g, "rejected": b} for p, g, b in zip(PROMPTS, GOOD, BAD,
                                                                                                    strict=True)]
@@ -33,6 +34,18 @@ RUNS = {  # stage -> (its rows, its options)
     "kto": (KTO_ROWS, {"beta": 0.1}),
 }
 LAUNCHED = "kto"
+# Pairs no run trains on: new prompts, and replies of the same two kinds as the trained ones (an assistant's
+# answer chosen over a word salad of foxes and dogs), each reply itself never seen.
+HELD_OUT = [{"prompt": p, "chosen": g, "rejected": b} for p, g, b in [
+    ("Who can help me?", "I can help with questions.", "The brown dog jumps over."),
+    ("Hello!", "Hello! I am an assistant.", "Lazy fox, quick dog."),
+    ("What is the capital?", "Paris is the capital of France.", "The fox is over the dog."),
+    ("Can you write text?", "Yes, I can write text.", "Quick fox, lazy brown dog."),
+    ("Is two plus two four?", "Yes, two plus two is four.", "The dog jumps, the fox."),
+    ("Why is it blue?", "The sky is blue, Rayleigh scattering.", "Brown dog over the lazy fox."),
+    ("Who is the assistant?", "I am a helpful assistant.", "The quick fox is lazy."),
+    ("Goodbye!", "Goodbye, I can help again.", "Over the dog, the brown fox."),
+]]
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +71,7 @@ def runs(memorise_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     return done
 
 
-def average_preference(run: RunDir, base: Path) -> dict[str, float]:
+def average_preference(run: RunDir, base: Path, pairs: list[dict] = PAIRS) -> dict[str, float]:
     """Over the pairs the runs train on: the share whose chosen reply has the higher average log-probability per
     token, with the adapter disabled (before) and on (accuracy), and the mean margin of those averages after."""
     import torch
@@ -68,7 +81,7 @@ def average_preference(run: RunDir, base: Path) -> dict[str, float]:
     from engine.data.preference import normalise_pairs, tokenize_pairs
 
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), run.adapter).eval()
-    rows, _ = tokenize_pairs(normalise_pairs(PAIRS, "pairs"), AutoTokenizer.from_pretrained(run.adapter), 64,
+    rows, _ = tokenize_pairs(normalise_pairs(pairs, "pairs"), AutoTokenizer.from_pretrained(run.adapter), 64,
                              "truncate")
     lengths = {side: torch.tensor([len(row[f"{side}_ids"]) for row in rows]) for side in ("chosen", "rejected")}
 
@@ -99,10 +112,24 @@ def test_each_stage_trains_and_leaves_an_adapter_peft_loads(stage: str, runs: di
 
 
 @pytest.mark.parametrize("stage", ["orpo", "simpo"])
-def test_reference_free_stages_learn_to_prefer_the_chosen_replies(stage: str, runs: dict,
+@pytest.mark.parametrize("pairs", ["trained", "held out"])
+def test_reference_free_stages_learn_to_prefer_the_chosen_replies(stage: str, pairs: str, runs: dict,
                                                                   memorise_model: Path) -> None:
     """What ORPO and SimPO reward is the reply's average log-probability per token (no reference): before
-    training the base ranks the pairs about by chance; after, the chosen reply wins on at least 90% of them."""
-    measured = average_preference(runs[stage][0], memorise_model)
+    training the base ranks the pairs about by chance; after, the chosen reply wins on at least 90% of them, on
+    the pairs the run trained on and on HELD_OUT, which it never saw (measured: 1.0 on both, from 0.125 and 0.375)."""
+    measured = average_preference(runs[stage][0], memorise_model, PAIRS if pairs == "trained" else HELD_OUT)
     assert measured["before"] <= 0.75, measured
     assert measured["accuracy"] >= 0.9 and measured["margin"] > 0, measured
+
+
+def test_kto_learns_to_reward_the_good_replies_over_the_bad_ones(runs: dict) -> None:
+    """KTO's implicit reward, log pi(reply) - log pi_ref(reply) with the reference the adapter disabled (as DPO's,
+    test_preference.preference), ranks each pair's good reply above its bad one: on the pairs whose replies the
+    run was given one by one (4 steps of 2 rows: half of its 16 rows), on all of them; on HELD_OUT at least 7 of
+    8 (measured: 1.0 and 0.875; the base's own ranking 0.5 and 0.25), with a positive mean margin on both."""
+    trained, held_out = preference(runs["kto"][0], PAIRS), preference(runs["kto"][0], HELD_OUT)
+    assert trained["before"] <= 0.75 and held_out["before"] <= 0.75, (trained, held_out)  # about chance
+    assert trained["accuracy"] == 1.0 and trained["margin"] > 0, trained
+    assert held_out["accuracy"] >= 0.875 and held_out["margin"] > 0, held_out
+

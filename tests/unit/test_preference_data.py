@@ -72,8 +72,11 @@ def test_a_bad_row_is_one_sentence_naming_the_row_and_field(row: dict, sentence:
 
 
 def test_rows_that_hold_no_pair_are_refused_in_one_sentence() -> None:
-    with pytest.raises(DataError, match=r"row 1 has the columns instruction, output, which hold no preference pair"):
+    with pytest.raises(DataError, match=r"sft.json holds alpaca rows \(SFT's\), not preference pairs: .* set "
+                                        r"train.stage to sft, or choose a pairs file"):
         normalise_pairs([{"instruction": "Hi", "output": "Hello."}], "sft.json")
+    with pytest.raises(DataError, match=r"row 1 has the columns question, which hold no preference pair"):
+        normalise_pairs([{"question": "Hi"}], "other.json")
 
 
 def test_a_reply_after_another_conversation_is_refused() -> None:

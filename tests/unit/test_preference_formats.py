@@ -105,8 +105,11 @@ def test_kto_needs_both_labels_and_dpo_refuses_kto_rows_in_one_sentence() -> Non
         normalise_unpaired([KTO[0], KTO[0]], "kto.json")
     with pytest.raises(DataError, match="holds rows of prompt, completion and label .* set train.stage to kto"):
         normalise_pairs(KTO, "kto.json")
-    with pytest.raises(DataError, match="KTO needs prompt, completion and label"):
+    with pytest.raises(DataError, match=r"holds alpaca rows \(SFT's\), not preference pairs: .* \(kto: or prompt, "
+                                        "completion and label\\)"):
         normalise_unpaired([{"instruction": "Hi", "output": "Hello."}], "sft.json")
+    with pytest.raises(DataError, match="KTO needs prompt, completion and label"):
+        normalise_unpaired([{"question": "Hi"}], "other.json")
 
 
 def test_data_columns_map_a_pairs_file_as_they_map_an_sft_file(tmp_path: Path) -> None:

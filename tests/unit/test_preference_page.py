@@ -92,3 +92,34 @@ def test_rated_answers_grow_a_pairs_file_that_trains_as_pairs_and_is_listed_with
     with pytest.raises(PathError):
         rate(uploads, "../escape", tuned, base, better=1)
     assert rate(uploads, "my-pairs", tuned, base, better=1)[1] == 4  # nothing was written by the refusals
+
+
+def test_the_pairs_label_and_the_plots_y_title_follow_the_visitors_language(tmp_path: Path):
+    """The dataset lists name a rated pairs file with its count, and the loss plot's y-axis reads "loss" only
+    while it draws losses: both through the locales (en, zh)."""
+    from types import SimpleNamespace
+
+    from webui.components.plots import recolour_titled
+    from webui.components.render import y_title_key
+    from webui.forms.datasets import dataset_choices
+    from webui.i18n import pairs_label
+    from webui.jobs.pairs import rate
+
+    uploads = tmp_path / "uploads"
+    tuned = [chat_turn("user", "Hi"), chat_turn("assistant", "Hello! How can I help?")]
+    base = [chat_turn("user", "Hi"), chat_turn("assistant", "hi hi hi")]
+    path, _ = rate(uploads, "rated", tuned, base, better=1)
+    zh = SimpleNamespace(headers={"accept-language": "zh-CN,zh"}, cookies={})
+    labels = {lang: [label for label, value in dataset_choices(uploads, tmp_path, pairs_label(request))
+                     if value == str(path.resolve())] for lang, request in (("en", None), ("zh", zh))}
+    assert labels == {"en": ["pairs/rated.jsonl · 1 pair"], "zh": ["pairs/rated.jsonl · 1 对偏好"]}
+    rate(uploads, "rated", tuned, base, better=2)
+    assert ("pairs/rated.jsonl · 2 pairs", str(path.resolve())) in dataset_choices(uploads, tmp_path,
+                                                                                   pairs_label(None))
+
+    assert y_title_key(["train", "eval"]) == y_title_key(["sft · train", "dpo · eval"]) == "plot.loss"
+    assert y_title_key(["train", "rewards/margins"]) == y_title_key(["a · train", "b · kl"]) == "plot.value"
+    drawn = {"train": "#000", "rewards/chosen": "#111"}
+    assert recolour_titled({"train": "#000"}, None)["y_title"] == "loss"
+    assert (recolour_titled(drawn, None)["y_title"], recolour_titled(drawn, zh)["y_title"]) == ("value", "数值")
+    assert recolour_titled(drawn, None)["color_map"] == drawn

@@ -70,6 +70,14 @@ NOT_PLOTTED = ("learning_rate", "grad_norm", "tokens_per_s")  # the trainer's bo
 EXTRA_COLORS = ["#0891b2", "#65a30d", "#9333ea", "#db2777", "#ea580c", "#4b5563"]  # curves a job adds
 
 
+def y_title_key(series: list[str] | dict[str, str]) -> str:
+    """The locale key of a curves plot's y-axis title for the series it draws (series_name's): "plot.loss" while
+    every curve is a loss (train, eval), "plot.value" once another is drawn beside them (a preference run's
+    rewards, an eval score), which "loss" would misname."""
+    kinds = {name.rpartition(" · ")[2] for name in series}
+    return "plot.loss" if kinds <= set(CURVE_LABELS.values()) else "plot.value"
+
+
 def series_name(run: str, kind: str, several: bool) -> str:
     """The legend entry of one curve: "train"/"eval" (or the curve's own name) for a lone run, "RUN · train" when
     runs are overlaid."""

@@ -9,12 +9,13 @@ import hashlib
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.config import DATA_EXTENSIONS as SUFFIXES
-from webui.jobs.pairs import listed_pairs
+from webui.jobs.pairs import english_label, listed_pairs
 from webui.jobs.paths import PathError, slug
 
 UPLOAD_FOLDER = re.compile(r"[0-9a-f]{32,128}")  # Gradio keeps each upload in a folder named by its hash
@@ -24,15 +25,18 @@ NICE_WIDTHS = sorted({m * 10**k for m in (1, 2, 5) for k in range(10)} | {25 * 1
                      | {2**k for k in range(31)})
 
 
-def dataset_choices(uploads: Path, assets: Path) -> list[tuple[str, str]]:
+def dataset_choices(uploads: Path, assets: Path,
+                    pairs_label: Callable[[str, int], str] = english_label) -> list[tuple[str, str]]:
     """(label, absolute path) for every usable file: uploads first (newest first), then the pairs rated in the chat
-    with their count (webui/jobs/pairs.py), then samples."""
+    with their count (webui/jobs/pairs.py; `pairs_label` writes "NAME · N pairs" in the visitor's language), then
+    samples."""
     found: list[tuple[str, str]] = []
     if uploads.is_dir():
         for path in sorted(uploads.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
             if path.suffix.lower() in SUFFIXES:
                 found.append((f"uploads/{path.name}", str(path.resolve())))
-    found += [(label, str(path.resolve())) for label, path, _ in listed_pairs(uploads)]  # rated in the Chat tab
+    # rated in the Chat tab
+    found += [(label, str(path.resolve())) for label, path, _ in listed_pairs(uploads, pairs_label)]
     samples = assets / "datasets"
     if samples.is_dir():
         for path in sorted(samples.iterdir()):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import RunConfig
+from engine.config_stage import shape_problem
 from engine.errors import UserError
 from webui.forms.models import hub_offline, model_folder
 from webui.jobs.commands import EngineCache, EngineCommandError, inspect_job
@@ -32,7 +33,8 @@ class StartRefusedError(UserError):
 
 def check_start(config: RunConfig, cache: EngineCache, local_model: Path | None) -> None:
     """StartRefusedError for a run that cannot start: a hub model that is neither cached nor reachable, a dataset
-    file that is gone, or one the inspection rejects (empty, no known layout, a bad row). `local_model` is the
+    file that is gone, or one the inspection rejects (empty, no known layout, a bad row), or whose shape the
+    stage does not read (pairs under sft, SFT rows under dpo). `local_model` is the
     checked folder of config.model.name_or_path, None for a hub id."""
     name = config.model.name_or_path
     tokenizer = model_folder(name, local_model)  # local, or the hub cache's copy
@@ -49,10 +51,14 @@ def check_start(config: RunConfig, cache: EngineCache, local_model: Path | None)
                     "overlength": config.data.overlength} if number == 0 else {}
         job = inspect_job(path, data_format=source.format or "auto", columns=source.columns or None, **measured)
         try:
-            cache.answer(job, failed_within_s=RECENT_FAILURE_S)
+            answer = cache.answer(job, failed_within_s=RECENT_FAILURE_S)
         except EngineCommandError as error:
             raise StartRefusedError("msg.start_data_refused", name=path.name, reason=str(error)) from None
         except OSError as error:  # the file went, or cannot be read, while it was being looked at
             raise StartRefusedError("msg.start_data_refused", name=path.name,
                                     reason=f"it cannot be read ({error.strerror or error.__class__.__name__}).") \
                 from None
+        # a pairs file under sft or pretrain, SFT rows under a preference stage: the engine's own sentence
+        if (source.format or "auto") == "auto" and (problem := shape_problem(config.train.stage, path.name,
+                                                                                str((answer or {}).get("format", "")))):
+            raise StartRefusedError("msg.start_data_refused", name=path.name, reason=problem)

@@ -8,6 +8,7 @@ the pairs are for); answer 1 is the tuned model's, answer 2 the base model's (si
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,18 @@ def pairs_file(uploads: Path, name: str | None) -> Path:
     return uploads / PAIRS / f"{safe_name(stem)}.jsonl"
 
 
-def listed_pairs(uploads: Path) -> list[tuple[str, Path, int]]:
-    """(label, file, count) of every pairs file, newest first: "pairs/chat-pairs.jsonl · 3 pairs"."""
+def english_label(name: str, n: int) -> str:
+    return f"{name} · {n} pair{'s' if n != 1 else ''}"
+
+
+def listed_pairs(uploads: Path, label: Callable[[str, int], str] = english_label) -> list[tuple[str, Path, int]]:
+    """(label, file, count) of every pairs file, newest first: "pairs/chat-pairs.jsonl · 3 pairs" (`label` writes
+    it from the name and the count: the page passes webui.i18n.pairs_label, in the visitor's language)."""
     folder = uploads / PAIRS
     if not folder.is_dir():
         return []
     files = sorted(folder.glob("*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
-    return [(f"{PAIRS}/{path.name} · {count} pair{'s' if count != 1 else ''}", path, count)
+    return [(label(f"{PAIRS}/{path.name}", count), path, count)
             for path in files for count in [count_pairs(path)]]
 
 

@@ -37,7 +37,7 @@ from webui.forms.compare_table import (
 from webui.forms.datasets import dataset_choices
 from webui.forms.mapping import starter_config
 from webui.forms.models import model_config_json
-from webui.i18n import failure, t, words
+from webui.i18n import failure, pairs_label, t, words
 from webui.jobs.paths import PathError
 
 POLL_S = 1.0
@@ -160,8 +160,8 @@ def show_latest(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any
     return view(ctx, latest.name if latest else None, words(request))
 
 
-def datasets(ctx: AppContext) -> Any:
-    choices = dataset_choices(ctx.uploads, ctx.assets)
+def datasets(ctx: AppContext, request: gr.Request | None = None) -> Any:
+    choices = dataset_choices(ctx.uploads, ctx.assets, pairs_label(request))
     default = next((path for label, path in choices if "identity_alpaca" in label), None)
     return gr.update(choices=choices, value=default)
 

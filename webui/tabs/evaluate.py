@@ -24,7 +24,7 @@ from webui.components.wiring import bind
 from webui.context import AppContext
 from webui.forms.datasets import dataset_choices
 from webui.forms.eval_table import read_predictions, results_html, row_view, table_csv
-from webui.i18n import failure, t, words
+from webui.i18n import failure, pairs_label, t, words
 from webui.jobs.evals import EvalChoiceError, has_validation, validation_choice
 from webui.jobs.paths import PathError
 from webui.jobs.runs import RunError
@@ -106,7 +106,7 @@ def choices(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, An
     """The models (base and the finished runs) and the test sets (dataset files, then the validation split of
     each finished run that held rows out), as the workspace holds them now."""
     runs = finished_runs(ctx)
-    sets: list[tuple[str, str]] = list(dataset_choices(ctx.uploads, ctx.assets))
+    sets: list[tuple[str, str]] = list(dataset_choices(ctx.uploads, ctx.assets, pairs_label(request)))
     say = words(request)
     for run in runs:
         if has_validation(ctx.runs.run_dir(run)):

@@ -176,7 +176,7 @@ def build_runs_tab(ctx: AppContext, app: gr.Blocks) -> RunsTab:
             loss = gr.LinePlot(loss_frame({}), x="step", y="loss", color="series", label=t("train.loss"), scale=3,
                                elem_id="wb-runs-loss")
             log = gr.Textbox(label=t("train.log"), lines=14, max_lines=14, elem_classes=["wb-log"], scale=2)
-        loss_colors = colour_state(loss)
+        loss_colors = colour_state(loss, titled=True)
         tensorboard = gr.Textbox(label=t("runs.tensorboard"), info=t("runs.tensorboard_help"), interactive=False,
                                  buttons=["copy"], visible=False, elem_id="wb-runs-tensorboard")
         compare = gr.HTML(elem_id="wb-compare")

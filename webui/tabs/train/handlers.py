@@ -22,7 +22,7 @@ from webui.forms import mapping as forms
 from webui.forms.datasets import dataset_choices, store_upload
 from webui.forms.fields import ADAPTER, BITS, EPOCHS, MAX_STEPS, OPTIONS
 from webui.forms.models import hub_offline, model_info
-from webui.i18n import failure, message, words
+from webui.i18n import failure, message, pairs_label, words
 from webui.jobs.boundary import ADAPTER_CONFIG
 from webui.jobs.paths import PathError, safe_name
 from webui.tabs.train.panels import ConfigPanel, MethodPanel, TrainingPanel, TrainTab, stage_note_text
@@ -95,7 +95,7 @@ def upload_dataset(ctx: AppContext, temp_path: str | None,
         raise failure(request, str(error)) from None
     except FileNotFoundError:
         raise failure(request, message(request, "msg.upload_gone")) from None
-    choices = dataset_choices(ctx.uploads, ctx.assets)
+    choices = dataset_choices(ctx.uploads, ctx.assets, pairs_label(request))
     return None, gr.update(choices=choices, value=str(saved)), gr.update(choices=choices)
 
 
@@ -122,14 +122,14 @@ def remove_upload(ctx: AppContext, dataset: str | None, more: list[str] | None,
             raise failure(request, say("msg.remove_in_use", name=path.name, run=name))
     path.unlink()
     gr.Info(say("msg.upload_removed", name=path.name), title=say("msg.info_title"))
-    choices = dataset_choices(ctx.uploads, ctx.assets)
+    choices = dataset_choices(ctx.uploads, ctx.assets, pairs_label(request))
     kept = [name for name in more or [] if name != dataset]
     return gr.update(choices=choices, value=None), gr.update(choices=choices, value=kept)
 
 
-def list_datasets(ctx: AppContext) -> tuple[Any, Any]:
+def list_datasets(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, Any]:
     """The dataset dropdowns' choices as the workspace holds them now (the chosen files stay chosen)."""
-    choices = dataset_choices(ctx.uploads, ctx.assets)
+    choices = dataset_choices(ctx.uploads, ctx.assets, pairs_label(request))
     return gr.update(choices=choices), gr.update(choices=choices)
 
 
@@ -225,16 +225,17 @@ def load_saved_config(ctx: AppContext, tab: TrainTab, path: str | None,
         raise failure(request, message(request, "msg.choose_config"))
     try:
         config = load_config(ctx.writable(path))
-        return form_filled(ctx, tab, config)
+        return form_filled(ctx, tab, config, request)
     except (ConfigError, PathError) as error:
         raise failure(request, " ".join(getattr(error, "issues", [str(error)]))) from None
 
 
-def form_filled(ctx: AppContext, tab: TrainTab, config: RunConfig) -> dict[Any, Any]:
+def form_filled(ctx: AppContext, tab: TrainTab, config: RunConfig,
+                request: gr.Request | None = None) -> dict[Any, Any]:
     """The form's values for `config`: model, datasets, format, method, then every option (the stage, its options
     and the starting run included). PathError for a dataset outside the boundary."""
     data = [ctx.boundary.dataset(source.path) for source in config.data.sources()]
-    choices = dataset_choices(ctx.uploads, ctx.assets)
+    choices = dataset_choices(ctx.uploads, ctx.assets, pairs_label(request))
     listed = {value for _, value in choices}
     choices += [(display_name(name), name) for name in data if name not in listed]
     values = forms.from_config(config)

@@ -330,9 +330,9 @@ def build_monitor_panel() -> MonitorPanel:
         log = gr.Textbox(label=t("train.log"), lines=14, max_lines=14, elem_classes=["wb-log"], elem_id="wb-log",
                          scale=2)
     return MonitorPanel(run_name=run_name, start=start, stop=stop, cancel=cancel, confirm_cancel=confirm_cancel,
-                        progress=progress, loss=loss, loss_colors=colour_state(loss), log=log, current=gr.State(None),
-                        seen=gr.State(-1), timer=gr.Timer(FOLLOW_S, active=False), watch=gr.Timer(WATCH_S),
-                        also=also)
+                        progress=progress, loss=loss, loss_colors=colour_state(loss, titled=True), log=log,
+                        current=gr.State(None), seen=gr.State(-1), timer=gr.Timer(FOLLOW_S, active=False),
+                        watch=gr.Timer(WATCH_S), also=also)
 
 
 def start_values(starter: RunConfig | None) -> forms.Values:

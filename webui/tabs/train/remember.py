@@ -49,14 +49,14 @@ def remembered_form(ctx: AppContext) -> gr.BrowserState:
     return gr.BrowserState(None, storage_key=STORAGE_KEY, secret=browser_secret(ctx.workspace))
 
 
-def restore(ctx: AppContext, tab: TrainTab, kept: str | None) -> dict[Any, Any]:
+def restore(ctx: AppContext, tab: TrainTab, kept: str | None, request: gr.Request | None = None) -> dict[Any, Any]:
     """The page opened: the form as this browser left it (its kept config), or nothing changed without one (every
     output skipped: an empty dict would be read as one value for 48 outputs)."""
     unchanged = {component: gr.skip() for component in tab.form_inputs()}
     if not kept:
         return unchanged
     try:
-        return form_filled(ctx, tab, parse_config(yaml.safe_load(kept)))
+        return form_filled(ctx, tab, parse_config(yaml.safe_load(kept)), request)
     except (yaml.YAMLError, ConfigError, PathError) as error:
         log.info("the form kept in a browser no longer fits (%s): the page opens with its defaults", error)
         return unchanged
