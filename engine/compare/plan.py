@@ -15,8 +15,9 @@ from typing import Any
 
 from engine.compare.table import CompareDir
 from engine.config import ConfigError, RunConfig
-from engine.config_compare import CompareConfig, run_config
-from engine.jobs.rundir import FINAL_STATES, RunDir
+from engine.config_compare import CompareConfig, eval_config, run_config
+from engine.config_eval import EvalConfig
+from engine.jobs.rundir import FINAL_STATES, EvalDir, RunDir
 
 DONE, RESUME, START = "done", "resume", "start"
 
@@ -82,11 +83,35 @@ def prepare(step: Step) -> None:
     step.run.config.write_text(step.config.to_yaml(), encoding="utf-8")
 
 
+def evaluation_due(compare: CompareDir, config: CompareConfig, method: str) -> EvalConfig | None:
+    """The evaluation a method's completed run still needs: None where config.evaluate is off, or where its
+    evaluation completed with these settings (a method trained again has had its evaluation's metrics removed)."""
+    if not config.evaluate:
+        return None
+    job = compare.evaluation(method)
+    wanted = eval_config(config, compare.run(config, method).path, job.path)
+    try:
+        done = job.metrics.is_file() and EvalConfig.model_validate(job.read_raw_config()) == wanted
+    except ValueError:  # a damaged or older config.yaml: evaluated again
+        done = False
+    return None if done else wanted
+
+
+def prepare_evaluation(job: EvalDir, config: EvalConfig) -> None:
+    """The evaluation's folder ready for its engine process: an earlier attempt's outputs removed, config.yaml
+    written."""
+    job.path.mkdir(parents=True, exist_ok=True)
+    job.clear_outputs()
+    job.status.unlink(missing_ok=True)
+    job.config.write_text(config.to_yaml(), encoding="utf-8")
+
+
 def write_compare_yaml(compare: CompareDir, config: CompareConfig) -> None:
+    """The comparison's config.yaml (its output_dir: its folder), replaced whole."""
     compare.path.mkdir(parents=True, exist_ok=True)
-    partial = compare.path / f".{compare.yaml.name}.partial"
+    partial = compare.path / f".{compare.config.name}.partial"
     partial.write_text(config.model_copy(update={"output_dir": str(compare.path)}).to_yaml(), encoding="utf-8")
-    partial.replace(compare.yaml)
+    partial.replace(compare.config)
 
 
 def compare_folder(config: CompareConfig, config_path: Path | None, workspace: str | Path) -> Path:

@@ -6,7 +6,10 @@ curves), table.csv and table.md. Each row is read from its run folder: metrics.j
 weights size on disk, peak memory, tokens/s, wall time, final train loss, eval loss and perplexity on the
 held-out rows), status.json (the run's state) and events.jsonl (the loss curve); whether the method merges into
 the base is the method's fact (engine.config.MERGEABLE). The estimated peak is what the comparison's estimate.json
-said before Start (engine/compare/estimates.py), beside the measured peak with the estimate's error.
+said before Start (engine/compare/estimates.py), beside the measured peak with the estimate's error. Where the
+comparison evaluates (config.evaluate), each method's evaluation job (COMPARE/evals/METHOD, engine/eval) gives
+exact match, ROUGE-L and BLEU on the same held-out rows, the share of the general prompts whose answer changed from
+the base's, and the answers to the comparison's prompts (table.json's `answers`, shown under the table).
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from typing import Any
 from engine.compare.estimates import read_estimates
 from engine.config import MERGEABLE, METHOD_TITLES
 from engine.config_compare import CompareConfig, run_name
-from engine.jobs.rundir import RunDir, read_json, write_json_atomic
+from engine.config_eval import BASE
+from engine.jobs.rundir import CompareJobDir, EvalDir, RunDir, read_json, write_json_atomic
 
-COMPARE_YAML = "compare.yaml"
+EVALS = "evals"  # COMPARE/evals/METHOD: each method's evaluation job
 TABLE_JSON, TABLE_CSV, TABLE_MD = "table.json", "table.csv", "table.md"
 
 
@@ -35,6 +39,7 @@ class Column:
     metric: str | None  # the run's metrics.json key it is read from (None: not a figure of the run's)
     fmt: str = "{}"
     better: str | None = None  # "low" or "high": the best is marked; None: not ranked
+    evaluated: str | None = None  # the method's metrics.json key in its evaluation (COMPARE/evals/METHOD)
 
 
 COLUMNS = (
@@ -49,18 +54,21 @@ COLUMNS = (
     Column("final_loss", "final train loss", "final_loss", "{:.4f}", "low"),
     Column("eval_loss", "eval loss", "eval_loss", "{:.4f}", "low"),
     Column("eval_perplexity", "eval perplexity", "eval_perplexity", "{:.3f}", "low"),
+    Column("exact_match", "exact match", None, "{:.3f}", "high", "exact_match"),
+    Column("rouge_l", "ROUGE-L", None, "{:.3f}", "high", "rouge_l"),
+    Column("bleu", "BLEU", None, "{:.2f}", "high", "bleu"),
+    Column("general_changed", "general answers changed", None, "{:.2f}", "low", "changed_share"),
     Column("merges", "merges into base", None),
 )
 RANKED = tuple(column for column in COLUMNS if column.better)
+EVALUATED = tuple(column for column in COLUMNS if column.evaluated)
 
 
 @dataclass(frozen=True)
-class CompareDir:
-    """A comparison's folder: compare.yaml and the table files; its runs live in `runs_dir`."""
+class CompareDir(CompareJobDir):
+    """A comparison's folder: the job's config.yaml, status and events, the table files and evals/; its runs live in
+    `runs_dir`."""
 
-    path: Path
-
-    yaml = property(lambda self: self.path / COMPARE_YAML)
     table_json = property(lambda self: self.path / TABLE_JSON)
     table_csv = property(lambda self: self.path / TABLE_CSV)
     table_md = property(lambda self: self.path / TABLE_MD)
@@ -70,21 +78,19 @@ class CompareDir:
         return self.path.name
 
     def read_config(self) -> CompareConfig:
-        """compare.yaml as written by the command line or the page (paths already absolute)."""
-        import yaml
-
-        from engine import config_migrate as migrate
-
-        if not self.yaml.is_file():
-            raise FileNotFoundError(f"{self.path} is not a comparison folder: it has no {COMPARE_YAML}.")
-        raw = yaml.safe_load(self.yaml.read_text(encoding="utf-8"))
-        return CompareConfig.model_validate(migrate.migrate_config(raw))
+        """config.yaml as written by the command line or the page (paths already absolute)."""
+        if not self.config.is_file():
+            raise FileNotFoundError(f"{self.path} is not a comparison folder: it has no {self.config.name}.")
+        return CompareConfig.model_validate(self.read_raw_config())
 
     def runs_dir(self, config: CompareConfig) -> Path:
         return Path(config.runs_dir) if config.runs_dir else self.path.parent.parent / "runs"
 
     def run(self, config: CompareConfig, method: str) -> RunDir:
         return RunDir(self.runs_dir(config) / run_name(self.name, method))
+
+    def evaluation(self, method: str) -> EvalDir:
+        return EvalDir(self.path / EVALS / method)
 
 
 def loss_curve(run: RunDir) -> list[tuple[int, float]]:
@@ -152,15 +158,73 @@ def add_estimates(rows: list[dict[str, Any]], compare: CompareDir) -> dict[str, 
     return {key: value for key, value in found.items() if key != "methods"}
 
 
+def _number(value: Any) -> float | None:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    """A JSON-lines file's objects ([] where there is none); ValueError naming the file where a line is damaged."""
+    if not path.is_file():
+        return []
+    try:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except ValueError:
+        raise ValueError(f"{path.name} cannot be read: a line is not JSON.") from None
+
+
+def evaluation_figures(job: EvalDir, method: str, answers: dict[str, dict[str, str]]) -> tuple[dict, dict]:
+    """The method's figures in its evaluation's metrics.json (the one model there that is not the base) and the
+    base's; each answer to the prompts into `answers` (prompt -> model -> text, the base's under BASE)."""
+    metrics = read_json(job.metrics)
+    models = metrics.get("models") if isinstance(metrics, dict) else None
+    if not isinstance(models, dict):
+        raise ValueError(f"{job.metrics.name} of {job.path} has no models: it is not an evaluation's.")
+    name = next((name for name in models if name != BASE), None)
+    general = (metrics.get("general") or {}).get("models") or {}
+    found = {}
+    for column in EVALUATED:
+        source = general.get(name) or {} if column.key == "general_changed" else models.get(name) or {}
+        found[column.key] = _number(source.get(column.evaluated))
+    base = {column.key: _number((models.get(BASE) or {}).get(column.evaluated)) for column in EVALUATED
+            if column.key != "general_changed"}
+    for line in _jsonl(job.answers):
+        given = line.get("answers") or {}
+        mine = answers.setdefault(str(line.get("prompt")), {})
+        mine.update({key: str(given[model]) for key, model in ((method, name), (BASE, BASE)) if model in given})
+    return found, base
+
+
+def add_evaluations(rows: list[dict[str, Any]], compare: CompareDir, config: CompareConfig) -> dict[str, Any]:
+    """Each completed row's evaluation figures (None until its evaluation completed); the base's figures and the
+    answers to the prompts: {"base": {...}, "answers": [{"prompt", "answers": {model: text}}]}."""
+    base: dict[str, Any] = {}
+    answers: dict[str, dict[str, str]] = {prompt: {} for prompt in config.prompts} if config.evaluate else {}
+    for row in rows:
+        job = compare.evaluation(row["method"])
+        row.update(dict.fromkeys((column.key for column in EVALUATED), None))
+        row["evaluation"] = str(job.path) if row["state"] == "completed" and job.metrics.is_file() else None
+        if row["evaluation"] is None:
+            continue
+        try:
+            found, of_base = evaluation_figures(job, row["method"], answers)
+        except ValueError as error:  # a damaged evaluation: said in the row, not guessed
+            row["error"] = row["error"] or str(error)
+            continue
+        row.update(found)
+        base = base or of_base
+    return {"base": base, "answers": [{"prompt": prompt, "answers": given} for prompt, given in answers.items()]}
+
+
 def build_table(compare: CompareDir, config: CompareConfig) -> dict[str, Any]:
     rows = [method_row(compare.run(config, method), method) for method in config.methods]
     estimate = add_estimates(rows, compare)
+    evaluated = add_evaluations(rows, compare, config)
     curves = {method: loss_curve(compare.run(config, method)) for method in config.methods}
     done = sum(row["state"] == "completed" for row in rows)
     return {"comparison": compare.name, "model": config.model.name_or_path, "data": config.data.name,
             "budget": budget(config), "columns": [column.key for column in COLUMNS], "rows": rows,
             "best": best_per_column(rows), "curves": curves, "completed": done, "methods": len(rows),
-            "estimate": estimate}
+            "estimate": estimate, "evaluate": config.evaluate, **evaluated}
 
 
 def budget(config: CompareConfig) -> str:
@@ -188,7 +252,23 @@ def markdown(table: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "\\* best of the column."]
     lines += estimate_note(table)
+    lines += evaluation_note(table)
     return "\n".join(lines) + "\n"
+
+
+def evaluation_note(table: dict[str, Any]) -> list[str]:
+    """What the evaluation columns are, the base's figures on the same rows, and the answers to the prompts."""
+    if not table.get("evaluate"):
+        return ["", "Not evaluated (evaluate: false): no exact match, ROUGE-L, BLEU, general change or answers."]
+    base = table.get("base") or {}
+    said = ", ".join(f"{column.title} {cell(base, column)}" for column in EVALUATED if column.key in base)
+    lines = ["", "Exact match, ROUGE-L and BLEU: greedy answers to the same held-out rows (engine/eval); general "
+                 "answers changed: the share of the general prompts whose answer differs from the base's."
+             + (f" The base model on those rows: {said}." if said else "")]
+    for item in table.get("answers") or []:
+        lines += ["", f"**{item['prompt']}**", ""]
+        lines += [f"- {model}: {' '.join(text.split()) or '(empty)'}" for model, text in item["answers"].items()]
+    return lines
 
 
 def estimate_note(table: dict[str, Any]) -> list[str]:
@@ -217,7 +297,7 @@ def csv_text(table: dict[str, Any]) -> str:
 def text_lines(table: dict[str, Any]) -> list[str]:
     """The table for a terminal: one line per method, * on the best of each column."""
     short = ("params", "%", "MB disk", "peak MB", "est. MB", "est. err %", "tok/s", "wall s", "loss", "eval", "ppl",
-             "merges")
+             "exact", "ROUGE-L", "BLEU", "gen. chg", "merges")
     width = max(len("method"), *(len(row["method"]) for row in table["rows"]))
     lines = ["  ".join(["method".ljust(width), "state".ljust(11), *(title.rjust(11) for title in short)])]
     for row in table["rows"]:

@@ -8,12 +8,13 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-from engine.compare import cli
 from engine.compare import estimates as estimated
-from engine.compare.table import CompareDir, csv_text, markdown
+from engine.compare.table import CompareDir, csv_text, markdown, write_table
 from engine.config_compare import parse_compare_config, run_config
 from engine.estimate import memory, room
+from engine.jobs.kinds import TRAIN
 from engine.jobs.rundir import write_json_atomic
+from tests.unit.compare_job import events_of, run_compare
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "assets" / "models" / "workbench-demo-5m"
@@ -21,10 +22,11 @@ DATA = ROOT / "assets" / "datasets" / "identity_alpaca.json"
 METHODS = ["lora", "prompt", "full"]
 
 
-def config_of(tmp_path: Path, batch_size: int = 2):
+def config_of(tmp_path: Path, batch_size: int = 2, evaluate: bool = False):
     return parse_compare_config({"model": {"name_or_path": str(DEMO)}, "data": {"path": str(DATA), "val_size": 0.2},
                                  "train": {"max_steps": 2, "batch_size": batch_size, "cutoff_len": 64},
-                                 "methods": METHODS, "output_dir": str(tmp_path / "compares" / "c")})
+                                 "methods": METHODS, "output_dir": str(tmp_path / "compares" / "c"),
+                                 "evaluate": evaluate})
 
 
 def demo() -> dict:
@@ -61,12 +63,13 @@ def test_the_command_prints_the_estimates_first_and_the_table_sets_them_beside_t
     compare = CompareDir(Path(config.output_dir))
     peaks = {"lora": 900.0, "prompt": 800.0, "full": 1000.0}
 
-    def launch(run):  # stands in for the engine process: the run completes with its measured peak
+    def launch(kind, run, _stop):  # stands in for the engine process: the run completes with its measured peak
+        assert kind is TRAIN  # evaluate: false
         finish(compare, config, run.name.removeprefix("c-"), peaks[run.name.removeprefix("c-")])
         return 0
 
-    said: list[str] = []
-    assert cli.run_comparison(compare, config, launch=launch, say=said.append) == "completed"
+    assert run_compare(compare, config, launch, monkeypatch) == 0
+    said = [event["message"] for event in events_of(compare) if event["kind"] == "log"]
     assert said[0] == "memory before Start on the CPU (RAM), 3.00 GiB free:"
     first_training = next(i for i, line in enumerate(said) if "training in" in line)
     assert first_training == 1 + len(METHODS) and all(" GiB  fits" in line for line in said[1:first_training])
@@ -83,7 +86,7 @@ def test_the_command_prints_the_estimates_first_and_the_table_sets_them_beside_t
     assert f"| 900 | {lora['estimated_peak_mb']:.0f} | {lora['estimate_error_percent']:+.0f} |" in markdown(table)
     assert "Estimated peak: engine.estimate's figure before Start" in compare.table_md.read_text(encoding="utf-8")
     (compare.path / estimated.ESTIMATE_JSON).write_text("[1", encoding="utf-8")  # damaged: said, not guessed
-    assert "No estimated peak: estimate.json cannot be read" in markdown(cli.write_table(compare, config))
+    assert "No estimated peak: estimate.json cannot be read" in markdown(write_table(compare, config))
 
 
 def test_the_compare_tab_shows_each_methods_verdict_before_start(tmp_path: Path, monkeypatch):
@@ -97,10 +100,10 @@ def test_the_compare_tab_shows_each_methods_verdict_before_start(tmp_path: Path,
 
     def shown(batch: int, free_gib: float) -> str:
         monkeypatch.setattr(room, "memory_room", lambda: (int(free_gib * memory.GIB), "RAM"))
-        return tab.estimate(ctx, "c", str(DEMO), str(DATA), METHODS, preset_rows(), 2, batch, 64, 0.2,
+        return tab.estimate(ctx, "c", str(DEMO), str(DATA), METHODS, preset_rows(), 2, batch, 64, 0.2, True,
                             visitor)
 
     roomy = shown(2, 64)
     assert roomy.count("data-verdict='fits'") == 3 and "the CPU (RAM)" in roomy and "64.00 GiB free" in roomy
     assert shown(2, 0.01).count("data-verdict='will not fit'") == 3
-    assert tab.estimate(ctx, "c", "", str(DATA), METHODS, preset_rows(), 2, 2, 64, 0.2, visitor) == ""
+    assert tab.estimate(ctx, "c", "", str(DATA), METHODS, preset_rows(), 2, 2, 64, 0.2, True, visitor) == ""
