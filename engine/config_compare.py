@@ -10,9 +10,9 @@ as an ordinary run whose config is written from this one (`run_config`):
     train:    {max_steps: 60, batch_size: 4, cutoff_len: 256, ...}   # the budget, a run's train section
     methods:  [lora, qlora, dora, ia3, prefix, prompt, ptuning, full]   # the default (freeze may be added)
     presets:  {prompt: {learning_rate: 0.03, num_virtual_tokens: 20}}   # per method: over PRESETS below
-    evaluate: true      # after each method trains, an evaluation job (engine/eval) in COMPARE/evals/METHOD: exact
-                        # match, ROUGE-L and BLEU on eval_rows of the held-out rows, the general prompts against the
-                        # base, and each model's answer to `prompts`; greedy, max_new_tokens each
+    evaluate: true      # after each method trains, an evaluation job (engine/eval) in COMPARE/evals/METHOD (the
+                        # base's once, in evals/base): exact match, ROUGE-L and BLEU on eval_rows of the held-out
+                        # rows, the general prompts, and each model's answer to `prompts`; greedy, max_new_tokens
     eval_rows: 16         max_new_tokens: 32         prompts: [Who are you?, ...]
     output_dir: the comparison's folder (default WORKSPACE/compares/NAME); runs_dir: where its runs go
                 (default WORKSPACE/runs, the comparison's name and the method naming each run: NAME-lora ...)
@@ -141,12 +141,14 @@ def run_config(config: CompareConfig, method: str, output_dir: Path) -> RunConfi
     return parse_config(raw, source=f"the {method} run of the comparison")
 
 
-def eval_config(config: CompareConfig, run_dir: Path, folder: Path) -> EvalConfig:
-    """The evaluation of one method's finished run in `folder`: the base and the run on eval_rows of the run's own
-    held-out rows, greedy with max_new_tokens, the general prompts, and the comparison's prompts."""
-    return EvalConfig(models=[BASE, str(run_dir)], validation_of=str(run_dir), max_rows=config.eval_rows,
-                      cutoff_len=config.train.cutoff_len, sampling=SamplingConfig(max_new_tokens=config.max_new_tokens),
-                      general=True, prompts=list(config.prompts), dtype=config.model.dtype, output_dir=str(folder))
+def eval_config(config: CompareConfig, run_dir: Path, folder: Path, base: bool = False) -> EvalConfig:
+    """The evaluation of one method's finished run in `folder` (`base`: of the base model, once per comparison):
+    eval_rows of the run's own held-out rows (the same rows for every method), greedy with max_new_tokens, the
+    general prompts and the comparison's prompts."""
+    return EvalConfig(models=[BASE] if base else [str(run_dir)], base=config.model.name_or_path if base else None,
+                      validation_of=str(run_dir), max_rows=config.eval_rows, cutoff_len=config.train.cutoff_len,
+                      sampling=SamplingConfig(max_new_tokens=config.max_new_tokens), general=True,
+                      prompts=list(config.prompts), dtype=config.model.dtype, output_dir=str(folder))
 
 
 def parse_compare_config(raw: Any, base_dir: Path | None = None, source: str = "config") -> CompareConfig:

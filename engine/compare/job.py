@@ -8,11 +8,12 @@ config.evaluate) and table.json / table.csv / table.md (engine/compare/table.py)
 
 The body plans (engine/compare/plan.py), then per method: status `training` (note: the method) while the method's
 run trains in an engine process of its own (`python -m engine run RUN --kind train`: its peak memory is its own),
-then `evaluating` while its evaluation job runs (`--kind eval`), then a progress event (methods done of all) and the
-table. A stop (SIGTERM, Ctrl-C) is passed on to the process that runs (a run saves a checkpoint and ends `stopped`)
-and the comparison ends `stopped` after it; the job again resumes: completed methods are not trained again, a
-stopped one continues from its checkpoint, an evaluation not completed runs again. A method that fails is said in
-the log and the others still train: the comparison then ends `failed`, naming it.
+then `evaluating` while its evaluation job runs (`--kind eval`; the base's first, once per comparison), then a
+progress event (methods done of all) and the table. A stop (SIGTERM, Ctrl-C) is passed on to the process that runs
+(a run saves a checkpoint and ends `stopped`) and the comparison ends `stopped` after it; the job again resumes:
+completed methods are not trained again, a stopped one continues from its checkpoint, an evaluation not completed
+runs again. A method that fails is said in the log and the others still train: the comparison then ends `failed`,
+naming it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from engine.compare import estimates as estimated
 from engine.compare.plan import DONE, RESUME, Step, evaluation_due, plan, prepare, prepare_evaluation
 from engine.compare.table import CompareDir, text_lines, write_table
 from engine.config_compare import CompareConfig
+from engine.config_eval import BASE
 from engine.jobs.events import Progress
 from engine.jobs.kinds import EVAL, TRAIN, JobKind
 from engine.jobs.lifecycle import JobContext, Outcome, StopRequest
@@ -60,7 +62,8 @@ def compare_body(context: JobContext, launch: Launch | None = None) -> Outcome:
     """The compare kind's body (engine.jobs.lifecycle)."""
     launch = launch or child_process
     compare, config, reporter = CompareDir(context.job.path), context.config, context.reporter
-    found = estimated.method_estimates(config, estimated.read_model_config(config), *estimated.machine())
+    found = estimated.method_estimates(config, estimated.read_model_config(config), *estimated.machine(),
+                                       lengths=measured_lengths(config, reporter.info))
     estimated.write_estimates(compare.path, found)
     for line in estimated.lines(found):
         reporter.info(line)
@@ -90,6 +93,23 @@ def compare_body(context: JobContext, launch: Launch | None = None) -> Outcome:
     return Outcome("completed", result=result)
 
 
+def measured_lengths(config: CompareConfig, say: Callable[[str], Any]) -> list[int] | None:
+    """The dataset's token lengths as the Train tab's inspection measures them (the base's tokenizer, its first
+    SAMPLE_ROWS rows), for the estimate's largest batch; None, said, where they cannot be measured (the estimate
+    then takes rows of cutoff_len tokens)."""
+    from engine.data.pipeline import inspect_dataset
+    from engine.jobs.failures import EngineError
+    from engine.model.loading import load_tokenizer
+
+    try:
+        tokenizer = load_tokenizer(config.model)
+        return inspect_dataset(config.data, tokenizer, config.train.cutoff_len).get("lengths") or None
+    except (EngineError, OSError, ValueError) as error:
+        say(f"the data's token lengths could not be measured ({error}): the estimate takes rows of "
+            f"{config.train.cutoff_len} tokens")
+        return None
+
+
 def _method(compare: CompareDir, config: CompareConfig, step: Step, context: JobContext, launch: Launch) -> str:
     """Train the method where it is not done, then evaluate it where that is due; its final state."""
     reporter = context.reporter
@@ -103,14 +123,20 @@ def _method(compare: CompareDir, config: CompareConfig, step: Step, context: Job
         state = _ended(step.method, TRAIN, step.run, launch(TRAIN, step.run, context.stop), reporter.info)
         if state != "completed":
             return state
-    wanted = evaluation_due(compare, config, step.method)
-    if wanted is None or context.stop.requested:
-        return "completed"
-    job = compare.evaluation(step.method)
-    reporter.status("evaluating", note=step.method)
-    reporter.info(f"{step.method}: evaluating in {job.path}")
-    prepare_evaluation(job, wanted)
-    return _ended(step.method, EVAL, job, launch(EVAL, job, context.stop), reporter.info)
+    for evaluated in (BASE, step.method):  # the base's once, on the first completed run's held-out rows
+        wanted = evaluation_due(compare, config, evaluated, step.run)
+        if wanted is None:
+            continue
+        if context.stop.requested:
+            return "stopped"
+        job = compare.evaluation(evaluated)
+        reporter.status("evaluating", note=evaluated)
+        reporter.info(f"{evaluated}: evaluating in {job.path}")
+        prepare_evaluation(job, wanted)
+        state = _ended(evaluated, EVAL, job, launch(EVAL, job, context.stop), reporter.info)
+        if state != "completed":
+            return state
+    return "completed"
 
 
 def _ended(method: str, kind: JobKind, job: JobDir, code: int, say: Callable[[str], Any]) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 from engine.compare.table import CompareDir
 from engine.config import ConfigError, RunConfig
 from engine.config_compare import CompareConfig, eval_config, run_config
-from engine.config_eval import EvalConfig
+from engine.config_eval import BASE, EvalConfig
 from engine.jobs.rundir import FINAL_STATES, EvalDir, RunDir
 
 DONE, RESUME, START = "done", "resume", "start"
@@ -83,18 +83,22 @@ def prepare(step: Step) -> None:
     step.run.config.write_text(step.config.to_yaml(), encoding="utf-8")
 
 
-def evaluation_due(compare: CompareDir, config: CompareConfig, method: str) -> EvalConfig | None:
-    """The evaluation a method's completed run still needs: None where config.evaluate is off, or where its
-    evaluation completed with these settings (a method trained again has had its evaluation's metrics removed)."""
+def evaluation_due(compare: CompareDir, config: CompareConfig, method: str, run: RunDir) -> EvalConfig | None:
+    """The evaluation `method` (or BASE: the base model's, once) still needs after `run` completed: None where
+    config.evaluate is off, or where it completed with these settings (a method trained again has had its
+    evaluation's metrics removed). The base's is on the held-out rows of whichever run completed first: the same
+    rows for every method, so its run folder does not count as a setting."""
     if not config.evaluate:
         return None
     job = compare.evaluation(method)
-    wanted = eval_config(config, compare.run(config, method).path, job.path)
+    wanted = eval_config(config, run.path, job.path, base=method == BASE)
     try:
-        done = job.metrics.is_file() and EvalConfig.model_validate(job.read_raw_config()) == wanted
+        done = job.read_config() if job.metrics.is_file() else None
     except ValueError:  # a damaged or older config.yaml: evaluated again
-        done = False
-    return None if done else wanted
+        done = None
+    if done is not None and method == BASE:
+        done = done.model_copy(update={"validation_of": wanted.validation_of})
+    return None if done == wanted else wanted
 
 
 def prepare_evaluation(job: EvalDir, config: EvalConfig) -> None:

@@ -8,8 +8,10 @@ held-out rows), status.json (the run's state) and events.jsonl (the loss curve);
 the base is the method's fact (engine.config.MERGEABLE). The estimated peak is what the comparison's estimate.json
 said before Start (engine/compare/estimates.py), beside the measured peak with the estimate's error. Where the
 comparison evaluates (config.evaluate), each method's evaluation job (COMPARE/evals/METHOD, engine/eval) gives
-exact match, ROUGE-L and BLEU on the same held-out rows, the share of the general prompts whose answer changed from
-the base's, and the answers to the comparison's prompts (table.json's `answers`, shown under the table).
+exact match, ROUGE-L and BLEU on the same held-out rows and the answers to the comparison's prompts (table.json's
+`answers`, shown under the table); the base's evaluation (COMPARE/evals/base, once) gives the base's figures, and
+its general answers against the method's give the share of the general prompts whose answer changed
+(engine.eval.metrics.changed_share, as an evaluation of both would compute it).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from engine.compare.estimates import read_estimates
 from engine.config import MERGEABLE, METHOD_TITLES
 from engine.config_compare import CompareConfig, run_name
 from engine.config_eval import BASE
+from engine.eval.metrics import changed_share
 from engine.jobs.rundir import CompareJobDir, EvalDir, RunDir, read_json, write_json_atomic
 
 EVALS = "evals"  # COMPARE/evals/METHOD: each method's evaluation job
@@ -172,33 +175,45 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
         raise ValueError(f"{path.name} cannot be read: a line is not JSON.") from None
 
 
-def evaluation_figures(job: EvalDir, method: str, answers: dict[str, dict[str, str]]) -> tuple[dict, dict]:
-    """The method's figures in its evaluation's metrics.json (the one model there that is not the base) and the
-    base's; each answer to the prompts into `answers` (prompt -> model -> text, the base's under BASE)."""
+def evaluation(job: EvalDir) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """A completed evaluation of one model (a method's run, or the base): its figures in metrics.json, its answers
+    to the general prompts and to the comparison's prompts (prompt -> text); ValueError naming a damaged file."""
     metrics = read_json(job.metrics)
     models = metrics.get("models") if isinstance(metrics, dict) else None
-    if not isinstance(models, dict):
-        raise ValueError(f"{job.metrics.name} of {job.path} has no models: it is not an evaluation's.")
-    name = next((name for name in models if name != BASE), None)
-    general = (metrics.get("general") or {}).get("models") or {}
-    found = {}
-    for column in EVALUATED:
-        source = general.get(name) or {} if column.key == "general_changed" else models.get(name) or {}
-        found[column.key] = _number(source.get(column.evaluated))
-    base = {column.key: _number((models.get(BASE) or {}).get(column.evaluated)) for column in EVALUATED
-            if column.key != "general_changed"}
-    for line in _jsonl(job.answers):
-        given = line.get("answers") or {}
-        mine = answers.setdefault(str(line.get("prompt")), {})
-        mine.update({key: str(given[model]) for key, model in ((method, name), (BASE, BASE)) if model in given})
-    return found, base
+    if not isinstance(models, dict) or len(models) != 1:
+        raise ValueError(f"{job.metrics.name} of {job.path} is not the evaluation of one model a comparison writes.")
+    (name, figures), = models.items()
+
+    def answers(path: Path) -> dict[str, str]:
+        return {str(line.get("prompt")): str((line.get("answers") or {}).get(name, "")) for line in _jsonl(path)}
+
+    return figures, answers(job.general), answers(job.answers)
+
+
+def _figures(found: dict[str, Any], general: dict[str, str] | None, base_general: dict[str, str] | None) -> dict:
+    """The evaluation columns of one model; general_changed: engine/eval's changed share of its general answers
+    against the base's (None for the base itself, or before the base's evaluation completed)."""
+    row = {column.key: _number(found.get(column.evaluated)) for column in EVALUATED if column.key != "general_changed"}
+    if general is not None and base_general and set(general) == set(base_general):
+        prompts = sorted(general)
+        row["general_changed"] = changed_share([base_general[p] for p in prompts], [general[p] for p in prompts])
+    return row
 
 
 def add_evaluations(rows: list[dict[str, Any]], compare: CompareDir, config: CompareConfig) -> dict[str, Any]:
-    """Each completed row's evaluation figures (None until its evaluation completed); the base's figures and the
-    answers to the prompts: {"base": {...}, "answers": [{"prompt", "answers": {model: text}}]}."""
-    base: dict[str, Any] = {}
+    """Each completed row's evaluation figures (None until its evaluation completed), the base's figures (from
+    evals/base) and every answer to the prompts: {"base": {...}, "answers": [{"prompt", "answers": {model: text}}]}.
+    A damaged evaluation is said in its row's error, not guessed."""
     answers: dict[str, dict[str, str]] = {prompt: {} for prompt in config.prompts} if config.evaluate else {}
+    base, base_general = {}, None
+    if compare.evaluation(BASE).metrics.is_file():
+        try:
+            found, base_general, said = evaluation(compare.evaluation(BASE))
+            base = _figures(found, None, None)
+            for prompt, text in said.items():
+                answers.setdefault(prompt, {})[BASE] = text
+        except ValueError as error:
+            base = {"error": str(error)}
     for row in rows:
         job = compare.evaluation(row["method"])
         row.update(dict.fromkeys((column.key for column in EVALUATED), None))
@@ -206,12 +221,13 @@ def add_evaluations(rows: list[dict[str, Any]], compare: CompareDir, config: Com
         if row["evaluation"] is None:
             continue
         try:
-            found, of_base = evaluation_figures(job, row["method"], answers)
-        except ValueError as error:  # a damaged evaluation: said in the row, not guessed
+            found, general, said = evaluation(job)
+        except ValueError as error:
             row["error"] = row["error"] or str(error)
             continue
-        row.update(found)
-        base = base or of_base
+        row.update(_figures(found, general, base_general))
+        for prompt, text in said.items():
+            answers.setdefault(prompt, {})[row["method"]] = text
     return {"base": base, "answers": [{"prompt": prompt, "answers": given} for prompt, given in answers.items()]}
 
 
@@ -279,7 +295,10 @@ def estimate_note(table: dict[str, Any]) -> list[str]:
     if not estimate.get("device"):
         return []
     device = "GPU memory (max allocated)" if estimate["device"] == "gpu" else "RAM (the process's peak RSS)"
-    return ["", f"Estimated peak: engine.estimate's figure before Start, from config.json alone, for {device} "
+    rows = estimate.get("lengths")
+    basis = (f"config.json and the largest batch of the data's {rows['rows']} measured rows (the longest "
+             f"{rows['longest']} tokens)" if rows else "config.json alone, rows of cutoff_len tokens")
+    return ["", f"Estimated peak: engine.estimate's figure before Start, from {basis}, for {device} "
                 f"({estimate['free_mb'] / 1024:.2f} GiB free then); estimate error: (estimated - measured) / measured."]
 
 

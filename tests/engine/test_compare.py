@@ -14,6 +14,7 @@ import yaml
 from engine.compare import cli
 from engine.compare import job as compare_job
 from engine.compare.table import COLUMNS, EVALUATED, CompareDir
+from engine.eval.metrics import changed_share
 from engine.jobs.lifecycle import run_job
 from engine.jobs.rundir import RunDir
 from tests.cli import MEMORISE, engine_process_state_kept, write_rows
@@ -72,14 +73,21 @@ def test_every_column_is_filled_from_the_runs_own_outputs(compared):
         assert row["estimated_peak_mb"] == estimate["methods"][row["method"]]["total_mb"] > 0
         assert row["estimate_error_percent"] is not None
     assert table["best"]["trainable_params"] == ["ia3"]
-    for row in table["rows"]:  # the evaluation columns: what the method's evaluation job wrote, beside the base
+    base = json.loads(compare.evaluation("base").metrics.read_text(encoding="utf-8"))
+    assert table["base"]["exact_match"] == base["models"]["base"]["exact_match"] and base["rows"] == 4
+
+    def general(method: str, name: str) -> list[str]:
+        lines = compare.evaluation(method).general.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line)["answers"][name] for line in lines]
+
+    for row in table["rows"]:  # the evaluation columns: what the method's evaluation job wrote
+        name = f"small-{row['method']}"
         evaluation = json.loads(compare.evaluation(row["method"]).metrics.read_text(encoding="utf-8"))
-        mine = evaluation["models"][f"small-{row['method']}"]
-        assert evaluation["rows"] == 4 and evaluation["models"]["base"]["exact_match"] is not None
+        assert evaluation["rows"] == 4 and list(evaluation["models"]) == [name]
         for column in EVALUATED:
-            figure = (evaluation["general"]["models"][f"small-{row['method']}"] if column.key == "general_changed"
-                      else mine)[column.evaluated]
-            assert row[column.key] is not None and row[column.key] == figure, column.key
+            if column.key != "general_changed":
+                assert row[column.key] is not None and row[column.key] == evaluation["models"][name][column.evaluated]
+        assert row["general_changed"] == changed_share(general("base", "base"), general(row["method"], name))
     answers = table["answers"]
     assert [item["prompt"] for item in answers] == ["Who are you?"]
     assert set(answers[0]["answers"]) == {"base", *METHODS}  # every method's answer, and the base's
@@ -94,8 +102,8 @@ def test_the_table_is_logged_as_it_fills_and_a_second_command_trains_nothing(com
     assert said.index(next(line for line in said if line.startswith("memory before Start on"))) < said.index(
         next(line for line in said if "training in" in line))  # the estimate per method is printed first
     assert sum("completed earlier" in line for line in said) == 3  # the second command
-    assert sum("evaluating in" in line for line in said) == 3  # once per method, not again
+    assert sum("evaluating in" in line for line in said) == 4  # the base once, each method once, not again
     events = [json.loads(line) for line in (folder / "compares" / "small" / "events.jsonl").read_text(
         encoding="utf-8").splitlines()]
     states = [event["state"] for event in events if event["kind"] == "status"]
-    assert states.count("completed") == 2 and states.count("evaluating") == 3
+    assert states.count("completed") == 2 and states.count("evaluating") == 4

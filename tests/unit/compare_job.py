@@ -51,14 +51,15 @@ def finish_run(run: RunDir, state: str = "completed", **metrics: Any) -> None:
         write_json_atomic(run.metrics, {"trainable_params": 10, "peak_memory_mb": 100.0, **metrics})
 
 
-def finish_eval(job: EvalDir, run: str, exact: float, changed: float, answer: str) -> None:
-    """An evaluation folder as a completed evaluation job leaves it: the base and the run, each prompt answered."""
+def finish_eval(job: EvalDir, exact: float, general: list[str], answer: str) -> None:
+    """An evaluation folder as a completed evaluation job of one model leaves it: its figures, its answers to the
+    general prompts (one per prompt, in order) and to the comparison's prompts."""
     config = job.read_config()
-    name = Path(run).name
-    write_json_atomic(job.metrics, {"models": {
-        BASE: {"source": BASE, "exact_match": 0.0, "rouge_l": 0.1, "bleu": 1.0},
-        name: {"source": run, "exact_match": exact, "rouge_l": exact / 2, "bleu": 10 * exact}},
-        "general": {"prompts": 10, "models": {BASE: {}, name: {"changed_share": changed}}}})
-    job.answers.write_text("".join(json.dumps({"prompt": prompt, "answers": {BASE: "I am a model.", name: answer}})
-                                   + "\n" for prompt in config.prompts), encoding="utf-8")
+    name = "base" if config.models == [BASE] else Path(config.models[0]).name
+    write_json_atomic(job.metrics, {"models": {name: {"source": config.models[0], "exact_match": exact,
+                                                      "rouge_l": exact / 2, "bleu": 10 * exact}}})
+    job.general.write_text("".join(json.dumps({"prompt": f"general {number}", "answers": {name: text}}) + "\n"
+                                   for number, text in enumerate(general)), encoding="utf-8")
+    job.answers.write_text("".join(json.dumps({"prompt": prompt, "answers": {name: answer}}) + "\n"
+                                   for prompt in config.prompts), encoding="utf-8")
     job.write_status("completed", pid=None)

@@ -70,7 +70,8 @@ def test_the_command_prints_the_estimates_first_and_the_table_sets_them_beside_t
 
     assert run_compare(compare, config, launch, monkeypatch) == 0
     said = [event["message"] for event in events_of(compare) if event["kind"] == "log"]
-    assert said[0] == "memory before Start on the CPU (RAM), 3.00 GiB free:"
+    assert said[0] == ("memory before Start on the CPU (RAM), 3.00 GiB free (the largest batch of the data's 40 "
+                       f"measured rows, the longest {saved_lengths(compare)['longest']} tokens):")
     first_training = next(i for i, line in enumerate(said) if "training in" in line)
     assert first_training == 1 + len(METHODS) and all(" GiB  fits" in line for line in said[1:first_training])
     table = json.loads(compare.table_json.read_text(encoding="utf-8"))
@@ -79,7 +80,8 @@ def test_the_command_prints_the_estimates_first_and_the_table_sets_them_beside_t
         estimate_mb = saved["methods"][row["method"]]["total_mb"]
         assert row["estimated_peak_mb"] == estimate_mb and row["peak_memory_mb"] == peaks[row["method"]]
         assert row["estimate_error_percent"] == 100 * (estimate_mb - peaks[row["method"]]) / peaks[row["method"]]
-    assert table["estimate"] == {"device": "cpu", "free_mb": 3 * 1024}
+    assert table["estimate"] == {"device": "cpu", "free_mb": 3 * 1024,
+                                 "lengths": {"rows": 40, "longest": 103, "cutoff_len": 64}}  # the demo's rows
     header = csv_text(table).splitlines()[0]
     assert "peak_memory_mb,estimated_peak_mb,estimate_error_percent" in header
     lora = table["rows"][0]
@@ -87,6 +89,10 @@ def test_the_command_prints_the_estimates_first_and_the_table_sets_them_beside_t
     assert "Estimated peak: engine.estimate's figure before Start" in compare.table_md.read_text(encoding="utf-8")
     (compare.path / estimated.ESTIMATE_JSON).write_text("[1", encoding="utf-8")  # damaged: said, not guessed
     assert "No estimated peak: estimate.json cannot be read" in markdown(write_table(compare, config))
+
+
+def saved_lengths(compare: CompareDir) -> dict:
+    return json.loads((compare.path / estimated.ESTIMATE_JSON).read_text(encoding="utf-8"))["lengths"]
 
 
 def test_the_compare_tab_shows_each_methods_verdict_before_start(tmp_path: Path, monkeypatch):

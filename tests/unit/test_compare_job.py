@@ -36,10 +36,10 @@ class Children:
         self.started.append((kind.name, job.name))
         status = self.compare.read_status()  # the comparison says what it does while its child runs
         assert status["state"] == ("training" if kind is TRAIN else "evaluating") and status["pid"] is not None
-        if kind is EVAL:
-            method = job.name
-            finish_eval(job, str(self.compare.run(self.config, method).path), exact=0.5, changed=0.3,
-                        answer=f"I am {method}.")
+        if kind is EVAL:  # the base answers "a" to all four general prompts; each method changes one of them
+            base = job.name == "base"
+            finish_eval(job, 0.0 if base else 0.5, ["a"] * 4 if base else ["b", "a", "a", "a"],
+                        answer=f"I am {job.name}.")
             return 0
         method = job.name.removeprefix("c-")
         if method == self.stop_at:
@@ -56,9 +56,11 @@ def test_a_comparison_reports_each_method_as_it_trains_and_evaluates_and_fills_t
     compare = CompareDir(Path(config.output_dir))
     children = Children(compare, config)
     assert run_compare(compare, config, children, monkeypatch) == 0
-    assert children.started == [("train", "c-lora"), ("eval", "lora"), ("train", "c-ia3"), ("eval", "ia3")]
-    assert states_of(compare) == [("starting", None), ("training", "lora"), ("evaluating", "lora"),
-                                  ("training", "ia3"), ("evaluating", "ia3"), ("completed", None)]
+    assert children.started == [("train", "c-lora"), ("eval", "base"), ("eval", "lora"), ("train", "c-ia3"),
+                                ("eval", "ia3")]  # the base once, on the first completed run's held-out rows
+    assert states_of(compare) == [("starting", None), ("training", "lora"), ("evaluating", "base"),
+                                  ("evaluating", "lora"), ("training", "ia3"), ("evaluating", "ia3"),
+                                  ("completed", None)]
     assert [(e["step"], e["total"]) for e in events_of(compare) if e["kind"] == "progress"] == [(1, 2), (2, 2)]
     status = compare.read_status()
     assert status["result"]["completed"] == 2 and status["result"]["table"] == str(compare.table_md)
@@ -68,14 +70,15 @@ def test_a_comparison_reports_each_method_as_it_trains_and_evaluates_and_fills_t
         mine = evaluation["models"][f"c-{row['method']}"]
         assert (row["exact_match"], row["rouge_l"], row["bleu"]) == (mine["exact_match"], mine["rouge_l"],
                                                                      mine["bleu"]) == (0.5, 0.25, 5.0)
-        assert row["general_changed"] == 0.3
+        assert row["general_changed"] == 0.25  # one general answer of four differs from the base's
         eval_config = compare.evaluation(row["method"]).read_config()  # greedy, the comparison's sizes
-        assert eval_config.models == ["base", row["run"]] and eval_config.validation_of == row["run"]
+        assert eval_config.models == [row["run"]] and eval_config.validation_of == row["run"]
         assert eval_config.sampling.temperature == 0 and eval_config.sampling.max_new_tokens == 32
         assert eval_config.max_rows == 16 and eval_config.general and eval_config.prompts == ["Who are you?"]
-    assert table["base"] == {"exact_match": 0.0, "rouge_l": 0.1, "bleu": 1.0}
+    assert table["base"] == {"exact_match": 0.0, "rouge_l": 0.0, "bleu": 0.0}
+    assert compare.evaluation("base").read_config().models == ["base"]
     assert table["answers"] == [{"prompt": "Who are you?",
-                                 "answers": {"lora": "I am lora.", "base": "I am a model.", "ia3": "I am ia3."}}]
+                                 "answers": {"base": "I am base.", "lora": "I am lora.", "ia3": "I am ia3."}}]
     assert "- ia3: I am ia3." in compare.table_md.read_text(encoding="utf-8")
     assert all(key.key in table["columns"] for key in EVALUATED)
 
@@ -107,7 +110,7 @@ def test_a_failed_method_fails_the_comparison_naming_it_while_the_others_still_t
     compare = CompareDir(Path(config.output_dir))
     children = Children(compare, config, fail="lora")
     assert run_compare(compare, config, children, monkeypatch) == 1
-    assert children.started == [("train", "c-lora"), ("train", "c-ia3"), ("eval", "ia3")]  # no evaluation of lora
+    assert children.started == [("train", "c-lora"), ("train", "c-ia3"), ("eval", "base"), ("eval", "ia3")]
     status = compare.read_status()
     assert status["state"] == "failed" and status["error"].startswith("lora failed")
     logged = [event["message"] for event in events_of(compare) if event["kind"] == "log"]

@@ -51,6 +51,23 @@ def test_parts_follow_the_method_dtype_and_batch():
     assert preference.rows == 16 and preference.logits == 16 * 512 * 4096 * 8  # TRL's loss: the full logits
 
 
+
+def test_measured_row_lengths_give_the_largest_batch_the_data_makes():
+    """Short rows (the demo's are tens of tokens) are not counted as rows of cutoff_len: the estimate takes the
+    largest batch of the measured lengths, as the check before the first step does (engine/train/preflight.py)."""
+    lengths = [30, 120, 45, 600, 80, 10]  # one row over the cutoff: cut at 256
+    full_rows = estimate(run_config(batch_size=4, cutoff_len=256, packing="off"), demo(), "cpu")
+    padded = estimate(run_config(batch_size=4, cutoff_len=256, packing="off"), demo(), "cpu", lengths)
+    assert (padded.rows, padded.tokens, padded.longest) == (4, 4 * 256, 600)  # the longest row is cut at 256
+    short = estimate(run_config(batch_size=4, cutoff_len=256, packing="off"), demo(), "cpu", [30, 120, 45, 80, 10])
+    assert (short.rows, short.tokens) == (4, 4 * 120) and short.activations * 256 == full_rows.activations * 120
+    assert short.total < full_rows.total and short.weights == full_rows.weights
+    packed = estimate(run_config(batch_size=4, cutoff_len=256, packing="on"), demo(), "cpu", [30, 120, 45, 80, 10])
+    assert (packed.rows, packed.tokens) == (2, 2 * 245)  # first fit into 256: [120, 80, 45] [30], padded to 245
+    auto = estimate(run_config(batch_size=4, cutoff_len=256), demo(), "cpu", [30, 120, 45, 80, 10])
+    assert auto.total == max(short.total, packed.total)  # auto: whichever the run picks, the larger
+
+
 def test_dpo_and_kto_count_their_reference_a_copy_of_the_weights_only_with_full_and_freeze():
     total = shapes.estimate_total(demo())
     for stage in ("dpo", "kto"):
