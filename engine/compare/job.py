@@ -32,6 +32,7 @@ from engine.compare.plan import DONE, RESUME, Step, evaluation_due, plan, prepar
 from engine.compare.table import CompareDir, text_lines, write_table
 from engine.config_compare import CompareConfig
 from engine.config_eval import BASE
+from engine.estimate.lengths import measured_lengths
 from engine.jobs.events import Progress
 from engine.jobs.kinds import EVAL, TRAIN, JobKind
 from engine.jobs.lifecycle import JobContext, Outcome, StopRequest
@@ -91,23 +92,6 @@ def compare_body(context: JobContext, launch: Launch | None = None) -> Outcome:
             f"{', '.join(failed)} failed (each run's log says why); the other methods are in the table: fix "
             f"the cause and run the comparison again to retry {'it' if len(failed) == 1 else 'them'}."))
     return Outcome("completed", result=result)
-
-
-def measured_lengths(config: CompareConfig, say: Callable[[str], Any]) -> list[int] | None:
-    """The dataset's token lengths as the Train tab's inspection measures them (the base's tokenizer, its first
-    SAMPLE_ROWS rows), for the estimate's largest batch; None, said, where they cannot be measured (the estimate
-    then takes rows of cutoff_len tokens)."""
-    from engine.data.pipeline import inspect_dataset
-    from engine.jobs.failures import EngineError
-    from engine.model.loading import load_tokenizer
-
-    try:
-        tokenizer = load_tokenizer(config.model)
-        return inspect_dataset(config.data, tokenizer, config.train.cutoff_len).get("lengths") or None
-    except (EngineError, OSError, ValueError) as error:
-        say(f"the data's token lengths could not be measured ({error}): the estimate takes rows of "
-            f"{config.train.cutoff_len} tokens")
-        return None
 
 
 def _method(compare: CompareDir, config: CompareConfig, step: Step, context: JobContext, launch: Launch) -> str:

@@ -190,3 +190,6 @@ def test_the_estimate_command_prints_the_parts_and_a_config_diff(tmp_path: Path,
     assert diff in out
     assert command.main([str(path), "--device", "cpu", "--free-gib", "500"]) == 0
     assert "500.00 GiB: fits" in capsys.readouterr().out
+    measured = command.main([str(path), "--device", "cpu", "--free-gib", "3", "--measure-data"])
+    out = capsys.readouterr().out  # the demo's 40 rows are all far below 2048 tokens: the step fits now
+    assert measured == 0 and "the largest batch of the data's 40 measured rows" in out and "3.00 GiB: fits" in out
