@@ -175,6 +175,15 @@ def test_train_tab_verdict_changes_when_the_batch_grows(tmp_path: Path, monkeypa
     assert "**will not fit**" in shown(64)
     assert train_estimate.estimate_text(ctx, visitor, "", str(DATA), [], "auto", "lora",
                                         *forms.widget_values(forms.defaults())) == ""
+    asked = []  # the inspection's cached lengths (webui/tabs/train/data.py cached_lengths), where it measured them
+
+    def cached(*args):
+        asked.append(args[1:])
+        return [40] * 40
+    monkeypatch.setattr(train_estimate, "cached_lengths", cached)
+    short = shown(64)  # 64 rows of 40 tokens, not of cutoff_len: it fits now
+    assert "**fits**" in short and "the largest batch of the data's 40 rows" in short
+    assert asked[-1][:2] == (str(DEMO), str(DATA))
 
 
 def test_the_estimate_command_prints_the_parts_and_a_config_diff(tmp_path: Path, capsys):
