@@ -113,3 +113,6 @@ def test_the_compare_tab_shows_each_methods_verdict_before_start(tmp_path: Path,
     assert roomy.count("data-verdict='fits'") == 3 and "the CPU (RAM)" in roomy and "64.00 GiB free" in roomy
     assert shown(2, 0.01).count("data-verdict='will not fit'") == 3
     assert tab.estimate(ctx, "c", "", str(DATA), METHODS, preset_rows(), 2, 2, 64, 0.2, True, visitor) == ""
+    monkeypatch.setattr(tab, "cached_lengths", lambda *_: [20] * 40)  # the Train tab's inspection measured them
+    short = shown(2, 64)
+    assert "40 rows as the inspection measured them" in short and short.count("data-verdict='fits'") == 3

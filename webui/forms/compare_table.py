@@ -129,6 +129,8 @@ def estimate_html(found: dict[str, Any], say: Any, gib: Any) -> str:
     if not any(found["methods"].values()):
         return ""
     head = say("compare.msg.estimate", device=say(f"estimate.{found['device']}"), free=gib(found["free_mb"]))
+    if found.get("lengths"):
+        head += " " + say("msg.estimate_rows", rows=found["lengths"]["rows"], longest=found["lengths"]["longest"])
     lines = [f"<p>{html.escape(head)}</p><table class='wb-eval-table wb-compare-estimate'><tbody>"]
     for method, estimate in found["methods"].items():
         title = html.escape(METHOD_TITLES.get(method, method))

@@ -43,6 +43,7 @@ from webui.forms.models import model_config_json
 from webui.i18n import failure, t, words
 from webui.jobs.compares import CompareRunningError
 from webui.jobs.paths import PathError
+from webui.tabs.train.data import cached_lengths
 
 POLL_S = 1.0
 METHOD_COLORS = {method: RUN_COLORS[index % len(RUN_COLORS)][0] for index, method in enumerate(METHOD_NAMES)}
@@ -122,8 +123,9 @@ def gib(mib: float) -> str:
 def estimate(ctx: AppContext, _name: str, model: str, dataset: str | None, methods: list[str] | None, presets: Any,
              steps: float | None, batch_size: float | None, cutoff_len: float | None, val_size: float | None,
              evaluate: bool = True, request: gr.Request | None = None) -> str:
-    """The form's methods' memory estimates before Start, from config.json alone (no torch); "" where the form
-    makes no comparison yet (Start says why) or config.json is not at hand."""
+    """The form's methods' memory estimates before Start, from config.json (no torch) and the dataset's token lengths
+    where the Train tab's inspection has measured them; "" where the form makes no comparison yet (Start says why)
+    or config.json is not at hand. The comparison job measures the lengths itself when it starts."""
     from engine.config import ConfigError
 
     try:
@@ -134,7 +136,10 @@ def estimate(ctx: AppContext, _name: str, model: str, dataset: str | None, metho
         return ""  # Start refuses with the sentence
     if found is None:
         return ""
-    return estimate_html(estimated.method_estimates(config, found, *estimated.machine()), words(request), gib)
+    lengths = cached_lengths(ctx, model.strip(), dataset or "", config.data.format, config.train.cutoff_len,
+                             config.data.overlength, config.data.replace)  # where the Train tab's inspection measured
+    return estimate_html(estimated.method_estimates(config, found, *estimated.machine(), lengths=lengths),
+                         words(request), gib)
 
 
 def start(ctx: AppContext, name: str, model: str, dataset: str | None, methods: list[str] | None, presets: Any,
