@@ -130,11 +130,11 @@ def method_row(run: RunDir, method: str) -> dict[str, Any]:
 
 
 def best_per_column(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """column key -> the methods with its best value (ties: all of them)."""
+    """column key -> the methods with its best value (ties: all of them; none where every value is the same)."""
     best = {}
     for column in RANKED:
         values = {row["method"]: row[column.key] for row in rows if row.get(column.key) is not None}
-        if len(values) < 2:
+        if len(set(values.values())) < 2:
             continue
         pick = min if column.better == "low" else max
         top = pick(values.values())

@@ -81,6 +81,7 @@ def test_a_comparison_reports_each_method_as_it_trains_and_evaluates_and_fills_t
                                  "answers": {"base": "I am base.", "lora": "I am lora.", "ia3": "I am ia3."}}]
     assert "- ia3: I am ia3." in compare.table_md.read_text(encoding="utf-8")
     assert all(key.key in table["columns"] for key in EVALUATED)
+    assert "exact_match" not in table["best"]  # the same for every method: no best to mark
 
     again = Children(compare, config)  # everything done: nothing is started again
     assert run_compare(compare, config, again, monkeypatch) == 0 and again.started == []
