@@ -10,6 +10,10 @@ as an ordinary run whose config is written from this one (`run_config`):
     train:    {max_steps: 60, batch_size: 4, cutoff_len: 256, ...}   # the budget, a run's train section
     methods:  [lora, qlora, dora, ia3, prefix, prompt, ptuning, full]   # the default (freeze may be added)
     presets:  {prompt: {learning_rate: 0.03, num_virtual_tokens: 20}}   # per method: over PRESETS below
+    evaluate: true      # after each method trains, an evaluation job (engine/eval) in COMPARE/evals/METHOD (the
+                        # base's once, in evals/base): exact match, ROUGE-L and BLEU on eval_rows of the held-out
+                        # rows, the general prompts, and each model's answer to `prompts`; greedy, max_new_tokens
+    eval_rows: 16         max_new_tokens: 32         prompts: [Who are you?, ...]
     output_dir: the comparison's folder (default WORKSPACE/compares/NAME); runs_dir: where its runs go
                 (default WORKSPACE/runs, the comparison's name and the method naming each run: NAME-lora ...)
 
@@ -38,7 +42,9 @@ from engine.config import (
     TrainConfig,
     parse_config,
 )
+from engine.config_eval import BASE, EvalConfig
 from engine.config_read import read_yaml, validated
+from engine.sampling import SamplingConfig
 
 DEFAULT_METHODS = ("lora", "qlora", "dora", "ia3", "prefix", "prompt", "ptuning", "full")
 PROMPT_INIT_TEXT = "You are a helpful assistant. Answer the question."
@@ -58,6 +64,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "full": {"learning_rate": 2e-5},
     "freeze": {"learning_rate": 2e-5, "freeze_trainable_layers": 2},
 }
+DEFAULT_PROMPTS = ("Who are you?", "What can you help me with?", "Explain fine-tuning in one sentence.")
 PRESET_KEYS = {name: ("learning_rate", *METHOD_OPTIONS[name]) for name in METHOD_NAMES}
 
 
@@ -74,6 +81,13 @@ class CompareConfig(BaseModel):
         "The methods to compare, one run each, in this order."))
     presets: dict[str, dict[str, Any]] = Field(default_factory=dict, description=(
         "Per method, settings over the built-in preset: learning_rate and the method's options (peft's names)."))
+    evaluate: bool = Field(True, description=(
+        "After each method trains, evaluate it beside the base on the held-out rows (exact match, ROUGE-L, BLEU), "
+        "on the general prompts (how much it changed), and answer the prompts: an evaluation job per method."))
+    eval_rows: int = Field(16, ge=1, description="How many of the held-out rows each evaluation answers.")
+    max_new_tokens: int = Field(32, ge=1, le=4096, description="Tokens each greedy answer may take, at most.")
+    prompts: list[str] = Field(default_factory=lambda: list(DEFAULT_PROMPTS), description=(
+        "Prompts every method (and the base) answers, shown under the table."))
     output_dir: str | None = Field(None, description="The comparison's folder (default WORKSPACE/compares/NAME).")
     runs_dir: str | None = Field(None, description=(
         "Where the runs are written, one folder NAME-METHOD each (default: the workspace's runs folder)."))
@@ -125,6 +139,16 @@ def run_config(config: CompareConfig, method: str, output_dir: Path) -> RunConfi
         "output_dir": str(output_dir),
     }
     return parse_config(raw, source=f"the {method} run of the comparison")
+
+
+def eval_config(config: CompareConfig, run_dir: Path, folder: Path, base: bool = False) -> EvalConfig:
+    """The evaluation of one method's finished run in `folder` (`base`: of the base model, once per comparison):
+    eval_rows of the run's own held-out rows (the same rows for every method), greedy with max_new_tokens, the
+    general prompts and the comparison's prompts."""
+    return EvalConfig(models=[BASE] if base else [str(run_dir)], base=config.model.name_or_path if base else None,
+                      validation_of=str(run_dir), max_rows=config.eval_rows, cutoff_len=config.train.cutoff_len,
+                      sampling=SamplingConfig(max_new_tokens=config.max_new_tokens), general=True,
+                      prompts=list(config.prompts), dtype=config.model.dtype, output_dir=str(folder))
 
 
 def parse_compare_config(raw: Any, base_dir: Path | None = None, source: str = "config") -> CompareConfig:

@@ -10,6 +10,7 @@ test set with each model it names and measures the answers (engine/eval/job.py):
     max_rows, batch_size, cutoff_len
     sampling:        {max_new_tokens: 256, temperature: 0}   # the chat's settings; greedy by default
     general:         true: also the built-in general prompts (engine/eval/general.py)
+    prompts:         [Who are you?]   # also answered by every model, kept in answers.jsonl (no reference)
     judge:           {base_url: http://localhost:8000/v1, model: NAME, api_key_env: OPENAI_API_KEY}   # optional:
                      an OpenAI-compatible endpoint scores the answers blind (engine/eval/judge.py); off when absent
     output_dir:      where the job's folder is (default WORKSPACE/evals/NAME, NAME the config file's stem)
@@ -76,6 +77,8 @@ class EvalConfig(BaseModel):
     general: bool = Field(True, description=(
         "Also answer a small built-in set of general prompts (English and Chinese) with every model, to see how "
         "much a tune changed answers beyond its own data."))
+    prompts: list[str] = Field(default_factory=list, description=(
+        "Prompts of your own that every model also answers (answers.jsonl); no reference, no metric."))
     judge: JudgeConfig | None = Field(None, description=(
         "Optional: an OpenAI-compatible endpoint that scores each model's answers blind (off when absent)."))
     dtype: DType = Field("auto", description="Weights dtype of the base: auto is bfloat16 on GPUs that support it.")

@@ -1,7 +1,9 @@
 """`python launch.py estimate CONFIG.yaml`: the memory one training step of a config needs, by part, from the model's
 config.json alone (engine/estimate/memory.py, as the Train tab shows it), the verdict against the memory free here,
 and where it does not fit with room to spare, a configuration that does, as a config diff (engine/estimate/advice.py).
-Plain Python: no torch is imported, nothing is loaded."""
+Plain Python: no torch is imported, nothing is loaded; with --measure-data the dataset's rows are counted with the
+model's tokenizer (engine/estimate/lengths.py), and the estimate takes the largest batch they make instead of rows of
+cutoff_len tokens."""
 
 from __future__ import annotations
 
@@ -22,6 +24,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--device", choices=("cpu", "gpu"), default=None,
                         help="estimate for the CPU (RAM) or a GPU (VRAM); default: a GPU where nvidia-smi reports one")
     parser.add_argument("--free-gib", type=float, default=None, help="memory free, in GiB (default: measured here)")
+    parser.add_argument("--measure-data", action="store_true", help=(
+        "count the dataset's token lengths with the model's tokenizer (as the Train tab's inspection does) and take "
+        "the largest batch they make, instead of rows of cutoff_len tokens"))
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config, writes=False)
@@ -31,17 +36,24 @@ def main(argv: list[str]) -> int:
         return 2
     gpu = room.gpu_free() if args.device != "cpu" else None
     device = args.device or ("gpu" if gpu is not None else "cpu")
-    step = memory.estimate(config, found, device) if found is not None else None
+    lengths = None
+    if args.measure_data and found is not None:
+        from engine.estimate.lengths import measured_lengths
+
+        lengths = measured_lengths(config, print)
+    step = memory.estimate(config, found, device, lengths) if found is not None else None
     if step is None:
         print(f"error: no estimate for {config.model.name_or_path}: its config.json is not at hand or lacks the "
               "sizes (hidden_size, num_hidden_layers, vocab_size) of a decoder this estimate knows.", file=sys.stderr)
         return 2
     free = int(args.free_gib * memory.GIB) if args.free_gib is not None else (
         gpu if device == "gpu" and gpu is not None else room.memory_room()[0])
+    if lengths:
+        print(f"rows: the largest batch of the data's {len(lengths)} measured rows (the longest {max(lengths)} tokens)")
     print(f"{device}: one step needs about {step.summary()}")
     print(f"free: {free / memory.GIB:.2f} GiB: {memory.verdict(step.total, free)}")
     if memory.verdict(step.total, free) != "fits":
-        found_advice = advice.suggest(config, lambda changed: memory.estimate(changed, found, device), free)
+        found_advice = advice.suggest(config, lambda changed: memory.estimate(changed, found, device, lengths), free)
         if found_advice is not None:
             print(f"a configuration that fits:\n{found_advice.diff()}")
     return 0

@@ -36,22 +36,28 @@ def read_model_config(config: CompareConfig) -> dict[str, Any] | None:
 
 
 def method_estimates(config: CompareConfig, model_config: dict[str, Any] | None, device: str,
-                     free: int) -> dict[str, Any]:
+                     free: int, lengths: list[int] | None = None) -> dict[str, Any]:
     """{"device", "free_mb", "methods": {method: {"total_mb", "verdict", "largest"} or None}}: None for a method
-    whose estimate config.json cannot give (no config.json at hand, sizes missing, a preset that makes no run)."""
+    whose estimate config.json cannot give (no config.json at hand, sizes missing, a preset that makes no run).
+    `lengths`: the dataset's measured token lengths (the comparison's engine process measures them), for the
+    largest batch its rows make instead of rows of cutoff_len tokens ("lengths" then says how many rows, the
+    longest)."""
     methods: dict[str, Any] = {}
     for method in config.methods:
         step = None
         if model_config is not None:
             try:
                 step = memory.estimate(run_config(config, method, Path(config.output_dir or ".")), model_config,
-                                       device)
+                                       device, lengths)
             except ConfigError:
                 step = None  # the preset's problem is said by the config check that Start runs
         methods[method] = None if step is None else {
             "total_mb": step.total / memory.MIB, "verdict": memory.verdict(step.total, free),
             "largest": step.largest()[0].removeprefix("the ")}
-    return {"device": device, "free_mb": free / memory.MIB, "methods": methods}
+    found: dict[str, Any] = {"device": device, "free_mb": free / memory.MIB, "methods": methods}
+    if lengths:
+        found["lengths"] = {"rows": len(lengths), "longest": max(lengths), "cutoff_len": config.train.cutoff_len}
+    return found
 
 
 def write_estimates(folder: Path, estimates: dict[str, Any]) -> None:
@@ -70,7 +76,10 @@ def read_estimates(folder: Path) -> dict[str, Any]:
 def lines(estimates: dict[str, Any]) -> list[str]:
     """The estimate for a terminal: the machine's free memory, then one line per method."""
     device = "the GPU (VRAM)" if estimates["device"] == "gpu" else "the CPU (RAM)"
-    said = [f"memory before Start on {device}, {estimates['free_mb'] / 1024:.2f} GiB free:"]
+    rows = estimates.get("lengths")
+    basis = (f" (the largest batch of the data's {rows['rows']} measured rows, the longest {rows['longest']} tokens)"
+             if rows else "")
+    said = [f"memory before Start on {device}, {estimates['free_mb'] / 1024:.2f} GiB free{basis}:"]
     width = max(len(method) for method in estimates["methods"])
     for method, found in estimates["methods"].items():
         text = ("no estimate (the base model's config.json is not at hand or lacks the sizes)" if found is None

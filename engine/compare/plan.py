@@ -15,8 +15,9 @@ from typing import Any
 
 from engine.compare.table import CompareDir
 from engine.config import ConfigError, RunConfig
-from engine.config_compare import CompareConfig, run_config
-from engine.jobs.rundir import FINAL_STATES, RunDir
+from engine.config_compare import CompareConfig, eval_config, run_config
+from engine.config_eval import BASE, EvalConfig
+from engine.jobs.rundir import FINAL_STATES, EvalDir, RunDir
 
 DONE, RESUME, START = "done", "resume", "start"
 
@@ -82,11 +83,39 @@ def prepare(step: Step) -> None:
     step.run.config.write_text(step.config.to_yaml(), encoding="utf-8")
 
 
+def evaluation_due(compare: CompareDir, config: CompareConfig, method: str, run: RunDir) -> EvalConfig | None:
+    """The evaluation `method` (or BASE: the base model's, once) still needs after `run` completed: None where
+    config.evaluate is off, or where it completed with these settings (a method trained again has had its
+    evaluation's metrics removed). The base's is on the held-out rows of whichever run completed first: the same
+    rows for every method, so its run folder does not count as a setting."""
+    if not config.evaluate:
+        return None
+    job = compare.evaluation(method)
+    wanted = eval_config(config, run.path, job.path, base=method == BASE)
+    try:
+        done = job.read_config() if job.metrics.is_file() else None
+    except ValueError:  # a damaged or older config.yaml: evaluated again
+        done = None
+    if done is not None and method == BASE:
+        done = done.model_copy(update={"validation_of": wanted.validation_of})
+    return None if done == wanted else wanted
+
+
+def prepare_evaluation(job: EvalDir, config: EvalConfig) -> None:
+    """The evaluation's folder ready for its engine process: an earlier attempt's outputs removed, config.yaml
+    written."""
+    job.path.mkdir(parents=True, exist_ok=True)
+    job.clear_outputs()
+    job.status.unlink(missing_ok=True)
+    job.config.write_text(config.to_yaml(), encoding="utf-8")
+
+
 def write_compare_yaml(compare: CompareDir, config: CompareConfig) -> None:
+    """The comparison's config.yaml (its output_dir: its folder), replaced whole."""
     compare.path.mkdir(parents=True, exist_ok=True)
-    partial = compare.path / f".{compare.yaml.name}.partial"
+    partial = compare.path / f".{compare.config.name}.partial"
     partial.write_text(config.model_copy(update={"output_dir": str(compare.path)}).to_yaml(), encoding="utf-8")
-    partial.replace(compare.yaml)
+    partial.replace(compare.config)
 
 
 def compare_folder(config: CompareConfig, config_path: Path | None, workspace: str | Path) -> Path:

@@ -6,7 +6,12 @@ curves), table.csv and table.md. Each row is read from its run folder: metrics.j
 weights size on disk, peak memory, tokens/s, wall time, final train loss, eval loss and perplexity on the
 held-out rows), status.json (the run's state) and events.jsonl (the loss curve); whether the method merges into
 the base is the method's fact (engine.config.MERGEABLE). The estimated peak is what the comparison's estimate.json
-said before Start (engine/compare/estimates.py), beside the measured peak with the estimate's error.
+said before Start (engine/compare/estimates.py), beside the measured peak with the estimate's error. Where the
+comparison evaluates (config.evaluate), each method's evaluation job (COMPARE/evals/METHOD, engine/eval) gives
+exact match, ROUGE-L and BLEU on the same held-out rows and the answers to the comparison's prompts (table.json's
+`answers`, shown under the table); the base's evaluation (COMPARE/evals/base, once) gives the base's figures, and
+its general answers against the method's give the share of the general prompts whose answer changed
+(engine.eval.metrics.changed_share, as an evaluation of both would compute it).
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ from typing import Any
 from engine.compare.estimates import read_estimates
 from engine.config import MERGEABLE, METHOD_TITLES
 from engine.config_compare import CompareConfig, run_name
-from engine.jobs.rundir import RunDir, read_json, write_json_atomic
+from engine.config_eval import BASE
+from engine.eval.metrics import changed_share
+from engine.jobs.rundir import CompareJobDir, EvalDir, RunDir, read_json, write_json_atomic
 
-COMPARE_YAML = "compare.yaml"
+EVALS = "evals"  # COMPARE/evals/METHOD: each method's evaluation job
 TABLE_JSON, TABLE_CSV, TABLE_MD = "table.json", "table.csv", "table.md"
 
 
@@ -35,6 +42,7 @@ class Column:
     metric: str | None  # the run's metrics.json key it is read from (None: not a figure of the run's)
     fmt: str = "{}"
     better: str | None = None  # "low" or "high": the best is marked; None: not ranked
+    evaluated: str | None = None  # the method's metrics.json key in its evaluation (COMPARE/evals/METHOD)
 
 
 COLUMNS = (
@@ -49,18 +57,21 @@ COLUMNS = (
     Column("final_loss", "final train loss", "final_loss", "{:.4f}", "low"),
     Column("eval_loss", "eval loss", "eval_loss", "{:.4f}", "low"),
     Column("eval_perplexity", "eval perplexity", "eval_perplexity", "{:.3f}", "low"),
+    Column("exact_match", "exact match", None, "{:.3f}", "high", "exact_match"),
+    Column("rouge_l", "ROUGE-L", None, "{:.3f}", "high", "rouge_l"),
+    Column("bleu", "BLEU", None, "{:.2f}", "high", "bleu"),
+    Column("general_changed", "general answers changed", None, "{:.2f}", "low", "changed_share"),
     Column("merges", "merges into base", None),
 )
 RANKED = tuple(column for column in COLUMNS if column.better)
+EVALUATED = tuple(column for column in COLUMNS if column.evaluated)
 
 
 @dataclass(frozen=True)
-class CompareDir:
-    """A comparison's folder: compare.yaml and the table files; its runs live in `runs_dir`."""
+class CompareDir(CompareJobDir):
+    """A comparison's folder: the job's config.yaml, status and events, the table files and evals/; its runs live in
+    `runs_dir`."""
 
-    path: Path
-
-    yaml = property(lambda self: self.path / COMPARE_YAML)
     table_json = property(lambda self: self.path / TABLE_JSON)
     table_csv = property(lambda self: self.path / TABLE_CSV)
     table_md = property(lambda self: self.path / TABLE_MD)
@@ -70,21 +81,19 @@ class CompareDir:
         return self.path.name
 
     def read_config(self) -> CompareConfig:
-        """compare.yaml as written by the command line or the page (paths already absolute)."""
-        import yaml
-
-        from engine import config_migrate as migrate
-
-        if not self.yaml.is_file():
-            raise FileNotFoundError(f"{self.path} is not a comparison folder: it has no {COMPARE_YAML}.")
-        raw = yaml.safe_load(self.yaml.read_text(encoding="utf-8"))
-        return CompareConfig.model_validate(migrate.migrate_config(raw))
+        """config.yaml as written by the command line or the page (paths already absolute)."""
+        if not self.config.is_file():
+            raise FileNotFoundError(f"{self.path} is not a comparison folder: it has no {self.config.name}.")
+        return CompareConfig.model_validate(self.read_raw_config())
 
     def runs_dir(self, config: CompareConfig) -> Path:
         return Path(config.runs_dir) if config.runs_dir else self.path.parent.parent / "runs"
 
     def run(self, config: CompareConfig, method: str) -> RunDir:
         return RunDir(self.runs_dir(config) / run_name(self.name, method))
+
+    def evaluation(self, method: str) -> EvalDir:
+        return EvalDir(self.path / EVALS / method)
 
 
 def loss_curve(run: RunDir) -> list[tuple[int, float]]:
@@ -121,11 +130,11 @@ def method_row(run: RunDir, method: str) -> dict[str, Any]:
 
 
 def best_per_column(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """column key -> the methods with its best value (ties: all of them)."""
+    """column key -> the methods with its best value (ties: all of them; none where every value is the same)."""
     best = {}
     for column in RANKED:
         values = {row["method"]: row[column.key] for row in rows if row.get(column.key) is not None}
-        if len(values) < 2:
+        if len(set(values.values())) < 2:
             continue
         pick = min if column.better == "low" else max
         top = pick(values.values())
@@ -152,15 +161,86 @@ def add_estimates(rows: list[dict[str, Any]], compare: CompareDir) -> dict[str, 
     return {key: value for key, value in found.items() if key != "methods"}
 
 
+def _number(value: Any) -> float | None:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    """A JSON-lines file's objects ([] where there is none); ValueError naming the file where a line is damaged."""
+    if not path.is_file():
+        return []
+    try:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except ValueError:
+        raise ValueError(f"{path.name} cannot be read: a line is not JSON.") from None
+
+
+def evaluation(job: EvalDir) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """A completed evaluation of one model (a method's run, or the base): its figures in metrics.json, its answers
+    to the general prompts and to the comparison's prompts (prompt -> text); ValueError naming a damaged file."""
+    metrics = read_json(job.metrics)
+    models = metrics.get("models") if isinstance(metrics, dict) else None
+    if not isinstance(models, dict) or len(models) != 1:
+        raise ValueError(f"{job.metrics.name} of {job.path} is not the evaluation of one model a comparison writes.")
+    (name, figures), = models.items()
+
+    def answers(path: Path) -> dict[str, str]:
+        return {str(line.get("prompt")): str((line.get("answers") or {}).get(name, "")) for line in _jsonl(path)}
+
+    return figures, answers(job.general), answers(job.answers)
+
+
+def _figures(found: dict[str, Any], general: dict[str, str] | None, base_general: dict[str, str] | None) -> dict:
+    """The evaluation columns of one model; general_changed: engine/eval's changed share of its general answers
+    against the base's (None for the base itself, or before the base's evaluation completed)."""
+    row = {column.key: _number(found.get(column.evaluated)) for column in EVALUATED if column.key != "general_changed"}
+    if general is not None and base_general and set(general) == set(base_general):
+        prompts = sorted(general)
+        row["general_changed"] = changed_share([base_general[p] for p in prompts], [general[p] for p in prompts])
+    return row
+
+
+def add_evaluations(rows: list[dict[str, Any]], compare: CompareDir, config: CompareConfig) -> dict[str, Any]:
+    """Each completed row's evaluation figures (None until its evaluation completed), the base's figures (from
+    evals/base) and every answer to the prompts: {"base": {...}, "answers": [{"prompt", "answers": {model: text}}]}.
+    A damaged evaluation is said in its row's error, not guessed."""
+    answers: dict[str, dict[str, str]] = {prompt: {} for prompt in config.prompts} if config.evaluate else {}
+    base, base_general = {}, None
+    if compare.evaluation(BASE).metrics.is_file():
+        try:
+            found, base_general, said = evaluation(compare.evaluation(BASE))
+            base = _figures(found, None, None)
+            for prompt, text in said.items():
+                answers.setdefault(prompt, {})[BASE] = text
+        except ValueError as error:
+            base = {"error": str(error)}
+    for row in rows:
+        job = compare.evaluation(row["method"])
+        row.update(dict.fromkeys((column.key for column in EVALUATED), None))
+        row["evaluation"] = str(job.path) if row["state"] == "completed" and job.metrics.is_file() else None
+        if row["evaluation"] is None:
+            continue
+        try:
+            found, general, said = evaluation(job)
+        except ValueError as error:
+            row["error"] = row["error"] or str(error)
+            continue
+        row.update(_figures(found, general, base_general))
+        for prompt, text in said.items():
+            answers.setdefault(prompt, {})[row["method"]] = text
+    return {"base": base, "answers": [{"prompt": prompt, "answers": given} for prompt, given in answers.items()]}
+
+
 def build_table(compare: CompareDir, config: CompareConfig) -> dict[str, Any]:
     rows = [method_row(compare.run(config, method), method) for method in config.methods]
     estimate = add_estimates(rows, compare)
+    evaluated = add_evaluations(rows, compare, config)
     curves = {method: loss_curve(compare.run(config, method)) for method in config.methods}
     done = sum(row["state"] == "completed" for row in rows)
     return {"comparison": compare.name, "model": config.model.name_or_path, "data": config.data.name,
             "budget": budget(config), "columns": [column.key for column in COLUMNS], "rows": rows,
             "best": best_per_column(rows), "curves": curves, "completed": done, "methods": len(rows),
-            "estimate": estimate}
+            "estimate": estimate, "evaluate": config.evaluate, **evaluated}
 
 
 def budget(config: CompareConfig) -> str:
@@ -188,7 +268,23 @@ def markdown(table: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "\\* best of the column."]
     lines += estimate_note(table)
+    lines += evaluation_note(table)
     return "\n".join(lines) + "\n"
+
+
+def evaluation_note(table: dict[str, Any]) -> list[str]:
+    """What the evaluation columns are, the base's figures on the same rows, and the answers to the prompts."""
+    if not table.get("evaluate"):
+        return ["", "Not evaluated (evaluate: false): no exact match, ROUGE-L, BLEU, general change or answers."]
+    base = table.get("base") or {}
+    said = ", ".join(f"{column.title} {cell(base, column)}" for column in EVALUATED if column.key in base)
+    lines = ["", "Exact match, ROUGE-L and BLEU: greedy answers to the same held-out rows (engine/eval); general "
+                 "answers changed: the share of the general prompts whose answer differs from the base's."
+             + (f" The base model on those rows: {said}." if said else "")]
+    for item in table.get("answers") or []:
+        lines += ["", f"**{item['prompt']}**", ""]
+        lines += [f"- {model}: {' '.join(text.split()) or '(empty)'}" for model, text in item["answers"].items()]
+    return lines
 
 
 def estimate_note(table: dict[str, Any]) -> list[str]:
@@ -199,7 +295,10 @@ def estimate_note(table: dict[str, Any]) -> list[str]:
     if not estimate.get("device"):
         return []
     device = "GPU memory (max allocated)" if estimate["device"] == "gpu" else "RAM (the process's peak RSS)"
-    return ["", f"Estimated peak: engine.estimate's figure before Start, from config.json alone, for {device} "
+    rows = estimate.get("lengths")
+    basis = (f"config.json and the largest batch of the data's {rows['rows']} measured rows (the longest "
+             f"{rows['longest']} tokens)" if rows else "config.json alone, rows of cutoff_len tokens")
+    return ["", f"Estimated peak: engine.estimate's figure before Start, from {basis}, for {device} "
                 f"({estimate['free_mb'] / 1024:.2f} GiB free then); estimate error: (estimated - measured) / measured."]
 
 
@@ -217,7 +316,7 @@ def csv_text(table: dict[str, Any]) -> str:
 def text_lines(table: dict[str, Any]) -> list[str]:
     """The table for a terminal: one line per method, * on the best of each column."""
     short = ("params", "%", "MB disk", "peak MB", "est. MB", "est. err %", "tok/s", "wall s", "loss", "eval", "ppl",
-             "merges")
+             "exact", "ROUGE-L", "BLEU", "gen. chg", "merges")
     width = max(len("method"), *(len(row["method"]) for row in table["rows"]))
     lines = ["  ".join(["method".ljust(width), "state".ljust(11), *(title.rjust(11) for title in short)])]
     for row in table["rows"]:

@@ -36,6 +36,7 @@ from typing import Any
 from engine.config import RunConfig
 from engine.config_stage import FULL_WEIGHT_METHODS, REFERENCE_STAGES
 from engine.config_stage import PREFERENCE_STAGES as PREFERENCE  # TRL's losses take the full logits
+from engine.estimate.batch import largest_batch
 from engine.model import shapes
 
 GIB = 2**30
@@ -222,10 +223,14 @@ def trainable_count(model_config: dict[str, Any], config: RunConfig) -> int | No
     return None
 
 
-def estimate(config: RunConfig, model_config: dict[str, Any], device: str = "cpu") -> MemoryEstimate | None:
-    """The step's peak memory before Start, from config.json: the largest batch is the worst case, batch_size rows
-    of cutoff_len tokens (packed rows hold as many tokens); None where config.json lacks the sizes or the
-    trainable count cannot be derived from it."""
+def estimate(config: RunConfig, model_config: dict[str, Any], device: str = "cpu",
+             lengths: list[int] | None = None) -> MemoryEstimate | None:
+    """The step's peak memory before Start, from config.json: the largest batch is the worst case. Without
+    `lengths`, batch_size rows of cutoff_len tokens (packed rows hold as many tokens); with the dataset's measured
+    token lengths (one per row, as the inspection counts them, cut at cutoff_len), the largest batch those rows
+    make, as the check before the first step takes it (padded to the longest rows; packed into rows of pack_len,
+    else cutoff_len; packing auto: the larger of the two). None where config.json lacks the sizes or the trainable
+    count cannot be derived from it."""
     found = text_config(model_config)
     t = config.train
     element = weight_element(config, device)
@@ -241,8 +246,15 @@ def estimate(config: RunConfig, model_config: dict[str, Any], device: str = "cpu
     trained = trainable * (4 if adapter else element)  # peft keeps adapters in float32
     rows = t.batch_size * (2 if t.stage in PREFERENCE else 1)
     dequant = quantized_linear(found) * 4 * DEQUANT_COPIES if config.method.effective_bits and device == "cpu" else 0
-    return step_memory(shape, config, rows=rows, length=t.cutoff_len, trainable=trainable, trained_bytes=trained,
-                       weights=weights + (trained if adapter else 0), device=device, dequant=int(dequant))
+    batches = [(rows, t.cutoff_len)]
+    if lengths:
+        cut = [min(length, t.cutoff_len) for length in lengths]
+        packings = {"on": (True,), "off": (False,)}.get(t.packing, (False, True))
+        batches = [largest_batch(cut, rows, packed, t.pack_len or t.cutoff_len) for packed in packings]
+    steps = [step_memory(shape, config, rows=count, length=length, trainable=trainable, trained_bytes=trained,
+                         weights=weights + (trained if adapter else 0), device=device, dequant=int(dequant),
+                         longest=max(lengths) if lengths else None) for count, length in batches]
+    return max(steps, key=lambda step: step.total)
 
 
 def step_memory(shape: Shape, config: RunConfig | None, *, rows: int, length: int, trainable: int,

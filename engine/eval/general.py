@@ -49,3 +49,15 @@ def lines(answers: dict[str, dict[int, Any]], rows: list[EvalRow]) -> list[dict[
     """general.jsonl: one line a prompt with each model's answer."""
     return [{"prompt": row.prompt[0]["content"], "lang": row.row["lang"],
              "answers": {name: given[row.number].text for name, given in answers.items()}} for row in rows]
+
+
+def prompt_rows(prompts: list[str]) -> list[EvalRow]:
+    """An evaluation's own prompts (config.prompts) as rows to answer (numbered from 1; no reference)."""
+    return [EvalRow(number, {}, [{"role": "user", "content": prompt}]) for number, prompt in enumerate(prompts, 1)]
+
+
+def answer_lines(answers: dict[str, dict[int, Any]], rows: list[EvalRow]) -> list[dict[str, Any]]:
+    """answers.jsonl: one line a prompt of the config's own, with each model's answer and its length in tokens."""
+    return [{"prompt": row.prompt[0]["content"],
+             "answers": {name: given[row.number].text for name, given in answers.items()},
+             "new_tokens": {name: given[row.number].new_tokens for name, given in answers.items()}} for row in rows]

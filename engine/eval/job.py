@@ -9,6 +9,7 @@ events.jsonl, status.json and eval.log as every job's do, and, once it completes
     metrics.json        per model: loss and perplexity on the trained tokens, exact_match, rouge_l, bleu,
                         mean_new_tokens, stopped_share, tool_calls (engine/eval/toolcalls.py), judge (the judge's
                         mean score, 1-10, where eval.judge is set); `best` names the best model per figure
+    answers.jsonl       where eval.prompts is set: each model's answer to each of those prompts (no reference)
     judge.jsonl         where eval.judge is set: the judge's reply to each row as it came, the order the answers
                         were shown in and the scores read from it (engine/eval/judge.py)
 
@@ -63,7 +64,7 @@ def eval_body(context: JobContext) -> Outcome:
     job: rundir.EvalDir = context.job
     config: EvalConfig = context.config
     reporter = context.reporter
-    for stale in (job.metrics, job.predictions, job.general, job.judge):  # an earlier attempt's are not this one's
+    for stale in (job.metrics, job.predictions, job.general, job.answers, job.judge):  # an earlier attempt's
         stale.unlink(missing_ok=True)
     if config.judge is not None:
         judging.api_key(config.judge)  # a key variable that is not set: said before any model loads
@@ -75,7 +76,8 @@ def eval_body(context: JobContext) -> Outcome:
     loaded = LoadedModels(plan, reporter.info)
     reporter.status("evaluating")
     general = general_set.general_rows() if config.general else []
-    started, total, done = time.time(), (work(rows) + len(general)) * len(plan.entries), 0
+    own = general_set.prompt_rows(config.prompts)
+    started, total, done = time.time(), (work(rows) + len(general) + len(own)) * len(plan.entries), 0
 
     def tick(count: int) -> None:
         nonlocal done
@@ -89,11 +91,16 @@ def eval_body(context: JobContext) -> Outcome:
     results: dict[str, dict[str, Any]] = {}
     answers: dict[str, dict[int, Any]] = {}
     general_answers: dict[str, dict[int, Any]] = {}
+    own_answers: dict[str, dict[int, Any]] = {}
     try:
         for entry in plan.entries:
             reporter.info(f"evaluating {entry.name}")
             results[entry.name], answers[entry.name], general_answers[entry.name] = evaluate_one(
                 loaded, entry, rows, general, config, tick)
+            if own:
+                with loaded.use(entry) as (model, tokenizer):
+                    own_answers[entry.name] = answer_rows(model, tokenizer, own, config.sampling, config.batch_size,
+                                                          tick)
         del loaded  # the weights go before the judge is asked: its replies may take minutes
         metrics = {"test_set": where, "rows": len(rows), "models": results}
         if general:
@@ -104,7 +111,8 @@ def eval_body(context: JobContext) -> Outcome:
         return Outcome("stopped")
     reporter.status("saving")
     metrics["best"] = best_per_figure(results)
-    write_results(job, rows, plan.entries, answers, metrics, general_set.lines(general_answers, general), judged)
+    write_results(job, rows, plan.entries, answers, metrics, general_set.lines(general_answers, general), judged,
+                  general_set.answer_lines(own_answers, own))
     for line in table(results) + general_table(metrics.get("general")):
         reporter.info(line)
     return Outcome("completed", result={"metrics": str(job.metrics), "predictions": str(job.predictions),
@@ -230,12 +238,14 @@ def write_jsonl(path: Path, lines: list[dict[str, Any]]) -> None:
 
 def write_results(job: rundir.EvalDir, rows: list[EvalRow], entries: tuple[Entry, ...],
                   answers: dict[str, dict[int, Any]], metrics: dict[str, Any], general: list[dict[str, Any]],
-                  judged: list[dict[str, Any]]) -> None:
-    """predictions.jsonl, general.jsonl and judge.jsonl, then metrics.json, each written aside and renamed into
-    place (metrics.json last: it is what says the evaluation completed)."""
+                  judged: list[dict[str, Any]], own: list[dict[str, Any]] | None = None) -> None:
+    """predictions.jsonl, general.jsonl, answers.jsonl and judge.jsonl, then metrics.json, each written aside and
+    renamed into place (metrics.json last: it is what says the evaluation completed)."""
     write_jsonl(job.predictions, prediction_lines(rows, entries, answers))
     if general:
         write_jsonl(job.general, general)
+    if own:
+        write_jsonl(job.answers, own)
     if judged:
         write_jsonl(job.judge, judged)
     rundir.write_json_atomic(job.metrics, metrics)

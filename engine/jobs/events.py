@@ -58,6 +58,7 @@ class Status:
     died: bool | None = None  # written by the web process: the engine ended without a final status
     log_tail: str | None = None  # with died: the last lines the process printed
     id: int | None = None  # chat worker: the request this answers
+    note: str | None = None  # what the state is about (a comparison's: the method it trains or evaluates)
     t: float = field(default_factory=_now)
 
     def __post_init__(self) -> None:

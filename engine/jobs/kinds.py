@@ -28,9 +28,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from engine.config import ExportConfig, RunConfig, load_config
+from engine.config_compare import CompareConfig
 from engine.config_eval import EvalConfig
 from engine.errors import UserError
-from engine.jobs.rundir import EvalDir, ExportDir, JobDir, RunDir
+from engine.jobs.rundir import CompareJobDir, EvalDir, ExportDir, JobDir, RunDir
 
 KINDS_ENV = "WORKBENCH_JOB_KINDS"
 
@@ -99,3 +100,8 @@ EXPORT = register(JobKind("export", ExportConfig, ExportDir, folder="exports", l
 # batches (nothing is written before it completes).
 EVAL = register(JobKind("eval", EvalConfig, EvalDir, folder="evals", lane="device", slots=1,
                         body="engine.eval.job:eval_body"))
+# A comparison trains and evaluates one method after another, each in an engine process of its own that it starts
+# and waits for: it holds the training device's lane meanwhile, so that nothing else is started beside its runs. A
+# stop is passed on to the method's process (it saves a checkpoint) and ends the comparison after it.
+COMPARE = register(JobKind("compare", CompareConfig, CompareJobDir, folder="compares", lane="device", slots=1,
+                           body="engine.compare.job:compare_body"))

@@ -41,8 +41,10 @@ STATUS = "status.json"  # atomic rewrite: state, pid and pid_started (the engine
 TRAIN_LOG = "train.log"  # a run's human-readable log with full tracebacks
 EXPORT_LOG = "export.log"  # an export's
 EVAL_LOG = "eval.log"  # an evaluation's
+COMPARE_LOG = "compare.log"  # a method comparison's
 PREDICTIONS = "predictions.jsonl"  # an evaluation's rows: prompt, reference and each model's answer
 GENERAL = "general.jsonl"  # an evaluation's answers to the built-in general prompts
+ANSWERS = "answers.jsonl"  # an evaluation's answers to its config's own prompts
 JUDGE = "judge.jsonl"  # an evaluation's judge replies, as they came (eval.judge)
 STDOUT_LOG = "stdout.log"  # the engine process's stdout/stderr when started by the UI
 METRICS = "metrics.json"  # final figures of the run
@@ -369,10 +371,11 @@ class EvalDir(JobDir):
     metrics = property(lambda self: self.path / METRICS)
     predictions = property(lambda self: self.path / PREDICTIONS)
     general = property(lambda self: self.path / GENERAL)
+    answers = property(lambda self: self.path / ANSWERS)
     judge = property(lambda self: self.path / JUDGE)
 
     def outputs(self) -> tuple[str, ...]:
-        return (METRICS, PREDICTIONS, GENERAL, JUDGE)
+        return (METRICS, PREDICTIONS, GENERAL, ANSWERS, JUDGE)
 
     def read_config(self) -> EvalConfig:
         if not self.config.is_file():
@@ -381,3 +384,12 @@ class EvalDir(JobDir):
 
     def read_metrics(self) -> dict[str, Any]:
         return read_json(self.metrics)
+
+
+@dataclass(frozen=True)
+class CompareJobDir(JobDir):
+    """A method comparison: WORKSPACE/compares/NAME/ (engine/compare/). Its runs and evaluations are jobs of their
+    own; its table files are rebuilt from them, never cleared."""
+
+    kind: ClassVar[str] = "compare"
+    LOG: ClassVar[str] = COMPARE_LOG

@@ -23,6 +23,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from engine.estimate.batch import first_fit  # noqa: F401 - also re-exported (collate, tests)
+
 MEGABATCH = 50  # transformers' LengthGroupedSampler sorts megabatches of 50 batches by length
 MARGIN = 0.05  # masked packing must be estimated at least this much cheaper to be chosen
 VARLEN_MARGIN = 0.01  # per-example (variable-length) packing: no downside, so a small saving is enough
@@ -107,21 +109,3 @@ def choose(lengths: list[int], batch_size: int, pack_len: int | None, shape: Sha
               f"{padded.padding_share:.0%} of padded tokens and packed rows {packed.padding_share:.0%}, with "
               f"{packed.attention / max(padded.attention, 1):.2f}x the attention work)")
     return Choice(packing, reason)
-
-
-def first_fit(lengths: list[int], capacity: int | None) -> list[list[int]]:
-    """Indices of rows packed into bins of at most `capacity` tokens, longest row first, each into the first bin
-    it fits (a row longer than `capacity` gets a bin of its own); None: every row in one bin."""
-    if capacity is None:
-        return [list(range(len(lengths)))] if lengths else []
-    bins: list[list[int]] = []
-    room: list[int] = []
-    for index in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
-        fit = next((b for b, free in enumerate(room) if lengths[index] <= free), None)
-        if fit is None:
-            bins.append([index])
-            room.append(capacity - lengths[index])
-        else:
-            bins[fit].append(index)
-            room[fit] -= lengths[index]
-    return bins

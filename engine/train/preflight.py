@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import MethodConfig, RunConfig
+from engine.estimate.batch import largest_batch
 from engine.estimate.memory import (
     ACCURACY,
     ADAM_BYTES,
@@ -40,7 +41,6 @@ from engine.estimate.memory import (
 )
 from engine.estimate.room import memory_room
 from engine.jobs.failures import EngineError
-from engine.train.batching import first_fit
 
 
 class MemoryCheckError(EngineError):
@@ -48,16 +48,6 @@ class MemoryCheckError(EngineError):
 
 
 StepMemory = MemoryEstimate  # the one estimate (engine/estimate/memory.py), here of the loaded model's step
-
-
-def largest_batch(lengths: list[int], batch_size: int, packing: bool, pack_len: int | None = None) -> tuple[int, int]:
-    """(rows, tokens per row) of the largest batch: packed, the longest rows first-fit into rows of at most
-    `pack_len` tokens (None: one row); padded, `batch_size` rows of the longest length."""
-    longest = sorted(lengths, reverse=True)[:batch_size]
-    if packing:
-        bins = [sum(longest[i] for i in indices) for indices in first_fit(longest, pack_len)]
-        return len(bins), max(bins, default=0)
-    return len(longest), max(longest, default=0)
 
 
 def estimate(model: Any, trainable: int, lengths: list[int], batch_size: int, packing: bool,

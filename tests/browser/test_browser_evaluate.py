@@ -121,6 +121,7 @@ def test_compare_three_methods_fills_the_table_from_their_runs(browser, server):
         name = label.inner_text().strip()
         if (name in COMPARED) != label.locator("input").is_checked():
             label.click()
+    page.locator("#wb-compare-evaluate input").uncheck()  # the evaluations: tests/engine/test_compare.py's subject
     set_number(page, "wb-compare-steps", "1")
     set_number(page, "wb-compare-cutoff", "64")
     page.locator("#wb-compare-name input, #wb-compare-name textarea").first.fill("three")

@@ -8,12 +8,13 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-from engine.compare import cli
 from engine.compare import estimates as estimated
-from engine.compare.table import CompareDir, csv_text, markdown
+from engine.compare.table import CompareDir, csv_text, markdown, write_table
 from engine.config_compare import parse_compare_config, run_config
 from engine.estimate import memory, room
+from engine.jobs.kinds import TRAIN
 from engine.jobs.rundir import write_json_atomic
+from tests.unit.compare_job import events_of, run_compare
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "assets" / "models" / "workbench-demo-5m"
@@ -21,10 +22,11 @@ DATA = ROOT / "assets" / "datasets" / "identity_alpaca.json"
 METHODS = ["lora", "prompt", "full"]
 
 
-def config_of(tmp_path: Path, batch_size: int = 2):
+def config_of(tmp_path: Path, batch_size: int = 2, evaluate: bool = False):
     return parse_compare_config({"model": {"name_or_path": str(DEMO)}, "data": {"path": str(DATA), "val_size": 0.2},
                                  "train": {"max_steps": 2, "batch_size": batch_size, "cutoff_len": 64},
-                                 "methods": METHODS, "output_dir": str(tmp_path / "compares" / "c")})
+                                 "methods": METHODS, "output_dir": str(tmp_path / "compares" / "c"),
+                                 "evaluate": evaluate})
 
 
 def demo() -> dict:
@@ -61,13 +63,15 @@ def test_the_command_prints_the_estimates_first_and_the_table_sets_them_beside_t
     compare = CompareDir(Path(config.output_dir))
     peaks = {"lora": 900.0, "prompt": 800.0, "full": 1000.0}
 
-    def launch(run):  # stands in for the engine process: the run completes with its measured peak
+    def launch(kind, run, _stop):  # stands in for the engine process: the run completes with its measured peak
+        assert kind is TRAIN  # evaluate: false
         finish(compare, config, run.name.removeprefix("c-"), peaks[run.name.removeprefix("c-")])
         return 0
 
-    said: list[str] = []
-    assert cli.run_comparison(compare, config, launch=launch, say=said.append) == "completed"
-    assert said[0] == "memory before Start on the CPU (RAM), 3.00 GiB free:"
+    assert run_compare(compare, config, launch, monkeypatch) == 0
+    said = [event["message"] for event in events_of(compare) if event["kind"] == "log"]
+    assert said[0] == ("memory before Start on the CPU (RAM), 3.00 GiB free (the largest batch of the data's 40 "
+                       f"measured rows, the longest {saved_lengths(compare)['longest']} tokens):")
     first_training = next(i for i, line in enumerate(said) if "training in" in line)
     assert first_training == 1 + len(METHODS) and all(" GiB  fits" in line for line in said[1:first_training])
     table = json.loads(compare.table_json.read_text(encoding="utf-8"))
@@ -76,14 +80,19 @@ def test_the_command_prints_the_estimates_first_and_the_table_sets_them_beside_t
         estimate_mb = saved["methods"][row["method"]]["total_mb"]
         assert row["estimated_peak_mb"] == estimate_mb and row["peak_memory_mb"] == peaks[row["method"]]
         assert row["estimate_error_percent"] == 100 * (estimate_mb - peaks[row["method"]]) / peaks[row["method"]]
-    assert table["estimate"] == {"device": "cpu", "free_mb": 3 * 1024}
+    assert table["estimate"] == {"device": "cpu", "free_mb": 3 * 1024,
+                                 "lengths": {"rows": 40, "longest": 103, "cutoff_len": 64}}  # the demo's rows
     header = csv_text(table).splitlines()[0]
     assert "peak_memory_mb,estimated_peak_mb,estimate_error_percent" in header
     lora = table["rows"][0]
     assert f"| 900 | {lora['estimated_peak_mb']:.0f} | {lora['estimate_error_percent']:+.0f} |" in markdown(table)
     assert "Estimated peak: engine.estimate's figure before Start" in compare.table_md.read_text(encoding="utf-8")
     (compare.path / estimated.ESTIMATE_JSON).write_text("[1", encoding="utf-8")  # damaged: said, not guessed
-    assert "No estimated peak: estimate.json cannot be read" in markdown(cli.write_table(compare, config))
+    assert "No estimated peak: estimate.json cannot be read" in markdown(write_table(compare, config))
+
+
+def saved_lengths(compare: CompareDir) -> dict:
+    return json.loads((compare.path / estimated.ESTIMATE_JSON).read_text(encoding="utf-8"))["lengths"]
 
 
 def test_the_compare_tab_shows_each_methods_verdict_before_start(tmp_path: Path, monkeypatch):
@@ -97,10 +106,13 @@ def test_the_compare_tab_shows_each_methods_verdict_before_start(tmp_path: Path,
 
     def shown(batch: int, free_gib: float) -> str:
         monkeypatch.setattr(room, "memory_room", lambda: (int(free_gib * memory.GIB), "RAM"))
-        return tab.estimate(ctx, "c", str(DEMO), str(DATA), METHODS, preset_rows(), 2, batch, 64, 0.2,
+        return tab.estimate(ctx, "c", str(DEMO), str(DATA), METHODS, preset_rows(), 2, batch, 64, 0.2, True,
                             visitor)
 
     roomy = shown(2, 64)
     assert roomy.count("data-verdict='fits'") == 3 and "the CPU (RAM)" in roomy and "64.00 GiB free" in roomy
     assert shown(2, 0.01).count("data-verdict='will not fit'") == 3
-    assert tab.estimate(ctx, "c", "", str(DATA), METHODS, preset_rows(), 2, 2, 64, 0.2, visitor) == ""
+    assert tab.estimate(ctx, "c", "", str(DATA), METHODS, preset_rows(), 2, 2, 64, 0.2, True, visitor) == ""
+    monkeypatch.setattr(tab, "cached_lengths", lambda *_: [20] * 40)  # the Train tab's inspection measured them
+    short = shown(2, 64)
+    assert "40 rows as the inspection measured them" in short and short.count("data-verdict='fits'") == 3

@@ -91,7 +91,9 @@ def test_the_table_reads_each_runs_outputs_and_marks_the_best(tmp_path: Path):
     assert table["curves"]["lora"] == [[1, 3.0], [2, 2.0]] or table["curves"]["lora"] == [(1, 3.0), (2, 2.0)]
     assert json.loads(compare.table_json.read_text())["rows"][0]["eval_loss"] == 2.5
     assert "| LoRA | completed | 100 | 1.0000 |" in markdown(table) and "2.4000 *" in compare.table_md.read_text()
-    assert csv_text(table).splitlines()[1].startswith("lora,completed,100,1.0,0.5,300.0,,,50.0,9.0,2.0,2.5,12.18,True")
+    evaluation_cells = ",,,,"  # exact match, ROUGE-L, BLEU, general change: not evaluated yet
+    assert csv_text(table).splitlines()[1].startswith(
+        f"lora,completed,100,1.0,0.5,300.0,,,50.0,9.0,2.0,2.5,12.18{evaluation_cells},True")
 
 
 def test_completed_methods_are_not_trained_again_and_stopped_ones_resume(tmp_path: Path):
@@ -137,24 +139,3 @@ def test_the_pages_presets_table_round_trips_and_makes_the_comparison(tmp_path: 
     assert page.count("<tr data-method=") == 3 and "<strong class='wb-best'>2.4000 ★</strong>" in page
     assert list(curves_frame(table)["series"].unique()) == ["lora", "prompt"]
 
-
-def test_a_stop_ends_the_comparison_after_the_method_that_trains(tmp_path: Path, monkeypatch):
-    from engine.compare import cli
-    from engine.estimate import room
-
-    monkeypatch.setattr(room, "gpu_free", lambda: None)  # nvidia-smi would be a process
-    config = parse_compare_config(raw(tmp_path, methods=["lora", "prompt", "ia3"]))
-    compare = CompareDir(Path(config.output_dir))
-    trained = []
-
-    def launch(run):  # stands in for the engine process: the first method is stopped by a Ctrl-C while it trains
-        trained.append(run.name)
-        monkeypatch.setattr(cli, "_stop", [True])
-        run.write_status("stopped", pid=None)
-        return 0
-
-    said: list[str] = []
-    assert cli.run_comparison(compare, config, launch=launch, say=said.append) == "stopped"
-    assert trained == ["c-lora"] and "lora: stopped" in said
-    assert [row["state"] for row in json.loads(compare.table_json.read_text())["rows"]] == [
-        "stopped", "not started", "not started"]

@@ -42,6 +42,7 @@ FOR_A_PERSON = {
     "webui.jobs.paths": ("PathError",),
     "webui.jobs.runs": ("RunError",),
     "webui.jobs.evals": ("EvalChoiceError",),
+    "webui.jobs.compares": ("CompareRunningError",),
     "webui.forms.compare_table": ("CompareFormError",),
     "webui.jobs.commands": ("EngineCommandError",),
     "webui.forms.prestart": ("StartRefusedError",),

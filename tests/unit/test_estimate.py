@@ -52,6 +52,23 @@ def test_parts_follow_the_method_dtype_and_batch():
     assert preference.rows == 16 and preference.logits == 16 * 512 * 4096 * 8  # TRL's loss: the full logits
 
 
+
+def test_measured_row_lengths_give_the_largest_batch_the_data_makes():
+    """Short rows (the demo's are tens of tokens) are not counted as rows of cutoff_len: the estimate takes the
+    largest batch of the measured lengths, as the check before the first step does (engine/train/preflight.py)."""
+    lengths = [30, 120, 45, 600, 80, 10]  # one row over the cutoff: cut at 256
+    full_rows = estimate(run_config(batch_size=4, cutoff_len=256, packing="off"), demo(), "cpu")
+    padded = estimate(run_config(batch_size=4, cutoff_len=256, packing="off"), demo(), "cpu", lengths)
+    assert (padded.rows, padded.tokens, padded.longest) == (4, 4 * 256, 600)  # the longest row is cut at 256
+    short = estimate(run_config(batch_size=4, cutoff_len=256, packing="off"), demo(), "cpu", [30, 120, 45, 80, 10])
+    assert (short.rows, short.tokens) == (4, 4 * 120) and short.activations * 256 == full_rows.activations * 120
+    assert short.total < full_rows.total and short.weights == full_rows.weights
+    packed = estimate(run_config(batch_size=4, cutoff_len=256, packing="on"), demo(), "cpu", [30, 120, 45, 80, 10])
+    assert (packed.rows, packed.tokens) == (2, 2 * 245)  # first fit into 256: [120, 80, 45] [30], padded to 245
+    auto = estimate(run_config(batch_size=4, cutoff_len=256), demo(), "cpu", [30, 120, 45, 80, 10])
+    assert auto.total == max(short.total, packed.total)  # auto: whichever the run picks, the larger
+
+
 def test_dpo_and_kto_count_their_reference_a_copy_of_the_weights_only_with_full_and_freeze():
     total = shapes.estimate_total(demo())
     for stage in ("dpo", "kto"):
@@ -159,6 +176,15 @@ def test_train_tab_verdict_changes_when_the_batch_grows(tmp_path: Path, monkeypa
     assert "**will not fit**" in shown(64)
     assert train_estimate.estimate_text(ctx, visitor, "", str(DATA), [], "auto", "lora",
                                         *forms.widget_values(forms.defaults())) == ""
+    asked = []  # the inspection's cached lengths (webui/tabs/train/data.py cached_lengths), where it measured them
+
+    def cached(*args):
+        asked.append(args[1:])
+        return [40] * 40
+    monkeypatch.setattr(train_estimate, "cached_lengths", cached)
+    short = shown(64)  # 64 rows of 40 tokens, not of cutoff_len: it fits now
+    assert "**fits**" in short and "the largest batch of the data's 40 rows" in short
+    assert asked[-1][:2] == (str(DEMO), str(DATA))
 
 
 def test_the_estimate_command_prints_the_parts_and_a_config_diff(tmp_path: Path, capsys):
@@ -174,6 +200,9 @@ def test_the_estimate_command_prints_the_parts_and_a_config_diff(tmp_path: Path,
     assert diff in out
     assert command.main([str(path), "--device", "cpu", "--free-gib", "500"]) == 0
     assert "500.00 GiB: fits" in capsys.readouterr().out
+    measured = command.main([str(path), "--device", "cpu", "--free-gib", "3", "--measure-data"])
+    out = capsys.readouterr().out  # the demo's 40 rows are all far below 2048 tokens: the step fits now
+    assert measured == 0 and "the largest batch of the data's 40 measured rows" in out and "3.00 GiB: fits" in out
 
 
 def test_estimate_and_plan_read_a_config_without_output_dir(tmp_path: Path, capsys):

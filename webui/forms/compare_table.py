@@ -59,7 +59,7 @@ def presets_from_rows(rows: Any) -> dict[str, dict[str, Any]]:
 
 
 def compare_config(model: str, dataset: str, methods: list[str], rows: Any, steps: int, batch_size: int,
-                   cutoff_len: int, val_size: float) -> CompareConfig:
+                   cutoff_len: int, val_size: float, evaluate: bool = True) -> CompareConfig:
     """The comparison of the form's values; CompareFormError (one sentence) where they cannot make one."""
     if not methods:
         raise CompareFormError("Choose at least one method to compare.")
@@ -72,7 +72,7 @@ def compare_config(model: str, dataset: str, methods: list[str], rows: Any, step
             train=TrainConfig(max_steps=int(steps), batch_size=int(batch_size), cutoff_len=int(cutoff_len),
                               save_steps=max(1, int(steps) // 2), report_to=[]),
             methods=[m for m in METHOD_NAMES if m in methods],
-            presets={m: presets[m] for m in methods if m in presets})
+            presets={m: presets[m] for m in methods if m in presets}, evaluate=bool(evaluate))
     except ValidationError as error:
         raise CompareFormError(sentence_of(error.errors()[0])) from None
     issues = config.problems()
@@ -103,12 +103,34 @@ def table_html(table: dict[str, Any]) -> str:
     return "".join(lines)
 
 
+def answers_html(table: dict[str, Any], heading: str) -> str:
+    """Each method's answer to the comparison's prompts (table.json's `answers`), the base's first; "" where none
+    has answered yet."""
+    items = [item for item in table.get("answers") or [] if item.get("answers")]
+    if not items:
+        return ""
+    order = ["base", *(row["method"] for row in table["rows"])]
+    lines = [f"<p>{html.escape(heading)}</p>"]
+    for item in items:
+        lines.append(f"<p><strong>{html.escape(item['prompt'])}</strong></p><table class='wb-eval-table "
+                     "wb-compare-answers'><tbody>")
+        for model in order:
+            if model in item["answers"]:
+                title = html.escape(METHOD_TITLES.get(model, model))
+                lines.append(f"<tr data-model='{html.escape(model)}'><td>{title}</td>"
+                             f"<td>{html.escape(item['answers'][model])}</td></tr>")
+        lines.append("</tbody></table>")
+    return "".join(lines)
+
+
 def estimate_html(found: dict[str, Any], say: Any, gib: Any) -> str:
     """Each method's memory estimate before Start (engine/compare/estimates.py) as a small table: estimated peak,
     verdict against the free memory, the largest part; "" where no method has one (config.json not at hand)."""
     if not any(found["methods"].values()):
         return ""
     head = say("compare.msg.estimate", device=say(f"estimate.{found['device']}"), free=gib(found["free_mb"]))
+    if found.get("lengths"):
+        head += " " + say("msg.estimate_rows", rows=found["lengths"]["rows"], longest=found["lengths"]["longest"])
     lines = [f"<p>{html.escape(head)}</p><table class='wb-eval-table wb-compare-estimate'><tbody>"]
     for method, estimate in found["methods"].items():
         title = html.escape(METHOD_TITLES.get(method, method))

@@ -1,12 +1,14 @@
-"""Method comparisons from the page (WORKSPACE/compares/NAME/): one ordinary training run per method, queued in the
-scheduler's device lane one after another (WORKSPACE/runs/NAME-METHOD, each a normal run the Runs, Chat, Evaluate
-and Export tabs use), and the table built from their outputs (engine/compare/table.py, plain Python: reading the
+"""Method comparisons from the page (WORKSPACE/compares/NAME/): a job of kind `compare` queued in the scheduler's
+device lane (engine/compare/job.py, the body `python launch.py compare` runs too), which trains and evaluates one
+ordinary run per method one after another (WORKSPACE/runs/NAME-METHOD, each a normal run the Runs, Chat, Evaluate
+and Export tabs use); the table is built from their outputs (engine/compare/table.py, plain Python: reading the
 runs' JSON files is all the web process does).
 
-The comparison's folder holds compare.yaml and table.json / table.csv / table.md, rewritten whenever the page reads
-the table, so they survive restarts. Start plans as the command line does (engine/compare/plan.py): completed
-methods are not trained again, stopped ones resume from their checkpoint. Stop takes the queued runs out of the
-queue and stops the one that trains (it saves a checkpoint): Start again resumes the comparison.
+The comparison's folder holds the job's config.yaml, status.json and events.jsonl, and table.json / table.csv /
+table.md, rewritten whenever the page reads the table, so they survive restarts. Start plans as the command line
+does (engine/compare/plan.py) so that a folder it cannot use is refused at once: completed methods are not trained
+again, stopped ones resume from their checkpoint. Stop stops the comparison's process, which stops the method that
+trains (it saves a checkpoint): Start again resumes the comparison.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 from engine.compare import estimates as estimated
-from engine.compare.plan import DONE, plan, prepare, write_compare_yaml
+from engine.compare.plan import plan
 from engine.compare.table import CompareDir, write_table
 from engine.config_compare import CompareConfig, run_config
+from engine.errors import UserError
 from engine.jobs.kinds import TRAIN
 from engine.jobs.rundir import FINAL_STATES
 from webui.jobs.paths import PathError, safe_name
@@ -24,6 +27,10 @@ from webui.jobs.scheduler import QUEUED, Scheduler
 from webui.jobs.submit import JobManager
 
 COMPARES = "compares"
+
+
+class CompareRunningError(UserError, RuntimeError):
+    """Start pressed for a comparison that is queued or running; the message is one sentence for the page."""
 
 
 class CompareManager:
@@ -40,8 +47,8 @@ class CompareManager:
         return CompareDir(path)
 
     def start(self, name: str, config: CompareConfig, model_config: dict[str, Any] | None = None) -> CompareDir:
-        """Queue every method not done yet as a run, in order (ConfigError, one sentence per problem, where a
-        method's folder cannot be used); the runs start one at a time as the device lane frees. `model_config`:
+        """Queue the comparison as a job (ConfigError, one sentence per problem, where a method's folder cannot be
+        used; RuntimeError where the comparison runs already); it starts when the device lane frees. `model_config`:
         the base model's config.json as the page read it, for each method's memory estimate (estimate.json)."""
         compare = self.compare(name)
         config = config.model_copy(update={"output_dir": str(compare.path),
@@ -51,31 +58,26 @@ class CompareManager:
         config = config.model_copy(update={"model": checked.model})
         found = estimated.method_estimates(config, model_config, *estimated.machine())  # nvidia-smi: not locked
         with self.scheduler.lock:
-            steps = plan(compare, config)
-            write_compare_yaml(compare, config)
+            if compare.read_status().get("state") not in (*FINAL_STATES, None):
+                raise CompareRunningError(f"The comparison {compare.name} is queued or running: stop it first, or "
+                                          "give this one another name.")
+            plan(compare, config)
+            compare.path.mkdir(parents=True, exist_ok=True)
             estimated.write_estimates(compare.path, found)
-            for step in steps:
-                if step.action == DONE:
-                    continue
-                prepare(step)
-                self.jobs.requeue(step.run, step.config)
-        write_table(compare, config)
+            write_table(compare, config)
+            self.jobs.requeue(compare, config.model_copy(update={"output_dir": str(compare.path)}))
         return compare
 
     def stop(self, compare: CompareDir) -> bool:
-        """Take the comparison's queued runs out of the queue and stop the one that trains; False when none was
-        queued or training."""
-        config = compare.read_config()
-        stopped = False
+        """Take a queued comparison out of the queue, or stop the running one (it stops the method that trains);
+        False when it was neither."""
         with self.scheduler.lock:
-            for method in config.methods:
-                run = compare.run(config, method)
-                state = run.read_status().get("state")
-                if state == QUEUED:
-                    run.write_status("stopped", pid=None, error=None, note="stopped before it started")
-                    stopped = True
-                elif state is not None and state not in FINAL_STATES:
-                    stopped = self.scheduler.stop(run) or stopped
+            state = compare.read_status().get("state")
+            if state == QUEUED:
+                compare.write_status("stopped", pid=None, error=None, note="stopped before it started")
+                stopped = True
+            else:
+                stopped = state not in (*FINAL_STATES, None) and self.scheduler.stop(compare)
             self.scheduler.scan()
         return stopped
 
@@ -85,11 +87,11 @@ class CompareManager:
 
     def latest(self) -> CompareDir | None:
         """The comparison written last, or None."""
-        found = [(path.stat().st_mtime, path.name) for path in self.folder.glob("*/compare.yaml")
+        found = [(path.stat().st_mtime, path.name) for path in self.folder.glob("*/config.yaml")
                  if not path.parent.is_symlink()] if self.folder.is_dir() else []
         return self.compare(max(found)[1]) if found else None
 
     @staticmethod
-    def running(table: dict[str, Any]) -> bool:
-        """Whether a method of the table is queued or training."""
-        return any(row["state"] not in (*FINAL_STATES, "not started") for row in table["rows"])
+    def running(compare: CompareDir) -> bool:
+        """Whether the comparison is queued or running."""
+        return compare.read_status().get("state") not in (*FINAL_STATES, None)

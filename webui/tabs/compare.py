@@ -1,17 +1,19 @@
 """Compare tab: the same base model, dataset and budget trained once per method (LoRA, QLoRA, DoRA, IA3, prefix,
 prompt and P-tuning, full), each an ordinary queued run (webui.jobs.compares), and the table filled as they finish:
 trainable parameters, size on disk, peak memory, tokens/s, wall time, final train loss, eval loss and perplexity on
-the same held-out rows, whether it merges into the base; the best per column marked, the loss curves overlaid, the
-table as CSV and Markdown (the comparison folder's own table.csv and table.md).
+the same held-out rows, exact match / ROUGE-L / BLEU there and how much the general answers changed from the base's
+(each method's evaluation job, where "Evaluate" is ticked), whether it merges into the base; the best per column
+marked, the loss curves overlaid, each method's answer to the same prompts under the table, the table as CSV and
+Markdown (the comparison folder's own table.csv and table.md). The status line is the comparison job's.
 
 The presets table shows each method's learning rate and options (engine/config_compare.py PRESETS) and may be
-edited before Start. Stop takes the queued methods out of the queue and stops the one that trains; Start again
-resumes (completed methods are not trained again). A short answer per method to the same prompts is not shown
-here: the Evaluate tab answers a test set with several runs at once.
+edited before Start. Stop stops the comparison (and the method that trains, which saves a checkpoint); Start again
+resumes (completed methods are not trained again).
 """
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,7 @@ from webui.context import AppContext
 from webui.forms.compare_table import (
     PRESET_HEADERS,
     CompareFormError,
+    answers_html,
     compare_config,
     curves_frame,
     estimate_html,
@@ -38,7 +41,9 @@ from webui.forms.datasets import dataset_choices
 from webui.forms.mapping import starter_config
 from webui.forms.models import model_config_json
 from webui.i18n import failure, pairs_label, t, words
+from webui.jobs.compares import CompareRunningError
 from webui.jobs.paths import PathError
+from webui.tabs.train.data import cached_lengths
 
 POLL_S = 1.0
 METHOD_COLORS = {method: RUN_COLORS[index % len(RUN_COLORS)][0] for index, method in enumerate(METHOD_NAMES)}
@@ -54,12 +59,14 @@ class CompareTab:
     batch_size: gr.Number
     cutoff_len: gr.Number
     val_size: gr.Number
+    evaluate: gr.Checkbox
     presets: gr.Dataframe
     estimate: gr.HTML  # each method's memory estimate before Start, with its verdict
     start: gr.Button
     stop: gr.Button
     status: gr.Markdown
     table: gr.HTML
+    answers: gr.HTML  # each method's answer to the same prompts
     plot: gr.LinePlot
     csv: gr.DownloadButton
     md: gr.DownloadButton
@@ -70,10 +77,11 @@ class CompareTab:
 
     def inputs(self) -> list[Any]:
         return [self.name, self.model, self.dataset, self.methods, self.presets, self.steps, self.batch_size,
-                self.cutoff_len, self.val_size]
+                self.cutoff_len, self.val_size, self.evaluate]
 
     def view_outputs(self) -> list[Any]:
-        return [self.status, self.table, self.plot, self.csv, self.md, self.followed, self.timer, self.colors]
+        return [self.status, self.table, self.answers, self.plot, self.csv, self.md, self.followed, self.timer,
+                self.colors]
 
 
 def view(ctx: AppContext, name: str | None, say: Any) -> tuple[Any, ...]:
@@ -81,19 +89,25 @@ def view(ctx: AppContext, name: str | None, say: Any) -> tuple[Any, ...]:
     while a method is queued or training)."""
     hidden = gr.update(visible=False)
     if not name:
-        return "", "", None, hidden, hidden, None, gr.Timer(active=False), {}
+        return "", "", "", None, hidden, hidden, None, gr.Timer(active=False), {}
     try:
         compare = ctx.compares.compare(name)
         table = ctx.compares.table(compare)
     except (OSError, ValueError, PathError) as error:  # the folder removed or damaged since: said, not raised
         status = f"<span class='wb-error'>{say('compare.msg.unreadable', name=name, error=error)}</span>"
-        return status, "", None, hidden, hidden, None, gr.Timer(active=False), {}
-    running = ctx.compares.running(table)
+        return status, "", "", None, hidden, hidden, None, gr.Timer(active=False), {}
+    job = compare.read_status()
+    running = ctx.compares.running(compare)
     key = "compare.msg.running" if running else "compare.msg.done"
     status = say(key, name=name, done=table["completed"], total=table["methods"])
+    if running:
+        status += " " + say("compare.msg.now", state=job.get("state", ""), method=job.get("note") or "")
+    elif job.get("error"):
+        status += f" <span class='wb-error'>{html.escape(job['error'])}</span>"
     frame = curves_frame(table)
     colors = {method: METHOD_COLORS[method] for method in frame["series"].unique()}
-    return (status, table_html(table), frame, gr.update(value=str(compare.table_csv), visible=True),
+    return (status, table_html(table), answers_html(table, say("compare.answers")), frame,
+            gr.update(value=str(compare.table_csv), visible=True),
             gr.update(value=str(compare.table_md), visible=True), name, gr.Timer(active=running), colors)
 
 
@@ -108,34 +122,38 @@ def gib(mib: float) -> str:
 
 def estimate(ctx: AppContext, _name: str, model: str, dataset: str | None, methods: list[str] | None, presets: Any,
              steps: float | None, batch_size: float | None, cutoff_len: float | None, val_size: float | None,
-             request: gr.Request | None = None) -> str:
-    """The form's methods' memory estimates before Start, from config.json alone (no torch); "" where the form
-    makes no comparison yet (Start says why) or config.json is not at hand."""
+             evaluate: bool = True, request: gr.Request | None = None) -> str:
+    """The form's methods' memory estimates before Start, from config.json (no torch) and the dataset's token lengths
+    where the Train tab's inspection has measured them; "" where the form makes no comparison yet (Start says why)
+    or config.json is not at hand. The comparison job measures the lengths itself when it starts."""
     from engine.config import ConfigError
 
     try:
         config = compare_config(model.strip(), dataset or "", list(methods or []), presets, int(steps or 0),
-                                int(batch_size or 0), int(cutoff_len or 0), float(val_size or 0))
+                                int(batch_size or 0), int(cutoff_len or 0), float(val_size or 0), bool(evaluate))
         found = model_json(ctx, model.strip())
     except (CompareFormError, ConfigError, PathError, ModelFileError):
         return ""  # Start refuses with the sentence
     if found is None:
         return ""
-    return estimate_html(estimated.method_estimates(config, found, *estimated.machine()), words(request), gib)
+    lengths = cached_lengths(ctx, model.strip(), dataset or "", config.data.format, config.train.cutoff_len,
+                             config.data.overlength, config.data.replace)  # where the Train tab's inspection measured
+    return estimate_html(estimated.method_estimates(config, found, *estimated.machine(), lengths=lengths),
+                         words(request), gib)
 
 
 def start(ctx: AppContext, name: str, model: str, dataset: str | None, methods: list[str] | None, presets: Any,
           steps: float | None, batch_size: float | None, cutoff_len: float | None, val_size: float | None,
-          request: gr.Request | None = None) -> tuple[Any, ...]:
+          evaluate: bool = True, request: gr.Request | None = None) -> tuple[Any, ...]:
     """Start pressed: queue every method not done yet and follow the comparison."""
     from engine.config import ConfigError
 
     say = words(request)
     try:
         config = compare_config(model.strip(), dataset or "", list(methods or []), presets, int(steps or 0),
-                                int(batch_size or 0), int(cutoff_len or 0), float(val_size or 0))
+                                int(batch_size or 0), int(cutoff_len or 0), float(val_size or 0), bool(evaluate))
         compare = ctx.compares.start((name or "").strip() or "compare", config, model_json(ctx, model.strip()))
-    except (CompareFormError, ConfigError, PathError, ModelFileError) as error:
+    except (CompareFormError, CompareRunningError, ConfigError, PathError, ModelFileError) as error:
         raise failure(request, str(error)) from None
     return view(ctx, compare.name, say)
 
@@ -185,6 +203,8 @@ def build_compare_tab(ctx: AppContext, app: gr.Blocks) -> CompareTab:
                                elem_id="wb-compare-cutoff")
             val_size = gr.Number(0.2, minimum=0, maximum=0.9, label=t("compare.val_size"),
                                  info=t("compare.val_size_help"), elem_id="wb-compare-val")
+        evaluate = gr.Checkbox(True, label=t("compare.evaluate"), info=t("compare.evaluate_help"),
+                               elem_id="wb-compare-evaluate")
         presets = gr.Dataframe(preset_rows(), headers=PRESET_HEADERS, interactive=True, label=t("compare.presets"),
                                elem_id="wb-compare-presets", static_columns=[0], wrap=True)
         estimate_view = gr.HTML(elem_id="wb-compare-estimate")
@@ -193,6 +213,7 @@ def build_compare_tab(ctx: AppContext, app: gr.Blocks) -> CompareTab:
             stop_btn = gr.Button(t("compare.stop"), variant="stop", elem_id="wb-compare-stop")
         status = gr.Markdown(elem_id="wb-compare-status")
         table = gr.HTML(elem_id="wb-compare-table")
+        answers = gr.HTML(elem_id="wb-compare-answers")
         plot = gr.LinePlot(x="step", y="loss", color="series", label=t("compare.curves"),
                            elem_id="wb-compare-plot")
         with gr.Row():
@@ -201,8 +222,8 @@ def build_compare_tab(ctx: AppContext, app: gr.Blocks) -> CompareTab:
         followed, timer = gr.State(None), gr.Timer(POLL_S, active=False)
         colors = colour_state(plot)
     tab = CompareTab(name=name, model=model, dataset=dataset, methods=methods, steps=steps, batch_size=batch,
-                     cutoff_len=cutoff, val_size=val_size, presets=presets, estimate=estimate_view, start=run,
-                     stop=stop_btn, status=status, table=table,
+                     cutoff_len=cutoff, val_size=val_size, evaluate=evaluate, presets=presets,
+                     estimate=estimate_view, start=run, stop=stop_btn, status=status, table=table, answers=answers,
                      plot=plot, csv=csv, md=md, followed=followed, timer=timer, colors=colors)
     app.load(bind(datasets, ctx), None, tab.dataset)
     shown.select(bind(datasets, ctx), None, tab.dataset)

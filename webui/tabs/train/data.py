@@ -54,11 +54,7 @@ def inspect(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, 
             yield summary_only(panel, f"<div class='wb-error' id='wb-data-error'>"
                                       f"{html.escape(message(request, 'msg.data_missing', name=dataset))}</div>")
             return
-        local = ctx.local_model_dir(model) if model else None
-        tokenizer = model_folder(model, local) if model else None  # local, or the hub cache's copy: no download
-        job = inspect_job(path, data_format=data_format, model=str(tokenizer) if tokenizer else None,
-                          cutoff_len=int(cutoff_len or 0), overlength=overlength,
-                          replace=fills(replace))
+        job = inspection_job(ctx, path, model, data_format, cutoff_len, overlength, replace)
         cache = engine_cache(ctx.workspace)
         report = cache.cached(job)
         if report is None:
@@ -76,6 +72,32 @@ def inspect(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, 
     if len(names) > 1:
         view[panel.summary] += "<br>" + datasets_line(ctx, names, report, data_format, request)
     yield view
+
+
+def inspection_job(ctx: AppContext, path: Path, model: str, data_format: str, cutoff_len: float, overlength: str,
+                   replace: dict[str, str] | None) -> Any:
+    """The `inspect-data` job of a dataset file with the model's tokenizer (local, or the hub cache's copy: no
+    download): the one key its cached answer is found by."""
+    local = ctx.local_model_dir(model) if model else None
+    tokenizer = model_folder(model, local) if model else None
+    return inspect_job(path, data_format=data_format, model=str(tokenizer) if tokenizer else None,
+                       cutoff_len=int(cutoff_len or 0), overlength=overlength, replace=fills(replace))
+
+
+def cached_lengths(ctx: AppContext, model: str, dataset: str, data_format: str, cutoff_len: int, overlength: str,
+                   replace: dict[str, str] | None) -> list[int] | None:
+    """The token lengths the inspection measured for the dataset with these settings, where it has (for any
+    visitor, since any restart); None where it has not, or measures nothing here (no model, a hub dataset): nothing
+    is started."""
+    try:
+        path = measured_here(ctx, dataset)
+        if not model or path is None or not path.is_file():
+            return None
+        report = engine_cache(ctx.workspace).cached(
+            inspection_job(ctx, path, model, data_format, cutoff_len, overlength, replace))
+    except (OSError, EngineCommandError, PathError):
+        return None
+    return (report or {}).get("lengths") or None
 
 
 def fills(replace: dict[str, str] | None) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """The Train tab's memory and time estimate before Start (issue 26 item 3): computed here, in the web process, from
 the model's config.json and the form's RunConfig alone (engine.estimate: plain Python, no torch), with a verdict
 against the memory this machine has free (RAM under the process's limits, or a GPU's free memory where
-nvidia-smi reports one)."""
+nvidia-smi reports one). Where the dataset's inspection has measured its token lengths (the cached answer, for one
+dataset), the estimate takes the largest batch those rows make instead of rows of cutoff_len tokens."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from webui.context import AppContext
 from webui.forms.models import model_config_json
 from webui.i18n import message, words
 from webui.jobs.paths import PathError
+from webui.tabs.train.data import cached_lengths
 from webui.tabs.train.handlers import NEW_RUN, Form
 
 SHOWN_PARTS = ("the weights", "the reference model", "the gradients", "the optimizer states", "the activations",
@@ -27,8 +29,9 @@ def size(value: float) -> str:
 
 
 def estimate_text(ctx: AppContext, request: gr.Request | None, *args: Any) -> str:
-    """Two lines: the step's peak memory by part with the verdict, and the time; "" where the form is not a
-    valid config yet (the config preview says why) or config.json is not at hand or lacks the sizes."""
+    """The step's peak memory by part with the verdict, the rows it counts where the inspection measured them, and
+    the time; "" where the form is not a valid config yet (the config preview says why) or config.json is not at
+    hand or lacks the sizes."""
     form = Form.parse(args)
     if not form.model.strip():
         return ""
@@ -41,7 +44,9 @@ def estimate_text(ctx: AppContext, request: gr.Request | None, *args: Any) -> st
         return ""
     gpu = room.gpu_free()
     device = "gpu" if gpu is not None else "cpu"
-    step = memory.estimate(config, found, device)
+    lengths = cached_lengths(ctx, form.model.strip(), form.dataset, form.data_format, config.train.cutoff_len,
+                             config.data.overlength, config.data.replace) if len(form.datasets) == 1 else None
+    step = memory.estimate(config, found, device, lengths)
     if step is None:
         return ""
     free = gpu if gpu is not None else room.memory_room()[0]
@@ -50,6 +55,8 @@ def estimate_text(ctx: AppContext, request: gr.Request | None, *args: Any) -> st
                       if name in SHOWN_PARTS and value)
     lines = [say("msg.estimate", total=size(step.total), device=say(f"estimate.{device}"), parts=parts,
                  free=size(free), verdict=say(f"estimate.{memory.verdict(step.total, free)}"))]
+    if lengths:
+        lines.append(say("msg.estimate_rows", rows=len(lengths), longest=max(lengths)))
     lines.append(time_line(ctx, request, config, memory.text_config(found)))
     return "  \n".join(lines)
 

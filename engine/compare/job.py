@@ -1,0 +1,136 @@
+"""A method comparison as a job of kind `compare` (engine.jobs.kinds.COMPARE): one status for the page and the
+command line.
+
+The comparison's folder (WORKSPACE/compares/NAME, or its config's output_dir) holds config.yaml (the CompareConfig,
+paths resolved), status.json, events.jsonl and compare.log as every job's do, estimate.json (each method's memory
+estimate before Start: engine/compare/estimates.py), evals/METHOD (each method's evaluation job, where
+config.evaluate) and table.json / table.csv / table.md (engine/compare/table.py), rewritten after every method.
+
+The body plans (engine/compare/plan.py), then per method: status `training` (note: the method) while the method's
+run trains in an engine process of its own (`python -m engine run RUN --kind train`: its peak memory is its own),
+then `evaluating` while its evaluation job runs (`--kind eval`; the base's first, once per comparison), then a
+progress event (methods done of all) and the table. A stop (SIGTERM, Ctrl-C) is passed on to the process that runs
+(a run saves a checkpoint and ends `stopped`) and the comparison ends `stopped` after it; the job again resumes:
+completed methods are not trained again, a stopped one continues from its checkpoint, an evaluation not completed
+runs again. A method that fails is said in the log and the others still train: the comparison then ends `failed`,
+naming it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from engine.__main__ import PARENT_ENV
+from engine.compare import estimates as estimated
+from engine.compare.plan import DONE, RESUME, Step, evaluation_due, plan, prepare, prepare_evaluation
+from engine.compare.table import CompareDir, text_lines, write_table
+from engine.config_compare import CompareConfig
+from engine.config_eval import BASE
+from engine.estimate.lengths import measured_lengths
+from engine.jobs.events import Progress
+from engine.jobs.kinds import EVAL, TRAIN, JobKind
+from engine.jobs.lifecycle import JobContext, Outcome, StopRequest
+from engine.jobs.rundir import JobDir
+
+Launch = Callable[[JobKind, JobDir, StopRequest], int]  # runs the prepared job folder; its exit code
+POLL_S = 0.2
+
+
+def child_process(kind: JobKind, job: JobDir, stop: StopRequest) -> int:
+    """Run the job in an engine process of its own, as the page's scheduler does (its output to the job's
+    stdout.log); a stop is passed on to it as SIGTERM, and it is killed with this process (PARENT_ENV)."""
+    with open(job.stdout_log, "ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "engine", "run", str(job.path), "--kind", kind.name],
+                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True, env={**os.environ, PARENT_ENV: str(os.getpid())})
+    signalled = False
+    while True:
+        try:
+            return process.wait(timeout=POLL_S)
+        except subprocess.TimeoutExpired:
+            if stop.requested and not signalled:
+                process.send_signal(signal.SIGTERM)
+                signalled = True
+
+
+def compare_body(context: JobContext, launch: Launch | None = None) -> Outcome:
+    """The compare kind's body (engine.jobs.lifecycle)."""
+    launch = launch or child_process
+    compare, config, reporter = CompareDir(context.job.path), context.config, context.reporter
+    found = estimated.method_estimates(config, estimated.read_model_config(config), *estimated.machine(),
+                                       lengths=measured_lengths(config, reporter.info))
+    estimated.write_estimates(compare.path, found)
+    for line in estimated.lines(found):
+        reporter.info(line)
+    steps = plan(compare, config)
+    write_table(compare, config)
+    failed: list[str] = []
+    started = time.time()
+    for number, step in enumerate(steps, 1):
+        if context.stop.requested:
+            break
+        state = _method(compare, config, step, context, launch)
+        if state == "failed":
+            failed.append(step.method)
+        for line in text_lines(write_table(compare, config)):
+            reporter.info(line)
+        if state == "stopped":
+            break
+        reporter.events.write(Progress(step=number, total=len(steps), elapsed_s=round(time.time() - started, 1)))
+    table = write_table(compare, config)
+    result = {"table": str(compare.table_md), "completed": table["completed"], "methods": table["methods"]}
+    if context.stop.requested or any(row["state"] == "stopped" for row in table["rows"]):
+        return Outcome("stopped", result=result)
+    if failed:
+        return Outcome("failed", result=result, error=(
+            f"{', '.join(failed)} failed (each run's log says why); the other methods are in the table: fix "
+            f"the cause and run the comparison again to retry {'it' if len(failed) == 1 else 'them'}."))
+    return Outcome("completed", result=result)
+
+
+def _method(compare: CompareDir, config: CompareConfig, step: Step, context: JobContext, launch: Launch) -> str:
+    """Train the method where it is not done, then evaluate it where that is due; its final state."""
+    reporter = context.reporter
+    if step.action == DONE:
+        reporter.info(f"{step.method}: completed earlier ({step.run.path}), not trained again")
+    else:
+        compare.evaluation(step.method).metrics.unlink(missing_ok=True)  # of the run before: not this one's
+        reporter.status("training", note=step.method)
+        reporter.info(f"{step.method}: {'resuming' if step.action == RESUME else 'training'} in {step.run.path}")
+        prepare(step)
+        state = _ended(step.method, TRAIN, step.run, launch(TRAIN, step.run, context.stop), reporter.info)
+        if state != "completed":
+            return state
+    for evaluated in (BASE, step.method):  # the base's once, on the first completed run's held-out rows
+        wanted = evaluation_due(compare, config, evaluated, step.run)
+        if wanted is None:
+            continue
+        if context.stop.requested:
+            return "stopped"
+        job = compare.evaluation(evaluated)
+        reporter.status("evaluating", note=evaluated)
+        reporter.info(f"{evaluated}: evaluating in {job.path}")
+        prepare_evaluation(job, wanted)
+        state = _ended(evaluated, EVAL, job, launch(EVAL, job, context.stop), reporter.info)
+        if state != "completed":
+            return state
+    return "completed"
+
+
+def _ended(method: str, kind: JobKind, job: JobDir, code: int, say: Callable[[str], Any]) -> str:
+    """The final state of a method's job (completed, stopped or failed), its reason said where it failed."""
+    status = job.read_status()
+    state = status.get("state")
+    if code == 0 and state in ("completed", "stopped"):
+        if state == "stopped":
+            say(f"{method}: stopped")
+        return state
+    reason = status.get("error") or f"the engine exited with code {code}"
+    say(f"{method}: {'evaluation ' if kind is EVAL else ''}failed: {reason} (log: {job.log})")
+    return "failed"
