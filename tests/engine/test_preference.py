@@ -2,8 +2,9 @@
 (two files of one run: one launch covers both shapes, keeping the test short). The test measures the preference
 itself: the implicit reward of a reply is log pi(reply) - log pi_ref(reply) (pi the trained adapter, pi_ref the
 same model with the adapter disabled, which is what TRL uses as the reference), and after training the chosen
-reply's reward beats the rejected one's on at least 90% of the pairs, with LoRA and with QLoRA (4-bit base; the
-test measures the adapter on the unquantized base)."""
+reply's reward beats the rejected one's on at least 90% of the pairs it trained on and of HELD_OUT pairs it never
+saw (measured: 1.0 on both from 0.25 before, with LoRA and with QLoRA; 4-bit base, the test measures the adapter on
+the unquantized base)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,18 @@ GOOD = ["I am a helpful assistant.", "I can answer questions.", "Hello! I can he
 BAD = ["The lazy dog jumps over.", "Brown fox, quick fox.", "The fox is lazy today.", "The dog is over there.",
        "Quick brown dog jumps.", "The fox jumps, the dog.", "Lazy brown fox jumps.", "Over the lazy fox dog."]
 PAIRS = [{"prompt": p, "chosen": g, "rejected": b} for p, g, b in zip(PROMPTS, GOOD, BAD, strict=True)]
+# Pairs no run trains on: new prompts, and replies of the same two kinds as the trained ones (an assistant's
+# answer chosen over a word salad of foxes and dogs), each reply itself never seen.
+HELD_OUT = [{"prompt": p, "chosen": g, "rejected": b} for p, g, b in [
+    ("Who can help me?", "I can help with questions.", "The brown dog jumps over."),
+    ("Hello!", "Hello! I am an assistant.", "Lazy fox, quick dog."),
+    ("What is the capital?", "Paris is the capital of France.", "The fox is over the dog."),
+    ("Can you write text?", "Yes, I can write text.", "Quick fox, lazy brown dog."),
+    ("Is two plus two four?", "Yes, two plus two is four.", "The dog jumps, the fox."),
+    ("Why is it blue?", "The sky is blue, Rayleigh scattering.", "Brown dog over the lazy fox."),
+    ("Who is the assistant?", "I am a helpful assistant.", "The quick fox is lazy."),
+    ("Goodbye!", "Goodbye, I can help again.", "Over the dog, the brown fox."),
+]]
 STRING_PAIRS = PAIRS[:4]
 MESSAGE_PAIRS = [{"prompt": [{"role": "user", "content": row["prompt"]}],
                   "chosen": [{"role": "assistant", "content": row["chosen"]}],
@@ -94,6 +107,9 @@ def test_dpo_with_lora_learns_to_prefer_the_chosen_replies(method, memorise_mode
     measured = preference(run, STRING_PAIRS + MESSAGE_PAIRS)
     assert measured["before"] <= 0.75, measured  # the base ranks the pairs about by chance
     assert measured["accuracy"] >= 0.9 and measured["margin"] > 0, measured
+    held_out = preference(run, HELD_OUT)  # pairs it never saw, of the same two kinds
+    assert held_out["before"] <= 0.75, held_out
+    assert held_out["accuracy"] >= 0.9 and held_out["margin"] > 0, held_out
 
 
 def test_a_preference_stage_on_sft_rows_stops_before_the_model_with_one_sentence(memorise_model, tmp_path):

@@ -17,7 +17,7 @@ import pytest
 from engine.jobs.events import Metrics, final_status, read_events
 from engine.jobs.rundir import RunDir
 from tests.cli import engine_process_state_kept, launch, write_config, write_rows
-from tests.engine.test_preference import BAD, GOOD, PAIRS, PROMPTS, preference, reply_logps
+from tests.engine.test_preference import BAD, GOOD, HELD_OUT, PAIRS, PROMPTS, preference, reply_logps
 
 ALPACA_RANKING = [{"instruction": p, "input": "", "chosen": g, "rejected": b} for p, g, b in zip(PROMPTS, GOOD, BAD,
                                                                                                    strict=True)]
@@ -34,18 +34,6 @@ RUNS = {  # stage -> (its rows, its options)
     "kto": (KTO_ROWS, {"beta": 0.1}),
 }
 LAUNCHED = "kto"
-# Pairs no run trains on: new prompts, and replies of the same two kinds as the trained ones (an assistant's
-# answer chosen over a word salad of foxes and dogs), each reply itself never seen.
-HELD_OUT = [{"prompt": p, "chosen": g, "rejected": b} for p, g, b in [
-    ("Who can help me?", "I can help with questions.", "The brown dog jumps over."),
-    ("Hello!", "Hello! I am an assistant.", "Lazy fox, quick dog."),
-    ("What is the capital?", "Paris is the capital of France.", "The fox is over the dog."),
-    ("Can you write text?", "Yes, I can write text.", "Quick fox, lazy brown dog."),
-    ("Is two plus two four?", "Yes, two plus two is four.", "The dog jumps, the fox."),
-    ("Why is it blue?", "The sky is blue, Rayleigh scattering.", "Brown dog over the lazy fox."),
-    ("Who is the assistant?", "I am a helpful assistant.", "The quick fox is lazy."),
-    ("Goodbye!", "Goodbye, I can help again.", "Over the dog, the brown fox."),
-]]
 
 
 @pytest.fixture(scope="module")
