@@ -19,11 +19,10 @@ fi
 .venv/bin/ruff check --quiet .  # lint first: pyproject.toml says what it checks
 
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-# Two passes. First every test not marked `serial`, on WORKBENCH_TEST_WORKERS pytest-xdist workers (3 by default:
-# on the 2-core CI machine two workers kept the cores only 60% busy, user+sys 18 min 47 s of CPU in 15 min 41 s of
-# wall, because the browser tests mostly wait on a page or a server); --dist loadfile keeps each test
-# file on one worker, so a module's fixtures (a trained run, a started server) are built once, and
-# --no-loadscope-reorder hands the files out in collection order (tests/browser and tests/engine, the long ones,
+# Two passes. First every test not marked `serial`, on WORKBENCH_TEST_WORKERS pytest-xdist workers (2 by default:
+# 3 on the 2-core machine made the first pass slower, 908 s against 794 s, its browser tests twice as long);
+# --dist loadfile keeps each test file on one worker, so a module's fixtures (a trained run, a started server) are
+# built once, and --no-loadscope-reorder hands the files out in collection order (tests/browser and tests/engine, the long ones,
 # first; xdist's default puts the files with the fewest tests, the browser ones, last, where one worker idles
 # while the other finishes them). Then the `serial`
 # tests (they assert wall-clock budgets), alone on the machine, if the first pass's selection left any out.
@@ -37,7 +36,7 @@ first=0 second=5
 # core oversubscribe the cores, and OpenMP's threads then spin waiting for each other (a 30-step tiny-model run took
 # 28-31 s of CPU with 2 threads against 5.6-5.8 s with 1, on this 2-core machine under load). The serial pass keeps
 # torch's default, as a user's run has it.
-OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "${pytest[@]}" -n "${WORKBENCH_TEST_WORKERS:-3}" --dist loadfile --no-loadscope-reorder --part parallel "$@" \
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "${pytest[@]}" -n "${WORKBENCH_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder --part parallel "$@" \
   || first=$?
 stopped=$([[ "$first" != 0 && "$first" != 5 && " $* " =~ " -x "|" --exitfirst " ]] && echo yes || true)
 if [ -e "$WORKBENCH_TEST_SERIAL_LEFT" ] && [ -z "$stopped" ]; then
