@@ -185,13 +185,22 @@ def test_the_form_comes_back_as_it_was_left_after_a_reload(page):
     assert page.locator("[data-testid=toast-body]").all_inner_texts() == []
 
 
-def test_the_memory_verdict_changes_when_the_batch_grows(page):
-    """Issue 26: the Train tab's estimate before Start says the demo's batch fits this machine and that a batch of
-    65,536 rows (terabytes of activations, on a CPU or a GPU) will not; the Compare tab shows a verdict per method."""
+def test_the_memory_verdict_changes_when_the_batch_grows(page, tmp_path):
+    """Issue 26: the Train tab's estimate before Start says a batch fits this machine and that a batch of 65,536 rows
+    will not; the Compare tab shows a verdict per method. The estimate counts the rows the dataset really has (their
+    measured lengths): the demo's 40 short rows make the same small batch whatever batch_size says, so the test
+    uploads 800 rows longer than the demo model's 512 positions (a batch of them all: about 45 GiB)."""
+    words = " ".join(f"w{i % 50}" for i in range(700))
+    rows = tmp_path / "long_rows.jsonl"
+    rows.write_text("\n".join(json.dumps({"instruction": f"Row {n}", "input": "", "output": words})
+                              for n in range(800)), encoding="utf-8")
+    page.locator("#wb-upload input[type=file]").set_input_files(str(rows))
+    page.wait_for_selector("#wb-data-summary:has-text('800')", timeout=120_000)
+    set_number(page, "f-train-cutoff-len", "512")
     verdict = "([word]) => (document.querySelector('#wb-estimate')?.innerText || '').includes('free: ' + word)"
-    page.wait_for_function(verdict, arg=["fits"], timeout=30_000, polling=100)
+    page.wait_for_function(verdict, arg=["fits"], timeout=60_000, polling=100)
     set_number(page, "f-train-batch-size", "65536")
-    page.wait_for_function(verdict, arg=["will not fit"], timeout=30_000, polling=100)
+    page.wait_for_function(verdict, arg=["will not fit"], timeout=60_000, polling=100)
     shot(page, "form-estimate-will-not-fit")
     page.get_by_role("tab", name="Compare").click()
     page.wait_for_function("() => document.querySelectorAll('#wb-compare-estimate tr[data-verdict]').length >= 3",
