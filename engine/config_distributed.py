@@ -63,6 +63,22 @@ class DistributedOptions(BaseModel):
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
 
+def named_gpus(devices: str) -> tuple[int, ...] | None:
+    """The GPU indices `devices` names ("0,1" -> (0, 1)); () for cpu; None for auto (every GPU the process sees),
+    and for a value the schema refuses."""
+    text = devices.replace(" ", "").lower()
+    if text == "cpu":
+        return ()
+    return tuple(int(part) for part in text.split(",")) if re.fullmatch(r"\d+(,\d+)*", text) else None
+
+
+def visible_devices(devices: str) -> dict[str, str]:
+    """The environment that keeps a process (and the torch it imports) to `devices`: its GPUs, none for cpu, and
+    nothing set for auto."""
+    gpus = named_gpus(devices)
+    return {} if gpus is None else {"CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
+
+
 def rendezvous_problem(d: DistributedConfig) -> str | None:
     """The sentence for several machines started by torchrun without node 0's address (a Slurm script takes it from
     the allocation instead), else None."""

@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 from engine.config import RunConfig
+from engine.config_distributed import visible_devices
 from engine.jobs import rundir
 from engine.jobs.events import Progress, read_events
 from engine.jobs.failures import EngineError
@@ -82,10 +83,7 @@ def several(config: RunConfig) -> bool:
 
 def device_env(config: RunConfig) -> dict[str, str]:
     """The environment that restricts a run to its `devices`: GPU indices, or no GPU at all for `cpu`."""
-    devices = config.devices.replace(" ", "")
-    if devices == "cpu":
-        return {"CUDA_VISIBLE_DEVICES": ""}
-    return {"CUDA_VISIBLE_DEVICES": devices} if devices[:1].isdigit() else {}
+    return visible_devices(config.devices)
 
 
 def command(config: RunConfig, train_args: list[str], node_rank: int | None = None) -> list[str]:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import yaml
 
+from engine.config_distributed import named_gpus
 from engine.jobs.rundir import JobDir
 
 log = logging.getLogger(__name__)
@@ -95,11 +96,9 @@ def list_gpus(run: Callable[..., subprocess.CompletedProcess] = subprocess.run) 
 def device_set(devices: object, gpus: Callable[[], Iterable[int]]) -> frozenset[str]:
     """The devices a job with this `devices` value needs: {"CPU"}, {"GPU 0", "GPU 1"}, or for auto (or no value,
     or one the engine will refuse) every GPU `gpus()` lists (asked only then), the CPU where there is none."""
-    text = str(devices or "auto").replace(" ", "")
-    if text.lower() == "cpu":
-        return frozenset({CPU})
-    if text[:1].isdigit() and all(part.isdigit() for part in text.split(",")):
-        return frozenset(gpu_label(int(part)) for part in text.split(","))
+    named = named_gpus(str(devices or "auto"))
+    if named is not None:
+        return frozenset(gpu_label(index) for index in named) or frozenset({CPU})
     return frozenset(gpu_label(index) for index in gpus()) or frozenset({CPU})
 
 
@@ -110,15 +109,6 @@ def order(label: str) -> tuple[int, int]:
 
 def describe(labels: Iterable[str]) -> str:
     return ", ".join(sorted(labels, key=order))
-
-
-def cuda_visible(devices: object) -> dict[str, str]:
-    """The environment that keeps an engine to its `devices` (the page's engine, as `launch.py train` does for a
-    terminal's): the listed GPUs, none for cpu, and what the server has for auto."""
-    text = str(devices or "auto").replace(" ", "")
-    if text.lower() == "cpu":
-        return {"CUDA_VISIBLE_DEVICES": ""}
-    return {"CUDA_VISIBLE_DEVICES": text} if text[:1].isdigit() else {}
 
 
 def raw_config(job: JobDir) -> dict:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.config_distributed import visible_devices
 from engine.jobs.events import FINAL_STATES, EventWriter
 from engine.jobs.failures import OomWitness, disk_full, explain_exit
 from engine.jobs.kinds import EXPORT, KINDS, TRAIN, JobKind  # noqa: F401 - TRAIN, EXPORT: re-exported
@@ -38,7 +39,6 @@ from webui.jobs.devices import (
     DeviceBook,
     GpuList,
     configured_devices,
-    cuda_visible,
     processes,
 )
 from webui.jobs.monitor import JobMonitor
@@ -264,7 +264,7 @@ class Scheduler:
 
     @staticmethod
     def _device_env(kind: JobKind, job: JobDir) -> dict[str, str]:  # a device job sees only the GPUs it was given
-        return cuda_visible(configured_devices(job)) if kind.lane == DEVICE_LANE else {}
+        return visible_devices(str(configured_devices(job) or "auto")) if kind.lane == DEVICE_LANE else {}
 
     def _end_orphans(self) -> None:
         """End the engines whose job folder was deleted while they ran (their slot would look free): SIGTERM to the
