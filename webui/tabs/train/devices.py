@@ -12,16 +12,14 @@ from typing import Any
 
 import gradio as gr
 
-from engine.config import ConfigError, RunConfig
+from engine.config import RunConfig
 from engine.config_distributed import rendezvous_problem
 from engine.train import launch
 from webui.components.wiring import bind
 from webui.context import AppContext
-from webui.forms import mapping as forms
 from webui.i18n import words
 from webui.jobs import devices
 from webui.jobs.devices import CPU, GpuList
-from webui.jobs.paths import PathError, safe_name
 from webui.tabs.train import handlers as h
 from webui.tabs.train.panels import TrainTab
 
@@ -63,15 +61,8 @@ def node_commands(config: RunConfig, config_file: str) -> str:
 def preview(ctx: AppContext, tab: TrainTab, config_name: str, *args: Any) -> dict[Any, Any]:
     """The config preview (handlers.preview), and each node's command where the form asks for several processes
     (the config file is the preview's: the one its command names)."""
-    shown = h.preview(ctx, tab.config, config_name, *args)
-    commands = ""
-    try:
-        name = safe_name((config_name or "").strip() or "my-run")
-        config = h.Form.parse(args).config(ctx, ctx.runs.runs_dir / name)
-    except (ConfigError, PathError):  # the preview says why in its place
-        config = None
-    if config is not None:  # the file the preview's command names (written by it already)
-        commands = node_commands(config, str(forms.preview_file(ctx.configs, name, config.to_yaml())))
+    shown, config, file = h.previewed(ctx, tab.config, config_name, *args)
+    commands = node_commands(config, str(file)) if config is not None else ""
     return {**shown, tab.devices.commands: gr.update(value=commands, visible=bool(commands))}
 
 

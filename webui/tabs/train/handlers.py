@@ -175,16 +175,24 @@ def stop_by_shown(panel: TrainingPanel, stop_by: str) -> dict[Any, Any]:
 def preview(ctx: AppContext, panel: ConfigPanel, config_name: str, *args: Any) -> dict[Any, str]:
     """The YAML the run will use and a command that runs exactly it when pasted: the YAML is written to the file
     the command names, and output_dir is WORKSPACE/runs/CONFIG_NAME (as "Save form to YAML" writes it)."""
+    return previewed(ctx, panel, config_name, *args)[0]
+
+
+def previewed(ctx: AppContext, panel: ConfigPanel, config_name: str, *args: Any
+              ) -> tuple[dict[Any, str], RunConfig | None, Path | None]:
+    """preview's panel values, with the config they show and the file its command names (None, None where the
+    form gives no config: the YAML view then says why)."""
     form = Form.parse(args)
     try:
         name = safe_name((config_name or "").strip() or "my-run")
         config = form.config(ctx, ctx.runs.runs_dir / name)
     except (ConfigError, PathError) as error:
         issues = getattr(error, "issues", [str(error)])
-        return {panel.yaml: "# " + "\n# ".join(issues), panel.command: ""}
+        return {panel.yaml: "# " + "\n# ".join(issues), panel.command: ""}, None, None
     text = config.to_yaml()
-    return {panel.yaml: text, panel.command: forms.command_line(forms.preview_file(ctx.configs, name, text)),
-            panel.remembered: text}  # the form as the visitor leaves it (webui.tabs.train.remember)
+    file = forms.preview_file(ctx.configs, name, text)
+    return ({panel.yaml: text, panel.command: forms.command_line(file),
+             panel.remembered: text}, config, file)  # remembered: the form as the visitor leaves it (remember.py)
 
 
 def save_config(ctx: AppContext, config_name: str, *args: Any, request: gr.Request | None = None) -> Any:
