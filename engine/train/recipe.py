@@ -362,6 +362,14 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def peak_reserved() -> dict[str, float]:
+    """On CUDA, what torch's caching allocator reserved at its peak (nearer what nvidia-smi shows than the peak
+    allocated, peak_memory_mb, by the allocator's slack); nothing elsewhere."""
+    import torch
+
+    return {"peak_reserved_mb": torch.cuda.max_memory_reserved() / 2**20} if torch.cuda.is_available() else {}
+
+
 def final_metrics(config: RunConfig, trainer: Any, result: Any, started: float, weights_dir: Path,
                   trainable: int, total: int, eval_loss: float | None) -> dict[str, Any]:
     size = sum(f.stat().st_size for f in weights_dir.rglob("*") if f.is_file() and "token" not in f.name)
@@ -379,6 +387,7 @@ def final_metrics(config: RunConfig, trainer: Any, result: Any, started: float, 
         "wall_s": time.time() - started,
         "train_s": result.metrics.get("train_runtime"),
         "peak_memory_mb": peak_memory_mb(),
+        **peak_reserved(),
         "weights_size_mb": size / 2**20,
         "packing": trainer.packing,
     }
