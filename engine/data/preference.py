@@ -61,7 +61,7 @@ def _load_one(cfg: DataConfig) -> tuple[list[dict], str]:
     if cfg.max_samples:
         raw = raw[: cfg.max_samples]
     raw = pair_columns(raw, cfg.columns, Path(cfg.path).name)
-    return trained_replies(normalise_pairs(raw, Path(cfg.path).name), SIDES, cfg), pair_shape(raw)
+    return trained_pairs(normalise_pairs(raw, Path(cfg.path).name), cfg, Path(cfg.path).name), pair_shape(raw)
 
 
 def conversation_of(row: dict, reply: str) -> dict:
@@ -79,6 +79,19 @@ def trained_replies(rows: list[dict], replies: tuple[str, ...], cfg: DataConfig)
     for reply in replies:
         for row, trained in zip(out, as_trained([conversation_of(row, reply) for row in rows], cfg), strict=True):
             row["messages"], row[reply] = trained["messages"][:-1], trained["messages"][-1]
+    return out
+
+
+def trained_pairs(pairs: list[dict], cfg: DataConfig, name: str) -> list[dict]:
+    """Normalised pairs as they train (trained_replies); DataError naming the first pair whose two replies became
+    the same (data.reasoning drop cut the only difference, or data.replace filled it)."""
+    out = trained_replies(pairs, SIDES, cfg)
+    for number, pair in enumerate(out, 1):
+        if pair["chosen"] == pair["rejected"]:
+            made = ("data.reasoning drop cut their reasoning" if cfg.reasoning == "drop"
+                    else "data.replace filled their placeholders")
+            raise DataError(f"{name} row {number}: field 'rejected' is the same reply as 'chosen' once {made}: a "
+                            "pair teaches nothing unless its replies differ, fix or remove the row.")
     return out
 
 

@@ -30,6 +30,7 @@ from engine.data.preference import (
     pair_shape,
     render_side,
     tokenized_mix,
+    trained_pairs,
     trained_replies,
 )
 from engine.jobs.failures import DataError
@@ -53,7 +54,7 @@ def _load_one(cfg: DataConfig) -> tuple[list[dict], str]:
     name = Path(cfg.path).name
     raw = pair_columns(raw, cfg.columns, name)
     if raw and is_pair(raw[0]) and not is_unpaired(raw[0]):
-        pairs = trained_replies(normalise_pairs(raw, name), SIDES, cfg)
+        pairs = trained_pairs(normalise_pairs(raw, name), cfg, name)
         rows = [{"messages": pair["messages"], "completion": pair[side], "label": side == "chosen",
                  **({"tools": pair["tools"]} if "tools" in pair else {})} for pair in pairs for side in SIDES]
         return rows, f"{pair_shape(raw)}, split into good and bad replies"

@@ -89,3 +89,23 @@ def test_the_inspection_finds_a_pairs_files_placeholders_and_shows_them_filled(t
                                                                                 "rows": 1}]
     assert report["preview"][0]["prompt"] == "Who made you, Aria?"
     assert "{{author}}" in report["preview"][0]["chosen"][0]["content"]  # not named: shown as written
+
+
+@pytest.mark.parametrize("reader", [load_pairs, load_unpaired])
+def test_a_pair_whose_replies_differ_only_in_reasoning_is_refused_once_it_is_dropped(tmp_path: Path,
+                                                                                       reader) -> None:
+    pair = {"prompt": "Hi?", "chosen": "<think>Greet back.</think>Hello!", "rejected": "Hello!"}
+    path = write(tmp_path, "pairs.json", [PAIR, pair])
+    kept = reader(DataConfig(path=path, reasoning="keep", replace=REPLACE), seed=0).rows
+    assert len(kept) == (2 if reader is load_pairs else 4)
+    with pytest.raises(DataError) as refused:
+        reader(DataConfig(path=path, reasoning="drop", replace=REPLACE), seed=0)
+    assert str(refused.value) == ("pairs.json row 2: field 'rejected' is the same reply as 'chosen' once "
+                                  "data.reasoning drop cut their reasoning: a pair teaches nothing unless its "
+                                  "replies differ, fix or remove the row.")
+
+
+def test_a_pair_whose_replies_become_the_same_once_placeholders_are_filled_is_refused(tmp_path: Path) -> None:
+    pair = {"prompt": "Who?", "chosen": "I am {{name}}.", "rejected": "I am Aria."}
+    with pytest.raises(DataError, match=r"pairs.json row 1: .* once data.replace filled their placeholders"):
+        load_pairs(DataConfig(path=write(tmp_path, "pairs.json", [pair]), replace=REPLACE), seed=0)
