@@ -105,7 +105,8 @@ def distributed_problems(devices: str, d: DistributedConfig, method: str) -> lis
                       "or set distributed.strategy to ddp.")
     if d.strategy == "fsdp" and devices.replace(" ", "") == "cpu":
         issues.append(FSDP_ON_CPU)
-    if method == "qlora" and d.strategy in ("fsdp", "deepspeed"):  # DDP trains QLoRA (bitsandbytes, gloo or nccl)
-        issues.append(f"QLoRA with distributed.strategy {d.strategy} is not available yet (its 4-bit weights would "
-                      "have to be sharded): set distributed.strategy to ddp or auto, or use method lora.")
+    if method == "qlora" and d.strategy == "fsdp":  # DDP and DeepSpeed ZeRO-2/3 train QLoRA (bitsandbytes)
+        issues.append("QLoRA with distributed.strategy fsdp is not available yet (FSDP would have to shard its "
+                      "4-bit weights): set distributed.strategy to deepspeed, whose ZeRO-3 shards them, or to ddp "
+                      "or auto, or use method lora.")
     return issues

@@ -13,7 +13,7 @@ why in one line; `arguments` are the TrainingArguments of the strategy chosen:
   `deepspeed=` that path; its "auto" values are filled by transformers from the other arguments.
 
 A sharded model's weights are whole on no rank: `full_state_dict` gathers them (a collective every rank calls)
-before rank 0 saves the adapter or model.
+before rank 0 saves the adapter or model, and `HeldWeights` says in the run log how much of them a rank holds.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import os
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
+
+from transformers import TrainerCallback
 
 from engine.config import ADAPTER_METHODS, RunConfig
 from engine.config_distributed import FSDP_ON_CPU
@@ -150,3 +152,38 @@ def full_state_dict(trainer: Any) -> dict[str, Any] | None:
         return None  # never wrapped (a checkpoint of the last step, restored without training): whole weights
     return trainer.accelerator.get_state_dict(trainer.model_wrapped)
 
+
+def held_weights(model: Any) -> tuple[int, int]:
+    """(bytes of the model's parameters this process holds, bytes of them whole): ZeRO-3 keeps a partition of each
+    (`ds_tensor` of its `ds_numel` elements), FSDP2 a DTensor's local shard; other parameters are held whole.
+    4-bit weights count as bitsandbytes packs them (two per byte)."""
+    held = whole = 0
+    for p in model.parameters():
+        size = p.element_size()
+        if hasattr(p, "ds_tensor"):
+            held, whole = held + p.ds_tensor.numel() * size, whole + p.ds_numel * size
+        elif hasattr(p, "to_local"):
+            held, whole = held + p.to_local().numel() * size, whole + p.numel() * size
+        else:
+            held, whole = held + p.numel() * size, whole + p.numel() * size
+    return held, whole
+
+
+class HeldWeights(TrainerCallback):
+    """Logs, once the Trainer has wrapped the model (FSDP or ZeRO-3), how much of the weights this rank holds: the
+    sharding measured, not assumed (the reporter writes on rank 0 only)."""
+
+    def __init__(self, config: RunConfig, reporter: Any):
+        self.config, self.reporter = config, reporter
+
+    def on_train_begin(self, _args, _state, _control, model=None, **_kwargs):
+        held, whole = held_weights(model)
+        d = self.config.distributed
+        name = "FSDP" if d.strategy == "fsdp" else "DeepSpeed ZeRO-3"
+        self.reporter.info(f"distributed: each process holds {held / memory.MIB:,.2f} MB of the weights' "
+                           f"{whole / memory.MIB:,.2f} MB ({name} over {d.world_size} process(es))")
+
+
+def callbacks(config: RunConfig, reporter: Any) -> list[TrainerCallback]:
+    """The strategy's callbacks for a trainer: HeldWeights where the weights are sharded."""
+    return [HeldWeights(config, reporter)] if weights_sharded(config) else []

@@ -323,7 +323,7 @@ def build_trainer(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: 
         eval_dataset=Dataset.from_list(val_rows) if val_rows else None,
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=[callback, *early_stopping(config, bool(val_rows))],
+        callbacks=[callback, *early_stopping(config, bool(val_rows)), *strategy.callbacks(config, reporter)],
     )
     trainer.remove_callback(PrinterCallback)  # EventCallback prints the progress lines
     trackers.point_tensorboard(trainer, run)

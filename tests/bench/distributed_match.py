@@ -37,6 +37,8 @@ CASES = {
     "zero2-lora": ("lora", {}, {"strategy": "deepspeed", "zero_stage": 2}),
     "zero3-lora": ("lora", {}, {"strategy": "deepspeed", "zero_stage": 3}),
     "zero3-offload-full": ("full", {}, {"strategy": "deepspeed", "zero_stage": 3, "zero_offload": True}),
+    "zero2-qlora": ("qlora", {}, {"strategy": "deepspeed", "zero_stage": 2}),
+    "zero3-qlora": ("qlora", {}, {"strategy": "deepspeed", "zero_stage": 3}),
 }
 
 
@@ -60,6 +62,12 @@ def train(home: Path, name: str, model: Path, case: tuple, processes: int) -> tu
     if done.returncode:
         print(done.stderr[-1500:], file=sys.stderr)
     return done.returncode, losses, out / ("model" if method == "full" else "adapter")
+
+
+def held_line(log: Path) -> str:
+    """The run log's line saying how much of the weights each process held (FSDP, ZeRO-3), else ''."""
+    lines = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+    return next((line.split(" engine: ", 1)[-1] for line in lines if "each process holds" in line), "")
 
 
 def largest_difference(a: Path, b: Path) -> float:
@@ -92,6 +100,9 @@ def main() -> None:
         diff = largest_difference(two[2], one[2]) if two[0] == one[0] == 0 else float("nan")
         print(f"| {name} | {two[0]} / {one[0]} | {', '.join(f'{v:.4f}' for v in two[1])} | "
               f"{', '.join(f'{v:.4f}' for v in one[1])} | {diff:.1e} |", flush=True)
+        held = held_line(home / f"{name}-2" / "train.log")
+        if held:
+            print(f"|  | {held} | | | |", flush=True)
 
 
 if __name__ == "__main__":

@@ -140,3 +140,29 @@ def test_weights_are_gathered_only_from_a_model_deepspeed_wrapped() -> None:
     unwrapped.accelerator.deepspeed_engine_wrapped = object()
     assert strategy.full_state_dict(unwrapped) == {"w": "engine"}
     assert strategy.full_state_dict(SimpleNamespace(is_fsdp_enabled=False, is_deepspeed_enabled=False)) is None
+
+
+def test_each_rank_says_how_much_of_the_weights_it_holds_once_they_are_sharded(tmp_path) -> None:
+    """ZeRO-3 keeps a partition of each parameter (ds_tensor of ds_numel elements), FSDP2 a DTensor's local shard,
+    4-bit weights packed two to a byte; the line is logged on FSDP and ZeRO-3 only."""
+    from types import SimpleNamespace
+
+    import torch
+
+    class Partitioned(torch.nn.Parameter):  # a parameter as DeepSpeed ZeRO-3 leaves it: empty data, a partition
+        pass
+
+    zero = Partitioned(torch.empty(0, dtype=torch.uint8), requires_grad=False)
+    zero.ds_tensor, zero.ds_numel = torch.empty(1024, dtype=torch.uint8), 2048
+    shard = SimpleNamespace(element_size=lambda: 4, numel=lambda: 1000, to_local=lambda: torch.empty(500))
+    whole = torch.nn.Parameter(torch.empty(256))  # bf16 would be 2 bytes each: float32 here, 4
+    model = SimpleNamespace(parameters=lambda: [zero, shard, whole])
+    assert strategy.held_weights(model) == (1024 + 500 * 4 + 256 * 4, 2048 + 1000 * 4 + 256 * 4)
+    said: list[str] = []
+    config = run_config(tmp_path, strategy="deepspeed", zero_stage=3)
+    [callback] = strategy.callbacks(config, SimpleNamespace(info=said.append))
+    zero.ds_tensor, zero.ds_numel = torch.empty(2**20, dtype=torch.uint8), 2**21  # 1 MiB of 2 MiB
+    callback.on_train_begin(None, None, None, model=SimpleNamespace(parameters=lambda: [zero]))
+    assert said == ["distributed: each process holds 1.00 MB of the weights' 2.00 MB (DeepSpeed ZeRO-3 over 2 "
+                    "process(es))"]
+    assert strategy.callbacks(run_config(tmp_path, strategy="deepspeed", zero_stage=2), None) == []
