@@ -26,7 +26,7 @@ PY
 case "${1:-}" in
 1) python3 tests/bench/logits_memory.py --llama-1b --kinds ALB --steps 10 --repeats 2 --cutoff 1024 \
        --batch-size 4 --out /tmp/logits 2>&1 | tee "$out/logits-1b.txt" ;;
-2) python3 tests/bench/gpu_strategies.py --home /tmp/strategies --only none-lora ddp-lora fsdp-lora zero3-lora \
+2) python3 tests/bench/gpu_strategies.py --home /tmp/strategies --only none-lora ddp-lora fsdp-lora zero3-lora zero3-qlora \
        fsdp-full zero3-full 2>&1 | tee "$out/strategies.txt" ;;
 3) python3 tests/bench/gpu_strategies.py --home /tmp/strategies --only dpo-lora 2>&1 | tee "$out/dpo.txt"
    python3 tests/bench/memory_estimate.py --only G-lora,G-qlora4,G-full 2>&1 | tee "$out/estimate.txt" ;;

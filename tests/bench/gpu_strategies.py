@@ -40,6 +40,7 @@ CASES = {
     "ddp-lora": (LORA, {}, {"strategy": "ddp"}),
     "fsdp-lora": (LORA, {}, {"strategy": "fsdp"}),
     "zero3-lora": (LORA, {}, {"strategy": "deepspeed", "zero_stage": 3}),
+    "zero3-qlora": ({**LORA, "name": "qlora"}, {}, {"strategy": "deepspeed", "zero_stage": 3}),
     "fsdp-full": ({"name": "full"}, {"batch_size": 2}, {"strategy": "fsdp"}),
     "zero3-full": ({"name": "full"}, {"batch_size": 2}, {"strategy": "deepspeed", "zero_stage": 3}),
     "dpo-lora": (LORA, {"stage": "dpo", "beta": 0.1, "cutoff_len": 512}, None),
