@@ -163,19 +163,34 @@ def start(config: RunConfig, train_args: list[str]) -> int:
 
 
 ROOT_CAUSE = re.compile(r"Root Cause.*?rank\s*:\s*(\d+).*?exitcode\s*:\s*(-?\d+)", re.S)
+FAILED_RANK = re.compile(r"rank\s*:\s*(\d+) \(local_rank.*?exitcode\s*:\s*(-?\d+)", re.S)
+TEARDOWN = (signal.SIGTERM, signal.SIGINT)  # what torchrun sends the other ranks once one has failed
+
+
+def culprit(output: str) -> tuple[tuple[int, int] | None, bool]:
+    """((rank, exit code) of the rank that ended the run, or None; whether it was killed from outside), from
+    torchrun's failure summary. A rank killed by a signal other than torchrun's own teardown (SIGKILL: kill -9 or
+    the out-of-memory killer; SIGSEGV...) comes first: the other ranks' collectives then fail on the lost peer
+    ("Connection reset by peer"), and torchrun may name one of them as the first observed failure."""
+    failed = [(int(rank), int(exit_code)) for rank, exit_code in FAILED_RANK.findall(output)]
+    killed = [(rank, exit_code) for rank, exit_code in failed if exit_code < 0 and -exit_code not in TEARDOWN]
+    if killed:
+        return killed[0], True
+    root = ROOT_CAUSE.search(output)
+    return ((int(root[1]), int(root[2])) if root else None), False
 
 
 def failure(config: RunConfig, run: rundir.RunDir, code: int, status: dict) -> str:
-    """One sentence for a run of several processes that failed: rank 0's own where it said why, else the rank
-    torchrun names as the first to fail, with its exit code (a signal's name) and its log file."""
+    """One sentence for a run of several processes that failed: the rank `culprit` blames, with its exit code (a
+    signal's name) and its log file; rank 0's own sentence instead where rank 0 failed first and said why."""
     output = read_text(run.path / RANKS / TORCHRUN_LOG)  # torchrun's output and rank 0's stderr
-    found = ROOT_CAUSE.search(output)
+    found, killed = culprit(output)
     said = status.get("error") or next(iter(re.findall(r"^error: (.+)$", output, re.M)[-1:]), None)
-    if found is None or (int(found[1]) == 0 and said):
+    if found is None or (not killed and found[0] == 0 and said):
         if said:
             return str(said)
         return f"torchrun ended with exit code {code} before the run started: see {run.path / RANKS / TORCHRUN_LOG}."
-    number, exit_code = int(found[1]), int(found[2])
+    number, exit_code = found
     how = f"exited with code {exit_code}"
     if exit_code < 0 and -exit_code in signal.Signals._value2member_map_:
         how = f"was killed by {signal.Signals(-exit_code).name}"

@@ -160,8 +160,45 @@ def test_rank_0s_own_error_is_the_sentence_where_it_said_one(tmp_path) -> None:
     (run.path / "ranks").mkdir(parents=True)
     said = "error: config: output_dir holds a run: choose another output_dir.\n"
     (run.path / "ranks" / launch.TORCHRUN_LOG).write_text(
-        said + TORCHRUN_SUMMARY.replace("rank      : 1", "rank      : 0"), encoding="utf-8")
+        said + TORCHRUN_SUMMARY.replace("rank      : 1", "rank      : 0").replace("-9 (pid", "1 (pid"),
+        encoding="utf-8")
     assert launch.failure(config, run, 1, {}) == "config: output_dir holds a run: choose another output_dir."
+
+
+LOST_PEER = """error: RuntimeError: [gloo/transport/tcp/pair.cc:537] Read error: Connection reset by peer.
+Failures:
+[1]:
+  time      : 2026-12-05_11:29:02
+  host      : localhost
+  rank      : 1 (local_rank: 1)
+  exitcode  : -9 (pid: 19114)  (SIGKILL)
+  error_file: <N/A>
+  traceback : Signal 9 (SIGKILL) received by PID 19114
+------------------------------------------------------------
+Root Cause (first observed failure):
+[0]:
+  time      : 2026-12-05_11:29:02
+  host      : localhost
+  rank      : 0 (local_rank: 0)
+  exitcode  : 1 (pid: 19113)
+  error_file: <N/A>
+"""
+
+
+def test_a_rank_killed_from_outside_is_blamed_not_rank_0s_lost_connection(tmp_path) -> None:
+    """kill -9 of rank 1 (torchrun's summary as it was seen): rank 0's collective then fails on the lost peer in the
+    same second, and torchrun names rank 0 as the first observed failure; the killed rank is the cause. Ranks that
+    torchrun itself ended (SIGTERM) are not blamed."""
+    config = run_config(tmp_path, nproc_per_node=2)
+    run = RunDir(Path(config.output_dir))
+    (run.path / "ranks").mkdir(parents=True)
+    (run.path / "ranks" / launch.TORCHRUN_LOG).write_text(LOST_PEER, encoding="utf-8")
+    said = {"state": "failed", "error": "RuntimeError: Read error: Connection reset by peer."}
+    assert launch.failure(config, run, 1, said) == (f"Rank 1 of 2 was killed by SIGKILL, which ended the run: its "
+                                                   f"log is {rank_log(run.path, 1)}.")
+    ended = LOST_PEER.replace("-9 (pid: 19114)  (SIGKILL)", "-15 (pid: 19114)  (SIGTERM)")
+    (run.path / "ranks" / launch.TORCHRUN_LOG).write_text(ended, encoding="utf-8")
+    assert launch.failure(config, run, 1, said) == said["error"]
 
 
 def test_resuming_with_another_number_of_processes_is_refused_and_the_same_number_is_not(tmp_path) -> None:
