@@ -76,9 +76,12 @@ class Outcome:
     step: int | None = None  # a training run's last optimizer step
 
 
-def run_job(kind: JobKind, folder: str | Path, own_process: bool = False) -> int:
+def run_job(kind: JobKind, folder: str | Path, own_process: bool = False, config: Any = None) -> int:
     """Run the job in `folder` as a job of `kind`; 0 when it completed or stopped, 1 when it failed. `own_process`:
-    this process was started for this job alone (the command line), not a test or tool that goes on."""
+    this process was started for this job alone (the command line), not a test or tool that goes on. `config`: the
+    job's config where this process has it already (a rank of a run of several processes, given the config on its
+    command line: its folder's config.yaml is another process's to write, on another machine perhaps), else None:
+    the folder's is read."""
     from engine.jobs.console import send_library_output_to_log
 
     job = kind.job_dir(Path(folder).expanduser().resolve())
@@ -87,7 +90,7 @@ def run_job(kind: JobKind, folder: str | Path, own_process: bool = False) -> int
         reporter.status("starting")  # before anything else: from now on the page sees this process as the job
         send_library_output_to_log()  # after the reporter: its log handler receives them
         stop = StopRequest(interrupt=kind.interruptible)
-        outcome = _body(JobContext(job, None, reporter, stop, kind, own_process))
+        outcome = _body(JobContext(job, config, reporter, stop, kind, own_process))
         reporter.status(outcome.state, **{k: v for k, v in vars(outcome).items() if k != "state" and v is not None})
         if outcome.error:
             print(f"error: {outcome.error}", file=sys.stderr)
@@ -117,7 +120,8 @@ def _body(context: JobContext) -> Outcome:
     for path in clean_leftovers(context.job.path) if context.reporter.rank == 0 else ():  # of a killed attempt
         log.info("removed %s, left by a killed attempt", path.name)
     try:
-        context.config = kind.read_config(context.job)
+        if context.config is None:
+            context.config = kind.read_config(context.job)
     except FileNotFoundError as error:
         raise JobFolderError(str(error)) from None
     outcome = kind.load_body()(context)

@@ -38,7 +38,7 @@ from engine.jobs.faults import fault_point
 from engine.jobs.kinds import TRAIN
 from engine.jobs.lifecycle import JobContext, Outcome, StopRequest, run_job
 from engine.jobs.outputs import clean_stale_partials, partial_path, publish
-from engine.jobs.reporter import JobReporter, rank
+from engine.jobs.reporter import RANKS, JobReporter, rank
 from engine.model.imports import skip_bitsandbytes_unless_used
 from engine.train import launch, slurm, strategy
 
@@ -104,7 +104,8 @@ def check_output_dir(config: RunConfig, overwrite: bool = False) -> None:
     run = rundir.RunDir(Path(config.output_dir))
     if run.path.exists() and not run.path.is_dir():
         raise ConfigError([f"output_dir {run.path} is a file, not a folder: choose another output_dir."])
-    if run.path.is_dir() and any(run.path.iterdir()) and not run.written_by_engine():
+    foreign = [p for p in run.path.iterdir() if p.name != RANKS] if run.path.is_dir() else []  # ranks/: the other
+    if foreign and not run.written_by_engine():  # ranks' logs, which they may open before rank 0 gets here
         raise ConfigError([f"output_dir {run.path} holds files but no run of PEFT Workbench (no {rundir.STATUS} or "
                            f"{rundir.CONFIG} it wrote): choose a new or empty output_dir, since training would "
                            "replace or delete what is there (nothing was changed)."])
@@ -165,7 +166,8 @@ def run_train(config: RunConfig, overwrite: bool = False, own_process: bool = Fa
     run.path.mkdir(parents=True, exist_ok=True)
     if rank() == 0:
         run.config.write_text(config.to_yaml(), encoding="utf-8")
-    return run_job(TRAIN, run.path, own_process=own_process)
+    # a rank takes the config of its command line: RUN/config.yaml is rank 0's, on node 0, written when it gets there
+    return run_job(TRAIN, run.path, own_process=own_process, config=config if launch.is_rank() else None)
 
 
 def train_body(context: JobContext) -> Outcome:

@@ -81,6 +81,45 @@ def test_tokens_seen_are_the_runs_not_one_ranks(runs) -> None:
     assert seen[0] == seen[1] > 0
 
 
+def test_two_nodes_over_loopback_train_together_through_the_printed_commands(runs, tmp_path) -> None:
+    """`nnodes: 2` of one process each, node 0 at 127.0.0.1: `--print-command` prints each node's command, both run
+    here at once, and they train the module's run again (the same global batches as its two processes of one
+    node): node 0 keeps the run folder, and its adapter equals the single node's."""
+    import shlex
+    import socket
+    import subprocess
+
+    from tests.cli import ROOT, engine_env
+
+    two, _, _ = runs
+    with socket.socket() as probe:  # a free port for node 0's rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    text = (two.path.parent / "two.yaml").read_text(encoding="utf-8").replace(str(two.path), str(tmp_path / "nodes"))
+    config = tmp_path / "nodes.yaml"
+    config.write_text(text.replace("distributed:\n  nproc_per_node: 2\n", "devices: cpu\ndistributed:\n  "
+                                   f"nnodes: 2\n  master_addr: 127.0.0.1\n  master_port: {port}\n"), encoding="utf-8")
+    printed = launch("train", str(config), "--print-command")
+    assert printed.returncode == 0, printed.stderr
+    nodes = [line for line in printed.stdout.splitlines() if line and not line.startswith("#")]
+    assert len(nodes) == 2 and all("--nnodes=2" in line and "--nproc-per-node=1" in line for line in nodes)
+    started = []
+    for line in nodes:
+        words = shlex.split(line)
+        env = dict(word.split("=", 1) for word in words if "=" in word and not word.startswith("-")
+                   and words.index(word) < words.index(sys.executable))
+        started.append(subprocess.Popen(words[len(env):], cwd=ROOT, env={**engine_env(), **env},
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    ended = [process.communicate(timeout=240) for process in started]
+    assert [process.returncode for process in started] == [0, 0], [err[-2000:] for _, err in ended]
+    nodes_run = RunDir(tmp_path / "nodes")
+    assert [e.state for e in read_events(nodes_run.events) if isinstance(e, Status)][-1] == "completed"
+    a = load_file(nodes_run.adapter / "adapter_model.safetensors")
+    b = load_file(two.adapter / "adapter_model.safetensors")
+    for key in b:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+
+
 def load_file_initial(key: str, weights: dict[str, torch.Tensor]) -> torch.Tensor:
     """What LoRA's B starts at (zeros); A is drawn at random, so it is compared to itself."""
     return torch.zeros_like(weights[key]) if "lora_B" in key else weights[key]
