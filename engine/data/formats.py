@@ -15,6 +15,7 @@ from engine.config_stage import shape_problem
 from engine.data.templates import REASONING_FIELDS as REASONING_KEYS  # an assistant turn's reasoning, trained with it
 from engine.data.toolcalls import ToolDataError, calls_from_openai, calls_from_sharegpt, link_tool_results, parse_tools
 from engine.jobs.failures import DataError
+from engine.sentences import said
 
 FORMATS: tuple[str, ...] = tuple(name for name in get_args(DataFormat) if name != "auto")
 # Fields a row needs, per format: each group lists alternatives, one of which must be present.
@@ -61,15 +62,11 @@ def apply_columns(records: list[dict], columns: dict[str, str], name: str,
         return records
     for standard, source in columns.items():
         if standard not in standard_columns:
-            raise DataError(
-                f"{name}: data.columns names '{standard}', which is not a standard column: "
-                f"use one of {', '.join(standard_columns)}."
-            )
+            raise DataError(said("engine.data.not_standard_column", name=name, standard=standard,
+                                 columns=", ".join(standard_columns)))
         if source not in records[0]:
-            raise DataError(
-                f"{name} has no column '{source}' to use as '{standard}' (found: {', '.join(records[0])}): "
-                "fix data.columns."
-            )
+            raise DataError(said("engine.data.no_such_column", name=name, source=source, standard=standard,
+                                 found=", ".join(records[0])))
     renamed = []
     for record in records:
         out = {key: value for key, value in record.items() if key not in columns.values()}
@@ -109,28 +106,22 @@ def detect_format(records: list[dict], path: Path) -> str:
         raise DataError(shape_problem("sft", name, shape))
     first = _row_format(records[0])
     if first is None:
-        raise DataError(
-            f"{name} row 1 has the columns {', '.join(map(str, records[0])) or '(none)'}, which match no format "
-            f"(expected {EXPECTED}): rename the columns or map them with data.columns."
-        )
+        raise DataError(said("engine.data.no_format", name=name, columns=", ".join(map(str, records[0])) or "(none)",
+                             expected=EXPECTED))
     for number, record in enumerate(records[1:], 2):
         kind = _row_format(record)
         if kind is None:
             _check_fields(record, first, name, number)
         if kind != first:
-            raise DataError(
-                f"{name} row {number} looks like {kind} while row 1 was {first}: use one format for all rows."
-            )
+            raise DataError(said("engine.data.mixed_formats", name=name, number=number, kind=kind, first=first))
     return first
 
 
 def _check_fields(record: dict, fmt: str, name: str, number: int) -> None:
     for group in REQUIRED[fmt]:
         if not any(key in record for key in group):
-            raise DataError(
-                f"{name} row {number} has no '{group[0]}' field, which the {fmt} format needs "
-                f"(found: {', '.join(map(str, record)) or 'none'}): add it or map a column to it with data.columns."
-            )
+            raise DataError(said("engine.data.missing_field", name=name, number=number, field=group[0], format=fmt,
+                                 found=", ".join(map(str, record)) or "none"))
 
 
 def _text(value: Any, field_name: str) -> str:
