@@ -113,6 +113,11 @@ ENGLISH: dict[str, str] = {
     "engine.memory.virtual_tokens": "This configuration cannot fit: its {count} virtual tokens alone need at least "
                                     "{needed} GiB and {free} GiB of {where} is free: lower method.num_virtual_tokens "
                                     "(now {now}).",
+    "engine.memory.gpu": "GPU memory",
+    "engine.memory.ram": "RAM",
+    "engine.memory.ram_limit": "RAM (the {label} limit of {folder})",
+    "engine.memory.ram_root_limit": "RAM (the {label} limit of the root)",
+    "engine.memory.address_space": "address space (RLIMIT_AS, ulimit -v)",
     "engine.memory.part.weights": "the weights",
     "engine.memory.part.reference": "the reference model",
     "engine.memory.part.gradients": "the gradients",

@@ -80,7 +80,7 @@ def available_memory(root: Path = Path("/")) -> tuple[int, str]:
 
     if torch.cuda.is_available():
         free, _ = torch.cuda.mem_get_info()
-        return free, "GPU memory"
+        return free, said("engine.memory.gpu")
     return memory_room(root)
 
 

@@ -87,7 +87,7 @@ def test_the_memory_refusal_and_a_killed_run_are_worded_with_their_parts(tmp_pat
     step = MemoryEstimate(device="cpu", tokens=4096, longest=512, weights=GIB, gradients=0, optimizer=0,
                           activations=30 * GIB, logits=GIB, attention=0)
     with pytest.raises(MemoryCheckError) as refused:
-        check_fits(step, 2 * GIB, "RAM", batch_size=64, cutoff_len=512, packing=False)
+        check_fits(step, 2 * GIB, said("engine.memory.ram"), batch_size=64, cutoff_len=512, packing=False)
     english = str(refused.value)
     assert english == ("This configuration cannot fit: one step needs about 32.0 GiB (the activations of the largest "
                        "batch alone takes 30.0 GiB) and 2.0 GiB of RAM is free: lower train.batch_size (now 64), or "
@@ -96,7 +96,7 @@ def test_the_memory_refusal_and_a_killed_run_are_worded_with_their_parts(tmp_pat
     assert run.read_status()["error"] == english
     chinese = sentence(ZH, run.read_status()["error"])
     assert chinese == ("此配置放不下：一步训练约需 32.0 GiB（最大批次的激活值单独就占 30.0 GiB），"
-                       "而 RAM 只剩 2.0 GiB 可用："
+                       "内存只剩 2.0 GiB 可用："
                        "调小 train.batch_size（当前为 64），或调小 train.cutoff_len（当前为 512）。")
 
     killed = explain_exit(-9, "", oom_killed=True)  # what the scheduler writes for an engine the OOM killer ended
@@ -143,3 +143,13 @@ def test_without_a_key_the_page_shows_the_engines_words():
     short = Sentence("facts.json is empty: add at least one row.", "engine.data.empty", {})  # its value went missing
     assert worded(short, table) == "facts.json is empty: add at least one row."
     assert worded("plain text", table) == "plain text"
+
+
+def test_the_advice_a_refusal_ends_with_is_worded_too():
+    from engine.estimate.advice import Advice
+
+    advice = Advice({"batch_size": (64, 8), "gradient_accumulation_steps": (1, 8)}, None).sentence()
+    assert advice == ("set train.batch_size 8 (now 64), train.gradient_accumulation_steps 8 (now 1): the estimate "
+                      "says it fits, the same 64 rows per update")
+    assert sentence(ZH, advice) == ("设置 train.batch_size 为 8（当前为 64）、train.gradient_accumulation_steps "
+                                    "为 8（当前为 1）：估算显示这样放得下，每次更新仍是 64 行")
