@@ -67,6 +67,19 @@ ENGLISH: dict[str, str] = {
                            "needs prompt, chosen and rejected in every row.",
     "engine.data.no_kto_row": "{name} row 1 has the columns {found}: KTO needs prompt, completion and label (true for "
                               "a good reply, false for a bad one) in every row, or preference pairs.",
+    "engine.data.row": "{name} row {number}: field '{field}' {problem}.",
+    "engine.row.not_text": "is a {kind}: write it as text",
+    "engine.row.empty": "is empty: write {what}, or remove the row",
+    "engine.row.instruction": "the instruction the model should follow",
+    "engine.row.answer": "the answer the model should learn",
+    "engine.row.prompt": "the prompt",
+    "engine.row.text": "the text to train on",
+    "engine.row.no_turns": "must be a non-empty list of turns",
+    "engine.row.bad_role": "is {role}: use user/human, assistant/gpt, system, function_call, observation or tool",
+    "engine.row.empty_reply": "is an empty assistant turn: write the reply, or remove the turn",
+    "engine.row.late_system": "has a system turn after the first turn: move it to the start",
+    "engine.row.user_first": "must start with a user turn (after an optional system turn)",
+    "engine.row.ends_with_user": "ends with a user turn: end each conversation with the assistant's reply",
     # a file's shape under a stage (engine/config_stage.py shape_problem)
     "engine.stage.pairs_under_sft": "{name} holds {held}, which supervised fine-tuning and pretraining do not "
                                     "read: set train.stage to {stages}, or choose a file of SFT rows.",

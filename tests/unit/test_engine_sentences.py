@@ -153,3 +153,14 @@ def test_the_advice_a_refusal_ends_with_is_worded_too():
                       "says it fits, the same 64 rows per update")
     assert sentence(ZH, advice) == ("设置 train.batch_size 为 8（当前为 64）、train.gradient_accumulation_steps "
                                     "为 8（当前为 1）：估算显示这样放得下，每次更新仍是 64 行")
+
+
+def test_a_bad_row_is_worded_with_its_field_and_problem():
+    from engine.data import formats
+
+    with pytest.raises(DataError) as refused:
+        formats.normalise([{"instruction": "hi", "output": "yes"}, {"instruction": "hi", "output": " "}], "alpaca",
+                          "a.json")
+    assert str(refused.value) == ("a.json row 2: field 'output' is empty: write the answer the model should learn, "
+                                  "or remove the row.")
+    assert sentence(ZH, refused.value) == "a.json 第 2 行：字段 'output' 为空：请填写模型应学会的回答，或删除这一行。"
