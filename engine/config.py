@@ -32,6 +32,7 @@ from engine.config_read import ConfigError as ConfigError
 from engine.config_read import read_yaml, validated, without_problems
 from engine.config_stage import StageOptions, StartOptions, stage_problems
 from engine.config_trackers import TrackerOptions, tracker_problems
+from engine.sentences import said
 
 MethodName = Literal["lora", "dora", "qlora", "prefix", "prompt", "ptuning", "ia3", "full", "freeze"]
 DataFormat = Literal["auto", "alpaca", "sharegpt", "openai", "prompt_completion", "text"]
@@ -271,17 +272,17 @@ class RunConfig(_Section, DistributedOptions):
         issues: list[str] = []
         m, t = self.method, self.train
         if m.name in ("full", "freeze") and m.bits:
-            issues.append(f"method.bits cannot be used with method '{m.name}': quantized weights cannot be trained.")
+            issues.append(said("engine.config.bits_full", method=m.name))
         if m.name in PROMPT_LEARNING and m.bits:
-            issues.append(f"method.bits is only supported for LoRA-family methods, not '{m.name}'.")
+            issues.append(said("engine.config.bits_prompt", method=m.name))
         if m.name == "prompt" and m.prompt_tuning_init == "text" and not m.prompt_tuning_init_text:
             issues.append("method.prompt_tuning_init_text must be set when method.prompt_tuning_init is 'text'.")
         if isinstance(m.target_modules, list) and not m.target_modules:
-            issues.append("method.target_modules is empty: list module names or use 'all-linear'.")
+            issues.append(said("engine.config.no_targets"))
         if t.eval_steps and not self.data.val_size:
-            issues.append("train.eval_steps needs a validation set: set data.val_size above 0.")
+            issues.append(said("engine.config.eval_without_val"))
         if t.resume and not Path(self.output_dir).exists():
-            issues.append(f"train.resume is set but output_dir {self.output_dir} does not exist: nothing to resume.")
+            issues.append(said("engine.config.nothing_to_resume", output_dir=self.output_dir))
         for name in self.data.replace:
             if not PLACEHOLDER_NAME.fullmatch(name):
                 issues.append(f"data.replace names {name!r}, which is no placeholder name: use letters, digits and _ "

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from engine import config_migrate as migrate
 from engine.errors import UserError
+from engine.sentences import Sentence, said
 
 UNION_TAGS = ("a-string", "a-mapping", "a-list")  # engine.config's union members' tags, left out of a key's name
 
@@ -25,7 +26,10 @@ class ConfigError(UserError, ValueError):
 
     def __init__(self, issues: list[str], source: str = "config"):
         self.issues = issues
-        super().__init__(f"{source}: " + " ".join(issues))
+        if len(issues) == 1 and isinstance(issues[0], Sentence):  # one keyed sentence: the error keeps its key
+            super().__init__(said("engine.config.issue", source=source, issue=issues[0]))
+        else:
+            super().__init__(f"{source}: " + " ".join(issues))
 
 
 Config = TypeVar("Config", bound=BaseModel)
@@ -40,10 +44,10 @@ def sentence(error: dict[str, Any]) -> str:
     else:  # a list item: "'fraction' in data.path item 2", counting from 1 as a reader of the YAML does
         key, where = ".".join(map(str, parts[item + 1:])), f"{'.'.join(map(str, parts[:item]))} item {parts[item] + 1}"
     kind = error["type"]
-    if kind == "extra_forbidden":
-        return f"Unknown key '{key}'{' in ' + where if where else ''}: remove it or check its spelling."
-    if kind == "missing":
-        return f"Missing key '{key}'{' in ' + where if where else ''}: it is required."
+    if kind in ("extra_forbidden", "missing"):
+        inside = said("engine.config.in", where=where) if where else ""
+        return said("engine.config.unknown_key" if kind == "extra_forbidden" else "engine.config.missing_key",
+                    key=key, where=inside)
     subject = (f"'{key}' in {where}" if key else where) if where else f"'{key}'"
     if kind == "value_error" and "error" in error.get("ctx", {}):  # a validator's own sentence, as it wrote it
         return f"{subject} is {error.get('input')!r}: {str(error['ctx']['error']).rstrip('.')}."
@@ -73,8 +77,8 @@ def without_problems(config: Any, source: str) -> Any:
 def read_yaml(path: Path) -> Any:
     """The YAML a config file holds; ConfigError when the file is missing or is not YAML."""
     if not path.is_file():
-        raise ConfigError([f"config file {path} does not exist."], str(path))
+        raise ConfigError([said("engine.config.no_file", path=str(path))], str(path))
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
-        raise ConfigError([f"the file is not valid YAML ({error.__class__.__name__})."], str(path)) from None
+        raise ConfigError([said("engine.config.not_yaml", reason=error.__class__.__name__)], str(path)) from None

@@ -19,6 +19,8 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.sentences import Sentence, said
+
 Stage = Literal["sft", "pretrain", "dpo", "orpo", "kto", "simpo"]
 STAGES: tuple[str, ...] = get_args(Stage)
 PREFERENCE_STAGES = ("dpo", "orpo", "kto", "simpo")  # trained on pairs of a better and a worse reply
@@ -118,21 +120,18 @@ def stage_problems(options: StageOptions, method: str, formats: list[str]) -> li
     return issues
 
 
-def shape_problem(stage: str, name: str, shape: str) -> str | None:
+def shape_problem(stage: str, name: str, shape: str) -> Sentence | None:
     """The sentence for a dataset file whose shape (`shape`: the inspection's format, "preference..." for pairs,
     "kto" for replies marked good or bad, else an SFT format) train.stage `stage` does not read; None where it
     does. The engine raises the same sentence as it reads the file (engine.data.formats.detect_format for sft and
     pretrain, engine.data.preference for pairs), and the page refuses Start with it (webui.forms.prestart)."""
     if stage not in PREFERENCE_STAGES and shape.startswith(("preference", "kto")):
-        held = "replies marked good or bad (prompt, completion, label)" if shape == "kto" else \
-            "preference pairs (prompt, chosen, rejected)"
-        return (f"{name} holds {held}, which supervised fine-tuning and pretraining do not read: set train.stage "
-                f"to {'kto' if shape == 'kto' else 'dpo, orpo, simpo or kto'}, or choose a file of SFT rows.")
+        kto = shape == "kto"
+        return said("engine.stage.pairs_under_sft", name=name,
+                    held=said("engine.stage.held_kto") if kto else said("engine.stage.held_pairs"),
+                    stages="kto" if kto else said("engine.stage.pair_stages"))
     if stage in PREFERENCE_STAGES and shape in SFT_SHAPES:
-        return (f"{name} holds {shape} rows (SFT's), not preference pairs: a preference stage needs prompt, chosen "
-                "and rejected in every row (kto: or prompt, completion and label); set train.stage to sft, or "
-                "choose a pairs file.")
+        return said("engine.stage.sft_under_preference", name=name, shape=shape)
     if stage in ("dpo", "orpo", "simpo") and shape == "kto":
-        return (f"{name} holds rows of prompt, completion and label (KTO's unpaired replies): set train.stage to "
-                "kto, or write pairs of prompt, chosen and rejected.")
+        return said("engine.stage.kto_under_pairs", name=name)
     return None

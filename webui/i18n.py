@@ -4,7 +4,10 @@ Static labels are translated in the browser (gr.I18n). The language is the brows
 one in the footer's Settings panel: language.js (in the page's head, see language_head) then keeps the choice
 in a cookie, reloads the page in it and applies it on every later visit. English help texts of config fields
 come from engine.config (one source); the Chinese ones live in zh.json. Messages built at run time use
-`message()` in the request's language: the cookie's, else the Accept-Language header's.
+`message()` in the request's language: the cookie's, else the Accept-Language header's. The engine's sentences
+(a failed run's error, a refused dataset: engine.sentences) carry their message key: their English comes from
+engine.sentences.ENGLISH, their Chinese from zh.json, and `sentence()` (or a message's value that is one) words
+them in the visitor's language.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 import gradio as gr
 
 from engine.config import DataConfig, MethodConfig, field_help
+from engine.sentences import ENGLISH, Sentence, worded
 from webui.forms.fields import OPTIONS
 from webui.forms.sampling import SAMPLING_OPTIONS
 from webui.jobs.commands import REPO_ROOT
@@ -35,6 +39,8 @@ def translations() -> dict[str, dict[str, str]]:
         tables["en"].setdefault(f"help.{option.key}", option.help)
     tables["en"].setdefault("help.data.format", field_help(DataConfig, "format"))
     tables["en"].setdefault("help.method.name", field_help(MethodConfig, "name"))
+    for key, text in ENGLISH.items():  # the engine's sentences: their English is the engine's own
+        tables["en"].setdefault(key, text)
     return tables
 
 
@@ -66,17 +72,46 @@ COUNTS = ("n", "rows")  # the values a message counts by: "KEY.one" is its wordi
 
 def message(request: gr.Request | None, key: str, **values: Any) -> str:
     """A run-time message in the visitor's language (English when a key is missing in theirs); where it counts
-    one thing (a value named in COUNTS is 1) and KEY.one exists, that wording."""
+    one thing (a value named in COUNTS is 1) and KEY.one exists, that wording. A value that is an engine's
+    Sentence (an error's reason) is worded in that language too."""
     tables = translations()
     table = tables[language(request)]
     one = any(str(values.get(name)) == "1" for name in COUNTS)
     text = (table.get(f"{key}.one") if one else None) or table.get(key) or tables["en"][key]
-    return text.format(**values)
+    return text.format(**{name: sentence(request, value) if isinstance(value, Sentence) else value
+                          for name, value in values.items()})
 
 
-def words(request: gr.Request | None) -> Callable[..., str]:
-    """message() bound to the visitor's language: `say = words(request)`, then `say(KEY, **values)`."""
-    return lambda key, **values: message(request, key, **values)
+def sentence(request: gr.Request | None, text: Any) -> str:
+    """An engine's sentence (a Sentence, or a UserError's message) in the visitor's language where it has a
+    message key the locale words; else, and in English, exactly as the engine wrote it."""
+    said = getattr(text, "sentence", text)
+    lang = language(request)
+    return str(said) if lang == "en" else worded(said, translations()[lang])
+
+
+def sentences(request: gr.Request | None, error: Exception) -> str:
+    """A refusal's sentences in the visitor's language: a ConfigError's issues (each worded), else its message."""
+    return " ".join(sentence(request, issue) for issue in getattr(error, "issues", [error]))
+
+
+class Words:
+    """message() bound to the visitor's language: `say = words(request)`, then `say(KEY, **values)`; and
+    `say.sentence(error)` for an engine's sentence (see `sentence`)."""
+
+    def __init__(self, request: gr.Request | None):
+        self.request = request
+
+    def __call__(self, key: str, **values: Any) -> str:
+        return message(self.request, key, **values)
+
+    def sentence(self, text: Any) -> str:
+        return sentence(self.request, text)
+
+
+def words(request: gr.Request | None) -> Words:
+    """A Words in the visitor's language."""
+    return Words(request)
 
 
 def pairs_label(request: gr.Request | None) -> Callable[[str, int], str]:

@@ -76,7 +76,7 @@ class Worker:
         except json.JSONDecodeError:
             self.send(Status(state="failed", error="The request is not valid JSON: send one object per line."))
         except UserError as error:  # a refused request: its message is the sentence
-            self.send(Status(state="failed", error=str(error), id=request_id))
+            self.send(Status(state="failed", error=error.sentence, id=request_id))
         except Exception as error:  # noqa: BLE001 - the worker must outlive any single request
             log.exception("request failed")
             self.send(Status(state="failed", error=explain(error, "chat"), id=request_id))

@@ -20,6 +20,7 @@ from engine.data.sample import SAMPLE_ROWS
 from engine.data.sources import sample_source
 from engine.jobs.failures import DataError
 from engine.jobs.lifetime import memory_cap_mb
+from engine.sentences import tell
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,7 +71,7 @@ def _inspect(cfg: DataConfig, args: argparse.Namespace) -> dict[str, Any] | str:
             return inspect_preference(cfg, pairs, tokenizer, args.cutoff_len)
         return inspect_dataset(cfg, tokenizer, args.cutoff_len, args.sample_rows, sample)
     except DataError as error:
-        return str(error)
+        return error.sentence  # with its message key: `tell` prints it for the page
 
 
 def _load_tokenizer(name: str) -> Any:
@@ -107,7 +108,7 @@ def main(argv: list[str]) -> int:
     except MemoryError:
         report = answer = out_of_memory(Path(args.data).name, args.sample_rows)
     if isinstance(report, str):
-        print(answer, file=sys.stderr)
+        tell(report)
         return 2
     print(answer)
     return 0

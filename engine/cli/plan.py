@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from engine.config import ConfigError, load_config
+from engine.errors import UserError
 from engine.model.methods import plan
+from engine.sentences import tell
 
 
 def main(argv: list[str]) -> int:
@@ -21,7 +22,7 @@ def main(argv: list[str]) -> int:
     try:
         result = plan(load_config(args.config, writes=False))
     except (ConfigError, RuntimeError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        tell(error.sentence if isinstance(error, UserError) else str(error), prefix="error: ")
         return 2
     print(json.dumps(result))
     return 0

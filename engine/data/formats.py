@@ -15,6 +15,7 @@ from engine.config_stage import shape_problem
 from engine.data.templates import REASONING_FIELDS as REASONING_KEYS  # an assistant turn's reasoning, trained with it
 from engine.data.toolcalls import ToolDataError, calls_from_openai, calls_from_sharegpt, link_tool_results, parse_tools
 from engine.jobs.failures import DataError
+from engine.sentences import Sentence, said
 
 FORMATS: tuple[str, ...] = tuple(name for name in get_args(DataFormat) if name != "auto")
 # Fields a row needs, per format: each group lists alternatives, one of which must be present.
@@ -61,15 +62,11 @@ def apply_columns(records: list[dict], columns: dict[str, str], name: str,
         return records
     for standard, source in columns.items():
         if standard not in standard_columns:
-            raise DataError(
-                f"{name}: data.columns names '{standard}', which is not a standard column: "
-                f"use one of {', '.join(standard_columns)}."
-            )
+            raise DataError(said("engine.data.not_standard_column", name=name, standard=standard,
+                                 columns=", ".join(standard_columns)))
         if source not in records[0]:
-            raise DataError(
-                f"{name} has no column '{source}' to use as '{standard}' (found: {', '.join(records[0])}): "
-                "fix data.columns."
-            )
+            raise DataError(said("engine.data.no_such_column", name=name, source=source, standard=standard,
+                                 found=", ".join(records[0])))
     renamed = []
     for record in records:
         out = {key: value for key, value in record.items() if key not in columns.values()}
@@ -109,28 +106,22 @@ def detect_format(records: list[dict], path: Path) -> str:
         raise DataError(shape_problem("sft", name, shape))
     first = _row_format(records[0])
     if first is None:
-        raise DataError(
-            f"{name} row 1 has the columns {', '.join(map(str, records[0])) or '(none)'}, which match no format "
-            f"(expected {EXPECTED}): rename the columns or map them with data.columns."
-        )
+        raise DataError(said("engine.data.no_format", name=name, columns=", ".join(map(str, records[0])) or "(none)",
+                             expected=EXPECTED))
     for number, record in enumerate(records[1:], 2):
         kind = _row_format(record)
         if kind is None:
             _check_fields(record, first, name, number)
         if kind != first:
-            raise DataError(
-                f"{name} row {number} looks like {kind} while row 1 was {first}: use one format for all rows."
-            )
+            raise DataError(said("engine.data.mixed_formats", name=name, number=number, kind=kind, first=first))
     return first
 
 
 def _check_fields(record: dict, fmt: str, name: str, number: int) -> None:
     for group in REQUIRED[fmt]:
         if not any(key in record for key in group):
-            raise DataError(
-                f"{name} row {number} has no '{group[0]}' field, which the {fmt} format needs "
-                f"(found: {', '.join(map(str, record)) or 'none'}): add it or map a column to it with data.columns."
-            )
+            raise DataError(said("engine.data.missing_field", name=name, number=number, field=group[0], format=fmt,
+                                 found=", ".join(map(str, record)) or "none"))
 
 
 def _text(value: Any, field_name: str) -> str:
@@ -140,13 +131,13 @@ def _text(value: Any, field_name: str) -> str:
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
-    raise _RowError(field_name, f"is a {type(value).__name__}: write it as text")
+    raise _RowError(field_name, said("engine.row.not_text", kind=type(value).__name__))
 
 
-def _required(record: dict, key: str, what: str) -> str:
+def _required(record: dict, key: str, what: Sentence) -> str:
     value = _text(record.get(key), key)
     if not value.strip():
-        raise _RowError(key, f"is empty: write {what}, or remove the row")
+        raise _RowError(key, said("engine.row.empty", what=what))
     return value
 
 
@@ -160,11 +151,11 @@ def _alpaca(record: dict) -> dict:
     extra = _text(record.get("input"), "input")
     prompt = "\n\n".join(part for part in (instruction, extra) if part.strip())
     if not prompt:
-        raise _RowError("instruction", "is empty: write the instruction the model should follow, or remove the row")
+        raise _RowError("instruction", said("engine.row.empty", what=said("engine.row.instruction")))
     turns = _history(record.get("history"))
     turns += [
         {"role": "user", "content": prompt},
-        {"role": "assistant", "content": _required(record, "output", "the answer the model should learn")},
+        {"role": "assistant", "content": _required(record, "output", said("engine.row.answer"))},
     ]
     return _with_system(record, turns)
 
@@ -189,21 +180,21 @@ def _history(value: Any) -> Messages:
 def _prompt_completion(record: dict) -> dict:
     target = "completion" if "completion" in record else "response"
     turns = [
-        {"role": "user", "content": _required(record, "prompt", "the prompt")},
-        {"role": "assistant", "content": _required(record, target, "the answer the model should learn")},
+        {"role": "user", "content": _required(record, "prompt", said("engine.row.prompt"))},
+        {"role": "assistant", "content": _required(record, target, said("engine.row.answer"))},
     ]
     return _with_system(record, turns)
 
 
 def _plain_text(record: dict) -> dict:
-    return {"text": _required(record, "text", "the text to train on")}
+    return {"text": _required(record, "text", said("engine.row.text"))}
 
 
 def _conversation(record: dict) -> dict:
     key = "conversations" if "conversations" in record else "messages"
     turns = record[key]
     if not isinstance(turns, list) or not turns:
-        raise _RowError(key, "must be a non-empty list of turns")
+        raise _RowError(key, said("engine.row.no_turns"))
     try:
         messages = [_turn(turn, f"{key}[{index}]") for index, turn in enumerate(turns)]
         tools = parse_tools(record["tools"]) if "tools" in record else None
@@ -221,8 +212,7 @@ def _turn(turn: Any, where: str) -> dict[str, Any]:
     written = str(turn.get(role_key, "")).lower()
     role = ROLES.get(written)
     if role is None:
-        raise _RowError(f"{where}.{role_key}", f"is {turn.get(role_key)!r}: use user/human, assistant/gpt, system, "
-                                               "function_call, observation or tool")
+        raise _RowError(f"{where}.{role_key}", said("engine.row.bad_role", role=repr(turn.get(role_key))))
     if written == "function_call":
         return {"role": "assistant", "content": "", "tool_calls": calls_from_sharegpt(turn.get(content_key),
                                                                                        f"{where}.{content_key}")}
@@ -238,7 +228,7 @@ def _turn(turn: Any, where: str) -> dict[str, Any]:
         link = {key: str(turn[key]) for key in ("tool_call_id", "name") if turn.get(key)}
         return {"role": role, "content": content, **link}
     if role == "assistant" and not content.strip():
-        raise _RowError(f"{where}.{content_key}", "is an empty assistant turn: write the reply, or remove the turn")
+        raise _RowError(f"{where}.{content_key}", said("engine.row.empty_reply"))
     reasoning_key = next((key for key in REASONING_KEYS if turn.get(key) not in (None, "")), None)
     if role != "assistant" or reasoning_key is None:
         return {"role": role, "content": content}
@@ -249,17 +239,17 @@ def _turn(turn: Any, where: str) -> dict[str, Any]:
 def _check_turns(messages: Messages, key: str) -> dict:
     roles = [message["role"] for message in messages]
     if "system" in roles[1:]:
-        raise _RowError(key, "has a system turn after the first turn: move it to the start")
+        raise _RowError(key, said("engine.row.late_system"))
     dialogue = messages[1:] if roles[0] == "system" else messages
     if not dialogue or dialogue[0]["role"] != "user":
-        raise _RowError(key, "must start with a user turn (after an optional system turn)")
+        raise _RowError(key, said("engine.row.user_first"))
     for index, message in enumerate(dialogue[1:], 1):
         before = dialogue[index - 1]
         if message["role"] == "tool" and not (before.get("tool_calls") or before["role"] == "tool"):
             raise _RowError(key, f"has a tool result (turn {index + 1 + len(messages) - len(dialogue)}) that follows "
                                  "no tool call: put each observation/tool turn right after its function_call")
     if dialogue[-1]["role"] != "assistant":
-        raise _RowError(key, "ends with a user turn: end each conversation with the assistant's reply")
+        raise _RowError(key, said("engine.row.ends_with_user"))
     return {"messages": messages}
 
 
@@ -298,5 +288,6 @@ def each_row(records: list[dict], name: str, parse: Callable[[dict], dict]) -> l
         try:
             rows.append(parse(record))
         except _RowError as error:
-            raise DataError(f"{name} row {number}: {error}.") from None
+            raise DataError(said("engine.data.row", name=name, number=number, field=error.field_name,
+                                 problem=error.problem)) from None
     return rows

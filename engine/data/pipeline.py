@@ -31,6 +31,7 @@ from engine.data.reasoning import drop_reasoning
 from engine.data.sample import ROW_CHARS, SAMPLE_ROWS
 from engine.data.tokens import chat_spans, ensure_chat_template
 from engine.jobs.failures import DataError
+from engine.sentences import said
 
 IGNORE_INDEX = -100
 PREVIEW_ROWS = 5
@@ -170,19 +171,13 @@ def build_splits(cfg: RunConfig, tokenizer: Any, mixed: sources.Mixed | None = N
     tokenized, stats = _tokenize_datasets(mixed, tokenizer, cfg)
     if not tokenized:
         cutoff = cfg.train.cutoff_len
-        raise DataError(
-            f"{name} has no row left with a token to train on after cutoff_len={cutoff}: "
-            + ("raise train.cutoff_len or set data.overlength to truncate." if cfg.data.overlength == "drop" else
-               f"cut at {cutoff} tokens, every row ends before its reply begins: raise train.cutoff_len.")
-        )
+        key = "engine.data.all_dropped" if cfg.data.overlength == "drop" else "engine.data.no_reply_left"
+        raise DataError(said(key, name=name, cutoff=cutoff))
     if cfg.data.val_size == 0:
         return tokenized, [], stats
     n_val = max(1, round(len(tokenized) * cfg.data.val_size))
     if n_val >= len(tokenized):
-        raise DataError(
-            f"{name} has only {len(tokenized)} usable rows, too few to hold out val_size={cfg.data.val_size}: "
-            "lower data.val_size or add rows."
-        )
+        raise DataError(said("engine.data.too_few_for_val", name=name, rows=len(tokenized), val_size=cfg.data.val_size))
     val_ids = set(validation_indices(len(tokenized), n_val, cfg.train.seed))
     train = [row for index, row in enumerate(tokenized) if index not in val_ids]
     val = [tokenized[index] for index in sorted(val_ids)]

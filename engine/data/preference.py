@@ -35,6 +35,7 @@ from engine.config_stage import shape_problem
 from engine.data import formats, sources
 from engine.data.pipeline import IGNORE_INDEX, TokenStats, as_trained, label_chat
 from engine.jobs.failures import DataError
+from engine.sentences import said
 
 FORMAT = "preference"
 SHAPES = {"alpaca ranking": "instruction", "sharegpt ranking": "conversations"}  # shape -> the key that marks it
@@ -116,8 +117,7 @@ def normalise_pairs(records: list[dict], name: str) -> list[dict]:
         raise DataError(shape_problem("dpo", name, shape))
     if not records or not is_pair(records[0]):
         found = ", ".join(map(str, records[0])) if records else "no rows"
-        raise DataError(f"{name} row 1 has the columns {found or '(none)'}, which hold no preference pair: a "
-                        "preference stage needs prompt, chosen and rejected in every row.")
+        raise DataError(said("engine.data.no_pair", name=name, found=found or "(none)"))
     return formats.each_row(records, name, _pair)
 
 

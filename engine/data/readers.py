@@ -14,6 +14,7 @@ from pathlib import Path
 
 from engine.config import DATA_EXTENSIONS as EXTENSIONS
 from engine.jobs.failures import DataError
+from engine.sentences import said
 
 
 def dataset_file(path: Path) -> tuple[Path, str]:
@@ -21,9 +22,10 @@ def dataset_file(path: Path) -> tuple[Path, str]:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in EXTENSIONS:
-        raise DataError(f"{path.name} has the unsupported extension '{suffix}': save it as {', '.join(EXTENSIONS)}.")
+        raise DataError(said("engine.data.bad_extension", name=path.name, suffix=suffix,
+                             extensions=", ".join(EXTENSIONS)))
     if not path.is_file():
-        raise DataError(f"{path} does not exist: check data.path.")
+        raise DataError(said("engine.data.missing", path=str(path)))
     return path, suffix
 
 
@@ -35,11 +37,11 @@ def read_records(path: Path) -> list[dict]:
     else:
         text = _decode(path)
         if not text.strip():
-            raise DataError(f"{path.name} is empty: add at least one row.")
+            raise DataError(said("engine.data.empty", name=path.name))
         readers = {".json": _parse_json, ".jsonl": _parse_jsonl, ".csv": _parse_csv, ".txt": _parse_txt}
         records = readers[suffix](text, path.name)
     if not records:
-        raise DataError(f"{path.name} has no rows: add at least one row.")
+        raise DataError(said("engine.data.no_rows", name=path.name))
     for number, record in enumerate(records, 1):
         if not isinstance(record, dict):
             raise not_an_object(path.name, number, record)
@@ -50,30 +52,23 @@ def read_records(path: Path) -> list[dict]:
 
 
 def not_utf8(name: str, byte: int, line: int) -> DataError:
-    return DataError(
-        f"{name} is not UTF-8 text (byte 0x{byte:02x} on line {line}): re-save the file with UTF-8 encoding."
-    )
+    return DataError(said("engine.data.not_utf8", name=name, byte=f"{byte:02x}", line=line))
 
 
 def not_json(name: str, msg: str, line: int, column: int) -> DataError:
     """The whole file (a .json) does not parse."""
-    if msg == "Extra data":
-        hint = "it looks like JSON Lines, so rename it to .jsonl"
-    else:
-        hint = "fix the syntax, or save one object per line as .jsonl"
-    return DataError(f"{name} is not valid JSON ({msg} at line {line}, column {column}): {hint}.")
+    hint = said("engine.data.hint_jsonl") if msg == "Extra data" else said("engine.data.hint_syntax")
+    return DataError(said("engine.data.not_json", name=name, reason=msg, line=line, column=column, hint=hint))
 
 
 def not_a_list(name: str, value: object) -> DataError:
     kind = type(value).__name__
-    return DataError(f"{name} holds a JSON {kind}, not a list of rows: put the rows in a list or under a 'data' key.")
+    return DataError(said("engine.data.not_a_list", name=name, kind=kind))
 
 
 def bad_jsonl_line(name: str, number: int, error: json.JSONDecodeError) -> DataError:
-    return DataError(
-        f"{name} line {number} is not valid JSON ({error.msg} at column {error.colno}): "
-        "write exactly one JSON object per line."
-    )
+    return DataError(said("engine.data.bad_jsonl_line", name=name, number=number, reason=error.msg,
+                          column=error.colno))
 
 
 def too_deep(name: str, where: str = "") -> DataError:
@@ -85,20 +80,20 @@ def too_deep(name: str, where: str = "") -> DataError:
 
 
 def bad_csv(name: str, error: csv.Error) -> DataError:
-    return DataError(f"{name} is not valid CSV ({error}): check its quoting.")
+    return DataError(said("engine.data.bad_csv", name=name, reason=str(error)))
 
 
 def extra_csv_fields(name: str, number: int) -> DataError:
-    return DataError(f"{name} row {number} has more fields than the header: quote fields that contain commas.")
+    return DataError(said("engine.data.extra_csv_fields", name=name, number=number))
 
 
 def not_an_object(name: str, number: int, record: object) -> DataError:
     kind = type(record).__name__
-    return DataError(f"{name} row {number} is a {kind}, not an object: write each row as {{\"column\": value}}.")
+    return DataError(said("engine.data.not_an_object", name=name, number=number, kind=kind))
 
 
 def bad_parquet(name: str, error: Exception) -> DataError:
-    return DataError(f"{name} is not a readable Parquet file ({type(error).__name__}): re-export it as Parquet.")
+    return DataError(said("engine.data.bad_parquet", name=name, reason=type(error).__name__))
 
 
 def _decode(path: Path) -> str:

@@ -30,6 +30,7 @@ from engine.data.readers import (
 )
 from engine.data.streams import CHUNK_BYTES, MAX_ROW_BYTES, json_items, lines, too_long
 from engine.jobs.failures import DataError
+from engine.sentences import said
 
 SAMPLE_ROWS = 2000
 SAMPLE_BYTES = 16 << 20
@@ -58,7 +59,7 @@ def read_sample(path: Path, max_rows: int = SAMPLE_ROWS, max_bytes: int = SAMPLE
     else:
         sample = _take(ROWS[suffix](path), path.name, max_rows, max_bytes)
     if not sample.rows:
-        raise DataError(f"{path.name} has no rows: add at least one row.")
+        raise DataError(said("engine.data.no_rows", name=path.name))
     return sample
 
 
@@ -102,7 +103,7 @@ def _jsonl_rows(path: Path) -> Rows:
         except RecursionError:
             raise too_deep(path.name, f"line {number}") from None
     if blank:
-        raise DataError(f"{path.name} is empty: add at least one row.")
+        raise DataError(said("engine.data.empty", name=path.name))
 
 
 def _txt_rows(path: Path) -> Rows:
@@ -123,7 +124,7 @@ def _txt_rows(path: Path) -> Rows:
     if block:
         yield {"text": "".join(block).strip()}, size
     if blank:
-        raise DataError(f"{path.name} is empty: add at least one row.")
+        raise DataError(said("engine.data.empty", name=path.name))
 
 
 def _csv_rows(path: Path) -> Rows:
@@ -137,7 +138,7 @@ def _csv_rows(path: Path) -> Rows:
     except csv.Error as error:
         raise bad_csv(path.name, error) from None
     if not seen.text:
-        raise DataError(f"{path.name} is empty: add at least one row.")
+        raise DataError(said("engine.data.empty", name=path.name))
 
 
 def _lines(path: Path) -> Iterator[str]:

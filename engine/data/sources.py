@@ -31,6 +31,7 @@ from engine.data.readers import read_records
 from engine.data.sample import Sample, read_sample
 from engine.datapaths import DATA_EXTENSIONS, display_name
 from engine.jobs.failures import DataError
+from engine.sentences import said
 
 LoadOne = Callable[[DataConfig], tuple[list[dict], str]]  # config of one dataset -> (its rows, its format)
 SAVED_MARKERS = ("dataset_dict.json", "state.json")  # what DatasetDict / Dataset.save_to_disk write
@@ -122,7 +123,7 @@ def read_source(path: str, split: str) -> list[dict]:
         return read_records(Path(path))
     records = open_dataset(path, split).to_list()
     if not records:
-        raise DataError(f"{display_name(path)} has no rows in its split '{split}': choose another data.split.")
+        raise DataError(said("engine.data.empty_split", name=display_name(path), split=split))
     return records
 
 
@@ -133,7 +134,7 @@ def sample_source(path: str, split: str, max_rows: int) -> Sample:
         return read_sample(Path(path), max_rows)
     dataset = open_dataset(path, split)
     if not len(dataset):
-        raise DataError(f"{display_name(path)} has no rows in its split '{split}': choose another data.split.")
+        raise DataError(said("engine.data.empty_split", name=display_name(path), split=split))
     return Sample(dataset.select(range(min(max_rows, len(dataset)))).to_list(), len(dataset))
 
 
@@ -157,8 +158,7 @@ def open_dataset(path: str, split: str) -> Any:
     except ConnectionError as error:
         raise DataError(unreachable(path, error)) from error
     except FileNotFoundError as error:
-        raise DataError(f"{name} is neither a file or folder here nor a dataset on the Hugging Face hub "
-                        f"({first_line(error)}): check data.path (relative to the config file).") from error
+        raise DataError(said("engine.data.not_found", name=name, reason=first_line(error))) from error
     except ValueError as error:
         if "split" in str(error).lower():
             raise DataError(f"{name}: {first_line(error)}: set data.split (or the item's split).") from error
@@ -171,8 +171,7 @@ def pick_split(dataset: Any, split: str, name: str) -> Any:
     if not hasattr(dataset, "keys"):
         return dataset
     if split not in dataset:
-        raise DataError(f"{name} has no split '{split}' (it has {', '.join(dataset.keys())}): set data.split "
-                        "(or the item's split).")
+        raise DataError(said("engine.data.no_split", name=name, split=split, splits=", ".join(dataset.keys())))
     return dataset[split]
 
 

@@ -34,6 +34,7 @@ from engine.data.preference import (
     trained_replies,
 )
 from engine.jobs.failures import DataError
+from engine.sentences import said
 
 FORMAT = "kto"
 
@@ -67,8 +68,7 @@ def normalise_unpaired(records: list[dict], name: str) -> list[dict]:
         raise DataError(shape_problem("kto", name, shape))
     if not records or not is_unpaired(records[0]):
         found = ", ".join(map(str, records[0])) if records else "no rows"
-        raise DataError(f"{name} row 1 has the columns {found or '(none)'}: KTO needs prompt, completion and "
-                        "label (true for a good reply, false for a bad one) in every row, or preference pairs.")
+        raise DataError(said("engine.data.no_kto_row", name=name, found=found or "(none)"))
     rows = formats.each_row(records, name, _row)
     if len({row["label"] for row in rows}) < 2:
         kind = "good" if rows[0]["label"] else "bad"

@@ -17,6 +17,7 @@ from typing import Any
 
 from engine.config import RunConfig
 from engine.estimate.memory import ACCURACY, GIB, MemoryEstimate
+from engine.sentences import Sentence, said
 
 ADVICE = "advice.json"  # in a run folder: the advice of the engine's refusal, for the Runs tab
 Estimator = Callable[[RunConfig], MemoryEstimate | None]
@@ -36,17 +37,22 @@ class Advice:
         train = config.train.model_copy(update={key: then for key, (_, then) in self.changes.items()})
         return config.model_copy(update={"train": train})
 
-    def sentence(self) -> str:
+    def sentence(self) -> Sentence | str:
         """'set train.batch_size 2 (now 8) ...': the clause a refusal or a failed run's error ends with."""
         if not self.changes:
             return ""
-        said = [f"train.{key} {_value(then)} (now {_value(now)})" for key, (now, then) in self.changes.items()]
+        changes = [said("engine.advice.change", key=f"train.{key}", then=_value(then), now=_value(now))
+                   for key, (now, then) in self.changes.items()]
+        listed = changes[-1]
+        for change in reversed(changes[:-1]):
+            listed = said("engine.advice.and", first=change, then=listed)
         rows = ""
         if "batch_size" in self.changes:
             batch, accumulation = self.changes["batch_size"][1], self.changes["gradient_accumulation_steps"][1]
-            rows = f", the same {batch * accumulation} rows per update"
-        fits = f" fits in about {self.estimate.total / GIB:.1f} GiB" if self.estimate is not None else " fits"
-        return f"set {', '.join(said)}: the estimate says it{fits}{rows}"
+            rows = said("engine.advice.rows", rows=batch * accumulation)
+        fits = said("engine.advice.fits_in", gib=f"{self.estimate.total / GIB:.1f}") if self.estimate is not None \
+            else said("engine.advice.fits")
+        return said("engine.advice", changes=listed, fits=fits, rows=rows)
 
     def to_json(self) -> dict[str, Any]:
         return {"changes": {key: list(pair) for key, pair in self.changes.items()}, "cutoff": self.cutoff,

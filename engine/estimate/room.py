@@ -12,13 +12,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from engine.sentences import said
+
 V1_UNLIMITED = 1 << 62  # cgroup v1 writes "no limit" as a number near 2**63
 
 
 def memory_room(root: Path = Path("/"), address_limit: int | None = None) -> tuple[int, str]:
     """(bytes, where) of RAM this process may still take: the least of MemAvailable and the room under each limit
     that applies to it (cgroup v2, cgroup v1, RLIMIT_AS; `address_limit` stands for RLIMIT_AS where given)."""
-    rooms = [(_meminfo_available(root), "RAM")]
+    rooms = [(_meminfo_available(root), said("engine.memory.ram"))]
     for room in (cgroup_v2_room(root), cgroup_v1_room(root), address_space_room(root, address_limit)):
         if room is not None:
             rooms.append(room)
@@ -73,7 +75,9 @@ def _smallest_room(folders: list[Path], limit_file: str, usage_file: str, label:
         if limit is None or (unlimited is not None and limit >= unlimited):
             continue
         usage = _int_file(folder / usage_file) or 0
-        rooms.append((max(0, limit - usage), f"RAM (the {label} limit of {folder.name or 'the root'})"))
+        where = said("engine.memory.ram_limit", label=label, folder=folder.name) if folder.name else \
+            said("engine.memory.ram_root_limit", label=label)
+        rooms.append((max(0, limit - usage), where))
     return min(rooms, key=lambda room: room[0], default=None)
 
 
@@ -112,7 +116,7 @@ def address_space_room(root: Path = Path("/"), limit: int | None = None) -> tupl
                 size = int(line.split()[1]) * 1024
     except (OSError, ValueError):
         pass
-    return max(0, limit - size), "address space (RLIMIT_AS, ulimit -v)"
+    return max(0, limit - size), said("engine.memory.address_space")
 
 
 GPU_QUERY = ("nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits")

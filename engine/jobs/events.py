@@ -3,7 +3,8 @@
 Plain Python: the web UI imports this module. An event is one JSON object on one line, with `kind`
 naming its type and `t` its unix time:
 
-    status    a job's (or the worker's) state: `state` in STATES; `error` when failed; `result` holds
+    status    a job's (or the worker's) state: `state` in STATES; `error` when failed (with `error_key` and
+              `error_values` where the sentence has a message key: engine.sentences); `result` holds
               what a finished job produced (an export's folders and its verification figures)
     progress  optimizer step, total steps, epoch, elapsed and estimated remaining seconds
     metrics   the figures of a step as named values (`values`: loss, learning_rate, grad_norm, tokens_per_s,
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TextIO
 
 from engine.config_migrate import FileKind, SchemaError
+from engine.sentences import Sentence
 
 STATES = (
     "queued", "starting", "loading_data", "loading_model", "training", "exporting", "verifying", "saving",
@@ -59,11 +61,19 @@ class Status:
     log_tail: str | None = None  # with died: the last lines the process printed
     id: int | None = None  # chat worker: the request this answers
     note: str | None = None  # what the state is about (a comparison's: the method it trains or evaluates)
+    error_key: str | None = None  # the message key of `error` (engine.sentences), where it has one
+    error_values: dict[str, Any] | None = None  # the values that fill it in
     t: float = field(default_factory=_now)
 
     def __post_init__(self) -> None:
         if self.state not in STATES:
             raise EventError(f"unknown state {self.state!r}; expected one of {STATES}")
+        if isinstance(self.error, Sentence) and self.error.key is not None:  # written: its key and values beside it
+            record = self.error.record()
+            object.__setattr__(self, "error_key", record["key"])
+            object.__setattr__(self, "error_values", record["values"])
+        elif self.error is not None:  # read from a line: the Sentence with its key again
+            object.__setattr__(self, "error", Sentence.made(self.error, self.error_key, self.error_values))
 
     @property
     def final(self) -> bool:
@@ -179,7 +189,8 @@ def migrate(body: dict[str, Any]) -> dict[str, Any]:
 
 _NUMBER = (int, float)
 FIELD_TYPES: dict[str, type | tuple[type, ...]] = {  # what each field of a line must hold (JSON's types)
-    "state": str, "error": str, "step": int, "result": dict, "died": bool, "log_tail": str, "t": _NUMBER,
+    "state": str, "error": str, "error_key": str, "error_values": dict, "step": int, "result": dict, "died": bool,
+    "log_tail": str, "t": _NUMBER,
     "id": (int, str),  # a chat request's id, as the request gave it
     "total": int, "epoch": _NUMBER, "elapsed_s": _NUMBER, "eta_s": _NUMBER, "values": dict, "message": str,
     "level": str, "text": str, "op": str, "data": dict,

@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import UserError
+from engine.sentences import Sentence, said
 
 # What a job can do where memory ran out: job -> (out of GPU memory, out of RAM), one sentence each.
-_MERGE = "Out of memory while merging: export on a machine with more memory, or with --dtype bfloat16."
-_CHAT = "Out of memory while chatting: unload other models, load on the CPU, or load the run in 4-bit."
+_MERGE = said("engine.oom", what=said("engine.oom.merging"), advice=said("engine.oom.merge"))
+_CHAT = said("engine.oom", what=said("engine.oom.chatting"), advice=said("engine.oom.chat"))
 OUT_OF_MEMORY = {
-    "train": ("Out of GPU memory: lower train.batch_size or train.cutoff_len, turn on train.gradient_checkpointing, "
-              "or use qlora.",
-              "Out of memory (RAM): lower train.batch_size or train.cutoff_len, or use a smaller model."),
+    "train": (said("engine.oom", what=said("engine.oom.gpu"), advice=said("engine.oom.train_gpu")),
+              said("engine.oom", what=said("engine.oom.ram"), advice=said("engine.oom.train_ram"))),
     "export": (_MERGE, _MERGE),
     "chat": (_CHAT, _CHAT),
 }
@@ -73,11 +73,12 @@ def disk_full(error: BaseException | None = None, text: str = "") -> bool:
     return any(marker in text.lower() for marker in DISK_FULL_MARKERS)
 
 
-def disk_full_sentence(folder: Path | str | None, job: str = "train") -> str:
+def disk_full_sentence(folder: Path | str | None, job: str = "train") -> Sentence:
     """What to do when the disk is full: free space where the job writes, and Resume (a run) or start it again."""
-    where = f"in {folder}" if folder else "on the workspace's disk"
-    again = "Resume" if job == "train" else "start it again"
-    return f"Disk full: free space {where} and {again}."
+    again = said("engine.again.resume") if job == "train" else said("engine.again.start")
+    if folder:
+        return said("engine.disk_full.folder", folder=str(folder), again=again)
+    return said("engine.disk_full.workspace", again=again)
 
 
 def workspace_of(job_folder: Path) -> Path:
@@ -86,13 +87,13 @@ def workspace_of(job_folder: Path) -> Path:
     return parent.parent if parent.name in ("runs", "exports") else parent
 
 
-def explain(error: BaseException, job: str = "train", folder: Path | None = None) -> str:
+def explain(error: BaseException, job: str = "train", folder: Path | None = None) -> Sentence:
     """One readable sentence for a failed status (the traceback goes to the job's log).
 
     `job` (train, export, chat) picks the advice where memory ran out; `folder` (the job's) is named where the
     disk is full."""
     if isinstance(error, UserError):  # EngineError and its children, ConfigError: already the sentence
-        return str(error)
+        return error.sentence
     if disk_full(error):
         return disk_full_sentence(workspace_of(folder) if folder is not None else None, job)
     gpu, ram = OUT_OF_MEMORY.get(job, OUT_OF_MEMORY["train"])
@@ -101,17 +102,18 @@ def explain(error: BaseException, job: str = "train", folder: Path | None = None
     if out_of_memory(error):
         return gpu
     if isinstance(error, ModuleNotFoundError):
-        return f"Missing package '{error.name}': run `pip install -r requirements.txt`."
-    return f"{error.__class__.__name__}: {first_line(error)}".rstrip(": ")
+        return said("engine.missing_package", package=error.name)
+    return Sentence(f"{error.__class__.__name__}: {first_line(error)}".rstrip(": "))
 
 
-def with_request_size(advice: str, text: str) -> str:
-    """`advice`, naming the size of the allocation that failed where the message gives it."""
+def with_request_size(advice: Sentence, text: str) -> Sentence:
+    """`advice` (an OUT_OF_MEMORY sentence), naming the size of the allocation that failed where the message
+    gives it."""
     found = TRIED_TO_ALLOCATE.search(text)
     if not found:
         return advice
-    head, _, rest = advice.partition(": ")
-    return f"{head}: one allocation asked for {int(found[1]) / 2**30:,.1f} GiB; {rest}"
+    return said("engine.oom.sized", what=advice.values["what"], gib=f"{int(found[1]) / 2**30:,.1f}",
+                advice=advice.values["advice"])
 
 
 def oom_kill_count(vmstat: str = "/proc/vmstat") -> int | None:
@@ -231,7 +233,7 @@ class OomWitness:
 
 
 def explain_exit(returncode: int | None, log_tail: str, job: str = "train", oom_killed: bool | str | None = None,
-                 folder: Path | None = None) -> str:
+                 folder: Path | None = None) -> Sentence:
     """One sentence on why an engine process ended without a final status.
 
     returncode: its exit status as Popen reports it (negative: the signal that ended it), None when unknown
@@ -249,19 +251,17 @@ def explain_exit(returncode: int | None, log_tail: str, job: str = "train", oom_
     if returncode in (-signal.SIGKILL, 128 + signal.SIGKILL) or text.rstrip().endswith("killed"):
         ram = OUT_OF_MEMORY.get(job, OUT_OF_MEMORY["train"])[1]
         if oom_killed == UNSURE:
-            return ("The engine process was killed (SIGKILL) while the kernel's out-of-memory killer ended a process; "
-                    f"if it was this one: {ram[0].lower()}{ram[1:]}")
+            return said("engine.died.oom_unsure", reason=ram.lower_first())
         if oom_killed:
-            return f"The kernel's out-of-memory killer ended the engine process (SIGKILL); {ram[0].lower()}{ram[1:]}"
+            return said("engine.died.oom_killed", reason=ram.lower_first())
         if oom_killed is False:
-            return ("The engine process was killed (SIGKILL) by hand or by another program, "
-                    "not by the out-of-memory killer.")
-        return "The engine process was killed (SIGKILL)."
+            return said("engine.died.killed_by_hand")
+        return said("engine.died.killed")
     if returncode is not None and returncode < 0:
-        return f"The engine process was ended by signal {_signal_name(-returncode)}."
+        return said("engine.died.signal", signal=_signal_name(-returncode))
     if returncode is not None:
-        return f"The engine process exited with code {returncode} without a final status."
-    return "The engine process is gone without a final status (killed, or the machine restarted)."
+        return said("engine.died.exit_code", code=returncode)
+    return said("engine.died.gone")
 
 
 def _signal_name(number: int) -> str:

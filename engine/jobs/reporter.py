@@ -21,6 +21,7 @@ from typing import Any
 from engine import config_migrate as migrate
 from engine.jobs import rundir
 from engine.jobs.events import EventWriter, Status
+from engine.sentences import keyed_fields
 
 log = logging.getLogger("engine")
 RANKS = "ranks"  # RUN/ranks/rank-N.log: the log of each rank but 0 of a run of several processes
@@ -61,7 +62,7 @@ class JobReporter:
             event = self.events.status(state, **fields)
         finally:  # status.json also where the event cannot be written (a full disk): the page reads it first
             rundir.write_json_atomic(self.job.status, migrate.STATUS.stamp(
-                {"state": state, **self.identity, "t": time.time(), **fields}))
+                keyed_fields({"state": state, **self.identity, "t": time.time(), **fields})))
         log.info("state: %s%s", state, f" ({fields['error']})" if fields.get("error") else "")
         return event
 

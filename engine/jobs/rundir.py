@@ -34,6 +34,7 @@ from engine.config_eval import EvalConfig
 from engine.jobs.events import FINAL_STATES, STATES  # FINAL_STATES re-exported: the states a finished job ends in
 from engine.jobs.failures import disk_full
 from engine.jobs.outputs import clean_leftovers
+from engine.sentences import keyed_fields, status_error
 
 CONFIG = "config.yaml"  # the job's typed config (a run's: the resolved RunConfig, versions included)
 EVENTS = "events.jsonl"  # append-only event stream (engine.jobs.events)
@@ -69,6 +70,8 @@ class StatusFields(BaseModel):
     pid: int | None = None
     pid_started: float | None = None  # the process's start time: with the pid, how its process is proven
     error: str | None = None
+    error_key: str | None = None  # the message key of `error` (engine.sentences), where it has one
+    error_values: dict[str, Any] | None = None
     note: str | None = None
     step: int | None = None
     result: dict[str, Any] | None = None
@@ -142,7 +145,8 @@ class JobDir:
         if not self.status.is_file():
             return {}
         try:
-            return check_status(migrate.migrate_status(read_json(self.status)))
+            fields = check_status(migrate.migrate_status(read_json(self.status)))
+            return {**fields, "error": status_error(fields)} if fields.get("error") is not None else fields
         except migrate.SchemaError as error:
             return {"state": "failed", "error": error.sentence(STATUS), "damaged": True}
         except ValueError as error:  # not JSON, or not the shape of one (check_status says which key)
@@ -152,7 +156,7 @@ class JobDir:
                     "damaged": True}
 
     def write_status(self, state: str, **fields: Any) -> None:
-        write_json_atomic(self.status, migrate.STATUS.stamp({"state": state, **fields}))
+        write_json_atomic(self.status, migrate.STATUS.stamp(keyed_fields({"state": state, **fields})))
 
     def read_raw_config(self) -> dict[str, Any]:
         """config.yaml as a plain mapping of today's fields, whatever version wrote it ({} when missing);

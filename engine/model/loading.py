@@ -20,6 +20,7 @@ from engine.config import MethodConfig, ModelConfig
 from engine.data.tokens import ensure_pad_token
 from engine.jobs.failures import EngineError
 from engine.model.config_json import model_config_json, safetensors_params
+from engine.sentences import said
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,9 @@ def _explain_load_error(name: str, error: Exception) -> ModelError:
     folder = Path(name).expanduser()
     local = folder.is_absolute() or name.startswith((".", "~")) or folder.exists()
     if "trust_remote_code" in str(error) or (local and _has_custom_code(folder)):
-        return ModelError(f"Model {name} ships its own code (auto_map in its config.json): set "
-                          "model.trust_remote_code to true (Trust remote code on the Train tab) if you trust its "
-                          "author, or choose a model that transformers supports.")
+        return ModelError(said("engine.model.custom_code", name=name))
     if local and not folder.exists():
-        return ModelError(f"Model folder {name} does not exist: check model.name_or_path.")
+        return ModelError(said("engine.model.folder_missing", name=name))
     if local and _pickle_only(folder):
         return ModelError(
             f"Model folder {name} has only pickle weights ({_pickle_only(folder)}): PEFT Workbench loads only "
@@ -66,15 +65,10 @@ def _explain_load_error(name: str, error: Exception) -> ModelError:
             f"`python -c \"from transformers import AutoModelForCausalLM as M; M.from_pretrained('{name}')"
             f".save_pretrained('{name}-safetensors')\"` (copy its tokenizer files too) and use that folder.")
     if local:
-        return ModelError(
-            f"Model folder {name} is not a Hugging Face model (config.json, weights or tokenizer missing): {text}")
+        return ModelError(said("engine.model.not_a_model", name=name, details=text))
     if "safetensors" in str(error).lower():
-        return ModelError(f"Model '{name}' has no safetensors weights: PEFT Workbench loads only safetensors, since "
-                          "loading a pickle can run code. Choose a revision or copy of it that ships .safetensors.")
-    return ModelError(
-        f"Model '{name}' could not be loaded: it is not a local folder, and the Hugging Face Hub does not have it "
-        f"or cannot be reached (check the id and your network, or download it first). Details: {text}"
-    )
+        return ModelError(said("engine.model.no_safetensors", name=name))
+    return ModelError(said("engine.model.not_found", name=name, details=text))
 
 
 def _has_custom_code(folder: Path) -> bool:

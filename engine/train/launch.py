@@ -24,6 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from engine import sentences
 from engine.config import RunConfig
 from engine.config_distributed import visible_devices
 from engine.jobs import rundir
@@ -188,18 +189,18 @@ def failure(config: RunConfig, run: rundir.RunDir, code: int, status: dict) -> s
     said = status.get("error") or next(iter(re.findall(r"^error: (.+)$", output, re.M)[-1:]), None)
     if found is None or (not killed and found[0] == 0 and said):
         if said:
-            return str(said)
-        return f"torchrun ended with exit code {code} before the run started: see {run.path / RANKS / TORCHRUN_LOG}."
+            return said  # rank 0's status keeps its key (a Sentence); a line of its stderr is said as it is
+        return sentences.said("engine.rank.torchrun", code=code, log=str(run.path / RANKS / TORCHRUN_LOG))
     number, exit_code = found
-    how = f"exited with code {exit_code}"
+    how = sentences.said("engine.rank.exit_code", code=exit_code)
     if exit_code < 0 and -exit_code in signal.Signals._value2member_map_:
-        how = f"was killed by {signal.Signals(-exit_code).name}"
+        how = sentences.said("engine.rank.signal", signal=signal.Signals(-exit_code).name)
     where = run.log if number == 0 else rank_log(run.path, number)
     events = read_events(run.events) if run.events.exists() else []
     steps = [event.step for event in events if isinstance(event, Progress)]
-    step = f" after step {steps[-1]}" if steps else ""
-    return (f"Rank {number} of {config.distributed.world_size} {how}, which ended the run{step}: its log is "
-            f"{where}.")
+    step = sentences.said("engine.rank.after_step", step=steps[-1]) if steps else ""
+    return sentences.said("engine.rank.failed", rank=number, world=config.distributed.world_size, how=how,
+                          step=step, log=str(where))
 
 
 def read_text(path: Path) -> str:

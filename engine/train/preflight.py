@@ -41,6 +41,7 @@ from engine.estimate.memory import (
 )
 from engine.estimate.room import memory_room
 from engine.jobs.failures import EngineError
+from engine.sentences import Sentence, said
 
 
 class MemoryCheckError(EngineError):
@@ -79,34 +80,49 @@ def available_memory(root: Path = Path("/")) -> tuple[int, str]:
 
     if torch.cuda.is_available():
         free, _ = torch.cuda.mem_get_info()
-        return free, "GPU memory"
+        return free, said("engine.memory.gpu")
     return memory_room(root)
 
 
+PARTS = {"the weights": "weights", "the reference model": "reference", "the gradients": "gradients",
+         "the optimizer states": "optimizer", "the activations": "activations", "the attention mask": "attention",
+         "the logits": "logits", "the virtual tokens' activations": "virtual"}  # a part's name -> its message key
+
+
+def lower(key: str, now: Any) -> Sentence:
+    return said("engine.memory.lower", key=key, now=now)
+
+
 def levers(part: str, batch_size: int, cutoff_len: int, packing: bool, longest: int,
-           method: MethodConfig | None) -> list[str]:
+           method: MethodConfig | None) -> list[Sentence]:
     """What lowers `part`, the term that dominates the bound."""
     name = method.name if method is not None else ""
     if part == "the virtual tokens' activations" or (part == "the optimizer states" and name in VIRTUAL):
-        return [f"lower method.num_virtual_tokens (now {method.num_virtual_tokens})"]  # type: ignore[union-attr]
+        return [lower("method.num_virtual_tokens", method.num_virtual_tokens)]  # type: ignore[union-attr]
     if part == "the gradients":
         part = "the optimizer states"
     if part == "the optimizer states" and name in ("lora", "dora", "qlora"):
-        return [f"lower method.r (now {method.r})", "target fewer method.target_modules"]  # type: ignore
+        return [lower("method.r", method.r), said("engine.memory.fewer_targets")]  # type: ignore[union-attr]
     if part == "the optimizer states" and name == "freeze":
-        return [f"lower method.freeze_trainable_layers (now {method.freeze_trainable_layers})"]  # type: ignore
+        return [lower("method.freeze_trainable_layers", method.freeze_trainable_layers)]  # type: ignore
     if part == "the reference model":
-        return ["use an adapter method (method.name: lora), whose reference is the base with its adapter disabled, "
-                "or the reference-free train.stage orpo or simpo"]
+        return [said("engine.memory.adapter_reference")]
     if part in ("the optimizer states", "the weights"):
-        return ["choose a smaller model, or a method that trains fewer parameters (method.name: lora, or qlora "
-                "to load the weights in 4 bits)"]
-    found = [f"lower train.batch_size (now {batch_size})"]
+        return [said("engine.memory.smaller_model")]
+    found = [lower("train.batch_size", batch_size)]
     if longest >= cutoff_len:  # rows are cut there: a lower cutoff shortens them
-        found.append(f"lower train.cutoff_len (now {cutoff_len})")
+        found.append(lower("train.cutoff_len", cutoff_len))
     if packing:
-        found.append("set train.packing: off")
+        found.append(said("engine.memory.no_packing"))
     return found
+
+
+def either(choices: list[Sentence]) -> Sentence:
+    """'A, or B, or C' of `choices` (one sentence, each part keyed)."""
+    joined = choices[-1]
+    for choice in reversed(choices[:-1]):
+        joined = said("engine.memory.or", first=choice, then=joined)
+    return joined
 
 
 def check_fits(step: StepMemory, available: int, where: str, batch_size: int, cutoff_len: int, packing: bool,
@@ -122,12 +138,12 @@ def check_fits(step: StepMemory, available: int, where: str, batch_size: int, cu
     if still_needed * (1 - ACCURACY) <= available:
         return line + (" (tight: it may not fit)" if still_needed > available else "")
     part, size = step.largest()
-    packed = f" packed into rows of {step.tokens:,} tokens in all" if packing else ""
+    packed = said("engine.memory.packed", tokens=f"{step.tokens:,}") if packing else ""
     found = levers(part, batch_size, cutoff_len, packing, step.longest, method)
-    raise MemoryCheckError(
-        f"This configuration cannot fit: one step needs about {step.total / GIB:,.1f} GiB ({part} of the largest "
-        f"batch{packed} alone takes {size / GIB:,.1f} GiB) and {available / GIB:,.1f} GiB of {where} is free: "
-        f"{', or '.join(found)}{advice}.")
+    raise MemoryCheckError(said(
+        "engine.memory.cannot_fit", needed=f"{step.total / GIB:,.1f}", part=said(f"engine.memory.part.{PARTS[part]}"),
+        packed=packed, size=f"{size / GIB:,.1f}", free=f"{available / GIB:,.1f}", where=where, levers=either(found),
+        advice=advice))
 
 
 def check_virtual_tokens(config: Any, lengths: list[int], available: tuple[int, str] | None = None) -> str | None:
@@ -152,7 +168,6 @@ def check_virtual_tokens(config: Any, lengths: list[int], available: tuple[int, 
     free, where = available if available is not None else available_memory()
     if needed <= free:
         return f"memory check: the virtual tokens need at least {needed / GIB:.2f} GiB"
-    raise MemoryCheckError(
-        f"This configuration cannot fit: its {method.num_virtual_tokens:,} virtual tokens alone need at least "
-        f"{needed / GIB:,.1f} GiB and {free / GIB:,.1f} GiB of {where} is free: lower method.num_virtual_tokens "
-        f"(now {method.num_virtual_tokens}).")
+    raise MemoryCheckError(said(
+        "engine.memory.virtual_tokens", count=f"{method.num_virtual_tokens:,}", needed=f"{needed / GIB:,.1f}",
+        free=f"{free / GIB:,.1f}", where=where, now=method.num_virtual_tokens))

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine import sentences
 from engine.config import ADAPTER_METHODS, ConfigError, RunConfig, load_config
 from engine.config_distributed import rendezvous_problem
 from engine.config_stage import PREFERENCE_STAGES
@@ -303,7 +304,8 @@ def check_memory(config: RunConfig, model: Any, trainable: int, lengths: list[in
             raise
         rundir.write_json_atomic(Path(config.output_dir) / ADVICE, found.to_json())
         print(f"a configuration that fits:\n{found.diff()}", flush=True)
-        return preflight.check_fits(step, available, where, *fits, advice=f"; or {found.sentence()}")
+        advice = sentences.said("engine.memory.or_advice", advice=found.sentence())
+        return preflight.check_fits(step, available, where, *fits, advice=advice)
 
 
 def save_weights(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: Any, grown: bool,

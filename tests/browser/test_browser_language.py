@@ -1,13 +1,14 @@
 """The interface language chosen in the footer's Settings applies to the whole page and stays chosen: an English
 browser switches to Chinese, sees the tabs, the upload box and what the server writes (data summary, model info,
-trainable count, histogram, the "trained" label) in Chinese, keeps Chinese after a reload and on a new visit from
-the same browser, then switches back to English."""
+trainable count, histogram, the "trained" label, and the engine's own sentence on a file it refuses, with the
+Start it refuses) in Chinese, keeps Chinese after a reload and on a new visit from the same browser, then switches
+back to English."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.browser.pages import open_page, shot
+from tests.browser.pages import open_page, pick, shot
 
 pytestmark = pytest.mark.browser
 
@@ -37,7 +38,23 @@ def expect_chinese_page(page) -> None:
     page.wait_for_selector("#wb-trainable:has-text('可训练参数')")
 
 
-def test_language_from_settings_applies_and_persists(browser, server):
+def refused_start_in_chinese(page, folder) -> None:
+    """The engine's own sentence (the dataset inspection's, on an empty file) reaches the Chinese page in Chinese:
+    in the data summary and in the toast of the Start it refuses; then the starter dataset is chosen again (the
+    form is remembered across reloads)."""
+    empty = folder / "empty.json"
+    empty.write_text("[]")
+    page.locator("#wb-upload input[type=file]").set_input_files(str(empty))
+    error = page.wait_for_selector("#wb-data-error:has-text('中没有数据行')").inner_text()
+    assert "empty.json 中没有数据行：请至少添加一行。" in error and "add at least" not in error, error
+    page.click("#wb-start")
+    refused = page.wait_for_selector("[data-testid=toast-body]:has-text('未开始')", timeout=30_000).inner_text()
+    assert "empty.json 中没有数据行" in refused and "no rows" not in refused, refused
+    pick(page, "#wb-dataset", "samples/identity_alpaca.json")
+    page.wait_for_selector("#wb-data-summary:has-text('识别到的格式')")
+
+
+def test_language_from_settings_applies_and_persists(browser, server, tmp_path):
     page = open_page(browser, server[0], locale="en-US")
     # the first visit inspects the starter dataset and counts parameters in engine processes: slow on 2 busy cores
     page.wait_for_selector("#wb-data-summary:has-text('Detected format')", timeout=180_000)
@@ -56,6 +73,7 @@ def test_language_from_settings_applies_and_persists(browser, server):
     page.reload()
     page.wait_for_selector("#wb-start")
     expect_chinese_page(page)
+    refused_start_in_chinese(page, tmp_path)
 
     again = page.context.new_page()  # a new visit from the same browser
     again.goto(server[0])
@@ -70,3 +88,4 @@ def test_language_from_settings_applies_and_persists(browser, server):
     page.wait_for_selector("#wb-trainable:has-text('trainable')")
     assert "识别" not in page.locator("#wb-data-summary").inner_text()
     page.context.close()
+

@@ -17,7 +17,7 @@ MAX_FILE_LINES = 400
 MAX_FUNCTION_LINES = 100
 # Plain Python: schemas, folder names, events, error sentences, and the command table (launch.py --help lists it).
 WEBUI_MAY_IMPORT = {
-    "engine.config", "engine.datapaths", "engine.errors", "engine.sampling", "engine.__main__",
+    "engine.config", "engine.datapaths", "engine.errors", "engine.sentences", "engine.sampling", "engine.__main__",
     "engine.jobs.rundir", "engine.jobs.events", "engine.jobs.failures", "engine.jobs.outputs", "engine.config_migrate",
     "engine.config_stage", "engine.config_eval", "engine.config_read", "engine.data.pairfile",
     "engine.config_compare", "engine.compare.table", "engine.compare.plan", "engine.compare.estimates",
@@ -32,9 +32,9 @@ HEAVY = {"torch", "transformers", "peft", "bitsandbytes"}
 # The layers, bottom up: a package may import its own modules and those of the layers below it, never above or
 # beside it. A module at the top of engine/ or webui/ is a layer of its own (engine.config, webui.app ...).
 LAYERS = (
-    ("engine.errors",), ("engine.datapaths",), ("engine.config_migrate",), ("engine.config_read",),
-    ("engine.config_stage",), ("engine.config_trackers", "engine.config_kernels", "engine.config_best",
-     "engine.config_distributed"),
+    ("engine.sentences",), ("engine.errors",), ("engine.datapaths",), ("engine.config_migrate",),
+    ("engine.config_read",), ("engine.config_stage",),
+    ("engine.config_trackers", "engine.config_kernels", "engine.config_best", "engine.config_distributed"),
     ("engine.config",), ("engine.sampling",), ("engine.config_eval",), ("engine.config_compare",),
     ("engine.jobs",), ("engine.__main__",), ("engine.data",), ("engine.model",), ("engine.estimate",),
     ("engine.train", "engine.chat", "engine.export", "engine.cli"), ("engine.serve",), ("engine.eval",),

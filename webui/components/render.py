@@ -35,6 +35,13 @@ def duration(seconds: float | None) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
+def engine_sentence(said: str, text: Callable[..., str]) -> str:
+    """An engine's sentence (a failed job's error) in the language `text` speaks (webui.i18n.Words), where it has
+    a message key; else as the engine wrote it."""
+    word = getattr(text, "sentence", None)
+    return word(said) if word is not None else str(said)
+
+
 def state_label(state: str, text: Callable[..., str] = _english) -> str:
     """A run state in the visitor's language (an unknown state is shown as it is)."""
     return text(f"state.{state}") if state in STATES else state
@@ -51,7 +58,7 @@ def progress_html(snap: JobSnapshot | None, text: Callable[..., str] | None = No
     percent = 100.0 * snap.step / snap.total if snap.total else (100.0 if snap.state == "completed" else 0.0)
     color = STATE_COLORS.get(snap.state, "#2563eb")
     speed = f"{snap.tokens_per_s:,.0f}" if snap.tokens_per_s else "–"
-    error = f"<div class='wb-error'>{html.escape(snap.error)}</div>" if snap.error else ""
+    error = f"<div class='wb-error'>{html.escape(engine_sentence(snap.error, text))}</div>" if snap.error else ""
     return (
         f"<div class='wb-progress' data-state='{html.escape(snap.state)}'>"
         f"<div class='wb-progress-head'><b>{html.escape(snap.name)}</b> · <span class='wb-state'>"

@@ -53,7 +53,7 @@ def check_start(config: RunConfig, cache: EngineCache, local_model: Path | None)
         try:
             answer = cache.answer(job, failed_within_s=RECENT_FAILURE_S)
         except EngineCommandError as error:
-            raise StartRefusedError("msg.start_data_refused", name=path.name, reason=str(error)) from None
+            raise StartRefusedError("msg.start_data_refused", name=path.name, reason=error.sentence) from None
         except OSError as error:  # the file went, or cannot be read, while it was being looked at
             raise StartRefusedError("msg.start_data_refused", name=path.name,
                                     reason=f"it cannot be read ({error.strerror or error.__class__.__name__}).") \

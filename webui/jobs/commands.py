@@ -34,6 +34,7 @@ from engine.__main__ import MEMORY_ENV, PARENT_ENV
 from engine.config import RunConfig
 from engine.errors import UserError
 from engine.jobs.rundir import write_json_atomic
+from engine.sentences import Sentence, heard
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE_LIMIT = 500  # answers kept on disk; the oldest go first
@@ -51,10 +52,10 @@ def engine_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "engine", *args]
 
 
-def last_sentence(stderr: str) -> str:
-    """The engine prints its reason as the last non-empty stderr line (tracebacks come before it)."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    return lines[-1] if lines else "the engine exited without saying why."
+def last_sentence(stderr: str) -> Sentence:
+    """The engine prints its reason as the last non-empty stderr line (tracebacks come before it), with its
+    message key on the line before where it has one (engine.sentences.tell)."""
+    return heard(stderr, "the engine exited without saying why.")
 
 
 def engine_env(command: str, extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -21,7 +21,7 @@ from webui.components.widgets import field_widget
 from webui.components.wiring import bind
 from webui.context import AppContext
 from webui.forms.sampling import SAMPLING_OPTIONS, to_sampling
-from webui.i18n import failure, t, words
+from webui.i18n import failure, sentence, t, words
 from webui.jobs.chat_client import ChatWorkerError
 from webui.jobs.chat_tools import (
     ToolsError,
@@ -150,7 +150,7 @@ def loader(mode: str) -> Callable[..., Iterator[tuple[str, Any]]]:
         try:
             yield load(ctx, run, adapter_dir, mode, request)
         except (PathError, ChatWorkerError) as error:
-            warn(str(error))
+            warn(sentence(request, error))
             yield loaded_status(ctx, say), gr.update(visible=False)
 
     return handler
@@ -160,7 +160,7 @@ def unload(ctx: AppContext, request: gr.Request | None = None) -> str:
     try:
         ctx.chat.unload()
     except ChatWorkerError as error:
-        raise failure(request, str(error)) from None
+        raise failure(request, sentence(request, error)) from None
     return words(request)("chat.msg.unloaded")
 
 
@@ -187,7 +187,7 @@ def send_message(ctx: AppContext, request: gr.Request, text: str, tuned: list, b
     try:
         sampling = to_sampling(sampling_values)
     except UserError as error:
-        warn(str(error))
+        warn(sentence(request, error))
         yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
         return
     yield from respond(ctx, text, tuned, base, side_by_side, system, sampling, tools_text, as_tool_result, request)
@@ -211,7 +211,7 @@ def respond(ctx: AppContext, text: str, tuned: list, base: list, side_by_side: b
             raise ChatWorkerError(say("chat.msg.no_model"))
         tools = offered_tools(tools_text, say)
     except UserError as error:
-        warn(str(error))
+        warn(sentence(request, error))
         yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
         return
     has_adapter = bool((ctx.chat.loaded or {}).get("adapters"))
@@ -229,7 +229,7 @@ def respond(ctx: AppContext, text: str, tuned: list, base: list, side_by_side: b
                 yield gr.skip(), new_tuned, new_base, gr.skip()
             history[-1:] = reply_messages(reply, data, say)
     except UserError as error:
-        warn(str(error))
+        warn(sentence(request, error))
         yield text, tuned, base, gr.skip()
         return
     yield gr.skip(), new_tuned, new_base, is_tool_call(new_tuned[-1])

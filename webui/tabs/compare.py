@@ -24,7 +24,7 @@ from engine.config import METHOD_NAMES
 from engine.config_compare import DEFAULT_METHODS
 from engine.model.config_json import ModelFileError
 from webui.components.plots import colour_state
-from webui.components.render import RUN_COLORS
+from webui.components.render import RUN_COLORS, engine_sentence
 from webui.components.wiring import bind
 from webui.context import AppContext
 from webui.forms.compare_table import (
@@ -103,7 +103,7 @@ def view(ctx: AppContext, name: str | None, say: Any) -> tuple[Any, ...]:
     if running:
         status += " " + say("compare.msg.now", state=job.get("state", ""), method=job.get("note") or "")
     elif job.get("error"):
-        status += f" <span class='wb-error'>{html.escape(job['error'])}</span>"
+        status += f" <span class='wb-error'>{html.escape(engine_sentence(job['error'], say))}</span>"
     frame = curves_frame(table)
     colors = {method: METHOD_COLORS[method] for method in frame["series"].unique()}
     return (status, table_html(table), answers_html(table, say("compare.answers")), frame,

@@ -19,7 +19,7 @@ from webui.context import AppContext
 from webui.forms import mapping as forms
 from webui.forms.fields import METHOD_OPTIONS
 from webui.forms.models import hub_offline, human_count, model_config_json
-from webui.i18n import message
+from webui.i18n import message, sentence
 from webui.jobs.commands import EngineCommandError, engine_cache, plan_job
 from webui.jobs.paths import PathError
 from webui.tabs.train.handlers import NEW_RUN, Form
@@ -106,7 +106,7 @@ def planned_count(ctx: AppContext, request: gr.Request | None, form: Form, newes
         try:
             result = cache.answer(job, wanted=newest)
         except EngineCommandError as error:
-            yield f"<span class='wb-error'>{error}</span>" if newest() else gr.skip()
+            yield f"<span class='wb-error'>{html.escape(sentence(request, error))}</span>" if newest() else gr.skip()
             return
     yield trainable_text(request, result) if result is not None and newest() else gr.skip()
 

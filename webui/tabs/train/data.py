@@ -14,7 +14,7 @@ import pandas as pd
 from webui.context import AppContext
 from webui.forms.datasets import column_widths, example_segments, length_histogram, preview_rows
 from webui.forms.models import model_folder
-from webui.i18n import message, words
+from webui.i18n import message, sentence, words
 from webui.jobs.commands import EngineCommandError, engine_cache, inspect_job
 from webui.jobs.paths import PathError
 from webui.tabs.train.panels import DataPanel
@@ -65,7 +65,8 @@ def inspect(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, 
         yield summary_only(panel, f"<div class='wb-error' id='wb-data-error'>{html.escape(reason)}</div>")
         return
     except (EngineCommandError, PathError) as error:
-        yield summary_only(panel, f"<div class='wb-error' id='wb-data-error'>{html.escape(str(error))}</div>")
+        yield summary_only(panel, f"<div class='wb-error' id='wb-data-error'>{html.escape(sentence(request, error))}"
+                                  "</div>")
         return
     view = inspection_view(panel, report, cutoff_len, request) | placeholder_view(
         panel.placeholders, report, replace, request, every_dataset=len(names) == 1)

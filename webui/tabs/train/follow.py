@@ -23,7 +23,7 @@ from webui.components.render import log_text, loss_colors, loss_frame, progress_
 from webui.context import AppContext
 from webui.forms.models import remember_model
 from webui.forms.prestart import StartRefusedError, check_start
-from webui.i18n import failure, message, words
+from webui.i18n import failure, message, sentences, words
 from webui.jobs.commands import engine_cache
 from webui.jobs.paths import PathError, safe_name
 from webui.jobs.runs import RunError
@@ -56,7 +56,7 @@ def start(ctx: AppContext, panel: MonitorPanel, request: gr.Request, run_name: s
     except StartRefusedError as refused:
         raise failure(request, message(request, refused.key, **refused.values)) from None
     except (ConfigError, PathError, RunError) as error:
-        raise failure(request, " ".join(getattr(error, "issues", [str(error)]))) from None
+        raise failure(request, sentences(request, error)) from None
     remember_model(ctx.workspace, form.model)
     if not (run_name or "").strip():  # say the name it was given: the Runs tab and the progress panel show it
         gr.Info(message(request, "msg.named_by_date", name=name), title=message(request, "msg.info_title"))

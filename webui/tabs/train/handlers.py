@@ -22,7 +22,7 @@ from webui.forms import mapping as forms
 from webui.forms.datasets import dataset_choices, store_upload
 from webui.forms.fields import ADAPTER, BITS, EPOCHS, MAX_STEPS, OPTIONS
 from webui.forms.models import hub_offline, model_info
-from webui.i18n import failure, message, pairs_label, words
+from webui.i18n import failure, message, pairs_label, sentences, words
 from webui.jobs.boundary import ADAPTER_CONFIG
 from webui.jobs.paths import PathError, safe_name
 from webui.tabs.train.panels import ConfigPanel, MethodPanel, TrainingPanel, TrainTab, stage_note_text
@@ -201,7 +201,7 @@ def save_config(ctx: AppContext, config_name: str, *args: Any, request: gr.Reque
         name = safe_name((config_name or "").strip() or "my-run")
         config = form.config(ctx, ctx.runs.runs_dir / name)
     except (ConfigError, PathError) as error:
-        raise failure(request, " ".join(getattr(error, "issues", [str(error)]))) from None
+        raise failure(request, sentences(request, error)) from None
     path = ctx.configs / f"{name}.yaml"
     path.write_text(config.to_yaml(), encoding="utf-8")
     gr.Info(message(request, "msg.saved_config", path=path), title=message(request, "msg.info_title"))
@@ -235,7 +235,7 @@ def load_saved_config(ctx: AppContext, tab: TrainTab, path: str | None,
         config = load_config(ctx.writable(path))
         return form_filled(ctx, tab, config, request)
     except (ConfigError, PathError) as error:
-        raise failure(request, " ".join(getattr(error, "issues", [str(error)]))) from None
+        raise failure(request, sentences(request, error)) from None
 
 
 def form_filled(ctx: AppContext, tab: TrainTab, config: RunConfig,
