@@ -1,0 +1,73 @@
+"""The run folder before a run trains into it (engine/train/recipe.py calls these): whether it is this product's
+run and free (no other process trains it), whether it may start over or resume, and the checkpoint a resumed run
+continues from, its incomplete checkpoints removed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from engine.config import ConfigError, RunConfig
+from engine.jobs import rundir
+from engine.jobs.reporter import RANKS, JobReporter, rank
+from engine.train import launch
+
+
+def check_output_dir(config: RunConfig, overwrite: bool = False) -> None:
+    """Refuse to write into a folder that is not a run this product wrote (with or without --overwrite), into a run
+    that trains, and to start over a finished one unless told to (--overwrite)."""
+    run = rundir.RunDir(Path(config.output_dir))
+    if run.path.exists() and not run.path.is_dir():
+        raise ConfigError([f"output_dir {run.path} is a file, not a folder: choose another output_dir."])
+    foreign = [p for p in run.path.iterdir() if p.name != RANKS] if run.path.is_dir() else []  # ranks/: the other
+    if foreign and not run.written_by_engine():  # ranks' logs, which they may open before rank 0 gets here
+        raise ConfigError([f"output_dir {run.path} holds files but no run of PEFT Workbench (no {rundir.STATUS} or "
+                           f"{rundir.CONFIG} it wrote): choose a new or empty output_dir, since training would "
+                           "replace or delete what is there (nothing was changed)."])
+    status = run.read_status()
+    training = status.get("state") not in rundir.FINAL_STATES and status.get("pid") not in (None, os.getpid())
+    if training and rundir.process_alive(status):
+        raise ConfigError([f"output_dir {run.path} holds a run that is still training (pid {status['pid']}): "
+                           "stop it first (Stop on the page, or `kill -TERM` that pid) or choose another output_dir."])
+    if config.train.resume:
+        if (checkpoint := run.last_checkpoint()) is None:
+            raise ConfigError([no_checkpoint_sentence(run)])
+        if (problem := launch.resume_problem(checkpoint, config)) is not None:
+            raise ConfigError([problem])
+    elif run.events.exists() and not overwrite:
+        resume = f", or continue it from its last checkpoint with --resume {run.path}" if run.last_checkpoint() else ""
+        state = status.get("state", "not started")
+        raise ConfigError([f"output_dir {run.path} already holds a run ({state}): choose another output_dir, "
+                           f"start it afresh with --overwrite (deletes its outputs){resume}."])
+
+
+def no_checkpoint_sentence(run: rundir.RunDir) -> str:
+    """Why a run cannot be resumed, in one sentence that says what to do."""
+    broken = run.incomplete_checkpoints()
+    if broken:
+        return (f"{run.path} has no complete checkpoint to resume from: {incomplete(broken)}; start it afresh "
+                "with --overwrite.")
+    return (f"{run.path} has no checkpoint to resume from (train.save_steps decides how often checkpoints are "
+            "written): start it afresh with --overwrite.")
+
+
+def incomplete(checkpoints: list[Path]) -> str:
+    """'checkpoint-20 is incomplete (...)', naming every checkpoint given."""
+    names = ", ".join(p.name for p in checkpoints)
+    one = len(checkpoints) == 1
+    return f"{names} {'is' if one else 'are'} incomplete (killed while {'it was' if one else 'they were'} written)"
+
+
+def resume_point(run: rundir.RunDir, reporter: JobReporter) -> Path:
+    """The newest complete checkpoint. Incomplete ones (a process killed while writing or rotating them) are
+    removed first, so that the Trainer neither loads one nor counts one when it rotates checkpoints."""
+    checkpoint = run.last_checkpoint()
+    if checkpoint is None:  # check_output_dir said so before anything was loaded; the folder changed since
+        raise ConfigError([no_checkpoint_sentence(run)])
+    broken = run.incomplete_checkpoints() if rank() == 0 else []  # rank 0 removes them (the others see none)
+    for folder in broken:
+        shutil.rmtree(folder)
+    removed = f"{incomplete(broken)}: removed; " if broken else ""
+    reporter.info(f"{removed}resuming from {checkpoint.name}")
+    return checkpoint
