@@ -40,7 +40,7 @@ from engine.jobs.lifecycle import JobContext, Outcome, StopRequest, run_job
 from engine.jobs.outputs import clean_stale_partials, partial_path, publish
 from engine.jobs.reporter import JobReporter, rank
 from engine.model.imports import skip_bitsandbytes_unless_used
-from engine.train import launch, slurm, strategy
+from engine.train import launch, slurm, strategy, world
 
 log = logging.getLogger("engine")
 
@@ -116,7 +116,7 @@ def check_output_dir(config: RunConfig, overwrite: bool = False) -> None:
     if config.train.resume:
         if (checkpoint := run.last_checkpoint()) is None:
             raise ConfigError([no_checkpoint_sentence(run)])
-        if (problem := launch.resume_problem(checkpoint, config)) is not None:
+        if (problem := world.problem(checkpoint, config)) is not None:
             raise ConfigError([problem])
     elif run.events.exists() and not overwrite:
         resume = f", or continue it from its last checkpoint with --resume {run.path}" if run.last_checkpoint() else ""
@@ -142,9 +142,10 @@ def incomplete(checkpoints: list[Path]) -> str:
     return f"{names} {'is' if one else 'are'} incomplete (killed while {'it was' if one else 'they were'} written)"
 
 
-def resume_point(run: rundir.RunDir, reporter: JobReporter) -> Path:
+def resume_point(run: rundir.RunDir, reporter: JobReporter, config: RunConfig, rows: int, sampler: str) -> Path:
     """The newest complete checkpoint. Incomplete ones (a process killed while writing or rotating them) are
-    removed first, so that the Trainer neither loads one nor counts one when it rotates checkpoints."""
+    removed first, so that the Trainer neither loads one nor counts one when it rotates checkpoints. Another number
+    of processes than wrote it is said, or refused (engine/train/world.py: `rows`, `sampler` the Trainer's)."""
     checkpoint = run.last_checkpoint()
     if checkpoint is None:  # check_output_dir said so before anything was loaded; the folder changed since
         raise ConfigError([no_checkpoint_sentence(run)])
@@ -153,6 +154,8 @@ def resume_point(run: rundir.RunDir, reporter: JobReporter) -> Path:
         shutil.rmtree(folder)
     removed = f"{incomplete(broken)}: removed; " if broken else ""
     reporter.info(f"{removed}resuming from {checkpoint.name}")
+    if (line := world.resumed(checkpoint, config, rows, sampler)) is not None:
+        reporter.info(line)
     return checkpoint
 
 
@@ -243,7 +246,8 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
         reporter.info(line)
     trainer = stage.build(config, run, model, tokenizer, train_rows, val_rows, reporter, stop, batching.packing)
     reporter.status("training")
-    checkpoint = resume_point(run, reporter) if config.train.resume else None
+    sampler = trainer.args.train_sampling_strategy
+    checkpoint = resume_point(run, reporter, config, len(train_rows), sampler) if config.train.resume else None
     if checkpoint is not None and finished(checkpoint):
         reporter.info(f"{checkpoint.name} is the last step: nothing is left to train, its weights are saved again")
     result = trainer.train_from(checkpoint)

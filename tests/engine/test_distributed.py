@@ -8,7 +8,9 @@ One module-scoped set of runs, in one workspace with the real engine:
   (batch 2 per rank is batch 4 in one process; packed rows, so that both draw the same random order; no dropout, a
   constant rate).
 - stopped: QLoRA in 2 processes, Stop pressed once it trained a step: both ranks stop at the same step, with that
-  step's checkpoint and an adapter peft loads.
+  step's checkpoint and an adapter peft loads; then it is resumed in ONE process with the same global batch
+  (engine/train/world.py), and continues where it stopped in the data: its steps after the stop have the losses of
+  a single process (reference, in-process) trained from the start.
 - cancelled: Cancel once torchrun started both ranks (each in a session of its own): no process of the run is left.
 The Slurm script runs on a faked allocation (no training)."""
 
@@ -23,13 +25,14 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from engine.config import load_config, parse_config
 from engine.jobs.events import Metrics, Progress, Status, read_events
 from engine.jobs.reporter import rank_log
 from engine.jobs.rundir import FINAL_STATES, TRAINER_STATE, RunDir
-from tests.cli import MEMORISE, run_train_in_process, write_config, write_rows
+from tests.cli import MEMORISE, run_train_in_process, train_in_process, write_config, write_rows
 from tests.polling import wait_for
 from webui.components.render import progress_html
 from webui.context import AppContext
@@ -200,6 +203,50 @@ def test_cancel_leaves_no_process_of_the_run(runs) -> None:
     except AssertionError:
         pytest.fail(f"left after Cancel: {[process.cmdline()[:5] for process in left()]}")
     assert not runs.cancelled.exists() and runs.ctx.jobs.children() == []
+
+
+def test_a_stopped_two_process_run_resumes_in_one_process_where_it_stopped_in_the_data(runs, tmp_path) -> None:
+    """DDP's checkpoint does not depend on the number of processes, only the global batch and the data position do
+    (engine/train/world.py): the QLoRA run stopped in 2 processes of batch 2 resumes in 1 process of batch 4, says
+    so, and its steps after the stop have the losses, and its adapter the weights, of one process trained on the same
+    global batches from the start."""
+    run, at = runs.stopped, runs.stopped_at
+    raw = yaml.safe_load(run.config.read_text(encoding="utf-8"))
+    raw["distributed"]["nproc_per_node"] = 1
+    raw["train"].update(batch_size=4, max_steps=at + 2)
+    run.config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
+    try:
+        done = train_in_process("--resume", str(run.path))
+    finally:  # devices: cpu hid the GPUs from this process (main sets it before torch trains): given back
+        os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        if hidden is not None:
+            os.environ["CUDA_VISIBLE_DEVICES"] = hidden
+    assert done.returncode == 0, done.stderr[-3000:]
+    said = run.log.read_text(encoding="utf-8")
+    assert (f"checkpoint-{at} was written by 2 process(es) and resumes in 1: the global batch stays 4 rows "
+            "(2 x 2 x 1 before, 1 x 4 x 1 now") in said
+    epoch, row = at // 4 + 1, at % 4 * 4 + 1  # 16 rows: 4 steps of 4 rows an epoch
+    assert f"training continues at step {at + 1} with row {row} of epoch {epoch}" in said
+    assert json.loads((run.checkpoints / f"checkpoint-{at + 2}" / "world.json").read_text())["processes"] == 1
+
+    reference = write_config(tmp_path / "reference.yaml", Path(raw["model"]["name_or_path"]), Path(raw["data"]["path"]),
+                             tmp_path / "reference", method={"name": "qlora", "lora_dropout": 0.0},
+                             train={**TRAIN, "batch_size": 4, "max_steps": at + 2})
+    assert run_train_in_process(load_config(reference)) == 0
+    resumed, alone = losses(run), losses(RunDir(tmp_path / "reference"))
+    assert sorted(resumed) == sorted(alone) == list(range(1, at + 3))
+    for step in alone:  # before the stop in 2 processes, after it in 1
+        assert resumed[step] == pytest.approx(alone[step], rel=1e-3), (step, resumed, alone)
+    a = load_file(run.adapter / "adapter_model.safetensors")
+    b = load_file(RunDir(tmp_path / "reference").adapter / "adapter_model.safetensors")
+    for key in b:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-3, atol=1e-4)
+
+
+def losses(run: RunDir) -> dict[int, float]:
+    """The train loss of each step, the last attempt's where a resume trained a step again."""
+    return {e.step: e.values["loss"] for e in read_events(run.events) if isinstance(e, Metrics) and "loss" in e.values}
 
 
 FAKE_SCONTROL = """#!/bin/bash
