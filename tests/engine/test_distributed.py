@@ -70,7 +70,7 @@ def finished(ctx: AppContext, name: str, timeout: float) -> str:
     """The final state of run `name`, once its engine process has exited and been reaped (the next run's engine
     is then the only one)."""
     found = wait_for(lambda: state(ctx, name), timeout=timeout)
-    wait_for(lambda: ctx.jobs.tick() is not None and not ctx.jobs.children(), timeout=30)
+    wait_for(lambda: ctx.jobs.tick() is not None and not ctx.jobs.children(), timeout=60)
     return found
 
 
@@ -95,7 +95,8 @@ def runs(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Runs:
 
     ctx.runs.submit(parse_config(run_config(ctx, tiny_model, data, "lora", max_steps=5000)), name="cancelled")
     engine = ctx.jobs.children()[0]  # python -m engine train RUN/config.yaml, the one engine running
-    below = wait_for(lambda: len(found := psutil.Process(engine.pid).children(recursive=True)) >= 3 and found)
+    below = wait_for(lambda: len(found := psutil.Process(engine.pid).children(recursive=True)) >= 3 and found,
+                     timeout=120)
     family = [psutil.Process(engine.pid), *below]  # torchrun and both ranks
     cancelled = ctx.runs.run_dir("cancelled").path
     ctx.runs.cancel("cancelled")
