@@ -62,7 +62,8 @@ def checkpoint_processes(checkpoint: Path) -> int:
 
 
 def resume_problem(checkpoint: Path, config: RunConfig) -> str | None:
-    """The sentence refusing to resume `checkpoint` with another number of processes than wrote it, else None."""
+    """The sentence refusing to resume `checkpoint` with another number of processes than wrote it, else None: for
+    a checkpoint that does not say how it was trained (engine/train/world.py judges those that do)."""
     d, written = config.distributed, checkpoint_processes(checkpoint)
     if written in (d.world_size, d.nproc_per_node if d.nnodes > 1 else d.world_size):
         return None

@@ -11,7 +11,7 @@ from pathlib import Path
 from engine.config import ConfigError, RunConfig
 from engine.jobs import rundir
 from engine.jobs.reporter import RANKS, JobReporter, rank
-from engine.train import launch
+from engine.train import world
 
 
 def check_output_dir(config: RunConfig, overwrite: bool = False) -> None:
@@ -33,7 +33,7 @@ def check_output_dir(config: RunConfig, overwrite: bool = False) -> None:
     if config.train.resume:
         if (checkpoint := run.last_checkpoint()) is None:
             raise ConfigError([no_checkpoint_sentence(run)])
-        if (problem := launch.resume_problem(checkpoint, config)) is not None:
+        if (problem := world.problem(checkpoint, config)) is not None:
             raise ConfigError([problem])
     elif run.events.exists() and not overwrite:
         resume = f", or continue it from its last checkpoint with --resume {run.path}" if run.last_checkpoint() else ""
@@ -59,9 +59,10 @@ def incomplete(checkpoints: list[Path]) -> str:
     return f"{names} {'is' if one else 'are'} incomplete (killed while {'it was' if one else 'they were'} written)"
 
 
-def resume_point(run: rundir.RunDir, reporter: JobReporter) -> Path:
+def resume_point(run: rundir.RunDir, reporter: JobReporter, config: RunConfig, rows: int, sampler: str) -> Path:
     """The newest complete checkpoint. Incomplete ones (a process killed while writing or rotating them) are
-    removed first, so that the Trainer neither loads one nor counts one when it rotates checkpoints."""
+    removed first, so that the Trainer neither loads one nor counts one when it rotates checkpoints. Another number
+    of processes than wrote it is said, or refused (engine/train/world.py: `rows`, `sampler` the Trainer's)."""
     checkpoint = run.last_checkpoint()
     if checkpoint is None:  # check_output_dir said so before anything was loaded; the folder changed since
         raise ConfigError([no_checkpoint_sentence(run)])
@@ -70,4 +71,6 @@ def resume_point(run: rundir.RunDir, reporter: JobReporter) -> Path:
         shutil.rmtree(folder)
     removed = f"{incomplete(broken)}: removed; " if broken else ""
     reporter.info(f"{removed}resuming from {checkpoint.name}")
+    if (line := world.resumed(checkpoint, config, rows, sampler)) is not None:
+        reporter.info(line)
     return checkpoint

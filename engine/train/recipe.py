@@ -188,7 +188,8 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
         reporter.info(line)
     trainer = stage.build(config, run, model, tokenizer, train_rows, val_rows, reporter, stop, batching.packing)
     reporter.status("training")
-    checkpoint = resume_point(run, reporter) if config.train.resume else None
+    sampler = trainer.args.train_sampling_strategy
+    checkpoint = resume_point(run, reporter, config, len(train_rows), sampler) if config.train.resume else None
     if checkpoint is not None and finished(checkpoint):
         reporter.info(f"{checkpoint.name} is the last step: nothing is left to train, its weights are saved again")
     result = trainer.train_from(checkpoint)

@@ -30,7 +30,7 @@ from engine.jobs.faults import fault_point
 from engine.jobs.lifecycle import JobFolderGoneError
 from engine.model.loading import pick_dtype
 from engine.train import kernels as liger
-from engine.train import strategy, trackers
+from engine.train import strategy, trackers, world
 from engine.train.batching import Choice, Shape, choose
 from engine.train.collate import REAL_TOKENS, PackingCollator, PaddingCollator
 from engine.train.logits import TrainedHead, plan, trained_loss
@@ -132,6 +132,8 @@ class WorkbenchTrainer(Trainer):
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         super().save_model(output_dir, _internal_call)
         if _internal_call:  # a checkpoint's weights: its optimizer state and trainer_state.json come next
+            if output_dir and self.args.should_save:  # how it trains, for a resume in another number of processes
+                world.write(Path(output_dir), world.of_trainer(self))
             fault_point("checkpoint", self.state.global_step)
 
 

@@ -28,18 +28,25 @@ from tests.tiny import build_tiny_llama  # noqa: E402
 
 TRAIN = {"max_steps": 3, "learning_rate": 1e-2, "lr_scheduler_type": "constant", "packing": "on",
          "report_to": "none"}
+DPO = {"stage": "dpo", "beta": 0.1, "cutoff_len": 64, "packing": "off"}
 # name: (method, train options, distributed options of the two-process run)
 CASES = {
     "ddp-lora": ("lora", {}, {}),
     "ddp-qlora": ("qlora", {}, {}),
-    "ddp-dpo-lora": ("lora", {"stage": "dpo", "beta": 0.1, "cutoff_len": 64, "packing": "off"}, {}),
+    "ddp-dpo-lora": ("lora", DPO, {}),
     "ddp-full": ("full", {}, {}),
+    "ddp-freeze": ("freeze", {}, {}),
     "zero2-lora": ("lora", {}, {"strategy": "deepspeed", "zero_stage": 2}),
     "zero3-lora": ("lora", {}, {"strategy": "deepspeed", "zero_stage": 3}),
+    "zero2-dpo-lora": ("lora", DPO, {"strategy": "deepspeed", "zero_stage": 2}),
+    "zero3-dpo-lora": ("lora", DPO, {"strategy": "deepspeed", "zero_stage": 3}),
     "zero3-offload-full": ("full", {}, {"strategy": "deepspeed", "zero_stage": 3, "zero_offload": True}),
     "zero2-qlora": ("qlora", {}, {"strategy": "deepspeed", "zero_stage": 2}),
     "zero3-qlora": ("qlora", {}, {"strategy": "deepspeed", "zero_stage": 3}),
 }
+METHOD_OPTIONS = {"lora": {"lora_dropout": 0.0}, "qlora": {"lora_dropout": 0.0},
+                  "freeze": {"freeze_trainable_layers": 1}}  # freeze: the last of the 2 layers trains
+WHOLE_MODEL = ("full", "freeze")  # they save model/, the others adapter/
 
 
 def train(home: Path, name: str, model: Path, case: tuple, processes: int) -> tuple[int, list[float], Path]:
@@ -49,7 +56,7 @@ def train(home: Path, name: str, model: Path, case: tuple, processes: int) -> tu
     rows = write_rows(home / f"{name}.json", PAIRS if options.get("stage") == "dpo" else MEMORISE * 4)
     out = home / f"{name}-{processes}"
     config = write_config(home / f"{name}-{processes}.yaml", model, rows, out,
-                          method={"name": method, **({"lora_dropout": 0.0} if method != "full" else {})},
+                          method={"name": method, **METHOD_OPTIONS.get(method, {})},
                           train={**TRAIN, **options, "batch_size": 4 // processes})
     if processes > 1:
         raw = yaml.safe_load(config.read_text(encoding="utf-8"))
@@ -61,7 +68,7 @@ def train(home: Path, name: str, model: Path, case: tuple, processes: int) -> tu
               if line.startswith("step ")]
     if done.returncode:
         print(done.stderr[-1500:], file=sys.stderr)
-    return done.returncode, losses, out / ("model" if method == "full" else "adapter")
+    return done.returncode, losses, out / ("model" if method in WHOLE_MODEL else "adapter")
 
 
 def held_line(log: Path) -> str:

@@ -5,6 +5,7 @@ torchrun's own summary."""
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -212,3 +213,84 @@ def test_resuming_with_another_number_of_processes_is_refused_and_the_same_numbe
     (checkpoint / "rng_state_1.pth").unlink()
     (checkpoint / "rng_state_0.pth").rename(checkpoint / "rng_state.pth")
     assert launch.resume_problem(checkpoint, run_config(tmp_path)) is None
+
+
+def checkpoint_of(tmp_path: Path, step: int, **world) -> Path:
+    """checkpoint-STEP as the Trainer leaves it, with the world.json the engine writes beside its weights."""
+    from engine.train.world import WORLD_JSON
+
+    checkpoint = tmp_path / f"checkpoint-{step}"
+    checkpoint.mkdir()
+    (checkpoint / "trainer_state.json").write_text(f'{{"global_step": {step}}}', encoding="utf-8")
+    values = {"processes": 2, "batch_size": 2, "accumulation": 1, "strategy": "ddp", "sampler": "random", **world}
+    (checkpoint / WORLD_JSON).write_text(json.dumps(values), encoding="utf-8")
+    return checkpoint
+
+
+def one_process(tmp_path: Path, batch_size: int = 4, accumulation: int = 1, **distributed) -> RunConfig:
+    return RunConfig(model={"name_or_path": "m"}, data={"path": "d.json"}, output_dir=str(tmp_path / "run"),
+                     train={"batch_size": batch_size, "gradient_accumulation_steps": accumulation},
+                     distributed=distributed)
+
+
+def test_ddp_resumes_in_another_number_of_processes_with_the_same_global_batch_and_says_where(tmp_path) -> None:
+    from engine.train import world
+
+    checkpoint = checkpoint_of(tmp_path, 6)
+    config = one_process(tmp_path)  # 1 x 4 x 1 where it trained 2 x 2 x 1
+    assert world.problem(checkpoint, config) is None
+    line = world.resumed(checkpoint, config, rows=16, sampler="random")
+    assert line.startswith("checkpoint-6 was written by 2 process(es) and resumes in 1: the global batch stays 4 rows "
+                           "(2 x 2 x 1 before, 1 x 4 x 1 now")
+    assert "continues at step 7 with row 9 of epoch 2 (4 step(s) of 4 rows an epoch, one shuffled order" in line
+    assert world.resumed(checkpoint, one_process(tmp_path, 2, nproc_per_node=2), 16, "random") is None  # the same
+    assert world.problem(checkpoint, one_process(tmp_path, 2, 2)) is None  # accumulation makes up the batch
+
+
+@pytest.mark.parametrize(("world_json", "config", "said"), [
+    ({}, {"batch_size": 2}, "with a global batch of 2 rows (1 x 2 x 1: processes x train.batch_size x "
+     "train.gradient_accumulation_steps) where it trained with 4 (2 x 2 x 1): set train.batch_size to 4, so that"),
+    ({"batch_size": 3, "accumulation": 2}, {"batch_size": 1, "accumulation": 2, "nproc_per_node": 4},
+     "a global batch of 8 rows (4 x 1 x 2: processes x train.batch_size x train.gradient_accumulation_steps) where it "
+     "trained with 12 (2 x 3 x 2): set train.gradient_accumulation_steps to 3"),
+    ({"batch_size": 3}, {"batch_size": 2, "nproc_per_node": 4}, "where it trained with 6 (2 x 3 x 1): make processes x "
+     "train.batch_size x train.gradient_accumulation_steps 6, so that"),
+    ({"strategy": "deepspeed"}, {}, "but its strategy DeepSpeed ZeRO keeps optimizer states split per process in "
+     "checkpoints: resume it with 2 process(es)"),
+    ({"processes": 1, "batch_size": 8}, {"batch_size": 4, "nproc_per_node": 2, "strategy": "fsdp"},
+     "but this run's strategy FSDP keeps optimizer states split"),
+])
+def test_another_number_of_processes_is_refused_where_the_checkpoint_would_not_continue_alike(
+        tmp_path, world_json, config, said) -> None:
+    from engine.train import world
+
+    checkpoint = checkpoint_of(tmp_path, 6, **world_json)
+    batch, accumulation = config.pop("batch_size", 4), config.pop("accumulation", 1)
+    found = world.problem(checkpoint, one_process(tmp_path, batch, accumulation, **config))
+    assert found is not None and said in found, found
+    with pytest.raises(ConfigError, match="checkpoint-6 was written by"):
+        world.resumed(checkpoint, one_process(tmp_path, batch, accumulation, **config), 16, "random")
+
+
+def test_length_grouped_batches_resume_in_another_number_of_processes_only_at_the_end_of_an_epoch(tmp_path) -> None:
+    from engine.train import world
+
+    inside = checkpoint_of(tmp_path, 6, sampler="group_by_length")  # 4 steps an epoch: step 6 is inside epoch 2
+    assert world.problem(inside, one_process(tmp_path)) is None  # the order is known only with the rows
+    said = world.problem(inside, one_process(tmp_path), rows=16, sampler="group_by_length")
+    assert "stopped in the middle of an epoch of length-grouped batches" in said
+    end = checkpoint_of(tmp_path, 8, sampler="group_by_length")
+    line = world.resumed(end, one_process(tmp_path), 16, "group_by_length")
+    assert "continues at step 9 with row 1 of epoch 3" in line and "a new epoch of length-grouped batches" in line
+
+
+def test_a_checkpoint_without_world_json_is_judged_by_its_random_states_as_before(tmp_path) -> None:
+    from engine.train import world
+
+    checkpoint = checkpoint_of(tmp_path, 6)
+    (checkpoint / world.WORLD_JSON).unlink()
+    for index in (0, 1):
+        (checkpoint / f"rng_state_{index}.pth").write_bytes(b"")
+    said = world.problem(checkpoint, one_process(tmp_path))
+    assert said.startswith("checkpoint-6 was written by 2 process(es) and this run asks for 1: resume it with")
+    assert world.problem(checkpoint, one_process(tmp_path, 2, nproc_per_node=2)) is None

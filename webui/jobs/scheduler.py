@@ -43,6 +43,7 @@ from webui.jobs.devices import (
 )
 from webui.jobs.monitor import JobMonitor
 from webui.jobs.paths import PathError
+from webui.jobs.processtree import kill_tree
 from webui.jobs.statuses import START_GRACE_S, damaged, read_job_status, tail_lines  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
@@ -276,8 +277,11 @@ class Scheduler:
                 launch.orphaned_at = time.monotonic()
                 log.warning("job %s: its folder was deleted while it ran: its engine is ended", path.name)
             late = time.monotonic() - launch.orphaned_at > ORPHAN_GRACE_S
+            if late:  # its group, and the ranks torchrun started in their own (webui.jobs.processtree)
+                kill_tree(launch.proc.pid)
+                continue
             with contextlib.suppress(ProcessLookupError):  # start_new_session: it leads its own group
-                os.killpg(launch.proc.pid, signal.SIGKILL if late else signal.SIGTERM)
+                os.killpg(launch.proc.pid, signal.SIGTERM)
 
     def _drop_finished(self) -> None:
         """Reap every engine process we started that ended (so none stays a zombie) and forget those whose job
@@ -317,6 +321,8 @@ class Scheduler:
         job's is signalled: the one status.json names whose start time matches what it recorded, or the one this
         scheduler started (its handle); never a pid alone, which may since belong to an unrelated process."""
         launch = self._launches.get(job.path)
+        if group and sig == signal.SIGKILL and launch is not None and launch.running:
+            return kill_tree(launch.proc.pid)  # our engine's group, and the ranks torchrun started in their own
         status = job.read_status()
         if process_alive(status):  # pid and start time as the job's engine recorded them
             pid = status["pid"]
