@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import RunConfig
+from engine.config_eval import EvalConfig, eval_data_problem
 from engine.config_stage import shape_problem
 from engine.errors import UserError
 from webui.forms.models import hub_offline, model_folder
@@ -62,3 +63,25 @@ def check_start(config: RunConfig, cache: EngineCache, local_model: Path | None)
         if (source.format or "auto") == "auto" and (problem := shape_problem(config.train.stage, path.name,
                                                                                 str((answer or {}).get("format", "")))):
             raise StartRefusedError("msg.start_data_refused", name=path.name, reason=problem)
+
+
+def check_test_set(config: EvalConfig, cache: EngineCache) -> None:
+    """StartRefusedError for an evaluation whose test set file the evaluation would refuse: one it cannot read (the
+    inspection's sentence), or a file of preference pairs or KTO rows (the engine's own sentence,
+    engine.config_eval.eval_data_problem). A run's validation split, a dataset folder or a hub dataset is read when
+    the evaluation starts."""
+    for source in config.data.sources() if config.data is not None else []:
+        path = Path(source.path)
+        if not path.is_absolute() or not path.is_file():
+            continue
+        try:
+            answer = cache.answer(inspect_job(path, data_format=source.format or "auto",
+                                              columns=source.columns or None), failed_within_s=RECENT_FAILURE_S)
+        except EngineCommandError as error:
+            raise StartRefusedError("msg.eval_data_refused", name=path.name, reason=str(error)) from None
+        except OSError as error:
+            raise StartRefusedError("msg.eval_data_refused", name=path.name,
+                                    reason=f"it cannot be read ({error.strerror or error.__class__.__name__}).") \
+                from None
+        if problem := eval_data_problem(path.name, str((answer or {}).get("format", ""))):
+            raise StartRefusedError("msg.eval_data_refused", name=path.name, reason=problem)
