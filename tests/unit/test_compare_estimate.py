@@ -116,3 +116,19 @@ def test_the_compare_tab_shows_each_methods_verdict_before_start(tmp_path: Path,
     monkeypatch.setattr(tab, "cached_lengths", lambda *_: [20] * 40)  # the Train tab's inspection measured them
     short = shown(2, 64)
     assert "40 rows as the inspection measured them" in short and short.count("data-verdict='fits'") == 3
+
+
+def test_the_compare_tabs_dataset_stays_chosen_when_the_tab_is_shown_again(tmp_path: Path):
+    """Showing the tab again lists the datasets anew (an upload since) and keeps the one the visitor chose; the
+    identity sample is chosen where nothing listed is (the page opening, a file removed since)."""
+    from webui.context import AppContext
+    from webui.tabs import compare as tab
+
+    ctx = AppContext.create(tmp_path / "ws")
+    mine = ctx.uploads / "mine.jsonl"
+    mine.write_text('{"instruction": "a", "output": "b"}\n', encoding="utf-8")
+    opened = tab.datasets(ctx)
+    assert opened["value"].endswith("identity_alpaca.json") and str(mine.resolve()) in dict(
+        (path, label) for label, path in opened["choices"])
+    assert tab.datasets(ctx, str(mine.resolve()))["value"] == str(mine.resolve())
+    assert tab.datasets(ctx, str(tmp_path / "gone.jsonl"))["value"].endswith("identity_alpaca.json")

@@ -178,9 +178,13 @@ def show_latest(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any
     return view(ctx, latest.name if latest else None, words(request))
 
 
-def datasets(ctx: AppContext, request: gr.Request | None = None) -> Any:
+def datasets(ctx: AppContext, chosen: str | None = None, request: gr.Request | None = None) -> Any:
+    """The dataset list as the workspace holds it now; the visitor's choice stays chosen while it is listed (the
+    tab is shown again), else the identity sample."""
     choices = dataset_choices(ctx.uploads, ctx.assets, pairs_label(request))
-    default = next((path for label, path in choices if "identity_alpaca" in label), None)
+    listed = [path for _, path in choices]
+    default = chosen if chosen in listed else next((path for label, path in choices if "identity_alpaca" in label),
+                                                   None)
     return gr.update(choices=choices, value=default)
 
 
@@ -226,7 +230,7 @@ def build_compare_tab(ctx: AppContext, app: gr.Blocks) -> CompareTab:
                      estimate=estimate_view, start=run, stop=stop_btn, status=status, table=table, answers=answers,
                      plot=plot, csv=csv, md=md, followed=followed, timer=timer, colors=colors)
     app.load(bind(datasets, ctx), None, tab.dataset)
-    shown.select(bind(datasets, ctx), None, tab.dataset)
+    shown.select(bind(datasets, ctx), tab.dataset, tab.dataset)
     app.load(bind(show_latest, ctx), None, tab.view_outputs(), show_progress="hidden")
     tab.start.click(bind(start, ctx), tab.inputs(), tab.view_outputs())
     gr.on([app.load, shown.select, *(field.change for field in tab.inputs()[1:])], bind(estimate, ctx),
