@@ -113,7 +113,7 @@ def test_a_failed_method_fails_the_comparison_naming_it_while_the_others_still_t
     assert run_compare(compare, config, children, monkeypatch) == 1
     assert children.started == [("train", "c-lora"), ("train", "c-ia3"), ("eval", "base"), ("eval", "ia3")]
     status = compare.read_status()
-    assert status["state"] == "failed" and status["error"].startswith("lora failed")
+    assert status["state"] == "failed" and status["error"].startswith("lora failed (lora: it broke); ")  # its reason
     logged = [event["message"] for event in events_of(compare) if event["kind"] == "log"]
     assert any(line.startswith("lora: failed: it broke") for line in logged)
     table = json.loads(compare.table_json.read_text(encoding="utf-8"))
