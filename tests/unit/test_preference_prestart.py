@@ -117,3 +117,24 @@ def test_the_evaluate_tab_refuses_a_pairs_file_with_the_evaluations_own_sentence
     assert "an evaluation reads SFT rows" in str(engine_said.value)
     data.write_text("".join(json.dumps(row) + "\n" for row in SFT), encoding="utf-8")
     check_test_set(config, cache)
+
+
+@pytest.mark.parametrize("rows", [PAIRS, KTO])
+def test_the_compare_tab_refuses_a_pairs_file_before_any_method_is_queued(
+        rows: list[dict], cache: EngineCache, tmp_path: Path) -> None:
+    """Start comparison on a file of pairs (or KTO rows) is refused with one sentence saying what a comparison
+    trains on (it queued every method, each failing with training's train.stage advice); SFT rows pass."""
+    from engine.config import ModelConfig
+    from engine.config_compare import CompareConfig
+    from webui.forms.prestart import check_compare_data
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    config = CompareConfig(model=ModelConfig(name_or_path="m"), data=DataConfig(path=str(data), val_size=0.5))
+    with pytest.raises(StartRefusedError) as refused:
+        check_compare_data(config, cache)
+    assert refused.value.key == "msg.compare_data_refused"
+    assert refused.value.values["reason"].startswith("rows.jsonl holds ") and "but a comparison trains every " \
+        "method with supervised fine-tuning" in refused.value.values["reason"]
+    data.write_text("".join(json.dumps(row) + "\n" for row in SFT), encoding="utf-8")
+    check_compare_data(config, cache)

@@ -40,7 +40,9 @@ from webui.forms.compare_table import (
 from webui.forms.datasets import dataset_choices
 from webui.forms.mapping import starter_config
 from webui.forms.models import model_config_json
-from webui.i18n import failure, pairs_label, t, words
+from webui.forms.prestart import StartRefusedError, check_compare_data
+from webui.i18n import failure, message, pairs_label, t, words
+from webui.jobs.commands import engine_cache
 from webui.jobs.compares import CompareRunningError
 from webui.jobs.paths import PathError
 from webui.tabs.train.data import cached_lengths
@@ -152,7 +154,10 @@ def start(ctx: AppContext, name: str, model: str, dataset: str | None, methods: 
     try:
         config = compare_config(model.strip(), dataset or "", list(methods or []), presets, int(steps or 0),
                                 int(batch_size or 0), int(cutoff_len or 0), float(val_size or 0), bool(evaluate))
+        check_compare_data(config, engine_cache(ctx.workspace))  # a pairs file: refused now, not failed per method
         compare = ctx.compares.start((name or "").strip() or "compare", config, model_json(ctx, model.strip()))
+    except StartRefusedError as refused:
+        raise failure(request, message(request, refused.key, **refused.values)) from None
     except (CompareFormError, CompareRunningError, ConfigError, PathError, ModelFileError) as error:
         raise failure(request, str(error)) from None
     return view(ctx, compare.name, say)
