@@ -132,3 +132,24 @@ def test_the_compare_tabs_dataset_stays_chosen_when_the_tab_is_shown_again(tmp_p
         (path, label) for label, path in opened["choices"])
     assert tab.datasets(ctx, str(mine.resolve()))["value"] == str(mine.resolve())
     assert tab.datasets(ctx, str(tmp_path / "gone.jsonl"))["value"].endswith("identity_alpaca.json")
+
+
+def test_a_reload_shows_the_newest_comparisons_table(tmp_path: Path):
+    """The page opened (a reload, a restart): the newest comparison of the workspace with its table. It showed
+    "compares/config.yaml is not a comparison folder" instead (the newest was looked up by its file's name)."""
+    import os
+
+    from engine.compare.plan import write_compare_yaml
+    from webui.context import AppContext
+    from webui.tabs import compare as tab
+
+    ctx = AppContext.create(tmp_path / "ws")
+    assert ctx.compares.latest() is None and tab.show_latest(ctx)[0] == ""
+    for age, name in ((100, "older"), (0, "newer")):
+        compare = ctx.compares.compare(name)
+        write_compare_yaml(compare, config_of(tmp_path).model_copy(update={"output_dir": str(compare.path)}))
+        stamp = compare.config.stat().st_mtime - age
+        os.utime(compare.config, (stamp, stamp))
+    assert ctx.compares.latest().name == "newer"
+    status, table = tab.show_latest(ctx)[:2]
+    assert "wb-error" not in status and "newer" in status and "<table" in table
