@@ -128,8 +128,8 @@ class CompareConfig(BaseModel):
 
 def compare_data_problem(name: str, shape: str) -> str | None:
     """The sentence for a comparison's dataset of preference rows (`shape` as engine.config_stage.shape_problem
-    takes it), which the Compare tab refuses at Start; None for SFT rows (`launch.py compare` fails each method
-    with its run's own sentence)."""
+    takes it), which the Compare tab refuses at Start and the comparison job fails with before any method trains;
+    None for SFT rows."""
     if not shape.startswith(("preference", "kto")):
         return None
     held = "replies marked good or bad (prompt, completion, label)" if shape == "kto" else \

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from engine.__main__ import PARENT_ENV
@@ -63,6 +64,8 @@ def compare_body(context: JobContext, launch: Launch | None = None) -> Outcome:
     """The compare kind's body (engine.jobs.lifecycle)."""
     launch = launch or child_process
     compare, config, reporter = CompareDir(context.job.path), context.config, context.reporter
+    if problem := data_problem(config):  # before any method is queued to fail with training's own advice
+        return Outcome("failed", error=problem)
     found = estimated.method_estimates(config, estimated.read_model_config(config), *estimated.machine(),
                                        lengths=measured_lengths(config, reporter.info))
     estimated.write_estimates(compare.path, found)
@@ -93,6 +96,29 @@ def compare_body(context: JobContext, launch: Launch | None = None) -> Outcome:
             f"{', '.join(failed)} failed ({first}: {why.rstrip('.')}); the other methods are in the table: fix "
             f"the cause and run the comparison again to retry {'it' if len(failed) == 1 else 'them'}."))
     return Outcome("completed", result=result)
+
+
+def data_problem(config: CompareConfig) -> str | None:
+    """The sentence for a dataset file of preference pairs or KTO rows (engine.config_compare.compare_data_problem,
+    the Compare tab's too), read from its first row; None for anything else (the runs say what else is wrong)."""
+    from engine.config_compare import compare_data_problem
+    from engine.config_stage import PREFERENCE_STAGES
+    from engine.data.formats import apply_columns, preference_shape
+    from engine.data.sources import is_file, sample_source
+    from engine.jobs.failures import DataError
+
+    if config.train.stage in PREFERENCE_STAGES:
+        return None
+    for source in config.data.sources():
+        name = Path(source.path).name
+        try:
+            records = sample_source(source.path, source.split, 1).records if is_file(source.path) else []
+            records = apply_columns(records, source.columns or {}, name) if records else []
+        except (DataError, OSError):
+            continue
+        if records and (shape := preference_shape(records[0])):
+            return compare_data_problem(name, shape)
+    return None
 
 
 def _method(compare: CompareDir, config: CompareConfig, step: Step, context: JobContext,
