@@ -44,6 +44,7 @@ from engine.config import (
 )
 from engine.config_eval import BASE, EvalConfig
 from engine.config_read import read_yaml, validated
+from engine.config_stage import PREFERENCE_STAGES
 from engine.sampling import SamplingConfig
 
 DEFAULT_METHODS = ("lora", "qlora", "dora", "ia3", "prefix", "prompt", "ptuning", "full")
@@ -110,6 +111,10 @@ class CompareConfig(BaseModel):
                           "the same held-out rows.")
         if self.train.resume:
             issues.append("train.resume is set: a comparison resumes by itself (run it again), remove the key.")
+        if self.evaluate and self.train.stage in PREFERENCE_STAGES:
+            issues.append(f"train.stage is {self.train.stage}, whose held-out rows are pairs, but a comparison "
+                          "evaluates each method's answers on held-out SFT rows: set train.stage to sft, or evaluate "
+                          "to false.")
         return issues
 
     def preset(self, method: str) -> dict[str, Any]:
@@ -119,6 +124,18 @@ class CompareConfig(BaseModel):
     def to_yaml(self) -> str:
         return yaml.safe_dump(migrate.CONFIG.stamp(self.model_dump(mode="json", exclude_none=True)),
                               sort_keys=False, allow_unicode=True)
+
+
+def compare_data_problem(name: str, shape: str) -> str | None:
+    """The sentence for a comparison's dataset of preference rows (`shape` as engine.config_stage.shape_problem
+    takes it), which the Compare tab refuses at Start and the comparison job fails with before any method trains;
+    None for SFT rows."""
+    if not shape.startswith(("preference", "kto")):
+        return None
+    held = "replies marked good or bad (prompt, completion, label)" if shape == "kto" else \
+        "preference pairs (prompt, chosen, rejected)"
+    return (f"{name} holds {held}, but a comparison trains every method with supervised fine-tuning and evaluates "
+            "its answers on held-out rows: choose a file of prompt/completion, instruction/output or messages rows.")
 
 
 def run_name(compare_name: str, method: str) -> str:

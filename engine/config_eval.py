@@ -99,6 +99,20 @@ class EvalConfig(BaseModel):
                               sort_keys=False, allow_unicode=True)
 
 
+def eval_data_problem(name: str, shape: str) -> str | None:
+    """The sentence for a test set of preference rows (`shape` as engine.config_stage.shape_problem takes it:
+    "preference..." for pairs, "kto" for replies marked good or bad), which an evaluation does not read; None for
+    SFT rows. The engine raises it as it reads the file (engine.eval.testset) and the Evaluate tab refuses with it."""
+    if not shape.startswith(("preference", "kto")):
+        return None
+    held, example = ("replies marked good or bad (prompt, completion, label)", "the rows marked good, without "
+                     "their label") if shape == "kto" else ("preference pairs (prompt, chosen, rejected)", "each "
+                                                            "pair's prompt with its chosen reply as the completion")
+    return (f"{name} holds {held}, but an evaluation reads SFT rows, a prompt and the reply to compare each answer "
+            f"with: choose a file of prompt/completion, instruction/output or messages rows (for example {example}), "
+            "or the validation split of an SFT run.")
+
+
 def parse_eval_config(raw: Any, base_dir: Path | None = None, source: str = "config") -> EvalConfig:
     """An EvalConfig from a plain mapping of any schema version; relative paths resolve against base_dir.
     ConfigError lists every problem at once."""

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from engine.__main__ import PARENT_ENV
@@ -63,6 +64,8 @@ def compare_body(context: JobContext, launch: Launch | None = None) -> Outcome:
     """The compare kind's body (engine.jobs.lifecycle)."""
     launch = launch or child_process
     compare, config, reporter = CompareDir(context.job.path), context.config, context.reporter
+    if problem := data_problem(config):  # before any method is queued to fail with training's own advice
+        return Outcome("failed", error=problem)
     found = estimated.method_estimates(config, estimated.read_model_config(config), *estimated.machine(),
                                        lengths=measured_lengths(config, reporter.info))
     estimated.write_estimates(compare.path, found)
@@ -70,14 +73,14 @@ def compare_body(context: JobContext, launch: Launch | None = None) -> Outcome:
         reporter.info(line)
     steps = plan(compare, config)
     write_table(compare, config)
-    failed: list[str] = []
+    failed: dict[str, str] = {}  # method -> the reason its run or evaluation gave
     started = time.time()
     for number, step in enumerate(steps, 1):
         if context.stop.requested:
             break
-        state = _method(compare, config, step, context, launch)
+        state, reason = _method(compare, config, step, context, launch)
         if state == "failed":
-            failed.append(step.method)
+            failed[step.method] = reason
         for line in text_lines(write_table(compare, config)):
             reporter.info(line)
         if state == "stopped":
@@ -87,15 +90,41 @@ def compare_body(context: JobContext, launch: Launch | None = None) -> Outcome:
     result = {"table": str(compare.table_md), "completed": table["completed"], "methods": table["methods"]}
     if context.stop.requested or any(row["state"] == "stopped" for row in table["rows"]):
         return Outcome("stopped", result=result)
-    if failed:
+    if failed:  # the first failure's own sentence: often every method failed the same way (the dataset, the model)
+        first, why = next(iter(failed.items()))
         return Outcome("failed", result=result, error=(
-            f"{', '.join(failed)} failed (each run's log says why); the other methods are in the table: fix "
+            f"{', '.join(failed)} failed ({first}: {why.rstrip('.')}); the other methods are in the table: fix "
             f"the cause and run the comparison again to retry {'it' if len(failed) == 1 else 'them'}."))
     return Outcome("completed", result=result)
 
 
-def _method(compare: CompareDir, config: CompareConfig, step: Step, context: JobContext, launch: Launch) -> str:
-    """Train the method where it is not done, then evaluate it where that is due; its final state."""
+def data_problem(config: CompareConfig) -> str | None:
+    """The sentence for a dataset file of preference pairs or KTO rows (engine.config_compare.compare_data_problem,
+    the Compare tab's too), read from its first row; None for anything else (the runs say what else is wrong)."""
+    from engine.config_compare import compare_data_problem
+    from engine.config_stage import PREFERENCE_STAGES
+    from engine.data.formats import apply_columns, preference_shape
+    from engine.data.sources import is_file, sample_source
+    from engine.jobs.failures import DataError
+
+    if config.train.stage in PREFERENCE_STAGES:
+        return None
+    for source in config.data.sources():
+        name = Path(source.path).name
+        try:
+            records = sample_source(source.path, source.split, 1).records if is_file(source.path) else []
+            records = apply_columns(records, source.columns or {}, name) if records else []
+        except (DataError, OSError):
+            continue
+        if records and (shape := preference_shape(records[0])):
+            return compare_data_problem(name, shape)
+    return None
+
+
+def _method(compare: CompareDir, config: CompareConfig, step: Step, context: JobContext,
+            launch: Launch) -> tuple[str, str]:
+    """Train the method where it is not done, then evaluate it where that is due; its final state, and the reason
+    where it failed."""
     reporter = context.reporter
     if step.action == DONE:
         reporter.info(f"{step.method}: completed earlier ({step.run.path}), not trained again")
@@ -104,33 +133,33 @@ def _method(compare: CompareDir, config: CompareConfig, step: Step, context: Job
         reporter.status("training", note=step.method)
         reporter.info(f"{step.method}: {'resuming' if step.action == RESUME else 'training'} in {step.run.path}")
         prepare(step)
-        state = _ended(step.method, TRAIN, step.run, launch(TRAIN, step.run, context.stop), reporter.info)
+        state, reason = _ended(step.method, TRAIN, step.run, launch(TRAIN, step.run, context.stop), reporter.info)
         if state != "completed":
-            return state
+            return state, reason
     for evaluated in (BASE, step.method):  # the base's once, on the first completed run's held-out rows
         wanted = evaluation_due(compare, config, evaluated, step.run)
         if wanted is None:
             continue
         if context.stop.requested:
-            return "stopped"
+            return "stopped", ""
         job = compare.evaluation(evaluated)
         reporter.status("evaluating", note=evaluated)
         reporter.info(f"{evaluated}: evaluating in {job.path}")
         prepare_evaluation(job, wanted)
-        state = _ended(evaluated, EVAL, job, launch(EVAL, job, context.stop), reporter.info)
+        state, reason = _ended(evaluated, EVAL, job, launch(EVAL, job, context.stop), reporter.info)
         if state != "completed":
-            return state
-    return "completed"
+            return state, reason
+    return "completed", ""
 
 
-def _ended(method: str, kind: JobKind, job: JobDir, code: int, say: Callable[[str], Any]) -> str:
-    """The final state of a method's job (completed, stopped or failed), its reason said where it failed."""
+def _ended(method: str, kind: JobKind, job: JobDir, code: int, say: Callable[[str], Any]) -> tuple[str, str]:
+    """The final state of a method's job (completed, stopped or failed), and its reason, said, where it failed."""
     status = job.read_status()
     state = status.get("state")
     if code == 0 and state in ("completed", "stopped"):
         if state == "stopped":
             say(f"{method}: stopped")
-        return state
+        return state, ""
     reason = status.get("error") or f"the engine exited with code {code}"
     say(f"{method}: {'evaluation ' if kind is EVAL else ''}failed: {reason} (log: {job.log})")
-    return "failed"
+    return "failed", f"{'its evaluation: ' if kind is EVAL else ''}{reason}"

@@ -91,6 +91,15 @@ def _row_format(record: dict) -> str | None:
     return None
 
 
+class PreferenceRowsError(DataError):
+    """A preference file (pairs or KTO rows) where SFT rows are read; the message is training's sentence, and
+    `name` and `shape` ("preference" or "kto") let another reader (an evaluation) say its own."""
+
+    def __init__(self, message: str, name: str, shape: str):
+        super().__init__(message)
+        self.name, self.shape = name, shape
+
+
 def preference_shape(record: dict) -> str | None:
     """"kto" for a row of KTO's (completion and label), "preference" for a pair (a chosen or a rejected reply),
     None for any other row: what engine.data.preference and engine.data.unpaired read."""
@@ -100,10 +109,11 @@ def preference_shape(record: dict) -> str | None:
 
 
 def detect_format(records: list[dict], path: Path) -> str:
-    """The one format every row follows; DataError names the first row that does not fit."""
+    """The one format every row follows; DataError names the first row that does not fit, PreferenceRowsError
+    (training's sentence) a file of pairs or KTO rows."""
     name = Path(path).name
     if shape := preference_shape(records[0]):  # a preference stage's file, read by an sft or pretrain run
-        raise DataError(shape_problem("sft", name, shape))
+        raise PreferenceRowsError(shape_problem("sft", name, shape) or "", name, shape)
     first = _row_format(records[0])
     if first is None:
         raise DataError(said("engine.data.no_format", name=name, columns=", ".join(map(str, records[0])) or "(none)",

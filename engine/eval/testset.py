@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import RunConfig
-from engine.config_eval import EvalConfig
+from engine.config_eval import EvalConfig, eval_data_problem
 from engine.data import sources
+from engine.data.formats import PreferenceRowsError
 from engine.data.pipeline import DEFAULT_SEED, load_datasets, usable, validation_indices
 from engine.data.toolcalls import call_text
 from engine.jobs import rundir
@@ -58,7 +59,10 @@ def load_test_rows(config: EvalConfig, log: Any = print) -> tuple[list[EvalRow],
         rows, where = _validation_rows(Path(config.validation_of))
     else:
         assert config.data is not None
-        mixed = load_datasets(config.data, DEFAULT_SEED)
+        try:
+            mixed = load_datasets(config.data, DEFAULT_SEED)
+        except PreferenceRowsError as error:  # training's sentence names train.stage; an evaluation has none
+            raise EvalSetError(eval_data_problem(error.name, error.shape) or str(error)) from None
         rows, where = mixed.rows, f"{config.data.name} ({mixed.format}, {len(mixed.rows)} rows)"
     if config.max_rows:
         rows = rows[: config.max_rows]

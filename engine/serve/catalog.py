@@ -3,8 +3,11 @@
 A workspace's finished runs (WORKSPACE/runs/NAME with a status of completed and its adapter/ or model/ written,
 read through engine.jobs.rundir) are served under their run names, and each base model they were trained on
 under its own name (a local folder's name, or the hub id). Runs are grouped as the chat worker can load them
-at once: one base, one adapter kind and one quantization; the server loads one group at a time and switches
-adapters inside it. `--model DIR` serves that one model folder (a merged export, or any model) alone.
+at once: one base, one adapter kind, one quantization and one starting run (`model.adapter`: a DPO run trained
+from an SFT run is loaded over the base with that run merged, so it never shares a load with the SFT run itself);
+the server loads one group at a time and switches adapters inside it. A base answers from a group with no starting
+run (of no adapter where none of its runs has one). `--model DIR` serves that one model folder (a merged export,
+or any model) alone.
 
 Names are all a client can send: no request names a path, so the server reads only the workspace's runs and the
 bases their configs name (the boundary the page keeps with its own roots).
@@ -22,7 +25,7 @@ from engine.jobs import rundir
 
 log = logging.getLogger("engine.serve")
 
-GroupKey = tuple[str, str, int | None]  # (base model, adapter kind or "model", bits)
+GroupKey = tuple[str, str, int | None, str | None]  # (base model, adapter kind or "model", bits, start run)
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ def base_name(model: str) -> str:
 
 def single_model(model: str, name: str | None = None) -> Catalog:
     """`--model`: one model folder or hub id, alone."""
-    key: GroupKey = (model, "model", None)
+    key: GroupKey = (model, "model", None, None)
     served = Served(name or base_name(model), key, None)
     return Catalog({served.name: served}, {key: Group(model)})
 
@@ -110,14 +113,20 @@ def workspace_catalog(workspace: Path) -> Catalog:
         if source.kind == "adapter":
             config = json.loads((source.path / "adapter_config.json").read_text(encoding="utf-8"))
             kind = str(config.get("peft_type", "adapter"))
-        key: GroupKey = (source.run.model.name_or_path, kind, source.run.method.effective_bits)
+        key: GroupKey = (source.run.model.name_or_path, kind, source.run.method.effective_bits,
+                         source.run.model.adapter)
         group = catalog.groups.setdefault(key, Group(key[0]))
         group.adapters[run.name] = str(run.path)
         catalog.models[run.name] = Served(run.name, key, run.name)
-    for key in sorted(catalog.groups, key=lambda k: k[2] is not None):  # a base answers in full precision if it can
+    # a base answers in full precision if it can, and never from a group whose runs start from another run (its
+    # "base" there is the base with that run merged): such a group's base gets a group of its own, with no adapter
+    for key in sorted(catalog.groups, key=lambda k: (k[2] is not None, k[3] is not None)):
         name = base_name(key[0])
         name = name if name not in catalog.models or catalog.models[name].adapter is None else f"{name}-base"
-        catalog.models.setdefault(name, Served(name, key, None, owned_by="base"))
+        if name not in catalog.models:
+            plain: GroupKey = (*key[:3], None)
+            catalog.groups.setdefault(plain, Group(key[0]))
+            catalog.models[name] = Served(name, plain, None, owned_by="base")
     if not catalog.models:
         raise ChatError(f"{workspace / 'runs'} holds no finished run to serve: train one first, or serve a model "
                         "folder with --model DIR.")

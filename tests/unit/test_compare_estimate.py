@@ -116,3 +116,40 @@ def test_the_compare_tab_shows_each_methods_verdict_before_start(tmp_path: Path,
     monkeypatch.setattr(tab, "cached_lengths", lambda *_: [20] * 40)  # the Train tab's inspection measured them
     short = shown(2, 64)
     assert "40 rows as the inspection measured them" in short and short.count("data-verdict='fits'") == 3
+
+
+def test_the_compare_tabs_dataset_stays_chosen_when_the_tab_is_shown_again(tmp_path: Path):
+    """Showing the tab again lists the datasets anew (an upload since) and keeps the one the visitor chose; the
+    identity sample is chosen where nothing listed is (the page opening, a file removed since)."""
+    from webui.context import AppContext
+    from webui.tabs import compare as tab
+
+    ctx = AppContext.create(tmp_path / "ws")
+    mine = ctx.uploads / "mine.jsonl"
+    mine.write_text('{"instruction": "a", "output": "b"}\n', encoding="utf-8")
+    opened = tab.datasets(ctx)
+    assert opened["value"].endswith("identity_alpaca.json") and str(mine.resolve()) in dict(
+        (path, label) for label, path in opened["choices"])
+    assert tab.datasets(ctx, str(mine.resolve()))["value"] == str(mine.resolve())
+    assert tab.datasets(ctx, str(tmp_path / "gone.jsonl"))["value"].endswith("identity_alpaca.json")
+
+
+def test_a_reload_shows_the_newest_comparisons_table(tmp_path: Path):
+    """The page opened (a reload, a restart): the newest comparison of the workspace with its table. It showed
+    "compares/config.yaml is not a comparison folder" instead (the newest was looked up by its file's name)."""
+    import os
+
+    from engine.compare.plan import write_compare_yaml
+    from webui.context import AppContext
+    from webui.tabs import compare as tab
+
+    ctx = AppContext.create(tmp_path / "ws")
+    assert ctx.compares.latest() is None and tab.show_latest(ctx)[0] == ""
+    for age, name in ((100, "older"), (0, "newer")):
+        compare = ctx.compares.compare(name)
+        write_compare_yaml(compare, config_of(tmp_path).model_copy(update={"output_dir": str(compare.path)}))
+        stamp = compare.config.stat().st_mtime - age
+        os.utime(compare.config, (stamp, stamp))
+    assert ctx.compares.latest().name == "newer"
+    status, table = tab.show_latest(ctx)[:2]
+    assert "wb-error" not in status and "newer" in status and "<table" in table

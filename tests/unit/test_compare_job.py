@@ -113,8 +113,22 @@ def test_a_failed_method_fails_the_comparison_naming_it_while_the_others_still_t
     assert run_compare(compare, config, children, monkeypatch) == 1
     assert children.started == [("train", "c-lora"), ("train", "c-ia3"), ("eval", "base"), ("eval", "ia3")]
     status = compare.read_status()
-    assert status["state"] == "failed" and status["error"].startswith("lora failed")
+    assert status["state"] == "failed" and status["error"].startswith("lora failed (lora: it broke); ")  # its reason
     logged = [event["message"] for event in events_of(compare) if event["kind"] == "log"]
     assert any(line.startswith("lora: failed: it broke") for line in logged)
     table = json.loads(compare.table_json.read_text(encoding="utf-8"))
     assert [row["exact_match"] for row in table["rows"]] == [None, 0.5]
+
+
+def test_a_comparison_of_a_pairs_file_fails_before_any_method_trains(tmp_path, monkeypatch):
+    """`launch.py compare` on preference pairs: one sentence saying what a comparison trains on, no method started
+    (each failed with training's advice to set train.stage, which a comparison cannot evaluate)."""
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text('{"prompt": "Hi", "chosen": "Hello.", "rejected": "Go."}\n' * 4, encoding="utf-8")
+    config = config_of(tmp_path, ["lora"])
+    config = config.model_copy(update={"data": config.data.model_copy(update={"path": str(pairs)})})
+    compare = CompareDir(Path(config.output_dir))
+    children = Children(compare, config)
+    assert run_compare(compare, config, children, monkeypatch) == 1 and children.started == []
+    assert compare.read_status()["error"].startswith("pairs.jsonl holds preference pairs (prompt, chosen, rejected), "
+                                                     "but a comparison trains every method with supervised")

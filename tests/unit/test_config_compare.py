@@ -49,6 +49,8 @@ def test_a_preset_is_edited_over_the_built_in_one(tmp_path: Path):
     ({"presets": {"lora": {"r": 0}}}, "lora: 'method.r' is 0"),
     ({"data": {"path": "x.json"}}, "data.val_size is 0"),
     ({"colour": 1}, "Unknown key 'colour'"),
+    ({"train": {"max_steps": 2, "stage": "dpo"}}, "train.stage is dpo, whose held-out rows are pairs, but a "
+                                                   "comparison evaluates"),
 ])
 def test_a_config_that_cannot_compare_is_refused_with_a_sentence(tmp_path: Path, over: dict, words: str):
     with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(".", r"\.")):

@@ -33,6 +33,7 @@ FOR_A_PERSON = {
     "engine.model.config_json": ("ModelFileError",),
     "engine.model.start": ("StartError",),
     "engine.data.pairfile": ("PairError",),
+    "engine.data.formats": ("PreferenceRowsError",),
     "engine.export.merge": ("ExportError",),
     "engine.export.verify": ("VerificationError",),
     "engine.chat.plan": ("ChatError",),

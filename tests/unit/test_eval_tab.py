@@ -166,6 +166,28 @@ def test_the_validation_split_of_a_run_is_a_test_set_and_names_the_base(ctx: App
         ctx.evals.config(["base", "all"], validation_choice("all"), ctx.runs.run_dir, None, 8)
 
 
+def test_a_preference_runs_held_out_pairs_are_not_offered_as_a_test_set(ctx: AppContext):
+    """A DPO run with a validation split holds out pairs, which the evaluation refuses: the tab does not list it
+    (it listed it, and the evaluation then failed), and a typed choice of it is one sentence."""
+    from engine.config import load_config
+    from webui.tabs.evaluate import choices
+
+    held = write_run(ctx, "held", val_size=0.2)
+    dpo = write_run(ctx, "dpo", val_size=0.2)
+    config = load_config(dpo / "config.yaml")
+    (dpo / "config.yaml").write_text(config.model_copy(update={"train": config.train.model_copy(
+        update={"stage": "dpo"})}).to_yaml(), encoding="utf-8")
+    for name in ("held", "dpo"):
+        (ctx.runs.runs_dir / name / "adapter").mkdir()
+        (ctx.runs.runs_dir / name / "adapter" / "adapter_config.json").write_text("{}")
+        (ctx.runs.runs_dir / name / "adapter" / "adapter_model.safetensors").write_bytes(b"")
+    sets = [value for _, value in choices(ctx)[1]["choices"]]
+    assert validation_choice("held") in sets and validation_choice("dpo") not in sets, sets
+    with pytest.raises(EvalChoiceError, match=r"^Run dpo trained on preference pairs \(dpo\), so its held-out rows"):
+        ctx.evals.config(["base", "dpo"], validation_choice("dpo"), ctx.runs.run_dir, None, 8)
+    assert ctx.evals.config(["base"], validation_choice("held"), ctx.runs.run_dir, None, 8).validation_of == str(held)
+
+
 def test_choices_that_cannot_be_evaluated_are_refused_in_one_sentence(ctx: AppContext, tmp_path: Path):
     write_run(ctx, "tuned")
     data = ctx.uploads / "test.jsonl"

@@ -117,6 +117,13 @@ def test_the_pairs_label_and_the_plots_y_title_follow_the_visitors_language(tmp_
     assert ("pairs/rated.jsonl · 2 pairs", str(path.resolve())) in dataset_choices(uploads, tmp_path,
                                                                                    pairs_label(None))
 
+    from webui.context import AppContext
+    from webui.tabs.train.handlers import list_start_runs
+
+    ctx = AppContext.create(tmp_path / "ws")  # Start from run's "none", listed again as the page opens
+    assert list_start_runs(ctx, None, zh)["choices"][0] == ("无：从基座模型开始", "")
+    assert list_start_runs(ctx, None)["choices"][0] == ("none: start from the base", "")
+
     assert y_title_key(["train", "eval"]) == y_title_key(["sft · train", "dpo · eval"]) == "plot.loss"
     assert y_title_key(["train", "rewards/margins"]) == y_title_key(["a · train", "b · kl"]) == "plot.value"
     drawn = {"train": "#000", "rewards/chosen": "#111"}

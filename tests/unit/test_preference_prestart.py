@@ -94,3 +94,47 @@ def test_the_sft_shapes_are_the_engines_formats() -> None:
     from engine.data.formats import FORMATS
 
     assert set(SFT_SHAPES) == set(FORMATS)
+
+
+@pytest.mark.parametrize("rows", [PAIRS, KTO])
+def test_the_evaluate_tab_refuses_a_pairs_file_with_the_evaluations_own_sentence(
+        rows: list[dict], cache: EngineCache, tmp_path: Path) -> None:
+    """Run evaluation on a file of pairs (or KTO rows) is refused at once, with the sentence the evaluation itself
+    would fail with (it reads SFT rows, and how to give it some), not queued to fail; SFT rows pass."""
+    from engine.config_eval import EvalConfig
+    from engine.eval.testset import EvalSetError, load_test_rows
+    from webui.forms.prestart import check_test_set
+
+    data = tmp_path / "test.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    config = EvalConfig(models=["base"], base="m", data=DataConfig(path=str(data)))
+    with pytest.raises(StartRefusedError) as refused:
+        check_test_set(config, cache)
+    with pytest.raises(EvalSetError) as engine_said:
+        load_test_rows(config)
+    assert refused.value.key == "msg.eval_data_refused" and refused.value.values["name"] == "test.jsonl"
+    assert refused.value.values["reason"] == str(engine_said.value)
+    assert "an evaluation reads SFT rows" in str(engine_said.value)
+    data.write_text("".join(json.dumps(row) + "\n" for row in SFT), encoding="utf-8")
+    check_test_set(config, cache)
+
+
+@pytest.mark.parametrize("rows", [PAIRS, KTO])
+def test_the_compare_tab_refuses_a_pairs_file_before_any_method_is_queued(
+        rows: list[dict], cache: EngineCache, tmp_path: Path) -> None:
+    """Start comparison on a file of pairs (or KTO rows) is refused with one sentence saying what a comparison
+    trains on (it queued every method, each failing with training's train.stage advice); SFT rows pass."""
+    from engine.config import ModelConfig
+    from engine.config_compare import CompareConfig
+    from webui.forms.prestart import check_compare_data
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    config = CompareConfig(model=ModelConfig(name_or_path="m"), data=DataConfig(path=str(data), val_size=0.5))
+    with pytest.raises(StartRefusedError) as refused:
+        check_compare_data(config, cache)
+    assert refused.value.key == "msg.compare_data_refused"
+    assert refused.value.values["reason"].startswith("rows.jsonl holds ") and "but a comparison trains every " \
+        "method with supervised fine-tuning" in refused.value.values["reason"]
+    data.write_text("".join(json.dumps(row) + "\n" for row in SFT), encoding="utf-8")
+    check_compare_data(config, cache)

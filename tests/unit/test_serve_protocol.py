@@ -97,10 +97,12 @@ def test_a_reply_in_openais_shape() -> None:
         "message": "No.", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}
 
 
-def write_run(workspace: Path, name: str, state: str, base: str = "org/base", weights: bool = True) -> Path:
+def write_run(workspace: Path, name: str, state: str, base: str = "org/base", weights: bool = True,
+              start: str | None = None) -> Path:
     run = RunDir(workspace / "runs" / name)
     run.path.mkdir(parents=True)
-    run.config.write_text(yaml.safe_dump({"model": {"name_or_path": base}, "method": {"name": "lora"},
+    model = {"name_or_path": base, **({"adapter": start} if start else {})}
+    run.config.write_text(yaml.safe_dump({"model": model, "method": {"name": "lora"},
                                           "data": {"path": "rows.json"}, "output_dir": str(run.path)}))
     run.write_status(state)
     if weights:
@@ -129,6 +131,31 @@ def test_a_workspace_serves_its_finished_runs_and_their_base(tmp_path: Path) -> 
             catalog.find(name)
     with pytest.raises(ChatError, match="holds no finished run to serve"):
         workspace_catalog(tmp_path / "empty")
+
+
+def test_a_run_started_from_another_run_is_loaded_apart_from_it(tmp_path: Path) -> None:
+    """SFT -> DPO from it: the DPO run loads over the base with the SFT run merged, which the chat refuses to load
+    beside the SFT run itself; so each is a group of its own, and the base answers from neither merged start."""
+    from engine.chat.plan import plan_load
+
+    workspace = tmp_path / "workspace"
+    sft = write_run(workspace, "sft", "completed")
+    write_run(workspace, "dpo", "completed", start=str(sft))
+    write_run(workspace, "dpo-2", "completed", start=str(sft))
+    catalog = workspace_catalog(workspace)
+    assert list(catalog.models) == ["dpo", "dpo-2", "sft", "org/base"]
+    for name in catalog.models:  # each model's group is one load the chat accepts
+        group = catalog.groups[catalog.find(name).group]
+        plan = plan_load(group.model, dict(group.adapters))
+        assert plan.start == (str(sft) if name.startswith("dpo") else None)
+    assert catalog.find("dpo").group == catalog.find("dpo-2").group != catalog.find("sft").group
+    assert catalog.find("org/base").group == catalog.find("sft").group
+
+    only_dpo = tmp_path / "only"
+    write_run(only_dpo, "dpo", "completed", start=str(sft))
+    catalog = workspace_catalog(only_dpo)
+    base = catalog.groups[catalog.find("org/base").group]
+    assert base.adapters == {} and plan_load(base.model, {}).start is None  # the base itself, nothing merged
 
 
 def test_a_model_folder_is_served_by_its_name(tmp_path: Path) -> None:

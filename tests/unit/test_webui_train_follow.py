@@ -91,6 +91,20 @@ def test_poll_draws_then_stops_once_the_run_finished(ctx):
     assert set(stopped) == {panel.timer, panel.watch, panel.also} and not active(stopped[panel.timer])  # still shown
 
 
+def test_a_run_that_ends_is_listed_to_start_from_at_once(ctx):
+    """SFT, then DPO from it on the same tab: the Start from run list names the run as the tab draws its end (it
+    was listed only after a reload or another tab); a tick of a run still training leaves the list alone."""
+    panel = train_tab(ctx).monitor
+    write_run(ctx, "busy", "training")
+    assert panel.start_run not in train_follow.poll(ctx, panel, "busy", -1, None)
+    write_run(ctx, "sft", "completed")
+    (ctx.runs.runs_dir / "sft" / "adapter").mkdir()
+    (ctx.runs.runs_dir / "sft" / "adapter" / "adapter_config.json").write_text("{}")
+    ctx.jobs.scan()  # the folder was there while it trained
+    listed = train_follow.poll(ctx, panel, "sft", -1, None)[panel.start_run]["choices"]
+    assert [value for _, value in listed] == ["", str(ctx.runs.runs_dir / "sft")]
+
+
 def test_poll_keeps_ticking_while_the_run_trains(ctx):
     panel = train_tab(ctx).monitor
     write_run(ctx, "busy", "training")

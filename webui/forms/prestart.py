@@ -11,10 +11,13 @@ language.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.config import RunConfig
+from engine.config import DataConfig, RunConfig
+from engine.config_compare import CompareConfig, compare_data_problem
+from engine.config_eval import EvalConfig, eval_data_problem
 from engine.config_stage import shape_problem
 from engine.errors import UserError
 from webui.forms.models import hub_offline, model_folder
@@ -62,3 +65,39 @@ def check_start(config: RunConfig, cache: EngineCache, local_model: Path | None)
         if (source.format or "auto") == "auto" and (problem := shape_problem(config.train.stage, path.name,
                                                                                 str((answer or {}).get("format", "")))):
             raise StartRefusedError("msg.start_data_refused", name=path.name, reason=problem)
+
+
+def check_test_set(config: EvalConfig, cache: EngineCache) -> None:
+    """StartRefusedError for an evaluation whose test set file the evaluation would refuse: one it cannot read (the
+    inspection's sentence), or a file of preference pairs or KTO rows (the engine's own sentence,
+    engine.config_eval.eval_data_problem). A run's validation split, a dataset folder or a hub dataset is read when
+    the evaluation starts."""
+    check_data_files(config.data, cache, "msg.eval_data_refused", eval_data_problem)
+
+
+def check_compare_data(config: CompareConfig, cache: EngineCache) -> None:
+    """StartRefusedError for a comparison whose dataset file its runs cannot train on: one the inspection rejects,
+    or preference pairs or KTO rows (engine.config_compare.compare_data_problem), instead of queueing every method
+    to fail."""
+    check_data_files(config.data, cache, "msg.compare_data_refused", compare_data_problem)
+
+
+def check_data_files(data: DataConfig | None, cache: EngineCache, key: str,
+                     problem: Callable[[str, str], str | None]) -> None:
+    """StartRefusedError(`key`) for the first local dataset file of `data` the inspection rejects, or whose shape
+    (the inspection's format) `problem` has a sentence for; dataset folders and hub datasets are read later."""
+    for source in data.sources() if data is not None else []:
+        path = Path(source.path)
+        if not path.is_absolute() or not path.is_file():
+            continue
+        try:
+            answer = cache.answer(inspect_job(path, data_format=source.format or "auto",
+                                              columns=source.columns or None), failed_within_s=RECENT_FAILURE_S)
+        except EngineCommandError as error:
+            raise StartRefusedError(key, name=path.name, reason=str(error)) from None
+        except OSError as error:
+            raise StartRefusedError(key, name=path.name,
+                                    reason=f"it cannot be read ({error.strerror or error.__class__.__name__}).") \
+                from None
+        if said := problem(path.name, str((answer or {}).get("format", ""))):
+            raise StartRefusedError(key, name=path.name, reason=said)

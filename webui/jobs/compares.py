@@ -87,7 +87,7 @@ class CompareManager:
 
     def latest(self) -> CompareDir | None:
         """The comparison written last, or None."""
-        found = [(path.stat().st_mtime, path.name) for path in self.folder.glob("*/config.yaml")
+        found = [(path.stat().st_mtime, path.parent.name) for path in self.folder.glob("*/config.yaml")
                  if not path.parent.is_symlink()] if self.folder.is_dir() else []
         return self.compare(max(found)[1]) if found else None
 

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from engine.config import DataConfig
 from engine.config_eval import BASE, EvalConfig
 from engine.config_read import sentence as sentence_of
+from engine.config_stage import PREFERENCE_STAGES
 from engine.errors import UserError
 from engine.jobs.kinds import EVAL
 from engine.jobs.rundir import EvalDir, RunDir, read_json
@@ -41,11 +42,26 @@ def validation_choice(run: str) -> str:
 
 
 def has_validation(run: RunDir) -> bool:
-    """Whether a run held rows out for validation (its data.val_size), so they can be its test set."""
+    """Whether a run held rows out for validation (its data.val_size) that an evaluation can read, so they can be
+    its test set: an SFT or pretraining run's (a preference run's held-out rows are pairs, engine.eval.testset)."""
     try:
-        return run.read_config().data.val_size > 0
+        config = run.read_config()
     except (OSError, ValueError):  # a damaged config: not offered
         return False
+    return config.data.val_size > 0 and config.train.stage not in PREFERENCE_STAGES
+
+
+def no_validation(run: RunDir) -> str:
+    """Why a run's validation split cannot be a test set (has_validation is false), in one sentence."""
+    try:
+        stage = run.read_config().train.stage
+    except (OSError, ValueError):
+        stage = None
+    if stage in PREFERENCE_STAGES:
+        return (f"Run {run.name} trained on preference pairs ({stage}), so its held-out rows are pairs, which an "
+                "evaluation does not read: choose a dataset file of SFT rows as the test set.")
+    return (f"Run {run.name} held no rows out for validation (data.val_size is 0): choose a dataset file as the "
+            "test set.")
 
 
 class EvalManager:
@@ -78,8 +94,7 @@ class EvalManager:
         if test_set.startswith(VALIDATION):
             run = run_dir(test_set.removeprefix(VALIDATION))
             if not has_validation(run):
-                raise EvalChoiceError(f"Run {run.name} held no rows out for validation (data.val_size is 0): "
-                                      "choose a dataset file as the test set.")
+                raise EvalChoiceError(no_validation(run))
             update["validation_of"] = str(run.path)
         else:
             update["data"] = DataConfig(path=self.boundary.dataset(test_set))

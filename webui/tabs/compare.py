@@ -40,7 +40,9 @@ from webui.forms.compare_table import (
 from webui.forms.datasets import dataset_choices
 from webui.forms.mapping import starter_config
 from webui.forms.models import model_config_json
-from webui.i18n import failure, pairs_label, t, words
+from webui.forms.prestart import StartRefusedError, check_compare_data
+from webui.i18n import failure, message, pairs_label, t, words
+from webui.jobs.commands import engine_cache
 from webui.jobs.compares import CompareRunningError
 from webui.jobs.paths import PathError
 from webui.tabs.train.data import cached_lengths
@@ -152,7 +154,10 @@ def start(ctx: AppContext, name: str, model: str, dataset: str | None, methods: 
     try:
         config = compare_config(model.strip(), dataset or "", list(methods or []), presets, int(steps or 0),
                                 int(batch_size or 0), int(cutoff_len or 0), float(val_size or 0), bool(evaluate))
+        check_compare_data(config, engine_cache(ctx.workspace))  # a pairs file: refused now, not failed per method
         compare = ctx.compares.start((name or "").strip() or "compare", config, model_json(ctx, model.strip()))
+    except StartRefusedError as refused:
+        raise failure(request, message(request, refused.key, **refused.values)) from None
     except (CompareFormError, CompareRunningError, ConfigError, PathError, ModelFileError) as error:
         raise failure(request, str(error)) from None
     return view(ctx, compare.name, say)
@@ -178,9 +183,13 @@ def show_latest(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any
     return view(ctx, latest.name if latest else None, words(request))
 
 
-def datasets(ctx: AppContext, request: gr.Request | None = None) -> Any:
+def datasets(ctx: AppContext, chosen: str | None = None, request: gr.Request | None = None) -> Any:
+    """The dataset list as the workspace holds it now; the visitor's choice stays chosen while it is listed (the
+    tab is shown again), else the identity sample."""
     choices = dataset_choices(ctx.uploads, ctx.assets, pairs_label(request))
-    default = next((path for label, path in choices if "identity_alpaca" in label), None)
+    listed = [path for _, path in choices]
+    default = chosen if chosen in listed else next((path for label, path in choices if "identity_alpaca" in label),
+                                                   None)
     return gr.update(choices=choices, value=default)
 
 
@@ -226,7 +235,7 @@ def build_compare_tab(ctx: AppContext, app: gr.Blocks) -> CompareTab:
                      estimate=estimate_view, start=run, stop=stop_btn, status=status, table=table, answers=answers,
                      plot=plot, csv=csv, md=md, followed=followed, timer=timer, colors=colors)
     app.load(bind(datasets, ctx), None, tab.dataset)
-    shown.select(bind(datasets, ctx), None, tab.dataset)
+    shown.select(bind(datasets, ctx), tab.dataset, tab.dataset)
     app.load(bind(show_latest, ctx), None, tab.view_outputs(), show_progress="hidden")
     tab.start.click(bind(start, ctx), tab.inputs(), tab.view_outputs())
     gr.on([app.load, shown.select, *(field.change for field in tab.inputs()[1:])], bind(estimate, ctx),

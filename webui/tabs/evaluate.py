@@ -24,7 +24,9 @@ from webui.components.wiring import bind
 from webui.context import AppContext
 from webui.forms.datasets import dataset_choices
 from webui.forms.eval_table import read_predictions, results_html, row_view, table_csv
-from webui.i18n import failure, pairs_label, t, words
+from webui.forms.prestart import StartRefusedError, check_test_set
+from webui.i18n import failure, message, pairs_label, t, words
+from webui.jobs.commands import engine_cache
 from webui.jobs.evals import EvalChoiceError, has_validation, validation_choice
 from webui.jobs.paths import PathError
 from webui.jobs.runs import RunError
@@ -122,7 +124,10 @@ def start(ctx: AppContext, models: list[str] | None, test_set: str | None, max_r
     try:
         config = ctx.evals.config(list(models or []), test_set or "", ctx.runs.run_dir, max_rows,
                                   int(max_new_tokens or MAX_NEW_TOKENS), general)
+        check_test_set(config, engine_cache(ctx.workspace))  # a pairs file: refused now, not failed once queued
         job = ctx.evals.start(config)
+    except StartRefusedError as refused:
+        raise failure(request, message(request, refused.key, **refused.values)) from None
     except (EvalChoiceError, RunError, PathError) as error:
         raise failure(request, str(error)) from None
     return job_view(ctx, job, differ, say)

@@ -28,7 +28,7 @@ from webui.jobs.commands import engine_cache
 from webui.jobs.paths import PathError, safe_name
 from webui.jobs.runs import RunError
 from webui.jobs.scheduler import tail_lines
-from webui.tabs.train.handlers import NEW_RUN, Form
+from webui.tabs.train.handlers import NEW_RUN, Form, list_start_runs
 from webui.tabs.train.panels import MonitorPanel
 
 
@@ -123,8 +123,11 @@ def poll(ctx: AppContext, panel: MonitorPanel, name: str | None, seen: int, requ
                 else {}) | also
     tail = tail_lines(ctx.runs.run_dir(name).stdout_log) if snap.state == "failed" else ""
     snaps = {name: snap}
+    # a run that has just finished can be started from (SFT, then DPO from it) without a reload or another tab
+    ended = {panel.start_run: list_start_runs(ctx, None, request)} if snap.finished and panel.start_run else {}
     return {panel.progress: progress_html(snap, words(request)), panel.loss: loss_frame(snaps),
-            panel.log: log_text(snap, tail), panel.seen: snap.version, panel.loss_colors: loss_colors(snaps)} | also
+            panel.log: log_text(snap, tail), panel.seen: snap.version, panel.loss_colors: loss_colors(snaps)} | also \
+        | ended
 
 
 def watch(ctx: AppContext, panel: MonitorPanel, name: str | None = None, request: gr.Request | None = None) -> Any:

@@ -158,9 +158,10 @@ def start_runs(ctx: AppContext) -> list[tuple[str, str]]:
             if info.state == "completed" and not info.damaged and (info.path / "adapter" / ADAPTER_CONFIG).is_file()]
 
 
-def list_start_runs(ctx: AppContext, chosen: str | None) -> Any:
-    """The starting-run dropdown's choices as the workspace holds them now (the chosen one stays chosen)."""
-    listed = [(message(None, "train.no_start_run"), ""), *start_runs(ctx)]
+def list_start_runs(ctx: AppContext, chosen: str | None, request: gr.Request | None = None) -> Any:
+    """The starting-run dropdown's choices as the workspace holds them now (the chosen one stays chosen; "none" in
+    the visitor's language)."""
+    listed = [(message(request, "train.no_start_run"), ""), *start_runs(ctx)]
     if chosen and chosen not in {value for _, value in listed}:
         listed.append((chosen, chosen))
     return gr.update(choices=listed)
@@ -251,7 +252,7 @@ def form_filled(ctx: AppContext, tab: TrainTab, config: RunConfig,
     values[BITS] = gr.update(value=values[BITS], choices=bits_radio_choices(config.method.name))
     if config.model.adapter:  # the starting run, listed where the dropdown does not list it yet
         values[ADAPTER] = gr.update(value=config.model.adapter, choices=list_start_runs(
-            ctx, config.model.adapter)["choices"])
+            ctx, config.model.adapter, request)["choices"])
     widgets = tab.widgets
     return {tab.model.name: config.model.name_or_path, tab.data.dataset: gr.update(choices=choices, value=data[0]),
             tab.data.more: gr.update(choices=choices, value=data[1:]), tab.data.data_format: config.data.format,

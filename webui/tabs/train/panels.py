@@ -138,6 +138,7 @@ class MonitorPanel:
     timer: gr.Timer  # FOLLOW_S ticks, active only until the followed run has finished (webui.tabs.train.follow)
     watch: gr.Timer  # WATCH_S ticks, active only while nothing is followed
     also: gr.Markdown  # the other runs training beside the followed one (a `launch.py train` from a terminal)
+    start_run: gr.Dropdown | None = None  # Start from run (model.adapter): listed again as the followed run ends
 
 
 @dataclass

@@ -72,6 +72,7 @@ def build_train_tab(ctx: AppContext, app: gr.Blocks) -> TrainTab:
     for shown_event in (shown.select, config.panel.expand):
         shown_event(bind(h.list_configs, ctx), None, config.saved, show_progress="hidden")
     start_run = method.stage[ADAPTER]  # runs finished since the page loaded can be started from
+    tab.monitor.start_run = start_run  # and the run the tab follows, as it ends (webui.tabs.train.follow.poll)
     gr.on([app.load, shown.select], bind(h.list_start_runs, ctx), start_run, start_run, show_progress="hidden")
     # pairs rated in the Chat tab since the page loaded are listed (with their count) when the tab is shown again
     shown.select(bind(h.list_datasets, ctx), None, [data.dataset, data.more], show_progress="hidden")
@@ -159,7 +160,8 @@ def wire_monitor(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
     panel.confirm_cancel.yes.click(bind(bind(train_follow.cancel, ctx), panel), panel.confirm_cancel.pending,
                                    [*panel.confirm_cancel.outputs, *timers, *live])
     panel.timer.tick(bind(bind(train_follow.poll, ctx), panel), [panel.current, panel.seen],
-                     [*timers, *live, panel.also], show_progress="hidden")
+                     [*timers, *live, panel.also, *([panel.start_run] if panel.start_run else [])],
+                     show_progress="hidden")
     # After a reload (or a restart of launch.py) the page follows the run that is training now; while it follows
     # none, the watch looks for one (train_follow).
     follow = bind(bind(train_follow.watch, ctx), panel)
