@@ -48,7 +48,10 @@ def test_locales_are_complete():
     used |= {f"state.{s}" for s in STATES}
     used |= {"runs.col." + h.replace(" ", "_") for h in RUN_HEADERS}
     used |= {"field.data.format", "help.data.format", "field.method.name", "help.method.name"}
+    from tests.unit.test_table_headings import COMPARE_COLUMNS, EVAL_COLUMNS
     from webui.i18n import translations
+
+    used |= {f"table.{column.key}" for column in (*COMPARE_COLUMNS, *EVAL_COLUMNS)}  # headings: say(f"table.{key}")
 
     tables = translations()
     for lang in ("en", "zh"):
@@ -57,7 +60,8 @@ def test_locales_are_complete():
     assert set(k for k in en if not k.startswith("help.")) <= set(zh)
     for key, text in tables["zh"].items():
         if not key.startswith(("field.method.", "chat.top_", "field.train.packing")):
-            same_in_chinese = key in ("field.method.lora_alpha", "field.method.lora_dropout")
+            same_in_chinese = key in ("field.method.lora_alpha", "field.method.lora_dropout", "table.rouge_l",
+                                      "table.bleu")  # the metrics' own names
             same_in_chinese |= not re.search(r"[A-Za-z]", re.sub(r"\{\w+\}", "", text))  # "{what}：{advice}": no words
             assert re.search(r"[\u4e00-\u9fff]", text) or same_in_chinese, key
 

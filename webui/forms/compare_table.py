@@ -18,6 +18,7 @@ from engine.config import METHOD_NAMES, METHOD_TITLES, DataConfig, ModelConfig, 
 from engine.config_compare import PRESETS, CompareConfig
 from engine.config_read import sentence as sentence_of
 from engine.errors import UserError
+from webui.forms.eval_table import Heading, english
 
 BEST_MARK = "★"
 PRESET_HEADERS = ["method", "learning_rate", "options"]
@@ -81,12 +82,13 @@ def compare_config(model: str, dataset: str, methods: list[str], rows: Any, step
     return config
 
 
-def table_html(table: dict[str, Any]) -> str:
-    """The comparison's table: a row per method, a column per figure, the best per column in bold with a star."""
-    head = "".join(f"<th>{html.escape(column.title)}</th>" for column in COLUMNS)
+def table_html(table: dict[str, Any], heading: Heading = english) -> str:
+    """The comparison's table: a row per method, a column per figure, the best per column in bold with a star; its
+    headings through `heading` (the visitor's language)."""
+    head = "".join(f"<th>{html.escape(heading(f'table.{column.key}', column.title))}</th>" for column in COLUMNS)
+    first = "".join(f"<th>{html.escape(heading(f'table.{key}', key))}</th>" for key in ("method", "state"))
     lines = [f"<p>{html.escape(table['model'])} · {html.escape(table['data'])} · {html.escape(table['budget'])}</p>",
-             f"<table class='wb-eval-table wb-compare-table'><thead><tr><th>method</th><th>state</th>{head}</tr>"
-             "</thead><tbody>"]
+             f"<table class='wb-eval-table wb-compare-table'><thead><tr>{first}{head}</tr></thead><tbody>"]
     for row in table["rows"]:
         cells = []
         for column in COLUMNS:

@@ -11,6 +11,7 @@ import csv
 import html
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,12 @@ from typing import Any
 from engine.config_eval import BASE
 
 BEST_MARK = "★"
+Heading = Callable[[str, str], str]  # (a locale key "table.COLUMN", its English title) -> the heading shown
+
+
+def english(_key: str, title: str) -> str:
+    """The Heading of the CSV files and of callers without a visitor: the English title."""
+    return title
 
 
 @dataclass(frozen=True)
@@ -99,12 +106,14 @@ def cell(figure: Any, fmt: str) -> str:
     return "–" if figure is None else fmt.format(figure)
 
 
-def table_html(metrics: dict[str, Any]) -> str:
-    """The metrics table: a row per model, a column per figure, the best per column in bold with a star."""
+def table_html(metrics: dict[str, Any], heading: Heading = english) -> str:
+    """The metrics table: a row per model, a column per figure, the best per column in bold with a star; its
+    headings through `heading` (the visitor's language)."""
     shown = columns(metrics)
     marked = {column.key: best(metrics, column) for column in shown}
-    head = "".join(f"<th>{html.escape(column.title)}</th>" for column in shown)
-    lines = [f"<table class='wb-eval-table'><thead><tr><th>model</th>{head}</tr></thead><tbody>"]
+    head = "".join(f"<th>{html.escape(heading(f'table.{column.key}', column.title))}</th>" for column in shown)
+    lines = [f"<table class='wb-eval-table'><thead><tr><th>{html.escape(heading('table.model', 'model'))}</th>"
+             f"{head}</tr></thead><tbody>"]
     for model in metrics.get("models") or {}:
         cells = []
         for column in shown:
@@ -140,14 +149,15 @@ def per_tool(metrics: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
     return tools
 
 
-def tools_html(metrics: dict[str, Any]) -> str:
+def tools_html(metrics: dict[str, Any], heading: Heading = english) -> str:
     """The per-tool table: a row per tool and model, the best model per tool and column marked; empty without
     tool-call rows."""
     tools = per_tool(metrics)
     if not tools:
         return ""
-    head = "".join(f"<th>{html.escape(column.title)}</th>" for column in TOOL_COLUMNS)
-    lines = [f"<table class='wb-eval-tools'><thead><tr><th>tool</th><th>model</th>{head}</tr></thead><tbody>"]
+    head = "".join(f"<th>{html.escape(heading(f'table.{column.key}', column.title))}</th>" for column in TOOL_COLUMNS)
+    lines = [f"<table class='wb-eval-tools'><thead><tr><th>{html.escape(heading('table.tool', 'tool'))}</th>"
+             f"<th>{html.escape(heading('table.model', 'model'))}</th>{head}</tr></thead><tbody>"]
     for tool, models in sorted(tools.items()):
         one = {"models": models}
         for model in models:
@@ -180,9 +190,9 @@ def judge_note(metrics: dict[str, Any]) -> str:
     return f"<p>Judge {judge}: {asked} replies read (judge.jsonl keeps them).</p>"
 
 
-def results_html(metrics: dict[str, Any]) -> str:
+def results_html(metrics: dict[str, Any], heading: Heading = english) -> str:
     """What the tab shows of metrics.json: the table, the judge's note and the per-tool table."""
-    return table_html(metrics) + judge_note(metrics) + tools_html(metrics)
+    return table_html(metrics, heading) + judge_note(metrics) + tools_html(metrics, heading)
 
 
 # ---------------------------------------------------------------------------------------------------- rows

@@ -108,7 +108,7 @@ def view(ctx: AppContext, name: str | None, say: Any) -> tuple[Any, ...]:
         status += f" <span class='wb-error'>{html.escape(engine_sentence(job['error'], say))}</span>"
     frame = curves_frame(table)
     colors = {method: METHOD_COLORS[method] for method in frame["series"].unique()}
-    return (status, table_html(table), answers_html(table, say("compare.answers")), frame,
+    return (status, table_html(table, lambda key, _title: say(key)), answers_html(table, say("compare.answers")), frame,
             gr.update(value=str(compare.table_csv), visible=True),
             gr.update(value=str(compare.table_md), visible=True), name, gr.Timer(active=running), colors)
 

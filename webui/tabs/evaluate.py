@@ -23,7 +23,7 @@ from engine.sampling import SamplingConfig
 from webui.components.wiring import bind
 from webui.context import AppContext
 from webui.forms.datasets import dataset_choices
-from webui.forms.eval_table import read_predictions, results_html, row_view, table_csv
+from webui.forms.eval_table import Heading, read_predictions, results_html, row_view, table_csv
 from webui.forms.prestart import StartRefusedError, check_test_set
 from webui.i18n import failure, message, pairs_label, t, words
 from webui.jobs.commands import engine_cache
@@ -81,22 +81,23 @@ def job_view(ctx: AppContext, job: EvalDir | None, differ: bool, say: Callable[.
         status = f"<span class='wb-error'>{say(key, name=job.name, error=snap.error)}</span>"
         return status, log, "", hidden, empty, job.name, gr.Timer(active=False)
     try:
-        table, csv, rows = results(ctx, job, differ)
+        table, csv, rows = results(ctx, job, differ, lambda key, _title: say(key))
     except (OSError, ValueError) as error:  # results damaged or removed since: said, not raised
         status = f"<span class='wb-error'>{say('eval.msg.unreadable', name=job.name, error=error)}</span>"
         return status, log, "", hidden, empty, job.name, gr.Timer(active=False)
     return say("eval.msg.done", name=job.name), log, table, csv, rows, job.name, gr.Timer(active=False)
 
 
-def results(ctx: AppContext, job: EvalDir, differ: bool) -> tuple[str, Any, Any]:
-    """The metrics table (with the judge's note and the per-tool table), the CSV button (the file written beside
-    the results) and the row view of a completed evaluation."""
+def results(ctx: AppContext, job: EvalDir, differ: bool, heading: Heading) -> tuple[str, Any, Any]:
+    """The metrics table (with the judge's note and the per-tool table; `heading` words its headings), the CSV
+    button (the file written beside the results) and the row view of a completed evaluation."""
     metrics = ctx.evals.metrics(job)
     if not metrics:
         raise ValueError(f"{job.metrics.name} is missing")
     csv_path = ctx.evals.csv_path(job)
     csv_path.write_text(table_csv(metrics), encoding="utf-8")
-    return results_html(metrics), gr.update(value=str(csv_path), visible=True), rows_update(job, metrics, differ)
+    return (results_html(metrics, heading), gr.update(value=str(csv_path), visible=True),
+            rows_update(job, metrics, differ))
 
 
 def rows_update(job: EvalDir, metrics: dict[str, Any], differ: bool) -> Any:
