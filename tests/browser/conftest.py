@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.pages import CHROMIUM, CHROMIUM_ARGS, open_page, start_server, stop_server, sync_api
+from tests.browser.pages import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    open_page,
+    share_engine_answers,
+    start_server,
+    stop_server,
+    sync_api,
+)
 
 
 @pytest.fixture(scope="session")
@@ -31,8 +39,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     answers, unless the module sets FRESH_ENGINE_ANSWERS)."""
     workspace = tmp_path_factory.mktemp("workspace")
     if not getattr(request.module, "FRESH_ENGINE_ANSWERS", False):
-        (workspace / ".cache").mkdir()
-        (workspace / ".cache" / "engine").symlink_to(engine_answers, target_is_directory=True)
+        share_engine_answers(workspace, engine_answers)
     module = request.module.__name__.rsplit(".", 1)[-1]
     proc, url = start_server(workspace, f"server-{module}.log")
     yield url, workspace
