@@ -1,5 +1,7 @@
 """How long a visitor waits after opening the page: seconds from navigation to the Train tab's dataset
-summary and to its trainable-parameter count, for a first visitor and a second one.
+summary and to its trainable-parameter count, for a first visitor and a second one; and the CPU the opening took,
+until both show: the server's (with the engine processes it waited for) and Chromium's (every process of the
+browser, the page's renderer most of it). The CPU figures hold better than the seconds on a busy machine.
 
     .venv/bin/python tests/bench/page_open.py                 # a fresh workspace, then a second visitor
     .venv/bin/python tests/bench/page_open.py --workspace DIR # an existing workspace (its cache too)
@@ -12,7 +14,10 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -28,18 +33,41 @@ WATCH = f"""() => {{ window.__seen = {{}}; const checks = {{summary: () => {SUMM
     tick(); setInterval(tick, 50); }}"""
 
 
-def visit(browser, url: str) -> dict[str, float]:
-    """Seconds from navigation to the start button, to the dataset summary and to the trainable count."""
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def browser_cpu() -> dict[int, float]:
+    """CPU seconds of each Chromium process now (those of this script's Playwright driver)."""
+    found = {}
+    for process in psutil.Process().children(recursive=True):
+        try:
+            if "chrom" in process.name():
+                times = process.cpu_times()
+                found[process.pid] = times.user + times.system
+        except psutil.Error:
+            continue
+    return found
+
+
+def visit(browser, url: str, server: psutil.Process) -> dict[str, float]:
+    """Seconds from navigation to the start button, to the dataset summary and to the trainable count; CPU seconds
+    of the server and of Chromium from navigation until both show (and a second more for the answers in flight)."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(300_000)
     page.add_init_script(f"document.addEventListener('DOMContentLoaded', {WATCH})")
+    server_before, browser_before = cpu_seconds(server), browser_cpu()
     page.goto(url)
     page.wait_for_selector("#wb-start")
     times = {"page": page.evaluate("performance.now()") / 1000}
     page.wait_for_function("() => window.__seen && 'summary' in window.__seen && 'trainable' in window.__seen",
                            polling=100)
     times.update({name: ms / 1000 for name, ms in page.evaluate("window.__seen").items()})
+    time.sleep(1)
+    times["server_cpu"] = cpu_seconds(server) - server_before
+    times["browser_cpu"] = sum(cpu - browser_before.get(pid, 0.0) for pid, cpu in browser_cpu().items())
     context.close()
     return times
 
@@ -57,9 +85,10 @@ def main() -> int:
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             for n in range(1, args.visitors + 1):
-                times = visit(browser, url)
+                times = visit(browser, url, psutil.Process(proc.pid))
                 print(f"visitor {n}: page {times['page']:.1f} s, dataset summary {times['summary']:.1f} s, "
-                      f"trainable count {times['trainable']:.1f} s", flush=True)
+                      f"trainable count {times['trainable']:.1f} s; CPU: server {times['server_cpu']:.1f} s, "
+                      f"Chromium {times['browser_cpu']:.1f} s", flush=True)
             browser.close()
     finally:
         stop_server(proc)

@@ -78,6 +78,12 @@ def start_server_once(workspace: Path, log_name: str) -> tuple[subprocess.Popen,
     raise AssertionError(f"the server did not answer within 120 s: see {ARTIFACTS / log_name}")
 
 
+def share_engine_answers(workspace: Path, answers: Path) -> None:
+    """WORKSPACE's engine answers (WORKSPACE/.cache/engine) are the folder `answers` (the fixture engine_answers)."""
+    (workspace / ".cache").mkdir(parents=True, exist_ok=True)
+    (workspace / ".cache" / "engine").symlink_to(answers, target_is_directory=True)
+
+
 def stop_server(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:

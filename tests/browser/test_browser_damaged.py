@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.browser.pages import open_page, pick, shot, start_server, stop_server
+from tests.browser.pages import open_page, pick, share_engine_answers, shot, start_server, stop_server
 from tests.browser.test_browser_runs import error_toasts
 from webui.jobs.scheduler import START_GRACE_S
 
@@ -37,9 +37,10 @@ def make_damaged_workspace(workspace, outside) -> None:
     (workspace / "exports" / "linked-float32").symlink_to(outside, target_is_directory=True)
 
 
-def test_a_damaged_workspace_starts_lists_and_deletes(browser, tmp_path):  # noqa: F811
+def test_a_damaged_workspace_starts_lists_and_deletes(browser, tmp_path, engine_answers):  # noqa: F811
     workspace = tmp_path / "ws"
     make_damaged_workspace(workspace, tmp_path / "outside")
+    share_engine_answers(workspace, engine_answers)  # the page's opening inspection, as the other modules'
     proc, url = start_server(workspace, "server-damaged.log")
     try:
         page = open_page(browser, url)

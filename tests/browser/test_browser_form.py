@@ -19,6 +19,7 @@ import yaml
 from tests.browser.pages import ROOT, open_page, pick, set_number, shot, wait_for_yaml
 
 pytestmark = pytest.mark.browser
+FRESH_ENGINE_ANSWERS = True  # the first visitor waits for the inspection's engine process (tests/browser/conftest.py)
 
 COUNT_SHOWN = "() => /trainable.*\\d%/.test(document.querySelector('#wb-trainable')?.innerText || '')"
 SUMMARY_SHOWN = "() => /\\d+ rows/.test(document.querySelector('#wb-data-summary')?.innerText || '')"

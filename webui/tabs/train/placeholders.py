@@ -46,7 +46,7 @@ def build_placeholder_panel() -> PlaceholderPanel:
     with gr.Column(visible=False, elem_id="wb-placeholders") as box:
         note = gr.Markdown(elem_id="wb-placeholders-note")
         with gr.Row(equal_height=False):
-            fields = [gr.Textbox(label=f"placeholder {index + 1}", visible=False, min_width=240,
+            fields = [gr.Textbox("", label=f"placeholder {index + 1}", visible=False, min_width=240,
                                  elem_id=f"wb-placeholder-{index}") for index in range(MAX_FIELDS)]
     names = gr.JSON([], visible="hidden", elem_id="wb-placeholder-names")
     mapping = gr.JSON({}, label=t("field.data.replace"), visible="hidden",

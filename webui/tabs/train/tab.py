@@ -62,7 +62,8 @@ def build_train_tab(ctx: AppContext, app: gr.Blocks) -> TrainTab:
         monitor = build_monitor_panel()
     tab = TrainTab(model=model, data=data, method=method, training=training, devices=devices, config=config,
                    monitor=monitor)
-    # the form as this browser left it, asked for before the page's own first answers write the defaults' config
+    # the form as this browser left it, asked for before the page's own first answers write the defaults' config;
+    # then the page's one inspection on opening (of the kept form's dataset, or the starter set's)
     app.load(bind(bind(remember.restore, ctx), tab), config.remembered, tab.form_inputs()).then(**inspection(ctx, tab))
     wire_model_and_data(ctx, tab, app)
     wire_form(ctx, tab, app)
@@ -91,9 +92,10 @@ def wire_model_and_data(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
     data.remove.click(bind(h.remove_upload, ctx), [data.dataset, data.more], [data.dataset, data.more])
     # uploads of earlier visits and other visitors
     app.load(bind(h.list_datasets, ctx), None, [data.dataset, data.more])
-    # app.load too: the page opens with the starter dataset chosen, whose summary must show without a change
-    gr.on([app.load, data.dataset.change, data.more.change, data.data_format.change, cutoff_len.release,
-           overlength.change], trigger_mode="always_last", **inspection(ctx, tab))
+    # Not on app.load: the inspection after restore (build_train_tab) shows the opening dataset's summary; a second
+    # one at load sent the same answer again, which the page redrew (and the preview and estimate ran again).
+    gr.on([data.dataset.change, data.more.change, data.data_format.change, cutoff_len.release, overlength.change],
+          trigger_mode="always_last", **inspection(ctx, tab))
     # a placeholder field's text: the preview, example and lengths show the rows filled
     wire_placeholder_fields(data.placeholders, inspection(ctx, tab))
 
