@@ -18,6 +18,7 @@ Plain Python (no torch): the web process imports it.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
@@ -188,6 +189,7 @@ ENGLISH: dict[str, str] = {
 }  # fmt: skip
 
 SAID = "said: "  # an engine command's line before its sentence: the sentence's key and values, as JSON (`tell`)
+SAID_ENV = "WORKBENCH_SAY_KEYS"  # set by the page on the engine commands it reads: "1" asks for the SAID line
 
 
 class Sentence(str):
@@ -286,10 +288,10 @@ def status_error(fields: Mapping[str, Any]) -> Sentence | None:
 
 def tell(text: Any, prefix: str = "", file: TextIO | None = None) -> None:
     """Print an engine command's sentence (after `prefix`, e.g. "error: ") on stderr as its last line, with the
-    line `SAID` + its key and values before it where it has a key and a program reads stderr (the page: `heard`
-    reads both back); a person at a terminal reads the sentence alone."""
+    line `SAID` + its key and values before it where it has a key and the page asked for it (SAID_ENV: `heard`
+    reads both back); a person, at a terminal or reading a log, reads the sentence alone."""
     file = file or sys.stderr
-    if isinstance(text, Sentence) and text.key is not None and not file.isatty():
+    if isinstance(text, Sentence) and text.key is not None and os.environ.get(SAID_ENV) == "1":
         print(SAID + json.dumps(text.record(), ensure_ascii=False), file=file)
     print(f"{prefix}{text}", file=file, flush=True)
 

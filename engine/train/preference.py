@@ -38,9 +38,16 @@ from engine.config import RunConfig
 from engine.config_stage import REFERENCE_STAGES
 from engine.data.pipeline import IGNORE_INDEX
 from engine.jobs import rundir
-from engine.train import strategy, trackers
+from engine.train import trackers
 from engine.train.throughput import Throughput
-from engine.train.trainer import EventCallback, WorkbenchTrainer, early_stopping, levers, training_arguments
+from engine.train.trainer import (
+    EventCallback,
+    WorkbenchTrainer,
+    early_stopping,
+    levers,
+    sharding_callbacks,
+    training_arguments,
+)
 
 
 class PairTrainer(WorkbenchTrainer, DPOTrainer):
@@ -159,7 +166,7 @@ def build_preference_trainer(config: RunConfig, run: rundir.RunDir, model: Any, 
         train_dataset=Dataset.from_list(train_rows),
         eval_dataset=Dataset.from_list(val_rows) if val_rows else None,
         processing_class=tokenizer,
-        callbacks=[callback, *early_stopping(config, bool(val_rows)), *strategy.callbacks(config, reporter)],
+        callbacks=[callback, *early_stopping(config, bool(val_rows)), *sharding_callbacks(config, reporter)],
         **extra,
     )
     trainer.remove_callback(PrinterCallback)

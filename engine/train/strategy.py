@@ -13,7 +13,10 @@ why in one line; `arguments` are the TrainingArguments of the strategy chosen:
   `deepspeed=` that path; its "auto" values are filled by transformers from the other arguments.
 
 A sharded model's weights are whole on no rank: `full_state_dict` gathers them (a collective every rank calls)
-before rank 0 saves the adapter or model, and `HeldWeights` says in the run log how much of them a rank holds.
+before rank 0 saves the adapter or model, and `held_line` says in the run log how much of them a rank holds
+(engine/train/trainer.py's HeldWeights, once the Trainer has wrapped the model).
+
+Plain Python at import (no torch, no transformers): launch.py imports it before a config is even checked.
 """
 
 from __future__ import annotations
@@ -22,8 +25,6 @@ import os
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
-
-from transformers import TrainerCallback
 
 from engine.config import ADAPTER_METHODS, RunConfig
 from engine.config_distributed import FSDP_ON_CPU
@@ -169,21 +170,10 @@ def held_weights(model: Any) -> tuple[int, int]:
     return held, whole
 
 
-class HeldWeights(TrainerCallback):
-    """Logs, once the Trainer has wrapped the model (FSDP or ZeRO-3), how much of the weights this rank holds: the
-    sharding measured, not assumed (the reporter writes on rank 0 only)."""
-
-    def __init__(self, config: RunConfig, reporter: Any):
-        self.config, self.reporter = config, reporter
-
-    def on_train_begin(self, _args, _state, _control, model=None, **_kwargs):
-        held, whole = held_weights(model)
-        d = self.config.distributed
-        name = "FSDP" if d.strategy == "fsdp" else "DeepSpeed ZeRO-3"
-        self.reporter.info(f"distributed: each process holds {held / memory.MIB:,.2f} MB of the weights' "
-                           f"{whole / memory.MIB:,.2f} MB ({name} over {d.world_size} process(es))")
-
-
-def callbacks(config: RunConfig, reporter: Any) -> list[TrainerCallback]:
-    """The strategy's callbacks for a trainer: HeldWeights where the weights are sharded."""
-    return [HeldWeights(config, reporter)] if weights_sharded(config) else []
+def held_line(config: RunConfig, model: Any) -> str:
+    """The run log's line of how much of the weights this rank holds (FSDP, ZeRO-3), measured by held_weights."""
+    held, whole = held_weights(model)
+    d = config.distributed
+    name = "FSDP" if d.strategy == "fsdp" else "DeepSpeed ZeRO-3"
+    return (f"distributed: each process holds {held / memory.MIB:,.2f} MB of the weights' {whole / memory.MIB:,.2f} "
+            f"MB ({name} over {d.world_size} process(es))")

@@ -234,6 +234,22 @@ def early_stopping(config: RunConfig, has_eval: bool) -> list[TrainerCallback]:
     return [EarlyStoppingCallback(early_stopping_patience=patience)] if has_eval and patience else []
 
 
+class HeldWeights(TrainerCallback):
+    """Logs, once the Trainer has wrapped the model (FSDP or ZeRO-3), how much of the weights this rank holds: the
+    sharding measured, not assumed (the reporter writes on rank 0 only)."""
+
+    def __init__(self, config: RunConfig, reporter: Any):
+        self.config, self.reporter = config, reporter
+
+    def on_train_begin(self, _args, _state, _control, model=None, **_kwargs):
+        self.reporter.info(strategy.held_line(self.config, model))
+
+
+def sharding_callbacks(config: RunConfig, reporter: Any) -> list[TrainerCallback]:
+    """HeldWeights where the weights are sharded, else none."""
+    return [HeldWeights(config, reporter)] if strategy.weights_sharded(config) else []
+
+
 class EventCallback(TrainerCallback):
     """Writes progress and metrics events, prints one line per logging step, stops on request. `curves`: the names
     of further values the trainer logs (an objective's, engine/train/objectives.py), each written as its curve."""
@@ -325,7 +341,7 @@ def build_trainer(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: 
         eval_dataset=Dataset.from_list(val_rows) if val_rows else None,
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=[callback, *early_stopping(config, bool(val_rows)), *strategy.callbacks(config, reporter)],
+        callbacks=[callback, *early_stopping(config, bool(val_rows)), *sharding_callbacks(config, reporter)],
     )
     trainer.remove_callback(PrinterCallback)  # EventCallback prints the progress lines
     trackers.point_tensorboard(trainer, run)

@@ -121,11 +121,20 @@ def test_a_refused_start_names_the_engines_reason_in_chinese():
     assert message(EN, refused.key, **refused.values) == f"Not started: pairs.jsonl cannot be trained. {reason}"
 
 
-def test_a_key_crosses_an_engine_commands_stderr_and_a_pickle():
+def test_a_key_crosses_an_engine_commands_stderr_and_a_pickle(monkeypatch):
+    """The page asks for the key (SAID_ENV, as webui.jobs.commands.engine_env sets it); a person's stderr has the
+    sentence alone."""
+    from engine.sentences import SAID, SAID_ENV
+
+    bad = said("engine.data.bad_jsonl_line", name="a.jsonl", number=2, reason="Expecting value", column=1)
+    monkeypatch.delenv(SAID_ENV, raising=False)
+    alone = StringIO()
+    tell(bad, prefix="error: ", file=alone)
+    assert alone.getvalue() == f"error: {bad}\n" and SAID not in alone.getvalue()
+    monkeypatch.setenv(SAID_ENV, "1")
     err = StringIO()
     print("Traceback (most recent call last): ...", file=err)
-    tell(said("engine.data.bad_jsonl_line", name="a.jsonl", number=2, reason="Expecting value", column=1),
-         prefix="error: ", file=err)
+    tell(bad, prefix="error: ", file=err)
     found = heard(err.getvalue(), "no reason")
     assert found == "error: a.jsonl line 2 is not valid JSON (Expecting value at column 1): write exactly one JSON " \
                     "object per line."

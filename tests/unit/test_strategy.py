@@ -158,11 +158,13 @@ def test_each_rank_says_how_much_of_the_weights_it_holds_once_they_are_sharded(t
     whole = torch.nn.Parameter(torch.empty(256))  # bf16 would be 2 bytes each: float32 here, 4
     model = SimpleNamespace(parameters=lambda: [zero, shard, whole])
     assert strategy.held_weights(model) == (1024 + 500 * 4 + 256 * 4, 2048 + 1000 * 4 + 256 * 4)
+    from engine.train.trainer import sharding_callbacks
+
     said: list[str] = []
     config = run_config(tmp_path, strategy="deepspeed", zero_stage=3)
-    [callback] = strategy.callbacks(config, SimpleNamespace(info=said.append))
+    [callback] = sharding_callbacks(config, SimpleNamespace(info=said.append))
     zero.ds_tensor, zero.ds_numel = torch.empty(2**20, dtype=torch.uint8), 2**21  # 1 MiB of 2 MiB
     callback.on_train_begin(None, None, None, model=SimpleNamespace(parameters=lambda: [zero]))
     assert said == ["distributed: each process holds 1.00 MB of the weights' 2.00 MB (DeepSpeed ZeRO-3 over 2 "
                     "process(es))"]
-    assert strategy.callbacks(run_config(tmp_path, strategy="deepspeed", zero_stage=2), None) == []
+    assert sharding_callbacks(run_config(tmp_path, strategy="deepspeed", zero_stage=2), None) == []

@@ -34,7 +34,7 @@ from engine.__main__ import MEMORY_ENV, PARENT_ENV
 from engine.config import RunConfig
 from engine.errors import UserError
 from engine.jobs.rundir import write_json_atomic
-from engine.sentences import Sentence, heard
+from engine.sentences import SAID_ENV, Sentence, heard
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE_LIMIT = 500  # answers kept on disk; the oldest go first
@@ -60,8 +60,9 @@ def last_sentence(stderr: str) -> Sentence:
 
 def engine_env(command: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of an engine command the page waits for: this process's, plus `extra`, plus the limits
-    the engine sets itself at start: killed when this process ends, and the command's memory cap, if any."""
-    env = {**os.environ, **(extra or {}), PARENT_ENV: str(os.getpid())}
+    the engine sets itself at start: killed when this process ends, and the command's memory cap, if any; and the
+    key of its last sentence asked for (engine.sentences.SAID_ENV), which last_sentence reads back."""
+    env = {**os.environ, **(extra or {}), PARENT_ENV: str(os.getpid()), SAID_ENV: "1"}
     if command in MEMORY_CAPS_MB:
         env[MEMORY_ENV] = str(MEMORY_CAPS_MB[command])
     return env
