@@ -29,10 +29,9 @@ from typing import Any
 
 from engine.config import ConfigError, RunConfig
 from engine.jobs import rundir
-from engine.train import launch
+from engine.train import launch, strategy
 
 WORLD_JSON = "world.json"
-SHARDED = {"fsdp": "FSDP", "deepspeed": "DeepSpeed ZeRO"}
 LENGTH_GROUPED = "group_by_length"
 
 
@@ -100,8 +99,8 @@ def problem(checkpoint: Path, config: RunConfig, rows: int | None = None, sample
             "distributed.nnodes)")
     head = f"{checkpoint.name} was written by {written.processes} process(es) and this run asks for {wanted.processes}"
     for world, whose in ((written, "its"), (wanted, "this run's")):
-        if world.strategy in SHARDED:
-            return (f"{head}, but {whose} strategy {SHARDED[world.strategy]} keeps optimizer states split per "
+        if world.strategy in strategy.SHARDED:
+            return (f"{head}, but {whose} strategy {strategy.NAMES[world.strategy]} keeps optimizer states split per "
                     f"process in checkpoints: {same}.")
     if written.global_batch != wanted.global_batch:
         return (f"{head} with a global batch of {wanted.global_batch} rows ({wanted.parts()}: processes x "
