@@ -187,9 +187,9 @@ def test_two_nodes_over_loopback_train_together_through_the_printed_commands(run
     started = []
     for line in nodes:
         words = shlex.split(line)
-        env = dict(word.split("=", 1) for word in words if "=" in word and not word.startswith("-")
-                   and words.index(word) < words.index(sys.executable))
-        started.append(subprocess.Popen(words[len(env):], cwd=ROOT, env={**engine_env(), **env},
+        program = words.index(sys.executable)  # NAME=VALUE words before it: the node's environment
+        env = dict(word.split("=", 1) for word in words[:program])
+        started.append(subprocess.Popen(words[program:], cwd=ROOT, env={**engine_env(), **env},
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     ended = [process.communicate(timeout=240) for process in started]
     assert [process.returncode for process in started] == [0, 0], [err[-2000:] for _, err in ended]
