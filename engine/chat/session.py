@@ -56,6 +56,7 @@ class ChatSession:
     adapters: list[str] = field(default_factory=list)  # every name a generate request may use
     peft_names: dict[str, str] = field(default_factory=dict)  # user name -> name inside the PeftModel
     bits: int | None = None
+    start: str | None = None  # the run merged into the base (the runs' model.adapter), or None
 
     @property
     def loaded(self) -> bool:
@@ -98,7 +99,7 @@ class ChatSession:
         wrapped, peft_names = attach_adapters(base, plan)
         full_models = {s.name: load_model(ModelConfig(name_or_path=str(s.path), dtype=plan.dtype)).eval()
                        for s in plan.full_models}
-        self.model, self.model_name, self.bits = wrapped.eval(), plan.model, plan.bits
+        self.model, self.model_name, self.bits, self.start = wrapped.eval(), plan.model, plan.bits, plan.start
         self.tokenizer, self.tokenizers, self.full_models = primary, tokenizers, full_models
         self.adapters, self.peft_names = [s.name for s in plan.sources], peft_names
         if torch.cuda.is_available():
@@ -110,14 +111,15 @@ class ChatSession:
         import torch
 
         self.model = self.tokenizer = None
-        self.model_name, self.bits = None, None
+        self.model_name, self.bits, self.start = None, None, None
         self.tokenizers, self.full_models, self.adapters, self.peft_names = {}, {}, [], {}
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
     def status(self) -> dict[str, Any]:
-        return {"loaded": self.loaded, "model": self.model_name, "adapters": list(self.adapters), "bits": self.bits}
+        return {"loaded": self.loaded, "model": self.model_name, "adapters": list(self.adapters), "bits": self.bits,
+                "start": self.start}
 
     # ------------------------------------------------------------------------------------------ generate
 

@@ -229,7 +229,7 @@ def test_worker_protocol(lora_run: Path) -> None:
 
         worker.send({"id": 11, "op": "status"})
         assert reply(worker.event(), "status", 11) == {"loaded": True, "model": loaded["model"], "adapters": ["ft"],
-                                                       "bits": None}
+                                                       "bits": None, "start": None}
         worker.send({"id": 12, "op": "unload"})
         assert reply(worker.event(), "unload", 12) == {}
         worker.send({"id": 13, "op": "shutdown"})

@@ -33,6 +33,7 @@ def test_sft_then_dpo_then_export_is_traceable_and_reproduces_the_logits(memoris
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from engine.chat.session import ChatSession
     from engine.export.merge import run_export
 
     sft_rows = write_rows(tmp_path / "sft.json", MEMORISE)
@@ -68,3 +69,9 @@ def test_sft_then_dpo_then_export_is_traceable_and_reproduces_the_logits(memoris
             sft_only = expected(input_ids=ids).logits
     assert torch.allclose(got, want, atol=1e-4)
     assert not torch.allclose(got, sft_only, atol=1e-4)  # the DPO adapter is in it, not only the SFT one
+
+    chat = ChatSession()  # the chat worker's session says what the DPO run's "base" answers from: base + the SFT run
+    chat.load(None, {"tuned": str(dpo.path)})
+    assert chat.status()["start"] == str(sft.path.resolve()) and chat.status()["model"] == str(memorise_model)
+    chat.unload()
+    assert chat.status()["start"] is None

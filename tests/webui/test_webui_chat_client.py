@@ -318,6 +318,24 @@ def test_status_names_the_loaded_run_not_the_adapter_slot(chat_ctx):
         assert f"adapters: {run}" in status and "tuned" not in status, status
 
 
+def test_a_run_started_from_another_run_names_that_starting_point_beside_the_base(chat_ctx):
+    """A DPO run started from an SFT run: its second column answers from the base with the SFT run merged (the
+    worker's load reply says "start"), and its title and the status line say so, not "Base model"."""
+    from webui.i18n import words
+    from webui.tabs import chat
+
+    chat_ctx.chat.load("base", {"tuned": "/ws/runs/plain-run"})
+    assert chat.base_label(chat_ctx, words(None))["label"] == "Base model"
+    assert "Loaded **base** on" in chat.loaded_status(chat_ctx, words(None))
+    chat_ctx.chat.loaded["start"] = "/ws/runs/sft-run"  # as the worker's reply has it for a run with model.adapter
+    assert chat.base_label(chat_ctx, words(None))["label"] == "Starting point: base model + run sft-run"
+    assert "Loaded **base + sft-run** on" in chat.loaded_status(chat_ctx, words(None))
+    chat_ctx.chat.loaded["start"] = "/ws/runs/sft-run/adapter"
+    assert chat.base_label(chat_ctx, words(None))["label"].endswith("run sft-run")
+    chat_ctx.chat.unload()
+    assert chat.base_label(chat_ctx, words(None))["label"] == "Base model"
+
+
 def test_the_api_box_shows_how_to_serve_the_loaded_run(chat_ctx):
     """A run of the workspace is served by its run name from the workspace; an adapter folder elsewhere is not a
     served name, so the box shows the base model alone (`serve --model`); nothing loaded, a sentence saying so."""

@@ -15,7 +15,7 @@ from typing import Any
 import gradio as gr
 
 from engine.errors import UserError
-from engine.jobs.rundir import RunDir
+from engine.jobs.rundir import ADAPTER, RunDir
 from engine.sampling import SamplingConfig
 from webui.components.widgets import field_widget
 from webui.components.wiring import bind
@@ -109,15 +109,36 @@ def loaded_status(ctx: AppContext, say: Callable[..., str]) -> str:
     names = ", ".join(Path(sources.get(name, name)).name for name in loaded.get("adapters") or []) or say(
         "chat.msg.no_adapters")
     model = Path(str(loaded.get("model") or "?")).name
+    if loaded.get("start"):
+        model = f"{model} + {start_name(loaded['start'])}"
     return say("chat.msg.loaded", model=model, device=loaded.get("device", "?"), adapters=names)
 
 
-def worker_view(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, str, str]:
-    """The run list, status line and API box as the chat worker holds them now: after a reload (or in a second
-    tab) the page says what Send answers with, and the list shows the loaded run chosen."""
+def start_name(start: str) -> str:
+    """The run a loaded model starts from (model.adapter: the run folder, or its adapter/ folder), by its name."""
+    folder = Path(start)
+    return folder.parent.name if folder.name == ADAPTER else folder.name
+
+
+def base_label(ctx: AppContext, say: Callable[..., str]) -> Any:
+    """The second column's title: "Base model", or, for a run started from another run (an SFT run before DPO),
+    the starting point it answers from: the base with that run merged in, which is what the run was trained from."""
+    start = (ctx.chat.loaded or {}).get("start")
+    return gr.update(label=say("chat.base_start", start=start_name(start)) if start else say("chat.base"))
+
+
+def worker_view(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, str, str, Any]:
+    """The run list, status line, API box and the base column's title as the chat worker holds them now: after a
+    reload (or in a second tab) the page says what Send answers with, and the list shows the loaded run chosen."""
     run = loaded_run(ctx)
     listing = gr.update(choices=finished_runs(ctx), **({"value": run} if run else {}))
-    return listing, loaded_status(ctx, words(request)), api_usage(ctx)
+    say = words(request)
+    return listing, loaded_status(ctx, say), api_usage(ctx), base_label(ctx, say)
+
+
+def loaded_view(ctx: AppContext, request: gr.Request | None = None) -> tuple[str, Any]:
+    """After a load or an unload: the API box and the base column's title for what is loaded now."""
+    return api_usage(ctx), base_label(ctx, words(request))
 
 
 def load(ctx: AppContext, run: str | None, adapter_dir: str, mode: str = "ask",
@@ -282,7 +303,7 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
                   rating, tools_note)
     # Listed as the page loads and whenever the tab is shown, before the list is opened: choices replaced while
     # the list is open show stale and doubled entries (Gradio 6).
-    refresh = (bind(worker_view, ctx), None, [tab.run, tab.status, tab.api])
+    refresh = (bind(worker_view, ctx), None, [tab.run, tab.status, tab.api, tab.base_chat])
     app.load(*refresh)
     shown.select(*refresh)
     wire_serve_box(ctx, app, serving, shown)
@@ -290,9 +311,9 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
         # No gr.State here: a component created outside the Tab would land in gr.Tabs as a phantom tab.
         button.click(bind(loader(mode), ctx), [tab.run, tab.adapter_dir],
                      [tab.status, tab.confirm_row], concurrency_limit=1, concurrency_id="chat").then(
-            lambda: api_usage(ctx), None, tab.api)
+            bind(loaded_view, ctx), None, [tab.api, tab.base_chat])
     tab.unload.click(bind(unload, ctx), None, tab.status, concurrency_limit=1, concurrency_id="chat").then(
-        lambda: api_usage(ctx), None, tab.api)
+        bind(loaded_view, ctx), None, [tab.api, tab.base_chat])
     tab.side_by_side.change(lambda on: gr.update(visible=on), tab.side_by_side, tab.base_chat)
     inputs = [tab.message, tab.tuned_chat, tab.base_chat, tab.side_by_side, tab.system, tab.tools, tab.tool_result,
               *tab.sampling]
