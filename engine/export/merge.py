@@ -84,9 +84,9 @@ class ExportResult(Verification):
     def outputs(self) -> dict[str, Any]:
         """What a completed export produced: the `result` of its final status (`reason_said`: the reason's key
         and values, engine.sentences, which the Export tab words in the visitor's language)."""
-        said_reason = self.reason.record() if isinstance(self.reason, Sentence) and self.reason.key else None
-        return {**{k: v for k, v in dataclasses.asdict(self).items() if k not in ("state", "error")},
-                "reason_said": said_reason}
+        made = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("state", "error")}
+        keyed = isinstance(self.reason, Sentence) and self.reason.key is not None
+        return {**made, "reason_said": self.reason.record()} if keyed else made
 
 
 def default_dtype() -> str:
