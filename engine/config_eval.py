@@ -31,6 +31,7 @@ from engine import datapaths
 from engine.config import DataConfig, DType
 from engine.config_read import read_yaml, validated, without_problems
 from engine.sampling import SamplingConfig
+from engine.sentences import said
 
 BASE = "base"  # the name under `models` that means the base model itself, adapters off
 DEFAULT_RUBRIC = (
@@ -105,12 +106,10 @@ def eval_data_problem(name: str, shape: str) -> str | None:
     SFT rows. The engine raises it as it reads the file (engine.eval.testset) and the Evaluate tab refuses with it."""
     if not shape.startswith(("preference", "kto")):
         return None
-    held, example = ("replies marked good or bad (prompt, completion, label)", "the rows marked good, without "
-                     "their label") if shape == "kto" else ("preference pairs (prompt, chosen, rejected)", "each "
-                                                            "pair's prompt with its chosen reply as the completion")
-    return (f"{name} holds {held}, but an evaluation reads SFT rows, a prompt and the reply to compare each answer "
-            f"with: choose a file of prompt/completion, instruction/output or messages rows (for example {example}), "
-            "or the validation split of an SFT run.")
+    kto = shape == "kto"
+    return said("engine.eval.preference_rows", name=name,
+                held=said("engine.stage.held_kto") if kto else said("engine.stage.held_pairs"),
+                example=said("engine.eval.example_kto") if kto else said("engine.eval.example_pairs"))
 
 
 def parse_eval_config(raw: Any, base_dir: Path | None = None, source: str = "config") -> EvalConfig:

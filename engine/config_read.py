@@ -35,23 +35,50 @@ class ConfigError(UserError, ValueError):
 Config = TypeVar("Config", bound=BaseModel)
 
 
-def sentence(error: dict[str, Any]) -> str:
-    """One of pydantic's errors as a sentence naming the key the way the YAML spells it."""
-    parts = [part for part in error["loc"] if part not in UNION_TAGS]
+def sentence(error: dict[str, Any], prefix: tuple[str, ...] = ()) -> str:
+    """One of pydantic's errors as a sentence naming the key the way the YAML spells it (`prefix`: the section
+    the validated mapping sits in, as ("method",) for the method section alone)."""
+    parts = [*prefix, *(part for part in error["loc"] if part not in UNION_TAGS)]
     item = next((i for i, part in enumerate(parts) if isinstance(part, int)), None)
     if item is None:
         key, where = ".".join(map(str, parts)), ""
     else:  # a list item: "'fraction' in data.path item 2", counting from 1 as a reader of the YAML does
-        key, where = ".".join(map(str, parts[item + 1:])), f"{'.'.join(map(str, parts[:item]))} item {parts[item] + 1}"
+        key = ".".join(map(str, parts[item + 1:]))
+        where = said("engine.value.item", list=".".join(map(str, parts[:item])), number=parts[item] + 1)
     kind = error["type"]
     if kind in ("extra_forbidden", "missing"):
         inside = said("engine.config.in", where=where) if where else ""
         return said("engine.config.unknown_key" if kind == "extra_forbidden" else "engine.config.missing_key",
                     key=key, where=inside)
-    subject = (f"'{key}' in {where}" if key else where) if where else f"'{key}'"
-    if kind == "value_error" and "error" in error.get("ctx", {}):  # a validator's own sentence, as it wrote it
-        return f"{subject} is {error.get('input')!r}: {str(error['ctx']['error']).rstrip('.')}."
-    return f"{subject} is {error.get('input')!r}: {error['msg'].lower()}."
+    subject = (said("engine.value.in_item", key=key, item=where) if key else where) if where else f"'{key}'"
+    return value_problem(subject, error, lower=str.lower)
+
+
+# pydantic's error types worded in the visitor's language: type -> the values of its context the sentence names
+VALUE_PROBLEMS = {
+    "greater_than": ("gt",), "greater_than_equal": ("ge",), "less_than": ("lt",), "less_than_equal": ("le",),
+    "literal_error": ("expected",), "int_type": (), "int_parsing": (), "int_from_float": (), "float_type": (),
+    "float_parsing": (), "bool_type": (), "bool_parsing": (), "string_type": (), "list_type": (), "dict_type": (),
+}
+
+
+def value_problem(subject: str, error: dict[str, Any], lower: Any) -> str:
+    """"SUBJECT is INPUT: MESSAGE." for a value pydantic refused (MESSAGE: pydantic's, through `lower`), keyed by
+    its error type where VALUE_PROBLEMS names it (its values from pydantic's context, so the page words it in the
+    visitor's language: engine.value.*), or by a validator's own sentence; where the keyed English is not exactly
+    pydantic's (another pydantic version words it otherwise), the sentence is pydantic's, unkeyed."""
+    kind, given, context = error["type"], repr(error.get("input")), error.get("ctx") or {}
+    if kind == "value_error" and "error" in context:  # a validator's own sentence, as it wrote it
+        return said("engine.value.invalid", subject=subject, input=given, reason=str(context["error"]).rstrip("."))
+    english = f"{subject} is {given}: {lower(error['msg'])}."
+    if kind not in VALUE_PROBLEMS or not all(name in context for name in VALUE_PROBLEMS[kind]):
+        return english
+    values = {name: lower(_shown(context[name])) for name in VALUE_PROBLEMS[kind]}
+    if kind == "literal_error" and " or " in values["expected"]:  # "'a', 'b' or 'c'": its "or" worded too
+        first, _, last = values["expected"].rpartition(" or ")
+        values["expected"] = said("engine.value.or", first=first, last=last)
+    keyed = said(f"engine.value.{kind}", subject=subject, input=given, **values)
+    return keyed if keyed == english else english
 
 
 def validated(model: type[Config], raw: Any, source: str, holds: str) -> Config:
@@ -82,3 +109,8 @@ def read_yaml(path: Path) -> Any:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise ConfigError([said("engine.config.not_yaml", reason=error.__class__.__name__)], str(path)) from None
+
+
+def _shown(value: Any) -> str:
+    """A context value as pydantic's message shows it: a whole float without its ".0" (gt=0.0: "greater than 0")."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)

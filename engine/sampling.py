@@ -12,7 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from engine.config_read import value_problem
 from engine.errors import UserError
+from engine.sentences import said
 
 MAX_NEW_TOKENS = 8192
 
@@ -53,15 +55,16 @@ class SamplingError(UserError, ValueError):
 
     def __init__(self, issues: list[str]):
         self.issues = issues
-        super().__init__(" ".join(issues))
+        super().__init__(issues[0] if len(issues) == 1 else " ".join(issues))  # one: the error keeps its key
 
 
 def _sentence(error: dict[str, Any]) -> str:
-    """One pydantic error as a sentence that names the field: "temperature is -1: it must be ... ."""
+    """One pydantic error as a sentence that names the field: "temperature is -1: it must be ... ." (keyed where
+    engine.config_read.value_problem keys its type, so the page words it in the visitor's language)."""
     name = ".".join(map(str, error["loc"])) or "the settings"
     if error["type"] == "extra_forbidden":
-        return f"Unknown sampling setting '{name}': use {', '.join(SAMPLING_FIELDS)}."
-    return f"{name} is {error.get('input')!r}: {error['msg'][0].lower()}{error['msg'][1:]}."
+        return said("engine.sampling.unknown", name=name, fields=", ".join(SAMPLING_FIELDS))
+    return value_problem(name, error, lower=lambda text: text[:1].lower() + text[1:])
 
 
 def parse_sampling(raw: dict[str, Any]) -> SamplingConfig:

@@ -7,10 +7,11 @@ made from it carries them (`error.sentence`), a failed status writes them beside
 `error_values`, see `keyed_fields`), an engine command prints them on the line before its sentence (`tell`,
 `heard`), and the page words the key in the visitor's language (`worded`, with the locale's table).
 
-ENGLISH holds the English wording of every key; the web page's English table takes them from here
-(webui.i18n) and assets/locales/zh.json holds the Chinese of each (tests/unit/test_engine_sentences.py keeps
-both complete). A value may itself be a Sentence (a part of the sentence with its own key): it is worded in the
-same language. Adding a sentence: one line here, one in zh.json, and `said(KEY, ...)` where it is made.
+ENGLISH holds the English wording of every key (the later areas' come from engine/sentences_more.py); the web
+page's English table takes them from here (webui.i18n) and assets/locales/zh.json holds the Chinese of each
+(tests/unit/test_engine_sentences.py keeps both complete). A value may itself be a Sentence (a part of the
+sentence with its own key): it is worded in the same language. Adding a sentence: one line here (or in
+sentences_more.py), one in zh.json, and `said(KEY, ...)` where it is made.
 
 Plain Python (no torch): the web process imports it.
 """
@@ -22,6 +23,8 @@ import os
 import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
+
+from engine.sentences_more import ENGLISH_MORE
 
 ENGLISH: dict[str, str] = {
     # dataset files (engine/data/readers.py, formats.py, sources.py, pipeline.py)
@@ -186,6 +189,7 @@ ENGLISH: dict[str, str] = {
     "engine.rank.signal": "was killed by {signal}",
     "engine.rank.after_step": " after step {step}",
     "engine.rank.torchrun": "torchrun ended with exit code {code} before the run started: see {log}.",
+    **ENGLISH_MORE,  # tool-call and preference rows, rating, export, evaluation, chat loading, serving, values
 }  # fmt: skip
 
 SAID = "said: "  # an engine command's line before its sentence: the sentence's key and values, as JSON (`tell`)

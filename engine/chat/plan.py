@@ -18,6 +18,7 @@ from typing import Any
 from engine.config import ModelConfig, RunConfig
 from engine.jobs import rundir
 from engine.jobs.failures import EngineError
+from engine.sentences import said
 
 
 class ChatError(EngineError, ValueError):
@@ -84,8 +85,7 @@ def plan_load(model: str | None = None, adapters: dict[str, str] | None = None, 
         bits_choice = runs[0].method.effective_bits if runs else None
     starts = {run.model.adapter for run in runs}
     if len(starts) > 1:
-        raise ChatError("The chosen runs start from different models (model.adapter in their config.yaml): load "
-                        "the runs of one starting point at a time.")
+        raise ChatError(said("engine.chat.different_starts"))
     return LoadPlan(
         model=model,
         sources=sources,
@@ -104,15 +104,14 @@ def check_inside(path: str | os.PathLike, roots: list[str] | None) -> None:
         raise ChatError("roots must be a list of folders.")
     resolved = Path(path).expanduser().resolve()
     if not any(resolved.is_relative_to(Path(root).expanduser().resolve()) for root in roots):
-        raise ChatError(f"{path} is outside the folders this server may read: put it under the workspace, or "
-                        "start the server with --allow-path DIR.")
+        raise ChatError(said("engine.chat.outside", path=str(path)))
 
 
 def resolve_source(name: str, location: str | os.PathLike) -> Source:
     """A run folder (adapter/ or model/ inside) or any PEFT adapter folder -> Source."""
     path = Path(location).expanduser()
     if not path.exists():
-        raise ChatError(f"Adapter '{name}': {path} does not exist.")
+        raise ChatError(said("engine.chat.no_folder", name=name, path=str(path)))
     if (path / "adapter_config.json").is_file():
         run = _run_config(path.parent) if path.name == rundir.ADAPTER else None
         return Source(name, path, "adapter", run)
@@ -122,7 +121,7 @@ def resolve_source(name: str, location: str | os.PathLike) -> Source:
         return Source(name, run_dir.adapter, "adapter", run)
     if (run_dir.model / "config.json").is_file():
         return Source(name, run_dir.model, "model", run)
-    raise ChatError(f"Adapter '{name}': {path} is neither a finished run folder nor a PEFT adapter folder.")
+    raise ChatError(said("engine.chat.not_an_adapter", name=name, path=str(path)))
 
 
 def _run_config(folder: Path) -> RunConfig | None:
@@ -144,10 +143,9 @@ def base_from(sources: tuple[Source, ...]) -> str:
     """The one base model the sources were trained on."""
     bases = {adapter_base(s) for s in sources if adapter_base(s)}
     if not bases:
-        raise ChatError("No model given and no adapter names its base model: set \"model\".")
+        raise ChatError(said("engine.chat.no_base"))
     if len(bases) > 1:
-        raise ChatError(f"The adapters were trained on different base models ({', '.join(sorted(bases))}): "
-                        "load adapters of one base at a time.")
+        raise ChatError(said("engine.chat.different_bases", bases=", ".join(sorted(bases))))
     return bases.pop()
 
 

@@ -23,6 +23,7 @@ from engine.config import ModelConfig
 from engine.data.tokens import end_of_turn_ids, ensure_chat_template
 from engine.data.toolcalls import ToolDataError, calls_from_openai, calls_in_reply, link_tool_results, parse_tools
 from engine.sampling import SamplingConfig, SamplingError, parse_sampling
+from engine.sentences import said
 
 log = logging.getLogger("engine.chat.session")
 
@@ -77,7 +78,7 @@ class ChatSession:
             self.execute(plan)
         except ModelError as error:
             self.unload()
-            raise ChatError(str(error)) from error
+            raise ChatError(error.sentence) from error
 
     def execute(self, plan: LoadPlan) -> None:
         """The load step: drop what is loaded, then load the plan's base, adapters and full models."""
@@ -137,7 +138,7 @@ class ChatSession:
         try:
             text = prompt_text(conversation, tokenizer, tools)
         except RenderError as error:
-            raise ChatError(f"The chat template cannot render this conversation: {error}") from error
+            raise ChatError(said("engine.chat.template", reason=str(error))) from error
         return tokenizer(text, return_tensors="pt", add_special_tokens=False)
 
     def generate(self, messages: list[dict[str, Any]], adapter: str | None = None, system: str | None = None,
@@ -215,7 +216,8 @@ class ChatSession:
         reply.seconds = time.perf_counter() - started
         if "error" in outcome:
             error = outcome["error"]
-            raise ChatError(f"Generation failed: {error.__class__.__name__}: {str(error).splitlines()[0]}") from error
+            raise ChatError(said("engine.chat.generation_failed", kind=error.__class__.__name__,
+                                 reason=str(error).splitlines()[0])) from error
         reply.prompt_tokens = int(inputs["input_ids"].shape[-1])
         reply.new_tokens = int(outcome["ids"].shape[-1] - reply.prompt_tokens)
         reply.content = reply.text
@@ -246,8 +248,7 @@ def check_one_kind(plan: LoadPlan) -> None:
     kinds = {PeftConfig.from_pretrained(str(s.path)).peft_type for s in plan.adapters}
     if len(kinds) > 1:
         names = ", ".join(sorted(str(k.value) for k in kinds))
-        raise ChatError(f"These adapters are of different kinds ({names}) and peft cannot stack them over "
-                        "one base: load adapters of one kind at a time.")
+        raise ChatError(said("engine.chat.different_kinds", kinds=names))
 
 
 def primary_tokenizer(plan: LoadPlan, tokenizers: dict[str, Any], base_tokenizer: Any) -> Any:
@@ -276,8 +277,8 @@ def attach_adapters(base: Any, plan: LoadPlan) -> tuple[Any, dict[str, str]]:
             else:
                 wrapped.load_adapter(str(source.path), adapter_name=peft_names[source.name])
         except (OSError, ValueError, RuntimeError) as error:
-            raise ChatError(f"Adapter '{source.name}' from {source.path} does not fit {plan.model}: "
-                            f"{str(error).splitlines()[0]}") from error
+            raise ChatError(said("engine.chat.does_not_fit", name=source.name, path=str(source.path), model=plan.model,
+                                 reason=str(error).splitlines()[0])) from error
     return wrapped, peft_names
 
 
@@ -364,4 +365,4 @@ def check_params(params: dict[str, Any]) -> SamplingConfig:
     try:
         return parse_sampling(params)
     except SamplingError as error:
-        raise ChatError(str(error)) from None
+        raise ChatError(error.sentence) from None

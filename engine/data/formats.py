@@ -174,15 +174,15 @@ def _history(value: Any) -> Messages:
     if value is None or value == "" or (isinstance(value, list) and not value):
         return []
     if not isinstance(value, list):
-        raise _RowError("history", "must be a list of [user, assistant] pairs")
+        raise _RowError("history", said("engine.row.bad_history"))
     turns: Messages = []
     for index, pair in enumerate(value):
         where = f"history[{index}]"
         if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-            raise _RowError(where, "must be a [user, assistant] pair")
+            raise _RowError(where, said("engine.row.not_a_history_pair"))
         user, reply = _text(pair[0], where), _text(pair[1], where)
         if not user.strip() or not reply.strip():
-            raise _RowError(where, "has an empty turn: write both the user message and the reply")
+            raise _RowError(where, said("engine.row.empty_history_turn"))
         turns += [{"role": "user", "content": user}, {"role": "assistant", "content": reply}]
     return turns
 
@@ -216,7 +216,7 @@ def _conversation(record: dict) -> dict:
 
 def _turn(turn: Any, where: str) -> dict[str, Any]:
     if not isinstance(turn, dict):
-        raise _RowError(where, 'must be an object like {"role": "user", "content": "..."}')
+        raise _RowError(where, said("engine.row.not_a_turn"))
     role_key = "from" if "from" in turn else "role"
     content_key = "value" if "value" in turn else "content"
     written = str(turn.get(role_key, "")).lower()
@@ -256,8 +256,7 @@ def _check_turns(messages: Messages, key: str) -> dict:
     for index, message in enumerate(dialogue[1:], 1):
         before = dialogue[index - 1]
         if message["role"] == "tool" and not (before.get("tool_calls") or before["role"] == "tool"):
-            raise _RowError(key, f"has a tool result (turn {index + 1 + len(messages) - len(dialogue)}) that follows "
-                                 "no tool call: put each observation/tool turn right after its function_call")
+            raise _RowError(key, said("engine.row.lone_tool_result", turn=index + 1 + len(messages) - len(dialogue)))
     if dialogue[-1]["role"] != "assistant":
         raise _RowError(key, said("engine.row.ends_with_user"))
     return {"messages": messages}

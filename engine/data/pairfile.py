@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UserError
+from engine.sentences import said
 
 _LOCK = threading.Lock()  # one writer at a time in a process (two visitors rating at once)
 
@@ -29,11 +30,11 @@ def pair_row(prompt: list[dict[str, Any]], chosen: str, rejected: str, system: s
     """The pair as a file row; PairError where the prompt has no question or the two answers do not differ."""
     turns = [{"role": str(turn["role"]), "content": str(turn["content"])} for turn in prompt]
     if not any(turn["role"] == "user" and turn["content"].strip() for turn in turns):
-        raise PairError("There is no question to pair the answers with: send a message first.")
+        raise PairError(said("engine.rate.no_question"))
     if not chosen.strip() or not rejected.strip():
-        raise PairError("An answer is empty: wait for both answers (or write the better one) before rating.")
+        raise PairError(said("engine.rate.empty_answer"))
     if chosen.strip() == rejected.strip():
-        raise PairError("The two answers are the same, so the pair would teach nothing: write a better answer.")
+        raise PairError(said("engine.rate.same_answers"))
     row: dict[str, Any] = {"prompt": turns, "chosen": [{"role": "assistant", "content": chosen}],
                            "rejected": [{"role": "assistant", "content": rejected}]}
     if system and system.strip():

@@ -89,10 +89,8 @@ def trained_pairs(pairs: list[dict], cfg: DataConfig, name: str) -> list[dict]:
     out = trained_replies(pairs, SIDES, cfg)
     for number, pair in enumerate(out, 1):
         if pair["chosen"] == pair["rejected"]:
-            made = ("data.reasoning drop cut their reasoning" if cfg.reasoning == "drop"
-                    else "data.replace filled their placeholders")
-            raise DataError(f"{name} row {number}: field 'rejected' is the same reply as 'chosen' once {made}: a "
-                            "pair teaches nothing unless its replies differ, fix or remove the row.")
+            made = said("engine.pair.made_by_reasoning" if cfg.reasoning == "drop" else "engine.pair.made_by_replace")
+            raise DataError(said("engine.pair.same_once", name=name, number=number, made=made))
     return out
 
 
@@ -124,17 +122,14 @@ def normalise_pairs(records: list[dict], name: str) -> list[dict]:
 def _pair(record: dict) -> dict:
     for side in SIDES:
         if side not in record:
-            raise formats.RowError(side, "is missing: a preference pair needs a prompt, the chosen reply and the "
-                                         "rejected one")
+            raise formats.RowError(side, said("engine.pair.missing_side"))
     before_chosen, chosen = _side(record["chosen"], "chosen")
     before_rejected, rejected = _side(record["rejected"], "rejected")
     if before_chosen != before_rejected:
-        raise formats.RowError("rejected", "continues another conversation than 'chosen': both replies must answer "
-                                           "the same prompt")
+        raise formats.RowError("rejected", said("engine.pair.other_conversation"))
     prompt = before_chosen or _ranking_prompt(record) or _prompt(record.get("prompt"))
     if _content(chosen) == _content(rejected):
-        raise formats.RowError("rejected", "is the same reply as 'chosen': a pair teaches nothing unless its "
-                                           "replies differ, fix or remove the row")
+        raise formats.RowError("rejected", said("engine.pair.same_reply"))
     extra = {key: record[key] for key in ("system", "tools") if key in record}
     checked = [checked_conversation(prompt, reply, side, extra)
                for side, reply in zip(SIDES, (chosen, rejected), strict=True)]
@@ -154,8 +149,7 @@ def _ranking_prompt(record: dict) -> list[Message]:
     if "conversations" in record:
         turns = record["conversations"]
         if not isinstance(turns, list) or not turns:
-            raise formats.RowError("conversations", "must be a non-empty list of turns: the prompt both replies "
-                                                    "answer")
+            raise formats.RowError("conversations", said("engine.pair.no_prompt_turns"))
         return turns
     return []
 
@@ -165,7 +159,7 @@ def _prompt(value: Any) -> list[Message]:
     if isinstance(value, list) and value:
         return value
     if not isinstance(value, str) or not value.strip():
-        raise formats.RowError("prompt", "is empty: write the prompt both replies answer, or remove the row")
+        raise formats.RowError("prompt", said("engine.pair.empty_prompt"))
     return [{"role": "user", "content": value}]
 
 
@@ -173,14 +167,13 @@ def _side(value: Any, side: str) -> tuple[list[Message], Message]:
     """(the turns before the reply, the reply) of a chosen/rejected field: a string, one turn or a list of turns."""
     if isinstance(value, str):
         if not value.strip():
-            raise formats.RowError(side, "is empty: write the reply, or remove the row")
+            raise formats.RowError(side, said("engine.pair.empty_reply"))
         return [], {"role": "assistant", "content": value}
     if isinstance(value, dict):
         return [], value
     if isinstance(value, list) and value and isinstance(value[-1], dict):
         return value[:-1], value[-1]
-    raise formats.RowError(side, 'must be the reply as text, or a list of turns ending in {"role": "assistant", '
-                                 '"content": "..."}')
+    raise formats.RowError(side, said("engine.pair.bad_reply"))
 
 
 def _content(turn: Message) -> Any:
@@ -193,7 +186,7 @@ def checked_conversation(prompt: list[Message], reply: Message, side: str, extra
     try:
         return formats.conversation({"messages": [*prompt, reply], **extra})
     except formats.RowError as error:
-        raise formats.RowError(f"{side} (with its prompt)", error.problem) from None
+        raise formats.RowError(said("engine.pair.with_prompt", side=side), error.problem) from None
 
 
 # ---------------------------------------------------------------------------------------------- tokens
@@ -207,7 +200,7 @@ def render_side(pair: dict, side: str, tokenizer: Any, source: str, number: int)
     ids, labels = label_chat(row, tokenizer, source, number)
     trained = [index for index, label in enumerate(labels) if label != IGNORE_INDEX]
     if not trained:
-        raise DataError(f"{source} row {number}: the chat template renders no token of the {side} reply.")
+        raise DataError(said("engine.pair.no_reply_token", name=source, number=number, side=side))
     end = trained[-1] + 1
     start = end
     while start > 0 and labels[start - 1] != IGNORE_INDEX:
@@ -225,8 +218,7 @@ def tokenize_pairs(pairs: list[dict], tokenizer: Any, cutoff_len: int, overlengt
         prompt, chosen = render_side(pair, "chosen", tokenizer, source, number)
         prompt_again, rejected = render_side(pair, "rejected", tokenizer, source, number)
         if prompt != prompt_again:
-            raise DataError(f"{source} row {number}: the chat template writes the prompt differently before the "
-                            "chosen and the rejected reply, so they cannot share it; check the template.")
+            raise DataError(said("engine.pair.prompt_differs", name=source, number=number))
         if max_prompt_length:
             prompt = prompt[-max_prompt_length:]
         longest = len(prompt) + max(len(chosen), len(rejected))
@@ -256,8 +248,9 @@ def tokenized_mix(config: RunConfig, tokenizer: Any, mixed: sources.Mixed, token
             setattr(stats, key, getattr(stats, key) + getattr(own, key))
     rows = sources.mix(parts, mixed.mix, mixed.seed)
     if not rows:
-        raise DataError(f"{config.data.name} has no {noun} left after cutoff_len={config.train.cutoff_len}: raise "
-                        "train.cutoff_len, set train.max_prompt_length, or set data.overlength to truncate.")
+        named = said("engine.pair.noun_pair" if noun == "pair" else "engine.pair.noun_row")
+        raise DataError(said("engine.pair.none_left", name=config.data.name, noun=named,
+                             cutoff=config.train.cutoff_len))
     return rows, stats
 
 
@@ -268,8 +261,8 @@ def pair_splits(config: RunConfig, tokenizer: Any, mixed: sources.Mixed) -> tupl
         return pairs, [], stats
     held = max(1, round(len(pairs) * config.data.val_size))
     if held >= len(pairs):
-        raise DataError(f"{config.data.name} has only {len(pairs)} pairs, too few to hold out "
-                        f"val_size={config.data.val_size}: lower data.val_size or add pairs.")
+        raise DataError(said("engine.pair.too_few_for_val", name=config.data.name, pairs=len(pairs),
+                             val_size=config.data.val_size))
     order = list(range(len(pairs)))
     random.Random(config.train.seed).shuffle(order)
     val = set(order[:held])

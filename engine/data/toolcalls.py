@@ -30,6 +30,8 @@ import json
 import re
 from typing import Any
 
+from engine.sentences import said
+
 Messages = list[dict[str, Any]]
 CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
 RESPONSE_OPEN, RESPONSE_CLOSE = "<tool_response>", "</tool_response>"
@@ -39,7 +41,8 @@ TOOLS_HOW = (f'To call a tool, answer with {CALL_OPEN}\n{{"name": TOOL, "argumen
 
 
 class ToolDataError(ValueError):
-    """A tool field that cannot be read; the caller adds the file name and row number."""
+    """A tool field that cannot be read; the caller adds the file name and row number (`problem`: a keyed
+    Sentence, which the row's sentence words in the visitor's language)."""
 
     def __init__(self, field_name: str, problem: str):
         self.field_name, self.problem = field_name, problem
@@ -55,12 +58,12 @@ def parse_tools(value: Any, where: str = "tools") -> list[dict]:
     if value is None or value == "":
         return []
     if not isinstance(value, list) or not all(isinstance(tool, dict) for tool in value):
-        raise ToolDataError(where, 'must be a list of function schemas like [{"name": ..., "parameters": {...}}]')
+        raise ToolDataError(where, said("engine.tool.not_schemas"))
     tools = []
     for index, tool in enumerate(value):
         schema = tool.get("function", tool) if tool.get("type", "function") == "function" else tool
         if not isinstance(schema, dict) or not isinstance(schema.get("name"), str) or not schema["name"]:
-            raise ToolDataError(f"{where}[{index}]", "has no 'name': give every tool a name")
+            raise ToolDataError(f"{where}[{index}]", said("engine.tool.no_name"))
         tools.append({"type": "function", "function": schema})
     return tools
 
@@ -70,7 +73,7 @@ def calls_from_sharegpt(value: Any, where: str) -> list[dict]:
     value = _json(value, where) if isinstance(value, str) else value
     items = value if isinstance(value, list) else [value]
     if not items:
-        raise ToolDataError(where, 'is an empty list: write the call as {"name": ..., "arguments": {...}}')
+        raise ToolDataError(where, said("engine.tool.empty_call"))
     return [_call(item, f"{where}[{index}]" if isinstance(value, list) else where) for index, item in enumerate(items)]
 
 
@@ -78,22 +81,22 @@ def calls_from_openai(value: Any, where: str) -> list[dict]:
     """An assistant turn's `tool_calls` (or legacy `function_call` object)."""
     items = value if isinstance(value, list) else [value]
     if not items:
-        raise ToolDataError(where, "is an empty list: remove it or write the calls")
+        raise ToolDataError(where, said("engine.tool.empty_calls"))
     return [_call(item, f"{where}[{index}]") for index, item in enumerate(items)]
 
 
 def _call(item: Any, where: str) -> dict:
     if not isinstance(item, dict):
-        raise ToolDataError(where, 'must be an object like {"name": ..., "arguments": {...}}')
+        raise ToolDataError(where, said("engine.tool.not_a_call"))
     function = item.get("function", item)
     name = function.get("name") if isinstance(function, dict) else None
     if not isinstance(name, str) or not name.strip():
-        raise ToolDataError(where, "has no function name: write the name of the tool called")
+        raise ToolDataError(where, said("engine.tool.no_function"))
     arguments = function.get("arguments", function.get("parameters", {}))
     if isinstance(arguments, str):
         arguments = _json(arguments, f"{where}.arguments") if arguments.strip() else {}
     if not isinstance(arguments, dict):
-        raise ToolDataError(f"{where}.arguments", "must be a JSON object of argument names and values")
+        raise ToolDataError(f"{where}.arguments", said("engine.tool.bad_arguments"))
     call: dict[str, Any] = {"type": "function", "function": {"name": name, "arguments": arguments}}
     if item.get("id"):
         call["id"] = str(item["id"])
@@ -104,7 +107,7 @@ def _json(text: str, where: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise ToolDataError(where, f"is not valid JSON ({error.msg} at column {error.colno}): fix the JSON") from None
+        raise ToolDataError(where, said("engine.tool.bad_json", reason=error.msg, column=error.colno)) from None
 
 
 def link_tool_results(messages: Messages) -> Messages:

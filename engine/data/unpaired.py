@@ -71,31 +71,29 @@ def normalise_unpaired(records: list[dict], name: str) -> list[dict]:
         raise DataError(said("engine.data.no_kto_row", name=name, found=found or "(none)"))
     rows = formats.each_row(records, name, _row)
     if len({row["label"] for row in rows}) < 2:
-        kind = "good" if rows[0]["label"] else "bad"
-        raise DataError(f"{name} has only {kind} replies (every label is {rows[0]['label']}): KTO learns from "
-                        "both good and bad ones, add rows of the other label.")
+        kind = said("engine.kto.good" if rows[0]["label"] else "engine.kto.bad")
+        raise DataError(said("engine.kto.one_label", name=name, kind=kind, label=rows[0]["label"]))
     return rows
 
 
 def _row(record: dict) -> dict:
     label = record.get("label")
     if not isinstance(label, bool):
-        raise formats.RowError("label", f"is {label!r}: write true for a good reply or false for a bad one")
+        raise formats.RowError("label", said("engine.kto.bad_label", label=repr(label)))
     prompt = record.get("prompt")
     if isinstance(prompt, str) or not prompt:
         if not isinstance(prompt, str) or not prompt.strip():
-            raise formats.RowError("prompt", "is empty: write the prompt the reply answers, or remove the row")
+            raise formats.RowError("prompt", said("engine.kto.empty_prompt"))
         prompt = [{"role": "user", "content": prompt}]
     reply = record["completion"]
     if isinstance(reply, list) and len(reply) == 1:
         reply = reply[0]
     if isinstance(reply, str):
         if not reply.strip():
-            raise formats.RowError("completion", "is empty: write the reply, or remove the row")
+            raise formats.RowError("completion", said("engine.pair.empty_reply"))
         reply = {"role": "assistant", "content": reply}
     if not isinstance(reply, dict):
-        raise formats.RowError("completion", 'must be the reply as text, or one turn {"role": "assistant", '
-                                             '"content": "..."}')
+        raise formats.RowError("completion", said("engine.kto.bad_reply"))
     extra = {key: record[key] for key in ("system", "tools") if key in record}
     checked = checked_conversation(prompt, reply, "completion", extra)
     row = {"messages": checked["messages"][:-1], "completion": checked["messages"][-1], "label": label}
@@ -136,6 +134,6 @@ def unpaired_splits(config: RunConfig, tokenizer: Any, mixed: sources.Mixed) -> 
         return rows, [], stats
     held = max(1, round(len(rows) * config.data.val_size))
     if held >= len(rows):
-        raise DataError(f"{config.data.name} has only {len(rows)} rows, too few to hold out "
-                        f"val_size={config.data.val_size}: lower data.val_size or add rows.")
+        raise DataError(said("engine.kto.too_few_for_val", name=config.data.name, rows=len(rows),
+                             val_size=config.data.val_size))
     return rows[held:], rows[:held], stats

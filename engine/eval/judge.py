@@ -25,6 +25,7 @@ from typing import Any
 
 from engine.config_eval import JudgeConfig
 from engine.jobs.failures import EngineError
+from engine.sentences import said
 
 LOW, HIGH = 1, 10
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -75,8 +76,7 @@ def api_key(config: JudgeConfig) -> str | None:
         return None
     key = os.environ.get(config.api_key_env)
     if not key:
-        raise JudgeError(f"eval.judge.api_key_env names {config.api_key_env}, which is not set in this process's "
-                         "environment: export it before starting the evaluation, or clear api_key_env.")
+        raise JudgeError(said("engine.judge.no_key", env=config.api_key_env))
     return key
 
 
@@ -126,20 +126,17 @@ def post(config: JudgeConfig, key: str | None, body: dict[str, Any]) -> Any:
             text = response.read().decode("utf-8", errors="replace")
     except urllib.error.HTTPError as error:
         if error.code in (401, 403) and config.api_key_env:
-            raise JudgeError(f"The judge at {url} refused the key in {config.api_key_env} (HTTP {error.code}): put "
-                             f"a key it accepts in {config.api_key_env}, or name another variable in "
-                             "eval.judge.api_key_env.") from None
+            raise JudgeError(said("engine.judge.refused_key", url=url, env=config.api_key_env,
+                                  code=error.code)) from None
         if error.code in (401, 403):
-            raise JudgeError(f"The judge at {url} refused a request without a key (HTTP {error.code}): name the "
-                             "variable that holds its key in eval.judge.api_key_env.") from None
+            raise JudgeError(said("engine.judge.needs_key", url=url, code=error.code)) from None
         if error.code in FATAL_STATUS:
-            raise JudgeError(f"The judge at {url} answered HTTP {error.code} (not found): check eval.judge.base_url "
-                             f"and that it serves the model {config.model!r}.") from None
+            raise JudgeError(said("engine.judge.not_found", url=url, code=error.code,
+                                  model=repr(config.model))) from None
         raise _RowFailed(f"the judge answered HTTP {error.code}") from None
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", None) or error
-        raise JudgeError(f"The judge at {url} cannot be reached ({reason}): check eval.judge.base_url and that the "
-                         "server is running.") from None
+        raise JudgeError(said("engine.judge.unreachable", url=url, reason=str(reason))) from None
     try:
         return json.loads(text)["choices"][0]["message"]["content"]
     except (json.JSONDecodeError, KeyError, IndexError, TypeError):

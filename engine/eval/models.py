@@ -23,6 +23,7 @@ from engine.config import ModelConfig
 from engine.config_eval import BASE, EvalConfig
 from engine.jobs import rundir
 from engine.jobs.failures import EngineError
+from engine.sentences import said
 
 
 class EvalModelError(EngineError, ValueError):
@@ -84,8 +85,7 @@ def _classify(config: EvalConfig) -> tuple[dict[str, tuple[str, Path]], dict[str
             continue
         path = Path(source).expanduser()
         if not path.exists():
-            raise EvalModelError(f"The model {source} does not exist: give a run folder, an exported model folder "
-                                 "or 'base'.")
+            raise EvalModelError(said("engine.eval.no_model", source=source))
         folder = _exported_model(path)
         name = _unique(path.parent.name if path.name in (rundir.ADAPTER, rundir.MODEL) else path.name,
                        taken)
@@ -102,11 +102,11 @@ def plan_models(config: EvalConfig) -> ModelPlan:
     try:
         plan = plan_load(config.base, adapters, bits=None, dtype=config.dtype) if adapters else None
     except ChatError as error:
-        raise EvalModelError(str(error)) from None
+        raise EvalModelError(error.sentence) from None
     base = plan.model if plan else config.base or _standalone_base(standalone)
     if plan is None and BASE in config.models:
         if not base:
-            raise EvalModelError("No run names its base model: set base to the base model's hub id or folder.")
+            raise EvalModelError(said("engine.eval.no_base"))
         plan = LoadPlan(model=base, dtype=config.dtype)
     entries = []
     by_name = {source.name: source for source in (plan.sources if plan else ())}
@@ -147,7 +147,7 @@ class LoadedModels:
             try:
                 self.session.execute(plan.load)
             except (ModelError, ChatError) as error:
-                raise EvalModelError(str(error)) from error
+                raise EvalModelError(error.sentence) from error
 
     @contextmanager
     def use(self, entry: Entry) -> Iterator[tuple[Any, Any]]:
@@ -177,7 +177,7 @@ class LoadedModels:
             ensure_chat_template(tokenizer)
             return load_model(config).eval(), tokenizer
         except ModelError as error:
-            raise EvalModelError(str(error)) from error
+            raise EvalModelError(error.sentence) from error
 
 
 def _free() -> None:

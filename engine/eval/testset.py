@@ -21,6 +21,7 @@ from engine.data.pipeline import DEFAULT_SEED, load_datasets, usable, validation
 from engine.data.toolcalls import call_text
 from engine.jobs import rundir
 from engine.jobs.failures import EngineError
+from engine.sentences import said
 
 
 class EvalSetError(EngineError, ValueError):
@@ -62,13 +63,13 @@ def load_test_rows(config: EvalConfig, log: Any = print) -> tuple[list[EvalRow],
         try:
             mixed = load_datasets(config.data, DEFAULT_SEED)
         except PreferenceRowsError as error:  # training's sentence names train.stage; an evaluation has none
-            raise EvalSetError(eval_data_problem(error.name, error.shape) or str(error)) from None
+            raise EvalSetError(eval_data_problem(error.name, error.shape) or error.sentence) from None
         rows, where = mixed.rows, f"{config.data.name} ({mixed.format}, {len(mixed.rows)} rows)"
     if config.max_rows:
         rows = rows[: config.max_rows]
     tests = [split_row(number, row) for number, row in enumerate(rows, 1)]
     if not tests:
-        raise EvalSetError(f"The test set {where} has no rows: give a dataset with rows to evaluate.")
+        raise EvalSetError(said("engine.eval.no_rows", where=where))
     asked = sum(test.prompt is not None for test in tests)
     if asked < len(tests):
         log(f"{len(tests) - asked} of {len(tests)} rows have no assistant reply to compare with (plain text): "
@@ -86,14 +87,12 @@ def _validation_rows(folder: Path) -> tuple[list[dict], str]:
     except FileNotFoundError as error:
         raise EvalSetError(str(error)) from None
     if not config.data.val_size:
-        raise EvalSetError(f"The run {run.name} held out no validation rows (its data.val_size is 0): give the "
-                           "test set as data instead.")
+        raise EvalSetError(said("engine.eval.no_validation", run=run.name))
     if config.train.stage != "sft" and config.train.stage != "pretrain":
-        raise EvalSetError(f"The run {run.name} trained on preference pairs ({config.train.stage}): give a test set "
-                           "of prompts and replies as data instead.")
+        raise EvalSetError(said("engine.eval.preference_run", run=run.name, stage=config.train.stage))
     weights = run.weights_dir()
     if weights is None:
-        raise EvalSetError(f"The run {run.name} has not finished: there is no model to read its tokenizer from.")
+        raise EvalSetError(said("engine.eval.unfinished", run=run.name))
     tokenizer = load_tokenizer(config.model.model_copy(update={"name_or_path": str(weights)}))
     ensure_chat_template(tokenizer)
     mixed = load_datasets(config.data, config.train.seed)

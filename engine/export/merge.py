@@ -58,10 +58,11 @@ from engine.export.verify import (
 from engine.jobs import rundir
 from engine.jobs.failures import EngineError, explain
 from engine.jobs.outputs import clean_stale_partials, links_in, partial_path, publish, zip_folder
+from engine.sentences import Sentence, said
 
 logger = logging.getLogger("engine.export.merge")
 
-INTERRUPTED = "The export was interrupted; nothing was written."
+INTERRUPTED = said("engine.export.interrupted")
 Log = Callable[[str], None]
 Stage = Callable[[str], Any]
 
@@ -81,8 +82,11 @@ class ExportResult(Verification):
     error: str | None = None
 
     def outputs(self) -> dict[str, Any]:
-        """What a completed export produced: the `result` of its final status."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("state", "error")}
+        """What a completed export produced: the `result` of its final status (`reason_said`: the reason's key
+        and values, engine.sentences, which the Export tab words in the visitor's language)."""
+        made = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("state", "error")}
+        keyed = isinstance(self.reason, Sentence) and self.reason.key is not None
+        return {**made, "reason_said": self.reason.record()} if keyed else made
 
 
 def default_dtype() -> str:
@@ -272,19 +276,17 @@ def checked_run(run: rundir.RunDir, out: Path, result: ExportResult, dtype: str 
         raise ExportError(str(error)) from None
     result.dtype = dtype or default_dtype()
     if result.dtype not in TOLERANCE:
-        raise ExportError(f"dtype {result.dtype!r} is not one of {', '.join(TOLERANCE)}.")
+        raise ExportError(said("engine.export.bad_dtype", dtype=repr(result.dtype), dtypes=", ".join(TOLERANCE)))
     weights = run.adapter if config.method.name in ADAPTER_METHODS else run.model
     if run.weights_dir() != weights:  # missing, or a folder a killed save left without its config or weights
-        raise ExportError(f"{run.path} has no {weights.name}/ folder: the run has not finished, so there is "
-                          "nothing to export.")
+        raise ExportError(said("engine.export.no_weights", run=str(run.path), folder=weights.name))
     links = links_in(weights)
     if links:  # an export copies and packs only what the run wrote, never what a link leads to
-        raise ExportError(f"{links[0]} is a symbolic link (to {os.readlink(links[0])}), not a file the run wrote: an "
-                          "export copies only the run's own files, so replace the link with the file or delete it.")
+        raise ExportError(said("engine.export.link", link=str(links[0]), target=os.readlink(links[0])))
     if out.exists() and not overwrite:
-        raise ExportError(f"{out} already exists: choose another --out, or delete it first.")
+        raise ExportError(said("engine.export.exists", out=str(out)))
     if out == run.path or run.path in out.parents:
-        raise ExportError(f"--out {out} is inside the run folder: export somewhere else.")
+        raise ExportError(said("engine.export.inside_run", out=str(out)))
     return config
 
 

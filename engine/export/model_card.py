@@ -17,11 +17,8 @@ import yaml
 from engine.config import ADAPTER_METHODS, METHOD_OPTIONS, METHOD_TITLES, RunConfig
 from engine.config_stage import FULL_WEIGHT_METHODS, PREFERENCE_STAGES, REFERENCE_STAGES, STAGE_TITLES
 from engine.export.verify import Verification
+from engine.sentences import Sentence, said
 
-UNMERGEABLE_REASON = (
-    "{title} learns virtual tokens that are fed to the model with every input, not a change of its weights, "
-    "so it cannot be merged: the export holds the adapter, loadable with peft."
-)
 USE_MERGED = [
     "```python", "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
     "model = AutoModelForCausalLM.from_pretrained(PATH)",
@@ -42,9 +39,10 @@ def title_of(method: str) -> str:
     return METHOD_TITLES.get(method, method)
 
 
-def unmergeable_reason(method: str) -> str:
+def unmergeable_reason(method: str) -> Sentence:
+    """Why a prompt-learning method's export holds its adapter (keyed: the Export tab words it, see ExportResult)."""
     title = title_of(method)
-    return UNMERGEABLE_REASON.format(title=title[0].upper() + title[1:])
+    return said("engine.export.unmergeable", title=title[0].upper() + title[1:])
 
 
 def model_card(config: RunConfig, metrics: dict[str, Any], check: Verification, *, merged: bool,

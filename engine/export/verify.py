@@ -15,6 +15,7 @@ from typing import Any
 
 from engine.config import RunConfig
 from engine.jobs.failures import DataError, EngineError
+from engine.sentences import said
 
 # Allowed max |exported - adapter| logit difference, relative to the largest |logit| (at least 1).
 # float32 merges differ only by summation order; 16-bit ones round W + BA once more than the adapter does.
@@ -103,15 +104,12 @@ def compare(check: Verification, exported: list[Any], reference: list[Any], base
     check.max_abs_diff = max_diff(exported, reference)
     check.tolerance = TOLERANCE[check.dtype] * scale_of(reference)
     if check.max_abs_diff > check.tolerance:
-        raise VerificationError(
-            f"Verification failed: the exported model's logits differ from the trained model's by "
-            f"{check.max_abs_diff:.3g}, above the {check.dtype} tolerance {check.tolerance:.3g}.")
+        raise VerificationError(said("engine.export.logits_differ", diff=f"{check.max_abs_diff:.3g}", dtype=check.dtype,
+                                     tolerance=f"{check.tolerance:.3g}"))
     if base is not None:
         check.base_diff = max_diff(exported, base)
         if check.base_diff <= check.tolerance:
-            raise VerificationError(
-                f"Verification failed: the exported model gives the base model's logits (difference "
-                f"{check.base_diff:.3g}), so the training left no trace in it: check the run.")
+            raise VerificationError(said("engine.export.base_logits", diff=f"{check.base_diff:.3g}"))
 
 
 def compare_adapter(check: Verification, adapter: list[Any], base: list[Any], title: str) -> None:
@@ -119,9 +117,7 @@ def compare_adapter(check: Verification, adapter: list[Any], base: list[Any], ti
     check.base_diff = max_diff(adapter, base)
     tolerance = TOLERANCE[check.dtype] * scale_of(base)
     if check.base_diff <= tolerance:
-        raise VerificationError(
-            f"Verification failed: the {title} adapter leaves the base model's logits unchanged "
-            f"(difference {check.base_diff:.3g}), so the training left no trace in it.")
+        raise VerificationError(said("engine.export.adapter_unchanged", title=title, diff=f"{check.base_diff:.3g}"))
 
 
 def reload_and_compare(config: RunConfig, folder: Path, prompts: list[Any], reference: list[Any],

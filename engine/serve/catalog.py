@@ -22,6 +22,7 @@ from pathlib import Path
 
 from engine.chat.plan import ChatError, resolve_source
 from engine.jobs import rundir
+from engine.sentences import said
 
 log = logging.getLogger("engine.serve")
 
@@ -128,6 +129,5 @@ def workspace_catalog(workspace: Path) -> Catalog:
             catalog.groups.setdefault(plain, Group(key[0]))
             catalog.models[name] = Served(name, plain, None, owned_by="base")
     if not catalog.models:
-        raise ChatError(f"{workspace / 'runs'} holds no finished run to serve: train one first, or serve a model "
-                        "folder with --model DIR.")
+        raise ChatError(said("engine.serve.no_runs", runs=str(workspace / "runs")))
     return catalog

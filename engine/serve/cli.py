@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from engine.errors import UserError
+from engine.sentences import said, tell
 from engine.serve.examples import API_KEY_ENV, DEFAULT_PORT
 
 
@@ -53,8 +54,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     if port_in_use(args.host, args.port):  # before minutes of loading
-        print(f"error: port {args.port} on {args.host} is already in use: stop that server or choose another port "
-              "with --port.", file=sys.stderr)
+        tell(said("engine.serve.port_in_use", port=args.port, host=args.host), prefix="error: ")
         return 2
     if args.host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         print(f"warning: serving on {args.host} without an API key: anyone who can reach this machine can use the "
@@ -83,7 +83,7 @@ def main(argv: list[str]) -> int:
         with backend.lock:
             backend.ensure(catalog.first)
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
+        tell(error.sentence, prefix="error: ")  # with its key where the page asked for it (engine.sentences)
         return 2
     import uvicorn
 

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from engine.config_read import VALUE_PROBLEMS
 from engine.data.readers import read_records
 from engine.estimate.memory import MemoryEstimate
 from engine.jobs.events import read_events
@@ -47,13 +48,14 @@ def test_every_key_the_engine_says_is_in_both_locales_with_the_same_values():
         assert key in zh, f"zh.json lacks {key}"
         assert fields(zh[key]) == fields(english), key
     said_keys, named = set(), set()
-    for path in (ROOT / "engine").rglob("*.py"):
-        if path.name != "sentences.py":
+    for path in [*(ROOT / "engine").rglob("*.py"), *(ROOT / "webui").rglob("*.py")]:  # the page says a few too
+        if path.name not in ("sentences.py", "sentences_more.py"):
             source = path.read_text(encoding="utf-8")
             said_keys |= set(re.findall(r'\bsaid\(\s*"([\w.]+)"', source))  # said("engine.data.empty", ...)
             named |= set(re.findall(r'"(engine\.[\w.]+)"', source))  # key = "..." if ... else "...": said(key)
     named |= {f"engine.memory.part.{part}" for part in preflight.PARTS.values()}  # said(f"...{PARTS[part]}")
-    assert len(said_keys) > 60 and not said_keys - set(ENGLISH), sorted(said_keys - set(ENGLISH))
+    named |= {f"engine.value.{kind}" for kind in VALUE_PROBLEMS}  # said(f"engine.value.{kind}"): pydantic's types
+    assert len(said_keys) > 150 and not said_keys - set(ENGLISH), sorted(said_keys - set(ENGLISH))
     assert not set(ENGLISH) - named, f"keys no engine code says: {sorted(set(ENGLISH) - named)}"
 
 
@@ -173,3 +175,103 @@ def test_a_bad_row_is_worded_with_its_field_and_problem():
     assert str(refused.value) == ("a.json row 2: field 'output' is empty: write the answer the model should learn, "
                                   "or remove the row.")
     assert sentence(ZH, refused.value) == "a.json 第 2 行：字段 'output' 为空：请填写模型应学会的回答，或删除这一行。"
+
+
+def test_a_tool_call_and_a_preference_row_are_worded_with_their_problem():
+    from engine.data import formats
+    from engine.data.preference import normalise_pairs
+    from engine.data.unpaired import normalise_unpaired
+
+    row = {"conversations": [{"from": "human", "value": "Weather?"}, {"from": "function_call", "value": "{oops"}]}
+    with pytest.raises(DataError) as refused:
+        formats.normalise([row], "sharegpt", "tools.json")
+    assert str(refused.value) == ("tools.json row 1: field 'conversations[1].value' is not valid JSON (Expecting "
+                                  "property name enclosed in double quotes at column 2): fix the JSON.")
+    assert sentence(ZH, refused.value) == ("tools.json 第 1 行：字段 'conversations[1].value' 不是有效的 JSON（第 2 "
+                                           "列：Expecting property name enclosed in double quotes）：请修正这段 JSON。")
+    with pytest.raises(DataError) as refused:
+        normalise_pairs([{"prompt": "2+2?", "chosen": "4", "rejected": "4"}], "pairs.jsonl")
+    assert str(refused.value) == ("pairs.jsonl row 1: field 'rejected' is the same reply as 'chosen': a pair teaches "
+                                  "nothing unless its replies differ, fix or remove the row.")
+    assert sentence(ZH, refused.value) == ("pairs.jsonl 第 1 行：字段 'rejected' 与 'chosen' 是同一个回复：只有两个"
+                                           "回复不同，偏好对才有可学的东西，请修改或删除这一行。")
+    with pytest.raises(DataError) as refused:  # a part with its own key (the field) is worded too
+        normalise_pairs([{"prompt": [{"role": "assistant", "content": "Hi"}], "chosen": "a", "rejected": "b"}],
+                        "pairs.jsonl")
+    assert str(refused.value).startswith("pairs.jsonl row 1: field 'chosen (with its prompt)' must start with")
+    assert sentence(ZH, refused.value).startswith("pairs.jsonl 第 1 行：字段 'chosen（连同其提示词）' 必须以 user")
+    with pytest.raises(DataError) as refused:
+        normalise_unpaired([{"prompt": "q", "completion": "a", "label": True}] * 2, "kto.jsonl")
+    assert sentence(ZH, refused.value) == ("kto.jsonl 只有好的回复（所有 label 都是 True）：KTO 需要同时从好的和差的"
+                                           "回复中学习，请添加另一种 label 的行。")
+
+
+def test_an_export_an_evaluation_and_a_rating_are_refused_in_chinese(tmp_path: Path, monkeypatch):
+    from engine.config import parse_config
+    from engine.config_eval import JudgeConfig, eval_data_problem
+    from engine.data.pairfile import PairError, pair_row
+    from engine.eval.judge import JudgeError, api_key
+    from engine.export.merge import ExportError, ExportResult, checked_run
+    from engine.export.model_card import unmergeable_reason
+
+    data = tmp_path / "data.json"
+    data.write_text('[{"instruction": "a", "output": "b"}]')
+    config = parse_config({"model": {"name_or_path": "org/model"}, "method": {"name": "lora"},
+                           "data": {"path": str(data)}, "train": {"max_steps": 1}, "output_dir": str(tmp_path / "run")})
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.config.write_text(config.to_yaml())
+    with pytest.raises(ExportError) as refused:  # the run has no adapter/ yet
+        checked_run(run, tmp_path / "out", ExportResult(), "float32", overwrite=False)
+    assert str(refused.value) == f"{run.path} has no adapter/ folder: the run has not finished, so there is " \
+                                 "nothing to export."
+    snap = JobMonitor(failed_run(tmp_path / "export", refused.value)).refresh()  # as the Export tab reads it
+    assert message(ZH, "export.msg.failed", error=snap.error) == \
+        f"导出失败：{run.path} 中没有 adapter/ 文件夹：该运行尚未完成，没有可导出的内容。"
+
+    done = json.loads(json.dumps(ExportResult(reason=unmergeable_reason("prefix")).outputs()))  # a status's result
+    assert done["reason"].startswith("Prefix tuning learns virtual tokens that are fed to the model")
+    assert sentence(ZH, Sentence.of(done["reason_said"])).startswith("Prefix tuning 学习的是随每个输入一起送入模型的")
+
+    reason = eval_data_problem("pairs.jsonl", "preference")  # the Evaluate tab's refusal of a pairs file
+    assert reason.startswith("pairs.jsonl holds preference pairs (prompt, chosen, rejected), but an evaluation")
+    assert message(ZH, "msg.eval_data_refused", name="pairs.jsonl", reason=reason).startswith(
+        "未开始：pairs.jsonl 无法用于评估。pairs.jsonl 包含偏好对（prompt、chosen、rejected），但评估读取的是")
+    monkeypatch.delenv("WB_NO_SUCH_KEY", raising=False)
+    with pytest.raises(JudgeError) as refused:
+        api_key(JudgeConfig(base_url="http://localhost:1/v1", model="judge", api_key_env="WB_NO_SUCH_KEY"))
+    assert sentence(ZH, refused.value) == ("eval.judge.api_key_env 指定的是 WB_NO_SUCH_KEY，但本进程的环境中没有设置"
+                                           "它：请在开始评估前 export 它，或清空 api_key_env。")
+
+    with pytest.raises(PairError) as refused:
+        pair_row([{"role": "user", "content": "Hi"}], "Hello", "Hello ")
+    assert str(refused.value) == ("The two answers are the same, so the pair would teach nothing: write a better "
+                                  "answer.")
+    assert sentence(ZH, refused.value) == "两个回答相同，这样的偏好对学不到东西：请写一个更好的回答。"
+
+
+def test_a_chat_load_failure_and_a_dead_server_are_worded_on_the_page(tmp_path: Path, monkeypatch):
+    from engine.chat.plan import ChatError, plan_load
+    from engine.jobs.events import Status, parse, to_line
+    from engine.sentences import SAID_ENV
+    from webui.jobs.chat_client import ChatWorkerError
+    from webui.jobs.serving import ServeManager
+
+    with pytest.raises(ChatError) as refused:
+        plan_load(None, {"mine": str(tmp_path / "gone")})
+    event = parse(to_line(Status(state="failed", error=refused.value.sentence, id=1)))  # the worker's line, read
+    shown = ChatWorkerError(event.error)  # what the chat client raises for it; the Chat tab's toast words it
+    assert str(shown) == f"Adapter 'mine': {tmp_path / 'gone'} does not exist."
+    assert sentence(ZH, shown) == f"适配器 'mine'：{tmp_path / 'gone'} 不存在。"
+
+    monkeypatch.setenv(SAID_ENV, "1")  # as webui.jobs.commands.engine_env sets it for the server
+    err = StringIO()
+    tell(said("engine.serve.port_in_use", port=8000, host="127.0.0.1"), prefix="error: ", file=err)  # engine serve
+    (tmp_path / "serve.log").write_text("INFO starting\n" + err.getvalue())
+    server = ServeManager(tmp_path / "serve.log")
+    server._proc = SimpleNamespace(returncode=2, poll=lambda: 2)  # its process, ended with exit code 2
+    died = server.state().error  # what the Chat tab's serving line shows
+    assert died == ("The server stopped (exit code 2): port 8000 on 127.0.0.1 is already in use: stop that server "
+                    "or choose another port with --port.")
+    assert sentence(ZH, died) == ("服务器已停止（退出码 2）：127.0.0.1 上的端口 8000 已被占用：请停止那个服务器，"
+                                  "或用 --port 选择另一个端口。")

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from engine.config import ConfigError, MethodConfig, RunConfig, load_config, parse_config
+from engine.config_read import sentence
 from webui.forms.fields import (
     ADAPTER,
     ADVANCED_FIELDS,
@@ -176,7 +177,7 @@ def method_config(values: Values, method: str) -> MethodConfig:
     try:
         return MethodConfig.model_validate(method_raw(values, method))
     except ValidationError as error:
-        raise ConfigError([str(e["msg"]) for e in error.errors()], "form") from None
+        raise ConfigError([sentence(e, ("method",)) for e in error.errors()], "form") from None
 
 
 def to_config(values: Values, *, model: str, data_path: str | list[str], data_format: str = "auto",

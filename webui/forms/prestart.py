@@ -94,7 +94,7 @@ def check_data_files(data: DataConfig | None, cache: EngineCache, key: str,
             answer = cache.answer(inspect_job(path, data_format=source.format or "auto",
                                               columns=source.columns or None), failed_within_s=RECENT_FAILURE_S)
         except EngineCommandError as error:
-            raise StartRefusedError(key, name=path.name, reason=str(error)) from None
+            raise StartRefusedError(key, name=path.name, reason=error.sentence) from None
         except OSError as error:
             raise StartRefusedError(key, name=path.name,
                                     reason=f"it cannot be read ({error.strerror or error.__class__.__name__}).") \

@@ -23,6 +23,7 @@ from typing import Any
 from engine.errors import UserError
 from engine.jobs.events import Chunk, Event, EventError, Reply, Status, parse
 from engine.sampling import SamplingConfig
+from engine.sentences import said
 from webui.jobs.chat_tools import worker_turns
 from webui.jobs.commands import REPO_ROOT, engine_argv
 
@@ -102,8 +103,8 @@ class ChatClient:
             code = self._proc.poll()
             if not ready or code is not None:
                 self.stop()
-                ended = f" (it ended with exit code {code})" if code is not None else ""
-                raise ChatWorkerError(f"The chat worker did not start{ended}: see chat_worker.log in the workspace.")
+                ended = said("engine.chat.worker_ended", code=code) if code is not None else ""
+                raise ChatWorkerError(said("engine.chat.worker_not_started", ended=ended))
 
     def _read(self, proc: subprocess.Popen) -> None:
         for line in proc.stdout:
@@ -126,7 +127,7 @@ class ChatClient:
             self.loaded = None
             self._ready.set()
         for target in list(self._pending.values()):
-            target.put(Status(state="failed", error=f"The chat worker stopped (exit code {code})."))
+            target.put(Status(state="failed", error=said("engine.chat.worker_stopped", code=code)))
 
     def stop(self) -> None:
         """Shut the worker down (asking first, killing if it does not answer)."""

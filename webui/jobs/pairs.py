@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.data.pairfile import PairError, append_pair, count_pairs, pair_row
+from engine.sentences import said
 from webui.jobs.paths import safe_name
 
 PAIRS = "pairs"  # the folder under WORKSPACE/uploads
@@ -48,14 +49,14 @@ def text_of(message: dict[str, Any]) -> str:
         return content
     parts = content if isinstance(content, list) else [content]
     if message.get("metadata") or not all(isinstance(p, dict) and p.get("type") == "text" for p in parts):
-        raise PairError("Only answers in plain text can be rated: a tool call or a file is not one.")
+        raise PairError(said("engine.rate.not_text"))
     return "".join(part["text"] for part in parts)
 
 
 def last_answer(history: list[dict[str, Any]]) -> tuple[list[dict[str, str]], str]:
     """(the turns before the last answer, the last answer) of a chat column; PairError where it ends in none."""
     if not history or history[-1].get("role") != "assistant":
-        raise PairError("There is no answer to rate yet: send a message and wait for the reply.")
+        raise PairError(said("engine.rate.no_answer"))
     turns = [{"role": m["role"], "content": text_of(m)} for m in history]
     return turns[:-1], turns[-1]["content"]
 
@@ -69,12 +70,12 @@ def rate(uploads: Path, name: str | None, tuned: list[dict], base: list[dict], b
     prompt, first = last_answer(tuned)
     if better in (1, 2):
         if not base:
-            raise PairError("Rating needs two answers: tick side by side and send the message again.")
+            raise PairError(said("engine.rate.needs_two"))
         _, second = last_answer(base)
         chosen, rejected = (first, second) if better == 1 else (second, first)
     elif (written or "").strip():
         chosen, rejected = written.strip(), first
     else:
-        raise PairError("Choose the better answer, or write a better one first.")
+        raise PairError(said("engine.rate.choose"))
     path = pairs_file(uploads, name)
     return path, append_pair(path, pair_row(prompt, chosen, rejected, system))

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from engine.errors import UserError
+from engine.sentences import Sentence, said
 from engine.serve.examples import API_KEY_ENV, DEFAULT_PORT
 from webui.jobs.commands import REPO_ROOT, engine_argv, engine_env, last_sentence
 
@@ -230,19 +231,21 @@ class ServeManager:
         return self._state
 
     def _death(self) -> str:
-        """Why the server ended: the last sentence of its log since it started, with its exit code."""
+        """Why the server ended: the last sentence of its log since it started (with its key where the server
+        printed one: engine.sentences.tell), with its exit code."""
         code = self._proc.returncode if self._proc is not None else None
         try:
             with open(self.log_path, "rb") as log:
                 log.seek(self._log_offset)
-                said = log.read()[-8192:].decode("utf-8", "replace")
+                written = log.read()[-8192:].decode("utf-8", "replace")
         except OSError:
-            said = ""
-        sentence = last_sentence(said).removeprefix("error: ")
+            written = ""
+        last = last_sentence(written)
+        reason = Sentence.made(last.removeprefix("error: "), last.key, last.values)  # its key kept: the page words it
         if code is not None and code < 0:
             name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
-            return f"The server was ended by {name}: {sentence}"
-        return f"The server stopped (exit code {code}): {sentence}"
+            return said("engine.serve.ended_by", signal=name, reason=reason)
+        return said("engine.serve.stopped", code=code, reason=reason)
 
 
 def describe(source: ServeSource | None) -> str:

@@ -46,8 +46,8 @@ def rated(ctx: AppContext, better: int | None, name: str, tuned: list, base: lis
     say = words(request)
     try:
         path, count = rate(ctx.uploads, name, tuned or [], base or [], better, written, system)
-    except UserError as error:  # PairError, PathError: one sentence
-        gr.Warning(str(error))
+    except UserError as error:  # PairError, PathError: one sentence, in the visitor's language where it is keyed
+        gr.Warning(say.sentence(error))
         return gr.skip(), gr.skip()
     return say("chat.pairs_count", name=path.name, n=count), ""
 

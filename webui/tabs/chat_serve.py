@@ -97,7 +97,7 @@ def serve(ctx: AppContext, api_key: str, request: gr.Request | None = None) -> I
         yield serve_status(state, say), api_usage(ctx)
         state = ctx.serve.wait()
     except ServingError as error:
-        gr.Warning(str(error))
+        gr.Warning(say.sentence(error))
         state = ctx.serve.state()
     yield serve_status(state, say), api_usage(ctx)
 

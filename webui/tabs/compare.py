@@ -41,7 +41,7 @@ from webui.forms.datasets import dataset_choices
 from webui.forms.mapping import starter_config
 from webui.forms.models import model_config_json
 from webui.forms.prestart import StartRefusedError, check_compare_data
-from webui.i18n import failure, message, pairs_label, t, words
+from webui.i18n import failure, message, pairs_label, sentence, t, words
 from webui.jobs.commands import engine_cache
 from webui.jobs.compares import CompareRunningError
 from webui.jobs.paths import PathError
@@ -159,7 +159,7 @@ def start(ctx: AppContext, name: str, model: str, dataset: str | None, methods: 
     except StartRefusedError as refused:
         raise failure(request, message(request, refused.key, **refused.values)) from None
     except (CompareFormError, CompareRunningError, ConfigError, PathError, ModelFileError) as error:
-        raise failure(request, str(error)) from None
+        raise failure(request, sentence(request, error)) from None  # keyed: in the visitor's language
     return view(ctx, compare.name, say)
 
 

@@ -25,7 +25,7 @@ from webui.context import AppContext
 from webui.forms.datasets import dataset_choices
 from webui.forms.eval_table import Heading, read_predictions, results_html, row_view, table_csv
 from webui.forms.prestart import StartRefusedError, check_test_set
-from webui.i18n import failure, message, pairs_label, t, words
+from webui.i18n import failure, message, pairs_label, sentence, t, words
 from webui.jobs.commands import engine_cache
 from webui.jobs.evals import EvalChoiceError, has_validation, validation_choice
 from webui.jobs.paths import PathError
@@ -130,7 +130,7 @@ def start(ctx: AppContext, models: list[str] | None, test_set: str | None, max_r
     except StartRefusedError as refused:
         raise failure(request, message(request, refused.key, **refused.values)) from None
     except (EvalChoiceError, RunError, PathError) as error:
-        raise failure(request, str(error)) from None
+        raise failure(request, sentence(request, error)) from None  # keyed: in the visitor's language
     return job_view(ctx, job, differ, say)
 
 

@@ -18,6 +18,7 @@ import gradio as gr
 
 from engine.config import EXPORT_DTYPES, MERGEABLE
 from engine.jobs.rundir import ExportDir
+from engine.sentences import Sentence
 from webui.components.wiring import bind
 from webui.context import AppContext
 from webui.i18n import failure, message, t, words
@@ -85,7 +86,8 @@ def downloads(ctx: AppContext, job: ExportDir, snap: JobSnapshot, say: Callable[
     export_zip, adapter_zip = ctx.exports.downloads(job, snap)
     result = snap.result or {}
     if not result.get("merged"):
-        status = say("export.msg.not_mergeable", reason=result.get("reason"))
+        reason = Sentence.of(result.get("reason_said")) or result.get("reason")  # keyed: in the visitor's language
+        status = say("export.msg.not_mergeable", reason=reason)
         return status, gr.update(visible=False), download(export_zip or adapter_zip)
     return say("export.msg.done", out=job.out), download(export_zip), download(adapter_zip)
 
