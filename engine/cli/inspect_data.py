@@ -68,7 +68,10 @@ def _inspect(cfg: DataConfig, args: argparse.Namespace) -> dict[str, Any] | str:
         sample = sample_source(cfg.path, cfg.split, args.sample_rows)
         pairs = with_pair_columns(cfg, sample) if args.format == "auto" else None
         if pairs is not None:  # pairs (their columns mapped by data.columns): one rendered pair, chosen beside rejected
-            return inspect_preference(cfg, pairs, tokenizer, args.cutoff_len)
+            report = inspect_preference(cfg, pairs, tokenizer, args.cutoff_len)
+            if cfg.columns:  # the preview shows the mapped names; the page's column choices are the file's own
+                report["file_columns"] = list(dict.fromkeys(str(key) for row in sample.records for key in row))
+            return report
         return inspect_dataset(cfg, tokenizer, args.cutoff_len, args.sample_rows, sample)
     except DataError as error:
         return error.sentence  # with its message key: `tell` prints it for the page
