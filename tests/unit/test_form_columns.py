@@ -104,6 +104,14 @@ def test_an_odd_file_inspected_in_process_has_a_format_once_mapped(tmp_path: Pat
         inspect_dataset(DataConfig(path=str(odd)))
     assert refused.value.sentence.key == "engine.data.no_format"
     assert fc.refused_columns(refused.value.sentence) == ["question", "answer"]
+    half = {"prompt": "question"}  # one pick made: still no format, the rows' columns named as mapped
+    with pytest.raises(DataError) as refused:
+        inspect_dataset(DataConfig(path=str(odd), columns=half))
+    assert refused.value.sentence.values["columns"] == "answer, prompt"
+    assert fc.refused_columns(refused.value.sentence, half) == ["answer", "question"]  # the file's, to offer again
+    with pytest.raises(DataError) as refused:
+        inspect_dataset(DataConfig(path=str(odd), columns={"prompt": "question", "response": "gone"}))
+    assert fc.refused_columns(refused.value.sentence, {"prompt": "question"}) == ["question", "answer"]
     report = inspect_dataset(DataConfig(path=str(odd), columns={"prompt": "question", "response": "answer"}))
     assert (report["format"], report["rows"], fc.file_columns(report)) == ("prompt_completion", 3,
                                                                           ["question", "answer"])

@@ -94,7 +94,7 @@ def refusal_view(panel: ColumnsPanel, dataset: str, own: dict[str, str], stage: 
     said = getattr(error, "sentence", error)
     key = ON_PAGE.get(getattr(said, "key", None) or "")
     text = message(request, key, **said.values) if key else sentence(request, error)
-    columns = refused_columns(said)
+    columns = refused_columns(said, own)
     if columns is None:
         return text, columns_hidden(panel)
     return text, columns_view(panel, dataset, own, stage, columns, request, refused=True)
