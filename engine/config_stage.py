@@ -35,6 +35,14 @@ DpoLoss = Literal["sigmoid", "hinge", "ipo", "robust", "exo_pair", "bco_pair", "
 NO_PREFERENCE_METHODS = ("prefix", "prompt", "ptuning")
 FULL_WEIGHT_METHODS = ("full", "freeze")  # their reference (dpo, kto) is a frozen copy of the whole starting model
 SFT_SHAPES = ("alpaca", "sharegpt", "openai", "prompt_completion", "text")  # engine.data.formats.FORMATS
+# The standard names data.columns may map a file's columns to: an SFT file's (engine.data.formats reads them) and a
+# preference file's (engine.data.preference: the pair's, LLaMA-Factory's ranking files' and KTO's).
+SFT_COLUMNS = (
+    "instruction", "input", "output", "system", "history", "conversations", "messages",
+    "prompt", "completion", "response", "text", "tools",
+)  # fmt: skip
+PAIR_COLUMNS = ("prompt", "chosen", "rejected", "system", "instruction", "input", "history", "conversations",
+                "tools", "completion", "label")
 REFERENCE_STAGES = ("dpo", "kto")  # compared with a reference model; orpo and simpo are reference-free
 # The options each stage reads (the Train form shows only these; the others keep their defaults).
 STAGE_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -135,3 +143,8 @@ def shape_problem(stage: str, name: str, shape: str) -> Sentence | None:
     if stage in ("dpo", "orpo", "simpo") and shape == "kto":
         return said("engine.stage.kto_under_pairs", name=name)
     return None
+
+
+def stage_columns(stage: str) -> tuple[str, ...]:
+    """The standard names data.columns may map to under `stage`: a preference stage's pair names, else SFT's."""
+    return PAIR_COLUMNS if stage in PREFERENCE_STAGES else SFT_COLUMNS

@@ -59,19 +59,36 @@ def out_of_memory(name: str, sample_rows: int) -> str:
 
 
 def _inspect(cfg: DataConfig, args: argparse.Namespace) -> dict[str, Any] | str:
-    """The report, or the one sentence that says why there is none."""
-    try:
-        tokenizer = _load_tokenizer(args.model) if args.model else None
-    except (OSError, ValueError) as error:
-        return f"Cannot load a tokenizer from {args.model} ({type(error).__name__}): check --model."
+    """The report, or the one sentence that says why there is none. A file refused for its rows (no format matches
+    its columns, a bad row) is said before a tokenizer is loaded, which takes seconds: the page's Columns group
+    re-inspects after each pick."""
     try:
         sample = sample_source(cfg.path, cfg.split, args.sample_rows)
         pairs = with_pair_columns(cfg, sample) if args.format == "auto" else None
-        if pairs is not None:  # pairs (their columns mapped by data.columns): one rendered pair, chosen beside rejected
-            return inspect_preference(cfg, pairs, tokenizer, args.cutoff_len)
-        return inspect_dataset(cfg, tokenizer, args.cutoff_len, args.sample_rows, sample)
+        plain = _report(cfg, sample, pairs, None, args)  # the rows checked (and, without a model, measured)
     except DataError as error:
         return error.sentence  # with its message key: `tell` prints it for the page
+    if not args.model:
+        return plain
+    try:
+        tokenizer = _load_tokenizer(args.model)
+    except (OSError, ValueError) as error:
+        return f"Cannot load a tokenizer from {args.model} ({type(error).__name__}): check --model."
+    try:
+        return _report(cfg, sample, pairs, tokenizer, args)
+    except DataError as error:
+        return error.sentence
+
+
+def _report(cfg: DataConfig, sample: Any, pairs: Any, tokenizer: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """The report of a sample (DataError for a bad file): of a preference file (`pairs`: its columns mapped by
+    data.columns), one rendered pair, chosen beside rejected; of any other, inspect_dataset's."""
+    if pairs is None:
+        return inspect_dataset(cfg, tokenizer, args.cutoff_len, args.sample_rows, sample)
+    report = inspect_preference(cfg, pairs, tokenizer, args.cutoff_len)
+    if cfg.columns:  # the preview shows the mapped names; the page's column choices are the file's own
+        report["file_columns"] = list(dict.fromkeys(str(key) for row in sample.records for key in row))
+    return report
 
 
 def _load_tokenizer(name: str) -> Any:

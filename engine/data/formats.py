@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from engine.config import DataFormat
-from engine.config_stage import shape_problem
+from engine.config_stage import SFT_COLUMNS, shape_problem
 from engine.data.templates import REASONING_FIELDS as REASONING_KEYS  # an assistant turn's reasoning, trained with it
 from engine.data.toolcalls import ToolDataError, calls_from_openai, calls_from_sharegpt, link_tool_results, parse_tools
 from engine.jobs.failures import DataError
@@ -26,10 +26,7 @@ REQUIRED: dict[str, tuple[tuple[str, ...], ...]] = {
     "prompt_completion": (("prompt",), ("completion", "response")),
     "text": (("text",),),
 }
-STANDARD_COLUMNS = (
-    "instruction", "input", "output", "system", "history", "conversations", "messages",
-    "prompt", "completion", "response", "text", "tools",
-)  # fmt: skip
+STANDARD_COLUMNS = SFT_COLUMNS  # the names data.columns may map an SFT file's columns to
 EXPECTED = (
     "alpaca (instruction, output), sharegpt (conversations), openai (messages), "
     "prompt_completion (prompt, completion) or text (text)"

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import DataConfig, RunConfig
-from engine.config_stage import shape_problem
+from engine.config_stage import PAIR_COLUMNS, shape_problem  # PAIR_COLUMNS: the names a pair file maps to
 from engine.data import formats, sources
 from engine.data.pipeline import IGNORE_INDEX, TokenStats, as_trained, label_chat
 from engine.jobs.failures import DataError
@@ -40,10 +40,6 @@ from engine.sentences import said
 FORMAT = "preference"
 SHAPES = {"alpaca ranking": "instruction", "sharegpt ranking": "conversations"}  # shape -> the key that marks it
 SIDES = ("chosen", "rejected")
-# The names data.columns may map a preference file's columns to (as it maps an SFT file's to formats.STANDARD_COLUMNS):
-# the pair's, LLaMA-Factory's ranking files' and KTO's.
-PAIR_COLUMNS = ("prompt", "chosen", "rejected", "system", "instruction", "input", "history", "conversations",
-                "tools", "completion", "label")
 Message = dict[str, Any]
 
 

@@ -239,3 +239,32 @@ def test_the_preview_and_example_fit_their_boxes_and_an_upload_can_be_removed(pa
     page.wait_for_function("() => document.querySelector('#wb-dataset input').value === ''")
     assert not (workspace / "uploads" / "long_rows.jsonl").exists()
     assert "uploads/long_rows.jsonl" not in dropdown_options(page, "#wb-dataset")
+
+
+def test_an_odd_columns_file_opens_the_columns_group_whose_picks_are_data_columns(page, server, tmp_path):
+    """A file of question / answer rows matches no format: the page's sentence points at Columns, which opens by
+    itself; picking prompt and response reads the file mapped (its rows counted), and Save writes data.columns. (A
+    saved or kept config bringing the picks back: tests/unit/test_form_columns.py, through the same handlers.)"""
+    _, workspace = server
+    data = tmp_path / "odd_columns.json"
+    data.write_text(json.dumps([{"question": f"What is {n} + {n}?", "answer": str(2 * n)} for n in range(7)]),
+                    encoding="utf-8")
+    assert not page.locator("#wb-columns").is_visible()  # the starter set's columns need no map
+    page.locator("#wb-upload input[type=file]").set_input_files(str(data))
+    said = page.wait_for_selector("#wb-data-error:has-text('under Columns')", timeout=120_000).inner_text()
+    assert "question, answer" in said and "data.columns" not in said, said
+    page.wait_for_selector("#wb-column-prompt", state="visible", timeout=30_000)  # the group opened by itself
+    assert not page.locator("#wb-column-chosen").is_visible()  # a preference stage's name: not under sft
+    pick(page, "#wb-column-prompt", "question")
+    pick(page, "#wb-column-response", "answer")
+    summary = page.wait_for_selector("#wb-data-summary:has-text('Detected format')", timeout=120_000).inner_text()
+    assert "prompt_completion" in summary and "7 rows" in summary, summary
+    assert not page.locator("#wb-data-error").count()
+    page.get_by_text("Config preview, save and load").click()
+    wait_for_yaml(page, "columns:\n    prompt: question\n    response: answer\n")
+    page.get_by_label("Config name").fill("odd-mapped")
+    page.get_by_role("button", name="Save form to YAML").click()
+    page.wait_for_selector("[data-testid=toast-body]:has-text('odd-mapped.yaml')")
+    saved = yaml.safe_load((workspace / "configs" / "odd-mapped.yaml").read_text(encoding="utf-8"))
+    assert saved["data"]["columns"] == {"prompt": "question", "response": "answer"}, saved["data"]
+

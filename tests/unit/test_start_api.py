@@ -41,9 +41,10 @@ def call(app: gr.Blocks, name: str, changes: dict[str, Any], first: Any = None) 
     ({"f-train-epochs": "ten"}, "'train.epochs' is 'ten': input should be a valid number"),
     ({"f-train-cutoff-len": "ten"}, "'train.cutoff_len' is 'ten': input should be a valid integer"),  # a slider
     ({"f-data-replace": ["a"]}, "'data.replace' is ['a']: input should be a valid dictionary"),
+    ({"f-data-columns": ["a"]}, "'data.columns' is ['a']: input should be a valid dictionary"),
     ({"f-train-learning-rate": float("nan")}, "train.learning_rate"),
     ({"wb-model": "tiny\0model"}, "'tiny\\x00model' holds a NUL byte"),
-], ids=["epochs-ten", "slider-ten", "replace-list", "nan", "nul-model"])
+], ids=["epochs-ten", "slider-ten", "replace-list", "columns-list", "nan", "nul-model"])
 def test_start_through_the_api_refuses_a_wrong_value_with_a_sentence_naming_it(page, changes, said):
     app, workspace = page
     assert said in call(app, "start", changes)

@@ -186,6 +186,9 @@ DTYPE = FormField(ModelConfig, "dtype")
 TRUST_REMOTE_CODE = FormField(ModelConfig, "trust_remote_code")
 # data.replace, {placeholder: text}: a hidden widget the placeholder fields edit (webui/tabs/train/placeholders.py)
 REPLACE = FormField(DataConfig, "replace")
+# data.columns of every chosen dataset, {dataset: {standard: column}}: a hidden widget the Columns group's dropdowns
+# edit (webui/tabs/train/columns.py); webui.forms.columns writes it into data.columns, or each dataset's own
+COLUMNS = FormField(DataConfig, "columns")
 
 # The Devices panel (webui/tabs/train/devices.py): on which devices, in how many processes on how many machines.
 DEVICES = FormField(DistributedOptions, "devices")
@@ -217,7 +220,7 @@ FIELDS: tuple[FormField, ...] = METHOD_FIELDS + TRAIN_FIELDS + ADVANCED_FIELDS +
 METHOD_WIDGETS: tuple[Option, ...] = (*METHOD_FIELDS, BITS)  # everything the method panel holds
 # Every option widget, in the order the Train tab passes their values to handlers (after model, dataset, format
 # and method): the one ordered tuple that forms.from_widgets zips with, strictly.
-OPTIONS: tuple[Option, ...] = (STOP_BY, BITS, *FIELDS, REPLACE)
+OPTIONS: tuple[Option, ...] = (STOP_BY, BITS, *FIELDS, REPLACE, COLUMNS)
 
 _BNB = (BNB_4BIT_QUANT_TYPE, BNB_4BIT_USE_DOUBLE_QUANT, BNB_4BIT_COMPUTE_DTYPE)
 _BY_NAME: dict[str, Option] = {**{f.name: f for f in METHOD_FIELDS}, "bits": BITS}

@@ -19,10 +19,12 @@ from pydantic import ValidationError
 
 from engine.config import ConfigError, MethodConfig, RunConfig, load_config, parse_config
 from engine.config_read import sentence
+from webui.forms.columns import column_maps, data_columns
 from webui.forms.fields import (
     ADAPTER,
     ADVANCED_FIELDS,
     BITS,
+    COLUMNS,
     DEVICE_FIELDS,
     EPOCHS,
     FIELDS,
@@ -145,6 +147,8 @@ def to_raw(values: Values, *, model: str, data_path: str | list[str], data_forma
         raw["model"][ADAPTER.name] = adapter
     replace = values[REPLACE] or {}  # the placeholder fields' texts, as the page keeps them
     raw["data"][REPLACE.name] = dict(replace) if isinstance(replace, dict) else replace  # else: the schema says why
+    # each chosen dataset's column map: data.columns for one, each one's own for several (webui.forms.columns)
+    raw["data"][COLUMNS.name], raw["data"]["path"] = data_columns(values[COLUMNS], data_path or "", stage)
     for field in DEVICE_FIELDS:  # devices at the top, the others under distributed
         value = _from_widget(field, values[field])
         if value is not None:  # left blank: the schema's default applies
@@ -194,6 +198,7 @@ def from_config(config: RunConfig) -> Values:
     values[STOP_BY] = "steps" if config.train.max_steps else "epochs"
     values[BITS] = config.method.effective_bits or 0  # qlora's default 4 shows as 4-bit
     values[REPLACE] = dict(config.data.replace)
+    values[COLUMNS] = column_maps(config.data)
     return values
 
 

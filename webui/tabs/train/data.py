@@ -12,11 +12,13 @@ import gradio as gr
 import pandas as pd
 
 from webui.context import AppContext
+from webui.forms.columns import file_columns, stage_maps
 from webui.forms.datasets import column_widths, example_segments, length_histogram, preview_rows
 from webui.forms.models import model_folder
-from webui.i18n import message, sentence, words
+from webui.i18n import message, words
 from webui.jobs.commands import EngineCommandError, engine_cache, inspect_job
 from webui.jobs.paths import PathError
+from webui.tabs.train.columns import columns_hidden, columns_view, refusal_view
 from webui.tabs.train.panels import DataPanel
 from webui.tabs.train.placeholders import placeholder_view
 from webui.tabs.train.sources import chosen, datasets_line, measured_here
@@ -31,30 +33,40 @@ def summary_only(panel: DataPanel, summary: str) -> dict[Any, Any]:
             panel.histogram: hidden, panel.over_cutoff: hidden}
 
 
+def summary_alone(panel: DataPanel, summary: str) -> dict[Any, Any]:
+    """summary_only, with the Columns group hidden too: no file whose columns are known."""
+    return summary_only(panel, summary) | columns_hidden(panel.columns)
+
+
 def inspect(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, more: list[str] | None,
             data_format: str, cutoff_len: float, overlength: str,
-            request: gr.Request | None = None, replace: dict[str, str] | None = None) -> Iterator[dict[Any, Any]]:
+            request: gr.Request | None = None, replace: dict[str, str] | None = None,
+            columns: Any = None, stage: str | None = None) -> Iterator[dict[Any, Any]]:
     """Summary, preview table, rendered example, length histogram, over-cutoff line (or the one error) of the
     dataset, and with more datasets a line of every one's rows (train_sources).
 
     An answer already measured (by any visitor, before any restart) shows at once; otherwise the page says
     "inspecting" while the `inspect-data` engine process runs. `replace` (data.replace) fills the placeholder
-    fields of the placeholders the inspection finds."""
+    fields of the placeholders the inspection finds; `columns` (the form's column maps, webui.forms.columns) maps
+    each dataset's columns as `stage` reads them, and the Columns group offers the first one's columns."""
     names = chosen(dataset, more)
+    stage = stage or "sft"
+    maps = stage_maps(columns, stage)
     if not names:
-        yield summary_only(panel, "")
+        yield summary_alone(panel, "")
         return
     dataset = names[0]
+    own = maps.get(dataset, {})
     try:
         path = measured_here(ctx, dataset)
         if path is None:  # a hub dataset or a dataset folder: read when the run starts
-            yield summary_only(panel, datasets_line(ctx, names, None, data_format, request))
+            yield summary_alone(panel, datasets_line(ctx, names, None, data_format, request, maps))
             return
         if not path.is_file():
-            yield summary_only(panel, f"<div class='wb-error' id='wb-data-error'>"
-                                      f"{html.escape(message(request, 'msg.data_missing', name=dataset))}</div>")
+            yield summary_alone(panel, f"<div class='wb-error' id='wb-data-error'>"
+                                       f"{html.escape(message(request, 'msg.data_missing', name=dataset))}</div>")
             return
-        job = inspection_job(ctx, path, model, data_format, cutoff_len, overlength, replace)
+        job = inspection_job(ctx, path, model, data_format, cutoff_len, overlength, replace, own)
         cache = engine_cache(ctx.workspace)
         report = cache.cached(job)
         if report is None:
@@ -62,31 +74,33 @@ def inspect(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, 
             report = cache.answer(job)
     except OSError as error:  # the file went, or cannot be read, while it was being looked at
         reason = f"{Path(dataset).name} cannot be read: {error.strerror or error.__class__.__name__}."
-        yield summary_only(panel, f"<div class='wb-error' id='wb-data-error'>{html.escape(reason)}</div>")
+        yield summary_alone(panel, f"<div class='wb-error' id='wb-data-error'>{html.escape(reason)}</div>")
         return
-    except (EngineCommandError, PathError) as error:
-        yield summary_only(panel, f"<div class='wb-error' id='wb-data-error'>{html.escape(sentence(request, error))}"
-                                  "</div>")
+    except (EngineCommandError, PathError) as error:  # a refusal for the file's columns opens the Columns group
+        said, group = refusal_view(panel.columns, dataset, own, stage, error, request)
+        yield summary_only(panel, f"<div class='wb-error' id='wb-data-error'>{html.escape(said)}</div>") | group
         return
     view = inspection_view(panel, report, cutoff_len, request) | placeholder_view(
-        panel.placeholders, report, replace, request, every_dataset=len(names) == 1)
+        panel.placeholders, report, replace, request, every_dataset=len(names) == 1) | columns_view(
+        panel.columns, dataset, own, stage, file_columns(report), request)
     if len(names) > 1:
-        view[panel.summary] += "<br>" + datasets_line(ctx, names, report, data_format, request)
+        view[panel.summary] += "<br>" + datasets_line(ctx, names, report, data_format, request, maps)
     yield view
 
 
 def inspection_job(ctx: AppContext, path: Path, model: str, data_format: str, cutoff_len: float, overlength: str,
-                   replace: dict[str, str] | None) -> Any:
+                   replace: dict[str, str] | None, columns: dict[str, str] | None = None) -> Any:
     """The `inspect-data` job of a dataset file with the model's tokenizer (local, or the hub cache's copy: no
-    download): the one key its cached answer is found by."""
+    download), its columns mapped by `columns`: the one key its cached answer is found by."""
     local = ctx.local_model_dir(model) if model else None
     tokenizer = model_folder(model, local) if model else None
     return inspect_job(path, data_format=data_format, model=str(tokenizer) if tokenizer else None,
-                       cutoff_len=int(cutoff_len or 0), overlength=overlength, replace=fills(replace))
+                       cutoff_len=int(cutoff_len or 0), overlength=overlength, replace=fills(replace),
+                       columns=columns or None)
 
 
 def cached_lengths(ctx: AppContext, model: str, dataset: str, data_format: str, cutoff_len: int, overlength: str,
-                   replace: dict[str, str] | None) -> list[int] | None:
+                   replace: dict[str, str] | None, columns: dict[str, str] | None = None) -> list[int] | None:
     """The token lengths the inspection measured for the dataset with these settings, where it has (for any
     visitor, since any restart); None where it has not, or measures nothing here (no model, a hub dataset): nothing
     is started."""
@@ -95,7 +109,7 @@ def cached_lengths(ctx: AppContext, model: str, dataset: str, data_format: str, 
         if not model or path is None or not path.is_file():
             return None
         report = engine_cache(ctx.workspace).cached(
-            inspection_job(ctx, path, model, data_format, cutoff_len, overlength, replace))
+            inspection_job(ctx, path, model, data_format, cutoff_len, overlength, replace, columns))
     except (OSError, EngineCommandError, PathError):
         return None
     return (report or {}).get("lengths") or None

@@ -45,7 +45,8 @@ def estimate_text(ctx: AppContext, request: gr.Request | None, *args: Any) -> st
     gpu = room.gpu_free()
     device = "gpu" if gpu is not None else "cpu"
     lengths = cached_lengths(ctx, form.model.strip(), form.dataset, form.data_format, config.train.cutoff_len,
-                             config.data.overlength, config.data.replace) if len(form.datasets) == 1 else None
+                             config.data.overlength, config.data.replace, config.data.columns
+                             ) if len(form.datasets) == 1 else None
     step = memory.estimate(config, found, device, lengths)
     if step is None:
         return ""

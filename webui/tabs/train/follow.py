@@ -28,6 +28,7 @@ from webui.jobs.commands import engine_cache
 from webui.jobs.paths import PathError, safe_name
 from webui.jobs.runs import RunError
 from webui.jobs.scheduler import tail_lines
+from webui.tabs.train.columns import page_reason
 from webui.tabs.train.handlers import NEW_RUN, Form, list_start_runs
 from webui.tabs.train.panels import MonitorPanel
 
@@ -54,7 +55,8 @@ def start(ctx: AppContext, panel: MonitorPanel, request: gr.Request, run_name: s
         check_start(config, engine_cache(ctx.workspace), ctx.local_model_dir(form.model))
         name, queued = ctx.runs.submit(config, name)
     except StartRefusedError as refused:
-        raise failure(request, message(request, refused.key, **refused.values)) from None
+        reason = {"reason": page_reason(refused.values["reason"], request)} if "reason" in refused.values else {}
+        raise failure(request, message(request, refused.key, **{**refused.values, **reason})) from None
     except (ConfigError, PathError, RunError) as error:
         raise failure(request, sentences(request, error)) from None
     remember_model(ctx.workspace, form.model)

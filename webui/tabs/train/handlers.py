@@ -19,8 +19,9 @@ from engine.datapaths import display_name
 from webui.components.widgets import bits_radio_choices
 from webui.context import AppContext
 from webui.forms import mapping as forms
+from webui.forms.columns import renamed
 from webui.forms.datasets import dataset_choices, store_upload
-from webui.forms.fields import ADAPTER, BITS, EPOCHS, MAX_STEPS, OPTIONS
+from webui.forms.fields import ADAPTER, BITS, COLUMNS, EPOCHS, MAX_STEPS, OPTIONS
 from webui.forms.models import hub_offline, model_info
 from webui.i18n import failure, message, pairs_label, sentences, words
 from webui.jobs.boundary import ADAPTER_CONFIG
@@ -57,9 +58,13 @@ class Form:
     def config(self, ctx: AppContext, output_dir: Path) -> RunConfig:
         """The form's RunConfig; PathError (before anything outside is looked at) for a model or dataset outside
         the boundary, ConfigError for the rest."""
-        data_path = forms.data_path_for([ctx.boundary.dataset(name) for name in self.datasets])
+        paths = {name: ctx.boundary.dataset(name) for name in self.datasets}
+        data_path = forms.data_path_for(list(paths.values()))
         model = ctx.boundary.model(self.model)
-        config = forms.to_config(self.values, model=model, data_path=data_path, data_format=self.data_format,
+        maps = self.values[COLUMNS] or {}  # each chosen dataset's column map, keyed by the path the engine gets
+        values = {**self.values, COLUMNS: {paths[name]: own for name, own in maps.items() if name in paths}
+                  if isinstance(maps, dict) else maps}
+        config = forms.to_config(values, model=model, data_path=data_path, data_format=self.data_format,
                                  method=self.method, output_dir=str(output_dir))
         return ctx.boundary.config(config)
 
@@ -248,6 +253,7 @@ def form_filled(ctx: AppContext, tab: TrainTab, config: RunConfig,
     listed = {value for _, value in choices}
     choices += [(display_name(name), name) for name in data if name not in listed]
     values = forms.from_config(config)
+    values[COLUMNS] = renamed(values[COLUMNS], ctx.boundary.dataset)  # keyed as the dataset dropdowns name them
     # the bits radio gets the loaded method's choices with its value, so the two never disagree
     values[BITS] = gr.update(value=values[BITS], choices=bits_radio_choices(config.method.name))
     if config.model.adapter:  # the starting run, listed where the dropdown does not list it yet

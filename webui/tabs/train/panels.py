@@ -24,6 +24,7 @@ from webui.forms.fields import (
     ADVANCED_FIELDS,
     BETA,
     BITS,
+    COLUMNS,
     DESIRABLE_WEIGHT,
     DEVICES,
     EPOCHS,
@@ -55,6 +56,7 @@ from webui.forms.fields import (
 from webui.forms.models import model_choices
 from webui.i18n import t
 from webui.jobs.devices import GpuList
+from webui.tabs.train.columns import ColumnsPanel, build_columns_panel
 from webui.tabs.train.placeholders import PlaceholderPanel, build_placeholder_panel
 
 Component = gr.components.Component
@@ -82,6 +84,7 @@ class DataPanel:
     histogram: gr.BarPlot
     over_cutoff: gr.Markdown
     placeholders: PlaceholderPanel  # a text field for each {{name}} in the data: data.replace
+    columns: ColumnsPanel  # which of the file's columns is each standard name: data.columns
 
 
 @dataclass
@@ -155,7 +158,8 @@ class TrainTab:
     def widgets(self) -> dict[Option, Component]:
         """Every option's widget, keyed by the option (webui.forms.fields)."""
         return {STOP_BY: self.training.stop_by, BITS: self.method.bits, **self.method.options,
-                **self.training.options, REPLACE: self.data.placeholders.mapping, **self.method.stage,
+                **self.training.options, REPLACE: self.data.placeholders.mapping, COLUMNS: self.data.columns.maps,
+                **self.method.stage,
                 **self.devices.options}
 
     def form_inputs(self) -> list[Component]:
@@ -190,6 +194,7 @@ def build_data_panel(ctx: AppContext, starter: RunConfig | None) -> DataPanel:
             data_format = gr.Dropdown(list(choices(DataConfig, "format")), value="auto", label=t("field.data.format"),
                                       info=t("help.data.format"), elem_id="wb-format")
     summary = gr.HTML(elem_id="wb-data-summary")
+    columns = build_columns_panel(starter.train.stage if starter else "sft")
     placeholders = build_placeholder_panel()
     preview = gr.Dataframe(label=t("train.preview"), interactive=False, visible=False, wrap=True, max_height=220,
                            elem_id="wb-data-preview")
@@ -205,7 +210,7 @@ def build_data_panel(ctx: AppContext, starter: RunConfig | None) -> DataPanel:
     over_cutoff = gr.Markdown(visible=False, elem_id="wb-over-cutoff")
     return DataPanel(upload=upload, dataset=dataset, more=more, remove=remove, data_format=data_format, summary=summary,
                      preview=preview, example=example, rejected=rejected, histogram=histogram, over_cutoff=over_cutoff,
-                     placeholders=placeholders)
+                     placeholders=placeholders, columns=columns)
 
 
 STAGE_ROWS = ((BETA, LOSS_TYPE, LABEL_SMOOTHING, RPO_ALPHA),

@@ -30,12 +30,12 @@ def measured_here(ctx: AppContext, name: str) -> Path | None:
 
 
 def datasets_line(ctx: AppContext, names: list[str], first: dict[str, Any] | None, data_format: str,
-                  request: gr.Request | None) -> str:
+                  request: gr.Request | None, maps: dict[str, dict[str, str]] | None = None) -> str:
     """'a.json: 40 rows (alpaca) · b.jsonl: 120 rows (openai) — 160 rows in all'; `first` is the first dataset's
-    report (None where it is not measured here)."""
+    report (None where it is not measured here); `maps`: each dataset's column map, where it has one."""
     items, total, complete = [], 0, True
     for number, name in enumerate(names):
-        report = first if number == 0 else other_report(ctx, name, data_format, request)
+        report = first if number == 0 else other_report(ctx, name, data_format, request, (maps or {}).get(name))
         label = html.escape(display_name(name))
         if isinstance(report, str):
             items.append(f"<span class='wb-error'>{label}: {html.escape(report)}</span>")
@@ -51,8 +51,8 @@ def datasets_line(ctx: AppContext, names: list[str], first: dict[str, Any] | Non
     return line + " — " + message(request, "msg.data_files_total", rows=f"{total:,}") if complete else line
 
 
-def other_report(ctx: AppContext, name: str, data_format: str,
-                 request: gr.Request | None) -> dict[str, Any] | str | None:
+def other_report(ctx: AppContext, name: str, data_format: str, request: gr.Request | None,
+                 columns: dict[str, str] | None = None) -> dict[str, Any] | str | None:
     """Rows and format of a dataset after the first (no tokenizer: the token lengths shown are the first's), the
     sentence that says why there are none, or None for one that is read when the run starts."""
     try:
@@ -61,7 +61,7 @@ def other_report(ctx: AppContext, name: str, data_format: str,
             return None
         if not path.is_file():
             return message(request, "msg.data_missing", name=path.name)
-        return engine_cache(ctx.workspace).answer(inspect_job(path, data_format=data_format))
+        return engine_cache(ctx.workspace).answer(inspect_job(path, data_format=data_format, columns=columns or None))
     except OSError as error:  # the file went, or cannot be read, while it was being looked at
         return f"cannot be read: {error.strerror or error.__class__.__name__}."
     except (EngineCommandError, PathError) as error:

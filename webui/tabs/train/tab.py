@@ -31,6 +31,7 @@ from webui.tabs.train import estimate as train_estimate
 from webui.tabs.train import follow as train_follow
 from webui.tabs.train import handlers as h
 from webui.tabs.train import remember
+from webui.tabs.train.columns import wire_column_fields
 from webui.tabs.train.panels import (
     TrainTab,
     build_config_panel,
@@ -94,10 +95,13 @@ def wire_model_and_data(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
     app.load(bind(h.list_datasets, ctx), None, [data.dataset, data.more])
     # Not on app.load: the inspection after restore (build_train_tab) shows the opening dataset's summary; a second
     # one at load sent the same answer again, which the page redrew (and the preview and estimate ran again).
-    gr.on([data.dataset.change, data.more.change, data.data_format.change, cutoff_len.release, overlength.change],
-          trigger_mode="always_last", **inspection(ctx, tab))
+    # a new stage reads other standard names: the Columns group shows them, the file is read as the stage maps it
+    gr.on([data.dataset.change, data.more.change, data.data_format.change, cutoff_len.release, overlength.change,
+           tab.method.stage[STAGE].change], trigger_mode="always_last", **inspection(ctx, tab))
     # a placeholder field's text: the preview, example and lengths show the rows filled
     wire_placeholder_fields(data.placeholders, inspection(ctx, tab))
+    # a column picked under Columns: the summary, preview and example read the file mapped
+    wire_column_fields(data.columns, data.dataset, inspection(ctx, tab))
 
 
 def inspection(ctx: AppContext, tab: TrainTab) -> dict[str, Any]:
@@ -106,9 +110,9 @@ def inspection(ctx: AppContext, tab: TrainTab) -> dict[str, Any]:
     data, options = tab.data, tab.training.options
     return {"fn": bind(bind(train_data.inspect, ctx), data),
             "inputs": [tab.model.name, data.dataset, data.more, data.data_format, options[CUTOFF_LEN],
-                       options[OVERLENGTH], data.placeholders.mapping],
+                       options[OVERLENGTH], data.placeholders.mapping, data.columns.maps, tab.method.stage[STAGE]],
             "outputs": [data.summary, data.preview, data.example, data.rejected, data.histogram, data.over_cutoff,
-                        *data.placeholders.outputs]}
+                        *data.placeholders.outputs, *data.columns.outputs]}
 
 
 def wire_form(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
