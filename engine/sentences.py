@@ -242,6 +242,8 @@ def _plain(value: Any) -> Any:
         return value.record()
     if isinstance(value, (bool, int, float)) or value is None:
         return value
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value  # a value no wording shows, kept whole for the page (a file's column names)
     return str(value)
 
 

@@ -63,7 +63,7 @@ def apply_columns(records: list[dict], columns: dict[str, str], name: str,
                                  columns=", ".join(standard_columns)))
         if source not in records[0]:
             raise DataError(said("engine.data.no_such_column", name=name, source=source, standard=standard,
-                                 found=", ".join(records[0])))
+                                 found=", ".join(records[0]), file_columns=list(map(str, records[0]))))
     renamed = []
     for record in records:
         out = {key: value for key, value in record.items() if key not in columns.values()}
@@ -114,7 +114,7 @@ def detect_format(records: list[dict], path: Path) -> str:
     first = _row_format(records[0])
     if first is None:
         raise DataError(said("engine.data.no_format", name=name, columns=", ".join(map(str, records[0])) or "(none)",
-                             expected=EXPECTED))
+                             expected=EXPECTED, file_columns=list(map(str, records[0]))))
     for number, record in enumerate(records[1:], 2):
         kind = _row_format(record)
         if kind is None:
@@ -128,7 +128,7 @@ def _check_fields(record: dict, fmt: str, name: str, number: int) -> None:
     for group in REQUIRED[fmt]:
         if not any(key in record for key in group):
             raise DataError(said("engine.data.missing_field", name=name, number=number, field=group[0], format=fmt,
-                                 found=", ".join(map(str, record)) or "none"))
+                                 found=", ".join(map(str, record)) or "none", file_columns=list(map(str, record))))
 
 
 def _text(value: Any, field_name: str) -> str:

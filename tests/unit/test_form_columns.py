@@ -13,6 +13,7 @@ import yaml
 
 from engine.config import DataConfig, load_config
 from engine.jobs.failures import DataError
+from engine.sentences import Sentence
 from tests.train_tab import train_tab
 from webui.forms import columns as fc
 from webui.forms import fields as ff
@@ -112,6 +113,11 @@ def test_an_odd_file_inspected_in_process_has_a_format_once_mapped(tmp_path: Pat
     with pytest.raises(DataError) as refused:
         inspect_dataset(DataConfig(path=str(odd), columns={"prompt": "question", "response": "gone"}))
     assert fc.refused_columns(refused.value.sentence, {"prompt": "question"}) == ["question", "answer"]
+    comma = write(tmp_path / "comma.json", [{"question, short": "q", "answer": "a"}])
+    with pytest.raises(DataError) as refused:
+        inspect_dataset(DataConfig(path=str(comma)))
+    crossed = Sentence.of(json.loads(json.dumps(refused.value.sentence.record())))  # as the page reads it back
+    assert fc.refused_columns(crossed) == ["question, short", "answer"]  # a name holding ", " stays one column
     report = inspect_dataset(DataConfig(path=str(odd), columns={"prompt": "question", "response": "answer"}))
     assert (report["format"], report["rows"], fc.file_columns(report)) == ("prompt_completion", 3,
                                                                           ["question", "answer"])
@@ -134,7 +140,8 @@ def test_the_refusal_opens_the_group_with_the_files_columns_and_points_at_it(tmp
     from webui.tabs.train.columns import page_reason, refusal_view
 
     panel = train_tab(AppContext.create(tmp_path / "ws")).data.columns
-    sentence = said("engine.data.no_format", name="odd.json", columns="question, answer", expected="...")
+    sentence = said("engine.data.no_format", name="odd.json", columns="question, answer", expected="...",
+                    file_columns=["question", "answer"])
     assert "data.columns" in sentence
     text, view = refusal_view(panel, str(tmp_path / "odd.json"), {"prompt": "question"}, "sft",
                               EngineCommandError(sentence), None)

@@ -19,12 +19,11 @@ from engine.config_stage import PAIR_COLUMNS, SFT_COLUMNS, stage_columns
 ColumnMaps = dict[str, dict[str, str]]  # dataset (as the form names it) -> {standard name: the file's column}
 AUTO = ""  # a dropdown's "(auto)": the standard name is not mapped (the file's own column of that name is read)
 NAMES: tuple[str, ...] = tuple(dict.fromkeys(SFT_COLUMNS + PAIR_COLUMNS))  # one dropdown each; a stage shows its own
-# The inspection's refusals the Columns group answers, the value of each that lists the row's columns (the group
-# opens by itself, its dropdowns offering them), and whether they are named as mapped (the engine checks the format
-# of rows already renamed; a missing column is looked for among the file's own): a file matching no format, a row
-# lacking a field its format needs, a map naming a column the file lacks.
-REFUSALS = {"engine.data.no_format": ("columns", True), "engine.data.missing_field": ("found", True),
-            "engine.data.no_such_column": ("found", False)}
+# The inspection's refusals the Columns group answers (the group opens by itself, its dropdowns offering the row's
+# columns, each refusal's `file_columns` value), and whether they name the columns as mapped (the engine checks the
+# format of rows already renamed; a missing column is looked for among the file's own): a file matching no format,
+# a row lacking a field its format needs, a map naming a column the file lacks.
+REFUSALS = {"engine.data.no_format": True, "engine.data.missing_field": True, "engine.data.no_such_column": False}
 
 
 def shown_names(stage: str) -> dict[str, bool]:
@@ -82,18 +81,17 @@ def renamed(maps: Any, rename: Any) -> Any:
 
 
 def refused_columns(said: Any, own: dict[str, str] | None = None) -> list[str] | None:
-    """The file's columns an inspection's refusal names, where it is one the Columns group answers (REFUSALS); None
-    for any other. Where the refusal names them as mapped by `own` (the map the inspection read), each standard
-    name is the file's column it was mapped from. The engine writes them joined by ", " (a column whose name holds
-    ", " reads as two)."""
+    """The file's columns an inspection's refusal names (its `file_columns` value), where it is one the Columns
+    group answers (REFUSALS); None for any other. Where the refusal read the rows as mapped by `own` (the map the
+    inspection read), each standard name is the file's column it was mapped from."""
     key = getattr(said, "key", None)
     if key not in REFUSALS:
         return None
-    value, mapped = REFUSALS[key]
-    text = str(getattr(said, "values", {}).get(value, ""))
-    named = [] if text in ("", "(none)", "none") else text.split(", ")
-    back = own if mapped and own else {}
-    return list(dict.fromkeys(back.get(column, column) for column in named))
+    named = getattr(said, "values", {}).get("file_columns")
+    if not isinstance(named, list):
+        return None
+    back = own if REFUSALS[key] and own else {}
+    return list(dict.fromkeys(back.get(str(column), str(column)) for column in named))
 
 
 def file_columns(report: dict[str, Any]) -> list[str]:
