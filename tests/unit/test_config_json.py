@@ -79,3 +79,16 @@ def test_the_engine_decides_bitsandbytes_from_the_same_file(tmp_path: Path):
     quantized = {**LLAMA, "quantization_config": {"quant_method": "bitsandbytes", "load_in_4bit": True}}
     (tmp_path / "config.json").write_text(json.dumps(quantized), encoding="utf-8")
     assert uses_bitsandbytes(run)
+
+
+@pytest.mark.parametrize(("method", "bits"), [("lora", 8), ("lora", 4), ("dora", 4), ("dora", 8)])
+def test_a_quantized_lora_or_dora_run_keeps_bitsandbytes(tmp_path: Path, method: str, bits: int):
+    """The Train tab's bits radio offers 8- and 4-bit to LoRA and DoRA too (not only QLoRA): a training process
+    that marked bitsandbytes absent for them failed to load the base with transformers' ImportError."""
+    from engine.config import DataConfig, MethodConfig, ModelConfig, RunConfig
+
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA), encoding="utf-8")
+    run = RunConfig(model=ModelConfig(name_or_path=str(tmp_path)), method=MethodConfig(name=method, bits=bits),
+                    data=DataConfig(path="unused"), output_dir="x")
+    assert uses_bitsandbytes(run)
+    assert not uses_bitsandbytes(run.model_copy(update={"method": MethodConfig(name=method)}))
