@@ -94,8 +94,9 @@ def wire_model_and_data(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
     app.load(bind(h.list_datasets, ctx), None, [data.dataset, data.more])
     # Not on app.load: the inspection after restore (build_train_tab) shows the opening dataset's summary; a second
     # one at load sent the same answer again, which the page redrew (and the preview and estimate ran again).
-    gr.on([data.dataset.change, data.more.change, data.data_format.change, cutoff_len.release, overlength.change],
-          trigger_mode="always_last", **inspection(ctx, tab))
+    # a new base model too: the example is rendered with its chat template, the lengths counted with its tokenizer
+    gr.on([model.name.change, data.dataset.change, data.more.change, data.data_format.change, cutoff_len.release,
+           overlength.change], trigger_mode="always_last", **inspection(ctx, tab))
     # a placeholder field's text: the preview, example and lengths show the rows filled
     wire_placeholder_fields(data.placeholders, inspection(ctx, tab))
 
