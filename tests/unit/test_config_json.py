@@ -92,3 +92,24 @@ def test_a_quantized_lora_or_dora_run_keeps_bitsandbytes(tmp_path: Path, method:
                     data=DataConfig(path="unused"), output_dir="x")
     assert uses_bitsandbytes(run)
     assert not uses_bitsandbytes(run.model_copy(update={"method": MethodConfig(name=method)}))
+
+
+def test_a_model_folder_without_a_tokenizer_says_so_at_once_and_start_refuses_it(tmp_path: Path):
+    """A folder with config.json and weights but no tokenizer files (copied without them): the model line said
+    "chat template: none: the ChatML fallback is used", and Start blamed the dataset ("qa.csv cannot be trained.
+    Cannot load a tokenizer ...: check --model", a command-line flag) after an engine process had run."""
+    from engine.config import RunConfig
+    from webui.forms.prestart import StartRefusedError, check_start
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(LLAMA), encoding="utf-8")
+    shown = models.model_info(str(folder), folder).markdown(lambda key, **values: f"{key} {values}")
+    assert "msg.model_no_tokenizer" in shown and str(folder) in shown
+    config = RunConfig.model_validate({"model": {"name_or_path": str(folder)}, "data": {"path": "unused.jsonl"},
+                                       "output_dir": str(tmp_path / "run")})
+    with pytest.raises(StartRefusedError) as refused:
+        check_start(config, None, folder)  # refused before any dataset is inspected (no cache needed)
+    assert refused.value.key == "msg.model_no_tokenizer" and refused.value.values == {"name": str(folder)}
+    (folder / "tokenizer.json").write_text("{}", encoding="utf-8")
+    assert models.model_info(str(folder), folder).tokenizer is True
