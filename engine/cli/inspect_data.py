@@ -63,7 +63,8 @@ def _inspect(cfg: DataConfig, args: argparse.Namespace) -> dict[str, Any] | str:
     try:
         tokenizer = _load_tokenizer(args.model) if args.model else None
     except (OSError, ValueError) as error:
-        return f"Cannot load a tokenizer from {args.model} ({type(error).__name__}): check --model."
+        return (f"Cannot load a tokenizer from {args.model} ({type(error).__name__}): choose a model whose folder "
+                "has its tokenizer files (tokenizer.json, tokenizer.model or vocab.*).")
     try:
         sample = sample_source(cfg.path, cfg.split, args.sample_rows)
         pairs = with_pair_columns(cfg, sample) if args.format == "auto" else None
