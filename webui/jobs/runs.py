@@ -165,6 +165,21 @@ class RunManager:
                 raise RunError(f"A run named {name} already exists: choose another name.") from None
             return name, run.read_status().get("state") == QUEUED  # still queued: another run holds the device
 
+    def same_settings(self, config: RunConfig) -> str | None:
+        """A queued or training run whose config is exactly `config` (its output folder and the versions the engine
+        stamps aside), or None: Start pressed twice with a blank name would queue the same run twice."""
+        def settings(run: RunConfig) -> dict[str, Any]:
+            return run.model_dump(mode="json", exclude={"output_dir", "versions"})
+
+        wanted = settings(config)
+        for name in [*self.queued(), *self.training()]:
+            try:
+                if settings(self.run_dir(name).read_config()) == wanted:
+                    return name
+            except (OSError, ValueError, RunError):  # gone since the listing, or its config is not readable
+                continue
+        return None
+
     def new_name(self, config: RunConfig) -> str:
         model = slug(Path(config.model.name_or_path).name or "model", 24)
         base = f"{time.strftime('%Y%m%d-%H%M%S')}-{model}-{config.method.name}"
