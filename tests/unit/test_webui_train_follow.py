@@ -208,3 +208,16 @@ def test_start_pressed_twice_with_a_blank_name_queues_one_run(ctx, monkeypatch):
     changed = ["tiny", str(dataset), [], "auto", "lora", *forms.widget_values({**values, SEED: 7})]
     assert train_follow.start(ctx, panel, None, "", *changed)[panel.current] != first  # another sample: queued
     assert train_follow.start(ctx, panel, None, "again", *args)[panel.current] == "again"  # named: queued
+
+
+def test_a_queued_run_waits_for_the_run_queued_before_it(ctx, monkeypatch):
+    """Two runs queued behind a training one: the second's message said it starts when the training run ends, but
+    the run queued before it takes the device then."""
+    for name in ("first", "second"):
+        write_run(ctx, name, "queued")
+    book = ctx.runs.scheduler.devices
+    monkeypatch.setattr(ctx.runs, "queued", lambda: ["first", "second"])
+    monkeypatch.setattr(book, "of", lambda _job: frozenset({"CPU"}))
+    book.held = {"CPU": "training"}
+    book.waits = {ctx.runs.runs_dir / name: ("CPU",) for name in ("first", "second")}
+    assert (ctx.runs.ahead("first"), ctx.runs.ahead("second")) == ("training", "first")
