@@ -113,3 +113,15 @@ def test_a_model_folder_without_a_tokenizer_says_so_at_once_and_start_refuses_it
     assert refused.value.key == "msg.model_no_tokenizer" and refused.value.values == {"name": str(folder)}
     (folder / "tokenizer.json").write_text("{}", encoding="utf-8")
     assert models.model_info(str(folder), folder).tokenizer is True
+
+
+def test_the_base_model_list_offers_the_workspaces_merged_exports(tmp_path: Path):
+    """An export's merged folder is a model to train on next: the list offered the bundled, recent and
+    WORKSPACE/models folders only, so it had to be typed (and an export that is not merged, no config.json, is not
+    a model)."""
+    workspace, assets = tmp_path / "ws", tmp_path / "assets"
+    merged = workspace / "exports" / "run-float16" / "model"
+    merged.mkdir(parents=True)
+    (merged / "config.json").write_text(json.dumps(LLAMA), encoding="utf-8")
+    (workspace / "exports" / "prefix-adapter" / "model").mkdir(parents=True)  # an adapter: adapter_config.json
+    assert models.model_choices(workspace, assets) == [str(merged)]

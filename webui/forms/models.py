@@ -84,9 +84,11 @@ def remember_model(workspace: Path, name: str) -> None:
 
 
 def model_choices(workspace: Path, assets: Path) -> list[str]:
-    """Dropdown entries: bundled demo models, then recent ones, then folders under WORKSPACE/models."""
+    """Dropdown entries: bundled demo models, then recent ones, then folders under WORKSPACE/models, then the merged
+    models the Export tab wrote (WORKSPACE/exports/JOB/model), to train on next."""
     entries = [str(p) for p in bundled_models(assets)] + recent_models(workspace)
     entries += [str(p.parent) for p in sorted((workspace / "models").glob("*/config.json"))]
+    entries += [str(p.parent) for p in sorted((workspace / "exports").glob("*/model/config.json"))]
     return list(dict.fromkeys(entries))
 
 

@@ -22,6 +22,7 @@ from webui.forms.fields import (
     STAGE,
     STAGE_OPTION_FIELDS,
 )
+from webui.forms.models import model_choices
 from webui.i18n import t
 from webui.jobs import devices as gpu_list
 from webui.tabs.train import count as train_count
@@ -75,6 +76,9 @@ def build_train_tab(ctx: AppContext, app: gr.Blocks) -> TrainTab:
     start_run = method.stage[ADAPTER]  # runs finished since the page loaded can be started from
     tab.monitor.start_run = start_run  # and the run the tab follows, as it ends (webui.tabs.train.follow.poll)
     gr.on([app.load, shown.select], bind(h.list_start_runs, ctx), start_run, start_run, show_progress="hidden")
+    # models exported or first used since the server started are offered when the tab is shown again
+    shown.select(lambda: gr.update(choices=model_choices(ctx.workspace, ctx.assets)), None, model.name,
+                 show_progress="hidden")
     # pairs rated in the Chat tab since the page loaded are listed (with their count) when the tab is shown again
     shown.select(bind(h.list_datasets, ctx), None, [data.dataset, data.more], show_progress="hidden")
     wire_monitor(ctx, tab, app)
