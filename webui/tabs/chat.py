@@ -15,7 +15,7 @@ from typing import Any
 import gradio as gr
 
 from engine.errors import UserError
-from engine.jobs.rundir import RunDir
+from engine.jobs.rundir import ADAPTER, RunDir
 from engine.sampling import SamplingConfig
 from webui.components.widgets import field_widget
 from webui.components.wiring import bind
@@ -106,10 +106,16 @@ def loaded_status(ctx: AppContext, say: Callable[..., str]) -> str:
     if loaded is None:
         return say("chat.msg.no_model")
     sources = loaded.get("sources") or {}  # the run's (or adapter folder's) name, not the worker's "tuned"
-    names = ", ".join(Path(sources.get(name, name)).name for name in loaded.get("adapters") or []) or say(
+    names = ", ".join(source_name(sources.get(name, name)) for name in loaded.get("adapters") or []) or say(
         "chat.msg.no_adapters")
     model = Path(str(loaded.get("model") or "?")).name
     return say("chat.msg.loaded", model=model, device=loaded.get("device", "?"), adapters=names)
+
+
+def source_name(location: str) -> str:
+    """A loaded source as the status line names it: its folder, or the run of a run's adapter/ folder."""
+    folder = Path(location)
+    return folder.parent.name if folder.name == ADAPTER and folder.parent.name else folder.name
 
 
 def worker_view(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, str, str]:
