@@ -65,9 +65,10 @@ def build_train_tab(ctx: AppContext, app: gr.Blocks) -> TrainTab:
                    monitor=monitor)
     # the form as this browser left it, asked for before the page's own first answers write the defaults' config;
     # then the page's one inspection on opening (of the kept form's dataset, or the starter set's)
-    app.load(bind(bind(remember.restore, ctx), tab), config.remembered, tab.form_inputs()).then(**inspection(ctx, tab))
+    restored = app.load(bind(bind(remember.restore, ctx), tab), config.remembered, tab.form_inputs())
+    restored.then(**inspection(ctx, tab))
     wire_model_and_data(ctx, tab, app)
-    wire_form(ctx, tab, app)
+    wire_form(ctx, tab, app, restored)
     train_devices.wire_devices(ctx, tab)
     # runs started since the page loaded have their configs too: listed when the tab is shown and the panel opened
     # (not when the list is opened: see webui.tabs.chat)
@@ -116,7 +117,9 @@ def inspection(ctx: AppContext, tab: TrainTab) -> dict[str, Any]:
                         *data.placeholders.outputs]}
 
 
-def wire_form(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
+def wire_form(ctx: AppContext, tab: TrainTab, app: gr.Blocks, restored: Any) -> None:
+    """The form's own events; `restored` is the page load's restore of the kept form (the opening preview follows
+    it)."""
     form = tab.form_inputs()
     method, training, config = tab.method, tab.training, tab.config
     training.stop_by.change(bind(h.stop_by_shown, training), training.stop_by,
@@ -140,8 +143,11 @@ def wire_form(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
     preview = {"fn": bind(bind(train_devices.preview, ctx), tab), "inputs": [config.config_name, *form],
                "outputs": [config.yaml, config.command, config.remembered, tab.devices.commands],
                "show_progress": "hidden"}
-    gr.on([app.load] + [c.change for c in form if c is not method.name] + [config.config_name.change],
+    # Not on app.load: the preview writes the form the browser keeps, and one of the page's defaults, beside the
+    # restore, would replace the kept form (a reload before the restored form's preview then lost it). After it.
+    gr.on([c.change for c in form if c is not method.name] + [config.config_name.change],
           trigger_mode="always_last", **preview)
+    restored.then(**preview)
     method_shown.then(**preview)
     estimate = {"fn": bind(train_estimate.estimate_text, ctx), "inputs": form, "outputs": method.estimate,
                 "show_progress": "hidden"}
