@@ -48,9 +48,14 @@ def test_the_page_says_which_rows_were_measured_on_their_first_megabyte():
     assert "rows longer than 1 MB: 1, measured on their first MB" in line
 
 
-def test_a_model_without_a_tokenizer_is_one_sentence_the_page_can_show(tmp_path: Path):
+def test_a_model_without_a_tokenizer_is_one_sentence_the_page_can_show(tmp_path: Path, monkeypatch):
     """The Train tab shows this sentence under the dataset: it named a command-line flag ("check --model")."""
     from engine.cli import inspect_data
+
+    def no_tokenizer(name: str) -> None:  # what AutoTokenizer raises for a folder without tokenizer files
+        raise ValueError(f"Couldn't instantiate the backend tokenizer from one of: {name}")
+
+    monkeypatch.setattr(inspect_data, "_load_tokenizer", no_tokenizer)  # without importing transformers here
 
     data = tmp_path / "rows.jsonl"
     data.write_text(json.dumps({"instruction": "q", "output": "a"}) + "\n")
