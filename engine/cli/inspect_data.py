@@ -73,7 +73,8 @@ def _inspect(cfg: DataConfig, args: argparse.Namespace) -> dict[str, Any] | str:
     try:
         tokenizer = _load_tokenizer(args.model)
     except (OSError, ValueError) as error:
-        return f"Cannot load a tokenizer from {args.model} ({type(error).__name__}): check --model."
+        return (f"Cannot load a tokenizer from {args.model} ({type(error).__name__}): choose a model whose folder "
+                "has its tokenizer files (tokenizer.json, tokenizer.model or vocab.*).")
     try:
         return _report(cfg, sample, pairs, tokenizer, args)
     except DataError as error:

@@ -22,9 +22,9 @@ PLAIN_OPTIMIZERS = ("adamw_torch", "sgd")
 
 
 def uses_bitsandbytes(config: RunConfig) -> bool:
-    """QLoRA, an 8-bit or paged optimizer, or a base model saved quantized by bitsandbytes (or one whose
-    config.json cannot be read here: a hub id not in the local cache)."""
-    if config.method.name == "qlora" or config.train.optim not in PLAIN_OPTIMIZERS:
+    """A quantized base (QLoRA, or LoRA/DoRA with `bits`), an 8-bit or paged optimizer, or a base model saved quantized
+    by bitsandbytes (or one whose config.json cannot be read here: a hub id not in the local cache)."""
+    if config.method.effective_bits or config.train.optim not in PLAIN_OPTIMIZERS:
         return True
     model_config = model_config_json(config.model.name_or_path, config.model.revision)
     if model_config is None:

@@ -17,3 +17,17 @@ def test_an_empty_reply_is_shown_with_a_note_and_handed_back_as_it_was():
     assert worker_turns([{**shown, "content": ""}]) == [{"role": "assistant", "content": ""}]
     (plain,) = reply_messages("Hello.", {}, say)
     assert "metadata" not in plain
+
+
+def test_the_status_names_the_run_of_an_adapter_folder_inside_it(tmp_path):
+    """A run's adapter/ folder typed into "or an adapter folder": the status line said "adapters: adapter"."""
+    from webui.context import AppContext
+    from webui.tabs import chat
+
+    ctx = AppContext.create(tmp_path / "ws")
+    folder = ctx.runs.runs_dir / "my-run" / "adapter"
+    ctx.chat.loaded = {"model": "/models/base", "device": "cpu", "adapters": ["tuned"],
+                       "sources": {"tuned": str(folder)}}
+    assert chat.loaded_status(ctx, chat.ENGLISH).endswith("adapters: my-run")
+    ctx.chat.loaded["sources"]["tuned"] = str(tmp_path / "elsewhere" / "my-adapter")
+    assert chat.loaded_status(ctx, chat.ENGLISH).endswith("adapters: my-adapter")

@@ -79,3 +79,49 @@ def test_the_engine_decides_bitsandbytes_from_the_same_file(tmp_path: Path):
     quantized = {**LLAMA, "quantization_config": {"quant_method": "bitsandbytes", "load_in_4bit": True}}
     (tmp_path / "config.json").write_text(json.dumps(quantized), encoding="utf-8")
     assert uses_bitsandbytes(run)
+
+
+@pytest.mark.parametrize(("method", "bits"), [("lora", 8), ("lora", 4), ("dora", 4), ("dora", 8)])
+def test_a_quantized_lora_or_dora_run_keeps_bitsandbytes(tmp_path: Path, method: str, bits: int):
+    """The Train tab's bits radio offers 8- and 4-bit to LoRA and DoRA too (not only QLoRA): a training process
+    that marked bitsandbytes absent for them failed to load the base with transformers' ImportError."""
+    from engine.config import DataConfig, MethodConfig, ModelConfig, RunConfig
+
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA), encoding="utf-8")
+    run = RunConfig(model=ModelConfig(name_or_path=str(tmp_path)), method=MethodConfig(name=method, bits=bits),
+                    data=DataConfig(path="unused"), output_dir="x")
+    assert uses_bitsandbytes(run)
+    assert not uses_bitsandbytes(run.model_copy(update={"method": MethodConfig(name=method)}))
+
+
+def test_a_model_folder_without_a_tokenizer_says_so_at_once_and_start_refuses_it(tmp_path: Path):
+    """A folder with config.json and weights but no tokenizer files (copied without them): the model line said
+    "chat template: none: the ChatML fallback is used", and Start blamed the dataset ("qa.csv cannot be trained.
+    Cannot load a tokenizer ...: check --model", a command-line flag) after an engine process had run."""
+    from engine.config import RunConfig
+    from webui.forms.prestart import StartRefusedError, check_start
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(LLAMA), encoding="utf-8")
+    shown = models.model_info(str(folder), folder).markdown(lambda key, **values: f"{key} {values}")
+    assert "msg.model_no_tokenizer" in shown and str(folder) in shown
+    config = RunConfig.model_validate({"model": {"name_or_path": str(folder)}, "data": {"path": "unused.jsonl"},
+                                       "output_dir": str(tmp_path / "run")})
+    with pytest.raises(StartRefusedError) as refused:
+        check_start(config, None, folder)  # refused before any dataset is inspected (no cache needed)
+    assert refused.value.key == "msg.model_no_tokenizer" and refused.value.values == {"name": str(folder)}
+    (folder / "tokenizer.json").write_text("{}", encoding="utf-8")
+    assert models.model_info(str(folder), folder).tokenizer is True
+
+
+def test_the_base_model_list_offers_the_workspaces_merged_exports(tmp_path: Path):
+    """An export's merged folder is a model to train on next: the list offered the bundled, recent and
+    WORKSPACE/models folders only, so it had to be typed (and an export that is not merged, no config.json, is not
+    a model)."""
+    workspace, assets = tmp_path / "ws", tmp_path / "assets"
+    merged = workspace / "exports" / "run-float16" / "model"
+    merged.mkdir(parents=True)
+    (merged / "config.json").write_text(json.dumps(LLAMA), encoding="utf-8")
+    (workspace / "exports" / "prefix-adapter" / "model").mkdir(parents=True)  # an adapter: adapter_config.json
+    assert models.model_choices(workspace, assets) == [str(merged)]

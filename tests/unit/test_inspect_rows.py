@@ -46,3 +46,23 @@ def test_the_page_says_which_rows_were_measured_on_their_first_megabyte():
 
     line = summary_line({"format": "alpaca", "rows": 6, "sample_rows": 6, "cut_rows": 1}, None)
     assert "rows longer than 1 MB: 1, measured on their first MB" in line
+
+
+def test_a_model_without_a_tokenizer_is_one_sentence_the_page_can_show(tmp_path: Path, monkeypatch):
+    """The Train tab shows this sentence under the dataset: it named a command-line flag ("check --model")."""
+    from engine.cli import inspect_data
+
+    def no_tokenizer(name: str) -> None:  # what AutoTokenizer raises for a folder without tokenizer files
+        raise ValueError(f"Couldn't instantiate the backend tokenizer from one of: {name}")
+
+    monkeypatch.setattr(inspect_data, "_load_tokenizer", no_tokenizer)  # without importing transformers here
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text(json.dumps({"instruction": "q", "output": "a"}) + "\n")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    args = inspect_data._parser().parse_args(["--data", str(data), "--model", str(model)])
+    said = inspect_data._inspect(DataConfig(path=str(data)), args)
+    assert isinstance(said, str) and "--model" not in said and said.count(". ") == 0
+    assert said.startswith(f"Cannot load a tokenizer from {model}") and "tokenizer files" in said

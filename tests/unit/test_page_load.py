@@ -57,3 +57,26 @@ def test_the_inspections_answer_sets_no_placeholder_field_to_a_new_value(placeho
     for field in panel.fields:
         assert view[field]["value"] == field.value, (field.elem_id, field.value, view[field])
 
+
+
+def test_choosing_another_model_inspects_the_dataset_again(app):
+    """The example is rendered with the chosen model's chat template and the token lengths are counted with its
+    tokenizer: a new base model (its folder or hub id typed, a recent one picked) inspects again. Before, the page
+    kept showing the first model's template (Phi-3 markers under a ChatML model) until the dataset changed."""
+    inspections = [fn for fn in app.fns.values()
+                   if fn.fn is not None and pyinspect.unwrap(fn.fn) is train_data.inspect and fn.trigger_after is None]
+    triggers = {(app.blocks[block].elem_id, event) for fn in inspections for block, event in fn.targets
+                if block in app.blocks}
+    assert ("wb-model", "change") in triggers, sorted(triggers, key=str)
+
+
+def test_the_opening_preview_waits_for_the_kept_form(app):
+    """The config preview also writes the form the browser keeps (webui.tabs.train.remember): run on load beside the
+    restore, it kept the page's default form, so a reload before the restored form's own preview came back (a
+    page that gradio reloads itself after a restart of launch.py, with a run training beside it) lost the form."""
+    from webui.tabs.train import devices as train_devices
+
+    previews = [fn for fn in app.fns.values() if fn.fn is not None and pyinspect.unwrap(fn.fn) is train_devices.preview]
+    assert previews and not any(event == "load" for fn in previews for _, event in fn.targets)
+    after = [app.fns[fn.trigger_after].fn for fn in previews if fn.trigger_after is not None]
+    assert [fn.__name__ for fn in after if fn is not None].count("restore") == 1

@@ -50,6 +50,7 @@ def run_config(tmp_path: Path, rows: list[dict], stage: str) -> RunConfig:
     data = tmp_path / f"{stage}.json"
     data.write_text(json.dumps(rows), encoding="utf-8")
     (tmp_path / "config.json").write_text("{}", encoding="utf-8")  # a local model folder, as the page checked it
+    (tmp_path / "tokenizer.json").write_text("{}", encoding="utf-8")  # with its tokenizer files (else refused first)
     return RunConfig.model_validate({"model": {"name_or_path": str(tmp_path)}, "method": {"name": "lora"},
                                      "data": {"path": str(data)}, "train": {"stage": stage},
                                      "output_dir": str(tmp_path / "run")})

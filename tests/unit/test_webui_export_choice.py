@@ -32,3 +32,13 @@ def test_a_prefix_export_folder_is_named_without_a_dtype(ctx):
     write_run(ctx, "lora-demo", method="lora")
     assert ctx.exports.start(ctx.runs.run_dir("prefix-demo"), "float16", 2).path.name == "prefix-demo-adapter"
     assert ctx.exports.start(ctx.runs.run_dir("lora-demo"), "float16", 2).path.name == "lora-demo-float16"
+
+
+@pytest.mark.parametrize("method", ["full", "freeze"])
+def test_a_full_or_freeze_run_exports_its_model_in_the_chosen_dtype(ctx, method):
+    """A full or freeze run is a whole model (RUN/model/), written in the chosen dtype: the tab offered no dtype and
+    said "Adapter only: a freeze run cannot be merged", and named its export RUN-adapter."""
+    write_run(ctx, f"{method}-demo", method=method)
+    choice = export_tab.dtype_choice(ctx, f"{method}-demo")
+    assert choice["interactive"] is True and choice["info"] == "Precision of the merged weights."
+    assert ctx.exports.start(ctx.runs.run_dir(f"{method}-demo"), "bfloat16", 2).path.name == f"{method}-demo-bfloat16"

@@ -15,6 +15,7 @@ from tests.run_folders import TWO_LOSSES
 from tests.train_tab import train_tab
 from webui.context import AppContext
 from webui.forms import mapping as forms
+from webui.forms.fields import SEED
 from webui.tabs.train import follow as train_follow
 from webui.tabs.train.panels import FOLLOW_S, WATCH_S
 
@@ -184,3 +185,39 @@ def test_a_queued_run_names_the_run_it_waits_for():
     assert train_follow.waits_for("third", ["second", "third"], "first") == "second"
     assert train_follow.waits_for("fourth", ["second", "third", "fourth"], "first") == "third"
     assert train_follow.waits_for("gone", [], "first") == "first"
+
+
+def test_start_pressed_twice_with_a_blank_name_queues_one_run(ctx, monkeypatch):
+    """Start pressed twice within a second (the first press answered at once): each press queued its own run, both
+    named by the date, with the same settings. The second now says which run has them; a changed setting or a
+    typed name starts another."""
+    panel = train_tab(ctx).monitor
+    monkeypatch.setattr(train_follow, "check_start", lambda *_: None)
+    scheduler = ctx.runs.scheduler
+    monkeypatch.setattr(scheduler, "tick", lambda: scheduler.scan() and [])  # nothing starts: the run stays queued
+    monkeypatch.setattr(train_follow.gr, "Info", lambda *_, **__: None)
+    dataset = ctx.uploads / "d.jsonl"
+    dataset.write_text('{"instruction": "a", "output": "b"}\n')
+    values = forms.defaults()
+    args = ["tiny", str(dataset), [], "auto", "lora", *forms.widget_values(values)]
+    first = train_follow.start(ctx, panel, None, "", *args)[panel.current]
+    assert ctx.runs.queued() == [first]
+    with pytest.raises(gr.Error) as refused:
+        train_follow.start(ctx, panel, None, "", *args)
+    assert first in str(refused.value.message) and ctx.runs.queued() == [first]
+    changed = ["tiny", str(dataset), [], "auto", "lora", *forms.widget_values({**values, SEED: 7})]
+    assert train_follow.start(ctx, panel, None, "", *changed)[panel.current] != first  # another sample: queued
+    assert train_follow.start(ctx, panel, None, "again", *args)[panel.current] == "again"  # named: queued
+
+
+def test_a_queued_run_waits_for_the_run_queued_before_it(ctx, monkeypatch):
+    """Two runs queued behind a training one: the second's message said it starts when the training run ends, but
+    the run queued before it takes the device then."""
+    for name in ("first", "second"):
+        write_run(ctx, name, "queued")
+    book = ctx.runs.scheduler.devices
+    monkeypatch.setattr(ctx.runs, "queued", lambda: ["first", "second"])
+    monkeypatch.setattr(book, "of", lambda _job: frozenset({"CPU"}))
+    book.held = {"CPU": "training"}
+    book.waits = {ctx.runs.runs_dir / name: ("CPU",) for name in ("first", "second")}
+    assert (ctx.runs.ahead("first"), ctx.runs.ahead("second")) == ("training", "first")

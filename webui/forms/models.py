@@ -36,11 +36,14 @@ class ModelInfo:
     local_dir: Path | None = None
     offline: bool = False  # not local, not in the hub cache, and the hub cannot be reached
     error: str | None = None  # a damaged config.json or weights file, in one sentence
+    tokenizer: bool | None = None  # a local folder holds tokenizer files; None: not a local folder (not known here)
 
     def markdown(self, text: Callable[..., str] = lambda key, **_values: key) -> str:
         """The one-line summary; `text(key, **values)` supplies the words in the visitor's language."""
         if self.error is not None:
             return f"<span class='wb-error'>{html.escape(self.error)}</span>"
+        if self.tokenizer is False:
+            return f"<span class='wb-error'>{html.escape(text('msg.model_no_tokenizer', name=self.name))}</span>"
         if self.architecture is None:
             return text("msg.model_offline" if self.offline else "msg.model_remote", name=self.name)
         params = "?" if self.params is None else ("~" if self.params_estimated else "") + human_count(self.params)
@@ -81,9 +84,11 @@ def remember_model(workspace: Path, name: str) -> None:
 
 
 def model_choices(workspace: Path, assets: Path) -> list[str]:
-    """Dropdown entries: bundled demo models, then recent ones, then folders under WORKSPACE/models."""
+    """Dropdown entries: bundled demo models, then recent ones, then folders under WORKSPACE/models, then the merged
+    models the Export tab wrote (WORKSPACE/exports/JOB/model), to train on next."""
     entries = [str(p) for p in bundled_models(assets)] + recent_models(workspace)
     entries += [str(p.parent) for p in sorted((workspace / "models").glob("*/config.json"))]
+    entries += [str(p.parent) for p in sorted((workspace / "exports").glob("*/model/config.json"))]
     return list(dict.fromkeys(entries))
 
 
@@ -142,6 +147,16 @@ def _reachable(host: str, port: int, timeout: float) -> bool:
     return bool(result and result[0])
 
 
+# the files a tokenizer loads from (fast, SentencePiece, BPE or WordPiece vocabularies, tiktoken); tokenizer_config.json
+# alone is not one
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.*", "spiece.model", "*.tiktoken")
+
+
+def has_tokenizer(folder: Path) -> bool:
+    """Whether a model folder holds tokenizer files (a folder copied without them cannot train or chat)."""
+    return any(next(folder.glob(pattern), None) is not None for pattern in TOKENIZER_FILES)
+
+
 def has_chat_template(folder: Path) -> bool:
     if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
         return True
@@ -170,4 +185,6 @@ def model_info(name: str, local_dir: Path | None) -> ModelInfo:
     if info.params is None:
         info.params, info.params_estimated = shapes.estimate_total(config), True
     info.chat_template = has_chat_template(folder)
+    if local_dir is not None:
+        info.tokenizer = has_tokenizer(folder)
     return info

@@ -20,7 +20,7 @@ from engine.config_compare import CompareConfig, compare_data_problem
 from engine.config_eval import EvalConfig, eval_data_problem
 from engine.config_stage import shape_problem
 from engine.errors import UserError
-from webui.forms.models import hub_offline, model_folder
+from webui.forms.models import has_tokenizer, hub_offline, model_folder
 from webui.jobs.commands import EngineCache, EngineCommandError, inspect_job
 
 RECENT_FAILURE_S = 600.0  # an inspection that failed this recently (the page showing its sentence) is not run again
@@ -35,14 +35,16 @@ class StartRefusedError(UserError):
 
 
 def check_start(config: RunConfig, cache: EngineCache, local_model: Path | None) -> None:
-    """StartRefusedError for a run that cannot start: a hub model that is neither cached nor reachable, a dataset
-    file that is gone, or one the inspection rejects (empty, no known layout, a bad row), or whose shape the
-    stage does not read (pairs under sft, SFT rows under dpo). `local_model` is the
-    checked folder of config.model.name_or_path, None for a hub id."""
+    """StartRefusedError for a run that cannot start: a hub model that is neither cached nor reachable, a local model
+    folder without tokenizer files, a dataset file that is gone, or one the inspection rejects (empty, no known
+    layout, a bad row), or whose shape the stage does not read (pairs under sft, SFT rows under dpo).
+    `local_model` is the checked folder of config.model.name_or_path, None for a hub id."""
     name = config.model.name_or_path
     tokenizer = model_folder(name, local_model)  # local, or the hub cache's copy
     if tokenizer is None and hub_offline():
         raise StartRefusedError("msg.model_offline", name=name)
+    if local_model is not None and not has_tokenizer(local_model):  # before its datasets are inspected with it
+        raise StartRefusedError("msg.model_no_tokenizer", name=name)
     for number, source in enumerate(config.data.sources()):
         path = Path(source.path)
         if not path.is_absolute() or path.is_dir():

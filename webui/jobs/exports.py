@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.config import MERGEABLE, ExportConfig
+from engine.config import PROMPT_LEARNING, ExportConfig
 from engine.jobs.events import FINAL_STATES
 from engine.jobs.rundir import ExportDir, RunDir
 from webui.jobs.monitor import JobSnapshot
@@ -32,8 +32,8 @@ class ExportManager:
     def start(self, run: RunDir, dtype: str, shard_gb: float) -> ExportDir:
         """Queue the export of a run in `dtype` (it starts at once unless two exports run); an export of the same
         run and dtype that is under way is returned as it is, a finished one is replaced."""
-        method = self.method_of(run)  # a method that cannot merge exports the adapter as trained: no dtype applies
-        job = self.job(f"{safe_name(run.name)}-{dtype if method is None or method in MERGEABLE else 'adapter'}")
+        method = self.method_of(run)  # prefix, prompt, P-tuning export the adapter as trained: no dtype applies
+        job = self.job(f"{safe_name(run.name)}-{'adapter' if method in PROMPT_LEARNING else dtype}")
         with self.scheduler.lock:
             state = self.scheduler.statuses(EXPORT).get(job.name, {}).get("state")
             if state is not None and state not in FINAL_STATES and (state == QUEUED or self.scheduler.alive(job)):

@@ -125,16 +125,15 @@ class RunManager:
         return self.scheduler.queued(TRAIN)
 
     def ahead(self, name: str) -> str | None:
-        """The job a queued run waits for: the one holding a device it needs, else the one queued before it for
-        one (webui.jobs.devices); None when it waits for none."""
+        """The job a queued run starts after: the one queued just before it for a device it needs (it takes the
+        device first), else the one holding that device (webui.jobs.devices); None when it waits for none."""
         book = self.scheduler.devices
         waits = book.waits.get(self.runs_dir / name, ())
-        holders = [book.held[label] for label in waits if label in book.held]
-        if holders:
-            return holders[0]
         queued = self.queued()
         before = queued[:queued.index(name)] if name in queued else []
-        return next((other for other in reversed(before) if set(waits) & book.of(self.run_dir(other))), None)
+        earlier = next((other for other in reversed(before) if set(waits) & book.of(self.run_dir(other))), None)
+        holders = [book.held[label] for label in waits if label in book.held]
+        return earlier or (holders[0] if holders else None)
 
     def alive(self, name: str) -> bool:
         return self.scheduler.alive(self.run_dir(name))
@@ -164,6 +163,21 @@ class RunManager:
             except JobExistsError:
                 raise RunError(f"A run named {name} already exists: choose another name.") from None
             return name, run.read_status().get("state") == QUEUED  # still queued: another run holds the device
+
+    def same_settings(self, config: RunConfig) -> str | None:
+        """A queued or training run whose config is exactly `config` (its output folder and the versions the engine
+        stamps aside), or None: Start pressed twice with a blank name would queue the same run twice."""
+        def settings(run: RunConfig) -> dict[str, Any]:
+            return run.model_dump(mode="json", exclude={"output_dir", "versions"})
+
+        wanted = settings(config)
+        for name in [*self.queued(), *self.training()]:
+            try:
+                if settings(self.run_dir(name).read_config()) == wanted:
+                    return name
+            except (OSError, ValueError, RunError):  # gone since the listing, or its config is not readable
+                continue
+        return None
 
     def new_name(self, config: RunConfig) -> str:
         model = slug(Path(config.model.name_or_path).name or "model", 24)

@@ -106,25 +106,26 @@ def loaded_status(ctx: AppContext, say: Callable[..., str]) -> str:
     if loaded is None:
         return say("chat.msg.no_model")
     sources = loaded.get("sources") or {}  # the run's (or adapter folder's) name, not the worker's "tuned"
-    names = ", ".join(Path(sources.get(name, name)).name for name in loaded.get("adapters") or []) or say(
+    names = ", ".join(source_name(sources.get(name, name)) for name in loaded.get("adapters") or []) or say(
         "chat.msg.no_adapters")
     model = Path(str(loaded.get("model") or "?")).name
     if loaded.get("start"):
-        model = f"{model} + {start_name(loaded['start'])}"
+        model = f"{model} + {source_name(loaded['start'])}"
     return say("chat.msg.loaded", model=model, device=loaded.get("device", "?"), adapters=names)
 
 
-def start_name(start: str) -> str:
-    """The run a loaded model starts from (model.adapter: the run folder, or its adapter/ folder), by its name."""
-    folder = Path(start)
-    return folder.parent.name if folder.name == ADAPTER else folder.name
+def source_name(location: str) -> str:
+    """A loaded source (or the run a model starts from) as the page names it: its folder, or the run of a run's
+    adapter/ folder."""
+    folder = Path(location)
+    return folder.parent.name if folder.name == ADAPTER and folder.parent.name else folder.name
 
 
 def base_label(ctx: AppContext, say: Callable[..., str]) -> Any:
     """The second column's title: "Base model", or, for a run started from another run (an SFT run before DPO),
     the starting point it answers from: the base with that run merged in, which is what the run was trained from."""
     start = (ctx.chat.loaded or {}).get("start")
-    return gr.update(label=say("chat.base_start", start=start_name(start)) if start else say("chat.base"))
+    return gr.update(label=say("chat.base_start", start=source_name(start)) if start else say("chat.base"))
 
 
 def worker_view(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, str, str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import gradio as gr
 
-from engine.config import EXPORT_DTYPES, MERGEABLE
+from engine.config import EXPORT_DTYPES, PROMPT_LEARNING
 from engine.jobs.rundir import ExportDir
 from engine.sentences import Sentence
 from webui.components.wiring import bind
@@ -115,12 +115,13 @@ def export(ctx: AppContext, run: str | None, dtype: str, shard_gb: float,
 
 def dtype_choice(ctx: AppContext, run: str | None, request: gr.Request | None = None) -> Any:
     """The dtype radio for the chosen run: inactive, saying why before Export, for a method that cannot be merged
-    (prefix, prompt, P-tuning: the adapter is exported as trained, in one zip)."""
+    (prefix, prompt, P-tuning: the adapter is exported as trained, in one zip); a full or freeze run's model is
+    written in the chosen dtype, as a merged one is."""
     try:
         method = ctx.exports.method_of(ctx.runs.run_dir(run)) if run else None
     except (RunError, PathError):  # gone or not a run: Export says why when pressed
         method = None
-    if method is None or method in MERGEABLE:
+    if method not in PROMPT_LEARNING:
         return gr.update(interactive=True, info=message(request, "export.dtype_help"))
     return gr.update(interactive=False, info=message(request, "export.adapter_only", method=method))
 

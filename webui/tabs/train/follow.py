@@ -53,6 +53,8 @@ def start(ctx: AppContext, panel: MonitorPanel, request: gr.Request, run_name: s
         name = safe_name(run_name.strip()) if (run_name or "").strip() else None
         config = form.config(ctx, ctx.runs.runs_dir / (name or NEW_RUN))
         check_start(config, engine_cache(ctx.workspace), ctx.local_model_dir(form.model))
+        if name is None and (twin := ctx.runs.same_settings(config)):  # a second press of Start, most likely
+            raise failure(request, message(request, "train.msg.same_settings", name=twin))
         name, queued = ctx.runs.submit(config, name)
     except StartRefusedError as refused:
         reason = {"reason": page_reason(refused.values["reason"], request)} if "reason" in refused.values else {}

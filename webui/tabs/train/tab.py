@@ -22,6 +22,7 @@ from webui.forms.fields import (
     STAGE,
     STAGE_OPTION_FIELDS,
 )
+from webui.forms.models import model_choices
 from webui.i18n import t
 from webui.jobs import devices as gpu_list
 from webui.tabs.train import count as train_count
@@ -65,9 +66,10 @@ def build_train_tab(ctx: AppContext, app: gr.Blocks) -> TrainTab:
                    monitor=monitor)
     # the form as this browser left it, asked for before the page's own first answers write the defaults' config;
     # then the page's one inspection on opening (of the kept form's dataset, or the starter set's)
-    app.load(bind(bind(remember.restore, ctx), tab), config.remembered, tab.form_inputs()).then(**inspection(ctx, tab))
+    restored = app.load(bind(bind(remember.restore, ctx), tab), config.remembered, tab.form_inputs())
+    restored.then(**inspection(ctx, tab))
     wire_model_and_data(ctx, tab, app)
-    wire_form(ctx, tab, app)
+    wire_form(ctx, tab, app, restored)
     train_devices.wire_devices(ctx, tab)
     # runs started since the page loaded have their configs too: listed when the tab is shown and the panel opened
     # (not when the list is opened: see webui.tabs.chat)
@@ -76,6 +78,9 @@ def build_train_tab(ctx: AppContext, app: gr.Blocks) -> TrainTab:
     start_run = method.stage[ADAPTER]  # runs finished since the page loaded can be started from
     tab.monitor.start_run = start_run  # and the run the tab follows, as it ends (webui.tabs.train.follow.poll)
     gr.on([app.load, shown.select], bind(h.list_start_runs, ctx), start_run, start_run, show_progress="hidden")
+    # models exported or first used since the server started are offered when the tab is shown again
+    shown.select(lambda: gr.update(choices=model_choices(ctx.workspace, ctx.assets)), None, model.name,
+                 show_progress="hidden")
     # pairs rated in the Chat tab since the page loaded are listed (with their count) when the tab is shown again
     shown.select(bind(h.list_datasets, ctx), None, [data.dataset, data.more], show_progress="hidden")
     wire_monitor(ctx, tab, app)
@@ -95,9 +100,10 @@ def wire_model_and_data(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
     app.load(bind(h.list_datasets, ctx), None, [data.dataset, data.more])
     # Not on app.load: the inspection after restore (build_train_tab) shows the opening dataset's summary; a second
     # one at load sent the same answer again, which the page redrew (and the preview and estimate ran again).
-    # a new stage reads other standard names: the Columns group shows them, the file is read as the stage maps it
-    gr.on([data.dataset.change, data.more.change, data.data_format.change, cutoff_len.release, overlength.change,
-           tab.method.stage[STAGE].change], trigger_mode="always_last", **inspection(ctx, tab))
+    # a new stage reads other standard names: the Columns group shows them, the file is read as the stage maps it;
+    # a new base model: the example is rendered with its chat template, the lengths counted with its tokenizer
+    gr.on([model.name.change, data.dataset.change, data.more.change, data.data_format.change, cutoff_len.release,
+           overlength.change, tab.method.stage[STAGE].change], trigger_mode="always_last", **inspection(ctx, tab))
     # a placeholder field's text: the preview, example and lengths show the rows filled
     wire_placeholder_fields(data.placeholders, inspection(ctx, tab))
     # a column picked under Columns: the summary, preview and example read the file mapped
@@ -115,7 +121,9 @@ def inspection(ctx: AppContext, tab: TrainTab) -> dict[str, Any]:
                         *data.placeholders.outputs, *data.columns.outputs]}
 
 
-def wire_form(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
+def wire_form(ctx: AppContext, tab: TrainTab, app: gr.Blocks, restored: Any) -> None:
+    """The form's own events; `restored` is the page load's restore of the kept form (the opening preview follows
+    it)."""
     form = tab.form_inputs()
     method, training, config = tab.method, tab.training, tab.config
     training.stop_by.change(bind(h.stop_by_shown, training), training.stop_by,
@@ -139,8 +147,11 @@ def wire_form(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
     preview = {"fn": bind(bind(train_devices.preview, ctx), tab), "inputs": [config.config_name, *form],
                "outputs": [config.yaml, config.command, config.remembered, tab.devices.commands],
                "show_progress": "hidden"}
-    gr.on([app.load] + [c.change for c in form if c is not method.name] + [config.config_name.change],
+    # Not on app.load: the preview writes the form the browser keeps, and one of the page's defaults, beside the
+    # restore, would replace the kept form (a reload before the restored form's preview then lost it). After it.
+    gr.on([c.change for c in form if c is not method.name] + [config.config_name.change],
           trigger_mode="always_last", **preview)
+    restored.then(**preview)
     method_shown.then(**preview)
     estimate = {"fn": bind(train_estimate.estimate_text, ctx), "inputs": form, "outputs": method.estimate,
                 "show_progress": "hidden"}
