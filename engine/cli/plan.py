@@ -8,7 +8,6 @@ import json
 
 from engine.config import ConfigError, load_config
 from engine.errors import UserError
-from engine.model.methods import plan
 from engine.sentences import tell
 
 
@@ -19,6 +18,11 @@ def main(argv: list[str]) -> int:
         "loading weights; prints one JSON object (trainable_params, total_params, trainable_percent).")
     parser.add_argument("config", help="run config YAML")
     args = parser.parse_args(argv)
+    from engine.jobs.console import send_library_output_to_log
+
+    send_library_output_to_log()  # before torch/bitsandbytes load: their warnings are nothing the user can act on
+    from engine.model.methods import plan
+
     try:
         result = plan(load_config(args.config, writes=False))
     except (ConfigError, RuntimeError, ValueError) as error:

@@ -11,6 +11,28 @@ import logging
 import os
 import warnings
 
+# Libraries whose logger prints to the terminal itself (its own stdout handler, propagation off), from the moment
+# they are imported: DeepSpeed, which transformers imports where it is installed (requirements-distributed.txt),
+# says "Setting accelerator to CPU. If you have GPU ..." on every CPU run's console.
+SELF_PRINTING_LOGGERS = ("DeepSpeed",)
+
+
+class _ToRootLogger(logging.Filter):
+    """Hands each record to the root logger's handlers (train.log) instead of the logger's own terminal handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        logging.getLogger().handle(record)
+        return False
+
+
+def route_self_printing_loggers() -> None:
+    """A filter on each SELF_PRINTING_LOGGERS logger (set before the library creates it, so it stays when the
+    library adds its handler): its records reach train.log, never the console."""
+    for name in SELF_PRINTING_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _ToRootLogger) for f in logger.filters):
+            logger.addFilter(_ToRootLogger())
+
 
 def send_library_output_to_log() -> None:
     """Warnings and transformers/datasets/huggingface_hub records go to logging (train.log); no progress bars.
@@ -21,6 +43,7 @@ def send_library_output_to_log() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "warning")
     logging.captureWarnings(True)  # warnings.warn(...) -> the "py.warnings" logger
     warnings.simplefilter("default")  # once per location, as Python shows them, but into the log
+    route_self_printing_loggers()
     import transformers.utils.logging as hf_logging
 
     hf_logging.disable_progress_bar()

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from engine import sentences
 from engine.config import RunConfig
-from engine.config_distributed import visible_devices
+from engine.config_distributed import named_gpus, visible_devices
 from engine.jobs import rundir
 from engine.jobs.events import Progress, read_events
 from engine.jobs.failures import EngineError
@@ -53,6 +53,16 @@ def check_world(config: RunConfig) -> None:
         raise LaunchError(f"This run asks for {wanted} processes (distributed.nproc_per_node times "
                           f"distributed.nnodes) but was started as {started}: start it with python launch.py train "
                           "CONFIG, which starts torchrun, or set both to 1 to train it here.")
+
+
+def check_devices(config: RunConfig, gpus_seen: int) -> None:
+    """LaunchError where `devices` names GPUs this process does not see (`gpus_seen`: torch.cuda.device_count() once
+    the config's CUDA_VISIBLE_DEVICES is set), so a run asked to train on GPUs never trains on the CPU instead."""
+    named = named_gpus(config.devices)
+    if named and gpus_seen < len(named):
+        found = f"only {gpus_seen} of them is visible" if gpus_seen else "no GPU is visible here"
+        raise LaunchError(f"devices {config.devices} names GPU(s) {', '.join(map(str, named))} but {found}: set "
+                          "devices to auto or cpu, or to the indices nvidia-smi lists.")
 
 
 def checkpoint_processes(checkpoint: Path) -> int:

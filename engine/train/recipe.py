@@ -117,6 +117,9 @@ def train_body(context: JobContext) -> Outcome:
     """The train kind's body: the run folder's config trained, saved and reported (engine.jobs.lifecycle)."""
     config: RunConfig = context.config
     launch.check_world(config)  # a config for several processes started as one process: refused
+    import torch
+
+    launch.check_devices(config, torch.cuda.device_count())  # GPUs asked for and not there: refused, not the CPU
     if context.own_process:
         skip_bitsandbytes_unless_used(config)  # this process trains one config: see engine.model.imports
     state, step = _train(config.with_versions(), context.job, context.reporter, context.stop)
