@@ -57,7 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         print(problem, file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[command][0])
-    return module.main(rest)
+    try:
+        return module.main(rest)
+    except BrokenPipeError:  # the reader of stdout has gone (`inspect-data ... | head`): nothing is left to tell it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush writes nowhere, quietly
+        return 141  # as a shell reports a command ended by SIGPIPE
 
 
 def apply_limits() -> str | None:

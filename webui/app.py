@@ -81,6 +81,7 @@ def exposure_warning(host: str, share: bool, auth: tuple[str, str] | None) -> st
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's requests to its own server, one INFO line each
     auth = None
     if args.auth:
         user, sep, password = args.auth.partition(":")

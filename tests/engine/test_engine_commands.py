@@ -33,6 +33,24 @@ def test_cli_bad_file_exits_2_with_the_sentence(tmp_path: Path) -> None:
     assert_one_sentence(message)
 
 
+def test_a_reader_that_goes_away_ends_the_command_without_a_traceback(tmp_path: Path) -> None:
+    """`launch.py inspect-data ... | head -c 10`: the pipe closes before the report is written; the command ends
+    with 141 (as a shell reports SIGPIPE) and says nothing on stderr, where it printed BrokenPipeError's traceback."""
+    import subprocess
+    import sys
+
+    from tests.unit.test_data import ROOT
+
+    path = write(tmp_path / "good.jsonl", [GOOD])
+    python = ROOT / ".venv" / "bin" / "python"
+    process = subprocess.Popen([str(python if python.exists() else sys.executable), "launch.py", "inspect-data",
+                                "--data", str(path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    process.stdout.close()  # the reader is gone before the command writes its report
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 141 and stderr == "", stderr
+
+
 def test_plan_counts_what_training_trains(tiny_model, tmp_path):
     """`plan` builds the model on the meta device; its count must equal the real run's."""
     data = write_rows(tmp_path / "data.json", [{"instruction": "a", "output": "b"}] * 4)
