@@ -5,6 +5,7 @@ after a reload. A completed run's own config is offered beside the saved ones, s
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -23,6 +24,12 @@ def field(page, index: int):
     return page.locator(f"#wb-placeholder-{index} textarea")
 
 
+def placeholder_text(page, index: int) -> str:
+    """Placeholder field `index`'s text, without the progress timer ("0.1s") that an inspection still in flight draws
+    over it (seen in the whole suite's run: a later inspection follows the upload's)."""
+    return re.sub(r"^\d+(\.\d+)?s\n", "", page.locator(f"#wb-placeholder-{index}").inner_text())
+
+
 def open_config_panel(page) -> None:
     page.get_by_role("button", name="Config preview, save and load").click()
     page.wait_for_selector("#wb-command", state="visible")
@@ -34,13 +41,9 @@ def test_placeholder_fields_fill_data_replace_and_come_back_with_a_saved_config(
     assert not page.locator("#wb-placeholder-0").is_visible()  # the starter set has none
     page.locator("#wb-upload input[type=file]").set_input_files(str(data))
     page.wait_for_selector("#wb-placeholder-1", state="visible", timeout=120_000)
-    # An event still in flight may draw its progress timer ("0.1s") over the fields (seen once in the whole suite's
-    # run: "0.1s\n{{author}}..."): read them once it has answered.
-    page.wait_for_function("() => ['{{name}}', '{{author}}'].every((name, i) => document.querySelector("
-                           "`#wb-placeholder-${i}`)?.innerText.startsWith(name))", timeout=120_000)
-    assert page.locator("#wb-placeholder-0").inner_text().startswith("{{name}}")
-    assert page.locator("#wb-placeholder-1").inner_text().startswith("{{author}}")
-    assert "rows: 3 · times: 3" in page.locator("#wb-placeholder-0").inner_text()
+    assert placeholder_text(page, 0).startswith("{{name}}")
+    assert placeholder_text(page, 1).startswith("{{author}}")
+    assert "rows: 3 · times: 3" in placeholder_text(page, 0)
     assert not page.locator("#wb-placeholder-2").is_visible()
     open_config_panel(page)
     wait_for_yaml(page, "identity.json", "replace: {}")
@@ -64,7 +67,11 @@ def test_placeholder_fields_fill_data_replace_and_come_back_with_a_saved_config(
 
     page.reload()
     page.wait_for_selector("#wb-start")
-    assert not page.locator("#wb-placeholder-0").is_visible()  # a fresh page: the starter set again
+    # the page keeps the form it was left with (the dataset, and what its placeholder fields were filled with); this
+    # asserted the starter set once, which held only while the kept form was overwritten by the opening preview
+    page.wait_for_function("() => document.querySelector('#wb-placeholder-1 textarea')?.value === 'Ada Labs'",
+                           timeout=120_000)
+    assert field(page, 0).input_value() == "Aria"
     open_config_panel(page)
     saved = page.get_by_role("combobox", name="Saved configs")
     saved.click()
