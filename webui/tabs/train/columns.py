@@ -92,8 +92,7 @@ def refusal_view(panel: ColumnsPanel, dataset: str, own: dict[str, str], stage: 
     """An inspection's refusal as the page says it (a file matching no format: pick its columns under Columns), and
     the group: opened with the file's columns where the refusal is one it answers, else hidden."""
     said = getattr(error, "sentence", error)
-    key = ON_PAGE.get(getattr(said, "key", None) or "")
-    text = message(request, key, **said.values) if key else sentence(request, error)
+    text = page_reason(said, request) if getattr(said, "key", None) in ON_PAGE else sentence(request, error)
     columns = refused_columns(said, own)
     if columns is None:
         return text, columns_hidden(panel)
