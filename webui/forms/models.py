@@ -147,9 +147,9 @@ def _reachable(host: str, port: int, timeout: float) -> bool:
     return bool(result and result[0])
 
 
-# the files a tokenizer loads from (fast, SentencePiece, BPE or WordPiece vocabularies, tiktoken); tokenizer_config.json
-# alone is not one
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.*", "spiece.model", "*.tiktoken")
+# the files a tokenizer loads from (fast, SentencePiece under any name: tokenizer.model, spiece.model,
+# sentencepiece.bpe.model; BPE or WordPiece vocabularies, tiktoken); tokenizer_config.json alone is not one
+TOKENIZER_FILES = ("tokenizer.json", "*.model", "vocab.*", "*.tiktoken")
 
 
 def has_tokenizer(folder: Path) -> bool:
