@@ -33,7 +33,7 @@ def summary_only(panel: DataPanel, summary: str) -> dict[Any, Any]:
             panel.histogram: hidden, panel.over_cutoff: hidden}
 
 
-def summary_alone(panel: DataPanel, summary: str) -> dict[Any, Any]:
+def summary_no_columns(panel: DataPanel, summary: str) -> dict[Any, Any]:
     """summary_only, with the Columns group hidden too: no file whose columns are known."""
     return summary_only(panel, summary) | columns_hidden(panel.columns)
 
@@ -53,17 +53,17 @@ def inspect(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, 
     stage = stage or "sft"
     maps = stage_maps(columns, stage)
     if not names:
-        yield summary_alone(panel, "")
+        yield summary_no_columns(panel, "")
         return
     dataset = names[0]
     own = maps.get(dataset, {})
     try:
         path = measured_here(ctx, dataset)
         if path is None:  # a hub dataset or a dataset folder: read when the run starts
-            yield summary_alone(panel, datasets_line(ctx, names, None, data_format, request, maps))
+            yield summary_no_columns(panel, datasets_line(ctx, names, None, data_format, request, maps))
             return
         if not path.is_file():
-            yield summary_alone(panel, f"<div class='wb-error' id='wb-data-error'>"
+            yield summary_no_columns(panel, f"<div class='wb-error' id='wb-data-error'>"
                                        f"{html.escape(message(request, 'msg.data_missing', name=dataset))}</div>")
             return
         job = inspection_job(ctx, path, model, data_format, cutoff_len, overlength, replace, own)
@@ -74,7 +74,7 @@ def inspect(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, 
             report = cache.answer(job)
     except OSError as error:  # the file went, or cannot be read, while it was being looked at
         reason = f"{Path(dataset).name} cannot be read: {error.strerror or error.__class__.__name__}."
-        yield summary_alone(panel, f"<div class='wb-error' id='wb-data-error'>{html.escape(reason)}</div>")
+        yield summary_no_columns(panel, f"<div class='wb-error' id='wb-data-error'>{html.escape(reason)}</div>")
         return
     except (EngineCommandError, PathError) as error:  # a refusal for the file's columns opens the Columns group
         said, group = refusal_view(panel.columns, dataset, own, stage, error, request)
