@@ -14,7 +14,7 @@ from gradio.state_holder import StateHolder
 
 from webui.app import LAUNCH_LIMITS, SESSION_CAPACITY, build_app
 from webui.context import AppContext
-from webui.tabs.train.count import LatestRequests
+from webui.tabs.train.latest import LatestRequests
 
 MIB = 2**20
 

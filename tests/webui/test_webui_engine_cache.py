@@ -168,3 +168,27 @@ def test_other_visitors_requests_do_not_supersede(ctx, monkeypatch, unknown_mode
     next(mine)
     list(train_count.count_trainable(ctx, visitor("someone else"), *form_args(str(DEMO_MODEL), str(IDENTITY))))
     assert "1.23K" in list(mine)[-1]
+
+
+def test_an_older_inspection_answering_after_a_newer_one_shows_nothing(ctx, monkeypatch):
+    """A page's inspections answer out of order where a later one is cached: a placeholder text typed (or cleared)
+    while an earlier inspection measures answers at once. The earlier answer, coming last, used to put the earlier
+    form's texts back in the placeholder fields; it now shows nothing and starts no process once superseded. Another
+    visitor's inspection supersedes nothing of this page's."""
+    dataset = ctx.uploads / "identity.json"
+    dataset.write_bytes(IDENTITY.read_bytes())
+    panel = train_tab(ctx).data
+    measured = list(train_data.inspect(ctx, panel, "", str(dataset), [], "auto", 256, "truncate"))  # a real process
+    started: list = []
+    monkeypatch.setattr(engine_cli, "run_json", lambda args, *_rest, **_kwargs: started.append(args) or {})
+
+    def asked(session: str, replace: dict[str, str]):
+        return train_data.inspect(ctx, panel, "", str(dataset), [], "auto", 256, "truncate", visitor(session),
+                                  replace)
+
+    older = asked("page", {"name": "Zed"})
+    assert "wb-data-busy" in next(older)[panel.summary]  # measuring: not cached
+    newer = list(asked("page", {}))  # cached: answers at once
+    assert len(newer) == 1 and newer[0][panel.summary] == measured[-1][panel.summary]
+    list(asked("someone else", {}))
+    assert list(older) == [] and started == []

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import html
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,27 +21,7 @@ from webui.i18n import message, sentence
 from webui.jobs.commands import EngineCommandError, engine_cache, plan_job
 from webui.jobs.paths import PathError
 from webui.tabs.train.handlers import NEW_RUN, Form
-
-
-class LatestRequests:
-    """The newest request of each visitor (gradio session) for one kind of answer, so that an answer coming
-    back after the visitor asked for something newer is dropped instead of shown over the newer one."""
-
-    def __init__(self, limit: int = 1000):
-        self._latest: OrderedDict[str, str] = OrderedDict()
-        self._limit = limit
-        self._lock = threading.Lock()
-
-    def claim(self, session: str | None, key: str) -> Callable[[], bool]:
-        """Mark `key` as the session's newest request; returns "is it still the newest?"."""
-        session = session or ""
-        with self._lock:
-            self._latest[session] = key
-            self._latest.move_to_end(session)
-            while len(self._latest) > self._limit:
-                self._latest.popitem(last=False)
-        return lambda: self._latest.get(session) == key
-
+from webui.tabs.train.latest import LatestRequests
 
 TRAINABLE_REQUESTS = LatestRequests()
 

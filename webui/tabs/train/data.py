@@ -4,7 +4,7 @@ the over-cutoff line, from the `inspect-data` engine process's report (cached on
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from webui.i18n import message, words
 from webui.jobs.commands import EngineCommandError, engine_cache, inspect_job
 from webui.jobs.paths import PathError
 from webui.tabs.train.columns import columns_hidden, columns_view, refusal_view
+from webui.tabs.train.latest import LatestRequests
 from webui.tabs.train.panels import DataPanel
 from webui.tabs.train.placeholders import placeholder_view
 from webui.tabs.train.sources import chosen, datasets_line, measured_here
@@ -38,6 +39,12 @@ def summary_no_columns(panel: DataPanel, summary: str) -> dict[Any, Any]:
     return summary_only(panel, summary) | columns_hidden(panel.columns)
 
 
+# An inspection asked for later (a placeholder text typed, a column picked, on another event than the one still
+# measuring) can answer first, from the cache; the older answer would then put the older form's texts back in the
+# placeholder fields and its rows in the example.
+INSPECTIONS = LatestRequests()
+
+
 def inspect(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, more: list[str] | None,
             data_format: str, cutoff_len: float, overlength: str,
             request: gr.Request | None = None, replace: dict[str, str] | None = None,
@@ -48,7 +55,20 @@ def inspect(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, 
     An answer already measured (by any visitor, before any restart) shows at once; otherwise the page says
     "inspecting" while the `inspect-data` engine process runs. `replace` (data.replace) fills the placeholder
     fields of the placeholders the inspection finds; `columns` (the form's column maps, webui.forms.columns) maps
-    each dataset's columns as `stage` reads them, and the Columns group offers the first one's columns."""
+    each dataset's columns as `stage` reads them, and the Columns group offers the first one's columns. Where the
+    page has asked for a newer inspection meanwhile, this one shows nothing."""
+    newest = INSPECTIONS.ticket(getattr(request, "session_hash", None))
+    for view in answers(ctx, panel, model, dataset, more, data_format, cutoff_len, overlength, request, replace,
+                        columns, stage, newest):
+        if newest():
+            yield view
+
+
+def answers(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, more: list[str] | None,
+            data_format: str, cutoff_len: float, overlength: str, request: gr.Request | None,
+            replace: dict[str, str] | None, columns: Any, stage: str | None,
+            wanted: Callable[[], bool]) -> Iterator[dict[Any, Any]]:
+    """inspect's views; no engine process is started once `wanted()` is false (a newer inspection waits)."""
     names = chosen(dataset, more)
     stage = stage or "sft"
     maps = stage_maps(columns, stage)
@@ -71,7 +91,9 @@ def inspect(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, 
         report = cache.cached(job)
         if report is None:
             yield summary_only(panel, f"<span id='wb-data-busy'>{message(request, 'msg.inspecting')}</span>")
-            report = cache.answer(job)
+            report = cache.answer(job, wanted)
+            if report is None:
+                return
     except OSError as error:  # the file went, or cannot be read, while it was being looked at
         reason = f"{Path(dataset).name} cannot be read: {error.strerror or error.__class__.__name__}."
         yield summary_no_columns(panel, f"<div class='wb-error' id='wb-data-error'>{html.escape(reason)}</div>")
