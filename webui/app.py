@@ -16,7 +16,7 @@ from starlette.middleware import Middleware
 from engine.__main__ import CACHE_ENV
 from engine.serve.hosts import HostGuard, is_loopback
 from webui.components.render import CSS
-from webui.components.wiring import bind
+from webui.components.wiring import bind, quiet_loads
 from webui.context import AppContext
 from webui.i18n import i18n, language_head, t
 from webui.options import parse_args, port_in_use
@@ -52,6 +52,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         shown = tabs.select(runs_tab_shown, None, runs.timer)
         shown.then(bind(redraw_runs, ctx), runs.selected, [runs.table, runs.selected, runs.listed],
                    show_progress="hidden")
+    quiet_loads(app)  # after every tab has wired its load events
     return app
 
 
