@@ -114,6 +114,9 @@ def main(argv: list[str]) -> int:
             server_name=args.host, server_port=args.port, share=args.share, auth=auth,
             allowed_paths=[str(ctx.workspace)], i18n=i18n(), head=language_head() + log_scroll_head(), css=CSS,
             footer_links=["settings"], **LAUNCH_LIMITS,
+            # gradio's own check that the page answers on localhost (a HEAD request with a 3-second timeout, made
+            # before anything is cached) ended the server on a busy machine with "a shareable link must be created"
+            _frontend=False,
             app_kwargs={"middleware": [Middleware(HostGuard, hosts=(args.host, *args.allow_host), share=args.share)]},
         )
     finally:
