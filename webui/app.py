@@ -18,7 +18,7 @@ from engine.serve.hosts import HostGuard, is_loopback
 from webui.components.render import CSS
 from webui.components.wiring import bind
 from webui.context import AppContext
-from webui.i18n import i18n, language_head, t
+from webui.i18n import i18n, language_head, scope_sentence, t
 from webui.options import parse_args, port_in_use
 from webui.tabs.chat import build_chat_tab
 from webui.tabs.compare import build_compare_tab
@@ -113,7 +113,8 @@ def main(argv: list[str]) -> int:
             server_name=args.host, server_port=args.port, share=args.share, auth=auth,
             allowed_paths=[str(ctx.workspace)], i18n=i18n(), head=language_head() + log_scroll_head(), css=CSS,
             footer_links=["settings"], **LAUNCH_LIMITS,
-            app_kwargs={"middleware": [Middleware(HostGuard, hosts=(args.host, *args.allow_host), share=args.share)]},
+            app_kwargs={"middleware": [Middleware(HostGuard, hosts=(args.host, *args.allow_host), share=args.share,
+                                                  word=scope_sentence)]},  # a browser's refusal in its language
         )
     finally:
         ctx.jobs.shutdown()
