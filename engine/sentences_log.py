@@ -50,6 +50,7 @@ ENGLISH_LOG: dict[str, str] = {
     "engine.log.incomplete_many": "{names} are incomplete (killed while they were written)",
     "engine.log.resuming": "resuming from {checkpoint}",
     "engine.log.removed_resuming": "{incomplete}: removed; resuming from {checkpoint}",
+    "engine.log.checkpoint_saved": "{checkpoint} saved (a run stopped or killed later resumes from it)",
     "engine.log.last_step": "{checkpoint} is the last step: nothing is left to train, its weights are saved again",
     "engine.log.kept": "kept the weights of step {step}, the best {metric} ({value}){early}",
     "engine.log.stopped_early": "; stopped early at step {step}",

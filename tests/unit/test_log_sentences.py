@@ -122,3 +122,14 @@ def test_the_training_recipe_says_every_line_with_a_key():
                     and node.args and isinstance(node.args[0], (ast.Constant, ast.JoinedStr))):
                 unkeyed.append(f"{name}:{node.lineno}")
     assert not unkeyed, f"log lines without a key (use said()): {unkeyed}"
+
+
+def test_a_saved_checkpoint_is_a_keyed_line():
+    from engine.train.trainer import EventCallback
+
+    said_lines: list = []
+    callback = EventCallback(SimpleNamespace(info=said_lines.append), stop=None, throughput=None)
+    callback.on_save(None, SimpleNamespace(global_step=4), None)
+    assert said_lines == ["checkpoint-4 saved (a run stopped or killed later resumes from it)"]
+    assert said_lines[0].key == "engine.log.checkpoint_saved"
+    assert worded(said_lines[0], translations()["zh"]) == "已保存 checkpoint-4（之后停止或被终止的运行可从这里继续）"
