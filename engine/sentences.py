@@ -24,6 +24,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
+from engine.sentences_log import ENGLISH_LOG
 from engine.sentences_more import ENGLISH_MORE
 
 ENGLISH: dict[str, str] = {
@@ -190,6 +191,7 @@ ENGLISH: dict[str, str] = {
     "engine.rank.after_step": " after step {step}",
     "engine.rank.torchrun": "torchrun ended with exit code {code} before the run started: see {log}.",
     **ENGLISH_MORE,  # tool-call and preference rows, rating, export, evaluation, chat loading, serving, values
+    **ENGLISH_LOG,  # the run log's known lines and the page's frame of each events line
 }  # fmt: skip
 
 SAID = "said: "  # an engine command's line before its sentence: the sentence's key and values, as JSON (`tell`)

@@ -162,4 +162,6 @@ ENGLISH_MORE: dict[str, str] = {
                                 "with --port.",
     "engine.serve.stopped": "The server stopped (exit code {code}): {reason}",
     "engine.serve.ended_by": "The server was ended by {signal}: {reason}",
+    "engine.serve.host_refused": "This server answers only to the names it was started for, not {name}: start it "
+                                 "with --allow-host {name} to reach it by that name.",
 }  # fmt: skip

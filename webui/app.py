@@ -18,7 +18,7 @@ from engine.serve.hosts import HostGuard, is_loopback
 from webui.components.render import CSS
 from webui.components.wiring import bind, quiet_loads
 from webui.context import AppContext
-from webui.i18n import i18n, language_head, t
+from webui.i18n import i18n, language_head, scope_sentence, t
 from webui.options import parse_args, port_in_use
 from webui.tabs.chat import build_chat_tab
 from webui.tabs.compare import build_compare_tab
@@ -117,7 +117,8 @@ def main(argv: list[str]) -> int:
             # gradio's own check that the page answers on localhost (a HEAD request with a 3-second timeout, made
             # before anything is cached) ended the server on a busy machine with "a shareable link must be created"
             _frontend=False,
-            app_kwargs={"middleware": [Middleware(HostGuard, hosts=(args.host, *args.allow_host), share=args.share)]},
+            app_kwargs={"middleware": [Middleware(HostGuard, hosts=(args.host, *args.allow_host), share=args.share,
+                                                  word=scope_sentence)]},  # a browser's refusal in its language
         )
     finally:
         ctx.jobs.shutdown()

@@ -90,6 +90,13 @@ def sentence(request: gr.Request | None, text: Any) -> str:
     return str(said) if lang == "en" else worded(said, translations()[lang])
 
 
+def scope_sentence(text: Any, scope: dict) -> str:
+    """`sentence` for an ASGI request (a middleware's answer, before Gradio: engine.serve.hosts.HostGuard)."""
+    from starlette.requests import Request
+
+    return sentence(Request(scope), text)  # a Starlette Request: the cookies and headers `language` reads
+
+
 def sentences(request: gr.Request | None, error: Exception) -> str:
     """A refusal's sentences in the visitor's language: a ConfigError's issues (each worded), else its message."""
     return " ".join(sentence(request, issue) for issue in getattr(error, "issues", [error]))

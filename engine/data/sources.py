@@ -48,7 +48,9 @@ class Part:
 
     def count(self) -> str:
         """'40 rows', or '20 of 40 rows' where a fraction changed the number."""
-        return f"{len(self.rows)} rows" if len(self.rows) == self.read else f"{len(self.rows)} of {self.read} rows"
+        if len(self.rows) == self.read:
+            return said("engine.log.rows", n=len(self.rows))
+        return said("engine.log.rows_of", n=len(self.rows), read=self.read)
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ class Mixed:
         """The run log's line: 'dataset a.json: 40 rows, format alpaca', or per dataset and the whole for several."""
         if len(self.parts) == 1:
             part = self.parts[0]
-            return f"dataset {part.name}: {part.count()}, format {part.format}"
+            return said("engine.log.dataset", name=part.name, count=part.count(), format=part.format)
         each = ", ".join(f"{part.name}: {part.count()} ({part.format})" for part in self.parts)
         how = "concatenated" if self.mix == "concat" else "interleaved"
         return f"dataset {each} — {len(self.rows)} rows, {how}"

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.data.toolcalls import fit_tool_calls, has_tool_turns
+from engine.sentences import said
 
 Messages = list[dict[str, Any]]
 
@@ -241,22 +242,17 @@ def template_notes(conversations: list[Messages], tokenizer: Any, with_tools: bo
     profile = template_profile(tokenizer)
     notes = []
     if not profile.renders_tools and (with_tools or any(map(has_tool_turns, conversations))):
-        notes.append("the chat template cannot render tool calls: tools, calls and results are written as text "
-                     "(<tools>, <tool_call>, <tool_response>; see the README)")
+        notes.append(said("engine.log.tools_as_text"))
     if profile.system != "native" and any(messages and messages[0]["role"] == "system" for messages in conversations):
         notes.append(profile.system_note)
     if not profile.reads_reasoning and any(
         message.get(key) for messages in conversations for message in messages for key in REASONING_FIELDS
     ):
-        notes.append(f"the chat template reads no reasoning field: reasoning is written into the reply as "
-                     f"{THINK_OPEN}...{THINK_CLOSE} before its text")
+        notes.append(said("engine.log.reasoning_as_text", opening=THINK_OPEN, closing=THINK_CLOSE))
     if profile.cuts_last_reasoning and any(
         _has_reasoning(message) for messages in conversations for message in messages
     ):
-        notes.append("the chat template cuts the reasoning out of every reply, the last one too (as DeepSeek-R1's "
-                     "does): each row's last reply gets its reasoning written back before its text, as the model "
-                     "writes it after the generation prompt, and trained; earlier replies are trained as the "
-                     "template writes them, without it")
+        notes.append(said("engine.log.reasoning_cut"))
     return notes
 
 

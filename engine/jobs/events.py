@@ -9,7 +9,7 @@ naming its type and `t` its unix time:
     progress  optimizer step, total steps, epoch, elapsed and estimated remaining seconds
     metrics   the figures of a step as named values (`values`: loss, learning_rate, grad_norm, tokens_per_s,
               eval_loss, or any curve a job adds)
-    log       one line for the user
+    log       one line for the user (`message`, English; `message_key` and `message_values` where it has a key)
     chunk     (chat worker) a piece of a streamed reply
     reply     (chat worker) the answer to one request: the request's `op` and its `data`
 
@@ -125,14 +125,26 @@ class Metrics:
 
 @dataclass(frozen=True)
 class Log:
+    """One line for the user: its English `message` (what the log file and the command line read), with the
+    sentence's key and values beside it where the engine said it with one (engine.sentences_log): the page words
+    it in the visitor's language."""
+
     kind: ClassVar[str] = "log"
     message: str
     level: str = "info"
+    message_key: str | None = None
+    message_values: dict[str, Any] | None = None
     t: float = field(default_factory=_now)
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
             raise EventError(f"unknown log level {self.level!r}; expected one of {LEVELS}")
+        if isinstance(self.message, Sentence) and self.message.key is not None:  # written: key and values beside it
+            record = self.message.record()
+            object.__setattr__(self, "message_key", record["key"])
+            object.__setattr__(self, "message_values", record["values"])
+        else:  # read from a line: the Sentence with its key again (an unkeyed one where the line has none)
+            object.__setattr__(self, "message", Sentence.made(self.message, self.message_key, self.message_values))
 
 
 @dataclass(frozen=True)
@@ -193,7 +205,7 @@ FIELD_TYPES: dict[str, type | tuple[type, ...]] = {  # what each field of a line
     "log_tail": str, "t": _NUMBER,
     "id": (int, str),  # a chat request's id, as the request gave it
     "total": int, "epoch": _NUMBER, "elapsed_s": _NUMBER, "eta_s": _NUMBER, "values": dict, "message": str,
-    "level": str, "text": str, "op": str, "data": dict,
+    "level": str, "text": str, "op": str, "data": dict, "message_key": str, "message_values": dict,
 }  # fmt: skip
 
 

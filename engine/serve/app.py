@@ -169,41 +169,48 @@ def event_stream(events: Iterator[dict[str, Any]]) -> StreamingResponse:
             for event in events:
                 yield protocol.sse(event)
         except UserError as error:
-            yield protocol.sse(protocol.error_body(str(error), 400))
+            yield protocol.sse(protocol.error_body(str(error), 400, "invalid_request"))
         except Exception as error:  # noqa: BLE001 - the status is sent already: the client gets the sentence
             log.exception("a streamed reply failed")
-            yield protocol.sse(protocol.error_body(explain(error, "chat"), 500))
+            yield protocol.sse(protocol.error_body(explain(error, "chat"), 500, "server_error"))
         yield protocol.sse("[DONE]")
 
     return StreamingResponse(lines(), media_type="text/event-stream")
 
 
 def add_error_handlers(app: FastAPI) -> None:
-    """Every refusal and failure as OpenAI's error body."""
+    """Every refusal and failure as OpenAI's error body, with its English sentence and a stable `code`
+    (protocol.CODES)."""
 
-    def answer(status: int, message: str, code: str | None = None, param: str | None = None) -> JSONResponse:
+    def answer(status: int, message: str, code: str, param: str | None = None) -> JSONResponse:
         return JSONResponse(protocol.error_body(message, status, code, param), status_code=status)
 
     @app.exception_handler(ServeError)
     def refused(_request: Request, error: ServeError) -> JSONResponse:
-        return answer(error.status, str(error), error.code)
+        return answer(error.status, str(error), error.code, error.param)
 
     @app.exception_handler(UserError)
     def user_error(_request: Request, error: UserError) -> JSONResponse:
-        return answer(400, str(error))
+        return answer(400, str(error), "invalid_request")
 
     @app.exception_handler(RequestValidationError)
     def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0]
         field = ".".join(str(part) for part in first["loc"] if part != "body")
-        return answer(400, f"{field or 'The body'}: {first['msg'][0].lower()}{first['msg'][1:]}.", param=field)
+        code = "missing_required_parameter" if first["type"] == "missing" else "invalid_value"
+        return answer(400, f"{field or 'The body'}: {first['msg'][0].lower()}{first['msg'][1:]}.", code, field)
 
     @app.exception_handler(HTTPException)
-    def http_error(_request: Request, error: HTTPException) -> JSONResponse:
-        return answer(error.status_code, "There is no such endpoint: use /v1/models, /v1/chat/completions or "
-                      "/v1/completions." if error.status_code == 404 else str(error.detail))
+    def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        if error.status_code == 404:
+            return answer(404, "There is no such endpoint: use /v1/models, /v1/chat/completions or /v1/completions.",
+                          "unknown_url")
+        if error.status_code == 405:
+            return answer(405, f"{request.url.path} does not take {request.method}: send GET to /v1/models and POST "
+                          "to /v1/chat/completions and /v1/completions.", "method_not_allowed")
+        return answer(error.status_code, str(error.detail), "invalid_request")
 
     @app.exception_handler(Exception)
     def failed(_request: Request, error: Exception) -> JSONResponse:
         log.exception("a request failed")
-        return answer(500, explain(error, "chat"))
+        return answer(500, explain(error, "chat"), "server_error")

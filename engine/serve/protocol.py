@@ -20,13 +20,30 @@ from pydantic import BaseModel, ConfigDict
 from engine.chat.session import ChatError, Generation, check_params
 from engine.sampling import SamplingConfig
 
+# Every error body's `code`: stable machine codes a client may branch on (the message is an English sentence that
+# may be reworded). OpenAI's own where it has one for the case (model_not_found, invalid_api_key, unsupported_value,
+# unsupported_parameter, missing_required_parameter, invalid_value), with `param` naming the field.
+CODES = {
+    "model_not_found": "the model named is not served here (404)",
+    "invalid_api_key": "the API key is missing or wrong (401)",
+    "unsupported_parameter": "a setting this server does not support was sent (400, param: the setting)",
+    "unsupported_value": "a setting holds a value this server cannot honour (400, param: the setting)",
+    "missing_required_parameter": "the body lacks a field the endpoint needs (400, param: the field)",
+    "invalid_value": "a field of the body has the wrong type or value (400, param: the field)",
+    "invalid_request": "the conversation, tools or settings cannot be used as sent (400; the message says why)",
+    "unknown_url": "no such endpoint (404)",
+    "method_not_allowed": "the endpoint does not take this HTTP method (405)",
+    "host_not_allowed": "the request's Host header names this server by a name it was not started for (403)",
+    "server_error": "the server failed to answer (500; the message says why, the server's log has the traceback)",
+}
+
 
 class ServeError(ChatError):
-    """A request refused with an HTTP status; the message is one sentence for the client."""
+    """A request refused with an HTTP status; the message is one sentence for the client, `code` one of CODES."""
 
-    def __init__(self, message: str, status: int = 400, code: str | None = None):
+    def __init__(self, message: str, status: int = 400, code: str = "invalid_request", param: str | None = None):
         super().__init__(message)
-        self.status, self.code = status, code
+        self.status, self.code, self.param = status, code, param
 
 
 class Request(BaseModel):
@@ -50,12 +67,15 @@ class Request(BaseModel):
     def sampling(self) -> SamplingConfig:
         """The SamplingConfig this request asks for; ServeError for what this server cannot do."""
         if self.n not in (None, 1):
-            raise ServeError(f"n is {self.n}: this server writes one choice per request, so send n 1.")
+            raise ServeError(f"n is {self.n}: this server writes one choice per request, so send n 1.",
+                             code="unsupported_value", param="n")
         if self.stop:
-            raise ServeError("stop is not supported: a reply ends at the model's end of turn or at max_tokens.")
+            raise ServeError("stop is not supported: a reply ends at the model's end of turn or at max_tokens.",
+                             code="unsupported_parameter", param="stop")
         for name in ("frequency_penalty", "presence_penalty"):
             if getattr(self, name):
-                raise ServeError(f"{name} is not supported: leave it out, or use repetition_penalty.")
+                raise ServeError(f"{name} is not supported: leave it out, or use repetition_penalty.",
+                                 code="unsupported_parameter", param=name)
         values: dict[str, Any] = {"max_new_tokens": self.longest(), "temperature": self.temperature,
                                   "top_p": self.top_p, "top_k": self.top_k,
                                   "repetition_penalty": self.repetition_penalty}
@@ -81,7 +101,8 @@ class ChatRequest(Request):
             return None
         if self.tool_choice in (None, "auto"):
             return self.tools or None
-        raise ServeError(f"tool_choice {json.dumps(self.tool_choice)} is not supported: use \"auto\" or \"none\".")
+        raise ServeError(f"tool_choice {json.dumps(self.tool_choice)} is not supported: use \"auto\" or \"none\".",
+                         code="unsupported_value", param="tool_choice")
 
     def conversation(self) -> list[dict[str, Any]]:
         return [chat_message(message, number) for number, message in enumerate(self.messages, 1)]
@@ -94,7 +115,7 @@ class CompletionRequest(Request):
         if isinstance(self.prompt, list):
             if len(self.prompt) != 1:
                 raise ServeError("prompt must be one string (or a list of one): this server answers one prompt "
-                                 "per request.")
+                                 "per request.", code="unsupported_value", param="prompt")
             return self.prompt[0]
         return self.prompt
 
@@ -111,7 +132,8 @@ def chat_message(message: dict[str, Any], number: int) -> dict[str, Any]:
     elif isinstance(content, list):
         if not all(isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
                    for part in content):
-            raise ServeError(f"Message {number} has content that is not text: this server reads text parts only.")
+            raise ServeError(f"Message {number} has content that is not text: this server reads text parts only.",
+                             code="unsupported_value", param="messages")
         out["content"] = "".join(part["text"] for part in content)
     return out
 
@@ -189,9 +211,10 @@ def model_list(names: dict[str, str]) -> dict[str, Any]:
                                        for name, owner in names.items()]}
 
 
-def error_body(message: str, status: int, code: str | None = None, param: str | None = None) -> dict[str, Any]:
+def error_body(message: str, status: int, code: str, param: str | None = None) -> dict[str, Any]:
+    """OpenAI's error body: the English sentence, the type by status, the field and a stable `code` (CODES)."""
     kind = "invalid_request_error" if status < 500 else "server_error"
-    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return {"error": {"message": str(message), "type": kind, "param": param, "code": code}}
 
 
 def sse(data: dict[str, Any] | str) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 from engine.config import DataConfig, RunConfig
 from engine.data import sources
+from engine.sentences import said
 from engine.train.batching import Choice
 
 Rows = list[dict]
@@ -49,9 +50,9 @@ def _tokenize_rows(config: RunConfig, tokenizer: Any, datasets: sources.Mixed, r
     train_rows, val_rows, stats, cached = tokenized_splits(config, tokenizer, datasets)
     for note in template_notes(datasets.rows, tokenizer):
         reporter.info(note)
-    reporter.info(f"tokenized: {len(train_rows)} train / {len(val_rows)} validation rows, "
-                  f"{stats.truncated} truncated and {stats.dropped} dropped at cutoff_len {config.train.cutoff_len}"
-                  + (" (read from the tokenized-rows cache, engine.data.tokcache)" if cached else ""))
+    reporter.info(said("engine.log.tokenized", train=len(train_rows), val=len(val_rows), truncated=stats.truncated,
+                       dropped=stats.dropped, cutoff=config.train.cutoff_len,
+                       cached=said("engine.log.from_cache") if cached else ""))
     return train_rows, val_rows
 
 
@@ -88,8 +89,8 @@ def _tokenize_pairs(config: RunConfig, tokenizer: Any, datasets: sources.Mixed, 
     chosen = [{"messages": [*pair["messages"], pair["chosen"]], "tools": pair.get("tools")} for pair in datasets.rows]
     for note in template_notes(chosen, tokenizer):
         reporter.info(note)
-    reporter.info(f"tokenized: {len(train_rows)} train / {len(val_rows)} validation pairs, {stats.truncated} "
-                  f"truncated and {stats.dropped} dropped at cutoff_len {config.train.cutoff_len}")
+    reporter.info(said("engine.log.tokenized_pairs", train=len(train_rows), val=len(val_rows),
+                       truncated=stats.truncated, dropped=stats.dropped, cutoff=config.train.cutoff_len))
     return train_rows, val_rows
 
 
@@ -132,9 +133,9 @@ def _tokenize_unpaired(config: RunConfig, tokenizer: Any, datasets: sources.Mixe
     for note in template_notes(rows, tokenizer):
         reporter.info(note)
     good = sum(row["label"] for row in train_rows)
-    reporter.info(f"tokenized: {len(train_rows)} train rows ({good} good, {len(train_rows) - good} bad) / "
-                  f"{len(val_rows)} validation rows, {stats.truncated} truncated and {stats.dropped} dropped at "
-                  f"cutoff_len {config.train.cutoff_len}")
+    reporter.info(said("engine.log.tokenized_kto", train=len(train_rows), good=good, bad=len(train_rows) - good,
+                       val=len(val_rows), truncated=stats.truncated, dropped=stats.dropped,
+                       cutoff=config.train.cutoff_len))
     return train_rows, val_rows
 
 

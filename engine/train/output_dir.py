@@ -11,6 +11,7 @@ from pathlib import Path
 from engine.config import ConfigError, RunConfig
 from engine.jobs import rundir
 from engine.jobs.reporter import RANKS, JobReporter, rank
+from engine.sentences import Sentence, said
 from engine.train import world
 
 
@@ -52,11 +53,10 @@ def no_checkpoint_sentence(run: rundir.RunDir) -> str:
             "written): start it afresh with --overwrite.")
 
 
-def incomplete(checkpoints: list[Path]) -> str:
+def incomplete(checkpoints: list[Path]) -> Sentence:
     """'checkpoint-20 is incomplete (...)', naming every checkpoint given."""
     names = ", ".join(p.name for p in checkpoints)
-    one = len(checkpoints) == 1
-    return f"{names} {'is' if one else 'are'} incomplete (killed while {'it was' if one else 'they were'} written)"
+    return said("engine.log.incomplete_one" if len(checkpoints) == 1 else "engine.log.incomplete_many", names=names)
 
 
 def resume_point(run: rundir.RunDir, reporter: JobReporter, config: RunConfig, rows: int, sampler: str) -> Path:
@@ -69,8 +69,8 @@ def resume_point(run: rundir.RunDir, reporter: JobReporter, config: RunConfig, r
     broken = run.incomplete_checkpoints() if rank() == 0 else []  # rank 0 removes them (the others see none)
     for folder in broken:
         shutil.rmtree(folder)
-    removed = f"{incomplete(broken)}: removed; " if broken else ""
-    reporter.info(f"{removed}resuming from {checkpoint.name}")
+    reporter.info(said("engine.log.removed_resuming", incomplete=incomplete(broken), checkpoint=checkpoint.name)
+                  if broken else said("engine.log.resuming", checkpoint=checkpoint.name))
     if (line := world.resumed(checkpoint, config, rows, sampler)) is not None:
         reporter.info(line)
     return checkpoint

@@ -155,7 +155,7 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     kernels.check(config, run)  # train.kernels: liger without CUDA or liger-kernel, refused before any weight
     tokenizer = load_tokenizer(config.model)
     if ensure_chat_template(tokenizer):
-        reporter.info("the tokenizer has no chat template: using ChatML (saved with the weights)")
+        reporter.info(sentences.said("engine.log.chatml"))
     train_rows, val_rows = stage.tokenize(config, tokenizer, datasets, reporter)
 
     reporter.status("loading_model")
@@ -176,10 +176,11 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     set_seed(config.train.seed)
     model = apply_method(model, config.method, tokenizer)
     if device() == "cpu" and (bulk := use_bulk_dropout(model)):
-        reporter.info(f"lora_dropout: {bulk} layers draw their masks in bulk on the CPU (engine.model.dropout)")
+        reporter.info(sentences.said("engine.log.bulk_dropout", layers=bulk))
     trainable, total = count_parameters(model)
     percent = 100 * trainable / total
-    reporter.info(f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {percent:.4f}")
+    reporter.info(sentences.said("engine.log.trainable", trainable=f"{trainable:,}", total=f"{total:,}",
+                                 percent=f"{percent:.4f}"))
 
     from engine.train.trainer import finished
 
@@ -194,7 +195,7 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     sampler = trainer.args.train_sampling_strategy
     checkpoint = resume_point(run, reporter, config, len(train_rows), sampler) if config.train.resume else None
     if checkpoint is not None and finished(checkpoint):
-        reporter.info(f"{checkpoint.name} is the last step: nothing is left to train, its weights are saved again")
+        reporter.info(sentences.said("engine.log.last_step", checkpoint=checkpoint.name))
     result = trainer.train_from(checkpoint)
 
     state = "stopped" if stop.requested else "completed"  # a stop agreed by every rank (EventCallback)
@@ -208,14 +209,16 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     metrics["batching"] = batching.reason
     if (kept := best_checkpoint(config, trainer, state == "stopped")) is not None:
         metrics["best"] = kept
-        reporter.info(f"kept the weights of step {kept['step']}, the best {kept['metric']} ({kept['value']:.4f})"
-                      + (f"; stopped early at step {kept['ended_at']}" if kept["stopped_early"] else ""))
+        early = sentences.said("engine.log.stopped_early", step=kept["ended_at"]) if kept["stopped_early"] else ""
+        reporter.info(sentences.said("engine.log.kept", step=kept["step"], metric=kept["metric"],
+                                     value=f"{kept['value']:.4f}", early=early))
     if starts:
         metrics["start"] = [start.record() for start in starts]  # the model card's lineage
     rundir.write_json_atomic(run.metrics, metrics)
-    loss = f"train loss {metrics['train_loss']:.4f}" if metrics["train_loss"] is not None else "no train loss logged"
-    reporter.info(f"saved {weights_dir.name}/ ({metrics['weights_size_mb']:.2f} MB); "
-                  f"{loss}, {metrics['tokens_per_s']:.0f} tokens/s")
+    loss = sentences.said("engine.log.train_loss", loss=f"{metrics['train_loss']:.4f}") \
+        if metrics["train_loss"] is not None else sentences.said("engine.log.no_train_loss")
+    reporter.info(sentences.said("engine.log.saved", folder=weights_dir.name, size=f"{metrics['weights_size_mb']:.2f}",
+                                 loss=loss, speed=f"{metrics['tokens_per_s']:.0f}"))
     return state, trainer.state.global_step
 
 

@@ -19,7 +19,7 @@ from transformers import (
     TrainerState,
     TrainingArguments,
 )
-from transformers.trainer_utils import TrainOutput
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput
 
 from engine.config import METHOD_OPTIONS, PROMPT_LEARNING, RunConfig
 from engine.config_best import greater_is_better
@@ -29,6 +29,7 @@ from engine.jobs.failures import EngineError
 from engine.jobs.faults import fault_point
 from engine.jobs.lifecycle import JobFolderGoneError
 from engine.model.loading import pick_dtype
+from engine.sentences import said
 from engine.train import kernels as liger
 from engine.train import strategy, trackers, world
 from engine.train.batching import Choice, Shape, choose
@@ -276,6 +277,11 @@ class EventCallback(TrainerCallback):
             self.stop.requested = True  # on every rank, so that each ends its run as stopped
             control.should_training_stop = True
             control.should_save = True
+
+    def on_save(self, args, state, control, **kwargs):
+        """A checkpoint was written: the log says which (the run resumes from the newest complete one)."""
+        checkpoint = f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        self.reporter.info(said("engine.log.checkpoint_saved", checkpoint=checkpoint))
 
     def _eta(self, state, elapsed: float) -> float | None:
         done = state.global_step - self.throughput.start_step

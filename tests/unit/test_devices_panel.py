@@ -62,7 +62,7 @@ def form(dataset: Path, **changes: object) -> list[object]:
 def test_two_nodes_show_each_nodes_command_from_the_engine(world):
     ctx, tab, dataset = world
     args = form(dataset, devices="cpu", nproc_per_node=2, nnodes=2, master_addr="127.0.0.1", master_port=29611)
-    shown = panel.preview(ctx, tab, "two-nodes", *args)
+    shown = panel.preview(ctx, tab, None, "two-nodes", *args)
     yaml_text = shown[tab.config.yaml]
     assert "devices: cpu" in yaml_text and "nproc_per_node: 2" in yaml_text and "nnodes: 2" in yaml_text
     config_file = shown[tab.config.command].removeprefix("python launch.py train ")
@@ -76,8 +76,8 @@ def test_two_nodes_show_each_nodes_command_from_the_engine(world):
 
 def test_one_process_shows_no_node_command(world):
     ctx, tab, dataset = world
-    shown = panel.preview(ctx, tab, "one", *form(dataset))
+    shown = panel.preview(ctx, tab, None, "one", *form(dataset))
     assert shown[tab.devices.commands]["visible"] is False and "nproc_per_node: 1" in shown[tab.config.yaml]
-    refused = panel.preview(ctx, tab, "bad", *form(dataset, nnodes=2))  # no master_addr: the engine's sentence
+    refused = panel.preview(ctx, tab, None, "bad", *form(dataset, nnodes=2))  # no master_addr: the engine's sentence
     # the config is valid (a Slurm script takes node 0's address from the allocation), but torchrun's commands need it
     assert "master_addr is not set" in refused[tab.devices.commands]["value"], refused[tab.devices.commands]

@@ -32,7 +32,7 @@ HEAVY = {"torch", "transformers", "peft", "bitsandbytes"}
 # The layers, bottom up: a package may import its own modules and those of the layers below it, never above or
 # beside it. A module at the top of engine/ or webui/ is a layer of its own (engine.config, webui.app ...).
 LAYERS = (
-    ("engine.sentences_more",), ("engine.sentences",), ("engine.errors",), ("engine.datapaths",),
+    ("engine.sentences_more", "engine.sentences_log"), ("engine.sentences",), ("engine.errors",), ("engine.datapaths",),
     ("engine.config_migrate",), ("engine.config_read",), ("engine.config_stage",),
     ("engine.config_trackers", "engine.config_kernels", "engine.config_best", "engine.config_distributed"),
     ("engine.config",), ("engine.sampling",), ("engine.config_eval",), ("engine.config_compare",),

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from engine.jobs.events import STATES
+from engine.sentences import said
 from webui.jobs.monitor import JobSnapshot
 from webui.jobs.runs import RunInfo
 
@@ -133,12 +134,17 @@ def loss_colors(snaps: dict[str, JobSnapshot]) -> dict[str, str]:
     return colors
 
 
-def log_text(snap: JobSnapshot | None, stdout_tail: str = "") -> str:
+def log_text(snap: JobSnapshot | None, stdout_tail: str = "", say: Any = None, last: int | None = None) -> str:
+    """A job's log box: its events' lines (the `last` ones where given) in the language of `say` (a
+    webui.i18n.Words: the engine's keyed lines worded, the rest as written; English without it), and for a failed
+    job the last lines of the engine's output as the process printed them (a library's words stay its own)."""
     if snap is None:
         return ""
-    text = "\n".join(snap.log)
+    word = getattr(say, "sentence", str)
+    lines = snap.log[-last:] if last else snap.log
+    text = "\n".join(word(line) for line in lines)
     if stdout_tail and snap.state == "failed":
-        text += "\n--- last lines of the engine's output ---\n" + stdout_tail
+        text += "\n" + word(said("engine.log.output_tail")) + "\n" + stdout_tail
     return text
 
 

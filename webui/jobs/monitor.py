@@ -15,6 +15,7 @@ from typing import Any
 
 from engine.jobs.events import FINAL_STATES, Event, EventTail, Log, Metrics, Progress, Status
 from engine.jobs.rundir import EVENTS, JobDir
+from engine.sentences import Sentence, said
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class JobSnapshot:
     eta_s: float | None = None
     tokens_per_s: float | None = None
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # one per value name a job reports
-    log: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)  # Sentences: English, worded in the visitor's language by the page
     error: str | None = None
     result: dict[str, Any] | None = None  # what a finished job produced (an export's folders and figures)
     started: float | None = None  # time of the first event
@@ -57,18 +58,28 @@ def _number(value: float | None) -> str:
     return "–" if value is None else f"{value:.4g}"
 
 
-def format_event(event: Event) -> str:
-    """One log line of the page for an event (progress events are shown by the progress bar instead)."""
+LEVEL_KEYS = {"info": "engine.log.level.info", "warning": "engine.log.level.warning", "error": "engine.log.level.error"}
+
+
+def format_event(event: Event) -> Sentence:
+    """One log line of the page for an event (progress events are shown by the progress bar instead): the English
+    line, with its key and values (engine.sentences_log's `engine.log.line.*`) so the page words it in the
+    visitor's language; an engine's keyed sentence inside it is worded too, a line without a key stays as written."""
     stamp = time.strftime("%H:%M:%S", time.localtime(event.t))
     if isinstance(event, Log):
-        return f"{stamp} {event.level:<7} {event.message}"
+        level = Sentence(event.level, LEVEL_KEYS.get(event.level))
+        return said("engine.log.line.log", stamp=stamp, level=level, message=event.message)
     if isinstance(event, Status):
-        return f"{stamp} status  {event.state}" + (f": {event.error}" if event.error else "")
+        state = Sentence(event.state, f"state.{event.state}")  # the page's own words for a state
+        if event.error:
+            return said("engine.log.line.status_error", stamp=stamp, state=state, error=event.error)
+        return said("engine.log.line.status", stamp=stamp, state=state)
     if isinstance(event, Metrics):
         shown = "loss" if event.loss is not None else "eval_loss" if event.eval_loss is not None else None
         figures = [(shown, event.values[shown])] if shown else list(event.values.items())
-        return f"{stamp} metrics step {event.step} " + " ".join(f"{k}={_number(v)}" for k, v in figures)
-    return f"{stamp} {event.kind}"
+        return said("engine.log.line.metrics", stamp=stamp, step=event.step,
+                    figures=" ".join(f"{k}={_number(v)}" for k, v in figures))
+    return said("engine.log.line.other", stamp=stamp, kind=event.kind)
 
 
 def add_point(curve: list[tuple[int, float]], step: int, value: float) -> None:
@@ -85,7 +96,7 @@ class JobMonitor:
     def __init__(self, job: JobDir):
         self.job = job
         self._tail = EventTail(job.events)
-        self._log: deque[str] = deque(maxlen=LOG_LINES)
+        self._log: deque[Sentence] = deque(maxlen=LOG_LINES)
         self._snap = JobSnapshot(name=job.name)
         self._head: bytes | None = None  # the first line of the events file being followed
         self._seen_status = False  # a status event was folded in
@@ -104,7 +115,7 @@ class JobMonitor:
             events = self._tail.read_new(bad)  # a damaged line is skipped, said in the log, and the rest followed
             for reason in bad:
                 log.warning("%s: %s: %s", self.job.name, EVENTS, reason)
-                events.append(Log(message=f"{EVENTS} has a damaged line, skipped ({reason}).", level="warning"))
+                events.append(Log(message=said("engine.log.damaged", file=EVENTS, reason=reason), level="warning"))
             for event in events:
                 self._apply(event)
             if events:

@@ -20,6 +20,7 @@ from engine.config_eval import BASE, EvalConfig
 from engine.jobs.rundir import EvalDir
 from engine.sampling import MAX_NEW_TOKENS as TOKENS_LIMIT
 from engine.sampling import SamplingConfig
+from webui.components.render import log_text
 from webui.components.wiring import bind
 from webui.context import AppContext
 from webui.forms.datasets import dataset_choices
@@ -69,7 +70,7 @@ def job_view(ctx: AppContext, job: EvalDir | None, differ: bool, say: Callable[.
     if job is None:
         return "", "", "", hidden, empty, None, gr.Timer(active=False)
     snap = ctx.evals.follow(job)
-    log = "\n".join(snap.log[-200:])
+    log = log_text(snap, say=say, last=200)
     if not snap.finished:
         elapsed = time.time() - (snap.started or job.status.stat().st_mtime)
         done = f"{snap.step}/{snap.total}" if snap.total else "…"

@@ -19,6 +19,7 @@ import gradio as gr
 from engine.config import EXPORT_DTYPES, PROMPT_LEARNING
 from engine.jobs.rundir import ExportDir
 from engine.sentences import Sentence
+from webui.components.render import log_text
 from webui.components.wiring import bind
 from webui.context import AppContext
 from webui.i18n import failure, message, t, words
@@ -56,7 +57,7 @@ def job_view(ctx: AppContext, job: ExportDir | None, say: Callable[..., str]) ->
     if job is None:
         return "", "", hidden, hidden, None, gr.Timer(active=False)
     snap = ctx.exports.follow(job)
-    log = "\n".join(snap.log[-200:])
+    log = log_text(snap, say=say, last=200)
     if not snap.finished:
         elapsed = time.time() - (snap.started or job.status.stat().st_mtime)
         status = f"{SPINNER[int(elapsed / POLL_S) % 4]} " + say("export.msg.progress", run=run_of(job),

@@ -111,8 +111,9 @@ def show_runs(ctx: AppContext, selected: list[str] | None, seen: str, request: g
     tail = tail_lines(RunDir(ctx.runs.runs_dir / first).stdout_log) if snaps[first].state == "failed" else ""
     compare = config_diff_html(configs, words(request)) if len(configs) > 1 else ""
     command = ctx.runs.tensorboard_command(list(snaps))
-    return (progress_html(snaps[first], words(request)), loss_frame(snaps), log_text(snaps[first], tail), compare,
-            signature, loss_colors(snaps), gr.update(value=command, visible=bool(command)))
+    say = words(request)
+    return (progress_html(snaps[first], say), loss_frame(snaps), log_text(snaps[first], tail, say), compare, signature,
+            loss_colors(snaps), gr.update(value=command, visible=bool(command)))
 
 
 def stop_selected(ctx: AppContext, selected: list[str] | None, request: gr.Request | None = None) -> None:

@@ -58,10 +58,12 @@ def node_commands(config: RunConfig, config_file: str) -> str:
     return rendezvous_problem(config.distributed) or launch.printed(config, [config_file])
 
 
-def preview(ctx: AppContext, tab: TrainTab, config_name: str, *args: Any) -> dict[Any, Any]:
-    """The config preview (handlers.preview), and each node's command where the form asks for several processes
-    (the config file is the preview's: the one its command names)."""
-    shown, config, file = h.previewed(ctx, tab.config, config_name, *args)
+def preview(ctx: AppContext, tab: TrainTab, request: gr.Request | None, config_name: str, *args: Any
+            ) -> dict[Any, Any]:
+    """The config preview (handlers.preview; a refused form's comments in the visitor's language), and each node's
+    command where the form asks for several processes (the config file is the preview's: the one its command
+    names)."""
+    shown, config, file = h.previewed(ctx, tab.config, config_name, *args, request=request)
     commands = node_commands(config, str(file)) if config is not None else ""
     return {**shown, tab.devices.commands: gr.update(value=commands, visible=bool(commands))}
 

@@ -129,9 +129,10 @@ def poll(ctx: AppContext, panel: MonitorPanel, name: str | None, seen: int, requ
     snaps = {name: snap}
     # a run that has just finished can be started from (SFT, then DPO from it) without a reload or another tab
     ended = {panel.start_run: list_start_runs(ctx, None, request)} if snap.finished and panel.start_run else {}
-    return {panel.progress: progress_html(snap, words(request)), panel.loss: loss_frame(snaps),
-            panel.log: log_text(snap, tail), panel.seen: snap.version, panel.loss_colors: loss_colors(snaps)} | also \
-        | ended
+    say = words(request)
+    return {panel.progress: progress_html(snap, say), panel.loss: loss_frame(snaps),
+            panel.log: log_text(snap, tail, say), panel.seen: snap.version,
+            panel.loss_colors: loss_colors(snaps)} | also | ended
 
 
 def watch(ctx: AppContext, panel: MonitorPanel, name: str | None = None, request: gr.Request | None = None) -> Any:

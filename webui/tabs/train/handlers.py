@@ -23,7 +23,7 @@ from webui.forms.columns import renamed
 from webui.forms.datasets import dataset_choices, store_upload
 from webui.forms.fields import ADAPTER, BITS, COLUMNS, EPOCHS, MAX_STEPS, OPTIONS
 from webui.forms.models import hub_offline, model_info
-from webui.i18n import failure, message, pairs_label, sentences, words
+from webui.i18n import failure, message, pairs_label, sentence, sentences, words
 from webui.jobs.boundary import ADAPTER_CONFIG
 from webui.jobs.paths import PathError, safe_name
 from webui.tabs.train.panels import ConfigPanel, MethodPanel, TrainingPanel, TrainTab, stage_note_text
@@ -178,27 +178,35 @@ def stop_by_shown(panel: TrainingPanel, stop_by: str) -> dict[Any, Any]:
             panel.options[MAX_STEPS]: gr.update(visible=stop_by == "steps")}
 
 
-def preview(ctx: AppContext, panel: ConfigPanel, config_name: str, *args: Any) -> dict[Any, str]:
+def preview(ctx: AppContext, panel: ConfigPanel, config_name: str, *args: Any,
+            request: gr.Request | None = None) -> dict[Any, str]:
     """The YAML the run will use and a command that runs exactly it when pasted: the YAML is written to the file
     the command names, and output_dir is WORKSPACE/runs/CONFIG_NAME (as "Save form to YAML" writes it)."""
-    return previewed(ctx, panel, config_name, *args)[0]
+    return previewed(ctx, panel, config_name, *args, request=request)[0]
 
 
-def previewed(ctx: AppContext, panel: ConfigPanel, config_name: str, *args: Any
+def previewed(ctx: AppContext, panel: ConfigPanel, config_name: str, *args: Any, request: gr.Request | None = None
               ) -> tuple[dict[Any, str], RunConfig | None, Path | None]:
     """preview's panel values, with the config they show and the file its command names (None, None where the
-    form gives no config: the YAML view then says why)."""
+    form gives no config: the YAML view then says why, in comments in the visitor's language). A config's YAML is
+    the same in every language: its keys and values are what `launch.py train` reads."""
     form = Form.parse(args)
     try:
         name = safe_name((config_name or "").strip() or "my-run")
         config = form.config(ctx, ctx.runs.runs_dir / name)
     except (ConfigError, PathError) as error:
-        issues = getattr(error, "issues", [str(error)])
-        return {panel.yaml: "# " + "\n# ".join(issues), panel.command: ""}, None, None
+        return {panel.yaml: refused_comments(error, request), panel.command: ""}, None, None
     text = config.to_yaml()
     file = forms.preview_file(ctx.configs, name, text)
     return ({panel.yaml: text, panel.command: forms.command_line(file),
              panel.remembered: text}, config, file)  # remembered: the form as the visitor leaves it (remember.py)
+
+
+def refused_comments(error: Exception, request: gr.Request | None) -> str:
+    """A refused form's problems as the preview's YAML comments, one a line, each in the visitor's language (an
+    engine's keyed sentence worded, any other as written); a sentence of several lines stays inside its comment."""
+    issues = getattr(error, "issues", [error])
+    return "\n".join("# " + sentence(request, issue).replace("\n", "\n# ") for issue in issues)
 
 
 def save_config(ctx: AppContext, config_name: str, *args: Any, request: gr.Request | None = None) -> Any:
