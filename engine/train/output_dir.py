@@ -10,8 +10,8 @@ from pathlib import Path
 
 from engine.config import ConfigError, RunConfig
 from engine.jobs import rundir
-from engine.jobs.reporter import RANKS, JobReporter, rank
-from engine.train import world
+from engine.jobs.reporter import RANKS, JobReporter
+from engine.train import nodes, world
 
 
 def check_output_dir(config: RunConfig, overwrite: bool = False) -> None:
@@ -66,7 +66,8 @@ def resume_point(run: rundir.RunDir, reporter: JobReporter, config: RunConfig, r
     checkpoint = run.last_checkpoint()
     if checkpoint is None:  # check_output_dir said so before anything was loaded; the folder changed since
         raise ConfigError([no_checkpoint_sentence(run)])
-    broken = run.incomplete_checkpoints() if rank() == 0 else []  # rank 0 removes them (the others see none)
+    broken = run.incomplete_checkpoints() if nodes.writes_checkpoints() else []  # rank 0 removes them (and each
+    # node's local rank 0 those of its own folder); the others see none
     for folder in broken:
         shutil.rmtree(folder)
     removed = f"{incomplete(broken)}: removed; " if broken else ""
