@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -104,17 +105,24 @@ def checkpoint_steps(folder: Path) -> list[int]:
     return [rundir.checkpoint_step(p) for p in rundir.RunDir(folder).all_checkpoints() if rundir.checkpoint_complete(p)]
 
 
-def agree(path: Path, read: Callable[[], RunConfig], check: Callable[[RunConfig], None],
-          resume: str | None) -> RunConfig:
+def torchrun_store() -> Any:
+    """The store of torchrun's rendezvous, which torch.distributed's process group uses next (env://)."""
+    import torch.distributed as dist
+
+    return next(dist.rendezvous("env://", timeout=timedelta(seconds=WAIT_S)))[0]
+
+
+def agree(path: Path, read: Callable[[], RunConfig], check: Callable[[RunConfig], None], resume: str | None,
+          store: Any = None, place: tuple[int, int, bool] | None = None) -> RunConfig:
     """Meet the other nodes' ranks and return the config this rank trains (its own, or node 0's where its command
     names none it has); ConfigError with the sentence every node ends with where a node cannot train or resume.
     `path` is this node's config file and `read` reads it, `check` is node 0's output_dir check, `resume` the
-    --resume folder."""
+    --resume folder; `store` torchrun's (by default) and `place` (node, nodes, whether this is the node's local
+    rank 0) torchrun's environment's."""
     global _decided
-    import torch.distributed as dist
-
-    store = next(dist.rendezvous("env://", timeout=timedelta(seconds=WAIT_S)))[0]
-    node, nodes, leader = env_int("GROUP_RANK", 0), env_int("GROUP_WORLD_SIZE", 1), env_int("LOCAL_RANK", 0) == 0
+    store = store if store is not None else torchrun_store()
+    node, nodes, leader = place or (env_int("GROUP_RANK", 0), env_int("GROUP_WORLD_SIZE", 1),
+                                    env_int("LOCAL_RANK", 0) == 0)
     config, problem = own_config(path, read, node)
     marker = None
     if node == 0 and leader:
@@ -180,11 +188,11 @@ def report(node: int, config: RunConfig | None, problem: str | None, resume: str
     return Report(node, socket.gethostname(), str(folder or ""), sees, problem, steps, yaml_text, nonce)
 
 
-def post(store, found: Report) -> None:
+def post(store: Any, found: Report) -> None:
     store.set(f"{KEY}{found.node}", json.dumps(asdict(found)))
 
 
-def fetch(store, node: int) -> Report:
+def fetch(store: Any, node: int) -> Report:
     """Node `node`'s report, waited for (ConfigError naming the node where it never comes)."""
     try:
         store.wait([f"{KEY}{node}"], timedelta(seconds=WAIT_S))
