@@ -13,7 +13,8 @@ rank 0 posts a report of its node (`Report`):
 - on `--resume`, the steps of the complete checkpoints in its run folder.
 
 Every rank reads every report and decides alike (`decide`): a problem ends every node with the same sentence; the
-folders are shared where every node sees node 0's; `distributed.save_on_each_node` auto has each node's local rank 0
+folders are shared where every node sees node 0's; node 0's `distributed.save_on_each_node` (every node follows
+it), auto by default, has each node's local rank 0
 keep the checkpoints (transformers' `save_on_each_node`) where they are not, while events, status, metrics and the
 final weights stay node 0's (rank 0's). A resume of nodes with their own folders needs the same newest checkpoint on
 every node: one that lacks it, or newest checkpoints at different steps, are refused with a sentence that says what
@@ -56,6 +57,7 @@ class Report:
     checkpoints: list[int] = field(default_factory=list)
     config: str | None = None
     nonce: str = ""
+    setting: bool | str = "auto"  # node 0's distributed.save_on_each_node, which every node follows
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,7 @@ def agree(path: Path, read: Callable[[], RunConfig], check: Callable[[RunConfig]
             marker = Path(config.output_dir) / RANKS / f".node-0-{nonce}"
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text(socket.gethostname(), encoding="utf-8")
-        post(store, report(0, config, problem, resume, nonce=nonce, yaml_text=config.to_yaml() if config else None))
+        post(store, report(0, config, problem, resume, nonce=nonce, node_0=config))
     first = fetch(store, 0)
     if config is None and problem is None and first.config is not None:  # no config of its own: node 0's
         config = node_zero_config(first.config, resume)
@@ -143,10 +145,10 @@ def agree(path: Path, read: Callable[[], RunConfig], check: Callable[[RunConfig]
     reports = [first, *(fetch(store, other) for other in range(1, nodes))]
     if marker is not None:  # every node has looked
         marker.unlink(missing_ok=True)
-    setting = config.distributed.save_on_each_node if config is not None else "auto"
-    decision, refusal = decide(reports, setting, resume is not None)
+    decision, refusal = decide(reports, first.setting, resume is not None)
     if refusal is not None or config is None:
-        raise ConfigError([refusal or f"node {node} has no config to train."])
+        raise ConfigError([refusal or f"node {node} has no config at {path} and node 0 sent none: copy node 0's "
+                                      f"config to {path} on node {node}, then start every node's command again."])
     _decided = decision
     return config
 
@@ -182,10 +184,12 @@ def refusal_of(check: Callable[[RunConfig], None], config: RunConfig) -> str | N
 
 
 def report(node: int, config: RunConfig | None, problem: str | None, resume: str | None, sees: bool = True,
-           nonce: str = "", yaml_text: str | None = None) -> Report:
+           nonce: str = "", node_0: RunConfig | None = None) -> Report:
+    """A node's report; node 0's (`node_0`: its config) also carries its config and its save_on_each_node."""
     folder = Path(config.output_dir) if config is not None else None
     steps = checkpoint_steps(folder) if resume and folder is not None else []
-    return Report(node, socket.gethostname(), str(folder or ""), sees, problem, steps, yaml_text, nonce)
+    shared = {"config": node_0.to_yaml(), "setting": node_0.distributed.save_on_each_node} if node_0 else {}
+    return Report(node, socket.gethostname(), str(folder or ""), sees, problem, steps, nonce=nonce, **shared)
 
 
 def post(store: Any, found: Report) -> None:
