@@ -14,9 +14,8 @@ rank 0 posts a report of its node (`Report`):
 
 Every rank reads every report and decides alike (`decide`): a problem ends every node with the same sentence; the
 folders are shared where every node sees node 0's; node 0's `distributed.save_on_each_node` (every node follows
-it), auto by default, has each node's local rank 0
-keep the checkpoints (transformers' `save_on_each_node`) where they are not, while events, status, metrics and the
-final weights stay node 0's (rank 0's). A resume of nodes with their own folders needs the same newest checkpoint on
+it), auto by default, has each node's local rank 0 keep the checkpoints (transformers' `save_on_each_node`) where
+they are not, while events, status, metrics and the final weights stay node 0's (rank 0's). A resume of nodes with their own folders needs the same newest checkpoint on
 every node: one that lacks it, or newest checkpoints at different steps, are refused with a sentence that says what
 to copy where.
 """
