@@ -15,9 +15,10 @@ rank 0 posts a report of its node (`Report`):
 Every rank reads every report and decides alike (`decide`): a problem ends every node with the same sentence; the
 folders are shared where every node sees node 0's; node 0's `distributed.save_on_each_node` (every node follows
 it), auto by default, has each node's local rank 0 keep the checkpoints (transformers' `save_on_each_node`) where
-they are not, while events, status, metrics and the final weights stay node 0's (rank 0's). A resume of nodes with their own folders needs the same newest checkpoint on
-every node: one that lacks it, or newest checkpoints at different steps, are refused with a sentence that says what
-to copy where.
+they are not, while events, status, metrics and the final weights stay node 0's (rank 0's). A resume of nodes with
+their own folders needs the same newest checkpoint on every node: one that lacks it, or newest checkpoints at
+different steps, are refused with a sentence that says what to copy where; a fresh run over an earlier run's
+checkpoints on a node's own disk is refused as node 0's output_dir check refuses its folder.
 """
 
 from __future__ import annotations
@@ -114,12 +115,12 @@ def torchrun_store() -> Any:
 
 
 def agree(path: Path, read: Callable[[], RunConfig], check: Callable[[RunConfig], None], resume: str | None,
-          store: Any = None, place: tuple[int, int, bool] | None = None) -> RunConfig:
+          store: Any = None, place: tuple[int, int, bool] | None = None, overwrite: bool = False) -> RunConfig:
     """Meet the other nodes' ranks and return the config this rank trains (its own, or node 0's where its command
     names none it has); ConfigError with the sentence every node ends with where a node cannot train or resume.
     `path` is this node's config file and `read` reads it, `check` is node 0's output_dir check, `resume` the
-    --resume folder; `store` torchrun's (by default) and `place` (node, nodes, whether this is the node's local
-    rank 0) torchrun's environment's."""
+    --resume folder, `overwrite` whether --overwrite was given; `store` torchrun's (by default) and `place` (node,
+    nodes, whether this is the node's local rank 0) torchrun's environment's."""
     global _decided
     store = store if store is not None else torchrun_store()
     node, nodes, leader = place or (env_int("GROUP_RANK", 0), env_int("GROUP_WORLD_SIZE", 1),
@@ -140,6 +141,8 @@ def agree(path: Path, read: Callable[[], RunConfig], check: Callable[[RunConfig]
         config = node_zero_config(first.config, resume)
     if leader and node:
         sees = config is not None and (Path(config.output_dir) / RANKS / f".node-0-{first.nonce}").is_file()
+        if problem is None and config is not None and not (sees or resume or overwrite):
+            problem = earlier_run(node, Path(config.output_dir))
         post(store, report(node, config, problem, resume, sees=sees))
     reports = [first, *(fetch(store, other) for other in range(1, nodes))]
     if marker is not None:  # every node has looked
@@ -150,6 +153,15 @@ def agree(path: Path, read: Callable[[], RunConfig], check: Callable[[RunConfig]
                                       f"config to {path} on node {node}, then start every node's command again."])
     _decided = decision
     return config
+
+
+def earlier_run(node: int, folder: Path) -> str | None:
+    """The sentence for a fresh run on a node whose own run folder holds an earlier run's checkpoints (node 0's
+    output_dir check refuses its own folder alike), else None."""
+    if not rundir.RunDir(folder).all_checkpoints():
+        return None
+    return (f"node {node}'s run folder {folder} holds the checkpoints of an earlier run: start afresh with "
+            f"--overwrite (deletes them), or continue that run with --resume {folder}.")
 
 
 def own_config(path: Path, read: Callable[[], RunConfig], node: int) -> tuple[RunConfig | None, str | None]:

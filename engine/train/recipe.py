@@ -69,7 +69,8 @@ def main(argv: list[str]) -> int:
     try:
         if launch.is_rank() and nodes.several_nodes():  # the nodes agree on their folders, checkpoints and config
             config = nodes.agree(config_path(args), lambda: read_config(args),
-                                 lambda found: check_output_dir(found, overwrite=args.overwrite), args.resume)
+                                 lambda found: check_output_dir(found, overwrite=args.overwrite), args.resume,
+                                 overwrite=args.overwrite)
         else:
             config = read_config(args)
         started = launch.is_rank() or args.launcher == "slurm"  # torchrun (started by Slurm) has its rendezvous

@@ -100,6 +100,15 @@ def test_nodes_that_share_node_0s_folder_leave_the_checkpoints_to_rank_0(tmp_pat
     assert "share node 0's run folder: node 0 alone keeps the checkpoints" in nodes.decided().line
 
 
+def test_a_fresh_run_over_an_earlier_runs_checkpoints_on_node_1s_own_disk_is_refused(tmp_path) -> None:
+    runs = [tmp_path / f"n{n}" / "run" for n in (0, 1)]
+    paths = [node_config(tmp_path / f"n{n}", runs[n]) for n in (0, 1)]
+    checkpoint(runs[1], 7)
+    found = agree_all(paths)
+    assert found[0].issues == [f"node 1's run folder {runs[1]} holds the checkpoints of an earlier run: start afresh "
+                               f"with --overwrite (deletes them), or continue that run with --resume {runs[1]}."]
+
+
 def test_a_node_without_the_config_takes_node_0s(tmp_path) -> None:
     zero = node_config(tmp_path / "n0", tmp_path / "run", save_on_each_node=False)
     configs = agree_all([zero, tmp_path / "n1" / "missing.yaml"])
