@@ -155,3 +155,30 @@ def test_a_nodes_problem_ends_every_node_with_its_sentence_and_false_keeps_check
     assert decide(reports, "auto", resuming=False)[1] == "output_dir /r holds a run that is still training."
     decision, refusal = decide([Report(0, "a", "/r"), Report(1, "b", "/r", False)], False, resuming=False)
     assert refusal is None and not decision.save_on_each_node and "node 0 alone keeps the checkpoints" in decision.line
+
+
+def test_the_launcher_does_not_take_an_earlier_attempts_status_for_this_ones(tmp_path, monkeypatch) -> None:
+    """Node 0 started by `launch.py train --resume` (torchrun stood in for) over a stopped run, refused by the
+    nodes' agreement before rank 0 wrote a status: exit 1 and the sentence as the failed status, not 0."""
+    from types import SimpleNamespace
+
+    from engine.jobs.rundir import RunDir
+    from engine.train import launch
+
+    refused = "config: node 1 has no complete checkpoint in /r/checkpoints to resume from."
+
+    class Torchrun:
+        def __init__(self, _command, stderr, **_kwargs) -> None:
+            stderr.write(f"error: {refused}\n".encode())
+
+        def wait(self) -> int:
+            return 1
+
+    monkeypatch.setattr(launch, "subprocess", SimpleNamespace(Popen=Torchrun, DEVNULL=-3))
+    monkeypatch.setattr(launch.signal, "signal", lambda *_args: None)
+    config = load_config(node_config(tmp_path, tmp_path / "run"))
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.write_status("stopped", pid=None)
+    assert launch.start(config, ["--resume", str(run.path)]) == 1
+    assert run.read_status()["state"] == "failed" and run.read_status()["error"] == refused
