@@ -40,6 +40,10 @@ class DistributedConfig(BaseModel):
     node_rank: int = Field(0, ge=0, description="This machine's place among nnodes (0 keeps the run folder).")
     master_addr: str | None = Field(None, description="Address of node 0, which the other machines reach.")
     master_port: int = Field(29500, ge=1, le=65535, description="Port on node 0 for the rendezvous.")
+    save_on_each_node: bool | Literal["auto"] = Field("auto", description=(
+        "Several machines: each node keeps the checkpoints a resume needs in its own run folder (true), or node 0 "
+        "alone (false); auto: each node does where the nodes do not share node 0's run folder (no shared "
+        "filesystem), found out when they start."))
     fsdp_offload: bool = Field(False, description=(
         "FSDP: keep the weights, gradients and optimizer states in the CPU's memory between uses (slower, for a "
         "model that does not fit the GPUs otherwise)."))

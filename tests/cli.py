@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -67,6 +68,16 @@ def run_train_in_process(config: Any) -> int:
 def popen_launch(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "launch.py", *args], cwd=ROOT, env=engine_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def popen_printed(line: str, replace: dict[str, str] | None = None) -> subprocess.Popen:
+    """One node's line of `--print-command` started as a shell would (its NAME=VALUE words before the program are
+    its environment), each word that is a key of `replace` replaced by its value; output captured as text."""
+    words = [(replace or {}).get(word, word) for word in shlex.split(line)]
+    program = words.index(sys.executable)
+    env = dict(word.split("=", 1) for word in words[:program])
+    return subprocess.Popen(words[program:], cwd=ROOT, env={**engine_env(), **env}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
 
 
 def write_config(path: Path, model: Path, data: Path, output_dir: Path, method: dict[str, Any] | None = None,

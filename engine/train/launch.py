@@ -37,6 +37,11 @@ LAUNCH = Path(__file__).resolve().parents[2] / "launch.py"
 TORCHRUN_LOG = "torchrun.log"
 
 
+NODE_0 = "keeps the run folder"  # the events, status and weights the page follows
+OTHER_NODE = ("takes node 0's config where it has none at this path; keeps its own checkpoints where node 0's run "
+              "folder is not shared")
+
+
 class LaunchError(EngineError):
     """A run of several processes started in a way that cannot give them; the message is one sentence."""
 
@@ -123,7 +128,7 @@ def printed(config: RunConfig, train_args: list[str]) -> str:
     lines = []
     for node in nodes:
         if len(nodes) > 1:
-            lines.append(f"# node {node}" + (" (keeps the run folder)" if node == 0 else ""))
+            lines.append(f"# node {node} ({NODE_0 if node == 0 else OTHER_NODE})")
         lines.append(f"{prefix} {shlex.join(command(config, train_args, node))}")
     return "\n".join(lines)
 
@@ -148,6 +153,7 @@ def start(config: RunConfig, train_args: list[str]) -> int:
     if not run.config.exists():  # the folder is this product's run from now on (rank 0 checks it again)
         run.config.write_text(config.to_yaml(), encoding="utf-8")
     env = {**os.environ, **device_env(config), RANK_BODY_ENV: "1"}
+    before = run.read_status().get("t")  # a status of an earlier attempt says nothing of this one
     if config.distributed.nnodes > 1:  # this node's torchrun waits for the others' at the rendezvous
         print(f"node {config.distributed.node_rank} of {config.distributed.nnodes} starts; start each other node "
               f"with its command:\n{printed(config, train_args)}", flush=True)
@@ -162,6 +168,7 @@ def start(config: RunConfig, train_args: list[str]) -> int:
         signal.signal(signal.SIGINT, forward)
         code = process.wait()
     status = run.read_status()
+    status = status if status.get("t") != before else {}
     if status.get("state") in ("completed", "stopped"):
         return 0
     if code == 0:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from engine.config import ConfigError, RunConfig
 from engine.jobs import rundir
-from engine.jobs.reporter import RANKS, JobReporter, rank
+from engine.jobs.reporter import RANKS, JobReporter
 from engine.sentences import Sentence, said
-from engine.train import world
+from engine.train import nodes, world
 
 
 def check_output_dir(config: RunConfig, overwrite: bool = False) -> None:
@@ -66,7 +66,8 @@ def resume_point(run: rundir.RunDir, reporter: JobReporter, config: RunConfig, r
     checkpoint = run.last_checkpoint()
     if checkpoint is None:  # check_output_dir said so before anything was loaded; the folder changed since
         raise ConfigError([no_checkpoint_sentence(run)])
-    broken = run.incomplete_checkpoints() if rank() == 0 else []  # rank 0 removes them (the others see none)
+    broken = run.incomplete_checkpoints() if nodes.writes_checkpoints() else []  # rank 0 removes them (and each
+    # node's local rank 0 those of its own folder); the others see none
     for folder in broken:
         shutil.rmtree(folder)
     reporter.info(said("engine.log.removed_resuming", incomplete=incomplete(broken), checkpoint=checkpoint.name)

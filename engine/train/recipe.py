@@ -41,7 +41,7 @@ from engine.jobs.lifecycle import JobContext, Outcome, StopRequest, run_job
 from engine.jobs.outputs import clean_stale_partials, partial_path, publish
 from engine.jobs.reporter import JobReporter, rank
 from engine.model.imports import skip_bitsandbytes_unless_used
-from engine.train import launch, slurm, strategy
+from engine.train import launch, nodes, slurm, strategy
 from engine.train.output_dir import check_output_dir, resume_point
 
 log = logging.getLogger("engine")
@@ -67,18 +67,18 @@ def main(argv: list[str]) -> int:
     if args.launcher == "slurm" and not args.print_command:
         parser.error("--launcher slurm writes a script for sbatch: give --print-command too")
     try:
-        if args.resume:
-            config = load_config(Path(args.resume) / rundir.CONFIG)
-            config.train.resume = True
+        if launch.is_rank() and nodes.several_nodes():  # the nodes agree on their folders, checkpoints and config
+            config = nodes.agree(config_path(args), lambda: read_config(args),
+                                 lambda found: check_output_dir(found, overwrite=args.overwrite), args.resume,
+                                 overwrite=args.overwrite)
         else:
-            config = load_config(args.config)
-            config.train.resume = config.train.resume and not args.overwrite
+            config = read_config(args)
         started = launch.is_rank() or args.launcher == "slurm"  # torchrun (started by Slurm) has its rendezvous
         if not started and (problem := rendezvous_problem(config.distributed)) is not None:
             raise ConfigError([problem])
         if launch.is_rank():
             launch.redirect_rank_output(Path(config.output_dir))
-        if rank() == 0 and not args.print_command:  # rank 0 alone looks at (and clears) the run folder
+        if rank() == 0 and not args.print_command and not nodes.decided():  # rank 0 alone looks at the run folder
             check_output_dir(config, overwrite=args.overwrite)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -93,6 +93,17 @@ def main(argv: list[str]) -> int:
     return run_train(config, overwrite=args.overwrite, own_process=True)
 
 
+def config_path(args: argparse.Namespace) -> Path:
+    return Path(args.resume) / rundir.CONFIG if args.resume else Path(args.config)
+
+
+def read_config(args: argparse.Namespace) -> RunConfig:
+    """The config of `train CONFIG` or of `train --resume RUN_DIR` (RUN_DIR/config.yaml)."""
+    config = load_config(config_path(args))
+    config.train.resume = bool(args.resume) or (config.train.resume and not args.overwrite)
+    return config
+
+
 def train_args(args: argparse.Namespace) -> list[str]:
     """The arguments of `train` that each rank is given: the same config (its absolute path) and flags."""
     if args.resume:
@@ -104,10 +115,11 @@ def run_train(config: RunConfig, overwrite: bool = False, own_process: bool = Fa
     """Write the run folder's config.yaml and train it through the job lifecycle; returns the process exit code
     (0 completed or stopped, 1 failed). `own_process`: this process trains this one run and exits."""
     run = rundir.RunDir(Path(config.output_dir))
-    if overwrite and rank() == 0:
+    writes = rank() == 0 or nodes.keeps_own_folder()  # rank 0; each node's local rank 0 on a disk of its own
+    if overwrite and writes:
         run.clear_outputs()
     run.path.mkdir(parents=True, exist_ok=True)
-    if rank() == 0:
+    if writes:  # another node's config.yaml is what its --resume reads
         run.config.write_text(config.to_yaml(), encoding="utf-8")
     # a rank takes the config of its command line: RUN/config.yaml is rank 0's, on node 0, written when it gets there
     return run_job(TRAIN, run.path, own_process=own_process, config=config if launch.is_rank() else None)
@@ -166,8 +178,8 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     from engine.model.dropout import use_bulk_dropout
     from engine.model.methods import apply_method, count_parameters
 
-    if launch.several(config):  # auto settled (alike on every rank) before the model loads, and said
-        reporter.info(strategy.settle(config, model_json, device()))
+    if launch.several(config):  # auto settled (alike on every rank) before the model loads, and said; and on
+        reporter.info(strategy.settle(config, model_json, device()) + nodes.said())  # several nodes, who saves
     model = load_model(config.model, config.method)
     grown = fit_embeddings(model, tokenizer)
     # The adapter's initial weights (LoRA's A, prompt embeddings...) are drawn here, before the Trainer seeds

@@ -30,6 +30,8 @@ def script(config: RunConfig, train_args: list[str]) -> str:
         "#!/bin/bash",
         f"# PEFT Workbench: {d.nnodes} node(s) x {d.nproc_per_node} process(es) of {shlex.quote(config.output_dir)}"
         " (node 0 keeps the run folder). Submit it as it is: sbatch THIS_FILE",
+        "# Without a shared filesystem each node keeps its checkpoints at this path on its own disk and takes node "
+        "0's config where it has none (engine/train/nodes.py); to resume, print the script with --resume RUN_DIR.",
         f"#SBATCH --job-name={shlex.quote(job_name(config))}",
         f"#SBATCH --nodes={d.nnodes}",
         "#SBATCH --ntasks-per-node=1",

@@ -31,7 +31,7 @@ from engine.jobs.lifecycle import JobFolderGoneError
 from engine.model.loading import pick_dtype
 from engine.sentences import said
 from engine.train import kernels as liger
-from engine.train import strategy, trackers, world
+from engine.train import nodes, strategy, trackers, world
 from engine.train.batching import Choice, Shape, choose
 from engine.train.collate import REAL_TOKENS, PackingCollator, PaddingCollator
 from engine.train.logits import TrainedHead, plan, trained_loss
@@ -200,6 +200,7 @@ def training_arguments(config: RunConfig, run: rundir.RunDir, has_eval: bool, pa
         save_strategy="steps",
         save_steps=t.save_steps,
         save_total_limit=t.save_total_limit,
+        save_on_each_node=nodes.save_on_each_node(),  # several nodes without a shared folder (engine/train/nodes.py)
         seed=t.seed,
         data_seed=t.seed,
         activation_checkpointing=t.gradient_checkpointing,

@@ -159,48 +159,6 @@ def test_tokens_per_s_counts_the_runs_tokens_not_one_ranks(runs) -> None:
     assert rate == pytest.approx(seen[0] / elapsed, rel=0.05)
 
 
-def test_two_nodes_over_loopback_train_together_through_the_printed_commands(runs, tmp_path) -> None:
-    """`nnodes: 2` of one process each, node 0 at 127.0.0.1: `--print-command` prints each node's command, both run
-    here at once, and they train the module's run again (the same global batches as its two processes of one
-    node): node 0 keeps the run folder, and its adapter equals the single node's."""
-    import shlex
-    import socket
-    import subprocess
-
-    import yaml
-
-    from tests.cli import ROOT, engine_env, launch
-
-    two = runs.two
-    with socket.socket() as probe:  # a free port for node 0's rendezvous
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    raw = yaml.safe_load(two.config.read_text(encoding="utf-8"))  # the config the run trained, as the page wrote it
-    raw.update(output_dir=str(tmp_path / "nodes"), devices="cpu",
-               distributed={"nnodes": 2, "master_addr": "127.0.0.1", "master_port": port})
-    config = tmp_path / "nodes.yaml"
-    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    printed = launch("train", str(config), "--print-command")
-    assert printed.returncode == 0, printed.stderr
-    nodes = [line for line in printed.stdout.splitlines() if line and not line.startswith("#")]
-    assert len(nodes) == 2 and all("--nnodes=2" in line and "--nproc-per-node=1" in line for line in nodes)
-    started = []
-    for line in nodes:
-        words = shlex.split(line)
-        program = words.index(sys.executable)  # NAME=VALUE words before it: the node's environment
-        env = dict(word.split("=", 1) for word in words[:program])
-        started.append(subprocess.Popen(words[program:], cwd=ROOT, env={**engine_env(), **env},
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    ended = [process.communicate(timeout=240) for process in started]
-    assert [process.returncode for process in started] == [0, 0], [err[-2000:] for _, err in ended]
-    nodes_run = RunDir(tmp_path / "nodes")
-    assert [e.state for e in read_events(nodes_run.events) if isinstance(e, Status)][-1] == "completed"
-    a = load_file(nodes_run.adapter / "adapter_model.safetensors")
-    b = load_file(two.adapter / "adapter_model.safetensors")
-    for key in b:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
-
-
 def load_file_initial(key: str, weights: dict[str, torch.Tensor]) -> torch.Tensor:
     """What LoRA's B starts at (zeros); A is drawn at random, so it is compared to itself."""
     return torch.zeros_like(weights[key]) if "lora_B" in key else weights[key]
