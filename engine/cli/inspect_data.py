@@ -15,7 +15,7 @@ from typing import Any
 from engine.config import DataConfig
 from engine.data import formats
 from engine.data.inspect_pairs import inspect_preference, with_pair_columns
-from engine.data.pipeline import inspect_dataset
+from engine.data.pipeline import inspect_rows, measure
 from engine.data.sample import SAMPLE_ROWS
 from engine.data.sources import sample_source
 from engine.jobs.failures import DataError
@@ -61,11 +61,13 @@ def out_of_memory(name: str, sample_rows: int) -> str:
 def _inspect(cfg: DataConfig, args: argparse.Namespace) -> dict[str, Any] | str:
     """The report, or the one sentence that says why there is none. A file refused for its rows (no format matches
     its columns, a bad row) is said before a tokenizer is loaded, which takes seconds: the page's Columns group
-    re-inspects after each pick."""
+    re-inspects after each pick. The rows read then are the ones measured once the tokenizer is loaded: each is
+    normalised once."""
     try:
         sample = sample_source(cfg.path, cfg.split, args.sample_rows)
         pairs = with_pair_columns(cfg, sample) if args.format == "auto" else None
-        plain = _report(cfg, sample, pairs, None, args)  # the rows checked (and, without a model, measured)
+        read = inspect_rows(cfg, args.sample_rows, sample) if pairs is None else None
+        plain = read.report if read else _pairs_report(cfg, sample, pairs, None, args)
     except DataError as error:
         return error.sentence  # with its message key: `tell` prints it for the page
     if not args.model:
@@ -76,16 +78,17 @@ def _inspect(cfg: DataConfig, args: argparse.Namespace) -> dict[str, Any] | str:
         return (f"Cannot load a tokenizer from {args.model} ({type(error).__name__}): choose a model whose folder "
                 "has its tokenizer files (tokenizer.json, tokenizer.model or vocab.*).")
     try:
-        return _report(cfg, sample, pairs, tokenizer, args)
+        if read is None:
+            return _pairs_report(cfg, sample, pairs, tokenizer, args)
+        return measure(read, tokenizer, args.cutoff_len)
     except DataError as error:
         return error.sentence
 
 
-def _report(cfg: DataConfig, sample: Any, pairs: Any, tokenizer: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """The report of a sample (DataError for a bad file): of a preference file (`pairs`: its columns mapped by
-    data.columns), one rendered pair, chosen beside rejected; of any other, inspect_dataset's."""
-    if pairs is None:
-        return inspect_dataset(cfg, tokenizer, args.cutoff_len, args.sample_rows, sample)
+def _pairs_report(cfg: DataConfig, sample: Any, pairs: Any, tokenizer: Any,
+                  args: argparse.Namespace) -> dict[str, Any]:
+    """The report of a preference file (`pairs`: its columns mapped by data.columns; DataError for a bad one): one
+    rendered pair, chosen beside rejected."""
     report = inspect_preference(cfg, pairs, tokenizer, args.cutoff_len)
     if cfg.columns:  # the preview shows the mapped names; the page's column choices are the file's own
         report["file_columns"] = list(dict.fromkeys(str(key) for row in sample.records for key in row))
