@@ -102,6 +102,33 @@ def _refusing(preprocess: Any) -> Any:
 refuse_wrong_types()
 
 
+BITS_ID = labelled(BITS, True, 0)["elem_id"]  # f-method-bits
+
+
+def take_every_bits_value() -> None:
+    """The bits radio's choices follow the method (qlora: 4 or 8 bits, no 16-bit), and they change in a visit's
+    session on the server when the method's event answers. An event the browser sent before that, still carrying
+    16-bit (a config preview started by a dataset change just before qlora was picked), was refused by gradio
+    before its handler ran: "Value: 0 is not in the list of choices: [4, 8]" in a toast. The bits radio takes any
+    value it offers for some method; the form reads it as the chosen method does (webui.forms.mapping.bits_for:
+    qlora's 4-bit), which is what the radio shows. Set on the class, once, as clamp_typed_numbers is (and for its
+    reasons)."""
+    if getattr(gr.Radio.preprocess, "takes_every_bits_value", False):
+        return
+    preprocess = gr.Radio.preprocess
+
+    def taking(self: gr.Radio, payload: Any) -> Any:
+        if self.elem_id == BITS_ID and payload in BITS.choices:
+            return payload
+        return preprocess(self, payload)
+
+    taking.takes_every_bits_value = True  # type: ignore[attr-defined]
+    gr.Radio.preprocess = taking  # type: ignore[method-assign]
+
+
+take_every_bits_value()
+
+
 def clamp_note(slider: gr.Slider, event: gr.EventData, request: gr.Request) -> None:
     """A slider released with a number outside its range (typed, then Enter or Tab): one warning naming the field
     and the value every view now shows."""
