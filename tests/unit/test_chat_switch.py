@@ -1,7 +1,8 @@
 """The Chat tab's conversation when the model changes (webui.tabs.chat.loader, unload): loading another run or
 adapter folder starts a fresh conversation in both columns (the tuned and the base model's), with the first answer
-of the load, before a message sent while it loads reads them; loading the loaded source again keeps it; unloading
-empties it. Before, the conversation on screen stayed and the new model continued the old model's replies."""
+of the load, before a message sent while it loads reads them; loading the loaded source again keeps it; after
+Unload the conversation stays to be read, and the next load starts afresh. Before, the conversation on screen
+stayed and the new model continued the old model's replies."""
 
 from __future__ import annotations
 
@@ -54,9 +55,11 @@ def test_another_model_starts_a_fresh_conversation_in_both_columns(ctx):
     assert ctx.chat.loaded["model"] == "org/other-base"
 
 
-def test_a_refused_load_keeps_the_conversation_and_unload_empties_it(ctx):
+def test_a_refused_load_keeps_the_conversation_and_a_load_after_unload_starts_afresh(ctx):
     pressed_load(ctx, adapter(ctx, "first", "org/base"))
     with pytest.warns(UserWarning, match="holds no adapter_config.json"):
         refused = pressed_load(ctx, str(ctx.workspace / "adapters"))  # a folder without adapter_config.json
     assert [answer[2:] for answer in refused] == [(gr.skip(),) * 3]
-    assert chat.unload(ctx)[1:] == ([], [], False) and ctx.chat.loaded is None
+    first = str(ctx.workspace / "adapters" / "first")
+    assert chat.unload(ctx) == "Unloaded: the worker's memory is free." and ctx.chat.loaded is None
+    assert pressed_load(ctx, first)[0][2:] == ([], [], False)  # the conversation was the unloaded model's

@@ -169,9 +169,10 @@ def switches_model(ctx: AppContext, adapters: dict[str, str]) -> bool:
 
 
 # Both columns' conversations and the tool-result tick as a newly loaded model starts them. A model switch starts
-# a fresh conversation, as LLaMA-Factory's Chat tab does (its Unload empties the chat, and a loaded model must be
-# unloaded before another is loaded): the replies on screen were another model's, which the new one would answer
-# as if they were its own, and the rating box would pair the old model's answer with the new base's.
+# a fresh conversation, as LLaMA-Factory's Chat tab does (a loaded model must be unloaded before another is loaded,
+# and its Unload empties the chat): the replies on screen were another model's, which the new one would answer as
+# if they were its own, and the rating box would pair the old model's answer with the new base's. Unload alone
+# keeps it here, to be read, until a model is loaded.
 FRESH = ([], [], False)
 KEPT = (gr.skip(),) * 3
 
@@ -207,13 +208,14 @@ def loader(mode: str) -> Callable[..., Iterator[tuple[Any, ...]]]:
     return handler
 
 
-def unload(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, ...]:
-    """Unload the model: the status line, and the conversations emptied (they were the unloaded model's)."""
+def unload(ctx: AppContext, request: gr.Request | None = None) -> str:
+    """Unload the model. The conversation stays on screen to be read (a message sent now is refused in a sentence
+    and stays in the box); the next model loaded starts a fresh one (switches_model)."""
     try:
         ctx.chat.unload()
     except ChatWorkerError as error:
         raise failure(request, sentence(request, error)) from None
-    return words(request)("chat.msg.unloaded"), *FRESH
+    return words(request)("chat.msg.unloaded")
 
 
 def warn(text: str) -> None:
@@ -344,8 +346,7 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
         button.click(bind(loader(mode), ctx), [tab.run, tab.adapter_dir],
                      [tab.status, tab.confirm_row, *conversation], concurrency_limit=1, concurrency_id="chat").then(
             bind(loaded_view, ctx), None, [tab.api, tab.base_chat])
-    tab.unload.click(bind(unload, ctx), None, [tab.status, *conversation], concurrency_limit=1,
-                     concurrency_id="chat").then(
+    tab.unload.click(bind(unload, ctx), None, tab.status, concurrency_limit=1, concurrency_id="chat").then(
         bind(loaded_view, ctx), None, [tab.api, tab.base_chat])
     tab.side_by_side.change(lambda on: gr.update(visible=on), tab.side_by_side, tab.base_chat)
     inputs = [tab.message, tab.tuned_chat, tab.base_chat, tab.side_by_side, tab.system, tab.tools, tab.tool_result,
