@@ -80,3 +80,24 @@ def test_an_upload_changes_one_list_and_so_starts_one_inspection(app, tmp_path):
     emptied, dataset, more = handlers.upload_dataset(ctx, str(file))
     assert emptied is None and dataset["value"].endswith("mine.jsonl")
     assert "value" not in more and dataset["value"] in [value for _, value in more["choices"]]
+
+
+def test_a_cutoff_typed_below_its_minimum_is_told_each_time(app):
+    """A cutoff typed below 8 is raised to 8 (the slider holds 8 to 8192; the command line refuses a config's 4 in
+    a sentence naming train.cutoff_len), and the note says so. A click into the slider's box is a release too, of
+    the number it held; under gradio's default for release ("once") the browser dropped the typed number's release
+    while that one was on its way, and the cutoff became 8 without a word."""
+    import warnings
+
+    from gradio.events import EventData
+
+    from webui.components.widgets import clamp_note
+
+    note = event(app, clamp_note, "f-train-cutoff-len")
+    assert note.trigger_mode == "multiple"
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        for typed in (512, 4):  # the click into the box, then the number typed
+            asyncio.run(app.process_api(note, [], SessionState(app), event_data=EventData(None, typed)))
+    assert [str(w.message) for w in said] == ["Cutoff length takes 8 to 8192: 4 was set to 8, which the summary, "
+                                              "histogram and config now use."]
