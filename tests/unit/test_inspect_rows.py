@@ -94,3 +94,22 @@ def test_with_a_model_each_row_is_normalised_once_and_a_bad_file_is_refused_befo
     odd.write_text(json.dumps({"question": "q", "answer": "a"}) + "\n")
     said = inspect_data._inspect(DataConfig(path=str(odd)), args)
     assert isinstance(said, str) and "question" in said and loaded == ["m"]  # refused: no tokenizer was loaded
+
+
+def test_a_preference_file_is_normalised_once_too(tmp_path: Path, monkeypatch):
+    """The same for a file of pairs: one rendered pair and the lengths come from the pairs read for the refusal."""
+    from engine.cli import inspect_data
+    from engine.data import inspect_pairs
+    from tests.tiny import build_tokenizer
+
+    normalised: list[int] = []
+    normalise = inspect_pairs.normalise_pairs
+    monkeypatch.setattr(inspect_pairs, "normalise_pairs", lambda raw, name: normalised.append(len(raw)) or normalise(
+        raw, name))
+    monkeypatch.setattr(inspect_data, "_load_tokenizer", lambda _name: build_tokenizer())
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"q{i}", "chosen": "yes", "rejected": "no"}) + "\n"
+                            for i in range(2)))
+    args = inspect_data._parser().parse_args(["--data", str(data), "--model", "m"])
+    report = inspect_data._inspect(DataConfig(path=str(data)), args)
+    assert normalised == [2] and set(report["pair"]) == {"chosen", "rejected"} and len(report["lengths"]) == 2
