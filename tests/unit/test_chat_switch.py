@@ -63,3 +63,19 @@ def test_a_refused_load_keeps_the_conversation_and_a_load_after_unload_starts_af
     first = str(ctx.workspace / "adapters" / "first")
     assert chat.unload(ctx) == "Unloaded: the worker's memory is free." and ctx.chat.loaded is None
     assert pressed_load(ctx, first)[0][2:] == ([], [], False)  # the conversation was the unloaded model's
+
+
+def test_each_load_button_answers_both_columns(ctx):
+    """The three load buttons (Load, load on the GPU anyway, load on the CPU) send the loader's five answers to the
+    status line, the ask row and the conversation of both columns."""
+    import inspect as pyinspect
+
+    with gr.Blocks() as app, gr.Tabs():
+        chat.build_chat_tab(ctx, app)
+    loads = [fn for fn in app.fns.values() if fn.fn is not None and pyinspect.unwrap(fn.fn).__qualname__ ==
+             "loader.<locals>.handler"]
+    assert len(loads) == 3
+    for fn in loads:
+        ids = [getattr(block, "elem_id", None) for block in fn.outputs]
+        assert len(ids) == 5 and ids[0] == "wb-chat-status", ids
+        assert ids[2:] == ["wb-chat-tuned", "wb-chat-base", "wb-chat-tool-result"], ids
