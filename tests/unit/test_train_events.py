@@ -34,7 +34,8 @@ def event(app, fn: Any, trigger: str | None = None) -> Any:
 def sent(block_fn: Any, **values: Any) -> list[Any]:
     """What the browser sends for the event's inputs: each widget's value as the page was built, `values` (by
     elem_id) replaced."""
-    return [values.get(block.elem_id, getattr(block, "value", None)) for block in block_fn.inputs]
+    return [values[block.elem_id] if block.elem_id in values else None if callable(block.value) else block.value
+            for block in block_fn.inputs]
 
 
 def test_a_bits_value_sent_before_qlora_was_picked_is_read_as_qlora_reads_it(app):
@@ -101,3 +102,28 @@ def test_a_cutoff_typed_below_its_minimum_is_told_each_time(app):
             asyncio.run(app.process_api(note, [], SessionState(app), event_data=EventData(None, typed)))
     assert [str(w.message) for w in said] == ["Cutoff length takes 8 to 8192: 4 was set to 8, which the summary, "
                                               "histogram and config now use."]
+
+
+def test_a_cutoff_below_8_through_the_api_is_refused_in_the_command_lines_sentence(app, tmp_path):
+    """The same rule as `launch.py train` on a config of cutoff_len 4: Start and Save through the page's API are
+    refused with the schema's sentence naming train.cutoff_len (the slider had raised it to 8 without a word, and
+    the run trained at 8); the config preview says it while the number is typed. The inspection measures the 8 the
+    box shows."""
+    import gradio as gr
+
+    from engine.config import ConfigError, parse_config
+    from webui.tabs.train import data as train_data
+
+    said = "'train.cutoff_len' is 4: input should be greater than or equal to 8."
+    with pytest.raises(ConfigError, match=said):  # the command line's reading of a config file
+        parse_config({"model": {"name_or_path": "m"}, "data": {"path": str(tmp_path)}, "train": {"cutoff_len": 4}})
+    for name in ("start", "save_config_clicked"):
+        fn = next(fn for fn in app.fns.values() if fn.name == name)
+        inputs = sent(fn, **{"f-train-cutoff-len": 4})
+        inputs[0] = "" if name == "start" else "ok"  # the run's name; the saved config's name
+        with pytest.raises(gr.Error, match=said.replace(".", r"\.")):
+            asyncio.run(app.process_api(fn, inputs, SessionState(app)))
+    preview = event(app, train_devices.preview, "wb-dataset")
+    shown = asyncio.run(app.process_api(preview, sent(preview, **{"f-train-cutoff-len": 4}), SessionState(app)))
+    assert said in str(shown["data"][0])
+    assert [train_data.slider_cutoff(typed) for typed in (1, 4.0, 64, 10 ** 6, None)] == [8, 8, 64, 8192, None]

@@ -42,11 +42,19 @@ def field_widget(field: FormField, value: object | None = None, visible: bool = 
     return gr.Textbox(value=", ".join(value) if isinstance(value, list) else (value or ""), **common)
 
 
+def is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def clamp_typed_numbers() -> None:
-    """Every slider of the page brings a typed number outside its range into it, as the browser's box shows on
-    blur, instead of gradio's "Value 1 is less than minimum value 8." raised once per event that reads it (unnamed,
-    twice on the Train tab, while the summary, histogram and YAML kept the old value). The one sentence naming the
-    field comes from `clamp_note`, wired to the slider's release (which carries the number as typed).
+    """Every slider of the page takes a typed number outside its range instead of gradio's "Value 1 is less than
+    minimum value 8." raised once per event that reads it (unnamed, twice on the Train tab, while the summary,
+    histogram and YAML kept the old value). A slider of another tab brings it into its range, as the browser's box
+    shows on blur. A Train form field (elem_id `f-...`) passes it on as typed: the config's validation refuses
+    what the schema refuses in the command line's own sentence ("'train.cutoff_len' is 4: input should be greater
+    than or equal to 8."), in the config preview while the number is typed and from Start or Save through the
+    page's API, where a number was once raised to the minimum without a word. In the browser the box itself raises
+    it on blur, and `clamp_note`, wired to the slider's release (which carries the number as typed), says so.
 
     Set on the class, once, for the web process: gradio re-creates a component from its constructor arguments for a
     session whenever an event updates one of its properties (gr.update, gr.skip), so a replaced preprocess on one
@@ -57,7 +65,9 @@ def clamp_typed_numbers() -> None:
     preprocess = gr.Slider.preprocess
 
     def clamping(self: gr.Slider, payload: float) -> float:
-        if isinstance(payload, int | float) and not isinstance(payload, bool):
+        if is_number(payload):
+            if str(self.elem_id or "").startswith("f-"):
+                return gr.Number.round_to_precision(payload, self.precision)
             payload = min(max(payload, self.minimum), self.maximum)
         return preprocess(self, payload)
 
@@ -66,10 +76,6 @@ def clamp_typed_numbers() -> None:
 
 
 clamp_typed_numbers()
-
-
-def is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def refuse_wrong_types() -> None:
