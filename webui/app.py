@@ -78,6 +78,16 @@ def exposure_warning(host: str, share: bool, auth: tuple[str, str] | None) -> st
             "this address can train, read your runs and download models.")
 
 
+def address_lines(local_url: str, share: bool) -> str:
+    """What the terminal says once the page answers: its local address, as gradio says it, and how to get a public
+    link with this product's own option (gradio's own line named `share=True` in `launch()`, which a person
+    starting launch.py cannot set). With --share, gradio prints the public URL itself, or why there is none."""
+    lines = [f"* Running on local URL:  {local_url}"]
+    if not share:
+        lines.append("* To create a public link, start it with `python launch.py --share` (and --auth USER:PASS).")
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -113,13 +123,15 @@ def main(argv: list[str]) -> int:
         app.queue(default_concurrency_limit=8).launch(
             server_name=args.host, server_port=args.port, share=args.share, auth=auth,
             allowed_paths=[str(ctx.workspace)], i18n=i18n(), head=language_head() + log_scroll_head(), css=CSS,
-            footer_links=["settings"], **LAUNCH_LIMITS,
+            footer_links=["settings"], **LAUNCH_LIMITS, quiet=True, prevent_thread_lock=True,
             # gradio's own check that the page answers on localhost (a HEAD request with a 3-second timeout, made
             # before anything is cached) ended the server on a busy machine with "a shareable link must be created"
             _frontend=False,
             app_kwargs={"middleware": [Middleware(HostGuard, hosts=(args.host, *args.allow_host), share=args.share,
                                                   word=scope_sentence)]},  # a browser's refusal in its language
         )
+        print(address_lines(f"{app.protocol}://{app.server_name}:{app.server_port}", args.share), flush=True)
+        app.block_thread()  # until Ctrl+C, as launch() itself would have
     finally:
         ctx.jobs.shutdown()
         ctx.chat.stop()

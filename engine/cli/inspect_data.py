@@ -14,8 +14,8 @@ from typing import Any
 
 from engine.config import DataConfig
 from engine.data import formats
-from engine.data.inspect_pairs import inspect_preference, with_pair_columns
-from engine.data.pipeline import inspect_dataset
+from engine.data.inspect_pairs import measure_preference, preference_rows, with_pair_columns
+from engine.data.pipeline import inspect_rows, measure
 from engine.data.sample import SAMPLE_ROWS
 from engine.data.sources import sample_source
 from engine.jobs.failures import DataError
@@ -61,33 +61,33 @@ def out_of_memory(name: str, sample_rows: int) -> str:
 def _inspect(cfg: DataConfig, args: argparse.Namespace) -> dict[str, Any] | str:
     """The report, or the one sentence that says why there is none. A file refused for its rows (no format matches
     its columns, a bad row) is said before a tokenizer is loaded, which takes seconds: the page's Columns group
-    re-inspects after each pick."""
+    re-inspects after each pick. The rows read then are the ones measured once the tokenizer is loaded: each is
+    normalised once. Of a preference file (its columns mapped by data.columns): one rendered pair, chosen beside
+    rejected; of any other, inspect_dataset's."""
     try:
         sample = sample_source(cfg.path, cfg.split, args.sample_rows)
         pairs = with_pair_columns(cfg, sample) if args.format == "auto" else None
-        plain = _report(cfg, sample, pairs, None, args)  # the rows checked (and, without a model, measured)
+        read = inspect_rows(cfg, args.sample_rows, sample) if pairs is None else preference_rows(cfg, pairs)
     except DataError as error:
         return error.sentence  # with its message key: `tell` prints it for the page
     if not args.model:
-        return plain
+        return _file_columns(read.report, cfg, sample, pairs)
     try:
         tokenizer = _load_tokenizer(args.model)
     except (OSError, ValueError) as error:
         return (f"Cannot load a tokenizer from {args.model} ({type(error).__name__}): choose a model whose folder "
                 "has its tokenizer files (tokenizer.json, tokenizer.model or vocab.*).")
     try:
-        return _report(cfg, sample, pairs, tokenizer, args)
+        measured = (measure if pairs is None else measure_preference)(read, tokenizer, args.cutoff_len)
     except DataError as error:
         return error.sentence
+    return _file_columns(measured, cfg, sample, pairs)
 
 
-def _report(cfg: DataConfig, sample: Any, pairs: Any, tokenizer: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """The report of a sample (DataError for a bad file): of a preference file (`pairs`: its columns mapped by
-    data.columns), one rendered pair, chosen beside rejected; of any other, inspect_dataset's."""
-    if pairs is None:
-        return inspect_dataset(cfg, tokenizer, args.cutoff_len, args.sample_rows, sample)
-    report = inspect_preference(cfg, pairs, tokenizer, args.cutoff_len)
-    if cfg.columns:  # the preview shows the mapped names; the page's column choices are the file's own
+def _file_columns(report: dict[str, Any], cfg: DataConfig, sample: Any, pairs: Any) -> dict[str, Any]:
+    """A preference file's report with the file's own columns where data.columns mapped them: the preview shows
+    the mapped names; the page's column choices are the file's own."""
+    if pairs is not None and cfg.columns:
         report["file_columns"] = list(dict.fromkeys(str(key) for row in sample.records for key in row))
     return report
 

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import DataConfig
-from engine.data.pipeline import EXAMPLE_CHARS, PREVIEW_CHARS, PREVIEW_ROWS, clip, clipped_example, cut_at
+from engine.data.pipeline import (
+    EXAMPLE_CHARS,
+    PREVIEW_CHARS,
+    PREVIEW_ROWS,
+    SampleRows,
+    clip,
+    clipped_example,
+    cut_at,
+)
 from engine.data.placeholders import fill_known, find_placeholders
 from engine.data.preference import (
     PAIR_COLUMNS,
@@ -50,6 +58,13 @@ def with_pair_columns(cfg: DataConfig, sample: Sample) -> Sample | None:
 
 def inspect_preference(cfg: DataConfig, sample: Sample, tokenizer: Any = None, cutoff_len: int = 512) -> dict[str, Any]:
     """The inspection report of a preference file (DataError naming the file, row and field for a bad row)."""
+    read = preference_rows(cfg, sample)
+    return read.report if tokenizer is None else measure_preference(read, tokenizer, cutoff_len)
+
+
+def preference_rows(cfg: DataConfig, sample: Sample) -> SampleRows:
+    """The pairs (or KTO rows) normalised, once, and the report that needs no tokenizer (DataError for a bad row,
+    before a tokenizer is loaded)."""
     raw, name = sample.records, Path(cfg.path).name
     unpaired = is_unpaired(raw[0])
     rows = normalise_unpaired(raw, name) if unpaired else normalise_pairs(raw, name)
@@ -64,8 +79,13 @@ def inspect_preference(cfg: DataConfig, sample: Sample, tokenizer: Any = None, c
         "sample_rows": len(raw), "columns": list(columns), "overlength": cfg.overlength, "placeholders": found,
         "preview": [clip(record, PREVIEW_CHARS) for record in fill_known(raw[:PREVIEW_ROWS], cfg.replace)],
     }
-    if tokenizer is None:
-        return report
+    return SampleRows(report, rows, cfg)
+
+
+def measure_preference(read: SampleRows, tokenizer: Any, cutoff_len: int = 512) -> dict[str, Any]:
+    """preference_rows' report with the first pair rendered and every row's token length (a new dict)."""
+    report, rows, name = dict(read.report), read.rows, Path(read.data.path).name
+    unpaired = report["format"] == KTO_FORMAT
     ensure_chat_template(tokenizer)
     first = rows[0]
     sides = {"completion": first["completion"]} if unpaired else {side: first[side] for side in SIDES}
@@ -73,7 +93,7 @@ def inspect_preference(cfg: DataConfig, sample: Sample, tokenizer: Any = None, c
     if unpaired:
         report["pair"]["label"] = first["label"]
     tokenize = tokenize_unpaired if unpaired else tokenize_pairs
-    _, stats = tokenize(rows, tokenizer, cutoff_len, cfg.overlength, source=name)
+    _, stats = tokenize(rows, tokenizer, cutoff_len, read.data.overlength, source=name)
     report.update(lengths=stats.lengths, over_cutoff=sum(length > cutoff_len for length in stats.lengths),
                   kept=stats.rows_out, target_tokens=stats.target_tokens)
     return report

@@ -215,6 +215,16 @@ def _tokenize_datasets(mixed: sources.Mixed, tokenizer: Any, cfg: RunConfig) -> 
 # ---------------------------------------------------------------------------------------------- inspect
 
 
+@dataclass
+class SampleRows:
+    """A sample's rows read and normalised once (inspect_rows): the report that needs no tokenizer, and the rows
+    `measure` renders and counts with one."""
+
+    report: dict[str, Any]
+    rows: list[dict]  # normalised, with the placeholders data.replace fills filled
+    data: DataConfig
+
+
 def inspect_dataset(data_cfg: DataConfig, tokenizer: Any = None, cutoff_len: int = 512,
                     sample_rows: int = SAMPLE_ROWS, sample: sources.Sample | None = None) -> dict[str, Any]:
     """What the web UI shows about a dataset: format, size, columns, a preview, and token lengths.
@@ -223,7 +233,17 @@ def inspect_dataset(data_cfg: DataConfig, tokenizer: Any = None, cutoff_len: int
     preview, example and token lengths come from the first `sample_rows` rows (engine/data/sample.py); where
     those are not all the rows, `sample_rows` in the report says how many they are and `note` says so in a
     sentence. With a tokenizer that has no chat template, ChatML is installed on it (ensure_chat_template).
+    A caller that refuses a bad file before it loads a tokenizer calls inspect_rows, then measure: each row is
+    normalised once.
     """
+    read = inspect_rows(data_cfg, sample_rows, sample)
+    return read.report if tokenizer is None else measure(read, tokenizer, cutoff_len)
+
+
+def inspect_rows(data_cfg: DataConfig, sample_rows: int = SAMPLE_ROWS,
+                 sample: sources.Sample | None = None) -> SampleRows:
+    """The sample's rows normalised (a DataError for a bad row, before any tokenizer is loaded) and the report
+    without token lengths: format, size, columns, preview, placeholders."""
     sample = sample or sources.sample_source(data_cfg.path, data_cfg.split, sample_rows)  # or the one read already
     raw = sample.records
     rows, fmt = _normalise(raw, data_cfg)
@@ -250,18 +270,21 @@ def inspect_dataset(data_cfg: DataConfig, tokenizer: Any = None, cutoff_len: int
         report["note"] = (report.get("note", "") + f" Rows longer than {ROW_CHARS >> 20} MB: {sample.cut:,}, "
                           f"measured on their first {ROW_CHARS >> 20} MB of text (their token lengths are at least "
                           "those shown).").strip()
-    if tokenizer is None:
-        return report
-    if fmt != "text":
+    return SampleRows(report, rows, data_cfg)
+
+
+def measure(read: SampleRows, tokenizer: Any, cutoff_len: int = 512) -> dict[str, Any]:
+    """inspect_rows' report with the rendered example and the token lengths of its rows (a new dict)."""
+    report, rows, name = dict(read.report), read.rows, Path(read.data.path).name
+    if report["format"] != "text":
         ensure_chat_template(tokenizer)
     first = rows[0]
     if "text" in first:
         text, spans = first["text"], [(0, len(first["text"]))]
     else:
-        text, spans = chat_spans(first["messages"], tokenizer, Path(data_cfg.path).name, 1, first.get("tools"))
+        text, spans = chat_spans(first["messages"], tokenizer, name, 1, first.get("tools"))
     report["example"] = clipped_example(text, spans, EXAMPLE_CHARS, cut_at(text, tokenizer, cutoff_len))
-    name = Path(data_cfg.path).name
-    _, stats = tokenize_rows(rows, tokenizer, cutoff_len, data_cfg.overlength, source=name)
+    _, stats = tokenize_rows(rows, tokenizer, cutoff_len, read.data.overlength, source=name)
     report["lengths"] = stats.lengths
     report["over_cutoff"] = sum(length > cutoff_len for length in stats.lengths)
     report["kept"] = stats.rows_out

@@ -66,3 +66,50 @@ def test_a_model_without_a_tokenizer_is_one_sentence_the_page_can_show(tmp_path:
     said = inspect_data._inspect(DataConfig(path=str(data)), args)
     assert isinstance(said, str) and "--model" not in said and said.count(". ") == 0
     assert said.startswith(f"Cannot load a tokenizer from {model}") and "tokenizer files" in said
+
+
+def test_with_a_model_each_row_is_normalised_once_and_a_bad_file_is_refused_before_the_tokenizer(
+        tmp_path: Path, monkeypatch):
+    """`inspect-data --model M` refuses a file whose rows no format reads before it loads the tokenizer (seconds),
+    and measures the rows it read for that check: before, inspect_dataset normalised the sample twice, once
+    without the tokenizer for the fast refusal and once with it."""
+    from engine.cli import inspect_data
+    from engine.data import formats
+    from tests.tiny import build_tokenizer
+
+    normalised: list[int] = []
+    normalise = formats.normalise
+    monkeypatch.setattr(formats, "normalise", lambda records, *rest: normalised.append(len(records)) or normalise(
+        records, *rest))
+    loaded: list[str] = []
+    monkeypatch.setattr(inspect_data, "_load_tokenizer", lambda name: loaded.append(name) or build_tokenizer())
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps({"instruction": f"q{i}", "output": "a short answer"}) + "\n" for i in range(3)))
+    args = inspect_data._parser().parse_args(["--data", str(data), "--model", "m", "--cutoff-len", "64"])
+    report = inspect_data._inspect(DataConfig(path=str(data)), args)
+    assert normalised == [3] and loaded == ["m"]
+    assert report["format"] == "alpaca" and len(report["lengths"]) == 3 and report["example"]["spans"]
+    assert report == inspect_dataset(DataConfig(path=str(data)), build_tokenizer(), 64)  # what one call measures
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text(json.dumps({"question": "q", "answer": "a"}) + "\n")
+    said = inspect_data._inspect(DataConfig(path=str(odd)), args)
+    assert isinstance(said, str) and "question" in said and loaded == ["m"]  # refused: no tokenizer was loaded
+
+
+def test_a_preference_file_is_normalised_once_too(tmp_path: Path, monkeypatch):
+    """The same for a file of pairs: one rendered pair and the lengths come from the pairs read for the refusal."""
+    from engine.cli import inspect_data
+    from engine.data import inspect_pairs
+    from tests.tiny import build_tokenizer
+
+    normalised: list[int] = []
+    normalise = inspect_pairs.normalise_pairs
+    monkeypatch.setattr(inspect_pairs, "normalise_pairs", lambda raw, name: normalised.append(len(raw)) or normalise(
+        raw, name))
+    monkeypatch.setattr(inspect_data, "_load_tokenizer", lambda _name: build_tokenizer())
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"q{i}", "chosen": "yes", "rejected": "no"}) + "\n"
+                            for i in range(2)))
+    args = inspect_data._parser().parse_args(["--data", str(data), "--model", "m"])
+    report = inspect_data._inspect(DataConfig(path=str(data)), args)
+    assert normalised == [2] and set(report["pair"]) == {"chosen", "rejected"} and len(report["lengths"]) == 2

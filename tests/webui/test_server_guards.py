@@ -16,7 +16,7 @@ import yaml
 
 from engine.config import parse_config
 from engine.serve.hosts import HostGuard, request_host
-from tests.browser.pages import start_server, stop_server
+from tests.browser.pages import ARTIFACTS, start_server, stop_server
 from tests.unit.test_damaged_files import DAMAGED_EVENT_LINES, DAMAGED_METRICS, DAMAGED_STATUS, write
 from webui.app import build_app
 from webui.context import AppContext
@@ -47,13 +47,31 @@ def damaged_workspace(workspace: Path) -> dict[str, str]:
     return damaged
 
 
+SERVER_LOG = ARTIFACTS / "server-guards.log"
+TERMINAL: dict[str, int] = {}  # where this module's server's lines start in SERVER_LOG (appended to)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     workspace = tmp_path_factory.mktemp("damaged")
     damaged_workspace(workspace)
-    proc, url = start_server(workspace, "server-guards.log")
+    TERMINAL["start"] = SERVER_LOG.stat().st_size if SERVER_LOG.is_file() else 0
+    proc, url = start_server(workspace, SERVER_LOG.name)
     yield url, workspace
     stop_server(proc)
+
+
+def test_the_terminal_names_the_products_share_option(server):
+    """What `python launch.py` prints once it serves: the local URL, and `--share` for a public link, never gradio's
+    own hint (set `share=True` in `launch()`), which a person starting launch.py has no way to follow."""
+    url, _ = server
+    deadline = time.time() + 30
+    while "--share" not in (said := SERVER_LOG.read_bytes()[TERMINAL["start"]:].decode(errors="replace")):
+        assert time.time() < deadline, said[-2000:]
+        time.sleep(0.2)
+    assert f"* Running on local URL:  {url}\n" in said
+    assert "* To create a public link, start it with `python launch.py --share`" in said
+    assert "share=True" not in said and "launch()" not in said, said
 
 
 def test_the_server_starts_on_a_workspace_of_damaged_job_files(server):

@@ -196,21 +196,36 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def config_diff_html(configs: dict[str, dict[str, Any]], text: Callable[..., str] = _english) -> str:
-    """Configs side by side, one row per key; rows whose values differ are highlighted."""
+    """The selected runs' configs compared, as MLflow's and W&B's run comparisons show them by default: a table of
+    the keys whose values differ (one column per run, each run's value; "–" where a run has no such key), a line
+    saying how many keys differ and how many are the same, and the keys that are the same, with their one value,
+    in a closed <details> under it (opened, it shows every key)."""
     if not configs:
         return ""
     flats = {name: flatten({k: v for k, v in cfg.items() if k != "versions"}) for name, cfg in configs.items()}
     keys = list(dict.fromkeys(k for flat in flats.values() for k in flat))
-    head = "".join(f"<th>{html.escape(name)}</th>" for name in flats)
-    body = []
-    for key in keys:
-        values = [flat.get(key, "–") for flat in flats.values()]
-        differs = len({repr(v) for v in values}) > 1
-        cells = "".join(f"<td>{html.escape(str(v))}</td>" for v in values)
-        body.append(f"<tr class='{'wb-diff' if differs else ''}'><td><code>{html.escape(key)}</code></td>{cells}</tr>")
+    values = {key: [flat.get(key, "–") for flat in flats.values()] for key in keys}
+    differ = [key for key in keys if len({repr(v) for v in values[key]}) > 1]
+    same = [key for key in keys if key not in differ]
     corner = html.escape(text("runs.compare_key"))
-    table = f"<table class='wb-compare'><tr><th>{corner}</th>{head}</tr>{''.join(body)}</table>"
-    return f"<div class='wb-scroll'>{table}</div>"  # many runs or long values scroll inside the box, not the page
+    count = text("runs.compare_count", differ=len(differ), same=len(same))
+    parts = [f"<p class='wb-compare-count'>{html.escape(count)}</p>"]
+    if differ:
+        head = "".join(f"<th>{html.escape(name)}</th>" for name in flats)
+        parts.append(f"<table class='wb-compare wb-compare-differ'><tr><th>{corner}</th>{head}</tr>"
+                     f"{''.join(_compare_row(key, values[key], 'wb-diff') for key in differ)}</table>")
+    if same:
+        rows = "".join(_compare_row(key, values[key][:1]) for key in same)
+        summary = html.escape(text("runs.compare_show_same", same=len(same)))
+        value = html.escape(text("runs.compare_value"))
+        parts.append(f"<details class='wb-compare-same'><summary>{summary}</summary><table class='wb-compare'>"
+                     f"<tr><th>{corner}</th><th>{value}</th></tr>{rows}</table></details>")
+    return f"<div class='wb-scroll'>{''.join(parts)}</div>"  # many runs or long values scroll inside the box
+
+
+def _compare_row(key: str, values: list[Any], css: str = "") -> str:
+    cells = "".join(f"<td>{html.escape(str(v))}</td>" for v in values)
+    return f"<tr class='{css}'><td><code>{html.escape(key)}</code></td>{cells}</tr>"
 
 
 CSS = """

@@ -42,11 +42,19 @@ def field_widget(field: FormField, value: object | None = None, visible: bool = 
     return gr.Textbox(value=", ".join(value) if isinstance(value, list) else (value or ""), **common)
 
 
+def is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def clamp_typed_numbers() -> None:
-    """Every slider of the page brings a typed number outside its range into it, as the browser's box shows on
-    blur, instead of gradio's "Value 1 is less than minimum value 8." raised once per event that reads it (unnamed,
-    twice on the Train tab, while the summary, histogram and YAML kept the old value). The one sentence naming the
-    field comes from `clamp_note`, wired to the slider's release (which carries the number as typed).
+    """Every slider of the page takes a typed number outside its range instead of gradio's "Value 1 is less than
+    minimum value 8." raised once per event that reads it (unnamed, twice on the Train tab, while the summary,
+    histogram and YAML kept the old value). A slider of another tab brings it into its range, as the browser's box
+    shows on blur. A Train form field (elem_id `f-...`) passes it on as typed: the config's validation refuses
+    what the schema refuses in the command line's own sentence ("'train.cutoff_len' is 4: input should be greater
+    than or equal to 8."), in the config preview while the number is typed and from Start or Save through the
+    page's API, where a number was once raised to the minimum without a word. In the browser the box itself raises
+    it on blur, and `clamp_note`, wired to the slider's release (which carries the number as typed), says so.
 
     Set on the class, once, for the web process: gradio re-creates a component from its constructor arguments for a
     session whenever an event updates one of its properties (gr.update, gr.skip), so a replaced preprocess on one
@@ -57,7 +65,9 @@ def clamp_typed_numbers() -> None:
     preprocess = gr.Slider.preprocess
 
     def clamping(self: gr.Slider, payload: float) -> float:
-        if isinstance(payload, int | float) and not isinstance(payload, bool):
+        if is_number(payload):
+            if str(self.elem_id or "").startswith("f-"):
+                return gr.Number.round_to_precision(payload, self.precision)
             payload = min(max(payload, self.minimum), self.maximum)
         return preprocess(self, payload)
 
@@ -66,10 +76,6 @@ def clamp_typed_numbers() -> None:
 
 
 clamp_typed_numbers()
-
-
-def is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def refuse_wrong_types() -> None:
@@ -100,6 +106,33 @@ def _refusing(preprocess: Any) -> Any:
 
 
 refuse_wrong_types()
+
+
+BITS_ID = labelled(BITS, True, 0)["elem_id"]  # f-method-bits
+
+
+def take_every_bits_value() -> None:
+    """The bits radio's choices follow the method (qlora: 4 or 8 bits, no 16-bit), and they change in a visit's
+    session on the server when the method's event answers. An event the browser sent before that, still carrying
+    16-bit (a config preview started by a dataset change just before qlora was picked), was refused by gradio
+    before its handler ran: "Value: 0 is not in the list of choices: [4, 8]" in a toast. The bits radio takes any
+    value it offers for some method; the form reads it as the chosen method does (webui.forms.mapping.bits_for:
+    qlora's 4-bit), which is what the radio shows. Set on the class, once, as clamp_typed_numbers is (and for its
+    reasons)."""
+    if getattr(gr.Radio.preprocess, "takes_every_bits_value", False):
+        return
+    preprocess = gr.Radio.preprocess
+
+    def taking(self: gr.Radio, payload: Any) -> Any:
+        if self.elem_id == BITS_ID and payload in BITS.choices:
+            return payload
+        return preprocess(self, payload)
+
+    taking.takes_every_bits_value = True  # type: ignore[attr-defined]
+    gr.Radio.preprocess = taking  # type: ignore[method-assign]
+
+
+take_every_bits_value()
 
 
 def clamp_note(slider: gr.Slider, event: gr.EventData, request: gr.Request) -> None:

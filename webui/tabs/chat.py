@@ -142,43 +142,75 @@ def loaded_view(ctx: AppContext, request: gr.Request | None = None) -> tuple[str
     return api_usage(ctx), base_label(ctx, words(request))
 
 
+def asks_first(ctx: AppContext, mode: str) -> bool:
+    """Whether a load in `mode` asks before it loads: training holds the GPU ('ask' only)."""
+    return mode == "ask" and bool(ctx.runs.active()) and ctx.gpu_present()
+
+
 def load(ctx: AppContext, run: str | None, adapter_dir: str, mode: str = "ask",
          request: gr.Request | None = None) -> tuple[str, Any]:
     """mode: 'ask' (asks when training holds the GPU), 'gpu' (load anyway) or 'cpu'.
 
     Raises PathError or ChatWorkerError, one sentence each, when the source or the load fails."""
     say = words(request)
-    if mode == "ask" and ctx.runs.active() and ctx.gpu_present():
+    if asks_first(ctx, mode):
         return say("chat.msg.gpu_busy", run=ctx.runs.active()), gr.update(visible=True)
     base, adapters = resolve_source(ctx, run, adapter_dir, say)
     ctx.chat.load(base, adapters, cpu_only=(mode == "cpu"))
     return loaded_status(ctx, say), gr.update(visible=False)
 
 
-def loader(mode: str) -> Callable[..., Iterator[tuple[str, Any]]]:
-    """The click handler of one load button (a named parameter, not functools.partial: gradio must see `request`).
+def switches_model(ctx: AppContext, adapters: dict[str, str]) -> bool:
+    """Whether loading `adapters` (resolve_source's) replaces the model the conversation on screen was held with:
+    another run or adapter folder (with it, maybe another base), or a model where none is loaded. Pressing Load
+    again on the loaded run keeps the conversation."""
+    loaded = ctx.chat.loaded
+    return loaded is None or (loaded.get("sources") or {}) != adapters
+
+
+# Both columns' conversations and the tool-result tick as a newly loaded model starts them. A model switch starts
+# a fresh conversation, as LLaMA-Factory's Chat tab does (a loaded model must be unloaded before another is loaded,
+# and its Unload empties the chat): the replies on screen were another model's, which the new one would answer as
+# if they were its own, and the rating box would pair the old model's answer with the new base's. Unload alone
+# keeps it here, to be read, until a model is loaded.
+FRESH = ([], [], False)
+KEPT = (gr.skip(),) * 3
+
+
+def loader(mode: str) -> Callable[..., Iterator[tuple[Any, ...]]]:
+    """The click handler of one load button (a named parameter, not functools.partial: gradio must see `request`):
+    (status line, the ask row, tuned conversation, base conversation, tool-result tick).
 
     It says "Loading" at once, and it runs in the chat's concurrency group: a message sent meanwhile waits in
-    the queue behind the load and is answered by the model being loaded. A failure leaves the status line saying
-    what is loaded now (a failed load may have replaced the model before) and the reason in a toast.
+    the queue behind the load and is answered by the model being loaded. Where the load switches the model, the
+    conversations on screen are emptied with that first answer, before a message sent meanwhile reads them. A
+    failure leaves the status line saying what is loaded now (a failed load may have replaced the model before) and
+    the reason in a toast.
     """
 
     def handler(ctx: AppContext, run: str | None, adapter_dir: str,
-                request: gr.Request) -> Iterator[tuple[str, Any]]:
+                request: gr.Request) -> Iterator[tuple[Any, ...]]:
         say = words(request)
         source = (adapter_dir or "").strip() or run
-        if source:
-            yield say("chat.msg.loading", source=Path(source).name), gr.update(visible=False)
         try:
-            yield load(ctx, run, adapter_dir, mode, request)
+            if asks_first(ctx, mode):
+                yield *load(ctx, run, adapter_dir, mode, request), *KEPT
+                return
+            base, adapters = resolve_source(ctx, run, adapter_dir, say)
+            fresh = FRESH if switches_model(ctx, adapters) else KEPT
+            yield say("chat.msg.loading", source=Path(str(source)).name), gr.update(visible=False), *fresh
+            ctx.chat.load(base, adapters, cpu_only=(mode == "cpu"))
+            yield loaded_status(ctx, say), gr.update(visible=False), *KEPT
         except (PathError, ChatWorkerError) as error:
             warn(sentence(request, error))
-            yield loaded_status(ctx, say), gr.update(visible=False)
+            yield loaded_status(ctx, say), gr.update(visible=False), *KEPT
 
     return handler
 
 
 def unload(ctx: AppContext, request: gr.Request | None = None) -> str:
+    """Unload the model. The conversation stays on screen to be read (a message sent now is refused in a sentence
+    and stays in the box); the next model loaded starts a fresh one (switches_model)."""
     try:
         ctx.chat.unload()
     except ChatWorkerError as error:
@@ -308,10 +340,11 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
     app.load(*refresh)
     shown.select(*refresh)
     wire_serve_box(ctx, app, serving, shown)
+    conversation = [tab.tuned_chat, tab.base_chat, tab.tool_result]  # a model switch starts them afresh (FRESH)
     for button, mode in ((tab.load, "ask"), (tab.load_gpu, "gpu"), (tab.load_cpu, "cpu")):
         # No gr.State here: a component created outside the Tab would land in gr.Tabs as a phantom tab.
         button.click(bind(loader(mode), ctx), [tab.run, tab.adapter_dir],
-                     [tab.status, tab.confirm_row], concurrency_limit=1, concurrency_id="chat").then(
+                     [tab.status, tab.confirm_row, *conversation], concurrency_limit=1, concurrency_id="chat").then(
             bind(loaded_view, ctx), None, [tab.api, tab.base_chat])
     tab.unload.click(bind(unload, ctx), None, tab.status, concurrency_limit=1, concurrency_id="chat").then(
         bind(loaded_view, ctx), None, [tab.api, tab.base_chat])
@@ -326,5 +359,5 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
           trigger_mode="always_last")
     tab.tools.blur(check_tools_box, tab.tools, tab.tools_note, show_progress="hidden")
     wire_rate_box(ctx, rating, tab.tuned_chat, tab.base_chat, tab.system)
-    tab.clear.click(lambda: ([], [], False), None, [tab.tuned_chat, tab.base_chat, tab.tool_result])
+    tab.clear.click(lambda: FRESH, None, conversation)
     return tab

@@ -14,6 +14,7 @@ import pandas as pd
 from webui.context import AppContext
 from webui.forms.columns import file_columns, stage_maps
 from webui.forms.datasets import column_widths, example_segments, length_histogram, preview_rows
+from webui.forms.fields import CUTOFF_LEN
 from webui.forms.models import model_folder
 from webui.i18n import message, words
 from webui.jobs.commands import EngineCommandError, engine_cache, inspect_job
@@ -72,6 +73,7 @@ def answers(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, 
     names = chosen(dataset, more)
     stage = stage or "sft"
     maps = stage_maps(columns, stage)
+    cutoff_len = slider_cutoff(cutoff_len)
     if not names:
         yield summary_no_columns(panel, "")
         return
@@ -108,6 +110,14 @@ def answers(ctx: AppContext, panel: DataPanel, model: str, dataset: str | None, 
     if len(names) > 1:
         view[panel.summary] += "<br>" + datasets_line(ctx, names, report, data_format, request, maps)
     yield view
+
+
+def slider_cutoff(cutoff_len: Any) -> Any:
+    """The cutoff as its slider's box shows it: a number typed outside the range reaches the release that starts
+    the inspection as typed (webui.components.widgets.clamp_typed_numbers), and the box raises it into the range
+    on that same blur, so the summary, histogram and over-cutoff line measure the number the box shows."""
+    low, high, _ = CUTOFF_LEN.slider
+    return min(max(cutoff_len, low), high) if isinstance(cutoff_len, int | float) else cutoff_len
 
 
 def inspection_job(ctx: AppContext, path: Path, model: str, data_format: str, cutoff_len: float, overlength: str,

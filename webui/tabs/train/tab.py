@@ -160,9 +160,13 @@ def wire_form(ctx: AppContext, tab: TrainTab, app: gr.Blocks, restored: Any) -> 
     config.save.click(bind(h.save_config_clicked, ctx), [config.config_name, *form], config.saved)
     app.load(bind(h.list_configs, ctx), None, config.saved)  # the page was built when the server started
     config.load.click(bind(bind(h.load_saved_config, ctx), tab), config.saved, form).then(**inspection(ctx, tab))
-    for widget in tab.widgets.values():  # a number typed outside a slider's range: one sentence naming the field
-        if isinstance(widget, gr.Slider):  # webui.components.widgets.clamp_typed_numbers
-            widget.release(bind(clamp_note, widget), None, None, show_progress="hidden")
+    # A number typed outside a slider's range: one sentence naming the field (webui.components.widgets.
+    # clamp_typed_numbers). Every release is answered: a click into the box is a release too (of the number it
+    # held), and under gradio's default for release ("once") the typed number's release, sent while that one was
+    # still on its way, was dropped, so a cutoff of 4 became 8 without a word.
+    for widget in tab.widgets.values():
+        if isinstance(widget, gr.Slider):
+            widget.release(bind(clamp_note, widget), None, None, show_progress="hidden", trigger_mode="multiple")
 
 
 def wire_monitor(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
