@@ -27,9 +27,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from engine import sentences
 from engine.config import ConfigError, RunConfig
 from engine.jobs import rundir
-from engine.sentences import said as say
 from engine.train import launch, strategy
 
 WORLD_JSON = "world.json"
@@ -140,8 +140,8 @@ def resumed(checkpoint: Path, config: RunConfig, rows: int, sampler: str) -> str
         return None
     step = step_of(checkpoint)
     epoch, row, per_epoch = position(step, rows, wanted.global_batch)
-    order = say("engine.log.order_shuffled") if LENGTH_GROUPED not in (written.sampler, sampler) else \
-        say("engine.log.order_grouped")
-    return say("engine.log.resumed_world", checkpoint=checkpoint.name, written=written.processes,
+    order = sentences.said("engine.log.order_shuffled") if LENGTH_GROUPED not in (written.sampler, sampler) else \
+        sentences.said("engine.log.order_grouped")
+    return sentences.said("engine.log.resumed_world", checkpoint=checkpoint.name, written=written.processes,
                wanted=wanted.processes, batch=wanted.global_batch, before=written.parts(), now=wanted.parts(),
                step=step + 1, row=row, epoch=epoch, per_epoch=per_epoch, order=order)
