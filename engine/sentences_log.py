@@ -189,6 +189,11 @@ ENGLISH_LOG: dict[str, str] = {
     "engine.log.compare_failed": "{method}: failed: {reason} (log: {log})",
     "engine.log.compare_eval_failed": "{method}: evaluation failed: {reason} (log: {log})",
     "engine.log.compare_exit_code": "the engine exited with code {code}",
+    "engine.log.compare_its_evaluation": "its evaluation: {reason}",
+    "engine.log.compare_job_failed": "{methods} failed ({first}: {why}); the other methods are in the table: fix the "
+                                     "cause and run the comparison again to retry {them}.",
+    "engine.log.compare_it": "it",
+    "engine.log.compare_them": "them",
     "engine.log.lengths_unmeasured": "the data's token lengths could not be measured ({error}): the estimate takes "
                                      "rows of {cutoff} tokens",
     "engine.log.estimate_head": "memory before Start on {device}, {free} GiB free{basis}:",

@@ -38,7 +38,7 @@ from engine.jobs.events import Progress
 from engine.jobs.kinds import EVAL, TRAIN, JobKind
 from engine.jobs.lifecycle import JobContext, Outcome, StopRequest
 from engine.jobs.rundir import JobDir
-from engine.sentences import said, status_error
+from engine.sentences import Sentence, said, status_error
 
 Launch = Callable[[JobKind, JobDir, StopRequest], int]  # runs the prepared job folder; its exit code
 POLL_S = 0.2
@@ -93,9 +93,10 @@ def compare_body(context: JobContext, launch: Launch | None = None) -> Outcome:
         return Outcome("stopped", result=result)
     if failed:  # the first failure's own sentence: often every method failed the same way (the dataset, the model)
         first, why = next(iter(failed.items()))
-        return Outcome("failed", result=result, error=(
-            f"{', '.join(failed)} failed ({first}: {why.rstrip('.')}); the other methods are in the table: fix "
-            f"the cause and run the comparison again to retry {'it' if len(failed) == 1 else 'them'}."))
+        why = Sentence(why.rstrip("."), getattr(why, "key", None), getattr(why, "values", None))
+        return Outcome("failed", result=result, error=said(
+            "engine.log.compare_job_failed", methods=", ".join(failed), first=first, why=why,
+            them=said("engine.log.compare_it" if len(failed) == 1 else "engine.log.compare_them")))
     return Outcome("completed", result=result)
 
 
@@ -165,4 +166,4 @@ def _ended(method: str, kind: JobKind, job: JobDir, code: int, say: Callable[[st
     reason = status_error(status) or said("engine.log.compare_exit_code", code=code)
     say(said("engine.log.compare_eval_failed" if kind is EVAL else "engine.log.compare_failed", method=method,
              reason=reason, log=str(job.log)))
-    return "failed", f"{'its evaluation: ' if kind is EVAL else ''}{reason}"
+    return "failed", said("engine.log.compare_its_evaluation", reason=reason) if kind is EVAL else reason
