@@ -27,6 +27,10 @@ ENGLISH_LOG: dict[str, str] = {
     "engine.log.dataset": "dataset {name}: {count}, format {format}",
     "engine.log.rows": "{n} rows",
     "engine.log.rows_of": "{n} of {read} rows",
+    "engine.log.datasets": "dataset {each} — {rows} rows, {how}",
+    "engine.log.dataset_part": "{name}: {count} ({format})",
+    "engine.log.concatenated": "concatenated",
+    "engine.log.interleaved": "interleaved",
     "engine.log.chatml": "the tokenizer has no chat template: using ChatML (saved with the weights)",
     "engine.log.tools_as_text": "the chat template cannot render tool calls: tools, calls and results are written as "
                                 "text (<tools>, <tool_call>, <tool_response>; see the README)",

@@ -15,6 +15,7 @@ import pytest
 
 from engine.compare import estimates
 from engine.config import RunConfig
+from engine.data.sources import Mixed, Part
 from engine.estimate.memory import GIB, MemoryEstimate
 from engine.eval.job import general_table
 from engine.jobs.rundir import RunDir
@@ -144,3 +145,10 @@ def test_an_evaluations_and_a_comparisons_lines_are_keyed_and_worded():
     assert said_in_chinese(lora) == "  lora    1.00 GiB  放不下（占用最多：激活值）"
     for line in (head, prefix, general_table({"prompts": 3, "models": {}})[0]):
         said_in_chinese(line)
+
+
+def test_several_datasets_are_one_keyed_line():
+    both = Mixed([Part("a.json", "alpaca", [{}] * 4, 4), Part("b.jsonl", "openai", [{}] * 8, 8)], "concat", 0)
+    assert both.summary() == "dataset a.json: 4 rows (alpaca), b.jsonl: 8 rows (openai) — 12 rows, concatenated"
+    assert said_in_chinese(both.summary()) == ("数据集 a.json：4 行（alpaca），b.jsonl：8 行（openai），共 12 行，"
+                                               "依次拼接")
