@@ -18,6 +18,10 @@ from engine.config_compare import CompareConfig, run_config
 from engine.estimate import memory, room
 from engine.jobs.rundir import read_json, write_json_atomic
 from engine.model import config_json
+from engine.sentences import Sentence, said
+
+VERDICTS = {"fits": "engine.log.verdict.fits", "tight": "engine.log.verdict.tight",
+            "will not fit": "engine.log.verdict.no_fit"}  # memory.verdict's words -> their keys in the run log
 
 ESTIMATE_JSON = "estimate.json"
 
@@ -73,16 +77,22 @@ def read_estimates(folder: Path) -> dict[str, Any]:
     return found
 
 
-def lines(estimates: dict[str, Any]) -> list[str]:
-    """The estimate for a terminal: the machine's free memory, then one line per method."""
-    device = "the GPU (VRAM)" if estimates["device"] == "gpu" else "the CPU (RAM)"
+def lines(estimates: dict[str, Any]) -> list[Sentence]:
+    """The estimate for a terminal (and the run log, keyed): the machine's free memory, then one line per method."""
+    device = said("engine.log.estimate_gpu") if estimates["device"] == "gpu" else said("engine.log.estimate_cpu")
     rows = estimates.get("lengths")
-    basis = (f" (the largest batch of the data's {rows['rows']} measured rows, the longest {rows['longest']} tokens)"
-             if rows else "")
-    said = [f"memory before Start on {device}, {estimates['free_mb'] / 1024:.2f} GiB free{basis}:"]
+    basis = said("engine.log.estimate_basis", rows=rows["rows"], longest=rows["longest"]) if rows else ""
+    told = [said("engine.log.estimate_head", device=device, free=f"{estimates['free_mb'] / 1024:.2f}", basis=basis)]
     width = max(len(method) for method in estimates["methods"])
     for method, found in estimates["methods"].items():
-        text = ("no estimate (the base model's config.json is not at hand or lacks the sizes)" if found is None
-                else f"{found['total_mb'] / 1024:.2f} GiB  {found['verdict']} (largest part: {found['largest']})")
-        said.append(f"  {method.ljust(width)}  {text}")
-    return said
+        text = said("engine.log.estimate_none") if found is None else said(
+            "engine.log.estimate_one", total=f"{found['total_mb'] / 1024:.2f}", verdict=_keyed(found["verdict"],
+                                                                                              VERDICTS),
+            largest=_keyed("the " + found["largest"], memory.PART_KEYS))
+        told.append(said("engine.log.estimate_method", method=method.ljust(width), text=text))
+    return told
+
+
+def _keyed(word: str, keys: dict[str, str]) -> str:
+    """`word` as the keyed sentence of its short name where `keys` knows it (else as it is: an older file's)."""
+    return said(keys[word]) if word in keys else word.removeprefix("the ")

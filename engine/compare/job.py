@@ -38,6 +38,7 @@ from engine.jobs.events import Progress
 from engine.jobs.kinds import EVAL, TRAIN, JobKind
 from engine.jobs.lifecycle import JobContext, Outcome, StopRequest
 from engine.jobs.rundir import JobDir
+from engine.sentences import Sentence, said, status_error
 
 Launch = Callable[[JobKind, JobDir, StopRequest], int]  # runs the prepared job folder; its exit code
 POLL_S = 0.2
@@ -92,9 +93,10 @@ def compare_body(context: JobContext, launch: Launch | None = None) -> Outcome:
         return Outcome("stopped", result=result)
     if failed:  # the first failure's own sentence: often every method failed the same way (the dataset, the model)
         first, why = next(iter(failed.items()))
-        return Outcome("failed", result=result, error=(
-            f"{', '.join(failed)} failed ({first}: {why.rstrip('.')}); the other methods are in the table: fix "
-            f"the cause and run the comparison again to retry {'it' if len(failed) == 1 else 'them'}."))
+        why = Sentence(why.rstrip("."), getattr(why, "key", None), getattr(why, "values", None))
+        return Outcome("failed", result=result, error=said(
+            "engine.log.compare_job_failed", methods=", ".join(failed), first=first, why=why,
+            them=said("engine.log.compare_it" if len(failed) == 1 else "engine.log.compare_them")))
     return Outcome("completed", result=result)
 
 
@@ -127,11 +129,12 @@ def _method(compare: CompareDir, config: CompareConfig, step: Step, context: Job
     where it failed."""
     reporter = context.reporter
     if step.action == DONE:
-        reporter.info(f"{step.method}: completed earlier ({step.run.path}), not trained again")
+        reporter.info(said("engine.log.compare_done", method=step.method, path=str(step.run.path)))
     else:
         compare.evaluation(step.method).metrics.unlink(missing_ok=True)  # of the run before: not this one's
         reporter.status("training", note=step.method)
-        reporter.info(f"{step.method}: {'resuming' if step.action == RESUME else 'training'} in {step.run.path}")
+        key = "engine.log.compare_resuming" if step.action == RESUME else "engine.log.compare_training"
+        reporter.info(said(key, method=step.method, path=str(step.run.path)))
         prepare(step)
         state, reason = _ended(step.method, TRAIN, step.run, launch(TRAIN, step.run, context.stop), reporter.info)
         if state != "completed":
@@ -144,7 +147,7 @@ def _method(compare: CompareDir, config: CompareConfig, step: Step, context: Job
             return "stopped", ""
         job = compare.evaluation(evaluated)
         reporter.status("evaluating", note=evaluated)
-        reporter.info(f"{evaluated}: evaluating in {job.path}")
+        reporter.info(said("engine.log.compare_evaluating", method=evaluated, path=str(job.path)))
         prepare_evaluation(job, wanted)
         state, reason = _ended(evaluated, EVAL, job, launch(EVAL, job, context.stop), reporter.info)
         if state != "completed":
@@ -158,8 +161,9 @@ def _ended(method: str, kind: JobKind, job: JobDir, code: int, say: Callable[[st
     state = status.get("state")
     if code == 0 and state in ("completed", "stopped"):
         if state == "stopped":
-            say(f"{method}: stopped")
+            say(said("engine.log.compare_stopped", method=method))
         return state, ""
-    reason = status.get("error") or f"the engine exited with code {code}"
-    say(f"{method}: {'evaluation ' if kind is EVAL else ''}failed: {reason} (log: {job.log})")
-    return "failed", f"{'its evaluation: ' if kind is EVAL else ''}{reason}"
+    reason = status_error(status) or said("engine.log.compare_exit_code", code=code)
+    say(said("engine.log.compare_eval_failed" if kind is EVAL else "engine.log.compare_failed", method=method,
+             reason=reason, log=str(job.log)))
+    return "failed", said("engine.log.compare_its_evaluation", reason=reason) if kind is EVAL else reason

@@ -73,9 +73,12 @@ class Mixed:
         if len(self.parts) == 1:
             part = self.parts[0]
             return said("engine.log.dataset", name=part.name, count=part.count(), format=part.format)
-        each = ", ".join(f"{part.name}: {part.count()} ({part.format})" for part in self.parts)
-        how = "concatenated" if self.mix == "concat" else "interleaved"
-        return f"dataset {each} — {len(self.rows)} rows, {how}"
+        each: Any = ""
+        for part in reversed(self.parts):
+            one = said("engine.log.dataset_part", name=part.name, count=part.count(), format=part.format)
+            each = said("engine.log.comma", first=one, then=each) if each else one
+        how = said("engine.log.concatenated" if self.mix == "concat" else "engine.log.interleaved")
+        return said("engine.log.datasets", each=each, rows=len(self.rows), how=how)
 
 
 def load(cfg: DataConfig, seed: int, load_one: LoadOne) -> Mixed:

@@ -21,6 +21,7 @@ def measured_lengths(config: Any, say: Callable[[str], Any]) -> list[int] | None
         tokenizer = load_tokenizer(config.model)
         return inspect_dataset(config.data, tokenizer, config.train.cutoff_len).get("lengths") or None
     except (EngineError, OSError, ValueError) as error:
-        say(f"the data's token lengths could not be measured ({error}): the estimate takes rows of "
-            f"{config.train.cutoff_len} tokens")
+        from engine.sentences import said
+
+        say(said("engine.log.lengths_unmeasured", error=str(error), cutoff=config.train.cutoff_len))
         return None

@@ -38,6 +38,13 @@ from engine.config_stage import FULL_WEIGHT_METHODS, REFERENCE_STAGES
 from engine.config_stage import PREFERENCE_STAGES as PREFERENCE  # TRL's losses take the full logits
 from engine.estimate.batch import largest_batch
 from engine.model import shapes
+from engine.sentences import Sentence, said
+
+PART_KEYS = {"the weights": "engine.log.part.weights", "the reference model": "engine.log.part.reference",
+             "the gradients": "engine.log.part.gradients", "the optimizer states": "engine.log.part.optimizer",
+             "the activations": "engine.log.part.activations", "the attention mask": "engine.log.part.attention",
+             "the logits": "engine.log.part.logits", "the virtual tokens' activations": "engine.log.part.virtual",
+             "the overhead": "engine.log.part.overhead"}  # a part's name -> its short name's key in the run log
 
 GIB = 2**30
 MIB = 2**20
@@ -178,10 +185,14 @@ class MemoryEstimate:
         parts.pop("the overhead")
         return max(parts.items(), key=lambda item: item[1])
 
-    def summary(self) -> str:
-        shown = ", ".join(f"{name.removeprefix('the ')} {size / GIB:.2f}" for name, size in self.parts().items()
-                          if size >= MIB)
-        return f"{self.total / GIB:.2f} GiB ({shown})"
+    def summary(self) -> Sentence:
+        """"1.20 GiB (weights 0.50, activations 0.70)": the total and each part of at least 1 MiB, keyed."""
+        shown: Sentence | str = ""
+        for name, size in reversed([item for item in self.parts().items() if item[1] >= MIB]):
+            part = said("engine.log.memory_part", part=said(PART_KEYS[name]),
+                        size=f"{size / GIB:.2f}")
+            shown = said("engine.log.comma", first=part, then=shown) if shown else part
+        return said("engine.log.memory_summary", total=f"{self.total / GIB:.2f}", parts=shown)
 
 
 def weight_element(config: RunConfig, device: str) -> int:

@@ -44,6 +44,7 @@ from engine.jobs import rundir
 from engine.jobs.events import Progress
 from engine.jobs.kinds import EVAL
 from engine.jobs.lifecycle import JobContext, Outcome, run_job
+from engine.sentences import said
 
 log = logging.getLogger("engine.eval")
 
@@ -71,7 +72,7 @@ def eval_body(context: JobContext) -> Outcome:
     plan = plan_models(config)  # small files only: a model that is not there fails before the data is read
     reporter.status("loading_data")
     rows, where = load_test_rows(config, reporter.info)
-    reporter.info(f"test set: {where}; {len(rows)} rows")
+    reporter.info(said("engine.log.eval_test_set", where=where, rows=len(rows)))
     reporter.status("loading_model")
     loaded = LoadedModels(plan, reporter.info)
     reporter.status("evaluating")
@@ -94,7 +95,7 @@ def eval_body(context: JobContext) -> Outcome:
     own_answers: dict[str, dict[int, Any]] = {}
     try:
         for entry in plan.entries:
-            reporter.info(f"evaluating {entry.name}")
+            reporter.info(said("engine.log.eval_evaluating", name=entry.name))
             results[entry.name], answers[entry.name], general_answers[entry.name] = evaluate_one(
                 loaded, entry, rows, general, config, tick)
             if own:
@@ -107,7 +108,7 @@ def eval_body(context: JobContext) -> Outcome:
             metrics["general"] = general_set.compare(general_answers, general)
         judged = judge_answers(config, rows, general, answers, general_answers, metrics, context, reporter.info)
     except Stopped:
-        reporter.info("stopped: nothing was written")
+        reporter.info(said("engine.log.eval_stopped"))
         return Outcome("stopped")
     reporter.status("saving")
     metrics["best"] = best_per_figure(results)
@@ -167,7 +168,7 @@ def judge_answers(config: EvalConfig, rows: list[EvalRow], general: list[EvalRow
     asked = [row for row in rows if row.prompt is not None]
     items = [judging.Item(row.number, question(row.prompt), row.reference,
                           {name: given[row.number][0].text for name, given in answers.items()}) for row in asked]
-    info(f"judge: {config.judge.model} at {config.judge.base_url}, {len(items)} rows")
+    info(said("engine.log.judge", model=config.judge.model, url=config.judge.base_url, rows=len(items)))
     test = judging.judge(config.judge, items, "test", poll)
     section = {"model": config.judge.model, "base_url": config.judge.base_url, **test.summary(len(items))}
     for name, score in test.means().items():
@@ -185,9 +186,9 @@ def judge_answers(config: EvalConfig, rows: list[EvalRow], general: list[EvalRow
     metrics["judge"] = section
     failed = test.failed + section.get("general", {}).get("failed", 0)
     if test.error:
-        info(f"judge: {test.error}")
+        info(said("engine.log.judge_error", error=test.error))
     elif failed:
-        info(f"judge: {failed} of its replies could not be read (judge.jsonl keeps them)")
+        info(said("engine.log.judge_unread", failed=failed))
     return lines
 
 
@@ -274,7 +275,7 @@ def general_table(general: dict[str, Any] | None) -> list[str]:
     """The general prompts' figures for the log: one line per model."""
     if not general:
         return []
-    lines = [f"general prompts ({general['prompts']}): mean tokens, stopped, changed from base, length change"]
+    lines: list[str] = [said("engine.log.general_header", prompts=general["prompts"])]
     for name, one in general["models"].items():
         lines.append(f"  {name}: {one['mean_new_tokens']:.1f}, {one['stopped_share']:.2f}, "
                      f"{_cell(one.get('changed_share'), '{:.2f}')}, {_cell(one.get('length_change'), '{:+.1f}')}")

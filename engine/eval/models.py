@@ -142,8 +142,8 @@ class LoadedModels:
         self.plan, self.log = plan, log
         self.session = ChatSession()
         if plan.load is not None:
-            log(f"loading the base {plan.load.model}" + (f" with {len(plan.load.sources)} adapter(s)"
-                                                          if plan.load.sources else ""))
+            adapters = said("engine.log.eval_adapters", count=len(plan.load.sources)) if plan.load.sources else ""
+            log(said("engine.log.eval_loading_base", model=plan.load.model, adapters=adapters))
             try:
                 self.session.execute(plan.load)
             except (ModelError, ChatError) as error:
@@ -170,7 +170,7 @@ class LoadedModels:
         from engine.data.tokens import ensure_chat_template
         from engine.model.loading import ModelError, load_model, load_tokenizer
 
-        self.log(f"loading {entry.name} ({entry.path})")
+        self.log(said("engine.log.eval_loading", name=entry.name, path=entry.path))
         config = ModelConfig(name_or_path=entry.path, dtype=self.plan.load.dtype if self.plan.load else "auto")
         try:
             tokenizer = load_tokenizer(config)

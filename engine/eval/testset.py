@@ -64,7 +64,8 @@ def load_test_rows(config: EvalConfig, log: Any = print) -> tuple[list[EvalRow],
             mixed = load_datasets(config.data, DEFAULT_SEED)
         except PreferenceRowsError as error:  # training's sentence names train.stage; an evaluation has none
             raise EvalSetError(eval_data_problem(error.name, error.shape) or error.sentence) from None
-        rows, where = mixed.rows, f"{config.data.name} ({mixed.format}, {len(mixed.rows)} rows)"
+        rows, where = mixed.rows, said("engine.log.eval_file", name=config.data.name, format=mixed.format,
+                                       rows=len(mixed.rows))
     if config.max_rows:
         rows = rows[: config.max_rows]
     tests = [split_row(number, row) for number, row in enumerate(rows, 1)]
@@ -72,8 +73,7 @@ def load_test_rows(config: EvalConfig, log: Any = print) -> tuple[list[EvalRow],
         raise EvalSetError(said("engine.eval.no_rows", where=where))
     asked = sum(test.prompt is not None for test in tests)
     if asked < len(tests):
-        log(f"{len(tests) - asked} of {len(tests)} rows have no assistant reply to compare with (plain text): "
-            "they count for the loss only")
+        log(said("engine.log.eval_loss_only", count=len(tests) - asked, rows=len(tests)))
     return tests, where
 
 
@@ -102,4 +102,5 @@ def _validation_rows(folder: Path) -> tuple[list[dict], str]:
     rows = sources.mix(kept, mixed.mix, mixed.seed)
     n_val = max(1, round(len(rows) * config.data.val_size))
     held_out = [rows[index] for index in validation_indices(len(rows), n_val, config.train.seed)]
-    return held_out, f"the validation rows of {run.name} ({len(held_out)} of {len(rows)} rows of {config.data.name})"
+    return held_out, said("engine.log.eval_validation_of", run=run.name, held=len(held_out), rows=len(rows),
+                          name=config.data.name)

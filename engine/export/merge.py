@@ -150,8 +150,8 @@ class Exporter:
         config, result, log, bits = self.config, self.result, self.log, self.config.method.effective_bits
         self.stage("loading_model")
         tokenizer = load_tokenizer(ModelConfig(name_or_path=str(self.run.adapter)))
-        note = f" (it trained {bits}-bit; merging into full weights, not quantized ones)" if bits else ""
-        log(f"loading the base {config.model.name_or_path} in {result.dtype}{note}")
+        note = said("engine.log.export_bits", bits=bits) if bits else ""
+        log(said("engine.log.export_loading", base=config.model.name_or_path, dtype=result.dtype, note=note))
         base = load_model(self._model_config(), bits=None)
         grow_embeddings(base, tokenizer, {self.run.name: self.run.adapter}, log)
         model = PeftModel.from_pretrained(base, str(self.run.adapter)).eval()
@@ -160,10 +160,10 @@ class Exporter:
             base_logits = logits_of(model, prompts)
         adapter_logits = logits_of(model, prompts)
         self.stage("exporting")
-        log(f"merging the {title_of(config.method.name)} adapter into the base")
+        log(said("engine.log.export_merging", method=title_of(config.method.name)))
         merged = model.merge_and_unload(safe_merge=True)
         set_generation_config(merged, tokenizer)
-        log(f"writing the merged model (shards up to {self.shard})")
+        log(said("engine.log.export_writing_merged", shard=self.shard))
         self._save(merged, tokenizer)
         free(merged, model, base)
         self.stage("verifying")
@@ -182,7 +182,7 @@ class Exporter:
         reference = logits_of(trained, prompts)
         self.stage("exporting")
         set_generation_config(trained, tokenizer)
-        log(f"writing the trained model in {result.dtype} (shards up to {self.shard})")
+        log(said("engine.log.export_writing_whole", dtype=result.dtype, shard=self.shard))
         self._save(trained, tokenizer)
         free(trained)
         self.stage("verifying")
@@ -193,7 +193,7 @@ class Exporter:
             base_logits = logits_of(base.eval(), prompts)
             free(base)
         except ModelError as error:
-            log(f"the base model cannot be loaded ({error}): skipping the differs-from-base check")
+            log(said("engine.log.export_no_base", error=str(error)))
         reload_and_compare(config, self.tmp, prompts, reference, base_logits, result, log)  # a standalone model
         result.merged = True
 
@@ -215,7 +215,7 @@ class Exporter:
                         ignore=lambda folder, names: [n for n in names if os.path.islink(os.path.join(folder, n))])
         (self.tmp / "HOW_TO_LOAD.md").write_text(how_to_load(config, result.reason), encoding="utf-8")
         self.stage("verifying")
-        log("verifying: loading the written adapter with peft over the base")
+        log(said("engine.log.export_verifying_adapter"))
         model = PeftModel.from_pretrained(base, str(self.tmp)).eval()
         prompts = verification_prompts(config, tokenizer, result, log)
         with model.disable_adapter():
@@ -247,11 +247,12 @@ def run_export(run_dir: str | os.PathLike, out: str | os.PathLike, dtype: str | 
         clean_stale_partials(out, f"{name}.zip", f"{name}-adapter.zip")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        log(f"exporting {run.name} ({title_of(config.method.name)}) to {out}")
+        log(said("engine.log.exporting", run=run.name, method=title_of(config.method.name), out=str(out)))
         Exporter(config, run, tmp, result, max_shard_size, log, stage).write()
         if result.max_abs_diff is not None:
-            log(f"verified: max |logit difference| {result.max_abs_diff:.3g} (tolerance {result.tolerance:.3g}), "
-                f"{result.base_diff if result.base_diff is not None else float('nan'):.3g} from the base model")
+            base_diff = result.base_diff if result.base_diff is not None else float("nan")
+            log(said("engine.log.export_verified", diff=f"{result.max_abs_diff:.3g}",
+                     tolerance=f"{result.tolerance:.3g}", base=f"{base_diff:.3g}"))
         stage("saving")
         save(config, run, tmp, out, result, name, log)
         if make_zip:
@@ -261,7 +262,7 @@ def run_export(run_dir: str | os.PathLike, out: str | os.PathLike, dtype: str | 
         shutil.rmtree(tmp, ignore_errors=True)
         logger.error("export failed", exc_info=True)  # the traceback: export.log in a job
         result.error = INTERRUPTED if isinstance(error, KeyboardInterrupt) else explain(error, "export")
-        log(f"error: {result.error}")
+        log(said("engine.log.export_error", error=result.error))
         if not isinstance(error, Exception):
             raise
     return result
@@ -296,7 +297,7 @@ def save(config: RunConfig, run: rundir.RunDir, tmp: Path, out: Path, result: Ex
     try:
         metrics = run.read_metrics()
     except ValueError as error:  # a damaged metrics.json costs the card its figures, not the export
-        log(f"the model card has no training figures: {error}")
+        log(said("engine.log.export_no_figures", error=str(error)))
         metrics = {}
     card = model_card(config, metrics, result, merged=result.merged, reason=result.reason, name=name,
                       source=str(run.path))
@@ -306,17 +307,17 @@ def save(config: RunConfig, run: rundir.RunDir, tmp: Path, out: Path, result: Ex
              "tolerance": result.tolerance}
     (tmp / "export.json").write_text(json.dumps(facts, indent=2), encoding="utf-8")
     publish(tmp, out)
-    log(f"wrote {out}")
+    log(said("engine.log.wrote", path=str(out)))
 
 
 def write_zips(config: RunConfig, run: rundir.RunDir, out: Path, result: ExportResult, name: str, log: Log) -> None:
     """NAME.zip of the export, and NAME-adapter.zip of the run's adapter where the export is a merged model (an
     export that could not merge is the adapter already: a second zip would hold the same files)."""
     result.zip = str(zip_folder(out, out.parent / f"{name}.zip"))
-    log(f"wrote {result.zip}")
+    log(said("engine.log.wrote", path=result.zip))
     if result.merged and run.adapter.is_dir() and config.method.name in ADAPTER_METHODS:
         result.adapter_zip = str(zip_folder(run.adapter, out.parent / f"{name}-adapter.zip"))
-        log(f"wrote {result.adapter_zip}")
+        log(said("engine.log.wrote", path=result.adapter_zip))
 
 
 # ---------------------------------------------------------------------------------------------- job

@@ -49,7 +49,7 @@ def verification_prompts(config: RunConfig, tokenizer: Any, check: Verification,
     try:
         rows, _ = load_rows(config.data, config.train.seed)
     except (DataError, OSError) as error:  # the data may be gone or changed since; verification still runs
-        log(f"the run's dataset cannot be read ({str(error).splitlines()[0]}): verifying on built-in prompts")
+        log(said("engine.log.export_builtin_prompts", error=str(error).splitlines()[0]))
         rows = [{"messages": [{"role": "user", "content": text}]} for text in FALLBACK_PROMPTS]
         check.prompt_source = "built-in prompts"
     texts = []
@@ -127,7 +127,7 @@ def reload_and_compare(config: RunConfig, folder: Path, prompts: list[Any], refe
 
     from engine.model.loading import DTYPES, device
 
-    log("verifying: reloading the written folder without peft")
+    log(said("engine.log.export_reloading"))
     exported = AutoModelForCausalLM.from_pretrained(folder, dtype=DTYPES[check.dtype],
                                                     trust_remote_code=config.model.trust_remote_code)
     exported.to(device()).eval()

@@ -195,9 +195,7 @@ def grow_embeddings(model: PreTrainedModel, tokenizer, adapters: dict[str, Path]
     fit_embeddings(model, tokenizer)
     for name, folder in adapters.items():
         if not adapter_carries_embeddings(folder):
-            warn(f"warning: the tokenizer has {added} tokens more than the base but the adapter '{name}' "
-                 "does not carry their rows; they are re-initialised, so the model may not reproduce training "
-                 "exactly around those tokens")
+            warn(said("engine.log.embeddings_redrawn", added=added, name=name))
 
 
 def adapter_carries_embeddings(adapter_dir: Path) -> bool:

@@ -24,6 +24,7 @@ import random
 from dataclasses import dataclass
 
 from engine.estimate.batch import first_fit  # noqa: F401 - also re-exported (collate, tests)
+from engine.sentences import said
 
 MEGABATCH = 50  # transformers' LengthGroupedSampler sorts megabatches of 50 batches by length
 MARGIN = 0.05  # masked packing must be estimated at least this much cheaper to be chosen
@@ -103,9 +104,9 @@ def choose(lengths: list[int], batch_size: int, pack_len: int | None, shape: Sha
     packed = packed_cost(lengths, batch_size, pack_len, shape, varlen)
     # A variable-length kernel makes packing never costlier (no padding, the same attention): a 1% saving counts.
     packing = packed.cost < (1 - (VARLEN_MARGIN if varlen else MARGIN)) * padded.cost
-    how = "one row per batch, per-example attention" if varlen else f"rows of at most {pack_len} tokens"
-    reason = (f"batching: {'packed (' + how + ')' if packing else 'length-grouped padding'} (auto: packing "
-              f"estimated at {packed.cost / padded.cost:.2f}x the cost of padding, where padding is "
-              f"{padded.padding_share:.0%} of padded tokens and packed rows {packed.padding_share:.0%}, with "
-              f"{packed.attention / max(padded.attention, 1):.2f}x the attention work)")
+    how = said("engine.log.pack_varlen") if varlen else said("engine.log.pack_rows", pack_len=pack_len)
+    reason = said("engine.log.batching_auto",
+                  choice=said("engine.log.packed", how=how) if packing else said("engine.log.grouped_padding"),
+                  ratio=f"{packed.cost / padded.cost:.2f}", padding=f"{padded.padding_share:.0%}",
+                  packed=f"{packed.padding_share:.0%}", attention=f"{packed.attention / max(padded.attention, 1):.2f}")
     return Choice(packing, reason)

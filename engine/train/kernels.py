@@ -31,14 +31,14 @@ from engine.config_kernels import INSTALL, kernel_problems
 from engine.config_stage import PREFERENCE_STAGES
 from engine.jobs import rundir
 from engine.jobs.failures import EngineError
+from engine.sentences import said
 from engine.train.logits import FAMILIES
 
 # Model types whose forward, as Liger's lce_forward replaces it (liger-kernel 0.8.5), takes the loss the model's
 # own forward takes: the head's weight with no post-processing, or Gemma-2/3's final soft-capping, which Liger
 # passes on. Granite (its logits are divided by logits_scaling) and Cohere (no Liger kernels) are left out.
 FUSED_FAMILIES = frozenset(FAMILIES) - {"granite", "cohere"}
-FUSED = ("loss: Liger Kernel's fused linear cross-entropy, the head's weight and the loss a chunk of positions at a "
-         "time on CUDA (no batch x length x vocabulary logits; engine/train/kernels.py)")
+FUSED = said("engine.log.loss_fused")
 
 
 class KernelsError(EngineError):
@@ -77,7 +77,7 @@ def liger_families() -> tuple[frozenset[str], str | None]:
     try:
         from liger_kernel.transformers.monkey_patch import MODEL_TYPE_TO_APPLY_LIGER_FN
     except ImportError as error:  # not installed, or Triton missing or broken: said in the run log or refused
-        return frozenset(), f"liger-kernel cannot be imported ({error}; {INSTALL})"
+        return frozenset(), said("engine.log.liger_no_import", error=str(error), install=INSTALL)
     return frozenset(MODEL_TYPE_TO_APPLY_LIGER_FN), None
 
 
@@ -85,11 +85,11 @@ def choose(config: RunConfig, model: Any) -> KernelChoice:
     """The kernels of this run (see the module docstring); KernelsError where `liger` cannot be had."""
     setting, stage = config.train.kernels, config.train.stage
     if setting == "none":
-        return KernelChoice(False, False, "kernels: none (train.kernels: none)")
+        return KernelChoice(False, False, said("engine.log.kernels_none"))
     if stage in PREFERENCE_STAGES:  # `liger` is refused for them by kernel_problems
-        return KernelChoice(False, False, f"kernels: none (the {stage} stage keeps TRL's own loss)")
+        return KernelChoice(False, False, said("engine.log.kernels_trl", stage=stage))
     if not torch.cuda.is_available():  # `liger` was refused by check()
-        return KernelChoice(False, False, "kernels: no Liger Kernel (no CUDA device; train.kernels: auto)")
+        return KernelChoice(False, False, said("engine.log.kernels_no_cuda"))
     families, problem = liger_families()
     return select(setting, model, families, problem)
 
@@ -98,16 +98,15 @@ def select(setting: str, model: Any, families: frozenset[str], problem: str | No
     """The choice on CUDA, given the model types Liger has kernels for (or why it cannot be imported)."""
     causal = model.get_base_model() if hasattr(model, "get_base_model") else model
     kind = getattr(causal.config, "model_type", "?")
-    why = problem or (None if kind in families else f"Liger Kernel has no kernels for the model type {kind!r}")
+    why = problem or (None if kind in families else said("engine.log.liger_no_family", kind=repr(kind)))
     if why is not None:
         if setting == "liger":
             raise KernelsError(f"train.kernels is liger but {why}: set train.kernels to auto or none.")
-        return KernelChoice(False, False, f"kernels: no Liger Kernel ({why}; train.kernels: auto)")
+        return KernelChoice(False, False, said("engine.log.kernels_without", why=why))
     kept = unfused(model, causal, kind)
     if kept is None:
-        return KernelChoice(True, True, f"kernels: Liger Kernel's for {kind} (train.kernels: {setting})")
-    return KernelChoice(True, False, f"kernels: Liger Kernel's for {kind} (train.kernels: {setting}), but not its "
-                                     f"fused loss: {kept}")
+        return KernelChoice(True, True, said("engine.log.kernels_liger", kind=kind, setting=setting))
+    return KernelChoice(True, False, said("engine.log.kernels_unfused", kind=kind, setting=setting, kept=kept))
 
 
 def unfused(model: Any, causal: Any, kind: str) -> str | None:
@@ -115,9 +114,9 @@ def unfused(model: Any, causal: Any, kind: str) -> str | None:
     head = causal.get_output_embeddings()
     peft_type = str(getattr(getattr(model, "active_peft_config", None), "peft_type", "") or "")
     if kind not in FUSED_FAMILIES:
-        return f"it leaves out how {kind} post-processes its logits"
+        return said("engine.log.unfused_post", kind=kind)
     if type(head) is not torch.nn.Linear or head.bias is not None:
-        return "the output head has an adapter or a bias, which it would leave out"
+        return said("engine.log.unfused_head")
     if "CPT" in peft_type or causal.loss_function.__name__ != "ForCausalLMLoss":
-        return "the model's loss is not the causal-LM cross-entropy"
+        return said("engine.log.unfused_loss")
     return None

@@ -33,6 +33,7 @@ import torch
 from torch.nn import functional
 
 from engine.estimate.memory import MIN_CHUNK, chunk_len  # noqa: F401  (MIN_CHUNK: its floor, tests read it here)
+from engine.sentences import said
 
 IGNORE = -100
 
@@ -91,16 +92,15 @@ def plan(model: Any, chunk: int | None = None) -> tuple[TrainedHead | None, str]
     post = FAMILIES.get(kind)
     why = None
     if post is None:
-        why = f"the model type {kind!r} is not one whose logits the engine knows how to take in part"
+        why = said("engine.log.head_unknown_type", kind=repr(kind))
     elif "CPT" in peft_type:
-        why = "CPT prompts carry labels of their own"
+        why = said("engine.log.head_cpt")
     elif causal.loss_function.__name__ != "ForCausalLMLoss":
-        why = f"the model's loss is {causal.loss_function.__name__}, not the causal-LM cross-entropy"
+        why = said("engine.log.head_other_loss", loss=causal.loss_function.__name__)
     if why is not None:
-        return None, f"loss: full logits at every position ({why}; engine/train/logits.py)"
+        return None, said("engine.log.loss_full", why=why)
     head = TrainedHead(causal.get_decoder(), causal, post, chunk)
-    return head, ("loss: the output head projects only the positions whose next token trains, in chunks "
-                  "(no batch x length x vocabulary logits; engine/train/logits.py)")
+    return head, said("engine.log.loss_chunked")
 
 
 def trained_loss(model: Any, head: TrainedHead, inputs: dict[str, Any],

@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from engine import sentences
 from engine.config import ConfigError, RunConfig, parse_config
 from engine.jobs import rundir
 from engine.jobs.reporter import RANKS, rank
@@ -83,9 +84,9 @@ def decided() -> Decision | None:
     return _decided
 
 
-def said() -> str:
-    """The decision's words for the run log ("; nodes: ..."), or nothing where no nodes decided."""
-    return f"; {_decided.line}" if _decided is not None else ""
+def said(line: str) -> str:
+    """`line` (the strategy's) with the decision's words for the run log ("; nodes: ...") where nodes decided."""
+    return sentences.said("engine.log.joined", first=line, then=_decided.line) if _decided is not None else line
 
 
 def save_on_each_node() -> bool:
@@ -221,11 +222,10 @@ def decide(reports: list[Report], setting: bool | str, resuming: bool) -> tuple[
     """What every rank does with the nodes' reports: (the decision, the sentence refusing the run or None)."""
     shared = all(found.sees_node_0 for found in reports)
     each = (not shared) if setting == "auto" else bool(setting)
-    folders = "share node 0's run folder" if shared else "each keep a run folder of their own (no shared filesystem)"
-    keeps = ("each node keeps the checkpoints a resume needs in its own folder" if each else
-             "node 0 alone keeps the checkpoints")
-    decision = Decision(shared, each, f"nodes: the {len(reports)} nodes {folders}: {keeps}; node 0 keeps the "
-                                      "events, status and final weights")
+    said = sentences.said
+    folders = said("engine.log.nodes_shared") if shared else said("engine.log.nodes_own")
+    keeps = said("engine.log.nodes_each_keeps") if each else said("engine.log.nodes_node_0_keeps")
+    decision = Decision(shared, each, said("engine.log.nodes", count=len(reports), folders=folders, keeps=keeps))
     problems = [found.problem for found in reports if found.problem]
     if problems:
         return decision, problems[0]

@@ -101,8 +101,7 @@ def _pair_lengths(rows: Rows) -> list[int]:
 
 
 def _plan_pairs(_config: RunConfig, _model: Any, _trainable: int, _lengths: list[int]) -> Choice:
-    return Choice(False, "batching: each pair's chosen and rejected replies padded side by side (pairs are not "
-                         "packed)")
+    return Choice(False, said("engine.log.batching_pairs"))
 
 
 def _builder(curves: tuple[str, ...]) -> Callable[..., Any]:
@@ -145,8 +144,7 @@ def _unpaired_lengths(rows: Rows) -> list[int]:
 
 
 def _plan_unpaired(_config: RunConfig, _model: Any, _trainable: int, _lengths: list[int]) -> Choice:
-    return Choice(False, "batching: rows padded in a fixed order (KTO pairs each row with its batch neighbours "
-                         "for its KL estimate; rows are not packed)")
+    return Choice(False, said("engine.log.batching_kto"))
 
 
 # What the trainers log beside the loss. DPO: the implicit rewards beta * log(pi / pi_ref) of the chosen and the

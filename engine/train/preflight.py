@@ -133,10 +133,10 @@ def check_fits(step: StepMemory, available: int, where: str, batch_size: int, cu
     added to the refusal."""
     already = step.weights + (step.overhead if step.device == "cpu" else GPU_CONTEXT)
     still_needed = step.total - already
-    line = (f"memory estimate: one step needs about {step.summary()} with {step.tokens:,} tokens in the largest "
-            f"batch; {available / GIB:.1f} GiB of {where} is free beside the loaded weights")
     if still_needed * (1 - ACCURACY) <= available:
-        return line + (" (tight: it may not fit)" if still_needed > available else "")
+        return said("engine.log.memory_estimate", summary=step.summary(), tokens=f"{step.tokens:,}",
+                    free=f"{available / GIB:.1f}", where=where,
+                    tight=said("engine.log.memory_tight") if still_needed > available else "")
     part, size = step.largest()
     packed = said("engine.memory.packed", tokens=f"{step.tokens:,}") if packing else ""
     found = levers(part, batch_size, cutoff_len, packing, step.longest, method)
@@ -167,7 +167,7 @@ def check_virtual_tokens(config: Any, lengths: list[int], available: tuple[int, 
     needed = parameters + virtual_bytes(shape, method, 1, max(lengths, default=0))  # one row, packed or not
     free, where = available if available is not None else available_memory()
     if needed <= free:
-        return f"memory check: the virtual tokens need at least {needed / GIB:.2f} GiB"
+        return said("engine.log.memory_virtual", needed=f"{needed / GIB:.2f}")
     raise MemoryCheckError(said(
         "engine.memory.virtual_tokens", count=f"{method.num_virtual_tokens:,}", needed=f"{needed / GIB:,.1f}",
         free=f"{free / GIB:,.1f}", where=where, now=method.num_virtual_tokens))

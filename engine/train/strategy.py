@@ -30,6 +30,7 @@ from engine.config import ADAPTER_METHODS, RunConfig
 from engine.config_distributed import FSDP_ON_CPU
 from engine.estimate import memory, sharding
 from engine.jobs import rundir
+from engine.sentences import said
 from engine.train.launch import LaunchError
 
 DEEPSPEED_JSON = "deepspeed.json"
@@ -52,30 +53,26 @@ def choose(config: RunConfig, model_config: dict[str, Any] | None, capacity: int
     if d.strategy == "fsdp" and device == "cpu":
         raise LaunchError(FSDP_ON_CPU)
     if d.strategy != "auto":
-        zero = f" stage {d.zero_stage}" if d.strategy == "deepspeed" else ""
+        zero = said("engine.log.dist_zero", stage=d.zero_stage) if d.strategy == "deepspeed" else ""
         offload = d.fsdp_offload if d.strategy == "fsdp" else d.strategy == "deepspeed" and d.zero_offload
-        return d.strategy, (f"distributed: {NAMES[d.strategy]}{zero}{' with CPU offload' if offload else ''} "
-                            f"in {d.world_size} process(es), as distributed.strategy says")
+        return d.strategy, said("engine.log.dist_set", name=NAMES[d.strategy], zero=zero, world=d.world_size,
+                                offload=said("engine.log.dist_offload") if offload else "")
     if config.method.name in ADAPTER_METHODS:
-        return "ddp", (f"distributed: auto chose DDP in {d.world_size} processes: {config.method.name} trains an "
-                       "adapter, small enough for every process to hold the whole model")
+        return "ddp", said("engine.log.dist_auto_adapter", world=d.world_size, method=config.method.name)
     found = memory.estimate(config, model_config, "gpu" if device == "cuda" else "cpu") if model_config else None
     if found is None or capacity is None:
-        return "ddp", (f"distributed: auto chose DDP in {d.world_size} processes: the model's size could not be "
-                       "read from its config.json")
+        return "ddp", said("engine.log.dist_auto_unknown", world=d.world_size)
     if found.total <= capacity:
-        return "ddp", (f"distributed: auto chose DDP in {d.world_size} processes: one step of {config.method.name} "
-                       f"needs about {gib(found.total)}, which fits one device's {gib(capacity)}")
+        return "ddp", said("engine.log.dist_auto_fits", world=d.world_size, method=config.method.name,
+                           needed=gib(found.total), capacity=gib(capacity))
     chosen = "deepspeed" if find_spec("deepspeed") is not None else "fsdp" if device == "cuda" else "ddp"
     if chosen == "ddp":  # FSDP needs GPUs (FSDP_ON_CPU)
-        return "ddp", (f"distributed: auto chose DDP in {d.world_size} processes: one step of {config.method.name} "
-                       f"needs about {gib(found.total)}, more than one device's {gib(capacity)}, but on the CPU only "
-                       "DeepSpeed ZeRO-3 shards it and deepspeed is not installed")
+        return "ddp", said("engine.log.dist_auto_no_deepspeed", world=d.world_size, method=config.method.name,
+                           needed=gib(found.total), capacity=gib(capacity))
     each = sharding.per_rank(found, chosen, d.world_size, zero_stage=3)
     name = "DeepSpeed ZeRO-3" if chosen == "deepspeed" else "FSDP"
-    return chosen, (f"distributed: auto chose {name} in {d.world_size} processes: one step of {config.method.name} "
-                    f"needs about {gib(found.total)}, more than one device's {gib(capacity)}; sharded, each "
-                    f"process needs about {gib(each.total)}")
+    return chosen, said("engine.log.dist_auto_sharded", name=name, world=d.world_size, method=config.method.name,
+                        needed=gib(found.total), capacity=gib(capacity), each=gib(each.total))
 
 
 def settle(config: RunConfig, model_config: dict[str, Any] | None, device: str) -> str:
@@ -175,5 +172,5 @@ def held_line(config: RunConfig, model: Any) -> str:
     held, whole = held_weights(model)
     d = config.distributed
     name = "FSDP" if d.strategy == "fsdp" else "DeepSpeed ZeRO-3"
-    return (f"distributed: each process holds {held / memory.MIB:,.2f} MB of the weights' {whole / memory.MIB:,.2f} "
-            f"MB ({name} over {d.world_size} process(es))")
+    return said("engine.log.dist_held", held=f"{held / memory.MIB:,.2f}", whole=f"{whole / memory.MIB:,.2f}", name=name,
+                world=d.world_size)

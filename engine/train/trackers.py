@@ -24,6 +24,7 @@ from typing import Any
 from engine.config import ConfigError, RunConfig
 from engine.config_trackers import integrations, tracker_problems
 from engine.jobs import rundir
+from engine.sentences import said
 
 PROJECT = "peft-workbench"  # trackio's project (TrainingArguments.project), the run named after its folder
 
@@ -66,7 +67,8 @@ def prepare(config: RunConfig, run: rundir.RunDir) -> list[str]:
     places = {"tensorboard": str(run.tensorboard), "wandb": f"WANDB_MODE={os.environ.get('WANDB_MODE')}",
               "trackio": os.environ.get("TRACKIO_DIR", ""), "mlflow": os.environ.get("MLFLOW_TRACKING_URI", ""),
               "swanlab": f"SWANLAB_MODE={os.environ.get('SWANLAB_MODE')}"}
-    return [f"report_to: {name} ({places[name]})" for name in integrations(config.train.report_to)]
+    return [said("engine.log.report_to", name=name, place=places[name])
+            for name in integrations(config.train.report_to)]
 
 
 def arguments(config: RunConfig, run: rundir.RunDir) -> dict[str, Any]:

@@ -150,12 +150,13 @@ def plan_batching(config: RunConfig, model: Any, trainable: int, lengths: list[i
     `auto` packs where it is estimated to cost less (engine.train.batching)."""
     t = config.train
     if t.packing == "off" or config.method.name in PROMPT_LEARNING:
-        why = "off" if t.packing == "off" else f"{config.method.name} puts virtual tokens before every row"
-        return Choice(False, f"batching: length-grouped padding ({why})")
+        why = said("engine.log.packing_off") if t.packing == "off" else \
+            said("engine.log.virtual_tokens_first", method=config.method.name)
+        return Choice(False, said("engine.log.batching_padded", why=why))
     if t.packing == "on":
-        return Choice(True, f"batching: packed rows of at most {pack_len(config, model)} tokens (train.packing: on)")
+        return Choice(True, said("engine.log.batching_packed_on", pack_len=pack_len(config, model)))
     if t.batch_size == 1:
-        return Choice(False, "batching: one row per batch (batch_size 1: nothing to pack)")
+        return Choice(False, said("engine.log.batching_one_row"))
     text = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     shape = Shape(params=sum(p.numel() for p in model.parameters()), trainable=trainable, hidden=text.hidden_size,
                   layers=text.num_hidden_layers)
@@ -329,7 +330,7 @@ def _clock(seconds: float) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
-SHARDED_HEAD = "loss: full logits at every position (FSDP or ZeRO-3 shard the output layer's weights)"
+SHARDED_HEAD = said("engine.log.loss_sharded")
 
 
 def build_trainer(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: Any, train_rows: list[dict],
@@ -359,5 +360,5 @@ def build_trainer(config: RunConfig, run: rundir.RunDir, model: Any, tokenizer: 
     trainer.head, line = (None, liger.FUSED) if kernels.fused else plan(model)
     if trainer.head is not None and strategy.weights_sharded(config):
         trainer.head, line = None, SHARDED_HEAD
-    reporter.info(f"{line}; {kernels.line}")
+    reporter.info(said("engine.log.joined", first=line, then=kernels.line))
     return trainer

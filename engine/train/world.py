@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from engine import sentences
 from engine.config import ConfigError, RunConfig
 from engine.jobs import rundir
 from engine.train import launch, strategy
@@ -139,10 +140,8 @@ def resumed(checkpoint: Path, config: RunConfig, rows: int, sampler: str) -> str
         return None
     step = step_of(checkpoint)
     epoch, row, per_epoch = position(step, rows, wanted.global_batch)
-    order = ("one shuffled order of all rows, which the processes take in turns" if LENGTH_GROUPED not in
-             (written.sampler, sampler) else "a new epoch of length-grouped batches")
-    return (f"{checkpoint.name} was written by {written.processes} process(es) and resumes in {wanted.processes}: "
-            f"the global batch stays {wanted.global_batch} rows ({written.parts()} before, {wanted.parts()} now: "
-            f"processes x rows x accumulation steps), so training continues at step {step + 1} with row {row} of "
-            f"epoch {epoch} ({per_epoch} step(s) of {wanted.global_batch} rows an epoch, {order}); a process the "
-            "checkpoint holds no random state for starts its dropout masks from the seed")
+    order = sentences.said("engine.log.order_shuffled") if LENGTH_GROUPED not in (written.sampler, sampler) else \
+        sentences.said("engine.log.order_grouped")
+    return sentences.said("engine.log.resumed_world", checkpoint=checkpoint.name, written=written.processes,
+               wanted=wanted.processes, batch=wanted.global_batch, before=written.parts(), now=wanted.parts(),
+               step=step + 1, row=row, epoch=epoch, per_epoch=per_epoch, order=order)

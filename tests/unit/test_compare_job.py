@@ -12,7 +12,9 @@ from pathlib import Path
 from engine.compare.table import EVALUATED, CompareDir
 from engine.config_compare import parse_compare_config
 from engine.jobs.kinds import EVAL, TRAIN
+from engine.sentences import status_error, worded
 from tests.unit.compare_job import events_of, finish_eval, finish_run, run_compare, states_of
+from webui.i18n import translations
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "assets" / "models" / "workbench-demo-5m"
@@ -114,6 +116,8 @@ def test_a_failed_method_fails_the_comparison_naming_it_while_the_others_still_t
     assert children.started == [("train", "c-lora"), ("train", "c-ia3"), ("eval", "base"), ("eval", "ia3")]
     status = compare.read_status()
     assert status["state"] == "failed" and status["error"].startswith("lora failed (lora: it broke); ")  # its reason
+    assert status["error_key"] == "engine.log.compare_job_failed"  # the page words it (zh.json)
+    assert worded(status_error(status), translations()["zh"]).startswith("lora 失败（lora：it broke）；")
     logged = [event["message"] for event in events_of(compare) if event["kind"] == "log"]
     assert any(line.startswith("lora: failed: it broke") for line in logged)
     table = json.loads(compare.table_json.read_text(encoding="utf-8"))
