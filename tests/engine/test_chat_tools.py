@@ -13,7 +13,7 @@ import pytest
 
 from engine.chat.session import ChatError, ChatSession, Generation, check_messages
 from engine.sampling import SamplingConfig
-from tests.cli import launch, write_config, write_rows
+from tests.cli import launch, train_in_process, write_config, write_rows
 from tests.engine.test_templates import EXPECTED_TOOL_REPLIES, FAMILIES, TEMPLATES, family_tokenizer, load_tool_rows
 from tests.tiny import CORPUS, build_tiny_llama
 
@@ -125,7 +125,8 @@ def test_tool_turns_in_a_request_are_checked_and_linked() -> None:
 
 
 def train_tool_run(folder: Path, run: Path) -> Path:
-    """LoRA trained through `launch.py train` on the glaive-style rows into `run`, over a tiny Llama with Hermes-3's
+    """LoRA trained on the glaive-style rows into `run` by `launch.py train`'s own function in this process
+    (tests.cli.train_in_process: the run is what this module needs, not its process), over a tiny Llama with Hermes-3's
     tool-use template (its tokenizer learned from the template's text and the rows, so a row fits the model's
     positions); the model, the data file and the config go into `folder`. Rank 16 and 48 cosine steps: in 20 runs
     (seeds 0-19, measured before runs were seeded, so each also drew its own adapter initialisation) every run
@@ -141,7 +142,7 @@ def train_tool_run(folder: Path, run: Path) -> Path:
                           method={"r": 16, "lora_alpha": 32, "lora_dropout": 0.0},
                           train={"max_steps": 48, "learning_rate": 1e-2, "batch_size": 4, "cutoff_len": 1024,
                                  "lr_scheduler_type": "cosine", "warmup_ratio": 0.1})
-    result = launch("train", str(config))
+    result = train_in_process(str(config))
     assert result.returncode == 0, result.stderr[-2000:]
     return run
 
