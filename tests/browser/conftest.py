@@ -59,3 +59,14 @@ def page(browser, server):
     page = open_page(browser, server[0])
     yield page
     page.context.close()
+
+
+@pytest.fixture(scope="module")
+def shared_page(browser, server):
+    """One page for the tests of a module that go on from where the one before left it (each says what it needs
+    of the page): opening a page costs about 8 s of CPU (Chromium building Gradio's page, the server answering its
+    load events), as much as a reload. Opened at its first test, closed with the module, so a module puts its tests
+    that share it last: the open page's timers keep costing CPU while other tests run."""
+    page = open_page(browser, server[0])
+    yield page
+    page.context.close()

@@ -167,13 +167,14 @@ def test_send_while_loading_then_without_model(browser, server, run, engine_repl
     page.context.close()
 
 
-def test_five_turns_side_by_side(browser, server, run, engine_replies):
+def test_five_turns_side_by_side(run, engine_replies, shared_page):
     """Each of five turns is answered in both panes with the engine's reply to that pane's history, and
-    both panes keep every earlier turn (the second message used to fail and wipe the first exchange)."""
+    both panes keep every earlier turn (the second message used to fail and wipe the first exchange). Its page,
+    reloaded at the end, is the Serve test's."""
     tuned_replies = engine_replies(TUNED, QUESTIONS)
     base_replies = engine_replies(None, QUESTIONS)
     assert tuned_replies != base_replies  # the adapter changes the answers: each pane is checked against its own
-    page = open_page(browser, server[0])
+    page = shared_page
     open_chat(page, run)
     page.click("#wb-chat-load")
     page.wait_for_selector("#wb-chat-status:has-text('Loaded')", timeout=120_000)
@@ -192,13 +193,13 @@ def test_five_turns_side_by_side(browser, server, run, engine_replies):
     page.get_by_role("tab", name="Chat").click()
     page.wait_for_selector(f"#wb-chat-status:has-text('Loaded'):has-text('{run}')", timeout=30_000)
     assert page.locator("#wb-chat-run input").input_value() == run
-    page.context.close()
 
 
-def test_serve_from_the_page_then_stop(browser, server, run):
+def test_serve_from_the_page_then_stop(run, shared_page):
     """Serve in the API box starts the OpenAI-compatible server: the status line gives its address and models, the
-    examples use its port, a reload still says it serves; Stop serving ends it."""
-    page = open_page(browser, server[0])
+    examples use its port, a reload still says it serves; Stop serving ends it. On the page the side-by-side test
+    left reloaded on the Chat tab (a page of its own where that test did not run)."""
+    page = shared_page
     page.get_by_role("tab", name="Chat").click()
     page.locator("#wb-chat-api-box").get_by_text("Use it from other tools").click()
     page.click("#wb-serve")
@@ -216,4 +217,3 @@ def test_serve_from_the_page_then_stop(browser, server, run):
     page.click("#wb-serve-stop")
     page.wait_for_selector("#wb-serve-status:has-text('Not serving.')", timeout=30_000)
     assert not toasts(page), toasts(page)
-    page.context.close()

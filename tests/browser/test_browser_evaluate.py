@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from engine.compare.table import COLUMNS
-from tests.browser.pages import make_run, open_page, pick, set_number, shot
+from tests.browser.pages import make_run, pick, set_number, shot
 
 pytestmark = pytest.mark.browser
 
@@ -45,9 +45,9 @@ def shown_rows(page) -> int:
     return page.locator("#wb-eval-rows-view [role=row] >> visible=true").count()
 
 
-def test_evaluate_base_against_a_run_shows_the_table_and_the_rows(run, browser, server):
+def test_evaluate_base_against_a_run_shows_the_table_and_the_rows(run, shared_page, server):
     url, workspace = server
-    page = open_page(browser, url)  # opened after the run exists: the tab lists it
+    page = shared_page  # opened after the run exists (the fixture run comes first): the tab lists it
     page.get_by_role("tab", name="Evaluate").click()
     pick(page, "#wb-eval-models", run)  # base is chosen already
     pick(page, "#wb-eval-data", "identity_alpaca.json")
@@ -98,7 +98,6 @@ def test_evaluate_base_against_a_run_shows_the_table_and_the_rows(run, browser, 
     page.get_by_role("tab", name="Evaluate").click()
     page.locator("#wb-eval-table table").wait_for(timeout=30_000)
     assert list(table_rows(page)) == ["base", run]
-    page.context.close()
 
 
 COMPARED = ("lora", "prompt", "ia3")
@@ -110,11 +109,12 @@ def compare_states(page) -> dict[str, str]:
             for row in page.locator("#wb-compare-table tr[data-method]").all()}
 
 
-def test_compare_three_methods_fills_the_table_from_their_runs(browser, server):
-    """In this module to share its server: the Compare tab queues three one-step runs, and the table fills in with
-    what each run wrote (its metrics.json), the best per column marked."""
+def test_compare_three_methods_fills_the_table_from_their_runs(shared_page, server):
+    """In this module to share its server and page (the Evaluate test leaves it reloaded, on its tab): the Compare tab
+    queues three one-step runs, and the table fills in with what each run wrote (its metrics.json), the best per
+    column marked."""
     url, workspace = server
-    page = open_page(browser, url)
+    page = shared_page
     page.get_by_role("tab", name="Compare").click()
     methods = page.locator("#wb-compare-methods")
     for label in methods.locator("label").all():
@@ -147,4 +147,3 @@ def test_compare_three_methods_fills_the_table_from_their_runs(browser, server):
         assert next(r for r in table["rows"] if r["method"] == method)["eval_loss"] == metrics["eval_loss"]
     assert page.locator("#wb-compare-table strong.wb-best").count() >= 5
     assert page.locator("#wb-compare-csv").is_visible() and page.locator("#wb-compare-md").is_visible()
-    page.context.close()

@@ -27,7 +27,9 @@ HUB_ID = "someone/model-not-in-any-cache"
 
 
 def open_config_panel(page) -> None:
-    page.get_by_text("Config preview, save and load").click()
+    """Opens the config preview's panel, unless a test before left it open (the page they share)."""
+    if not page.locator("#wb-command").is_visible():
+        page.get_by_text("Config preview, save and load").click()
     page.wait_for_selector("#wb-command", state="visible")
 
 
@@ -83,28 +85,6 @@ def squeezed_options(page) -> list[str]:
         .map(e => e.id + ':' + Math.round(e.getBoundingClientRect().width))""")
 
 
-def test_method_options_show_what_the_run_does(page):
-    open_config_panel(page)
-    assert bits_shown(page)[1] == "16-bit"  # lora, as the page opens
-    for method in ("qlora", "dora", "prefix", "lora"):
-        pick(page, "#wb-method", method)
-        page.wait_for_function("([id, shown]) => (document.getElementById(id)?.offsetParent != null) === shown",
-                               arg=["f-method-bits", method != "prefix"])
-        if method == "qlora":
-            page.wait_for_selector("#f-method-bits label:has(input:checked):has-text('4-bit')", timeout=20_000)
-            labels, checked = bits_shown(page)
-            assert "16-bit" not in labels and checked == "4-bit", (labels, checked)  # qlora loads 4-bit
-            shot(page, "form-qlora")
-        assert squeezed_options(page) == [], method
-        bits = previewed_config(page, method)["method"]["bits"]
-        if method != "prefix":
-            assert bits_shown(page)[1] == f"{bits or 16}-bit", (method, bits)  # the radio says what the run loads
-        else:
-            assert bits is None
-    # switching methods never sent a bits value the radio no longer offers ("... not in the list of choices")
-    assert page.locator("[data-testid=toast-body]").all_inner_texts() == []
-
-
 def test_offline_hub_id_fails_at_once_without_another_models_figures(page):
     page.wait_for_function(COUNT_SHOWN, polling=100)  # the demo model's figures
     page.evaluate("""() => { window.__counts = [];
@@ -125,24 +105,6 @@ def test_offline_hub_id_fails_at_once_without_another_models_figures(page):
     assert "cannot be reached" in page.locator("#wb-trainable").inner_text()
     shot(page, "form-offline-hub-id")
     assert took < 10
-
-
-def test_config_preview_command_trains_when_pasted(page, server):
-    url, workspace = server
-    page.locator("#f-ui-stop-by label", has_text="steps").click()
-    set_number(page, "f-train-max-steps", "2")
-    open_config_panel(page)
-    command = preview_command(page, "pasted-run")
-    wait_for_yaml(page, "max_steps: 2")
-    command = page.locator("#wb-command textarea").input_value()
-    argv = shlex.split(command)
-    assert argv[:3] == ["python", "launch.py", "train"], command
-    done = subprocess.run([sys.executable, *argv[1:]], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    assert done.returncode == 0, done.stderr[-2000:]
-    run = workspace / "runs" / "pasted-run"
-    assert json.loads((run / "status.json").read_text())["state"] == "completed"
-    assert (run / "adapter" / "adapter_model.safetensors").is_file()
 
 
 def test_start_refuses_at_once_what_the_page_knows_will_fail(page, server, tmp_path):
@@ -168,24 +130,6 @@ def test_start_refuses_at_once_what_the_page_knows_will_fail(page, server, tmp_p
     shot(page, "form-start-refused")
 
 
-def test_the_form_comes_back_as_it_was_left_after_a_reload(page):
-    """A user chose IA3 and 7 steps, reloaded (or reopened the browser), and pressed Start: the form must still say
-    IA3 and 7 steps, in its widgets and in the YAML Start would train, not the demo's LoRA defaults."""
-    open_config_panel(page)
-    pick(page, "#wb-method", "ia3")
-    page.locator("#f-ui-stop-by label", has_text="steps").click()
-    set_number(page, "f-train-max-steps", "7")
-    wait_for_yaml(page, "max_steps: 7", "name: ia3")
-    page.reload()
-    page.wait_for_selector("#wb-start")
-    open_config_panel(page)
-    config = previewed_config(page, "ia3")
-    assert config["train"]["max_steps"] == 7, config["train"]
-    assert page.locator("#wb-method input").input_value() == "ia3"
-    assert page.locator("#f-train-max-steps input[type=number]").first.input_value() == "7"
-    assert page.locator("[data-testid=toast-body]").all_inner_texts() == []
-
-
 def test_the_memory_verdict_changes_when_the_batch_grows(page, tmp_path):
     """Issue 26: the Train tab's estimate before Start says a batch fits this machine and that a batch of 65,536 rows
     will not; the Compare tab shows a verdict per method. The estimate counts the rows the dataset really has (their
@@ -209,12 +153,80 @@ def test_the_memory_verdict_changes_when_the_batch_grows(page, tmp_path):
     assert "free" in page.locator("#wb-compare-estimate").inner_text()
 
 
+# The tests below share one page (the fixture shared_page), each going on from where the one before left it:
+# the method options end on LoRA, as the page opens; the pasted command trains what the form then says (2 steps);
+# the kept form is IA3 and 7 steps after the reload; the Devices panel comes last (its 2 nodes would make the pasted
+# command a distributed run).
+
+
+def test_method_options_show_what_the_run_does(shared_page):
+    page = shared_page  # the first of the shared page's tests: the page as it opens
+    open_config_panel(page)
+    assert bits_shown(page)[1] == "16-bit"  # lora, as the page opens
+    for method in ("qlora", "dora", "prefix", "lora"):
+        pick(page, "#wb-method", method)
+        page.wait_for_function("([id, shown]) => (document.getElementById(id)?.offsetParent != null) === shown",
+                               arg=["f-method-bits", method != "prefix"])
+        if method == "qlora":
+            page.wait_for_selector("#f-method-bits label:has(input:checked):has-text('4-bit')", timeout=20_000)
+            labels, checked = bits_shown(page)
+            assert "16-bit" not in labels and checked == "4-bit", (labels, checked)  # qlora loads 4-bit
+            shot(page, "form-qlora")
+        assert squeezed_options(page) == [], method
+        bits = previewed_config(page, method)["method"]["bits"]
+        if method != "prefix":
+            assert bits_shown(page)[1] == f"{bits or 16}-bit", (method, bits)  # the radio says what the run loads
+        else:
+            assert bits is None
+    # switching methods never sent a bits value the radio no longer offers ("... not in the list of choices")
+    assert page.locator("[data-testid=toast-body]").all_inner_texts() == []
+
+
+def test_config_preview_command_trains_when_pasted(shared_page, server):
+    page = shared_page  # LoRA, as test_method_options left it
+    url, workspace = server
+    page.locator("#f-ui-stop-by label", has_text="steps").click()
+    set_number(page, "f-train-max-steps", "2")
+    open_config_panel(page)
+    command = preview_command(page, "pasted-run")
+    wait_for_yaml(page, "max_steps: 2")
+    command = page.locator("#wb-command textarea").input_value()
+    argv = shlex.split(command)
+    assert argv[:3] == ["python", "launch.py", "train"], command
+    done = subprocess.run([sys.executable, *argv[1:]], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = workspace / "runs" / "pasted-run"
+    assert json.loads((run / "status.json").read_text())["state"] == "completed"
+    assert (run / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_the_form_comes_back_as_it_was_left_after_a_reload(shared_page):
+    """A user chose IA3 and 7 steps, reloaded (or reopened the browser), and pressed Start: the form must still say
+    IA3 and 7 steps, in its widgets and in the YAML Start would train, not the demo's LoRA defaults."""
+    page = shared_page  # LoRA and 2 steps, as test_config_preview_command_trains_when_pasted left it
+    open_config_panel(page)
+    pick(page, "#wb-method", "ia3")
+    page.locator("#f-ui-stop-by label", has_text="steps").click()
+    set_number(page, "f-train-max-steps", "7")
+    wait_for_yaml(page, "max_steps: 7", "name: ia3")
+    page.reload()
+    page.wait_for_selector("#wb-start")
+    open_config_panel(page)
+    config = previewed_config(page, "ia3")
+    assert config["train"]["max_steps"] == 7, config["train"]
+    assert page.locator("#wb-method input").input_value() == "ia3"
+    assert page.locator("#f-train-max-steps input[type=number]").first.input_value() == "7"
+    assert page.locator("[data-testid=toast-body]").all_inner_texts() == []
+
+
 NODE_COMMANDS = "([text]) => (document.querySelector('#wb-node-commands textarea')?.value || '').includes(text)"
 
 
-def test_the_devices_panel_sets_cpu_processes_and_shows_each_nodes_command(page):
+def test_the_devices_panel_sets_cpu_processes_and_shows_each_nodes_command(shared_page):
     """Issue 27: the Devices panel says CPU only on this machine, 2 processes on the CPU reach the YAML preview, and
     with 2 nodes the panel shows the command of each node (the engine's --print-command text)."""
+    page = shared_page  # IA3 and 7 steps, as test_the_form_comes_back_as_it_was_left_after_a_reload left it
     open_config_panel(page)
     page.locator("#wb-devices .label-wrap").first.click()
     page.wait_for_selector("#wb-gpus:has-text('CPU only')", timeout=15_000)

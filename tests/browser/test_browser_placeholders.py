@@ -31,11 +31,14 @@ def placeholder_text(page, index: int) -> str:
 
 
 def open_config_panel(page) -> None:
-    page.get_by_role("button", name="Config preview, save and load").click()
+    """Opens the config preview's panel, unless a test before left it open (the page they share)."""
+    if not page.locator("#wb-command").is_visible():
+        page.get_by_role("button", name="Config preview, save and load").click()
     page.wait_for_selector("#wb-command", state="visible")
 
 
-def test_placeholder_fields_fill_data_replace_and_come_back_with_a_saved_config(page, tmp_path):
+def test_placeholder_fields_fill_data_replace_and_come_back_with_a_saved_config(shared_page, tmp_path):
+    page = shared_page  # the first of the module's tests on this page: the page as it opens
     data = tmp_path / "identity.json"
     data.write_text(json.dumps(IDENTITY), encoding="utf-8")
     assert not page.locator("#wb-placeholder-0").is_visible()  # the starter set has none
@@ -83,9 +86,11 @@ def test_placeholder_fields_fill_data_replace_and_come_back_with_a_saved_config(
     wait_for_yaml(page, "identity.json", "replace:\n    name: Aria\n    author: Ada Labs\n")
 
 
-def test_run_again_on_a_completed_run_points_to_its_config_which_fills_the_form(page, server):
+def test_run_again_on_a_completed_run_points_to_its_config_which_fills_the_form(shared_page, server):
     """Run again refuses a completed run (it would delete its results) and names runs/NAME/config.yaml; the Train
-    tab's saved configs list it when opened (the run finished after the page loaded), and it fills the form."""
+    tab's saved configs list it when opened (the run finished after the page loaded), and it fills the form. On the
+    page the placeholder test left (its saved config loaded into the form)."""
+    page = shared_page
     run = make_run(server[1], "done-once", steps=2, method={"r": 4, "lora_alpha": 8})
     page.get_by_role("tab", name="Runs").click()
     pick(page, "#wb-runs-select", "done-once")

@@ -45,20 +45,9 @@ def open_runs_tab(page, names: list[str]) -> None:
         page.wait_for_selector(f"#wb-runs:has-text('{name}')")
 
 
-def test_overlaid_runs_each_draw_their_curve(page, runs):
-    open_runs_tab(page, runs)
-    pick(page, "#wb-runs-select", "alpha")
-    wait_for_chart(page, ["train"])
-    pick(page, "#wb-runs-select", "beta")
-    chart = wait_for_chart(page, ["alpha · train", "beta · train"])  # was: axes only, legend "train"
-    assert len({line["stroke"] for line in chart["lines"]}) == 2, chart  # one colour per run
-    shot(page, "runs-overlay")
-    page.click("#wb-runs-select .token:has-text('alpha') .token-remove")  # back to one run: named "train" again
-    wait_for_chart(page, ["train"])
-
-
 @pytest.mark.usefixtures("runs")  # the runs table already lists two runs when this one starts
-def test_cancel_asks_first_and_reports_success(page, server):
+def test_cancel_asks_first_and_reports_success(shared_page, server):
+    page = shared_page  # the first of the module's tests on this page, which all three share: the page as it opens
     _, workspace = server
     page.click("#wb-start")  # the starting form: LoRA on the demo model
     page.wait_for_function("() => document.querySelector('#wb-progress b')?.innerText.trim()", timeout=120_000)
@@ -84,12 +73,27 @@ def test_cancel_asks_first_and_reports_success(page, server):
     assert not error_toasts(page), error_toasts(page)
 
 
-def test_delete_asks_first_and_reports_success(page, server, runs):
+def test_overlaid_runs_each_draw_their_curve(runs, shared_page):
+    page = shared_page  # as the Cancel test left it: no run followed
+    open_runs_tab(page, runs)
+    pick(page, "#wb-runs-select", "alpha")
+    wait_for_chart(page, ["train"])
+    pick(page, "#wb-runs-select", "beta")
+    chart = wait_for_chart(page, ["alpha · train", "beta · train"])  # was: axes only, legend "train"
+    assert len({line["stroke"] for line in chart["lines"]}) == 2, chart  # one colour per run
+    shot(page, "runs-overlay")
+    page.click("#wb-runs-select .token:has-text('alpha') .token-remove")  # back to one run: named "train" again
+    wait_for_chart(page, ["train"])
+
+
+def test_delete_asks_first_and_reports_success(runs, shared_page, server):
+    page = shared_page  # as the overlay test left it: beta chosen on the Runs tab
     _, workspace = server
     page_errors: list[str] = []
     page.on("pageerror", lambda error: page_errors.append(str(error)))
     open_runs_tab(page, runs)
-    pick(page, "#wb-runs-select", "beta")
+    if not page.locator("#wb-runs-select .token:has-text('beta')").count():  # choosing it again would unchoose it
+        pick(page, "#wb-runs-select", "beta")
     page.click("#wb-runs-delete")
     question = page.locator("#wb-runs-confirm-question")
     question.wait_for()

@@ -13,7 +13,7 @@ import pytest
 
 from engine.chat.session import ChatError, ChatSession, Generation, check_messages
 from engine.sampling import SamplingConfig
-from tests.cli import launch, write_config, write_rows
+from tests.cli import launch, train_in_process, write_config, write_rows
 from tests.engine.test_templates import EXPECTED_TOOL_REPLIES, FAMILIES, TEMPLATES, family_tokenizer, load_tool_rows
 from tests.tiny import CORPUS, build_tiny_llama
 
@@ -124,13 +124,14 @@ def test_tool_turns_in_a_request_are_checked_and_linked() -> None:
 # ---------------------------------------------------------------------------------------------- train and chat
 
 
-def train_tool_run(folder: Path, run: Path) -> Path:
-    """LoRA trained through `launch.py train` on the glaive-style rows into `run`, over a tiny Llama with Hermes-3's
-    tool-use template (its tokenizer learned from the template's text and the rows, so a row fits the model's
-    positions); the model, the data file and the config go into `folder`. Rank 16 and 48 cosine steps: in 20 runs
-    (seeds 0-19, measured before runs were seeded, so each also drew its own adapter initialisation) every run
-    memorised all three rows, its first answer token ahead by at least 2.2 nats; rank 8 and 24 constant steps
-    failed 3 runs in 8 (a stop's CI failed on such a draw)."""
+def train_tool_run(folder: Path, run: Path, *, in_process: bool = False) -> Path:
+    """LoRA trained through `launch.py train` on the glaive-style rows into `run` (or, in_process, through the function
+    it calls, in this process: tests.cli.train_in_process), over a tiny Llama with Hermes-3's tool-use template (its
+    tokenizer learned from the template's text and the rows, so a row fits the model's positions); the model, the data
+    file and the config go into `folder`. Rank 16 and 48 cosine steps: in 20 runs (seeds 0-19, measured before runs
+    were seeded, so each also drew its own adapter initialisation) every run memorised all three rows, its first
+    answer token ahead by at least 2.2 nats; rank 8 and 24 constant steps failed 3 runs in 8 (a stop's CI failed on
+    such a draw)."""
     template = (TEMPLATES / FAMILIES["hermes-3-tool-use"].template).read_text(encoding="utf-8")
     corpus = CORPUS + template + json.dumps(ROWS)
     base = build_tiny_llama(folder / "hermes-tiny", hidden_size=128, initializer_range=0.1, chat_template=template,
@@ -141,7 +142,7 @@ def train_tool_run(folder: Path, run: Path) -> Path:
                           method={"r": 16, "lora_alpha": 32, "lora_dropout": 0.0},
                           train={"max_steps": 48, "learning_rate": 1e-2, "batch_size": 4, "cutoff_len": 1024,
                                  "lr_scheduler_type": "cosine", "warmup_ratio": 0.1})
-    result = launch("train", str(config))
+    result = train_in_process(str(config)) if in_process else launch("train", str(config))
     assert result.returncode == 0, result.stderr[-2000:]
     return run
 
@@ -156,7 +157,11 @@ def shared_tool_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = workspace / "runs" / TOOL_RUN
     if not (run / "metrics.json").is_file():
         (workspace / "sources").mkdir(parents=True, exist_ok=True)
-        train_tool_run(workspace / "sources", run)
+        # in this process: the run is what these modules need, not its process. Only where no page watches the
+        # workspace: the run records this (living) process as its own, which a page's scheduler takes for a run
+        # whose process is still exiting (webui.jobs.scheduler.Scheduler.holders): test_browser_tools, whose server
+        # watches its run's workspace, trains it through the command
+        train_tool_run(workspace / "sources", run, in_process=True)
     return run
 
 

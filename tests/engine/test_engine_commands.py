@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.cli import launch, write_config, write_rows
+from tests.cli import launch, train_in_process, write_config, write_rows
 from tests.unit.test_data import GOOD, assert_one_sentence, engine_cli, write
 
 
@@ -62,7 +62,7 @@ def test_plan_counts_what_training_trains(tiny_model, tmp_path):
     # once reached plan's terminal: nothing a user can act on
     assert planned.stderr == "", planned.stderr
     plan = json.loads(planned.stdout)
-    trained = launch("train", str(config))
+    trained = train_in_process(str(config))  # `launch.py train`'s function in this process: its count is the subject
     assert trained.returncode == 0, trained.stderr[-2000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert plan["trainable_params"] == metrics["trainable_params"] > 0

@@ -11,7 +11,7 @@ import yaml
 
 from engine.jobs.rundir import RunDir
 from engine.sampling import SamplingConfig
-from tests.cli import launch
+from tests.cli import engine_process_state_kept, launch
 from tests.old_workspace import RUN_NAME, copy_old_workspace
 from webui.jobs.chat_client import ChatClient
 from webui.jobs.runs import RunManager
@@ -69,11 +69,15 @@ def test_the_old_runs_adapter_chats(run: RunDir, tmp_path: Path) -> None:
 
 
 def test_the_old_run_exports_a_model_that_loads(run: RunDir, tmp_path: Path) -> None:
+    """Through what `launch.py export RUN --out OUT` runs, in this process (the command's process: test_export.py and
+    test_a_newer_releases_run_says_so below)."""
     from transformers import AutoModelForCausalLM
 
+    from engine.export.merge import main as export
+
     out = tmp_path / "merged"
-    result = launch("export", str(run.path), "--out", str(out))
-    assert result.returncode == 0, result.stderr
+    with engine_process_state_kept():  # the export's SIGTERM handler
+        assert export([str(run.path), "--out", str(out)]) == 0
     model = AutoModelForCausalLM.from_pretrained(out)
     assert model.config.num_hidden_layers >= 1 and not hasattr(model, "peft_config")
 

@@ -1,10 +1,11 @@
-"""DPO with LoRA through `python launch.py train` on a tiny real Llama, from string pairs and message-list pairs
-(two files of one run: one launch covers both shapes, keeping the test short). The test measures the preference
-itself: the implicit reward of a reply is log pi(reply) - log pi_ref(reply) (pi the trained adapter, pi_ref the
-same model with the adapter disabled, which is what TRL uses as the reference), and after training the chosen
-reply's reward beats the rejected one's on at least 90% of the pairs it trained on and of HELD_OUT pairs it never
-saw (measured: 1.0 on both from 0.25 before, with LoRA and with QLoRA; 4-bit base, the test measures the adapter on
-the unquantized base)."""
+"""DPO with LoRA through what `python launch.py train` runs (tests.cli.train_in_process, in the test's process: the
+command's process is tested in tests/engine/test_train.py and test_preference_stages.py) on a tiny real Llama, from
+string pairs and message-list pairs (two files of one run: one run covers both shapes, keeping the test short). The
+test measures the preference itself: the implicit reward of a reply is log pi(reply) - log pi_ref(reply) (pi the
+trained adapter, pi_ref the same model with the adapter disabled, which is what TRL uses as the reference), and after
+training the chosen reply's reward beats the rejected one's on at least 90% of the pairs it trained on and of HELD_OUT
+pairs it never saw (measured: 1.0 on both from 0.25 before, with LoRA and with QLoRA; 4-bit base, the test measures
+the adapter on the unquantized base)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from engine.data.pipeline import IGNORE_INDEX, tokenize_rows
 from engine.data.preference import normalise_pairs, tokenize_pairs
 from engine.jobs.events import Metrics, final_status, read_events
 from engine.jobs.rundir import RunDir
-from tests.cli import launch, write_config, write_rows
+from tests.cli import train_in_process, write_config, write_rows
 from tests.engine.test_templates import FAMILIES, family_tokenizer
 from tests.engine.test_trackers import assert_curves_reach_tensorboard
 from webui.jobs.runs import read_info
@@ -89,7 +90,7 @@ def test_dpo_with_lora_learns_to_prefer_the_chosen_replies(method, memorise_mode
     messages = write_rows(tmp_path / "messages.json", MESSAGE_PAIRS)
     config = write_config(tmp_path / "run.yaml", memorise_model, strings, tmp_path / "run", train=TRAIN,
                           method={"name": method}, data_options={"path": [str(strings), str(messages)]})
-    result = launch("train", str(config))
+    result = train_in_process(str(config))
     assert result.returncode == 0, result.stderr[-2000:]
 
     run = RunDir(tmp_path / "run")
@@ -115,7 +116,7 @@ def test_dpo_with_lora_learns_to_prefer_the_chosen_replies(method, memorise_mode
 def test_a_preference_stage_on_sft_rows_stops_before_the_model_with_one_sentence(memorise_model, tmp_path):
     data = write_rows(tmp_path / "sft.json", [{"instruction": "Hi", "output": "Hello."}])
     config = write_config(tmp_path / "run.yaml", memorise_model, data, tmp_path / "run", train=TRAIN)
-    result = launch("train", str(config))
+    result = train_in_process(str(config))
     assert result.returncode != 0
     assert "sft.json holds alpaca rows (SFT's), not preference pairs: a preference stage needs prompt, chosen" \
         in result.stderr

@@ -325,7 +325,7 @@ def test_lora_trains_and_chats_under_a_template_that_is_not_prefix_stable(tmp_pa
     from engine.chat.session import ChatSession
     from engine.data.tokens import end_of_turn_ids
     from engine.jobs.rundir import RunDir
-    from tests.cli import launch, write_config
+    from tests.cli import train_in_process, write_config
 
     base = build_tiny_llama(tmp_path / "qwq-tiny", tokenizer_options=FAMILIES["qwq"].tokens,
                             chat_template=(TEMPLATES / FAMILIES["qwq"].template).read_text(encoding="utf-8"))
@@ -341,7 +341,7 @@ def test_lora_trains_and_chats_under_a_template_that_is_not_prefix_stable(tmp_pa
     data = tmp_path / "thinking.json"
     data.write_text(json.dumps(rows), encoding="utf-8")
     config = write_config(tmp_path / "run.yaml", base, data, tmp_path / "run")
-    result = launch("train", str(config))
+    result = train_in_process(str(config))  # what `launch.py train` runs, in this process: the run is the subject
     assert result.returncode == 0, result.stderr
     assert "reasoning is written into the reply as <think>...</think>" in result.stdout
     run = RunDir(tmp_path / "run")
