@@ -288,3 +288,17 @@ def test_the_runs_table_says_which_checkpoint_a_run_kept_and_why():
     assert kept(best) == "step 4: best eval_loss 0.5863"
     assert kept({**best, "stopped_early": True}) == "step 4: best eval_loss 0.5863; stopped early at step 8"
     assert kept(None) == kept({"step": "4"}) == "–"  # no validation split, or a damaged entry
+
+
+def test_an_evaluation_under_way_names_its_state_in_the_visitors_language(ctx: AppContext):
+    """newuser5: the Chinese page read "正在评估（eval-…）：starting" (the engine's state word, untranslated)."""
+    from types import SimpleNamespace
+
+    from webui.tabs import evaluate
+
+    job = finished_eval(ctx, "eval-4", "queued")  # queued in the page's lane: under way, no process yet
+    chinese = evaluate.words(SimpleNamespace(headers={"accept-language": "zh-CN,zh;q=0.9"}, cookies={}))
+    status, _, _, _, _, name, timer = evaluate.job_view(ctx, job, False, chinese)
+    assert name == "eval-4" and timer.active
+    assert "排队中" in status and "queued" not in status, status
+    assert "queued" in evaluate.job_view(ctx, job, False, evaluate.words(None))[0]

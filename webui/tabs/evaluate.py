@@ -20,6 +20,7 @@ from engine.config_eval import BASE, EvalConfig
 from engine.jobs.rundir import EvalDir
 from engine.sampling import MAX_NEW_TOKENS as TOKENS_LIMIT
 from engine.sampling import SamplingConfig
+from webui.components.render import state_label
 from webui.components.wiring import bind
 from webui.context import AppContext
 from webui.forms.datasets import dataset_choices
@@ -73,7 +74,8 @@ def job_view(ctx: AppContext, job: EvalDir | None, differ: bool, say: Callable[.
     if not snap.finished:
         elapsed = time.time() - (snap.started or job.status.stat().st_mtime)
         done = f"{snap.step}/{snap.total}" if snap.total else "…"
-        status = f"{SPINNER[int(elapsed / POLL_S) % 4]} " + say("eval.msg.progress", name=job.name, state=snap.state,
+        status = f"{SPINNER[int(elapsed / POLL_S) % 4]} " + say("eval.msg.progress", name=job.name,
+                                                                   state=state_label(snap.state, say),
                                                                    done=done, seconds=f"{elapsed:.0f}")
         return status, log, "", hidden, empty, job.name, gr.Timer(active=True)
     if snap.state != "completed":
