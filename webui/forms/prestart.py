@@ -21,6 +21,7 @@ from engine.config_distributed import named_gpus
 from engine.config_eval import EvalConfig, eval_data_problem
 from engine.config_stage import shape_problem
 from engine.errors import UserError
+from engine.sentences import said
 from webui.forms.models import has_tokenizer, hub_offline, model_folder
 from webui.jobs.commands import EngineCache, EngineCommandError, inspect_job
 from webui.jobs.devices import GpuList, list_gpus
@@ -107,6 +108,14 @@ def check_compare_data(config: CompareConfig, cache: EngineCache) -> None:
     check_data_files(config.data, cache, "msg.compare_data_refused", compare_data_problem)
 
 
+def unmapped(reason: Any) -> Any:
+    """An inspection's refusal as the Evaluate and Compare tabs say it: a file whose columns match no format is told
+    to rename them (those tabs have no Columns group to map them; the engine's sentence points at data.columns)."""
+    if getattr(reason, "key", None) != "engine.data.no_format":
+        return reason
+    return said("engine.data.no_format_unmapped", **reason.values)
+
+
 def check_data_files(data: DataConfig | None, cache: EngineCache, key: str,
                      problem: Callable[[str, str], str | None]) -> None:
     """StartRefusedError(`key`) for the first local dataset file of `data` the inspection rejects, or whose shape
@@ -119,7 +128,7 @@ def check_data_files(data: DataConfig | None, cache: EngineCache, key: str,
             answer = cache.answer(inspect_job(path, data_format=source.format or "auto",
                                               columns=source.columns or None), failed_within_s=RECENT_FAILURE_S)
         except EngineCommandError as error:
-            raise StartRefusedError(key, name=path.name, reason=error.sentence) from None
+            raise StartRefusedError(key, name=path.name, reason=unmapped(error.sentence)) from None
         except OSError as error:
             raise StartRefusedError(key, name=path.name,
                                     reason=f"it cannot be read ({error.strerror or error.__class__.__name__}).") \
