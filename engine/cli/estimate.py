@@ -4,7 +4,7 @@ and where it does not fit with room to spare, a configuration that does, as a co
 Plain Python: no torch is imported, nothing is loaded; with --measure-data the dataset's rows are counted with the
 model's tokenizer (engine/estimate/lengths.py), and the estimate takes the largest batch they make instead of rows of
 cutoff_len tokens. A comparison's config (`methods:`, as `launch.py compare` reads it) gets each method's estimate, the
-lines `launch.py compare` prints before its first method trains (engine/compare/estimates.py)."""
+lines `launch.py compare` prints before its first method trains (engine/estimate/methods.py)."""
 
 from __future__ import annotations
 
@@ -78,12 +78,13 @@ def is_compare_config(path: str) -> bool:
 def compare_estimate(args: argparse.Namespace) -> int:
     """Each method's estimate of a comparison's config, judged against the memory free here (or --device and
     --free-gib); `--measure-data` is not applied (the comparison's own process measures its rows)."""
-    from engine.compare import estimates
     from engine.config_compare import load_compare_config
+    from engine.estimate import methods as estimates
+    from engine.model.config_json import model_config_json
 
     try:
         config = load_compare_config(args.config)
-        found = estimates.read_model_config(config)
+        found = model_config_json(config.model.name_or_path, config.model.revision)
     except (ConfigError, ModelFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
