@@ -29,7 +29,7 @@ from engine.config_best import BestOptions
 from engine.config_distributed import DistributedOptions, distributed_problems
 from engine.config_kernels import KernelOptions, kernel_problems
 from engine.config_read import ConfigError as ConfigError
-from engine.config_read import read_yaml, validated, without_problems
+from engine.config_read import read_yaml, refuse_other_job, validated, without_problems
 from engine.config_stage import StageOptions, StartOptions, stage_problems
 from engine.config_trackers import TrackerOptions, tracker_problems
 from engine.sentences import said
@@ -371,6 +371,7 @@ def load_config(path: str | Path, *, writes: bool = True) -> RunConfig:
     reads the config (estimate, plan: writes=False) does not need its output_dir, so a missing one is left unset."""
     path = Path(path)
     raw = read_yaml(path)
+    refuse_other_job(raw, str(path))
     if not writes and isinstance(raw, dict):
         raw = {"output_dir": "", **raw}
     return parse_config(raw, base_dir=path.resolve().parent, source=str(path))

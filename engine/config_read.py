@@ -111,6 +111,22 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError([said("engine.config.not_yaml", reason=error.__class__.__name__)], str(path)) from None
 
 
+# (a key of that job's config alone, the command that reads it, the job's name)
+OTHER_JOBS = (("methods", "compare", "engine.config.job_compare"), ("models", "eval", "engine.config.job_eval"))
+
+
+def refuse_other_job(raw: Any, source: str) -> None:
+    """ConfigError (one sentence naming the command that reads it) where a run's config reader (train, plan) is
+    given a comparison's or an evaluation's config, such as the one the Compare or Evaluate tab keeps, instead of
+    one unknown-key sentence per key it does not know."""
+    if not isinstance(raw, dict) or "method" in raw:
+        return
+    for key, command, job in OTHER_JOBS:
+        if key in raw:
+            keys = ", ".join(name for name in raw if isinstance(name, str))
+            raise ConfigError([said("engine.config.other_job", job=said(job), keys=keys, command=command)], source)
+
+
 def _shown(value: Any) -> str:
     """A context value as pydantic's message shows it: a whole float without its ".0" (gt=0.0: "greater than 0")."""
     return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)

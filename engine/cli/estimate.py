@@ -3,12 +3,16 @@ config.json alone (engine/estimate/memory.py, as the Train tab shows it), the ve
 and where it does not fit with room to spare, a configuration that does, as a config diff (engine/estimate/advice.py).
 Plain Python: no torch is imported, nothing is loaded; with --measure-data the dataset's rows are counted with the
 model's tokenizer (engine/estimate/lengths.py), and the estimate takes the largest batch they make instead of rows of
-cutoff_len tokens."""
+cutoff_len tokens. A comparison's config (`methods:`, as `launch.py compare` reads it) gets each method's estimate, the
+lines `launch.py compare` prints before its first method trains (engine/estimate/methods.py)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+import yaml
 
 from engine.config import ConfigError, load_config
 from engine.estimate import advice, memory, room
@@ -28,6 +32,8 @@ def main(argv: list[str]) -> int:
         "count the dataset's token lengths with the model's tokenizer (as the Train tab's inspection does) and take "
         "the largest batch they make, instead of rows of cutoff_len tokens"))
     args = parser.parse_args(argv)
+    if is_compare_config(args.config):
+        return compare_estimate(args)
     try:
         config = load_config(args.config, writes=False)
         found = model_config_json(config.model.name_or_path, config.model.revision)
@@ -56,4 +62,38 @@ def main(argv: list[str]) -> int:
         found_advice = advice.suggest(config, lambda changed: memory.estimate(changed, found, device, lengths), free)
         if found_advice is not None:
             print(f"a configuration that fits:\n{found_advice.diff()}")
+    return 0
+
+
+def is_compare_config(path: str) -> bool:
+    """Whether the YAML at `path` is a comparison's (its `methods`); False for anything else, which load_config
+    then reads or refuses with its own sentence."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(raw, dict) and "methods" in raw
+
+
+def compare_estimate(args: argparse.Namespace) -> int:
+    """Each method's estimate of a comparison's config, judged against the memory free here (or --device and
+    --free-gib); `--measure-data` is not applied (the comparison's own process measures its rows)."""
+    from engine.config_compare import load_compare_config
+    from engine.estimate import methods as estimates
+    from engine.model.config_json import model_config_json
+
+    try:
+        config = load_compare_config(args.config)
+        found = model_config_json(config.model.name_or_path, config.model.revision)
+    except (ConfigError, ModelFileError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.device == "cpu":  # as a run config's estimate: nvidia-smi is asked only where the device is not told
+        device, free = "cpu", room.memory_room()[0]
+    else:
+        device, free = ("gpu", room.gpu_free() or 0) if args.device == "gpu" else estimates.machine()
+    if args.free_gib is not None:
+        free = int(args.free_gib * memory.GIB)
+    for line in estimates.lines(estimates.method_estimates(config, found, device, free)):
+        print(line)
     return 0

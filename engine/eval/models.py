@@ -5,7 +5,11 @@ method or stage) or a PEFT adapter folder is an adapter; a full/freeze run's mod
 (its model/) or any model folder is a standalone model. The adapters are loaded once, all of them into one
 PeftModel over one base, as the chat loads them (engine.chat.session.ChatSession, adapters switched per model with
 its `adapter_scope`); a standalone model is loaded when its turn comes and dropped after it, so that no more than
-one extra copy of the weights is held at a time.
+one extra copy of the weights is held at a time. A run that started from another run (`model.adapter`, such as DPO
+after SFT) answers over the base with that run merged, as the chat loads it: the runs of one starting point are a
+group of their own, loaded when the first of them comes, beside (never instead of) the plain base that "base" and
+the other runs answer from. (Before, one such run made "base" answer as the merged SFT model, and a run of another
+starting point beside it failed the evaluation.)
 """
 
 from __future__ import annotations
@@ -14,11 +18,11 @@ import dataclasses
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.chat.plan import ChatError, LoadPlan, plan_load
+from engine.chat.plan import ChatError, LoadPlan, plan_load, resolve_source
 from engine.config import ModelConfig
 from engine.config_eval import BASE, EvalConfig
 from engine.jobs import rundir
@@ -38,12 +42,14 @@ class Entry:
     kind: str  # "base", "adapter" or "model"
     path: str  # the base's hub id or folder; the adapter or model folder
     source: str  # what the config named
+    start: str | None = None  # an adapter run's model.adapter: it answers from that starting point's group
 
 
 @dataclass(frozen=True)
 class ModelPlan:
     entries: tuple[Entry, ...]
     load: LoadPlan | None  # the base and the adapters over it; None when only standalone models are evaluated
+    started: dict[str, LoadPlan] = field(default_factory=dict)  # model.adapter -> its runs over the merged base
 
 
 def _exported_model(path: Path) -> Path | None:
@@ -96,20 +102,39 @@ def _classify(config: EvalConfig) -> tuple[dict[str, tuple[str, Path]], dict[str
     return standalone, adapters
 
 
+def _by_start(adapters: dict[str, str]) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """The adapters that train on the plain base, and those of each starting run (model.adapter), by start."""
+    plain: dict[str, str] = {}
+    started: dict[str, dict[str, str]] = {}
+    for name, source in adapters.items():
+        found = resolve_source(name, source)
+        start = found.run.model.adapter if found.run is not None and found.kind == "adapter" else None
+        (started.setdefault(start, {}) if start else plain)[name] = source
+    return plain, started
+
+
 def plan_models(config: EvalConfig) -> ModelPlan:
     """What each entry of config.models is, and what must be loaded; EvalModelError (one sentence) otherwise."""
     standalone, adapters = _classify(config)
     try:
-        plan = plan_load(config.base, adapters, bits=None, dtype=config.dtype) if adapters else None
+        plain, starts = _by_start(adapters)
+        started = {start: plan_load(config.base, group, bits=None, dtype=config.dtype)
+                   for start, group in starts.items()}
+        plan = plan_load(config.base, plain, bits=None, dtype=config.dtype) if plain else None
     except ChatError as error:
         raise EvalModelError(error.sentence) from None
-    base = plan.model if plan else config.base or _standalone_base(standalone)
+    group_base = next((group.model for group in started.values()), None)
+    base = plan.model if plan else config.base or group_base or _standalone_base(standalone)
     if plan is None and BASE in config.models:
         if not base:
             raise EvalModelError(said("engine.eval.no_base"))
         plan = LoadPlan(model=base, dtype=config.dtype)
     entries = []
     by_name = {source.name: source for source in (plan.sources if plan else ())}
+    start_of = {}
+    for start, group in started.items():
+        by_name.update({source.name: source for source in group.sources})
+        start_of.update(dict.fromkeys(starts[start], start))
     for source in config.models:
         if source == BASE:
             entries.append(Entry(BASE, "base", str(base), BASE))
@@ -119,12 +144,12 @@ def plan_models(config: EvalConfig) -> ModelPlan:
         else:
             name = next(name for name, given in adapters.items() if given == source)
             kind = by_name[name].kind  # a full/freeze run folder resolves to its model/
-            entries.append(Entry(name, kind, str(by_name[name].path), source))
+            entries.append(Entry(name, kind, str(by_name[name].path), source, start_of.get(name)))
     if plan is not None:
         plan = dataclasses.replace(plan, sources=plan.adapters)  # full/freeze runs: loaded one at a time
         if not plan.sources and BASE not in config.models:
             plan = None  # only standalone models: no base to hold
-    return ModelPlan(tuple(entries), plan)
+    return ModelPlan(tuple(entries), plan, started)
 
 
 def _standalone_base(standalone: dict[str, tuple[str, Path]]) -> str | None:
@@ -141,6 +166,7 @@ class LoadedModels:
 
         self.plan, self.log = plan, log
         self.session = ChatSession()
+        self.group: tuple[str, Any] | None = None  # (start, its session): the starting point loaded now
         if plan.load is not None:
             adapters = said("engine.log.eval_adapters", count=len(plan.load.sources)) if plan.load.sources else ""
             log(said("engine.log.eval_loading_base", model=plan.load.model, adapters=adapters))
@@ -148,6 +174,27 @@ class LoadedModels:
                 self.session.execute(plan.load)
             except (ModelError, ChatError) as error:
                 raise EvalModelError(error.sentence) from error
+
+    def _started(self, start: str) -> Any:
+        """The session of the runs that start from `start` (the base with that run merged), loaded once; the
+        group loaded before it is dropped first."""
+        from engine.chat.session import ChatSession
+        from engine.model.loading import ModelError
+
+        if self.group is not None and self.group[0] == start:
+            return self.group[1]
+        self.group = None
+        _free()
+        group = self.plan.started[start]
+        self.log(f"loading the base {group.model} with {start} merged, and {len(group.sources)} adapter(s) "
+                 "trained from it")
+        session = ChatSession()
+        try:
+            session.execute(group)
+        except (ModelError, ChatError) as error:
+            raise EvalModelError(error.sentence) from error
+        self.group = (start, session)
+        return session
 
     @contextmanager
     def use(self, entry: Entry) -> Iterator[tuple[Any, Any]]:
@@ -160,7 +207,7 @@ class LoadedModels:
                 del model
                 _free()
             return
-        session = self.session
+        session = self._started(entry.start) if entry.start else self.session
         adapter = None if entry.kind == "base" else entry.name
         tokenizer = session.tokenizers.get(adapter, session.tokenizer) if adapter else session.tokenizer
         with session.adapter_scope(adapter, session.model) if session.model is not None else nullcontext():

@@ -153,3 +153,23 @@ def test_a_reload_shows_the_newest_comparisons_table(tmp_path: Path):
     assert ctx.compares.latest().name == "newer"
     status, table = tab.show_latest(ctx)[:2]
     assert "wb-error" not in status and "newer" in status and "<table" in table
+
+
+def test_a_comparison_under_way_names_its_state_in_the_visitors_language(tmp_path: Path):
+    """newuser5: the Chinese page's Compare status read "现在：training lora" (the engine's state word)."""
+    import json
+    from types import SimpleNamespace
+
+    from engine.compare.plan import write_compare_yaml
+    from webui.context import AppContext
+    from webui.i18n import words
+    from webui.tabs import compare as tab
+
+    ctx = AppContext.create(tmp_path / "ws")
+    compare = ctx.compares.compare("running")
+    write_compare_yaml(compare, config_of(tmp_path).model_copy(update={"output_dir": str(compare.path)}))
+    compare.status.write_text(json.dumps({"state": "training", "note": "lora", "pid": None}), encoding="utf-8")
+    chinese = words(SimpleNamespace(headers={"accept-language": "zh-CN,zh;q=0.9"}, cookies={}))
+    status = tab.view(ctx, "running", chinese)[0]
+    assert "训练中" in status and "training" not in status, status
+    assert "training" in tab.view(ctx, "running", words(None))[0]

@@ -211,3 +211,27 @@ def test_a_shard_size_is_what_safetensors_sharding_parses_or_one_sentence(size: 
     assert "'max_shard_size'" in str(error.value) and "as 2GB or 500MB" in str(error.value)
     with pytest.raises(argparse.ArgumentTypeError, match="no shard size"):
         shard_size(size)
+
+
+@pytest.mark.parametrize(("saved", "command"), [
+    ({"models": ["base", "runs/a"], "data": {"path": "t.jsonl"}, "sampling": {"max_new_tokens": 8}}, "eval"),
+    ({"model": {"name_or_path": "m"}, "data": {"path": "t.jsonl"}, "methods": ["lora", "ia3"],
+      "presets": {}}, "compare"),
+])  # fmt: skip
+def test_a_run_command_given_an_evaluations_or_a_comparisons_config_names_the_command_that_reads_it(
+        saved: dict, command: str, tmp_path) -> None:
+    """newuser5: `launch.py plan` (or train) on the Evaluate or Compare tab's config.yaml answered with one
+    unknown-key sentence per key (seven or eight of them); it is one sentence naming `launch.py eval` / `compare`."""
+    import json as json_module
+
+    from engine.sentences import worded
+
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(saved), encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load_config(path, writes=False)
+    message = str(refused.value)
+    assert len(refused.value.issues) == 1 and "Unknown key" not in message, message
+    assert f"not of a training run: give it to python launch.py {command};" in message
+    chinese = json_module.loads((Path(__file__).parents[2] / "assets/locales/zh.json").read_text(encoding="utf-8"))
+    assert f"请交给 python launch.py {command}" in worded(refused.value.sentence, chinese)

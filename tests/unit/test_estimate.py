@@ -218,3 +218,24 @@ def test_estimate_and_plan_read_a_config_without_output_dir(tmp_path: Path, caps
     assert "500.00 GiB: fits" in capsys.readouterr().out
     with pytest.raises(ConfigError, match="output_dir"):
         load_config(path)  # what train reads still names the missing run folder
+
+
+def test_the_estimate_command_reads_a_comparisons_config_per_method(tmp_path: Path, capsys):
+    """newuser5: `launch.py estimate` on the Compare tab's saved config.yaml refused it with seven unknown keys
+    (methods, presets, ...); it now prints each method's estimate, the lines `launch.py compare` prints first."""
+    from engine.cli import estimate as command
+
+    root = Path(__file__).resolve().parents[2] / "assets"
+    config = tmp_path / "compare.yaml"
+    config.write_text(yaml.safe_dump({"model": {"name_or_path": str(root / "models" / "workbench-demo-5m")},
+                                      "data": {"path": str(root / "datasets" / "identity_alpaca.json"),
+                                               "val_size": 0.2},
+                                      "train": {"max_steps": 4, "batch_size": 4, "cutoff_len": 256},
+                                      "methods": ["lora", "full"]}), encoding="utf-8")
+    assert command.main([str(config), "--device", "cpu", "--free-gib", "0.01"]) == 0
+    said = capsys.readouterr()
+    lines = said.out.splitlines()
+    assert lines[0] == "memory before Start on the CPU (RAM), 0.01 GiB free:", said
+    assert [line.split()[0] for line in lines[1:]] == ["lora", "full"] and all("will not fit" in line
+                                                                               for line in lines[1:])
+    assert float(lines[2].split()[1]) > float(lines[1].split()[1])  # full fine-tuning holds more than an adapter

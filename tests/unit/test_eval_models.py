@@ -45,3 +45,67 @@ def test_standalone_models_alone_load_no_base_and_a_missing_one_is_a_sentence(tm
     assert plan_models(EvalConfig(models=[str(full)], data={"path": "t.json"})).load is None
     with pytest.raises(EvalModelError, match="does not exist: give a run folder"):
         plan_models(EvalConfig(models=[str(tmp_path / "nope")], data={"path": "t.json"}))
+
+
+def started_run(path: Path, start: Path) -> Path:
+    """A LoRA run trained from the finished run `start` (model.adapter: DPO after SFT)."""
+    run_folder(path, "adapter")
+    config = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))
+    config["model"]["adapter"] = str(start)
+    (path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def test_a_run_started_from_another_run_answers_from_its_own_group_and_base_stays_plain(tmp_path: Path) -> None:
+    """newuser5: base, an SFT run and the DPO run trained from it, in one evaluation, failed ("start from
+    different models"); base beside the DPO run alone answered as the merged SFT model (its loss was the SFT run's)."""
+    sft = run_folder(tmp_path / "sft", "adapter")
+    dpo = started_run(tmp_path / "dpo", sft)
+    plan = plan_models(EvalConfig(models=["base", str(sft), str(dpo)], data={"path": "t.json"}))
+    assert [(e.name, e.kind, e.start) for e in plan.entries] == [
+        ("base", "base", None), ("sft", "adapter", None), ("dpo", "adapter", str(sft))]
+    assert plan.load.start is None and [s.name for s in plan.load.sources] == ["sft"]
+    assert list(plan.started) == [str(sft)] and plan.started[str(sft)].start == str(sft)
+    assert [s.name for s in plan.started[str(sft)].sources] == ["dpo"]
+
+    alone = plan_models(EvalConfig(models=["base", str(dpo)], data={"path": "t.json"}))
+    assert alone.load.model == "org/base" and alone.load.start is None and not alone.load.sources
+
+
+def test_each_entry_answers_from_its_group_loaded_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+    from contextlib import contextmanager
+
+    from engine.eval import models
+
+    loaded, scopes = [], []
+
+    class Session:  # what LoadedModels asks of the chat's ChatSession
+        def __init__(self):
+            self.model, self.tokenizer, self.tokenizers = None, "tokenizer", {}
+
+        def execute(self, plan) -> None:
+            loaded.append(plan.start)
+            self.model = f"base+{plan.start}"
+
+        @contextmanager
+        def adapter_scope(self, adapter, model):
+            scopes.append((adapter, model))
+            yield
+
+    # the chat's session and the model loader stand in for themselves without torch (their imports take seconds)
+    monkeypatch.setitem(sys.modules, "engine.chat.session", types.SimpleNamespace(ChatSession=Session))
+    monkeypatch.setitem(sys.modules, "engine.model.loading", types.SimpleNamespace(ModelError=RuntimeError))
+    monkeypatch.setattr(models, "_free", lambda: None)  # gc and torch's cache: no weights here
+    sft = run_folder(tmp_path / "sft", "adapter")
+    dpo, orpo = started_run(tmp_path / "dpo", sft), started_run(tmp_path / "orpo", sft)
+    plan = plan_models(EvalConfig(models=["base", str(dpo), str(sft), str(orpo)], data={"path": "t.json"}))
+    logged: list[str] = []
+    answering = models.LoadedModels(plan, logged.append)
+    for entry in plan.entries:
+        with answering.use(entry) as (model, _):
+            assert model == (f"base+{sft}" if entry.start else "base+None"), entry
+    assert loaded == [None, str(sft)]  # the plain base first; the SFT run's group once, for both its runs
+    assert [adapter for adapter, _ in scopes] == [None, "dpo", "sft", "orpo"]
+    assert sum(f"with {sft} merged" in line for line in logged) == 1, logged

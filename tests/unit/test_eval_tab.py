@@ -288,3 +288,40 @@ def test_the_runs_table_says_which_checkpoint_a_run_kept_and_why():
     assert kept(best) == "step 4: best eval_loss 0.5863"
     assert kept({**best, "stopped_early": True}) == "step 4: best eval_loss 0.5863; stopped early at step 8"
     assert kept(None) == kept({"step": "4"}) == "–"  # no validation split, or a damaged entry
+
+
+def test_an_evaluation_under_way_names_its_state_in_the_visitors_language(ctx: AppContext):
+    """newuser5: the Chinese page read "正在评估（eval-…）：starting" (the engine's state word, untranslated)."""
+    from types import SimpleNamespace
+
+    from webui.tabs import evaluate
+
+    job = finished_eval(ctx, "eval-4", "queued")  # queued in the page's lane: under way, no process yet
+    chinese = evaluate.words(SimpleNamespace(headers={"accept-language": "zh-CN,zh;q=0.9"}, cookies={}))
+    status, _, _, _, _, name, timer = evaluate.job_view(ctx, job, False, chinese)
+    assert name == "eval-4" and timer.active
+    assert "排队中" in status and "queued" not in status, status
+    assert "queued" in evaluate.job_view(ctx, job, False, evaluate.words(None))[0]
+
+
+def test_a_reload_picks_the_newest_evaluations_choices_again(ctx: AppContext, tmp_path: Path):
+    """newuser5: after a reload the tab showed the newest evaluation (base, two runs) under a form that had gone
+    back to base alone and the first dataset; the form now holds that evaluation's choices again."""
+    from webui.tabs import evaluate
+
+    for name in ("tuned", "other"):  # finished runs with their weights: the model list offers them
+        adapter = write_run(ctx, name) / "adapter"
+        adapter.mkdir()
+        (adapter / "adapter_config.json").write_text("{}")
+        (adapter / "adapter_model.safetensors").write_bytes(b"")
+    data = ctx.uploads / "test.jsonl"
+    data.write_text('{"instruction": "a", "output": "b"}\n')
+    (ctx.uploads / "newer.jsonl").write_text('{"instruction": "c", "output": "d"}\n')  # listed first
+    fresh = evaluate.opened(AppContext.create(tmp_path / "fresh"))  # no evaluation yet: the defaults stay
+    assert fresh[0]["choices"] == ["base"] and "value" not in fresh[0] and "value" not in fresh[1]
+    config = ctx.evals.config(["base", "other", "tuned"], str(data.resolve()), ctx.runs.run_dir, 3, 12,
+                              general=False)
+    ctx.evals.start(config)
+    models, test_set, max_rows, tokens, general = evaluate.opened(ctx)
+    assert models["value"] == ["base", "other", "tuned"] and test_set["value"] == str(data.resolve())
+    assert (max_rows, tokens, general) == (3, 12, False)

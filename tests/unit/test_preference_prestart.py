@@ -139,3 +139,35 @@ def test_the_compare_tab_refuses_a_pairs_file_before_any_method_is_queued(
         "method with supervised fine-tuning" in refused.value.values["reason"]
     data.write_text("".join(json.dumps(row) + "\n" for row in SFT), encoding="utf-8")
     check_compare_data(config, cache)
+
+
+def test_evaluate_and_compare_tell_a_file_of_unknown_columns_to_rename_them(tmp_path: Path) -> None:
+    """newuser5: a question/answer CSV on the Evaluate tab was refused with "map them with data.columns", which
+    that tab (and Compare) cannot do: only the Train tab has the Columns group. Their sentence says to rename the
+    columns (or give data.columns on the command line); the Train tab keeps its own (msg.no_format_columns)."""
+    from engine.config import ModelConfig
+    from engine.config_compare import CompareConfig
+    from engine.config_eval import EvalConfig
+    from engine.sentences import said, worded
+    from webui.forms.prestart import check_compare_data, check_test_set
+    from webui.jobs.commands import EngineCommandError
+
+    data = tmp_path / "qa.csv"
+    data.write_text("question,answer\nHi,Hello.\nBye,Goodbye.\n", encoding="utf-8")
+    values = {"name": "qa.csv", "columns": "question, answer", "expected": "alpaca (instruction, output)"}
+
+    class Refusing:  # the page's cache, answering as the inspection's engine process does for this file
+        def answer(self, _job, **_options):
+            raise EngineCommandError(said("engine.data.no_format", **values))
+
+    checks = [(check_test_set, EvalConfig(models=["base"], base="m", data=DataConfig(path=str(data)))),
+              (check_compare_data, CompareConfig(model=ModelConfig(name_or_path="m"),
+                                                 data=DataConfig(path=str(data), val_size=0.5)))]
+    for check, config in checks:
+        with pytest.raises(StartRefusedError) as refused:
+            check(config, Refusing())
+        reason = refused.value.values["reason"]
+        assert reason.startswith("qa.csv row 1 has the columns question, answer, which match no format"), reason
+        assert "only the Train tab maps" in reason and "rename them" in reason and "map them with" not in reason
+        chinese = json.loads((Path(__file__).parents[2] / "assets" / "locales" / "zh.json").read_text("utf-8"))
+        assert "请在文件中重命名这些列" in worded(reason, chinese)

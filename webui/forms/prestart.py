@@ -17,11 +17,14 @@ from typing import Any
 
 from engine.config import DataConfig, RunConfig
 from engine.config_compare import CompareConfig, compare_data_problem
+from engine.config_distributed import named_gpus
 from engine.config_eval import EvalConfig, eval_data_problem
 from engine.config_stage import shape_problem
 from engine.errors import UserError
+from engine.sentences import said
 from webui.forms.models import has_tokenizer, hub_offline, model_folder
 from webui.jobs.commands import EngineCache, EngineCommandError, inspect_job
+from webui.jobs.devices import GpuList, list_gpus
 
 RECENT_FAILURE_S = 600.0  # an inspection that failed this recently (the page showing its sentence) is not run again
 
@@ -39,6 +42,7 @@ def check_start(config: RunConfig, cache: EngineCache, local_model: Path | None)
     folder without tokenizer files, a dataset file that is gone, or one the inspection rejects (empty, no known
     layout, a bad row), or whose shape the stage does not read (pairs under sft, SFT rows under dpo).
     `local_model` is the checked folder of config.model.name_or_path, None for a hub id."""
+    check_gpus(config, list_gpus)
     name = config.model.name_or_path
     tokenizer = model_folder(name, local_model)  # local, or the hub cache's copy
     if tokenizer is None and hub_offline():
@@ -69,6 +73,26 @@ def check_start(config: RunConfig, cache: EngineCache, local_model: Path | None)
             raise StartRefusedError("msg.start_data_refused", name=path.name, reason=problem)
 
 
+def check_gpus(config: RunConfig, listed: Callable[[], GpuList]) -> None:
+    """StartRefusedError for a run whose `devices` names a GPU that nvidia-smi does not list (the Devices panel's
+    list; `listed` asked only when the run names GPUs): the run's process would refuse it seconds later
+    (engine.train.launch.check_devices), and a run behind it would wait for nothing. A list that nvidia-smi could
+    not give is no verdict: the engine judges those runs."""
+    named = named_gpus(config.devices)
+    if not named:
+        return
+    found = listed()
+    if found.problem:
+        return
+    present = {gpu.index for gpu in found.gpus}
+    if all(index in present for index in named):
+        return
+    if not present:
+        raise StartRefusedError("msg.devices_no_gpu", devices=config.devices)
+    raise StartRefusedError("msg.devices_not_listed", devices=config.devices,
+                            listed=", ".join(str(index) for index in sorted(present)))
+
+
 def check_test_set(config: EvalConfig, cache: EngineCache) -> None:
     """StartRefusedError for an evaluation whose test set file the evaluation would refuse: one it cannot read (the
     inspection's sentence), or a file of preference pairs or KTO rows (the engine's own sentence,
@@ -84,6 +108,14 @@ def check_compare_data(config: CompareConfig, cache: EngineCache) -> None:
     check_data_files(config.data, cache, "msg.compare_data_refused", compare_data_problem)
 
 
+def unmapped(reason: Any) -> Any:
+    """An inspection's refusal as the Evaluate and Compare tabs say it: a file whose columns match no format is told
+    to rename them (those tabs have no Columns group to map them; the engine's sentence points at data.columns)."""
+    if getattr(reason, "key", None) != "engine.data.no_format":
+        return reason
+    return said("engine.data.no_format_unmapped", **reason.values)
+
+
 def check_data_files(data: DataConfig | None, cache: EngineCache, key: str,
                      problem: Callable[[str, str], str | None]) -> None:
     """StartRefusedError(`key`) for the first local dataset file of `data` the inspection rejects, or whose shape
@@ -96,7 +128,7 @@ def check_data_files(data: DataConfig | None, cache: EngineCache, key: str,
             answer = cache.answer(inspect_job(path, data_format=source.format or "auto",
                                               columns=source.columns or None), failed_within_s=RECENT_FAILURE_S)
         except EngineCommandError as error:
-            raise StartRefusedError(key, name=path.name, reason=error.sentence) from None
+            raise StartRefusedError(key, name=path.name, reason=unmapped(error.sentence)) from None
         except OSError as error:
             raise StartRefusedError(key, name=path.name,
                                     reason=f"it cannot be read ({error.strerror or error.__class__.__name__}).") \

@@ -24,7 +24,7 @@ from engine.config import METHOD_NAMES
 from engine.config_compare import DEFAULT_METHODS
 from engine.model.config_json import ModelFileError
 from webui.components.plots import colour_state
-from webui.components.render import RUN_COLORS, engine_sentence
+from webui.components.render import RUN_COLORS, engine_sentence, state_label
 from webui.components.wiring import bind
 from webui.context import AppContext
 from webui.forms.compare_table import (
@@ -103,7 +103,8 @@ def view(ctx: AppContext, name: str | None, say: Any) -> tuple[Any, ...]:
     key = "compare.msg.running" if running else "compare.msg.done"
     status = say(key, name=name, done=table["completed"], total=table["methods"])
     if running:
-        status += " " + say("compare.msg.now", state=job.get("state", ""), method=job.get("note") or "")
+        status += " " + say("compare.msg.now", state=state_label(str(job.get("state", "")), say),
+                            method=job.get("note") or "")
     elif job.get("error"):
         status += f" <span class='wb-error'>{html.escape(engine_sentence(job['error'], say))}</span>"
     frame = curves_frame(table)

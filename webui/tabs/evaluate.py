@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -20,7 +21,7 @@ from engine.config_eval import BASE, EvalConfig
 from engine.jobs.rundir import EvalDir
 from engine.sampling import MAX_NEW_TOKENS as TOKENS_LIMIT
 from engine.sampling import SamplingConfig
-from webui.components.render import log_text
+from webui.components.render import log_text, state_label
 from webui.components.wiring import bind
 from webui.context import AppContext
 from webui.forms.datasets import dataset_choices
@@ -74,7 +75,8 @@ def job_view(ctx: AppContext, job: EvalDir | None, differ: bool, say: Callable[.
     if not snap.finished:
         elapsed = time.time() - (snap.started or job.status.stat().st_mtime)
         done = f"{snap.step}/{snap.total}" if snap.total else "…"
-        status = f"{SPINNER[int(elapsed / POLL_S) % 4]} " + say("eval.msg.progress", name=job.name, state=snap.state,
+        status = f"{SPINNER[int(elapsed / POLL_S) % 4]} " + say("eval.msg.progress", name=job.name,
+                                                                   state=state_label(snap.state, say),
                                                                    done=done, seconds=f"{elapsed:.0f}")
         return status, log, "", hidden, empty, job.name, gr.Timer(active=True)
     if snap.state != "completed":
@@ -116,6 +118,28 @@ def choices(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, An
         if has_validation(ctx.runs.run_dir(run)):
             sets.append((say("eval.validation_of", run=run), validation_choice(run)))
     return gr.update(choices=[BASE, *runs]), gr.update(choices=sets)
+
+
+def opened(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, ...]:
+    """The page opened (or reloaded): the lists as the workspace holds them, with the choices of the newest
+    evaluation, the one the tab shows, picked again (models, test set, max rows, tokens, general prompts); the
+    defaults where there is none, or where its config cannot be read."""
+    models, sets = choices(ctx, request)
+    job, keep = ctx.evals.latest(), gr.update()
+    try:
+        config = job.read_config() if job is not None else None
+    except (OSError, ValueError):  # a damaged config.yaml: the tab's view says what it can of that job
+        config = None
+    if config is None:
+        return models, sets, keep, keep, keep
+    chosen = [name for name in (BASE if model == BASE else Path(model).name for model in config.models)
+              if name in models["choices"]]
+    test_set = (validation_choice(Path(config.validation_of).name) if config.validation_of
+                else config.data.path if config.data is not None else None)
+    listed = [value for _, value in sets["choices"]]
+    return (gr.update(choices=models["choices"], value=chosen or [BASE]),
+            gr.update(choices=sets["choices"], value=test_set) if test_set in listed else sets,
+            config.max_rows or 0, config.sampling.max_new_tokens, config.general)
 
 
 def start(ctx: AppContext, models: list[str] | None, test_set: str | None, max_rows: float | None,
@@ -198,9 +222,8 @@ def build_evaluate_tab(ctx: AppContext, app: gr.Blocks) -> EvalTab:
     tab = EvalTab(models=models, test_set=test_set, max_rows=max_rows, max_new_tokens=max_new, general=general,
                   run=run, stop=stop_btn, status=status, log=log, table=table, csv=csv, differ=differ, rows=rows,
                   job=job, timer=timer)
-    refresh = (bind(choices, ctx), None, [tab.models, tab.test_set])
-    app.load(*refresh)
-    shown.select(*refresh)
+    app.load(bind(opened, ctx), None, [tab.models, tab.test_set, tab.max_rows, tab.max_new_tokens, tab.general])
+    shown.select(bind(choices, ctx), None, [tab.models, tab.test_set])
     app.load(bind(show_latest, ctx), tab.differ, tab.view_outputs(), show_progress="hidden")
     tab.run.click(bind(start, ctx), [tab.models, tab.test_set, tab.max_rows, tab.max_new_tokens, tab.general,
                                      tab.differ], tab.view_outputs())
