@@ -177,6 +177,8 @@ ENGLISH_LOG: dict[str, str] = {
     "engine.log.eval_test_set": "test set: {where}; {rows} rows",
     "engine.log.eval_loading_base": "loading the base {model}{adapters}",
     "engine.log.eval_adapters": " with {count} adapter(s)",
+    "engine.log.eval_loading_started": "loading the base {model} with {start} merged, and {count} adapter(s) trained "
+                                       "from it",
     "engine.log.eval_loading": "loading {name} ({path})",
     "engine.log.eval_evaluating": "evaluating {name}",
     "engine.log.eval_stopped": "stopped: nothing was written",

@@ -186,8 +186,7 @@ class LoadedModels:
         self.group = None
         _free()
         group = self.plan.started[start]
-        self.log(f"loading the base {group.model} with {start} merged, and {len(group.sources)} adapter(s) "
-                 "trained from it")
+        self.log(said("engine.log.eval_loading_started", model=group.model, start=start, count=len(group.sources)))
         session = ChatSession()
         try:
             session.execute(group)
