@@ -90,8 +90,17 @@ def refuse_wrong_types() -> None:
         cls.preprocess = _refusing(cls.preprocess)  # type: ignore[method-assign]
 
 
+# Number boxes whose handler validates the number through the config it makes, so that a number outside the box's
+# range is refused by Start naming its key and range in the command line's sentence ("'train.cutoff_len' is 4: input
+# should be greater than or equal to 8."), not by gradio's unnamed "Value 4 is less than minimum value 8."
+CHECKED_BY_CONFIG = ("wb-compare-", "wb-eval-")
+
+
 def _refusing(preprocess: Any) -> Any:
     def refusing(self: gr.Number | gr.Slider, payload: Any) -> Any:
+        if is_number(payload) and isinstance(self, gr.Number) and str(self.elem_id or "").startswith(
+                CHECKED_BY_CONFIG):
+            return gr.Number.round_to_precision(payload, self.precision)  # as typed: the config's checks name it
         if payload is None or is_number(payload):
             return preprocess(self, payload)
         if str(self.elem_id or "").startswith("f-"):

@@ -14,7 +14,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from engine.compare.table import COLUMNS, cell
-from engine.config import METHOD_NAMES, METHOD_TITLES, DataConfig, ModelConfig, TrainConfig
+from engine.config import METHOD_NAMES, METHOD_TITLES
 from engine.config_compare import PRESETS, CompareConfig
 from engine.config_read import sentence as sentence_of
 from engine.errors import UserError
@@ -67,13 +67,13 @@ def compare_config(model: str, dataset: str, methods: list[str], rows: Any, step
     if not dataset:
         raise CompareFormError("Choose a dataset: every method trains on it.")
     presets = presets_from_rows(rows)
-    try:
-        config = CompareConfig(
-            model=ModelConfig(name_or_path=model), data=DataConfig(path=dataset, val_size=val_size),
-            train=TrainConfig(max_steps=int(steps), batch_size=int(batch_size), cutoff_len=int(cutoff_len),
-                              save_steps=max(1, int(steps) // 2), report_to=[]),
-            methods=[m for m in METHOD_NAMES if m in methods],
-            presets={m: presets[m] for m in methods if m in presets}, evaluate=bool(evaluate))
+    try:  # validated as one mapping, so a refusal names the key as the YAML spells it ('train.cutoff_len')
+        config = CompareConfig.model_validate({
+            "model": {"name_or_path": model}, "data": {"path": dataset, "val_size": val_size},
+            "train": {"max_steps": int(steps), "batch_size": int(batch_size), "cutoff_len": int(cutoff_len),
+                      "save_steps": max(1, int(steps) // 2), "report_to": []},
+            "methods": [m for m in METHOD_NAMES if m in methods],
+            "presets": {m: presets[m] for m in methods if m in presets}, "evaluate": bool(evaluate)})
     except ValidationError as error:
         raise CompareFormError(sentence_of(error.errors()[0])) from None
     issues = config.problems()

@@ -104,6 +104,9 @@ class EvalManager:
             update["base"] = self.boundary.run(run).model.name_or_path
         try:
             sampling = SamplingConfig(max_new_tokens=int(max_new_tokens))
+        except ValidationError as error:  # the key as the YAML spells it: 'sampling.max_new_tokens'
+            raise EvalChoiceError(sentence_of(error.errors()[0], ("sampling",))) from None
+        try:
             config = EvalConfig(**update, max_rows=int(max_rows) if max_rows else None, sampling=sampling,
                                 general=bool(general))
         except ValidationError as error:  # a number out of range: the schema's own sentence

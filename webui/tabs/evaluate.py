@@ -149,7 +149,7 @@ def start(ctx: AppContext, models: list[str] | None, test_set: str | None, max_r
     say = words(request)
     try:
         config = ctx.evals.config(list(models or []), test_set or "", ctx.runs.run_dir, max_rows,
-                                  int(max_new_tokens or MAX_NEW_TOKENS), general)
+                                  MAX_NEW_TOKENS if max_new_tokens is None else int(max_new_tokens), general)
         check_test_set(config, engine_cache(ctx.workspace))  # a pairs file: refused now, not failed once queued
         job = ctx.evals.start(config)
     except StartRefusedError as refused:

@@ -1,0 +1,93 @@
+"""The Compare and Evaluate tabs' number boxes as gradio runs their events (Blocks.process_api on the page
+webui.app.build_app builds, in this process): a number below a box's minimum or above its maximum is refused by
+Start in one sentence naming the field and its range, the command line's sentence for that config key (engine/
+config_read.value_problem), never gradio's unnamed "less than minimum" nor run with a changed value."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import gradio as gr
+import pytest
+from gradio.state_holder import SessionState
+
+from tests import run_folders
+from tests.unit.test_train_events import event, sent
+from webui.app import build_app
+from webui.context import AppContext
+from webui.tabs import compare as compare_tab
+from webui.tabs import evaluate as evaluate_tab
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, AppContext]:
+    ctx = AppContext.create(tmp_path_factory.mktemp("ws"))
+    ctx.jobs.tick = lambda: []  # queued only: no engine process in tests/unit
+    adapter = run_folders.write_run(ctx, "tuned", model="org/tiny") / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    (adapter / "adapter_model.safetensors").write_bytes(b"")
+    (ctx.uploads / "test.jsonl").write_text('{"instruction": "a", "output": "b"}\n')
+    return build_app(ctx), ctx
+
+
+def answered(app: Any, fn: Any, state: SessionState, **values: Any) -> Any:
+    block_fn = event(app, fn) if fn is not compare_tab.datasets else next(  # the page's load, of no inputs
+        block_fn for block_fn in app.fns.values() if block_fn.name == "datasets" and not block_fn.inputs)
+    return asyncio.run(app.process_api(block_fn, sent(block_fn, **values), state))
+
+
+def refusal(app: Any, fn: Any, state: SessionState, **values: Any) -> str:
+    with pytest.raises(gr.Error) as raised:
+        answered(app, fn, state, **values)
+    return str(raised.value.message)
+
+
+CUTOFF = "'train.cutoff_len' is 4: input should be greater than or equal to 8."
+COMPARE = [  # elem_id, the value typed, the sentence Start says
+    ("wb-compare-cutoff", 4, CUTOFF),
+    ("wb-compare-steps", 0, "'train.max_steps' is 0: input should be greater than or equal to 1."),
+    ("wb-compare-batch", -2, "'train.batch_size' is -2: input should be greater than or equal to 1."),
+    ("wb-compare-val", -0.1, "'data.val_size' is -0.1: input should be greater than or equal to 0."),
+    ("wb-compare-val", 1.5, "'data.val_size' is 1.5: input should be less than 1."),
+]
+
+
+@pytest.mark.parametrize(("box", "typed", "said"), COMPARE)
+def test_a_compare_number_out_of_its_range_is_refused_naming_its_key(page, box, typed, said):
+    app, ctx = page
+    state = SessionState(app)
+    listed = answered(app, compare_tab.datasets, state)["data"][0]  # the page opened: the list, identity chosen
+    chosen = {"wb-compare-data": listed["value"], box: typed}
+    assert refusal(app, compare_tab.start, state, **chosen) == said
+    assert ctx.compares.latest() is None  # nothing queued
+
+
+def test_the_compare_cutoff_is_the_command_lines_sentence(tmp_path):
+    from engine.config import ConfigError
+    from engine.config_compare import parse_compare_config
+
+    raw = {"model": {"name_or_path": "m"}, "data": {"path": str(tmp_path), "val_size": 0.2},
+           "train": {"cutoff_len": 4}}
+    with pytest.raises(ConfigError, match=CUTOFF.replace(".", r"\.")):
+        parse_compare_config(raw)
+
+
+EVALUATE = [
+    ("wb-eval-rows", -3, "'max_rows' is -3: input should be greater than or equal to 1."),
+    ("wb-eval-tokens", 0, "'sampling.max_new_tokens' is 0: input should be greater than or equal to 1."),
+    ("wb-eval-tokens", 10 ** 6,
+     "'sampling.max_new_tokens' is 1000000: input should be less than or equal to 8192."),
+]
+
+
+@pytest.mark.parametrize(("box", "typed", "said"), EVALUATE)
+def test_an_evaluate_number_out_of_its_range_is_refused_naming_its_key(page, box, typed, said):
+    app, ctx = page
+    state = SessionState(app)
+    answered(app, evaluate_tab.opened, state)  # the page opened: the models and test sets listed
+    test_set = str(ctx.uploads / "test.jsonl")
+    chosen = {"wb-eval-models": ["tuned"], "wb-eval-data": test_set, box: typed}
+    assert refusal(app, evaluate_tab.start, state, **chosen) == said
+    assert ctx.evals.latest() is None  # nothing queued
