@@ -44,7 +44,7 @@ FOR_A_PERSON = {
     "webui.jobs.runs": ("RunError",),
     "webui.jobs.evals": ("EvalChoiceError",),
     "webui.jobs.compares": ("CompareRunningError",),
-    "webui.forms.compare_table": ("CompareFormError",),
+    "webui.forms.compare_table": ("CompareFormError", "CompareValueError"),
     "webui.jobs.commands": ("EngineCommandError",),
     "webui.forms.prestart": ("StartRefusedError",),
     "webui.jobs.chat_client": ("ChatWorkerError",),

@@ -91,3 +91,35 @@ def test_an_evaluate_number_out_of_its_range_is_refused_naming_its_key(page, box
     chosen = {"wb-eval-models": ["tuned"], "wb-eval-data": test_set, box: typed}
     assert refusal(app, evaluate_tab.start, state, **chosen) == said
     assert ctx.evals.latest() is None  # nothing queued
+
+
+def test_the_compare_estimate_says_a_number_out_of_range_while_it_is_typed(page):
+    """As the Train tab's config preview does: the estimate's place says the sentence Start would refuse with;
+    a form that makes no comparison for another reason (no dataset) still shows nothing."""
+    app, _ = page
+    state = SessionState(app)
+    listed = answered(app, compare_tab.datasets, state)["data"][0]
+    block_fn = next(block_fn for block_fn in app.fns.values() if block_fn.name == "estimate"
+                    and any(getattr(block, "elem_id", None) == "wb-compare-cutoff" for block in block_fn.inputs))
+    shown = asyncio.run(app.process_api(block_fn, sent(block_fn, **{"wb-compare-data": listed["value"],
+                                                                    "wb-compare-cutoff": 4}), state))
+    assert "wb-error" in shown["data"][0] and CUTOFF.replace("'", "&#x27;") in shown["data"][0]
+    shown = asyncio.run(app.process_api(block_fn, sent(block_fn, **{"wb-compare-cutoff": 4}), state))
+    assert shown["data"][0] == ""
+
+
+def test_the_sentence_is_in_the_visitors_language(page):
+    from types import SimpleNamespace
+
+    _, ctx = page
+    chinese = SimpleNamespace(headers={"accept-language": "zh-CN,zh;q=0.9"}, cookies={})
+    dataset = str(next(ctx.assets.rglob("identity_alpaca.json")))
+    with pytest.raises(gr.Error) as raised:
+        compare_tab.start(ctx, "c", "org/tiny", dataset, ["lora"], compare_tab.preset_rows(), 60, 4, 4, 0.2,
+                          request=chinese)
+    said = str(raised.value.message)
+    assert "'train.cutoff_len'" in said and "8" in said and "input should be" not in said, said
+    with pytest.raises(gr.Error) as raised:
+        evaluate_tab.start(ctx, ["tuned"], str(ctx.uploads / "test.jsonl"), None, 0, True, False, request=chinese)
+    said = str(raised.value.message)
+    assert "'sampling.max_new_tokens'" in said and "input should be" not in said, said

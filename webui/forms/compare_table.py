@@ -29,6 +29,10 @@ class CompareFormError(UserError, ValueError):
     """What the Compare form was given cannot be compared; the message is one sentence for the page."""
 
 
+class CompareValueError(CompareFormError):
+    """A value of the form out of its key's range (or of a wrong type): the schema's sentence naming the key."""
+
+
 def preset_rows() -> list[list[Any]]:
     """The built-in presets, one row per method: name, learning rate, the options as JSON."""
     rows = []
@@ -75,7 +79,7 @@ def compare_config(model: str, dataset: str, methods: list[str], rows: Any, step
             "methods": [m for m in METHOD_NAMES if m in methods],
             "presets": {m: presets[m] for m in methods if m in presets}, "evaluate": bool(evaluate)})
     except ValidationError as error:
-        raise CompareFormError(sentence_of(error.errors()[0])) from None
+        raise CompareValueError(sentence_of(error.errors()[0])) from None
     issues = config.problems()
     if issues:
         raise CompareFormError(issues[0])

@@ -30,6 +30,7 @@ from webui.context import AppContext
 from webui.forms.compare_table import (
     PRESET_HEADERS,
     CompareFormError,
+    CompareValueError,
     answers_html,
     compare_config,
     curves_frame,
@@ -127,14 +128,17 @@ def estimate(ctx: AppContext, _name: str, model: str, dataset: str | None, metho
              steps: float | None, batch_size: float | None, cutoff_len: float | None, val_size: float | None,
              evaluate: bool = True, request: gr.Request | None = None) -> str:
     """The form's methods' memory estimates before Start, from config.json (no torch) and the dataset's token lengths
-    where the Train tab's inspection has measured them; "" where the form makes no comparison yet (Start says why)
-    or config.json is not at hand. The comparison job measures the lengths itself when it starts."""
+    where the Train tab's inspection has measured them; a number out of its range in the sentence Start refuses
+    it with; "" where the form makes no comparison yet for another reason (Start says why) or config.json is not at
+    hand. The comparison job measures the lengths itself when it starts."""
     from engine.config import ConfigError
 
     try:
         config = compare_config(model.strip(), dataset or "", list(methods or []), presets, int(steps or 0),
                                 int(batch_size or 0), int(cutoff_len or 0), float(val_size or 0), bool(evaluate))
         found = model_json(ctx, model.strip())
+    except CompareValueError as error:  # a number out of its range: said while it is typed, as Start will
+        return f"<p class='wb-error'>{html.escape(sentence(request, error))}</p>"
     except (CompareFormError, ConfigError, PathError, ModelFileError):
         return ""  # Start refuses with the sentence
     if found is None:
