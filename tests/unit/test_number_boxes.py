@@ -123,3 +123,40 @@ def test_the_sentence_is_in_the_visitors_language(page):
         evaluate_tab.start(ctx, ["tuned"], str(ctx.uploads / "test.jsonl"), None, 0, True, False, request=chinese)
     said = str(raised.value.message)
     assert "'sampling.max_new_tokens'" in said and "input should be" not in said, said
+
+
+def test_a_presets_learning_rate_out_of_range_is_refused_naming_the_method_and_key(page, monkeypatch):
+    """The presets table's numbers are the method's run config: Start refuses a learning rate of -1 with the
+    sentence `launch.py train` gives that run, and queues nothing."""
+    app, ctx = page
+    monkeypatch.setattr(compare_tab, "check_compare_data", lambda *_: None)  # its inspect-data: a process
+    rows = compare_tab.preset_rows()
+    rows[0][1] = -1.0
+    state = SessionState(app)
+    listed = answered(app, compare_tab.datasets, state)["data"][0]
+    said = refusal(app, compare_tab.start, state, **{"wb-compare-data": listed["value"],
+                                                     "wb-compare-presets": {"headers": compare_tab.PRESET_HEADERS,
+                                                                            "data": rows}})
+    assert said == (f"the {rows[0][0]} run of the comparison: 'train.learning_rate' is -1.0: input should be "
+                    "greater than 0."), said
+    assert ctx.compares.latest() is None
+    from types import SimpleNamespace
+
+    chinese = SimpleNamespace(headers={"accept-language": "zh-CN,zh;q=0.9"}, cookies={})
+    with pytest.raises(gr.Error) as raised:
+        compare_tab.start(ctx, "c", "org/tiny", listed["value"], [rows[0][0]], rows, 60, 4, 256, 0.2,
+                          request=chinese)
+    assert "'train.learning_rate'" in str(raised.value.message)
+    assert "input should be" not in str(raised.value.message), raised.value.message
+
+
+def test_numbers_in_the_schemas_range_go_through_unchanged(page):
+    """Above the val box's 0.9 and below the schema's 1, the command line's range, a number is the config's as
+    typed; the Evaluate tab's empty boxes are every row and the default tokens, as before."""
+    _, ctx = page
+    dataset = str(next(ctx.assets.rglob("identity_alpaca.json")))
+    config = compare_tab.compare_config("org/tiny", dataset, ["lora"], compare_tab.preset_rows(), 7, 3, 9, 0.95)
+    assert (config.data.val_size, config.train.max_steps, config.train.batch_size, config.train.cutoff_len) == (
+        0.95, 7, 3, 9)
+    config = ctx.evals.config(["tuned"], str(ctx.uploads / "test.jsonl"), ctx.runs.run_dir, None, 8192)
+    assert (config.max_rows, config.sampling.max_new_tokens) == (None, 8192)
