@@ -15,7 +15,8 @@ orpo and simpo have no reference. So a rate measured on a run of one stage conve
 per token (the machine's FLOP/s is the common unit). The run measured by: the newest finished run of the same stage
 and method, else the newest run; either only among runs of MIN_STEPS steps or more where there is one, because
 tokens_per_s is the attempt's tokens over its seconds from the first step on (engine/train/throughput.py): the first
-step's start-up (kernels, caches, the first batches) is in it, and over a handful of steps it is most of the figure.
+step's start-up (kernels, caches, the first batches) is in it, and over a handful of steps it is most of the figure;
+where metrics.json has steady_tokens_per_s (the rate after the first step), that is the figure.
 Where there is no run, the page says the first steps will tell.
 Once training runs, the engine's ETA (engine/train/trainer.py) is the measured seconds per step so far times the
 steps left: the time estimate refined after the first steps.
@@ -76,7 +77,8 @@ def measured_rate(runs_dir: Path, stage: str = "sft", method: str | None = None)
     for metrics in runs_dir.glob("*/metrics.json"):
         try:
             data = json.loads(metrics.read_text(encoding="utf-8"))
-            rate, total, used = float(data["tokens_per_s"]), int(data["total_params"]), str(data["method"])
+            rate = float(data.get("steady_tokens_per_s") or data["tokens_per_s"])  # start-up left out: preferred
+            total, used = int(data["total_params"]), str(data["method"])
             trained, steps = str(data.get("stage") or "sft"), data.get("steps")
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue  # a run without the figures (failed, or from before they were written) tells nothing

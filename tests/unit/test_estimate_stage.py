@@ -75,3 +75,29 @@ def test_the_same_stage_and_method_first_then_the_newest_and_runs_of_a_few_steps
         {"tokens_per_s": 10.0, "total_params": PARAMS, "method": "lora"}))  # no stage, no steps: an SFT run
     flops, run = timing.measured_rate(old, stage="sft", method="lora")
     assert run == "before-stages" and flops == 10.0 * 4 * PARAMS
+
+
+def test_the_steady_rate_leaves_the_first_steps_start_up_out(monkeypatch):
+    from engine.train import throughput as module
+
+    now = [100.0]
+    monkeypatch.setattr(module.time, "time", lambda: now[0])
+    meter = module.Throughput()
+    meter.begin(0, 0)
+    assert meter.steady_tokens_per_s(0) is None  # no step yet
+    now[0] = 110.0  # the first step: 10 s of start-up for 100 tokens
+    meter.step_done(100)
+    assert meter.steady_tokens_per_s(100) is None  # one step: nothing after the start-up yet
+    for tokens in (200, 300, 400, 500):  # then 1 s a step of 100 tokens
+        now[0] += 1.0
+        meter.step_done(tokens)
+    assert meter.tokens_per_s(500) == pytest.approx(500 / 14)  # the attempt's figure, start-up in it
+    assert meter.steady_tokens_per_s(500) == pytest.approx(100.0)  # after the first step
+
+
+def test_the_steady_rate_is_preferred_where_metrics_json_has_it(tmp_path: Path):
+    finished(tmp_path, "dpo-lora", 40.0, stage="dpo")
+    metrics = tmp_path / "dpo-lora" / "metrics.json"
+    metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "steady_tokens_per_s": 100.0}))
+    flops, run = timing.measured_rate(tmp_path, stage="dpo", method="lora")
+    assert run == "dpo-lora" and flops == pytest.approx(100.0 * 6 * PARAMS)
