@@ -101,3 +101,19 @@ def test_the_steady_rate_is_preferred_where_metrics_json_has_it(tmp_path: Path):
     metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "steady_tokens_per_s": 100.0}))
     flops, run = timing.measured_rate(tmp_path, stage="dpo", method="lora")
     assert run == "dpo-lora" and flops == pytest.approx(100.0 * 6 * PARAMS)
+
+
+def test_the_train_tabs_line_for_a_dpo_run_counts_both_sequences_and_names_the_run(tmp_path: Path):
+    from types import SimpleNamespace
+
+    from webui.tabs.train.estimate import time_line
+
+    finished(tmp_path, "p-kto-pairs", 2079.0, stage="kto")
+    ctx = SimpleNamespace(runs=SimpleNamespace(runs_dir=tmp_path))
+    dpo = run_config(stage="dpo", max_steps=10, batch_size=2, cutoff_len=100)
+    line = time_line(ctx, None, dpo, demo())
+    rate, _ = timing.seconds(dpo, demo(), 2079.0 * 10 * PARAMS)
+    assert "measured on run `p-kto-pairs`" in line and "at most 4,000 tokens" in line
+    assert f"{rate:,.0f} tokens/s" in line  # converted through the FLOPs of KTO and DPO
+    sft = time_line(ctx, None, run_config(max_steps=10, batch_size=2, cutoff_len=100), demo())
+    assert "at most 2,000 tokens" in sft  # an SFT run's rows: one sequence each, as before
