@@ -28,6 +28,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from engine.config import RunConfig
 from engine.model import shapes
 
@@ -72,7 +74,8 @@ def tokens_to_train(config: RunConfig, rows: int | None = None) -> int | None:
 def measured_rate(runs_dir: Path, stage: str = "sft", method: str | None = None) -> tuple[float, str] | None:
     """(training FLOP/s, the run it was measured on) from the finished runs in `runs_dir` whose metrics.json gives
     tokens/s: among those of MIN_STEPS steps or more where there is one, the newest of `stage` and `method`, else the
-    newest; None where there is none. A run from before stages were written is an SFT run."""
+    newest; None where there is none. A run from before stages were written is an SFT run; one that recomputed its
+    activations (gradient checkpointing) did a third forward a token."""
     found = []
     for metrics in runs_dir.glob("*/metrics.json"):
         try:
@@ -85,12 +88,22 @@ def measured_rate(runs_dir: Path, stage: str = "sft", method: str | None = None)
         if rate > 0:
             long_enough = not isinstance(steps, int) or steps >= MIN_STEPS  # unknown: taken as enough
             same = trained == stage and used == method
-            flops = rate * flops_per_token(used, total, stage=trained)
+            flops = rate * flops_per_token(used, total, checkpointed(metrics.parent), trained)
             found.append(((long_enough, same, metrics.stat().st_mtime), flops, metrics.parent.name))
     if not found:
         return None
     _, flops, name = max(found, key=lambda entry: entry[0])
     return flops, name
+
+
+def checkpointed(run: Path) -> bool:
+    """Whether the run recomputed its activations (its config.yaml's train.gradient_checkpointing); False where the
+    file does not say."""
+    try:
+        train = (yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}).get("train") or {}
+        return bool(train.get("gradient_checkpointing", False))
+    except (OSError, yaml.YAMLError, AttributeError):
+        return False
 
 
 def rate_at(config: RunConfig, params: int, flops_per_s: float) -> float:

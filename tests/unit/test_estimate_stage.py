@@ -117,3 +117,11 @@ def test_the_train_tabs_line_for_a_dpo_run_counts_both_sequences_and_names_the_r
     assert f"{rate:,.0f} tokens/s" in line  # converted through the FLOPs of KTO and DPO
     sft = time_line(ctx, None, run_config(max_steps=10, batch_size=2, cutoff_len=100), demo())
     assert "at most 2,000 tokens" in sft  # an SFT run's rows: one sequence each, as before
+
+
+def test_a_run_that_recomputed_its_activations_did_more_flops_per_token(tmp_path: Path):
+    finished(tmp_path, "checkpointed", 100.0)
+    (tmp_path / "checkpointed" / "config.yaml").write_text("train:\n  gradient_checkpointing: true\n")
+    assert timing.measured_rate(tmp_path)[0] == pytest.approx(100.0 * 6 * PARAMS)  # a third forward a token
+    (tmp_path / "checkpointed" / "config.yaml").write_text(": not yaml [")
+    assert timing.measured_rate(tmp_path)[0] == pytest.approx(100.0 * 4 * PARAMS)  # unreadable: taken as off
