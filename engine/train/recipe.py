@@ -356,6 +356,9 @@ def final_metrics(config: RunConfig, trainer: Any, result: Any, started: float, 
         "weights_size_mb": size / 2**20,
         "packing": trainer.packing,
     }
+    steady = trainer.steady_tokens_per_s()
+    if steady is not None:  # after the first step's start-up (engine/train/throughput.py)
+        metrics["steady_tokens_per_s"] = steady
     if eval_loss is not None:
         metrics["eval_loss"] = eval_loss
     if eval_loss is not None and config.train.stage not in PREFERENCE_STAGES:  # a preference loss is no likelihood

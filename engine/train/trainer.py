@@ -70,6 +70,9 @@ class WorkbenchTrainer(Trainer):
     def tokens_per_s(self) -> float:
         return self.throughput.tokens_per_s(self.state.num_input_tokens_seen)
 
+    def steady_tokens_per_s(self) -> float | None:
+        return self.throughput.steady_tokens_per_s(self.state.num_input_tokens_seen)
+
     def mean_loss(self, result: Any) -> float | None:
         """This attempt's mean training loss (train()'s result); where a resumed attempt had no step left to
         train (killed while saving the weights), the mean of the losses logged before it, not the Trainer's 0."""
@@ -270,7 +273,7 @@ class EventCallback(TrainerCallback):
         if not self.reporter.job.path.is_dir():  # deleted while it trains: nothing to save into, no one follows
             raise JobFolderGoneError(f"The run folder {self.reporter.job.path} was deleted while it trained: the "
                                      f"run ended at step {state.global_step}.")
-        elapsed = self.throughput.step_done()
+        elapsed = self.throughput.step_done(state.num_input_tokens_seen)
         eta = self._eta(state, elapsed)
         self.reporter.events.write(Progress(step=state.global_step, total=state.max_steps,
                                             epoch=round(state.epoch or 0.0, 4), elapsed_s=round(elapsed, 2),

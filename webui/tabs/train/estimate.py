@@ -63,14 +63,15 @@ def estimate_text(ctx: AppContext, request: gr.Request | None, *args: Any) -> st
 
 
 def time_line(ctx: AppContext, request: gr.Request | None, config: Any, found: dict[str, Any]) -> str:
-    measured = timing.measured_rate(ctx.runs.runs_dir)
+    """The run's time from a finished run's rate, converted through the FLOPs per token of its stage and method
+    (engine/estimate/timing.py: a pair trains two sequences, DPO and KTO a reference forward too)."""
+    measured = timing.measured_rate(ctx.runs.runs_dir, config.train.stage, config.method.name)
     if measured is None:
         return message(request, "msg.estimate_no_rate")
     flops, run = measured
     answer = timing.seconds(config, found, flops)
     if answer is None:  # trained by epochs: the rows are counted when the run starts
-        params = timing.matmul_params(found) or 1
-        rate = flops / timing.flops_per_token(config.method.name, params, config.train.gradient_checkpointing)
+        rate = timing.rate_at(config, timing.matmul_params(found) or 1, flops)
         return message(request, "msg.estimate_rate", rate=f"{rate:,.0f}", run=run)
     rate, seconds = answer
     return message(request, "msg.estimate_time", time=timing.clock(seconds), rate=f"{rate:,.0f}", run=run,
