@@ -160,3 +160,19 @@ def test_numbers_in_the_schemas_range_go_through_unchanged(page):
         0.95, 7, 3, 9)
     config = ctx.evals.config(["tuned"], str(ctx.uploads / "test.jsonl"), ctx.runs.run_dir, None, 8192)
     assert (config.max_rows, config.sampling.max_new_tokens) == (None, 8192)
+
+
+@pytest.mark.parametrize("typed", [0, -1])
+def test_the_export_shard_size_below_zero_is_refused_naming_the_field(page, typed):
+    """The Export tab's shard size reaches its handler as typed (its box had gradio's minimum of 0.1, whose
+    unnamed "less than minimum" refusal came first) and is refused naming the field and the export's key; a small
+    size above 0 (50 MB shards) is the engine's to take."""
+    from webui.tabs import export as export_tab
+
+    app, ctx = page
+    box = next(block for block in app.blocks.values() if getattr(block, "elem_id", None) == "wb-export-shard")
+    assert box.preprocess(typed) == typed and box.preprocess(0.05) == 0.05
+    with pytest.raises(gr.Error) as raised:
+        export_tab.export(ctx, "tuned", "float16", typed)
+    assert str(raised.value.message) == (f"Shard size (GB) (the export's max_shard_size) is {typed!r}: give a "
+                                         "number of GB above 0, such as 2.")

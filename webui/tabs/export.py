@@ -147,7 +147,9 @@ def build_export_tab(ctx: AppContext, app: gr.Blocks) -> ExportTab:
             run = gr.Dropdown([], label=t("export.run"), elem_id="wb-export-run", scale=2)
             dtype = gr.Radio(list(EXPORT_DTYPES), value="float16", label=t("export.dtype"),
                              info=t("export.dtype_help"))
-            shard_gb = gr.Number(value=2, minimum=0.1, step=0.5, label=t("export.shard"), info=t("export.shard_help"))
+            # no `minimum`: gradio would refuse 0 with its own unnamed sentence; export() names the field
+            shard_gb = gr.Number(value=2, step=0.5, label=t("export.shard"), info=t("export.shard_help"),
+                                 elem_id="wb-export-shard")
         export_btn = gr.Button(t("export.start"), variant="primary", elem_id="wb-export-start")
         status = gr.Markdown(elem_id="wb-export-status")
         log = gr.Textbox(label=t("export.log"), lines=8, max_lines=8, elem_classes=["wb-log"])
