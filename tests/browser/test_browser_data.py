@@ -264,8 +264,10 @@ def test_an_odd_columns_file_opens_the_columns_group_whose_picks_are_data_column
     summary = page.wait_for_selector("#wb-data-summary:has-text('Detected format')", timeout=120_000).inner_text()
     assert "prompt_completion" in summary and "7 rows" in summary, summary
     assert not page.locator("#wb-data-error").count()
+    # Save reads the form as the browser holds it: the saved file shows the picks reached the config. (Not the
+    # preview's text: its editor draws only the lines near the window, and whether data's lines were among them
+    # depended on the page's layout at that moment; a whole-suite run timed out on it.)
     page.get_by_text("Config preview, save and load").click()
-    wait_for_yaml(page, "columns:\n    prompt: question\n    response: answer\n")
     page.get_by_label("Config name").fill("odd-mapped")
     page.get_by_role("button", name="Save form to YAML").click()
     page.wait_for_selector("[data-testid=toast-body]:has-text('odd-mapped.yaml')")
