@@ -92,8 +92,9 @@ def refuse_wrong_types() -> None:
 
 # Number boxes whose handler validates the number through the config it makes, so that a number outside the box's
 # range is refused by Start naming its key and range in the command line's sentence ("'train.cutoff_len' is 4: input
-# should be greater than or equal to 8."), not by gradio's unnamed "Value 4 is less than minimum value 8."
-CHECKED_BY_CONFIG = ("wb-compare-", "wb-eval-")
+# should be greater than or equal to 8."), not by gradio's unnamed "Value 4 is less than minimum value 8." (the
+# Export tab's shard size: export() names the field and max_shard_size)
+CHECKED_BY_CONFIG = ("wb-compare-", "wb-eval-", "wb-export-")
 
 
 def _refusing(preprocess: Any) -> Any:

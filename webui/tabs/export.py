@@ -147,8 +147,8 @@ def build_export_tab(ctx: AppContext, app: gr.Blocks) -> ExportTab:
             run = gr.Dropdown([], label=t("export.run"), elem_id="wb-export-run", scale=2)
             dtype = gr.Radio(list(EXPORT_DTYPES), value="float16", label=t("export.dtype"),
                              info=t("export.dtype_help"))
-            # no `minimum`: gradio would refuse 0 with its own unnamed sentence; export() names the field
-            shard_gb = gr.Number(value=2, step=0.5, label=t("export.shard"), info=t("export.shard_help"),
+            # a number below the minimum reaches export(), which names the field (widgets.CHECKED_BY_CONFIG)
+            shard_gb = gr.Number(value=2, minimum=0.1, step=0.5, label=t("export.shard"), info=t("export.shard_help"),
                                  elem_id="wb-export-shard")
         export_btn = gr.Button(t("export.start"), variant="primary", elem_id="wb-export-start")
         status = gr.Markdown(elem_id="wb-export-status")
