@@ -88,12 +88,12 @@ def measured_rate(runs_dir: Path, stage: str = "sft", method: str | None = None)
         if rate > 0:
             long_enough = not isinstance(steps, int) or steps >= MIN_STEPS  # unknown: taken as enough
             same = trained == stage and used == method
-            flops = rate * flops_per_token(used, total, checkpointed(metrics.parent), trained)
-            found.append(((long_enough, same, metrics.stat().st_mtime), flops, metrics.parent.name))
+            found.append(((long_enough, same, metrics.stat().st_mtime), rate, used, total, trained, metrics.parent))
     if not found:
         return None
-    _, flops, name = max(found, key=lambda entry: entry[0])
-    return flops, name
+    # the chosen run's config.yaml only: this runs on every change of the form, in the web process
+    _, rate, used, total, trained, run = max(found, key=lambda entry: entry[0])
+    return rate * flops_per_token(used, total, checkpointed(run), trained), run.name
 
 
 def checkpointed(run: Path) -> bool:
