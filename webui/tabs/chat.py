@@ -198,7 +198,7 @@ def loader(mode: str) -> Callable[..., Iterator[tuple[Any, ...]]]:
                 return
             base, adapters = resolve_source(ctx, run, adapter_dir, say)
             fresh = FRESH if switches_model(ctx, adapters) else KEPT
-            yield say("chat.msg.loading", source=Path(str(source)).name), gr.update(visible=False), *fresh
+            yield say("chat.msg.loading", source=source_name(str(source))), gr.update(visible=False), *fresh
             ctx.chat.load(base, adapters, cpu_only=(mode == "cpu"))
             yield loaded_status(ctx, say), gr.update(visible=False), *KEPT
         except (PathError, ChatWorkerError) as error:
