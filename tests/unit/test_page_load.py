@@ -63,9 +63,11 @@ def test_choosing_another_model_inspects_the_dataset_again(app):
     """The example is rendered with the chosen model's chat template and the token lengths are counted with its
     tokenizer: a new base model (its folder or hub id typed, a recent one picked) inspects again. Before, the page
     kept showing the first model's template (Phi-3 markers under a ChatML model) until the dataset changed."""
-    inspections = [fn for fn in app.fns.values()
-                   if fn.fn is not None and pyinspect.unwrap(fn.fn) is train_data.inspect and fn.trigger_after is None]
-    triggers = {(app.blocks[block].elem_id, event) for fn in inspections for block, event in fn.targets
+    inspections = [fn for fn in app.fns.values() if fn.fn is not None and pyinspect.unwrap(fn.fn) is train_data.inspect]
+    # the inspection follows a relay in the browser on the form's triggers (webui.components.wiring.newest)
+    relays = [app.fns[fn.trigger_after] for fn in inspections
+              if fn.trigger_after is not None and app.fns[fn.trigger_after].fn is None]
+    triggers = {(app.blocks[block].elem_id, event) for fn in relays for block, event in fn.targets
                 if block in app.blocks}
     assert ("wb-model", "change") in triggers, sorted(triggers, key=str)
 
@@ -99,3 +101,16 @@ def test_the_opening_events_answer_directly_and_draw_no_progress(app):
         else:
             assert sent["queue"] is False, fn.name
     assert streamed == ["count_trainable"]  # the trainable count streams its answer as the engine gives it
+
+
+def test_the_inspections_answer_sends_the_mapping_only_where_it_changes():
+    """The hidden data.replace JSON reports a change on every value it receives, starting the config preview and
+    the estimate: an answer that keeps every filled placeholder leaves it alone; one that drops a placeholder the
+    data no longer holds sends the mapping without it."""
+    import gradio as gr
+
+    with gr.Blocks():
+        panel = build_placeholder_panel()
+    report = {"rows": 2, "sample_rows": 2, "placeholders": [{"name": "name", "count": 2, "rows": 2}]}
+    assert panel.mapping not in placeholder_view(panel, report, {"name": "Ada"}, None)
+    assert placeholder_view(panel, report, {"name": "Ada", "gone": "x"}, None)[panel.mapping] == {"name": "Ada"}

@@ -22,11 +22,19 @@ def app(tmp_path_factory: pytest.TempPathFactory):
     return build_app(AppContext.create(tmp_path_factory.mktemp("ws")))
 
 
+def triggers(app, block_fn: Any) -> set[tuple[str | None, str]]:
+    """(elem_id, event) of what starts `block_fn`: its own triggers, or those of the browser relay it follows
+    (webui.components.wiring.newest)."""
+    if block_fn.trigger_after is not None and app.fns[block_fn.trigger_after].fn is None:
+        block_fn = app.fns[block_fn.trigger_after]
+    return {(getattr(app.blocks.get(block), "elem_id", None), name) for block, name in block_fn.targets}
+
+
 def event(app, fn: Any, trigger: str | None = None) -> Any:
     """The page's event whose handler is `fn` (and, given, is triggered by the component with elem_id `trigger`)."""
     found = [block_fn for block_fn in app.fns.values() if block_fn.fn is not None
-             and pyinspect.unwrap(block_fn.fn) is fn and (trigger is None or any(
-                 getattr(app.blocks.get(block), "elem_id", None) == trigger for block, _ in block_fn.targets))]
+             and pyinspect.unwrap(block_fn.fn) is fn
+             and (trigger is None or any(elem_id == trigger for elem_id, _ in triggers(app, block_fn)))]
     assert len(found) == 1, found
     return found[0]
 
@@ -71,7 +79,7 @@ def test_an_upload_changes_one_list_and_so_starts_one_inspection(app, tmp_path):
     from webui.tabs.train import data as train_data
 
     inspection = event(app, train_data.inspect, "wb-dataset")
-    starts = {(getattr(app.blocks.get(block), "elem_id", None), name) for block, name in inspection.targets}
+    starts = triggers(app, inspection)
     assert {("wb-dataset", "change"), ("wb-more-datasets", "change")} <= starts
     upload = event(app, handlers.upload_dataset)
     assert [block.elem_id for block in upload.outputs] == ["wb-upload", "wb-dataset", "wb-more-datasets"]

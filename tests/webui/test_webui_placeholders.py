@@ -78,7 +78,7 @@ def test_an_inspection_shows_a_field_for_each_placeholder(ctx, tab, identity):
     other.write_text(json.dumps([{"instruction": "Where?", "output": "In {{city}}."}]), encoding="utf-8")
     two = list(train_data.inspect(ctx, tab.data, "", str(identity), [str(other)], "auto", 512, "truncate", None,
                                   {"city": "Paris"}))[-1]  # the page inspects the first dataset only
-    assert two[panel.names] == ["name", "author", "city"] and two[panel.mapping] == {"city": "Paris"}
+    assert two[panel.names] == ["name", "author", "city"] and panel.mapping not in two  # kept as it is
 
 
 def test_a_sampled_inspection_keeps_the_texts_it_may_have_missed(tab):
@@ -90,11 +90,11 @@ def test_a_sampled_inspection_keeps_the_texts_it_may_have_missed(tab):
     report = {"placeholders": found, "rows": 5000, "sample_rows": 2000}
     view = placeholder_view(panel, report, {"later": "kept"}, None)
     assert view[panel.names] == [f"p{index}" for index in range(MAX_FIELDS)]  # the fields there are
-    assert view[panel.mapping] == {"later": "kept"}
+    assert panel.mapping not in view  # kept as it is (an unchanged value is not sent)
     assert "first 2,000 rows" in view[panel.note] and "1 more have no field here" in view[panel.note]
     complete = placeholder_view(panel, {**report, "rows": 2000}, {"later": "kept"}, None)
     assert complete[panel.mapping] == {} and "more" not in complete[panel.note]
     first_of_two = placeholder_view(panel, {**report, "rows": 2000}, {"later": "kept"}, None, every_dataset=False)
-    assert first_of_two[panel.mapping] == {"later": "kept"}  # another dataset of the run may hold it
+    assert panel.mapping not in first_of_two  # kept: another dataset of the run may hold it
     none = placeholder_view(panel, {"placeholders": [], "rows": 3, "sample_rows": 3}, {}, None)
     assert none[panel.box]["visible"] is False and none[panel.names] == []

@@ -20,7 +20,7 @@ from engine.config import EXPORT_DTYPES, PROMPT_LEARNING
 from engine.jobs.rundir import ExportDir
 from engine.sentences import Sentence
 from webui.components.render import log_text
-from webui.components.wiring import bind
+from webui.components.wiring import bind, newest
 from webui.context import AppContext
 from webui.i18n import failure, message, t, words
 from webui.jobs.monitor import JobSnapshot
@@ -163,7 +163,7 @@ def build_export_tab(ctx: AppContext, app: gr.Blocks) -> ExportTab:
     app.load(*refresh)
     shown.select(*refresh)
     tab.run.change(bind(show_latest, ctx), tab.run, tab.view_outputs(), show_progress="hidden")
-    tab.run.change(bind(dtype_choice, ctx), tab.run, tab.dtype, show_progress="hidden")
+    newest([tab.run.change], fn=bind(dtype_choice, ctx), inputs=tab.run, outputs=tab.dtype, show_progress="hidden")
     tab.export.click(bind(export, ctx), [tab.run, tab.dtype, tab.shard_gb], tab.view_outputs())
     tab.timer.tick(bind(follow, ctx), tab.job, tab.view_outputs(), show_progress="hidden")
     return tab

@@ -20,7 +20,7 @@ from engine.estimate.advice import ADVICE, Advice, after_failure
 from engine.model.config_json import ModelFileError
 from webui.components.confirm import Confirm, ask, closed
 from webui.components.render import state_label
-from webui.components.wiring import bind
+from webui.components.wiring import bind, newest
 from webui.context import AppContext
 from webui.forms.models import model_config_json
 from webui.forms.prestart import StartRefusedError, check_start
@@ -143,8 +143,8 @@ def rerun_advised(ctx: AppContext, selected: list[str] | None, request: gr.Reque
 
 def wire_run_again(ctx: AppContext, button: gr.Button, confirm: Confirm, resume: gr.Button, selected: gr.Dropdown,
                    listing: tuple[Any, ...], advice: gr.Markdown, advised: gr.Button, timer: gr.Timer) -> None:
-    gr.on([selected.change, timer.tick], bind(show_advice, ctx), [selected], [advice, advised],
-          show_progress="hidden", trigger_mode="always_last")
+    newest([selected.change, timer.tick], fn=bind(show_advice, ctx), inputs=[selected], outputs=[advice, advised],
+           show_progress="hidden")  # beside the run's view (webui.tabs.runs.tab), on the same triggers
     advised.click(bind(rerun_advised, ctx), [selected], None).then(*listing)
     button.click(bind(ask_rerun, ctx), [selected], confirm.outputs)
     confirm.yes.click(bind(rerun_confirmed, ctx), confirm.pending, confirm.outputs).then(*listing)

@@ -86,9 +86,11 @@ def placeholder_view(panel: PlaceholderPanel, report: dict[str, Any], mapping: d
     rows, measured = int(report.get("rows") or 0), int(report.get("sample_rows") or 0)
     names = field_names(list(found), mapping, complete=every_dataset and measured >= rows)
     shown = names[:MAX_FIELDS]
-    updates: dict[Any, Any] = {panel.names: shown, panel.mapping: {n: v for n, v in mapping.items() if n in names},
-                               panel.box: gr.update(visible=bool(names)),
+    updates: dict[Any, Any] = {panel.names: shown, panel.box: gr.update(visible=bool(names)),
                                panel.note: placeholder_note(names, measured, rows, request)}
+    kept = {name: text for name, text in mapping.items() if name in names}
+    if kept != mapping:  # sent only when it changes: the JSON widget reports a change on every value it receives,
+        updates[panel.mapping] = kept  # and the config preview and the estimate, which it starts, would run again
     for index, field in enumerate(panel.fields):
         if index >= len(shown):
             updates[field] = gr.update(visible=False, value="")

@@ -9,7 +9,7 @@ from typing import Any
 import gradio as gr
 
 from webui.components.widgets import clamp_note
-from webui.components.wiring import bind
+from webui.components.wiring import bind, newest
 from webui.context import AppContext
 from webui.forms import mapping as forms
 from webui.forms.fields import (
@@ -102,8 +102,8 @@ def wire_model_and_data(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
     # one at load sent the same answer again, which the page redrew (and the preview and estimate ran again).
     # a new stage reads other standard names: the Columns group shows them, the file is read as the stage maps it;
     # a new base model: the example is rendered with its chat template, the lengths counted with its tokenizer
-    gr.on([model.name.change, data.dataset.change, data.more.change, data.data_format.change, cutoff_len.release,
-           overlength.change, tab.method.stage[STAGE].change], trigger_mode="always_last", **inspection(ctx, tab))
+    newest([model.name.change, data.dataset.change, data.more.change, data.data_format.change, cutoff_len.release,
+            overlength.change, tab.method.stage[STAGE].change], **inspection(ctx, tab))
     # a placeholder field's text: the preview, example and lengths show the rows filled
     wire_placeholder_fields(data.placeholders, inspection(ctx, tab))
     # a column picked under Columns: the summary, preview and example read the file mapped
@@ -126,8 +126,9 @@ def wire_form(ctx: AppContext, tab: TrainTab, app: gr.Blocks, restored: Any) -> 
     it)."""
     form = tab.form_inputs()
     method, training, config = tab.method, tab.training, tab.config
+    # answered directly: queued, it would be a second queued always_last listener beside the preview (newest())
     training.stop_by.change(bind(h.stop_by_shown, training), training.stop_by,
-                            [training.options[EPOCHS], training.options[MAX_STEPS]])
+                            [training.options[EPOCHS], training.options[MAX_STEPS]], queue=False)
     # A new method's count and preview run after its options are shown: the bits radio's choices change with the
     # method, and gradio refuses a value that is not among them.
     method_shown = method.name.change(bind(h.method_visibility, method), [method.name, method.bits],
