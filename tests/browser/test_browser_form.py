@@ -107,6 +107,35 @@ def test_offline_hub_id_fails_at_once_without_another_models_figures(page):
     assert took < 10
 
 
+def test_a_model_typed_once_runs_each_of_its_handlers_once(page):
+    """A model typed into the box runs its handlers (model summary, dataset inspection, count, preview, estimate)
+    once each. Before, Gradio's page sent the trigger again whenever a deferred run of one of its two queued
+    always_last handlers ended, and the whole set ran again every 0.8 s, sometimes without end
+    (tests/unit/test_page_events.py, webui.components.wiring.newest)."""
+    page.wait_for_function(COUNT_SHOWN, polling=100)
+    page.wait_for_timeout(3000)  # the opening's events are answered
+    model_id = page.evaluate("""() => (window.gradio_config.components
+        .find(c => c.props && c.props.elem_id === 'wb-model') || {}).id""")
+    assert isinstance(model_id, int), model_id
+    sent: list[int] = []
+
+    def record(request) -> None:
+        if request.method == "POST" and ("/queue/join" in request.url or "/run/predict" in request.url):
+            body = json.loads(request.post_data or "{}")
+            if body.get("trigger_id") == model_id:
+                sent.append(body.get("fn_index"))
+
+    page.on("request", record)
+    box = page.locator("#wb-model input")
+    box.click()
+    box.fill(HUB_ID)
+    box.press("Enter")
+    page.wait_for_selector("#wb-trainable:has-text('cannot be reached')", timeout=30_000)
+    page.wait_for_timeout(6000)  # the looping page had sent the set again twice by now
+    assert len(sent) >= 3, sent  # the summary, the inspection, the count (and the preview, the estimate)
+    assert len(sent) == len(set(sent)), sorted(sent)
+
+
 def test_start_refuses_at_once_what_the_page_knows_will_fail(page, server, tmp_path):
     """An empty dataset the inspection has rejected, then a hub id that cannot be reached: Start says the page's
     sentence at once and writes no run (it used to queue one that failed with the same sentence minutes later)."""

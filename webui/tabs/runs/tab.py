@@ -20,7 +20,7 @@ from webui.components.render import (
     progress_html,
     runs_rows,
 )
-from webui.components.wiring import bind
+from webui.components.wiring import bind, newest
 from webui.context import AppContext
 from webui.i18n import failure, message, t, words
 from webui.jobs.paths import PathError
@@ -196,7 +196,7 @@ def build_runs_tab(ctx: AppContext, app: gr.Blocks) -> RunsTab:
     tab.refresh.click(*listing, show_progress="hidden")
     tab.timer.tick(bind(list_runs, ctx), [tab.selected, tab.listed], [tab.table, tab.selected, tab.listed],
                    show_progress="hidden")
-    gr.on([tab.selected.change, tab.timer.tick], *view, show_progress="hidden", trigger_mode="always_last")
+    newest([tab.selected.change, tab.timer.tick], fn=view[0], inputs=view[1], outputs=view[2], show_progress="hidden")
     tab.stop.click(bind(stop_selected, ctx), [tab.selected], None)
     tab.delete.click(bind(ask_delete, ctx), [tab.selected], tab.confirm_delete.outputs)
     tab.confirm_delete.yes.click(bind(delete_confirmed, ctx), tab.confirm_delete.pending,

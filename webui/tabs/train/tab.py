@@ -150,8 +150,7 @@ def wire_form(ctx: AppContext, tab: TrainTab, app: gr.Blocks, restored: Any) -> 
                "show_progress": "hidden"}
     # Not on app.load: the preview writes the form the browser keeps, and one of the page's defaults, beside the
     # restore, would replace the kept form (a reload before the restored form's preview then lost it). After it.
-    gr.on([c.change for c in form if c is not method.name] + [config.config_name.change],
-          trigger_mode="always_last", **preview)
+    newest([c.change for c in form if c is not method.name] + [config.config_name.change], **preview)
     restored.then(**preview)
     method_shown.then(**preview)
     estimate = {"fn": bind(train_estimate.estimate_text, ctx), "inputs": form, "outputs": method.estimate,
