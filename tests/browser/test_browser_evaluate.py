@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from engine.compare.table import COLUMNS
 from tests.browser.pages import make_run, pick, set_number, shot
@@ -98,6 +99,43 @@ def test_evaluate_base_against_a_run_shows_the_table_and_the_rows(run, shared_pa
     page.get_by_role("tab", name="Evaluate").click()
     page.locator("#wb-eval-table table").wait_for(timeout=30_000)
     assert list(table_rows(page)) == ["base", run]
+
+
+def test_a_test_set_of_unknown_columns_is_mapped_under_columns_and_evaluated(run, shared_page, server):
+    """A `question,answer` CSV: the Columns group opens by itself saying why, the picks read the file again, and the
+    evaluation reads it mapped (its data.columns)."""
+    url, workspace = server
+    page = shared_page  # on the Evaluate tab, base and the run chosen, as the test before left it (reloaded)
+    (workspace / "uploads" / "qa.csv").write_text(
+        "question,answer\nWho are you?,I am Aria.\nYour name?,Aria.\nWho made you?,Ada Labs.\n", encoding="utf-8")
+    page.get_by_role("tab", name="Train").click()
+    page.get_by_role("tab", name="Evaluate").click()  # the tab lists the workspace's files again
+    pick(page, "#wb-eval-data", "qa.csv")
+    note = page.locator("#wb-eval-columns-note")
+    note.filter(has_text="match no format").wait_for(timeout=120_000)
+    assert "under Columns" in note.inner_text()
+    pick(page, "#wb-eval-column-prompt", "question")
+    pick(page, "#wb-eval-column-response", "answer")
+    note.filter(has_text="Which column").wait_for(timeout=120_000)  # read mapped: no refusal left
+    assert page.locator("#wb-eval-column-prompt input").input_value() == "question"
+    assert page.locator("#wb-eval-column-response input").input_value() == "answer"
+    shot(page, "evaluate-columns")
+    before = {job.name for job in (workspace / "evals").iterdir()}
+    page.click("#wb-eval-start")
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        new = [job for job in (workspace / "evals").iterdir() if job.name not in before]
+        if new and (new[0] / "metrics.json").exists():
+            break
+        time.sleep(0.5)
+    job = new[0]
+    metrics = json.loads((job / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["rows"] == ROWS and list(metrics["models"]) == ["base", run]
+    config = yaml.safe_load((job / "config.yaml").read_text(encoding="utf-8"))
+    assert config["data"]["columns"] == {"prompt": "question", "response": "answer"}, config["data"]
+    first = json.loads((job / "predictions.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    assert first["reference"] == "I am Aria.", first
+    page.locator("#wb-eval-table table").wait_for(timeout=60_000)
 
 
 COMPARED = ("lora", "prompt", "ia3")

@@ -322,6 +322,6 @@ def test_a_reload_picks_the_newest_evaluations_choices_again(ctx: AppContext, tm
     config = ctx.evals.config(["base", "other", "tuned"], str(data.resolve()), ctx.runs.run_dir, 3, 12,
                               general=False)
     ctx.evals.start(config)
-    models, test_set, max_rows, tokens, general = evaluate.opened(ctx)
+    models, test_set, max_rows, tokens, general, maps = evaluate.opened(ctx)
     assert models["value"] == ["base", "other", "tuned"] and test_set["value"] == str(data.resolve())
-    assert (max_rows, tokens, general) == (3, 12, False)
+    assert (max_rows, tokens, general, maps) == (3, 12, False, {})  # no column map: the Columns group's picks

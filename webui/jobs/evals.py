@@ -82,9 +82,10 @@ class EvalManager:
         return EvalDir(path)
 
     def config(self, models: list[str], test_set: str, run_dir: Callable[[str], RunDir], max_rows: int | None,
-               max_new_tokens: int, general: bool = True) -> EvalConfig:
+               max_new_tokens: int, general: bool = True, columns: dict[str, str] | None = None) -> EvalConfig:
         """The EvalConfig of the form's choices: `models` are "base" and run names, `test_set` a dataset file (as the
-        Train tab lists them) or "validation:RUN". EvalChoiceError, PathError or RunError (one sentence) otherwise."""
+        Train tab lists them, read with the column map `columns`) or "validation:RUN" (read as its run read it).
+        EvalChoiceError, PathError or RunError (one sentence) otherwise."""
         if not models:
             raise EvalChoiceError("Choose at least one model to evaluate: base, a finished run, or both.")
         if not test_set:
@@ -97,7 +98,10 @@ class EvalManager:
                 raise EvalChoiceError(no_validation(run))
             update["validation_of"] = str(run.path)
         else:
-            update["data"] = DataConfig(path=self.boundary.dataset(test_set))
+            try:
+                update["data"] = DataConfig(path=self.boundary.dataset(test_set), columns=columns or {})
+            except ValidationError as error:  # a map an API caller sent: the key as the YAML spells it
+                raise EvalChoiceError(sentence_of(error.errors()[0], ("data",))) from None
         if not folders:  # the base alone: the base model a run of the test set trained on
             if "validation_of" not in update:
                 raise EvalChoiceError("Choose a run beside base: the base model is the one the run trained on.")

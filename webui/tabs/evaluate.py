@@ -2,6 +2,10 @@
 table (one row per model, the best per column marked, a CSV download) and the row-by-row view of the answers
 (webui.forms.eval_table).
 
+A test set file whose columns match no format (a `question,answer` CSV) is mapped under its Columns group, as the
+Train tab's dataset is (webui/tabs/train/columns.py): the group shows the file's columns once a file is chosen, opens
+by itself where the file is refused for them, and the picks are the evaluation's data.columns.
+
 The tab follows one evaluation at a time, as the Export tab follows one export: its timer ticks only while that job
 is under way. Opening (or reloading) the page shows the newest evaluation, finished or not, so a reload or a
 restart of launch.py finds its progress or results again.
@@ -24,21 +28,34 @@ from engine.sampling import SamplingConfig
 from webui.components.render import log_text, state_label
 from webui.components.wiring import bind
 from webui.context import AppContext
+from webui.forms.columns import ColumnMaps, file_columns, for_stage
 from webui.forms.datasets import dataset_choices
 from webui.forms.eval_table import Heading, read_predictions, results_html, row_view, table_csv
-from webui.forms.prestart import StartRefusedError, check_test_set
+from webui.forms.prestart import RECENT_FAILURE_S, StartRefusedError, check_test_set
 from webui.i18n import failure, message, pairs_label, sentence, t, words
-from webui.jobs.commands import engine_cache
-from webui.jobs.evals import EvalChoiceError, has_validation, validation_choice
+from webui.jobs.commands import EngineCommandError, engine_cache, inspect_job
+from webui.jobs.evals import VALIDATION, EvalChoiceError, has_validation, validation_choice
 from webui.jobs.paths import PathError
 from webui.jobs.runs import RunError
 from webui.tabs.chat import finished_runs
+from webui.tabs.train.columns import (
+    ColumnsPanel,
+    build_columns_panel,
+    columns_hidden,
+    columns_view,
+    page_reason,
+    refusal_view,
+    wire_column_fields,
+)
+from webui.tabs.train.latest import LatestRequests
 
 POLL_S = 0.5
 SPINNER = "◐◓◑◒"
 MAX_NEW_TOKENS = SamplingConfig.model_fields["max_new_tokens"].default
 MAX_ROWS = EvalConfig.model_fields["max_rows"].default  # None: every row
 GENERAL = EvalConfig.model_fields["general"].default
+STAGE = "sft"  # the names a test set's columns map to: an evaluation reads its rows as SFT reads them
+COLUMN_CHECKS = LatestRequests()  # only each visitor's newest reading of the test set shows (test_set_columns)
 
 
 @dataclass
@@ -48,6 +65,7 @@ class EvalTab:
     max_rows: gr.Number
     max_new_tokens: gr.Number
     general: gr.Checkbox
+    columns: ColumnsPanel  # the test set file's column map (its `maps`: {test set: {standard: column}})
     run: gr.Button
     stop: gr.Button
     status: gr.Markdown
@@ -122,8 +140,8 @@ def choices(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, An
 
 def opened(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, ...]:
     """The page opened (or reloaded): the lists as the workspace holds them, with the choices of the newest
-    evaluation, the one the tab shows, picked again (models, test set, max rows, tokens, general prompts); the
-    defaults where there is none, or where its config cannot be read."""
+    evaluation, the one the tab shows, picked again (models, test set, max rows, tokens, general prompts, column
+    map); the defaults where there is none, or where its config cannot be read."""
     models, sets = choices(ctx, request)
     job, keep = ctx.evals.latest(), gr.update()
     try:
@@ -131,29 +149,68 @@ def opened(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, ...
     except (OSError, ValueError):  # a damaged config.yaml: the tab's view says what it can of that job
         config = None
     if config is None:
-        return models, sets, keep, keep, keep
+        return models, sets, keep, keep, keep, keep
     chosen = [name for name in (BASE if model == BASE else Path(model).name for model in config.models)
               if name in models["choices"]]
     test_set = (validation_choice(Path(config.validation_of).name) if config.validation_of
                 else config.data.path if config.data is not None else None)
+    maps = {test_set: dict(config.data.columns)} if config.data is not None and config.data.columns else {}
     listed = [value for _, value in sets["choices"]]
     return (gr.update(choices=models["choices"], value=chosen or [BASE]),
             gr.update(choices=sets["choices"], value=test_set) if test_set in listed else sets,
-            config.max_rows or 0, config.sampling.max_new_tokens, config.general)
+            config.max_rows or 0, config.sampling.max_new_tokens, config.general, maps)
+
+
+def test_set_columns(ctx: AppContext, panel: ColumnsPanel, test_set: str | None, maps: ColumnMaps | None,
+                     request: gr.Request | None = None) -> dict[Any, Any]:
+    """The Columns group for the chosen test set: a dataset file's own columns, each dropdown holding its pick (the
+    inspection Start's check runs, cached); opened, saying why, where the file is refused for its columns; hidden
+    for a run's validation split (read as its run read it), a folder or a hub dataset."""
+    if not test_set or test_set.startswith(VALIDATION):
+        return columns_hidden(panel)
+    try:
+        path = Path(ctx.evals.boundary.dataset(test_set))
+    except PathError:
+        return columns_hidden(panel)  # Start says why
+    if not path.is_file():
+        return columns_hidden(panel)
+    own = own_map(maps, test_set)
+    newest = COLUMN_CHECKS.ticket(getattr(request, "session_hash", None))
+    try:
+        report = engine_cache(ctx.workspace).answer(inspect_job(path, columns=own or None), wanted=newest,
+                                                    failed_within_s=RECENT_FAILURE_S)
+    except EngineCommandError as error:
+        said, group = refusal_view(panel, test_set, own, STAGE, error, request)
+        refused = group | {panel.note: f"<span class='wb-error'>{said}</span>"} if panel.note in group else group
+        return refused if newest() else {}
+    except OSError:  # the file went while it was being read: Start says why
+        return columns_hidden(panel) if newest() else {}
+    if report is None or not newest():  # a later pick's answer shows instead (each pick is an event of its own)
+        return {}
+    return columns_view(panel, test_set, own, STAGE, file_columns(report), request)
+
+
+def own_map(maps: ColumnMaps | None, test_set: str) -> dict[str, str]:
+    """The test set's picks, SFT's names only and no "(auto)" (a JSON widget may hold anything)."""
+    own = for_stage(maps.get(test_set) if isinstance(maps, dict) else None, STAGE)
+    return own if isinstance(own, dict) else {}
 
 
 def start(ctx: AppContext, models: list[str] | None, test_set: str | None, max_rows: float | None,
-          max_new_tokens: float | None, general: bool, differ: bool,
+          max_new_tokens: float | None, general: bool, differ: bool, maps: ColumnMaps | None = None,
           request: gr.Request | None = None) -> tuple[Any, ...]:
-    """Run pressed: queue an evaluation of the chosen models on the chosen test set and follow it."""
+    """Run pressed: queue an evaluation of the chosen models on the chosen test set (its file read with the Columns
+    group's picks) and follow it."""
     say = words(request)
     try:
         config = ctx.evals.config(list(models or []), test_set or "", ctx.runs.run_dir, max_rows,
-                                  MAX_NEW_TOKENS if max_new_tokens is None else int(max_new_tokens), general)
+                                  MAX_NEW_TOKENS if max_new_tokens is None else int(max_new_tokens), general,
+                                  columns=own_map(maps, test_set or ""))
         check_test_set(config, engine_cache(ctx.workspace))  # a pairs file: refused now, not failed once queued
         job = ctx.evals.start(config)
-    except StartRefusedError as refused:
-        raise failure(request, message(request, refused.key, **refused.values)) from None
+    except StartRefusedError as refused:  # a file matching no format: its columns are picked under Columns
+        values = {**refused.values, "reason": page_reason(refused.values.get("reason"), request)}
+        raise failure(request, message(request, refused.key, **values)) from None
     except (EvalChoiceError, RunError, PathError) as error:
         raise failure(request, sentence(request, error)) from None  # keyed: in the visitor's language
     return job_view(ctx, job, differ, say)
@@ -207,6 +264,7 @@ def build_evaluate_tab(ctx: AppContext, app: gr.Blocks) -> EvalTab:
                                 info=t("eval.max_new_tokens_help"), elem_id="wb-eval-tokens")
             general = gr.Checkbox(GENERAL, label=t("eval.general"), info=t("eval.general_help"),
                                   elem_id="wb-eval-general")
+        columns = build_columns_panel(STAGE, prefix="wb-eval", maps_id="wb-eval-columns-map")
         with gr.Row():
             run = gr.Button(t("eval.start"), variant="primary", elem_id="wb-eval-start")
             stop_btn = gr.Button(t("eval.stop"), variant="stop", elem_id="wb-eval-stop")
@@ -220,13 +278,19 @@ def build_evaluate_tab(ctx: AppContext, app: gr.Blocks) -> EvalTab:
                             elem_id="wb-eval-rows-view")
         job, timer = gr.State(None), gr.Timer(POLL_S, active=False)
     tab = EvalTab(models=models, test_set=test_set, max_rows=max_rows, max_new_tokens=max_new, general=general,
-                  run=run, stop=stop_btn, status=status, log=log, table=table, csv=csv, differ=differ, rows=rows,
-                  job=job, timer=timer)
-    app.load(bind(opened, ctx), None, [tab.models, tab.test_set, tab.max_rows, tab.max_new_tokens, tab.general])
+                  columns=columns, run=run, stop=stop_btn, status=status, log=log, table=table, csv=csv,
+                  differ=differ, rows=rows, job=job, timer=timer)
+    app.load(bind(opened, ctx), None, [tab.models, tab.test_set, tab.max_rows, tab.max_new_tokens, tab.general,
+                                       tab.columns.maps])
     shown.select(bind(choices, ctx), None, [tab.models, tab.test_set])
     app.load(bind(show_latest, ctx), tab.differ, tab.view_outputs(), show_progress="hidden")
+    # the chosen file's columns; a pick reads the file again, mapped (a refusal answered closes, its note says so)
+    columns_shown = {"fn": bind(bind(test_set_columns, ctx), tab.columns), "inputs": [tab.test_set, tab.columns.maps],
+                     "outputs": tab.columns.outputs}
+    tab.test_set.change(**columns_shown, show_progress="hidden")
+    wire_column_fields(tab.columns, tab.test_set, columns_shown)
     tab.run.click(bind(start, ctx), [tab.models, tab.test_set, tab.max_rows, tab.max_new_tokens, tab.general,
-                                     tab.differ], tab.view_outputs())
+                                     tab.differ, tab.columns.maps], tab.view_outputs())
     tab.stop.click(bind(stop, ctx), [tab.job, tab.differ], tab.view_outputs())
     tab.timer.tick(bind(follow, ctx), [tab.job, tab.differ], tab.view_outputs(), show_progress="hidden")
     tab.differ.change(bind(filter_rows, ctx), [tab.job, tab.differ], tab.rows, show_progress="hidden")

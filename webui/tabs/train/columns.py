@@ -1,7 +1,8 @@
 """The Train tab's Columns group: a dropdown per standard name the chosen stage reads (SFT's prompt, response,
 instruction, output ...; a preference stage's prompt, chosen, rejected, label ...), each offering "(auto)" and the
 inspected file's own columns. It shows under the dataset once the inspection knows the file's columns, and opens by
-itself when the inspection refuses the file for its columns (no format matches, a mapped column is missing).
+itself when the inspection refuses the file for its columns (no format matches, a mapped column is missing). The
+Evaluate tab has one of its own, for its test set (webui/tabs/evaluate.py).
 
 What is picked is the form's COLUMNS option (`maps`, a hidden JSON: webui.forms.columns), edited in the browser
 (no round trip) for the first dataset, the one the page inspects; then the inspection runs again with it, so the
@@ -30,6 +31,7 @@ PICK_JS = """(dataset, maps, value) => {
   if (Object.keys(own).length) { out[dataset] = own; } else { delete out[dataset]; }
   return out;
 }"""
+MAPS_ID = "f-" + COLUMNS.key.replace(".", "-")  # the Train form's COLUMNS option
 # The engine's refusals the page words its own way: its sentence for a file matching no format says "map them with
 # data.columns" (the CLI's words); the page's points at the Columns group.
 ON_PAGE = {"engine.data.no_format": "msg.no_format_columns"}
@@ -48,15 +50,16 @@ class ColumnsPanel:
         return [self.box, self.note, *self.fields.values()]
 
 
-def build_columns_panel(stage: str) -> ColumnsPanel:
+def build_columns_panel(stage: str, prefix: str = "wb", maps_id: str = MAPS_ID) -> ColumnsPanel:
+    """The group, hidden; `prefix` and `maps_id` name its elements (the Evaluate tab has one of its own)."""
     shown = shown_names(stage)
-    with gr.Accordion(t("train.columns"), open=False, visible=False, elem_id="wb-columns") as box:
-        note = gr.Markdown(elem_id="wb-columns-note")
+    with gr.Accordion(t("train.columns"), open=False, visible=False, elem_id=f"{prefix}-columns") as box:
+        note = gr.Markdown(elem_id=f"{prefix}-columns-note")
         with gr.Row(equal_height=False):
             fields = {name: gr.Dropdown([(t("train.column_auto"), AUTO)], value=AUTO, label=name,
-                                        visible=shown[name], min_width=160, elem_id=f"wb-column-{name}")
+                                        visible=shown[name], min_width=160, elem_id=f"{prefix}-column-{name}")
                       for name in NAMES}
-    maps = gr.JSON({}, label=t("field.data.columns"), visible="hidden", elem_id="f-" + COLUMNS.key.replace(".", "-"))
+    maps = gr.JSON({}, label=t("field.data.columns"), visible="hidden", elem_id=maps_id)
     return ColumnsPanel(box=box, note=note, fields=fields, maps=maps)
 
 

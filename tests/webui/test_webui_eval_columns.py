@@ -1,0 +1,96 @@
+"""The Evaluate tab's Columns group (webui/tabs/evaluate.py): a test set file whose columns match no format is mapped
+on the page, as the Train tab's dataset is, and the evaluation reads it so. Before, a `question,answer` CSV could
+be evaluated only from the command line (newuser5's finding): the tab said to rename the columns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import gradio as gr
+import pytest
+
+from tests import run_folders
+from webui.context import AppContext
+from webui.jobs.evals import validation_choice
+from webui.tabs import evaluate
+from webui.tabs.train.columns import build_columns_panel
+
+MAPPED = {"prompt": "question", "response": "answer"}
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory: pytest.TempPathFactory) -> AppContext:
+    return AppContext.create(tmp_path_factory.mktemp("ws"))
+
+
+@pytest.fixture(scope="module")
+def panel():
+    with gr.Blocks():
+        return build_columns_panel(evaluate.STAGE, prefix="wb-eval", maps_id="wb-eval-columns-map")
+
+
+@pytest.fixture(scope="module")
+def qa(ctx: AppContext) -> Path:
+    path = ctx.uploads / "qa.csv"
+    path.write_text("question,answer\nWho are you?,I am Aria.\nYour name?,Aria.\n", encoding="utf-8")
+    return path
+
+
+def offered(view: dict, panel, name: str) -> list[str]:
+    return [value for _, value in view[panel.fields[name]]["choices"]]
+
+
+def test_a_file_matching_no_format_opens_the_group_with_its_columns_and_says_why(ctx, panel, qa):
+    view = evaluate.test_set_columns(ctx, panel, str(qa), {})
+    assert view[panel.box]["visible"] is True and view[panel.box]["open"] is True
+    assert offered(view, panel, "prompt") == ["", "question", "answer"]
+    assert "match no format" in view[panel.note] and "under Columns" in view[panel.note], view[panel.note]
+    assert view[panel.fields["chosen"]]["visible"] is False  # a preference stage's name: not an evaluation's
+
+
+def test_the_picks_are_read_back_and_the_group_stays_closed_once_the_file_reads(ctx, panel, qa):
+    view = evaluate.test_set_columns(ctx, panel, str(qa), {str(qa): {**MAPPED, "chosen": "answer"}})
+    assert view[panel.box] == gr.update(visible=True)  # shown, not opened: nothing to answer
+    assert view[panel.fields["prompt"]]["value"] == "question" and view[panel.fields["response"]]["value"] == "answer"
+    assert "Which column" in view[panel.note]
+
+
+def test_a_validation_split_or_no_choice_hides_the_group(ctx, panel):
+    for test_set in (None, "", validation_choice("some-run")):
+        assert evaluate.test_set_columns(ctx, panel, test_set, {}) == {panel.box: gr.update(visible=False)}
+
+
+def test_start_queues_the_evaluation_with_the_picked_columns(ctx, qa):
+    run_folders.write_run(ctx, "tuned", model="org/tiny")
+    for part in ("adapter_config.json", "adapter_model.safetensors"):
+        (ctx.runs.runs_dir / "tuned" / "adapter").mkdir(exist_ok=True)
+        (ctx.runs.runs_dir / "tuned" / "adapter" / part).write_text("{}")
+    with pytest.raises(gr.Error, match="under Columns"):  # unmapped: the tab's own words, not "rename them"
+        evaluate.start(ctx, ["tuned"], str(qa), None, 8, False, False, {})
+    evaluate.start(ctx, ["tuned"], str(qa), None, 8, False, False, {str(qa): {**MAPPED, "chosen": "answer"}})
+    config = ctx.evals.latest().read_config()
+    assert config.data.path == str(qa) and config.data.columns == MAPPED  # SFT's names only
+    ctx.evals.stop(ctx.evals.latest())
+    models, sets, *_, maps = evaluate.opened(ctx)  # a reload picks the evaluation's map again
+    assert maps == {str(qa): MAPPED}
+
+
+def test_an_older_reading_answering_after_a_newer_one_shows_nothing(ctx, panel, qa, monkeypatch):
+    """Each pick reads the file again, as an event of its own: where the first pick's answer came back after the
+    second pick's, it set the second dropdown back to (auto) while the map held the pick."""
+    request = SimpleNamespace(session_hash="visitor", headers={}, cookies={})
+    cache = evaluate.engine_cache(ctx.workspace)
+
+    class Overtaken:  # the page's cache, with a newer pick of the same visitor arriving while it answers
+        def answer(self, job, **options):
+            try:
+                return cache.answer(job, **options)
+            finally:
+                evaluate.COLUMN_CHECKS.ticket("visitor")
+
+    monkeypatch.setattr(evaluate, "engine_cache", lambda _workspace: Overtaken())
+    for maps in ({}, {str(qa): MAPPED}):  # refused, and read
+        assert evaluate.test_set_columns(ctx, panel, str(qa), maps, request) == {}
+    monkeypatch.undo()
+    assert evaluate.test_set_columns(ctx, panel, str(qa), {str(qa): MAPPED}, request)[panel.box]["visible"]
