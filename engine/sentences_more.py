@@ -121,11 +121,6 @@ ENGLISH_MORE: dict[str, str] = {
                                    "to compare each answer with: choose a file of prompt/completion, "
                                    "instruction/output or messages rows (for example {example}), or the validation "
                                    "split of an SFT run.",
-    "engine.data.no_format_unmapped": "{name} row 1 has the columns {columns}, which match no format (expected "
-                                      "{expected}): the Compare tab does not map a file's columns (the Train and "
-                                      "Evaluate tabs do), so rename them in the file (question and answer to "
-                                      "instruction and output, say) and upload it again, or give data.columns to "
-                                      "launch.py compare.",
     "engine.eval.example_kto": "the rows marked good, without their label",
     "engine.eval.example_pairs": "each pair's prompt with its chosen reply as the completion",
     "engine.eval.no_model": "The model {source} does not exist: give a run folder, an exported model folder or "

@@ -1,4 +1,4 @@
-"""The Train tab's Columns group (webui.forms.columns, webui.tabs.train.columns): the form's column maps <-> the
+"""The Train tab's Columns group (webui.forms.columns, webui.components.columns): the form's column maps <-> the
 config's data.columns (one dataset) or each dataset's own columns (several), through the handlers as the page calls
 them; an odd-columns file read in-process with and without a map; the refusal that opens the group. In-process:
 no engine process, no page."""
@@ -135,9 +135,9 @@ def test_the_refusal_opens_the_group_with_the_files_columns_and_points_at_it(tmp
     Columns (the CLI's words stay the engine's), opens the group, and each dropdown offers (auto) and the columns,
     holding the pick; the stage decides which dropdowns show. Another refusal leaves the group hidden."""
     from engine.sentences import said
+    from webui.components.columns import page_reason, refusal_view
     from webui.context import AppContext
     from webui.jobs.commands import EngineCommandError
-    from webui.tabs.train.columns import page_reason, refusal_view
 
     panel = train_tab(AppContext.create(tmp_path / "ws")).data.columns
     sentence = said("engine.data.no_format", name="odd.json", columns="question, answer", expected="...",

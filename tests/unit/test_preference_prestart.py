@@ -141,16 +141,14 @@ def test_the_compare_tab_refuses_a_pairs_file_before_any_method_is_queued(
     check_compare_data(config, cache)
 
 
-def test_compare_tells_a_file_of_unknown_columns_to_rename_them_and_evaluate_keeps_the_engines_reason(
-        tmp_path: Path) -> None:
+def test_evaluate_and_compare_keep_the_engines_reason_for_a_file_of_unknown_columns(tmp_path: Path) -> None:
     """newuser5: a question/answer CSV on the Evaluate tab was refused with "map them with data.columns", which
-    that tab (and Compare) could not do. Compare's sentence says to rename the columns (or give data.columns on the
-    command line); Evaluate has a Columns group now and keeps the engine's reason, which its tab words as the Train
-    tab does (pick the columns under Columns: tests/webui/test_webui_eval_columns.py)."""
+    that tab (and Compare) could not do. Both have a Columns group now: the check keeps the engine's reason, which
+    their tabs word as the Train tab does (pick the columns under Columns: tests/webui/test_webui_file_columns.py)."""
     from engine.config import ModelConfig
     from engine.config_compare import CompareConfig
     from engine.config_eval import EvalConfig
-    from engine.sentences import said, worded
+    from engine.sentences import said
     from webui.forms.prestart import check_compare_data, check_test_set
     from webui.jobs.commands import EngineCommandError
 
@@ -162,14 +160,11 @@ def test_compare_tells_a_file_of_unknown_columns_to_rename_them_and_evaluate_kee
         def answer(self, _job, **_options):
             raise EngineCommandError(said("engine.data.no_format", **values))
 
-    with pytest.raises(StartRefusedError) as refused:
-        check_compare_data(CompareConfig(model=ModelConfig(name_or_path="m"),
-                                         data=DataConfig(path=str(data), val_size=0.5)), Refusing())
-    reason = refused.value.values["reason"]
-    assert reason.startswith("qa.csv row 1 has the columns question, answer, which match no format"), reason
-    assert "the Compare tab does not map" in reason and "rename them" in reason and "map them with" not in reason
-    chinese = json.loads((Path(__file__).parents[2] / "assets" / "locales" / "zh.json").read_text("utf-8"))
-    assert "请在文件中重命名这些列" in worded(reason, chinese)
-    with pytest.raises(StartRefusedError) as refused:
-        check_test_set(EvalConfig(models=["base"], base="m", data=DataConfig(path=str(data))), Refusing())
-    assert refused.value.values["reason"].key == "engine.data.no_format"
+    checks = [(check_test_set, EvalConfig(models=["base"], base="m", data=DataConfig(path=str(data)))),
+              (check_compare_data, CompareConfig(model=ModelConfig(name_or_path="m"),
+                                                 data=DataConfig(path=str(data), val_size=0.5)))]
+    for check, config in checks:
+        with pytest.raises(StartRefusedError) as refused:
+            check(config, Refusing())
+        assert refused.value.values["reason"].key == "engine.data.no_format"
+        assert refused.value.values["reason"].values == values

@@ -13,8 +13,8 @@ import gradio as gr
 from gradio.state_holder import StateHolder
 
 from webui.app import LAUNCH_LIMITS, SESSION_CAPACITY, build_app
+from webui.components.latest import LatestRequests
 from webui.context import AppContext
-from webui.tabs.train.latest import LatestRequests
 
 MIB = 2**20
 

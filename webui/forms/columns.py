@@ -6,7 +6,7 @@ Columns group's dropdowns edit), keyed by the dataset as the form names it. `dat
 typed config: one dataset's map is data.columns; of several, each map is that dataset's own (a data.path item
 `{path, columns}`), so a map never reaches a file it was not made for. `column_maps` reads them back from a config.
 Only the chosen stage's standard names are written (engine.config_stage.stage_columns: SFT's or a preference
-file's), as only the chosen stage's options are. No gradio: webui/tabs/train/columns.py draws the group.
+file's), as only the chosen stage's options are. No gradio: webui/components/columns.py draws the group.
 """
 
 from __future__ import annotations

@@ -64,8 +64,10 @@ def presets_from_rows(rows: Any) -> dict[str, dict[str, Any]]:
 
 
 def compare_config(model: str, dataset: str, methods: list[str], rows: Any, steps: int, batch_size: int,
-                   cutoff_len: int, val_size: float, evaluate: bool = True) -> CompareConfig:
-    """The comparison of the form's values; CompareFormError (one sentence) where they cannot make one."""
+                   cutoff_len: int, val_size: float, evaluate: bool = True,
+                   columns: dict[str, str] | None = None) -> CompareConfig:
+    """The comparison of the form's values (the dataset read with the column map `columns`); CompareFormError (one
+    sentence) where they cannot make one."""
     if not methods:
         raise CompareFormError("Choose at least one method to compare.")
     if not dataset:
@@ -73,7 +75,7 @@ def compare_config(model: str, dataset: str, methods: list[str], rows: Any, step
     presets = presets_from_rows(rows)
     try:  # validated as one mapping, so a refusal names the key as the YAML spells it ('train.cutoff_len')
         config = CompareConfig.model_validate({
-            "model": {"name_or_path": model}, "data": {"path": dataset, "val_size": val_size},
+            "model": {"name_or_path": model}, "data": {"path": dataset, "val_size": val_size, "columns": columns or {}},
             "train": {"max_steps": int(steps), "batch_size": int(batch_size), "cutoff_len": int(cutoff_len),
                       "save_steps": max(1, int(steps) // 2), "report_to": []},
             "methods": [m for m in METHOD_NAMES if m in methods],

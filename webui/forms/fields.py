@@ -187,7 +187,7 @@ TRUST_REMOTE_CODE = FormField(ModelConfig, "trust_remote_code")
 # data.replace, {placeholder: text}: a hidden widget the placeholder fields edit (webui/tabs/train/placeholders.py)
 REPLACE = FormField(DataConfig, "replace")
 # data.columns of every chosen dataset, {dataset: {standard: column}}: a hidden widget the Columns group's dropdowns
-# edit (webui/tabs/train/columns.py); webui.forms.columns writes it into data.columns, or each dataset's own
+# edit (webui/components/columns.py); webui.forms.columns writes it into data.columns, or each dataset's own
 COLUMNS = FormField(DataConfig, "columns")
 
 # The Devices panel (webui/tabs/train/devices.py): on which devices, in how many processes on how many machines.

@@ -21,7 +21,6 @@ from engine.config_distributed import named_gpus
 from engine.config_eval import EvalConfig, eval_data_problem
 from engine.config_stage import shape_problem
 from engine.errors import UserError
-from engine.sentences import said
 from webui.forms.models import has_tokenizer, hub_offline, model_folder
 from webui.jobs.commands import EngineCache, EngineCommandError, inspect_job
 from webui.jobs.devices import GpuList, list_gpus
@@ -95,11 +94,10 @@ def check_gpus(config: RunConfig, listed: Callable[[], GpuList]) -> None:
 
 def check_test_set(config: EvalConfig, cache: EngineCache) -> None:
     """StartRefusedError for an evaluation whose test set file the evaluation would refuse: one it cannot read (the
-    inspection's sentence, as the engine words it: the Evaluate tab points a file matching no format at its Columns
-    group), or a file of preference pairs or KTO rows (the engine's own sentence,
+    inspection's sentence), or a file of preference pairs or KTO rows (the engine's own sentence,
     engine.config_eval.eval_data_problem). A run's validation split, a dataset folder or a hub dataset is read when
     the evaluation starts."""
-    check_data_files(config.data, cache, "msg.eval_data_refused", eval_data_problem, reword=lambda reason: reason)
+    check_data_files(config.data, cache, "msg.eval_data_refused", eval_data_problem)
 
 
 def check_compare_data(config: CompareConfig, cache: EngineCache) -> None:
@@ -109,19 +107,12 @@ def check_compare_data(config: CompareConfig, cache: EngineCache) -> None:
     check_data_files(config.data, cache, "msg.compare_data_refused", compare_data_problem)
 
 
-def unmapped(reason: Any) -> Any:
-    """An inspection's refusal as the Compare tab says it: a file whose columns match no format is told to rename
-    them (the tab has no Columns group to map them; the engine's sentence points at data.columns)."""
-    if getattr(reason, "key", None) != "engine.data.no_format":
-        return reason
-    return said("engine.data.no_format_unmapped", **reason.values)
-
-
 def check_data_files(data: DataConfig | None, cache: EngineCache, key: str,
-                     problem: Callable[[str, str], str | None], reword: Callable[[Any], Any] = unmapped) -> None:
-    """StartRefusedError(`key`) for the first local dataset file of `data` the inspection rejects (its sentence as
-    `reword` says it), or whose shape (the inspection's format) `problem` has a sentence for; dataset folders and hub
-    datasets are read later."""
+                     problem: Callable[[str, str], str | None]) -> None:
+    """StartRefusedError(`key`) for the first local dataset file of `data` the inspection rejects (its sentence as the
+    engine says it: the Evaluate and Compare tabs word a file matching no format as their Columns group answers it),
+    or whose shape (the inspection's format) `problem` has a sentence for; dataset folders and hub datasets are read
+    later."""
     for source in data.sources() if data is not None else []:
         path = Path(source.path)
         if not path.is_absolute() or not path.is_file():
@@ -130,7 +121,7 @@ def check_data_files(data: DataConfig | None, cache: EngineCache, key: str,
             answer = cache.answer(inspect_job(path, data_format=source.format or "auto",
                                               columns=source.columns or None), failed_within_s=RECENT_FAILURE_S)
         except EngineCommandError as error:
-            raise StartRefusedError(key, name=path.name, reason=reword(error.sentence)) from None
+            raise StartRefusedError(key, name=path.name, reason=error.sentence) from None
         except OSError as error:
             raise StartRefusedError(key, name=path.name,
                                     reason=f"it cannot be read ({error.strerror or error.__class__.__name__}).") \

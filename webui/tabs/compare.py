@@ -23,10 +23,12 @@ from engine.compare import estimates as estimated
 from engine.config import METHOD_NAMES
 from engine.config_compare import DEFAULT_METHODS
 from engine.model.config_json import ModelFileError
+from webui.components.columns import ColumnsPanel, build_columns_panel, page_reason, wire_column_fields
 from webui.components.plots import colour_state
 from webui.components.render import RUN_COLORS, engine_sentence, state_label
 from webui.components.wiring import bind
 from webui.context import AppContext
+from webui.forms.columns import ColumnMaps
 from webui.forms.compare_table import (
     PRESET_HEADERS,
     CompareFormError,
@@ -46,6 +48,7 @@ from webui.i18n import failure, message, pairs_label, sentence, t, words
 from webui.jobs.commands import engine_cache
 from webui.jobs.compares import CompareRunningError
 from webui.jobs.paths import PathError
+from webui.tabs.file_columns import STAGE, chosen_file_view, chosen_map
 from webui.tabs.train.data import cached_lengths
 
 POLL_S = 1.0
@@ -57,6 +60,7 @@ class CompareTab:
     name: gr.Textbox
     model: gr.Textbox
     dataset: gr.Dropdown
+    columns: ColumnsPanel  # the dataset file's column map (its `maps`: {dataset: {standard: column}})
     methods: gr.CheckboxGroup
     steps: gr.Number
     batch_size: gr.Number
@@ -80,7 +84,7 @@ class CompareTab:
 
     def inputs(self) -> list[Any]:
         return [self.name, self.model, self.dataset, self.methods, self.presets, self.steps, self.batch_size,
-                self.cutoff_len, self.val_size, self.evaluate]
+                self.cutoff_len, self.val_size, self.evaluate, self.columns.maps]
 
     def view_outputs(self) -> list[Any]:
         return [self.status, self.table, self.answers, self.plot, self.csv, self.md, self.followed, self.timer,
@@ -126,7 +130,7 @@ def gib(mib: float) -> str:
 
 def estimate(ctx: AppContext, _name: str, model: str, dataset: str | None, methods: list[str] | None, presets: Any,
              steps: float | None, batch_size: float | None, cutoff_len: float | None, val_size: float | None,
-             evaluate: bool = True, request: gr.Request | None = None) -> str:
+             evaluate: bool = True, maps: ColumnMaps | None = None, request: gr.Request | None = None) -> str:
     """The form's methods' memory estimates before Start, from config.json (no torch) and the dataset's token lengths
     where the Train tab's inspection has measured them; a number out of its range in the sentence Start refuses
     it with; "" where the form makes no comparison yet for another reason (Start says why) or config.json is not at
@@ -135,7 +139,8 @@ def estimate(ctx: AppContext, _name: str, model: str, dataset: str | None, metho
 
     try:
         config = compare_config(model.strip(), dataset or "", list(methods or []), presets, int(steps or 0),
-                                int(batch_size or 0), int(cutoff_len or 0), float(val_size or 0), bool(evaluate))
+                                int(batch_size or 0), int(cutoff_len or 0), float(val_size or 0), bool(evaluate),
+                                chosen_map(maps, dataset or ""))
         found = model_json(ctx, model.strip())
     except CompareValueError as error:  # a number out of its range: said while it is typed, as Start will
         return f"<p class='wb-error'>{html.escape(sentence(request, error))}</p>"
@@ -151,18 +156,21 @@ def estimate(ctx: AppContext, _name: str, model: str, dataset: str | None, metho
 
 def start(ctx: AppContext, name: str, model: str, dataset: str | None, methods: list[str] | None, presets: Any,
           steps: float | None, batch_size: float | None, cutoff_len: float | None, val_size: float | None,
-          evaluate: bool = True, request: gr.Request | None = None) -> tuple[Any, ...]:
-    """Start pressed: queue every method not done yet and follow the comparison."""
+          evaluate: bool = True, maps: ColumnMaps | None = None, request: gr.Request | None = None) -> tuple[Any, ...]:
+    """Start pressed: queue every method not done yet (its dataset read with the Columns group's picks) and follow
+    the comparison."""
     from engine.config import ConfigError
 
     say = words(request)
     try:
         config = compare_config(model.strip(), dataset or "", list(methods or []), presets, int(steps or 0),
-                                int(batch_size or 0), int(cutoff_len or 0), float(val_size or 0), bool(evaluate))
+                                int(batch_size or 0), int(cutoff_len or 0), float(val_size or 0), bool(evaluate),
+                                chosen_map(maps, dataset or ""))
         check_compare_data(config, engine_cache(ctx.workspace))  # a pairs file: refused now, not failed per method
         compare = ctx.compares.start((name or "").strip() or "compare", config, model_json(ctx, model.strip()))
-    except StartRefusedError as refused:
-        raise failure(request, message(request, refused.key, **refused.values)) from None
+    except StartRefusedError as refused:  # a file matching no format: its columns are picked under Columns
+        values = {**refused.values, "reason": page_reason(refused.values.get("reason"), request)}
+        raise failure(request, message(request, refused.key, **values)) from None
     except (CompareFormError, CompareRunningError, ConfigError, PathError, ModelFileError) as error:
         raise failure(request, sentence(request, error)) from None  # keyed: in the visitor's language
     return view(ctx, compare.name, say)
@@ -208,6 +216,7 @@ def build_compare_tab(ctx: AppContext, app: gr.Blocks) -> CompareTab:
                                info=t("compare.model_help"), elem_id="wb-compare-model", scale=2)
             dataset = gr.Dropdown([], label=t("compare.dataset"), info=t("compare.dataset_help"),
                                   elem_id="wb-compare-data", scale=2)
+        columns = build_columns_panel(STAGE, prefix="wb-compare", maps_id="wb-compare-columns-map")
         methods = gr.CheckboxGroup(list(METHOD_NAMES), value=list(DEFAULT_METHODS), label=t("compare.methods"),
                                    info=t("compare.methods_help"), elem_id="wb-compare-methods")
         with gr.Row():
@@ -235,13 +244,18 @@ def build_compare_tab(ctx: AppContext, app: gr.Blocks) -> CompareTab:
             md = gr.DownloadButton(t("compare.download_md"), visible=False, elem_id="wb-compare-md")
         followed, timer = gr.State(None), gr.Timer(POLL_S, active=False)
         colors = colour_state(plot)
-    tab = CompareTab(name=name, model=model, dataset=dataset, methods=methods, steps=steps, batch_size=batch,
-                     cutoff_len=cutoff, val_size=val_size, evaluate=evaluate, presets=presets,
+    tab = CompareTab(name=name, model=model, dataset=dataset, columns=columns, methods=methods, steps=steps,
+                     batch_size=batch, cutoff_len=cutoff, val_size=val_size, evaluate=evaluate, presets=presets,
                      estimate=estimate_view, start=run, stop=stop_btn, status=status, table=table, answers=answers,
                      plot=plot, csv=csv, md=md, followed=followed, timer=timer, colors=colors)
     app.load(bind(datasets, ctx), None, tab.dataset)
     shown.select(bind(datasets, ctx), tab.dataset, tab.dataset)
     app.load(bind(show_latest, ctx), None, tab.view_outputs(), show_progress="hidden")
+    # the chosen file's columns; a pick reads the file again, mapped (webui.tabs.file_columns)
+    columns_shown = {"fn": bind(bind(chosen_file_view, ctx), tab.columns), "inputs": [tab.dataset, tab.columns.maps],
+                     "outputs": tab.columns.outputs}
+    tab.dataset.change(**columns_shown, show_progress="hidden")
+    wire_column_fields(tab.columns, tab.dataset, columns_shown)
     tab.start.click(bind(start, ctx), tab.inputs(), tab.view_outputs())
     gr.on([app.load, shown.select, *(field.change for field in tab.inputs()[1:])], bind(estimate, ctx),
           tab.inputs(), tab.estimate, trigger_mode="always_last", show_progress="hidden")

@@ -2,9 +2,8 @@
 table (one row per model, the best per column marked, a CSV download) and the row-by-row view of the answers
 (webui.forms.eval_table).
 
-A test set file whose columns match no format (a `question,answer` CSV) is mapped under its Columns group, as the
-Train tab's dataset is (webui/tabs/train/columns.py): the group shows the file's columns once a file is chosen, opens
-by itself where the file is refused for them, and the picks are the evaluation's data.columns.
+A test set file whose columns match no format (a `question,answer` CSV) is mapped under its Columns group
+(webui/tabs/file_columns.py), as the Train tab's dataset is: the picks are the evaluation's data.columns.
 
 The tab follows one evaluation at a time, as the Export tab follows one export: its timer ticks only while that job
 is under way. Opening (or reloading) the page shows the newest evaluation, finished or not, so a reload or a
@@ -25,37 +24,27 @@ from engine.config_eval import BASE, EvalConfig
 from engine.jobs.rundir import EvalDir
 from engine.sampling import MAX_NEW_TOKENS as TOKENS_LIMIT
 from engine.sampling import SamplingConfig
+from webui.components.columns import ColumnsPanel, build_columns_panel, page_reason, wire_column_fields
 from webui.components.render import log_text, state_label
 from webui.components.wiring import bind
 from webui.context import AppContext
-from webui.forms.columns import ColumnMaps, file_columns, for_stage
+from webui.forms.columns import ColumnMaps
 from webui.forms.datasets import dataset_choices
 from webui.forms.eval_table import Heading, read_predictions, results_html, row_view, table_csv
-from webui.forms.prestart import RECENT_FAILURE_S, StartRefusedError, check_test_set
+from webui.forms.prestart import StartRefusedError, check_test_set
 from webui.i18n import failure, message, pairs_label, sentence, t, words
-from webui.jobs.commands import EngineCommandError, engine_cache, inspect_job
-from webui.jobs.evals import VALIDATION, EvalChoiceError, has_validation, validation_choice
+from webui.jobs.commands import engine_cache
+from webui.jobs.evals import EvalChoiceError, has_validation, validation_choice
 from webui.jobs.paths import PathError
 from webui.jobs.runs import RunError
 from webui.tabs.chat import finished_runs
-from webui.tabs.train.columns import (
-    ColumnsPanel,
-    build_columns_panel,
-    columns_hidden,
-    columns_view,
-    page_reason,
-    refusal_view,
-    wire_column_fields,
-)
-from webui.tabs.train.latest import LatestRequests
+from webui.tabs.file_columns import STAGE, chosen_file_view, chosen_map
 
 POLL_S = 0.5
 SPINNER = "◐◓◑◒"
 MAX_NEW_TOKENS = SamplingConfig.model_fields["max_new_tokens"].default
 MAX_ROWS = EvalConfig.model_fields["max_rows"].default  # None: every row
 GENERAL = EvalConfig.model_fields["general"].default
-STAGE = "sft"  # the names a test set's columns map to: an evaluation reads its rows as SFT reads them
-COLUMN_CHECKS = LatestRequests()  # only each visitor's newest reading of the test set shows (test_set_columns)
 
 
 @dataclass
@@ -161,41 +150,6 @@ def opened(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, ...
             config.max_rows or 0, config.sampling.max_new_tokens, config.general, maps)
 
 
-def test_set_columns(ctx: AppContext, panel: ColumnsPanel, test_set: str | None, maps: ColumnMaps | None,
-                     request: gr.Request | None = None) -> dict[Any, Any]:
-    """The Columns group for the chosen test set: a dataset file's own columns, each dropdown holding its pick (the
-    inspection Start's check runs, cached); opened, saying why, where the file is refused for its columns; hidden
-    for a run's validation split (read as its run read it), a folder or a hub dataset."""
-    if not test_set or test_set.startswith(VALIDATION):
-        return columns_hidden(panel)
-    try:
-        path = Path(ctx.evals.boundary.dataset(test_set))
-    except PathError:
-        return columns_hidden(panel)  # Start says why
-    if not path.is_file():
-        return columns_hidden(panel)
-    own = own_map(maps, test_set)
-    newest = COLUMN_CHECKS.ticket(getattr(request, "session_hash", None))
-    try:
-        report = engine_cache(ctx.workspace).answer(inspect_job(path, columns=own or None), wanted=newest,
-                                                    failed_within_s=RECENT_FAILURE_S)
-    except EngineCommandError as error:
-        said, group = refusal_view(panel, test_set, own, STAGE, error, request)
-        refused = group | {panel.note: f"<span class='wb-error'>{said}</span>"} if panel.note in group else group
-        return refused if newest() else {}
-    except OSError:  # the file went while it was being read: Start says why
-        return columns_hidden(panel) if newest() else {}
-    if report is None or not newest():  # a later pick's answer shows instead (each pick is an event of its own)
-        return {}
-    return columns_view(panel, test_set, own, STAGE, file_columns(report), request)
-
-
-def own_map(maps: ColumnMaps | None, test_set: str) -> dict[str, str]:
-    """The test set's picks, SFT's names only and no "(auto)" (a JSON widget may hold anything)."""
-    own = for_stage(maps.get(test_set) if isinstance(maps, dict) else None, STAGE)
-    return own if isinstance(own, dict) else {}
-
-
 def start(ctx: AppContext, models: list[str] | None, test_set: str | None, max_rows: float | None,
           max_new_tokens: float | None, general: bool, differ: bool, maps: ColumnMaps | None = None,
           request: gr.Request | None = None) -> tuple[Any, ...]:
@@ -205,7 +159,7 @@ def start(ctx: AppContext, models: list[str] | None, test_set: str | None, max_r
     try:
         config = ctx.evals.config(list(models or []), test_set or "", ctx.runs.run_dir, max_rows,
                                   MAX_NEW_TOKENS if max_new_tokens is None else int(max_new_tokens), general,
-                                  columns=own_map(maps, test_set or ""))
+                                  columns=chosen_map(maps, test_set or ""))
         check_test_set(config, engine_cache(ctx.workspace))  # a pairs file: refused now, not failed once queued
         job = ctx.evals.start(config)
     except StartRefusedError as refused:  # a file matching no format: its columns are picked under Columns
@@ -285,7 +239,7 @@ def build_evaluate_tab(ctx: AppContext, app: gr.Blocks) -> EvalTab:
     shown.select(bind(choices, ctx), None, [tab.models, tab.test_set])
     app.load(bind(show_latest, ctx), tab.differ, tab.view_outputs(), show_progress="hidden")
     # the chosen file's columns; a pick reads the file again, mapped (a refusal answered closes, its note says so)
-    columns_shown = {"fn": bind(bind(test_set_columns, ctx), tab.columns), "inputs": [tab.test_set, tab.columns.maps],
+    columns_shown = {"fn": bind(bind(chosen_file_view, ctx), tab.columns), "inputs": [tab.test_set, tab.columns.maps],
                      "outputs": tab.columns.outputs}
     tab.test_set.change(**columns_shown, show_progress="hidden")
     wire_column_fields(tab.columns, tab.test_set, columns_shown)

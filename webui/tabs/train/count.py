@@ -13,6 +13,7 @@ import gradio as gr
 from engine.config import ConfigError
 from engine.model import shapes as param_count
 from engine.model.config_json import ModelFileError
+from webui.components.latest import LatestRequests
 from webui.context import AppContext
 from webui.forms import mapping as forms
 from webui.forms.fields import METHOD_OPTIONS
@@ -21,7 +22,6 @@ from webui.i18n import message, sentence
 from webui.jobs.commands import EngineCommandError, engine_cache, plan_job
 from webui.jobs.paths import PathError
 from webui.tabs.train.handlers import NEW_RUN, Form
-from webui.tabs.train.latest import LatestRequests
 
 TRAINABLE_REQUESTS = LatestRequests()
 

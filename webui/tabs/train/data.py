@@ -11,6 +11,8 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from webui.components.columns import columns_hidden, columns_view, refusal_view
+from webui.components.latest import LatestRequests
 from webui.context import AppContext
 from webui.forms.columns import file_columns, stage_maps
 from webui.forms.datasets import column_widths, example_segments, length_histogram, preview_rows
@@ -19,8 +21,6 @@ from webui.forms.models import model_folder
 from webui.i18n import message, words
 from webui.jobs.commands import EngineCommandError, engine_cache, inspect_job
 from webui.jobs.paths import PathError
-from webui.tabs.train.columns import columns_hidden, columns_view, refusal_view
-from webui.tabs.train.latest import LatestRequests
 from webui.tabs.train.panels import DataPanel
 from webui.tabs.train.placeholders import placeholder_view
 from webui.tabs.train.sources import chosen, datasets_line, measured_here

@@ -18,6 +18,7 @@ import gradio as gr
 
 from engine.config import ConfigError
 from engine.jobs.rundir import FINAL_STATES
+from webui.components.columns import page_reason
 from webui.components.confirm import ask, closed
 from webui.components.render import log_text, loss_colors, loss_frame, progress_html, state_label
 from webui.context import AppContext
@@ -28,7 +29,6 @@ from webui.jobs.commands import engine_cache
 from webui.jobs.paths import PathError, safe_name
 from webui.jobs.runs import RunError
 from webui.jobs.scheduler import tail_lines
-from webui.tabs.train.columns import page_reason
 from webui.tabs.train.handlers import NEW_RUN, Form, list_start_runs
 from webui.tabs.train.panels import MonitorPanel
 

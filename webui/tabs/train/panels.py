@@ -12,6 +12,7 @@ import gradio as gr
 
 from engine.config import DATA_EXTENSIONS, DataConfig, MethodConfig, RunConfig, choices
 from engine.config_stage import STAGE_TITLES, STAGES, StageOptions, stage_problems
+from webui.components.columns import ColumnsPanel, build_columns_panel
 from webui.components.confirm import Confirm, build_confirm
 from webui.components.plots import colour_state
 from webui.components.render import loss_frame
@@ -56,7 +57,6 @@ from webui.forms.fields import (
 from webui.forms.models import model_choices
 from webui.i18n import t
 from webui.jobs.devices import GpuList
-from webui.tabs.train.columns import ColumnsPanel, build_columns_panel
 from webui.tabs.train.placeholders import PlaceholderPanel, build_placeholder_panel
 
 Component = gr.components.Component

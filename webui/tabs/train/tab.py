@@ -8,6 +8,7 @@ from typing import Any
 
 import gradio as gr
 
+from webui.components.columns import wire_column_fields
 from webui.components.widgets import clamp_note
 from webui.components.wiring import bind, newest
 from webui.context import AppContext
@@ -32,7 +33,6 @@ from webui.tabs.train import estimate as train_estimate
 from webui.tabs.train import follow as train_follow
 from webui.tabs.train import handlers as h
 from webui.tabs.train import remember
-from webui.tabs.train.columns import wire_column_fields
 from webui.tabs.train.panels import (
     TrainTab,
     build_config_panel,

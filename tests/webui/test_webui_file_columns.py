@@ -1,6 +1,7 @@
-"""The Evaluate tab's Columns group (webui/tabs/evaluate.py): a test set file whose columns match no format is mapped
-on the page, as the Train tab's dataset is, and the evaluation reads it so. Before, a `question,answer` CSV could
-be evaluated only from the command line (newuser5's finding): the tab said to rename the columns."""
+"""The Evaluate and Compare tabs' Columns groups (webui/tabs/file_columns.py): a test set or dataset file
+whose columns match no format is mapped on the page, as the Train tab's dataset is, and the evaluation or the
+comparison reads it so. Before, a `question,answer` CSV could be evaluated or compared only from the command line
+(newuser5's finding): those tabs said to rename the columns."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import gradio as gr
 import pytest
 
 from tests import run_folders
+from webui.components.columns import build_columns_panel
 from webui.context import AppContext
 from webui.jobs.evals import validation_choice
-from webui.tabs import evaluate
-from webui.tabs.train.columns import build_columns_panel
+from webui.tabs import compare, evaluate, file_columns
+from webui.tabs.file_columns import chosen_file_view
 
 MAPPED = {"prompt": "question", "response": "answer"}
 
@@ -27,7 +29,7 @@ def ctx(tmp_path_factory: pytest.TempPathFactory) -> AppContext:
 @pytest.fixture(scope="module")
 def panel():
     with gr.Blocks():
-        return build_columns_panel(evaluate.STAGE, prefix="wb-eval", maps_id="wb-eval-columns-map")
+        return build_columns_panel(file_columns.STAGE, prefix="wb-eval", maps_id="wb-eval-columns-map")
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,7 @@ def offered(view: dict, panel, name: str) -> list[str]:
 
 
 def test_a_file_matching_no_format_opens_the_group_with_its_columns_and_says_why(ctx, panel, qa):
-    view = evaluate.test_set_columns(ctx, panel, str(qa), {})
+    view = chosen_file_view(ctx, panel, str(qa), {})
     assert view[panel.box]["visible"] is True and view[panel.box]["open"] is True
     assert offered(view, panel, "prompt") == ["", "question", "answer"]
     assert "match no format" in view[panel.note] and "under Columns" in view[panel.note], view[panel.note]
@@ -50,7 +52,7 @@ def test_a_file_matching_no_format_opens_the_group_with_its_columns_and_says_why
 
 
 def test_the_picks_are_read_back_and_the_group_stays_closed_once_the_file_reads(ctx, panel, qa):
-    view = evaluate.test_set_columns(ctx, panel, str(qa), {str(qa): {**MAPPED, "chosen": "answer"}})
+    view = chosen_file_view(ctx, panel, str(qa), {str(qa): {**MAPPED, "chosen": "answer"}})
     assert view[panel.box] == gr.update(visible=True)  # shown, not opened: nothing to answer
     assert view[panel.fields["prompt"]]["value"] == "question" and view[panel.fields["response"]]["value"] == "answer"
     assert "Which column" in view[panel.note]
@@ -58,7 +60,7 @@ def test_the_picks_are_read_back_and_the_group_stays_closed_once_the_file_reads(
 
 def test_a_validation_split_or_no_choice_hides_the_group(ctx, panel):
     for test_set in (None, "", validation_choice("some-run")):
-        assert evaluate.test_set_columns(ctx, panel, test_set, {}) == {panel.box: gr.update(visible=False)}
+        assert chosen_file_view(ctx, panel, test_set, {}) == {panel.box: gr.update(visible=False)}
 
 
 def test_start_queues_the_evaluation_with_the_picked_columns(ctx, qa):
@@ -80,17 +82,32 @@ def test_an_older_reading_answering_after_a_newer_one_shows_nothing(ctx, panel, 
     """Each pick reads the file again, as an event of its own: where the first pick's answer came back after the
     second pick's, it set the second dropdown back to (auto) while the map held the pick."""
     request = SimpleNamespace(session_hash="visitor", headers={}, cookies={})
-    cache = evaluate.engine_cache(ctx.workspace)
+    cache = file_columns.engine_cache(ctx.workspace)
 
     class Overtaken:  # the page's cache, with a newer pick of the same visitor arriving while it answers
         def answer(self, job, **options):
             try:
                 return cache.answer(job, **options)
             finally:
-                evaluate.COLUMN_CHECKS.ticket("visitor")
+                file_columns.READINGS.ticket("visitor")
 
-    monkeypatch.setattr(evaluate, "engine_cache", lambda _workspace: Overtaken())
+    monkeypatch.setattr(file_columns, "engine_cache", lambda _workspace: Overtaken())
     for maps in ({}, {str(qa): MAPPED}):  # refused, and read
-        assert evaluate.test_set_columns(ctx, panel, str(qa), maps, request) == {}
+        assert chosen_file_view(ctx, panel, str(qa), maps, request) == {}
     monkeypatch.undo()
-    assert evaluate.test_set_columns(ctx, panel, str(qa), {str(qa): MAPPED}, request)[panel.box]["visible"]
+    assert chosen_file_view(ctx, panel, str(qa), {str(qa): MAPPED}, request)[panel.box]["visible"]
+
+
+def test_compare_queues_every_method_with_the_picked_columns(ctx, qa):
+    """The Compare tab's group is the same one (its own elements); Start writes the picks into the comparison's
+    config, which every method's run reads."""
+    with gr.Blocks() as page:
+        tab = compare.build_compare_tab(ctx, page)
+    assert tab.columns.maps in tab.inputs() and tab.columns.fields["prompt"].elem_id == "wb-compare-column-prompt"
+    chosen = [str(qa), ["lora"], compare.preset_rows(), 2, 1, 64, 0.5, False]
+    with pytest.raises(gr.Error, match="under Columns"):
+        compare.start(ctx, "qa", "org/tiny", *chosen, {})
+    compare.start(ctx, "qa", "org/tiny", *chosen, {str(qa): MAPPED})
+    job = ctx.compares.compare("qa")
+    assert job.read_config().data.columns == MAPPED
+    ctx.compares.stop(job)
