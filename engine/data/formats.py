@@ -64,9 +64,15 @@ def apply_columns(records: list[dict], columns: dict[str, str], name: str,
         if source not in records[0]:
             raise DataError(said("engine.data.no_such_column", name=name, source=source, standard=standard,
                                  found=", ".join(records[0]), file_columns=list(map(str, records[0]))))
+    # Each mapped column under its standard name where it stood, so the columns keep the file's order (the pages'
+    # Columns dropdowns list them back in that order, before and after a pick); a mapped name wins over a column of
+    # the file that has that name.
+    standards: dict[str, list[str]] = {}
+    for standard, source in columns.items():
+        standards.setdefault(source, []).append(standard)
     renamed = []
     for record in records:
-        out = {key: value for key, value in record.items() if key not in columns.values()}
+        out = {standard: value for key, value in record.items() for standard in standards.get(key, [key])}
         out.update({standard: record[source] for standard, source in columns.items() if source in record})
         renamed.append(out)
     return renamed

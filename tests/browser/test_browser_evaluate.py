@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import time
 from pathlib import Path
 
@@ -116,7 +117,8 @@ def test_a_test_set_of_unknown_columns_is_mapped_under_columns_and_evaluated(run
     assert "under Columns" in note.inner_text()
     pick(page, "#wb-eval-column-prompt", "question")
     pick(page, "#wb-eval-column-response", "answer")
-    note.filter(has_text="Which column").wait_for(timeout=120_000)  # read mapped: no refusal left
+    # read mapped: no refusal left (a regular expression: has_text ignores case, and the refusal says "which column")
+    note.filter(has_text=re.compile("Which column of qa.csv")).wait_for(timeout=120_000)
     assert page.locator("#wb-eval-column-prompt input").input_value() == "question"
     assert page.locator("#wb-eval-column-response input").input_value() == "answer"
     shot(page, "evaluate-columns")

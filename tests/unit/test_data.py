@@ -147,6 +147,19 @@ def test_columns_mapping(tmp_path: Path) -> None:
     assert load_rows(cfg) == (EXPECTED, "prompt_completion")
 
 
+def test_mapped_columns_keep_the_files_order_and_a_mapped_name_wins() -> None:
+    """The pages' Columns dropdowns list a refused file's columns as the mapped rows name them, mapped back: in the
+    file's order before and after a pick. The order changed under a visitor's pick (mapped columns went last), and a
+    click meant for one column chose another."""
+    from engine.data.formats import apply_columns
+
+    row = {"id": 1, "question": "q", "note": "n", "answer": "a", "prompt": "old"}
+    renamed = apply_columns([row], {"prompt": "question"}, "qa.csv")[0]
+    assert list(renamed) == ["id", "prompt", "note", "answer"] and renamed["prompt"] == "q"
+    both = apply_columns([row], {"response": "answer", "completion": "answer"}, "qa.csv")[0]
+    assert list(both) == ["id", "question", "note", "response", "completion", "prompt"]
+
+
 def test_format_override_and_max_samples(tmp_path: Path) -> None:
     records = [{"instruction": f"Q{i}", "output": f"A{i}", "text": f"plain {i}"} for i in range(4)]
     path = write(tmp_path / "both.jsonl", records)

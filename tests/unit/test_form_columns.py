@@ -108,8 +108,8 @@ def test_an_odd_file_inspected_in_process_has_a_format_once_mapped(tmp_path: Pat
     half = {"prompt": "question"}  # one pick made: still no format, the rows' columns named as mapped
     with pytest.raises(DataError) as refused:
         inspect_dataset(DataConfig(path=str(odd), columns=half))
-    assert refused.value.sentence.values["columns"] == "answer, prompt"
-    assert fc.refused_columns(refused.value.sentence, half) == ["answer", "question"]  # the file's, to offer again
+    assert refused.value.sentence.values["columns"] == "prompt, answer"  # where question stood
+    assert fc.refused_columns(refused.value.sentence, half) == ["question", "answer"]  # the file's, in its order
     with pytest.raises(DataError) as refused:
         inspect_dataset(DataConfig(path=str(odd), columns={"prompt": "question", "response": "gone"}))
     assert fc.refused_columns(refused.value.sentence, {"prompt": "question"}) == ["question", "answer"]
