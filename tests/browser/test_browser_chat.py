@@ -167,6 +167,35 @@ def test_send_while_loading_then_without_model(browser, server, run, engine_repl
     page.context.close()
 
 
+def test_a_model_loaded_on_another_page_is_not_taken_for_this_conversations(browser, server, run):
+    """The worker is the workspace's one chat model. Another page loading another run replaced the model this
+    page's conversation was answered by, and the next message went on as if the replies on screen were the new
+    model's. Send now says so in one sentence and keeps the message; Clear starts a conversation with it."""
+    make_run(server[1], "chat-other", steps=2)
+    first, second = open_page(browser, server[0]), open_page(browser, server[0])
+    open_chat(first, run)
+    first.click("#wb-chat-load")
+    first.wait_for_selector(f"#wb-chat-status:has-text('Loaded'):has-text('{run}')", timeout=120_000)
+    send(first, QUESTIONS[0])
+    first.wait_for_function("() => document.querySelectorAll('#wb-chat-tuned [data-testid=bot]').length === 1",
+                            timeout=90_000)
+    open_chat(second, "chat-other")
+    second.click("#wb-chat-load")
+    second.wait_for_selector("#wb-chat-status:has-text('Loaded'):has-text('chat-other')", timeout=120_000)
+    send(first, QUESTIONS[1])
+    first.wait_for_selector("[data-testid=toast-body]:has-text('chat-other is loaded now')", timeout=30_000)
+    assert first.locator("#wb-chat-tuned [data-testid=bot]").count() == 1  # nothing was asked of the new model
+    assert first.locator("#wb-chat-msg textarea").input_value() == QUESTIONS[1]
+    first.wait_for_selector("#wb-chat-status:has-text('chat-other')")  # the status line says what is loaded now
+    shot(first, "chat-replaced-elsewhere")
+    first.get_by_text("Clear", exact=True).click()  # the button under the message box (not the chatbot's icon)
+    send(first, QUESTIONS[1])
+    first.wait_for_function("() => document.querySelectorAll('#wb-chat-tuned [data-testid=bot]').length === 1"
+                            " && document.querySelector('#wb-chat-msg textarea').value === ''", timeout=90_000)
+    first.context.close()
+    second.context.close()
+
+
 def test_five_turns_side_by_side(run, engine_replies, shared_page):
     """Each of five turns is answered in both panes with the engine's reply to that pane's history, and
     both panes keep every earlier turn (the second message used to fail and wipe the first exchange). Its page,

@@ -179,7 +179,7 @@ def ask(ctx, text: str, tuned: list, base: list, side_by_side: bool = False, too
     updates = list(chat.respond(ctx, text, tuned, base, side_by_side, "", SHORT, tools, as_result))
     assert all(update[0] == chat.gr.skip() for update in updates[1:-1])  # the stream leaves the box alone
     boxes = [update[0] for update in updates if update[0] != chat.gr.skip()]
-    last = (boxes[-1] if boxes else None, *updates[-1][1:])
+    last = (boxes[-1] if boxes else None, *updates[-1][1:4])
     return last if with_tick else last[:3]
 
 
@@ -188,12 +188,13 @@ def test_send_collects_the_sampling_widgets_into_one_settings_value(chat_ctx, tm
 
     chat_ctx.chat.load("base", {"tuned": "/runs/x"})
     widgets = [64.0, 0.7, 0.9, 40.0, 1.1, 7]  # as gradio sends them, in SAMPLING_OPTIONS' order: sliders as floats
-    list(chat.send_message(chat_ctx, None, "hi", [], [], False, "Be brief.", "", False, *widgets))
+    list(chat.send_message(chat_ctx, None, "hi", [], [], False, "Be brief.", "", False, None, *widgets))
     sent = (tmp_path / "received.settings").read_text().splitlines()
     assert json.loads(sent[-1]) == {"system": "Be brief.", "max_new_tokens": 64, "temperature": 0.7, "top_p": 0.9,
                                     "top_k": 40, "repetition_penalty": 1.1, "seed": 7}
     with pytest.warns(UserWarning, match=r"^top_p is 1\.5: input should be less than or equal to 1\.$"):
-        updates = list(chat.send_message(chat_ctx, None, "hi", [], [], False, "", "", False, 64, 0.7, 1.5, 40, 1, 7))
+        updates = list(chat.send_message(chat_ctx, None, "hi", [], [], False, "", "", False, None,
+                                         64, 0.7, 1.5, 40, 1, 7))
     assert all(u["__type__"] == "update" and len(u) == 1 for u in updates[-1])  # nothing changes, nothing sent
     assert len((tmp_path / "received.settings").read_text().splitlines()) == len(sent)
 
@@ -232,6 +233,28 @@ def test_no_model_loaded_says_so_and_keeps_the_conversation(chat_ctx):
         updates = list(chat.respond(chat_ctx, "again", history, [], False, "", SHORT))
     assert all(u["__type__"] == "update" and len(u) == 1 for u in updates[-1])  # gr.skip(): nothing changes
     assert not chat_ctx.chat.running  # no worker was started for it
+
+
+def test_a_conversation_answered_by_a_model_another_page_replaced_is_refused(chat_ctx, tmp_path: Path):
+    """The worker is the workspace's one chat model: a run loaded on another page (or in another browser) replaced
+    the one this page's conversation was answered by, and Send went on as if the replies on screen were the new
+    model's (a rating then paired one model's answer with another's). Send now says so and keeps the message; the
+    same model loaded again, or a fresh conversation, goes on."""
+    from webui.tabs import chat
+
+    chat_ctx.chat.load("base", {"tuned": "/runs/first"})
+    updates = list(chat.respond(chat_ctx, "Who are you?", [], [], False, "", SHORT))
+    held = updates[0][4]
+    assert held == chat.held_key(chat_ctx) and all(update[4] == chat.gr.skip() for update in updates[1:])
+    tuned = chatbot_round_trip(updates[-1][1])
+    sent = len(received(tmp_path))
+    chat_ctx.chat.load("base", {"tuned": "/runs/second"})  # another page's Load
+    with pytest.warns(UserWarning, match=r"^The chat model was replaced .*: second is loaded now"):
+        refused = list(chat.respond(chat_ctx, "And you?", tuned, [], False, "", SHORT, held=held))
+    assert all(u["__type__"] == "update" and len(u) == 1 for u in refused[-1]) and len(received(tmp_path)) == sent
+    assert list(chat.respond(chat_ctx, "Hello", [], [], False, "", SHORT, held=held))[-1][1]  # Clear: goes on
+    chat_ctx.chat.load("base", {"tuned": "/runs/first"})  # the conversation's own model again: goes on
+    assert len(list(chat.respond(chat_ctx, "And you?", tuned, [], False, "", SHORT, held=held))[-1][1]) == 4
 
 
 def test_failed_load_forgets_a_model_the_worker_no_longer_holds(client):

@@ -7,6 +7,7 @@ with a Python and a curl example (webui/tabs/chat_serve.py)."""
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,7 @@ class ChatTab:
     serving: ServeBox  # its Serve / Stop serving buttons and status line
     rating: RateBox  # mark the better answer: a pair appended to a preference dataset file (webui.tabs.chat_rate)
     tools_note: gr.Markdown  # under the Tools box, once it is left: why it is not a tool list (Send toasts it)
+    held: gr.State  # what the worker held when this page's conversation was answered (held_key)
 
 def finished_runs(ctx: AppContext) -> list[str]:
     return [i.name for i in ctx.runs.list() if i.state in ("completed", "stopped") and
@@ -114,11 +116,31 @@ def loaded_status(ctx: AppContext, say: Callable[..., str]) -> str:
     return say("chat.msg.loaded", model=model, device=loaded.get("device", "?"), adapters=names)
 
 
+def loaded_names(ctx: AppContext) -> str:
+    """The loaded runs or adapter folders as the page names them, else the base model's name."""
+    loaded = ctx.chat.loaded or {}
+    names = [source_name(location) for location in (loaded.get("sources") or {}).values()]
+    return ", ".join(names) or Path(str(loaded.get("model") or "?")).name
+
+
+def status_view(ctx: AppContext, request: gr.Request | None = None) -> str:
+    return loaded_status(ctx, words(request))
+
+
 def source_name(location: str) -> str:
     """A loaded source (or the run a model starts from) as the page names it: its folder, or the run of a run's
     adapter/ folder."""
     folder = Path(location)
     return folder.parent.name if folder.name == ADAPTER and folder.parent.name else folder.name
+
+
+def held_key(ctx: AppContext) -> str | None:
+    """What the worker holds, as a conversation records it: the base, the runs or folders loaded on it and the run
+    it starts from (not the device); None where nothing is loaded."""
+    loaded = ctx.chat.loaded
+    if loaded is None:
+        return None
+    return json.dumps([loaded.get("model"), loaded.get("sources") or {}, loaded.get("start")], sort_keys=True)
 
 
 def base_label(ctx: AppContext, say: Callable[..., str]) -> Any:
@@ -175,11 +197,15 @@ def switches_model(ctx: AppContext, adapters: dict[str, str]) -> bool:
 # keeps it here, to be read, until a model is loaded.
 FRESH = ([], [], False)
 KEPT = (gr.skip(),) * 3
+# The worker is the workspace's one chat model: a load on another page (or in another browser) replaces the model
+# this page's conversation was answered by. Send then refuses in a sentence (respond): the new model would answer
+# as if the replies on screen were its own.
 
 
 def loader(mode: str) -> Callable[..., Iterator[tuple[Any, ...]]]:
     """The click handler of one load button (a named parameter, not functools.partial: gradio must see `request`):
-    (status line, the ask row, tuned conversation, base conversation, tool-result tick).
+    (status line, the ask row, tuned conversation, base conversation, tool-result tick, what the conversation is
+    held with).
 
     It says "Loading" at once, and it runs in the chat's concurrency group: a message sent meanwhile waits in
     the queue behind the load and is answered by the model being loaded. Where the load switches the model, the
@@ -194,16 +220,16 @@ def loader(mode: str) -> Callable[..., Iterator[tuple[Any, ...]]]:
         source = (adapter_dir or "").strip() or run
         try:
             if asks_first(ctx, mode):
-                yield *load(ctx, run, adapter_dir, mode, request), *KEPT
+                yield *load(ctx, run, adapter_dir, mode, request), *KEPT, gr.skip()
                 return
             base, adapters = resolve_source(ctx, run, adapter_dir, say)
             fresh = FRESH if switches_model(ctx, adapters) else KEPT
-            yield say("chat.msg.loading", source=source_name(str(source))), gr.update(visible=False), *fresh
+            yield say("chat.msg.loading", source=source_name(str(source))), gr.update(visible=False), *fresh, gr.skip()
             ctx.chat.load(base, adapters, cpu_only=(mode == "cpu"))
-            yield loaded_status(ctx, say), gr.update(visible=False), *KEPT
+            yield loaded_status(ctx, say), gr.update(visible=False), *KEPT, held_key(ctx)
         except (PathError, ChatWorkerError) as error:
             warn(sentence(request, error))
-            yield loaded_status(ctx, say), gr.update(visible=False), *KEPT
+            yield loaded_status(ctx, say), gr.update(visible=False), *KEPT, gr.skip()
 
     return handler
 
@@ -235,38 +261,45 @@ def check_tools_box(text: str, request: gr.Request | None = None) -> Any:
 
 
 def send_message(ctx: AppContext, request: gr.Request, text: str, tuned: list, base: list, side_by_side: bool,
-                 system: str, tools_text: str, as_tool_result: bool, *sampling_values: Any) -> Iterator[Any]:
+                 system: str, tools_text: str, as_tool_result: bool, held: str | None,
+                 *sampling_values: Any) -> Iterator[Any]:
     """The Send handler as gradio calls it: the sampling widgets' values come last, one per SAMPLING_OPTIONS, and
     become one SamplingConfig here; a value the schema refuses is a toast that names it, and nothing is sent."""
     try:
         sampling = to_sampling(sampling_values)
     except UserError as error:
         warn(sentence(request, error))
-        yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        yield (gr.skip(),) * 5
         return
-    yield from respond(ctx, text, tuned, base, side_by_side, system, sampling, tools_text, as_tool_result, request)
+    yield from respond(ctx, text, tuned, base, side_by_side, system, sampling, tools_text, as_tool_result, request,
+                       held)
 
 
 def respond(ctx: AppContext, text: str, tuned: list, base: list, side_by_side: bool, system: str,
             sampling: SamplingConfig, tools_text: str = "", as_tool_result: bool = False,
-            request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
-    """Stream the fine-tuned reply, then (side by side) the base model's reply to the same history.
+            request: gr.Request | None = None, held: str | None = None) -> Iterator[tuple[Any, ...]]:
+    """Stream the fine-tuned reply, then (side by side) the base model's reply to the same history; yields (message
+    box, tuned pane, base pane, tool-result tick, what the conversation is held with).
 
     With tools offered, a reply that calls tools is shown as its calls, and 'send as a tool result' is ticked for
     the answer (as_tool_result: the message is the tool's result). When the reply cannot be made (no model
-    loaded, a tool list that is not JSON, the worker refuses or stops), a toast says why, and the panes go back
-    to the conversation before this message, which stays in the box to send again.
+    loaded, another page has loaded another model since the conversation began, a tool list that is not JSON, the
+    worker refuses or stops), a toast says why, and the panes go back to the conversation before this message,
+    which stays in the box to send again.
     """
     if not (text or "").strip():
         return
     say = words(request)
+    now = held_key(ctx)
     try:
         if ctx.chat.loaded is None:
             raise ChatWorkerError(say("chat.msg.no_model"))
+        if (tuned or base) and held is not None and held != now:
+            raise ChatWorkerError(say("chat.msg.other_model", loaded=loaded_names(ctx)))
         tools = offered_tools(tools_text, say)
     except UserError as error:
         warn(sentence(request, error))
-        yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        yield (gr.skip(),) * 5
         return
     has_adapter = bool((ctx.chat.loaded or {}).get("adapters"))
     turn = [result_message(text, say) if as_tool_result else text_message("user", text),
@@ -274,19 +307,19 @@ def respond(ctx: AppContext, text: str, tuned: list, base: list, side_by_side: b
     new_tuned = tuned + turn
     new_base = base + turn if side_by_side else base
     columns = [(new_tuned, TUNED if has_adapter else None)] + ([(new_base, None)] if side_by_side else [])
-    yield "", new_tuned, new_base, gr.skip()  # the box empties once: what is typed while the reply streams stays
+    yield "", new_tuned, new_base, gr.skip(), now  # the box empties once: what is typed while the reply streams stays
     try:
         for history, adapter in columns:
             data: dict[str, Any] = {}
             for reply in ctx.chat.generate(history[:-1], adapter, tools, data, system or None, sampling):
                 history[-1] = text_message("assistant", reply)
-                yield gr.skip(), new_tuned, new_base, gr.skip()
+                yield gr.skip(), new_tuned, new_base, gr.skip(), gr.skip()
             history[-1:] = reply_messages(reply, data, say)
     except UserError as error:
         warn(sentence(request, error))
-        yield text, tuned, base, gr.skip()
+        yield text, tuned, base, gr.skip(), held
         return
-    yield gr.skip(), new_tuned, new_base, is_tool_call(new_tuned[-1])
+    yield gr.skip(), new_tuned, new_base, is_tool_call(new_tuned[-1]), gr.skip()
 
 
 def build_sampling() -> list[gr.components.Component]:
@@ -329,11 +362,12 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
             send = gr.Button(t("chat.send"), variant="primary", scale=0, elem_id="wb-chat-send")
             clear = gr.Button(t("chat.clear"), scale=0)
         rating = build_rate_box()
+        held = gr.State(None)
         with gr.Accordion(t("chat.api"), open=False, elem_id="wb-chat-api-box"):
             serving = build_serve_box(ctx)
     tab = ChatTab(run, adapter_dir, load_btn, unload_btn, status, confirm_row, load_gpu, load_cpu, system, sampling,
                   tools, side_by_side, tuned_chat, base_chat, message, tool_result, send, clear, serving.api, serving,
-                  rating, tools_note)
+                  rating, tools_note, held)
     # Listed as the page loads and whenever the tab is shown, before the list is opened: choices replaced while
     # the list is open show stale and doubled entries (Gradio 6).
     refresh = (bind(worker_view, ctx), None, [tab.run, tab.status, tab.api, tab.base_chat])
@@ -344,19 +378,22 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
     for button, mode in ((tab.load, "ask"), (tab.load_gpu, "gpu"), (tab.load_cpu, "cpu")):
         # No gr.State here: a component created outside the Tab would land in gr.Tabs as a phantom tab.
         button.click(bind(loader(mode), ctx), [tab.run, tab.adapter_dir],
-                     [tab.status, tab.confirm_row, *conversation], concurrency_limit=1, concurrency_id="chat").then(
+                     [tab.status, tab.confirm_row, *conversation, tab.held], concurrency_limit=1,
+                     concurrency_id="chat").then(
             bind(loaded_view, ctx), None, [tab.api, tab.base_chat])
     tab.unload.click(bind(unload, ctx), None, tab.status, concurrency_limit=1, concurrency_id="chat").then(
         bind(loaded_view, ctx), None, [tab.api, tab.base_chat])
     tab.side_by_side.change(lambda on: gr.update(visible=on), tab.side_by_side, tab.base_chat)
     inputs = [tab.message, tab.tuned_chat, tab.base_chat, tab.side_by_side, tab.system, tab.tools, tab.tool_result,
-              *tab.sampling]
+              tab.held, *tab.sampling]
     # A press while the previous reply is still finishing is kept and sent once it has ended ("always_last": the
     # inputs are read then, so the new message goes out with that reply in its history); Gradio's default for a
     # click ("once") dropped it, and a person typing quickly saw a dead button.
+    # then the status line says what the worker holds now (another page may have loaded another model meanwhile)
     gr.on([tab.send.click, tab.message.submit], bind(send_message, ctx), inputs,
-          [tab.message, tab.tuned_chat, tab.base_chat, tab.tool_result], concurrency_limit=1, concurrency_id="chat",
-          trigger_mode="always_last")
+          [tab.message, tab.tuned_chat, tab.base_chat, tab.tool_result, tab.held], concurrency_limit=1,
+          concurrency_id="chat", trigger_mode="always_last").then(
+        bind(status_view, ctx), None, tab.status, show_progress="hidden")
     tab.tools.blur(check_tools_box, tab.tools, tab.tools_note, show_progress="hidden")
     wire_rate_box(ctx, rating, tab.tuned_chat, tab.base_chat, tab.system)
     tab.clear.click(lambda: FRESH, None, conversation)
