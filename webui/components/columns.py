@@ -1,8 +1,8 @@
-"""The Train tab's Columns group: a dropdown per standard name the chosen stage reads (SFT's prompt, response,
+"""The Columns group (the Train tab's, and the Evaluate and Compare tabs' own: webui/tabs/file_columns.py): a
+dropdown per standard name the chosen stage reads (SFT's prompt, response,
 instruction, output ...; a preference stage's prompt, chosen, rejected, label ...), each offering "(auto)" and the
 inspected file's own columns. It shows under the dataset once the inspection knows the file's columns, and opens by
-itself when the inspection refuses the file for its columns (no format matches, a mapped column is missing). The
-Evaluate tab has one of its own, for its test set (webui/tabs/evaluate.py).
+itself when the inspection refuses the file for its columns (no format matches, a mapped column is missing).
 
 What is picked is the form's COLUMNS option (`maps`, a hidden JSON: webui.forms.columns), edited in the browser
 (no round trip) for the first dataset, the one the page inspects; then the inspection runs again with it, so the

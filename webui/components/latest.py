@@ -1,6 +1,6 @@
 """Only each visitor's newest request for an answer is shown: the Train tab's trainable count and dataset
-inspection run engine processes whose answers can come back out of order (a cached one at once, a measured one
-seconds later)."""
+inspection, and the Evaluate and Compare tabs' reading of their file's columns, run engine processes whose answers
+can come back out of order (a cached one at once, a measured one seconds later)."""
 
 from __future__ import annotations
 
