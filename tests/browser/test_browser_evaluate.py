@@ -187,3 +187,13 @@ def test_compare_three_methods_fills_the_table_from_their_runs(shared_page, serv
         assert next(r for r in table["rows"] if r["method"] == method)["eval_loss"] == metrics["eval_loss"]
     assert page.locator("#wb-compare-table strong.wb-best").count() >= 5
     assert page.locator("#wb-compare-csv").is_visible() and page.locator("#wb-compare-md").is_visible()
+    # a reload fills the form with the comparison the tab shows: Start then goes on with it, not with the defaults
+    page.reload()
+    page.get_by_role("tab", name="Compare").click()
+    page.wait_for_function("() => document.querySelector('#wb-compare-name textarea, #wb-compare-name input')"
+                           ".value === 'three'", timeout=30_000)
+    checked = [label.inner_text().strip() for label in page.locator("#wb-compare-methods label").all()
+               if label.locator("input").is_checked()]
+    assert checked == list(COMPARED), checked
+    assert page.locator("#wb-compare-steps input").input_value() == "1"
+    assert page.locator("#wb-compare-cutoff input").input_value() == "64"

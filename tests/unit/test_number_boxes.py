@@ -33,8 +33,7 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, AppContext]:
 
 
 def answered(app: Any, fn: Any, state: SessionState, **values: Any) -> Any:
-    block_fn = event(app, fn) if fn is not compare_tab.datasets else next(  # the page's load, of no inputs
-        block_fn for block_fn in app.fns.values() if block_fn.name == "datasets" and not block_fn.inputs)
+    block_fn = event(app, fn)
     return asyncio.run(app.process_api(block_fn, sent(block_fn, **values), state))
 
 
@@ -58,7 +57,7 @@ COMPARE = [  # elem_id, the value typed, the sentence Start says
 def test_a_compare_number_out_of_its_range_is_refused_naming_its_key(page, box, typed, said):
     app, ctx = page
     state = SessionState(app)
-    listed = answered(app, compare_tab.datasets, state)["data"][0]  # the page opened: the list, identity chosen
+    listed = answered(app, compare_tab.opened, state)["data"][2]  # the page opened: the list, identity chosen
     chosen = {"wb-compare-data": listed["value"], box: typed}
     assert refusal(app, compare_tab.start, state, **chosen) == said
     assert ctx.compares.latest() is None  # nothing queued
@@ -98,7 +97,7 @@ def test_the_compare_estimate_says_a_number_out_of_range_while_it_is_typed(page)
     a form that makes no comparison for another reason (no dataset) still shows nothing."""
     app, _ = page
     state = SessionState(app)
-    listed = answered(app, compare_tab.datasets, state)["data"][0]
+    listed = answered(app, compare_tab.opened, state)["data"][2]
     block_fn = next(block_fn for block_fn in app.fns.values() if block_fn.name == "estimate"
                     and any(getattr(block, "elem_id", None) == "wb-compare-cutoff" for block in block_fn.inputs))
     shown = asyncio.run(app.process_api(block_fn, sent(block_fn, **{"wb-compare-data": listed["value"],
@@ -133,7 +132,7 @@ def test_a_presets_learning_rate_out_of_range_is_refused_naming_the_method_and_k
     rows = compare_tab.preset_rows()
     rows[0][1] = -1.0
     state = SessionState(app)
-    listed = answered(app, compare_tab.datasets, state)["data"][0]
+    listed = answered(app, compare_tab.opened, state)["data"][2]
     said = refusal(app, compare_tab.start, state, **{"wb-compare-data": listed["value"],
                                                      "wb-compare-presets": {"headers": compare_tab.PRESET_HEADERS,
                                                                             "data": rows}})

@@ -111,3 +111,21 @@ def test_compare_queues_every_method_with_the_picked_columns(ctx, qa):
     job = ctx.compares.compare("qa")
     assert job.read_config().data.columns == MAPPED
     ctx.compares.stop(job)
+
+
+def test_a_reload_fills_the_compare_form_with_the_newest_comparison(ctx, qa, tmp_path):
+    """The tab showed the newest comparison's table under a form back at its defaults (as the Evaluate tab did
+    before newuser5's fix), so Start after a reload began another comparison instead of going on with that one."""
+    fresh = compare.opened(AppContext.create(tmp_path / "fresh"))
+    assert all(update == gr.update() for index, update in enumerate(fresh) if index != 2)  # defaults stay
+    assert "value" in fresh[2] and fresh[2]["choices"]  # the dataset list, the identity sample chosen
+    rows = compare.preset_rows()
+    rows[0][1] = 0.001  # lora's learning rate edited
+    compare.start(ctx, "mine", "org/tiny", str(qa), ["ia3", "lora"], rows, 3, 2, 128, 0.5, False, {str(qa): MAPPED})
+    ctx.compares.stop(ctx.compares.compare("mine"))
+    name, model, dataset, methods, presets, steps, batch, cutoff, val, evaluate, maps = compare.opened(ctx)
+    assert (name, dataset["value"], methods, steps, batch, cutoff, val, evaluate) == (
+        "mine", str(qa), ["lora", "ia3"], 3, 2, 128, 0.5, False)
+    assert model == "org/tiny"  # a hub id, as typed
+    assert presets[0][:2] == ["lora", 0.001] and presets[1] == compare.preset_rows()[1]  # an unchosen method's own
+    assert maps == {str(qa): MAPPED}

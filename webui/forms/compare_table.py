@@ -33,12 +33,14 @@ class CompareValueError(CompareFormError):
     """A value of the form out of its key's range (or of a wrong type): the schema's sentence naming the key."""
 
 
-def preset_rows() -> list[list[Any]]:
-    """The built-in presets, one row per method: name, learning rate, the options as JSON."""
+def preset_rows(presets: dict[str, dict[str, Any]] | None = None) -> list[list[Any]]:
+    """The presets, one row per method: name, learning rate, the options as JSON; the built-in ones, each replaced
+    by its settings in `presets` (a comparison's config) where it has some."""
     rows = []
     for method in METHOD_NAMES:
-        options = {key: value for key, value in PRESETS[method].items() if key != "learning_rate"}
-        rows.append([method, PRESETS[method]["learning_rate"], json.dumps(options)])
+        settings = (presets or {}).get(method) or PRESETS[method]
+        options = {key: value for key, value in settings.items() if key != "learning_rate"}
+        rows.append([method, settings.get("learning_rate", PRESETS[method]["learning_rate"]), json.dumps(options)])
     return rows
 
 

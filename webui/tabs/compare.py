@@ -196,6 +196,29 @@ def show_latest(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any
     return view(ctx, latest.name if latest else None, words(request))
 
 
+def opened(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, ...]:
+    """The page opened (or reloaded): the dataset list as the workspace holds it, and the form of the newest
+    comparison, the one the tab shows, filled in again (tab.inputs(): name, model, dataset, methods, presets, steps,
+    batch size, cutoff, held-out share, evaluate, column map), so Start goes on with it; the page's defaults where
+    there is none, or where its config cannot be read (a command-line comparison by epochs keeps the steps box)."""
+    listing, keep = datasets(ctx, None, request), gr.update()
+    latest = ctx.compares.latest()
+    try:
+        config = latest.read_config() if latest is not None else None
+    except (OSError, ValueError):  # a damaged config.yaml: the tab's view says what it can of that comparison
+        config = None
+    if latest is None or config is None:
+        return keep, keep, listing, *(keep,) * 8
+    data = config.data
+    listed = [path for _, path in listing["choices"]]
+    chosen = data.path if isinstance(data.path, str) and data.path in listed else listing["value"]
+    maps = {data.path: dict(data.columns)} if isinstance(data.path, str) and data.columns else {}
+    return (latest.name, config.model.name_or_path, gr.update(choices=listing["choices"], value=chosen),
+            [method for method in config.methods if method in METHOD_NAMES], preset_rows(config.presets),
+            config.train.max_steps or keep, config.train.batch_size, config.train.cutoff_len, data.val_size,
+            config.evaluate, maps)
+
+
 def datasets(ctx: AppContext, chosen: str | None = None, request: gr.Request | None = None) -> Any:
     """The dataset list as the workspace holds it now; the visitor's choice stays chosen while it is listed (the
     tab is shown again), else the identity sample."""
@@ -248,7 +271,7 @@ def build_compare_tab(ctx: AppContext, app: gr.Blocks) -> CompareTab:
                      batch_size=batch, cutoff_len=cutoff, val_size=val_size, evaluate=evaluate, presets=presets,
                      estimate=estimate_view, start=run, stop=stop_btn, status=status, table=table, answers=answers,
                      plot=plot, csv=csv, md=md, followed=followed, timer=timer, colors=colors)
-    app.load(bind(datasets, ctx), None, tab.dataset)
+    app.load(bind(opened, ctx), None, tab.inputs())
     shown.select(bind(datasets, ctx), tab.dataset, tab.dataset)
     app.load(bind(show_latest, ctx), None, tab.view_outputs(), show_progress="hidden")
     # the chosen file's columns; a pick reads the file again, mapped (webui.tabs.file_columns)
