@@ -238,7 +238,7 @@ def build_evaluate_tab(ctx: AppContext, app: gr.Blocks) -> EvalTab:
                                        tab.columns.maps])
     shown.select(bind(choices, ctx), None, [tab.models, tab.test_set])
     app.load(bind(show_latest, ctx), tab.differ, tab.view_outputs(), show_progress="hidden")
-    # the chosen file's columns; a pick reads the file again, mapped (a refusal answered closes, its note says so)
+    # the chosen file's columns; a pick reads the file again, mapped (the note says whether it reads now)
     columns_shown = {"fn": bind(bind(chosen_file_view, ctx), tab.columns), "inputs": [tab.test_set, tab.columns.maps],
                      "outputs": tab.columns.outputs}
     tab.test_set.change(**columns_shown, show_progress="hidden")
