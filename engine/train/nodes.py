@@ -35,10 +35,10 @@ from typing import Any
 
 import yaml
 
-from engine import sentences
 from engine.config import ConfigError, RunConfig, parse_config
 from engine.jobs import rundir
 from engine.jobs.reporter import RANKS, rank
+from engine.sentences import said
 
 KEY = "workbench/nodes/"  # the store's keys: KEY + node rank
 WAIT_S = 300  # how long a node waits for the others' reports (they start within seconds of each other)
@@ -84,9 +84,9 @@ def decided() -> Decision | None:
     return _decided
 
 
-def said(line: str) -> str:
+def with_decision(line: str) -> str:
     """`line` (the strategy's) with the decision's words for the run log ("; nodes: ...") where nodes decided."""
-    return sentences.said("engine.log.joined", first=line, then=_decided.line) if _decided is not None else line
+    return said("engine.log.joined", first=line, then=_decided.line) if _decided is not None else line
 
 
 def save_on_each_node() -> bool:
@@ -222,7 +222,6 @@ def decide(reports: list[Report], setting: bool | str, resuming: bool) -> tuple[
     """What every rank does with the nodes' reports: (the decision, the sentence refusing the run or None)."""
     shared = all(found.sees_node_0 for found in reports)
     each = (not shared) if setting == "auto" else bool(setting)
-    said = sentences.said
     folders = said("engine.log.nodes_shared") if shared else said("engine.log.nodes_own")
     keeps = said("engine.log.nodes_each_keeps") if each else said("engine.log.nodes_node_0_keeps")
     decision = Decision(shared, each, said("engine.log.nodes", count=len(reports), folders=folders, keeps=keeps))

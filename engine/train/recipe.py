@@ -179,7 +179,7 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     from engine.model.methods import apply_method, count_parameters
 
     if launch.several(config):  # auto settled (alike on every rank) before the model loads, and said; and on
-        reporter.info(nodes.said(strategy.settle(config, model_json, device())))  # several nodes, who saves
+        reporter.info(nodes.with_decision(strategy.settle(config, model_json, device())))  # several nodes, who saves
     model = load_model(config.model, config.method)
     grown = fit_embeddings(model, tokenizer)
     # The adapter's initial weights (LoRA's A, prompt embeddings...) are drawn here, before the Trainer seeds

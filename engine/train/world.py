@@ -140,8 +140,8 @@ def resumed(checkpoint: Path, config: RunConfig, rows: int, sampler: str) -> str
         return None
     step = step_of(checkpoint)
     epoch, row, per_epoch = position(step, rows, wanted.global_batch)
-    order = sentences.said("engine.log.order_shuffled") if LENGTH_GROUPED not in (written.sampler, sampler) else \
-        sentences.said("engine.log.order_grouped")
+    grouped = LENGTH_GROUPED in (written.sampler, sampler)
+    order = sentences.said("engine.log.order_grouped" if grouped else "engine.log.order_shuffled")
     return sentences.said("engine.log.resumed_world", checkpoint=checkpoint.name, written=written.processes,
-               wanted=wanted.processes, batch=wanted.global_batch, before=written.parts(), now=wanted.parts(),
-               step=step + 1, row=row, epoch=epoch, per_epoch=per_epoch, order=order)
+                          wanted=wanted.processes, batch=wanted.global_batch, before=written.parts(),
+                          now=wanted.parts(), step=step + 1, row=row, epoch=epoch, per_epoch=per_epoch, order=order)

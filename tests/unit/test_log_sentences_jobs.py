@@ -129,7 +129,7 @@ def test_the_nodes_decision_joins_the_strategy_line(monkeypatch: pytest.MonkeyPa
     decision, _ = nodes.decide([nodes.Report(0, "a", sees_node_0=False), nodes.Report(1, "b", sees_node_0=False)],
                                "auto", False)
     monkeypatch.setattr(nodes, "_decided", decision)
-    line = nodes.said(strategy.choose(run_config(tmp_path), None, None, "cpu")[1])
+    line = nodes.with_decision(strategy.choose(run_config(tmp_path), None, None, "cpu")[1])
     assert line.endswith("; nodes: the 2 nodes each keep a run folder of their own (no shared filesystem): each node "
                          "keeps the checkpoints a resume needs in its own folder; node 0 keeps the events, status and "
                          "final weights")
