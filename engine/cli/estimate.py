@@ -40,8 +40,7 @@ def main(argv: list[str]) -> int:
     except (ConfigError, ModelFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    gpu = room.gpu_free() if args.device != "cpu" else None
-    device = args.device or ("gpu" if gpu is not None else "cpu")
+    device, free = judged_against(args)
     lengths = None
     if args.measure_data and found is not None:
         from engine.estimate.lengths import measured_lengths
@@ -52,8 +51,6 @@ def main(argv: list[str]) -> int:
         print(f"error: no estimate for {config.model.name_or_path}: its config.json is not at hand or lacks the "
               "sizes (hidden_size, num_hidden_layers, vocab_size) of a decoder this estimate knows.", file=sys.stderr)
         return 2
-    free = int(args.free_gib * memory.GIB) if args.free_gib is not None else (
-        gpu if device == "gpu" and gpu is not None else room.memory_room()[0])
     if lengths:
         print(f"rows: the largest batch of the data's {len(lengths)} measured rows (the longest {max(lengths)} tokens)")
     print(f"{device}: one step needs about {step.summary()}")
@@ -63,6 +60,17 @@ def main(argv: list[str]) -> int:
         if found_advice is not None:
             print(f"a configuration that fits:\n{found_advice.diff()}")
     return 0
+
+
+def judged_against(args: argparse.Namespace) -> tuple[str, int]:
+    """(device, free bytes) an estimate is judged against: --device, else a GPU where nvidia-smi reports one, else the
+    CPU; --free-gib, else the GPU's free memory (nvidia-smi is asked only where the device is not the CPU), else the
+    RAM this process may still take."""
+    gpu = room.gpu_free() if args.device != "cpu" else None
+    device = args.device or ("gpu" if gpu is not None else "cpu")
+    if args.free_gib is not None:
+        return device, int(args.free_gib * memory.GIB)
+    return device, gpu if device == "gpu" and gpu is not None else room.memory_room()[0]
 
 
 def is_compare_config(path: str) -> bool:
@@ -88,12 +96,6 @@ def compare_estimate(args: argparse.Namespace) -> int:
     except (ConfigError, ModelFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if args.device == "cpu":  # as a run config's estimate: nvidia-smi is asked only where the device is not told
-        device, free = "cpu", room.memory_room()[0]
-    else:
-        device, free = ("gpu", room.gpu_free() or 0) if args.device == "gpu" else estimates.machine()
-    if args.free_gib is not None:
-        free = int(args.free_gib * memory.GIB)
-    for line in estimates.lines(estimates.method_estimates(config, found, device, free)):
+    for line in estimates.lines(estimates.method_estimates(config, found, *judged_against(args))):
         print(line)
     return 0

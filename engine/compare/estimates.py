@@ -1,11 +1,7 @@
-"""Each method's memory estimate before Start (issue 26 item 3, per method): engine.estimate.memory.estimate on the
-run config the method will train with (engine.config_compare.run_config), from the base model's config.json alone,
-with a verdict against this machine's free memory (a GPU's where nvidia-smi reports one, else RAM under the
-process's limits: engine.estimate.room).
-
-Plain Python, no torch: the page computes it in the web process before Start, `launch.py compare` prints it before
-the first method trains, and both write it to the comparison's estimate.json, which the table reads (its "estimated
-peak" beside the measured peak, so that the estimate's error per method is visible).
+"""A comparison's estimate.json: each method's memory estimate before Start (engine.estimate.methods, which
+computes it from the base model's config.json alone), written by the page in the web process before Start and by
+`launch.py compare` before the first method trains, and read by the table (its "estimated peak" beside the measured
+peak, so that the estimate's error per method is visible).
 """
 
 from __future__ import annotations
@@ -14,12 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.config_compare import CompareConfig
-from engine.estimate.methods import lines, machine, method_estimates
 from engine.jobs.rundir import read_json, write_json_atomic
 from engine.model import config_json
-
-__all__ = ["ESTIMATE_JSON", "lines", "machine", "method_estimates", "read_estimates", "read_model_config",
-           "write_estimates"]  # the estimate itself is engine.estimate.methods' (`launch.py estimate` prints it too)
 
 ESTIMATE_JSON = "estimate.json"
 

@@ -33,6 +33,7 @@ from engine.compare.plan import DONE, RESUME, Step, evaluation_due, plan, prepar
 from engine.compare.table import CompareDir, text_lines, write_table
 from engine.config_compare import CompareConfig
 from engine.config_eval import BASE
+from engine.estimate import methods as estimates
 from engine.estimate.lengths import measured_lengths
 from engine.jobs.events import Progress
 from engine.jobs.kinds import EVAL, TRAIN, JobKind
@@ -67,10 +68,10 @@ def compare_body(context: JobContext, launch: Launch | None = None) -> Outcome:
     compare, config, reporter = CompareDir(context.job.path), context.config, context.reporter
     if problem := data_problem(config):  # before any method is queued to fail with training's own advice
         return Outcome("failed", error=problem)
-    found = estimated.method_estimates(config, estimated.read_model_config(config), *estimated.machine(),
+    found = estimates.method_estimates(config, estimated.read_model_config(config), *estimates.machine(),
                                        lengths=measured_lengths(config, reporter.info))
     estimated.write_estimates(compare.path, found)
-    for line in estimated.lines(found):
+    for line in estimates.lines(found):
         reporter.info(line)
     steps = plan(compare, config)
     write_table(compare, config)

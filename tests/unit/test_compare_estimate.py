@@ -12,6 +12,7 @@ from engine.compare import estimates as estimated
 from engine.compare.table import CompareDir, csv_text, markdown, write_table
 from engine.config_compare import parse_compare_config, run_config
 from engine.estimate import memory, room
+from engine.estimate import methods as estimates
 from engine.jobs.kinds import TRAIN
 from engine.jobs.rundir import write_json_atomic
 from tests.unit.compare_job import events_of, run_compare
@@ -35,7 +36,7 @@ def demo() -> dict:
 
 def test_each_method_is_estimated_on_its_own_run_config_with_a_verdict(tmp_path: Path):
     config = config_of(tmp_path)
-    found = estimated.method_estimates(config, demo(), "cpu", 64 * memory.GIB)
+    found = estimates.method_estimates(config, demo(), "cpu", 64 * memory.GIB)
     assert list(found["methods"]) == METHODS and found["device"] == "cpu"
     for method in METHODS:  # the run the method trains with, through the one estimate the engine checks
         step = memory.estimate(run_config(config, method, tmp_path), demo(), "cpu")
@@ -43,9 +44,9 @@ def test_each_method_is_estimated_on_its_own_run_config_with_a_verdict(tmp_path:
         assert found["methods"][method]["verdict"] == "fits"
     assert found["methods"]["full"]["total_mb"] > found["methods"]["lora"]["total_mb"]  # every weight's Adam state
     lora_mb = found["methods"]["lora"]["total_mb"]
-    small = estimated.method_estimates(config, demo(), "cpu", int(lora_mb * memory.MIB * 0.5))
+    small = estimates.method_estimates(config, demo(), "cpu", int(lora_mb * memory.MIB * 0.5))
     assert {e["verdict"] for e in small["methods"].values()} == {"will not fit"}
-    assert estimated.method_estimates(config, None, "cpu", memory.GIB)["methods"] == dict.fromkeys(METHODS)
+    assert estimates.method_estimates(config, None, "cpu", memory.GIB)["methods"] == dict.fromkeys(METHODS)
 
 
 def finish(compare: CompareDir, config, method: str, peak_mb: float) -> None:

@@ -13,9 +13,9 @@ from unittest import mock
 
 import pytest
 
-from engine.compare import estimates
 from engine.config import RunConfig
 from engine.data.sources import Mixed, Part
+from engine.estimate import methods as estimates
 from engine.estimate.memory import GIB, MemoryEstimate
 from engine.eval.job import general_table
 from engine.jobs.rundir import RunDir

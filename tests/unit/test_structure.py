@@ -24,7 +24,7 @@ WEBUI_MAY_IMPORT = {
     "engine.jobs.kinds", "engine.config_distributed",
     "engine.model.shapes", "engine.model.config_json",
     "engine.estimate", "engine.estimate.memory", "engine.estimate.room", "engine.estimate.advice",
-    "engine.estimate.timing",
+    "engine.estimate.timing", "engine.estimate.methods",
     "engine.serve.examples", "engine.serve.hosts",
     "engine.train.launch",  # the command of each node of a run of several processes (plain Python: no torch)
 }

@@ -20,6 +20,7 @@ from engine.compare.plan import plan
 from engine.compare.table import CompareDir, write_table
 from engine.config_compare import CompareConfig, run_config
 from engine.errors import UserError
+from engine.estimate import methods as estimates
 from engine.jobs.kinds import TRAIN
 from engine.jobs.rundir import FINAL_STATES
 from webui.jobs.paths import PathError, safe_name
@@ -56,7 +57,7 @@ class CompareManager:
         # the model and dataset as an engine process gets them, checked (a path outside is refused here)
         checked = self.scheduler.boundary.config(run_config(config, config.methods[0], compare.path))
         config = config.model_copy(update={"model": checked.model})
-        found = estimated.method_estimates(config, model_config, *estimated.machine())  # nvidia-smi: not locked
+        found = estimates.method_estimates(config, model_config, *estimates.machine())  # nvidia-smi: not locked
         with self.scheduler.lock:
             if compare.read_status().get("state") not in (*FINAL_STATES, None):
                 raise CompareRunningError(f"The comparison {compare.name} is queued or running: stop it first, or "

@@ -19,9 +19,9 @@ from typing import Any
 
 import gradio as gr
 
-from engine.compare import estimates as estimated
 from engine.config import METHOD_NAMES
 from engine.config_compare import DEFAULT_METHODS
+from engine.estimate import methods as estimates
 from engine.model.config_json import ModelFileError
 from webui.components.columns import ColumnsPanel, build_columns_panel, page_reason, wire_column_fields
 from webui.components.plots import colour_state
@@ -150,7 +150,7 @@ def estimate(ctx: AppContext, _name: str, model: str, dataset: str | None, metho
         return ""
     lengths = cached_lengths(ctx, model.strip(), dataset or "", config.data.format, config.train.cutoff_len,
                              config.data.overlength, config.data.replace)  # where the Train tab's inspection measured
-    return estimate_html(estimated.method_estimates(config, found, *estimated.machine(), lengths=lengths),
+    return estimate_html(estimates.method_estimates(config, found, *estimates.machine(), lengths=lengths),
                          words(request), gib)
 
 
