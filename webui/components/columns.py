@@ -20,6 +20,7 @@ import gradio as gr
 from engine.datapaths import display_name
 from webui.forms.columns import AUTO, NAMES, column_choices, refused_columns, shown_names
 from webui.forms.fields import COLUMNS
+from webui.forms.prestart import StartRefusedError
 from webui.i18n import message, sentence, t
 
 # The maps with the first dataset's NAME set to the picked column (left out for "(auto)").
@@ -106,3 +107,12 @@ def page_reason(reason: Any, request: gr.Request | None) -> Any:
     """A Start refusal's reason as the Train tab says it (ON_PAGE), else as it is."""
     key = ON_PAGE.get(getattr(reason, "key", None) or "")
     return message(request, key, **reason.values) if key else reason
+
+
+def refused_sentence(refused: StartRefusedError, request: gr.Request | None) -> str:
+    """A Start refusal in the visitor's language, its reason as a page with a Columns group words it (page_reason):
+    the Train, Evaluate and Compare tabs'."""
+    values = dict(refused.values)
+    if "reason" in values:
+        values["reason"] = page_reason(values["reason"], request)
+    return message(request, refused.key, **values)

@@ -23,7 +23,7 @@ from engine.config import METHOD_NAMES
 from engine.config_compare import DEFAULT_METHODS
 from engine.estimate import methods as estimates
 from engine.model.config_json import ModelFileError
-from webui.components.columns import ColumnsPanel, build_columns_panel, page_reason, wire_column_fields
+from webui.components.columns import ColumnsPanel, build_columns_panel, refused_sentence
 from webui.components.plots import colour_state
 from webui.components.render import RUN_COLORS, engine_sentence, state_label
 from webui.components.wiring import bind
@@ -44,11 +44,11 @@ from webui.forms.datasets import dataset_choices
 from webui.forms.mapping import starter_config
 from webui.forms.models import model_config_json
 from webui.forms.prestart import StartRefusedError, check_compare_data
-from webui.i18n import failure, message, pairs_label, sentence, t, words
+from webui.i18n import failure, pairs_label, sentence, t, words
 from webui.jobs.commands import engine_cache
 from webui.jobs.compares import CompareRunningError
 from webui.jobs.paths import PathError
-from webui.tabs.file_columns import STAGE, chosen_file_view, chosen_map
+from webui.tabs.file_columns import STAGE, chosen_map, wire_chosen_file
 from webui.tabs.train.data import cached_lengths
 
 POLL_S = 1.0
@@ -169,8 +169,7 @@ def start(ctx: AppContext, name: str, model: str, dataset: str | None, methods: 
         check_compare_data(config, engine_cache(ctx.workspace))  # a pairs file: refused now, not failed per method
         compare = ctx.compares.start((name or "").strip() or "compare", config, model_json(ctx, model.strip()))
     except StartRefusedError as refused:  # a file matching no format: its columns are picked under Columns
-        values = {**refused.values, "reason": page_reason(refused.values.get("reason"), request)}
-        raise failure(request, message(request, refused.key, **values)) from None
+        raise failure(request, refused_sentence(refused, request)) from None
     except (CompareFormError, CompareRunningError, ConfigError, PathError, ModelFileError) as error:
         raise failure(request, sentence(request, error)) from None  # keyed: in the visitor's language
     return view(ctx, compare.name, say)
@@ -274,11 +273,7 @@ def build_compare_tab(ctx: AppContext, app: gr.Blocks) -> CompareTab:
     app.load(bind(opened, ctx), None, tab.inputs())
     shown.select(bind(datasets, ctx), tab.dataset, tab.dataset)
     app.load(bind(show_latest, ctx), None, tab.view_outputs(), show_progress="hidden")
-    # the chosen file's columns; a pick reads the file again, mapped (webui.tabs.file_columns)
-    columns_shown = {"fn": bind(bind(chosen_file_view, ctx), tab.columns), "inputs": [tab.dataset, tab.columns.maps],
-                     "outputs": tab.columns.outputs}
-    tab.dataset.change(**columns_shown, show_progress="hidden")
-    wire_column_fields(tab.columns, tab.dataset, columns_shown)
+    wire_chosen_file(ctx, tab.columns, tab.dataset)
     tab.start.click(bind(start, ctx), tab.inputs(), tab.view_outputs())
     gr.on([app.load, shown.select, *(field.change for field in tab.inputs()[1:])], bind(estimate, ctx),
           tab.inputs(), tab.estimate, trigger_mode="always_last", show_progress="hidden")

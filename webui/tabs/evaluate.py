@@ -24,7 +24,7 @@ from engine.config_eval import BASE, EvalConfig
 from engine.jobs.rundir import EvalDir
 from engine.sampling import MAX_NEW_TOKENS as TOKENS_LIMIT
 from engine.sampling import SamplingConfig
-from webui.components.columns import ColumnsPanel, build_columns_panel, page_reason, wire_column_fields
+from webui.components.columns import ColumnsPanel, build_columns_panel, refused_sentence
 from webui.components.render import log_text, state_label
 from webui.components.wiring import bind
 from webui.context import AppContext
@@ -32,13 +32,13 @@ from webui.forms.columns import ColumnMaps
 from webui.forms.datasets import dataset_choices
 from webui.forms.eval_table import Heading, read_predictions, results_html, row_view, table_csv
 from webui.forms.prestart import StartRefusedError, check_test_set
-from webui.i18n import failure, message, pairs_label, sentence, t, words
+from webui.i18n import failure, pairs_label, sentence, t, words
 from webui.jobs.commands import engine_cache
 from webui.jobs.evals import EvalChoiceError, has_validation, validation_choice
 from webui.jobs.paths import PathError
 from webui.jobs.runs import RunError
 from webui.tabs.chat import finished_runs
-from webui.tabs.file_columns import STAGE, chosen_file_view, chosen_map
+from webui.tabs.file_columns import STAGE, chosen_map, wire_chosen_file
 
 POLL_S = 0.5
 SPINNER = "◐◓◑◒"
@@ -163,8 +163,7 @@ def start(ctx: AppContext, models: list[str] | None, test_set: str | None, max_r
         check_test_set(config, engine_cache(ctx.workspace))  # a pairs file: refused now, not failed once queued
         job = ctx.evals.start(config)
     except StartRefusedError as refused:  # a file matching no format: its columns are picked under Columns
-        values = {**refused.values, "reason": page_reason(refused.values.get("reason"), request)}
-        raise failure(request, message(request, refused.key, **values)) from None
+        raise failure(request, refused_sentence(refused, request)) from None
     except (EvalChoiceError, RunError, PathError) as error:
         raise failure(request, sentence(request, error)) from None  # keyed: in the visitor's language
     return job_view(ctx, job, differ, say)
@@ -238,11 +237,7 @@ def build_evaluate_tab(ctx: AppContext, app: gr.Blocks) -> EvalTab:
                                        tab.columns.maps])
     shown.select(bind(choices, ctx), None, [tab.models, tab.test_set])
     app.load(bind(show_latest, ctx), tab.differ, tab.view_outputs(), show_progress="hidden")
-    # the chosen file's columns; a pick reads the file again, mapped (the note says whether it reads now)
-    columns_shown = {"fn": bind(bind(chosen_file_view, ctx), tab.columns), "inputs": [tab.test_set, tab.columns.maps],
-                     "outputs": tab.columns.outputs}
-    tab.test_set.change(**columns_shown, show_progress="hidden")
-    wire_column_fields(tab.columns, tab.test_set, columns_shown)
+    wire_chosen_file(ctx, tab.columns, tab.test_set)
     tab.run.click(bind(start, ctx), [tab.models, tab.test_set, tab.max_rows, tab.max_new_tokens, tab.general,
                                      tab.differ, tab.columns.maps], tab.view_outputs())
     tab.stop.click(bind(stop, ctx), [tab.job, tab.differ], tab.view_outputs())

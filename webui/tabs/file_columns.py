@@ -14,8 +14,9 @@ from typing import Any
 
 import gradio as gr
 
-from webui.components.columns import ColumnsPanel, columns_hidden, columns_view, refusal_view
+from webui.components.columns import ColumnsPanel, columns_hidden, columns_view, refusal_view, wire_column_fields
 from webui.components.latest import LatestRequests
+from webui.components.wiring import bind
 from webui.context import AppContext
 from webui.forms.columns import ColumnMaps, file_columns, for_stage
 from webui.forms.prestart import RECENT_FAILURE_S
@@ -58,3 +59,11 @@ def chosen_file_view(ctx: AppContext, panel: ColumnsPanel, chosen: str | None, m
     if report is None or not newest():
         return {}
     return columns_view(panel, chosen, own, STAGE, file_columns(report), request)
+
+
+def wire_chosen_file(ctx: AppContext, panel: ColumnsPanel, chosen: gr.Dropdown) -> None:
+    """The group follows the tab's file: read when another is chosen, and again after each pick (the note then says
+    whether it reads)."""
+    reading = {"fn": bind(bind(chosen_file_view, ctx), panel), "inputs": [chosen, panel.maps], "outputs": panel.outputs}
+    chosen.change(**reading, show_progress="hidden")
+    wire_column_fields(panel, chosen, reading)

@@ -18,7 +18,7 @@ import gradio as gr
 
 from engine.config import ConfigError
 from engine.jobs.rundir import FINAL_STATES
-from webui.components.columns import page_reason
+from webui.components.columns import refused_sentence
 from webui.components.confirm import ask, closed
 from webui.components.render import log_text, loss_colors, loss_frame, progress_html, state_label
 from webui.context import AppContext
@@ -57,8 +57,7 @@ def start(ctx: AppContext, panel: MonitorPanel, request: gr.Request, run_name: s
             raise failure(request, message(request, "train.msg.same_settings", name=twin))
         name, queued = ctx.runs.submit(config, name)
     except StartRefusedError as refused:
-        reason = {"reason": page_reason(refused.values["reason"], request)} if "reason" in refused.values else {}
-        raise failure(request, message(request, refused.key, **{**refused.values, **reason})) from None
+        raise failure(request, refused_sentence(refused, request)) from None
     except (ConfigError, PathError, RunError) as error:
         raise failure(request, sentences(request, error)) from None
     remember_model(ctx.workspace, form.model)
