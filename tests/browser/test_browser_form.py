@@ -173,6 +173,9 @@ def test_the_memory_verdict_changes_when_the_batch_grows(page, tmp_path):
     set_number(page, "f-train-cutoff-len", "512")
     verdict = "([word]) => (document.querySelector('#wb-estimate')?.innerText || '').includes('free: ' + word)"
     page.wait_for_function(verdict, arg=["fits"], timeout=60_000, polling=100)
+    # estimated again once the inspection has measured the rows at this cutoff: the measured rows, cut at it
+    page.wait_for_selector("#wb-estimate:has-text(\"the largest batch of the data's 800 rows\")", timeout=60_000)
+    assert "the longest 512 tokens" in page.locator("#wb-estimate").inner_text()
     set_number(page, "f-train-batch-size", "65536")
     page.wait_for_function(verdict, arg=["will not fit"], timeout=60_000, polling=100)
     shot(page, "form-estimate-will-not-fit")
@@ -246,6 +249,8 @@ def test_the_form_comes_back_as_it_was_left_after_a_reload(shared_page):
     assert config["train"]["max_steps"] == 7, config["train"]
     assert page.locator("#wb-method input").input_value() == "ia3"
     assert page.locator("#f-train-max-steps input[type=number]").first.input_value() == "7"
+    # no starting run is the dropdown's "none" entry (the kept form's None left the box empty)
+    assert page.locator("#f-model-adapter input").input_value() == "none: start from the base"
     assert page.locator("[data-testid=toast-body]").all_inner_texts() == []
 
 

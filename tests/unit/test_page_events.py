@@ -50,3 +50,27 @@ def test_the_check_finds_two_listeners_of_one_trigger():
                                   {**listener, "id": 5, "trigger_mode": "multiple"}])
     assert found == {(6, "change"): [1, 2]}
 
+
+
+def early_form_readers(config: dict) -> list[str]:
+    """The page-load listeners that read the Train form under gradio's "once" mode. They read the form the page
+    was built with, before the kept form is put back (webui.tabs.train.remember.restore), and "once" drops the
+    change the restore then makes while they run: their answer for the defaults is the one that stays (the model
+    summary described the demo model under the kept model's name after a reload)."""
+    restore = next(d for d in config["dependencies"] if config["app"].fns[d["id"]].name == "restore")
+    form = set(restore["outputs"])
+    return [config["app"].fns[d["id"]].name for d in config["dependencies"]
+            if d is not restore and any(event == "load" for _, event in d["targets"])
+            and d["trigger_mode"] == "once" and form & set(d["inputs"])]
+
+
+def test_no_page_load_listener_reads_the_train_form_before_it_is_restored(config):
+    assert early_form_readers(config) == []
+
+
+def test_the_check_finds_a_load_listener_of_the_form(config):
+    restore = next(d for d in config["dependencies"] if config["app"].fns[d["id"]].name == "restore")
+    early = {**restore, "id": next(d["id"] for d in config["dependencies"]
+                                   if config["app"].fns[d["id"]].name == "list_configs"),
+             "inputs": restore["outputs"][:1]}
+    assert early_form_readers({**config, "dependencies": [*config["dependencies"], early]}) == ["list_configs"]

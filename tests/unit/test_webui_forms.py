@@ -133,7 +133,8 @@ def test_save_form_to_yaml_and_load_it_back(tmp_path: Path, data_file: Path):
     assert loaded[tab.model.name] == "tiny" and loaded[tab.data.dataset]["value"] == str(dataset)
     assert [loaded[tab.data.data_format], loaded[tab.method.name]] == ["alpaca", "prompt"]
     shown = {option: loaded[widgets[option]] for option in ff.OPTIONS}
-    assert shown == {**values, ff.EPOCHS: loaded[widgets[ff.EPOCHS]]}
+    # no starting run is the dropdown's "none" entry, "" (None left the box empty after a reload or a Load)
+    assert shown == {**values, ff.EPOCHS: loaded[widgets[ff.EPOCHS]], ff.ADAPTER: ""}
     with pytest.raises(Exception, match="outside the workspace"):
         h.load_saved_config(ctx, tab, "/etc/passwd")
 

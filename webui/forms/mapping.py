@@ -199,6 +199,7 @@ def from_config(config: RunConfig) -> Values:
     values[BITS] = config.method.effective_bits or 0  # qlora's default 4 shows as 4-bit
     values[REPLACE] = dict(config.data.replace)
     values[COLUMNS] = column_maps(config.data)
+    values[ADAPTER] = config.model.adapter or ""  # the dropdown's "none: start from the base" (None: an empty box)
     return values
 
 

@@ -68,6 +68,9 @@ def build_train_tab(ctx: AppContext, app: gr.Blocks) -> TrainTab:
     # then the page's one inspection on opening (of the kept form's dataset, or the starter set's)
     restored = app.load(bind(bind(remember.restore, ctx), tab), config.remembered, tab.form_inputs())
     restored.then(**inspection(ctx, tab))
+    # the model's summary too, for the model the kept form names (asked at load, it described the default model,
+    # and where that answer came last it stayed under the kept model's name)
+    restored.then(bind(h.show_model, ctx), tab.model.name, tab.model.info)
     wire_model_and_data(ctx, tab, app)
     wire_form(ctx, tab, app, restored)
     train_devices.wire_devices(ctx, tab)
@@ -77,7 +80,9 @@ def build_train_tab(ctx: AppContext, app: gr.Blocks) -> TrainTab:
         shown_event(bind(h.list_configs, ctx), None, config.saved, show_progress="hidden")
     start_run = method.stage[ADAPTER]  # runs finished since the page loaded can be started from
     tab.monitor.start_run = start_run  # and the run the tab follows, as it ends (webui.tabs.train.follow.poll)
-    gr.on([app.load, shown.select], bind(h.list_start_runs, ctx), start_run, start_run, show_progress="hidden")
+    listing = {"fn": bind(h.list_start_runs, ctx), "inputs": start_run, "outputs": start_run, "show_progress": "hidden"}
+    restored.then(**listing)  # (it keeps the chosen run listed: the kept form's, not the default's)
+    shown.select(**listing)
     # models exported or first used since the server started are offered when the tab is shown again
     shown.select(lambda: gr.update(choices=model_choices(ctx.workspace, ctx.assets)), None, model.name,
                  show_progress="hidden")
@@ -93,7 +98,7 @@ def wire_model_and_data(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
     # A new model clears the previous one's info and count in the browser at once (no round trip), before the
     # server's answers for the new model arrive.
     model.name.change(None, None, [model.info, tab.method.trainable], js="() => ['', '']")
-    gr.on([app.load, model.name.change], bind(h.show_model, ctx), model.name, model.info)
+    model.name.change(bind(h.show_model, ctx), model.name, model.info)
     data.upload.upload(bind(h.upload_dataset, ctx), data.upload, [data.upload, data.dataset, data.more])
     data.remove.click(bind(h.remove_upload, ctx), [data.dataset, data.more], [data.dataset, data.more])
     # uploads of earlier visits and other visitors
@@ -134,9 +139,12 @@ def wire_form(ctx: AppContext, tab: TrainTab, app: gr.Blocks, restored: Any) -> 
     method_shown = method.name.change(bind(h.method_visibility, method), [method.name, method.bits],
                                       [*method.options.values(), method.bits])
     # the stage shows its own options; where the method cannot train it, the note says so
-    gr.on([app.load, method.stage[STAGE].change, method.name.change], bind(h.stage_visibility, method),
-          [method.stage[STAGE], method.name], [*(method.stage[f] for f in STAGE_OPTION_FIELDS), method.stage_note],
-          show_progress="hidden")
+    # (after the kept form is put back, not at load: asked with the defaults' stage, that answer came last)
+    stage_shown = {"fn": bind(h.stage_visibility, method), "inputs": [method.stage[STAGE], method.name],
+                   "outputs": [*(method.stage[f] for f in STAGE_OPTION_FIELDS), method.stage_note],
+                   "show_progress": "hidden"}
+    gr.on([method.stage[STAGE].change, method.name.change], **stage_shown, queue=False)  # (a second queued one)
+    restored.then(**stage_shown)
     plan_triggers = [app.load, tab.model.name.change, tab.data.dataset.change] + [
         method.options[field].change for field in COUNT_FIELDS]
     # Every change starts its own count at once (most are counted from config.json in microseconds); an answer
@@ -155,7 +163,10 @@ def wire_form(ctx: AppContext, tab: TrainTab, app: gr.Blocks, restored: Any) -> 
     method_shown.then(**preview)
     estimate = {"fn": bind(train_estimate.estimate_text, ctx), "inputs": form, "outputs": method.estimate,
                 "show_progress": "hidden"}
-    gr.on([app.load] + [c.change for c in form if c is not method.name], trigger_mode="always_last", **estimate)
+    # and again when the inspection has measured the rows' lengths the estimate counts (a new cutoff, dataset or
+    # model is estimated at once with rows of cutoff_len tokens, then with the measured rows when they are in)
+    gr.on([app.load, tab.data.histogram.change] + [c.change for c in form if c is not method.name],
+          trigger_mode="always_last", **estimate)
     method_shown.then(**estimate)
     config.save.click(bind(h.save_config_clicked, ctx), [config.config_name, *form], config.saved)
     app.load(bind(h.list_configs, ctx), None, config.saved)  # the page was built when the server started
