@@ -52,7 +52,8 @@ def main(argv: list[str]) -> int:
               "sizes (hidden_size, num_hidden_layers, vocab_size) of a decoder this estimate knows.", file=sys.stderr)
         return 2
     if lengths:
-        print(f"rows: the largest batch of the data's {len(lengths)} measured rows (the longest {max(lengths)} tokens)")
+        print(f"rows: the largest batch of the data's {len(lengths)} measured rows "
+              f"(the longest {step.longest} tokens, cut at cutoff_len)")
     print(f"{device}: one step needs about {step.summary()}")
     print(f"free: {free / memory.GIB:.2f} GiB: {memory.verdict(step.total, free)}")
     if memory.verdict(step.total, free) != "fits":

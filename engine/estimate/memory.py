@@ -257,14 +257,15 @@ def estimate(config: RunConfig, model_config: dict[str, Any], device: str = "cpu
     trained = trainable * (4 if adapter else element)  # peft keeps adapters in float32
     rows = t.batch_size * (2 if t.stage in PREFERENCE else 1)
     dequant = quantized_linear(found) * 4 * DEQUANT_COPIES if config.method.effective_bits and device == "cpu" else 0
-    batches = [(rows, t.cutoff_len)]
+    batches, longest = [(rows, t.cutoff_len)], None
     if lengths:
         cut = [min(length, t.cutoff_len) for length in lengths]
+        longest = max(cut)  # the longest row as trained: cut at cutoff_len
         packings = {"on": (True,), "off": (False,)}.get(t.packing, (False, True))
         batches = [largest_batch(cut, rows, packed, t.pack_len or t.cutoff_len) for packed in packings]
     steps = [step_memory(shape, config, rows=count, length=length, trainable=trainable, trained_bytes=trained,
                          weights=weights + (trained if adapter else 0), device=device, dequant=int(dequant),
-                         longest=max(lengths) if lengths else None) for count, length in batches]
+                         longest=longest) for count, length in batches]
     return max(steps, key=lambda step: step.total)
 
 

@@ -3,6 +3,8 @@ Train tab, and the advice of a configuration that fits. In-process and pure: not
 
 from __future__ import annotations
 
+import re
+
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -59,7 +61,7 @@ def test_measured_row_lengths_give_the_largest_batch_the_data_makes():
     lengths = [30, 120, 45, 600, 80, 10]  # one row over the cutoff: cut at 256
     full_rows = estimate(run_config(batch_size=4, cutoff_len=256, packing="off"), demo(), "cpu")
     padded = estimate(run_config(batch_size=4, cutoff_len=256, packing="off"), demo(), "cpu", lengths)
-    assert (padded.rows, padded.tokens, padded.longest) == (4, 4 * 256, 600)  # the longest row is cut at 256
+    assert (padded.rows, padded.tokens, padded.longest) == (4, 4 * 256, 256)  # the longest row is cut at 256
     short = estimate(run_config(batch_size=4, cutoff_len=256, packing="off"), demo(), "cpu", [30, 120, 45, 80, 10])
     assert (short.rows, short.tokens) == (4, 4 * 120) and short.activations * 256 == full_rows.activations * 120
     assert short.total < full_rows.total and short.weights == full_rows.weights
@@ -185,6 +187,36 @@ def test_train_tab_verdict_changes_when_the_batch_grows(tmp_path: Path, monkeypa
     short = shown(64)  # 64 rows of 40 tokens, not of cutoff_len: it fits now
     assert "**fits**" in short and "the largest batch of the data's 40 rows" in short
     assert asked[-1][:2] == (str(DEMO), str(DATA))
+
+
+def test_train_tab_estimate_lists_every_part_in_the_visitors_language(tmp_path: Path, monkeypatch):
+    """The parts add up to the total (the process's overhead, most of a small model's, was left out), are named in
+    the visitor's language (the Chinese page said "weights"), and the longest measured row is counted as trained:
+    cut at cutoff_len (a cutoff of 32 said "the longest 49 tokens")."""
+    from webui.context import AppContext
+    from webui.forms import mapping as forms
+    from webui.forms.fields import CUTOFF_LEN
+    from webui.tabs.train import estimate as train_estimate
+
+    ctx = AppContext.create(tmp_path / "ws")
+    monkeypatch.setattr(room, "gpu_free", lambda: None)
+    monkeypatch.setattr(room, "memory_room", lambda: (64 * GIB, "RAM"))
+    monkeypatch.setattr(train_estimate, "cached_lengths", lambda *args: [49, 20, 12])
+    values = forms.widget_values({**forms.defaults(), CUTOFF_LEN: 32})
+
+    def shown(language: str) -> str:
+        visitor = SimpleNamespace(session_hash="a", headers={"accept-language": language}, cookies={},
+                                  query_params={})
+        return train_estimate.estimate_text(ctx, visitor, str(DEMO), str(DATA), [], "auto", "lora", *values)
+
+    english = shown("en-US")
+    total, parts = re.search(r"\*\*([\d.]+ \w+)\*\* on .+? \((\w+ [\d.]+ .+?)\); ", english).groups()
+    sizes = [float(number) * (1024 if unit == "GiB" else 1) for number, unit in re.findall(r"([\d.]+) (MiB|GiB)", parts)]
+    in_mib = float(total.split()[0]) * (1024 if total.endswith("GiB") else 1)
+    assert "overhead" in parts and abs(sum(sizes) - in_mib) <= 0.02 * in_mib, (total, parts)
+    assert "the longest 32 tokens" in english
+    chinese = shown("zh-CN")
+    assert "权重" in chinese and "进程开销" in chinese and "weights" not in chinese and "overhead" not in chinese
 
 
 def test_the_estimate_command_prints_the_parts_and_a_config_diff(tmp_path: Path, capsys):

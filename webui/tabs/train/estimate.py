@@ -20,12 +20,13 @@ from webui.jobs.paths import PathError
 from webui.tabs.train.data import cached_lengths
 from webui.tabs.train.handlers import NEW_RUN, Form
 
-SHOWN_PARTS = ("the weights", "the reference model", "the gradients", "the optimizer states", "the activations",
-               "the logits")
 
 
 def size(value: float) -> str:
-    return f"{value / memory.GIB:.1f} GiB" if value >= memory.GIB / 10 else f"{value / memory.MIB:.0f} MiB"
+    """"0.62 GiB", "12.3 GiB", "37 MiB": precise enough that the parts add up to the total as shown."""
+    if value < memory.GIB / 10:
+        return f"{value / memory.MIB:.0f} MiB"
+    return f"{value / memory.GIB:.2f} GiB" if value < 10 * memory.GIB else f"{value / memory.GIB:.1f} GiB"
 
 
 def estimate_text(ctx: AppContext, request: gr.Request | None, *args: Any) -> str:
@@ -52,12 +53,12 @@ def estimate_text(ctx: AppContext, request: gr.Request | None, *args: Any) -> st
         return ""
     free = gpu if gpu is not None else room.memory_room()[0]
     say = words(request)
-    parts = ", ".join(f"{name.removeprefix('the ')} {size(value)}" for name, value in step.parts().items()
-                      if name in SHOWN_PARTS and value)
+    parts = say("engine.log.comma", first="", then="").join(  # every part the total counts, so that they add up
+        f"{say(memory.PART_KEYS[name])} {size(value)}" for name, value in step.parts().items() if value >= memory.MIB)
     lines = [say("msg.estimate", total=size(step.total), device=say(f"estimate.{device}"), parts=parts,
                  free=size(free), verdict=say(f"estimate.{memory.verdict(step.total, free)}"))]
     if lengths:
-        lines.append(say("msg.estimate_rows", rows=len(lengths), longest=max(lengths)))
+        lines.append(say("msg.estimate_rows", rows=len(lengths), longest=step.longest))
     lines.append(time_line(ctx, request, config, memory.text_config(found)))
     return "  \n".join(lines)
 
