@@ -33,6 +33,12 @@ def chosen_map(maps: ColumnMaps | None, chosen: str) -> dict[str, str]:
     return own if isinstance(own, dict) else {}
 
 
+def unchanged(panel: ColumnsPanel) -> dict[Any, Any]:
+    """Every output of the group skipped (an empty dict is read by gradio as one value for all its outputs: "didn't
+    return enough output values")."""
+    return {output: gr.skip() for output in panel.outputs}
+
+
 def chosen_file_view(ctx: AppContext, panel: ColumnsPanel, chosen: str | None, maps: ColumnMaps | None,
                      request: gr.Request | None = None) -> dict[Any, Any]:
     """The group for the chosen file: its own columns, each dropdown holding its pick; opened, its note saying why,
@@ -53,11 +59,11 @@ def chosen_file_view(ctx: AppContext, panel: ColumnsPanel, chosen: str | None, m
     except EngineCommandError as error:
         said, group = refusal_view(panel, chosen, own, STAGE, error, request)
         refused = group | {panel.note: f"<span class='wb-error'>{said}</span>"} if panel.note in group else group
-        return refused if newest() else {}
+        return refused if newest() else unchanged(panel)
     except OSError:  # the file went while it was being read
-        return columns_hidden(panel) if newest() else {}
+        return columns_hidden(panel) if newest() else unchanged(panel)
     if report is None or not newest():
-        return {}
+        return unchanged(panel)
     return columns_view(panel, chosen, own, STAGE, file_columns(report), request)
 
 
