@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from engine.jobs.rundir import EvalDir
 from tests import run_folders
@@ -325,3 +326,9 @@ def test_a_reload_picks_the_newest_evaluations_choices_again(ctx: AppContext, tm
     models, test_set, max_rows, tokens, general, maps = evaluate.opened(ctx)
     assert models["value"] == ["base", "other", "tuned"] and test_set["value"] == str(data.resolve())
     assert (max_rows, tokens, general, maps) == (3, 12, False, {})  # no column map: the Columns group's picks
+    # an evaluation from the command line names its test set as its config wrote it: the same file is picked
+    written = ctx.evals.latest().path / "config.yaml"
+    cli = yaml.safe_load(written.read_text())
+    cli["data"]["path"] = str(ctx.workspace / "configs" / ".." / "uploads" / "test.jsonl")
+    written.write_text(yaml.safe_dump(cli))
+    assert evaluate.opened(ctx)[1]["value"] == str(data.resolve())

@@ -127,6 +127,13 @@ def choices(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, An
     return gr.update(choices=[BASE, *runs]), gr.update(choices=sets)
 
 
+def listed_as(path: str, listed: list[str]) -> str:
+    """The test set's entry in the list: the one naming the same file (an evaluation started from the command line
+    names it as its config wrote it, e.g. WORKSPACE/configs/../uploads/test.csv), else the path as written."""
+    same = [value for value in listed if value == path or Path(value).resolve() == Path(path).resolve()]
+    return same[0] if same else path
+
+
 def opened(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, ...]:
     """The page opened (or reloaded): the lists as the workspace holds them, with the choices of the newest
     evaluation, the one the tab shows, picked again (models, test set, max rows, tokens, general prompts, column
@@ -141,10 +148,10 @@ def opened(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, ...
         return models, sets, keep, keep, keep, keep
     chosen = [name for name in (BASE if model == BASE else Path(model).name for model in config.models)
               if name in models["choices"]]
-    test_set = (validation_choice(Path(config.validation_of).name) if config.validation_of
-                else config.data.path if config.data is not None else None)
-    maps = {test_set: dict(config.data.columns)} if config.data is not None and config.data.columns else {}
     listed = [value for _, value in sets["choices"]]
+    test_set = (validation_choice(Path(config.validation_of).name) if config.validation_of
+                else listed_as(config.data.path, listed) if config.data is not None else None)
+    maps = {test_set: dict(config.data.columns)} if config.data is not None and config.data.columns else {}
     return (gr.update(choices=models["choices"], value=chosen or [BASE]),
             gr.update(choices=sets["choices"], value=test_set) if test_set in listed else sets,
             config.max_rows or 0, config.sampling.max_new_tokens, config.general, maps)
