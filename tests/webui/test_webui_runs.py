@@ -143,6 +143,7 @@ def test_runs_tab_overlays_and_compares(tmp_path: Path):
     from webui.tabs.runs import tab as runs_tab
 
     ctx = AppContext.create(tmp_path / "ws")
+    assert "No run yet." in runs_tab.show_runs(ctx, [], "", None)[0]
     data = tmp_path / "d.jsonl"
     data.write_text('{"instruction": "a", "output": "b"}\n')
     for name, rank in (("a", 8), ("b", 16)):
@@ -161,6 +162,8 @@ def test_runs_tab_overlays_and_compares(tmp_path: Path):
     assert "<tr class='wb-diff'><td><code>method.r</code></td><td>8</td><td>16</td>" in compare
     assert "<tr class=''><td><code>train.learning_rate</code>" in compare
     assert runs_tab.show_runs(ctx, ["a", "b"], seen, None) == (runs_tab.gr.skip(),) * 7  # nothing new: nothing sent
+    # nothing selected under runs listed: the page asks for a pick ("No run yet." under a table of runs misled)
+    assert "Pick a run under Selected runs" in runs_tab.show_runs(ctx, [], "", None)[0]
     runs_tab.delete_confirmed(ctx, ["a"])
     assert [i.name for i in ctx.runs.list()] == ["b"]
 

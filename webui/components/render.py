@@ -48,14 +48,15 @@ def state_label(state: str, text: Callable[..., str] = _english) -> str:
     return text(f"state.{state}") if state in STATES else state
 
 
-def progress_html(snap: JobSnapshot | None, text: Callable[..., str] | None = None) -> str:
-    """A progress bar with step/total, elapsed, ETA and tokens/s, plus the state (and error, if any).
+def progress_html(snap: JobSnapshot | None, text: Callable[..., str] | None = None, idle: str = "msg.no_run") -> str:
+    """A progress bar with step/total, elapsed, ETA and tokens/s, plus the state (and error, if any); without a
+    run, the sentence keyed `idle`.
 
     `text(key, **values)` gives the words in the visitor's language (webui.i18n.message).
     """
     text = text or _english
     if snap is None:
-        return f"<div class='wb-progress wb-idle'>{text('msg.no_run')}</div>"
+        return f"<div class='wb-progress wb-idle'>{text(idle)}</div>"
     percent = 100.0 * snap.step / snap.total if snap.total else (100.0 if snap.state == "completed" else 0.0)
     color = STATE_COLORS.get(snap.state, "#2563eb")
     speed = f"{snap.tokens_per_s:,.0f}" if snap.tokens_per_s else "–"

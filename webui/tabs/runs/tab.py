@@ -102,8 +102,10 @@ def show_runs(ctx: AppContext, selected: list[str] | None, seen: str, request: g
     `seen` is what this page last drew (selection + event versions); nothing is re-sent while it holds.
     """
     snaps, configs = snapshots(ctx, selected, request)
-    if not snaps:
-        return progress_html(None, words(request)), loss_frame({}), "", "", "", {}, gr.update(value="", visible=False)
+    if not snaps:  # "No run yet." only where there is none: else the runs listed above are to be picked
+        idle = "runs.pick_run" if next(ctx.runs.runs_dir.glob("*/config.yaml"), None) else "msg.no_run"
+        return (progress_html(None, words(request), idle), loss_frame({}), "", "", "", {},
+                gr.update(value="", visible=False))
     signature = repr([(name, snap.version, snap.state) for name, snap in snaps.items()])
     if signature == seen:
         return (gr.skip(),) * 7
