@@ -42,3 +42,24 @@ def test_a_full_or_freeze_run_exports_its_model_in_the_chosen_dtype(ctx, method)
     choice = export_tab.dtype_choice(ctx, f"{method}-demo")
     assert choice["interactive"] is True and choice["info"] == "Precision of the merged weights."
     assert ctx.exports.start(ctx.runs.run_dir(f"{method}-demo"), "bfloat16", 2).path.name == f"{method}-demo-bfloat16"
+
+
+def test_an_export_of_trained_weights_is_not_called_merged():
+    """A full or freeze run has no adapter: its export is the model with the trained weights, not a merge."""
+    from types import SimpleNamespace
+
+    from webui.i18n import words
+    from webui.tabs import export
+
+    def shown(adapter_zip, language="en-US"):
+        ctx = SimpleNamespace(exports=SimpleNamespace(downloads=lambda job, snap: (Path("/x/m.zip"), adapter_zip)))
+        snap = SimpleNamespace(result={"merged": True})
+        say = words(SimpleNamespace(headers={"accept-language": language}, cookies={}))
+        return export.downloads(ctx, SimpleNamespace(out=Path("/x/model")), snap, say)
+
+    status, merged, adapter = shown(None)
+    assert "nothing to merge" in status and "merged" not in status and adapter["visible"] is False
+    assert merged["value"] == "/x/m.zip"
+    assert "无需合并" in shown(None, "zh-CN")[0]
+    status, merged, adapter = shown(Path("/x/a.zip"))  # an adapter run: merged, both offered
+    assert status.startswith("Done: merged model") and adapter["value"] == "/x/a.zip"

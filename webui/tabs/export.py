@@ -90,6 +90,8 @@ def downloads(ctx: AppContext, job: ExportDir, snap: JobSnapshot, say: Callable[
         reason = Sentence.of(result.get("reason_said")) or result.get("reason")  # keyed: in the visitor's language
         status = say("export.msg.not_mergeable", reason=reason)
         return status, gr.update(visible=False), download(export_zip or adapter_zip)
+    if adapter_zip is None:  # full or freeze: the run trained the weights themselves, there was nothing to merge
+        return say("export.msg.done_weights", out=job.out), download(export_zip), download(None)
     return say("export.msg.done", out=job.out), download(export_zip), download(adapter_zip)
 
 
