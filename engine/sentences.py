@@ -104,7 +104,7 @@ ENGLISH: dict[str, str] = {
     "engine.config.no_file": "config file {path} does not exist.",
     "engine.config.not_yaml": "the file is not valid YAML ({reason}).",
     "engine.config.other_job": "the file is the config of {job} ({keys}), not of a training run: give it to python "
-                               "launch.py {command}; train and plan read a run's config (model, method, data).",
+                               "launch.py {command}; the command given it reads a run's config (model, method, data).",
     "engine.config.job_compare": "a comparison",
     "engine.config.job_eval": "an evaluation",
     "engine.config.bits_full": "method.bits cannot be used with method '{method}': quantized weights cannot be "
