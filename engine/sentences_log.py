@@ -23,6 +23,7 @@ ENGLISH_LOG: dict[str, str] = {
     "engine.log.level.error": "error",
     "engine.log.damaged": "{file} has a damaged line, skipped ({reason}).",
     "engine.log.output_tail": "--- last lines of the engine's output ---",
+    "engine.log.left_out": "--- {n} lines left out here: every line is in the log file of the job's folder ---",
     # a training run's lines (engine/train/recipe.py, objectives.py, output_dir.py; engine/data/)
     "engine.log.dataset": "dataset {name}: {count}, format {format}",
     "engine.log.rows": "{n} rows",

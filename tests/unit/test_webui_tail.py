@@ -125,3 +125,20 @@ def test_a_resumed_attempt_forgets_the_last_attempts_error(tmp_path: Path):
     snap = monitor.refresh()
     assert snap.state == "completed" and snap.error is None
     assert JobMonitor(RunDir(run)).refresh().error is None  # read from the start, after a restart of the page
+
+
+def test_a_long_runs_log_keeps_its_first_lines_and_says_how_many_were_left_out(tmp_path: Path):
+    """A 3,000-step run's log box showed its last 400 lines only: the setup lines (the data read, the trainable
+    parameters) were gone. The first lines stay, then one line counting those left out, then the newest."""
+    from webui.jobs import monitor as monitor_module
+
+    run = tmp_path / "run"
+    run.mkdir()
+    total = monitor_module.FIRST_LINES + monitor_module.LOG_LINES + 25
+    append(run / "events.jsonl", "".join(line(kind="log", level="info", message=f"line {n}") for n in range(total)))
+    shown = [str(text) for text in JobMonitor(RunDir(run)).refresh().log]
+    assert len(shown) == monitor_module.FIRST_LINES + 1 + monitor_module.LOG_LINES
+    assert shown[0].endswith("line 0") and shown[monitor_module.FIRST_LINES - 1].endswith(
+        f"line {monitor_module.FIRST_LINES - 1}")
+    assert "25 lines left out here" in shown[monitor_module.FIRST_LINES]
+    assert shown[-1].endswith(f"line {total - 1}")

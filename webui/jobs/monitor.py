@@ -19,7 +19,30 @@ from engine.sentences import Sentence, said
 
 log = logging.getLogger(__name__)
 
-LOG_LINES = 400
+LOG_LINES = 400  # the newest lines a job's log box shows
+FIRST_LINES = 60  # and its first ones: the run's setup (data read, trainable parameters, batching, memory check)
+
+
+class LogLines:
+    """A job's log lines as its log box shows them: the first FIRST_LINES, then the newest LOG_LINES, with one line
+    saying how many were left out between them (a long run's setup lines stay in view)."""
+
+    def __init__(self) -> None:
+        self.first: list[Sentence] = []
+        self.newest: deque[Sentence] = deque(maxlen=LOG_LINES)
+        self.left_out = 0
+
+    def append(self, line: Sentence) -> None:
+        if len(self.first) < FIRST_LINES:
+            self.first.append(line)
+            return
+        if len(self.newest) == LOG_LINES:
+            self.left_out += 1
+        self.newest.append(line)
+
+    def lines(self) -> list[Sentence]:
+        gap = [said("engine.log.left_out", n=self.left_out)] if self.left_out else []
+        return [*self.first, *gap, *self.newest]
 
 
 @dataclass
@@ -96,7 +119,7 @@ class JobMonitor:
     def __init__(self, job: JobDir):
         self.job = job
         self._tail = EventTail(job.events)
-        self._log: deque[Sentence] = deque(maxlen=LOG_LINES)
+        self._log = LogLines()
         self._snap = JobSnapshot(name=job.name)
         self._head: bytes | None = None  # the first line of the events file being followed
         self._seen_status = False  # a status event was folded in
@@ -120,7 +143,7 @@ class JobMonitor:
                 self._apply(event)
             if events:
                 self._snap.version += 1
-                self._snap.log = list(self._log)
+                self._snap.log = self._log.lines()
                 self._head = self._head or self._first_line()
             if not self._seen_status:  # no status streamed yet (or only damaged lines): what status.json says
                 self._snap.state = self.job.read_status().get("state", self._snap.state)
@@ -139,7 +162,7 @@ class JobMonitor:
         """The job was started afresh (`--overwrite`, Run again, a new export): a new events file replaced the
         one followed. Forget what was folded; the version keeps growing so no page takes the new job for the old."""
         self._tail = EventTail(self.job.events)
-        self._log.clear()
+        self._log = LogLines()
         self._snap = JobSnapshot(name=self.job.name, version=self._snap.version + 1)
         self._head = None
         self._seen_status = False
