@@ -220,6 +220,11 @@ def test_config_preview_command_trains_when_pasted(shared_page, server):
     page.locator("#f-ui-stop-by label", has_text="steps").click()
     set_number(page, "f-train-max-steps", "2")
     open_config_panel(page)
+    # a run name typed for Start names the config the preview shows, its output_dir and its command's file
+    page.get_by_label("Run name (optional)").fill("named-run")
+    page.wait_for_function("() => document.querySelector('#wb-command textarea').value.includes('/named-run')")
+    wait_for_yaml(page, "runs/named-run")
+    page.get_by_label("Run name (optional)").fill("")
     command = preview_command(page, "pasted-run")
     wait_for_yaml(page, "max_steps: 2")
     command = page.locator("#wb-command textarea").input_value()

@@ -187,6 +187,10 @@ def wire_monitor(ctx: AppContext, tab: TrainTab, app: gr.Blocks) -> None:
     live = [panel.progress, panel.loss, panel.log, panel.loss_colors]
     panel.start.click(bind(bind(train_follow.start, ctx), panel), [panel.run_name, *tab.form_inputs()],
                       [*timers, panel.run_name])
+    # the config preview's YAML and command name the folder Start trains into: a typed run name is the config's name
+    # too (in the browser: the preview follows its change); the box empties after Start, the config name stays
+    panel.run_name.change(None, [panel.run_name, tab.config.config_name], tab.config.config_name,
+                          js="(name, current) => name.trim() || current")
     panel.stop.click(bind(train_follow.stop, ctx), panel.current, None)
     panel.cancel.click(bind(train_follow.ask_cancel, ctx), panel.current, panel.confirm_cancel.outputs)
     panel.confirm_cancel.yes.click(bind(bind(train_follow.cancel, ctx), panel), panel.confirm_cancel.pending,
