@@ -37,7 +37,7 @@ from webui.jobs.commands import engine_cache
 from webui.jobs.evals import EvalChoiceError, has_validation, validation_choice
 from webui.jobs.paths import PathError
 from webui.jobs.runs import RunError
-from webui.tabs.chat import finished_runs
+from webui.tabs.chat_loaded import finished_runs
 from webui.tabs.file_columns import STAGE, chosen_map, wire_chosen_file
 
 POLL_S = 0.5

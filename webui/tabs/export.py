@@ -26,7 +26,7 @@ from webui.i18n import failure, message, t, words
 from webui.jobs.monitor import JobSnapshot
 from webui.jobs.paths import PathError
 from webui.jobs.runs import RunError
-from webui.tabs.chat import finished_runs
+from webui.tabs.chat_loaded import finished_runs
 
 POLL_S = 0.5
 SPINNER = "◐◓◑◒"
