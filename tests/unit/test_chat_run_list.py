@@ -99,3 +99,19 @@ def test_the_list_is_empty_for_a_folder_that_is_no_run_of_the_workspace(ctx):
     chat.unload(ctx)  # nothing loaded: the visitor's pick stays, to be loaded again
     assert accepted(chat_loaded.loaded_view(ctx, "pirate-lora")[0]) == "pirate-lora"
 
+
+def test_the_other_tabs_lists_drop_a_deleted_run_and_keep_a_listed_pick(ctx):
+    """The same guard where another tab lists the runs again as it is shown: Export's run, Evaluate's models and
+    test set, and the Train tab's saved configs (a run's config.yaml among them)."""
+    from webui.tabs import evaluate, export
+    from webui.tabs.train import handlers
+
+    config = str(ctx.runs.runs_dir / "alpaca-freeze" / "config.yaml")
+    assert accepted(export.run_list(ctx, "alpaca-freeze")) == "alpaca-freeze"
+    assert accepted(handlers.list_configs(ctx, config)) == config
+    shutil.rmtree(ctx.runs.runs_dir / "alpaca-freeze")
+    assert accepted(export.run_list(ctx, "alpaca-freeze")) is None
+    assert accepted(export.run_list(ctx, "pirate-lora")) == "pirate-lora"
+    models, test_set = evaluate.choices_kept(ctx, ["base", "alpaca-freeze", "pirate-lora"], "gone.jsonl")
+    assert accepted({**models, "multiselect": True}) == ["base", "pirate-lora"] and accepted(test_set) is None
+    assert accepted(handlers.list_configs(ctx, config)) is None

@@ -26,6 +26,7 @@ from engine.sampling import MAX_NEW_TOKENS as TOKENS_LIMIT
 from engine.sampling import SamplingConfig
 from webui.components.columns import ColumnsPanel, build_columns_panel, refused_sentence
 from webui.components.render import log_text, state_label
+from webui.components.widgets import listing
 from webui.components.wiring import bind
 from webui.context import AppContext
 from webui.forms.columns import ColumnMaps
@@ -125,6 +126,14 @@ def choices(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, An
         if has_validation(ctx.runs.run_dir(run)):
             sets.append((say("eval.validation_of", run=run), validation_choice(run)))
     return gr.update(choices=[BASE, *runs]), gr.update(choices=sets)
+
+
+def choices_kept(ctx: AppContext, models: list[str] | None, test_set: str | None,
+                 request: gr.Request | None = None) -> tuple[Any, Any]:
+    """The tab shown again: the lists as the workspace holds them now, with the visitor's picks kept where they are
+    still listed (a run deleted since is dropped from both: gradio would refuse it on Start with a raw error)."""
+    listed_models, sets = choices(ctx, request)
+    return listing(listed_models["choices"], models or []), listing(sets["choices"], test_set)
 
 
 def opened(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, ...]:
@@ -235,7 +244,7 @@ def build_evaluate_tab(ctx: AppContext, app: gr.Blocks) -> EvalTab:
                   differ=differ, rows=rows, job=job, timer=timer)
     app.load(bind(opened, ctx), None, [tab.models, tab.test_set, tab.max_rows, tab.max_new_tokens, tab.general,
                                        tab.columns.maps])
-    shown.select(bind(choices, ctx), None, [tab.models, tab.test_set])
+    shown.select(bind(choices_kept, ctx), [tab.models, tab.test_set], [tab.models, tab.test_set])
     app.load(bind(show_latest, ctx), tab.differ, tab.view_outputs(), show_progress="hidden")
     wire_chosen_file(ctx, tab.columns, tab.test_set)
     tab.run.click(bind(start, ctx), [tab.models, tab.test_set, tab.max_rows, tab.max_new_tokens, tab.general,
