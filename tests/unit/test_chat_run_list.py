@@ -24,13 +24,15 @@ from webui.tabs import chat, chat_loaded
 @pytest.fixture
 def ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppContext:
     """A workspace with a freeze run and a LoRA run, whose chat worker is replaced by its bookkeeping: a load
-    records what it was given."""
+    records what it was given, as the worker's reply does (full/freeze runs under full_models)."""
     ctx = AppContext.create(tmp_path / "ws")
     finished(ctx, "alpaca-freeze", "freeze")
     finished(ctx, "pirate-lora", "lora")
 
     def load(base: str, adapters: dict[str, str], **_options: object) -> dict:
-        ctx.chat.loaded = {"model": base, "device": "cpu", "adapters": list(adapters), "sources": dict(adapters)}
+        full = [name for name, location in adapters.items() if (Path(location) / "model").is_dir()]
+        ctx.chat.loaded = {"model": base, "device": "cpu", "adapters": list(adapters), "full_models": full,
+                           "sources": dict(adapters)}
         return ctx.chat.loaded
 
     monkeypatch.setattr(ctx.chat, "load", load)

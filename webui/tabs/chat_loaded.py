@@ -30,15 +30,28 @@ def loaded_status(ctx: AppContext, say: Callable[..., str]) -> str:
     loaded = ctx.chat.loaded
     if loaded is None:
         return say("chat.msg.no_model")
-    sources = loaded.get("sources") or {}  # the run's (or adapter folder's) name, not the worker's "tuned"
-    names = ", ".join(source_name(sources.get(name, name)) for name in loaded.get("adapters") or []) or say(
-        "chat.msg.no_adapters")
     model = Path(str(loaded.get("model") or "?")).name
     if loaded.get("start"):
         model = f"{model} + {source_name(loaded['start'])}"
-    line = say("chat.msg.loaded", model=model, device=loaded.get("device", "?"), adapters=names)
+    sources = loaded.get("sources") or {}
+    line = say("chat.msg.loaded", model=model, device=loaded.get("device", "?"), what=loaded_weights(loaded, say))
     return " ".join([line, *(say("chat.msg.source_deleted", name=source_name(location))
                              for location in sources.values() if not Path(location).exists())])
+
+
+def loaded_weights(loaded: dict[str, Any], say: Callable[..., str]) -> str:
+    """What is loaded over the base, worded by kind: a full or freeze run's own weights (the worker's full_models)
+    or adapters, each named by its run or folder, not by the worker's "tuned"."""
+    sources, full = loaded.get("sources") or {}, set(loaded.get("full_models") or [])
+    names = loaded.get("adapters") or []
+
+    def named(kind: list[str]) -> str:
+        return ", ".join(source_name(sources.get(name, name)) for name in kind)
+
+    adapters, full_weights = [n for n in names if n not in full], [n for n in names if n in full]
+    parts = [say("chat.msg.loaded_adapters", names=named(adapters))] if adapters else []
+    parts += [say("chat.msg.loaded_full", names=named(full_weights))] if full_weights else []
+    return " · ".join(parts) or say("chat.msg.loaded_adapters", names=say("chat.msg.no_adapters"))
 
 
 def loaded_names(ctx: AppContext) -> str:
