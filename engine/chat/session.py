@@ -119,8 +119,8 @@ class ChatSession:
             torch.cuda.empty_cache()
 
     def status(self) -> dict[str, Any]:
-        return {"loaded": self.loaded, "model": self.model_name, "adapters": list(self.adapters), "bits": self.bits,
-                "start": self.start}
+        return {"loaded": self.loaded, "model": self.model_name, "adapters": list(self.adapters),
+                "full_models": list(self.full_models), "bits": self.bits, "start": self.start}
 
     # ------------------------------------------------------------------------------------------ generate
 

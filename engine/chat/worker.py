@@ -6,15 +6,20 @@ server never imports torch, and ending the worker frees the memory.
 
     started                      -> status {"state": "ready"}
     {"id":1,"op":"load","model":null,"adapters":{"ft":"RUN_DIR"},"bits":null,"roots":["WORKSPACE"]}
-                                 -> reply {"op": "load", "data": {"model", "adapters", "device", "start"}}
+                                 -> reply {"op": "load", "data": {"model", "adapters", "full_models", "device",
+                                                                  "start"}}
     {"id":2,"op":"generate","messages":[{"role":"user","content":"Hi"}],"adapter":"ft","system":null,
      "max_new_tokens":256,"temperature":0.0,"top_p":1.0,"top_k":50,"repetition_penalty":1.0,"seed":0}
                                  -> chunk {"text": "..."} ..., then
                                     reply {"op": "generate", "data": {"text", "content", "tool_calls",
                                                                       "new_tokens", "tokens_per_s"}}
     {"id":3,"op":"unload"}       -> reply {"op": "unload", "data": {}}
-    {"id":4,"op":"status"}       -> reply {"op": "status", "data": {"loaded", "model", "adapters", "bits", "start"}}
+    {"id":4,"op":"status"}       -> reply {"op": "status", "data": {"loaded", "model", "adapters", "full_models",
+                                                                    "bits", "start"}}
     {"id":5,"op":"shutdown"}     -> reply {"op": "shutdown", "data": {}}, and the worker exits
+
+"adapters" names every source loaded over the base; "full_models" those of them that are a full or freeze run's
+own model (loaded beside the base: no adapter), so a page can word what it loaded.
 
 A generate request carries engine.sampling.SamplingConfig's fields (each optional: left out, its default),
 checked once into a SamplingConfig before anything is generated. It may offer tools ("tools": a list of OpenAI
@@ -94,8 +99,8 @@ class Worker:
         from engine.model.loading import device
 
         self.session.load(model, adapters, request.get("bits"), roots=request.get("roots"))
-        self.reply(request_id, "load", model=self.session.model_name, adapters=self.session.adapters, device=device(),
-                   start=self.session.start)
+        self.reply(request_id, "load", model=self.session.model_name, adapters=self.session.adapters,
+                   full_models=list(self.session.full_models), device=device(), start=self.session.start)
 
     def op_generate(self, request_id: Any, request: dict) -> None:
         unknown = set(request) - set(SAMPLING_FIELDS) - {"id", "op", "messages", "adapter", "system", "tools"}

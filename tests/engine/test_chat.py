@@ -196,7 +196,7 @@ def test_worker_protocol(lora_run: Path) -> None:
 
         worker.send({"id": 2, "op": "load", "model": None, "adapters": {"ft": str(lora_run)}, "bits": None})
         loaded = reply(worker.event(timeout=120), "load", 2)
-        assert loaded["adapters"] == ["ft"] and loaded["device"] in ("cpu", "cuda")
+        assert loaded["adapters"] == ["ft"] and loaded["full_models"] == [] and loaded["device"] in ("cpu", "cuda")
 
         worker.send({"id": 3, **ask, "adapter": "ft", "system": None, "top_p": 1.0, "top_k": 50,
                      "repetition_penalty": 1.0, "seed": 0})
@@ -229,7 +229,7 @@ def test_worker_protocol(lora_run: Path) -> None:
 
         worker.send({"id": 11, "op": "status"})
         assert reply(worker.event(), "status", 11) == {"loaded": True, "model": loaded["model"], "adapters": ["ft"],
-                                                       "bits": None, "start": None}
+                                                       "full_models": [], "bits": None, "start": None}
         worker.send({"id": 12, "op": "unload"})
         assert reply(worker.event(), "unload", 12) == {}
         worker.send({"id": 13, "op": "shutdown"})

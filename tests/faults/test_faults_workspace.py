@@ -21,7 +21,7 @@ from webui.context import AppContext
 from webui.jobs.runs import RunError
 from webui.jobs.scheduler import START_GRACE_S
 from webui.tabs import export as export_tab
-from webui.tabs.chat import finished_runs
+from webui.tabs.chat_loaded import finished_runs
 from webui.tabs.runs import tab as runs_tab
 
 

@@ -25,9 +25,11 @@ def test_the_status_names_the_run_of_an_adapter_folder_inside_it(tmp_path):
     from webui.tabs import chat
 
     ctx = AppContext.create(tmp_path / "ws")
-    folder = ctx.runs.runs_dir / "my-run" / "adapter"
+    folder, elsewhere = ctx.runs.runs_dir / "my-run" / "adapter", tmp_path / "elsewhere" / "my-adapter"
+    for made in (folder, elsewhere):  # a folder that is gone is said to be deleted (tests/unit/test_chat_run_list.py)
+        made.mkdir(parents=True)
     ctx.chat.loaded = {"model": "/models/base", "device": "cpu", "adapters": ["tuned"],
                        "sources": {"tuned": str(folder)}}
     assert chat.loaded_status(ctx, chat.ENGLISH).endswith("adapters: my-run")
-    ctx.chat.loaded["sources"]["tuned"] = str(tmp_path / "elsewhere" / "my-adapter")
+    ctx.chat.loaded["sources"]["tuned"] = str(elsewhere)
     assert chat.loaded_status(ctx, chat.ENGLISH).endswith("adapters: my-adapter")

@@ -345,30 +345,30 @@ def test_a_run_started_from_another_run_names_that_starting_point_beside_the_bas
     """A DPO run started from an SFT run: its second column answers from the base with the SFT run merged (the
     worker's load reply says "start"), and its title and the status line say so, not "Base model"."""
     from webui.i18n import words
-    from webui.tabs import chat
+    from webui.tabs import chat, chat_loaded
 
     chat_ctx.chat.load("base", {"tuned": "/ws/runs/plain-run"})
-    assert chat.base_label(chat_ctx, words(None))["label"] == "Base model"
+    assert chat_loaded.base_label(chat_ctx, words(None))["label"] == "Base model"
     assert "Loaded **base** on" in chat.loaded_status(chat_ctx, words(None))
     chat_ctx.chat.loaded["start"] = "/ws/runs/sft-run"  # as the worker's reply has it for a run with model.adapter
-    assert chat.base_label(chat_ctx, words(None))["label"] == "Starting point: base model + run sft-run"
+    assert chat_loaded.base_label(chat_ctx, words(None))["label"] == "Starting point: base model + run sft-run"
     assert "Loaded **base + sft-run** on" in chat.loaded_status(chat_ctx, words(None))
     chat_ctx.chat.loaded["start"] = "/ws/runs/sft-run/adapter"
-    assert chat.base_label(chat_ctx, words(None))["label"].endswith("run sft-run")
+    assert chat_loaded.base_label(chat_ctx, words(None))["label"].endswith("run sft-run")
     chat_ctx.chat.unload()
-    assert chat.base_label(chat_ctx, words(None))["label"] == "Base model"
+    assert chat_loaded.base_label(chat_ctx, words(None))["label"] == "Base model"
 
 
 def test_the_api_box_shows_how_to_serve_the_loaded_run(chat_ctx):
     """A run of the workspace is served by its run name from the workspace; an adapter folder elsewhere is not a
     served name, so the box shows the base model alone (`serve --model`); nothing loaded, a sentence saying so."""
-    from webui.tabs import chat
+    from webui.tabs import chat_serve
 
-    assert chat.api_usage(chat_ctx) == "# No model is loaded: choose a finished run and press Load."
+    assert chat_serve.api_usage(chat_ctx) == "# No model is loaded: choose a finished run and press Load."
     chat_ctx.chat.load("base", {"tuned": str(chat_ctx.workspace / "runs" / "my-run" / "adapter")})
-    text = chat.api_usage(chat_ctx)
+    text = chat_serve.api_usage(chat_ctx)
     assert f"python launch.py serve --workspace {chat_ctx.workspace} --port 8000" in text
     assert 'model="my-run"' in text and '"model": "my-run"' in text and "http://127.0.0.1:8000/v1" in text
     chat_ctx.chat.load("org/base", {"tuned": "/elsewhere/adapter-folder"})
-    text = chat.api_usage(chat_ctx)
+    text = chat_serve.api_usage(chat_ctx)
     assert "python launch.py serve --model org/base --port 8000" in text and 'model="org/base"' in text

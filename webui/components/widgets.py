@@ -171,3 +171,13 @@ def bits_radio(method: str, value: int, visible: bool = True, min_width: int = 1
 
 def bits_radio_choices(method: str) -> list[tuple[str, int]]:
     return [(BITS_LABELS[bits], bits) for bits in bits_choices(method)]
+
+
+def listing(choices: list[Any], chosen: Any) -> Any:
+    """A dropdown's update to `choices` (values, or (label, value) pairs) that keeps `chosen` where it is listed (for
+    a multiselect, each of its values that is) and drops it where it is not: gradio refuses a value outside the
+    choices with a raw "is not in the list of choices" error on the next event that reads the dropdown."""
+    values = [choice[1] if isinstance(choice, tuple) else choice for choice in choices]
+    if isinstance(chosen, list):
+        return gr.update(choices=choices, value=[value for value in chosen if value in values])
+    return gr.update(choices=choices, value=chosen if chosen in values else None)

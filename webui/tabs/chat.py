@@ -2,12 +2,12 @@
 side by side with the base model; unload frees the worker's memory. Tools (JSON) offers tools to the model: a
 reply that calls one is shown as the call, and the visitor answers with its result (webui/jobs/chat_tools.py).
 "Use it from other tools" serves the loaded run over the OpenAI-compatible API (`launch.py serve`, engine/serve/),
-with a Python and a curl example (webui/tabs/chat_serve.py)."""
+with a Python and a curl example (webui/tabs/chat_serve.py). The status line and the "Finished run" list say what
+the worker holds (webui/tabs/chat_loaded.py)."""
 
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +16,7 @@ from typing import Any
 import gradio as gr
 
 from engine.errors import UserError
-from engine.jobs.rundir import ADAPTER, RunDir
+from engine.jobs.rundir import RunDir
 from engine.sampling import SamplingConfig
 from webui.components.widgets import field_widget
 from webui.components.wiring import bind
@@ -33,8 +33,17 @@ from webui.jobs.chat_tools import (
     text_message,
 )
 from webui.jobs.paths import PathError
+from webui.tabs.chat_loaded import (
+    held_key,
+    loaded_names,
+    loaded_status,
+    loaded_view,
+    source_name,
+    status_view,
+    worker_view,
+)
 from webui.tabs.chat_rate import RateBox, build_rate_box, wire_rate_box
-from webui.tabs.chat_serve import ServeBox, api_usage, build_serve_box, loaded_run, wire_serve_box
+from webui.tabs.chat_serve import ServeBox, build_serve_box, wire_serve_box
 
 TUNED = "tuned"
 ENGLISH = words(None)  # the default language's words, for callers with no visitor (tests, the command line)
@@ -66,10 +75,6 @@ class ChatTab:
     tools_note: gr.Markdown  # under the Tools box, once it is left: why it is not a tool list (Send toasts it)
     held: gr.State  # what the worker held when this page's conversation was answered (held_key)
 
-def finished_runs(ctx: AppContext) -> list[str]:
-    return [i.name for i in ctx.runs.list() if i.state in ("completed", "stopped") and
-            RunDir(i.path).weights_dir() is not None]
-
 
 def resolve_source(ctx: AppContext, run: str | None, adapter_dir: str,
                    say: Callable[..., str] = ENGLISH) -> tuple[str, dict[str, str]]:
@@ -100,68 +105,6 @@ def chat_base(ctx: AppContext, folder: Path) -> str:
         raise
     except ValueError as error:  # a damaged config.yaml
         raise PathError(f"{folder} has a damaged config.yaml: {str(error).splitlines()[0]}") from None
-
-
-def loaded_status(ctx: AppContext, say: Callable[..., str]) -> str:
-    """The status line for what the worker holds now."""
-    loaded = ctx.chat.loaded
-    if loaded is None:
-        return say("chat.msg.no_model")
-    sources = loaded.get("sources") or {}  # the run's (or adapter folder's) name, not the worker's "tuned"
-    names = ", ".join(source_name(sources.get(name, name)) for name in loaded.get("adapters") or []) or say(
-        "chat.msg.no_adapters")
-    model = Path(str(loaded.get("model") or "?")).name
-    if loaded.get("start"):
-        model = f"{model} + {source_name(loaded['start'])}"
-    return say("chat.msg.loaded", model=model, device=loaded.get("device", "?"), adapters=names)
-
-
-def loaded_names(ctx: AppContext) -> str:
-    """The loaded runs or adapter folders as the page names them, else the base model's name."""
-    loaded = ctx.chat.loaded or {}
-    names = [source_name(location) for location in (loaded.get("sources") or {}).values()]
-    return ", ".join(names) or Path(str(loaded.get("model") or "?")).name
-
-
-def status_view(ctx: AppContext, request: gr.Request | None = None) -> str:
-    return loaded_status(ctx, words(request))
-
-
-def source_name(location: str) -> str:
-    """A loaded source (or the run a model starts from) as the page names it: its folder, or the run of a run's
-    adapter/ folder."""
-    folder = Path(location)
-    return folder.parent.name if folder.name == ADAPTER and folder.parent.name else folder.name
-
-
-def held_key(ctx: AppContext) -> str | None:
-    """What the worker holds, as a conversation records it: the base, the runs or folders loaded on it and the run
-    it starts from (not the device); None where nothing is loaded."""
-    loaded = ctx.chat.loaded
-    if loaded is None:
-        return None
-    return json.dumps([loaded.get("model"), loaded.get("sources") or {}, loaded.get("start")], sort_keys=True)
-
-
-def base_label(ctx: AppContext, say: Callable[..., str]) -> Any:
-    """The second column's title: "Base model", or, for a run started from another run (an SFT run before DPO),
-    the starting point it answers from: the base with that run merged in, which is what the run was trained from."""
-    start = (ctx.chat.loaded or {}).get("start")
-    return gr.update(label=say("chat.base_start", start=source_name(start)) if start else say("chat.base"))
-
-
-def worker_view(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, str, str, Any]:
-    """The run list, status line, API box and the base column's title as the chat worker holds them now: after a
-    reload (or in a second tab) the page says what Send answers with, and the list shows the loaded run chosen."""
-    run = loaded_run(ctx)
-    listing = gr.update(choices=finished_runs(ctx), **({"value": run} if run else {}))
-    say = words(request)
-    return listing, loaded_status(ctx, say), api_usage(ctx), base_label(ctx, say)
-
-
-def loaded_view(ctx: AppContext, request: gr.Request | None = None) -> tuple[str, Any]:
-    """After a load or an unload: the API box and the base column's title for what is loaded now."""
-    return api_usage(ctx), base_label(ctx, words(request))
 
 
 def asks_first(ctx: AppContext, mode: str) -> bool:
@@ -370,7 +313,7 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
                   rating, tools_note, held)
     # Listed as the page loads and whenever the tab is shown, before the list is opened: choices replaced while
     # the list is open show stale and doubled entries (Gradio 6).
-    refresh = (bind(worker_view, ctx), None, [tab.run, tab.status, tab.api, tab.base_chat])
+    refresh = (bind(worker_view, ctx), tab.run, [tab.run, tab.status, tab.api, tab.base_chat])
     app.load(*refresh)
     shown.select(*refresh)
     wire_serve_box(ctx, app, serving, shown)
@@ -380,9 +323,9 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
         button.click(bind(loader(mode), ctx), [tab.run, tab.adapter_dir],
                      [tab.status, tab.confirm_row, *conversation, tab.held], concurrency_limit=1,
                      concurrency_id="chat").then(
-            bind(loaded_view, ctx), None, [tab.api, tab.base_chat])
+            bind(loaded_view, ctx), tab.run, [tab.run, tab.api, tab.base_chat])
     tab.unload.click(bind(unload, ctx), None, tab.status, concurrency_limit=1, concurrency_id="chat").then(
-        bind(loaded_view, ctx), None, [tab.api, tab.base_chat])
+        bind(loaded_view, ctx), tab.run, [tab.run, tab.api, tab.base_chat])
     tab.side_by_side.change(lambda on: gr.update(visible=on), tab.side_by_side, tab.base_chat)
     inputs = [tab.message, tab.tuned_chat, tab.base_chat, tab.side_by_side, tab.system, tab.tools, tab.tool_result,
               tab.held, *tab.sampling]

@@ -26,6 +26,7 @@ from engine.sampling import MAX_NEW_TOKENS as TOKENS_LIMIT
 from engine.sampling import SamplingConfig
 from webui.components.columns import ColumnsPanel, build_columns_panel, refused_sentence
 from webui.components.render import log_text, state_label
+from webui.components.widgets import listing
 from webui.components.wiring import bind
 from webui.context import AppContext
 from webui.forms.columns import ColumnMaps
@@ -37,7 +38,7 @@ from webui.jobs.commands import engine_cache
 from webui.jobs.evals import EvalChoiceError, has_validation, validation_choice
 from webui.jobs.paths import PathError
 from webui.jobs.runs import RunError
-from webui.tabs.chat import finished_runs
+from webui.tabs.chat_loaded import finished_runs
 from webui.tabs.file_columns import STAGE, chosen_map, wire_chosen_file
 
 POLL_S = 0.5
@@ -132,6 +133,14 @@ def listed_as(path: str, listed: list[str]) -> str:
     names it as its config wrote it, e.g. WORKSPACE/configs/../uploads/test.csv), else the path as written."""
     same = [value for value in listed if value == path or Path(value).resolve() == Path(path).resolve()]
     return same[0] if same else path
+
+
+def choices_kept(ctx: AppContext, models: list[str] | None, test_set: str | None,
+                 request: gr.Request | None = None) -> tuple[Any, Any]:
+    """The tab shown again: the lists as the workspace holds them now, with the visitor's picks kept where they are
+    still listed (a run deleted since is dropped from both: gradio would refuse it on Start with a raw error)."""
+    listed_models, sets = choices(ctx, request)
+    return listing(listed_models["choices"], models or []), listing(sets["choices"], test_set)
 
 
 def opened(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, ...]:
@@ -242,7 +251,7 @@ def build_evaluate_tab(ctx: AppContext, app: gr.Blocks) -> EvalTab:
                   differ=differ, rows=rows, job=job, timer=timer)
     app.load(bind(opened, ctx), None, [tab.models, tab.test_set, tab.max_rows, tab.max_new_tokens, tab.general,
                                        tab.columns.maps])
-    shown.select(bind(choices, ctx), None, [tab.models, tab.test_set])
+    shown.select(bind(choices_kept, ctx), [tab.models, tab.test_set], [tab.models, tab.test_set])
     app.load(bind(show_latest, ctx), tab.differ, tab.view_outputs(), show_progress="hidden")
     wire_chosen_file(ctx, tab.columns, tab.test_set)
     tab.run.click(bind(start, ctx), [tab.models, tab.test_set, tab.max_rows, tab.max_new_tokens, tab.general,

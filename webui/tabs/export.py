@@ -20,13 +20,14 @@ from engine.config import EXPORT_DTYPES, PROMPT_LEARNING
 from engine.jobs.rundir import ExportDir
 from engine.sentences import Sentence
 from webui.components.render import log_text
+from webui.components.widgets import listing
 from webui.components.wiring import bind, newest
 from webui.context import AppContext
 from webui.i18n import failure, message, t, words
 from webui.jobs.monitor import JobSnapshot
 from webui.jobs.paths import PathError
 from webui.jobs.runs import RunError
-from webui.tabs.chat import finished_runs
+from webui.tabs.chat_loaded import finished_runs
 
 POLL_S = 0.5
 SPINNER = "◐◓◑◒"
@@ -129,6 +130,12 @@ def dtype_choice(ctx: AppContext, run: str | None, request: gr.Request | None = 
     return gr.update(interactive=False, info=message(request, "export.adapter_only", method=method))
 
 
+def run_list(ctx: AppContext, chosen: str | None) -> Any:
+    """The finished runs as the workspace holds them now; the chosen run stays chosen while it is listed (one
+    deleted since is no longer chosen: gradio would refuse it on Export with a raw error)."""
+    return listing(finished_runs(ctx), chosen)
+
+
 def show_latest(ctx: AppContext, run: str | None, request: gr.Request | None = None) -> tuple[Any, ...]:
     """A run chosen (or the page opened): its newest export, finished or under way, or nothing."""
     return job_view(ctx, ctx.exports.latest(run) if run else None, words(request))
@@ -161,7 +168,7 @@ def build_export_tab(ctx: AppContext, app: gr.Blocks) -> ExportTab:
     tab = ExportTab(run=run, dtype=dtype, shard_gb=shard_gb, export=export_btn, status=status, log=log,
                     merged_zip=merged_zip, adapter_zip=adapter_zip, job=gr.State(None),
                     timer=gr.Timer(POLL_S, active=False))
-    refresh = (lambda: gr.update(choices=finished_runs(ctx)), None, tab.run)  # as the Chat tab's (webui.tabs.chat)
+    refresh = (bind(run_list, ctx), tab.run, tab.run)  # as the Chat tab's (webui.tabs.chat)
     app.load(*refresh)
     shown.select(*refresh)
     tab.run.change(bind(show_latest, ctx), tab.run, tab.view_outputs(), show_progress="hidden")

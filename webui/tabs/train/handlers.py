@@ -16,7 +16,7 @@ from gradio.utils import get_upload_folder
 
 from engine.config import ConfigError, RunConfig, load_config
 from engine.datapaths import display_name
-from webui.components.widgets import bits_radio_choices
+from webui.components.widgets import bits_radio_choices, listing
 from webui.context import AppContext
 from webui.forms import mapping as forms
 from webui.forms.columns import renamed
@@ -235,9 +235,10 @@ def config_choices(ctx: AppContext) -> list[tuple[str, str]]:
     return saved + [(f"runs/{path.parent.name}/{path.name}", str(path)) for path in runs if path.is_file()]
 
 
-def list_configs(ctx: AppContext) -> Any:
-    """The saved configs as WORKSPACE/configs holds them now: those saved since the server started too."""
-    return gr.update(choices=config_choices(ctx))
+def list_configs(ctx: AppContext, chosen: str | None = None) -> Any:
+    """The saved configs as WORKSPACE/configs holds them now: those saved since the server started too. The chosen
+    one stays chosen while it is listed (a deleted run's config.yaml is not: gradio would refuse it on Load)."""
+    return listing(config_choices(ctx), chosen)
 
 
 def load_saved_config(ctx: AppContext, tab: TrainTab, path: str | None,

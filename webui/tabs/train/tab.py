@@ -77,7 +77,7 @@ def build_train_tab(ctx: AppContext, app: gr.Blocks) -> TrainTab:
     # runs started since the page loaded have their configs too: listed when the tab is shown and the panel opened
     # (not when the list is opened: see webui.tabs.chat)
     for shown_event in (shown.select, config.panel.expand):
-        shown_event(bind(h.list_configs, ctx), None, config.saved, show_progress="hidden")
+        shown_event(bind(h.list_configs, ctx), config.saved, config.saved, show_progress="hidden")
     start_run = method.stage[ADAPTER]  # runs finished since the page loaded can be started from
     tab.monitor.start_run = start_run  # and the run the tab follows, as it ends (webui.tabs.train.follow.poll)
     listing = {"fn": bind(h.list_start_runs, ctx), "inputs": start_run, "outputs": start_run, "show_progress": "hidden"}
@@ -169,7 +169,7 @@ def wire_form(ctx: AppContext, tab: TrainTab, app: gr.Blocks, restored: Any) -> 
           trigger_mode="always_last", **estimate)
     method_shown.then(**estimate)
     config.save.click(bind(h.save_config_clicked, ctx), [config.config_name, *form], config.saved)
-    app.load(bind(h.list_configs, ctx), None, config.saved)  # the page was built when the server started
+    app.load(bind(h.list_configs, ctx), config.saved, config.saved)  # the page was built when the server started
     config.load.click(bind(bind(h.load_saved_config, ctx), tab), config.saved, form).then(**inspection(ctx, tab))
     # A number typed outside a slider's range: one sentence naming the field (webui.components.widgets.
     # clamp_typed_numbers). Every release is answered: a click into the box is a release too (of the number it
