@@ -3,9 +3,8 @@ Train tab, and the advice of a configuration that fits. In-process and pure: not
 
 from __future__ import annotations
 
-import re
-
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -201,7 +200,7 @@ def test_train_tab_estimate_lists_every_part_in_the_visitors_language(tmp_path: 
     ctx = AppContext.create(tmp_path / "ws")
     monkeypatch.setattr(room, "gpu_free", lambda: None)
     monkeypatch.setattr(room, "memory_room", lambda: (64 * GIB, "RAM"))
-    monkeypatch.setattr(train_estimate, "cached_lengths", lambda *args: [49, 20, 12])
+    monkeypatch.setattr(train_estimate, "cached_lengths", lambda *_args: [49, 20, 12])
     values = forms.widget_values({**forms.defaults(), CUTOFF_LEN: 32})
 
     def shown(language: str) -> str:
@@ -211,7 +210,8 @@ def test_train_tab_estimate_lists_every_part_in_the_visitors_language(tmp_path: 
 
     english = shown("en-US")
     total, parts = re.search(r"\*\*([\d.]+ \w+)\*\* on .+? \((\w+ [\d.]+ .+?)\); ", english).groups()
-    sizes = [float(number) * (1024 if unit == "GiB" else 1) for number, unit in re.findall(r"([\d.]+) (MiB|GiB)", parts)]
+    sizes = [float(number) * (1024 if unit == "GiB" else 1)
+             for number, unit in re.findall(r"([\d.]+) (MiB|GiB)", parts)]
     in_mib = float(total.split()[0]) * (1024 if total.endswith("GiB") else 1)
     assert "overhead" in parts and abs(sum(sizes) - in_mib) <= 0.02 * in_mib, (total, parts)
     assert "the longest 32 tokens" in english

@@ -52,7 +52,7 @@ def test_an_export_of_trained_weights_is_not_called_merged():
     from webui.tabs import export
 
     def shown(adapter_zip, language="en-US"):
-        ctx = SimpleNamespace(exports=SimpleNamespace(downloads=lambda job, snap: (Path("/x/m.zip"), adapter_zip)))
+        ctx = SimpleNamespace(exports=SimpleNamespace(downloads=lambda _job, _snap: (Path("/x/m.zip"), adapter_zip)))
         snap = SimpleNamespace(result={"merged": True})
         say = words(SimpleNamespace(headers={"accept-language": language}, cookies={}))
         return export.downloads(ctx, SimpleNamespace(out=Path("/x/model")), snap, say)

@@ -21,7 +21,6 @@ from webui.tabs.train.data import cached_lengths
 from webui.tabs.train.handlers import NEW_RUN, Form
 
 
-
 def size(value: float) -> str:
     """"0.62 GiB", "12.3 GiB", "37 MiB": precise enough that the parts add up to the total as shown."""
     if value < memory.GIB / 10:
