@@ -23,7 +23,6 @@ def finished_runs(ctx: AppContext) -> list[str]:
             RunDir(i.path).weights_dir() is not None]
 
 
-
 def loaded_status(ctx: AppContext, say: Callable[..., str]) -> str:
     """The status line for what the worker holds now, and which of the runs or folders it was loaded from are
     deleted since (what the worker holds stays loaded until another load or Unload)."""
