@@ -366,14 +366,15 @@ def resolve_paths(config: RunConfig, base_dir: Path) -> RunConfig:
     return config.model_copy(update={"data": data, "output_dir": out, "model": model})
 
 
-def load_config(path: str | Path, *, writes: bool = True) -> RunConfig:
+def load_config(path: str | Path, *, writes: bool = True, output_dir: str | Path | None = None) -> RunConfig:
     """Read and validate a YAML config file; relative paths are relative to the file's folder. A command that only
-    reads the config (estimate, plan: writes=False) does not need its output_dir, so a missing one is left unset."""
+    reads the config (estimate, plan: writes=False) does not need its output_dir, so a missing one is left unset;
+    `output_dir` is the run folder of a config that names none (train: WORKSPACE/runs/NAME)."""
     path = Path(path)
     raw = read_yaml(path)
     refuse_other_job(raw, str(path))
-    if not writes and isinstance(raw, dict):
-        raw = {"output_dir": "", **raw}
+    if (output_dir is not None or not writes) and isinstance(raw, dict):
+        raw = {"output_dir": str(output_dir or ""), **raw}
     return parse_config(raw, base_dir=path.resolve().parent, source=str(path))
 
 
