@@ -6,6 +6,7 @@ Field names follow upstream: peft for method options, transformers where no cont
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 from importlib import metadata
@@ -358,7 +359,7 @@ def resolve_paths(config: RunConfig, base_dir: Path) -> RunConfig:
     relative model.name_or_path that names a folder there (otherwise it is a hub id, left as it is)."""
     output_dir = Path(config.output_dir).expanduser()
     data = config.data.with_paths(lambda path: datapaths.resolve(path, base_dir))
-    out = str(output_dir if output_dir.is_absolute() else base_dir / output_dir)
+    out = os.path.normpath(base_dir / output_dir)  # no `..` in the folder messages name (links are kept)
     model = config.model
     local_model = base_dir / config.model.name_or_path
     if not Path(config.model.name_or_path).is_absolute() and (local_model / "config.json").is_file():

@@ -108,6 +108,10 @@ ENGLISH_MORE: dict[str, str] = {
     "engine.run.not_found": "{given} is neither a folder ({path} does not exist) nor a run of the workspace ({named} "
                             "does not exist): give a run's folder, or the name of a run in WORKSPACE/runs "
                             "(--workspace DIR names the workspace).",
+    # a config whose output_dir holds a run (engine/train/output_dir.py)
+    "engine.output_dir.holds_run": "output_dir {path} already holds a run ({state}): choose another output_dir, or "
+                                   "start it afresh with --overwrite (deletes its outputs){resume}.",
+    "engine.output_dir.resume": ", or continue it from its last checkpoint with --resume {path}",
     "engine.export.inside_run": "--out {out} is inside the run folder: export somewhere else.",
     "engine.export.unmergeable": "{title} learns virtual tokens that are fed to the model with every input, not a "
                                  "change of its weights, so it cannot be merged: the export holds the adapter, "

@@ -15,12 +15,13 @@ import pytest
 import yaml
 
 from engine.chat import cli as chat_cli
-from engine.config import load_config
+from engine.config import ConfigError, load_config
 from engine.export import cli as export_cli
 from engine.jobs import workspace
 from engine.jobs.exports import default_export_dtype, export_name
 from engine.jobs.rundir import RunDir
 from engine.train import recipe
+from engine.train.output_dir import check_output_dir
 from tests.cli import train_in_process
 from tests.run_folders import write_run
 from webui.context import AppContext
@@ -144,6 +145,27 @@ def test_the_page_reads_bf16_from_the_gpus_compute_capability(monkeypatch, answe
     monkeypatch.setattr(devices, "list_gpus", lambda *_: devices.GpuList((devices.Gpu(0, "GPU", 1, 0),)))
     done = SimpleNamespace(returncode=0, stdout=answer, stderr="")
     assert devices.gpu_bf16(lambda *_args, **_kwargs: done) is bf16
+
+
+# ---------------------------------------------------------------------------------------------- 4: output_dir
+
+
+def test_a_completed_run_is_named_without_dots_and_not_offered_resume(tmp_path):
+    finished_run(tmp_path / "runs" / "cli-pirate")
+    config = load_config(write_yaml(tmp_path / "configs" / "pirate.yaml", output_dir="../runs/cli-pirate"))
+    with pytest.raises(ConfigError) as refused:
+        check_output_dir(config)
+    said = str(refused.value)
+    assert f"output_dir {tmp_path / 'runs' / 'cli-pirate'} already holds a run (completed)" in said
+    assert ".." not in said and "--resume" not in said and "--overwrite" in said
+
+
+@pytest.mark.parametrize("state", ["stopped", "failed"])
+def test_a_stopped_or_failed_run_with_a_checkpoint_is_offered_resume(tmp_path, state):
+    run = finished_run(tmp_path / "runs" / "cli-pirate", state=state)
+    config = load_config(write_yaml(tmp_path / "configs" / "pirate.yaml", output_dir="../runs/cli-pirate"))
+    with pytest.raises(ConfigError, match=f"--resume {run.path}"):
+        check_output_dir(config)
 
 
 def test_train_args_name_the_workspace_only_where_given(tmp_path):
