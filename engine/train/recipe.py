@@ -126,6 +126,13 @@ def train_args(args: argparse.Namespace) -> list[str]:
     return [str(Path(args.config).resolve()), *(["--overwrite"] if args.overwrite else []), *given]
 
 
+def template_yaml(config: RunConfig) -> str:
+    """RUN/config.yaml: the run's config as a template that another run may copy, so without train.resume. A resume
+    is asked for each time (`train --resume`, the page's Resume), never kept: a copy of a resumed run's config.yaml
+    given another output_dir trains afresh, where a kept `resume: true` would refuse it (nothing to resume)."""
+    return config.model_copy(update={"train": config.train.model_copy(update={"resume": False})}).to_yaml()
+
+
 def run_train(config: RunConfig, overwrite: bool = False, own_process: bool = False) -> int:
     """Write the run folder's config.yaml and train it through the job lifecycle; returns the process exit code
     (0 completed or stopped, 1 failed). `own_process`: this process trains this one run and exits."""
@@ -135,14 +142,17 @@ def run_train(config: RunConfig, overwrite: bool = False, own_process: bool = Fa
         run.clear_outputs()
     run.path.mkdir(parents=True, exist_ok=True)
     if writes:  # another node's config.yaml is what its --resume reads
-        run.config.write_text(config.to_yaml(), encoding="utf-8")
-    # a rank takes the config of its command line: RUN/config.yaml is rank 0's, on node 0, written when it gets there
-    return run_job(TRAIN, run.path, own_process=own_process, config=config if launch.is_rank() else None)
+        run.config.write_text(template_yaml(config), encoding="utf-8")
+    # the job takes this config, with train.resume, where config.yaml keeps the template (a rank's RUN/config.yaml is
+    # rank 0's, on node 0, written when it gets there)
+    return run_job(TRAIN, run.path, own_process=own_process, config=config)
 
 
 def train_body(context: JobContext) -> Outcome:
     """The train kind's body: the run folder's config trained, saved and reported (engine.jobs.lifecycle)."""
     config: RunConfig = context.config
+    if config.train.resume and context.reporter.rank == 0:  # the page's Resume asks in config.yaml: answered now
+        context.job.config.write_text(template_yaml(config), encoding="utf-8")
     launch.check_world(config)  # a config for several processes started as one process: refused
     import torch
 
@@ -171,7 +181,7 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     if starts:  # config.yaml names the starting run by its full path, so the run can be traced from it alone
         config.model.adapter = str(starts[-1].run)
     if reporter.rank == 0:
-        run.config.write_text(config.to_yaml(), encoding="utf-8")
+        run.config.write_text(template_yaml(config), encoding="utf-8")
     reporter.status("loading_data")
     stage = objective(config.train.stage)
     datasets = stage.load(config.data, config.train.seed)  # file errors surface before any model is touched

@@ -168,6 +168,41 @@ def test_a_stopped_or_failed_run_with_a_checkpoint_is_offered_resume(tmp_path, s
         check_output_dir(config)
 
 
+# ---------------------------------------------------------------------------------------------- 5: resume
+
+
+def test_a_resumed_runs_config_yaml_copied_with_another_output_dir_trains(tmp_path, monkeypatch):
+    run = finished_run(tmp_path / "runs" / "cli-pirate", state="stopped")
+    jobs = []
+    monkeypatch.setattr(recipe, "run_job", lambda _kind, _folder, **kw: jobs.append(kw["config"]) or 0)
+    assert train_in_process("--resume", str(run.path)).returncode == 0
+    assert jobs[0].train.resume  # the job resumes ...
+    saved = yaml.safe_load(run.config.read_text(encoding="utf-8"))
+    assert saved["train"]["resume"] is False  # ... and its config.yaml stays a template
+    copy = tmp_path / "copy.yaml"
+    copy.write_text(yaml.safe_dump({**saved, "output_dir": str(tmp_path / "runs" / "another")}), encoding="utf-8")
+    assert train_in_process(str(copy)).returncode == 0 and not jobs[1].train.resume
+
+
+def test_the_pages_resume_is_answered_and_cleared_from_config_yaml(tmp_path, monkeypatch):
+    run = finished_run(tmp_path / "runs" / "cli-pirate", state="stopped")
+    config = run.read_config()
+    config.train.resume = True  # the page's Resume writes it (webui.jobs.runs), the engine reads it from there
+    run.config.write_text(config.to_yaml(), encoding="utf-8")
+
+    class Started(Exception):
+        pass
+
+    def started(seen):
+        raise Started(seen.train.resume)
+
+    monkeypatch.setattr(recipe.launch, "check_world", started)
+    context = SimpleNamespace(config=config, job=run, reporter=SimpleNamespace(rank=0))
+    with pytest.raises(Started, match="True"):
+        recipe.train_body(context)
+    assert load_config(run.config).train.resume is False
+
+
 def test_train_args_name_the_workspace_only_where_given(tmp_path):
     config = write_yaml(tmp_path / "pirate.yaml")
     plain = argparse.Namespace(resume=None, config=str(config), overwrite=False, workspace=workspace.DEFAULT)
