@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("engine.jobs.lifecycle", "run the job in JOB_DIR as a job of --kind NAME (what the web UI starts)"),
     "train": ("engine.train.recipe", "fine-tune a model from a YAML config (or --resume RUN_DIR)"),
     "chat": ("engine.chat.cli", "chat with a base model and adapters (--worker: JSON lines on stdin/stdout)"),
-    "export": ("engine.export.merge",
+    "export": ("engine.export.cli",
                "merge a run's adapter into its base and write a Hugging Face model (or --job DIR)"),
     "eval": ("engine.eval.job", "evaluate base and tuned models on a test set: loss, answers, metrics (a job)"),
     "compare": ("engine.compare.cli", "compare methods: one run per method on the same data and budget, and a table"),

@@ -6,6 +6,7 @@ Field names follow upstream: peft for method options, transformers where no cont
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 from importlib import metadata
@@ -358,7 +359,7 @@ def resolve_paths(config: RunConfig, base_dir: Path) -> RunConfig:
     relative model.name_or_path that names a folder there (otherwise it is a hub id, left as it is)."""
     output_dir = Path(config.output_dir).expanduser()
     data = config.data.with_paths(lambda path: datapaths.resolve(path, base_dir))
-    out = str(output_dir if output_dir.is_absolute() else base_dir / output_dir)
+    out = os.path.normpath(base_dir / output_dir)  # no `..` in the folder messages name (links are kept)
     model = config.model
     local_model = base_dir / config.model.name_or_path
     if not Path(config.model.name_or_path).is_absolute() and (local_model / "config.json").is_file():
@@ -366,14 +367,15 @@ def resolve_paths(config: RunConfig, base_dir: Path) -> RunConfig:
     return config.model_copy(update={"data": data, "output_dir": out, "model": model})
 
 
-def load_config(path: str | Path, *, writes: bool = True) -> RunConfig:
+def load_config(path: str | Path, *, writes: bool = True, output_dir: str | Path | None = None) -> RunConfig:
     """Read and validate a YAML config file; relative paths are relative to the file's folder. A command that only
-    reads the config (estimate, plan: writes=False) does not need its output_dir, so a missing one is left unset."""
+    reads the config (estimate, plan: writes=False) does not need its output_dir, so a missing one is left unset;
+    `output_dir` is the run folder of a config that names none (train: WORKSPACE/runs/NAME)."""
     path = Path(path)
     raw = read_yaml(path)
     refuse_other_job(raw, str(path))
-    if not writes and isinstance(raw, dict):
-        raw = {"output_dir": "", **raw}
+    if (output_dir is not None or not writes) and isinstance(raw, dict):
+        raw = {"output_dir": str(output_dir or ""), **raw}
     return parse_config(raw, base_dir=path.resolve().parent, source=str(path))
 
 

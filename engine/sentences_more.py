@@ -98,7 +98,20 @@ ENGLISH_MORE: dict[str, str] = {
                                 "export.",
     "engine.export.link": "{link} is a symbolic link (to {target}), not a file the run wrote: an export copies only "
                           "the run's own files, so replace the link with the file or delete it.",
-    "engine.export.exists": "{out} already exists: choose another --out, or delete it first.",
+    "engine.export.exists": "{out} already exists: choose another --out, or give --overwrite to replace it.",
+    "engine.export.done_before": "{path} holds a completed export of this run: give --overwrite to replace it, or "
+                                 "--out DIR to write another folder.",
+    "engine.export.running": "An export is running in {path}: wait for it or stop it first.",
+    # a run given on the command line by its folder or its name (engine/jobs/workspace.py)
+    "engine.run.no_folder": "{path} does not exist: give a run's folder, or the name of a run in the workspace "
+                            "(WORKSPACE/runs/NAME; --workspace DIR names the workspace).",
+    "engine.run.not_found": "{given} is neither a folder ({path} does not exist) nor a run of the workspace ({named} "
+                            "does not exist): give a run's folder, or the name of a run in WORKSPACE/runs "
+                            "(--workspace DIR names the workspace).",
+    # a config whose output_dir holds a run (engine/train/output_dir.py)
+    "engine.output_dir.holds_run": "output_dir {path} already holds a run ({state}): choose another output_dir, or "
+                                   "start it afresh with --overwrite (deletes its outputs){resume}.",
+    "engine.output_dir.resume": ", or continue it from its last checkpoint with --resume {path}",
     "engine.export.inside_run": "--out {out} is inside the run folder: export somewhere else.",
     "engine.export.unmergeable": "{title} learns virtual tokens that are fed to the model with every input, not a "
                                  "change of its weights, so it cannot be merged: the export holds the adapter, "

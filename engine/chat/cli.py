@@ -23,17 +23,20 @@ from engine.data.pairfile import PairError, append_pair, pair_row
 from engine.data.toolcalls import ToolDataError, call_signature, parse_tools
 from engine.errors import UserError
 from engine.jobs import rundir
+from engine.jobs.workspace import DEFAULT, add_workspace_flag, find_run
 from engine.sampling import SAMPLING_FIELDS, SamplingConfig
 
 
-def parse_adapter_args(values: list[str]) -> dict[str, str]:
-    """--adapter RUN or --adapter NAME=DIR -> {name: location}; a bare path is named after its folder."""
+def parse_adapter_args(values: list[str], workspace: str = DEFAULT) -> dict[str, str]:
+    """--adapter RUN or --adapter NAME=DIR -> {name: location}; a bare path is named after its folder. A RUN or DIR
+    that is no path that exists is a run's name in the workspace (WORKSPACE/runs/RUN): RunNotFoundError where it
+    is neither."""
     adapters: dict[str, str] = {}
     for value in values:
         name, sep, location = value.partition("=")
+        location = str(find_run(value if not sep or Path(value).exists() else location, workspace))
         if not sep or Path(value).exists():
-            location = value
-            path = Path(value).resolve()
+            path = Path(location).resolve()
             name = path.parent.name if path.name == rundir.ADAPTER else path.name
         adapters[name] = location
     return adapters
@@ -174,7 +177,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--worker", action="store_true", help="JSON lines on stdin/stdout (what the web UI runs)")
     parser.add_argument("--model", help="base model: hub id or folder (default: the base of the first run)")
     parser.add_argument("--adapter", action="append", default=[], metavar="RUN_OR_DIR",
-                        help="a run folder or PEFT adapter folder, optionally NAME=DIR; repeatable")
+                        help="a run folder or PEFT adapter folder, or a run's name in the workspace; optionally "
+                             "NAME=DIR; repeatable")
+    add_workspace_flag(parser, "--adapter NAME finds the run runs/NAME there")
     parser.add_argument("--bits", default=None, help="4, 8 or 0 (full precision); default: what the run used")
     parser.add_argument("--system", help="system prompt")
     parser.add_argument("--tools", metavar="FILE.json",
@@ -200,7 +205,7 @@ def main(argv: list[str]) -> int:
         sampling = sampling_from_args(args)
         tools = read_tools_file(args.tools) if args.tools else None
         print("loading ...", file=sys.stderr)
-        session.load(args.model, parse_adapter_args(args.adapter), args.bits)
+        session.load(args.model, parse_adapter_args(args.adapter, args.workspace), args.bits)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,7 +1,7 @@
 """Export a finished run as a Hugging Face model folder: merge the adapter where the method allows it.
 
 `python launch.py export RUN_DIR --out DIR [--dtype float32] [--max-shard-size 2GB] [--zip] [--overwrite]`
-writes DIR (and with --zip, DIR.zip and, for a merged export, DIR-adapter.zip beside it);
+(engine/export/cli.py) writes DIR (and with --zip, DIR.zip and, for a merged export, DIR-adapter.zip beside it);
 `python -m engine export --job JOB_DIR` is the same export as a job (what the web UI starts): JOB_DIR/config.yaml
 (an ExportConfig) says which run, in which dtype and shards; the export goes to JOB_DIR/model/ with the zips
 JOB_DIR/NAME.zip and (merged) JOB_DIR/NAME-adapter.zip, and the job reports through events.jsonl, status.json
@@ -23,13 +23,11 @@ DIR that is renamed at the end (engine/jobs/outputs.py), so a killed export neve
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
 import os
 import shutil
-import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +36,6 @@ from typing import Any
 
 from engine.config import (
     ADAPTER_METHODS,
-    EXPORT_DTYPES,
     MERGEABLE,
     PROMPT_LEARNING,
     ExportConfig,
@@ -56,6 +53,7 @@ from engine.export.verify import (
     verification_prompts,
 )
 from engine.jobs import rundir
+from engine.jobs.exports import default_export_dtype
 from engine.jobs.failures import EngineError, explain
 from engine.jobs.outputs import clean_stale_partials, links_in, partial_path, publish, zip_folder
 from engine.sentences import Sentence, said
@@ -90,12 +88,12 @@ class ExportResult(Verification):
 
 
 def default_dtype() -> str:
-    """float32 on CPU (exact merges, and 16-bit matmuls are slow there); the GPU's 16-bit type elsewhere."""
+    """The export's dtype where none is chosen, by the rule the page's Export tab follows (engine.jobs.exports):
+    float32 on the CPU, bfloat16 on a GPU that computes in it (not emulated), float16 on another GPU."""
     import torch
 
-    if not torch.cuda.is_available():
-        return "float32"
-    return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    has_gpu = torch.cuda.is_available()
+    return default_export_dtype(torch.cuda.is_bf16_supported(including_emulation=False) if has_gpu else None)
 
 
 def set_generation_config(model: Any, tokenizer: Any) -> None:
@@ -342,52 +340,3 @@ def _job_export(job: rundir.ExportDir, config: ExportConfig, reporter: Any) -> E
     run_dir = run_dir if run_dir.is_absolute() else job.path / run_dir
     return run_export(run_dir, job.out, config.dtype, config.max_shard_size, config.zip, log=reporter.info,
                       overwrite=True, name=job.name, stage=reporter.status)
-
-
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python launch.py export", description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dir", nargs="?", help="a finished run folder")
-    parser.add_argument("--out", help="the folder to write (must not exist, unless --overwrite)")
-    parser.add_argument("--dtype", choices=EXPORT_DTYPES, help="weights dtype (default: float32 on CPU)")
-    parser.add_argument("--max-shard-size", default="2GB", type=shard_size,
-                        help="largest safetensors shard (default 2GB)")
-    parser.add_argument("--zip", action="store_true", help="also write OUT.zip and OUT-adapter.zip beside OUT")
-    parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (only after success)")
-    parser.add_argument("--job", metavar="JOB_DIR",
-                        help="run the export job in JOB_DIR (its config.yaml names the run; what the web UI starts)")
-    args = parser.parse_args(argv)
-    if args.job and (args.run_dir or args.out):
-        parser.error("--job takes the run and the output from JOB_DIR/config.yaml: give no RUN_DIR or --out")
-    if not args.job and not (args.run_dir and args.out):
-        parser.error("give RUN_DIR and --out DIR (or --job JOB_DIR)")
-
-    if args.job:  # the same job `python -m engine run JOB_DIR --kind export` runs
-        from engine.jobs.kinds import EXPORT
-        from engine.jobs.lifecycle import run_job
-
-        return run_job(EXPORT, args.job, own_process=True)
-
-    def on_term(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    from engine.jobs.console import send_library_output_to_log
-
-    send_library_output_to_log()
-    try:
-        result = run_export(args.run_dir, args.out, args.dtype, args.max_shard_size, args.zip,
-                            overwrite=args.overwrite)
-    except KeyboardInterrupt:
-        result = ExportResult(state="failed", error=INTERRUPTED)
-    if result.state == "completed":
-        print(f"done: {result.out}" + ("" if result.merged else " (adapter only, not merged)"), file=sys.stderr)
-    return 0 if result.state == "completed" else 1
-
-
-def shard_size(value: str) -> str:
-    """--max-shard-size as argparse reads it: a sentence (exit 2) for what safetensors' sharding cannot parse."""
-    from engine.config import shard_size_problem
-
-    if (problem := shard_size_problem(value)) is not None:
-        raise argparse.ArgumentTypeError(f"{value!r} is {problem}")
-    return value

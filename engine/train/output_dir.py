@@ -37,10 +37,16 @@ def check_output_dir(config: RunConfig, overwrite: bool = False) -> None:
         if (problem := world.problem(checkpoint, config)) is not None:
             raise ConfigError([problem])
     elif run.events.exists() and not overwrite:
-        resume = f", or continue it from its last checkpoint with --resume {run.path}" if run.last_checkpoint() else ""
-        state = status.get("state", "not started")
-        raise ConfigError([f"output_dir {run.path} already holds a run ({state}): choose another output_dir, "
-                           f"start it afresh with --overwrite (deletes its outputs){resume}."])
+        raise ConfigError([holds_run_sentence(run, status.get("state", "not started"))])
+
+
+def holds_run_sentence(run: rundir.RunDir, state: str) -> Sentence:
+    """Why a config cannot start in a folder that holds a run (in `state`), and what to do: another output_dir or
+    --overwrite, and --resume where a checkpoint is left to continue from. A completed run has nothing left to
+    train (its resume would only save its weights again), so it is not offered --resume."""
+    can_resume = state != "completed" and run.last_checkpoint() is not None
+    resume = said("engine.output_dir.resume", path=str(run.path)) if can_resume else ""
+    return said("engine.output_dir.holds_run", path=str(run.path), state=state, resume=resume)
 
 
 def no_checkpoint_sentence(run: rundir.RunDir) -> str:

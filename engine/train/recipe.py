@@ -34,7 +34,7 @@ from engine.config_distributed import rendezvous_problem
 from engine.config_stage import PREFERENCE_STAGES
 from engine.estimate import memory, sharding
 from engine.estimate.advice import ADVICE
-from engine.jobs import rundir
+from engine.jobs import rundir, workspace
 from engine.jobs.faults import fault_point
 from engine.jobs.kinds import TRAIN
 from engine.jobs.lifecycle import JobContext, Outcome, StopRequest, run_job
@@ -48,25 +48,10 @@ log = logging.getLogger("engine")
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python launch.py train", description="Fine-tune a model from a config.")
-    parser.add_argument("config", nargs="?", help="run config YAML")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="start afresh in an output_dir that holds a finished, failed or stopped run "
-                             "(deletes its outputs)")
-    parser.add_argument("--print-command", action="store_true",
-                        help="print the command that trains this config (torchrun's on each node where it asks for "
-                             "several processes) instead of running it")
-    parser.add_argument("--launcher", choices=("torchrun", "slurm"), default="torchrun",
-                        help="with --print-command: torchrun's command of each node, or an sbatch script for Slurm")
-    args = parser.parse_args(argv)
-    if bool(args.config) == bool(args.resume):
-        parser.error("give either CONFIG.yaml or --resume RUN_DIR")
-    if args.resume and args.overwrite:
-        parser.error("--overwrite starts afresh and --resume continues: give one of them")
-    if args.launcher == "slurm" and not args.print_command:
-        parser.error("--launcher slurm writes a script for sbatch: give --print-command too")
+    args = parse_args(argv)
     try:
+        if args.resume and not launch.is_rank():  # a rank is given the folder its command line found
+            args.resume = str(workspace.find_run(args.resume, args.workspace))
         if launch.is_rank() and nodes.several_nodes():  # the nodes agree on their folders, checkpoints and config
             config = nodes.agree(config_path(args), lambda: read_config(args),
                                  lambda found: check_output_dir(found, overwrite=args.overwrite), args.resume,
@@ -80,7 +65,7 @@ def main(argv: list[str]) -> int:
             launch.redirect_rank_output(Path(config.output_dir))
         if rank() == 0 and not args.print_command and not nodes.decided():  # rank 0 alone looks at the run folder
             check_output_dir(config, overwrite=args.overwrite)
-    except ConfigError as error:
+    except (ConfigError, workspace.RunNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.print_command:
@@ -93,13 +78,41 @@ def main(argv: list[str]) -> int:
     return run_train(config, overwrite=args.overwrite, own_process=True)
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """train's command line, checked: CONFIG.yaml or --resume RUN_DIR, and flags that go together."""
+    parser = argparse.ArgumentParser(prog="python launch.py train", description="Fine-tune a model from a config.")
+    parser.add_argument("config", nargs="?", help="run config YAML")
+    parser.add_argument("--resume", metavar="RUN_DIR",
+                        help="continue a run from its newest checkpoint: its folder, or its name in the workspace")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start afresh in an output_dir that holds a finished, failed or stopped run "
+                             "(deletes its outputs)")
+    parser.add_argument("--print-command", action="store_true",
+                        help="print the command that trains this config (torchrun's on each node where it asks for "
+                             "several processes) instead of running it")
+    parser.add_argument("--launcher", choices=("torchrun", "slurm"), default="torchrun",
+                        help="with --print-command: torchrun's command of each node, or an sbatch script for Slurm")
+    workspace.add_workspace_flag(parser, "a config that names no output_dir trains into runs/NAME there (NAME: the "
+                                         "config file's name), and --resume NAME finds the run runs/NAME there")
+    args = parser.parse_args(argv)
+    if bool(args.config) == bool(args.resume):
+        parser.error("give either CONFIG.yaml or --resume RUN_DIR")
+    if args.resume and args.overwrite:
+        parser.error("--overwrite starts afresh and --resume continues: give one of them")
+    if args.launcher == "slurm" and not args.print_command:
+        parser.error("--launcher slurm writes a script for sbatch: give --print-command too")
+    return args
+
+
 def config_path(args: argparse.Namespace) -> Path:
     return Path(args.resume) / rundir.CONFIG if args.resume else Path(args.config)
 
 
 def read_config(args: argparse.Namespace) -> RunConfig:
-    """The config of `train CONFIG` or of `train --resume RUN_DIR` (RUN_DIR/config.yaml)."""
-    config = load_config(config_path(args))
+    """The config of `train CONFIG` or of `train --resume RUN_DIR` (RUN_DIR/config.yaml); a CONFIG that names no
+    output_dir trains into WORKSPACE/runs/NAME, NAME the file's name without .yaml, as an evaluation's folder is."""
+    path = config_path(args)
+    config = load_config(path, output_dir=workspace.folder(args.workspace, TRAIN.folder) / path.stem)
     config.train.resume = bool(args.resume) or (config.train.resume and not args.overwrite)
     return config
 
@@ -108,7 +121,16 @@ def train_args(args: argparse.Namespace) -> list[str]:
     """The arguments of `train` that each rank is given: the same config (its absolute path) and flags."""
     if args.resume:
         return ["--resume", str(Path(args.resume).resolve())]
-    return [str(Path(args.config).resolve()), *(["--overwrite"] if args.overwrite else [])]
+    given = ["--workspace", str(Path(args.workspace).expanduser().resolve())] \
+        if args.workspace != workspace.DEFAULT else []
+    return [str(Path(args.config).resolve()), *(["--overwrite"] if args.overwrite else []), *given]
+
+
+def template_yaml(config: RunConfig) -> str:
+    """RUN/config.yaml: the run's config as a template that another run may copy, so without train.resume. A resume
+    is asked for each time (`train --resume`, the page's Resume), never kept: a copy of a resumed run's config.yaml
+    given another output_dir trains afresh, where a kept `resume: true` would refuse it (nothing to resume)."""
+    return config.model_copy(update={"train": config.train.model_copy(update={"resume": False})}).to_yaml()
 
 
 def run_train(config: RunConfig, overwrite: bool = False, own_process: bool = False) -> int:
@@ -120,14 +142,17 @@ def run_train(config: RunConfig, overwrite: bool = False, own_process: bool = Fa
         run.clear_outputs()
     run.path.mkdir(parents=True, exist_ok=True)
     if writes:  # another node's config.yaml is what its --resume reads
-        run.config.write_text(config.to_yaml(), encoding="utf-8")
-    # a rank takes the config of its command line: RUN/config.yaml is rank 0's, on node 0, written when it gets there
-    return run_job(TRAIN, run.path, own_process=own_process, config=config if launch.is_rank() else None)
+        run.config.write_text(template_yaml(config), encoding="utf-8")
+    # the job takes this config, with train.resume, where config.yaml keeps the template (a rank's RUN/config.yaml is
+    # rank 0's, on node 0, written when it gets there)
+    return run_job(TRAIN, run.path, own_process=own_process, config=config)
 
 
 def train_body(context: JobContext) -> Outcome:
     """The train kind's body: the run folder's config trained, saved and reported (engine.jobs.lifecycle)."""
     config: RunConfig = context.config
+    if config.train.resume and context.reporter.rank == 0:  # the page's Resume asks in config.yaml: answered now
+        context.job.config.write_text(template_yaml(config), encoding="utf-8")
     launch.check_world(config)  # a config for several processes started as one process: refused
     import torch
 
@@ -156,7 +181,7 @@ def _train(config: RunConfig, run: rundir.RunDir, reporter: JobReporter, stop: S
     if starts:  # config.yaml names the starting run by its full path, so the run can be traced from it alone
         config.model.adapter = str(starts[-1].run)
     if reporter.rank == 0:
-        run.config.write_text(config.to_yaml(), encoding="utf-8")
+        run.config.write_text(template_yaml(config), encoding="utf-8")
     reporter.status("loading_data")
     stage = objective(config.train.stage)
     datasets = stage.load(config.data, config.train.seed)  # file errors surface before any model is touched

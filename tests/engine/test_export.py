@@ -298,8 +298,8 @@ def test_sigterm_ends_an_export_job_failed_and_writes_nothing(runs: dict[str, Pa
 
 
 def test_export_of_a_folder_that_does_not_exist_says_what_to_give(tmp_path):
-    """`launch.py export NAME` with a run's name rather than its folder: one sentence saying where runs are."""
+    """`launch.py export FOLDER` with a folder that does not exist: one sentence saying what to give instead."""
     result = launch("export", str(tmp_path / "my-run"), "--out", str(tmp_path / "out"))
     assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert f"{tmp_path / 'my-run'} does not exist: give the run's folder (the page's runs are WORKSPACE/runs/NAME" \
-        in result.stderr, result.stderr
+    assert f"{tmp_path / 'my-run'} does not exist: give a run's folder, or the name of a run in the workspace " \
+        "(WORKSPACE/runs/NAME" in result.stderr, result.stderr

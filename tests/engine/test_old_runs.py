@@ -73,7 +73,7 @@ def test_the_old_run_exports_a_model_that_loads(run: RunDir, tmp_path: Path) -> 
     test_a_newer_releases_run_says_so below)."""
     from transformers import AutoModelForCausalLM
 
-    from engine.export.merge import main as export
+    from engine.export.cli import main as export
 
     out = tmp_path / "merged"
     with engine_process_state_kept():  # the export's SIGTERM handler

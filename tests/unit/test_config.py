@@ -199,7 +199,7 @@ def test_a_shard_size_is_what_safetensors_sharding_parses_or_one_sentence(size: 
 
     from engine.config import ExportConfig, shard_size_problem
     from engine.config_read import validated
-    from engine.export.merge import shard_size
+    from engine.export.cli import shard_size
 
     if fits:
         assert shard_size_problem(size) is None and parse_size_to_int(size) > 0

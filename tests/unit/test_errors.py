@@ -35,6 +35,8 @@ FOR_A_PERSON = {
     "engine.data.pairfile": ("PairError",),
     "engine.data.formats": ("PreferenceRowsError",),
     "engine.export.merge": ("ExportError",),
+    "engine.export.cli": ("ExportRefusedError",),
+    "engine.jobs.workspace": ("RunNotFoundError",),
     "engine.export.verify": ("VerificationError",),
     "engine.chat.plan": ("ChatError",),
     "engine.train.preflight": ("MemoryCheckError",),

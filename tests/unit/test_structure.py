@@ -21,7 +21,7 @@ WEBUI_MAY_IMPORT = {
     "engine.jobs.rundir", "engine.jobs.events", "engine.jobs.failures", "engine.jobs.outputs", "engine.config_migrate",
     "engine.config_stage", "engine.config_eval", "engine.config_read", "engine.data.pairfile",
     "engine.config_compare", "engine.compare.table", "engine.compare.plan", "engine.compare.estimates",
-    "engine.jobs.kinds", "engine.config_distributed",
+    "engine.jobs.kinds", "engine.jobs.exports", "engine.config_distributed",
     "engine.model.shapes", "engine.model.config_json",
     "engine.estimate", "engine.estimate.memory", "engine.estimate.room", "engine.estimate.advice",
     "engine.estimate.timing", "engine.estimate.methods",

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 CPU = "CPU"
 DEVICE_LANE = "device"  # the lane whose jobs share devices (engine.jobs.kinds: training, evaluation)
 NVIDIA_SMI = ("nvidia-smi", "--query-gpu=index,name,memory.total,memory.used", "--format=csv")
+COMPUTE_CAP = ("nvidia-smi", "--query-gpu=compute_cap", "--format=csv,noheader")
 SMI_TIMEOUT_S = 10.0
 
 
@@ -91,6 +92,25 @@ def list_gpus(run: Callable[..., subprocess.CompletedProcess] = subprocess.run) 
         return GpuList(parse_nvidia_smi(done.stdout))
     except (ValueError, IndexError) as error:
         return GpuList(problem=f"nvidia-smi's list could not be read ({error}): the GPUs are not listed.")
+
+
+def gpu_bf16(run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> bool | None:
+    """Whether the first GPU (the one an export's engine process computes on) has bfloat16 in hardware, compute
+    capability 8.0 or above (torch.cuda.is_bf16_supported(including_emulation=False) in the engine); None without
+    a GPU; False where nvidia-smi cannot say (float16 runs on every GPU). engine.jobs.exports takes the answer."""
+    if not list_gpus(run).gpus:
+        return None
+    try:
+        done = run(list(COMPUTE_CAP), capture_output=True, text=True, timeout=SMI_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        log.warning("nvidia-smi could not say the GPU's compute capability (%s): float16 is assumed", error)
+        return False
+    first = done.stdout.split()[:1] if done.returncode == 0 else []
+    try:
+        return bool(first) and float(first[0]) >= 8.0
+    except ValueError:  # an older nvidia-smi that does not know compute_cap: [N/A] or an error line
+        log.warning("nvidia-smi did not say the GPU's compute capability (%r): float16 is assumed", done.stdout[:80])
+        return False
 
 
 def device_set(devices: object, gpus: Callable[[], Iterable[int]]) -> frozenset[str]:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.config import PROMPT_LEARNING, ExportConfig
+from engine.config import ExportConfig
 from engine.jobs.events import FINAL_STATES
+from engine.jobs.exports import export_name
 from engine.jobs.rundir import ExportDir, RunDir
 from webui.jobs.monitor import JobSnapshot
 from webui.jobs.paths import PathError, safe_name
@@ -33,7 +34,7 @@ class ExportManager:
         """Queue the export of a run in `dtype` (it starts at once unless two exports run); an export of the same
         run and dtype that is under way is returned as it is, a finished one is replaced."""
         method = self.method_of(run)  # prefix, prompt, P-tuning export the adapter as trained: no dtype applies
-        job = self.job(f"{safe_name(run.name)}-{'adapter' if method in PROMPT_LEARNING else dtype}")
+        job = self.job(export_name(safe_name(run.name), method, dtype))
         with self.scheduler.lock:
             state = self.scheduler.statuses(EXPORT).get(job.name, {}).get("state")
             if state is not None and state not in FINAL_STATES and (state == QUEUED or self.scheduler.alive(job)):

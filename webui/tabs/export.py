@@ -17,6 +17,7 @@ from typing import Any
 import gradio as gr
 
 from engine.config import EXPORT_DTYPES, PROMPT_LEARNING
+from engine.jobs.exports import default_export_dtype
 from engine.jobs.rundir import ExportDir
 from engine.sentences import Sentence
 from webui.components.render import log_text
@@ -24,6 +25,7 @@ from webui.components.widgets import listing
 from webui.components.wiring import bind, newest
 from webui.context import AppContext
 from webui.i18n import failure, message, t, words
+from webui.jobs.devices import gpu_bf16
 from webui.jobs.monitor import JobSnapshot
 from webui.jobs.paths import PathError
 from webui.jobs.runs import RunError
@@ -154,7 +156,7 @@ def build_export_tab(ctx: AppContext, app: gr.Blocks) -> ExportTab:
     with gr.Tab(t("tab.export"), id="export") as shown:
         with gr.Row():
             run = gr.Dropdown([], label=t("export.run"), elem_id="wb-export-run", scale=2)
-            dtype = gr.Radio(list(EXPORT_DTYPES), value="float16", label=t("export.dtype"),
+            dtype = gr.Radio(list(EXPORT_DTYPES), value=default_export_dtype(gpu_bf16()), label=t("export.dtype"),
                              info=t("export.dtype_help"))
             # a number below the minimum reaches export(), which names the field (widgets.CHECKED_BY_CONFIG)
             shard_gb = gr.Number(value=2, minimum=0.1, step=0.5, label=t("export.shard"), info=t("export.shard_help"),
