@@ -120,7 +120,9 @@ ENGLISH_MORE: dict[str, str] = {
     "engine.export.logits_differ": "Verification failed: the exported model's logits differ from the trained "
                                    "model's by {diff}, above the {dtype} tolerance {tolerance}.",
     "engine.export.base_logits": "Verification failed: the exported model gives the base model's logits (difference "
-                                 "{diff}), so the training left no trace in it: check the run.",
+                                 "{diff}, within the {dtype} tolerance {tolerance}), so the training left no trace "
+                                 "in it: the run changed the model by less than {dtype} can hold. Export in float32, "
+                                 "or train the run longer or at a higher learning rate.",
     "engine.export.adapter_unchanged": "Verification failed: the {title} adapter leaves the base model's logits "
                                        "unchanged (difference {diff}), so the training left no trace in it.",
     # an evaluation (engine/eval/, engine/config_eval.py)

@@ -109,7 +109,8 @@ def compare(check: Verification, exported: list[Any], reference: list[Any], base
     if base is not None:
         check.base_diff = max_diff(exported, base)
         if check.base_diff <= check.tolerance:
-            raise VerificationError(said("engine.export.base_logits", diff=f"{check.base_diff:.3g}"))
+            raise VerificationError(said("engine.export.base_logits", diff=f"{check.base_diff:.3g}", dtype=check.dtype,
+                                         tolerance=f"{check.tolerance:.3g}"))
 
 
 def compare_adapter(check: Verification, adapter: list[Any], base: list[Any], title: str) -> None:
