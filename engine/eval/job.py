@@ -94,7 +94,7 @@ def eval_body(context: JobContext) -> Outcome:
     general_answers: dict[str, dict[int, Any]] = {}
     own_answers: dict[str, dict[int, Any]] = {}
     try:
-        for entry in plan.entries:
+        for entry in plan.in_load_order():  # each load group once; the results keep config.models' order
             reporter.info(said("engine.log.eval_evaluating", name=entry.name))
             results[entry.name], answers[entry.name], general_answers[entry.name] = evaluate_one(
                 loaded, entry, rows, general, config, tick)
@@ -103,6 +103,8 @@ def eval_body(context: JobContext) -> Outcome:
                     own_answers[entry.name] = answer_rows(model, tokenizer, own, config.sampling, config.batch_size,
                                                           tick)
         del loaded  # the weights go before the judge is asked: its replies may take minutes
+        results, answers, general_answers, own_answers = (in_config_order(plan.entries, found) for found in (
+            results, answers, general_answers, own_answers))
         metrics = {"test_set": where, "rows": len(rows), "models": results}
         if general:
             metrics["general"] = general_set.compare(general_answers, general)
@@ -118,6 +120,11 @@ def eval_body(context: JobContext) -> Outcome:
         reporter.info(line)
     return Outcome("completed", result={"metrics": str(job.metrics), "predictions": str(job.predictions),
                                         "best": metrics["best"]})
+
+
+def in_config_order(entries: tuple[Entry, ...], by_name: dict[str, Any]) -> dict[str, Any]:
+    """The models' results in the order config.models names them (base first where it is named first)."""
+    return {entry.name: by_name[entry.name] for entry in entries if entry.name in by_name}
 
 
 def evaluate_one(loaded: LoadedModels, entry: Entry, rows: list[EvalRow], general: list[EvalRow],
