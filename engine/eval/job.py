@@ -199,14 +199,17 @@ def judge_answers(config: EvalConfig, rows: list[EvalRow], general: list[EvalRow
     return lines
 
 
-def best_per_figure(results: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """figure -> the model with the best value (lowest loss and perplexity, highest otherwise); ties: the first."""
+def best_per_figure(results: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """figure -> the models with the best value (lowest loss and perplexity, highest otherwise): all of them where
+    some tie for it, and no entry where every model has the same value (a single model's included), as the page's
+    table stars them and a comparison's table.json names its best."""
     best = {}
     for figure in ("loss", "perplexity", "exact_match", "rouge_l", "bleu", "judge"):
         values = {name: result[figure] for name, result in results.items() if result.get(figure) is not None}
-        if values:
-            pick = min if figure in LOWER_IS_BETTER else max
-            best[figure] = pick(values, key=lambda name: values[name])
+        if len(set(values.values())) < 2:
+            continue
+        top = (min if figure in LOWER_IS_BETTER else max)(values.values())
+        best[figure] = [name for name, value in values.items() if value == top]
     return best
 
 
