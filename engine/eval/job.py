@@ -105,7 +105,8 @@ def eval_body(context: JobContext) -> Outcome:
         del loaded  # the weights go before the judge is asked: its replies may take minutes
         results, answers, general_answers, own_answers = (in_config_order(plan.entries, found) for found in (
             results, answers, general_answers, own_answers))
-        metrics = {"test_set": where, "rows": len(rows), "models": results}
+        metrics = {"test_set": where, "rows": len(rows), "models": results,
+                   "order": list(results)}  # metrics.json's keys are written sorted: the models' order is this
         if general:
             metrics["general"] = general_set.compare(general_answers, general)
         judged = judge_answers(config, rows, general, answers, general_answers, metrics, context, reporter.info)

@@ -239,17 +239,18 @@ def saved_adapter(folder: Path, model_path: Path, config: object, scale: float) 
 def test_a_lora_and_an_ia3_adapter_are_evaluated_together_each_over_its_own_load(tiny_model, tmp_path):
     """newuser2: models [base, a LoRA run, an IA3 run] loaded the model, then failed ("These adapters are of
     different kinds (IA3, LORA) and peft cannot stack them"): peft stacks one kind over one base. The IA3 adapter is
-    now loaded over a base of its own when its turn comes, and the results are those of three models, in order."""
+    now loaded over a base of its own when its turn comes, and the results are those of three models, in the order
+    named (metrics.json's `order`: its keys are written sorted)."""
     from peft import IA3Config, LoraConfig
 
     lora = saved_adapter(tmp_path / "lora", tiny_model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"]), 0.05)
     ia3 = saved_adapter(tmp_path / "ia3", tiny_model, IA3Config(), 3.0)
-    job = EvalDir(write_eval(tmp_path, lora, models=["base", str(ia3), str(lora)], general=False,
+    job = EvalDir(write_eval(tmp_path, lora, models=["base", str(lora), str(ia3)], general=False,
                              sampling={"max_new_tokens": 4}))
     assert run_eval(job.path) == 0, job.log.read_text(encoding="utf-8")[-3000:]
     metrics = job.read_metrics()
-    assert list(metrics["models"]) == ["base", "ia3", "lora"]
+    assert metrics["order"] == ["base", "lora", "ia3"] and set(metrics["models"]) == set(metrics["order"])
     losses = [metrics["models"][name]["loss"] for name in ("base", "ia3", "lora")]
     assert len({round(loss, 6) for loss in losses}) == 3, losses  # each adapter answered, over a plain base
     log = job.log.read_text(encoding="utf-8")
-    assert "of another kind (LORA)" in log and "different kinds" not in log  # IA3, named first, loads with base
+    assert "of another kind (IA3)" in log and "different kinds" not in log  # LoRA, named first, loads with base
