@@ -42,7 +42,7 @@ from webui.forms.compare_table import (
 )
 from webui.forms.datasets import dataset_choices
 from webui.forms.mapping import starter_config
-from webui.forms.models import model_config_json
+from webui.forms.models import model_choices, model_config_json
 from webui.forms.prestart import StartRefusedError, check_compare_data
 from webui.i18n import failure, pairs_label, sentence, t, words
 from webui.jobs.commands import engine_cache
@@ -58,7 +58,7 @@ METHOD_COLORS = {method: RUN_COLORS[index % len(RUN_COLORS)][0] for index, metho
 @dataclass
 class CompareTab:
     name: gr.Textbox
-    model: gr.Textbox
+    model: gr.Dropdown  # the Train tab's list (bundled, recent, local models); a hub id or a path may be typed
     dataset: gr.Dropdown
     columns: ColumnsPanel  # the dataset file's column map (its `maps`: {dataset: {standard: column}})
     methods: gr.CheckboxGroup
@@ -243,8 +243,9 @@ def build_compare_tab(ctx: AppContext, app: gr.Blocks) -> CompareTab:
         with gr.Row():
             name = gr.Textbox("compare", label=t("compare.name"), info=t("compare.name_help"),
                               elem_id="wb-compare-name")
-            model = gr.Textbox(starter.model.name_or_path if starter else "", label=t("compare.model"),
-                               info=t("compare.model_help"), elem_id="wb-compare-model", scale=2)
+            model = gr.Dropdown(model_choices(ctx.workspace, ctx.assets), allow_custom_value=True,
+                                value=starter.model.name_or_path if starter else None, label=t("compare.model"),
+                                info=t("compare.model_help"), elem_id="wb-compare-model", scale=2)
             dataset = gr.Dropdown([], label=t("compare.dataset"), info=t("compare.dataset_help"),
                                   elem_id="wb-compare-data", scale=2)
         columns = build_columns_panel(STAGE, prefix="wb-compare", maps_id="wb-compare-columns-map")
@@ -281,6 +282,9 @@ def build_compare_tab(ctx: AppContext, app: gr.Blocks) -> CompareTab:
                      plot=plot, csv=csv, md=md, followed=followed, timer=timer, colors=colors)
     app.load(bind(opened, ctx), None, tab.inputs())
     shown.select(bind(datasets, ctx), tab.dataset, tab.dataset)
+    # models exported or first used since the page loaded are offered when the tab is shown again, as on Train
+    shown.select(lambda: gr.update(choices=model_choices(ctx.workspace, ctx.assets)), None, tab.model,
+                 show_progress="hidden")
     app.load(bind(show_latest, ctx), None, tab.view_outputs(), show_progress="hidden")
     wire_chosen_file(ctx, tab.columns, tab.dataset)
     tab.start.click(bind(start, ctx), tab.inputs(), tab.view_outputs())
