@@ -238,7 +238,8 @@ def build_table(compare: CompareDir, config: CompareConfig) -> dict[str, Any]:
     curves = {method: loss_curve(compare.run(config, method)) for method in config.methods}
     done = sum(row["state"] == "completed" for row in rows)
     return {"comparison": compare.name, "model": config.model.name_or_path, "data": config.data.name,
-            "budget": budget(config), "budget_of": budget_values(config), "columns": [column.key for column in COLUMNS], "rows": rows,
+            "budget": budget(config), "budget_of": budget_values(config),
+            "columns": [column.key for column in COLUMNS], "rows": rows,
             "best": best_per_column(rows), "curves": curves, "completed": done, "methods": len(rows),
             "estimate": estimate, "evaluate": config.evaluate, **evaluated}
 

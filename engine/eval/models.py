@@ -6,7 +6,8 @@ method or stage) or a PEFT adapter folder is an adapter; a full/freeze run's mod
 base into one PeftModel over it, as the chat loads them (engine.chat.session.ChatSession, adapters switched per
 model with its `adapter_scope`); peft stacks adapters of one kind only, so each other peft kind (IA3 beside LoRA,
 prefix or prompt tuning beside either), quantization or base model is a load group of its own, loaded when its
-turn comes and dropped before the next (the job evaluates each group's models together); a standalone model is loaded when its turn comes and dropped after it, so that no more than
+turn comes and dropped before the next (the job evaluates each group's models together); a standalone model is
+loaded when its turn comes and dropped after it, so that no more than
 one extra copy of the weights is held at a time. A run that started from another run (`model.adapter`, such as DPO
 after SFT) answers over the base with that run merged, as the chat loads it: the runs of one starting point are a
 group of their own, loaded when the first of them comes, beside (never instead of) the plain base that "base" and

@@ -170,7 +170,7 @@ def test_each_kind_is_loaded_once_when_the_models_alternate(tmp_path: Path, monk
             loaded.append([s.name for s in plan.sources])
             self.model = "+".join(s.name for s in plan.sources)
 
-        def adapter_scope(self, adapter, model):
+        def adapter_scope(self, _adapter, _model):
             from contextlib import nullcontext
             return nullcontext()
 

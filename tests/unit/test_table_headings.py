@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
 from types import SimpleNamespace
 
 from engine.compare.table import COLUMNS as COMPARE_COLUMNS

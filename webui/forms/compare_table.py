@@ -152,17 +152,21 @@ def base_note(table: dict[str, Any], say: Say) -> str:
     table.md states them; "" before the base is evaluated or where the comparison does not evaluate."""
     base = table.get("base") or {}
     if base.get("error"):
-        return f"<p class='wb-error wb-compare-base'>{html.escape(say('compare.base_unreadable', error=base['error']))}</p>"
+        unreadable = say("compare.base_unreadable", error=base["error"])
+        return f"<p class='wb-error wb-compare-base'>{html.escape(unreadable)}</p>"
     figures = say("compare.figure_separator").join(f"{say(f'table.{column.key}')} {cell(base, column)}"
                                                    for column in EVALUATED if base.get(column.key) is not None)
-    return f"<p class='wb-compare-base'>{html.escape(say('compare.base_figures', figures=figures))}</p>" if figures else ""
+    if not figures:
+        return ""
+    return f"<p class='wb-compare-base'>{html.escape(say('compare.base_figures', figures=figures))}</p>"
 
 
 def estimate_note(table: dict[str, Any], say: Say) -> str:
     """What the estimated peak is (from what, for which memory, how much was free), or why there is none."""
     estimate = table.get("estimate") or {}
     if estimate.get("error"):
-        return f"<p class='wb-compare-estimate-note'>{html.escape(say('compare.estimate_none', error=estimate['error']))}</p>"
+        none = say("compare.estimate_none", error=estimate["error"])
+        return f"<p class='wb-compare-estimate-note'>{html.escape(none)}</p>"
     if not estimate.get("device"):
         return ""
     rows = estimate.get("lengths")

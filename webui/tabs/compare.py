@@ -135,9 +135,10 @@ def gib(mib: float) -> str:
     return f"{mib / 1024:.2f} GiB"
 
 
-def estimate(ctx: AppContext, _name: str, model: str | None, dataset: str | None, methods: list[str] | None, presets: Any,
-             steps: float | None, batch_size: float | None, cutoff_len: float | None, val_size: float | None,
-             evaluate: bool = True, maps: ColumnMaps | None = None, request: gr.Request | None = None) -> str:
+def estimate(ctx: AppContext, _name: str, model: str | None, dataset: str | None, methods: list[str] | None,
+             presets: Any, steps: float | None, batch_size: float | None, cutoff_len: float | None,
+             val_size: float | None, evaluate: bool = True, maps: ColumnMaps | None = None,
+             request: gr.Request | None = None) -> str:
     """The form's methods' memory estimates before Start, from config.json (no torch) and the dataset's token lengths
     where the Train tab's inspection has measured them; a number out of its range in the sentence Start refuses
     it with; "" where the form makes no comparison yet for another reason (Start says why) or config.json is not at
