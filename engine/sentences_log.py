@@ -180,6 +180,8 @@ ENGLISH_LOG: dict[str, str] = {
     "engine.log.eval_adapters": " with {count} adapter(s)",
     "engine.log.eval_loading_started": "loading the base {model} with {start} merged, and {count} adapter(s) trained "
                                        "from it",
+    "engine.log.eval_loading_group": "loading the base {model} again for {count} adapter(s) of another kind "
+                                     "({kind}): peft stacks adapters of one kind over one base",
     "engine.log.eval_loading": "loading {name} ({path})",
     "engine.log.eval_evaluating": "evaluating {name}",
     "engine.log.eval_stopped": "stopped: nothing was written",

@@ -140,6 +140,15 @@ ENGLISH_MORE: dict[str, str] = {
     "engine.eval.example_pairs": "each pair's prompt with its chosen reply as the completion",
     "engine.eval.no_model": "The model {source} does not exist: give a run folder, an exported model folder or "
                             "'base'.",
+    # the Compare form's refusals (webui/forms/compare_table.py)
+    "engine.compare.no_methods": "Choose at least one method to compare.",
+    "engine.compare.no_dataset": "Choose a dataset: every method trains on it.",
+    "engine.compare.preset_unread": "The preset of {method} cannot be read: give a number as its learning rate and "
+                                    "its options as a JSON object, like {{\"r\": 16}}.",
+    "engine.compare.preset_options": "The options of {method} must be a JSON object, like {{\"r\": 16}}.",
+    "engine.eval.different_bases": "The runs were trained on different base models ({bases}), so 'base' names "
+                                   "none of them: set base to the one to answer as 'base', or leave 'base' out "
+                                   "of models.",
     "engine.eval.no_base": "No run names its base model: set base to the base model's hub id or folder.",
     "engine.judge.no_key": "eval.judge.api_key_env names {env}, which is not set in this process's environment: "
                            "export it before starting the evaluation, or clear api_key_env.",

@@ -48,9 +48,9 @@ class Column:
 COLUMNS = (
     Column("trainable_params", "trainable params", "trainable_params", "{:,}", "low"),
     Column("trainable_percent", "trainable %", "trainable_percent", "{:.4f}"),
-    Column("weights_mb", "size on disk MB", "weights_size_mb", "{:.2f}", "low"),
-    Column("peak_memory_mb", "peak memory MB", "peak_memory_mb", "{:.0f}", "low"),
-    Column("estimated_peak_mb", "estimated peak MB", None, "{:.0f}"),  # before Start (estimate.json)
+    Column("weights_mb", "size on disk MiB", "weights_size_mb", "{:.2f}", "low"),
+    Column("peak_memory_mb", "peak memory MiB", "peak_memory_mb", "{:.0f}", "low"),
+    Column("estimated_peak_mb", "estimated peak MiB", None, "{:.0f}"),  # before Start (estimate.json)
     Column("estimate_error_percent", "estimate error %", None, "{:+.0f}"),  # (estimated - measured) / measured
     Column("tokens_per_s", "tokens/s", "tokens_per_s", "{:.0f}", "high"),
     Column("wall_s", "wall s", "wall_s", "{:.1f}", "low"),
@@ -238,16 +238,26 @@ def build_table(compare: CompareDir, config: CompareConfig) -> dict[str, Any]:
     curves = {method: loss_curve(compare.run(config, method)) for method in config.methods}
     done = sum(row["state"] == "completed" for row in rows)
     return {"comparison": compare.name, "model": config.model.name_or_path, "data": config.data.name,
-            "budget": budget(config), "columns": [column.key for column in COLUMNS], "rows": rows,
+            "budget": budget(config), "budget_of": budget_values(config),
+            "columns": [column.key for column in COLUMNS], "rows": rows,
             "best": best_per_column(rows), "curves": curves, "completed": done, "methods": len(rows),
             "estimate": estimate, "evaluate": config.evaluate, **evaluated}
 
 
-def budget(config: CompareConfig) -> str:
+def budget_values(config: CompareConfig) -> dict[str, Any]:
+    """The one budget every method trains with, as values (the page words them in the visitor's language)."""
     t = config.train
-    steps = f"{t.max_steps} step{'s' * (t.max_steps != 1)}" if t.max_steps else f"{t.epochs:g} epochs"
-    return (f"{steps} of {t.batch_size} x {t.gradient_accumulation_steps} rows, cutoff {t.cutoff_len}, "
-            f"{config.data.val_size:g} held out, seed {t.seed}")
+    return {"steps": t.max_steps or None, "epochs": None if t.max_steps else t.epochs, "batch_size": t.batch_size,
+            "accumulation": t.gradient_accumulation_steps, "cutoff_len": t.cutoff_len,
+            "val_size": config.data.val_size, "seed": t.seed}
+
+
+def budget(config: CompareConfig) -> str:
+    """The budget in English (table.md and the terminal)."""
+    b = budget_values(config)
+    steps = f"{b['steps']} step{'s' * (b['steps'] != 1)}" if b["steps"] else f"{b['epochs']:g} epochs"
+    return (f"{steps} of {b['batch_size']} x {b['accumulation']} rows, cutoff {b['cutoff_len']}, "
+            f"{b['val_size']:g} held out, seed {b['seed']}")
 
 
 def cell(row: dict[str, Any], column: Column, best: dict[str, list[str]] | None = None) -> str:
@@ -315,7 +325,7 @@ def csv_text(table: dict[str, Any]) -> str:
 
 def text_lines(table: dict[str, Any]) -> list[str]:
     """The table for a terminal: one line per method, * on the best of each column."""
-    short = ("params", "%", "MB disk", "peak MB", "est. MB", "est. err %", "tok/s", "wall s", "loss", "eval", "ppl",
+    short = ("params", "%", "MiB disk", "peak MiB", "est. MiB", "est. err %", "tok/s", "wall s", "loss", "eval", "ppl",
              "exact", "ROUGE-L", "BLEU", "gen. chg", "merges")
     width = max(len("method"), *(len(row["method"]) for row in table["rows"]))
     lines = ["  ".join(["method".ljust(width), "state".ljust(11), *(title.rjust(11) for title in short)])]

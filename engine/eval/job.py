@@ -94,7 +94,7 @@ def eval_body(context: JobContext) -> Outcome:
     general_answers: dict[str, dict[int, Any]] = {}
     own_answers: dict[str, dict[int, Any]] = {}
     try:
-        for entry in plan.entries:
+        for entry in plan.in_load_order():  # each load group once; the results keep config.models' order
             reporter.info(said("engine.log.eval_evaluating", name=entry.name))
             results[entry.name], answers[entry.name], general_answers[entry.name] = evaluate_one(
                 loaded, entry, rows, general, config, tick)
@@ -103,7 +103,10 @@ def eval_body(context: JobContext) -> Outcome:
                     own_answers[entry.name] = answer_rows(model, tokenizer, own, config.sampling, config.batch_size,
                                                           tick)
         del loaded  # the weights go before the judge is asked: its replies may take minutes
-        metrics = {"test_set": where, "rows": len(rows), "models": results}
+        results, answers, general_answers, own_answers = (in_config_order(plan.entries, found) for found in (
+            results, answers, general_answers, own_answers))
+        metrics = {"test_set": where, "rows": len(rows), "models": results,
+                   "order": list(results)}  # metrics.json's keys are written sorted: the models' order is this
         if general:
             metrics["general"] = general_set.compare(general_answers, general)
         judged = judge_answers(config, rows, general, answers, general_answers, metrics, context, reporter.info)
@@ -118,6 +121,11 @@ def eval_body(context: JobContext) -> Outcome:
         reporter.info(line)
     return Outcome("completed", result={"metrics": str(job.metrics), "predictions": str(job.predictions),
                                         "best": metrics["best"]})
+
+
+def in_config_order(entries: tuple[Entry, ...], by_name: dict[str, Any]) -> dict[str, Any]:
+    """The models' results in the order config.models names them (base first where it is named first)."""
+    return {entry.name: by_name[entry.name] for entry in entries if entry.name in by_name}
 
 
 def evaluate_one(loaded: LoadedModels, entry: Entry, rows: list[EvalRow], general: list[EvalRow],
@@ -192,14 +200,17 @@ def judge_answers(config: EvalConfig, rows: list[EvalRow], general: list[EvalRow
     return lines
 
 
-def best_per_figure(results: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """figure -> the model with the best value (lowest loss and perplexity, highest otherwise); ties: the first."""
+def best_per_figure(results: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """figure -> the models with the best value (lowest loss and perplexity, highest otherwise): all of them where
+    some tie for it, and no entry where every model has the same value (a single model's included), as the page's
+    table stars them and a comparison's table.json names its best."""
     best = {}
     for figure in ("loss", "perplexity", "exact_match", "rouge_l", "bleu", "judge"):
         values = {name: result[figure] for name, result in results.items() if result.get(figure) is not None}
-        if values:
-            pick = min if figure in LOWER_IS_BETTER else max
-            best[figure] = pick(values, key=lambda name: values[name])
+        if len(set(values.values())) < 2:
+            continue
+        top = (min if figure in LOWER_IS_BETTER else max)(values.values())
+        best[figure] = [name for name, value in values.items() if value == top]
     return best
 
 

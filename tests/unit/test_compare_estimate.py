@@ -174,3 +174,25 @@ def test_a_comparison_under_way_names_its_state_in_the_visitors_language(tmp_pat
     status = tab.view(ctx, "running", chinese)[0]
     assert "训练中" in status and "training" not in status, status
     assert "training" in tab.view(ctx, "running", words(None))[0]
+
+
+def test_a_comparison_starting_says_its_state_alone_and_the_evaluations_states_are_english_words(tmp_path: Path):
+    """newuser2: before a method began the status read "Now: starting ." (the method left blank in "Now: {state}
+    {method}."), and the Evaluate tab's English status read "loading_model" (the locale gave the state's identifier
+    as its English word)."""
+    from engine.compare.plan import write_compare_yaml
+    from webui.components.render import state_label
+    from webui.context import AppContext
+    from webui.i18n import words
+    from webui.tabs import compare as tab
+
+    ctx = AppContext.create(tmp_path / "ws")
+    compare = ctx.compares.compare("starting")
+    write_compare_yaml(compare, config_of(tmp_path).model_copy(update={"output_dir": str(compare.path)}))
+    compare.status.write_text(json.dumps({"state": "starting", "pid": None}), encoding="utf-8")
+    status = tab.view(ctx, "starting", words(None))[0]
+    assert status.endswith("Now: starting."), status
+    chinese = words(SimpleNamespace(headers={"accept-language": "zh-CN,zh;q=0.9"}, cookies={}))
+    assert tab.view(ctx, "starting", chinese)[0].endswith("当前：启动中。")
+    assert state_label("loading_model", words(None)) == "loading the model"
+    assert state_label("loading_data", words(None)) == "loading the data"

@@ -111,3 +111,16 @@ def test_invalid_json_and_call_no_call_precision_recall() -> None:
                                                    "arguments_exact": pytest.approx(1 / 3),
                                                    "argument_keys": pytest.approx(1 / 3)}}
     assert score_calls([score_row("Hello!", [])])["name_accuracy"] is None  # nothing measured is not 0
+
+
+def test_best_names_no_single_model_on_a_tie_as_the_page_stars_none() -> None:
+    """newuser2: metrics.json's best.exact_match was "base" where every model scored 0.000 (ties went to the first
+    model), while the page's table marks no star there. Now best lists the models with the best value (all of those
+    tied for it) and names none where every model has the same value, as the page and a comparison's table do."""
+    from engine.eval.job import best_per_figure
+
+    results = {"base": {"exact_match": 0.0, "loss": 3.0, "bleu": 1.0},
+               "lora": {"exact_match": 0.0, "loss": 2.0, "bleu": 4.0},
+               "ia3": {"exact_match": 0.0, "loss": 2.5, "bleu": 4.0}}
+    assert best_per_figure(results) == {"loss": ["lora"], "bleu": ["lora", "ia3"]}
+    assert best_per_figure({"run": {"loss": 1.0}}) == {}

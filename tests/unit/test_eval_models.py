@@ -62,11 +62,11 @@ def test_a_run_started_from_another_run_answers_from_its_own_group_and_base_stay
     sft = run_folder(tmp_path / "sft", "adapter")
     dpo = started_run(tmp_path / "dpo", sft)
     plan = plan_models(EvalConfig(models=["base", str(sft), str(dpo)], data={"path": "t.json"}))
-    assert [(e.name, e.kind, e.start) for e in plan.entries] == [
+    assert [(e.name, e.kind, e.group) for e in plan.entries] == [
         ("base", "base", None), ("sft", "adapter", None), ("dpo", "adapter", str(sft))]
     assert plan.load.start is None and [s.name for s in plan.load.sources] == ["sft"]
-    assert list(plan.started) == [str(sft)] and plan.started[str(sft)].start == str(sft)
-    assert [s.name for s in plan.started[str(sft)].sources] == ["dpo"]
+    assert list(plan.groups) == [str(sft)] and plan.groups[str(sft)].start == str(sft)
+    assert [s.name for s in plan.groups[str(sft)].sources] == ["dpo"]
 
     alone = plan_models(EvalConfig(models=["base", str(dpo)], data={"path": "t.json"}))
     assert alone.load.model == "org/base" and alone.load.start is None and not alone.load.sources
@@ -105,7 +105,86 @@ def test_each_entry_answers_from_its_group_loaded_once(tmp_path: Path, monkeypat
     answering = models.LoadedModels(plan, logged.append)
     for entry in plan.entries:
         with answering.use(entry) as (model, _):
-            assert model == (f"base+{sft}" if entry.start else "base+None"), entry
+            assert model == (f"base+{sft}" if entry.group else "base+None"), entry
     assert loaded == [None, str(sft)]  # the plain base first; the SFT run's group once, for both its runs
     assert [adapter for adapter, _ in scopes] == [None, "dpo", "sft", "orpo"]
     assert sum(f"with {sft} merged" in line for line in logged) == 1, logged
+
+
+def adapter_run(path: Path, method: str, peft_type: str, base: str = "org/base", bits: int | None = None) -> Path:
+    """A finished run of an adapter method whose adapter_config.json names its peft kind, as peft writes it."""
+    run_folder(path, "adapter")
+    config = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))
+    config["model"]["name_or_path"] = base
+    config["method"] = {"name": method, **({"bits": bits} if bits else {})}
+    (path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    (path / "adapter" / "adapter_config.json").write_text(
+        json.dumps({"base_model_name_or_path": base, "peft_type": peft_type}), encoding="utf-8")
+    return path
+
+
+def test_adapters_that_cannot_share_one_base_are_loads_of_their_own(tmp_path: Path) -> None:
+    """newuser2: a LoRA run and an IA3 run in one evaluation loaded both into one PeftModel, and the evaluation
+    failed with the chat's "different kinds (IA3, LORA)" sentence. Each peft kind, and each quantization, is now a
+    group loaded in turn; base and the first group share the plain base."""
+    lora = adapter_run(tmp_path / "lora", "lora", "LORA")
+    ia3 = adapter_run(tmp_path / "ia3", "ia3", "IA3")
+    dora = adapter_run(tmp_path / "dora", "dora", "LORA")
+    prefix = adapter_run(tmp_path / "prefix", "prefix", "PREFIX_TUNING")
+    qlora = adapter_run(tmp_path / "qlora", "qlora", "LORA", bits=4)
+    models = ["base", str(lora), str(ia3), str(prefix), str(dora), str(qlora)]
+    plan = plan_models(EvalConfig(models=models, data={"path": "t.json"}))
+    assert [s.name for s in plan.load.sources] == ["lora", "dora"] and plan.load.bits is None
+    assert list(plan.groups) == ["IA3", "PREFIX_TUNING", "LORA 4-bit"]
+    assert [s.name for s in plan.groups["IA3"].sources] == ["ia3"] and plan.groups["LORA 4-bit"].bits == 4
+    assert [(e.name, e.group) for e in plan.entries] == [
+        ("base", None), ("lora", None), ("ia3", "IA3"), ("prefix", "PREFIX_TUNING"), ("dora", None),
+        ("qlora", "LORA 4-bit")]
+    assert [e.name for e in plan.in_load_order()] == ["base", "lora", "dora", "ia3", "prefix", "qlora"]
+
+
+def test_runs_of_different_bases_load_apart_and_base_then_needs_naming(tmp_path: Path) -> None:
+    one = adapter_run(tmp_path / "one", "lora", "LORA", base="org/one")
+    two = adapter_run(tmp_path / "two", "lora", "LORA", base="org/two")
+    plan = plan_models(EvalConfig(models=[str(one), str(two)], data={"path": "t.json"}))
+    assert plan.load.model == "org/one" and [g.model for g in plan.groups.values()] == ["org/two"]
+    with pytest.raises(EvalModelError, match=r"different base models \(org/one, org/two\), so 'base' names none"):
+        plan_models(EvalConfig(models=["base", str(one), str(two)], data={"path": "t.json"}))
+    named = plan_models(EvalConfig(models=["base", str(one), str(two)], base="org/one", data={"path": "t.json"}))
+    assert named.load.model == "org/one" and not named.groups  # base given: every adapter over it
+
+
+def test_each_kind_is_loaded_once_when_the_models_alternate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    from engine.eval import models
+
+    loaded: list[list[str]] = []
+
+    class Session:
+        def __init__(self):
+            self.model, self.tokenizer, self.tokenizers = None, "tokenizer", {}
+
+        def execute(self, plan) -> None:
+            loaded.append([s.name for s in plan.sources])
+            self.model = "+".join(s.name for s in plan.sources)
+
+        def adapter_scope(self, _adapter, _model):
+            from contextlib import nullcontext
+            return nullcontext()
+
+    monkeypatch.setitem(sys.modules, "engine.chat.session", types.SimpleNamespace(ChatSession=Session))
+    monkeypatch.setitem(sys.modules, "engine.model.loading", types.SimpleNamespace(ModelError=RuntimeError))
+    monkeypatch.setattr(models, "_free", lambda: None)
+    runs = [adapter_run(tmp_path / name, method, kind) for name, method, kind in (
+        ("lora", "lora", "LORA"), ("ia3", "ia3", "IA3"), ("prompt", "prompt", "PROMPT_TUNING"),
+        ("ia3b", "ia3", "IA3"), ("lorab", "lora", "LORA"))]
+    plan = plan_models(EvalConfig(models=["base", *map(str, runs)], data={"path": "t.json"}))
+    logged: list[str] = []
+    answering = models.LoadedModels(plan, logged.append)
+    for entry in plan.in_load_order():
+        with answering.use(entry) as (model, _):
+            assert entry.name == "base" or entry.name in model.split("+"), (entry, model)
+    assert loaded == [["lora", "lorab"], ["ia3", "ia3b"], ["prompt"]]
+    assert sum("of another kind (IA3)" in line for line in logged) == 1, logged

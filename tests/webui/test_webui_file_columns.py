@@ -132,3 +132,16 @@ def test_a_reload_fills_the_compare_form_with_the_newest_comparison(ctx, qa, tmp
     assert model == "org/tiny"  # a hub id, as typed
     assert presets[0][:2] == ["lora", 0.001] and presets[1] == compare.preset_rows()[1]  # an unchosen method's own
     assert maps == {str(qa): MAPPED}
+
+
+def test_the_compare_tabs_base_model_is_the_train_tabs_list_where_a_hub_id_may_still_be_typed(ctx):
+    """newuser2: Compare's Base model was a free-text box while the Train tab offers the bundled, recent and local
+    models in a list: now it is the same list, and a value typed into it (a hub id, a path) is kept."""
+    from webui.forms.models import model_choices
+
+    with gr.Blocks() as page:
+        tab = compare.build_compare_tab(ctx, page)
+    assert isinstance(tab.model, gr.Dropdown) and tab.model.allow_custom_value
+    listed = [value for _, value in tab.model.choices]
+    assert listed == model_choices(ctx.workspace, ctx.assets) and tab.model.value in listed
+    assert compare.estimate(ctx, "c", None, None, ["lora"], compare.preset_rows(), 2, 2, 64, 0.2) == ""  # cleared

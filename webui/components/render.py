@@ -241,6 +241,10 @@ CSS = """
 .wb-scroll { overflow-x: auto; max-width: 100%; }
 /* tables scroll inside their own box, never widen the page */
 #wb-runs, #wb-data-preview, #wb-compare { max-width: 100%; overflow-x: auto; }
+/* the Evaluate and Compare results tables scroll sideways in their own box (webui/forms/eval_table.py scrolling),
+   their headings whole: a narrow column never breaks a heading one character a line (the Chinese page did) */
+#wb-eval-table, #wb-compare-table { max-width: 100%; min-width: 0; }
+.wb-table-scroll th { white-space: nowrap; }
 /* the rendered example wraps between words (gradio breaks anywhere: "TRAIN/ED"), a long token where it must */
 #wb-example .textfield { word-break: normal; overflow-wrap: anywhere; }
 """

@@ -13,18 +13,45 @@ import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from engine.config_eval import BASE
+from engine.sentences import ENGLISH
+from webui.jobs.commands import REPO_ROOT
 
 BEST_MARK = "★"
-Heading = Callable[[str, str], str]  # (a locale key "table.COLUMN", its English title) -> the heading shown
+Say = Callable[..., str]  # say(locale key, **values): the page's words in the visitor's language (webui.i18n.Words)
 
 
-def english(_key: str, title: str) -> str:
-    """The Heading of the CSV files and of callers without a visitor: the English title."""
-    return title
+@lru_cache(maxsize=1)
+def _english_locale() -> dict[str, str]:
+    return json.loads((REPO_ROOT / "assets" / "locales" / "en.json").read_text(encoding="utf-8"))
+
+
+def english(key: str, **values: Any) -> str:
+    """The Say of callers without a visitor (a script, a test): the page's English words, the engine's sentences'
+    own (KEY.one where the count `n` is 1, as webui.i18n.message)."""
+    table = _english_locale()
+    text = (table.get(f"{key}.one") if values.get("n") == 1 else None) or table.get(key) or ENGLISH[key]
+    return text.format(**values)
+
+
+def scrolling(table: str) -> str:
+    """A results table in a box of its own that scrolls sideways, so a wide table never runs off the page (its
+    headings are kept whole: the page's CSS, .wb-table-scroll th)."""
+    return f"<div class='wb-scroll wb-table-scroll'>{table}</div>"
+
+
+def model_names(metrics: dict[str, Any]) -> list[str]:
+    """The evaluated models in the order the evaluation named them (metrics.json's `order`; metrics.json's own keys
+    are sorted), else base first and the others as the file holds them (an evaluation written before `order`)."""
+    models = list(metrics.get("models") or {})
+    order = [name for name in metrics.get("order") or () if name in models]
+    if not order:
+        order = [name for name in models if name == BASE]
+    return order + [name for name in models if name not in order]
 
 
 @dataclass(frozen=True)
@@ -106,15 +133,15 @@ def cell(figure: Any, fmt: str) -> str:
     return "–" if figure is None else fmt.format(figure)
 
 
-def table_html(metrics: dict[str, Any], heading: Heading = english) -> str:
-    """The metrics table: a row per model, a column per figure, the best per column in bold with a star; its
-    headings through `heading` (the visitor's language)."""
+def table_html(metrics: dict[str, Any], say: Say = english) -> str:
+    """The metrics table: a row per model (in the evaluation's order), a column per figure, the best per column in
+    bold with a star; its headings through `say` (the visitor's language); in a box that scrolls sideways."""
     shown = columns(metrics)
     marked = {column.key: best(metrics, column) for column in shown}
-    head = "".join(f"<th>{html.escape(heading(f'table.{column.key}', column.title))}</th>" for column in shown)
-    lines = [f"<table class='wb-eval-table'><thead><tr><th>{html.escape(heading('table.model', 'model'))}</th>"
+    head = "".join(f"<th>{html.escape(say(f'table.{column.key}'))}</th>" for column in shown)
+    lines = [f"<table class='wb-eval-table'><thead><tr><th>{html.escape(say('table.model'))}</th>"
              f"{head}</tr></thead><tbody>"]
-    for model in metrics.get("models") or {}:
+    for model in model_names(metrics):
         cells = []
         for column in shown:
             text = html.escape(cell(value(metrics, model, column.key), column.fmt))
@@ -123,7 +150,7 @@ def table_html(metrics: dict[str, Any], heading: Heading = english) -> str:
             cells.append(f"<td>{text}</td>")
         lines.append(f"<tr><td>{html.escape(model)}</td>{''.join(cells)}</tr>")
     lines.append("</tbody></table>")
-    return "".join(lines)
+    return scrolling("".join(lines))
 
 
 def table_csv(metrics: dict[str, Any]) -> str:
@@ -133,7 +160,7 @@ def table_csv(metrics: dict[str, Any]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["model", *(column.key for column in shown), "best_in"])
-    for model in metrics.get("models") or {}:
+    for model in model_names(metrics):
         figures = [value(metrics, model, column.key) for column in shown]
         best_in = " ".join(column.key for column in shown if model in marked[column.key])
         writer.writerow([model, *("" if figure is None else figure for figure in figures), best_in])
@@ -149,15 +176,15 @@ def per_tool(metrics: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
     return tools
 
 
-def tools_html(metrics: dict[str, Any], heading: Heading = english) -> str:
+def tools_html(metrics: dict[str, Any], say: Say = english) -> str:
     """The per-tool table: a row per tool and model, the best model per tool and column marked; empty without
     tool-call rows."""
     tools = per_tool(metrics)
     if not tools:
         return ""
-    head = "".join(f"<th>{html.escape(heading(f'table.{column.key}', column.title))}</th>" for column in TOOL_COLUMNS)
-    lines = [f"<table class='wb-eval-tools'><thead><tr><th>{html.escape(heading('table.tool', 'tool'))}</th>"
-             f"<th>{html.escape(heading('table.model', 'model'))}</th>{head}</tr></thead><tbody>"]
+    head = "".join(f"<th>{html.escape(say(f'table.{column.key}'))}</th>" for column in TOOL_COLUMNS)
+    lines = [f"<table class='wb-eval-tools'><thead><tr><th>{html.escape(say('table.tool'))}</th>"
+             f"<th>{html.escape(say('table.model'))}</th>{head}</tr></thead><tbody>"]
     for tool, models in sorted(tools.items()):
         one = {"models": models}
         for model in models:
@@ -169,7 +196,7 @@ def tools_html(metrics: dict[str, Any], heading: Heading = english) -> str:
                 cells.append(f"<td>{text}</td>")
             lines.append(f"<tr><td>{html.escape(tool)}</td><td>{html.escape(model)}</td>{''.join(cells)}</tr>")
     lines.append("</tbody></table>")
-    return "".join(lines)
+    return scrolling("".join(lines))
 
 
 def judge_note(metrics: dict[str, Any]) -> str:
@@ -190,9 +217,9 @@ def judge_note(metrics: dict[str, Any]) -> str:
     return f"<p>Judge {judge}: {asked} replies read (judge.jsonl keeps them).</p>"
 
 
-def results_html(metrics: dict[str, Any], heading: Heading = english) -> str:
+def results_html(metrics: dict[str, Any], say: Say = english) -> str:
     """What the tab shows of metrics.json: the table, the judge's note and the per-tool table."""
-    return table_html(metrics, heading) + judge_note(metrics) + tools_html(metrics, heading)
+    return table_html(metrics, say) + judge_note(metrics) + tools_html(metrics, say)
 
 
 # ---------------------------------------------------------------------------------------------------- rows
@@ -238,13 +265,14 @@ def gap(line: dict[str, Any]) -> float:
 
 
 def row_view(lines: list[dict[str, Any]], models: list[str], only_differ: bool = False,
-             limit: int = 200) -> tuple[list[str], list[list[Any]]]:
-    """(headers, rows) of the row-by-row view: row, prompt, reference, each model's answer. `only_differ` keeps
-    the rows where a tuned model's answer is not the base's, those that differ most (ROUGE-L) first."""
+             limit: int = 200, say: Say = english) -> tuple[list[str], list[list[Any]]]:
+    """(headers, rows) of the row-by-row view: row, prompt, reference (headed through `say`: the visitor's
+    language), each model's answer. `only_differ` keeps the rows where a tuned model's answer is not the base's,
+    those that differ most (ROUGE-L) first."""
     chosen = [line for line in lines if differs(line)] if only_differ else list(lines)
     if only_differ:
         chosen.sort(key=lambda line: -gap(line))
-    headers = ["row", "prompt", "reference", *models]
+    headers = [say("table.row"), say("table.prompt"), say("table.reference"), *models]
     rows = [[line.get("row"), prompt_text(line.get("prompt")), line.get("reference") or "",
              *((line.get("answers") or {}).get(model, "") for model in models)] for line in chosen[:limit]]
     return headers, rows

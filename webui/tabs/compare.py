@@ -42,7 +42,7 @@ from webui.forms.compare_table import (
 )
 from webui.forms.datasets import dataset_choices
 from webui.forms.mapping import starter_config
-from webui.forms.models import model_config_json
+from webui.forms.models import model_choices, model_config_json
 from webui.forms.prestart import StartRefusedError, check_compare_data
 from webui.i18n import failure, pairs_label, sentence, t, words
 from webui.jobs.commands import engine_cache
@@ -58,7 +58,7 @@ METHOD_COLORS = {method: RUN_COLORS[index % len(RUN_COLORS)][0] for index, metho
 @dataclass
 class CompareTab:
     name: gr.Textbox
-    model: gr.Textbox
+    model: gr.Dropdown  # the Train tab's list (bundled, recent, local models); a hub id or a path may be typed
     dataset: gr.Dropdown
     columns: ColumnsPanel  # the dataset file's column map (its `maps`: {dataset: {standard: column}})
     methods: gr.CheckboxGroup
@@ -108,15 +108,22 @@ def view(ctx: AppContext, name: str | None, say: Any) -> tuple[Any, ...]:
     key = "compare.msg.running" if running else "compare.msg.done"
     status = say(key, name=name, done=table["completed"], total=table["methods"])
     if running:
-        status += " " + say("compare.msg.now", state=state_label(str(job.get("state", "")), say),
-                            method=job.get("note") or "")
+        status += " " + now_line(str(job.get("state", "")), job.get("note") or "", say)
     elif job.get("error"):
         status += f" <span class='wb-error'>{html.escape(engine_sentence(job['error'], say))}</span>"
     frame = curves_frame(table)
     colors = {method: METHOD_COLORS[method] for method in frame["series"].unique()}
-    return (status, table_html(table, lambda key, _title: say(key)), answers_html(table, say("compare.answers")), frame,
+    return (status, table_html(table, say), answers_html(table, say("compare.answers")), frame,
             gr.update(value=str(compare.table_csv), visible=True),
             gr.update(value=str(compare.table_md), visible=True), name, gr.Timer(active=running), colors)
+
+
+def now_line(state: str, method: str, say: Any) -> str:
+    """What the comparison does now: its state and the method it trains or evaluates, or the state alone before a
+    method has begun ("Now: starting.", never "Now: starting .")."""
+    if method:
+        return say("compare.msg.now", state=state_label(state, say), method=method)
+    return say("compare.msg.now_state", state=state_label(state, say))
 
 
 def model_json(ctx: AppContext, model: str) -> dict[str, Any] | None:
@@ -128,33 +135,35 @@ def gib(mib: float) -> str:
     return f"{mib / 1024:.2f} GiB"
 
 
-def estimate(ctx: AppContext, _name: str, model: str, dataset: str | None, methods: list[str] | None, presets: Any,
-             steps: float | None, batch_size: float | None, cutoff_len: float | None, val_size: float | None,
-             evaluate: bool = True, maps: ColumnMaps | None = None, request: gr.Request | None = None) -> str:
+def estimate(ctx: AppContext, _name: str, model: str | None, dataset: str | None, methods: list[str] | None,
+             presets: Any, steps: float | None, batch_size: float | None, cutoff_len: float | None,
+             val_size: float | None, evaluate: bool = True, maps: ColumnMaps | None = None,
+             request: gr.Request | None = None) -> str:
     """The form's methods' memory estimates before Start, from config.json (no torch) and the dataset's token lengths
     where the Train tab's inspection has measured them; a number out of its range in the sentence Start refuses
     it with; "" where the form makes no comparison yet for another reason (Start says why) or config.json is not at
     hand. The comparison job measures the lengths itself when it starts."""
     from engine.config import ConfigError
 
+    model_name = (model or "").strip()  # the list's entry, or what was typed (a hub id, a path)
     try:
-        config = compare_config(model.strip(), dataset or "", list(methods or []), presets, int(steps or 0),
+        config = compare_config(model_name, dataset or "", list(methods or []), presets, int(steps or 0),
                                 int(batch_size or 0), int(cutoff_len or 0), float(val_size or 0), bool(evaluate),
                                 chosen_map(maps, dataset or ""))
-        found = model_json(ctx, model.strip())
+        found = model_json(ctx, model_name)
     except CompareValueError as error:  # a number out of its range: said while it is typed, as Start will
         return f"<p class='wb-error'>{html.escape(sentence(request, error))}</p>"
     except (CompareFormError, ConfigError, PathError, ModelFileError):
         return ""  # Start refuses with the sentence
     if found is None:
         return ""
-    lengths = cached_lengths(ctx, model.strip(), dataset or "", config.data.format, config.train.cutoff_len,
+    lengths = cached_lengths(ctx, model_name, dataset or "", config.data.format, config.train.cutoff_len,
                              config.data.overlength, config.data.replace)  # where the Train tab's inspection measured
     return estimate_html(estimates.method_estimates(config, found, *estimates.machine(), lengths=lengths),
                          words(request), gib)
 
 
-def start(ctx: AppContext, name: str, model: str, dataset: str | None, methods: list[str] | None, presets: Any,
+def start(ctx: AppContext, name: str, model: str | None, dataset: str | None, methods: list[str] | None, presets: Any,
           steps: float | None, batch_size: float | None, cutoff_len: float | None, val_size: float | None,
           evaluate: bool = True, maps: ColumnMaps | None = None, request: gr.Request | None = None) -> tuple[Any, ...]:
     """Start pressed: queue every method not done yet (its dataset read with the Columns group's picks) and follow
@@ -162,12 +171,13 @@ def start(ctx: AppContext, name: str, model: str, dataset: str | None, methods: 
     from engine.config import ConfigError
 
     say = words(request)
+    model_name = (model or "").strip()  # the list's entry, or what was typed (a hub id, a path)
     try:
-        config = compare_config(model.strip(), dataset or "", list(methods or []), presets, int(steps or 0),
+        config = compare_config(model_name, dataset or "", list(methods or []), presets, int(steps or 0),
                                 int(batch_size or 0), int(cutoff_len or 0), float(val_size or 0), bool(evaluate),
                                 chosen_map(maps, dataset or ""))
         check_compare_data(config, engine_cache(ctx.workspace))  # a pairs file: refused now, not failed per method
-        compare = ctx.compares.start((name or "").strip() or "compare", config, model_json(ctx, model.strip()))
+        compare = ctx.compares.start((name or "").strip() or "compare", config, model_json(ctx, model_name))
     except StartRefusedError as refused:  # a file matching no format: its columns are picked under Columns
         raise failure(request, refused_sentence(refused, request)) from None
     except (CompareFormError, CompareRunningError, ConfigError, PathError, ModelFileError) as error:
@@ -234,8 +244,9 @@ def build_compare_tab(ctx: AppContext, app: gr.Blocks) -> CompareTab:
         with gr.Row():
             name = gr.Textbox("compare", label=t("compare.name"), info=t("compare.name_help"),
                               elem_id="wb-compare-name")
-            model = gr.Textbox(starter.model.name_or_path if starter else "", label=t("compare.model"),
-                               info=t("compare.model_help"), elem_id="wb-compare-model", scale=2)
+            model = gr.Dropdown(model_choices(ctx.workspace, ctx.assets), allow_custom_value=True,
+                                value=starter.model.name_or_path if starter else None, label=t("compare.model"),
+                                info=t("compare.model_help"), elem_id="wb-compare-model", scale=2)
             dataset = gr.Dropdown([], label=t("compare.dataset"), info=t("compare.dataset_help"),
                                   elem_id="wb-compare-data", scale=2)
         columns = build_columns_panel(STAGE, prefix="wb-compare", maps_id="wb-compare-columns-map")
@@ -272,6 +283,9 @@ def build_compare_tab(ctx: AppContext, app: gr.Blocks) -> CompareTab:
                      plot=plot, csv=csv, md=md, followed=followed, timer=timer, colors=colors)
     app.load(bind(opened, ctx), None, tab.inputs())
     shown.select(bind(datasets, ctx), tab.dataset, tab.dataset)
+    # models exported or first used since the page loaded are offered when the tab is shown again, as on Train
+    shown.select(lambda: gr.update(choices=model_choices(ctx.workspace, ctx.assets)), None, tab.model,
+                 show_progress="hidden")
     app.load(bind(show_latest, ctx), None, tab.view_outputs(), show_progress="hidden")
     wire_chosen_file(ctx, tab.columns, tab.dataset)
     tab.start.click(bind(start, ctx), tab.inputs(), tab.view_outputs())

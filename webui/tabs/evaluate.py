@@ -31,7 +31,7 @@ from webui.components.wiring import bind
 from webui.context import AppContext
 from webui.forms.columns import ColumnMaps
 from webui.forms.datasets import dataset_choices
-from webui.forms.eval_table import Heading, read_predictions, results_html, row_view, table_csv
+from webui.forms.eval_table import Say, model_names, read_predictions, results_html, row_view, table_csv
 from webui.forms.prestart import StartRefusedError, check_test_set
 from webui.i18n import failure, pairs_label, sentence, t, words
 from webui.jobs.commands import engine_cache
@@ -92,27 +92,27 @@ def job_view(ctx: AppContext, job: EvalDir | None, differ: bool, say: Callable[.
         status = f"<span class='wb-error'>{say(key, name=job.name, error=snap.error)}</span>"
         return status, log, "", hidden, empty, job.name, gr.Timer(active=False)
     try:
-        table, csv, rows = results(ctx, job, differ, lambda key, _title: say(key))
+        table, csv, rows = results(ctx, job, differ, say)
     except (OSError, ValueError) as error:  # results damaged or removed since: said, not raised
         status = f"<span class='wb-error'>{say('eval.msg.unreadable', name=job.name, error=error)}</span>"
         return status, log, "", hidden, empty, job.name, gr.Timer(active=False)
     return say("eval.msg.done", name=job.name), log, table, csv, rows, job.name, gr.Timer(active=False)
 
 
-def results(ctx: AppContext, job: EvalDir, differ: bool, heading: Heading) -> tuple[str, Any, Any]:
-    """The metrics table (with the judge's note and the per-tool table; `heading` words its headings), the CSV
+def results(ctx: AppContext, job: EvalDir, differ: bool, say: Say) -> tuple[str, Any, Any]:
+    """The metrics table (with the judge's note and the per-tool table; `say` words its headings), the CSV
     button (the file written beside the results) and the row view of a completed evaluation."""
     metrics = ctx.evals.metrics(job)
     if not metrics:
         raise ValueError(f"{job.metrics.name} is missing")
     csv_path = ctx.evals.csv_path(job)
     csv_path.write_text(table_csv(metrics), encoding="utf-8")
-    return (results_html(metrics, heading), gr.update(value=str(csv_path), visible=True),
-            rows_update(job, metrics, differ))
+    return (results_html(metrics, say), gr.update(value=str(csv_path), visible=True),
+            rows_update(job, metrics, differ, say))
 
 
-def rows_update(job: EvalDir, metrics: dict[str, Any], differ: bool) -> Any:
-    headers, rows = row_view(read_predictions(job.predictions), list(metrics.get("models") or {}), differ)
+def rows_update(job: EvalDir, metrics: dict[str, Any], differ: bool, say: Say) -> Any:
+    headers, rows = row_view(read_predictions(job.predictions), model_names(metrics), differ, say=say)
     return gr.update(value={"headers": headers, "data": rows}, visible=True)
 
 
@@ -212,11 +212,11 @@ def show_latest(ctx: AppContext, differ: bool, request: gr.Request | None = None
     return job_view(ctx, ctx.evals.latest(), differ, words(request))
 
 
-def filter_rows(ctx: AppContext, name: str | None, differ: bool) -> Any:
+def filter_rows(ctx: AppContext, name: str | None, differ: bool, request: gr.Request | None = None) -> Any:
     """The filter toggled: the row view again, all rows or those where a tuned model's answer is not the base's."""
     job = followed(ctx, name)
     metrics = ctx.evals.metrics(job) if job is not None else None
-    return rows_update(job, metrics, differ) if metrics else gr.update()
+    return rows_update(job, metrics, differ, words(request)) if metrics else gr.update()
 
 
 def build_evaluate_tab(ctx: AppContext, app: gr.Blocks) -> EvalTab:
