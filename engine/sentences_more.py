@@ -141,6 +141,9 @@ ENGLISH_MORE: dict[str, str] = {
     "engine.eval.no_model": "The model {source} does not exist: give a run folder, an exported model folder or "
                             "'base'.",
     # the Compare form's refusals (webui/forms/compare_table.py)
+    "engine.eval.choose_model": "Choose at least one model to evaluate: base, a finished run, or both.",
+    "engine.eval.choose_test_set": "Choose a test set: a dataset file, or the validation split of a run.",
+    "engine.eval.choose_run": "Choose a run beside base: the base model is the one the run trained on.",
     "engine.compare.no_methods": "Choose at least one method to compare.",
     "engine.compare.no_dataset": "Choose a dataset: every method trains on it.",
     "engine.compare.preset_unread": "The preset of {method} cannot be read: give a number as its learning rate and "

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -279,6 +280,8 @@ def test_the_judge_column_its_note_and_the_per_tool_table():
     stopped = {**metrics, "judge": {**metrics["judge"], "error": "The judge at X cannot be reached (refused)."}}
     assert "The judge stopped: The judge at X cannot be reached" in eval_table.results_html(stopped)
     assert eval_table.tools_html({"models": {"base": {"loss": 1.0}}}) == ""
+    chinese = evaluate_words("zh-CN")  # the note in the visitor's language (it was English on the Chinese page)
+    assert "评审模型 grader：3 条回复中有 1 条无法读取" in eval_table.results_html(metrics, chinese)
 
 
 def test_the_runs_table_says_which_checkpoint_a_run_kept_and_why():
@@ -332,3 +335,23 @@ def test_a_reload_picks_the_newest_evaluations_choices_again(ctx: AppContext, tm
     cli["data"]["path"] = str(ctx.workspace / "configs" / ".." / "uploads" / "test.jsonl")
     written.write_text(yaml.safe_dump(cli))
     assert evaluate.opened(ctx)[1]["value"] == str(data.resolve())
+
+
+def evaluate_words(language: str):
+    from types import SimpleNamespace
+
+    from webui.i18n import words
+
+    return words(SimpleNamespace(headers={"accept-language": language}, cookies={}))
+
+
+def test_the_evaluate_forms_refusals_are_in_the_visitors_language(ctx: AppContext):
+    from webui.i18n import sentence
+    from webui.jobs.evals import EvalChoiceError
+
+    chinese = SimpleNamespace(headers={"accept-language": "zh-CN"}, cookies={})
+    for models, test_set, said_zh in (([], "x.jsonl", "请至少选择一个要评估的模型"), (["base"], "", "请选择测试集")):
+        with pytest.raises(EvalChoiceError) as refused:
+            ctx.evals.config(models, test_set, ctx.runs.run_dir, 3, 12, general=False)
+        assert said_zh in sentence(chinese, refused.value), sentence(chinese, refused.value)
+

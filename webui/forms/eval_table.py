@@ -199,7 +199,7 @@ def tools_html(metrics: dict[str, Any], say: Say = english) -> str:
     return scrolling("".join(lines))
 
 
-def judge_note(metrics: dict[str, Any]) -> str:
+def judge_note(metrics: dict[str, Any], say: Say = english) -> str:
     """A line under the table on the judge: the sentence that ended it early, or how many replies failed."""
     section = metrics.get("judge")
     if not isinstance(section, dict):
@@ -207,19 +207,18 @@ def judge_note(metrics: dict[str, Any]) -> str:
     parts = [section] + ([section["general"]] if isinstance(section.get("general"), dict) else [])
     error = next((part["error"] for part in parts if part.get("error")), None)
     if error:
-        return f"<p class='wb-error'>The judge stopped: {html.escape(str(error))} The other figures stand.</p>"
+        return f"<p class='wb-error'>{html.escape(say('eval.judge_stopped', error=str(error)))}</p>"
     failed = sum(int(part.get("failed") or 0) for part in parts)
     asked = sum(int(part.get("rows") or 0) for part in parts)
-    judge = html.escape(str(section.get("model")))
+    judge = str(section.get("model"))
     if failed:
-        return (f"<p>Judge {judge}: {failed} of {asked} replies could not be read (judge.jsonl keeps them); the "
-                "scores are the means of the others.</p>")
-    return f"<p>Judge {judge}: {asked} replies read (judge.jsonl keeps them).</p>"
+        return f"<p>{html.escape(say('eval.judge_failed', judge=judge, failed=failed, asked=asked))}</p>"
+    return f"<p>{html.escape(say('eval.judge_read', judge=judge, asked=asked))}</p>"
 
 
 def results_html(metrics: dict[str, Any], say: Say = english) -> str:
     """What the tab shows of metrics.json: the table, the judge's note and the per-tool table."""
-    return table_html(metrics, say) + judge_note(metrics) + tools_html(metrics, say)
+    return table_html(metrics, say) + judge_note(metrics, say) + tools_html(metrics, say)
 
 
 # ---------------------------------------------------------------------------------------------------- rows

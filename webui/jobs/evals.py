@@ -24,6 +24,7 @@ from engine.errors import UserError
 from engine.jobs.kinds import EVAL
 from engine.jobs.rundir import EvalDir, RunDir, read_json
 from engine.sampling import SamplingConfig
+from engine.sentences import said
 from webui.jobs.boundary import Boundary
 from webui.jobs.monitor import JobSnapshot
 from webui.jobs.paths import PathError, safe_name
@@ -87,9 +88,9 @@ class EvalManager:
         Train tab lists them, read with the column map `columns`) or "validation:RUN" (read as its run read it).
         EvalChoiceError, PathError or RunError (one sentence) otherwise."""
         if not models:
-            raise EvalChoiceError("Choose at least one model to evaluate: base, a finished run, or both.")
+            raise EvalChoiceError(said("engine.eval.choose_model"))
         if not test_set:
-            raise EvalChoiceError("Choose a test set: a dataset file, or the validation split of a run.")
+            raise EvalChoiceError(said("engine.eval.choose_test_set"))
         folders = {name: run_dir(name) for name in models if name != BASE}
         update: dict[str, Any] = {"models": [BASE if name == BASE else str(folders[name].path) for name in models]}
         if test_set.startswith(VALIDATION):
@@ -104,7 +105,7 @@ class EvalManager:
                 raise EvalChoiceError(sentence_of(error.errors()[0], ("data",))) from None
         if not folders:  # the base alone: the base model a run of the test set trained on
             if "validation_of" not in update:
-                raise EvalChoiceError("Choose a run beside base: the base model is the one the run trained on.")
+                raise EvalChoiceError(said("engine.eval.choose_run"))
             update["base"] = self.boundary.run(run).model.name_or_path
         try:
             sampling = SamplingConfig(max_new_tokens=int(max_new_tokens))
