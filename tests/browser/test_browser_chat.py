@@ -179,7 +179,14 @@ def test_a_model_loaded_on_another_page_is_not_taken_for_this_conversations(brow
     send(first, QUESTIONS[0])
     first.wait_for_function("() => document.querySelectorAll('#wb-chat-tuned [data-testid=bot]').length === 1",
                             timeout=90_000)
+    # a folder typed first, then a run picked from the list: Load loads the run picked (the box is emptied; Load
+    # preferred the box and loaded the folder)
+    second.get_by_role("tab", name="Chat").click()
+    folder = second.get_by_label("an adapter folder")
+    folder.fill(str(server[1] / "runs" / run / "adapter"))
     open_chat(second, "chat-other")
+    second.wait_for_function("() => document.querySelector('#wb-chat-adapter-dir textarea, "
+                             "#wb-chat-adapter-dir input')?.value === ''", timeout=10_000)
     second.click("#wb-chat-load")
     second.wait_for_selector("#wb-chat-status:has-text('Loaded'):has-text('chat-other')", timeout=120_000)
     send(first, QUESTIONS[1])

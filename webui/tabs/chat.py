@@ -318,6 +318,8 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
     shown.select(*refresh)
     wire_serve_box(ctx, app, serving, shown)
     conversation = [tab.tuned_chat, tab.base_chat, tab.tool_result]  # a model switch starts them afresh (FRESH)
+    # a run picked from the list is what Load loads: the folder box, which Load prefers, is emptied (in the browser)
+    tab.run.input(None, None, tab.adapter_dir, js="() => ''")
     for button, mode in ((tab.load, "ask"), (tab.load_gpu, "gpu"), (tab.load_cpu, "cpu")):
         # No gr.State here: a component created outside the Tab would land in gr.Tabs as a phantom tab.
         button.click(bind(loader(mode), ctx), [tab.run, tab.adapter_dir],
