@@ -247,4 +247,6 @@ CSS = """
 .wb-table-scroll th { white-space: nowrap; }
 /* the rendered example wraps between words (gradio breaks anywhere: "TRAIN/ED"), a long token where it must */
 #wb-example .textfield { word-break: normal; overflow-wrap: anywhere; }
+/* the chat panes' corner buttons (copy all, clear) sit over the first message: room above the messages for them */
+#wb-chat-tuned .bubble-wrap, #wb-chat-base .bubble-wrap { padding-top: 36px; }
 """

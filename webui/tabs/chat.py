@@ -296,8 +296,11 @@ def build_chat_tab(ctx: AppContext, app: gr.Blocks) -> ChatTab:
             tools_note = gr.Markdown(visible=False, elem_id="wb-chat-tools-note")
         side_by_side = gr.Checkbox(label=t("chat.side_by_side"), elem_id="wb-side-by-side")
         with gr.Row():
-            tuned_chat = gr.Chatbot(label=t("chat.tuned"), elem_id="wb-chat-tuned", height=360)
-            base_chat = gr.Chatbot(label=t("chat.base"), visible=False, elem_id="wb-chat-base", height=360)
+            # no "share" button: it posts to Hugging Face Spaces, which a local workbench is not
+            tuned_chat = gr.Chatbot(label=t("chat.tuned"), elem_id="wb-chat-tuned", height=360,
+                                    buttons=["copy", "copy_all"])
+            base_chat = gr.Chatbot(label=t("chat.base"), visible=False, elem_id="wb-chat-base", height=360,
+                                   buttons=["copy", "copy_all"])
         with gr.Row():
             message = gr.Textbox(show_label=False, placeholder=t("chat.placeholder"), scale=4, elem_id="wb-chat-msg")
             tool_result = gr.Checkbox(label=t("chat.as_tool_result"), scale=0, min_width=160,
