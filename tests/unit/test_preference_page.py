@@ -12,7 +12,7 @@ from engine.jobs.rundir import RunDir
 from engine.train.objectives import DPO_CURVES
 from webui.components.render import loss_colors, loss_frame, runs_rows
 from webui.forms import mapping as forms
-from webui.jobs.monitor import JobMonitor
+from webui.jobs.monitor import JobMonitor, JobSnapshot
 from webui.jobs.runs import read_info
 
 
@@ -130,3 +130,11 @@ def test_the_pairs_label_and_the_plots_y_title_follow_the_visitors_language(tmp_
     assert recolour_titled({"train": "#000"}, None)["y_title"] == "loss"
     assert (recolour_titled(drawn, None)["y_title"], recolour_titled(drawn, zh)["y_title"]) == ("value", "数值")
     assert recolour_titled(drawn, None)["color_map"] == drawn
+    # the legend in the visitor's language (the Chinese Runs tab said "long-lora · train"), the title still "loss"
+    from webui.i18n import words
+
+    run = JobSnapshot(name="a", curves={"loss": [(1, 2.0)], "eval_loss": [(1, 2.5)]})
+    chinese = words(zh)
+    assert set(loss_frame({"a": run, "b": run}, chinese)["series"]) == {"a · 训练", "a · 验证", "b · 训练", "b · 验证"}
+    colors = loss_colors({"a": run}, chinese)
+    assert set(colors) == {"训练", "验证"} and recolour_titled(colors, zh)["y_title"] == "损失"

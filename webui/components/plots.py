@@ -19,7 +19,7 @@ from typing import Any
 import gradio as gr
 
 from webui.components.render import y_title_key
-from webui.i18n import message
+from webui.i18n import message, words
 
 
 def recolour(colors: dict[str, str]) -> Any:
@@ -31,7 +31,7 @@ def recolour_titled(colors: dict[str, str], request: gr.Request | None = None) -
     """recolour, with the y-axis title that fits the series (render.y_title_key) in the visitor's language."""
     if not colors:
         return gr.skip()
-    return gr.update(color_map=colors, y_title=message(request, y_title_key(colors)))
+    return gr.update(color_map=colors, y_title=message(request, y_title_key(colors, words(request))))
 
 
 def colour_state(plot: gr.LinePlot, titled: bool = False) -> gr.State:

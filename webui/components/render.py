@@ -73,18 +73,23 @@ def progress_html(snap: JobSnapshot | None, text: Callable[..., str] | None = No
     )
 
 
-CURVE_LABELS = {"loss": "train", "eval_loss": "eval"}  # a training run's two curves, as the plot has named them
+CURVE_LABELS = {"loss": "train", "eval_loss": "eval"}  # a training run's two curves, as the plot names them in English
 NOT_PLOTTED = ("learning_rate", "grad_norm", "tokens_per_s")  # the trainer's bookkeeping: other scales, and the
 # log (learning rate, grad norm) and the progress bar (tokens/s) show them already
 EXTRA_COLORS = ["#0891b2", "#65a30d", "#9333ea", "#db2777", "#ea580c", "#4b5563"]  # curves a job adds
 
 
-def y_title_key(series: list[str] | dict[str, str]) -> str:
-    """The locale key of a curves plot's y-axis title for the series it draws (series_name's): "plot.loss" while
-    every curve is a loss (train, eval), "plot.value" once another is drawn beside them (a preference run's
-    rewards, an eval score), which "loss" would misname."""
+def curve_labels(text: Callable[..., str] | None = None) -> dict[str, str]:
+    """A training run's two curves as the legend names them, in the language of `text` (webui.i18n.Words)."""
+    return {name: text(f"plot.series_{label}") for name, label in CURVE_LABELS.items()} if text else CURVE_LABELS
+
+
+def y_title_key(series: list[str] | dict[str, str], text: Callable[..., str] | None = None) -> str:
+    """The locale key of a curves plot's y-axis title for the series it draws (series_name's, worded by `text`):
+    "plot.loss" while every curve is a loss (train, eval), "plot.value" once another is drawn beside them (a
+    preference run's rewards, an eval score), which "loss" would misname."""
     kinds = {name.rpartition(" · ")[2] for name in series}
-    return "plot.loss" if kinds <= set(CURVE_LABELS.values()) else "plot.value"
+    return "plot.loss" if kinds <= set(curve_labels(text).values()) else "plot.value"
 
 
 def series_name(run: str, kind: str, several: bool) -> str:
@@ -93,29 +98,31 @@ def series_name(run: str, kind: str, several: bool) -> str:
     return f"{run} · {kind}" if several else kind
 
 
-def plotted_curves(snap: JobSnapshot) -> list[tuple[str, list[tuple[int, float]]]]:
+def plotted_curves(snap: JobSnapshot,
+                   labels: dict[str, str] = CURVE_LABELS) -> list[tuple[str, list[tuple[int, float]]]]:
     """(legend label, points) of every curve of a job that the plot draws, in the order the job first reported them:
     every named value but the trainer's bookkeeping (NOT_PLOTTED), so that a job's own curves (a reward margin, an
     eval score) are drawn with no change here; a training run draws train and eval loss, as it always has."""
-    return [(CURVE_LABELS.get(name, name), points) for name, points in snap.curves.items()
+    return [(labels.get(name, name), points) for name, points in snap.curves.items()
             if name not in NOT_PLOTTED and points]
 
 
-def loss_frame(snaps: dict[str, JobSnapshot]) -> pd.DataFrame:
-    """Long-format curves for a LinePlot: one series per (run, curve); see `plotted_curves`.
+def loss_frame(snaps: dict[str, JobSnapshot], text: Callable[..., str] | None = None) -> pd.DataFrame:
+    """Long-format curves for a LinePlot: one series per (run, curve), named in the language of `text`; see
+    `plotted_curves`.
 
     The columns are typed even when empty: the plot takes its axis types from the first frame it draws,
     and an empty object column reads as categorical (steps and losses on a point scale).
     """
     rows: list[tuple[int, float, str]] = []
-    several = len(snaps) > 1
+    several, labels = len(snaps) > 1, curve_labels(text)
     for name, snap in snaps.items():
-        for label, points in plotted_curves(snap):
+        for label, points in plotted_curves(snap, labels):
             rows += [(step, value, series_name(name, label, several)) for step, value in points]
     return pd.DataFrame(rows, columns=LOSS_COLUMNS).astype(LOSS_TYPES)
 
 
-def loss_colors(snaps: dict[str, JobSnapshot]) -> dict[str, str]:
+def loss_colors(snaps: dict[str, JobSnapshot], text: Callable[..., str] | None = None) -> dict[str, str]:
     """Series -> colour for the series loss_frame(snaps) holds: one hue per run, eval a lighter shade of it, and a
     colour of its own for every other curve a job reports.
 
@@ -123,11 +130,11 @@ def loss_colors(snaps: dict[str, JobSnapshot]) -> dict[str, str]:
     and rebuilds the chart only when this map changes; a series missing from the domain is drawn invisible.
     """
     colors: dict[str, str] = {}
-    several = len(snaps) > 1
+    several, labels = len(snaps) > 1, curve_labels(text)
     extra = 0
     for index, (name, snap) in enumerate(snaps.items()):
-        shades = dict(zip(CURVE_LABELS.values(), RUN_COLORS[index % len(RUN_COLORS)], strict=True))
-        for label, _ in plotted_curves(snap):
+        shades = dict(zip(labels.values(), RUN_COLORS[index % len(RUN_COLORS)], strict=True))
+        for label, _ in plotted_curves(snap, labels):
             if label not in shades:
                 shades[label] = EXTRA_COLORS[extra % len(EXTRA_COLORS)]
                 extra += 1

@@ -114,8 +114,8 @@ def show_runs(ctx: AppContext, selected: list[str] | None, seen: str, request: g
     compare = config_diff_html(configs, words(request)) if len(configs) > 1 else ""
     command = ctx.runs.tensorboard_command(list(snaps))
     say = words(request)
-    return (progress_html(snaps[first], say), loss_frame(snaps), log_text(snaps[first], tail, say), compare, signature,
-            loss_colors(snaps), gr.update(value=command, visible=bool(command)))
+    return (progress_html(snaps[first], say), loss_frame(snaps, say), log_text(snaps[first], tail, say), compare,
+            signature, loss_colors(snaps, say), gr.update(value=command, visible=bool(command)))
 
 
 def stop_selected(ctx: AppContext, selected: list[str] | None, request: gr.Request | None = None) -> None:

@@ -129,9 +129,9 @@ def poll(ctx: AppContext, panel: MonitorPanel, name: str | None, seen: int, requ
     # a run that has just finished can be started from (SFT, then DPO from it) without a reload or another tab
     ended = {panel.start_run: list_start_runs(ctx, None, request)} if snap.finished and panel.start_run else {}
     say = words(request)
-    return {panel.progress: progress_html(snap, say), panel.loss: loss_frame(snaps),
+    return {panel.progress: progress_html(snap, say), panel.loss: loss_frame(snaps, say),
             panel.log: log_text(snap, tail, say), panel.seen: snap.version,
-            panel.loss_colors: loss_colors(snaps)} | also | ended
+            panel.loss_colors: loss_colors(snaps, say)} | also | ended
 
 
 def watch(ctx: AppContext, panel: MonitorPanel, name: str | None = None, request: gr.Request | None = None) -> Any:
