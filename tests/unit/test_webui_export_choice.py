@@ -44,22 +44,33 @@ def test_a_full_or_freeze_run_exports_its_model_in_the_chosen_dtype(ctx, method)
     assert ctx.exports.start(ctx.runs.run_dir(f"{method}-demo"), "bfloat16", 2).path.name == f"{method}-demo-bfloat16"
 
 
-def test_an_export_of_trained_weights_is_not_called_merged():
-    """A full or freeze run has no adapter: its export is the model with the trained weights, not a merge."""
+def test_an_export_of_trained_weights_is_not_called_merged(tmp_path: Path):
+    """A full or freeze run has no adapter: its export is the model with the trained weights, not a merge (its
+    model/export.json names the method). A LoRA export from the command line without --zip has no zips: still
+    merged, and the tab says there is nothing to download (it was taken for a full run's export)."""
+    import json
     from types import SimpleNamespace
 
+    from engine.jobs.rundir import ExportDir
     from webui.i18n import words
+    from webui.jobs.exports import ExportManager
     from webui.tabs import export
 
-    def shown(adapter_zip, language="en-US"):
-        ctx = SimpleNamespace(exports=SimpleNamespace(downloads=lambda _job, _snap: (Path("/x/m.zip"), adapter_zip)))
-        snap = SimpleNamespace(result={"merged": True})
+    def shown(method, zips, language="en-US"):
+        job = ExportDir(tmp_path / f"{method}-job")
+        job.out.mkdir(parents=True, exist_ok=True)
+        (job.out / "export.json").write_text(json.dumps({"method": method, "merged": True}))
+        ctx = SimpleNamespace(exports=SimpleNamespace(downloads=lambda _job, _snap: zips,
+                                                      trained_weights=ExportManager.trained_weights))
         say = words(SimpleNamespace(headers={"accept-language": language}, cookies={}))
-        return export.downloads(ctx, SimpleNamespace(out=Path("/x/model")), snap, say)
+        return export.downloads(ctx, job, SimpleNamespace(result={"merged": True}), say)
 
-    status, merged, adapter = shown(None)
+    status, merged, adapter = shown("freeze", (Path("/x/m.zip"), None))
     assert "nothing to merge" in status and "merged" not in status and adapter["visible"] is False
     assert merged["value"] == "/x/m.zip"
-    assert "无需合并" in shown(None, "zh-CN")[0]
-    status, merged, adapter = shown(Path("/x/a.zip"))  # an adapter run: merged, both offered
+    assert "无需合并" in shown("full", (Path("/x/m.zip"), None), "zh-CN")[0]
+    status, merged, adapter = shown("lora", (Path("/x/m.zip"), Path("/x/a.zip")))  # merged, both offered
     assert status.startswith("Done: merged model") and adapter["value"] == "/x/a.zip"
+    status, merged, adapter = shown("lora", (None, None))  # the command line's export without --zip
+    assert status.startswith("Done: merged model") and "without --zip" in status
+    assert merged["visible"] is False and adapter["visible"] is False

@@ -4,9 +4,11 @@ folder after a reload or a restart of launch.py: its state, log and downloads ar
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from engine.config import ExportConfig
+from engine.config_stage import FULL_WEIGHT_METHODS
 from engine.jobs.events import FINAL_STATES
 from engine.jobs.exports import export_name
 from engine.jobs.rundir import ExportDir, RunDir
@@ -67,6 +69,16 @@ class ExportManager:
 
     def follow(self, job: ExportDir) -> JobSnapshot:
         return self.scheduler.monitor(job).refresh()
+
+    @staticmethod
+    def trained_weights(job: ExportDir) -> bool:
+        """The export holds a full or freeze run's own weights (nothing was merged), as its model/export.json says;
+        False where that file cannot be read."""
+        try:
+            facts = json.loads((job.out / "export.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return isinstance(facts, dict) and facts.get("method") in FULL_WEIGHT_METHODS
 
     def downloads(self, job: ExportDir, snap: JobSnapshot) -> tuple[Path | None, Path | None]:
         """The merged-model zip and the adapter zip of a completed export, where they exist in its folder."""

@@ -93,9 +93,10 @@ def downloads(ctx: AppContext, job: ExportDir, snap: JobSnapshot, say: Callable[
         reason = Sentence.of(result.get("reason_said")) or result.get("reason")  # keyed: in the visitor's language
         status = say("export.msg.not_mergeable", reason=reason)
         return status, gr.update(visible=False), download(export_zip or adapter_zip)
-    if adapter_zip is None:  # full or freeze: the run trained the weights themselves, there was nothing to merge
-        return say("export.msg.done_weights", out=job.out), download(export_zip), download(None)
-    return say("export.msg.done", out=job.out), download(export_zip), download(adapter_zip)
+    done = say("export.msg.done_weights" if ctx.exports.trained_weights(job) else "export.msg.done", out=job.out)
+    if export_zip is None:  # exported from the command line without --zip
+        done += " " + say("export.msg.no_zip")
+    return done, download(export_zip), download(adapter_zip)
 
 
 def download(path: Path | None) -> Any:
