@@ -196,9 +196,13 @@ def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0]
+        if first["type"] == "json_invalid":  # its loc is the body and a character's position, not a field
+            return answer(400, "The body is not valid JSON: send a JSON object, as OpenAI's API takes.",
+                          "invalid_request")
         field = ".".join(str(part) for part in first["loc"] if part != "body")
         code = "missing_required_parameter" if first["type"] == "missing" else "invalid_value"
-        return answer(400, f"{field or 'The body'}: {first['msg'][0].lower()}{first['msg'][1:]}.", code, field)
+        said = first["msg"] if first["msg"][:2].isupper() else first["msg"][0].lower() + first["msg"][1:]
+        return answer(400, f"{field or 'The body'}: {said}.", code, field or None)
 
     @app.exception_handler(HTTPException)
     def http_error(request: Request, error: HTTPException) -> JSONResponse:

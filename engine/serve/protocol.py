@@ -81,10 +81,20 @@ class Request(BaseModel):
                                   "repetition_penalty": self.repetition_penalty}
         if self.seed is not None:
             values["seed"] = self.seed
+        for name, value in values.items():  # a refused setting is named as the request spells it
+            try:
+                check_params({name: value})
+            except ChatError as error:
+                asked = self.longest_name() if name == "max_new_tokens" else name
+                raise ServeError(str(error).replace(name, asked, 1), code="invalid_value", param=asked) from None
         return check_params(values)
 
     def longest(self) -> int | None:
         return self.max_tokens
+
+    def longest_name(self) -> str:
+        """The request's field that longest() read (what the engine calls max_new_tokens)."""
+        return "max_tokens"
 
 
 class ChatRequest(Request):
@@ -95,6 +105,9 @@ class ChatRequest(Request):
 
     def longest(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+
+    def longest_name(self) -> str:
+        return "max_completion_tokens" if self.max_completion_tokens is not None else "max_tokens"
 
     def offered_tools(self) -> list[dict[str, Any]] | None:
         if self.tool_choice == "none":

@@ -44,6 +44,11 @@ def chat(**fields: object) -> dict:
     ("post", "/v1/chat/completions", chat(messages=[]), 400, "invalid_request", None),
     ("post", "/v1/chat/completions", {"messages": []}, 400, "missing_required_parameter", "model"),
     ("post", "/v1/chat/completions", chat(temperature="hot"), 400, "invalid_value", "temperature"),
+    # a setting the sampling refuses is named as the request spells it (it said max_new_tokens, param null)
+    ("post", "/v1/chat/completions", chat(max_tokens=0), 400, "invalid_value", "max_tokens"),
+    ("post", "/v1/chat/completions", chat(max_completion_tokens=0), 400, "invalid_value", "max_completion_tokens"),
+    ("post", "/v1/chat/completions", chat(temperature=-1), 400, "invalid_value", "temperature"),
+    ("post", "/v1/completions", {"model": MODEL, "prompt": "a", "top_p": 0}, 400, "invalid_value", "top_p"),
     ("post", "/v1/completions", {"model": MODEL, "prompt": ["a", "b"]}, 400, "unsupported_value", "prompt"),
     ("get", "/v1/nowhere", None, 404, "unknown_url", None),
     ("get", "/v1/chat/completions", None, 405, "method_not_allowed", None),
@@ -80,3 +85,17 @@ def test_the_host_guard_answers_a_client_in_english_and_a_browser_in_its_languag
     assert english.text == api.json()["error"]["message"]
     bare = TestClient(HostGuard(FastAPI())).get("/", headers={"Host": "evil.example", "Accept": "text/html"})
     assert bare.json()["error"]["code"] == HOST_CODE  # the API server's guard: always the error body
+
+
+def test_a_body_that_is_not_json_is_one_sentence(client: TestClient) -> None:
+    """It said "0: jSON decode error." with param "0" (pydantic's location of the bad character)."""
+    answer = client.post("/v1/chat/completions", content=b"not json", headers={"Content-Type": "application/json"})
+    error = answer.json()["error"]
+    assert answer.status_code == 400 and (error["code"], error["param"]) == ("invalid_request", None)
+    assert error["message"] == "The body is not valid JSON: send a JSON object, as OpenAI's API takes."
+
+
+def test_a_refused_setting_says_the_requests_name(client: TestClient) -> None:
+    error = client.post("/v1/chat/completions", json=chat(max_tokens=0)).json()["error"]
+    assert error["message"].startswith("max_tokens is 0: ") and "max_new_tokens" not in error["message"]
+
