@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 import pytest
+import yaml
 
 from tests import run_folders
 from webui.components.columns import build_columns_panel
@@ -132,6 +133,13 @@ def test_a_reload_fills_the_compare_form_with_the_newest_comparison(ctx, qa, tmp
     assert model == "org/tiny"  # a hub id, as typed
     assert presets[0][:2] == ["lora", 0.001] and presets[1] == compare.preset_rows()[1]  # an unchosen method's own
     assert maps == {str(qa): MAPPED}
+    # a comparison from the command line names its dataset as its config wrote it: the same file is picked
+    written = ctx.compares.latest().path / "config.yaml"
+    cli = yaml.safe_load(written.read_text())
+    cli["data"]["path"] = str(ctx.workspace / "configs" / ".." / "uploads" / "qa.csv")
+    written.write_text(yaml.safe_dump(cli))
+    *_, maps = reloaded = compare.opened(ctx)
+    assert reloaded[2]["value"] == str(qa) and maps == {str(qa): MAPPED}
 
 
 def test_the_compare_tabs_base_model_is_the_train_tabs_list_where_a_hub_id_may_still_be_typed(ctx):

@@ -45,6 +45,14 @@ def dataset_choices(uploads: Path, assets: Path,
     return found
 
 
+def listed_as(path: str, listed: list[str]) -> str | None:
+    """A job config's dataset as the dataset list names it: the entry naming the same file (a job started from the
+    command line names it as its config wrote it, e.g. WORKSPACE/configs/../uploads/test.csv); None where the list
+    has no such file."""
+    same = [value for value in listed if value == path or Path(value).resolve() == Path(path).resolve()]
+    return same[0] if same else None
+
+
 def store_upload(temp_path: str | Path, uploads: Path, received_in: Path) -> Path:
     """Store a file Gradio received (save_upload) so that it is stored once: moved out of Gradio's upload
     folder `received_in`, and the folder Gradio made for it there removed once empty. A file from anywhere

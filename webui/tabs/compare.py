@@ -40,7 +40,7 @@ from webui.forms.compare_table import (
     preset_rows,
     table_html,
 )
-from webui.forms.datasets import dataset_choices
+from webui.forms.datasets import dataset_choices, listed_as
 from webui.forms.mapping import starter_config
 from webui.forms.models import model_choices, model_config_json
 from webui.forms.prestart import StartRefusedError, check_compare_data
@@ -220,8 +220,9 @@ def opened(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, ...
         return keep, keep, listing, *(keep,) * 8
     data = config.data
     listed = [path for _, path in listing["choices"]]
-    chosen = data.path if isinstance(data.path, str) and data.path in listed else listing["value"]
-    maps = {data.path: dict(data.columns)} if isinstance(data.path, str) and data.columns else {}
+    path = (listed_as(data.path, listed) or data.path) if isinstance(data.path, str) else None
+    chosen = path if path in listed else listing["value"]
+    maps = {path: dict(data.columns)} if path and data.columns else {}
     return (latest.name, config.model.name_or_path, gr.update(choices=listing["choices"], value=chosen),
             [method for method in config.methods if method in METHOD_NAMES], preset_rows(config.presets),
             config.train.max_steps or keep, config.train.batch_size, config.train.cutoff_len, data.val_size,

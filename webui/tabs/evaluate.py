@@ -30,7 +30,7 @@ from webui.components.widgets import listing
 from webui.components.wiring import bind
 from webui.context import AppContext
 from webui.forms.columns import ColumnMaps
-from webui.forms.datasets import dataset_choices
+from webui.forms.datasets import dataset_choices, listed_as
 from webui.forms.eval_table import Say, model_names, read_predictions, results_html, row_view, table_csv
 from webui.forms.prestart import StartRefusedError, check_test_set
 from webui.i18n import failure, pairs_label, sentence, t, words
@@ -128,13 +128,6 @@ def choices(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, An
     return gr.update(choices=[BASE, *runs]), gr.update(choices=sets)
 
 
-def listed_as(path: str, listed: list[str]) -> str:
-    """The test set's entry in the list: the one naming the same file (an evaluation started from the command line
-    names it as its config wrote it, e.g. WORKSPACE/configs/../uploads/test.csv), else the path as written."""
-    same = [value for value in listed if value == path or Path(value).resolve() == Path(path).resolve()]
-    return same[0] if same else path
-
-
 def choices_kept(ctx: AppContext, models: list[str] | None, test_set: str | None,
                  request: gr.Request | None = None) -> tuple[Any, Any]:
     """The tab shown again: the lists as the workspace holds them now, with the visitor's picks kept where they are
@@ -159,7 +152,7 @@ def opened(ctx: AppContext, request: gr.Request | None = None) -> tuple[Any, ...
               if name in models["choices"]]
     listed = [value for _, value in sets["choices"]]
     test_set = (validation_choice(Path(config.validation_of).name) if config.validation_of
-                else listed_as(config.data.path, listed) if config.data is not None else None)
+                else listed_as(config.data.path, listed) or config.data.path if config.data is not None else None)
     maps = {test_set: dict(config.data.columns)} if config.data is not None and config.data.columns else {}
     return (gr.update(choices=models["choices"], value=chosen or [BASE]),
             gr.update(choices=sets["choices"], value=test_set) if test_set in listed else sets,
